@@ -1,0 +1,12 @@
+# Warning flags shared by every target; -Werror when KMM_WERROR is on (CI turns it on).
+add_compile_options(-Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+                    -Wcast-align -Wunused -Woverloaded-virtual -Wpedantic -Wconversion
+                    -Wno-sign-conversion -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+if(KMM_WERROR)
+  add_compile_options(-Werror)
+endif()
+
+# kmm_core_target(NAME): the flags every core layer is built with.
+function(kmm_core_target name)
+  target_compile_options(${name} PRIVATE -fno-exceptions -fno-rtti)
+endfunction()

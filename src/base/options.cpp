@@ -1,0 +1,79 @@
+// kmm/base/options.cpp — KMM_OPTIONS parsing without allocation.
+#include "base/options.h"
+
+#include "base/report.h"
+#include "base/text.h"
+
+namespace kmm {
+
+bool OptionView::key_is(const char* k) const {
+  std::size_t n = str_len(k);
+  if (n != key_len) return false;
+  for (std::size_t i = 0; i < n; ++i)
+    if (key[i] != k[i]) return false;
+  return true;
+}
+
+bool OptionView::value_is(const char* v) const {
+  std::size_t n = str_len(v);
+  if (n != value_len) return false;
+  for (std::size_t i = 0; i < n; ++i)
+    if (value[i] != v[i]) return false;
+  return true;
+}
+
+bool OptionView::value_size(std::uint64_t* out) const { return parse_size(value, value_len, out); }
+
+bool parse_size(const char* s, std::size_t n, std::uint64_t* out) {
+  if (n == 0) return false;
+  std::uint64_t v = 0;
+  std::size_t i = 0;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+    std::uint64_t d = static_cast<std::uint64_t>(s[i] - '0');
+    if (v > (~std::uint64_t{0} - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (i == 0) return false;
+  unsigned shift = 0;
+  if (i < n) {
+    switch (s[i]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: return false;
+    }
+    ++i;
+    if (i < n && (s[i] == 'B' || s[i] == 'b')) ++i;
+  }
+  if (i != n) return false;
+  if (shift != 0 && v > (~std::uint64_t{0} >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+unsigned parse_options(const char* text, OptionVisitor visit, void* arg) {
+  unsigned bad = 0;
+  if (text == nullptr) return 0;
+  const char* p = text;
+  while (*p) {
+    const char* item = p;
+    while (*p && *p != ':') ++p;
+    const char* end = p;
+    if (*p == ':') ++p;
+    if (end == item) continue;
+    const char* eq = item;
+    while (eq < end && *eq != '=') ++eq;
+    OptionView opt{item, static_cast<std::size_t>(eq - item), eq < end ? eq + 1 : end,
+                   eq < end ? static_cast<std::size_t>(end - eq - 1) : 0};
+    if (eq == end || !visit(opt, arg)) {
+      ++bad;
+      StackText<256> line;
+      line.str("kmm: warning: ").str(eq == end ? "malformed option (want key=value): " : "unknown option: ");
+      line.str(item, static_cast<std::size_t>(end - item)).nl();
+      write_report_text(line.data(), line.size());
+    }
+  }
+  return bad;
+}
+
+}  // namespace kmm

@@ -1,0 +1,310 @@
+// kmm/page/buddy.cpp — buddy split/merge, watermarks, fragmentation indices.
+#include "page/buddy.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/text.h"
+
+namespace kmm {
+namespace {
+
+std::uint64_t isqrt(std::uint64_t x) {
+  std::uint64_t r = 0;
+  for (std::uint64_t bit = std::uint64_t{1} << 62; bit != 0; bit >>= 2) {
+    if (x >= r + bit) {
+      x -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes) {
+  phys_ = phys;
+  start_ = start;
+  end_ = end;
+  for (auto& a : area_) a = FreeArea{};
+  free_pages_.store(0, std::memory_order_relaxed);
+  managed_pages_ = end > start ? end - start : 0;
+  // Free the range as the largest aligned blocks that fit (Linux's memblock_free_all).
+  pfn_t pfn = start;
+  while (pfn < end) {
+    unsigned order = kMaxOrder;
+    while (order > 0 && ((index(pfn) & ((pfn_t{1} << order) - 1)) != 0 || pfn + (pfn_t{1} << order) > end)) --order;
+    Page* p = phys_->pfn_to_page(pfn);
+    for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
+      Page* q = p + i;
+      q->flags = 0;
+      q->refcount = 0;
+      q->owner = kOwnerFree;
+    }
+    free_locked(pfn, order);
+    pfn += pfn_t{1} << order;
+  }
+  std::uint64_t managed_kb = managed_pages_ * (kPageSize / 1024);
+  std::uint64_t min_kb = min_free_kbytes;
+  if (min_kb == 0) {
+    min_kb = isqrt(managed_kb * 16);
+    if (min_kb < 128) min_kb = 128;
+    if (min_kb > 65536) min_kb = 65536;
+  }
+  if (min_free_kbytes == ~std::uint64_t{0}) min_kb = 0;  // watermarks off
+  std::uint64_t min_pages = min_kb / (kPageSize / 1024);
+  // Never reserve more than a quarter of a tiny machine.
+  if (min_pages > managed_pages_ / 4) min_pages = managed_pages_ / 4;
+  wmark_.min = min_pages;
+  wmark_.low = min_pages + min_pages / 4;
+  wmark_.high = min_pages + min_pages / 2;
+}
+
+void BuddyZone::list_add(unsigned order, pfn_t pfn) {
+  Page* p = phys_->pfn_to_page(pfn);
+  p->flags = PG_buddy;
+  p->order = static_cast<std::uint8_t>(order);
+  p->lru.prev = kNoPfn;
+  p->lru.next = area_[order].head;
+  if (area_[order].head != kNoPfn) phys_->pfn_to_page(area_[order].head)->lru.prev = pfn;
+  area_[order].head = pfn;
+  area_[order].nr_free++;
+}
+
+void BuddyZone::list_del(unsigned order, pfn_t pfn) {
+  Page* p = phys_->pfn_to_page(pfn);
+  if (p->lru.prev != kNoPfn) {
+    phys_->pfn_to_page(p->lru.prev)->lru.next = p->lru.next;
+  } else {
+    area_[order].head = p->lru.next;
+  }
+  if (p->lru.next != kNoPfn) phys_->pfn_to_page(p->lru.next)->lru.prev = p->lru.prev;
+  p->flags = 0;
+  p->order = 0;
+  p->lru.next = p->lru.prev = kNoPfn;
+  area_[order].nr_free--;
+}
+
+void BuddyZone::free_locked(pfn_t pfn, unsigned order) {
+  free_pages_.fetch_add(std::uint64_t{1} << order, std::memory_order_relaxed);
+  while (order < kMaxOrder) {
+    pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << order));
+    if (buddy < start_ || buddy + (pfn_t{1} << order) > end_) break;
+    Page* b = phys_->pfn_to_page(buddy);
+    if (!b->is(PG_buddy) || b->order != order) break;
+    list_del(order, buddy);
+    if (buddy < pfn) pfn = buddy;
+    ++order;
+  }
+  list_add(order, pfn);
+}
+
+bool BuddyZone::watermark_ok(unsigned order, gfp_t gfp) const {
+  if (gfp & __GFP_NOWMARK) return true;
+  std::uint64_t reserve = wmark_.min;
+  if (gfp & __GFP_HIGH) reserve /= 2;
+  std::uint64_t want = std::uint64_t{1} << order;
+  std::uint64_t free = free_pages_.load(std::memory_order_relaxed);
+  return free >= want && free - want >= reserve;
+}
+
+Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp) {
+  if (order > kMaxOrder || !watermark_ok(order, gfp)) return nullptr;
+  unsigned k = order;
+  while (k <= kMaxOrder && area_[k].head == kNoPfn) ++k;
+  if (k > kMaxOrder) return nullptr;
+  pfn_t pfn = area_[k].head;
+  list_del(k, pfn);
+  // expand(): give back the upper halves.
+  while (k > order) {
+    --k;
+    list_add(k, pfn + (pfn_t{1} << k));
+  }
+  free_pages_.fetch_sub(std::uint64_t{1} << order, std::memory_order_relaxed);
+  Page* p = phys_->pfn_to_page(pfn);
+  p->refcount = 1;
+  return p;
+}
+
+Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
+  Page* p;
+  {
+    LockGuard g(lock_);
+    p = alloc_locked(order, gfp);
+  }
+  if (p == nullptr) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, kPageSize << order);
+  return p;
+}
+
+void BuddyZone::free_pages(Page* page, unsigned order) {
+  pfn_t pfn = phys_->page_to_pfn(page);
+  LockGuard g(lock_);
+  for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
+    Page* q = page + i;
+    q->flags = 0;
+    q->owner = kOwnerFree;
+    q->refcount = 0;
+    q->cache_id = 0;
+  }
+  free_locked(pfn, order);
+}
+
+Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
+  if (count == 0) return nullptr;
+  unsigned order = get_order(count << kPageShift);
+  if (order > kMaxOrder) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  Page* p;
+  {
+    LockGuard g(lock_);
+    p = alloc_locked(order, gfp);
+    if (p != nullptr) {
+      pfn_t pfn = phys_->page_to_pfn(p);
+      // Give back frames [count, 2^order) as the largest aligned blocks.
+      pfn_t at = pfn + static_cast<pfn_t>(count);
+      pfn_t end = pfn + (pfn_t{1} << order);
+      while (at < end) {
+        unsigned k = 0;
+        while (k < order && (index(at) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && at + (pfn_t{2} << k) <= end) ++k;
+        free_locked(at, k);
+        at += pfn_t{1} << k;
+      }
+    }
+  }
+  if (p == nullptr) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, count << kPageShift);
+  return p;
+}
+
+void BuddyZone::free_pages_exact(Page* page, std::uint64_t count) {
+  pfn_t pfn = phys_->page_to_pfn(page);
+  pfn_t end = pfn + static_cast<pfn_t>(count);
+  LockGuard g(lock_);
+  for (pfn_t i = 0; i < count; ++i) {
+    Page* q = page + i;
+    q->flags = 0;
+    q->owner = kOwnerFree;
+    q->refcount = 0;
+    q->cache_id = 0;
+  }
+  while (pfn < end) {
+    unsigned k = 0;
+    while (k < kMaxOrder && (index(pfn) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && pfn + (pfn_t{2} << k) <= end) ++k;
+    free_locked(pfn, k);
+    pfn += pfn_t{1} << k;
+  }
+}
+
+void BuddyZone::snapshot(std::uint64_t out[kNrOrders]) const {
+  LockGuard g(lock_);
+  for (unsigned k = 0; k < kNrOrders; ++k) out[k] = area_[k].nr_free;
+}
+
+std::uint64_t BuddyZone::largest_free_block() const {
+  std::uint64_t nr[kNrOrders];
+  snapshot(nr);
+  for (unsigned k = kNrOrders; k-- > 0;)
+    if (nr[k] != 0) return std::uint64_t{1} << k;
+  return 0;
+}
+
+namespace {
+struct ContigInfo {
+  std::uint64_t free_pages = 0, free_blocks_total = 0, free_blocks_suitable = 0;
+};
+ContigInfo contig_info(const std::uint64_t nr[kNrOrders], unsigned order) {
+  ContigInfo info;
+  for (unsigned k = 0; k < kNrOrders; ++k) {
+    info.free_blocks_total += nr[k];
+    info.free_pages += nr[k] << k;
+    if (k >= order) info.free_blocks_suitable += nr[k] << (k - order);
+  }
+  return info;
+}
+}  // namespace
+
+int BuddyZone::fragmentation_index(unsigned order) const {
+  std::uint64_t nr[kNrOrders];
+  snapshot(nr);
+  ContigInfo info = contig_info(nr, order);
+  if (info.free_blocks_total == 0) return 0;
+  if (info.free_blocks_suitable != 0) return -1000;
+  std::uint64_t requested = std::uint64_t{1} << order;
+  return static_cast<int>(1000 - (1000 + info.free_pages * 1000 / requested) / info.free_blocks_total);
+}
+
+int BuddyZone::unusable_index(unsigned order) const {
+  std::uint64_t nr[kNrOrders];
+  snapshot(nr);
+  ContigInfo info = contig_info(nr, order);
+  if (info.free_pages == 0) return 0;
+  return static_cast<int>((info.free_pages - (info.free_blocks_suitable << order)) * 1000 / info.free_pages);
+}
+
+bool BuddyZone::check_invariants(TextSink* why) const {
+  LockGuard g(lock_);
+  std::uint64_t total = 0;
+  for (unsigned k = 0; k < kNrOrders; ++k) {
+    std::uint64_t n = 0;
+    pfn_t prev = kNoPfn;
+    for (pfn_t pfn = area_[k].head; pfn != kNoPfn;) {
+      if (pfn < start_ || pfn + (pfn_t{1} << k) > end_) {
+        if (why) why->str("buddy: block ").u(pfn).str(" of order ").u(k).str(" outside the zone");
+        return false;
+      }
+      const Page* p = phys_->pfn_to_page(pfn);
+      if (!p->is(PG_buddy) || p->order != k) {
+        if (why) why->str("buddy: block ").u(pfn).str(" on list ").u(k).str(" lacks PG_buddy/order");
+        return false;
+      }
+      if ((index(pfn) & ((pfn_t{1} << k) - 1)) != 0) {
+        if (why) why->str("buddy: block ").u(pfn).str(" misaligned for order ").u(k);
+        return false;
+      }
+      if (p->lru.prev != prev) {
+        if (why) why->str("buddy: broken back link at ").u(pfn);
+        return false;
+      }
+      if (k < kMaxOrder) {
+        pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << k));
+        if (buddy >= start_ && buddy + (pfn_t{1} << k) <= end_) {
+          const Page* b = phys_->pfn_to_page(buddy);
+          if (b->is(PG_buddy) && b->order == k) {
+            if (why) why->str("buddy: blocks ").u(pfn).str(" and ").u(buddy).str(" are free buddies of order ").u(k);
+            return false;
+          }
+        }
+      }
+      ++n;
+      if (n > managed_pages_) {
+        if (why) why->str("buddy: cycle in free list ").u(k);
+        return false;
+      }
+      prev = pfn;
+      pfn = p->lru.next;
+    }
+    if (n != area_[k].nr_free) {
+      if (why) why->str("buddy: free list ").u(k).str(" holds ").u(n).str(" blocks, nr_free says ").u(area_[k].nr_free);
+      return false;
+    }
+    total += n << k;
+  }
+  if (total != free_pages_.load(std::memory_order_relaxed)) {
+    if (why) why->str("buddy: lists hold ").u(total).str(" pages, free_pages says ").u(free_pages_.load());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace kmm

@@ -1,0 +1,101 @@
+// kmm/page/buddy.h — the binary buddy page allocator (Linux mm/page_alloc.c, one zone).
+//
+// Free frames are kept in blocks of 2^order frames, order 0..kMaxOrder (10: 4 MiB blocks),
+// each block aligned to its size relative to the zone's first frame. A free block's head
+// descriptor carries PG_buddy and its order, and sits on free_area[order], a doubly linked
+// list threaded through the descriptors by page frame number.
+//
+// Allocation of order n takes the first block of the smallest order >= n that has one and
+// splits it, returning the upper halves to the lists below (expand()). Freeing merges a
+// block with its buddy (index ^ (1 << order)) while the buddy is a free head of the same
+// order, then puts the result on its list.
+//
+// Watermarks follow Linux: min = min_free_kbytes (by default sqrt(16 * managed kB), clamped
+// to [128, 65536] kB), low = min * 5/4, high = min * 3/2. An ordinary allocation fails
+// rather than take the zone below min; __GFP_HIGH may use half of the reserve; __GFP_NOWMARK
+// ignores it. There is no reclaim: below min an allocation simply fails (returns null).
+//
+// Invariants (check_invariants):
+//   - every block on free_area[k] is PG_buddy, order k, aligned, inside the zone;
+//   - no two free blocks are buddies of the same order (they would have merged);
+//   - sum over k of nr_free[k] << k == free_pages; list links are consistent both ways.
+// Locking: one spinlock per zone, innermost in kmm's lock order (see base/spinlock.h).
+// Depends on: base/, phys/.
+#pragma once
+
+#include "base/spinlock.h"
+#include "page/gfp.h"
+#include "phys/phys_mem.h"
+
+namespace kmm {
+
+class TextSink;
+
+inline constexpr unsigned kMaxOrder = 10;
+inline constexpr unsigned kNrOrders = kMaxOrder + 1;
+
+struct FreeArea {
+  pfn_t head = kNoPfn;
+  std::uint64_t nr_free = 0;
+};
+
+struct Watermarks {
+  std::uint64_t min = 0, low = 0, high = 0;  // in pages
+};
+
+class BuddyZone {
+ public:
+  // Takes over frames [start, end) of `phys` and frees them into the lists.
+  void init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes_or_0);
+
+  Page* alloc_pages(unsigned order, gfp_t gfp = GFP_KERNEL);
+  void free_pages(Page* page, unsigned order);
+  // Exactly `count` frames, physically contiguous (Linux alloc_pages_exact): allocates the
+  // enclosing power of two and gives the excess frames back. Null when impossible.
+  Page* alloc_pages_exact(std::uint64_t count, gfp_t gfp = GFP_KERNEL);
+  void free_pages_exact(Page* page, std::uint64_t count);
+
+  std::uint64_t free_pages() const { return free_pages_.load(std::memory_order_relaxed); }
+  std::uint64_t managed_pages() const { return managed_pages_; }
+  std::uint64_t nr_free(unsigned order) const { return area_[order].nr_free; }
+  const Watermarks& watermarks() const { return wmark_; }
+  pfn_t start_pfn() const { return start_; }
+  pfn_t end_pfn() const { return end_; }
+  PhysMem* phys() const { return phys_; }
+  std::uint64_t alloc_failures() const { return failures_.load(std::memory_order_relaxed); }
+
+  // A consistent copy of the free counts per order (for /proc/buddyinfo and fragmentation).
+  void snapshot(std::uint64_t out[kNrOrders]) const;
+  // Largest free block, in pages.
+  std::uint64_t largest_free_block() const;
+
+  // Linux's extfrag index for a request of `order` (mm/vmstat.c __fragmentation_index),
+  // in thousandths: -1000 when a suitable block exists, 0 when failure would be for lack
+  // of memory, towards 1000 when for fragmentation.
+  int fragmentation_index(unsigned order) const;
+  // Linux's unusable free space index in thousandths: the share of free memory that cannot
+  // serve a request of `order`.
+  int unusable_index(unsigned order) const;
+
+  // Full consistency check; on failure writes why into `why` (may be null) and returns false.
+  bool check_invariants(TextSink* why) const;
+
+ private:
+  pfn_t index(pfn_t pfn) const { return pfn - start_; }
+  void list_add(unsigned order, pfn_t pfn);
+  void list_del(unsigned order, pfn_t pfn);
+  void free_locked(pfn_t pfn, unsigned order);
+  Page* alloc_locked(unsigned order, gfp_t gfp);
+  bool watermark_ok(unsigned order, gfp_t gfp) const;
+
+  PhysMem* phys_ = nullptr;
+  pfn_t start_ = 0, end_ = 0;
+  FreeArea area_[kNrOrders];
+  std::atomic<std::uint64_t> free_pages_{0};
+  std::uint64_t managed_pages_ = 0;
+  std::atomic<std::uint64_t> failures_{0};
+  Watermarks wmark_;
+  mutable SpinLock lock_;
+};
+
+}  // namespace kmm

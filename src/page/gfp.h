@@ -1,0 +1,17 @@
+// kmm/page/gfp.h — allocation flags, a small subset of Linux's gfp_t.
+// Depends on: nothing.
+#pragma once
+
+#include <cstdint>
+
+namespace kmm {
+
+using gfp_t = std::uint32_t;
+inline constexpr gfp_t __GFP_ZERO = 1u << 0;     // zero the memory
+inline constexpr gfp_t __GFP_HIGH = 1u << 1;     // may dip below the min watermark (atomic)
+inline constexpr gfp_t __GFP_NOWARN = 1u << 2;   // no log line on failure
+inline constexpr gfp_t __GFP_NOWMARK = 1u << 3;  // ignore watermarks (boot, internal use)
+inline constexpr gfp_t GFP_KERNEL = 0;
+inline constexpr gfp_t GFP_ATOMIC = __GFP_HIGH;
+
+}  // namespace kmm

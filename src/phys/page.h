@@ -1,0 +1,72 @@
+// kmm/phys/page.h — the page descriptor, Linux's `struct page`, one per 4 KiB frame.
+//
+// mem_map[pfn - base_pfn] describes frame pfn. A descriptor is 32 bytes on every target
+// (0.78 % of RAM; Linux's is 64 bytes, 1.56 %), because links are 32-bit page frame numbers,
+// not pointers: the same layout on 32- and 64-bit hosts, and position-independent, so a
+// mem_map inside a file means the same thing wherever the file is mapped.
+//
+// What a descriptor is, by its flags (exactly one role at a time):
+//   PG_reserved          boot memory: mem_map itself, the kernel's own structures.
+//   PG_buddy             head of a free block of 2^order frames on free list `order`.
+//   PG_slab | PG_head    first frame of a slab: slab fields valid, cache_id names the cache.
+//   PG_large | PG_head   first frame of a page-level allocation (large kmalloc, alloc_pages
+//                        by a module): `owner` and `large.nr_pages` valid.
+//   PG_tail              a later frame of a slab or large allocation: tail.head is the head.
+//   none of these        an order-0 page allocated with alloc_pages, or a frame inside a
+//                        free buddy block (not its head).
+// Invariant: `owner` is kOwnerFree on every frame that is not a PG_large head or an
+// order-N alloc_pages head; slab objects keep their owners in the slab's owner vector.
+//
+// Depends on: base/config.h.
+#pragma once
+
+#include "base/config.h"
+
+namespace kmm {
+
+enum PageFlags : std::uint32_t {
+  PG_reserved = 1u << 0,
+  PG_buddy = 1u << 1,
+  PG_slab = 1u << 2,
+  PG_head = 1u << 3,
+  PG_tail = 1u << 4,
+  PG_large = 1u << 5,     // large kmalloc (page-level, owned)
+  PG_pages = 1u << 6,     // alloc_pages() block handed to a caller
+  PG_vmalloc = 1u << 7,   // frame backing a vmalloc area
+  PG_process = 1u << 8,   // frame owned by a modelled user process (vm/, nommu/)
+  PG_pgtable = 1u << 9,   // frame holding a page table
+  PG_offslab_owners = 1u << 10,  // slab head: owners live in tail descriptors
+};
+
+// Owner bytes a tail descriptor can hold for its slab (see slab/slab.h).
+inline constexpr unsigned kTailOwnerBytes = 16;
+
+struct Page {
+  std::uint32_t flags;
+  std::uint8_t order;     // free block order (PG_buddy) or allocation order (PG_head)
+  std::uint8_t owner;     // protector: owner of a page-level allocation (PG_large/PG_pages)
+  std::uint16_t cache_id; // PG_slab head: index of its kmem_cache in the kernel's table
+  std::uint32_t refcount; // _refcount: users of the frame (1 while allocated)
+  union {
+    struct {              // buddy free lists, slab partial/full lists
+      pfn_t next;
+      pfn_t prev;
+      std::uint32_t freelist;  // slab: offset of the first free object, kNoObject if none
+      std::uint16_t inuse;     // slab: objects handed out (counting per-thread caches)
+      std::uint16_t objects;   // slab: capacity
+      std::uint32_t nr_pages;  // large: frames in the allocation (exact, kmalloc2 style)
+    } lru;
+    struct {
+      pfn_t head;
+      std::uint8_t owners[kTailOwnerBytes];
+    } tail;
+  };
+
+  bool is(std::uint32_t f) const { return (flags & f) != 0; }
+};
+
+static_assert(sizeof(Page) == 32, "struct page must stay 32 bytes");
+
+inline constexpr std::uint32_t kNoObject = 0xFFFFFFFFu;
+
+}  // namespace kmm

@@ -1,0 +1,209 @@
+// kmm/slab/kmalloc.cpp — size classes, large blocks, krealloc, ksize.
+#include "slab/kmalloc.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/report.h"
+#include "base/text.h"
+
+namespace kmm {
+namespace {
+constexpr std::size_t kClassSizes[kNrKmallocClasses] = {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192};
+constexpr const char* kClassNames[kNrKmallocClasses] = {
+    "kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-64", "kmalloc-96", "kmalloc-128", "kmalloc-192",
+    "kmalloc-256", "kmalloc-512", "kmalloc-1k", "kmalloc-2k", "kmalloc-4k", "kmalloc-8k"};
+}  // namespace
+
+std::size_t Kmalloc::class_size(unsigned i) { return kClassSizes[i]; }
+
+bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
+  slab_ = slab;
+  cfg_ = cfg;
+  max_size_ = cfg.max_size != 0 ? cfg.max_size
+              : cfg.policy == KmallocPolicy::kPow2 ? (std::uint64_t{1} << 20)
+                                                    : (kPageSize << kMaxOrder);
+  if (max_size_ > (kPageSize << kMaxOrder)) max_size_ = kPageSize << kMaxOrder;
+  for (unsigned i = 0; i < kNrKmallocClasses; ++i) {
+    classes_[i] = slab->create(kClassNames[i], kClassSizes[i], 8, SLAB_KMALLOC);
+    if (classes_[i] == nullptr) return false;
+  }
+  for (unsigned n = 0; n < 25; ++n) {
+    std::size_t size = n * 8;
+    unsigned c = 0;
+    while (kClassSizes[c] < size) ++c;
+    small_index_[n] = static_cast<std::uint8_t>(c);
+  }
+  return true;
+}
+
+KmemCache* Kmalloc::cache_for(std::size_t size) const {
+  if (size <= 192) return classes_[small_index_[(size + 7) / 8]];
+  if (size > kKmallocMaxCacheSize) return nullptr;
+  // 193..8192: 256 << (order above 256)
+  unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)), size >= 193 so lg >= 8
+  return classes_[7 + (lg - 8)];
+}
+
+std::uint64_t Kmalloc::large_footprint(std::size_t size) const {
+  if (size > max_size_) return 0;
+  if (cfg_.policy == KmallocPolicy::kPow2) return kPageSize << get_order(size);
+  return pages_for(size) << kPageShift;
+}
+
+void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
+  if (size > max_size_) return nullptr;
+  BuddyZone* zone = slab_->zone();
+  PhysMem* phys = slab_->phys();
+  Page* head;
+  std::uint64_t npages;
+  if (cfg_.policy == KmallocPolicy::kPow2) {
+    unsigned order = get_order(size);
+    head = zone->alloc_pages(order, gfp & ~__GFP_ZERO);
+    npages = std::uint64_t{1} << order;
+  } else {
+    npages = pages_for(size);
+    head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
+  }
+  if (head == nullptr) return nullptr;
+  pfn_t head_pfn = phys->page_to_pfn(head);
+  head->flags = PG_large | PG_head;
+  head->owner = owner == kOwnerFree ? kOwnerKernel : owner;
+  head->lru.nr_pages = static_cast<std::uint32_t>(npages);
+  for (std::uint64_t i = 1; i < npages; ++i) {
+    head[i].flags = PG_large | PG_tail;
+    head[i].tail.head = head_pfn;
+  }
+  large_pages_.fetch_add(npages, std::memory_order_relaxed);
+  void* p = phys->page_address(head);
+  if (gfp & __GFP_ZERO) std::memset(p, 0, size);
+  return p;
+}
+
+void* Kmalloc::kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
+  if (size == 0) return ZERO_SIZE_PTR;
+  if (KmemCache* c = cache_for(size)) return slab_->alloc(c, gfp, owner);
+  if (size > max_size_) {
+    if (size > (std::size_t{1} << 62)) {
+      report({ErrorKind::kSizeOverflow, "kmalloc", nullptr, nullptr, size, "no allocator serves this size"});
+    }
+    return nullptr;
+  }
+  return kmalloc_large(size, gfp, owner);
+}
+
+void* Kmalloc::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner) {
+  std::size_t bytes;
+  if (mul_overflows(n, size, &bytes)) {
+    StackText<96> why;
+    why.u(n).str(" * ").u(size).str(" overflows size_t");
+    report({ErrorKind::kSizeOverflow, "kcalloc", nullptr, nullptr, size, why.data()});
+    return nullptr;
+  }
+  return kmalloc(bytes, gfp | __GFP_ZERO, owner);
+}
+
+void Kmalloc::free_large(Page* head) {
+  std::uint64_t npages = head->lru.nr_pages;
+  large_pages_.fetch_sub(npages, std::memory_order_relaxed);
+  head->owner = kOwnerFree;
+  if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
+    slab_->zone()->free_pages(head, ilog2(npages));
+  } else {
+    slab_->zone()->free_pages_exact(head, npages);
+  }
+}
+
+owner_t Kmalloc::kfree(const void* p, const char* action) {
+  if (zero_or_null(p)) return kOwnerFree;
+  PhysMem* phys = slab_->phys();
+  if (!phys->owns(p)) {
+    report({ErrorKind::kForeignPointer, action, p, nullptr, 0, "not inside this machine's memory"});
+    return kOwnerFree;
+  }
+  Page* page = phys->virt_to_page(p);
+  if (page->is(PG_slab)) return slab_->free(nullptr, p, action);
+  if (page->is(PG_large)) {
+    Page* head = phys->compound_head(page);
+    if (page != head || phys->page_address(head) != p) {
+      report({ErrorKind::kInvalidFree, action, p, nullptr, std::size_t{head->lru.nr_pages} << kPageShift,
+              "pointer is inside a large block, not its start"});
+      return kOwnerFree;
+    }
+    owner_t owner = head->owner;
+    free_large(head);
+    return owner;
+  }
+  if (page->is(PG_buddy) || (page->flags == 0 && page->refcount == 0)) {
+    report({ErrorKind::kDoubleFree, action, p, nullptr, 0, "the page is already free"});
+  } else {
+    report({ErrorKind::kInvalidFree, action, p, nullptr, 0, "not a kmalloc block"});
+  }
+  return kOwnerFree;
+}
+
+std::size_t Kmalloc::ksize(const void* p) const {
+  if (zero_or_null(p)) return 0;
+  PhysMem* phys = slab_->phys();
+  if (!phys->owns(p)) return 0;
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info)) return info.owner != kOwnerFree && info.exact ? info.cache->size : 0;
+  Page* page = phys->virt_to_page(p);
+  if (page->is(PG_large) && page->is(PG_head)) return std::size_t{page->lru.nr_pages} << kPageShift;
+  return 0;
+}
+
+std::size_t Kmalloc::footprint(const void* p) const {
+  if (zero_or_null(p)) return 0;
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info)) {
+    if (info.owner == kOwnerFree || !info.exact) return 0;
+    // The slot plus its share of the slab's unused tail and owner byte.
+    return info.cache->size + (info.cache->offslab_owners ? 0 : 1);
+  }
+  return ksize(p);
+}
+
+owner_t Kmalloc::owner_of(const void* p) const {
+  if (zero_or_null(p) || !slab_->phys()->owns(p)) return kOwnerFree;
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info)) return info.exact ? info.owner : kOwnerFree;
+  Page* page = slab_->phys()->virt_to_page(p);
+  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) return page->owner;
+  return kOwnerFree;
+}
+
+bool Kmalloc::set_owner(const void* p, owner_t owner) {
+  if (zero_or_null(p) || !slab_->phys()->owns(p)) return false;
+  if (slab_->set_owner(p, owner)) return true;
+  Page* page = slab_->phys()->virt_to_page(p);
+  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) {
+    page->owner = owner;
+    return true;
+  }
+  return false;
+}
+
+void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner) {
+  if (zero_or_null(p)) return kmalloc(new_size, gfp, owner);
+  if (new_size == 0) {
+    kfree(p, "krealloc");
+    return ZERO_SIZE_PTR;
+  }
+  std::size_t have = ksize(p);
+  if (have == 0) {
+    // Not a live block: let kfree's checks name the problem.
+    kfree(p, "krealloc");
+    return nullptr;
+  }
+  if (new_size <= have) return p;
+  owner_t keep = owner_of(p);
+  void* q = kmalloc(new_size, gfp & ~__GFP_ZERO, keep != kOwnerFree ? keep : owner);
+  if (q == nullptr) return nullptr;  // the old block stays valid, as in Linux
+  std::memcpy(q, p, have);
+  if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(q) + have, 0, ksize(q) - have);
+  kfree(p, "krealloc");
+  return q;
+}
+
+}  // namespace kmm

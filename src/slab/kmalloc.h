@@ -1,0 +1,76 @@
+// kmm/slab/kmalloc.h — kmalloc and friends over the slab caches and the buddy allocator.
+//
+// Size classes are Linux's: kmalloc-8, -16, -32, -64, -96, -128, -192, -256, -512, -1k, -2k,
+// -4k, -8k (KMALLOC_MAX_CACHE_SIZE = 2 pages). A request goes to the smallest class that
+// holds it (1..8 -> 8, 65..96 -> 96, 129..192 -> 192, ...). Larger requests go straight to
+// the page allocator, by policy:
+//   pow2      a power-of-two block of pages (get_order), at most kmalloc_max (1 MiB by
+//             default, the seed's stock uClinux kernel); larger requests fail;
+//   kmalloc2  whole pages (alloc_pages_exact): 130 KiB takes 132 KiB, not 256 KiB.
+// kmalloc(0) returns ZERO_SIZE_PTR, a distinct non-null pointer (16, as in Linux) that
+// kfree accepts and ksize calls 0 bytes. Page-level blocks carry PG_large, their owner and
+// their exact page count in the head descriptor.
+//
+// Depends on: slab/slab.h, page/.
+#pragma once
+
+#include "slab/slab.h"
+
+namespace kmm {
+
+enum class KmallocPolicy : std::uint8_t { kPow2, kKmalloc2 };
+
+inline void* const ZERO_SIZE_PTR = reinterpret_cast<void*>(16);
+inline bool zero_or_null(const void* p) { return reinterpret_cast<std::uintptr_t>(p) <= 16; }
+
+inline constexpr unsigned kNrKmallocClasses = 13;
+inline constexpr std::size_t kKmallocMaxCacheSize = 2 * kPageSize;
+
+struct KmallocConfig {
+  KmallocPolicy policy = KmallocPolicy::kPow2;
+  std::uint64_t max_size = 0;  // 0: the policy's default (pow2: 1 MiB; kmalloc2: 4 MiB)
+};
+
+class Kmalloc {
+ public:
+  bool init(SlabAllocator* slab, const KmallocConfig& cfg);
+
+  void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner);
+  void* kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
+  void* kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner);
+  void* krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner);
+  // Returns the owner the block had (kOwnerFree when refused or p was null/ZERO_SIZE_PTR).
+  owner_t kfree(const void* p, const char* action = "kfree");
+  std::size_t ksize(const void* p) const;
+
+  // What the block costs the free pool: slot size for slab objects, every page for large
+  // blocks (0 for a pointer that is not a live block).
+  std::size_t footprint(const void* p) const;
+  owner_t owner_of(const void* p) const;
+  bool set_owner(const void* p, owner_t owner);
+
+  KmemCache* cache_for(std::size_t size) const;
+  KmemCache* class_cache(unsigned i) const { return classes_[i]; }
+  static std::size_t class_size(unsigned i);
+  const KmallocConfig& config() const { return cfg_; }
+  SlabAllocator* slab() const { return slab_; }
+  std::uint64_t max_size() const { return max_size_; }
+  std::uint64_t large_pages() const { return large_pages_.load(std::memory_order_relaxed); }
+
+  // Frees a page-level block (the collector's path; no report). Page must be a PG_large head.
+  void free_large(Page* head);
+  // Bytes a large request of `size` takes under the policy (0 when it must fail).
+  std::uint64_t large_footprint(std::size_t size) const;
+
+ private:
+  void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
+
+  SlabAllocator* slab_ = nullptr;
+  KmallocConfig cfg_;
+  std::uint64_t max_size_ = 0;
+  KmemCache* classes_[kNrKmallocClasses] = {};
+  std::uint8_t small_index_[25] = {};  // (size + 7) / 8 -> class, for size <= 192
+  std::atomic<std::uint64_t> large_pages_{0};
+};
+
+}  // namespace kmm

@@ -1,0 +1,472 @@
+// kmm/slab/slab.cpp — cache sizing, slab lists, object alloc/free, checks.
+#include "slab/slab.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/report.h"
+#include "base/text.h"
+#include "slab/thread_cache.h"
+
+namespace kmm {
+namespace {
+
+inline owner_t load_owner(const owner_t* slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
+inline void store_owner(owner_t* slot, owner_t v) { __atomic_store_n(slot, v, __ATOMIC_RELAXED); }
+
+inline std::uint32_t* free_link(void* obj) { return static_cast<std::uint32_t*>(obj); }
+
+}  // namespace
+
+void SlabAllocator::init(BuddyZone* zone, const SlabConfig& cfg) {
+  zone_ = zone;
+  phys_ = zone->phys();
+  cfg_ = cfg;
+#if !KMM_HAVE_THREADS
+  cfg_.thread_caches = false;
+#endif
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    caches_[i].in_use = false;
+    caches_[i].id = static_cast<std::uint16_t>(i);
+  }
+  if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+}
+
+void SlabAllocator::shutdown() {
+  if (cfg_.thread_caches) tc_unregister_heap(this);
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    KmemCache* c = &caches_[i];
+    if (!c->in_use) continue;
+    LockGuard g(c->lock);
+    for (pfn_t* list : {&c->partial, &c->full}) {
+      while (*list != kNoPfn) {
+        Page* head = phys_->pfn_to_page(*list);
+        list_del(list, head);
+        discard_slab(c, head);
+      }
+    }
+    c->in_use = false;
+  }
+}
+
+bool SlabAllocator::size_cache(KmemCache* c) {
+  // SLUB's calculate_order in spirit: the smallest order (<= slub_max_order, more for
+  // huge objects) that holds at least 8 objects with no more than 1/8 wasted.
+  unsigned best_order = 0, best_objects = 0;
+  bool best_off = false;
+  std::uint64_t best_waste_num = ~std::uint64_t{0}, best_waste_den = 1;
+  unsigned max_order = kMaxSlabOrder;
+  while ((kPageSize << max_order) < c->size && max_order < kMaxOrder) ++max_order;
+  for (unsigned order = 0; order <= max_order; ++order) {
+    std::uint64_t bytes = kPageSize << order;
+    std::uint64_t npages = std::uint64_t{1} << order;
+    std::uint64_t in = bytes / (c->size + 1u);
+    std::uint64_t off_cap = (npages - 1) * kTailOwnerBytes;
+    std::uint64_t off = bytes / c->size;
+    if (off > off_cap) off = 0;
+    bool use_off = off > in;
+    std::uint64_t objs = use_off ? off : in;
+    if (objs > 0xFFFF) objs = 0xFFFF;
+    if (objs == 0) continue;
+    std::uint64_t waste = bytes - objs * c->size - (use_off ? 0 : objs);
+    bool good = objs >= 8 && waste * 8 <= bytes;
+    if (good || order == max_order || waste * best_waste_den < best_waste_num * bytes) {
+      if (best_objects == 0 || good || waste * best_waste_den < best_waste_num * bytes) {
+        best_order = order;
+        best_objects = static_cast<unsigned>(objs);
+        best_off = use_off;
+        best_waste_num = waste;
+        best_waste_den = bytes;
+      }
+    }
+    if (good) break;
+  }
+  if (best_objects == 0) return false;
+  c->order = static_cast<std::uint8_t>(best_order);
+  c->objects = static_cast<std::uint16_t>(best_objects);
+  c->offslab_owners = best_off;
+  c->owners_offset = best_off ? 0 : best_objects * c->size;
+  c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
+  return true;
+}
+
+KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t align, std::uint32_t flags) {
+  if (size == 0 || size > (kPageSize << kMaxOrder) / 2 || (align != 0 && !is_pow2(align)) || align > kPageSize) {
+    report({ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "object size or alignment out of range"});
+    return nullptr;
+  }
+  LockGuard g(registry_lock_);
+  KmemCache* c = nullptr;
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    if (!caches_[i].in_use) {
+      c = &caches_[i];
+      break;
+    }
+  }
+  if (c == nullptr) {
+    report({ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "cache table full"});
+    return nullptr;
+  }
+  std::size_t a = align < 8 ? 8 : align;
+  if ((flags & SLAB_HWCACHE_ALIGN) && a < 64 && size > 32) a = 64;
+  std::memset(c->name, 0, sizeof c->name);
+  str_copy(c->name, sizeof c->name, name);
+  c->object_size = static_cast<std::uint32_t>(size);
+  c->size = static_cast<std::uint32_t>(round_up(size, a));
+  c->align = static_cast<std::uint32_t>(a);
+  c->flags = flags;
+  c->partial = c->full = kNoPfn;
+  c->nr_partial = c->nr_full = c->nr_empty = 0;
+  c->nr_slabs.store(0, std::memory_order_relaxed);
+  c->free_in_slabs.store(0, std::memory_order_relaxed);
+  c->alloc_calls.store(0, std::memory_order_relaxed);
+  if (!size_cache(c)) {
+    report({ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "no slab order fits"});
+    return nullptr;
+  }
+  c->tc_slot = 0xFF;
+  c->tc_limit = 0;
+  if (cfg_.thread_caches && tc_slots_used_ < kMaxTcSlots) {
+    c->tc_slot = tc_slots_used_++;
+    c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024 ? kMagazineCap : c->size <= 2048 ? kMagazineCap / 2 : kMagazineCap / 4);
+  }
+  c->in_use = true;
+  return c;
+}
+
+bool SlabAllocator::destroy(KmemCache* c) {
+  if (c == nullptr) return true;
+  if (cfg_.thread_caches && c->tc_slot != 0xFF) tc_drain_cache(this, c);
+  {
+    LockGuard g(c->lock);
+    if (c->active_objects() != 0) {
+      StackText<96> why;
+      why.u(c->active_objects()).str(" objects still allocated; cache kept");
+      report({ErrorKind::kCacheNotEmpty, "kmem_cache_destroy", nullptr, c->name, c->object_size, why.data()});
+      return false;
+    }
+    while (c->partial != kNoPfn) {
+      Page* head = phys_->pfn_to_page(c->partial);
+      list_del(&c->partial, head);
+      discard_slab(c, head);
+    }
+  }
+  LockGuard g(registry_lock_);
+  c->in_use = false;
+  // A magazine slot is not reused: a thread may still hold a (now empty) magazine for it.
+  return true;
+}
+
+owner_t* SlabAllocator::owner_slot(const KmemCache* c, Page* head, unsigned idx) const {
+  if (c->offslab_owners) {
+    return &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes];
+  }
+  return reinterpret_cast<owner_t*>(static_cast<char*>(phys_->page_address(head)) + c->owners_offset) + idx;
+}
+
+unsigned SlabAllocator::slot_index(const KmemCache* c, const Page* head, const void* p) const {
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
+  return static_cast<unsigned>((off * c->reciprocal) >> 32);
+}
+
+void SlabAllocator::list_add(pfn_t* list, Page* head) {
+  pfn_t pfn = phys_->page_to_pfn(head);
+  head->lru.prev = kNoPfn;
+  head->lru.next = *list;
+  if (*list != kNoPfn) phys_->pfn_to_page(*list)->lru.prev = pfn;
+  *list = pfn;
+}
+
+void SlabAllocator::list_del(pfn_t* list, Page* head) {
+  if (head->lru.prev != kNoPfn) {
+    phys_->pfn_to_page(head->lru.prev)->lru.next = head->lru.next;
+  } else {
+    *list = head->lru.next;
+  }
+  if (head->lru.next != kNoPfn) phys_->pfn_to_page(head->lru.next)->lru.prev = head->lru.prev;
+  head->lru.next = head->lru.prev = kNoPfn;
+}
+
+Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
+  Page* head = zone_->alloc_pages(c->order, gfp & ~__GFP_ZERO);
+  if (head == nullptr) return nullptr;
+  pfn_t head_pfn = phys_->page_to_pfn(head);
+  unsigned npages = 1u << c->order;
+  head->flags = PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u);
+  head->order = c->order;
+  head->cache_id = c->id;
+  head->owner = kOwnerFree;
+  for (unsigned i = 1; i < npages; ++i) {
+    Page* t = head + i;
+    t->flags = PG_slab | PG_tail;
+    t->tail.head = head_pfn;
+    std::memset(t->tail.owners, 0, sizeof t->tail.owners);
+  }
+  char* base = static_cast<char*>(phys_->page_address(head));
+  if (!c->offslab_owners) std::memset(base + c->owners_offset, 0, c->objects);
+  // Thread the free list in address order.
+  for (unsigned i = 0; i < c->objects; ++i) {
+    *free_link(base + std::size_t{i} * c->size) = i + 1 < c->objects ? (i + 1) * c->size : kNoObject;
+  }
+  head->lru.freelist = 0;
+  head->lru.inuse = 0;
+  head->lru.objects = c->objects;
+  c->nr_slabs.fetch_add(1, std::memory_order_relaxed);
+  c->free_in_slabs.fetch_add(c->objects, std::memory_order_relaxed);
+  slab_pages_.fetch_add(npages, std::memory_order_relaxed);
+  return head;
+}
+
+void SlabAllocator::discard_slab(KmemCache* c, Page* head) {
+  unsigned npages = 1u << c->order;
+  c->nr_slabs.fetch_sub(1, std::memory_order_relaxed);
+  c->free_in_slabs.fetch_sub(c->objects - head->lru.inuse, std::memory_order_relaxed);
+  slab_pages_.fetch_sub(npages, std::memory_order_relaxed);
+  zone_->free_pages(head, c->order);
+}
+
+void* SlabAllocator::alloc_central(KmemCache* c, gfp_t gfp) {
+  // Caller holds c->lock.
+  if (c->partial == kNoPfn) {
+    Page* head = new_slab(c, gfp);
+    if (head == nullptr) return nullptr;
+    list_add(&c->partial, head);
+    c->nr_partial++;
+    c->nr_empty++;
+  }
+  Page* head = phys_->pfn_to_page(c->partial);
+  char* base = static_cast<char*>(phys_->page_address(head));
+  std::uint32_t off = head->lru.freelist;
+  if (off == kNoObject || off >= (kPageSize << c->order) || off % c->size != 0) {
+    report({ErrorKind::kCorruption, "kmalloc", base + (off == kNoObject ? 0 : off), c->name, c->size,
+            "slab free list points outside its slab (use after free?)"});
+  }
+  if (head->lru.inuse == 0) c->nr_empty--;
+  head->lru.freelist = *free_link(base + off);
+  head->lru.inuse++;
+  c->free_in_slabs.fetch_sub(1, std::memory_order_relaxed);
+  if (head->lru.inuse == head->lru.objects) {
+    list_del(&c->partial, head);
+    c->nr_partial--;
+    list_add(&c->full, head);
+    c->nr_full++;
+  }
+  return base + off;
+}
+
+void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) {
+  char* base = static_cast<char*>(phys_->page_address(head));
+  bool was_full = head->lru.inuse == head->lru.objects;
+  *free_link(base + std::size_t{idx} * c->size) = head->lru.freelist;
+  head->lru.freelist = idx * c->size;
+  head->lru.inuse--;
+  c->free_in_slabs.fetch_add(1, std::memory_order_relaxed);
+  if (was_full) {
+    list_del(&c->full, head);
+    c->nr_full--;
+    list_add(&c->partial, head);
+    c->nr_partial++;
+  }
+  if (head->lru.inuse == 0) {
+    if (c->nr_empty >= cfg_.min_partial) {
+      list_del(&c->partial, head);
+      c->nr_partial--;
+      discard_slab(c, head);
+    } else {
+      c->nr_empty++;
+    }
+  }
+}
+
+void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
+  store_owner(owner_slot(c, head, idx), kOwnerFree);
+  free_central_locked(c, head, idx);
+}
+
+void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
+  void* p = nullptr;
+  if (c->tc_slot != 0xFF) {
+    ThreadCache* tc = thread_cache();
+    if (tc != nullptr) {
+      Magazine& m = tc->mags[c->tc_slot];
+      if (m.count == 0) tc_refill(c, tc);
+      if (m.count != 0) p = m.objs[--m.count];
+    }
+  }
+  if (p == nullptr) {
+    LockGuard g(c->lock);
+    p = alloc_central(c, gfp);
+    if (p == nullptr) return nullptr;
+  }
+  Page* head = phys_->compound_head(phys_->virt_to_page(p));
+  store_owner(owner_slot(c, head, slot_index(c, head, p)), owner == kOwnerFree ? kOwnerKernel : owner);
+  if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+  return p;
+}
+
+bool SlabAllocator::lookup(const void* p, ObjectInfo* info) const {
+  if (!phys_->owns(p)) return false;
+  Page* page = phys_->virt_to_page(p);
+  if (!page->is(PG_slab)) return false;
+  Page* head = phys_->compound_head(page);
+  if (!head->is(PG_head) || head->cache_id >= kMaxCaches) return false;
+  KmemCache* c = const_cast<KmemCache*>(&caches_[head->cache_id]);
+  if (!c->in_use) return false;
+  unsigned idx = slot_index(c, head, p);
+  info->cache = c;
+  info->slab = head;
+  info->index = idx;
+  if (idx >= c->objects) {
+    info->owner = kOwnerFree;
+    info->exact = false;
+    return true;
+  }
+  info->owner = load_owner(owner_slot(c, head, idx));
+  info->exact = static_cast<const char*>(p) == static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size;
+  return true;
+}
+
+owner_t SlabAllocator::free(KmemCache* c, const void* p, const char* action) {
+  if (!phys_->owns(p)) {
+    report({ErrorKind::kForeignPointer, action, p, c ? c->name : nullptr, 0, "not inside this machine's memory"});
+    return kOwnerFree;
+  }
+  Page* page = phys_->virt_to_page(p);
+  Page* head = phys_->compound_head(page);
+  if (!page->is(PG_slab) || !head->is(PG_head) || head->cache_id >= kMaxCaches) {
+    report({ErrorKind::kInvalidFree, action, p, c ? c->name : nullptr, 0, "not a slab object"});
+    return kOwnerFree;
+  }
+  KmemCache* sc = &caches_[head->cache_id];
+  if (c != nullptr && c != sc) {
+    StackText<96> why;
+    why.str("object belongs to ").str(sc->name);
+    report({ErrorKind::kWrongCache, action, p, c->name, c->object_size, why.data()});
+    return kOwnerFree;
+  }
+  c = sc;
+  unsigned idx = slot_index(c, head, p);
+  char* base = static_cast<char*>(phys_->page_address(head));
+  if (idx >= c->objects || static_cast<const char*>(p) != base + std::size_t{idx} * c->size) {
+    report({ErrorKind::kInvalidFree, action, p, c->name, c->object_size, "pointer is not the start of an object"});
+    return kOwnerFree;
+  }
+  owner_t* slot = owner_slot(c, head, idx);
+  owner_t owner = load_owner(slot);
+  if (owner == kOwnerFree) {
+    report({ErrorKind::kDoubleFree, action, p, c->name, c->object_size, nullptr});
+    return kOwnerFree;
+  }
+  store_owner(slot, kOwnerFree);
+  if (c->tc_slot != 0xFF) {
+    ThreadCache* tc = thread_cache();
+    if (tc != nullptr) {
+      Magazine& m = tc->mags[c->tc_slot];
+      if (m.count >= c->tc_limit) tc_flush(c, tc, c->tc_limit / 2);
+      m.objs[m.count++] = const_cast<void*>(p);
+      return owner;
+    }
+  }
+  LockGuard g(c->lock);
+  free_central_locked(c, head, idx);
+  return owner;
+}
+
+bool SlabAllocator::set_owner(const void* p, owner_t owner) {
+  ObjectInfo info;
+  if (!lookup(p, &info) || !info.exact || info.owner == kOwnerFree) return false;
+  store_owner(owner_slot(info.cache, info.slab, info.index), owner);
+  return true;
+}
+
+void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
+  Magazine& m = tc->mags[c->tc_slot];
+  unsigned want = c->tc_limit / 2;
+  if (want == 0) want = 1;
+  LockGuard g(c->lock);
+  c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
+  while (m.count < want) {
+    void* p = alloc_central(c, GFP_KERNEL);
+    if (p == nullptr) break;
+    m.objs[m.count++] = p;
+  }
+}
+
+void SlabAllocator::tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep) {
+  Magazine& m = tc->mags[c->tc_slot];
+  LockGuard g(c->lock);
+  while (m.count > keep) {
+    void* p = m.objs[--m.count];
+    Page* head = phys_->compound_head(phys_->virt_to_page(p));
+    free_central_locked(c, head, slot_index(c, head, p));
+  }
+}
+
+bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
+  LockGuard g(c->lock);
+  std::uint64_t slabs = 0, free_objs = 0, empty = 0;
+  pfn_t lists[2] = {c->partial, c->full};
+  for (int which = 0; which < 2; ++which) {
+    pfn_t prev = kNoPfn;
+    for (pfn_t pfn = lists[which]; pfn != kNoPfn;) {
+      Page* head = phys_->pfn_to_page(pfn);
+      if (!head->is(PG_slab) || !head->is(PG_head) || head->cache_id != c->id || head->lru.prev != prev) {
+        if (why) why->str(c->name).str(": slab ").u(pfn).str(" has a bad descriptor or link");
+        return false;
+      }
+      char* base = static_cast<char*>(phys_->page_address(head));
+      unsigned nfree = 0;
+      for (std::uint32_t off = head->lru.freelist; off != kNoObject;) {
+        if (off % c->size != 0 || off / c->size >= c->objects || nfree > c->objects) {
+          if (why) why->str(c->name).str(": slab ").u(pfn).str(" free list broken at offset ").u(off);
+          return false;
+        }
+        if (load_owner(owner_slot(c, head, off / c->size)) != kOwnerFree) {
+          if (why) why->str(c->name).str(": free slot ").u(off / c->size).str(" of slab ").u(pfn).str(" has an owner");
+          return false;
+        }
+        ++nfree;
+        off = *free_link(base + off);
+      }
+      if (nfree + head->lru.inuse != c->objects || head->lru.objects != c->objects) {
+        if (why) why->str(c->name).str(": slab ").u(pfn).str(" counts ").u(head->lru.inuse).str(" in use + ").u(nfree).str(" free != ").u(c->objects);
+        return false;
+      }
+      if (which == 1 && nfree != 0) {
+        if (why) why->str(c->name).str(": slab ").u(pfn).str(" on the full list has free slots");
+        return false;
+      }
+      if (which == 0 && nfree == 0) {
+        if (why) why->str(c->name).str(": slab ").u(pfn).str(" on the partial list is full");
+        return false;
+      }
+      unsigned npages = 1u << c->order;
+      for (unsigned i = 1; i < npages; ++i) {
+        if (!head[i].is(PG_tail) || head[i].tail.head != pfn) {
+          if (why) why->str(c->name).str(": tail ").u(i).str(" of slab ").u(pfn).str(" does not point to its head");
+          return false;
+        }
+      }
+      if (head->lru.inuse == 0) ++empty;
+      free_objs += nfree;
+      ++slabs;
+      prev = pfn;
+      pfn = head->lru.next;
+    }
+  }
+  if (slabs != c->nr_slabs.load() || free_objs != c->free_in_slabs.load() || empty != c->nr_empty ||
+      slabs != c->nr_partial + c->nr_full) {
+    if (why) why->str(c->name).str(": counters disagree with the slabs (slabs ").u(slabs).str(" vs ").u(c->nr_slabs.load()).str(", free ").u(free_objs).str(" vs ").u(c->free_in_slabs.load()).str(")");
+    return false;
+  }
+  return true;
+}
+
+bool SlabAllocator::check_invariants(TextSink* why) {
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    if (caches_[i].in_use && !check_cache(&caches_[i], why)) return false;
+  }
+  return true;
+}
+
+}  // namespace kmm

@@ -1,0 +1,192 @@
+// kmm/slab/slab.h — SLUB-like object caches over the buddy allocator.
+//
+// A kmem_cache hands out objects of one size. Its memory comes in slabs: 2^order frames
+// from the buddy allocator, cut into `objects` slots of `size` bytes. Free slots of a slab
+// are linked through their first word (a 32-bit offset within the slab, kNoObject ends the
+// list); the head page descriptor holds the list head, the in-use count and the capacity,
+// and every later frame of the slab points back to the head (PG_tail), so any pointer finds
+// its slab in O(1): virt_to_page(p), then compound_head.
+//
+// Owners. Every slot has one owner byte (0 = free, 1 = kernel, 2.. = a module; see
+// protect/): the protector's "GC structure" of the paper, at one byte an object instead of
+// the paper's 24. The owner vector lives at the end of the slab, or — when that would cost
+// a slot (large objects: kmalloc-1k and up) — in the spare bytes of the slab's tail page
+// descriptors, 16 a frame. Because the byte is 0 exactly when the slot is free (on the slab
+// free list or in a per-thread cache), it doubles as the allocation bitmap: a second free
+// of the same object finds 0 and is reported as a double free, in O(1), for every object.
+//
+// Per-thread caches (thread_cache.h): each thread keeps a small magazine of free objects per
+// cache, so the common kmalloc/kfree touches no lock and no shared line. An object freed on
+// another thread than the one that allocated it simply joins the freeing thread's magazine.
+// Full magazines give half back to the slabs under the cache lock; empty ones take a batch.
+//
+// Slab lists (under kmem_cache::lock): `partial` holds slabs with free slots, `full` the
+// others. A slab that becomes empty is given back to the buddy allocator unless the cache
+// already keeps min_partial empty slabs. Counters: active = total - free in slabs (objects in
+// per-thread caches count as active, as SLUB counts its per-cpu slabs).
+//
+// Invariants (check_invariants): for each slab, inuse + |freelist| == objects; every free
+// slot has owner byte 0 and lies inside the slab at a multiple of size; slabs on `full` have
+// no free slot; cache totals equal the sums over its slabs.
+// Lock order: slab allocator registry -> kmem_cache::lock -> zone lock.
+// Depends on: base/, phys/, page/.
+#pragma once
+
+#include <atomic>
+
+#include "base/spinlock.h"
+#include "page/buddy.h"
+
+namespace kmm {
+
+class TextSink;
+struct ThreadCache;
+
+inline constexpr unsigned kMaxCaches = 96;
+inline constexpr unsigned kCacheNameLen = 32;
+inline constexpr unsigned kMaxTcSlots = 32;   // caches that get per-thread magazines
+inline constexpr unsigned kMaxSlabOrder = 3;  // slub_max_order
+
+enum CacheFlags : std::uint32_t {
+  SLAB_HWCACHE_ALIGN = 1u << 0,
+  SLAB_KMALLOC = 1u << 1,   // one of the kmalloc-N caches
+  SLAB_PANIC = 1u << 2,
+  SLAB_RECLAIM_ACCOUNT = 1u << 3,  // counted as SReclaimable
+};
+
+struct KmemCache {
+  char name[kCacheNameLen];
+  std::uint32_t object_size;  // what the creator asked for
+  std::uint32_t size;         // slot stride
+  std::uint32_t align;
+  std::uint32_t flags;
+  std::uint32_t reciprocal;   // ceil(2^32 / size): slot index by multiply-shift
+  std::uint32_t owners_offset;// in-slab owner vector offset (when not off-slab)
+  std::uint16_t objects;      // slots per slab
+  std::uint16_t id;           // index in the allocator's table; page->cache_id
+  std::uint8_t order;         // slab = 2^order frames
+  bool offslab_owners;
+  bool in_use;
+  std::uint8_t tc_slot;       // magazine slot, or 0xFF: no per-thread cache
+  std::uint16_t tc_limit;     // magazine capacity for this cache
+  SpinLock lock;
+  pfn_t partial = kNoPfn;     // slabs with free slots
+  pfn_t full = kNoPfn;        // slabs with none
+  std::uint32_t nr_partial = 0, nr_full = 0, nr_empty = 0;
+  std::atomic<std::uint64_t> nr_slabs{0};
+  std::atomic<std::uint64_t> free_in_slabs{0};
+  std::atomic<std::uint64_t> alloc_calls{0};  // central refills + direct allocations
+
+  std::uint64_t total_objects() const { return nr_slabs.load(std::memory_order_relaxed) * objects; }
+  std::uint64_t active_objects() const {
+    return total_objects() - free_in_slabs.load(std::memory_order_relaxed);
+  }
+};
+
+struct SlabConfig {
+  bool thread_caches = false;   // per-thread magazines (pcp) on
+  unsigned min_partial = 0;     // empty slabs a cache keeps
+};
+
+class SlabAllocator {
+ public:
+  void init(BuddyZone* zone, const SlabConfig& cfg);
+  // Gives every slab back (and detaches per-thread caches). Caches must be empty or the
+  // memory goes with the machine.
+  void shutdown();
+
+  // kmem_cache_create. Null (with a report) for a bad size or a full table.
+  KmemCache* create(const char* name, std::size_t size, std::size_t align, std::uint32_t flags);
+  // kmem_cache_destroy: refuses (reports kCacheNotEmpty, returns false) while objects live.
+  bool destroy(KmemCache* c);
+
+  void* alloc(KmemCache* c, gfp_t gfp, owner_t owner);
+  // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
+  // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
+  owner_t free(KmemCache* c, const void* p, const char* action);
+
+  // Classification of a pointer, for kfree/ksize and the protector (no side effects).
+  struct ObjectInfo {
+    KmemCache* cache;
+    Page* slab;      // head descriptor
+    unsigned index;  // slot
+    owner_t owner;   // kOwnerFree if the slot is free
+    bool exact;      // p is the start of the slot
+  };
+  // Fills info and returns true if p lies in a slab; false otherwise.
+  bool lookup(const void* p, ObjectInfo* info) const;
+
+  // Moves every per-thread cached object back to its slab (drain on idle, shrink, tests).
+  void drain_thread_caches();
+  void drain_current_thread();
+
+  // Protector support: visits every slab of every cache; see protect/.
+  // The visitor runs with the cache lock held and may free objects with free_locked().
+  template <typename Fn>
+  void for_each_slab(KmemCache* c, Fn&& fn);
+  owner_t* owner_slot(const KmemCache* c, Page* head, unsigned idx) const;
+  void* slab_base(const Page* head) const { return phys_->page_address(head); }
+  // Frees slot idx of a slab whose cache lock the caller holds (the collector's path).
+  void free_slot_locked(KmemCache* c, Page* head, unsigned idx);
+  // Replaces the owner of a live object (ownership transfer); false if p is not live.
+  bool set_owner(const void* p, owner_t owner);
+
+  KmemCache* cache(unsigned id) { return id < kMaxCaches && caches_[id].in_use ? &caches_[id] : nullptr; }
+  unsigned nr_cache_ids() const { return kMaxCaches; }
+  BuddyZone* zone() const { return zone_; }
+  PhysMem* phys() const { return phys_; }
+  const SlabConfig& config() const { return cfg_; }
+  std::uint64_t slab_pages() const { return slab_pages_.load(std::memory_order_relaxed); }
+
+  bool check_invariants(TextSink* why);
+  bool check_cache(KmemCache* c, TextSink* why);
+
+  // Per-thread cache plumbing (thread_cache.cpp).
+  ThreadCache* thread_cache();
+  void tc_refill(KmemCache* c, ThreadCache* tc);
+  void tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep);
+  void tc_detach(ThreadCache* tc);
+  std::uint32_t heap_id() const { return heap_id_; }
+  std::uint64_t heap_gen() const { return heap_gen_; }
+
+ private:
+  friend struct ThreadCacheOps;
+  bool size_cache(KmemCache* c);
+  Page* new_slab(KmemCache* c, gfp_t gfp);
+  void discard_slab(KmemCache* c, Page* head);
+  void* alloc_central(KmemCache* c, gfp_t gfp);
+  void free_central_locked(KmemCache* c, Page* head, unsigned idx);
+  void list_add(pfn_t* list, Page* head);
+  void list_del(pfn_t* list, Page* head);
+  void move_to(KmemCache* c, Page* head);  // put head on the list its fill level says
+  unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const;
+
+  PhysMem* phys_ = nullptr;
+  BuddyZone* zone_ = nullptr;
+  SlabConfig cfg_;
+  SpinLock registry_lock_;
+  KmemCache caches_[kMaxCaches];
+  std::uint8_t tc_slots_used_ = 0;
+  std::atomic<std::uint64_t> slab_pages_{0};
+  // Per-thread caches of this allocator (thread_cache.cpp).
+  SpinLock tc_list_lock_;
+  ThreadCache* tc_list_ = nullptr;
+  std::uint32_t heap_id_ = 0;
+  std::uint64_t heap_gen_ = 0;
+};
+
+template <typename Fn>
+void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
+  LockGuard g(c->lock);
+  pfn_t lists[2] = {c->partial, c->full};
+  for (pfn_t head_pfn : lists) {
+    for (pfn_t pfn = head_pfn; pfn != kNoPfn;) {
+      Page* head = phys_->pfn_to_page(pfn);
+      pfn_t next = head->lru.next;
+      fn(head);
+      pfn = next;
+    }
+  }
+}
+
+}  // namespace kmm

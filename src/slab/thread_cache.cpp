@@ -1,0 +1,161 @@
+// kmm/slab/thread_cache.cpp — thread-local lookup, creation, exit and draining.
+#include "slab/thread_cache.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/report.h"
+
+#if KMM_HAVE_THREADS
+#include <pthread.h>
+#endif
+
+namespace kmm {
+
+#if KMM_HAVE_THREADS
+namespace {
+
+struct TlsSlot {
+  std::uint64_t gen;
+  ThreadCache* tc;
+};
+
+__attribute__((tls_model("initial-exec"))) thread_local TlsSlot t_slots[kMaxHeaps];
+__attribute__((tls_model("initial-exec"))) thread_local bool t_key_set;
+
+struct HeapEntry {
+  SlabAllocator* heap;
+  std::uint64_t gen;
+};
+
+SpinLock g_heaps_lock;
+HeapEntry g_heaps[kMaxHeaps];
+std::uint64_t g_next_gen = 1;
+pthread_key_t g_exit_key;
+pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+void return_magazines(SlabAllocator* heap, ThreadCache* tc) {
+  for (unsigned id = 0; id < heap->nr_cache_ids(); ++id) {
+    KmemCache* c = heap->cache(id);
+    if (c != nullptr && c->tc_slot != 0xFF && tc->mags[c->tc_slot].count != 0) heap->tc_flush(c, tc, 0);
+  }
+}
+
+void on_thread_exit(void*) {
+  for (unsigned i = 0; i < kMaxHeaps; ++i) {
+    TlsSlot& s = t_slots[i];
+    if (s.tc == nullptr) continue;
+    LockGuard g(g_heaps_lock);
+    if (g_heaps[i].heap != nullptr && g_heaps[i].gen == s.gen) {
+      SlabAllocator* heap = g_heaps[i].heap;
+      return_magazines(heap, s.tc);
+      heap->tc_detach(s.tc);
+    }
+    s.tc = nullptr;
+    s.gen = 0;
+  }
+}
+
+void make_key() { pthread_key_create(&g_exit_key, on_thread_exit); }
+
+}  // namespace
+
+void tc_register_heap(SlabAllocator* heap, std::uint32_t* id, std::uint64_t* gen) {
+  pthread_once(&g_key_once, make_key);
+  LockGuard g(g_heaps_lock);
+  for (unsigned i = 0; i < kMaxHeaps; ++i) {
+    if (g_heaps[i].heap == nullptr) {
+      g_heaps[i].heap = heap;
+      g_heaps[i].gen = g_next_gen++;
+      *id = i;
+      *gen = g_heaps[i].gen;
+      return;
+    }
+  }
+  fatal("more than 16 kmm heaps with thread caches in one process");
+}
+
+void tc_unregister_heap(SlabAllocator* heap) {
+  LockGuard g(g_heaps_lock);
+  for (auto& e : g_heaps) {
+    if (e.heap == heap) {
+      e.heap = nullptr;
+      e.gen = 0;
+    }
+  }
+}
+
+ThreadCache* SlabAllocator::thread_cache() {
+  TlsSlot& s = t_slots[heap_id_];
+  if (__builtin_expect(s.gen == heap_gen_, 1)) return s.tc;
+  // First use on this thread (or a stale slot from a machine that is gone).
+  unsigned order = get_order(sizeof(ThreadCache));
+  Page* pages = zone_->alloc_pages(order, __GFP_ZERO | __GFP_HIGH);
+  if (pages == nullptr) return nullptr;
+  auto* tc = static_cast<ThreadCache*>(phys_->page_address(pages));
+  tc->heap = this;
+  tc->pages = pages;
+  pages->flags = PG_reserved;
+  pages->order = static_cast<std::uint8_t>(order);
+  {
+    LockGuard g(tc_list_lock_);
+    tc->prev = nullptr;
+    tc->next = tc_list_;
+    if (tc_list_ != nullptr) tc_list_->prev = tc;
+    tc_list_ = tc;
+  }
+  s.tc = tc;
+  s.gen = heap_gen_;
+  if (!t_key_set) {
+    t_key_set = true;
+    pthread_setspecific(g_exit_key, reinterpret_cast<void*>(1));
+  }
+  return tc;
+}
+
+void SlabAllocator::tc_detach(ThreadCache* tc) {
+  {
+    LockGuard g(tc_list_lock_);
+    if (tc->prev != nullptr) tc->prev->next = tc->next; else tc_list_ = tc->next;
+    if (tc->next != nullptr) tc->next->prev = tc->prev;
+  }
+  Page* pages = tc->pages;
+  zone_->free_pages(pages, pages->order);
+}
+
+void SlabAllocator::drain_current_thread() {
+  if (!cfg_.thread_caches) return;
+  TlsSlot& s = t_slots[heap_id_];
+  if (s.gen != heap_gen_ || s.tc == nullptr) return;
+  return_magazines(this, s.tc);
+}
+
+// Drains every thread's magazines. Safe only when no other thread is using this
+// allocator's thread caches at the same moment (idle drain, shrink, shutdown, tests).
+void SlabAllocator::drain_thread_caches() {
+  if (!cfg_.thread_caches) return;
+  LockGuard g(tc_list_lock_);
+  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) return_magazines(this, tc);
+}
+
+void tc_drain_cache(SlabAllocator* heap, KmemCache* c) {
+  heap->drain_thread_caches();
+  (void)c;
+}
+
+#else  // no threads: there are no thread caches
+
+void tc_register_heap(SlabAllocator*, std::uint32_t* id, std::uint64_t* gen) {
+  *id = 0;
+  *gen = 0;
+}
+void tc_unregister_heap(SlabAllocator*) {}
+void tc_drain_cache(SlabAllocator*, KmemCache*) {}
+ThreadCache* SlabAllocator::thread_cache() { return nullptr; }
+void SlabAllocator::tc_detach(ThreadCache*) {}
+void SlabAllocator::drain_current_thread() {}
+void SlabAllocator::drain_thread_caches() {}
+
+#endif
+
+}  // namespace kmm
