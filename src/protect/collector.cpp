@@ -1,0 +1,407 @@
+// kmm/protect/collector.cpp — passes, slices, the reachability scan, the log line.
+#include "protect/collector.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/text.h"
+
+namespace kmm {
+
+const char* protector_mode_name(ProtectorMode m) {
+  switch (m) {
+    case ProtectorMode::kOff: return "off";
+    case ProtectorMode::kReport: return "report";
+    case ProtectorMode::kReclaim: return "reclaim";
+    case ProtectorMode::kReclaimUnreachable: return "reclaim-unreachable";
+  }
+  return "?";
+}
+
+bool parse_protector_mode(const char* s, ProtectorMode* out) {
+  for (ProtectorMode m : {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim,
+                          ProtectorMode::kReclaimUnreachable}) {
+    if (str_eq(s, protector_mode_name(m))) {
+      *out = m;
+      return true;
+    }
+  }
+  return false;
+}
+
+void Collector::init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
+                     LogFn log, void* log_arg) {
+  modules_ = modules;
+  kmalloc_ = kmalloc;
+  slab_ = kmalloc->slab();
+  phys_ = slab_->phys();
+  mode_ = mode;
+  delay_ns_ = gc_delay_ns;
+  log_ = log;
+  log_arg_ = log_arg;
+  phase_ = Phase::kIdle;
+  last_end_ns_ = 0;
+}
+
+void Collector::add_space(OwnedSpace* s) {
+  if (nr_spaces_ < kMaxSpaces) spaces_[nr_spaces_++] = s;
+}
+
+bool Collector::add_root(const void* p, std::size_t bytes) {
+  LockGuard g(lock_);
+  if (nr_roots_ >= kMaxRoots) return false;
+  roots_[nr_roots_++] = Root{p, bytes};
+  return true;
+}
+
+void Collector::remove_root(const void* p) {
+  LockGuard g(lock_);
+  for (unsigned i = 0; i < nr_roots_; ++i) {
+    if (roots_[i].p == p) {
+      roots_[i] = roots_[--nr_roots_];
+      return;
+    }
+  }
+}
+
+bool Collector::due(std::uint64_t now_ns) const {
+  if (phase_ != Phase::kIdle) return true;
+  if (mode_ == ProtectorMode::kOff) return false;
+  if (modules_->nr_gone() == 0) return false;
+  return kicked_ || now_ns >= last_end_ns_ + delay_ns_;
+}
+
+// --- reachability bitmaps -----------------------------------------------------------------
+
+bool Collector::bitmap_alloc() {
+  std::uint64_t bytes = phys_->size() / 32;  // 2 bits per 8-byte granule
+  if (bytes == 0) bytes = 1;
+  chunk_order_ = get_order(bytes);
+  if (chunk_order_ > kMaxOrder) chunk_order_ = kMaxOrder;
+  std::uint64_t chunk_bytes = kPageSize << chunk_order_;
+  std::uint64_t n = (bytes + chunk_bytes - 1) / chunk_bytes;
+  if (n > kMaxBitmapChunks) return false;
+  for (nr_chunks_ = 0; nr_chunks_ < n; ++nr_chunks_) {
+    Page* p = slab_->zone()->alloc_pages(chunk_order_, __GFP_ZERO | __GFP_HIGH | __GFP_NOWARN);
+    if (p == nullptr) {
+      bitmap_free();
+      return false;
+    }
+    p->flags = PG_reserved;
+    chunks_[nr_chunks_] = p;
+  }
+  return true;
+}
+
+void Collector::bitmap_free() {
+  for (unsigned i = 0; i < nr_chunks_; ++i) {
+    chunks_[i]->flags = 0;
+    slab_->zone()->free_pages(chunks_[i], chunk_order_);
+  }
+  nr_chunks_ = 0;
+}
+
+bool Collector::test_and_set(const void* block, unsigned bit) {
+  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  std::uint64_t bitno = g * 2 + bit;
+  std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
+  auto* bytes = static_cast<std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
+  std::uint64_t in = bitno % chunk_bits;
+  std::uint8_t mask = static_cast<std::uint8_t>(1u << (in % 8));
+  bool was = (bytes[in / 8] & mask) != 0;
+  bytes[in / 8] = static_cast<std::uint8_t>(bytes[in / 8] | mask);
+  return was;
+}
+
+bool Collector::test(const void* block, unsigned bit) const {
+  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  std::uint64_t bitno = g * 2 + bit;
+  std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
+  auto* bytes = static_cast<const std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
+  std::uint64_t in = bitno % chunk_bits;
+  return (bytes[in / 8] >> (in % 8)) & 1u;
+}
+
+void Collector::mark_pointer(std::uintptr_t w) {
+  const void* p = reinterpret_cast<const void*>(w);
+  if (!phys_->owns(p)) {
+    for (unsigned i = 0; i < nr_spaces_; ++i) {
+      void* start;
+      owner_t owner;
+      // Space blocks are marked through their first backing frame's address.
+      if (spaces_[i]->find_block(p, &start, &owner) && dead_[owner] && phys_->owns(start)) {
+        if (!test_and_set(start, 0)) new_marks_ = true;
+      }
+    }
+    return;
+  }
+  Page* page = phys_->virt_to_page(p);
+  if (page->is(PG_slab)) {
+    SlabAllocator::ObjectInfo info;
+    if (!slab_->lookup(p, &info) || info.index >= info.cache->objects || !dead_[info.owner]) return;
+    const char* start = static_cast<char*>(slab_->slab_base(info.slab)) + std::size_t{info.index} * info.cache->size;
+    if (!test_and_set(start, 0)) new_marks_ = true;
+  } else if (page->is(PG_large)) {
+    Page* head = phys_->compound_head(page);
+    if (!dead_[head->owner]) return;
+    if (!test_and_set(phys_->page_address(head), 0)) new_marks_ = true;
+  }
+}
+
+void Collector::scan_range(const void* p, std::size_t bytes) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t first = (a + sizeof(void*) - 1) & ~(std::uintptr_t{sizeof(void*)} - 1);
+  std::uintptr_t end = a + bytes;
+  std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(phys_->base());
+  std::uintptr_t span = phys_->size();
+  for (std::uintptr_t at = first; at + sizeof(void*) <= end; at += sizeof(void*)) {
+    std::uintptr_t w;
+    std::memcpy(&w, reinterpret_cast<const void*>(at), sizeof w);
+    if (w - lo < span || nr_spaces_ != 0) mark_pointer(w);
+  }
+  stats_.scanned_bytes += bytes;
+}
+
+// --- one block of a dead owner, in the sweep -----------------------------------------------
+
+void Collector::dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed) {
+  *freed = false;
+  if (scan_this_pass_ && phys_->owns(addr) && test(addr, 0)) {
+    referenced_[owner].objects++;
+    referenced_[owner].bytes += bytes;
+    return;
+  }
+  if (mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable) {
+    freed_[owner].objects++;
+    freed_[owner].bytes += bytes;
+    *freed = true;
+    return;
+  }
+  kept_[owner].objects++;
+  kept_[owner].bytes += bytes;
+}
+
+void Collector::visit_slab(Page* head) {
+  KmemCache* c = slab_->cache(head->cache_id);
+  if (c == nullptr) return;
+  LockGuard g(c->lock);
+  // Re-check under the lock: the slab may have gone since we read its descriptor.
+  if (!head->is(PG_slab) || !head->is(PG_head) || head->cache_id != c->id) return;
+  char* base = static_cast<char*>(slab_->slab_base(head));
+  unsigned objects = c->objects;
+  for (unsigned i = 0; i < objects; ++i) {
+    owner_t o = __atomic_load_n(slab_->owner_slot(c, head, i), __ATOMIC_RELAXED);
+    if (o == kOwnerFree) continue;
+    char* obj = base + std::size_t{i} * c->size;
+    switch (phase_) {
+      case Phase::kMarkLive:
+        if (!dead_[o]) scan_range(obj, c->object_size);
+        break;
+      case Phase::kMarkDead:
+        if (dead_[o] && test(obj, 0) && !test_and_set(obj, 1)) scan_range(obj, c->object_size);
+        break;
+      case Phase::kSweep:
+        if (dead_[o]) {
+          bool freed;
+          dead_block(obj, c->size, o, &freed);
+          if (freed) {
+            bool last = head->lru.inuse == 1;
+            slab_->free_slot_locked(c, head, i);
+            if (last && !head->is(PG_slab)) return;  // the slab went back to the buddy allocator
+          }
+        }
+        break;
+      case Phase::kIdle: break;
+    }
+  }
+}
+
+void Collector::visit_large(Page* head) {
+  owner_t o = head->owner;
+  void* addr = phys_->page_address(head);
+  std::size_t bytes = std::size_t{head->lru.nr_pages} << kPageShift;
+  switch (phase_) {
+    case Phase::kMarkLive:
+      if (o != kOwnerFree && !dead_[o]) scan_range(addr, bytes);
+      break;
+    case Phase::kMarkDead:
+      if (dead_[o] && test(addr, 0) && !test_and_set(addr, 1)) scan_range(addr, bytes);
+      break;
+    case Phase::kSweep:
+      if (dead_[o]) {
+        bool freed;
+        dead_block(addr, bytes, o, &freed);
+        if (freed) kmalloc_->free_large(head);
+      }
+      break;
+    case Phase::kIdle: break;
+  }
+}
+
+void Collector::visit_spaces() {
+  for (unsigned i = 0; i < nr_spaces_; ++i) {
+    struct Ctx {
+      Collector* c;
+      OwnedSpace* s;
+    } ctx{this, spaces_[i]};
+    spaces_[i]->for_each_block(
+        [](void* arg, void* addr, std::size_t bytes, owner_t o, void* handle) {
+          auto* x = static_cast<Ctx*>(arg);
+          Collector* self = x->c;
+          switch (self->phase_) {
+            case Phase::kMarkLive:
+              if (!self->dead_[o]) self->scan_range(addr, bytes);
+              break;
+            case Phase::kMarkDead:
+              if (self->dead_[o] && self->phys_->owns(addr) && self->test(addr, 0) && !self->test_and_set(addr, 1))
+                self->scan_range(addr, bytes);
+              break;
+            case Phase::kSweep:
+              if (self->dead_[o]) {
+                bool freed;
+                self->dead_block(addr, bytes, o, &freed);
+                if (freed) x->s->free_block(handle);
+              }
+              break;
+            case Phase::kIdle: break;
+          }
+        },
+        &ctx);
+  }
+}
+
+std::uint32_t Collector::walk(std::uint32_t budget) {
+  std::uint32_t done = 0;
+  pfn_t end = phys_->end_pfn();
+  while (cursor_ < end && done < budget) {
+    Page* page = phys_->pfn_to_page(cursor_);
+    std::uint32_t step = 1;
+    if (page->is(PG_slab) && page->is(PG_head)) {
+      step = 1u << page->order;
+      visit_slab(page);
+    } else if (page->is(PG_large) && page->is(PG_head)) {
+      step = page->lru.nr_pages;
+      visit_large(page);
+    } else if (page->is(PG_buddy)) {
+      step = 1u << page->order;
+    }
+    if (step == 0) step = 1;
+    cursor_ += step;
+    done += step;
+  }
+  return done;
+}
+
+void Collector::begin(std::uint64_t now_ns) {
+  modules_->dead_owners(dead_);
+  std::memset(freed_, 0, sizeof freed_);
+  std::memset(kept_, 0, sizeof kept_);
+  std::memset(referenced_, 0, sizeof referenced_);
+  pass_start_ns_ = now_ns;
+  kicked_ = false;
+  cursor_ = phys_->base_pfn();
+  scan_this_pass_ = false;
+  if (mode_ == ProtectorMode::kReclaimUnreachable) {
+    if (bitmap_alloc()) {
+      scan_this_pass_ = true;
+    } else if (log_ != nullptr) {
+      StackText<160> line;
+      line.str("kmm-gc: no memory for the reachability bitmap; this pass only reports").nl();
+      log_(log_arg_, line.data(), line.size());
+    }
+  }
+  if (scan_this_pass_) {
+    phase_ = Phase::kMarkLive;
+    for (unsigned i = 0; i < nr_roots_; ++i) scan_range(roots_[i].p, roots_[i].bytes);
+  } else {
+    phase_ = Phase::kSweep;
+  }
+}
+
+void Collector::finish(std::uint64_t now_ns) {
+  if (scan_this_pass_) bitmap_free();
+  stats_.passes++;
+  stats_.leak_objects = stats_.leak_bytes = 0;
+  stats_.referenced_objects = stats_.referenced_bytes = 0;
+  OwnerTally freed_all{0, 0};
+  StackText<1024> detail;
+  bool anything_new = false;
+  for (unsigned o = 0; o < kMaxOwners; ++o) {
+    if (!dead_[o]) continue;
+    const Module* m = modules_->module(static_cast<owner_t>(o));
+    bool reported_before = m != nullptr && m->leaks_reported;
+    freed_all.objects += freed_[o].objects;
+    freed_all.bytes += freed_[o].bytes;
+    stats_.leak_objects += kept_[o].objects + referenced_[o].objects;
+    stats_.leak_bytes += kept_[o].bytes + referenced_[o].bytes;
+    stats_.referenced_objects += referenced_[o].objects;
+    stats_.referenced_bytes += referenced_[o].bytes;
+    bool news = freed_[o].objects != 0 || (!reported_before && (kept_[o].objects + referenced_[o].objects) != 0);
+    if (news) {
+      anything_new = true;
+      detail.str(" ").str(modules_->owner_name(static_cast<owner_t>(o)));
+      if (freed_[o].objects) detail.str(" freed ").u(freed_[o].objects).str("/").u(freed_[o].bytes);
+      if (kept_[o].objects) detail.str(" leaked ").u(kept_[o].objects).str("/").u(kept_[o].bytes);
+      if (referenced_[o].objects) detail.str(" referenced ").u(referenced_[o].objects).str("/").u(referenced_[o].bytes);
+      detail.str(";");
+    }
+    if (kept_[o].objects + referenced_[o].objects != 0) {
+      modules_->mark_reported(static_cast<owner_t>(o));
+    } else {
+      modules_->release(static_cast<owner_t>(o));
+    }
+  }
+  stats_.reclaimed_objects += freed_all.objects;
+  stats_.reclaimed_bytes += freed_all.bytes;
+  if (anything_new && log_ != nullptr) {
+    StackText<1200> line;
+    line.ch('[').u(now_ns / 1000000000ull, 5).ch('.');
+    StackText<8> us;
+    us.u((now_ns / 1000ull) % 1000000ull);
+    line.repeat('0', 6 - us.size()).str(us.data()).str("] GCONLINUX activated: pass ").u(stats_.passes);
+    line.str(" (").str(protector_mode_name(mode_)).str(") reclaimed ").u(freed_all.objects).str(" objects (");
+    line.u(freed_all.bytes).str(" bytes); objects/bytes by module:").str(detail.data()).nl();
+    log_(log_arg_, line.data(), line.size());
+  }
+  phase_ = Phase::kIdle;
+  last_end_ns_ = now_ns;
+}
+
+bool Collector::slice(std::uint64_t now_ns) {
+  LockGuard g(lock_);
+  if (phase_ == Phase::kIdle) {
+    if (!due(now_ns)) return true;
+    begin(now_ns);
+  }
+  stats_.slices++;
+  std::uint32_t done = walk(slice_pages_);
+  if (done > longest_slice_pages_) longest_slice_pages_ = done;
+  if (cursor_ >= phys_->end_pfn()) {
+    // Blocks of spaces above the slab layer (vmalloc): one visit per phase.
+    visit_spaces();
+    cursor_ = phys_->base_pfn();
+    switch (phase_) {
+      case Phase::kMarkLive:
+        phase_ = Phase::kMarkDead;
+        new_marks_ = false;
+        break;
+      case Phase::kMarkDead:
+        if (!new_marks_) phase_ = Phase::kSweep;
+        new_marks_ = false;
+        break;
+      case Phase::kSweep:
+        finish(now_ns);
+        return true;
+      case Phase::kIdle: break;
+    }
+  }
+  return false;
+}
+
+void Collector::run_pass(std::uint64_t now_ns) {
+  if (!due(now_ns)) return;
+  while (!slice(now_ns)) {
+  }
+}
+
+}  // namespace kmm

@@ -1,0 +1,159 @@
+// kmm/protect/collector.h — the idle-time collector: the paper's gc_process(), made safe.
+//
+// The paper's design (DIGEST 000, figure 2): when the CPU is idle, walk the record of every
+// allocation; a record whose module is no longer loaded is a leak: free the block. Here the
+// "record" is the owner byte of every slab object and the owner field of every page-level
+// block, so a pass walks mem_map frame by frame: a slab head hands over its owner vector, a
+// large block its head, a free block is stepped over whole.
+//
+// Modes (ProtectorMode):
+//   off                  no pass ever runs: a module's leak stays until reboot (stock kernel);
+//   report               a pass finds and reports the leaks of unloaded modules, frees none;
+//   reclaim              the paper: blocks owned by unloaded modules are freed;
+//   reclaim-unreachable  kmemleak's conservative scan first: every word of every live block of
+//                        a live owner (and of registered roots) that points into a dead
+//                        module's block marks it referenced, transitively; marked blocks are
+//                        spared and reported as orphaned-but-referenced; the rest are freed.
+//
+// Rate limit and bounded pauses: a pass starts only when gc_delay has passed since the end of
+// the previous one and some unloaded module may still own memory. A pass is cut into slices
+// of at most `slice_pages` frames of work each, resumed at the next idle entry from a frame
+// cursor — robust to slabs appearing and vanishing between slices — so a huge leak never
+// causes a long pause.
+//
+// Each completed pass that found anything logs one line, in the paper's spirit:
+//   [   12.000000] GCONLINUX activated: pass 1 reclaimed 1 object (4096 bytes): m_test 1/4096
+//
+// Depends on: slab/, protect/module.h.
+#pragma once
+
+#include "protect/module.h"
+#include "slab/kmalloc.h"
+
+namespace kmm {
+
+enum class ProtectorMode : std::uint8_t { kOff, kReport, kReclaim, kReclaimUnreachable };
+const char* protector_mode_name(ProtectorMode m);
+bool parse_protector_mode(const char* s, ProtectorMode* out);
+
+struct OwnerTally {
+  std::uint64_t objects;
+  std::uint64_t bytes;
+};
+
+// An allocator above the slab layer (vmalloc) whose blocks the collector must see too.
+class OwnedSpace {
+ public:
+  // Calls visit(arg, host_address, bytes, owner, handle) for every live block.
+  using Visit = void (*)(void* arg, void* addr, std::size_t bytes, owner_t owner, void* handle);
+  virtual void for_each_block(Visit visit, void* arg) = 0;
+  virtual void free_block(void* handle) = 0;
+  // The block containing host address p (for the reachability scan), or false.
+  virtual bool find_block(const void* p, void** start, owner_t* owner) = 0;
+
+ protected:
+  ~OwnedSpace() = default;
+};
+
+struct CollectorStats {
+  std::uint64_t passes = 0;
+  std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;     // since boot
+  std::uint64_t leak_objects = 0, leak_bytes = 0;               // found, still there
+  std::uint64_t referenced_objects = 0, referenced_bytes = 0;   // spared by the scan
+  std::uint64_t scanned_bytes = 0;                              // reachability scan, since boot
+  std::uint64_t slices = 0;
+};
+
+using LogFn = void (*)(void* arg, const char* line, std::size_t len);
+
+class Collector {
+ public:
+  void init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
+            LogFn log, void* log_arg);
+  void set_mode(ProtectorMode m) { mode_ = m; }
+  ProtectorMode mode() const { return mode_; }
+  void set_delay(std::uint64_t ns) { delay_ns_ = ns; }
+  std::uint64_t delay_ns() const { return delay_ns_; }
+  void set_slice_pages(std::uint32_t n) { slice_pages_ = n == 0 ? 1 : n; }
+  void add_space(OwnedSpace* s);
+  // Registered roots: memory outside kmm's blocks that may point into them.
+  bool add_root(const void* p, std::size_t bytes);
+  void remove_root(const void* p);
+
+  // True when a pass is under way, or one is due at `now_ns`.
+  bool due(std::uint64_t now_ns) const;
+  // One bounded slice of work; true when no pass is left under way.
+  bool slice(std::uint64_t now_ns);
+  // Slices until the current (or a due) pass is complete.
+  void run_pass(std::uint64_t now_ns);
+  bool in_pass() const { return phase_ != Phase::kIdle; }
+  std::uint64_t next_due_ns() const { return last_end_ns_ + delay_ns_; }
+
+  const CollectorStats& stats() const { return stats_; }
+  std::uint64_t longest_slice_pages() const { return longest_slice_pages_; }
+  // Forgets the rate limit (a pass may start at once); tests and `gc now`.
+  void kick() { kicked_ = true; }
+
+ private:
+  enum class Phase : std::uint8_t { kIdle, kMarkLive, kMarkDead, kSweep };
+  struct Root {
+    const void* p;
+    std::size_t bytes;
+  };
+  static constexpr unsigned kMaxRoots = 64;
+  static constexpr unsigned kMaxSpaces = 4;
+  static constexpr unsigned kMaxBitmapChunks = 64;
+
+  void begin(std::uint64_t now_ns);
+  void finish(std::uint64_t now_ns);
+  // Processes frames [cursor, cursor + budget) of the current phase; returns frames done.
+  std::uint32_t walk(std::uint32_t budget);
+  void visit_slab(Page* head);
+  void visit_large(Page* head);
+  void visit_spaces();
+  // Reachability: scan [p, p + bytes) for pointers into dead blocks.
+  void scan_range(const void* p, std::size_t bytes);
+  void mark_pointer(std::uintptr_t w);
+  bool bitmap_alloc();
+  void bitmap_free();
+  bool test_and_set(const void* block, unsigned bit);
+  bool test(const void* block, unsigned bit) const;
+  void dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed);
+
+  ModuleRegistry* modules_ = nullptr;
+  Kmalloc* kmalloc_ = nullptr;
+  SlabAllocator* slab_ = nullptr;
+  PhysMem* phys_ = nullptr;
+  ProtectorMode mode_ = ProtectorMode::kOff;
+  std::uint64_t delay_ns_ = 0;
+  std::uint32_t slice_pages_ = 256;
+  LogFn log_ = nullptr;
+  void* log_arg_ = nullptr;
+
+  Phase phase_ = Phase::kIdle;
+  bool kicked_ = false;
+  bool scan_this_pass_ = false;
+  bool new_marks_ = false;
+  pfn_t cursor_ = 0;
+  std::uint64_t last_end_ns_ = 0;
+  std::uint64_t pass_start_ns_ = 0;
+  bool dead_[kMaxOwners] = {};
+  OwnerTally freed_[kMaxOwners] = {};
+  OwnerTally kept_[kMaxOwners] = {};
+  OwnerTally referenced_[kMaxOwners] = {};
+  Root roots_[kMaxRoots] = {};
+  unsigned nr_roots_ = 0;
+  OwnedSpace* spaces_[kMaxSpaces] = {};
+  unsigned nr_spaces_ = 0;
+  // Reachability bitmaps: 2 bits per 8-byte granule of RAM (marked, scanned), in chunks of
+  // buddy pages held only during a pass.
+  Page* chunks_[kMaxBitmapChunks] = {};
+  unsigned chunk_order_ = 0;
+  unsigned nr_chunks_ = 0;
+  std::uint64_t work_this_slice_ = 0;
+  std::uint64_t longest_slice_pages_ = 0;
+  CollectorStats stats_;
+  SpinLock lock_;  // one collector at a time
+};
+
+}  // namespace kmm

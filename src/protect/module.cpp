@@ -1,0 +1,141 @@
+// kmm/protect/module.cpp — registry operations.
+#include "protect/module.h"
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/text.h"
+
+namespace kmm {
+
+const char* module_error_text(ModuleError e) {
+  switch (e) {
+    case ModuleError::kOk: return "ok";
+    case ModuleError::kAlreadyLoaded: return "module is already loaded";
+    case ModuleError::kNotLoaded: return "module is not loaded";
+    case ModuleError::kTableFull: return "module table is full";
+    case ModuleError::kBadName: return "bad module name";
+  }
+  return "?";
+}
+
+void ModuleRegistry::init() {
+  std::memset(slots_, 0, sizeof slots_);
+  next_address_ = 0xbf000000ull;
+}
+
+ModuleError ModuleRegistry::load(const char* name, std::uint64_t core_size, std::uint64_t now_ns, owner_t* owner) {
+  std::size_t n = str_len(name);
+  if (n == 0 || n >= kModuleNameLen || str_eq(name, "kernel")) return ModuleError::kBadName;
+  LockGuard g(lock_);
+  std::uint32_t instances = 0;
+  int free_slot = -1;
+  for (unsigned i = 0; i < kMaxModules; ++i) {
+    const Module& m = slots_[i];
+    if (m.state == ModuleState::kFree) {
+      if (free_slot < 0) free_slot = static_cast<int>(i);
+      continue;
+    }
+    if (str_eq(m.name, name)) {
+      if (m.state == ModuleState::kLive) return ModuleError::kAlreadyLoaded;
+      ++instances;
+    }
+  }
+  if (free_slot < 0) return ModuleError::kTableFull;
+  Module& m = slots_[free_slot];
+  std::memset(&m, 0, sizeof m);
+  str_copy(m.name, sizeof m.name, name);
+  m.state = ModuleState::kLive;
+  m.instance = instances;
+  m.core_size = core_size;
+  m.address = next_address_;
+  next_address_ += round_up(core_size == 0 ? kPageSize : core_size, kPageSize);
+  m.load_ns = now_ns;
+  *owner = static_cast<owner_t>(free_slot + kOwnerFirstModule);
+  return ModuleError::kOk;
+}
+
+ModuleError ModuleRegistry::unload(const char* name, std::uint64_t now_ns, owner_t* owner) {
+  LockGuard g(lock_);
+  for (unsigned i = 0; i < kMaxModules; ++i) {
+    Module& m = slots_[i];
+    if (m.state == ModuleState::kLive && str_eq(m.name, name)) {
+      m.state = ModuleState::kGone;
+      m.unload_ns = now_ns;
+      *owner = static_cast<owner_t>(i + kOwnerFirstModule);
+      return ModuleError::kOk;
+    }
+  }
+  return ModuleError::kNotLoaded;
+}
+
+owner_t ModuleRegistry::find_live(const char* name) const {
+  LockGuard g(lock_);
+  for (unsigned i = 0; i < kMaxModules; ++i) {
+    if (slots_[i].state == ModuleState::kLive && str_eq(slots_[i].name, name)) return static_cast<owner_t>(i + kOwnerFirstModule);
+  }
+  return kOwnerFree;
+}
+
+unsigned ModuleRegistry::dead_owners(bool dead[kMaxOwners]) const {
+  LockGuard g(lock_);
+  unsigned n = 0;
+  for (unsigned o = 0; o < kMaxOwners; ++o) dead[o] = false;
+  for (unsigned i = 0; i < kMaxModules; ++i) {
+    if (slots_[i].state == ModuleState::kGone) {
+      dead[i + kOwnerFirstModule] = true;
+      ++n;
+    }
+  }
+  return n;
+}
+
+bool ModuleRegistry::is_live_owner(owner_t o) const {
+  if (o == kOwnerKernel || o == kOwnerUntracked) return true;
+  if (o < kOwnerFirstModule) return false;
+  LockGuard g(lock_);
+  return slots_[o - kOwnerFirstModule].state == ModuleState::kLive;
+}
+
+void ModuleRegistry::release(owner_t o) {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return;
+  LockGuard g(lock_);
+  Module& m = slots_[o - kOwnerFirstModule];
+  if (m.state == ModuleState::kGone) m.state = ModuleState::kFree;
+}
+
+void ModuleRegistry::mark_reported(owner_t o) {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return;
+  LockGuard g(lock_);
+  slots_[o - kOwnerFirstModule].leaks_reported = true;
+}
+
+const char* ModuleRegistry::owner_name(owner_t o) const {
+  if (o == kOwnerKernel) return "kernel";
+  if (o == kOwnerUntracked) return "untracked";
+  if (o < kOwnerFirstModule) return "?";
+  const Module& m = slots_[o - kOwnerFirstModule];
+  return m.state == ModuleState::kFree ? "?" : m.name;
+}
+
+const Module* ModuleRegistry::module(owner_t o) const {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return nullptr;
+  const Module& m = slots_[o - kOwnerFirstModule];
+  return m.state == ModuleState::kFree ? nullptr : &m;
+}
+
+unsigned ModuleRegistry::nr_live() const {
+  LockGuard g(lock_);
+  unsigned n = 0;
+  for (const auto& m : slots_) n += m.state == ModuleState::kLive;
+  return n;
+}
+
+unsigned ModuleRegistry::nr_gone() const {
+  LockGuard g(lock_);
+  unsigned n = 0;
+  for (const auto& m : slots_) n += m.state == ModuleState::kGone;
+  return n;
+}
+
+}  // namespace kmm

@@ -1,0 +1,70 @@
+// kmm/protect/module.h — the module registry: insmod, rmmod, lsmod, and who owns what.
+//
+// A module occupies a slot; its owner id (slot + kOwnerFirstModule) is the byte written in
+// the owner vector of every object it allocates. rmmod marks the module Gone, not Free: its
+// blocks still carry its id, and the collector (collector.h) needs to know whose they were.
+// A Gone slot becomes Free — reusable by a later insmod — only when the collector has found
+// it owns nothing any more; so an id is never reused while a block still carries it, and a
+// reloaded module is a new instance with a new id, as a reloaded Linux module is a new
+// struct module.
+//
+// States: Free -> Live (insmod) -> Gone (rmmod) -> Free (collector found it empty).
+// Locking: one registry lock, outermost in kmm's lock order; readers of a single state byte
+// (the collector's dead[] table) copy it under the lock.
+// Depends on: base/.
+#pragma once
+
+#include "base/spinlock.h"
+
+namespace kmm {
+
+class TextSink;
+
+inline constexpr unsigned kMaxModules = kOwnerUntracked - kOwnerFirstModule;  // 253
+inline constexpr unsigned kModuleNameLen = 56;
+
+enum class ModuleState : std::uint8_t { kFree, kLive, kGone };
+
+struct Module {
+  char name[kModuleNameLen];
+  ModuleState state;
+  bool leaks_reported;           // report mode: this instance's leaks were logged
+  std::uint32_t instance;        // how many times a module of this name was loaded before
+  std::uint64_t core_size;       // "size" column of /proc/modules
+  std::uint64_t address;         // load address shown in /proc/modules
+  std::uint64_t load_ns, unload_ns;
+};
+
+enum class ModuleError : std::uint8_t { kOk, kAlreadyLoaded, kNotLoaded, kTableFull, kBadName };
+const char* module_error_text(ModuleError e);
+
+class ModuleRegistry {
+ public:
+  void init();
+  // insmod: returns the new module's owner id through *owner.
+  ModuleError load(const char* name, std::uint64_t core_size, std::uint64_t now_ns, owner_t* owner);
+  // rmmod: the live module of that name becomes Gone.
+  ModuleError unload(const char* name, std::uint64_t now_ns, owner_t* owner);
+
+  // The live module of that name, or kOwnerFree.
+  owner_t find_live(const char* name) const;
+  // Copies states for owners 0..255: true for owners that are Gone (dead).
+  unsigned dead_owners(bool dead[kMaxOwners]) const;
+  bool is_live_owner(owner_t o) const;
+  // Gone -> Free, once the collector has found the owner holds nothing.
+  void release(owner_t o);
+  void mark_reported(owner_t o);
+
+  // Name for an owner id: "kernel", a module name, "untracked", or "?".
+  const char* owner_name(owner_t o) const;
+  const Module* module(owner_t o) const;
+  unsigned nr_live() const;
+  unsigned nr_gone() const;
+
+ private:
+  mutable SpinLock lock_;
+  Module slots_[kMaxModules];
+  std::uint64_t next_address_ = 0xbf000000ull;  // ARM's MODULES_VADDR
+};
+
+}  // namespace kmm
