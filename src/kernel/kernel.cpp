@@ -1,0 +1,450 @@
+// kmm/kernel/kernel.cpp — boot, the allocation API with ownership, the idle loop, dmesg.
+#include "kernel/kernel.h"
+
+#include <cstring>
+#include <new>
+
+#include "base/bits.h"
+#include "base/report.h"
+#include "base/text.h"
+
+namespace kmm {
+namespace {
+
+__attribute__((tls_model("initial-exec"))) thread_local owner_t t_current_owner = kOwnerKernel;
+
+constexpr std::size_t kLogRingBytes = 64 * 1024;
+constexpr std::uint64_t kVmallocOffset = 8ull << 20;   // Linux's VMALLOC_OFFSET
+constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull; // ARM's VMALLOC_END
+
+void collector_log(void* arg, const char* line, std::size_t len) { static_cast<Kernel*>(arg)->log(line, len); }
+
+}  // namespace
+
+owner_t current_owner() { return t_current_owner; }
+OwnerScope::OwnerScope(owner_t o) : saved_(t_current_owner) { t_current_owner = o == kOwnerFree ? kOwnerKernel : o; }
+OwnerScope::~OwnerScope() { t_current_owner = saved_; }
+
+Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
+  BootError dummy;
+  if (err == nullptr) err = &dummy;
+#if KMM_FREESTANDING
+  Platform* pal = cfg.platform;
+  if (pal == nullptr) {
+    err->what = "no platform: a freestanding build needs a static buffer";
+    return nullptr;
+  }
+#else
+  Platform* pal = cfg.platform != nullptr ? cfg.platform : &mmap_platform();
+#endif
+  std::uint64_t size = cfg.ram_bytes & ~std::uint64_t{kPageSize - 1};
+  if (size < 64 * kPageSize) {
+    err->what = "RAM too small: a machine needs at least 256K";
+    return nullptr;
+  }
+  if ((cfg.phys_offset & (kPageSize - 1)) != 0) {
+    err->what = "phys_offset must be a multiple of 4K";
+    return nullptr;
+  }
+  if (cfg.page_offset < (std::uint64_t{1} << 32)) {
+    if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
+      err->what = "RAM does not fit in the kernel space above page_offset (no highmem in kmm): lower page_offset or ram";
+      return nullptr;
+    }
+  }
+  if (size != static_cast<std::size_t>(size)) {
+    err->what = "RAM larger than this host's address space";
+    return nullptr;
+  }
+  void* ram = pal->reserve(static_cast<std::size_t>(size), kPageSize);
+  if (ram == nullptr) {
+    err->what = "the platform could not reserve the RAM";
+    return nullptr;
+  }
+  if (!pal->commit(ram, static_cast<std::size_t>(size))) {
+    pal->release(ram, static_cast<std::size_t>(size));
+    err->what = "the platform could not commit the RAM";
+    return nullptr;
+  }
+  PhysMem phys;
+  if (!phys.init(ram, static_cast<std::size_t>(size), cfg.phys_offset)) {
+    pal->release(ram, static_cast<std::size_t>(size));
+    err->what = "RAM too small to hold its own mem_map";
+    return nullptr;
+  }
+  void* self = phys.memblock_alloc(sizeof(Kernel));
+  char* ring = static_cast<char*>(phys.memblock_alloc(kLogRingBytes));
+  void* table = cfg.paper_table ? phys.memblock_alloc(PaperTable::bytes_needed()) : nullptr;
+  std::uint64_t reserved_now = std::uint64_t{phys.reserved_pages()} << kPageShift;
+  if (self == nullptr || ring == nullptr || (cfg.paper_table && table == nullptr) ||
+      (cfg.reserved_bytes > reserved_now && phys.memblock_alloc(cfg.reserved_bytes - reserved_now) == nullptr) ||
+      phys.first_free_pfn() + 16 >= phys.end_pfn()) {
+    pal->release(ram, static_cast<std::size_t>(size));
+    err->what = "RAM too small for the kernel's boot memory";
+    return nullptr;
+  }
+  Kernel* k = new (self) Kernel();
+  k->cfg_ = cfg;
+  k->ram_ = ram;
+  k->ram_size_ = static_cast<std::size_t>(size);
+  k->platform_ = pal;
+  k->phys_ = phys;
+  k->log_ring_ = ring;
+  k->log_size_ = kLogRingBytes;
+  if (table != nullptr) k->paper_.init(table);
+  k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.end_pfn(), cfg.min_free_kbytes);
+  k->slab_.init(&k->zone_, SlabConfig{cfg.thread_caches, cfg.min_partial});
+  if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max})) {
+    k->shutdown();
+    err->what = "RAM too small for the kmalloc caches";
+    return nullptr;
+  }
+  k->modules_.init();
+  k->collector_.init(&k->modules_, &k->kmalloc_, cfg.protector, cfg.gc_delay_ns, collector_log, k);
+  k->collector_.set_slice_pages(cfg.gc_slice_pages);
+  std::uint64_t vstart = cfg.page_offset + size + kVmallocOffset;
+  std::uint64_t vend = vstart + cfg.vmalloc_bytes;
+  if (cfg.page_offset < (std::uint64_t{1} << 32) && vend > kVmallocEnd32) vend = kVmallocEnd32;
+  k->vmalloc_.init(&k->kmalloc_, vstart, vend);
+  k->collector_.add_space(&k->vmalloc_);
+  return k;
+}
+
+void Kernel::shutdown() {
+  slab_.shutdown();
+  Platform* pal = platform_;
+  void* ram = ram_;
+  std::size_t size = ram_size_;
+  this->~Kernel();
+  pal->release(ram, size);
+}
+
+owner_t Kernel::resolve(owner_t o) const { return o == kOwnerFree ? t_current_owner : o; }
+
+void Kernel::track(const void* p, owner_t owner, std::size_t size) {
+  if (cfg_.paper_table && p != nullptr && !zero_or_null(p) && owner >= kOwnerFirstModule) paper_.record(p, owner, size);
+}
+
+void Kernel::untrack(const void* p) {
+  if (cfg_.paper_table && !zero_or_null(p)) paper_.erase(p);
+}
+
+void* Kernel::kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
+  owner = resolve(owner);
+  void* p = kmalloc_.kmalloc(size, gfp, owner);
+  if (p == nullptr) ++failed_allocs_;
+  track(p, owner, size);
+  return p;
+}
+
+void* Kernel::kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
+
+void* Kernel::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner) {
+  owner = resolve(owner);
+  void* p = kmalloc_.kcalloc(n, size, gfp, owner);
+  if (p == nullptr) ++failed_allocs_;
+  track(p, owner, n * size);
+  return p;
+}
+
+bool Kernel::check_free(const void* p, owner_t by, const char* action) {
+  if (cfg_.cross_free == CrossFree::kAllow || by == kOwnerKernel || zero_or_null(p)) return true;
+  owner_t owner = kmalloc_.owner_of(p);
+  if (owner == kOwnerFree || owner == by) return true;
+  StackText<160> why;
+  why.str(modules_.owner_name(by)).str(" frees a block owned by ").str(modules_.owner_name(owner));
+  if (cfg_.cross_free == CrossFree::kReport) {
+    StackText<256> line;
+    line.str("kmm: warning: ").str(action).str(": ").str(why.data()).nl();
+    log(line.data(), line.size());
+    return true;
+  }
+  why.str("; refused (cross_free=refuse)");
+  report({ErrorKind::kOwnerMismatch, action, p, nullptr, kmalloc_.ksize(p), why.data()});
+  return false;
+}
+
+void* Kernel::krealloc(void* p, std::size_t size, gfp_t gfp, owner_t by) {
+  by = resolve(by);
+  if (!check_free(p, by, "krealloc")) return nullptr;
+  untrack(p);
+  void* q = kmalloc_.krealloc(p, size, gfp, by);
+  if (q == nullptr && size != 0) {
+    ++failed_allocs_;
+    track(p, kmalloc_.owner_of(p), kmalloc_.ksize(p));
+  } else {
+    track(q, kmalloc_.owner_of(q), size);
+  }
+  return q;
+}
+
+bool Kernel::kfree(const void* p, owner_t by) {
+  by = resolve(by);
+  if (!check_free(p, by, "kfree")) return false;
+  if (zero_or_null(p)) return true;
+  untrack(p);
+  return kmalloc_.kfree(p) != kOwnerFree;
+}
+
+KmemCache* Kernel::kmem_cache_create(const char* name, std::size_t size, std::size_t align, std::uint32_t flags) {
+  return slab_.create(name, size, align, flags);
+}
+
+void* Kernel::kmem_cache_alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
+  owner = resolve(owner);
+  void* p = slab_.alloc(c, gfp, owner);
+  if (p == nullptr) ++failed_allocs_;
+  track(p, owner, c->object_size);
+  return p;
+}
+
+bool Kernel::kmem_cache_free(KmemCache* c, const void* p, owner_t by) {
+  by = resolve(by);
+  if (!check_free(p, by, "kmem_cache_free")) return false;
+  untrack(p);
+  return slab_.free(c, p, "kmem_cache_free") != kOwnerFree;
+}
+
+void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
+  owner = resolve(owner);
+  if (order > kMaxOrder) {
+    report({ErrorKind::kBadArgument, "alloc_pages", nullptr, nullptr, kPageSize << (order > 30 ? 30 : order), "order above MAX_ORDER"});
+    return nullptr;
+  }
+  Page* head = zone_.alloc_pages(order, gfp);
+  if (head == nullptr) {
+    ++failed_allocs_;
+    return nullptr;
+  }
+  pfn_t pfn = phys_.page_to_pfn(head);
+  head->flags = PG_large | PG_head | PG_pages;
+  head->owner = owner;
+  head->lru.nr_pages = 1u << order;
+  for (unsigned i = 1; i < (1u << order); ++i) {
+    head[i].flags = PG_large | PG_tail;
+    head[i].tail.head = pfn;
+  }
+  void* p = phys_.page_address(head);
+  track(p, owner, kPageSize << order);
+  return p;
+}
+
+bool Kernel::free_pages(const void* p, owner_t by) {
+  by = resolve(by);
+  if (!phys_.owns(p)) {
+    report({ErrorKind::kForeignPointer, "free_pages", p, nullptr, 0, "not inside this machine's memory"});
+    return false;
+  }
+  Page* page = phys_.virt_to_page(p);
+  if (!page->is(PG_pages) || !page->is(PG_head) || phys_.page_address(page) != p) {
+    report({page->is(PG_buddy) ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, "free_pages", p, nullptr, 0,
+            "not the start of an alloc_pages block"});
+    return false;
+  }
+  if (!check_free(p, by, "free_pages")) return false;
+  untrack(p);
+  kmalloc_.free_large(page);
+  return true;
+}
+
+std::uint64_t Kernel::vmalloc(std::size_t size, owner_t owner) {
+  std::uint64_t va = vmalloc_.vmalloc(size, resolve(owner));
+  if (va == 0) ++failed_allocs_;
+  return va;
+}
+
+bool Kernel::vfree(std::uint64_t addr, owner_t by) {
+  by = resolve(by);
+  const VmArea* a = vmalloc_.find(addr);
+  if (a == nullptr || a->addr != addr) {
+    report({ErrorKind::kInvalidFree, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)), nullptr, 0,
+            "not the start of a vmalloc area"});
+    return false;
+  }
+  if (cfg_.cross_free != CrossFree::kAllow && by != kOwnerKernel && a->owner != by) {
+    StackText<160> why;
+    why.str(modules_.owner_name(by)).str(" frees a vmalloc area owned by ").str(modules_.owner_name(a->owner));
+    if (cfg_.cross_free == CrossFree::kRefuse) {
+      report({ErrorKind::kOwnerMismatch, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)), nullptr,
+              a->nr_pages * kPageSize, why.data()});
+      return false;
+    }
+  }
+  return vmalloc_.vfree(addr);
+}
+
+bool Kernel::transfer(const void* p, owner_t to) {
+  if (kmalloc_.owner_of(p) == kOwnerFree) return false;
+  if (!kmalloc_.set_owner(p, to == kOwnerFree ? kOwnerKernel : to)) return false;
+  if (cfg_.paper_table) {
+    std::size_t n = kmalloc_.ksize(p);
+    paper_.erase(p);
+    track(p, to, n);
+  }
+  return true;
+}
+
+bool Kernel::transfer_vmalloc(std::uint64_t addr, owner_t to) { return vmalloc_.set_owner(addr, to == kOwnerFree ? kOwnerKernel : to); }
+
+ModuleError Kernel::insmod(const char* name, std::uint64_t core_size, owner_t* owner) {
+  owner_t o = kOwnerFree;
+  ModuleError e = modules_.load(name, core_size, now_ns_, &o);
+  if (owner != nullptr) *owner = o;
+  return e;
+}
+
+ModuleError Kernel::rmmod(const char* name) {
+  owner_t o;
+  return modules_.unload(name, now_ns_, &o);
+}
+
+namespace {
+struct PaperGc {
+  Kernel* k;
+  std::uint64_t objects, bytes;
+};
+}  // namespace
+
+void Kernel::idle(std::uint64_t ns) {
+  std::uint64_t end = now_ns_ + ns;
+  slab_.drain_current_thread();
+  if (cfg_.paper_table) {
+    // The paper's gc_process(): at most one walk of the table per gc_delay.
+    while (collector_.mode() != ProtectorMode::kOff && modules_.nr_gone() != 0) {
+      std::uint64_t due = collector_.next_due_ns();
+      if (due > end) break;
+      if (due > now_ns_) now_ns_ = due;
+      bool dead[kMaxOwners];
+      modules_.dead_owners(dead);
+      PaperGc gc{this, 0, 0};
+      paper_.collect(dead, [](void* arg, const void* p, std::size_t, owner_t) {
+        auto* g = static_cast<PaperGc*>(arg);
+        g->objects++;
+        g->bytes += g->k->kmalloc_layer().footprint(p);
+        g->k->kmalloc_layer().kfree(p, "gc_process");
+      }, &gc);
+      StackText<200> line;
+      line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass reclaimed ");
+      line.u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)").nl();
+      if (gc.objects != 0) log(line.data(), line.size());
+      for (unsigned o = 0; o < kMaxOwners; ++o)
+        if (dead[o]) modules_.release(static_cast<owner_t>(o));
+      collector_.kick();
+      break;
+    }
+    now_ns_ = end;
+    return;
+  }
+  while (now_ns_ <= end) {
+    if (collector_.due(now_ns_)) {
+      collector_.run_pass(now_ns_);
+      if (collector_.next_due_ns() <= now_ns_) break;  // gc_delay=0: one pass per idle
+      continue;
+    }
+    if (collector_.mode() == ProtectorMode::kOff || modules_.nr_gone() == 0) break;
+    std::uint64_t next = collector_.next_due_ns();
+    if (next > end) break;
+    now_ns_ = next > now_ns_ ? next : now_ns_;
+  }
+  now_ns_ = end;
+}
+
+void Kernel::usage(OwnerTally* out) const {
+  std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
+  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.end_pfn();) {
+    Page* page = phys_.pfn_to_page(pfn);
+    pfn_t step = 1;
+    if (page->is(PG_slab) && page->is(PG_head)) {
+      step = pfn_t{1} << page->order;
+      const KmemCache* c = const_cast<SlabAllocator&>(slab_).cache(page->cache_id);
+      if (c != nullptr) {
+        for (unsigned i = 0; i < c->objects; ++i) {
+          owner_t o = __atomic_load_n(slab_.owner_slot(c, page, i), __ATOMIC_RELAXED);
+          if (o == kOwnerFree) continue;
+          out[o].objects++;
+          out[o].bytes += c->size;
+        }
+      }
+    } else if (page->is(PG_large) && page->is(PG_head)) {
+      step = page->lru.nr_pages;
+      out[page->owner].objects++;
+      out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
+    } else if (page->is(PG_buddy)) {
+      step = pfn_t{1} << page->order;
+    }
+    pfn += step == 0 ? 1 : step;
+  }
+  for (const VmArea* a = vmalloc_.areas(); a != nullptr; a = a->next) {
+    out[a->owner].objects++;
+    out[a->owner].bytes += std::uint64_t{a->nr_pages} << kPageShift;
+  }
+}
+
+void Kernel::cache_usage(const KmemCache* c, OwnerTally* out) const {
+  std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
+  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.end_pfn();) {
+    Page* page = phys_.pfn_to_page(pfn);
+    pfn_t step = 1;
+    if (page->is(PG_slab) && page->is(PG_head)) {
+      step = pfn_t{1} << page->order;
+      if (c != nullptr && page->cache_id == c->id) {
+        for (unsigned i = 0; i < c->objects; ++i) {
+          owner_t o = __atomic_load_n(slab_.owner_slot(c, page, i), __ATOMIC_RELAXED);
+          if (o == kOwnerFree) continue;
+          out[o].objects++;
+          out[o].bytes += c->size;
+        }
+      }
+    } else if (page->is(PG_large) && page->is(PG_head)) {
+      step = page->lru.nr_pages;
+      if (c == nullptr) {
+        out[page->owner].objects++;
+        out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
+      }
+    } else if (page->is(PG_buddy)) {
+      step = pfn_t{1} << page->order;
+    }
+    pfn += step == 0 ? 1 : step;
+  }
+}
+
+void* Kernel::kva_to_host(std::uint64_t va) const {
+  if (va < cfg_.page_offset || va - cfg_.page_offset >= phys_.size()) return nullptr;
+  return phys_.base() + (va - cfg_.page_offset);
+}
+
+void Kernel::log(const char* line, std::size_t len) {
+  for (std::size_t i = 0; i < len; ++i) log_ring_[(log_head_ + i) % log_size_] = line[i];
+  log_head_ += len;
+  if (log_listener_ != nullptr) log_listener_(log_arg_, line, len);
+}
+
+void Kernel::dmesg(TextSink& out) const {
+  std::size_t n = log_head_ < log_size_ ? log_head_ : log_size_;
+  std::size_t start = log_head_ - n;
+  for (std::size_t i = 0; i < n; ++i) out.ch(log_ring_[(start + i) % log_size_]);
+}
+
+bool Kernel::check_invariants(TextSink* why) {
+  if (!zone_.check_invariants(why)) return false;
+  if (!slab_.check_invariants(why)) return false;
+  if (!vmalloc_.check_invariants(why)) return false;
+  // Every frame is accounted for: free in the buddy lists, or one of the roles.
+  std::uint64_t free_frames = 0;
+  for (pfn_t pfn = zone_.start_pfn(); pfn < zone_.end_pfn();) {
+    const Page* p = phys_.pfn_to_page(pfn);
+    if (p->is(PG_buddy)) {
+      free_frames += std::uint64_t{1} << p->order;
+      pfn += pfn_t{1} << p->order;
+    } else {
+      ++pfn;
+    }
+  }
+  if (free_frames != zone_.free_pages()) {
+    if (why) why->str("kernel: mem_map shows ").u(free_frames).str(" free frames, the zone counts ").u(zone_.free_pages());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace kmm

@@ -1,0 +1,183 @@
+// kmm/kernel/kernel.h — one machine's kernel: every layer booted over one physical memory.
+//
+// Kernel::boot() takes RAM from a platform (a host mapping, a caller's static buffer),
+// builds mem_map in its first frames, places the Kernel object itself in boot memory right
+// after it (so a machine is entirely inside its RAM, as a kernel is), gives the remaining
+// frames to the buddy allocator, and brings up slab, kmalloc, vmalloc, the module registry
+// and the protector. Nothing here calls malloc or new.
+//
+// Ownership. Every allocation API takes the owner explicitly or uses the calling thread's
+// current owner (OwnerScope), kernel by default. Freeing checks who frees: with
+// cross_free=report a module freeing another owner's block is reported and allowed; with
+// cross_free=refuse it is reported and refused (isolation); allow says nothing.
+//
+// Time. The machine has its own clock: idle(ns) advances it and runs the idle loop — the
+// collector's slices when a pass is due — as cpu_idle() ran gc_process() in the paper.
+//
+// Depends on: every core layer below (base .. protect); vm/ only for the vmalloc space size.
+#pragma once
+
+#include "kernel/vmalloc.h"
+#include "pal/pal.h"
+#include "protect/collector.h"
+#include "protect/module.h"
+#include "protect/paper_table.h"
+
+namespace kmm {
+
+enum class CrossFree : std::uint8_t { kAllow, kReport, kRefuse };
+
+struct BootConfig {
+  std::uint64_t ram_bytes = 192ull << 20;
+  phys_addr_t phys_offset = 0;
+  Platform* platform = nullptr;        // null: anonymous host mapping
+  std::uint64_t reserved_bytes = 0;    // boot reservation target (kernel image + mem_map + ...)
+  KmallocPolicy kmalloc = KmallocPolicy::kPow2;
+  std::uint64_t kmalloc_max = 0;       // 0: the policy's default
+  ProtectorMode protector = ProtectorMode::kOff;
+  std::uint64_t gc_delay_ns = 5'000'000'000ull;
+  std::uint32_t gc_slice_pages = 256;
+  bool paper_table = false;            // tracker=paper-table
+  bool thread_caches = false;
+  unsigned min_partial = 0;
+  std::uint64_t min_free_kbytes = 0;   // 0: Linux's formula; ~0: watermarks off
+  CrossFree cross_free = CrossFree::kAllow;
+  std::uint64_t page_offset = 0xC0000000ull;
+  std::uint64_t vmalloc_bytes = 240ull << 20;  // the vmalloc space above the direct map
+};
+
+struct BootError {
+  const char* what = nullptr;
+};
+
+class Kernel {
+ public:
+  // Boots a machine; null with *err set when it cannot (RAM too small, host out of memory).
+  static Kernel* boot(const BootConfig& cfg, BootError* err);
+  // Gives the machine's memory back to the platform; the Kernel object goes with it.
+  void shutdown();
+
+  // --- allocation (owner kOwnerFree = the thread's current owner) ---
+  void* kmalloc(std::size_t size, gfp_t gfp = GFP_KERNEL, owner_t owner = kOwnerFree);
+  void* kzalloc(std::size_t size, gfp_t gfp = GFP_KERNEL, owner_t owner = kOwnerFree);
+  void* kcalloc(std::size_t n, std::size_t size, gfp_t gfp = GFP_KERNEL, owner_t owner = kOwnerFree);
+  void* krealloc(void* p, std::size_t size, gfp_t gfp = GFP_KERNEL, owner_t by = kOwnerFree);
+  // False when refused (bad pointer, or isolation).
+  bool kfree(const void* p, owner_t by = kOwnerFree);
+  std::size_t ksize(const void* p) const { return kmalloc_.ksize(p); }
+
+  KmemCache* kmem_cache_create(const char* name, std::size_t size, std::size_t align = 0, std::uint32_t flags = 0);
+  bool kmem_cache_destroy(KmemCache* c) { return slab_.destroy(c); }
+  void* kmem_cache_alloc(KmemCache* c, gfp_t gfp = GFP_KERNEL, owner_t owner = kOwnerFree);
+  bool kmem_cache_free(KmemCache* c, const void* p, owner_t by = kOwnerFree);
+
+  // Page-level blocks owned like kmalloc's (a module's alloc_pages).
+  void* alloc_pages(unsigned order, gfp_t gfp = GFP_KERNEL, owner_t owner = kOwnerFree);
+  bool free_pages(const void* p, owner_t by = kOwnerFree);
+
+  std::uint64_t vmalloc(std::size_t size, owner_t owner = kOwnerFree);
+  bool vfree(std::uint64_t addr, owner_t by = kOwnerFree);
+
+  // Hands a block to another owner (kmm_transfer); false if p is not a live block.
+  bool transfer(const void* p, owner_t to);
+  bool transfer_vmalloc(std::uint64_t addr, owner_t to);
+  owner_t owner_of(const void* p) const { return kmalloc_.owner_of(p); }
+  // What a block costs the free pool (slot or pages, records included).
+  std::size_t footprint(const void* p) const { return kmalloc_.footprint(p); }
+
+  // --- modules ---
+  ModuleError insmod(const char* name, std::uint64_t core_size = 16384, owner_t* owner = nullptr);
+  ModuleError rmmod(const char* name);
+  owner_t module_owner(const char* name) const { return modules_.find_live(name); }
+
+  // --- time and the idle loop ---
+  std::uint64_t now_ns() const { return now_ns_; }
+  // Advances the clock by ns, running the idle loop (and the collector when due).
+  void idle(std::uint64_t ns);
+  void set_protector(ProtectorMode m) { collector_.set_mode(m); }
+  void set_cross_free(CrossFree c) { cfg_.cross_free = c; }
+
+  // Per-owner usage: objects and bytes (slot or page sizes) of every live block, by a walk
+  // of mem_map and the vmalloc areas. out[] has kMaxOwners entries.
+  void usage(OwnerTally* out) const;
+  // The same for one cache (out has kMaxOwners entries); large blocks when c is null.
+  void cache_usage(const KmemCache* c, OwnerTally* out) const;
+
+  // Kernel log (dmesg): a ring in boot memory; an optional listener sees each line.
+  void log(const char* line, std::size_t len);
+  using LogListener = void (*)(void* arg, const char* line, std::size_t len);
+  void set_log_listener(LogListener fn, void* arg) {
+    log_listener_ = fn;
+    log_arg_ = arg;
+  }
+  // Copies the ring into out.
+  void dmesg(TextSink& out) const;
+
+  bool check_invariants(TextSink* why);
+
+  // --- the parts, for /proc views and tools ---
+  const BootConfig& config() const { return cfg_; }
+  PhysMem& phys() { return phys_; }
+  const PhysMem& phys() const { return phys_; }
+  BuddyZone& zone() { return zone_; }
+  const BuddyZone& zone() const { return zone_; }
+  SlabAllocator& slab() { return slab_; }
+  const SlabAllocator& slab() const { return slab_; }
+  Kmalloc& kmalloc_layer() { return kmalloc_; }
+  const Kmalloc& kmalloc_layer() const { return kmalloc_; }
+  ModuleRegistry& modules() { return modules_; }
+  const ModuleRegistry& modules() const { return modules_; }
+  Collector& collector() { return collector_; }
+  const Collector& collector() const { return collector_; }
+  Vmalloc& vmalloc_space() { return vmalloc_; }
+  const Vmalloc& vmalloc_space() const { return vmalloc_; }
+  PaperTable* paper_table() { return cfg_.paper_table ? &paper_ : nullptr; }
+  // Modelled kernel virtual address of a host pointer into RAM (the direct map).
+  std::uint64_t kva(const void* p) const {
+    return cfg_.page_offset + static_cast<std::uint64_t>(phys_.virt_to_phys(p) - phys_.phys_offset());
+  }
+  void* kva_to_host(std::uint64_t va) const;  // null when va is not in the direct map
+  std::uint64_t failed_allocations() const { return failed_allocs_; }
+
+ private:
+  Kernel() = default;
+  owner_t resolve(owner_t o) const;
+  bool check_free(const void* p, owner_t by, const char* action);
+  void track(const void* p, owner_t owner, std::size_t size);
+  void untrack(const void* p);
+
+  BootConfig cfg_;
+  void* ram_ = nullptr;
+  std::size_t ram_size_ = 0;
+  Platform* platform_ = nullptr;
+  PhysMem phys_;
+  BuddyZone zone_;
+  SlabAllocator slab_;
+  Kmalloc kmalloc_;
+  ModuleRegistry modules_;
+  Collector collector_;
+  Vmalloc vmalloc_;
+  PaperTable paper_;
+  std::uint64_t now_ns_ = 0;
+  std::uint64_t failed_allocs_ = 0;
+  char* log_ring_ = nullptr;
+  std::size_t log_size_ = 0;
+  std::size_t log_head_ = 0;   // total bytes ever written
+  LogListener log_listener_ = nullptr;
+  void* log_arg_ = nullptr;
+};
+
+// The calling thread's current owner (a module's code sets it while it runs).
+owner_t current_owner();
+class OwnerScope {
+ public:
+  explicit OwnerScope(owner_t o);
+  ~OwnerScope();
+  OwnerScope(const OwnerScope&) = delete;
+  OwnerScope& operator=(const OwnerScope&) = delete;
+
+ private:
+  owner_t saved_;
+};
+
+}  // namespace kmm

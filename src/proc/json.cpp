@@ -1,0 +1,96 @@
+// kmm/proc/json.cpp — the /proc views as JSON objects (same numbers, machine-readable).
+#include "base/text.h"
+#include "proc/proc.h"
+
+namespace kmm {
+namespace {
+
+void key(TextSink& out, const char* k, bool* first) {
+  if (!*first) out.ch(',');
+  *first = false;
+  out.ch('"').str(k).str("\":");
+}
+
+void json_string(TextSink& out, const char* s) {
+  out.ch('"');
+  for (; *s; ++s) {
+    if (*s == '"' || *s == '\\') out.ch('\\');
+    out.ch(*s);
+  }
+  out.ch('"');
+}
+
+}  // namespace
+
+bool proc_json(Kernel& k, const char* path, TextSink& out) {
+  bool first = true;
+  if (str_eq(path, "/proc/meminfo")) {
+    MeminfoField f[kMaxMeminfoFields];
+    unsigned n = meminfo_fields(k, f);
+    out.ch('{');
+    for (unsigned i = 0; i < n; ++i) {
+      key(out, f[i].name, &first);
+      out.u(f[i].value);
+    }
+    out.str("}\n");
+    return true;
+  }
+  if (str_eq(path, "/proc/buddyinfo")) {
+    std::uint64_t nr[kNrOrders];
+    k.zone().snapshot(nr);
+    out.str("{\"node\":0,\"zone\":\"Normal\",\"free\":[");
+    for (unsigned o = 0; o < kNrOrders; ++o) {
+      if (o) out.ch(',');
+      out.u(nr[o]);
+    }
+    out.str("],\"free_pages\":").u(k.zone().free_pages()).str(",\"largest_free_pages\":").u(k.zone().largest_free_block());
+    out.str(",\"watermarks\":{\"min\":").u(k.zone().watermarks().min).str(",\"low\":").u(k.zone().watermarks().low);
+    out.str(",\"high\":").u(k.zone().watermarks().high).str("}}\n");
+    return true;
+  }
+  if (str_eq(path, "/proc/slabinfo")) {
+    out.ch('[');
+    for (unsigned id = 0; id < k.slab().nr_cache_ids(); ++id) {
+      KmemCache* c = k.slab().cache(id);
+      if (c == nullptr) continue;
+      if (!first) out.ch(',');
+      first = false;
+      out.str("{\"name\":");
+      json_string(out, c->name);
+      out.str(",\"active_objs\":").u(c->active_objects()).str(",\"num_objs\":").u(c->total_objects());
+      out.str(",\"objsize\":").u(c->size).str(",\"objperslab\":").u(c->objects).str(",\"pagesperslab\":").u(1u << c->order);
+      out.str(",\"num_slabs\":").u(c->nr_slabs.load()).ch('}');
+    }
+    out.str("]\n");
+    return true;
+  }
+  if (str_eq(path, "/proc/modules") || str_eq(path, "/proc/allocinfo")) {
+    OwnerTally t[kMaxOwners];
+    k.usage(t);
+    out.ch('[');
+    for (unsigned o = 1; o < kMaxOwners; ++o) {
+      const Module* m = k.modules().module(static_cast<owner_t>(o));
+      bool show = o == kOwnerKernel ? true : m != nullptr;
+      if (!show || (str_eq(path, "/proc/allocinfo") && t[o].objects == 0)) continue;
+      if (!first) out.ch(',');
+      first = false;
+      out.str("{\"owner\":");
+      json_string(out, k.modules().owner_name(static_cast<owner_t>(o)));
+      out.str(",\"state\":\"").str(m == nullptr ? "kernel" : m->state == ModuleState::kLive ? "live" : "gone").ch('"');
+      out.str(",\"objects\":").u(t[o].objects).str(",\"bytes\":").u(t[o].bytes).ch('}');
+    }
+    out.str("]\n");
+    return true;
+  }
+  if (str_eq(path, "/sys/kernel/debug/kmemleak")) {
+    const CollectorStats& s = k.collector().stats();
+    out.str("{\"mode\":\"").str(protector_mode_name(k.collector().mode())).str("\",\"passes\":").u(s.passes);
+    out.str(",\"leak_objects\":").u(s.leak_objects).str(",\"leak_bytes\":").u(s.leak_bytes);
+    out.str(",\"referenced_objects\":").u(s.referenced_objects).str(",\"referenced_bytes\":").u(s.referenced_bytes);
+    out.str(",\"reclaimed_objects\":").u(s.reclaimed_objects).str(",\"reclaimed_bytes\":").u(s.reclaimed_bytes).str("}\n");
+    return true;
+  }
+  return false;
+}
+
+}  // namespace kmm

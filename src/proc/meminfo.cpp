@@ -1,0 +1,113 @@
+// kmm/proc/meminfo.cpp — /proc/meminfo: Linux 4.19's fields in Linux's order.
+#include "base/text.h"
+#include "proc/proc.h"
+
+namespace kmm {
+
+void slab_kb(Kernel& k, std::uint64_t* reclaimable, std::uint64_t* unreclaimable) {
+  std::uint64_t rec = 0, unrec = 0;
+  for (unsigned id = 0; id < k.slab().nr_cache_ids(); ++id) {
+    KmemCache* c = k.slab().cache(id);
+    if (c == nullptr) continue;
+    std::uint64_t kb = c->nr_slabs.load(std::memory_order_relaxed) * ((kPageSize << c->order) / 1024);
+    if (c->flags & SLAB_RECLAIM_ACCOUNT) rec += kb; else unrec += kb;
+  }
+  *reclaimable = rec;
+  *unreclaimable = unrec;
+}
+
+unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
+  constexpr std::uint64_t kPageKb = kPageSize / 1024;
+  unsigned n = 0;
+  auto add = [&](const char* name, std::uint64_t v, bool kb = true) { f[n++] = MeminfoField{name, v, kb}; };
+  const BuddyZone& z = k.zone();
+  std::uint64_t total = z.managed_pages() * kPageKb;
+  std::uint64_t free = z.free_pages() * kPageKb;
+  std::uint64_t srec, sunrec;
+  slab_kb(k, &srec, &sunrec);
+  // si_mem_available(): free above the high watermark, plus the reclaimable slab that can go.
+  std::uint64_t reserve = z.watermarks().high * kPageKb;
+  std::uint64_t low = z.watermarks().low * kPageKb;
+  std::uint64_t avail = free > reserve ? free - reserve : 0;
+  std::uint64_t rec_half = srec / 2 < low ? srec / 2 : low;
+  avail += srec - rec_half;
+  std::uint64_t anon = 0, pagetables = 0;
+  for (pfn_t pfn = k.phys().base_pfn(); pfn < k.phys().end_pfn(); ++pfn) {
+    const Page* p = k.phys().pfn_to_page(pfn);
+    if (p->is(PG_process)) ++anon;
+    if (p->is(PG_pgtable)) ++pagetables;
+  }
+  std::uint64_t vtotal = (k.vmalloc_space().end() - k.vmalloc_space().start()) / 1024;
+  add("MemTotal", total);
+  add("MemFree", free);
+  add("MemAvailable", avail);
+  add("Buffers", 0);
+  add("Cached", 0);
+  add("SwapCached", 0);
+  add("Active", anon * kPageKb);
+  add("Inactive", 0);
+  add("Active(anon)", anon * kPageKb);
+  add("Inactive(anon)", 0);
+  add("Active(file)", 0);
+  add("Inactive(file)", 0);
+  add("Unevictable", 0);
+  add("Mlocked", 0);
+  add("SwapTotal", 0);
+  add("SwapFree", 0);
+  add("Dirty", 0);
+  add("Writeback", 0);
+  add("AnonPages", anon * kPageKb);
+  add("Mapped", 0);
+  add("Shmem", 0);
+  add("Slab", srec + sunrec);
+  add("SReclaimable", srec);
+  add("SUnreclaim", sunrec);
+  add("KernelStack", 0);
+  add("PageTables", pagetables * kPageKb);
+  add("NFS_Unstable", 0);
+  add("Bounce", 0);
+  add("WritebackTmp", 0);
+  add("CommitLimit", total / 2);
+  add("Committed_AS", anon * kPageKb);
+  add("VmallocTotal", vtotal);
+  add("VmallocUsed", k.vmalloc_space().used_bytes() / 1024);
+  add("VmallocChunk", 0);
+  add("HardwareCorrupted", 0);
+  add("AnonHugePages", 0);
+  add("ShmemHugePages", 0);
+  add("ShmemPmdMapped", 0);
+  add("HugePages_Total", 0, false);
+  add("HugePages_Free", 0, false);
+  add("HugePages_Rsvd", 0, false);
+  add("HugePages_Surp", 0, false);
+  add("Hugepagesize", 2048);
+  add("Hugetlb", 0);
+  return n;
+}
+
+bool meminfo_value(Kernel& k, const char* name, std::uint64_t* kb) {
+  MeminfoField f[kMaxMeminfoFields];
+  unsigned n = meminfo_fields(k, f);
+  for (unsigned i = 0; i < n; ++i) {
+    if (str_eq(f[i].name, name)) {
+      *kb = f[i].value;
+      return true;
+    }
+  }
+  return false;
+}
+
+void print_meminfo(Kernel& k, TextSink& out) {
+  MeminfoField f[kMaxMeminfoFields];
+  unsigned n = meminfo_fields(k, f);
+  for (unsigned i = 0; i < n; ++i) {
+    // show_val_kb(): the label and its colon padded to 16 columns, the value in 8.
+    StackText<32> label;
+    label.str(f[i].name).ch(':');
+    out.left(label.data(), 16).u(f[i].value, 8);
+    if (f[i].kb) out.str(" kB");
+    out.nl();
+  }
+}
+
+}  // namespace kmm
