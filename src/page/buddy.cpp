@@ -248,7 +248,7 @@ int BuddyZone::unusable_index(unsigned order) const {
   std::uint64_t nr[kNrOrders];
   snapshot(nr);
   ContigInfo info = contig_info(nr, order);
-  if (info.free_pages == 0) return 0;
+  if (info.free_pages == 0) return 1000;  // Linux: no free memory counts as all unusable
   return static_cast<int>((info.free_pages - (info.free_blocks_suitable << order)) * 1000 / info.free_pages);
 }
 
