@@ -1,0 +1,88 @@
+// kmm/sim/scenario.h — the scenario interpreter: `kmm run FILE.kms` and `kmm shell`.
+//
+// A scenario is a transcript of a modelled machine, one command a line (the language is a
+// CONTRACT, see DESIGN.md and docs/SCENARIOS.md). Each command is echoed after a prompt and
+// followed by what it prints, like the paper's terminal sessions. Outcomes:
+//   - a command that fails on the machine (out of memory, a bad free, rmmod of a module
+//     that is not loaded) prints why, sets last.failed, and the run goes on;
+//   - a false `expect` prints the values it compared; the run goes on and exits 1;
+//   - a wrong line (unknown command, bad argument, unknown value) prints FILE:LINE: and
+//     what is wrong, and the run stops with exit 2.
+// Errors the core reports (double free, foreign pointer...) are printed into the transcript
+// and refused; the interpreter runs the core with on_error=report so the machine survives.
+//
+// Depends on: kernel/, proc/, sim/expr.h, the C++ standard library.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernel/kernel.h"
+
+namespace kmm::sim {
+
+enum class LineStatus { kOk, kExpectFailed, kScriptError };
+
+struct Block {
+  enum class Kind { kKmalloc, kVmalloc, kPages } kind;
+  void* host = nullptr;     // kmalloc/pages: host address
+  std::uint64_t va = 0;     // modelled kernel virtual address
+  std::size_t size = 0;     // bytes asked
+};
+
+class Scenario {
+ public:
+  Scenario(std::ostream& out, std::ostream& err);
+  ~Scenario();
+  Scenario(const Scenario&) = delete;
+  Scenario& operator=(const Scenario&) = delete;
+
+  // Runs one line; `where` is "FILE:LINE" for messages.
+  LineStatus run_line(const std::string& line, const std::string& where);
+  // Runs a whole script; returns the exit status (0 all expects held, 1 one failed, 2 the
+  // script is wrong).
+  int run_script(std::istream& in, const std::string& file);
+  // Interactive: prompt, read, run; script errors do not end the session.
+  int run_shell(std::istream& in, bool interactive);
+
+  void set_echo(bool on) { echo_ = on; }
+  Kernel* kernel() { return kernel_; }
+  std::optional<std::int64_t> value(const std::string& path, std::string* error);
+  unsigned expects_failed() const { return expects_failed_; }
+
+ private:
+  using Args = std::vector<std::string>;
+  LineStatus dispatch(const Args& a, const std::string& line, const std::string& where);
+  LineStatus script_error(const std::string& where, const std::string& msg);
+  bool need_machine(const std::string& where, LineStatus* st);
+  bool owner_arg(const std::string& name, owner_t* o);
+  void failed(const std::string& msg);
+  void print_view(const std::string& path);
+
+  LineStatus cmd_boot(const Args& a, const std::string& where);
+  LineStatus cmd_alloc(const Args& a, const std::string& where);
+  LineStatus cmd_free(const Args& a, const std::string& where);
+  LineStatus cmd_link(const Args& a, const std::string& where, bool set);
+  LineStatus cmd_map(const Args& a, const std::string& where);
+  std::string alloc_failure_reason(std::uint64_t asked) const;
+
+  std::ostream& out_;
+  std::ostream& err_;
+  bool echo_ = true;
+  Kernel* kernel_ = nullptr;
+  BootConfig boot_cfg_;
+  std::map<std::string, std::int64_t> vars_;
+  std::map<std::string, Block> blocks_;
+  bool last_failed_ = false;
+  unsigned expects_failed_ = 0;
+};
+
+// Formats bytes as Linux-ish kB ("124 kB").
+std::string kb(std::uint64_t bytes);
+
+}  // namespace kmm::sim

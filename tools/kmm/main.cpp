@@ -1,0 +1,60 @@
+// kmm — the command-line program (CONTRACT: build/bin/kmm; see DESIGN.md "Command line").
+//   kmm demo                 the paper's experiment, stock and protected side by side
+//   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
+//   kmm shell                the same commands at a prompt
+//   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
+// Depends on: sim/, CLI11.
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include "sim/demo.h"
+#include "sim/scenario.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kmm — a Linux-style kernel memory manager with a kernel memory protector"};
+  app.require_subcommand(1);
+
+  auto* demo = app.add_subcommand("demo", "Run the paper's experiment: stock and protected kernels side by side");
+
+  std::vector<std::string> files;
+  bool quiet = false;
+  auto* run = app.add_subcommand("run", "Run scenario scripts (.kms)");
+  run->add_option("files", files, "scenario files ('-' for standard input)")->required();
+  run->add_flag("-q,--quiet", quiet, "do not echo commands");
+
+  auto* shell = app.add_subcommand("shell", "Type scenario commands at a prompt");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (demo->parsed()) return kmm::sim::run_paper_demo(std::cout);
+  if (run->parsed()) {
+    int worst = 0;
+    for (const auto& f : files) {
+      kmm::sim::Scenario sc(std::cout, std::cerr);
+      sc.set_echo(!quiet);
+      int rc;
+      if (f == "-") {
+        rc = sc.run_script(std::cin, "<stdin>");
+      } else {
+        std::ifstream in(f);
+        if (!in) {
+          std::cerr << f << ": error: cannot open\n";
+          return 2;
+        }
+        rc = sc.run_script(in, f);
+      }
+      std::cout.flush();
+      if (rc == 2) return 2;
+      if (rc > worst) worst = rc;
+    }
+    return worst;
+  }
+  if (shell->parsed()) {
+    kmm::sim::Scenario sc(std::cout, std::cerr);
+    return sc.run_shell(std::cin, isatty(0) != 0);
+  }
+  return 0;
+}
