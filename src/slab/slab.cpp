@@ -33,7 +33,10 @@ void SlabAllocator::init(BuddyZone* zone, const SlabConfig& cfg) {
 }
 
 void SlabAllocator::shutdown() {
-  if (cfg_.thread_caches) tc_unregister_heap(this);
+  if (cfg_.thread_caches) {
+    tc_unregister_heap(this);
+    tc_release_all();  // threads still alive never touch them again (stale generation)
+  }
   for (unsigned i = 0; i < kMaxCaches; ++i) {
     KmemCache* c = &caches_[i];
     if (!c->in_use) continue;

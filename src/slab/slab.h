@@ -52,6 +52,7 @@ enum CacheFlags : std::uint32_t {
   SLAB_KMALLOC = 1u << 1,   // one of the kmalloc-N caches
   SLAB_PANIC = 1u << 2,
   SLAB_RECLAIM_ACCOUNT = 1u << 3,  // counted as SReclaimable
+  SLAB_NOLEAKTRACE = 1u << 4,      // the collector's scan does not read these objects
 };
 
 struct KmemCache {
@@ -146,6 +147,8 @@ class SlabAllocator {
   void tc_refill(KmemCache* c, ThreadCache* tc);
   void tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep);
   void tc_detach(ThreadCache* tc);
+  // shutdown(): gives every remaining ThreadCache's pages back to the zone.
+  void tc_release_all();
   std::uint32_t heap_id() const { return heap_id_; }
   std::uint64_t heap_gen() const { return heap_gen_; }
 

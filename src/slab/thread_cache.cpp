@@ -123,6 +123,18 @@ void SlabAllocator::tc_detach(ThreadCache* tc) {
   zone_->free_pages(pages, pages->order);
 }
 
+void SlabAllocator::tc_release_all() {
+  for (;;) {
+    ThreadCache* tc;
+    {
+      LockGuard g(tc_list_lock_);
+      tc = tc_list_;
+    }
+    if (tc == nullptr) return;
+    tc_detach(tc);
+  }
+}
+
 void SlabAllocator::drain_current_thread() {
   if (!cfg_.thread_caches) return;
   TlsSlot& s = t_slots[heap_id_];
@@ -153,6 +165,7 @@ void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
 ThreadCache* SlabAllocator::thread_cache() { return nullptr; }
 void SlabAllocator::tc_detach(ThreadCache*) {}
+void SlabAllocator::tc_release_all() {}
 void SlabAllocator::drain_current_thread() {}
 void SlabAllocator::drain_thread_caches() {}
 
