@@ -105,7 +105,11 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   std::uint64_t vstart = cfg.page_offset + size + kVmallocOffset;
   std::uint64_t vend = vstart + cfg.vmalloc_bytes;
   if (cfg.page_offset < (std::uint64_t{1} << 32) && vend > kVmallocEnd32) vend = kVmallocEnd32;
-  k->vmalloc_.init(&k->kmalloc_, vstart, vend);
+  if (!k->vmalloc_.init(&k->kmalloc_, vstart, vend)) {
+    k->shutdown();
+    err->what = "RAM too small for the vmalloc records";
+    return nullptr;
+  }
   k->collector_.add_space(&k->vmalloc_);
   return k;
 }

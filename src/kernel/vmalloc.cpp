@@ -6,24 +6,26 @@
 
 namespace kmm {
 
-void Vmalloc::init(Kmalloc* kmalloc, std::uint64_t start, std::uint64_t end) {
+bool Vmalloc::init(Kmalloc* kmalloc, std::uint64_t start, std::uint64_t end) {
   kmalloc_ = kmalloc;
+  area_cache_ = kmalloc->slab()->create("vmap_area", sizeof(VmArea), alignof(VmArea), SLAB_NOLEAKTRACE);
   phys_ = kmalloc->slab()->phys();
   start_ = start;
   end_ = end;
   head_ = nullptr;
   used_pages_ = 0;
+  return area_cache_ != nullptr;
 }
 
 std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   if (size == 0 || size > end_ - start_) return 0;
   std::uint64_t nr_pages = pages_for(size);
   std::uint64_t span = (nr_pages + 1) * kPageSize;  // + guard page
-  auto* area = static_cast<VmArea*>(kmalloc_->kmalloc(sizeof(VmArea), GFP_KERNEL, kOwnerKernel));
+  auto* area = static_cast<VmArea*>(kmalloc_->slab()->alloc(area_cache_, GFP_KERNEL, kOwnerKernel));
   if (area == nullptr) return 0;
   auto* pages = static_cast<pfn_t*>(kmalloc_->kmalloc(nr_pages * sizeof(pfn_t), GFP_KERNEL, kOwnerKernel));
   if (pages == nullptr) {
-    kmalloc_->kfree(area);
+    kmalloc_->slab()->free(area_cache_, area, "vfree");
     return 0;
   }
   std::uint64_t got = 0;
@@ -37,7 +39,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   if (got < nr_pages) {
     for (std::uint64_t i = 0; i < got; ++i) zone->free_pages(phys_->pfn_to_page(pages[i]), 0);
     kmalloc_->kfree(pages);
-    kmalloc_->kfree(area);
+    kmalloc_->slab()->free(area_cache_, area, "vfree");
     return 0;
   }
   LockGuard g(lock_);
@@ -52,7 +54,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
     lock_.unlock();
     for (std::uint64_t i = 0; i < nr_pages; ++i) zone->free_pages(phys_->pfn_to_page(pages[i]), 0);
     kmalloc_->kfree(pages);
-    kmalloc_->kfree(area);
+    kmalloc_->slab()->free(area_cache_, area, "vfree");
     lock_.lock();
     return 0;
   }
@@ -72,7 +74,7 @@ void Vmalloc::release(VmArea* a) {
   BuddyZone* zone = kmalloc_->slab()->zone();
   for (std::uint32_t i = 0; i < a->nr_pages; ++i) zone->free_pages(phys_->pfn_to_page(a->pages[i]), 0);
   kmalloc_->kfree(a->pages);
-  kmalloc_->kfree(a);
+  kmalloc_->slab()->free(area_cache_, a, "vfree");
 }
 
 bool Vmalloc::vfree(std::uint64_t addr) {

@@ -5,7 +5,9 @@
 // from the buddy allocator — physically scattered, contiguous only in the modelled virtual
 // space. Each area records its owner, so the protector reclaims a gone module's vmalloc
 // memory like its kmalloc memory. The area record (vm_struct) and its frame array come from
-// kmalloc, owned by the kernel.
+// the kernel: the records from their own cache (vmap_area), which the collector's
+// reachability scan does not read (an area's own record is not a reference to it), the frame
+// arrays from kmalloc.
 //
 // Addresses handed out are modelled kernel virtual addresses (e.g. 0xf0800000), not host
 // pointers: the host cannot see vmalloc memory as contiguous. The MMU model (vm/) maps them.
@@ -32,7 +34,8 @@ struct VmArea {
 
 class Vmalloc final : public OwnedSpace {
  public:
-  void init(Kmalloc* kmalloc, std::uint64_t start, std::uint64_t end);
+  // False when the record cache cannot be made.
+  bool init(Kmalloc* kmalloc, std::uint64_t start, std::uint64_t end);
   // Returns the area's address, or 0 (out of memory or of vmalloc space).
   std::uint64_t vmalloc(std::size_t size, owner_t owner);
   // False when addr is not the start of an area (reported by the caller).
@@ -58,6 +61,7 @@ class Vmalloc final : public OwnedSpace {
  private:
   void release(VmArea* a);
   Kmalloc* kmalloc_ = nullptr;
+  KmemCache* area_cache_ = nullptr;  // "vmap_area", SLAB_NOLEAKTRACE: its addresses are not references
   PhysMem* phys_ = nullptr;
   std::uint64_t start_ = 0, end_ = 0;
   VmArea* head_ = nullptr;

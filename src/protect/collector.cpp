@@ -126,11 +126,11 @@ void Collector::mark_pointer(std::uintptr_t w) {
   const void* p = reinterpret_cast<const void*>(w);
   if (!phys_->owns(p)) {
     for (unsigned i = 0; i < nr_spaces_; ++i) {
-      void* start;
+      void* key;
       owner_t owner;
-      // Space blocks are marked through their first backing frame's address.
-      if (spaces_[i]->find_block(p, &start, &owner) && dead_[owner] && phys_->owns(start)) {
-        if (!test_and_set(start, 0)) new_marks_ = true;
+      // Space blocks are marked through their key (first backing frame's address).
+      if (spaces_[i]->find_block(w, &key, &owner) && dead_[owner] && phys_->owns(key)) {
+        if (!test_and_set(key, 0)) new_marks_ = true;
       }
     }
     return;
@@ -195,7 +195,7 @@ void Collector::visit_slab(Page* head) {
     char* obj = base + std::size_t{i} * c->size;
     switch (phase_) {
       case Phase::kMarkLive:
-        if (!dead_[o]) scan_range(obj, c->object_size);
+        if (!dead_[o] && (c->flags & SLAB_NOLEAKTRACE) == 0) scan_range(obj, c->object_size);
         break;
       case Phase::kMarkDead:
         if (dead_[o] && test(obj, 0) && !test_and_set(obj, 1)) scan_range(obj, c->object_size);
@@ -248,13 +248,14 @@ void Collector::visit_spaces() {
         [](void* arg, void* addr, std::size_t bytes, owner_t o, void* handle) {
           auto* x = static_cast<Ctx*>(arg);
           Collector* self = x->c;
+          auto scan = [](void* a, const void* piece, std::size_t n) { static_cast<Collector*>(a)->scan_range(piece, n); };
           switch (self->phase_) {
             case Phase::kMarkLive:
-              if (!self->dead_[o]) self->scan_range(addr, bytes);
+              if (!self->dead_[o]) x->s->for_each_piece(handle, scan, self);
               break;
             case Phase::kMarkDead:
               if (self->dead_[o] && self->phys_->owns(addr) && self->test(addr, 0) && !self->test_and_set(addr, 1))
-                self->scan_range(addr, bytes);
+                x->s->for_each_piece(handle, scan, self);
               break;
             case Phase::kSweep:
               if (self->dead_[o]) {

@@ -44,12 +44,17 @@ struct OwnerTally {
 // An allocator above the slab layer (vmalloc) whose blocks the collector must see too.
 class OwnedSpace {
  public:
-  // Calls visit(arg, host_address, bytes, owner, handle) for every live block.
-  using Visit = void (*)(void* arg, void* addr, std::size_t bytes, owner_t owner, void* handle);
+  // Calls visit(arg, key, bytes, owner, handle) for every live block. `key` is a host address
+  // inside kmm's RAM that stands for the block (its first backing frame): the collector keeps
+  // its mark bits there.
+  using Visit = void (*)(void* arg, void* key, std::size_t bytes, owner_t owner, void* handle);
   virtual void for_each_block(Visit visit, void* arg) = 0;
+  // Calls scan(arg, host_address, bytes) for each physically contiguous piece of the block.
+  using ScanPiece = void (*)(void* arg, const void* addr, std::size_t bytes);
+  virtual void for_each_piece(void* handle, ScanPiece scan, void* arg) = 0;
   virtual void free_block(void* handle) = 0;
-  // The block containing host address p (for the reachability scan), or false.
-  virtual bool find_block(const void* p, void** start, owner_t* owner) = 0;
+  // The block a pointer-sized word refers to, if any (for the reachability scan).
+  virtual bool find_block(std::uintptr_t word, void** key, owner_t* owner) = 0;
 
  protected:
   ~OwnedSpace() = default;
