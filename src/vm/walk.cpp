@@ -907,7 +907,7 @@ void print_walk(const Walk& w, TextSink& out) {
   for (unsigned k = 0; k < w.nsteps; ++k) {
     const WalkStep& s = w.steps[k];
     out.str("  L").u(s.level).str(": table 0x").hex(s.table, pa_digits);
-    out.str(" index ").u(s.index, 4);
+    out.str(" index 0x").hex(s.index, 3);
     out.str("  desc @0x").hex(s.desc_addr, pa_digits).str(" = 0x").hex(s.desc, desc_digits);
     out.str("  ");
     describe_step(w.format, s, out);

@@ -569,11 +569,11 @@ TEST_F(Armv7Walk, PrintWalkReadsLikeATextbook) {
       .str(" (TTBCR.N=0)\n");
   want.str("  L1: table 0x")
       .hex(pt.root(0), 8)
-      .str(" index    4  desc @0x")
+      .str(" index 0x004  desc @0x")
       .hex(pt.root(0) + 0x10, 8);
   want.str(" = 0x").hex(w.steps[0].desc, 8).str("  page table at 0x").hex(l2, 8);
   want.str(" domain 0 PXN=0 NS=0\n");
-  want.str("  L2: table 0x").hex(l2, 8).str(" index    3  desc @0x").hex(l2 + 0xC, 8);
+  want.str("  L2: table 0x").hex(l2, 8).str(" index 0x003  desc @0x").hex(l2 + 0xC, 8);
   want.str(
       " = 0x0008247f  small page PA 0x00082000 AP=011 (PL1 RW, PL0 RW) TEX=001 C=1 B=1 "
       "(normal WB-WA) S=1 nG=0 XN=1\n");
