@@ -20,7 +20,7 @@ bool Tlb::configure(const TlbConfig& config) {
   size_mask_ = 0;
   clock_ = 0;
   rng_ = config.seed != 0 ? config.seed : 0x9E3779B97F4A7C15ull;
-  last_hit_ = 0;
+  for (std::uint16_t& h : hint_) h = 0;
   stats_ = TlbStats{};
   return true;
 }
@@ -34,7 +34,8 @@ bool matches(const TlbEntry& e, std::uint64_t va, std::uint16_t asid) {
 }  // namespace
 
 TlbEntry* Tlb::find(std::uint64_t va, std::uint16_t asid) {
-  if (matches(slots_[last_hit_], va, asid)) return &slots_[last_hit_];
+  const unsigned h = static_cast<unsigned>(((va >> 12) * 0x9E3779B97F4A7C15ull) >> 56) % kHints;
+  if (matches(slots_[hint_[h]], va, asid)) return &slots_[hint_[h]];
   std::uint64_t sizes = size_mask_;
   while (sizes != 0) {
     const unsigned shift = static_cast<unsigned>(__builtin_ctzll(sizes));
@@ -43,7 +44,7 @@ TlbEntry* Tlb::find(std::uint64_t va, std::uint16_t asid) {
     for (unsigned w = 0; w < ways_; ++w) {
       TlbEntry& e = slots_[base + w];
       if (e.size_shift == shift && matches(e, va, asid)) {
-        last_hit_ = base + w;
+        hint_[h] = static_cast<std::uint16_t>(base + w);
         return &e;
       }
     }

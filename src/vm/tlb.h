@@ -13,6 +13,9 @@
 // (TLBIASID: non-global entries of one ASID), flush_va (TLBIMVA: entries covering the VA
 // that are global or carry the ASID), flush_va_all_asids (TLBIMVAA).
 //
+// A lookup first checks a small hint table (the slot that last hit for this 4 KB page
+// number), which plays the part of the hardware's parallel compare; see hint_.
+//
 // Counters: lookups, hits, misses, walks (count_walk(), called by whoever walks on a miss),
 // fills, evictions (a valid entry replaced), flushes and entries flushed.
 //
@@ -124,7 +127,12 @@ class Tlb {
   std::uint64_t size_mask_ = 0;  // bit s set: some valid entry has size_shift s
   std::uint64_t clock_ = 0;
   std::uint64_t rng_ = 1;
-  unsigned last_hit_ = 0;  // slot of the last hit: checked first (a micro-TLB)
+  // Where the last hit for a 4 KB page number was found, indexed by a hash of it: checked
+  // first, and verified like any entry, so a stale hint costs one compare, never a wrong
+  // answer. It stands in for the parallel compare of a real CAM, so that a hit costs a few
+  // nanoseconds however large the fully associative TLB is.
+  static constexpr unsigned kHints = 256;
+  std::uint16_t hint_[kHints] = {};
   TlbStats stats_;
   TlbEntry slots_[kMaxEntries];
 };

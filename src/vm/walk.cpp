@@ -936,6 +936,8 @@ void print_walk(const Walk& w, TextSink& out) {
 
 Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
                       Privilege priv, std::uint16_t asid) {
+  // One named result for both paths (NRVO): the hit path fills it in place.
+  Walk w;
   const TlbEntry* e = tlb.lookup(va, asid);
   if (e != nullptr) {
     const bool allowed = pt.format() == Format::kArmv7Short
@@ -943,7 +945,6 @@ Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessTyp
                                                   priv) == FaultKind::kNone
                              : e->perms.allows(access, priv);
     if (allowed) {
-      Walk w;
       w.format = pt.format();
       w.va = va;
       w.access = access;
@@ -960,9 +961,30 @@ Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessTyp
     }
   }
   tlb.count_walk();
-  Walk w = pt.translate(va, access, priv);
+  w = pt.translate(va, access, priv);
   if (w.ok()) (void)tlb.insert(w.tlb_entry(asid));
   return w;
+}
+
+FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
+                       Privilege priv, std::uint16_t asid, phys_addr_t* pa) {
+  const TlbEntry* e = tlb.lookup(va, asid);
+  if (e != nullptr) {
+    const bool allowed = pt.format() == Format::kArmv7Short
+                             ? armv7_domain_check(pt.config().dacr, e->domain, e->perms, access,
+                                                  priv) == FaultKind::kNone
+                             : e->perms.allows(access, priv);
+    if (allowed) {
+      *pa = e->translate(va);
+      return FaultKind::kNone;
+    }
+  }
+  tlb.count_walk();
+  const Walk w = pt.translate(va, access, priv);
+  if (!w.ok()) return w.fault;
+  (void)tlb.insert(w.tlb_entry(asid));
+  *pa = w.pa;
+  return FaultKind::kNone;
 }
 
 }  // namespace kmm::vm

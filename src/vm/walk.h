@@ -208,4 +208,9 @@ void print_walk(const Walk& w, TextSink& out);
 Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
                       Privilege priv, std::uint16_t asid);
 
+// The same without a walk record, for hot paths (modelled loads and stores, benchmarks):
+// the fault kind (kNone on success) and, on success, the physical address in *pa.
+FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
+                       Privilege priv, std::uint16_t asid, phys_addr_t* pa);
+
 }  // namespace kmm::vm

@@ -556,6 +556,25 @@ TEST_F(Armv7Walk, TranslateThroughTlb) {
   EXPECT_FALSE(translate_cached(pt, tlb, 0x00403000u, AccessType::kRead, Privilege::kUser, 1).ok());
 }
 
+TEST_F(Aarch64Walk, TranslatePaFastPath) {
+  ASSERT_EQ(pt.map(0x403000u, 0x82000u, 4096, user_ro()), VmError::kOk);
+  Tlb tlb;
+  phys_addr_t pa = 0;
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403012u, AccessType::kRead, Privilege::kUser, 3, &pa),
+            FaultKind::kNone);
+  EXPECT_EQ(pa, 0x82012u);
+  pa = 0;
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403FF0u, AccessType::kRead, Privilege::kUser, 3, &pa),
+            FaultKind::kNone);
+  EXPECT_EQ(pa, 0x82FF0u);
+  EXPECT_EQ(tlb.stats().hits, 1u);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403000u, AccessType::kWrite, Privilege::kUser, 3, &pa),
+            FaultKind::kPermission);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x500000u, AccessType::kRead, Privilege::kUser, 3, &pa),
+            FaultKind::kTranslation);
+  EXPECT_EQ(tlb.stats().walks, 3u);
+}
+
 TEST_F(Armv7Walk, PrintWalkReadsLikeATextbook) {
   ASSERT_EQ(pt.map(0x00403000u, 0x00082000u, 4096, user_rw()), VmError::kOk);
   const Walk w = pt.translate(0x00403012u, AccessType::kRead, Privilege::kUser);
