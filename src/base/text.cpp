@@ -86,11 +86,9 @@ TextSink& TextSink::ptr(const void* p) {
 TextSink& TextSink::fixed(std::int64_t v, unsigned decimals) {
   std::uint64_t scale = 1;
   for (unsigned k = 0; k < decimals; ++k) scale *= 10;
-  if (v < 0) {
-    put('-');
-    v = -v;
-  }
-  std::uint64_t mag = static_cast<std::uint64_t>(v);
+  if (v < 0) put('-');
+  // Negate in unsigned arithmetic: -INT64_MIN does not fit in int64_t.
+  std::uint64_t mag = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
   u(mag / scale);
   if (decimals > 0) {
     put('.');

@@ -47,19 +47,23 @@ struct Page {
   std::uint8_t owner;     // protector: owner of a page-level allocation (PG_large/PG_pages)
   std::uint16_t cache_id; // PG_slab head: index of its kmem_cache in the kernel's table
   std::uint32_t refcount; // _refcount: users of the frame (1 while allocated)
+  // Named outside the union: ISO C++ allows only data members in an anonymous union
+  // (clang -Wpedantic rejects anonymous structs there).
+  struct Lru {            // buddy free lists, slab partial/full lists
+    pfn_t next;
+    pfn_t prev;
+    std::uint32_t freelist;  // slab: offset of the first free object, kNoObject if none
+    std::uint16_t inuse;     // slab: objects handed out (counting per-thread caches)
+    std::uint16_t objects;   // slab: capacity
+    std::uint32_t nr_pages;  // large: frames in the allocation (exact, kmalloc2 style)
+  };
+  struct Tail {
+    pfn_t head;
+    std::uint8_t owners[kTailOwnerBytes];
+  };
   union {
-    struct {              // buddy free lists, slab partial/full lists
-      pfn_t next;
-      pfn_t prev;
-      std::uint32_t freelist;  // slab: offset of the first free object, kNoObject if none
-      std::uint16_t inuse;     // slab: objects handed out (counting per-thread caches)
-      std::uint16_t objects;   // slab: capacity
-      std::uint32_t nr_pages;  // large: frames in the allocation (exact, kmalloc2 style)
-    } lru;
-    struct {
-      pfn_t head;
-      std::uint8_t owners[kTailOwnerBytes];
-    } tail;
+    Lru lru;
+    Tail tail;
   };
 
   bool is(std::uint32_t f) const { return (flags & f) != 0; }
