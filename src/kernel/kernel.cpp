@@ -93,7 +93,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   k->log_size_ = kLogRingBytes;
   if (table != nullptr) k->paper_.init(table);
   k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.end_pfn(), cfg.min_free_kbytes);
-  k->slab_.init(&k->zone_, SlabConfig{cfg.thread_caches, cfg.min_partial});
+  k->pages_ = &k->zone_;
+  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial});
   if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max})) {
     k->shutdown();
     err->what = "RAM too small for the kmalloc caches";
@@ -215,7 +216,7 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
     report({ErrorKind::kBadArgument, "alloc_pages", nullptr, nullptr, kPageSize << (order > 30 ? 30 : order), "order above MAX_ORDER"});
     return nullptr;
   }
-  Page* head = zone_.alloc_pages(order, gfp);
+  Page* head = pages_->alloc_pages(order, gfp);
   if (head == nullptr) {
     ++failed_allocs_;
     return nullptr;
@@ -430,22 +431,14 @@ void Kernel::dmesg(TextSink& out) const {
 }
 
 bool Kernel::check_invariants(TextSink* why) {
-  if (!zone_.check_invariants(why)) return false;
+  if (!pages_->check_invariants(why)) return false;
   if (!slab_.check_invariants(why)) return false;
   if (!vmalloc_.check_invariants(why)) return false;
   // Every frame is accounted for: free in the buddy lists, or one of the roles.
   std::uint64_t free_frames = 0;
-  for (pfn_t pfn = zone_.start_pfn(); pfn < zone_.end_pfn();) {
-    const Page* p = phys_.pfn_to_page(pfn);
-    if (p->is(PG_buddy)) {
-      free_frames += std::uint64_t{1} << p->order;
-      pfn += pfn_t{1} << p->order;
-    } else {
-      ++pfn;
-    }
-  }
-  if (free_frames != zone_.free_pages()) {
-    if (why) why->str("kernel: mem_map shows ").u(free_frames).str(" free frames, the zone counts ").u(zone_.free_pages());
+  for (pfn_t pfn = pages_->start_pfn(); pfn < pages_->end_pfn(); ++pfn) free_frames += pages_->frame_is_free(pfn) ? 1 : 0;
+  if (free_frames != pages_->free_pages()) {
+    if (why) why->str("kernel: mem_map shows ").u(free_frames).str(" free frames, the page allocator counts ").u(pages_->free_pages());
     return false;
   }
   return true;

@@ -119,8 +119,10 @@ class Kernel {
   const BootConfig& config() const { return cfg_; }
   PhysMem& phys() { return phys_; }
   const PhysMem& phys() const { return phys_; }
-  BuddyZone& zone() { return zone_; }
-  const BuddyZone& zone() const { return zone_; }
+  // The machine's page allocator (buddy, or the range allocator on page_alloc=range).
+  PageAllocator& zone() { return *pages_; }
+  const PageAllocator& zone() const { return *pages_; }
+  BuddyZone& buddy() { return zone_; }
   SlabAllocator& slab() { return slab_; }
   const SlabAllocator& slab() const { return slab_; }
   Kmalloc& kmalloc_layer() { return kmalloc_; }
@@ -152,6 +154,7 @@ class Kernel {
   Platform* platform_ = nullptr;
   PhysMem phys_;
   BuddyZone zone_;
+  PageAllocator* pages_ = nullptr;
   SlabAllocator slab_;
   Kmalloc kmalloc_;
   ModuleRegistry modules_;

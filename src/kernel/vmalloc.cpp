@@ -29,7 +29,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
     return 0;
   }
   std::uint64_t got = 0;
-  BuddyZone* zone = kmalloc_->slab()->zone();
+  PageAllocator* zone = kmalloc_->slab()->zone();
   for (; got < nr_pages; ++got) {
     Page* p = zone->alloc_pages(0, GFP_KERNEL);
     if (p == nullptr) break;
@@ -71,7 +71,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
 }
 
 void Vmalloc::release(VmArea* a) {
-  BuddyZone* zone = kmalloc_->slab()->zone();
+  PageAllocator* zone = kmalloc_->slab()->zone();
   for (std::uint32_t i = 0; i < a->nr_pages; ++i) zone->free_pages(phys_->pfn_to_page(a->pages[i]), 0);
   kmalloc_->kfree(a->pages);
   kmalloc_->slab()->free(area_cache_, a, "vfree");

@@ -219,37 +219,27 @@ std::uint64_t BuddyZone::largest_free_block() const {
   return 0;
 }
 
-namespace {
-struct ContigInfo {
-  std::uint64_t free_pages = 0, free_blocks_total = 0, free_blocks_suitable = 0;
-};
-ContigInfo contig_info(const std::uint64_t nr[kNrOrders], unsigned order) {
-  ContigInfo info;
-  for (unsigned k = 0; k < kNrOrders; ++k) {
-    info.free_blocks_total += nr[k];
-    info.free_pages += nr[k] << k;
-    if (k >= order) info.free_blocks_suitable += nr[k] << (k - order);
-  }
-  return info;
-}
-}  // namespace
-
 int BuddyZone::fragmentation_index(unsigned order) const {
   std::uint64_t nr[kNrOrders];
   snapshot(nr);
-  ContigInfo info = contig_info(nr, order);
-  if (info.free_blocks_total == 0) return 0;
-  if (info.free_blocks_suitable != 0) return -1000;
-  std::uint64_t requested = std::uint64_t{1} << order;
-  return static_cast<int>(1000 - (1000 + info.free_pages * 1000 / requested) / info.free_blocks_total);
+  return kmm::fragmentation_index(nr, order);
 }
 
 int BuddyZone::unusable_index(unsigned order) const {
   std::uint64_t nr[kNrOrders];
   snapshot(nr);
-  ContigInfo info = contig_info(nr, order);
-  if (info.free_pages == 0) return 1000;  // Linux: no free memory counts as all unusable
-  return static_cast<int>((info.free_pages - (info.free_blocks_suitable << order)) * 1000 / info.free_pages);
+  return kmm::unusable_index(nr, order);
+}
+
+bool BuddyZone::frame_is_free(pfn_t pfn) const {
+  if (pfn < start_ || pfn >= end_) return false;
+  LockGuard g(lock_);
+  for (unsigned o = 0; o <= kMaxOrder; ++o) {
+    pfn_t head = start_ + (index(pfn) & ~((pfn_t{1} << o) - 1));
+    const Page* p = phys_->pfn_to_page(head);
+    if (p->is(PG_buddy) && p->order == o) return true;
+  }
+  return false;
 }
 
 bool BuddyZone::check_invariants(TextSink* why) const {

@@ -24,50 +24,45 @@
 #pragma once
 
 #include "base/spinlock.h"
-#include "page/gfp.h"
-#include "phys/phys_mem.h"
+#include "page/page_alloc.h"
 
 namespace kmm {
 
 class TextSink;
-
-inline constexpr unsigned kMaxOrder = 10;
-inline constexpr unsigned kNrOrders = kMaxOrder + 1;
 
 struct FreeArea {
   pfn_t head = kNoPfn;
   std::uint64_t nr_free = 0;
 };
 
-struct Watermarks {
-  std::uint64_t min = 0, low = 0, high = 0;  // in pages
-};
-
-class BuddyZone {
+class BuddyZone final : public PageAllocator {
  public:
   // Takes over frames [start, end) of `phys` and frees them into the lists.
   void init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes_or_0);
 
-  Page* alloc_pages(unsigned order, gfp_t gfp = GFP_KERNEL);
-  void free_pages(Page* page, unsigned order);
+  Page* alloc_pages(unsigned order, gfp_t gfp = GFP_KERNEL) override;
+  void free_pages(Page* page, unsigned order) override;
   // Exactly `count` frames, physically contiguous (Linux alloc_pages_exact): allocates the
   // enclosing power of two and gives the excess frames back. Null when impossible.
-  Page* alloc_pages_exact(std::uint64_t count, gfp_t gfp = GFP_KERNEL);
-  void free_pages_exact(Page* page, std::uint64_t count);
+  Page* alloc_pages_exact(std::uint64_t count, gfp_t gfp = GFP_KERNEL) override;
+  void free_pages_exact(Page* page, std::uint64_t count) override;
 
-  std::uint64_t free_pages() const { return free_pages_.load(std::memory_order_relaxed); }
-  std::uint64_t managed_pages() const { return managed_pages_; }
+  std::uint64_t free_pages() const override { return free_pages_.load(std::memory_order_relaxed); }
+  std::uint64_t managed_pages() const override { return managed_pages_; }
   std::uint64_t nr_free(unsigned order) const { return area_[order].nr_free; }
-  const Watermarks& watermarks() const { return wmark_; }
-  pfn_t start_pfn() const { return start_; }
-  pfn_t end_pfn() const { return end_; }
-  PhysMem* phys() const { return phys_; }
-  std::uint64_t alloc_failures() const { return failures_.load(std::memory_order_relaxed); }
+  Watermarks watermarks() const override { return wmark_; }
+  pfn_t start_pfn() const override { return start_; }
+  pfn_t end_pfn() const override { return end_; }
+  PhysMem* phys() const override { return phys_; }
+  std::uint64_t alloc_failures() const override { return failures_.load(std::memory_order_relaxed); }
+  bool frame_is_free(pfn_t pfn) const override;
+  const char* name() const override { return "buddy"; }
 
   // A consistent copy of the free counts per order (for /proc/buddyinfo and fragmentation).
   void snapshot(std::uint64_t out[kNrOrders]) const;
+  void free_blocks(std::uint64_t out[kNrOrders]) const override { snapshot(out); }
   // Largest free block, in pages.
-  std::uint64_t largest_free_block() const;
+  std::uint64_t largest_free_block() const override;
 
   // Linux's extfrag index for a request of `order` (mm/vmstat.c __fragmentation_index),
   // in thousandths: -1000 when a suitable block exists, 0 when failure would be for lack
@@ -78,7 +73,7 @@ class BuddyZone {
   int unusable_index(unsigned order) const;
 
   // Full consistency check; on failure writes why into `why` (may be null) and returns false.
-  bool check_invariants(TextSink* why) const;
+  bool check_invariants(TextSink* why) const override;
 
  private:
   pfn_t index(pfn_t pfn) const { return pfn - start_; }

@@ -37,7 +37,7 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
   }
   if (str_eq(path, "/proc/buddyinfo")) {
     std::uint64_t nr[kNrOrders];
-    k.zone().snapshot(nr);
+    k.zone().free_blocks(nr);
     out.str("{\"node\":0,\"zone\":\"Normal\",\"free\":[");
     for (unsigned o = 0; o < kNrOrders; ++o) {
       if (o) out.ch(',');

@@ -20,7 +20,7 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   constexpr std::uint64_t kPageKb = kPageSize / 1024;
   unsigned n = 0;
   auto add = [&](const char* name, std::uint64_t v, bool kb = true) { f[n++] = MeminfoField{name, v, kb}; };
-  const BuddyZone& z = k.zone();
+  const PageAllocator& z = k.zone();
   std::uint64_t total = z.managed_pages() * kPageKb;
   std::uint64_t free = z.free_pages() * kPageKb;
   std::uint64_t srec, sunrec;

@@ -7,7 +7,7 @@ namespace kmm {
 
 void print_buddyinfo(Kernel& k, TextSink& out) {
   std::uint64_t nr[kNrOrders];
-  k.zone().snapshot(nr);
+  k.zone().free_blocks(nr);
   out.str("Node 0, zone ");
   out.repeat(' ', 2).str("Normal").ch(' ');  // "%8s": "  Normal"
   for (unsigned o = 0; o < kNrOrders; ++o) out.u(nr[o], 6).ch(' ');
@@ -146,8 +146,10 @@ void print_kmemleak(Kernel& k, TextSink& out) {
 
 void print_extfrag(Kernel& k, TextSink& out, bool unusable) {
   out.str("Node 0, zone   Normal ");
+  std::uint64_t nr[kNrOrders];
+  k.zone().free_blocks(nr);
   for (unsigned o = 0; o < kNrOrders; ++o) {
-    int v = unusable ? k.zone().unusable_index(o) : k.zone().fragmentation_index(o);
+    int v = unusable ? unusable_index(nr, o) : fragmentation_index(nr, o);
     out.fixed(v, 3).ch(' ');
   }
   out.nl();

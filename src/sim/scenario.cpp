@@ -567,17 +567,7 @@ LineStatus Scenario::cmd_map(const Args& a, const std::string& where) {
     bool used = false;
     pfn_t first = k.phys().base_pfn() + static_cast<pfn_t>(c * cell / kPageSize);
     pfn_t last = k.phys().base_pfn() + static_cast<pfn_t>(std::min(ram, (c + 1) * cell) / kPageSize);
-    for (pfn_t pfn = first; pfn < last && !used; ++pfn) {
-      // A frame is free when a free buddy block covers it.
-      bool free_frame = false;
-      for (unsigned o = 0; o <= kMaxOrder && !free_frame; ++o) {
-        pfn_t head = k.zone().start_pfn() + ((pfn - k.zone().start_pfn()) & ~((pfn_t{1} << o) - 1));
-        if (pfn < k.zone().start_pfn()) break;
-        const Page* p = k.phys().pfn_to_page(head);
-        if (p->is(PG_buddy) && p->order == o && pfn < head + (pfn_t{1} << o)) free_frame = true;
-      }
-      used = !free_frame;
-    }
+    for (pfn_t pfn = first; pfn < last && !used; ++pfn) used = !k.zone().frame_is_free(pfn);
     picture += used ? 'X' : '-';
     ruler += '-';
   }
@@ -620,7 +610,11 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   }
   if (head == "buddyinfo" && rest.rfind("order", 0) == 0) {
     std::int64_t o;
-    if (parse_number(rest.substr(5), &o) && o >= 0 && o <= static_cast<std::int64_t>(kMaxOrder)) return as_int(k.zone().nr_free(static_cast<unsigned>(o)));
+    if (parse_number(rest.substr(5), &o) && o >= 0 && o <= static_cast<std::int64_t>(kMaxOrder)) {
+      std::uint64_t nr[kNrOrders];
+      k.zone().free_blocks(nr);
+      return as_int(nr[o]);
+    }
     *error = "buddyinfo has order0 .. order10, not '" + rest + "'";
     return std::nullopt;
   }

@@ -53,7 +53,7 @@ std::uint64_t Kmalloc::large_footprint(std::size_t size) const {
 
 void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size > max_size_) return nullptr;
-  BuddyZone* zone = slab_->zone();
+  PageAllocator* zone = slab_->zone();
   PhysMem* phys = slab_->phys();
   Page* head;
   std::uint64_t npages;

@@ -18,7 +18,7 @@ inline std::uint32_t* free_link(void* obj) { return static_cast<std::uint32_t*>(
 
 }  // namespace
 
-void SlabAllocator::init(BuddyZone* zone, const SlabConfig& cfg) {
+void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
   zone_ = zone;
   phys_ = zone->phys();
   cfg_ = cfg;

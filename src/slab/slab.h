@@ -91,7 +91,7 @@ struct SlabConfig {
 
 class SlabAllocator {
  public:
-  void init(BuddyZone* zone, const SlabConfig& cfg);
+  void init(PageAllocator* zone, const SlabConfig& cfg);
   // Gives every slab back (and detaches per-thread caches). Caches must be empty or the
   // memory goes with the machine.
   void shutdown();
@@ -134,7 +134,7 @@ class SlabAllocator {
 
   KmemCache* cache(unsigned id) { return id < kMaxCaches && caches_[id].in_use ? &caches_[id] : nullptr; }
   unsigned nr_cache_ids() const { return kMaxCaches; }
-  BuddyZone* zone() const { return zone_; }
+  PageAllocator* zone() const { return zone_; }
   PhysMem* phys() const { return phys_; }
   const SlabConfig& config() const { return cfg_; }
   std::uint64_t slab_pages() const { return slab_pages_.load(std::memory_order_relaxed); }
@@ -165,7 +165,7 @@ class SlabAllocator {
   unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const;
 
   PhysMem* phys_ = nullptr;
-  BuddyZone* zone_ = nullptr;
+  PageAllocator* zone_ = nullptr;
   SlabConfig cfg_;
   SpinLock registry_lock_;
   KmemCache caches_[kMaxCaches];

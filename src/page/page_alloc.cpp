@@ -1,0 +1,45 @@
+// kmm/page/page_alloc.cpp — fragmentation indices over any page allocator's free blocks.
+#include "page/page_alloc.h"
+
+namespace kmm {
+namespace {
+struct ContigInfo {
+  std::uint64_t free_pages = 0, free_blocks_total = 0, free_blocks_suitable = 0;
+};
+// mm/vmstat.c fill_contig_page_info().
+ContigInfo contig_info(const std::uint64_t nr[kNrOrders], unsigned order) {
+  ContigInfo info;
+  for (unsigned k = 0; k < kNrOrders; ++k) {
+    info.free_blocks_total += nr[k];
+    info.free_pages += nr[k] << k;
+    if (k >= order) info.free_blocks_suitable += nr[k] << (k - order);
+  }
+  return info;
+}
+}  // namespace
+
+int fragmentation_index(const std::uint64_t nr[kNrOrders], unsigned order) {
+  ContigInfo info = contig_info(nr, order);
+  if (info.free_blocks_total == 0) return 0;
+  if (info.free_blocks_suitable != 0) return -1000;
+  std::uint64_t requested = std::uint64_t{1} << order;
+  return static_cast<int>(1000 - (1000 + info.free_pages * 1000 / requested) / info.free_blocks_total);
+}
+
+int unusable_index(const std::uint64_t nr[kNrOrders], unsigned order) {
+  ContigInfo info = contig_info(nr, order);
+  if (info.free_pages == 0) return 1000;  // Linux: no free memory counts as all unusable
+  return static_cast<int>((info.free_pages - (info.free_blocks_suitable << order)) * 1000 / info.free_pages);
+}
+
+void count_run_blocks(pfn_t base, pfn_t pfn, std::uint64_t count, std::uint64_t out[kNrOrders]) {
+  pfn_t end = pfn + static_cast<pfn_t>(count);
+  while (pfn < end) {
+    unsigned k = 0;
+    while (k < kMaxOrder && ((pfn - base) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && pfn + (pfn_t{2} << k) <= end) ++k;
+    out[k]++;
+    pfn += pfn_t{1} << k;
+  }
+}
+
+}  // namespace kmm
