@@ -69,6 +69,12 @@ void report(const ErrorReport& r) {
   if (ReportHook hook = g_hook.load(std::memory_order_acquire)) {
     hook(r, g_hook_arg.load(std::memory_order_relaxed));
   }
+  // A refused request (a size that overflows, a cache that is not empty, a bad argument)
+  // damages nothing: the caller gets null or false. A bad free or corruption stops the
+  // process unless on_error=report, and corruption stops it always.
+  bool refused_request = r.kind == ErrorKind::kSizeOverflow || r.kind == ErrorKind::kCacheNotEmpty ||
+                         r.kind == ErrorKind::kBadArgument;
+  if (refused_request) return;
   if (r.kind == ErrorKind::kCorruption || g_on_error.load(std::memory_order_relaxed) == OnError::kAbort) {
     fatal("stopping on the error above (set on_error=report to go on where safe)");
   }

@@ -6,10 +6,12 @@
 //
 //     kmm: ERROR: double free in kfree: pointer 0x7f3c2a401040 (cache kmalloc-64, size 64)
 //
-// Policy (Scudo's, and SLUB's with slub_debug): by default the process is stopped (abort)
-// before damage spreads. With OnError::kReport a misuse that can be refused safely (the bad
-// free is simply not done) is reported and the caller goes on; corruption of the allocator's
-// own metadata always stops.
+// Policy (Scudo's, and SLUB's with slub_debug): a bad free (double, invalid, foreign, wrong
+// cache, owner mismatch) stops the process (abort) by default, before damage spreads. With
+// OnError::kReport such a misuse is reported and refused (the free is simply not done) and
+// the caller goes on; corruption of the allocator's own metadata always stops. A refused
+// request — a size that overflows, destroying a cache that still holds objects, a bad
+// argument — damages nothing and never stops: it is reported and the call fails.
 //
 // Depends on: config.h. Never allocates; safe to call from inside the allocator.
 #pragma once

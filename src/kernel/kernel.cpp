@@ -222,11 +222,11 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
     return nullptr;
   }
   pfn_t pfn = phys_.page_to_pfn(head);
-  head->flags = PG_large | PG_head | PG_pages;
+  head->set_flags(PG_large | PG_head | PG_pages);
   head->owner = owner;
   head->lru.nr_pages = 1u << order;
   for (unsigned i = 1; i < (1u << order); ++i) {
-    head[i].flags = PG_large | PG_tail;
+    head[i].set_flags(PG_large | PG_tail);
     head[i].tail.head = pfn;
   }
   void* p = phys_.page_address(head);
@@ -332,8 +332,12 @@ void Kernel::idle(std::uint64_t ns) {
       line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass reclaimed ");
       line.u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)").nl();
       if (gc.objects != 0) log(line.data(), line.size());
+      // Release only owners that hold nothing now: blocks the full table never recorded
+      // still carry the id, and a reused id would charge them to the next module.
+      OwnerTally left[kMaxOwners];
+      usage(left);
       for (unsigned o = 0; o < kMaxOwners; ++o)
-        if (dead[o]) modules_.release(static_cast<owner_t>(o));
+        if (dead[o] && left[o].objects == 0) modules_.release(static_cast<owner_t>(o));
       collector_.kick();
       break;
     }
@@ -360,7 +364,7 @@ void Kernel::usage(OwnerTally* out) const {
     Page* page = phys_.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
       const KmemCache* c = const_cast<SlabAllocator&>(slab_).cache(page->cache_id);
       if (c != nullptr) {
         for (unsigned i = 0; i < c->objects; ++i) {
@@ -375,7 +379,7 @@ void Kernel::usage(OwnerTally* out) const {
       out[page->owner].objects++;
       out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
     } else if (page->is(PG_buddy)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
     }
     pfn += step == 0 ? 1 : step;
   }
@@ -391,7 +395,7 @@ void Kernel::cache_usage(const KmemCache* c, OwnerTally* out) const {
     Page* page = phys_.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
       if (c != nullptr && page->cache_id == c->id) {
         for (unsigned i = 0; i < c->objects; ++i) {
           owner_t o = __atomic_load_n(slab_.owner_slot(c, page, i), __ATOMIC_RELAXED);
@@ -407,7 +411,7 @@ void Kernel::cache_usage(const KmemCache* c, OwnerTally* out) const {
         out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
       }
     } else if (page->is(PG_buddy)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
     }
     pfn += step == 0 ? 1 : step;
   }

@@ -26,6 +26,14 @@
 namespace kmm {
 
 enum class CrossFree : std::uint8_t { kAllow, kReport, kRefuse };
+enum class PageAllocKind : std::uint8_t { kBuddy, kRange };
+// Placement rule of the range allocator (page_alloc=range): which requests go top-down.
+//   kSeed:   requests of 2 KB or less from the top of memory down, larger ones bottom up
+//            (as document 002 describes kmalloc2);
+//   kSource: requests of 2 pages or less bottom up, larger ones top down (as uClinux's
+//            page_alloc2 source does it).
+enum class RangeDirection : std::uint8_t { kSeed, kSource, kBottomUp };
+enum class PtFormat : std::uint8_t { kArmv7, kAarch64 };
 
 struct BootConfig {
   std::uint64_t ram_bytes = 192ull << 20;
@@ -44,6 +52,14 @@ struct BootConfig {
   CrossFree cross_free = CrossFree::kAllow;
   std::uint64_t page_offset = 0xC0000000ull;
   std::uint64_t vmalloc_bytes = 240ull << 20;  // the vmalloc space above the direct map
+  // The machine model (sim/, vm/, nommu/ read these; the allocator core does not).
+  bool mmu = true;
+  PtFormat pt = PtFormat::kArmv7;
+  unsigned tlb_entries = 64;
+  unsigned tlb_ways = 0;                // 0: fully associative
+  PageAllocKind page_alloc = PageAllocKind::kBuddy;
+  RangeDirection range_direction = RangeDirection::kSeed;
+  std::uint32_t region_record_bytes = 0;  // NOMMU per-mmap record size; 0: the model's default
 };
 
 struct BootError {

@@ -33,7 +33,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   for (; got < nr_pages; ++got) {
     Page* p = zone->alloc_pages(0, GFP_KERNEL);
     if (p == nullptr) break;
-    p->flags = PG_vmalloc;
+    p->set_flags(PG_vmalloc);
     pages[got] = phys_->page_to_pfn(p);
   }
   if (got < nr_pages) {
@@ -162,7 +162,7 @@ void Vmalloc::for_each_block(Visit visit, void* arg) {
   VmArea* a = head_;
   while (a != nullptr) {
     VmArea* next = a->next;
-    visit(arg, phys_->pfn_to_virt(a->pages[0]), a->requested, a->owner, a);
+    visit(arg, phys_->pfn_to_virt(a->pages[0]), std::size_t{a->nr_pages} * kPageSize, a->owner, a);
     a = next;
   }
 }

@@ -39,7 +39,7 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
     Page* p = phys_->pfn_to_page(pfn);
     for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
       Page* q = p + i;
-      q->flags = 0;
+      q->set_flags(0);
       q->refcount = 0;
       q->owner = kOwnerFree;
     }
@@ -64,8 +64,8 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
 
 void BuddyZone::list_add(unsigned order, pfn_t pfn) {
   Page* p = phys_->pfn_to_page(pfn);
-  p->flags = PG_buddy;
-  p->order = static_cast<std::uint8_t>(order);
+  p->set_flags(PG_buddy);
+  p->set_order(static_cast<std::uint8_t>(order));
   p->lru.prev = kNoPfn;
   p->lru.next = area_[order].head;
   if (area_[order].head != kNoPfn) phys_->pfn_to_page(area_[order].head)->lru.prev = pfn;
@@ -81,8 +81,8 @@ void BuddyZone::list_del(unsigned order, pfn_t pfn) {
     area_[order].head = p->lru.next;
   }
   if (p->lru.next != kNoPfn) phys_->pfn_to_page(p->lru.next)->lru.prev = p->lru.prev;
-  p->flags = 0;
-  p->order = 0;
+  p->set_flags(0);
+  p->set_order(0);
   p->lru.next = p->lru.prev = kNoPfn;
   area_[order].nr_free--;
 }
@@ -93,7 +93,7 @@ void BuddyZone::free_locked(pfn_t pfn, unsigned order) {
     pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << order));
     if (buddy < start_ || buddy + (pfn_t{1} << order) > end_) break;
     Page* b = phys_->pfn_to_page(buddy);
-    if (!b->is(PG_buddy) || b->order != order) break;
+    if (!b->is(PG_buddy) || b->get_order() != order) break;
     list_del(order, buddy);
     if (buddy < pfn) pfn = buddy;
     ++order;
@@ -147,7 +147,7 @@ void BuddyZone::free_pages(Page* page, unsigned order) {
   LockGuard g(lock_);
   for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
     Page* q = page + i;
-    q->flags = 0;
+    q->set_flags(0);
     q->owner = kOwnerFree;
     q->refcount = 0;
     q->cache_id = 0;
@@ -193,7 +193,7 @@ void BuddyZone::free_pages_exact(Page* page, std::uint64_t count) {
   LockGuard g(lock_);
   for (pfn_t i = 0; i < count; ++i) {
     Page* q = page + i;
-    q->flags = 0;
+    q->set_flags(0);
     q->owner = kOwnerFree;
     q->refcount = 0;
     q->cache_id = 0;
@@ -237,7 +237,7 @@ bool BuddyZone::frame_is_free(pfn_t pfn) const {
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
     pfn_t head = start_ + (index(pfn) & ~((pfn_t{1} << o) - 1));
     const Page* p = phys_->pfn_to_page(head);
-    if (p->is(PG_buddy) && p->order == o) return true;
+    if (p->is(PG_buddy) && p->get_order() == o) return true;
   }
   return false;
 }
@@ -254,7 +254,7 @@ bool BuddyZone::check_invariants(TextSink* why) const {
         return false;
       }
       const Page* p = phys_->pfn_to_page(pfn);
-      if (!p->is(PG_buddy) || p->order != k) {
+      if (!p->is(PG_buddy) || p->get_order() != k) {
         if (why) why->str("buddy: block ").u(pfn).str(" on list ").u(k).str(" lacks PG_buddy/order");
         return false;
       }
@@ -270,7 +270,7 @@ bool BuddyZone::check_invariants(TextSink* why) const {
         pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << k));
         if (buddy >= start_ && buddy + (pfn_t{1} << k) <= end_) {
           const Page* b = phys_->pfn_to_page(buddy);
-          if (b->is(PG_buddy) && b->order == k) {
+          if (b->is(PG_buddy) && b->get_order() == k) {
             if (why) why->str("buddy: blocks ").u(pfn).str(" and ").u(buddy).str(" are free buddies of order ").u(k);
             return false;
           }

@@ -66,7 +66,14 @@ struct Page {
     Tail tail;
   };
 
-  bool is(std::uint32_t f) const { return (flags & f) != 0; }
+  // flags and order of a frame are read by the buddy allocator under its lock while the
+  // frame's owner writes them outside it (a neighbour checked for merging): relaxed atomics,
+  // a plain load or store on every target, keep that well defined.
+  std::uint32_t get_flags() const { return __atomic_load_n(&flags, __ATOMIC_RELAXED); }
+  void set_flags(std::uint32_t f) { __atomic_store_n(&flags, f, __ATOMIC_RELAXED); }
+  std::uint8_t get_order() const { return __atomic_load_n(&order, __ATOMIC_RELAXED); }
+  void set_order(std::uint8_t o) { __atomic_store_n(&order, o, __ATOMIC_RELAXED); }
+  bool is(std::uint32_t f) const { return (get_flags() & f) != 0; }
 };
 
 static_assert(sizeof(Page) == 32, "struct page must stay 32 bytes");

@@ -23,7 +23,7 @@ bool PhysMem::init(void* base, std::size_t size, phys_addr_t phys_offset) {
   std::memset(mem_map_, 0, pages * sizeof(Page));
   boot_pages_ = static_cast<pfn_t>(map_pages);
   for (pfn_t i = 0; i < boot_pages_; ++i) {
-    mem_map_[i].flags = PG_reserved;
+    mem_map_[i].set_flags(PG_reserved);
     mem_map_[i].refcount = 1;
   }
   return true;
@@ -35,7 +35,7 @@ void* PhysMem::memblock_alloc(std::size_t bytes) {
   void* p = base_ + (std::size_t{boot_pages_} << kPageShift);
   std::memset(p, 0, n << kPageShift);
   for (std::uint64_t i = 0; i < n; ++i) {
-    mem_map_[boot_pages_ + i].flags = PG_reserved;
+    mem_map_[boot_pages_ + i].set_flags(PG_reserved);
     mem_map_[boot_pages_ + i].refcount = 1;
   }
   boot_pages_ += static_cast<pfn_t>(n);

@@ -114,7 +114,7 @@ void print_kmemleak(Kernel& k, TextSink& out) {
     Page* page = phys.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
       KmemCache* c = k.slab().cache(page->cache_id);
       if (c != nullptr) {
         char* base = static_cast<char*>(phys.page_address(page));
@@ -133,7 +133,7 @@ void print_kmemleak(Kernel& k, TextSink& out) {
                    page->owner, page->is(PG_pages) ? "alloc_pages" : "kmalloc_large");
       }
     } else if (page->is(PG_buddy)) {
-      step = pfn_t{1} << page->order;
+      step = pfn_t{1} << page->get_order();
     }
     pfn += step == 0 ? 1 : step;
   }

@@ -87,7 +87,7 @@ bool Collector::bitmap_alloc() {
       bitmap_free();
       return false;
     }
-    p->flags = PG_reserved;
+    p->set_flags(PG_reserved);
     chunks_[nr_chunks_] = p;
   }
   return true;
@@ -95,7 +95,7 @@ bool Collector::bitmap_alloc() {
 
 void Collector::bitmap_free() {
   for (unsigned i = 0; i < nr_chunks_; ++i) {
-    chunks_[i]->flags = 0;
+    chunks_[i]->set_flags(0);
     slab_->zone()->free_pages(chunks_[i], chunk_order_);
   }
   nr_chunks_ = 0;
@@ -278,13 +278,13 @@ std::uint32_t Collector::walk(std::uint32_t budget) {
     Page* page = phys_->pfn_to_page(cursor_);
     std::uint32_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
-      step = 1u << page->order;
+      step = 1u << page->get_order();
       visit_slab(page);
     } else if (page->is(PG_large) && page->is(PG_head)) {
       step = page->lru.nr_pages;
       visit_large(page);
     } else if (page->is(PG_buddy)) {
-      step = 1u << page->order;
+      step = 1u << page->get_order();
     }
     if (step == 0) step = 1;
     cursor_ += step;

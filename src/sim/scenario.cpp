@@ -79,6 +79,7 @@ Scenario::Scenario(std::ostream& out, std::ostream& err) : out_(out), err_(err) 
 }
 
 Scenario::~Scenario() {
+  drop_models();
   if (kernel_ != nullptr) kernel_->shutdown();
   set_report_writer(nullptr);
   g_report_out = nullptr;
@@ -320,6 +321,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "map") return cmd_map(a, where);
   if (cmd == "reboot") {
     BootConfig cfg = boot_cfg_;
+    drop_models();
     k.shutdown();
     kernel_ = nullptr;
     blocks_.clear();
@@ -327,13 +329,12 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     kernel_ = Kernel::boot(cfg, &e);
     if (kernel_ == nullptr) return script_error(where, std::string("reboot failed: ") + e.what);
     kernel_->set_log_listener(log_to_transcript, &out_);
+    reset_models();
     out_ << "machine rebooted (RAM is volatile: everything is gone)\n";
     return st;
   }
-  if (cmd == "spawn" || cmd == "exit" || cmd == "malloc" || cmd == "free" || cmd == "translate") {
-    return script_error(where, "'" + cmd + "' needs the MMU/NOMMU process model, which this build does not have yet");
-  }
-  return script_error(where, "unknown command '" + cmd + "'");
+  if (auto r = k.config().mmu ? dispatch_mmu(a, line, where) : dispatch_nommu(a, line, where)) return *r;
+  return script_error(where, "unknown command '" + cmd + "'" + (k.config().mmu ? "" : " (on a mmu=off machine)"));
 }
 
 LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
@@ -390,18 +391,39 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
       else if (v == "refuse") cfg.cross_free = CrossFree::kRefuse;
       else return script_error(where, "cross_free= takes allow, report or refuse, not '" + v + "'");
     } else if (key == "mmu") {
-      if (v != "on") return script_error(where, "mmu=" + v + ": only mmu=on is supported by this build");
+      if (v == "on") cfg.mmu = true;
+      else if (v == "off") cfg.mmu = false;
+      else return script_error(where, "mmu= takes on or off, not '" + v + "'");
     } else if (key == "pt") {
-      if (v != "armv7") return script_error(where, "pt=" + v + ": only pt=armv7 is supported by this build");
+      if (v == "armv7") cfg.pt = PtFormat::kArmv7;
+      else if (v == "aarch64") cfg.pt = PtFormat::kAarch64;
+      else return script_error(where, "pt= takes armv7 or aarch64, not '" + v + "'");
+    } else if (key == "tlb") {
+      if (!number("tlb size (entries)") || n == 0 || n > 512) return script_error(where, "tlb= takes 1..512 entries, not '" + v + "'");
+      cfg.tlb_entries = static_cast<unsigned>(n);
+    } else if (key == "tlb_ways") {
+      if (!number("tlb_ways") || n > 512) return script_error(where, "bad tlb_ways '" + v + "' (0: fully associative)");
+      cfg.tlb_ways = static_cast<unsigned>(n);
     } else if (key == "page_alloc") {
-      if (v != "buddy") return script_error(where, "page_alloc=" + v + ": only page_alloc=buddy is supported by this build");
-    } else if (key == "backing" || key == "tlb") {
-      return script_error(where, key + "= is not supported by this build yet");
+      if (v == "buddy") cfg.page_alloc = PageAllocKind::kBuddy;
+      else if (v == "range") cfg.page_alloc = PageAllocKind::kRange;
+      else return script_error(where, "page_alloc= takes buddy or range, not '" + v + "'");
+    } else if (key == "direction") {
+      if (v == "seed") cfg.range_direction = RangeDirection::kSeed;
+      else if (v == "source") cfg.range_direction = RangeDirection::kSource;
+      else if (v == "bottom-up") cfg.range_direction = RangeDirection::kBottomUp;
+      else return script_error(where, "direction= takes seed, source or bottom-up, not '" + v + "'");
+    } else if (key == "region_record") {
+      if (!number("region_record size") || n > 4096) return script_error(where, "bad region_record '" + v + "'");
+      cfg.region_record_bytes = static_cast<std::uint32_t>(n);
+    } else if (key == "backing") {
+      return script_error(where, "backing= (persistent RAM) is not supported by this build yet");
     } else {
       return script_error(where, "unknown boot option '" + key + "'");
     }
   }
   if (kernel_ != nullptr) {
+    drop_models();
     kernel_->shutdown();
     kernel_ = nullptr;
     blocks_.clear();
@@ -411,6 +433,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
   kernel_->set_log_listener(log_to_transcript, &out_);
+  reset_models();
   std::uint64_t total_kb = kernel_->zone().managed_pages() * (kPageSize / 1024);
   out_ << fmt::format("Memory: {}K/{}K available ({}K reserved), kmalloc={}, protector={}, gc_delay={}ms\n", total_kb,
                       cfg.ram_bytes / 1024, cfg.ram_bytes / 1024 - total_kb,
@@ -690,10 +713,8 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   if (head == "gc" && rest == "passes") return as_int(k.collector().stats().passes);
   if (head == "vmalloc" && rest == "used") return as_int(k.vmalloc_space().used_bytes());
   if (head == "time" && rest == "ms") return as_int(k.now_ns() / 1000000);
-  if (head == "proc") {
-    *error = "proc.PROC.bytes needs the NOMMU process model, which this build does not have yet";
-    return std::nullopt;
-  }
+  if (auto r = k.config().mmu ? value_mmu(path, error) : value_nommu(path, error)) return r;
+  if (!error->empty()) return std::nullopt;
   *error = "unknown value '" + path + "'";
   return std::nullopt;
 }

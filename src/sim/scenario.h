@@ -26,6 +26,17 @@
 
 namespace kmm::sim {
 
+// Per-machine state of the process models, defined in their own files and reset at boot:
+// sim/mmu_commands.cpp (MMU machines: address spaces, translate, demand paging) and
+// sim/nommu_commands.cpp (mmu=off: uClinux process memory and its malloc strategies).
+struct MmuState;
+struct NommuState;
+// Deleters defined beside each state, so Scenario never needs their complete types.
+struct ModelDeleter {
+  void operator()(MmuState* s) const;
+  void operator()(NommuState* s) const;
+};
+
 enum class LineStatus { kOk, kExpectFailed, kScriptError };
 
 struct Block {
@@ -70,6 +81,14 @@ class Scenario {
   LineStatus cmd_link(const Args& a, const std::string& where, bool set);
   LineStatus cmd_map(const Args& a, const std::string& where);
   std::string alloc_failure_reason(std::uint64_t asked) const;
+  // Command families of the process models. Each returns nullopt for a command it does not
+  // handle. Called after boot's machine exists; the state is (re)made by reset_models().
+  std::optional<LineStatus> dispatch_mmu(const Args& a, const std::string& line, const std::string& where);
+  std::optional<LineStatus> dispatch_nommu(const Args& a, const std::string& line, const std::string& where);
+  std::optional<std::int64_t> value_mmu(const std::string& path, std::string* error);
+  std::optional<std::int64_t> value_nommu(const std::string& path, std::string* error);
+  void reset_models();   // after boot/reboot: fresh state for the new machine
+  void drop_models();    // before the machine shuts down
 
   std::ostream& out_;
   std::ostream& err_;
@@ -80,6 +99,8 @@ class Scenario {
   std::map<std::string, Block> blocks_;
   bool last_failed_ = false;
   unsigned expects_failed_ = 0;
+  std::unique_ptr<MmuState, ModelDeleter> mmu_;
+  std::unique_ptr<NommuState, ModelDeleter> nommu_;
 };
 
 // Formats bytes as Linux-ish kB ("124 kB").

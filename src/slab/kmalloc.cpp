@@ -67,11 +67,11 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   }
   if (head == nullptr) return nullptr;
   pfn_t head_pfn = phys->page_to_pfn(head);
-  head->flags = PG_large | PG_head;
+  head->set_flags(PG_large | PG_head);
   head->owner = owner == kOwnerFree ? kOwnerKernel : owner;
   head->lru.nr_pages = static_cast<std::uint32_t>(npages);
   for (std::uint64_t i = 1; i < npages; ++i) {
-    head[i].flags = PG_large | PG_tail;
+    head[i].set_flags(PG_large | PG_tail);
     head[i].tail.head = head_pfn;
   }
   large_pages_.fetch_add(npages, std::memory_order_relaxed);

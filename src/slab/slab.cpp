@@ -195,13 +195,13 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   if (head == nullptr) return nullptr;
   pfn_t head_pfn = phys_->page_to_pfn(head);
   unsigned npages = 1u << c->order;
-  head->flags = PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u);
-  head->order = c->order;
+  head->set_flags(PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u));
+  head->set_order(c->order);
   head->cache_id = c->id;
   head->owner = kOwnerFree;
   for (unsigned i = 1; i < npages; ++i) {
     Page* t = head + i;
-    t->flags = PG_slab | PG_tail;
+    t->set_flags(PG_slab | PG_tail);
     t->tail.head = head_pfn;
     std::memset(t->tail.owners, 0, sizeof t->tail.owners);
   }

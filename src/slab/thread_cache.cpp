@@ -95,8 +95,8 @@ ThreadCache* SlabAllocator::thread_cache() {
   auto* tc = static_cast<ThreadCache*>(phys_->page_address(pages));
   tc->heap = this;
   tc->pages = pages;
-  pages->flags = PG_reserved;
-  pages->order = static_cast<std::uint8_t>(order);
+  pages->set_flags(PG_reserved);
+  pages->set_order(static_cast<std::uint8_t>(order));
   {
     LockGuard g(tc_list_lock_);
     tc->prev = nullptr;
@@ -120,7 +120,7 @@ void SlabAllocator::tc_detach(ThreadCache* tc) {
     if (tc->next != nullptr) tc->next->prev = tc->prev;
   }
   Page* pages = tc->pages;
-  zone_->free_pages(pages, pages->order);
+  zone_->free_pages(pages, pages->get_order());
 }
 
 void SlabAllocator::tc_release_all() {

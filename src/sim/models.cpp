@@ -1,0 +1,11 @@
+// kmm/sim/models.cpp — tearing down the process models before their machine goes.
+#include "sim/scenario.h"
+
+namespace kmm::sim {
+
+void Scenario::drop_models() {
+  mmu_.reset();
+  nommu_.reset();
+}
+
+}  // namespace kmm::sim
