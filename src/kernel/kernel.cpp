@@ -316,7 +316,7 @@ void Kernel::idle(std::uint64_t ns) {
   if (cfg_.paper_table) {
     // The paper's gc_process(): at most one walk of the table per gc_delay.
     while (collector_.mode() != ProtectorMode::kOff && modules_.nr_gone() != 0) {
-      std::uint64_t due = collector_.next_due_ns();
+      std::uint64_t due = collector_.due(now_ns_) ? now_ns_ : collector_.next_due_ns();  // due() honours kick()
       if (due > end) break;
       if (due > now_ns_) now_ns_ = due;
       bool dead[kMaxOwners];
@@ -338,7 +338,7 @@ void Kernel::idle(std::uint64_t ns) {
       usage(left);
       for (unsigned o = 0; o < kMaxOwners; ++o)
         if (dead[o] && left[o].objects == 0) modules_.release(static_cast<owner_t>(o));
-      collector_.kick();
+      collector_.external_pass_done(now_ns_);
       break;
     }
     now_ns_ = end;
