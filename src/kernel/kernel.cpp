@@ -56,18 +56,26 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     err->what = "RAM larger than this host's address space";
     return nullptr;
   }
-  void* ram = pal->reserve(static_cast<std::size_t>(size), kPageSize);
+  // Aligned to the largest buddy block, so that buddy blocks are aligned in host addresses.
+  std::size_t align = size >= (kPageSize << kMaxOrder) ? kPageSize << kMaxOrder : kPageSize;
+  void* ram = pal->reserve(static_cast<std::size_t>(size), align);
+  if (ram == nullptr && align != kPageSize) ram = pal->reserve(static_cast<std::size_t>(size), kPageSize);
   if (ram == nullptr) {
     err->what = "the platform could not reserve the RAM";
     return nullptr;
   }
-  if (!pal->commit(ram, static_cast<std::size_t>(size))) {
+  std::uint64_t online = cfg.online_bytes == 0 || cfg.online_bytes >= size ? size : cfg.online_bytes;
+  std::uint64_t map_bytes = round_up(pages_for(size) * sizeof(Page), kPageSize);
+  if (online < map_bytes + (64 << kPageShift)) online = map_bytes + (64 << kPageShift);
+  if (online > size) online = size;
+  online = round_up(online, kPageSize);
+  if (!pal->commit(ram, static_cast<std::size_t>(online))) {
     pal->release(ram, static_cast<std::size_t>(size));
     err->what = "the platform could not commit the RAM";
     return nullptr;
   }
   PhysMem phys;
-  if (!phys.init(ram, static_cast<std::size_t>(size), cfg.phys_offset)) {
+  if (!phys.init(ram, static_cast<std::size_t>(size), cfg.phys_offset, static_cast<std::size_t>(online))) {
     pal->release(ram, static_cast<std::size_t>(size));
     err->what = "RAM too small to hold its own mem_map";
     return nullptr;
@@ -92,13 +100,35 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   k->log_ring_ = ring;
   k->log_size_ = kLogRingBytes;
   if (table != nullptr) k->paper_.init(table);
-  k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.end_pfn(), cfg.min_free_kbytes);
-  k->pages_ = &k->zone_;
+  if (cfg.page_alloc == PageAllocKind::kRange) {
+    // uClinux's page_alloc2 (page/range.h) over the online frames; it does not grow.
+    RangePlacement rule = cfg.range_direction == RangeDirection::kSeed     ? RangePlacement::kSmallTopDown
+                          : cfg.range_direction == RangeDirection::kSource ? RangePlacement::kSmallBottomUp
+                                                                           : RangePlacement::kBottomUp;
+    k->range_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes, rule,
+                   cfg.range_direction == RangeDirection::kSource ? 2 : 1);
+    k->pages_ = &k->range_;
+  } else {
+    k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes);
+    if (k->phys_.online_end_pfn() < k->phys_.end_pfn()) {
+      k->zone_.set_grow([](void* arg, unsigned order) { return static_cast<Kernel*>(arg)->grow(order); }, k);
+    }
+    k->pages_ = &k->zone_;
+  }
   k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial});
   if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max})) {
     k->shutdown();
     err->what = "RAM too small for the kmalloc caches";
     return nullptr;
+  }
+  if (cfg.page_alloc == PageAllocKind::kRange && cfg.range_direction == RangeDirection::kSeed) {
+    // The seed's "2 KB or less" at the page level: the slabs of kmalloc-8 .. kmalloc-2k.
+    std::uint64_t small = 1;
+    for (unsigned i = 0; i < kNrKmallocClasses && Kmalloc::class_size(i) <= 2048; ++i) {
+      std::uint64_t n = std::uint64_t{1} << k->kmalloc_.class_cache(i)->order;
+      if (n > small) small = n;
+    }
+    k->range_.set_small_pages(small);
   }
   k->modules_.init();
   k->collector_.init(&k->modules_, &k->kmalloc_, cfg.protector, cfg.gc_delay_ns, collector_log, k);
@@ -113,6 +143,21 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   }
   k->collector_.add_space(&k->vmalloc_);
   return k;
+}
+
+bool Kernel::grow(unsigned order) {
+  LockGuard g(grow_lock_);
+  std::uint64_t want = cfg_.grow_bytes < (kPageSize << order) * 2 ? (kPageSize << order) * 2 : cfg_.grow_bytes;
+  pfn_t got = 0;
+  pfn_t first = phys_.online_end_pfn();
+  if (first >= phys_.end_pfn()) return false;
+  pfn_t n = static_cast<pfn_t>(pages_for(want));
+  if (n > phys_.end_pfn() - first) n = phys_.end_pfn() - first;
+  if (!platform_->commit(phys_.pfn_to_virt(first), std::size_t{n} << kPageShift)) return false;
+  phys_.online_more(n, &got);
+  if (got == 0) return false;
+  zone_.add_frames(first + got);
+  return true;
 }
 
 void Kernel::shutdown() {

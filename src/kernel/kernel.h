@@ -18,6 +18,7 @@
 #pragma once
 
 #include "kernel/vmalloc.h"
+#include "page/range.h"
 #include "pal/pal.h"
 #include "protect/collector.h"
 #include "protect/module.h"
@@ -32,11 +33,20 @@ enum class PageAllocKind : std::uint8_t { kBuddy, kRange };
 //            (as document 002 describes kmalloc2);
 //   kSource: requests of 2 pages or less bottom up, larger ones top down (as uClinux's
 //            page_alloc2 source does it).
+// At the page level a "2 KB or less" kmalloc is a slab page of one of the kmalloc-8 ..
+// kmalloc-2k caches, so kSeed counts as small every request no larger than those caches'
+// slabs (boot sets the threshold from them; see docs/NOMMU.md); kSource's is 2 pages.
 enum class RangeDirection : std::uint8_t { kSeed, kSource, kBottomUp };
 enum class PtFormat : std::uint8_t { kArmv7, kAarch64 };
 
 struct BootConfig {
   std::uint64_t ram_bytes = 192ull << 20;
+  // Growable RAM (memory hotplug): only online_bytes are usable at boot, and the page
+  // allocator brings grow_bytes more online whenever it runs dry, up to ram_bytes. 0: all of
+  // RAM is online at boot (the modelled machines). The real allocator reserves a large
+  // ram_bytes of address space and grows into it.
+  std::uint64_t online_bytes = 0;
+  std::uint64_t grow_bytes = 4ull << 20;
   phys_addr_t phys_offset = 0;
   Platform* platform = nullptr;        // null: anonymous host mapping
   std::uint64_t reserved_bytes = 0;    // boot reservation target (kernel image + mem_map + ...)
@@ -139,6 +149,7 @@ class Kernel {
   PageAllocator& zone() { return *pages_; }
   const PageAllocator& zone() const { return *pages_; }
   BuddyZone& buddy() { return zone_; }
+  RangeAllocator& range() { return range_; }
   SlabAllocator& slab() { return slab_; }
   const SlabAllocator& slab() const { return slab_; }
   Kmalloc& kmalloc_layer() { return kmalloc_; }
@@ -156,6 +167,8 @@ class Kernel {
   }
   void* kva_to_host(std::uint64_t va) const;  // null when va is not in the direct map
   std::uint64_t failed_allocations() const { return failed_allocs_; }
+  // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
+  bool grow(unsigned order);
 
  private:
   Kernel() = default;
@@ -170,6 +183,7 @@ class Kernel {
   Platform* platform_ = nullptr;
   PhysMem phys_;
   BuddyZone zone_;
+  RangeAllocator range_;   // used instead of zone_ on page_alloc=range
   PageAllocator* pages_ = nullptr;
   SlabAllocator slab_;
   Kmalloc kmalloc_;
@@ -179,6 +193,7 @@ class Kernel {
   PaperTable paper_;
   std::uint64_t now_ns_ = 0;
   std::uint64_t failed_allocs_ = 0;
+  SpinLock grow_lock_;
   char* log_ring_ = nullptr;
   std::size_t log_size_ = 0;
   std::size_t log_head_ = 0;   // total bytes ever written

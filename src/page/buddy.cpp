@@ -90,7 +90,7 @@ void BuddyZone::list_del(unsigned order, pfn_t pfn) {
 void BuddyZone::free_locked(pfn_t pfn, unsigned order) {
   free_pages_.fetch_add(std::uint64_t{1} << order, std::memory_order_relaxed);
   while (order < kMaxOrder) {
-    pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << order));
+    pfn_t buddy = phys_->base_pfn() + (index(pfn) ^ (pfn_t{1} << order));
     if (buddy < start_ || buddy + (pfn_t{1} << order) > end_) break;
     Page* b = phys_->pfn_to_page(buddy);
     if (!b->is(PG_buddy) || b->get_order() != order) break;
@@ -128,9 +128,33 @@ Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp) {
   return p;
 }
 
+void BuddyZone::add_frames(pfn_t new_end) {
+  LockGuard g(lock_);
+  pfn_t pfn = end_;
+  if (new_end <= end_) return;
+  end_ = new_end;
+  managed_pages_ += new_end - pfn;
+  while (pfn < new_end) {
+    unsigned order = kMaxOrder;
+    while (order > 0 && ((index(pfn) & ((pfn_t{1} << order) - 1)) != 0 || pfn + (pfn_t{1} << order) > new_end)) --order;
+    Page* p = phys_->pfn_to_page(pfn);
+    for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
+      p[i].set_flags(0);
+      p[i].refcount = 0;
+      p[i].owner = kOwnerFree;
+    }
+    free_locked(pfn, order);
+    pfn += pfn_t{1} << order;
+  }
+}
+
 Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
   Page* p;
   {
+    LockGuard g(lock_);
+    p = alloc_locked(order, gfp);
+  }
+  if (p == nullptr && grow_ != nullptr && order <= kMaxOrder && grow_(grow_arg_, order)) {
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
   }
@@ -162,8 +186,9 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  Page* p;
-  {
+  Page* p = nullptr;
+  for (int attempt = 0; attempt < 2 && p == nullptr; ++attempt) {
+    if (attempt == 1 && (grow_ == nullptr || !grow_(grow_arg_, order))) break;
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
     if (p != nullptr) {
@@ -183,7 +208,7 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, count << kPageShift);
+  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
   return p;
 }
 
@@ -235,7 +260,7 @@ bool BuddyZone::frame_is_free(pfn_t pfn) const {
   if (pfn < start_ || pfn >= end_) return false;
   LockGuard g(lock_);
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
-    pfn_t head = start_ + (index(pfn) & ~((pfn_t{1} << o) - 1));
+    pfn_t head = phys_->base_pfn() + (index(pfn) & ~((pfn_t{1} << o) - 1));
     const Page* p = phys_->pfn_to_page(head);
     if (p->is(PG_buddy) && p->get_order() == o) return true;
   }
@@ -267,7 +292,7 @@ bool BuddyZone::check_invariants(TextSink* why) const {
         return false;
       }
       if (k < kMaxOrder) {
-        pfn_t buddy = start_ + (index(pfn) ^ (pfn_t{1} << k));
+        pfn_t buddy = phys_->base_pfn() + (index(pfn) ^ (pfn_t{1} << k));
         if (buddy >= start_ && buddy + (pfn_t{1} << k) <= end_) {
           const Page* b = phys_->pfn_to_page(buddy);
           if (b->is(PG_buddy) && b->get_order() == k) {

@@ -39,6 +39,15 @@ class BuddyZone final : public PageAllocator {
  public:
   // Takes over frames [start, end) of `phys` and frees them into the lists.
   void init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes_or_0);
+  // Memory hotplug: frames [end_pfn(), new_end) join the zone (they must be online in phys).
+  void add_frames(pfn_t new_end);
+  // Called (without the zone lock) when an allocation of `order` finds nothing: it may bring
+  // more frames online with add_frames() and return true to have the allocation retried.
+  using GrowFn = bool (*)(void* arg, unsigned order);
+  void set_grow(GrowFn fn, void* arg) {
+    grow_ = fn;
+    grow_arg_ = arg;
+  }
 
   Page* alloc_pages(unsigned order, gfp_t gfp = GFP_KERNEL) override;
   void free_pages(Page* page, unsigned order) override;
@@ -76,7 +85,10 @@ class BuddyZone final : public PageAllocator {
   bool check_invariants(TextSink* why) const override;
 
  private:
-  pfn_t index(pfn_t pfn) const { return pfn - start_; }
+  // Blocks are aligned to their size in frame numbers counted from the start of RAM (not
+  // of the zone), so a block of order k sits at a host address aligned to 4K << k when RAM
+  // is: memalign can take big alignments straight from the buddy allocator.
+  pfn_t index(pfn_t pfn) const { return pfn - phys_->base_pfn(); }
   void list_add(unsigned order, pfn_t pfn);
   void list_del(unsigned order, pfn_t pfn);
   void free_locked(pfn_t pfn, unsigned order);
@@ -90,6 +102,8 @@ class BuddyZone final : public PageAllocator {
   std::uint64_t managed_pages_ = 0;
   std::atomic<std::uint64_t> failures_{0};
   Watermarks wmark_;
+  GrowFn grow_ = nullptr;
+  void* grow_arg_ = nullptr;
   mutable SpinLock lock_;
 };
 

@@ -7,7 +7,9 @@
 //
 // What a descriptor is, by its flags (exactly one role at a time):
 //   PG_reserved          boot memory: mem_map itself, the kernel's own structures.
-//   PG_buddy             head of a free block of 2^order frames on free list `order`.
+//   PG_buddy             head of a free block of 2^order frames on free list `order`; with
+//                        the range allocator (page/range.h) every frame of a free run, the
+//                        run's first and last also PG_range_end with lru.nr_pages = length.
 //   PG_slab | PG_head    first frame of a slab: slab fields valid, cache_id names the cache.
 //   PG_large | PG_head   first frame of a page-level allocation (large kmalloc, alloc_pages
 //                        by a module): `owner` and `large.nr_pages` valid.
@@ -36,6 +38,7 @@ enum PageFlags : std::uint32_t {
   PG_process = 1u << 8,   // frame owned by a modelled user process (vm/, nommu/)
   PG_pgtable = 1u << 9,   // frame holding a page table
   PG_offslab_owners = 1u << 10,  // slab head: owners live in tail descriptors
+  PG_range_end = 1u << 11,  // range allocator: first or last frame of a free run (with PG_buddy)
 };
 
 // Owner bytes a tail descriptor can hold for its slab (see slab/slab.h).

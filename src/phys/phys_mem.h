@@ -27,10 +27,18 @@ class Platform;
 
 class PhysMem {
  public:
-  // Takes over `size` bytes at host address `base` (page aligned, committed), standing for
-  // physical addresses from `phys_offset` (page aligned). Builds mem_map in the first frames.
+  // Takes over `size` bytes at host address `base` (page aligned), standing for physical
+  // addresses from `phys_offset` (page aligned). Builds mem_map in the first frames.
+  // `online` is how much of it is usable now (0 or >= size: all of it, "dense"); the rest
+  // comes online later with online_more(), like memory hotplug — the frames and their
+  // descriptors are not touched before, so a huge reservation costs nothing until used.
+  // [base, base + mem_map_bytes()) and the online frames must be committed by the caller.
   // Returns false (and leaves *this unusable) when the region is too small to hold mem_map.
-  bool init(void* base, std::size_t size, phys_addr_t phys_offset);
+  bool init(void* base, std::size_t size, phys_addr_t phys_offset, std::size_t online = 0);
+  // Brings up to `pages` more frames online (descriptors zeroed); returns the first new
+  // frame, or kNoPfn when everything is online already. *got receives the count.
+  pfn_t online_more(pfn_t pages, pfn_t* got);
+  pfn_t online_end_pfn() const { return base_pfn_ + online_pages_; }
 
   // Boot-time allocation (memblock): page-aligned, zeroed, marked PG_reserved; only before the
   // page allocator takes the free frames. Null when RAM is exhausted.
@@ -87,6 +95,7 @@ class PhysMem {
   pfn_t base_pfn_ = 0;
   pfn_t nr_pages_ = 0;
   pfn_t boot_pages_ = 0;  // frames from the start taken by mem_map and memblock
+  pfn_t online_pages_ = 0;  // frames [0, online_pages_) have initialised descriptors
 };
 
 }  // namespace kmm

@@ -43,7 +43,9 @@ MachineOptions pages_only(std::size_t ram, phys_addr_t off = 0, std::uint64_t wm
 }
 
 // Every order-k block's index relative to the zone start is a multiple of 2^k.
-pfn_t zindex(const BuddyZone& z, const Page* p) { return z.phys()->page_to_pfn(p) - z.start_pfn(); }
+// Index of a frame from the start of RAM: buddy blocks are aligned to their size there
+// (so that they are aligned in host addresses too), not from the zone's first frame.
+pfn_t zindex(const BuddyZone& z, const Page* p) { return z.phys()->page_to_pfn(p) - z.phys()->base_pfn(); }
 
 TEST(Buddy, SixteenMegInitialLists) {
   Machine m(pages_only(16u << 20));
@@ -62,21 +64,23 @@ TEST(Buddy, SixteenMegInitialLists) {
 
 TEST(Buddy, OddZoneInitialLists) {
   // 5 MiB + 12 KiB at physical 0x80000000: 1283 frames, mem_map 41056 B = 11 frames, zone of
-  // 1272 = 1024 + 128 + 64 + 32 + 16 + 8 frames starting at pfn 0x8000b.
+  // 1272 frames [11, 1283) counted from the start of RAM, cut into blocks aligned there:
+  // 11 (o0), 12 (o2), 16 (o4), 32 (o5), 64 (o6), 128 (o7), 256 (o8), 512 (o9), 1024 (o8),
+  // 1280 (o1), 1282 (o0).
   Machine m(pages_only((5u << 20) + 12 * 1024, 0x80000000));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m.phys.nr_pages(), 1283u);
   EXPECT_EQ(m.zone.start_pfn(), 0x80000u + 11);
   EXPECT_EQ(m.zone.managed_pages(), 1272u);
-  Counts want{0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1};
+  Counts want{2, 1, 1, 0, 1, 1, 1, 1, 2, 1, 0};
   EXPECT_EQ(counts(m.zone), want);
   EXPECT_TRUE(zone_ok(m.zone));
 }
 
-void every_order_round_trip(BuddyZone& z) {
+void every_order_round_trip(BuddyZone& z, unsigned max_order = kMaxOrder) {
   const Counts start = counts(z);
   const std::uint64_t free0 = z.free_pages();
-  for (unsigned order = 0; order <= kMaxOrder; ++order) {
+  for (unsigned order = 0; order <= max_order; ++order) {
     SCOPED_TRACE(order);
     Page* p = z.alloc_pages(order);
     ASSERT_NE(p, nullptr);
@@ -105,7 +109,9 @@ TEST(Buddy, EveryOrderSixteenMeg) {
 TEST(Buddy, EveryOrderOddZone) {
   Machine m(pages_only((5u << 20) + 12 * 1024, 0x80000000));
   ASSERT_TRUE(m.ok());
-  every_order_round_trip(m.zone);
+  // No aligned order-10 block fits in 1283 frames counted from the start of RAM.
+  EXPECT_EQ(m.zone.alloc_pages(kMaxOrder), nullptr);
+  every_order_round_trip(m.zone, kMaxOrder - 1);
 }
 
 TEST(Buddy, ZoneWithOddStartInsideRam) {
@@ -120,11 +126,13 @@ TEST(Buddy, ZoneWithOddStartInsideRam) {
   z.init(&m.phys, start, end, test::kWatermarksOff);
   EXPECT_EQ(z.managed_pages(), std::uint64_t{end - start});
   EXPECT_EQ(z.free_pages(), std::uint64_t{end - start});
-  // 2048 - 16 (mem_map) - 3 - 5 = 2024 = 1024 + 512 + 256 + 128 + 64 + 32 + 8
-  Counts want{0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 1};
+  // Frames [19, 2043) of RAM (2048 - 16 of mem_map - 3, and - 5), in blocks aligned from the
+  // start of RAM: 19 o0, 20 o2, 24 o3, 32 o5, 64 o6, 128 o7, 256 o8, 512 o9, 1024 o9,
+  // 1536 o8, 1792 o7, 1920 o6, 1984 o5, 2016 o4, 2032 o3, 2040 o1, 2042 o0 = 2024 frames.
+  Counts want{2, 1, 1, 2, 1, 2, 2, 2, 2, 2, 0};
   EXPECT_EQ(counts(z), want);
   EXPECT_TRUE(zone_ok(z));
-  every_order_round_trip(z);
+  every_order_round_trip(z, kMaxOrder - 1);
 }
 
 TEST(Buddy, SplitAndMergeByHand) {
@@ -132,25 +140,26 @@ TEST(Buddy, SplitAndMergeByHand) {
   ASSERT_TRUE(m.ok());
   BuddyZone& z = m.zone;
   const Counts start = counts(z);
-  // The smallest free block is the order-5 one at zone index 4032: an order-0 request
+  // The smallest free block is the order-5 one at frame 32 (right after mem_map's 32 frames):
+  // an order-0 request
   // splits it into one free block each of orders 4, 3, 2, 1, 0.
   Page* a = z.alloc_pages(0);
   ASSERT_NE(a, nullptr);
-  EXPECT_EQ(zindex(z, a), 4032u);
+  EXPECT_EQ(zindex(z, a), 32u);
   EXPECT_TRUE(zone_ok(z));
   Counts after_a{1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 3};
   EXPECT_EQ(counts(z), after_a);
   // The next order-0 request takes the order-0 buddy, leaving that list empty.
   Page* b = z.alloc_pages(0);
   ASSERT_NE(b, nullptr);
-  EXPECT_EQ(zindex(z, b), 4033u);
+  EXPECT_EQ(zindex(z, b), 33u);
   Counts after_b{0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 3};
   EXPECT_EQ(counts(z), after_b);
   EXPECT_TRUE(zone_ok(z));
-  // An order-1 request takes the free order-1 block (4034).
+  // An order-1 request takes the free order-1 block (34).
   Page* c = z.alloc_pages(1);
   ASSERT_NE(c, nullptr);
-  EXPECT_EQ(zindex(z, c), 4034u);
+  EXPECT_EQ(zindex(z, c), 34u);
   EXPECT_TRUE(zone_ok(z));
   // Free a: no merge (b is allocated).
   z.free_pages(a, 0);
@@ -166,10 +175,10 @@ TEST(Buddy, SplitAndMergeByHand) {
   z.free_pages(c, 1);
   EXPECT_EQ(counts(z), start);
   EXPECT_TRUE(zone_ok(z));
-  const Page* head = m.phys.pfn_to_page(z.start_pfn() + 4032);
+  const Page* head = m.phys.pfn_to_page(m.phys.base_pfn() + 32);
   EXPECT_TRUE(head->is(PG_buddy));
   EXPECT_EQ(head->order, 5u);
-  EXPECT_FALSE(m.phys.pfn_to_page(z.start_pfn() + 4034)->is(PG_buddy)) << "no stale head inside a merged block";
+  EXPECT_FALSE(m.phys.pfn_to_page(m.phys.base_pfn() + 34)->is(PG_buddy)) << "no stale head inside a merged block";
 }
 
 TEST(Buddy, RandomSequencesKeepInvariants) {
@@ -338,14 +347,14 @@ TEST(Buddy, AllocPagesExact) {
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(zone_ok(z));
   EXPECT_EQ(z.free_pages(), 4064u - 33u);
-  // The order-6 block at zone index 3968: frames 4001.. go back as orders 0,1,2,3,4.
-  EXPECT_EQ(zindex(z, p), 3968u);
+  // The order-6 block at frame 64: frames 97.. go back as orders 0,1,2,3,4.
+  EXPECT_EQ(zindex(z, p), 64u);
   Counts want{1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 3};
   EXPECT_EQ(counts(z), want);
   std::memset(m.phys.page_address(p), 0x11, count * kPageSize);
   // An order-0 request now takes the freed frame right after the 33.
   Page* next = z.alloc_pages(0);
-  EXPECT_EQ(zindex(z, next), 3968u + 33u);
+  EXPECT_EQ(zindex(z, next), 64u + 33u);
   z.free_pages(next, 0);
   z.free_pages_exact(p, count);
   EXPECT_TRUE(zone_ok(z));

@@ -1,0 +1,83 @@
+// Growable RAM (memory hotplug): a machine that reserves much and brings frames online as the
+// page allocator runs dry — the shape of kmm as a process's malloc. Covers growth through
+// slab and large allocations, the ceiling, invariants, and buddy blocks aligned in host
+// addresses (so big alignments come straight from the buddy allocator).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "base/text.h"
+#include "kernel/kernel.h"
+
+namespace kmm {
+namespace {
+
+BootConfig growable(std::uint64_t ram, std::uint64_t online, std::uint64_t step) {
+  BootConfig cfg;
+  cfg.ram_bytes = ram;
+  cfg.online_bytes = online;
+  cfg.grow_bytes = step;
+  cfg.min_free_kbytes = ~std::uint64_t{0};
+  cfg.page_offset = 0x40000000;  // a 1G/3G split: a 1 GB machine fits below the vmalloc area
+  return cfg;
+}
+
+TEST(Grow, StartsSmallAndGrowsOnDemand) {
+  Kernel* k = Kernel::boot(growable(std::uint64_t{1} << 30, 8 << 20, 4 << 20), nullptr);
+  ASSERT_NE(k, nullptr);
+  std::uint64_t managed0 = k->zone().managed_pages();
+  EXPECT_LT(managed0 * kPageSize, std::uint64_t{8} << 20);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64 * 256; ++i) {  // 64 MB of 4 KiB objects
+    void* p = k->kmalloc(4096);
+    ASSERT_NE(p, nullptr) << "allocation " << i;
+    blocks.push_back(p);
+  }
+  EXPECT_GT(k->zone().managed_pages(), managed0);
+  EXPECT_GE(k->zone().managed_pages() * kPageSize, std::uint64_t{64} << 20);
+  EXPECT_LT(k->zone().managed_pages() * kPageSize, std::uint64_t{80} << 20) << "grew far more than needed";
+  StackText<256> why;
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
+  for (void* p : blocks) EXPECT_TRUE(k->kfree(p));
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
+  EXPECT_EQ(k->zone().free_pages(), k->zone().managed_pages());
+  k->shutdown();
+}
+
+TEST(Grow, LargeBlocksGrowToo) {
+  Kernel* k = Kernel::boot(growable(std::uint64_t{256} << 20, 4 << 20, 1 << 20), nullptr);
+  ASSERT_NE(k, nullptr);
+  void* p = k->kmalloc(std::size_t{1} << 20);  // pow2: order 8
+  ASSERT_NE(p, nullptr);
+  void* q = k->alloc_pages(kMaxOrder);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(q) % (kPageSize << kMaxOrder), 0u) << "order-10 block not 4 MiB aligned";
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % (std::size_t{1} << 20), 0u) << "order-8 block not 1 MiB aligned";
+  EXPECT_TRUE(k->kfree(p));
+  EXPECT_TRUE(k->free_pages(q));
+  StackText<256> why;
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
+  k->shutdown();
+}
+
+TEST(Grow, StopsAtTheReservation) {
+  Kernel* k = Kernel::boot(growable(std::uint64_t{16} << 20, 2 << 20, 2 << 20), nullptr);
+  ASSERT_NE(k, nullptr);
+  std::vector<void*> blocks;
+  for (;;) {
+    void* p = k->kmalloc(64 * 1024);
+    if (p == nullptr) break;
+    blocks.push_back(p);
+    ASSERT_LT(blocks.size(), 1000u);
+  }
+  EXPECT_EQ(k->phys().online_end_pfn(), k->phys().end_pfn());
+  EXPECT_GE(blocks.size(), 200u);  // 16 MB less mem_map and boot memory, in 64 KB blocks
+  for (void* p : blocks) k->kfree(p);
+  StackText<256> why;
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
+  k->shutdown();
+}
+
+}  // namespace
+}  // namespace kmm
