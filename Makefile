@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 BUILD   ?= build
 
-.PHONY: all setup build demo test test-release test-asan test-tsan bench format clean
+.PHONY: all setup build demo test test-release test-asan test-tsan fuzz-build fuzz-ci fuzz bench format clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: setup
 demo: build
 	./$(BUILD)/bin/kmm demo
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan fuzz-ci
 	@echo "make test: all suites passed"
 
 test-release: build
@@ -40,6 +40,31 @@ test-tsan: setup
 	  -DKMM_WERROR=ON -DKMM_SANITIZE=thread -DKMM_BUILD_BENCH=OFF -DKMM_BUILD_TOOLS=OFF
 	$(CMAKE) --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L stress --timeout 900
+
+# libFuzzer harnesses (clang 14, ASan+UBSan): the engine as an operation sequence, the
+# scenario interpreter, the page-table decoders. Each run starts from a copy of the
+# checked-in corpus in fuzz/corpus/ (libFuzzer writes new inputs into its corpus folder).
+FUZZERS      = engine scenario pte
+FUZZ_SECONDS ?= 30
+fuzz-build: setup
+	CC=clang-14 CXX=clang++-14 $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DKMM_FUZZ=ON -DKMM_SANITIZE=address,undefined -DKMM_BUILD_TESTS=OFF -DKMM_BUILD_BENCH=OFF \
+	  -DKMM_BUILD_TOOLS=OFF -DKMM_WERROR=ON
+	$(CMAKE) --build build-fuzz -j $(JOBS) --target $(addprefix kmm-fuzz-,$(FUZZERS))
+
+fuzz-ci: fuzz-build
+	@for f in $(FUZZERS); do \
+	  rm -rf build-fuzz/corpus/$$f && mkdir -p build-fuzz/corpus/$$f && cp fuzz/corpus/$$f/* build-fuzz/corpus/$$f/ && \
+	  echo "fuzz $$f: $(FUZZ_SECONDS) s" && \
+	  if ./build-fuzz/bin/kmm-fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$f \
+	       > build-fuzz/fuzz-$$f.log 2>&1; then \
+	    grep -E "stat::number_of_executed_units|stat::new_units_added" build-fuzz/fuzz-$$f.log; \
+	  else tail -40 build-fuzz/fuzz-$$f.log; echo "fuzz $$f FAILED"; exit 1; fi; \
+	done
+
+# The longer run: ten minutes a harness.
+fuzz:
+	$(MAKE) fuzz-ci FUZZ_SECONDS=600
 
 bench: build
 	./$(BUILD)/bin/kmm-bench-kmalloc

@@ -160,6 +160,22 @@ bool Kernel::grow(unsigned order) {
   return true;
 }
 
+void Kernel::lock_all() {
+  collector_.fork_lock().lock();
+  modules_.fork_lock().lock();
+  slab_.lock_all();
+  grow_lock_.lock();
+  zone_.fork_lock().lock();
+}
+
+void Kernel::unlock_all() {
+  zone_.fork_lock().unlock();
+  grow_lock_.unlock();
+  slab_.unlock_all();
+  modules_.fork_lock().unlock();
+  collector_.fork_lock().unlock();
+}
+
 void Kernel::shutdown() {
   slab_.shutdown();
   Platform* pal = platform_;
@@ -405,7 +421,7 @@ void Kernel::idle(std::uint64_t ns) {
 
 void Kernel::usage(OwnerTally* out) const {
   std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
-  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.end_pfn();) {
+  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.online_end_pfn();) {
     Page* page = phys_.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
@@ -436,7 +452,7 @@ void Kernel::usage(OwnerTally* out) const {
 
 void Kernel::cache_usage(const KmemCache* c, OwnerTally* out) const {
   std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
-  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.end_pfn();) {
+  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.online_end_pfn();) {
     Page* page = phys_.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {

@@ -169,6 +169,12 @@ class Kernel {
   std::uint64_t failed_allocations() const { return failed_allocs_; }
   // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
   bool grow(unsigned order);
+  // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
+  // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
+  // list, cache registry, each cache), grow, zone — so no lock is held mid-update when the
+  // process forks; unlock_all releases them, in the parent and in the child.
+  void lock_all();
+  void unlock_all();
 
  private:
   Kernel() = default;

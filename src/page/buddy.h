@@ -84,6 +84,9 @@ class BuddyZone final : public PageAllocator {
   // Full consistency check; on failure writes why into `why` (may be null) and returns false.
   bool check_invariants(TextSink* why) const override;
 
+  // fork() support (Kernel::lock_all): the zone lock, innermost.
+  SpinLock& fork_lock() const { return lock_; }
+
  private:
   // Blocks are aligned to their size in frame numbers counted from the start of RAM (not
   // of the zone), so a block of order k sits at a host address aligned to 4K << k when RAM

@@ -32,7 +32,7 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   std::uint64_t rec_half = srec / 2 < low ? srec / 2 : low;
   avail += srec - rec_half;
   std::uint64_t anon = 0, pagetables = 0;
-  for (pfn_t pfn = k.phys().base_pfn(); pfn < k.phys().end_pfn(); ++pfn) {
+  for (pfn_t pfn = k.phys().base_pfn(); pfn < k.phys().online_end_pfn(); ++pfn) {
     const Page* p = k.phys().pfn_to_page(pfn);
     if (p->is(PG_process)) ++anon;
     if (p->is(PG_pgtable)) ++pagetables;

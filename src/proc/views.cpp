@@ -110,7 +110,7 @@ void print_kmemleak(Kernel& k, TextSink& out) {
     if (dead[o] && (m == nullptr || !m->leaks_reported)) dead[o] = false;  // not found by a pass yet
   }
   PhysMem& phys = k.phys();
-  for (pfn_t pfn = phys.base_pfn(); pfn < phys.end_pfn();) {
+  for (pfn_t pfn = phys.base_pfn(); pfn < phys.online_end_pfn();) {
     Page* page = phys.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {

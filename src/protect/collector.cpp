@@ -273,7 +273,7 @@ void Collector::visit_spaces() {
 
 std::uint32_t Collector::walk(std::uint32_t budget) {
   std::uint32_t done = 0;
-  pfn_t end = phys_->end_pfn();
+  pfn_t end = phys_->online_end_pfn();
   while (cursor_ < end && done < budget) {
     Page* page = phys_->pfn_to_page(cursor_);
     std::uint32_t step = 1;
@@ -377,7 +377,7 @@ bool Collector::slice(std::uint64_t now_ns) {
   stats_.slices++;
   std::uint32_t done = walk(slice_pages_);
   if (done > longest_slice_pages_) longest_slice_pages_ = done;
-  if (cursor_ >= phys_->end_pfn()) {
+  if (cursor_ >= phys_->online_end_pfn()) {
     // Blocks of spaces above the slab layer (vmalloc): one visit per phase.
     visit_spaces();
     cursor_ = phys_->base_pfn();

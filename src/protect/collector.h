@@ -98,6 +98,8 @@ class Collector {
   std::uint64_t longest_slice_pages() const { return longest_slice_pages_; }
   // Forgets the rate limit (a pass may start at once); tests and `gc now`.
   void kick() { kicked_ = true; }
+  // fork() support (Kernel::lock_all): held while a slice runs, so outside the registry.
+  SpinLock& fork_lock() { return lock_; }
 
  private:
   enum class Phase : std::uint8_t { kIdle, kMarkLive, kMarkDead, kSweep };

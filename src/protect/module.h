@@ -60,6 +60,8 @@ class ModuleRegistry {
   const Module* module(owner_t o) const;
   unsigned nr_live() const;
   unsigned nr_gone() const;
+  // fork() support (Kernel::lock_all): the registry lock, outermost.
+  SpinLock& fork_lock() const { return lock_; }
 
  private:
   mutable SpinLock lock_;

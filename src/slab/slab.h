@@ -120,6 +120,10 @@ class SlabAllocator {
   // Moves every per-thread cached object back to its slab (drain on idle, shrink, tests).
   void drain_thread_caches();
   void drain_current_thread();
+  // fork() support (Kernel::lock_all): takes the heap table, thread-cache list, registry and
+  // every cache lock, in that order; unlock_all releases them (in the parent and the child).
+  void lock_all();
+  void unlock_all();
 
   // Protector support: visits every slab of every cache; see protect/.
   // The visitor runs with the cache lock held and may free objects with free_locked().

@@ -150,6 +150,20 @@ void SlabAllocator::drain_thread_caches() {
   for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) return_magazines(this, tc);
 }
 
+void SlabAllocator::lock_all() {
+  g_heaps_lock.lock();
+  tc_list_lock_.lock();
+  registry_lock_.lock();
+  for (auto& c : caches_) c.lock.lock();
+}
+
+void SlabAllocator::unlock_all() {
+  for (unsigned i = kMaxCaches; i-- > 0;) caches_[i].lock.unlock();
+  registry_lock_.unlock();
+  tc_list_lock_.unlock();
+  g_heaps_lock.unlock();
+}
+
 void tc_drain_cache(SlabAllocator* heap, KmemCache* c) {
   heap->drain_thread_caches();
   (void)c;
@@ -168,6 +182,14 @@ void SlabAllocator::tc_detach(ThreadCache*) {}
 void SlabAllocator::tc_release_all() {}
 void SlabAllocator::drain_current_thread() {}
 void SlabAllocator::drain_thread_caches() {}
+void SlabAllocator::lock_all() {
+  registry_lock_.lock();
+  for (auto& c : caches_) c.lock.lock();
+}
+void SlabAllocator::unlock_all() {
+  for (unsigned i = kMaxCaches; i-- > 0;) caches_[i].lock.unlock();
+  registry_lock_.unlock();
+}
 
 #endif
 
