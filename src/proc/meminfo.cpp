@@ -104,7 +104,10 @@ void print_meminfo(Kernel& k, TextSink& out) {
     // show_val_kb(): the label and its colon padded to 16 columns, the value in 8.
     StackText<32> label;
     label.str(f[i].name).ch(':');
-    out.left(label.data(), 16).u(f[i].value, 8);
+    // Values end at column 24; a longer label keeps one space (Linux's
+    // "HardwareCorrupted: %5lu kB").
+    unsigned pad = label.size() < 16 ? 16 : static_cast<unsigned>(label.size()) + 1;
+    out.left(label.data(), pad).u(f[i].value, 24 - pad);
     if (f[i].kb) out.str(" kB");
     out.nl();
   }

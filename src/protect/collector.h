@@ -100,6 +100,12 @@ class Collector {
   void kick() { kicked_ = true; }
   // fork() support (Kernel::lock_all): held while a slice runs, so outside the registry.
   SpinLock& fork_lock() { return lock_; }
+  // A pass run outside the collector (tracker=paper-table) ended at now_ns: the rate limit
+  // counts from here, as it does after the collector's own passes.
+  void external_pass_done(std::uint64_t now_ns) {
+    last_end_ns_ = now_ns;
+    kicked_ = false;
+  }
 
  private:
   enum class Phase : std::uint8_t { kIdle, kMarkLive, kMarkDead, kSweep };
