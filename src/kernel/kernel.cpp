@@ -28,6 +28,7 @@ OwnerScope::~OwnerScope() { t_current_owner = saved_; }
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
+  if (cfg.backing != nullptr && cfg.platform == nullptr) return boot_backed(cfg, err);  // kernel/persist.cpp
 #if KMM_FREESTANDING
   Platform* pal = cfg.platform;
   if (pal == nullptr) {
@@ -177,6 +178,10 @@ void Kernel::unlock_all() {
 }
 
 void Kernel::shutdown() {
+  if (backing_ != nullptr) {  // persistent RAM: the machine stays in its file
+    detach();
+    return;
+  }
   slab_.shutdown();
   Platform* pal = platform_;
   void* ram = ram_;
@@ -283,13 +288,15 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
     return nullptr;
   }
   pfn_t pfn = phys_.page_to_pfn(head);
-  head->set_flags(PG_large | PG_head | PG_pages);
+  // Owner, size and tails before the head's flags (persistent RAM, docs/PERSISTENCE.md).
   head->owner = owner;
   head->lru.nr_pages = 1u << order;
   for (unsigned i = 1; i < (1u << order); ++i) {
-    head[i].set_flags(PG_large | PG_tail);
     head[i].tail.head = pfn;
+    head[i].set_flags(PG_large | PG_tail);
   }
+  __atomic_signal_fence(__ATOMIC_RELEASE);
+  head->set_flags(PG_large | PG_head | PG_pages);
   void* p = phys_.page_address(head);
   track(p, owner, kPageSize << order);
   return p;
@@ -373,6 +380,11 @@ struct PaperGc {
 
 void Kernel::idle(std::uint64_t ns) {
   std::uint64_t end = now_ns_ + ns;
+  if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
+    // Persistent RAM: the boot grace period ends inside this idle period.
+    if (now_ns_ < grace_deadline_ns_) now_ns_ = grace_deadline_ns_;
+    boot_complete();
+  }
   slab_.drain_current_thread();
   if (cfg_.paper_table) {
     // The paper's gc_process(): at most one walk of the table per gc_delay.

@@ -70,6 +70,36 @@ struct BootConfig {
   PageAllocKind page_alloc = PageAllocKind::kBuddy;
   RangeDirection range_direction = RangeDirection::kSeed;
   std::uint32_t region_record_bytes = 0;  // NOMMU per-mmap record size; 0: the model's default
+  // Persistent RAM (kernel/persist.cpp, docs/PERSISTENCE.md): RAM is this file, formatted
+  // when new or empty, attached to (and rebuilt) when it holds a machine. Null: volatile RAM.
+  const char* backing = nullptr;
+  // After an attach, modules that were loaded stay dormant for this long on the machine's
+  // clock (or until boot_complete()); then what the ones not loaded again own is collected
+  // under the protector's mode. 0: only boot_complete() ends the grace period.
+  std::uint64_t boot_grace_ns = 0;
+};
+
+class FilePlatform;
+inline constexpr unsigned kMaxPersistRoots = 32;
+inline constexpr unsigned kPersistRootNameLen = 24;
+// A named persistent root (kmm_root_set/get): kept in the Kernel object, so inside RAM, and
+// registered as a collector root, so what it points to is reachable across reboots.
+struct PersistRoot {
+  char name[kPersistRootNameLen];
+  std::uintptr_t value;
+};
+// What the last attach found and rebuilt (printed by `boot backing=` and `kmm fsck`).
+struct AttachReport {
+  std::uint64_t boot_count = 0;
+  bool was_clean = false;
+  std::uint64_t repaired_frames = 0;    // half-written roles dropped (orphan tails, bad heads)
+  std::uint64_t dropped_frames = 0;     // per-boot frames given back (thread caches, process models, scan bitmaps)
+  std::uint64_t slabs = 0, objects = 0, empty_slabs_freed = 0;
+  std::uint64_t large_blocks = 0, vmalloc_areas = 0;
+  std::uint64_t orphan_vmalloc_frames = 0, orphan_area_records = 0;
+  std::uint64_t bad_areas = 0;
+  unsigned dormant_modules = 0;
+  std::uint64_t rebuild_ns = 0;
 };
 
 struct BootError {
@@ -169,6 +199,25 @@ class Kernel {
   std::uint64_t failed_allocations() const { return failed_allocs_; }
   // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
   bool grow(unsigned order);
+
+  // --- persistent RAM (kernel/persist.cpp) ---
+  bool persistent() const { return backing_ != nullptr; }
+  FilePlatform* backing_file() const { return backing_; }
+  // Ends the grace period now: dormant modules become Gone and the collector may take what
+  // they own (it is kicked). Returns how many modules were dormant.
+  unsigned boot_complete();
+  bool grace_pending() const { return grace_pending_; }
+  // Named persistent roots. set with p == null removes the name; false when the table is
+  // full or the name does not fit.
+  bool root_set(const char* name, const void* p);
+  void* root_get(const char* name) const;
+  const PersistRoot* roots() const { return roots_; }
+  // A flush point: every store so far reaches the file (msync). False on volatile RAM.
+  bool flush();
+  const AttachReport& attach_report() const { return attach_; }
+  // Attaches to the machine in an opened heap file (fp->open returned kAttach) and rebuilds
+  // everything derived from what is authoritative. Null with *err set when it cannot.
+  static Kernel* attach(FilePlatform* fp, const BootConfig& cfg, BootError* err);
   // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
   // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
   // list, cache registry, each cache), grow, zone — so no lock is held mid-update when the
@@ -178,6 +227,10 @@ class Kernel {
 
  private:
   Kernel() = default;
+  static Kernel* boot_backed(const BootConfig& cfg, BootError* err);
+  void rebuild();
+  void detach();
+  void persist_roots_register();
   owner_t resolve(owner_t o) const;
   bool check_free(const void* p, owner_t by, const char* action);
   void track(const void* p, owner_t owner, std::size_t size);
@@ -205,6 +258,12 @@ class Kernel {
   std::size_t log_head_ = 0;   // total bytes ever written
   LogListener log_listener_ = nullptr;
   void* log_arg_ = nullptr;
+  // Persistent RAM: the file (null: volatile), the named roots, the grace period.
+  FilePlatform* backing_ = nullptr;
+  PersistRoot roots_[kMaxPersistRoots] = {};
+  bool grace_pending_ = false;
+  std::uint64_t grace_deadline_ns_ = 0;
+  AttachReport attach_;
 };
 
 // The calling thread's current owner (a module's code sets it while it runs).

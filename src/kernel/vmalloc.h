@@ -51,6 +51,11 @@ class Vmalloc final : public OwnedSpace {
   // /proc/vmallocinfo, Linux's layout: "0x...-0x... size caller pages=N vmalloc".
   void print_info(TextSink& out, const class ModuleRegistry& modules) const;
   bool check_invariants(TextSink* why) const;
+  // Persistent RAM (kernel/persist.cpp): re-makes the object (vtable, lock) in a new process
+  // and keeps the valid prefix of the area list (records live in vmap_area, frame arrays
+  // live kmalloc blocks, frames PG_vmalloc and claimed once); returns areas dropped.
+  std::uint64_t revive();
+  KmemCache* area_cache() const { return area_cache_; }
 
   // OwnedSpace, for the collector.
   void for_each_block(Visit visit, void* arg) override;

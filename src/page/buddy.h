@@ -84,6 +84,11 @@ class BuddyZone final : public PageAllocator {
   // Full consistency check; on failure writes why into `why` (may be null) and returns false.
   bool check_invariants(TextSink* why) const override;
 
+  // Persistent RAM (kernel/persist.cpp): after an attach in a new process, re-makes the
+  // object (vtable, lock, lists, counters) keeping its frame range and watermarks, and frees
+  // into the lists every frame of the zone whose descriptor has no role (flags == 0).
+  void rebuild();
+
   // fork() support (Kernel::lock_all): the zone lock, innermost.
   SpinLock& fork_lock() const { return lock_; }
 

@@ -2,6 +2,7 @@
 #include "protect/module.h"
 
 #include <cstring>
+#include <new>
 
 #include "base/bits.h"
 #include "base/text.h"
@@ -38,6 +39,13 @@ ModuleError ModuleRegistry::load(const char* name, std::uint64_t core_size, std:
     }
     if (str_eq(m.name, name)) {
       if (m.state == ModuleState::kLive) return ModuleError::kAlreadyLoaded;
+      if (m.state == ModuleState::kDormant) {
+        // Loaded before a reboot of persistent RAM: it reclaims its identity (owner id).
+        slots_[i].state = ModuleState::kLive;
+        slots_[i].load_ns = now_ns;
+        *owner = static_cast<owner_t>(i + kOwnerFirstModule);
+        return ModuleError::kOk;
+      }
       ++instances;
     }
   }
@@ -135,6 +143,31 @@ unsigned ModuleRegistry::nr_gone() const {
   LockGuard g(lock_);
   unsigned n = 0;
   for (const auto& m : slots_) n += m.state == ModuleState::kGone;
+  return n;
+}
+
+unsigned ModuleRegistry::suspend_live() {
+  new (&lock_) SpinLock();  // a crashed process may have held it
+  unsigned n = 0;
+  for (auto& m : slots_) {
+    if (m.state == ModuleState::kLive) {
+      m.state = ModuleState::kDormant;
+      ++n;
+    }
+  }
+  return n;
+}
+
+unsigned ModuleRegistry::expire_dormant(std::uint64_t now_ns) {
+  LockGuard g(lock_);
+  unsigned n = 0;
+  for (auto& m : slots_) {
+    if (m.state == ModuleState::kDormant) {
+      m.state = ModuleState::kGone;
+      m.unload_ns = now_ns;
+      ++n;
+    }
+  }
   return n;
 }
 

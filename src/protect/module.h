@@ -23,7 +23,10 @@ class TextSink;
 inline constexpr unsigned kMaxModules = kOwnerUntracked - kOwnerFirstModule;  // 253
 inline constexpr unsigned kModuleNameLen = 56;
 
-enum class ModuleState : std::uint8_t { kFree, kLive, kGone };
+// kDormant (persistent RAM): loaded before a reboot, not loaded again yet. Its blocks are
+// neither live roots nor dead: insmod of the same name makes it Live again with the same
+// owner id; the end of the boot grace period makes it Gone (kernel/persist.cpp).
+enum class ModuleState : std::uint8_t { kFree, kLive, kGone, kDormant };
 
 struct Module {
   char name[kModuleNameLen];
@@ -60,6 +63,10 @@ class ModuleRegistry {
   const Module* module(owner_t o) const;
   unsigned nr_live() const;
   unsigned nr_gone() const;
+  // Persistent RAM: at attach every Live module becomes Dormant (and the lock is reset);
+  // at the end of the grace period every Dormant one becomes Gone. Both return how many.
+  unsigned suspend_live();
+  unsigned expire_dormant(std::uint64_t now_ns);
   // fork() support (Kernel::lock_all): the registry lock, outermost.
   SpinLock& fork_lock() const { return lock_; }
 

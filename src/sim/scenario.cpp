@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "proc/proc.h"
 #include "sim/expr.h"
+#include "sim/persist_commands.h"
 
 namespace kmm::sim {
 namespace {
@@ -319,18 +320,30 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     return LineStatus::kExpectFailed;
   }
   if (cmd == "map") return cmd_map(a, where);
+  {
+    std::string perr;
+    bool pfailed = false;
+    if (auto r = persist_command(k, a, blocks_, out_, &perr, &pfailed)) {
+      if (!*r) return script_error(where, perr);
+      if (pfailed) last_failed_ = true;
+      return st;
+    }
+  }
   if (cmd == "reboot") {
     BootConfig cfg = boot_cfg_;
+    bool persistent = k.persistent();
     drop_models();
     k.shutdown();
     kernel_ = nullptr;
-    blocks_.clear();
+    if (!persistent) blocks_.clear();  // persistent RAM: blocks stay where they were
     BootError e;
     kernel_ = Kernel::boot(cfg, &e);
     if (kernel_ == nullptr) return script_error(where, std::string("reboot failed: ") + e.what);
     kernel_->set_log_listener(log_to_transcript, &out_);
     reset_models();
-    out_ << "machine rebooted (RAM is volatile: everything is gone)\n";
+    out_ << (persistent ? "machine rebooted (RAM is persistent: every block is where it was)\n"
+                        : "machine rebooted (RAM is volatile: everything is gone)\n");
+    persist_boot_banner(*kernel_, out_);
     return st;
   }
   if (auto r = k.config().mmu ? dispatch_mmu(a, line, where) : dispatch_nommu(a, line, where)) return *r;
@@ -417,7 +430,11 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
       if (!number("region_record size") || n > 4096) return script_error(where, "bad region_record '" + v + "'");
       cfg.region_record_bytes = static_cast<std::uint32_t>(n);
     } else if (key == "backing") {
-      return script_error(where, "backing= (persistent RAM) is not supported by this build yet");
+      cfg.backing = persist_intern_path(v);  // persistent RAM: sim/persist_commands.cpp
+    } else if (key == "format") {
+      if (v != "yes" && v != "no") return script_error(where, "format= takes yes or no, not '" + v + "'");
+    } else if (key == "boot_grace") {
+      if (!parse_duration_ns(v, &cfg.boot_grace_ns)) return script_error(where, "bad boot_grace '" + v + "' (e.g. 10s)");
     } else {
       return script_error(where, "unknown boot option '" + key + "'");
     }
@@ -428,12 +445,17 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     kernel_ = nullptr;
     blocks_.clear();
   }
+  if (cfg.backing != nullptr && opt.count("format") != 0 && opt["format"] == "yes") {
+    std::string perr;
+    if (!persist_discard(cfg.backing, &perr)) return script_error(where, perr);
+  }
   BootError e;
   kernel_ = Kernel::boot(cfg, &e);
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
   kernel_->set_log_listener(log_to_transcript, &out_);
   reset_models();
+  persist_boot_banner(*kernel_, out_);
   std::uint64_t total_kb = kernel_->zone().managed_pages() * (kPageSize / 1024);
   out_ << fmt::format("Memory: {}K/{}K available ({}K reserved), kmalloc={}, protector={}, gc_delay={}ms\n", total_kb,
                       cfg.ram_bytes / 1024, cfg.ram_bytes / 1024 - total_kb,
@@ -625,6 +647,7 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   }
   Kernel& k = *kernel_;
   auto as_int = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
+  if (head == "persist" || head == "root") return persist_value(k, head, rest, error);
   if (head == "meminfo") {
     std::uint64_t v;
     if (meminfo_value(k, rest.c_str(), &v)) return as_int(v);

@@ -67,13 +67,16 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   }
   if (head == nullptr) return nullptr;
   pfn_t head_pfn = phys->page_to_pfn(head);
-  head->set_flags(PG_large | PG_head);
+  // Owner, size and tails before the head's flags (persistent RAM: a crash never leaves a
+  // head whose size or owner is stale; see docs/PERSISTENCE.md).
   head->owner = owner == kOwnerFree ? kOwnerKernel : owner;
   head->lru.nr_pages = static_cast<std::uint32_t>(npages);
   for (std::uint64_t i = 1; i < npages; ++i) {
-    head[i].set_flags(PG_large | PG_tail);
     head[i].tail.head = head_pfn;
+    head[i].set_flags(PG_large | PG_tail);
   }
+  __atomic_signal_fence(__ATOMIC_RELEASE);
+  head->set_flags(PG_large | PG_head);
   large_pages_.fetch_add(npages, std::memory_order_relaxed);
   void* p = phys->page_address(head);
   if (gfp & __GFP_ZERO) std::memset(p, 0, size);

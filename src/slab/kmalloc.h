@@ -56,6 +56,7 @@ class Kmalloc {
   SlabAllocator* slab() const { return slab_; }
   std::uint64_t max_size() const { return max_size_; }
   std::uint64_t large_pages() const { return large_pages_.load(std::memory_order_relaxed); }
+  void set_large_pages(std::uint64_t n) { large_pages_.store(n, std::memory_order_relaxed); }  // persistent RAM: rebuilt at attach
 
   // Frees a page-level block (the collector's path; no report). Page must be a PG_large head.
   void free_large(Page* head);

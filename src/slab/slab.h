@@ -146,6 +146,13 @@ class SlabAllocator {
   bool check_invariants(TextSink* why);
   bool check_cache(KmemCache* c, TextSink* why);
 
+  // Persistent RAM (kernel/persist.cpp). rebuild_begin: locks reset, every cache's lists and
+  // counters emptied, per-thread caches dropped (and the heap registered anew). adopt_slab:
+  // the slab at head (a valid PG_slab head of c) joins c with its free list rebuilt from its
+  // owner bytes (0 = free); returns its objects in use (an empty slab is not adopted).
+  void rebuild_begin();
+  unsigned adopt_slab(KmemCache* c, Page* head);
+
   // Per-thread cache plumbing (thread_cache.cpp).
   ThreadCache* thread_cache();
   void tc_refill(KmemCache* c, ThreadCache* tc);

@@ -1,0 +1,277 @@
+// kmm/pal/pal_file.cpp — the file backend (persistent RAM): open/validate/lock/map a heap
+// file, the A/B superblock, flush points. See pal_file.h for the layout and the rules.
+#include "pal/pal_file.h"
+
+#if !KMM_FREESTANDING
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+namespace kmm {
+
+static_assert(sizeof(Superblock) <= kSuperblockSlotBytes, "a superblock must fit its slot");
+
+std::uint64_t fnv1a64(const void* p, std::size_t n, std::uint64_t h) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= b[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::uint64_t superblock_checksum(const Superblock& sb) { return fnv1a64(&sb, offsetof(Superblock, checksum)); }
+
+bool superblock_valid(const Superblock& sb) {
+  return std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) == 0 && sb.checksum == superblock_checksum(sb);
+}
+
+bool FilePlatform::fail(const char* what) {
+  std::snprintf(errbuf_, sizeof errbuf_, "%s: %s", path_, what);
+  error_ = errbuf_;
+  if (fd_ >= 0) {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  return false;
+}
+
+bool FilePlatform::map_at(std::uint64_t addr) {
+  std::size_t len = static_cast<std::size_t>(kHeapHeaderBytes + ram_bytes_);
+  void* want = reinterpret_cast<void*>(static_cast<std::uintptr_t>(addr - kHeapHeaderBytes));
+  int flags = (read_only_ ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE;
+  void* got = ::mmap(want, len, PROT_READ | PROT_WRITE, flags, fd_, 0);
+  if (got == MAP_FAILED || got != want) {
+    if (got != MAP_FAILED) ::munmap(got, len);  // an old kernel took the flag as a hint
+    char what[160];
+    std::snprintf(what, sizeof what,
+                  "cannot map the heap at its fixed address 0x%llx (%s): that address is taken in this process",
+                  static_cast<unsigned long long>(addr), got == MAP_FAILED ? std::strerror(errno) : "placed elsewhere");
+    return fail(what);
+  }
+  header_ = static_cast<char*>(got);
+  ram_ = header_ + kHeapHeaderBytes;
+  return true;
+}
+
+FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, bool read_only) {
+  if (fd_ >= 0) close(true);
+  std::snprintf(path_, sizeof path_, "%s", path);
+  read_only_ = read_only;
+  handed_out_ = false;
+  header_ = ram_ = nullptr;
+  valid_slots_ = 0;
+  current_slot_ = 0;
+  std::memset(&sb_, 0, sizeof sb_);
+  fd_ = ::open(path, read_only ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    fail(std::strerror(errno));
+    return FileOpenResult::kError;
+  }
+  if (::flock(fd_, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    fail(errno == EWOULDBLOCK ? "attached by another live process (the file is locked)" : std::strerror(errno));
+    return FileOpenResult::kError;
+  }
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    fail("not a regular file");
+    return FileOpenResult::kError;
+  }
+  file_bytes_ = static_cast<std::uint64_t>(st.st_size);
+  bool format = false;
+  if (file_bytes_ == 0) {
+    format = true;
+  } else {
+    unsigned char hdr[kHeapHeaderBytes] = {};
+    ssize_t n = ::pread(fd_, hdr, sizeof hdr, 0);
+    if (n < 0) {
+      fail(std::strerror(errno));
+      return FileOpenResult::kError;
+    }
+    bool any_magic = false, other_version = false;
+    std::uint32_t version = 0;
+    for (unsigned s = 0; s < 2; ++s) {
+      if (static_cast<std::size_t>(n) < s * kSuperblockSlotBytes + sizeof(Superblock)) continue;
+      Superblock sb;
+      std::memcpy(&sb, hdr + s * kSuperblockSlotBytes, sizeof sb);
+      if (std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) != 0) continue;
+      any_magic = true;
+      if (sb.version != kHeapVersion) {
+        other_version = true;
+        version = sb.version;
+        continue;
+      }
+      if (!superblock_valid(sb)) continue;
+      if (valid_slots_ == 0 || sb.seq > sb_.seq) {
+        sb_ = sb;
+        current_slot_ = s;
+      }
+      ++valid_slots_;
+    }
+    if (valid_slots_ == 0) {
+      char what[160];
+      if (other_version) {
+        std::snprintf(what, sizeof what, "a kmm heap of version %u; this kmm reads version %u", version, kHeapVersion);
+      } else if (any_magic) {
+        std::snprintf(what, sizeof what, "torn superblock: both copies fail their checksum");
+      } else if (static_cast<std::size_t>(n) < sizeof(Superblock)) {
+        std::snprintf(what, sizeof what, "not a kmm heap (%llu bytes, too short for a superblock)",
+                      static_cast<unsigned long long>(file_bytes_));
+      } else {
+        std::snprintf(what, sizeof what, "not a kmm heap (no KMMHEAP1 superblock)");
+      }
+      fail(what);
+      return FileOpenResult::kError;
+    }
+    if (sb_.header_bytes != kHeapHeaderBytes || sb_.ptr_bytes != sizeof(void*)) {
+      fail(sb_.ptr_bytes != sizeof(void*) ? "heap made by a host with another pointer size" : "unknown header size");
+      return FileOpenResult::kError;
+    }
+    if (sb_.state == static_cast<std::uint32_t>(HeapState::kFormatting)) {
+      if (read_only) {
+        fail("an unfinished format (crashed while formatting): nothing to check");
+        return FileOpenResult::kError;
+      }
+      format = true;  // kmm's own, never finished: format it again
+    } else if (sb_.state != static_cast<std::uint32_t>(HeapState::kReady)) {
+      fail("superblock in an unknown state");
+      return FileOpenResult::kError;
+    }
+  }
+  if (format) {
+    if (read_only) {
+      fail("empty file: not a kmm heap");
+      return FileOpenResult::kError;
+    }
+    ram_bytes_ = ram_bytes & ~std::uint64_t{kPageSize - 1};
+    if (::ftruncate(fd_, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_)) != 0) {
+      fail(std::strerror(errno));
+      return FileOpenResult::kError;
+    }
+    file_bytes_ = kHeapHeaderBytes + ram_bytes_;
+    return FileOpenResult::kFormat;
+  }
+  ram_bytes_ = sb_.ram_bytes;
+  if (file_bytes_ < kHeapHeaderBytes + ram_bytes_) {
+    char what[160];
+    std::snprintf(what, sizeof what, "truncated: the file has %llu bytes, its superblock says %llu",
+                  static_cast<unsigned long long>(file_bytes_),
+                  static_cast<unsigned long long>(kHeapHeaderBytes + ram_bytes_));
+    fail(what);
+    return FileOpenResult::kError;
+  }
+  if (!map_at(sb_.map_addr)) return FileOpenResult::kError;
+  return FileOpenResult::kAttach;
+}
+
+void* FilePlatform::reserve(std::size_t size, std::size_t align) {
+  if (fd_ < 0 || handed_out_ || read_only_) return nullptr;
+  if (ram_ != nullptr) {  // attach: the mapping exists
+    if (size != ram_bytes_) return nullptr;
+    handed_out_ = true;
+    return ram_;
+  }
+  if (size != ram_bytes_) return nullptr;
+  if (align < kPageSize) align = kPageSize;
+  // Reserve address space, then put the file's mapping over an aligned part of it: RAM at an
+  // `align` boundary, the header page just below.
+  std::size_t span = kHeapHeaderBytes + size + align;
+  void* raw = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t ram = (start + kHeapHeaderBytes + align - 1) & ~(std::uintptr_t{align} - 1);
+  std::uintptr_t map = ram - kHeapHeaderBytes;
+  void* got = ::mmap(reinterpret_cast<void*>(map), kHeapHeaderBytes + size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd_, 0);
+  if (got == MAP_FAILED) {
+    ::munmap(raw, span);
+    return nullptr;
+  }
+  if (map > start) ::munmap(raw, map - start);
+  std::uintptr_t end = start + span, mend = ram + size;
+  if (end > mend) ::munmap(reinterpret_cast<void*>(mend), end - mend);
+  header_ = reinterpret_cast<char*>(map);
+  ram_ = reinterpret_cast<char*>(ram);
+  handed_out_ = true;
+  // The header page is kmm's from now on: mark the file "formatting", so a crash before the
+  // format completes leaves a file kmm knows it may format again.
+  std::memset(header_, 0, kHeapHeaderBytes);
+  Superblock sb{};
+  std::memcpy(sb.magic, kHeapMagic, sizeof kHeapMagic);
+  sb.version = kHeapVersion;
+  sb.header_bytes = kHeapHeaderBytes;
+  sb.seq = 0;
+  sb.ram_bytes = ram_bytes_;
+  sb.map_addr = ram;
+  sb.state = static_cast<std::uint32_t>(HeapState::kFormatting);
+  sb.ptr_bytes = sizeof(void*);
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  sb.created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  valid_slots_ = 0;
+  sb_ = sb;
+  write_superblock(sb);
+  return ram_;
+}
+
+bool FilePlatform::commit(void* p, std::size_t size) {
+  return ram_ != nullptr && static_cast<char*>(p) >= ram_ && static_cast<char*>(p) + size <= ram_ + ram_bytes_;
+}
+bool FilePlatform::decommit(void* p, std::size_t size) { return commit(p, size); }
+bool FilePlatform::protect(void* p, std::size_t size, Prot prot) {
+  int flags = prot == Prot::kNone ? PROT_NONE : prot == Prot::kRead ? PROT_READ : PROT_READ | PROT_WRITE;
+  return ::mprotect(p, size, flags) == 0;
+}
+void FilePlatform::release(void*, std::size_t) { close(true); }
+
+bool FilePlatform::write_superblock(const Superblock& in) {
+  if (header_ == nullptr || read_only_) return false;
+  Superblock sb = in;
+  unsigned slot = valid_slots_ == 0 ? 0 : 1 - current_slot_;
+  sb.seq = valid_slots_ == 0 ? in.seq : sb_.seq + 1;
+  sb.checksum = superblock_checksum(sb);
+  std::memcpy(header_ + slot * kSuperblockSlotBytes, &sb, sizeof sb);
+  bool ok = ::msync(header_, kHeapHeaderBytes, MS_SYNC) == 0;
+  sb_ = sb;
+  current_slot_ = slot;
+  if (valid_slots_ < 2) ++valid_slots_;
+  return ok;
+}
+
+bool FilePlatform::flush() {
+  if (header_ == nullptr || read_only_) return false;
+  if (flush_hook_ != nullptr) flush_hook_(flush_arg_);
+  return ::msync(header_, static_cast<std::size_t>(kHeapHeaderBytes + ram_bytes_), MS_SYNC) == 0;
+}
+
+void FilePlatform::close(bool clean) {
+  if (fd_ < 0) return;
+  if (header_ != nullptr) {
+    if (!read_only_ && clean && sb_.state == static_cast<std::uint32_t>(HeapState::kReady)) {
+      flush();
+      Superblock sb = sb_;
+      sb.clean = 1;
+      write_superblock(sb);
+    }
+    ::munmap(header_, static_cast<std::size_t>(kHeapHeaderBytes + ram_bytes_));
+  }
+  header_ = ram_ = nullptr;
+  handed_out_ = false;
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace kmm
+#endif
