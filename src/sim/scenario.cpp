@@ -170,10 +170,10 @@ LineStatus Scenario::run_line(const std::string& raw, const std::string& where) 
   if (line.empty()) return LineStatus::kOk;
   if (echo_) out_ << "root@kmm:~# " << line << "\n";
   Args a = split(line);
-  bool was_failed = last_failed_;
-  last_failed_ = false;
+  // let/expect/echo read last.failed and keep it: reset it only for other commands (it was
+  // reset before dispatch, so `expect last.failed == 1` always read 0).
+  if (a[0] != "let" && a[0] != "expect" && a[0] != "echo") last_failed_ = false;
   LineStatus st = dispatch(a, line, where);
-  if (a[0] == "let" || a[0] == "expect" || a[0] == "echo") last_failed_ = was_failed;
   if (st == LineStatus::kExpectFailed) ++expects_failed_;
   return st;
 }
