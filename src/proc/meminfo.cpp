@@ -1,5 +1,6 @@
 // kmm/proc/meminfo.cpp — /proc/meminfo: Linux 4.19's fields in Linux's order.
 #include "base/text.h"
+#include "nommu/mmap_copy.h"
 #include "proc/proc.h"
 
 namespace kmm {
@@ -52,6 +53,9 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   add("Inactive(file)", 0);
   add("Unevictable", 0);
   add("Mlocked", 0);
+  // NOMMU (mm/nommu.c): memory allocated to back mmaps, where Linux prints it (after
+  // LowFree, which kmm does not print: no highmem).
+  if (!k.config().mmu) add("MmapCopy", mmap_copy_bytes(&k) / 1024);
   add("SwapTotal", 0);
   add("SwapFree", 0);
   add("Dirty", 0);

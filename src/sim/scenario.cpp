@@ -699,12 +699,9 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
     if (name == "kernel") sum = field == "bytes" ? t[kOwnerKernel].bytes : t[kOwnerKernel].objects;
     return as_int(sum);
   }
-  if (head == "ksize" || head == "footprint") {
+  // Labels of kernel blocks here; other labels (process blocks) fall through to the models.
+  if ((head == "ksize" || head == "footprint") && blocks_.count(rest) != 0) {
     auto it = blocks_.find(rest);
-    if (it == blocks_.end()) {
-      *error = "no block labelled '" + rest + "'";
-      return std::nullopt;
-    }
     const Block& b = it->second;
     if (b.kind == Block::Kind::kVmalloc) {
       const VmArea* v = k.vmalloc_space().find(b.va);
@@ -738,6 +735,10 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   if (head == "time" && rest == "ms") return as_int(k.now_ns() / 1000000);
   if (auto r = k.config().mmu ? value_mmu(path, error) : value_nommu(path, error)) return r;
   if (!error->empty()) return std::nullopt;
+  if (head == "ksize" || head == "footprint") {
+    *error = "no block labelled '" + rest + "'";
+    return std::nullopt;
+  }
   *error = "unknown value '" + path + "'";
   return std::nullopt;
 }
