@@ -1,0 +1,371 @@
+// kmm/shim/alloc.cpp — boot on first use, KMM_OPTIONS, the allocation core, fork.
+//
+// Boot: the first allocation takes g_boot_lock, reads KMM_OPTIONS (from __environ, or from
+// /proc/self/environ with plain open/read when libc has not set __environ yet — never getenv),
+// boots the Kernel over a large reservation that grows on demand, publishes g_kernel, then
+// registers the fork handlers (pthread_atfork may itself allocate: g_kernel is already
+// there for it). An allocation made while the boot is under way (on this thread) is served
+// from a static bootstrap arena, which is never freed.
+//
+// fork: prepare takes the shim's locks (plug-in table, huge table) and then every lock of the
+// kernel in its order (Kernel::lock_all); parent and child release them. The child is single
+// threaded: the other threads' magazines stay detached but valid, and the collector and stat
+// threads are restarted lazily if they are needed again.
+//
+// Depends on: shim.h, kernel/, base/options.h, base/report.h.
+// Invariants: every RAM block handed out is at least 16 bytes and 16-aligned; alloc never
+// returns ZERO_SIZE_PTR; a block's owner is never kOwnerFree while it is live.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/bits.h"
+#include "base/options.h"
+#include "base/report.h"
+#include "base/text.h"
+#include "shim/shim.h"
+
+extern char** __environ;
+
+namespace kmm::shim {
+
+Kernel* g_kernel = nullptr;
+Options g_opts;
+
+namespace {
+
+SpinLock g_boot_lock;
+bool g_boot_failed = false;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_booting = false;
+
+// --- bootstrap arena -----------------------------------------------------------------------
+alignas(64) char g_arena[256 * 1024];
+std::size_t g_arena_used = 0;
+
+void* arena_alloc(std::size_t size, std::size_t align) {
+  if (align < 16) align = 16;
+  std::size_t at = (g_arena_used + align - 1) & ~(align - 1);
+  if (size > sizeof g_arena || at > sizeof g_arena - size) return nullptr;
+  g_arena_used = at + size;
+  return g_arena + at;
+}
+
+// --- options --------------------------------------------------------------------------------
+bool parse_duration_ns(const OptionView& o, std::uint64_t* ns) {
+  std::uint64_t v = 0;
+  std::size_t i = 0;
+  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i) v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
+  if (i == 0) return false;
+  const char* unit = o.value + i;
+  std::size_t n = o.value_len - i;
+  auto is = [&](const char* u) { return n == str_len(u) && std::memcmp(unit, u, n) == 0; };
+  if (n == 0 || is("s")) *ns = v * 1'000'000'000ull;
+  else if (is("ms")) *ns = v * 1'000'000ull;
+  else if (is("us")) *ns = v * 1'000ull;
+  else if (is("ns")) *ns = v;
+  else return false;
+  return true;
+}
+
+bool bool_value(const OptionView& o, bool* out) {
+  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true")) *out = true;
+  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false")) *out = false;
+  else return false;
+  return true;
+}
+
+bool visit_option(const OptionView& o, void* arg) {
+  auto* opts = static_cast<Options*>(arg);
+  bool ok = true;
+  if (o.key_is("protect")) {
+    char v[32] = {};
+    std::size_t n = o.value_len < sizeof v - 1 ? o.value_len : sizeof v - 1;
+    std::memcpy(v, o.value, n);
+    ok = parse_protector_mode(v, &opts->protect);
+  } else if (o.key_is("gc_delay")) {
+    ok = parse_duration_ns(o, &opts->gc_delay_ns);
+  } else if (o.key_is("stats")) {
+    if (!bool_value(o, &opts->stats)) {
+      // stats=PATH
+      std::size_t n = o.value_len < sizeof opts->stats_path - 1 ? o.value_len : sizeof opts->stats_path - 1;
+      std::memcpy(opts->stats_path, o.value, n);
+      opts->stats_path[n] = '\0';
+      opts->stats = n != 0;
+    }
+  } else if (o.key_is("on_error")) {
+    if (o.value_is("report")) opts->on_error_report = true;
+    else if (o.value_is("abort")) opts->on_error_report = false;
+    else ok = false;
+  } else if (o.key_is("thread_cache")) {
+    ok = bool_value(o, &opts->thread_cache);
+  } else if (o.key_is("live")) {
+    ok = bool_value(o, &opts->live);
+  } else if (o.key_is("ram")) {
+    ok = o.value_size(&opts->ram);
+  } else {
+    return false;
+  }
+  if (!ok) {
+    StackText<160> line;
+    line.str("kmm: warning: bad value for option ").str(o.key, o.key_len).str(": ").str(o.value, o.value_len).nl();
+    write_report_text(line.data(), line.size());
+  }
+  return true;
+}
+
+// KMM_OPTIONS's value, copied into buf (empty when unset).
+void read_options_text(char* buf, std::size_t cap) {
+  buf[0] = '\0';
+  static const char kKey[] = "KMM_OPTIONS=";
+  constexpr std::size_t kKeyLen = sizeof kKey - 1;
+  if (__environ != nullptr) {
+    for (char** e = __environ; *e != nullptr; ++e) {
+      if (std::strncmp(*e, kKey, kKeyLen) == 0) {
+        str_copy(buf, cap, *e + kKeyLen);
+        return;
+      }
+    }
+    return;
+  }
+  // Before libc has set __environ: the kernel's copy of the environment.
+  int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  static char chunk[4096];
+  std::size_t match = 0;      // bytes of kKey matched at the start of the current entry
+  bool at_start = true, copying = false, skipping = false;
+  std::size_t out = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      char c = chunk[i];
+      if (c == '\0') {
+        if (copying) {
+          buf[out < cap ? out : cap - 1] = '\0';
+          ::close(fd);
+          return;
+        }
+        at_start = true;
+        match = 0;
+        skipping = false;
+        continue;
+      }
+      if (copying) {
+        if (out + 1 < cap) buf[out++] = c;
+        continue;
+      }
+      if (skipping) continue;
+      if (at_start || match > 0) {
+        at_start = false;
+        if (c == kKey[match]) {
+          if (++match == kKeyLen) copying = true;
+        } else {
+          skipping = true;
+        }
+      }
+    }
+  }
+  if (copying) buf[out < cap ? out : cap - 1] = '\0';
+  ::close(fd);
+}
+
+// --- fork -----------------------------------------------------------------------------------
+void fork_prepare() {
+  Kernel* k = g_kernel;
+  modules_fork_lock();
+  huge_lock();
+  if (k != nullptr) k->lock_all();
+}
+void fork_parent() {
+  Kernel* k = g_kernel;
+  if (k != nullptr) k->unlock_all();
+  huge_unlock();
+  modules_fork_unlock();
+}
+void fork_child() {
+  Kernel* k = g_kernel;
+  if (k != nullptr) k->unlock_all();
+  huge_unlock();
+  modules_fork_unlock();
+  modules_fork_child();
+  stat_server_fork_child();
+}
+
+Kernel* boot_with(const Options& o) {
+  BootConfig cfg;
+  std::uint64_t ram = o.ram;
+  if (ram == 0) ram = sizeof(void*) == 8 ? (std::uint64_t{64} << 30) : (std::uint64_t{1} << 30);
+  cfg.online_bytes = 4ull << 20;
+  cfg.grow_bytes = 4ull << 20;
+  cfg.page_offset = 0xffff000000000000ull;
+  cfg.kmalloc = KmallocPolicy::kKmalloc2;
+  cfg.thread_caches = o.thread_cache;
+  cfg.min_partial = 2;
+  cfg.min_free_kbytes = ~std::uint64_t{0};
+  cfg.protector = o.protect;
+  cfg.gc_delay_ns = o.gc_delay_ns;
+  cfg.cross_free = CrossFree::kAllow;
+  // A smaller reservation when the address space is limited (ulimit -v, 32-bit hosts).
+  for (; ram >= (std::uint64_t{64} << 20); ram /= 4) {
+    cfg.ram_bytes = ram;
+    BootError err;
+    if (Kernel* k = Kernel::boot(cfg, &err)) return k;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool in_bootstrap(const void* p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  auto b = reinterpret_cast<std::uintptr_t>(g_arena);
+  return a >= b && a < b + sizeof g_arena;
+}
+
+Kernel* boot_kernel() {
+  if (t_booting || g_boot_failed) return nullptr;
+  bool registered = false;
+  {
+    LockGuard g(g_boot_lock);
+    if (g_kernel != nullptr) return g_kernel;
+    if (g_boot_failed) return nullptr;
+    t_booting = true;
+    static char text[1024];
+    read_options_text(text, sizeof text);
+    parse_options(text, visit_option, &g_opts);
+    if (g_opts.on_error_report) set_on_error(OnError::kReport);
+    Kernel* k = boot_with(g_opts);
+    t_booting = false;
+    if (k == nullptr) {
+      g_boot_failed = true;
+      static const char kMsg[] = "kmm: ERROR: cannot boot the allocator (no address space); allocations fail\n";
+      write_report_text(kMsg, sizeof kMsg - 1);
+      return nullptr;
+    }
+    __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
+    registered = true;
+  }
+  if (registered) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  return g_kernel;
+}
+
+// --- allocation core --------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
+
+inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
+  return k->kmalloc_layer().kmalloc(size < 16 ? 16 : size, GFP_KERNEL, owner);
+}
+}  // namespace
+
+void* alloc(std::size_t size, owner_t owner) {
+  Kernel* k = kernel();
+  if (__builtin_expect(k == nullptr, 0)) return t_booting ? arena_alloc(size, 16) : nullptr;
+  if (size <= kMaxBuddyBytes) return ram_alloc(k, size, owner);
+  return huge_alloc(size, 0, owner);
+}
+
+void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
+  std::size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) return nullptr;
+  Kernel* k = kernel();
+  if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
+  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner);        // fresh mappings are zero
+  void* p = ram_alloc(k, bytes, owner);
+  if (p != nullptr) std::memset(p, 0, bytes);
+  return p;
+}
+
+void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
+  if (align <= 16) return alloc(size, owner);
+  Kernel* k = kernel();
+  if (k == nullptr) return t_booting ? arena_alloc(size, align) : nullptr;
+  std::size_t need = size > align ? size : align;
+  if (need <= kMaxBuddyBytes) {
+    // Slots of a power-of-two class lie at multiples of their size in slabs aligned to their
+    // size; power-of-two page runs are buddy blocks aligned to their size.
+    std::size_t p2 = std::size_t{1} << (ilog2(need - 1) + 1);
+    if (p2 < 32) p2 = 32;
+    return ram_alloc(k, p2, owner);
+  }
+  return huge_alloc(size, align, owner);
+}
+
+void release(void* p, const char* action) {
+  if (p == nullptr) return;
+  Kernel* k = g_kernel;
+  if (k != nullptr && k->phys().owns(p)) {
+    k->kmalloc_layer().kfree(p, action);
+    return;
+  }
+  if (huge_free(p)) return;
+  if (in_bootstrap(p)) return;
+  report({ErrorKind::kForeignPointer, action, p, nullptr, 0, "not allocated by kmm (before the preload took over, or a bad pointer)"});
+}
+
+std::size_t usable_size(const void* p) {
+  if (p == nullptr) return 0;
+  Kernel* k = g_kernel;
+  if (k != nullptr && k->phys().owns(p)) return k->ksize(p);
+  return huge_size(p);
+}
+
+owner_t block_owner(const void* p) {
+  Kernel* k = g_kernel;
+  if (k != nullptr && k->phys().owns(p)) return k->owner_of(p);
+  return huge_owner(p);
+}
+
+bool set_block_owner(const void* p, owner_t owner) {
+  Kernel* k = g_kernel;
+  if (k != nullptr && k->phys().owns(p)) return k->transfer(p, owner);
+  return huge_set_owner(p, owner);
+}
+
+void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
+  if (p == nullptr) return alloc(size, owner);
+  Kernel* k = g_kernel;
+  std::size_t have;
+  owner_t keep;
+  bool in_ram = k != nullptr && k->phys().owns(p);
+  if (in_ram) {
+    have = k->ksize(p);
+    if (have == 0) {
+      k->kmalloc_layer().kfree(p, action);  // names the problem (double or invalid free)
+      return nullptr;
+    }
+    // Shrinking by less than half (or within the 16-byte minimum) stays in place.
+    if (size <= have && (size >= have / 2 || have <= 16)) return p;
+    keep = k->owner_of(p);
+  } else if (std::size_t hs = huge_size(p)) {
+    if (size > kMaxBuddyBytes) {
+      if (void* q = huge_resize(p, size)) return q;  // mremap; over-aligned blocks copy below
+    }
+    have = hs;
+    keep = huge_owner(p);
+  } else if (in_bootstrap(p)) {
+    have = static_cast<std::size_t>(g_arena + sizeof g_arena - static_cast<char*>(p));
+    keep = owner;
+  } else {
+    report({ErrorKind::kForeignPointer, action, p, nullptr, 0, "not allocated by kmm"});
+    return nullptr;
+  }
+  std::size_t want = size;
+  // Growing a page run: leave room for the next growth (repeated small growth stays linear).
+  if (in_ram && size > have && have > kKmallocMaxCacheSize && size < kMaxBuddyBytes) {
+    std::size_t roomy = have + have / 4;
+    if (roomy > size) want = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
+  }
+  void* q = alloc(want, keep != kOwnerFree ? keep : owner);
+  if (q == nullptr) return nullptr;
+  std::memcpy(q, p, have < size ? have : size);
+  release(p, action);
+  return q;
+}
+
+}  // namespace kmm::shim

@@ -1,0 +1,190 @@
+// kmm/shim/huge.cpp — blocks over 4 MiB: direct anonymous mappings, found through a table.
+//
+// A request larger than the biggest buddy block (order 10, 4 MiB) is mapped on its own, as
+// glibc maps its large chunks, and unmapped on free. The mapping has no header: its start
+// (page aligned, or aligned further for memalign) is recorded in an open-addressing hash
+// table (linear probing, backward-shift deletion) that lives in its own lazily mapped,
+// MAP_NORESERVE region — only touched table pages cost memory. Per-owner bytes and counts
+// are kept so stats and the module views include these blocks.
+//
+// Depends on: shim.h, POSIX mmap/mremap. Locking: one spinlock (g_lock), taken after the
+// plug-in table lock and before any kernel lock (see alloc.cpp's fork handlers).
+// Invariants: every entry's key is the user pointer of a live mapping of `map_bytes` bytes
+// starting at `map_start`; no two entries share a key; the table is never more than 3/4 full.
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "base/report.h"
+#include "shim/shim.h"
+
+namespace kmm::shim {
+namespace {
+
+struct Entry {
+  std::uintptr_t key;        // user pointer; 0 = empty
+  std::uintptr_t map_start;  // mapping start (may precede key when over-aligned)
+  std::size_t map_bytes;
+  std::size_t usable;        // bytes from key to the end of the mapping
+  owner_t owner;
+};
+
+constexpr std::size_t kSlots = std::size_t{1} << 16;
+SpinLock g_lock;
+Entry* g_table = nullptr;
+std::size_t g_count = 0;
+OwnerTally g_usage[kMaxOwners];
+
+std::size_t slot_of(std::uintptr_t key) { return static_cast<std::size_t>((key >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (kSlots - 1); }
+
+bool ensure_table() {
+  if (g_table != nullptr) return true;
+  void* t = ::mmap(nullptr, kSlots * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (t == MAP_FAILED) return false;
+  g_table = static_cast<Entry*>(t);
+  return true;
+}
+
+Entry* find_locked(std::uintptr_t key) {
+  if (g_table == nullptr || key == 0) return nullptr;
+  for (std::size_t i = slot_of(key);; i = (i + 1) & (kSlots - 1)) {
+    if (g_table[i].key == key) return &g_table[i];
+    if (g_table[i].key == 0) return nullptr;
+  }
+}
+
+void erase_locked(Entry* e) {
+  std::size_t i = static_cast<std::size_t>(e - g_table);
+  g_usage[e->owner].objects--;
+  g_usage[e->owner].bytes -= e->map_bytes;
+  g_count--;
+  // Backward-shift deletion keeps every probe sequence unbroken.
+  for (std::size_t j = (i + 1) & (kSlots - 1);; j = (j + 1) & (kSlots - 1)) {
+    if (g_table[j].key == 0) break;
+    std::size_t home = slot_of(g_table[j].key);
+    // Move j into the hole at i when its home is not within (i, j] cyclically.
+    bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!between) {
+      g_table[i] = g_table[j];
+      i = j;
+    }
+  }
+  g_table[i].key = 0;
+}
+
+bool insert_locked(const Entry& e) {
+  if (!ensure_table() || g_count >= kSlots / 4 * 3) return false;
+  std::size_t i = slot_of(e.key);
+  while (g_table[i].key != 0) i = (i + 1) & (kSlots - 1);
+  g_table[i] = e;
+  g_count++;
+  g_usage[e.owner].objects++;
+  g_usage[e.owner].bytes += e.map_bytes;
+  return true;
+}
+
+}  // namespace
+
+void huge_lock() { g_lock.lock(); }
+void huge_unlock() { g_lock.unlock(); }
+
+void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
+  if (align < kPageSize) align = kPageSize;
+  std::size_t bytes = (size + kPageSize - 1) & ~(kPageSize - 1);
+  if (bytes < size) return nullptr;
+  std::size_t span = bytes + (align > kPageSize ? align : 0);
+  if (span < bytes) return nullptr;
+  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  auto start = reinterpret_cast<std::uintptr_t>(m);
+  std::uintptr_t user = (start + align - 1) & ~(std::uintptr_t{align} - 1);
+  if (align > kPageSize) {
+    // Trim to [user, user + bytes).
+    if (user > start) ::munmap(m, user - start);
+    std::uintptr_t end = start + span;
+    if (end > user + bytes) ::munmap(reinterpret_cast<void*>(user + bytes), end - (user + bytes));
+    start = user;
+    span = bytes;
+  }
+  Entry e{user, start, span, span - (user - start), owner == kOwnerFree ? kOwnerKernel : owner};
+  bool ok;
+  {
+    LockGuard g(g_lock);
+    ok = insert_locked(e);
+  }
+  if (!ok) {
+    ::munmap(reinterpret_cast<void*>(start), span);
+    return nullptr;
+  }
+  return reinterpret_cast<void*>(user);
+}
+
+bool huge_free(void* p) {
+  std::uintptr_t start;
+  std::size_t bytes;
+  {
+    LockGuard g(g_lock);
+    Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
+    if (e == nullptr) return false;
+    start = e->map_start;
+    bytes = e->map_bytes;
+    erase_locked(e);
+  }
+  ::munmap(reinterpret_cast<void*>(start), bytes);
+  return true;
+}
+
+std::size_t huge_size(const void* p) {
+  LockGuard g(g_lock);
+  Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
+  return e != nullptr ? e->usable : 0;
+}
+
+owner_t huge_owner(const void* p) {
+  LockGuard g(g_lock);
+  Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
+  return e != nullptr ? e->owner : kOwnerFree;
+}
+
+bool huge_set_owner(const void* p, owner_t o) {
+  LockGuard g(g_lock);
+  Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
+  if (e == nullptr) return false;
+  if (o == kOwnerFree) o = kOwnerKernel;
+  g_usage[e->owner].objects--;
+  g_usage[e->owner].bytes -= e->map_bytes;
+  e->owner = o;
+  g_usage[o].objects++;
+  g_usage[o].bytes += e->map_bytes;
+  return true;
+}
+
+void* huge_resize(void* p, std::size_t size) {
+  std::size_t bytes = (size + kPageSize - 1) & ~(kPageSize - 1);
+  if (bytes < size) return nullptr;
+  LockGuard g(g_lock);
+  Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
+  if (e == nullptr) return nullptr;
+  if (e->map_start != e->key) {
+    // Over-aligned: keep the alignment by copying into a fresh block (rare).
+    return nullptr;
+  }
+  void* q = ::mremap(reinterpret_cast<void*>(e->map_start), e->map_bytes, bytes, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return nullptr;
+  Entry n = *e;
+  erase_locked(e);
+  n.key = n.map_start = reinterpret_cast<std::uintptr_t>(q);
+  n.map_bytes = n.usable = bytes;
+  insert_locked(n);  // cannot fail: one entry was just removed
+  return q;
+}
+
+void huge_usage(OwnerTally* out) {
+  LockGuard g(g_lock);
+  for (unsigned i = 0; i < kMaxOwners; ++i) {
+    out[i].objects += g_usage[i].objects;
+    out[i].bytes += g_usage[i].bytes;
+  }
+}
+
+}  // namespace kmm::shim

@@ -1,0 +1,179 @@
+// kmm/shim/malloc_api.cpp — the exported malloc family and the C++ operator new/delete set.
+//
+// These are the only symbols libkmm-preload.so exports besides the kmm_* API (api.cpp) and
+// the dlopen/dlclose hooks (modules.cpp): everything else is hidden. Semantics follow glibc:
+// malloc(0) returns a unique minimum block; realloc(p, 0) frees p and returns null;
+// calloc/reallocarray overflow and every failure set errno = ENOMEM; posix_memalign returns
+// EINVAL for an alignment that is not a power of two multiple of sizeof(void*); memalign
+// rounds a non-power-of-two alignment up. operator new never returns null: with no
+// exceptions in kmm, running out of memory is reported and aborts (a new_handler is not
+// consulted).
+//
+// Each entry takes its caller's return address for the owner lookup (shim.h owner_for).
+// Depends on: shim.h.
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <new>
+
+#include "base/bits.h"
+#include "base/report.h"
+#include "shim/shim.h"
+
+#define KMM_EXPORT extern "C" __attribute__((visibility("default")))
+#define KMM_CXX_EXPORT __attribute__((visibility("default")))
+
+using namespace kmm;
+using namespace kmm::shim;
+
+namespace {
+
+inline void* fail_enomem() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+inline void* do_malloc(std::size_t n, const void* ra) {
+  void* p = alloc(n, owner_for(ra));
+  return __builtin_expect(p != nullptr, 1) ? p : fail_enomem();
+}
+
+inline void* do_memalign(std::size_t align, std::size_t n, const void* ra) {
+  if (align != 0 && !is_pow2(align)) {
+    std::size_t a = 1;
+    while (a < align && a != 0) a <<= 1;
+    if (a == 0) return fail_enomem();
+    align = a;
+  }
+  void* p = alloc_aligned(align, n, owner_for(ra));
+  return p != nullptr ? p : fail_enomem();
+}
+
+[[noreturn]] void new_failed(std::size_t n) {
+  report({ErrorKind::kSizeOverflow, "operator new", nullptr, nullptr, n, "out of memory (kmm has no exceptions: abort)"});
+  fatal("operator new: out of memory");
+}
+
+inline void* do_new(std::size_t n, const void* ra) {
+  void* p = alloc(n, owner_for(ra));
+  if (__builtin_expect(p == nullptr, 0)) new_failed(n);
+  return p;
+}
+
+inline void* do_new_aligned(std::size_t n, std::size_t align, const void* ra) {
+  void* p = alloc_aligned(align, n, owner_for(ra));
+  if (p == nullptr) new_failed(n);
+  return p;
+}
+
+}  // namespace
+
+KMM_EXPORT void* malloc(std::size_t n) { return do_malloc(n, __builtin_return_address(0)); }
+
+KMM_EXPORT void free(void* p) {
+  if (p == nullptr) return;
+  release(p, free_action(__builtin_return_address(0), "free"));
+}
+
+KMM_EXPORT void cfree(void* p) { release(p, free_action(__builtin_return_address(0), "free")); }
+
+KMM_EXPORT void* calloc(std::size_t n, std::size_t size) {
+  std::size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
+  void* p = alloc_zeroed(n, size, owner_for(__builtin_return_address(0)));
+  return p != nullptr ? p : fail_enomem();
+}
+
+KMM_EXPORT void* realloc(void* p, std::size_t n) {
+  const void* ra = __builtin_return_address(0);
+  if (p != nullptr && n == 0) {
+    release(p, free_action(ra, "realloc"));
+    return nullptr;
+  }
+  void* q = resize(p, n, owner_for(ra), "realloc");
+  return q != nullptr ? q : fail_enomem();
+}
+
+KMM_EXPORT void* reallocarray(void* p, std::size_t n, std::size_t size) {
+  std::size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
+  const void* ra = __builtin_return_address(0);
+  if (p != nullptr && bytes == 0) {
+    release(p, free_action(ra, "reallocarray"));
+    return nullptr;
+  }
+  void* q = resize(p, bytes, owner_for(ra), "reallocarray");
+  return q != nullptr ? q : fail_enomem();
+}
+
+KMM_EXPORT int posix_memalign(void** out, std::size_t align, std::size_t n) {
+  if (align < sizeof(void*) || !is_pow2(align)) return EINVAL;
+  void* p = alloc_aligned(align, n, owner_for(__builtin_return_address(0)));
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+KMM_EXPORT void* aligned_alloc(std::size_t align, std::size_t n) {
+  if (align == 0 || !is_pow2(align)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return do_memalign(align, n, __builtin_return_address(0));
+}
+
+KMM_EXPORT void* memalign(std::size_t align, std::size_t n) { return do_memalign(align, n, __builtin_return_address(0)); }
+
+KMM_EXPORT void* valloc(std::size_t n) { return do_memalign(kPageSize, n, __builtin_return_address(0)); }
+
+KMM_EXPORT void* pvalloc(std::size_t n) {
+  std::size_t r = (n + kPageSize - 1) & ~(kPageSize - 1);
+  if (r < n) return fail_enomem();
+  return do_memalign(kPageSize, r == 0 ? kPageSize : r, __builtin_return_address(0));
+}
+
+KMM_EXPORT std::size_t malloc_usable_size(void* p) { return usable_size(p); }
+
+// glibc extras some programs call; harmless answers.
+KMM_EXPORT int malloc_trim(std::size_t) { return 0; }
+KMM_EXPORT int mallopt(int, int) { return 1; }
+
+// --- C++ ----------------------------------------------------------------------------------------
+
+KMM_CXX_EXPORT void* operator new(std::size_t n) { return do_new(n, __builtin_return_address(0)); }
+KMM_CXX_EXPORT void* operator new[](std::size_t n) { return do_new(n, __builtin_return_address(0)); }
+KMM_CXX_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return alloc(n, owner_for(__builtin_return_address(0)));
+}
+KMM_CXX_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return alloc(n, owner_for(__builtin_return_address(0)));
+}
+KMM_CXX_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
+  return do_new_aligned(n, static_cast<std::size_t>(a), __builtin_return_address(0));
+}
+KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
+  return do_new_aligned(n, static_cast<std::size_t>(a), __builtin_return_address(0));
+}
+KMM_CXX_EXPORT void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return alloc_aligned(static_cast<std::size_t>(a), n, owner_for(__builtin_return_address(0)));
+}
+KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return alloc_aligned(static_cast<std::size_t>(a), n, owner_for(__builtin_return_address(0)));
+}
+
+#define KMM_DELETE_BODY                                                        \
+  if (p != nullptr) release(p, free_action(__builtin_return_address(0), "operator delete"))
+
+KMM_CXX_EXPORT void operator delete(void* p) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p, std::size_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p, std::size_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }

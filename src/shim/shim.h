@@ -1,0 +1,106 @@
+// kmm/shim/shim.h — the preload shim's internals: kmm as the process's malloc.
+//
+// What it does. One Kernel (kernel/kernel.h) is booted lazily by the first allocation of the
+// process — possibly before main, while ld.so and libc start — over a large reservation of
+// address space that comes online 4 MiB at a time (memory hotplug). Requests map onto it:
+//   1..8192 bytes          kmalloc size classes (1..16 -> kmalloc-16, so every block is
+//                          16-aligned, glibc's ABI); per-thread magazines, no lock;
+//   8 KiB..4 MiB           exact page runs from the buddy allocator (kmalloc2 policy);
+//   over 4 MiB             a direct mmap, recorded in a small open-addressing table (huge.cpp)
+//                          so free, realloc and malloc_usable_size find it, counted per owner;
+//   aligned requests       a power-of-two slab class (aligned to its size), a power-of-two
+//                          buddy block (aligned to its size: RAM is reserved 4 MiB-aligned),
+//                          or an over-aligned mmap.
+// Ownership: the owner of an allocation is the plug-in (a dlopen'd shared object, a kmm module)
+// whose text contains the caller's return address, else the thread's OwnerScope (kernel by
+// default). modules.cpp keeps the plug-in table and the collector thread.
+//
+// Depends on: kernel/, proc/ (stats), base/ (options, reports), POSIX. No C++ standard
+// library containers, no exceptions, no iostream, no malloc (it *is* malloc).
+//
+// Invariants: g_kernel is published once, after boot completes, and never changes (except a
+// failed boot, which leaves it null and makes every allocation fail with ENOMEM); every
+// pointer handed out is in kmm's RAM, in the huge table, or in the static bootstrap arena.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernel/kernel.h"
+
+namespace kmm::shim {
+
+struct Options {
+  ProtectorMode protect = ProtectorMode::kReport;
+  std::uint64_t gc_delay_ns = 5'000'000'000ull;
+  bool stats = false;
+  char stats_path[256] = {};   // stats=PATH: write the exit stats there instead of stderr
+  bool on_error_report = false;
+  bool thread_cache = true;
+  bool live = false;           // serve `kmm stat PID` (stat.cpp)
+  std::uint64_t ram = 0;       // 0: the default reservation
+};
+
+extern Kernel* g_kernel;
+extern Options g_opts;
+
+// Boots on first use; null when kmm cannot run (the allocation then fails with ENOMEM).
+Kernel* boot_kernel();
+inline Kernel* kernel() {
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+  return k != nullptr ? k : boot_kernel();
+}
+
+// The owner of an allocation made from return address ra (plug-in range lookup, else the
+// thread's scope). Cheap when no plug-in is loaded: one load and a compare.
+extern std::uintptr_t g_plugin_lo, g_plugin_hi;   // [min, max) of all plug-in text ranges
+owner_t plugin_owner_slow(std::uintptr_t ra);
+inline owner_t owner_for(const void* ra) {
+  auto a = reinterpret_cast<std::uintptr_t>(ra);
+  if (__builtin_expect(a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
+                           a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED), 0)) {
+    owner_t o = plugin_owner_slow(a);
+    if (o != kOwnerFree) return o;
+  }
+  return current_owner();
+}
+// Action name for reports of a free made from ra ("free", or "free by libfoo.so").
+const char* free_action(const void* ra, const char* base);
+
+// The allocation core (alloc.cpp). Sizes are the caller's; owner is resolved (never free).
+void* alloc(std::size_t size, owner_t owner);
+void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner);
+void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner);
+void release(void* p, const char* action);
+void* resize(void* p, std::size_t size, owner_t owner, const char* action);
+std::size_t usable_size(const void* p);
+owner_t block_owner(const void* p);
+bool set_block_owner(const void* p, owner_t owner);
+
+// Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
+void* huge_alloc(std::size_t size, std::size_t align, owner_t owner);
+bool huge_free(void* p);                          // false: not a huge block
+std::size_t huge_size(const void* p);             // 0: not a huge block
+void* huge_resize(void* p, std::size_t size);     // in place or moved (mremap); null on failure
+owner_t huge_owner(const void* p);
+bool huge_set_owner(const void* p, owner_t o);
+void huge_usage(OwnerTally* out);                 // adds per-owner huge usage to out
+void huge_lock();
+void huge_unlock();
+
+// Modules (modules.cpp).
+void modules_fork_lock();
+void modules_fork_unlock();
+void modules_fork_child();
+void collector_poke();   // wakes the collector thread (a plug-in was unloaded)
+
+// Stats (stats.cpp).
+void print_stats(int fd);
+void stats_at_exit();
+void start_stat_server();
+void stat_server_fork_child();
+
+// Bootstrap arena (alloc.cpp): memory handed out while the kernel boots; never freed.
+bool in_bootstrap(const void* p);
+
+}  // namespace kmm::shim

@@ -1,0 +1,166 @@
+// kmm/shim/stats.cpp — kmm's views of the process heap: at exit, on demand, and live.
+//
+// print_stats(fd) formats, into one static buffer (no heap) under a lock, then write(2)s:
+//   - per-module usage: every owner (kernel, each plug-in loaded or unloaded) with objects
+//     and bytes, page-level and huge (mmap) blocks included;
+//   - the protector: mode, passes, leaks found (not reclaimed), reclaimed since start;
+//   - Linux's /proc/meminfo, /proc/buddyinfo, /proc/slabinfo and /proc/modules of kmm's
+//     heap (proc/ printers).
+// At exit (a destructor of this library) when KMM_OPTIONS has stats=1 (stderr) or
+// stats=PATH. Live: with live=1 a thread listens on the abstract unix socket
+// "@kmm-stat-PID"; `kmm stat PID` connects and gets the same text (docs/PRELOAD.md).
+//
+// Depends on: shim.h, proc/, POSIX sockets, pthreads.
+// Invariant: the buffer is used only under g_print_lock; the server thread never allocates
+// while holding it (it formats, then writes).
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/text.h"
+#include "kmm/kmm.h"
+#include "proc/proc.h"
+#include "shim/shim.h"
+
+#define KMM_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace kmm::shim {
+namespace {
+
+SpinLock g_print_lock;
+char g_buf[512 * 1024];
+OwnerTally g_tally[kMaxOwners];
+int g_listen_fd = -1;
+bool g_server_started = false;
+
+void write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w <= 0) return;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+const char* state_name(ModuleState s) {
+  switch (s) {
+    case ModuleState::kLive: return "live";
+    case ModuleState::kGone: return "unloaded";
+    default: return "free";
+  }
+}
+
+void format(Kernel& k, TextSink& out) {
+  out.str("=== kmm stats: pid ").u(static_cast<std::uint64_t>(::getpid())).str(" ===\n");
+  k.usage(g_tally);
+  huge_usage(g_tally);
+  out.str("--- modules (owner: objects, bytes) ---\n");
+  out.left("owner", 40).left("state", 10).str("     objects          bytes\n");
+  for (unsigned o = kOwnerKernel; o < kOwnerUntracked; ++o) {
+    const Module* m = o >= kOwnerFirstModule ? k.modules().module(static_cast<owner_t>(o)) : nullptr;
+    if (o >= kOwnerFirstModule && (m == nullptr || m->state == ModuleState::kFree) && g_tally[o].objects == 0) continue;
+    out.left(k.modules().owner_name(static_cast<owner_t>(o)), 40);
+    out.left(o == kOwnerKernel ? "host" : m != nullptr ? state_name(m->state) : "?", 10);
+    out.u(g_tally[o].objects, 12).u(g_tally[o].bytes, 15).nl();
+  }
+  const CollectorStats& s = k.collector().stats();
+  out.str("--- protector: mode ").str(protector_mode_name(k.collector().mode())).str(", gc_delay ");
+  out.u(k.collector().delay_ns() / 1'000'000).str(" ms ---\n");
+  out.str("passes ").u(s.passes).str("  leaks found (not reclaimed) ").u(s.leak_objects).str(" objects / ").u(s.leak_bytes);
+  out.str(" bytes  reclaimed ").u(s.reclaimed_objects).str(" objects / ").u(s.reclaimed_bytes).str(" bytes");
+  out.str("  referenced (spared) ").u(s.referenced_objects).str(" objects / ").u(s.referenced_bytes).str(" bytes\n");
+  out.str("--- /proc/meminfo ---\n");
+  print_meminfo(k, out);
+  out.str("--- /proc/buddyinfo ---\n");
+  print_buddyinfo(k, out);
+  out.str("--- /proc/slabinfo ---\n");
+  print_slabinfo(k, out);
+  out.str("--- /proc/modules ---\n");
+  print_modules(k, out);
+}
+
+void* server_main(void*) {
+  for (;;) {
+    int c = ::accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (g_listen_fd < 0) return nullptr;
+      continue;
+    }
+    print_stats(c);
+    ::close(c);
+  }
+}
+
+}  // namespace
+
+void print_stats(int fd) {
+  Kernel* k = g_kernel;
+  if (k == nullptr) return;
+  LockGuard g(g_print_lock);
+  TextSink out(g_buf, sizeof g_buf);
+  format(*k, out);
+  write_all(fd, out.data(), out.size());
+  if (out.truncated()) write_all(fd, "... (truncated)\n", 16);
+}
+
+void stats_at_exit() {
+  if (!g_opts.stats || g_kernel == nullptr) return;
+  int fd = 2;
+  bool close_it = false;
+  if (g_opts.stats_path[0] != '\0') {
+    fd = ::open(g_opts.stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) fd = 2; else close_it = true;
+  }
+  print_stats(fd);
+  if (close_it) ::close(fd);
+}
+
+void start_stat_server() {
+  if (!g_opts.live || g_server_started) return;
+  g_server_started = true;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  TextSink name(addr.sun_path + 1, sizeof addr.sun_path - 1);
+  name.str("kmm-stat-").u(static_cast<std::uint64_t>(::getpid()));
+  auto len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0 || ::listen(fd, 4) != 0) {
+    ::close(fd);
+    return;
+  }
+  g_listen_fd = fd;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, server_main, nullptr) != 0) {
+    ::close(fd);
+    g_listen_fd = -1;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+void stat_server_fork_child() {
+  // The listening thread did not come along; the child serves nothing under its own pid.
+  if (g_listen_fd >= 0) ::close(g_listen_fd);
+  g_listen_fd = -1;
+  g_server_started = false;
+}
+
+namespace {
+__attribute__((constructor)) void shim_init() {
+  // Boot now if nothing has allocated yet, so options (stats, live) take effect.
+  if (kernel() != nullptr) start_stat_server();
+}
+__attribute__((destructor)) void shim_fini() { stats_at_exit(); }
+}  // namespace
+
+}  // namespace kmm::shim
+
+KMM_EXPORT void kmm_stats_print(int fd) { kmm::shim::print_stats(fd); }

@@ -1,0 +1,285 @@
+// The shim as the process's malloc (this test links libkmm-preload.so): the malloc family's
+// glibc semantics, alignment, huge blocks, threads, fork, modules and scopes through the kmm
+// API, and the default policy for a double free (a death test).
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "kmm/kmm.h"
+
+namespace {
+
+bool aligned(const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a == 0; }
+
+// The compiler may drop a malloc whose result is unused, or a malloc/free pair: keep them.
+template <typename T>
+T* keep(T* p) {
+  asm volatile("" : "+r"(p) : : "memory");
+  return p;
+}
+std::size_t opaque(std::size_t n) {
+  asm volatile("" : "+r"(n));
+  return n;
+}
+
+TEST(Shim, IsTheProcessAllocator) { EXPECT_EQ(kmm_active(), 1); }
+
+TEST(Shim, MallocIs16AlignedForEverySize) {
+  std::vector<void*> v;
+  for (std::size_t n = 0; n <= 20000; n += (n < 300 ? 1 : 97)) {
+    void* p = malloc(n);
+    ASSERT_NE(p, nullptr) << n;
+    EXPECT_TRUE(aligned(p, 16)) << "malloc(" << n << ") = " << p;
+    EXPECT_GE(malloc_usable_size(p), n);
+    std::memset(p, 0xab, n);
+    v.push_back(p);
+  }
+  for (void* p : v) free(p);
+}
+
+TEST(Shim, MallocZeroIsUnique) {
+  void* a = malloc(0);
+  void* b = malloc(0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  free(a);
+  free(b);
+  free(nullptr);
+}
+
+TEST(Shim, CallocZeroesAndChecksOverflow) {
+  for (int round = 0; round < 3; ++round) {
+    auto* p = static_cast<unsigned char*>(malloc(4096));
+    std::memset(p, 0xff, 4096);
+    free(p);
+    auto* q = static_cast<unsigned char*>(calloc(64, 64));
+    ASSERT_NE(q, nullptr);
+    for (int i = 0; i < 4096; ++i) ASSERT_EQ(q[i], 0) << i;
+    free(q);
+  }
+  errno = 0;
+  EXPECT_EQ(calloc(opaque(SIZE_MAX / 2), 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(reallocarray(nullptr, opaque(SIZE_MAX / 4), 8), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  void* big = calloc(1, 10u << 20);  // huge path: fresh mapping
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(static_cast<unsigned char*>(big)[5u << 20], 0);
+  free(big);
+}
+
+TEST(Shim, ReallocKeepsContentsAcrossEveryPath) {
+  auto* p = static_cast<unsigned char*>(malloc(10));
+  for (int i = 0; i < 10; ++i) p[i] = static_cast<unsigned char>(i);
+  std::size_t sizes[] = {100, 5000, 70000, 3u << 20, 9u << 20, 20u << 20, 1u << 20, 50, 8};
+  std::size_t have = 10;
+  for (std::size_t n : sizes) {
+    p = static_cast<unsigned char*>(realloc(p, n));
+    ASSERT_NE(p, nullptr) << n;
+    std::size_t check = have < n ? have : n;
+    for (std::size_t i = 0; i < check; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i)) << "size " << n << " byte " << i;
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i);
+    have = n;
+    EXPECT_GE(malloc_usable_size(p), n);
+  }
+  EXPECT_EQ(realloc(p, 0), nullptr);  // glibc: frees and returns null
+  void* q = realloc(nullptr, 33);
+  ASSERT_NE(q, nullptr);
+  free(q);
+}
+
+TEST(Shim, AlignedFamily) {
+  for (std::size_t a = 8; a <= (64u << 20); a <<= 1) {
+    for (std::size_t n : {std::size_t{1}, std::size_t{100}, a, a + 1, std::size_t{5} << 20}) {
+      if (a >= (16u << 20) && n > 100) continue;
+      void* p = nullptr;
+      ASSERT_EQ(posix_memalign(&p, a, n), 0) << a << " " << n;
+      EXPECT_TRUE(aligned(p, a)) << "posix_memalign(" << a << ", " << n << ") = " << p;
+      EXPECT_GE(malloc_usable_size(p), n);
+      std::memset(p, 1, n);
+      free(p);
+      void* q = memalign(a, n);
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(aligned(q, a));
+      free(q);
+      void* r = aligned_alloc(a, n);
+      ASSERT_NE(r, nullptr);
+      EXPECT_TRUE(aligned(r, a));
+      free(r);
+    }
+  }
+  void* p = nullptr;
+  EXPECT_EQ(posix_memalign(&p, 24, 10), EINVAL);
+  EXPECT_EQ(posix_memalign(&p, 2, 10), EINVAL);
+  void* v = valloc(10);
+  EXPECT_TRUE(aligned(v, 4096));
+  free(v);
+  void* pv = pvalloc(10);
+  EXPECT_TRUE(aligned(pv, 4096));
+  EXPECT_GE(malloc_usable_size(pv), 4096u);
+  free(pv);
+  void* m = memalign(48, 10);  // not a power of two: rounded up, as glibc does
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(aligned(m, 64));
+  free(m);
+}
+
+TEST(Shim, HugeBlocks) {
+  std::vector<void*> v;
+  for (int i = 0; i < 8; ++i) {
+    std::size_t n = (std::size_t{5} << 20) + static_cast<std::size_t>(i) * 12345;
+    auto* p = static_cast<char*>(malloc(n));
+    ASSERT_NE(p, nullptr);
+    p[0] = 1;
+    p[n - 1] = 2;
+    EXPECT_GE(malloc_usable_size(p), n);
+    v.push_back(p);
+  }
+  for (void* p : v) free(p);
+  errno = 0;
+  EXPECT_EQ(malloc(opaque(SIZE_MAX - 4096)), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+struct alignas(256) Wide {
+  char c[300];
+};
+
+TEST(Shim, CxxOperators) {
+  auto* a = new int(7);
+  delete a;
+  auto* arr = new int[1000];
+  delete[] arr;
+  auto* w = new Wide;
+  EXPECT_TRUE(aligned(w, 256));
+  delete w;
+  auto* wa = new Wide[3];
+  EXPECT_TRUE(aligned(wa, 256));
+  delete[] wa;
+  void* n = ::operator new(100, std::nothrow);
+  ::operator delete(n, std::nothrow);
+  void* s = ::operator new(48);
+  ::operator delete(s, 48);
+  void* al = ::operator new(10, std::align_val_t{4096});
+  EXPECT_TRUE(aligned(al, 4096));
+  ::operator delete(al, 10, std::align_val_t{4096});
+  std::vector<std::string> strings;
+  for (int i = 0; i < 1000; ++i) strings.push_back(std::string(static_cast<std::size_t>(i), 'x'));
+}
+
+TEST(Shim, ThreadsAllocateAndFreeAcross) {
+  constexpr int kThreads = 8, kPer = 20000;
+  std::vector<void*> handoff(static_cast<std::size_t>(kThreads) * kPer);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([t, &handoff] {
+      unsigned seed = static_cast<unsigned>(t) * 7919u + 1;
+      for (int i = 0; i < kPer; ++i) {
+        seed = seed * 1103515245u + 12345u;
+        std::size_t n = 1 + (seed >> 16) % 3000;
+        void* p = malloc(n);
+        std::memset(p, t, n < 64 ? n : 64);
+        handoff[static_cast<std::size_t>(t) * kPer + static_cast<std::size_t>(i)] = p;
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  ts.clear();
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([t, &handoff] {
+      int other = (t + 1) % kThreads;  // frees another thread's blocks
+      for (int i = 0; i < kPer; ++i) free(handoff[static_cast<std::size_t>(other) * kPer + static_cast<std::size_t>(i)]);
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+TEST(Shim, ForkChildCanAllocate) {
+  // Keep other threads busy in the allocator while forking, so locks are taken for real.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 3; ++t) {
+    ts.emplace_back([&stop] {
+      while (!stop.load()) {
+        void* p = keep(malloc(100));
+        void* q = keep(malloc(20000));
+        free(p);
+        free(q);
+      }
+    });
+  }
+  for (int round = 0; round < 6; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<void*> v;
+      for (int i = 0; i < 10000; ++i) v.push_back(malloc(static_cast<std::size_t>(i % 5000) + 1));
+      for (void* p : v) free(p);
+      std::thread th([] { free(keep(malloc(77))); });
+      th.join();
+      _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+  stop = true;
+  for (auto& th : ts) th.join();
+}
+
+TEST(Shim, ModulesScopesAndTransfer) {
+  ASSERT_GE(kmm_module_load("test_mod"), 2);
+  void* kept;
+  void* leaked;
+  {
+    kmm::ModuleScope scope("test_mod");
+    ASSERT_TRUE(scope.entered());
+    kept = keep(malloc(1000));
+    leaked = keep(malloc(3000));
+  }
+  void* host = malloc(1000);
+  kmm_usage u{};
+  ASSERT_EQ(kmm_module_usage("test_mod", &u), 0);
+  EXPECT_EQ(u.objects, 2u);
+  EXPECT_GE(u.bytes, 4000u);
+  EXPECT_EQ(kmm_transfer(kept, nullptr), 0);  // to the host
+  ASSERT_EQ(kmm_module_usage("test_mod", &u), 0);
+  EXPECT_EQ(u.objects, 1u);
+  EXPECT_EQ(kmm_module_unload("test_mod"), 0);
+  (void)leaked;
+  std::memset(kept, 5, 1000);
+  free(kept);
+  free(host);
+}
+
+TEST(ShimDeathTest, DoubleFreeAbortsByDefault) {
+  EXPECT_DEATH(
+      {
+        void* volatile alias = keep(malloc(40));
+        free(alias);
+        free(alias);
+      },
+      "double free in free");
+}
+
+TEST(ShimDeathTest, ForeignFreeAborts) {
+  static char not_heap[64];
+  EXPECT_DEATH(free(keep(not_heap + 16)), "pointer kmm does not own in free");
+}
+
+}  // namespace
