@@ -394,7 +394,7 @@ Kernel* Kernel::boot_backed(const BootConfig& cfg, BootError* err) {
 Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
-  const Superblock& sb = fp->superblock();
+  const Superblock sb = fp->superblock();  // a copy: the write below replaces the current one
   if (sb.layout != persist_layout_hash()) {
     err->what = "the heap file was made by a kmm build with another layout (struct sizes differ): refused";
     return nullptr;
@@ -412,6 +412,17 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
     return nullptr;
   }
   std::uint64_t t0 = mono_ns();
+  if (!fp->read_only()) {
+    // Not clean from here on: the superblock says so before the first store into RAM.
+    Superblock next = sb;
+    next.boot_count = sb.boot_count + 1;
+    next.clean = 0;
+    if (!fp->write_superblock(next)) {
+      err->what = "could not write the heap file's superblock";
+      return nullptr;
+    }
+  }
+  std::uint64_t was_clean = sb.clean, boots = sb.boot_count;
   fp->reserve(static_cast<std::size_t>(fp->ram_bytes()), kPageSize);  // marks the RAM handed out
   k->platform_ = fp;
   k->backing_ = fp;
@@ -427,8 +438,8 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
   k->log_arg_ = nullptr;
   new (&k->grow_lock_) SpinLock();
   k->attach_ = AttachReport{};
-  k->attach_.boot_count = sb.boot_count + 1;
-  k->attach_.was_clean = sb.clean != 0;
+  k->attach_.boot_count = boots + 1;
+  k->attach_.was_clean = was_clean != 0;
   k->rebuild();
   k->attach_.dormant_modules = k->modules_.suspend_live();
   new (&k->collector_) Collector();
@@ -441,12 +452,6 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
   k->grace_pending_ = k->attach_.dormant_modules != 0;
   k->grace_deadline_ns_ = k->grace_pending_ && cfg.boot_grace_ns != 0 ? k->now_ns_ + cfg.boot_grace_ns : 0;
   k->attach_.rebuild_ns = mono_ns() - t0;
-  if (!fp->read_only()) {
-    Superblock next = sb;
-    next.boot_count = sb.boot_count + 1;
-    next.clean = 0;
-    fp->write_superblock(next);
-  }
   return k;
 }
 

@@ -36,6 +36,14 @@ bool persist_discard(const char* path, std::string* error) {
   return true;
 }
 
+int run_fsck(const std::string& path, std::ostream& out) {
+  std::vector<char> buf(1 << 20);
+  TextSink sink(buf.data(), buf.size());
+  FsckResult r = persist_fsck(path.c_str(), sink, 200);
+  out << sink.data();
+  return r.status;
+}
+
 void persist_boot_banner(Kernel& k, std::ostream& out) {
   if (!k.persistent()) return;
   const AttachReport& r = k.attach_report();

@@ -25,6 +25,8 @@ void persist_boot_banner(Kernel& k, std::ostream& out);
 // Commands: nullopt when `a` is not one of them; on a usage error sets *error.
 std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a, std::map<std::string, Block>& blocks,
                                     std::ostream& out, std::string* error, bool* failed);
+// `kmm fsck FILE`: the report on out; returns the exit status (0 clean, 1 inconsistent, 2 unusable).
+int run_fsck(const std::string& path, std::ostream& out);
 // Values under persist.* and root.*; nullopt with *error set when unknown.
 std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest, std::string* error);
 

@@ -2,6 +2,7 @@
 //   kmm demo                 the paper's experiment, stock and protected side by side
 //   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
 //   kmm shell                the same commands at a prompt
+//   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
 //   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
 // Depends on: sim/, CLI11.
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "sim/demo.h"
+#include "sim/persist_commands.h"
 #include "sim/scenario.h"
 
 int main(int argc, char** argv) {
@@ -27,9 +29,14 @@ int main(int argc, char** argv) {
 
   auto* shell = app.add_subcommand("shell", "Type scenario commands at a prompt");
 
+  std::string fsck_file;
+  auto* fsck = app.add_subcommand("fsck", "Check a persistent heap file offline (exit 0 clean, 1 inconsistent, 2 unusable)");
+  fsck->add_option("file", fsck_file, "heap file (boot backing=FILE)")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (demo->parsed()) return kmm::sim::run_paper_demo(std::cout);
+  if (fsck->parsed()) return kmm::sim::run_fsck(fsck_file, std::cout);
   if (run->parsed()) {
     int worst = 0;
     for (const auto& f : files) {
