@@ -282,6 +282,8 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     std::vector<char> probe(16);
     TextSink sink(probe.data(), probe.size());
     if (!proc_read(k, a[1].c_str(), sink)) {
+      // Views of the process models (/proc/PID/maps, kernel_page_tables...).
+      if (auto r = k.config().mmu ? dispatch_mmu(a, line, where) : dispatch_nommu(a, line, where)) return *r;
       std::string known;
       for (const char* const* p = proc_paths(); *p; ++p) known += std::string(" ") + *p;
       return script_error(where, "no such file: " + a[1] + " (kmm provides:" + known + ", and each + .json)");
@@ -438,6 +440,10 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     } else {
       return script_error(where, "unknown boot option '" + key + "'");
     }
+  }
+  if (cfg.mmu) {
+    std::string mmu_error = mmu_boot_config(&cfg, opt.count("page_offset") != 0);
+    if (!mmu_error.empty()) return script_error(where, mmu_error);
   }
   if (kernel_ != nullptr) {
     drop_models();

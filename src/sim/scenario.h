@@ -103,6 +103,12 @@ class Scenario {
   std::unique_ptr<NommuState, ModelDeleter> nommu_;
 };
 
+// MMU machines: completes a boot configuration before Kernel::boot (pt=aarch64 without
+// page_offset= takes arm64's PAGE_OFFSET) and checks what the MMU model needs (a PAGE_OFFSET
+// the format can hold, ARMv7 on a 16M boundary...). Empty when fine, else the error.
+// Defined in sim/mmu_commands.cpp.
+std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given);
+
 // Formats bytes as Linux-ish kB ("124 kB").
 std::string kb(std::uint64_t bytes);
 

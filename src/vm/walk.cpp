@@ -154,6 +154,10 @@ VmError PageTable::init(FrameSource* frames, const PageTableConfig& config) {
   if (frames == nullptr) return VmError::kBadConfig;
   const bool armv7 = config.format == Format::kArmv7Short;
   if (armv7 && config.ttbcr_n > 7) return VmError::kBadConfig;
+  if (config.armv7_shared_l1_first < armv7::kL1Entries &&
+      (!armv7 || config.ttbcr_n != 0 || config.armv7_shared_l1_first % 4 != 0)) {
+    return VmError::kBadConfig;
+  }
   const bool has_ttbr1 = !armv7 || config.ttbcr_n > 0;
   if (config.shared_ttbr1 != kNoTable && !has_ttbr1) return VmError::kBadConfig;
   if (config.shared_ttbr1 != kNoTable &&
@@ -202,7 +206,8 @@ void PageTable::destroy() {
       if (!owns_root_[t]) continue;
       const unsigned n = config_.ttbcr_n;
       const unsigned first = t == 0 ? 0 : (armv7::kL1Entries >> n);
-      const unsigned last = t == 0 ? (armv7::kL1Entries >> n) : armv7::kL1Entries;
+      unsigned last = t == 0 ? (armv7::kL1Entries >> n) : armv7::kL1Entries;
+      if (t == 0 && config_.armv7_shared_l1_first < last) last = config_.armv7_shared_l1_first;
       for (unsigned idx = first; idx < last; idx += 4) {
         for (unsigned k = 0; k < 4; ++k) {
           std::uint64_t v = 0;
@@ -239,13 +244,34 @@ bool PageTable::range_ok(std::uint64_t va, std::uint64_t size) const {
   return size - 1 <= region_end_minus_1 - va;
 }
 
+bool PageTable::touches_shared(std::uint64_t va, std::uint64_t size) const {
+  if (config_.format != Format::kArmv7Short || config_.armv7_shared_l1_first >= armv7::kL1Entries) {
+    return false;
+  }
+  return ((va + size - 1) >> 20) >= config_.armv7_shared_l1_first;
+}
+
+VmError PageTable::copy_l1_entries(const PageTable& from) {
+  if (!initialised() || !from.initialised()) return VmError::kNotInitialised;
+  if (config_.format != Format::kArmv7Short || from.format() != Format::kArmv7Short ||
+      config_.armv7_shared_l1_first >= armv7::kL1Entries || from.config().ttbcr_n != 0) {
+    return VmError::kBadConfig;
+  }
+  for (unsigned idx = config_.armv7_shared_l1_first; idx < armv7::kL1Entries; ++idx) {
+    std::uint64_t v = 0;
+    if (!from.read_desc(from.root_[0] + phys_addr_t{idx} * 4, &v)) return VmError::kCorruptTable;
+    if (!write_desc(root_[0] + phys_addr_t{idx} * 4, v)) return VmError::kCorruptTable;
+  }
+  return VmError::kOk;
+}
+
 // ---------------------------------------------------------------------------------------
 // map / unmap, shared front ends.
 
 VmError PageTable::map(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a) {
   if (!initialised()) return VmError::kNotInitialised;
   if (!aligned(va, k4K) || !aligned(pa, k4K) || !aligned(size, k4K)) return VmError::kUnaligned;
-  if (!range_ok(va, size)) return VmError::kOutOfRange;
+  if (!range_ok(va, size) || touches_shared(va, size)) return VmError::kOutOfRange;
   if (pa + size < pa) return VmError::kOutOfRange;
   if (a.domain > 15) return VmError::kBadConfig;
   std::uint64_t done = 0;
@@ -266,7 +292,7 @@ VmError PageTable::map(std::uint64_t va, phys_addr_t pa, std::uint64_t size, con
 VmError PageTable::unmap(std::uint64_t va, std::uint64_t size) {
   if (!initialised()) return VmError::kNotInitialised;
   if (!aligned(va, k4K) || !aligned(size, k4K)) return VmError::kUnaligned;
-  if (!range_ok(va, size)) return VmError::kOutOfRange;
+  if (!range_ok(va, size) || touches_shared(va, size)) return VmError::kOutOfRange;
   const bool armv7 = config_.format == Format::kArmv7Short;
   VmError e = armv7 ? unmap_armv7(va, size, true) : unmap_aarch64(va, size, true);
   if (e != VmError::kOk) return e;

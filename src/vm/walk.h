@@ -75,6 +75,12 @@ struct PageTableConfig {
   // as arm64 Linux does); kNoTable: this PageTable allocates and owns its own. Tables under
   // a borrowed root are changed by map/unmap but never freed by destroy().
   phys_addr_t shared_ttbr1 = kNoTable;
+  // ARMv7 with TTBCR.N == 0 only: first-level entries from this index up (the kernel half,
+  // PAGE_OFFSET >> 20) are copies of another table's entries, written by copy_l1_entries()
+  // (Linux's pgd_alloc copies init_mm's kernel entries into every process's pgd). map and
+  // unmap refuse that range, and destroy() never frees the tables those entries point at.
+  // 4096: none (the whole table is this PageTable's own). Must be a multiple of 4.
+  unsigned armv7_shared_l1_first = 4096;
 };
 
 // One step of a walk: which table was read, where, and what was found.
@@ -161,6 +167,11 @@ class PageTable {
   // The hardware walk, recorded step by step. Never changes anything.
   Walk translate(std::uint64_t va, AccessType access, Privilege priv) const;
 
+  // ARMv7, armv7_shared_l1_first < 4096: copies first-level entries [armv7_shared_l1_first,
+  // 4096) from `from`'s TTBR0 table (the kernel's swapper_pg_dir) into this one. kBadConfig
+  // for any other format or configuration.
+  VmError copy_l1_entries(const PageTable& from);
+
   // Calls visit for every leaf mapping, in VA order (TTBR0 then TTBR1).
   void visit(LeafVisitor fn, void* arg) const;
 
@@ -170,6 +181,7 @@ class PageTable {
   VmError alloc_table(unsigned order, phys_addr_t* pa);
   void free_table(phys_addr_t pa, unsigned order);
   bool table_empty(phys_addr_t table, unsigned entries) const;
+  bool touches_shared(std::uint64_t va, std::uint64_t size) const;
 
   // Format-specific halves (walk.cpp).
   VmError map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a,
