@@ -8,6 +8,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev
   libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
+  libpmemobj-dev
   clang-format
 )
 

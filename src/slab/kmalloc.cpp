@@ -108,7 +108,8 @@ void* Kmalloc::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner
 
 void Kmalloc::free_large(Page* head) {
   std::uint64_t npages = head->lru.nr_pages;
-  large_pages_.fetch_sub(npages, std::memory_order_relaxed);
+  // alloc_pages blocks (PG_pages) were never counted (Kernel::alloc_pages does not add them).
+  if (!head->is(PG_pages)) large_pages_.fetch_sub(npages, std::memory_order_relaxed);
   head->owner = kOwnerFree;
   if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
     slab_->zone()->free_pages(head, ilog2(npages));
