@@ -10,6 +10,10 @@ packages=(
   libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
   libpmemobj-dev
   clang-format
+  # issue 8: real programs under kmm exec (tests labelled realprog) and the allocators the
+  # workload benchmarks preload (bench/run_workloads.sh)
+  python3 libpython3.11-testsuite sqlite3 git redis-server redis-tools
+  libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
 )
 
 missing=()
