@@ -110,9 +110,11 @@ KmemCache* find_cache(Kernel& k) {
 
 // --- power loss: snapshot at flush points -------------------------------------------------
 std::string g_snap;
+bool g_formatted = false;  // a format completed: power-loss mode has a heap to snapshot
 void snapshot_hook(void* arg) {
   auto* fp = static_cast<FilePlatform*>(arg);
-  int fd = ::open(g_snap.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::string tmp = g_snap + ".tmp";  // written whole, then renamed: a kill never tears it
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return;
   const char* base = fp->ram() - kHeapHeaderBytes;
   std::size_t n = static_cast<std::size_t>(kHeapHeaderBytes + fp->ram_bytes());
@@ -122,6 +124,7 @@ void snapshot_hook(void* arg) {
     off += static_cast<std::size_t>(w);
   }
   ::close(fd);
+  ::rename(tmp.c_str(), g_snap.c_str());
 }
 
 [[noreturn]] void child(const Options& o, std::uint64_t seed, Shared* sh, std::int64_t cpu_kill_ns) {
@@ -302,11 +305,16 @@ struct Checker {
   }
 };
 
+bool copy_file(const std::string& from, const std::string& to);
+
 bool check_heap(const Options& o, unsigned round, Checker& chk, std::uint64_t* live_blocks) {
   std::vector<char> buf(1 << 16);
   TextSink sink(buf.data(), buf.size());
   FsckResult r = persist_fsck(o.file.c_str(), sink);
-  if (r.status == 2 && std::strstr(sink.data(), "unfinished format") != nullptr) return true;  // killed while formatting
+  struct stat st;
+  if (r.status == 2 && (std::strstr(sink.data(), "unfinished format") != nullptr || ::stat(o.file.c_str(), &st) != 0 || st.st_size == 0))
+    return true;  // killed before or while formatting: nothing to recover yet (no snapshot either)
+  g_formatted = true;
   if (r.status != 0) {
     chk.fail(round, std::string("fsck:\n") + sink.data());
     return false;
@@ -487,10 +495,11 @@ int main(int argc, char** argv) {
     ++crashes;
     by_op[sh->op < kNrOps ? sh->op : 0]++;
     ops += sh->ops;
-    if (!o.power.empty() && ::stat(g_snap.c_str(), &st) == 0) power_loss(o, rng, &dropped_pages);
+    if (!o.power.empty() && g_formatted && ::stat(g_snap.c_str(), &st) == 0) power_loss(o, rng, &dropped_pages);
     std::uint64_t blocks = 0;
     if (!check_heap(o, round, chk, &blocks)) break;
     live = blocks;
+    if (!o.power.empty() && g_formatted) copy_file(o.file, g_snap);  // the clean detach is a flush point
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = static_cast<double>(t1.tv_sec - t0.tv_sec) + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
