@@ -1,0 +1,99 @@
+// kmm/tools/kmm/exec_commands.cpp — `kmm exec` and `kmm stat` (see exec_commands.h).
+#include "exec_commands.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+
+namespace kmm::tools {
+namespace {
+
+std::string preload_path(const char* argv0) {
+  if (const char* env = getenv("KMM_PRELOAD_LIB"); env != nullptr && *env != '\0') return env;
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string exe = n > 0 ? std::string(self, static_cast<std::size_t>(n)) : std::string(argv0);
+  std::string dir = exe.substr(0, exe.find_last_of('/') == std::string::npos ? 0 : exe.find_last_of('/'));
+  if (dir.empty()) dir = ".";
+  std::string lib = dir + "/../lib/libkmm-preload.so";
+  char real[PATH_MAX];
+  if (realpath(lib.c_str(), real) != nullptr) lib = real;
+  return lib;
+}
+
+}  // namespace
+
+CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
+  auto* sub = app.add_subcommand("exec", "Run a program on kmm's allocator (LD_PRELOAD libkmm-preload.so)");
+  sub->add_flag("--stats", a->stats, "print kmm's stats (modules, slabinfo, buddyinfo, meminfo) at exit");
+  sub->add_option("--protect", a->protect, "what the protector does with an unloaded plug-in's memory")
+      ->check(CLI::IsMember({"off", "report", "reclaim", "reclaim-unreachable"}));
+  sub->add_option("--gc-delay", a->gc_delay, "collector rate limit, e.g. 500ms or 5s");
+  sub->add_flag("--no-live", a->no_live, "do not serve `kmm stat PID`");
+  sub->add_option("command", a->command, "program and arguments (after --)")->required();
+  return sub;
+}
+
+int run_exec(const ExecArgs& a, const char* argv0) {
+  std::string lib = preload_path(argv0);
+  if (access(lib.c_str(), R_OK) != 0) {
+    std::cerr << "kmm exec: " << lib << " is missing (build the kmm-preload target, or set KMM_PRELOAD_LIB)\n";
+    return 127;
+  }
+  std::string opts = "protect=" + a.protect;
+  if (a.stats) opts += ":stats=1";
+  if (!a.no_live) opts += ":live=1";
+  if (!a.gc_delay.empty()) opts += ":gc_delay=" + a.gc_delay;
+  if (const char* old = getenv("KMM_OPTIONS"); old != nullptr && *old != '\0') opts = opts + ":" + old;
+  setenv("KMM_OPTIONS", opts.c_str(), 1);
+  const char* old = getenv("LD_PRELOAD");
+  std::string pre = old != nullptr && *old != '\0' ? lib + ":" + old : lib;
+  setenv("LD_PRELOAD", pre.c_str(), 1);
+  std::vector<char*> args;
+  for (const auto& s : a.command) args.push_back(const_cast<char*>(s.c_str()));
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  std::cerr << "kmm exec: " << a.command[0] << ": " << std::strerror(errno) << "\n";
+  return 127;
+}
+
+CLI::App* add_stat(CLI::App& app, int* pid) {
+  auto* sub = app.add_subcommand("stat", "Print the live kmm stats of a process running under kmm exec");
+  sub->add_option("pid", *pid, "process id")->required();
+  return sub;
+}
+
+int run_stat(int pid) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    std::perror("kmm stat: socket");
+    return 1;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string name = "kmm-stat-" + std::to_string(pid);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    std::cerr << "kmm stat: process " << pid
+              << " does not serve kmm stats (run it under kmm exec, or with KMM_OPTIONS=live=1 and the preload)\n";
+    close(fd);
+    return 1;
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    std::cout.write(buf, n);
+  }
+  close(fd);
+  return 0;
+}
+
+}  // namespace kmm::tools

@@ -1,0 +1,37 @@
+// kmm/tools/kmm/exec_commands.h — `kmm exec` and `kmm stat`: real programs on kmm's allocator.
+//
+//   kmm exec [--stats] [--protect=off|report|reclaim|reclaim-unreachable] [--gc-delay=D]
+//            [--no-live] -- CMD [ARGS]
+//       runs CMD with LD_PRELOAD=<dir of kmm>/../lib/libkmm-preload.so (or $KMM_PRELOAD_LIB)
+//       and KMM_OPTIONS built from the flags (appended to any KMM_OPTIONS already set); the
+//       exit status is the program's (exec replaces kmm).
+//   kmm stat PID
+//       prints the live stats of a process running on kmm with live stats on (kmm exec turns
+//       them on; KMM_OPTIONS=live=1 otherwise): it connects to the abstract unix socket
+//       "@kmm-stat-PID" the shim listens on (docs/PRELOAD.md).
+//
+// Depends on: CLI11, POSIX (execvp, sockets).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kmm::tools {
+
+struct ExecArgs {
+  bool stats = false;
+  bool no_live = false;
+  std::string protect = "report";
+  std::string gc_delay;
+  std::vector<std::string> command;
+};
+
+CLI::App* add_exec(CLI::App& app, ExecArgs* a);
+int run_exec(const ExecArgs& a, const char* argv0);
+
+CLI::App* add_stat(CLI::App& app, int* pid);
+int run_stat(int pid);
+
+}  // namespace kmm::tools
