@@ -4,6 +4,9 @@
 //   kmm shell                the same commands at a prompt
 //   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
 //   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
+//   kmm replay TRACE --policy P[,P...] [--ram SIZE] [--mmu on|off] [--json|--csv]
+//              [--timeline FILE.csv] [--svg FILE.svg] [--lenient]   replay an allocation trace
+//   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
 // Depends on: sim/, CLI11.
@@ -17,6 +20,7 @@
 #include "sim/persist_commands.h"
 #include "sim/scenario.h"
 #include "exec_commands.h"
+#include "../trace/trace_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kmm — a Linux-style kernel memory manager with a kernel memory protector"};
@@ -36,6 +40,11 @@ int main(int argc, char** argv) {
   auto* fsck = app.add_subcommand("fsck", "Check a persistent heap file offline (exit 0 clean, 1 inconsistent, 2 unusable)");
   fsck->add_option("file", fsck_file, "heap file (boot backing=FILE)")->required();
 
+  kmm::tools::ReplayArgs replay_args;
+  auto* replay = kmm::tools::add_replay(app, &replay_args);
+  kmm::tools::TraceArgs trace_args;
+  auto* trace = kmm::tools::add_trace(app, &trace_args);
+
   kmm::tools::ExecArgs exec_args;
   auto* exec = kmm::tools::add_exec(app, &exec_args);
   int stat_pid = 0;
@@ -44,6 +53,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (exec->parsed()) return kmm::tools::run_exec(exec_args, argv[0]);
   if (stat->parsed()) return kmm::tools::run_stat(stat_pid);
+  if (replay->parsed()) return kmm::tools::run_replay(replay_args);
+  if (trace->parsed()) return kmm::tools::run_trace(trace_args, argv[0]);
 
   if (demo->parsed()) return kmm::sim::run_paper_demo(std::cout);
   if (fsck->parsed()) return kmm::sim::run_fsck(fsck_file, std::cout);

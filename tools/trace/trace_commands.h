@@ -1,0 +1,48 @@
+// kmm/tools/trace/trace_commands.h — the `kmm trace` and `kmm replay` subcommands.
+//
+//   kmm trace -o FILE [--with-callers] -- CMD [ARGS]
+//       runs CMD with libkmm-trace.so preloaded, then turns the raw records into FILE (the
+//       text format of docs/TRACE_FORMAT.md; FILE.gz is written compressed). Processes the
+//       program forks or executes get their own files, FILE.PID (see docs/TRACE_FORMAT.md).
+//       Exit status: the program's.
+//   kmm replay TRACE --policy P[,P...|all] [--ram SIZE] [--mmu on|off] [--json|--csv]
+//              [--timeline FILE.csv] [--svg FILE.svg] [--lenient] [--check]
+//       exit 0 replayed, 2 the trace or the arguments are wrong (FILE:LINE: on stderr).
+//
+// Depends on: sim/trace.h, sim/replay.h, CLI11, POSIX (fork, exec, waitpid).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kmm::tools {
+
+struct ReplayArgs {
+  std::string trace;
+  std::string policies = "all";
+  std::string ram = "192M";
+  std::string mmu = "off";
+  bool json = false, csv = false, lenient = false, check = false;
+  std::string timeline, svg;
+};
+
+struct TraceArgs {
+  std::string output;
+  bool with_callers = false;
+  std::vector<std::string> command;
+};
+
+CLI::App* add_replay(CLI::App& app, ReplayArgs* a);
+CLI::App* add_trace(CLI::App& app, TraceArgs* a);
+int run_replay(const ReplayArgs& a);
+int run_trace(const TraceArgs& a, const char* argv0);
+
+// Converts the raw files of one recording directory into trace files: the first process
+// image to `output`, every other one to `output`.PID[.SEQ]. Returns the files written; on
+// failure an empty list with *error set. Exposed for tests.
+std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid, std::string* error,
+                                         std::string* summary);
+
+}  // namespace kmm::tools
