@@ -42,6 +42,30 @@ bool label_ok_mmu(const std::string& s) {
   return true;
 }
 
+// An unsigned 64-bit number: 0x... or decimal (AArch64 kernel addresses do not fit the
+// expression language's signed integers).
+bool parse_u64(const std::string& t, std::uint64_t* v) {
+  if (t.empty()) return false;
+  std::size_t i = 0;
+  unsigned base = 10;
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+    base = 16;
+    i = 2;
+  }
+  std::uint64_t x = 0;
+  for (; i < t.size(); ++i) {
+    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(t[i])));
+    unsigned d;
+    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
+    else return false;
+    if (x > (~std::uint64_t{0} - d) / base) return false;
+    x = x * base + d;
+  }
+  *v = x;
+  return true;
+}
+
 enum class MallocKind { kBrk, kSimple, kHeap };
 
 struct UserBlock {
@@ -214,6 +238,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
 
   // An address argument: a number, or any expression (addr.LABEL+0x12, $x).
   auto address = [&](const std::string& text, std::uint64_t* v) -> std::optional<LineStatus> {
+    if (parse_u64(text, v)) return std::nullopt;
     ExprResult r = evaluate(text, vars_, [this](const std::string& p, std::string* e) { return value(p, e); });
     if (!r.ok) return script_error(where, "bad address '" + text + "': " + r.error);
     *v = static_cast<std::uint64_t>(r.value);
@@ -735,9 +760,8 @@ std::optional<std::int64_t> Scenario::value_mmu(const std::string& path, std::st
   static const char* const kConv[] = {"virt_to_phys", "phys_to_virt", "virt_to_pfn", "phys_to_pfn", "pfn_to_phys",
                                       "pfn_to_virt", "virt_to_page", "page_to_virt", "pfn_to_page", "page_to_pfn"};
   if (std::find_if(std::begin(kConv), std::end(kConv), [&](const char* c) { return head == c; }) == std::end(kConv)) return std::nullopt;
-  std::int64_t n;
-  if (!parse_number(rest, &n)) return err(head + " takes a number: " + head + ".0xC0003012");
-  const auto x = static_cast<std::uint64_t>(n);
+  std::uint64_t x;
+  if (!parse_u64(rest, &x)) return err(head + " takes a number: " + head + ".0xC0003012");
   const PhysMem& phys = k.phys();
   auto bad = [&](const char* what) { return err(fmt::format("{}.0x{:x}: {}", head, x, what)); };
   // Page descriptor "addresses" are the modelled kernel VAs of mem_map entries.
