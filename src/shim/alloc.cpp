@@ -198,7 +198,10 @@ void fork_child() {
 Kernel* boot_with(const Options& o) {
   BootConfig cfg;
   std::uint64_t ram = o.ram;
-  if (ram == 0) ram = sizeof(void*) == 8 ? (std::uint64_t{64} << 30) : (std::uint64_t{1} << 30);
+  // 8 GiB of address space for blocks up to 4 MiB (larger ones are mapped on their own):
+  // mem_map's own descriptors cost 1/128 of mem_map (512 KiB here, touched at boot), so a
+  // 64 GiB default would add 4 MiB to every process's RSS. ram=64G raises it.
+  if (ram == 0) ram = sizeof(void*) == 8 ? (std::uint64_t{8} << 30) : (std::uint64_t{1} << 30);
   cfg.online_bytes = 4ull << 20;
   cfg.grow_bytes = 4ull << 20;
   cfg.page_offset = 0xffff000000000000ull;
@@ -218,6 +221,10 @@ Kernel* boot_with(const Options& o) {
   return nullptr;
 }
 
+}  // namespace
+
+namespace {
+void build_classes(Kernel* k);  // below, with the allocation core
 }  // namespace
 
 bool in_bootstrap(const void* p) {
@@ -246,6 +253,7 @@ Kernel* boot_kernel() {
       write_report_text(kMsg, sizeof kMsg - 1);
       return nullptr;
     }
+    build_classes(k);
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
     registered = true;
   }
@@ -257,9 +265,37 @@ Kernel* boot_kernel() {
 
 namespace {
 constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
+constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;    // 8 KiB
+
+// Size classes of malloc: Linux's kmalloc classes (16 .. 8k, pow2 plus 96 and 192) and, in
+// between, caches of the shim's own ("malloc-48" ...) so that the step between classes is at
+// most 1/4 of the size (16 bytes up to 128): kmalloc's coarse classes waste up to half of a
+// 700..2048-byte block. Every class is a multiple of 16 (glibc's alignment). A class table
+// indexed by (size + 15) / 16 picks the cache with no branches.
+constexpr std::uint32_t kExtraClasses[] = {48, 80, 112, 160, 224, 320, 384, 448, 640, 768, 896,
+                                           1280, 1536, 1792, 2560, 3072, 3584, 6144};
+KmemCache* g_class[kMaxClassBytes / 16 + 1];
+
+void build_classes(Kernel* k) {
+  KmemCache* extra[sizeof kExtraClasses / sizeof kExtraClasses[0]] = {};
+  for (unsigned i = 0; i < sizeof kExtraClasses / sizeof kExtraClasses[0]; ++i) {
+    StackText<32> name;
+    name.str("malloc-").u(kExtraClasses[i]);
+    extra[i] = k->kmem_cache_create(name.data(), kExtraClasses[i], 16, 0);
+  }
+  for (std::size_t idx = 0; idx <= kMaxClassBytes / 16; ++idx) {
+    std::size_t n = idx == 0 ? 16 : idx * 16;
+    KmemCache* best = k->kmalloc_layer().cache_for(n);
+    for (unsigned i = 0; i < sizeof kExtraClasses / sizeof kExtraClasses[0]; ++i) {
+      if (extra[i] != nullptr && kExtraClasses[i] >= n && kExtraClasses[i] < best->size) best = extra[i];
+    }
+    g_class[idx] = best;
+  }
+}
 
 inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
-  return k->kmalloc_layer().kmalloc(size < 16 ? 16 : size, GFP_KERNEL, owner);
+  if (__builtin_expect(size <= kMaxClassBytes, 1)) return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner);
+  return k->kmalloc_layer().kmalloc(size, GFP_KERNEL, owner);
 }
 }  // namespace
 
@@ -291,7 +327,7 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
     // size; power-of-two page runs are buddy blocks aligned to their size.
     std::size_t p2 = std::size_t{1} << (ilog2(need - 1) + 1);
     if (p2 < 32) p2 = 32;
-    return ram_alloc(k, p2, owner);
+    return k->kmalloc_layer().kmalloc(p2, GFP_KERNEL, owner);
   }
   return huge_alloc(size, align, owner);
 }

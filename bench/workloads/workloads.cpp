@@ -1,0 +1,301 @@
+// bench/workloads/workloads.cpp — allocation workloads for comparing whole allocators
+// (glibc, mimalloc, jemalloc, tcmalloc, kmm) by LD_PRELOAD; driven by bench/run_workloads.sh.
+//
+//   kmm-workloads WORKLOAD THREADS [SCALE]
+//
+// Prints one line: "workload=W threads=T seconds=S cpu=C maxrss_kb=R minflt=F majflt=M checksum=X"
+// (wall time; user+system CPU, peak RSS and faults from getrusage at the end; the checksum
+// keeps the work observable). Workloads:
+//   larson     server churn in the spirit of larson: each thread owns a table of 4096 slots,
+//              frees a random slot and allocates a random size (16..1024) in it; every round
+//              the threads pass their tables on, so blocks are freed by other threads.
+//   xmalloc    producer/consumer in the spirit of xmalloc-test: THREADS producers allocate
+//              (16..512) and hand batches to THREADS consumers that free them.
+//   small      small-object churn: linked lists of 16..128-byte nodes built and torn down
+//              in LIFO and FIFO order, plus short-lived temporaries.
+//   realloc    mixed sizes with realloc: string builders growing by realloc up to 64 KiB,
+//              alongside malloc/free of 8..8192-byte blocks.
+//   fragment   a long-lived fragmenting heap: fill with mixed sizes, free a random half,
+//              refill with other sizes, repeat; the survivors live to the end (peak RSS).
+// Depends on: the C++ standard library only (it measures whichever malloc is loaded).
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  std::uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  std::size_t range(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
+};
+
+std::atomic<std::uint64_t> g_sum{0};
+
+inline void touch(void* p, std::size_t n) {
+  auto* c = static_cast<unsigned char*>(p);
+  c[0] = static_cast<unsigned char>(n);
+  c[n - 1] = static_cast<unsigned char>(n >> 3);
+}
+
+// --- larson -----------------------------------------------------------------------------------
+void larson(int threads, int scale) {
+  constexpr std::size_t kSlots = 4096;
+  const int rounds = 8;
+  const long per_round = 250000L * scale / threads;
+  std::vector<std::vector<void*>> tables(static_cast<std::size_t>(threads), std::vector<void*>(kSlots, nullptr));
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      // Round r: thread t works on the table thread t-r left behind.
+      auto& table = tables[static_cast<std::size_t>((t + r) % threads)];
+      ts.emplace_back([&table, t, r, per_round] {
+        Rng rng(static_cast<std::uint64_t>(t * 131 + r + 7));
+        std::uint64_t sum = 0;
+        for (long i = 0; i < per_round; ++i) {
+          std::size_t k = rng.next() % kSlots;
+          std::free(table[k]);
+          std::size_t n = rng.range(16, 1024);
+          table[k] = std::malloc(n);
+          touch(table[k], n);
+          sum += reinterpret_cast<std::uintptr_t>(table[k]) & 0xff;
+        }
+        g_sum += sum;
+      });
+    }
+    for (auto& th : ts) th.join();
+  }
+  for (auto& tb : tables)
+    for (void* p : tb) std::free(p);
+}
+
+// --- xmalloc ----------------------------------------------------------------------------------
+struct Queue {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::vector<void*>> batches;
+  bool done = false;
+};
+
+void xmalloc(int threads, int scale) {
+  const long per_producer = 2000000L * scale / threads;
+  constexpr std::size_t kBatch = 256;
+  std::vector<Queue> queues(static_cast<std::size_t>(threads));
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&queues, t, per_producer] {
+      Rng rng(static_cast<std::uint64_t>(t + 1));
+      Queue& q = queues[static_cast<std::size_t>(t)];
+      std::vector<void*> batch;
+      batch.reserve(kBatch);
+      for (long i = 0; i < per_producer; ++i) {
+        std::size_t n = rng.range(16, 512);
+        void* p = std::malloc(n);
+        touch(p, n);
+        batch.push_back(p);
+        if (batch.size() == kBatch) {
+          std::unique_lock<std::mutex> l(q.m);
+          q.cv.wait(l, [&] { return q.batches.size() < 64; });
+          q.batches.push_back(std::move(batch));
+          q.cv.notify_all();
+          batch = std::vector<void*>();
+          batch.reserve(kBatch);
+        }
+      }
+      std::lock_guard<std::mutex> l(q.m);
+      if (!batch.empty()) q.batches.push_back(std::move(batch));
+      q.done = true;
+      q.cv.notify_all();
+    });
+    ts.emplace_back([&queues, t] {
+      Queue& q = queues[static_cast<std::size_t>(t)];
+      std::uint64_t sum = 0;
+      for (;;) {
+        std::vector<void*> batch;
+        {
+          std::unique_lock<std::mutex> l(q.m);
+          q.cv.wait(l, [&] { return !q.batches.empty() || q.done; });
+          if (q.batches.empty()) break;
+          batch = std::move(q.batches.back());
+          q.batches.pop_back();
+          q.cv.notify_all();
+        }
+        for (void* p : batch) {
+          sum += *static_cast<unsigned char*>(p);
+          std::free(p);
+        }
+      }
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+// --- small ------------------------------------------------------------------------------------
+struct Node {
+  Node* next;
+  std::uint64_t payload[1];
+};
+
+void small(int threads, int scale) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, scale, threads] {
+      Rng rng(static_cast<std::uint64_t>(t + 11));
+      std::uint64_t sum = 0;
+      const int iters = 60 * scale / threads;
+      for (int it = 0; it < iters; ++it) {
+        Node* head = nullptr;
+        Node* tail = nullptr;
+        for (int i = 0; i < 50000; ++i) {
+          std::size_t n = rng.range(16, 128);
+          auto* nd = static_cast<Node*>(std::malloc(n));
+          nd->next = nullptr;
+          nd->payload[0] = n;
+          if (it & 1) {  // FIFO
+            if (tail) tail->next = nd; else head = nd;
+            tail = nd;
+          } else {       // LIFO
+            nd->next = head;
+            head = nd;
+          }
+          void* tmp = std::malloc(rng.range(8, 64));  // a short-lived temporary
+          sum += reinterpret_cast<std::uintptr_t>(tmp) & 1;
+          std::free(tmp);
+        }
+        while (head) {
+          Node* n = head->next;
+          sum += head->payload[0];
+          std::free(head);
+          head = n;
+        }
+      }
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+// --- realloc ----------------------------------------------------------------------------------
+void realloc_mix(int threads, int scale) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, scale, threads] {
+      Rng rng(static_cast<std::uint64_t>(t + 21));
+      std::uint64_t sum = 0;
+      std::vector<void*> pool(512, nullptr);
+      const int iters = 6000 * scale / threads;
+      for (int it = 0; it < iters; ++it) {
+        // A string builder: grows by 16..256 bytes a step up to 1..64 KiB.
+        std::size_t target = rng.range(1024, 65536);
+        std::size_t len = 0, cap = 0;
+        char* s = nullptr;
+        while (len < target) {
+          std::size_t add = rng.range(16, 256);
+          if (len + add > cap) {
+            cap = (len + add) + (len + add) / 8;
+            s = static_cast<char*>(std::realloc(s, cap));
+          }
+          std::memset(s + len, 'a' + static_cast<int>(len % 26), add);
+          len += add;
+        }
+        sum += static_cast<unsigned char>(s[len / 2]);
+        // Shrink to fit, as many programs do when done.
+        s = static_cast<char*>(std::realloc(s, len));
+        std::size_t k = rng.next() % pool.size();
+        std::free(pool[k]);
+        pool[k] = s;
+        // Mixed sizes alongside.
+        for (int j = 0; j < 20; ++j) {
+          std::size_t kk = rng.next() % pool.size();
+          std::free(pool[kk]);
+          std::size_t n = rng.range(8, 8192);
+          pool[kk] = std::malloc(n);
+          touch(pool[kk], n);
+        }
+      }
+      for (void* p : pool) std::free(p);
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+// --- fragment ---------------------------------------------------------------------------------
+void fragment(int threads, int scale) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, scale, threads] {
+      Rng rng(static_cast<std::uint64_t>(t + 31));
+      const std::size_t live = 200000 / static_cast<std::size_t>(threads);
+      std::vector<void*> objs(live, nullptr);
+      std::vector<std::size_t> sizes(live, 0);
+      std::uint64_t sum = 0;
+      const int phases = 12 * scale;
+      for (int ph = 0; ph < phases; ++ph) {
+        // Each phase favours another size band, so freed holes do not fit the new requests.
+        std::size_t lo = (ph % 4 == 0) ? 16 : (ph % 4 == 1) ? 200 : (ph % 4 == 2) ? 48 : 700;
+        std::size_t hi = lo * 3;
+        for (std::size_t i = 0; i < live; ++i) {
+          if (objs[i] != nullptr && (rng.next() & 1)) continue;  // a random half survives
+          std::free(objs[i]);
+          std::size_t n = rng.range(lo, hi);
+          objs[i] = std::malloc(n);
+          sizes[i] = n;
+          touch(objs[i], n);
+        }
+        for (std::size_t i = 0; i < live; i += 97) sum += static_cast<unsigned char*>(objs[i])[0];
+      }
+      for (void* p : objs) std::free(p);
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s larson|xmalloc|small|realloc|fragment THREADS [SCALE]\n", argv[0]);
+    return 2;
+  }
+  std::string w = argv[1];
+  int threads = std::atoi(argv[2]);
+  int scale = argc > 3 ? std::atoi(argv[3]) : 1;
+  if (threads < 1 || scale < 1) return 2;
+  auto t0 = std::chrono::steady_clock::now();
+  if (w == "larson") larson(threads, scale);
+  else if (w == "xmalloc") xmalloc(threads, scale);
+  else if (w == "small") small(threads, scale);
+  else if (w == "realloc") realloc_mix(threads, scale);
+  else if (w == "fragment") fragment(threads, scale);
+  else {
+    std::fprintf(stderr, "unknown workload %s\n", argv[1]);
+    return 2;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  std::printf("workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu\n", w.c_str(),
+              threads, secs, cpu, ru.ru_maxrss, ru.ru_minflt, ru.ru_majflt, static_cast<unsigned long long>(g_sum.load()));
+  return 0;
+}
