@@ -357,7 +357,10 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
   std::string bad;
   if (!options(a, 1, &opt, &bad)) return script_error(where, "bad boot option '" + bad + "' (want key=value)");
   BootConfig cfg;
-  for (auto& [key, v] : opt) {
+  for (auto& kv : opt) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const std::string& key = kv.first;
+    const std::string& v = kv.second;
     std::int64_t n = 0;
     auto number = [&](const char* what) {
       if (!parse_number(v, &n) || n < 0) {
