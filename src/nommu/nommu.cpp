@@ -546,7 +546,7 @@ std::size_t Nommu::footprint(int pid, const void* ptr) const {
   if (p == nullptr || ptr == nullptr) return 0;
   VmRegion* r = region_containing(p, ptr);
   if (r == nullptr) return 0;
-  if (r->kind == RegionKind::kData) return r->data == ptr ? region_cost(r) : 0;
+  if (r->kind == RegionKind::kData) return r->data == ptr ? static_cast<std::size_t>(region_cost(r)) : 0;
   std::size_t u = usable(pid, ptr);
   return u == 0 ? 0 : u + 4;
 }
