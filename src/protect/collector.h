@@ -163,7 +163,6 @@ class Collector {
   Page* chunks_[kMaxBitmapChunks] = {};
   unsigned chunk_order_ = 0;
   unsigned nr_chunks_ = 0;
-  std::uint64_t work_this_slice_ = 0;
   std::uint64_t longest_slice_pages_ = 0;
   CollectorStats stats_;
   SpinLock lock_;  // one collector at a time

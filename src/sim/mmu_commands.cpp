@@ -142,7 +142,7 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
     if (cfg->page_offset % (16u << 20) != 0 || cfg->page_offset < (16u << 20))
       return fmt::format("pt=armv7 wants page_offset on a 16M boundary above 16M (0xC0000000, 0x80000000, 0x40000000), not 0x{:x}",
                          cfg->page_offset);
-    if (cfg->phys_offset % (16u << 10) != 0) return "pt=armv7 wants phys_offset 16K aligned (the first-level table is 16K aligned)";
+    if (cfg->phys_offset % (16u << 10) != 0) return "phys_offset must be 16K aligned for pt=armv7 (the first-level table is 16K aligned)";
     if (cfg->phys_offset + cfg->ram_bytes > (std::uint64_t{1} << 32)) return "pt=armv7: RAM above 4G physical";
   }
   return "";

@@ -448,6 +448,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     std::string mmu_error = mmu_boot_config(&cfg, opt.count("page_offset") != 0);
     if (!mmu_error.empty()) return script_error(where, mmu_error);
   }
+  if (max_ram_ != 0 && cfg.ram_bytes > max_ram_) return script_error(where, fmt::format("ram={} is above this run's limit of {}", cfg.ram_bytes, kb(max_ram_)));
   if (kernel_ != nullptr) {
     drop_models();
     kernel_->shutdown();

@@ -62,6 +62,8 @@ class Scenario {
   int run_shell(std::istream& in, bool interactive);
 
   void set_echo(bool on) { echo_ = on; }
+  // Largest RAM a `boot` may ask for (fuzzing, untrusted scripts); 0: no limit.
+  void set_max_ram(std::uint64_t bytes) { max_ram_ = bytes; }
   Kernel* kernel() { return kernel_; }
   std::optional<std::int64_t> value(const std::string& path, std::string* error);
   unsigned expects_failed() const { return expects_failed_; }
@@ -93,6 +95,7 @@ class Scenario {
   std::ostream& out_;
   std::ostream& err_;
   bool echo_ = true;
+  std::uint64_t max_ram_ = 0;
   Kernel* kernel_ = nullptr;
   BootConfig boot_cfg_;
   std::map<std::string, std::int64_t> vars_;

@@ -19,6 +19,7 @@ std::size_t Kmalloc::class_size(unsigned i) { return kClassSizes[i]; }
 
 bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
   slab_ = slab;
+  phys_ = slab->phys();
   cfg_ = cfg;
   max_size_ = cfg.max_size != 0 ? cfg.max_size
               : cfg.policy == KmallocPolicy::kPow2 ? (std::uint64_t{1} << 20)
@@ -35,14 +36,6 @@ bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
     small_index_[n] = static_cast<std::uint8_t>(c);
   }
   return true;
-}
-
-KmemCache* Kmalloc::cache_for(std::size_t size) const {
-  if (size <= 192) return classes_[small_index_[(size + 7) / 8]];
-  if (size > kKmallocMaxCacheSize) return nullptr;
-  // 193..8192: 256 << (order above 256)
-  unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)), size >= 193 so lg >= 8
-  return classes_[7 + (lg - 8)];
 }
 
 std::uint64_t Kmalloc::large_footprint(std::size_t size) const {
@@ -83,11 +76,12 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   return p;
 }
 
-void* Kmalloc::kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
+void* Kmalloc::kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size == 0) return ZERO_SIZE_PTR;
-  if (KmemCache* c = cache_for(size)) return slab_->alloc(c, gfp, owner);
   if (size > max_size_) {
-    if (size > (std::size_t{1} << 62)) {
+    // More than a quarter of the address space (2^62 on 64-bit, 1 GiB on 32-bit): no
+    // machine kmm models has it, so this is a caller's overflow, not a large request.
+    if (size > (std::size_t{1} << (sizeof(std::size_t) * 8 - 2))) {
       report({ErrorKind::kSizeOverflow, "kmalloc", nullptr, nullptr, size, "no allocator serves this size"});
     }
     return nullptr;
@@ -118,7 +112,7 @@ void Kmalloc::free_large(Page* head) {
   }
 }
 
-owner_t Kmalloc::kfree(const void* p, const char* action) {
+owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
   if (zero_or_null(p)) return kOwnerFree;
   PhysMem* phys = slab_->phys();
   if (!phys->owns(p)) {
@@ -126,7 +120,6 @@ owner_t Kmalloc::kfree(const void* p, const char* action) {
     return kOwnerFree;
   }
   Page* page = phys->virt_to_page(p);
-  if (page->is(PG_slab)) return slab_->free(nullptr, p, action);
   if (page->is(PG_large)) {
     Page* head = phys->compound_head(page);
     if (page != head || phys->page_address(head) != p) {

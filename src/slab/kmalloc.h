@@ -14,6 +14,7 @@
 // Depends on: slab/slab.h, page/.
 #pragma once
 
+#include "base/bits.h"
 #include "slab/slab.h"
 
 namespace kmm {
@@ -35,12 +36,21 @@ class Kmalloc {
  public:
   bool init(SlabAllocator* slab, const KmallocConfig& cfg);
 
-  void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner);
+  void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
+    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr) return slab_->alloc(c, gfp, owner);
+    return kmalloc_slow(size, gfp, owner);
+  }
   void* kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
   void* kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner);
   void* krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner);
   // Returns the owner the block had (kOwnerFree when refused or p was null/ZERO_SIZE_PTR).
-  owner_t kfree(const void* p, const char* action = "kfree");
+  owner_t kfree(const void* p, const char* action = "kfree") {
+    if (phys_->owns(p)) {
+      Page* page = phys_->virt_to_page(p);
+      if (__builtin_expect(page->is(PG_slab), 1)) return slab_->free_page_object(nullptr, page, p, action);
+    }
+    return kfree_slow(p, action);
+  }
   std::size_t ksize(const void* p) const;
 
   // What the block costs the free pool: slot size for slab objects, every page for large
@@ -49,7 +59,13 @@ class Kmalloc {
   owner_t owner_of(const void* p) const;
   bool set_owner(const void* p, owner_t owner);
 
-  KmemCache* cache_for(std::size_t size) const;
+  // The kmalloc-N cache for 1 <= size <= 8192.
+  KmemCache* cache_for(std::size_t size) const {
+    if (size <= 192) return classes_[small_index_[(size + 7) / 8]];
+    if (size > kKmallocMaxCacheSize) return nullptr;
+    unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)); size >= 193 so lg >= 8
+    return classes_[7 + (lg - 8)];
+  }
   KmemCache* class_cache(unsigned i) const { return classes_[i]; }
   static std::size_t class_size(unsigned i);
   const KmallocConfig& config() const { return cfg_; }
@@ -65,8 +81,11 @@ class Kmalloc {
 
  private:
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
+  void* kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner);
+  owner_t kfree_slow(const void* p, const char* action);
 
   SlabAllocator* slab_ = nullptr;
+  PhysMem* phys_ = nullptr;
   KmallocConfig cfg_;
   std::uint64_t max_size_ = 0;
   KmemCache* classes_[kNrKmallocClasses] = {};

@@ -160,18 +160,6 @@ bool SlabAllocator::destroy(KmemCache* c) {
   return true;
 }
 
-owner_t* SlabAllocator::owner_slot(const KmemCache* c, Page* head, unsigned idx) const {
-  if (c->offslab_owners) {
-    return &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes];
-  }
-  return reinterpret_cast<owner_t*>(static_cast<char*>(phys_->page_address(head)) + c->owners_offset) + idx;
-}
-
-unsigned SlabAllocator::slot_index(const KmemCache* c, const Page* head, const void* p) const {
-  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
-  return static_cast<unsigned>((off * c->reciprocal) >> 32);
-}
-
 void SlabAllocator::list_add(pfn_t* list, Page* head) {
   pfn_t pfn = phys_->page_to_pfn(head);
   head->lru.prev = kNoPfn;
@@ -250,7 +238,7 @@ void* SlabAllocator::alloc_central(KmemCache* c, gfp_t gfp) {
   if (head->lru.inuse == 0) c->nr_empty--;
   head->lru.freelist = *free_link(base + off);
   head->lru.inuse++;
-  c->free_in_slabs.fetch_sub(1, std::memory_order_relaxed);
+  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (head->lru.inuse == head->lru.objects) {
     list_del(&c->partial, head);
     c->nr_partial--;
@@ -266,7 +254,7 @@ void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
   *free_link(base + std::size_t{idx} * c->size) = head->lru.freelist;
   head->lru.freelist = idx * c->size;
   head->lru.inuse--;
-  c->free_in_slabs.fetch_add(1, std::memory_order_relaxed);
+  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (was_full) {
     list_del(&c->full, head);
     c->nr_full--;
@@ -289,7 +277,8 @@ void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   free_central_locked(c, head, idx);
 }
 
-void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
+// The allocation slow path: the magazine is empty (refill it), or there is none.
+void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner) {
   void* p = nullptr;
   if (c->tc_slot != 0xFF) {
     ThreadCache* tc = thread_cache();
@@ -304,8 +293,7 @@ void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
     p = alloc_central(c, gfp);
     if (p == nullptr) return nullptr;
   }
-  Page* head = phys_->compound_head(phys_->virt_to_page(p));
-  store_owner(owner_slot(c, head, slot_index(c, head, p)), owner == kOwnerFree ? kOwnerKernel : owner);
+  mark_allocated(c, p, owner);
   if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
   return p;
 }
@@ -337,7 +325,11 @@ owner_t SlabAllocator::free(KmemCache* c, const void* p, const char* action) {
     report({ErrorKind::kForeignPointer, action, p, c ? c->name : nullptr, 0, "not inside this machine's memory"});
     return kOwnerFree;
   }
-  Page* page = phys_->virt_to_page(p);
+  return free_page_object(c, phys_->virt_to_page(p), p, action);
+}
+
+// Every free the fast path did not take: it names what is wrong. Returns kOwnerFree (refused).
+owner_t SlabAllocator::free_slow(KmemCache* c, Page* page, const void* p, const char* action) {
   Page* head = phys_->compound_head(page);
   if (!page->is(PG_slab) || !head->is(PG_head) || head->cache_id >= kMaxCaches) {
     report({ErrorKind::kInvalidFree, action, p, c ? c->name : nullptr, 0, "not a slab object"});
@@ -350,32 +342,14 @@ owner_t SlabAllocator::free(KmemCache* c, const void* p, const char* action) {
     report({ErrorKind::kWrongCache, action, p, c->name, c->object_size, why.data()});
     return kOwnerFree;
   }
-  c = sc;
-  unsigned idx = slot_index(c, head, p);
-  char* base = static_cast<char*>(phys_->page_address(head));
-  if (idx >= c->objects || static_cast<const char*>(p) != base + std::size_t{idx} * c->size) {
-    report({ErrorKind::kInvalidFree, action, p, c->name, c->object_size, "pointer is not the start of an object"});
+  unsigned idx = slot_index(sc, head, p);
+  const char* base = static_cast<const char*>(phys_->page_address(head));
+  if (idx >= sc->objects || p != base + std::size_t{idx} * sc->size) {
+    report({ErrorKind::kInvalidFree, action, p, sc->name, sc->object_size, "pointer is not the start of an object"});
     return kOwnerFree;
   }
-  owner_t* slot = owner_slot(c, head, idx);
-  owner_t owner = load_owner(slot);
-  if (owner == kOwnerFree) {
-    report({ErrorKind::kDoubleFree, action, p, c->name, c->object_size, nullptr});
-    return kOwnerFree;
-  }
-  store_owner(slot, kOwnerFree);
-  if (c->tc_slot != 0xFF) {
-    ThreadCache* tc = thread_cache();
-    if (tc != nullptr) {
-      Magazine& m = tc->mags[c->tc_slot];
-      if (m.count >= c->tc_limit) tc_flush(c, tc, c->tc_limit / 2);
-      m.objs[m.count++] = const_cast<void*>(p);
-      return owner;
-    }
-  }
-  LockGuard g(c->lock);
-  free_central_locked(c, head, idx);
-  return owner;
+  report({ErrorKind::kDoubleFree, action, p, sc->name, sc->object_size, nullptr});
+  return kOwnerFree;
 }
 
 bool SlabAllocator::set_owner(const void* p, owner_t owner) {

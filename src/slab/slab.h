@@ -33,14 +33,16 @@
 #pragma once
 
 #include <atomic>
+#include <cstring>
 
+#include "base/report.h"
 #include "base/spinlock.h"
 #include "page/buddy.h"
 
 namespace kmm {
 
 class TextSink;
-struct ThreadCache;
+class SlabAllocator;
 
 inline constexpr unsigned kMaxCaches = 96;
 inline constexpr unsigned kCacheNameLen = 32;
@@ -84,6 +86,36 @@ struct KmemCache {
   }
 };
 
+// --- per-thread magazines (thread_cache.h has the registry and the slow paths) ----------
+inline constexpr unsigned kMagazineCap = 30;
+inline constexpr unsigned kMaxHeaps = 16;
+
+struct Magazine {
+  std::uint32_t count;
+  std::uint32_t pad;
+  void* objs[kMagazineCap];
+};
+
+struct ThreadCache {
+  SlabAllocator* heap;
+  ThreadCache* next;
+  ThreadCache* prev;
+  Page* pages;
+  Magazine mags[kMaxTcSlots];
+};
+
+#if KMM_HAVE_THREADS
+// This thread's cache of each allocator, checked against the allocator's generation so a
+// machine that shut down is never touched. __thread (not thread_local): plain data with no
+// dynamic initialisation, so no TLS wrapper call on the fast path; initial-exec, because kmm
+// may be the process's malloc, loaded at start.
+struct TcTlsSlot {
+  std::uint64_t gen;
+  ThreadCache* tc;
+};
+extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
+#endif
+
 struct SlabConfig {
   bool thread_caches = false;   // per-thread magazines (pcp) on
   unsigned min_partial = 0;     // empty slabs a cache keeps
@@ -101,10 +133,13 @@ class SlabAllocator {
   // kmem_cache_destroy: refuses (reports kCacheNotEmpty, returns false) while objects live.
   bool destroy(KmemCache* c);
 
-  void* alloc(KmemCache* c, gfp_t gfp, owner_t owner);
+  inline void* alloc(KmemCache* c, gfp_t gfp, owner_t owner);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
   owner_t free(KmemCache* c, const void* p, const char* action);
+  // The same when the caller has already found p's page descriptor (kfree): page is
+  // virt_to_page(p) and p is inside this machine's memory.
+  inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
 
   // Classification of a pointer, for kfree/ksize and the protector (no side effects).
   struct ObjectInfo {
@@ -129,7 +164,10 @@ class SlabAllocator {
   // The visitor runs with the cache lock held and may free objects with free_locked().
   template <typename Fn>
   void for_each_slab(KmemCache* c, Fn&& fn);
-  owner_t* owner_slot(const KmemCache* c, Page* head, unsigned idx) const;
+  owner_t* owner_slot(const KmemCache* c, Page* head, unsigned idx) const {
+    if (c->offslab_owners) return &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes];
+    return reinterpret_cast<owner_t*>(static_cast<char*>(phys_->page_address(head)) + c->owners_offset) + idx;
+  }
   void* slab_base(const Page* head) const { return phys_->page_address(head); }
   // Frees slot idx of a slab whose cache lock the caller holds (the collector's path).
   void free_slot_locked(KmemCache* c, Page* head, unsigned idx);
@@ -154,7 +192,16 @@ class SlabAllocator {
   unsigned adopt_slab(KmemCache* c, Page* head);
 
   // Per-thread cache plumbing (thread_cache.cpp).
-  ThreadCache* thread_cache();
+  ThreadCache* thread_cache() {
+#if KMM_HAVE_THREADS
+    TcTlsSlot& s = kmm_tc_slots[heap_id_];
+    if (__builtin_expect(s.gen == heap_gen_, 1)) return s.tc;
+    return thread_cache_slow();
+#else
+    return nullptr;
+#endif
+  }
+  ThreadCache* thread_cache_slow();
   void tc_refill(KmemCache* c, ThreadCache* tc);
   void tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep);
   void tc_detach(ThreadCache* tc);
@@ -169,11 +216,22 @@ class SlabAllocator {
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
   void* alloc_central(KmemCache* c, gfp_t gfp);
+  void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner);
+  owner_t free_slow(KmemCache* c, Page* page, const void* p, const char* action);
+  // Sets the owner byte of a slot just taken (p in a slab of c).
+  void mark_allocated(const KmemCache* c, void* p, owner_t owner) {
+    Page* head = phys_->compound_head(phys_->virt_to_page(p));
+    __atomic_store_n(owner_slot(c, head, slot_index(c, head, p)), owner == kOwnerFree ? kOwnerKernel : owner,
+                     __ATOMIC_RELAXED);
+  }
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
   void list_add(pfn_t* list, Page* head);
   void list_del(pfn_t* list, Page* head);
   void move_to(KmemCache* c, Page* head);  // put head on the list its fill level says
-  unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const;
+  unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const {
+    auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
+    return static_cast<unsigned>((off * c->reciprocal) >> 32);
+  }
 
   PhysMem* phys_ = nullptr;
   PageAllocator* zone_ = nullptr;
@@ -188,6 +246,51 @@ class SlabAllocator {
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
 };
+
+// The allocation fast path: a pop from this thread's magazine and the owner byte.
+inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
+  if (c->tc_slot != 0xFF) {
+    ThreadCache* tc = thread_cache();
+    if (__builtin_expect(tc != nullptr, 1)) {
+      Magazine& m = tc->mags[c->tc_slot];
+      if (__builtin_expect(m.count != 0, 1)) {
+        void* p = m.objs[--m.count];
+        mark_allocated(c, p, owner);
+        if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+        return p;
+      }
+    }
+  }
+  return alloc_slow(c, gfp, owner);
+}
+
+// The free fast path: the checks that find every bad free, then a push on the magazine.
+inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
+  Page* head = phys_->compound_head(page);
+  if (__builtin_expect(!page->is(PG_slab) || !head->is(PG_head) || head->cache_id >= kMaxCaches, 0))
+    return free_slow(c, page, p, action);
+  KmemCache* sc = &caches_[head->cache_id];
+  unsigned idx = slot_index(sc, head, p);
+  const char* base = static_cast<const char*>(phys_->page_address(head));
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || p != base + std::size_t{idx} * sc->size, 0))
+    return free_slow(c, page, p, action);
+  owner_t* slot = owner_slot(sc, head, idx);
+  owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  if (sc->tc_slot != 0xFF) {
+    ThreadCache* tc = thread_cache();
+    if (__builtin_expect(tc != nullptr, 1)) {
+      Magazine& m = tc->mags[sc->tc_slot];
+      if (__builtin_expect(m.count >= sc->tc_limit, 0)) tc_flush(sc, tc, sc->tc_limit / 2);
+      m.objs[m.count++] = const_cast<void*>(p);
+      return owner;
+    }
+  }
+  LockGuard g(sc->lock);
+  free_central_locked(sc, head, idx);
+  return owner;
+}
 
 template <typename Fn>
 void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {

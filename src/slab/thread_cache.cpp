@@ -13,14 +13,11 @@
 namespace kmm {
 
 #if KMM_HAVE_THREADS
+__thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
+
 namespace {
 
-struct TlsSlot {
-  std::uint64_t gen;
-  ThreadCache* tc;
-};
-
-__attribute__((tls_model("initial-exec"))) thread_local TlsSlot t_slots[kMaxHeaps];
+using TlsSlot = TcTlsSlot;
 __attribute__((tls_model("initial-exec"))) thread_local bool t_key_set;
 
 struct HeapEntry {
@@ -43,7 +40,7 @@ void return_magazines(SlabAllocator* heap, ThreadCache* tc) {
 
 void on_thread_exit(void*) {
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
-    TlsSlot& s = t_slots[i];
+    TlsSlot& s = kmm_tc_slots[i];
     if (s.tc == nullptr) continue;
     LockGuard g(g_heaps_lock);
     if (g_heaps[i].heap != nullptr && g_heaps[i].gen == s.gen) {
@@ -85,9 +82,9 @@ void tc_unregister_heap(SlabAllocator* heap) {
   }
 }
 
-ThreadCache* SlabAllocator::thread_cache() {
-  TlsSlot& s = t_slots[heap_id_];
-  if (__builtin_expect(s.gen == heap_gen_, 1)) return s.tc;
+ThreadCache* SlabAllocator::thread_cache_slow() {
+  TlsSlot& s = kmm_tc_slots[heap_id_];
+  if (s.gen == heap_gen_) return s.tc;
   // First use on this thread (or a stale slot from a machine that is gone).
   unsigned order = get_order(sizeof(ThreadCache));
   Page* pages = zone_->alloc_pages(order, __GFP_ZERO | __GFP_HIGH);
@@ -137,7 +134,7 @@ void SlabAllocator::tc_release_all() {
 
 void SlabAllocator::drain_current_thread() {
   if (!cfg_.thread_caches) return;
-  TlsSlot& s = t_slots[heap_id_];
+  TlsSlot& s = kmm_tc_slots[heap_id_];
   if (s.gen != heap_gen_ || s.tc == nullptr) return;
   return_magazines(this, s.tc);
 }
@@ -177,7 +174,7 @@ void tc_register_heap(SlabAllocator*, std::uint32_t* id, std::uint64_t* gen) {
 }
 void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
-ThreadCache* SlabAllocator::thread_cache() { return nullptr; }
+ThreadCache* SlabAllocator::thread_cache_slow() { return nullptr; }
 void SlabAllocator::tc_detach(ThreadCache*) {}
 void SlabAllocator::tc_release_all() {}
 void SlabAllocator::drain_current_thread() {}

@@ -16,24 +16,10 @@
 
 namespace kmm {
 
-inline constexpr unsigned kMagazineCap = 30;
-
-struct Magazine {
-  std::uint32_t count;
-  std::uint32_t pad;
-  void* objs[kMagazineCap];
-};
-
-struct ThreadCache {
-  SlabAllocator* heap;
-  ThreadCache* next;
-  ThreadCache* prev;
-  Page* pages;
-  Magazine mags[kMaxTcSlots];
-};
+// Magazine, ThreadCache, kMaxHeaps and the thread-local table live in slab.h: the
+// allocation fast path there is inline.
 
 // Registry of allocators that use thread caches (at most kMaxHeaps at once).
-inline constexpr unsigned kMaxHeaps = 16;
 void tc_register_heap(SlabAllocator* heap, std::uint32_t* id, std::uint64_t* gen);
 void tc_unregister_heap(SlabAllocator* heap);
 // Empties every thread's magazine of cache c into its slabs (kmem_cache_destroy, shrink).

@@ -63,7 +63,7 @@ TEST_P(Differential, AccountingAgreesAfterEveryStep) {
   std::mt19937 rng(seed);
   StackText<512> why;
   for (int step = 0; step < 4000; ++step) {
-    unsigned op = rng() % 100;
+    auto op = static_cast<unsigned>(rng() % 100);
     int m = static_cast<int>(rng() % 4);
     RefModule& rm = ref.modules[m];
     if (op < 5) {
@@ -144,7 +144,9 @@ TEST_P(Differential, AccountingAgreesAfterEveryStep) {
       ASSERT_EQ(k->collector().stats().leak_objects, ref.leak_objects) << step;
       ASSERT_EQ(k->collector().stats().leak_bytes, ref.leak_bytes) << step;
     }
-    if (step % 200 == 0) ASSERT_TRUE(k->check_invariants(&why)) << why.data();
+    if (step % 200 == 0) {
+      ASSERT_TRUE(k->check_invariants(&why)) << why.data();
+    }
   }
   for (auto& [p, b] : ref.blocks) k->kfree(p);
   ASSERT_TRUE(k->check_invariants(&why)) << why.data();
