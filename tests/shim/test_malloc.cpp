@@ -177,7 +177,7 @@ TEST(Shim, CxxOperators) {
   ::operator delete(s);  // sized delete: g++ emits it for `delete a` above
   void* al = ::operator new(10, std::align_val_t{4096});
   EXPECT_TRUE(aligned(al, 4096));
-  ::operator delete(al, 10, std::align_val_t{4096});
+  ::operator delete(al, std::align_val_t{4096});
   std::vector<std::string> strings;
   for (int i = 0; i < 1000; ++i) strings.push_back(std::string(static_cast<std::size_t>(i), 'x'));
 }
