@@ -205,7 +205,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
     std::uint64_t size, cost;
   };
   std::vector<Slot> slots(t.num_ids, Slot{0, 0, 0});
-  std::uint64_t live = 0, blocks = 0, overhead_sum = 0;
+  std::uint64_t live = 0, blocks = 0, overhead_sum = 0, live_at_peak = 0;
   std::size_t n = t.ops.size();
   std::size_t step = cfg.timeline_points == 0 ? 0 : std::max<std::size_t>(1, n / cfg.timeline_points);
   if (step != 0) r.timeline.reserve(n / step + 2);
@@ -274,7 +274,10 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
       }
     }
     std::uint64_t fp = p->footprint();
-    if (fp > r.peak_footprint) {
+    // At the peak footprint; among equal peaks, the moment with the most live payload (a
+    // fixed heap's footprint is flat: its fragmentation is read when it is fullest).
+    if (fp > r.peak_footprint || (fp == r.peak_footprint && live > live_at_peak)) {
+      live_at_peak = live;
       r.peak_footprint = fp;
       r.internal_at_peak = blocks - std::min(blocks, live);
       r.external_at_peak = fp - std::min(fp, blocks);

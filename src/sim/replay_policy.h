@@ -3,7 +3,8 @@
 // A policy is an allocator under test behind a small virtual interface: alloc / free /
 // realloc with the engine's bookkeeping (bytes asked, block cost) handed back in, and the
 // machine-level figures (footprint, free bytes, largest free block, a used/free map).
-// KernelPolicy boots a modelled machine (watermarks off, so the whole RAM is the limit) and
+// KernelPolicy boots a modelled machine (watermarks off, so the whole RAM is the limit; each
+// slab cache keeps up to 5 empty slabs, SLUB's MIN_PARTIAL) and
 // measures footprint as frames taken from its page allocator since boot.
 // Depends on: kernel/, the C++ standard library.
 #pragma once
@@ -53,6 +54,7 @@ class KernelPolicy : public Policy {
   }
   bool boot(BootConfig cfg, std::string* err) {
     cfg.min_free_kbytes = ~std::uint64_t{0};  // watermarks off: the whole RAM is the limit
+    cfg.min_partial = 5;  // empty slabs a cache keeps: SLUB's MIN_PARTIAL
     BootError e;
     k_ = Kernel::boot(cfg, &e);
     if (k_ == nullptr) {

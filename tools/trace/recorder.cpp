@@ -468,8 +468,9 @@ KMM_EXPORT void* pvalloc(size_t size) {
 }
 
 // ---- C++ ----
-// std::get_new_handler lives in libstdc++, which a C program does not load: weak.
-#pragma weak _ZSt15get_new_handlerv
+// std::get_new_handler lives in libstdc++, which a C program does not load: a weak reference
+// under its mangled name, null unless the program loaded libstdc++.
+extern "C" std::new_handler kmm_get_new_handler() noexcept __asm__("_ZSt15get_new_handlerv") __attribute__((weak));
 
 namespace {
 void* new_throwing(std::size_t size, std::size_t al, const void* caller) {
@@ -477,7 +478,7 @@ void* new_throwing(std::size_t size, std::size_t al, const void* caller) {
     void* p = al > 16 ? __libc_memalign(al, size) : __libc_malloc(size);
     if (p != nullptr) return alloc_event(p, size, al > 16 ? al : 0, caller);
     // Read through a volatile: the compiler may not assume the weak symbol is there.
-    std::new_handler (*volatile get)() noexcept = &std::get_new_handler;
+    std::new_handler (*volatile get)() noexcept = &kmm_get_new_handler;
     std::new_handler h = get != nullptr ? get() : nullptr;
     if (h == nullptr) return new_failed(size);
     h();

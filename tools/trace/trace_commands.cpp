@@ -258,11 +258,15 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     if (std::sscanf(ent->d_name, "raw.%d.%d", &pid, &seq) == 2) raws.push_back({pid, seq, dir + "/" + ent->d_name});
   }
   closedir(d);
+  // The main trace is the last image of the first process: the program named on the
+  // command line, after any wrappers (a shell script, a pyenv shim) exec'd it.
   std::sort(raws.begin(), raws.end(), [&](const Raw& a, const Raw& b) {
     bool am = a.pid == first_pid, bm = b.pid == first_pid;
     if (am != bm) return am;
+    if (am) return a.seq > b.seq;
     return a.pid != b.pid ? a.pid < b.pid : a.seq < b.seq;
   });
+  std::size_t shown = 0, empty = 0;
   std::vector<std::string> written;
   bool gz = output.size() > 3 && output.compare(output.size() - 3, 3, ".gz") == 0;
   std::string stem = gz ? output.substr(0, output.size() - 3) : output;
@@ -273,6 +277,10 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     std::string name = i == 0 ? output
                               : stem + "." + std::to_string(r.pid) + (r.seq != 0 ? "." + std::to_string(r.seq) : "") +
                                     (gz ? ".gz" : "");
+    if (i != 0 && t.ops.empty()) {
+      ++empty;  // a wrapper image that allocated nothing before its exec
+      continue;
+    }
     std::ostringstream text;
     write_trace(text, t);
     if (st.unknown_frees + st.unknown_reallocs + st.implicit_frees != 0 || st.forked) {
@@ -284,6 +292,7 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     }
     if (!write_file(name, text.str(), error)) return {};
     written.push_back(name);
+    if (++shown > 8) continue;
     *summary += fmt::format("{}: {} ops ({} a, {} f, {} r) from pid {}{}, {} ids, peak live {} bytes{}\n", name, t.ops.size(),
                             std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kAlloc; }),
                             std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kFree; }),
@@ -301,6 +310,8 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
                             }(),
                             st.unknown_frees != 0 ? fmt::format(", {} unknown frees dropped", st.unknown_frees) : "");
   }
+  if (shown > 8) *summary += fmt::format("... and {} more trace files\n", shown - 8);
+  if (empty != 0) *summary += fmt::format("({} process images allocated nothing: no file)\n", empty);
   return written;
 }
 
@@ -326,6 +337,8 @@ int run_trace(const TraceArgs& a, const char* argv0) {
     return 2;
   }
   std::string dir = tmpl;
+  // Daemons drop privileges (zebra runs as frr): any user may add its file (sticky, as /tmp).
+  chmod(dir.c_str(), 01777);
   pid_t pid = fork();
   if (pid < 0) {
     std::cerr << "kmm trace: fork: " << std::strerror(errno) << "\n";
