@@ -86,7 +86,10 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   void* table = cfg.paper_table ? phys.memblock_alloc(PaperTable::bytes_needed()) : nullptr;
   std::uint64_t reserved_now = std::uint64_t{phys.reserved_pages()} << kPageShift;
   if (self == nullptr || ring == nullptr || (cfg.paper_table && table == nullptr) ||
-      (cfg.reserved_bytes > reserved_now && phys.memblock_alloc(cfg.reserved_bytes - reserved_now) == nullptr) ||
+      (cfg.reserved_bytes > reserved_now &&
+       // Larger than RAM fails as it should, rather than wrapping into size_t on 32-bit.
+       (cfg.reserved_bytes - reserved_now > size ||
+        phys.memblock_alloc(static_cast<std::size_t>(cfg.reserved_bytes - reserved_now)) == nullptr)) ||
       phys.first_free_pfn() + 16 >= phys.end_pfn()) {
     pal->release(ram, static_cast<std::size_t>(size));
     err->what = "RAM too small for the kernel's boot memory";
@@ -289,14 +292,13 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
   }
   pfn_t pfn = phys_.page_to_pfn(head);
   // Owner, size and tails before the head's flags (persistent RAM, docs/PERSISTENCE.md).
-  head->owner = owner;
-  head->lru.nr_pages = 1u << order;
+  head->set_owner(owner);
+  head->set_nr_pages(1u << order);
   for (unsigned i = 1; i < (1u << order); ++i) {
     head[i].tail.head = pfn;
     head[i].set_flags(PG_large | PG_tail);
   }
-  __atomic_signal_fence(__ATOMIC_RELEASE);
-  head->set_flags(PG_large | PG_head | PG_pages);
+  head->publish_flags(PG_large | PG_head | PG_pages);
   void* p = phys_.page_address(head);
   track(p, owner, kPageSize << order);
   return p;

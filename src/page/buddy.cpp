@@ -41,7 +41,7 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
       Page* q = p + i;
       q->set_flags(0);
       q->refcount = 0;
-      q->owner = kOwnerFree;
+      q->set_owner(kOwnerFree);
     }
     free_locked(pfn, order);
     pfn += pfn_t{1} << order;
@@ -172,9 +172,9 @@ void BuddyZone::free_pages(Page* page, unsigned order) {
   for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
     Page* q = page + i;
     q->set_flags(0);
-    q->owner = kOwnerFree;
+    q->set_owner(kOwnerFree);
     q->refcount = 0;
-    q->cache_id = 0;
+    q->set_cache_id(0);
   }
   free_locked(pfn, order);
 }
@@ -219,9 +219,9 @@ void BuddyZone::free_pages_exact(Page* page, std::uint64_t count) {
   for (pfn_t i = 0; i < count; ++i) {
     Page* q = page + i;
     q->set_flags(0);
-    q->owner = kOwnerFree;
+    q->set_owner(kOwnerFree);
     q->refcount = 0;
-    q->cache_id = 0;
+    q->set_cache_id(0);
   }
   while (pfn < end) {
     unsigned k = 0;

@@ -77,6 +77,24 @@ struct Page {
   std::uint8_t get_order() const { return __atomic_load_n(&order, __ATOMIC_RELAXED); }
   void set_order(std::uint8_t o) { __atomic_store_n(&order, o, __ATOMIC_RELAXED); }
   bool is(std::uint32_t f) const { return (get_flags() & f) != 0; }
+  // Publishing a block: every field of the head (owner, nr_pages, cache_id...) and its tails
+  // is written first, then the head's flags with release; the collector, walking mem_map on
+  // another thread, reads the flags with acquire and only then the rest.
+  void publish_flags(std::uint32_t f) { __atomic_store_n(&flags, f, __ATOMIC_RELEASE); }
+  std::uint32_t get_flags_acquire() const { return __atomic_load_n(&flags, __ATOMIC_ACQUIRE); }
+  // Fields the collector reads without a lock while their owner writes them.
+  owner_t get_owner() const { return __atomic_load_n(&owner, __ATOMIC_RELAXED); }
+  void set_owner(owner_t o) { __atomic_store_n(&owner, o, __ATOMIC_RELAXED); }
+  // Claims a page-level block for freeing: exactly one of a kfree and a collector pass
+  // racing on the same block wins. Returns the owner it had (kOwnerFree: already claimed).
+  owner_t claim_owner() { return __atomic_exchange_n(&owner, static_cast<owner_t>(0), __ATOMIC_ACQ_REL); }
+  bool claim_owner_if(owner_t expected) {
+    return __atomic_compare_exchange_n(&owner, &expected, static_cast<owner_t>(0), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  }
+  std::uint16_t get_cache_id() const { return __atomic_load_n(&cache_id, __ATOMIC_RELAXED); }
+  void set_cache_id(std::uint16_t id) { __atomic_store_n(&cache_id, id, __ATOMIC_RELAXED); }
+  std::uint32_t get_nr_pages() const { return __atomic_load_n(&lru.nr_pages, __ATOMIC_RELAXED); }
+  void set_nr_pages(std::uint32_t n) { __atomic_store_n(&lru.nr_pages, n, __ATOMIC_RELAXED); }
 };
 
 static_assert(sizeof(Page) == 32, "struct page must stay 32 bytes");

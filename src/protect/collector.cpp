@@ -143,7 +143,7 @@ void Collector::mark_pointer(std::uintptr_t w) {
     if (!test_and_set(start, 0)) new_marks_ = true;
   } else if (page->is(PG_large)) {
     Page* head = phys_->compound_head(page);
-    if (!dead_[head->owner]) return;
+    if (!dead_[head->get_owner()]) return;
     if (!test_and_set(phys_->page_address(head), 0)) new_marks_ = true;
   }
 }
@@ -182,11 +182,11 @@ void Collector::dead_block(void* addr, std::size_t bytes, owner_t owner, bool* f
 }
 
 void Collector::visit_slab(Page* head) {
-  KmemCache* c = slab_->cache(head->cache_id);
+  KmemCache* c = slab_->cache(head->get_cache_id());
   if (c == nullptr) return;
   LockGuard g(c->lock);
   // Re-check under the lock: the slab may have gone since we read its descriptor.
-  if (!head->is(PG_slab) || !head->is(PG_head) || head->cache_id != c->id) return;
+  if (!head->is(PG_slab) || !head->is(PG_head) || head->get_cache_id() != c->id) return;
   char* base = static_cast<char*>(slab_->slab_base(head));
   unsigned objects = c->objects;
   for (unsigned i = 0; i < objects; ++i) {
@@ -217,9 +217,9 @@ void Collector::visit_slab(Page* head) {
 }
 
 void Collector::visit_large(Page* head) {
-  owner_t o = head->owner;
+  owner_t o = head->get_owner();
   void* addr = phys_->page_address(head);
-  std::size_t bytes = std::size_t{head->lru.nr_pages} << kPageShift;
+  std::size_t bytes = std::size_t{head->get_nr_pages()} << kPageShift;
   switch (phase_) {
     case Phase::kMarkLive:
       if (o != kOwnerFree && !dead_[o]) scan_range(addr, bytes);
@@ -230,6 +230,11 @@ void Collector::visit_large(Page* head) {
     case Phase::kSweep:
       if (dead_[o]) {
         bool freed;
+        // A block to free is claimed first: a kfree racing with this pass (the kernel may
+        // free any block), or the block's reuse since we read it, means it is not ours.
+        bool spared = scan_this_pass_ && test(addr, 0);
+        bool reclaiming = mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable;
+        if (reclaiming && !spared && !head->claim_owner_if(o)) break;
         dead_block(addr, bytes, o, &freed);
         if (freed) kmalloc_->free_large(head);
       }
@@ -277,13 +282,16 @@ std::uint32_t Collector::walk(std::uint32_t budget) {
   while (cursor_ < end && done < budget) {
     Page* page = phys_->pfn_to_page(cursor_);
     std::uint32_t step = 1;
-    if (page->is(PG_slab) && page->is(PG_head)) {
+    // Acquire: a head's other fields are valid once its flags are (Page::publish_flags). A
+    // block that changes under us is at worst stepped over; the next pass sees it.
+    std::uint32_t f = page->get_flags_acquire();
+    if ((f & PG_slab) && (f & PG_head)) {
       step = 1u << page->get_order();
       visit_slab(page);
-    } else if (page->is(PG_large) && page->is(PG_head)) {
-      step = page->lru.nr_pages;
+    } else if ((f & PG_large) && (f & PG_head)) {
+      step = page->get_nr_pages();
       visit_large(page);
-    } else if (page->is(PG_buddy)) {
+    } else if (f & PG_buddy) {
       step = 1u << page->get_order();
     }
     if (step == 0) step = 1;

@@ -62,14 +62,13 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   pfn_t head_pfn = phys->page_to_pfn(head);
   // Owner, size and tails before the head's flags (persistent RAM: a crash never leaves a
   // head whose size or owner is stale; see docs/PERSISTENCE.md).
-  head->owner = owner == kOwnerFree ? kOwnerKernel : owner;
-  head->lru.nr_pages = static_cast<std::uint32_t>(npages);
+  head->set_owner(owner == kOwnerFree ? kOwnerKernel : owner);
+  head->set_nr_pages(static_cast<std::uint32_t>(npages));
   for (std::uint64_t i = 1; i < npages; ++i) {
     head[i].tail.head = head_pfn;
     head[i].set_flags(PG_large | PG_tail);
   }
-  __atomic_signal_fence(__ATOMIC_RELEASE);
-  head->set_flags(PG_large | PG_head);
+  head->publish_flags(PG_large | PG_head);
   large_pages_.fetch_add(npages, std::memory_order_relaxed);
   void* p = phys->page_address(head);
   if (gfp & __GFP_ZERO) std::memset(p, 0, size);
@@ -101,10 +100,10 @@ void* Kmalloc::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner
 }
 
 void Kmalloc::free_large(Page* head) {
-  std::uint64_t npages = head->lru.nr_pages;
+  std::uint64_t npages = head->get_nr_pages();
   // alloc_pages blocks (PG_pages) were never counted (Kernel::alloc_pages does not add them).
   if (!head->is(PG_pages)) large_pages_.fetch_sub(npages, std::memory_order_relaxed);
-  head->owner = kOwnerFree;
+  head->set_owner(kOwnerFree);
   if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
     slab_->zone()->free_pages(head, ilog2(npages));
   } else {
@@ -127,7 +126,13 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
               "pointer is inside a large block, not its start"});
       return kOwnerFree;
     }
-    owner_t owner = head->owner;
+    // Claim the block first: a collector pass racing to reclaim it (or a second kfree) finds
+    // it already free and leaves it.
+    owner_t owner = head->claim_owner();
+    if (owner == kOwnerFree) {
+      report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift, "the block is already free"});
+      return kOwnerFree;
+    }
     free_large(head);
     return owner;
   }
@@ -166,7 +171,7 @@ owner_t Kmalloc::owner_of(const void* p) const {
   SlabAllocator::ObjectInfo info;
   if (slab_->lookup(p, &info)) return info.exact ? info.owner : kOwnerFree;
   Page* page = slab_->phys()->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) return page->owner;
+  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) return page->get_owner();
   return kOwnerFree;
 }
 
@@ -175,7 +180,7 @@ bool Kmalloc::set_owner(const void* p, owner_t owner) {
   if (slab_->set_owner(p, owner)) return true;
   Page* page = slab_->phys()->virt_to_page(p);
   if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) {
-    page->owner = owner;
+    page->set_owner(owner);
     return true;
   }
   return false;

@@ -186,7 +186,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   // Persistent RAM (docs/PERSISTENCE.md): the head's flags are written last, after the tails
   // and the zeroed owner vector, so a crash never leaves a slab whose owner bytes are stale.
   head->set_order(c->order);
-  head->cache_id = c->id;
+  head->set_cache_id(c->id);
   head->owner = kOwnerFree;
   for (unsigned i = 1; i < npages; ++i) {
     Page* t = head + i;
@@ -203,8 +203,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   head->lru.freelist = 0;
   head->lru.inuse = 0;
   head->lru.objects = c->objects;
-  __atomic_signal_fence(__ATOMIC_RELEASE);
-  head->set_flags(PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u));
+  head->publish_flags(PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u));
   c->nr_slabs.fetch_add(1, std::memory_order_relaxed);
   c->free_in_slabs.fetch_add(c->objects, std::memory_order_relaxed);
   slab_pages_.fetch_add(npages, std::memory_order_relaxed);

@@ -132,8 +132,8 @@ void stress(ProtectorMode mode) {
 // A fix needs large blocks freed under a lock the collector also takes (or an atomic
 // owner claim, e.g. CAS owner -> kOwnerFree, before free_large), and nr_pages/owner read
 // atomically after an acquire load of the head's flags.
-TEST(CollectorStress, DISABLED_ReclaimWhileModuleAllocates) { stress(ProtectorMode::kReclaim); }
-TEST(CollectorStress, DISABLED_ReclaimUnreachableWhileModuleAllocates) { stress(ProtectorMode::kReclaimUnreachable); }
+TEST(CollectorStress, ReclaimWhileModuleAllocates) { stress(ProtectorMode::kReclaim); }
+TEST(CollectorStress, ReclaimUnreachableWhileModuleAllocates) { stress(ProtectorMode::kReclaimUnreachable); }
 
 }  // namespace
 }  // namespace kmm
