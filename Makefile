@@ -6,7 +6,8 @@ JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 BUILD   ?= build
 
-.PHONY: all setup build demo test test-release test-asan test-tsan fuzz-build fuzz-ci fuzz bench format clean
+.PHONY: all setup build demo test test-release test-asan test-tsan fuzz-build fuzz-ci fuzz bench format clean \
+        test-arm test-arm-quick
 
 all: build
 
@@ -66,6 +67,14 @@ fuzz-ci: fuzz-build
 fuzz:
 	$(MAKE) fuzz-ci FUZZ_SECONDS=600
 
+# 32-bit ARM (issue 4, docs/ARM.md): the core and its unit tests cross-built for armhf and run
+# under qemu-arm (full: every test folder; quick: base pal phys page slab). Installs what it needs.
+test-arm:
+	JOBS=$(JOBS) bash scripts/test-arm.sh full
+
+test-arm-quick:
+	JOBS=$(JOBS) bash scripts/test-arm.sh quick
+
 bench: build
 	./$(BUILD)/bin/kmm-bench-kmalloc
 
@@ -73,4 +82,4 @@ format:
 	find src tools tests bench examples -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-arm build-arm-quick

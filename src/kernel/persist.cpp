@@ -403,7 +403,8 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
     err->what = "the superblock's kernel offset is outside RAM";
     return nullptr;
   }
-  auto* k = reinterpret_cast<Kernel*>(fp->ram() + sb.kernel_offset);
+  // kernel_offset is page aligned (boot memory): through void* so 32-bit -Wcast-align agrees.
+  auto* k = static_cast<Kernel*>(static_cast<void*>(fp->ram() + sb.kernel_offset));
   if (k->ram_ != fp->ram() || k->ram_size_ != fp->ram_bytes() || k->phys_.base() != fp->ram() ||
       k->phys_.size() != fp->ram_bytes() || reinterpret_cast<char*>(k->phys_.mem_map()) != fp->ram() ||
       k->pages_ != &k->zone_ || k->zone_.start_pfn() < k->phys_.first_free_pfn() ||

@@ -73,7 +73,8 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
       fp.close(false);
       return res;
     }
-    auto* stored = reinterpret_cast<Kernel*>(fp.ram() + sb.kernel_offset);
+    // kernel_offset is page aligned (boot memory): through void* so 32-bit -Wcast-align agrees.
+    auto* stored = static_cast<Kernel*>(static_cast<void*>(fp.ram() + sb.kernel_offset));
     if (stored->phys().base() == fp.ram() && stored->phys().size() == fp.ram_bytes()) {
       cfg = stored->config();
       cfg.platform = nullptr;

@@ -139,7 +139,7 @@ void print_kmemleak(Kernel& k, TextSink& out) {
   }
   for (const VmArea* a = k.vmalloc_space().areas(); a != nullptr; a = a->next) {
     if (!dead[a->owner]) continue;
-    leak_entry(k, out, a->addr, a->requested, static_cast<unsigned char*>(phys.pfn_to_virt(a->pages[0])), a->owner,
+    leak_entry(k, out, a->addr, static_cast<std::size_t>(a->requested) /* a vmalloc size_t */, static_cast<unsigned char*>(phys.pfn_to_virt(a->pages[0])), a->owner,
                "vmalloc");
   }
 }

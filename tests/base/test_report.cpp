@@ -13,7 +13,8 @@
 namespace kmm {
 namespace {
 
-const void* const kPtr = reinterpret_cast<const void*>(std::uintptr_t{0x7f3c2a401040});
+// Any address will do; truncated to 32 bits (0x2a401040) on a 32-bit target.
+const void* const kPtr = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(0x7f3c2a401040ull));
 
 std::string hexptr(const void* p) {
   StackText<32> t;

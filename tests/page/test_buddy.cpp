@@ -351,7 +351,7 @@ TEST(Buddy, AllocPagesExact) {
   EXPECT_EQ(zindex(z, p), 64u);
   Counts want{1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 3};
   EXPECT_EQ(counts(z), want);
-  std::memset(m.phys.page_address(p), 0x11, count * kPageSize);
+  std::memset(m.phys.page_address(p), 0x11, static_cast<std::size_t>(count * kPageSize));
   // An order-0 request now takes the freed frame right after the 33.
   Page* next = z.alloc_pages(0);
   EXPECT_EQ(zindex(z, next), 64u + 33u);

@@ -224,7 +224,8 @@ TEST(Range, RandomAgainstShadow) {
         pfn_t f = t.pfn(p);
         bool top = t.r.top_down(n);
         (void)top;
-        for (std::uint64_t i = 0; i < n; ++i) {
+        // size_t indices: vector<bool>::size_type is 32 bits on 32-bit ARM.
+        for (std::size_t i = 0; i < n; ++i) {
           ASSERT_FALSE(used[f + i]);
           used[f + i] = true;
         }
@@ -232,7 +233,7 @@ TEST(Range, RandomAgainstShadow) {
       } else {
         std::size_t i = rng() % live.size();
         pfn_t f = t.pfn(live[i].first);
-        for (std::uint64_t j = 0; j < live[i].second; ++j) used[f + j] = false;
+        for (std::size_t j = 0; j < live[i].second; ++j) used[f + j] = false;
         t.r.free_pages_exact(live[i].first, live[i].second);
         live[i] = live.back();
         live.pop_back();

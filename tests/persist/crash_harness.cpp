@@ -137,8 +137,8 @@ void snapshot_hook(void* arg) {
     if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &sev, &t) == 0) {
       struct itimerspec its;
       std::memset(&its, 0, sizeof its);
-      its.it_value.tv_sec = cpu_kill_ns / 1000000000;
-      its.it_value.tv_nsec = cpu_kill_ns % 1000000000;
+      its.it_value.tv_sec = static_cast<time_t>(cpu_kill_ns / 1000000000);  // 32-bit time_t on armhf
+      its.it_value.tv_nsec = static_cast<long>(cpu_kill_ns % 1000000000);
       timer_settime(t, 0, &its, nullptr);
     }
   }

@@ -672,7 +672,13 @@ void random_against_reference(Format format) {
   ASSERT_EQ(pt.init(&frames, c), VmError::kOk);
   const std::uint64_t window = format == Format::kArmv7Short ? 0x40000000u : 0x7F0000000000ull;
   constexpr std::uint64_t kPages = (64u << 20) / 4096;
-  std::vector<std::uint64_t> ref(kPages, ~0ull);
+  // Indexed by 64-bit page numbers (always < kPages); vector's operator[] takes size_t, which
+  // is 32 bits on 32-bit ARM, so narrow here once rather than at every use.
+  struct Ref : std::vector<std::uint64_t> {
+    using std::vector<std::uint64_t>::vector;
+    std::uint64_t& operator[](std::uint64_t i) { return std::vector<std::uint64_t>::operator[](static_cast<std::size_t>(i)); }
+  };
+  Ref ref(kPages, ~0ull);
   std::uint64_t x = 0xC0FFEE;
   auto rnd = [&x]() {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
