@@ -94,7 +94,7 @@ class ArenaPolicy final : public Policy {
   std::uint64_t footprint() const override { return a_.brk() - Arena::kPrologue; }
   std::uint64_t free_total() const override { return a_.free_total(); }
   std::uint64_t largest_free() const override { return a_.largest_free(); }
-  std::uint64_t capacity() const override { return a_.capacity(); }
+  std::uint64_t capacity() const override { return a_.capacity() - Arena::kPrologue; }
   void used_cells(std::uint64_t cell, std::vector<bool>* out) const override { a_.used_cells(cell, out); }
   bool check(std::string* why) override { return a_.check(why); }
 

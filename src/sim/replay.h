@@ -50,7 +50,7 @@ struct ReplayConfig {
   std::size_t map_cells = 100;         // characters in the final physical map
   bool check = false;                  // check the allocator's invariants at every sample
   // heap: the fixed heap's size; 0: 5/4 of the trace's peak live payload + 64K, page-rounded
-  // (at most what the kernel's kmalloc can give in one block, 4 MiB).
+  // (at most what the kernel's kmalloc can give in one block, 4 MiB, and what fits in RAM).
   std::uint64_t heap_bytes = 0;
 };
 

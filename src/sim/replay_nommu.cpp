@@ -81,6 +81,9 @@ std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayC
   if (heap == 0) {
     heap = t.peak_live_bytes + t.peak_live_bytes / 4 + (64 << 10);
     heap = std::min<std::uint64_t>(heap, kPageSize << kMaxOrder);
+    // On a small machine: what fits, leaving 32K for the records and the process table.
+    std::uint64_t room = p->largest_free() > (48u << 10) ? p->largest_free() - (32u << 10) : (16u << 10);
+    heap = std::min(heap, room) & ~std::uint64_t{kPageSize - 1};
   }
   heap = (heap + kPageSize - 1) & ~std::uint64_t{kPageSize - 1};
   if (!p->start(kind, kind == MallocKind::kHeap ? heap : 0, err)) return nullptr;
