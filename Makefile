@@ -7,7 +7,7 @@ CMAKE   ?= cmake
 BUILD   ?= build
 
 .PHONY: all setup build demo test test-release test-asan test-tsan fuzz-build fuzz-ci fuzz bench format clean \
-        test-arm test-arm-quick
+        test-arm test-arm-quick firmware
 
 all: build
 
@@ -75,6 +75,11 @@ test-arm:
 test-arm-quick:
 	JOBS=$(JOBS) bash scripts/test-arm.sh quick
 
+# Bare-metal ARM: the freestanding core linked into examples/firmware, run under qemu-arm, and
+# its size per layer written into docs/SIZE.md.
+firmware:
+	JOBS=$(JOBS) bash scripts/firmware-arm.sh
+
 bench: build
 	./$(BUILD)/bin/kmm-bench-kmalloc
 
@@ -82,4 +87,4 @@ format:
 	find src tools tests bench examples -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-arm build-arm-quick
+	rm -rf $(BUILD) build-asan build-tsan build-arm build-arm-quick build-firmware

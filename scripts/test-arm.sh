@@ -3,7 +3,7 @@
 # ARM Linux (armhf) with cmake/toolchain-arm-linux-gnueabihf.cmake, GoogleTest built for the
 # target from /usr/src/googletest, and run them under qemu-arm.
 #   scripts/test-arm.sh full    every unit, death and stress test of the core (make test-arm)
-#   scripts/test-arm.sh quick   the base, pal, phys, page and slab tests only (make test-arm-quick,
+#   scripts/test-arm.sh quick   the base, pal, phys, page, slab and arm tests only (make test-arm-quick,
 #                               the ARM job inside make test)
 # Environment: ARM_BUILD (build folder, default build-arm; quick uses build-arm-quick), JOBS.
 set -euo pipefail
@@ -13,7 +13,7 @@ mode="${1:-full}"
 jobs="${JOBS:-$(nproc)}"
 case "$mode" in
   full)  build="${ARM_BUILD:-build-arm}"; layers="" ;;
-  quick) build="${ARM_BUILD:-build-arm-quick}"; layers="base;pal;phys;page;slab" ;;
+  quick) build="${ARM_BUILD:-build-arm-quick}"; layers="base;pal;phys;page;slab;arm" ;;
   *) echo "usage: $0 [full|quick]" >&2; exit 2 ;;
 esac
 

@@ -19,6 +19,14 @@
 #endif
 #endif
 
+// Thread-local storage where there are threads; a plain global where there are none (bare
+// metal runs one thread and has no TLS runtime: no __aeabi_read_tp, no TLS segment).
+#if KMM_HAVE_THREADS
+#define KMM_THREAD_LOCAL __attribute__((tls_model("initial-exec"))) thread_local
+#else
+#define KMM_THREAD_LOCAL
+#endif
+
 namespace kmm {
 
 inline constexpr unsigned kPageShift = 12;

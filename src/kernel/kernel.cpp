@@ -11,7 +11,7 @@
 namespace kmm {
 namespace {
 
-__attribute__((tls_model("initial-exec"))) thread_local owner_t t_current_owner = kOwnerKernel;
+KMM_THREAD_LOCAL owner_t t_current_owner = kOwnerKernel;
 
 constexpr std::size_t kLogRingBytes = 64 * 1024;
 constexpr std::uint64_t kVmallocOffset = 8ull << 20;   // Linux's VMALLOC_OFFSET
@@ -28,7 +28,9 @@ OwnerScope::~OwnerScope() { t_current_owner = saved_; }
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
+#if !KMM_FREESTANDING  // persistent RAM needs files (pal_file): not on bare metal
   if (cfg.backing != nullptr && cfg.platform == nullptr) return boot_backed(cfg, err);  // kernel/persist.cpp
+#endif
 #if KMM_FREESTANDING
   Platform* pal = cfg.platform;
   if (pal == nullptr) {
@@ -181,10 +183,12 @@ void Kernel::unlock_all() {
 }
 
 void Kernel::shutdown() {
+#if !KMM_FREESTANDING
   if (backing_ != nullptr) {  // persistent RAM: the machine stays in its file
     detach();
     return;
   }
+#endif
   slab_.shutdown();
   Platform* pal = platform_;
   void* ram = ram_;
@@ -385,7 +389,9 @@ void Kernel::idle(std::uint64_t ns) {
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
     // Persistent RAM: the boot grace period ends inside this idle period.
     if (now_ns_ < grace_deadline_ns_) now_ns_ = grace_deadline_ns_;
+#if !KMM_FREESTANDING  // only an attach (persistent RAM) sets a grace period
     boot_complete();
+#endif
   }
   slab_.drain_current_thread();
   if (cfg_.paper_table) {

@@ -2,6 +2,7 @@
 #include "slab/slab.h"
 
 #include <cstring>
+#include <initializer_list>  // for (x : {a, b}); not pulled in by a freestanding <cstring>
 
 #include "base/bits.h"
 #include "base/report.h"
