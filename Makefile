@@ -39,7 +39,7 @@ test-asan: setup
 test-tsan: setup
 	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DKMM_WERROR=ON -DKMM_SANITIZE=thread -DKMM_BUILD_BENCH=OFF -DKMM_BUILD_TOOLS=OFF
-	$(CMAKE) --build build-tsan -j $(JOBS)
+	$(CMAKE) --build build-tsan -j $(JOBS) --target kmm-stress-tests
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L stress --timeout 900
 
 # libFuzzer harnesses (clang 14, ASan+UBSan): the engine as an operation sequence, the
