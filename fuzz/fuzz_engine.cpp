@@ -4,7 +4,7 @@
 // Operations: kmalloc, kzalloc, kfree, krealloc, kmem_cache create/alloc/free/destroy,
 // alloc_pages/free_pages, vmalloc/vfree, insmod, rmmod, transfer, idle (collector passes),
 // protector mode changes. Only pointers the harness holds are freed, so every report is a
-// bug: the report hook traps. A machine of 8 MiB keeps out-of-memory paths in reach.
+// bug: the report hook traps. A machine of 2 MiB keeps out-of-memory paths in reach.
 #include <cstdint>
 #include <cstring>
 
@@ -45,7 +45,7 @@ void trap_on_report(const ErrorReport& r, void*) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   set_report_hook(trap_on_report, nullptr);
   BootConfig cfg;
-  cfg.ram_bytes = 8u << 20;
+  cfg.ram_bytes = 2u << 20;
   cfg.gc_delay_ns = 1000;
   cfg.gc_slice_pages = 64;
   cfg.protector = ProtectorMode::kReclaimUnreachable;
