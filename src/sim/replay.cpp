@@ -60,13 +60,22 @@ class KmallocPolicy final : public KernelPolicy {
     return reinterpret_cast<Handle>(p);
   }
   void free(Handle h, std::uint64_t, std::uint64_t) override { k_->kmalloc_layer().kfree(reinterpret_cast<void*>(h)); }
+  // krealloc's rule without its copy (a replay has no payload to keep): a block that already
+  // holds the new size stays; otherwise a new block is allocated before the old one is freed.
   Handle realloc(Handle h, std::uint64_t, std::uint64_t, std::uint64_t size, unsigned align_log2,
                  std::uint64_t* cost) override {
     std::uint64_t s = ask(size, align_log2);
     if (s == 0) s = 1;  // realloc(p, 0) in a trace is a resize, not a free
-    void* p = k_->kmalloc_layer().krealloc(reinterpret_cast<void*>(h), s, GFP_KERNEL, kOwnerKernel);
+    Kmalloc& km = k_->kmalloc_layer();
+    void* old = reinterpret_cast<void*>(h);
+    if (s <= km.ksize(old)) {
+      *cost = km.footprint(old);
+      return h;
+    }
+    void* p = km.kmalloc(s, GFP_KERNEL, kOwnerKernel);
     if (p == nullptr) return 0;
-    *cost = k_->kmalloc_layer().footprint(p);
+    km.kfree(old);
+    *cost = km.footprint(p);
     return reinterpret_cast<Handle>(p);
   }
 

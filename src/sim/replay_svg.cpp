@@ -85,11 +85,16 @@ void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<Rep
                        left + plot_w, py0 + ph + 14, max_op);
     for (std::size_t i = 0; i < runs.size(); ++i) {
       out << fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="1.3" points=")", kColours[i % 10]);
-      for (const ReplaySample& s : runs[i]->timeline) {
-        double x = left + plot_w * static_cast<double>(s.op) / static_cast<double>(max_op);
-        double y = py0 + ph - ph * static_cast<double>(s.*(measures[m].field)) / static_cast<double>(ymax);
-        out << fmt::format("{:.1f},{:.1f} ", x, y);
-      }
+      // At most ~200 points a line: enough for 640 pixels, and the file stays small.
+      const std::vector<ReplaySample>& tl = runs[i]->timeline;
+      std::size_t stride = std::max<std::size_t>(1, (tl.size() + 199) / 200);
+      auto point = [&](const ReplaySample& sm) {
+        double x = left + plot_w * static_cast<double>(sm.op) / static_cast<double>(max_op);
+        double y = py0 + ph - ph * static_cast<double>(sm.*(measures[m].field)) / static_cast<double>(ymax);
+        out << fmt::format("{:.0f},{:.1f} ", x, y);
+      };
+      for (std::size_t j = 0; j < tl.size(); j += stride) point(tl[j]);
+      if ((tl.size() - 1) % stride != 0) point(tl.back());
       out << "\"/>\n";
     }
   }
@@ -114,12 +119,16 @@ void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<Rep
     for (char c : r.map) cells += c == 'X' || c == '-';
     if (cells == 0) continue;
     double cw = static_cast<double>(plot_w) / static_cast<double>(cells);
-    std::size_t k = 0;
-    for (char c : r.map) {
-      if (c != 'X' && c != '-') continue;
+    // One rectangle per run of equal cells.
+    std::string cells_only;
+    for (char c : r.map)
+      if (c == 'X' || c == '-') cells_only += c;
+    for (std::size_t k = 0; k < cells_only.size();) {
+      std::size_t e = k;
+      while (e < cells_only.size() && cells_only[e] == cells_only[k]) ++e;
       out << fmt::format(R"(<rect x="{:.1f}" y="{}" width="{:.1f}" height="14" fill="{}"/>)", left + cw * static_cast<double>(k), y,
-                         cw, c == 'X' ? "#444" : "#ddd");
-      ++k;
+                         cw * static_cast<double>(e - k), cells_only[k] == 'X' ? "#444" : "#ddd");
+      k = e;
     }
     out << fmt::format(R"(<text x="{}" y="{}">{} a cell</text>
 )",
