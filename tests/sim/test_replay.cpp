@@ -240,6 +240,11 @@ INSTANTIATE_TEST_SUITE_P(
 // ---- kmm trace end to end ----
 #if defined(KMM_BIN) && defined(KMM_VICTIM)
 TEST(TraceEndToEnd, ThreadsForkBeforeMainAlignedAndNew) {
+#ifdef KMM_SANITIZED
+  // The victim is built with the sanitizer too, and a sanitizer's own malloc interceptors in
+  // the executable take precedence over any preloaded recorder: nothing would be recorded.
+  GTEST_SKIP() << "the recorder cannot interpose malloc in a sanitizer-instrumented program";
+#endif
   std::string dir = testing::TempDir() + "kmm-e2e-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   std::string out = dir + "/victim.rep";
