@@ -7,22 +7,6 @@
 #include "base/text.h"
 
 namespace kmm {
-namespace {
-
-std::uint64_t isqrt(std::uint64_t x) {
-  std::uint64_t r = 0;
-  for (std::uint64_t bit = std::uint64_t{1} << 62; bit != 0; bit >>= 2) {
-    if (x >= r + bit) {
-      x -= r + bit;
-      r = (r >> 1) + bit;
-    } else {
-      r >>= 1;
-    }
-  }
-  return r;
-}
-
-}  // namespace
 
 void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes) {
   phys_ = phys;
@@ -46,20 +30,7 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
     free_locked(pfn, order);
     pfn += pfn_t{1} << order;
   }
-  std::uint64_t managed_kb = managed_pages_ * (kPageSize / 1024);
-  std::uint64_t min_kb = min_free_kbytes;
-  if (min_kb == 0) {
-    min_kb = isqrt(managed_kb * 16);
-    if (min_kb < 128) min_kb = 128;
-    if (min_kb > 65536) min_kb = 65536;
-  }
-  if (min_free_kbytes == ~std::uint64_t{0}) min_kb = 0;  // watermarks off
-  std::uint64_t min_pages = min_kb / (kPageSize / 1024);
-  // Never reserve more than a quarter of a tiny machine.
-  if (min_pages > managed_pages_ / 4) min_pages = managed_pages_ / 4;
-  wmark_.min = min_pages;
-  wmark_.low = min_pages + min_pages / 4;
-  wmark_.high = min_pages + min_pages / 2;
+  wmark_ = linux_watermarks(managed_pages_, min_free_kbytes);
 }
 
 void BuddyZone::list_add(unsigned order, pfn_t pfn) {

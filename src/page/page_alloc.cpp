@@ -3,6 +3,20 @@
 
 namespace kmm {
 namespace {
+
+std::uint64_t isqrt(std::uint64_t x) {
+  std::uint64_t r = 0;
+  for (std::uint64_t bit = std::uint64_t{1} << 62; bit != 0; bit >>= 2) {
+    if (x >= r + bit) {
+      x -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+  }
+  return r;
+}
+
 struct ContigInfo {
   std::uint64_t free_pages = 0, free_blocks_total = 0, free_blocks_suitable = 0;
 };
@@ -17,6 +31,21 @@ ContigInfo contig_info(const std::uint64_t nr[kNrOrders], unsigned order) {
   return info;
 }
 }  // namespace
+
+Watermarks linux_watermarks(std::uint64_t managed_pages, std::uint64_t min_free_kbytes) {
+  std::uint64_t managed_kb = managed_pages * (kPageSize / 1024);
+  std::uint64_t min_kb = min_free_kbytes;
+  if (min_kb == 0) {
+    min_kb = isqrt(managed_kb * 16);
+    if (min_kb < 128) min_kb = 128;
+    if (min_kb > 65536) min_kb = 65536;
+  }
+  if (min_free_kbytes == ~std::uint64_t{0}) min_kb = 0;  // watermarks off
+  std::uint64_t min_pages = min_kb / (kPageSize / 1024);
+  // Never reserve more than a quarter of a tiny machine.
+  if (min_pages > managed_pages / 4) min_pages = managed_pages / 4;
+  return Watermarks{min_pages, min_pages + min_pages / 4, min_pages + min_pages / 2};
+}
 
 int fragmentation_index(const std::uint64_t nr[kNrOrders], unsigned order) {
   ContigInfo info = contig_info(nr, order);

@@ -55,6 +55,11 @@ class PageAllocator {
   ~PageAllocator() = default;
 };
 
+// Linux's zone watermarks for a zone of `managed_pages`: min = min_free_kbytes (0: Linux's
+// default, sqrt(16 * managed kB) clamped to [128, 65536] kB; ~0: watermarks off), never more
+// than a quarter of the zone; low = min * 5/4; high = min * 3/2. Both page allocators use it.
+Watermarks linux_watermarks(std::uint64_t managed_pages, std::uint64_t min_free_kbytes);
+
 // Linux's extfrag index (mm/vmstat.c __fragmentation_index) for a request of `order`, in
 // thousandths: -1000 when a suitable block exists, 0 when a failure would be for lack of
 // memory, towards 1000 when for fragmentation.

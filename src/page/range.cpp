@@ -8,19 +8,6 @@
 namespace kmm {
 namespace {
 
-std::uint64_t isqrt64(std::uint64_t x) {
-  std::uint64_t r = 0;
-  for (std::uint64_t bit = std::uint64_t{1} << 62; bit != 0; bit >>= 2) {
-    if (x >= r + bit) {
-      x -= r + bit;
-      r = (r >> 1) + bit;
-    } else {
-      r >>= 1;
-    }
-  }
-  return r;
-}
-
 constexpr std::uint32_t kRunEnd = PG_buddy | PG_range_end;
 
 }  // namespace
@@ -49,20 +36,7 @@ void RangeAllocator::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t m
     link_after(kNoPfn, start);
     free_pages_.store(managed_pages_, std::memory_order_relaxed);
   }
-  // Watermarks exactly as the buddy zone computes them (buddy.cpp).
-  std::uint64_t managed_kb = managed_pages_ * (kPageSize / 1024);
-  std::uint64_t min_kb = min_free_kbytes;
-  if (min_kb == 0) {
-    min_kb = isqrt64(managed_kb * 16);
-    if (min_kb < 128) min_kb = 128;
-    if (min_kb > 65536) min_kb = 65536;
-  }
-  if (min_free_kbytes == ~std::uint64_t{0}) min_kb = 0;
-  std::uint64_t min_pages = min_kb / (kPageSize / 1024);
-  if (min_pages > managed_pages_ / 4) min_pages = managed_pages_ / 4;
-  wmark_.min = min_pages;
-  wmark_.low = min_pages + min_pages / 4;
-  wmark_.high = min_pages + min_pages / 2;
+  wmark_ = linux_watermarks(managed_pages_, min_free_kbytes);
 }
 
 bool RangeAllocator::top_down(std::uint64_t count) const {
