@@ -439,15 +439,16 @@ void Kernel::idle(std::uint64_t ns) {
   now_ns_ = end;
 }
 
-void Kernel::usage(OwnerTally* out) const {
-  std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
+// One walk of mem_map tallying live blocks by owner: slab objects when `slabs` (only those of
+// `only` when it is set), page-level blocks when `large`.
+void Kernel::tally_blocks(bool slabs, const KmemCache* only, bool large, OwnerTally* out) const {
   for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.online_end_pfn();) {
     Page* page = phys_.pfn_to_page(pfn);
     pfn_t step = 1;
     if (page->is(PG_slab) && page->is(PG_head)) {
       step = pfn_t{1} << page->get_order();
-      const KmemCache* c = const_cast<SlabAllocator&>(slab_).cache(page->cache_id);
-      if (c != nullptr) {
+      const KmemCache* c = const_cast<SlabAllocator&>(slab_).cache(page->get_cache_id());
+      if (slabs && c != nullptr && (only == nullptr || only == c)) {
         for (unsigned i = 0; i < c->objects; ++i) {
           owner_t o = __atomic_load_n(slab_.owner_slot(c, page, i), __ATOMIC_RELAXED);
           if (o == kOwnerFree) continue;
@@ -456,14 +457,21 @@ void Kernel::usage(OwnerTally* out) const {
         }
       }
     } else if (page->is(PG_large) && page->is(PG_head)) {
-      step = page->lru.nr_pages;
-      out[page->owner].objects++;
-      out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
+      step = page->get_nr_pages();
+      if (large) {
+        out[page->get_owner()].objects++;
+        out[page->get_owner()].bytes += std::uint64_t{step} << kPageShift;
+      }
     } else if (page->is(PG_buddy)) {
       step = pfn_t{1} << page->get_order();
     }
     pfn += step == 0 ? 1 : step;
   }
+}
+
+void Kernel::usage(OwnerTally* out) const {
+  std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
+  tally_blocks(true, nullptr, true, out);
   for (const VmArea* a = vmalloc_.areas(); a != nullptr; a = a->next) {
     out[a->owner].objects++;
     out[a->owner].bytes += std::uint64_t{a->nr_pages} << kPageShift;
@@ -472,30 +480,8 @@ void Kernel::usage(OwnerTally* out) const {
 
 void Kernel::cache_usage(const KmemCache* c, OwnerTally* out) const {
   std::memset(out, 0, sizeof(OwnerTally) * kMaxOwners);
-  for (pfn_t pfn = phys_.base_pfn(); pfn < phys_.online_end_pfn();) {
-    Page* page = phys_.pfn_to_page(pfn);
-    pfn_t step = 1;
-    if (page->is(PG_slab) && page->is(PG_head)) {
-      step = pfn_t{1} << page->get_order();
-      if (c != nullptr && page->cache_id == c->id) {
-        for (unsigned i = 0; i < c->objects; ++i) {
-          owner_t o = __atomic_load_n(slab_.owner_slot(c, page, i), __ATOMIC_RELAXED);
-          if (o == kOwnerFree) continue;
-          out[o].objects++;
-          out[o].bytes += c->size;
-        }
-      }
-    } else if (page->is(PG_large) && page->is(PG_head)) {
-      step = page->lru.nr_pages;
-      if (c == nullptr) {
-        out[page->owner].objects++;
-        out[page->owner].bytes += std::uint64_t{page->lru.nr_pages} << kPageShift;
-      }
-    } else if (page->is(PG_buddy)) {
-      step = pfn_t{1} << page->get_order();
-    }
-    pfn += step == 0 ? 1 : step;
-  }
+  // A cache's objects, or (c null) the page-level blocks alone.
+  tally_blocks(c != nullptr, c, c == nullptr, out);
 }
 
 void* Kernel::kva_to_host(std::uint64_t va) const {

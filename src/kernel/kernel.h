@@ -232,6 +232,7 @@ class Kernel {
   void detach();
   void persist_roots_register();
   owner_t resolve(owner_t o) const;
+  void tally_blocks(bool slabs, const KmemCache* only, bool large, OwnerTally* out) const;
   bool check_free(const void* p, owner_t by, const char* action);
   void track(const void* p, owner_t owner, std::size_t size);
   void untrack(const void* p);

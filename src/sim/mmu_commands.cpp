@@ -24,6 +24,7 @@
 #include "kernel/machine_frames.h"
 #include "sim/expr.h"
 #include "sim/scenario.h"
+#include "sim/script_args.h"
 #include "vm/address_space.h"
 #include "vm/kernel_space.h"
 #include "vm/ptdump.h"
@@ -35,12 +36,8 @@ namespace {
 constexpr std::uint64_t k4K = 4096;
 constexpr std::uint64_t kChunkHeader = 16;            // malloc's per-chunk header (glibc-like)
 
-bool label_ok_mmu(const std::string& s) {
-  if (s.empty() || s == "kernel") return false;
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
-  return true;
-}
+// A label that cannot be mistaken for the kernel's address space.
+bool label_ok_mmu(const std::string& s) { return s != "kernel" && label_ok(s); }
 
 // An unsigned 64-bit number: 0x... or decimal (AArch64 kernel addresses do not fit the
 // expression language's signed integers).

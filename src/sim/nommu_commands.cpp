@@ -35,6 +35,7 @@
 #include "nommu/nommu.h"
 #include "sim/expr.h"
 #include "sim/scenario.h"
+#include "sim/script_args.h"
 
 namespace kmm::sim {
 
@@ -69,25 +70,6 @@ struct NommuState {
 void ModelDeleter::operator()(NommuState* s) const { delete s; }
 
 namespace {
-
-bool opts(const std::vector<std::string>& a, std::size_t from, std::map<std::string, std::string>* out, std::string* bad) {
-  for (std::size_t i = from; i < a.size(); ++i) {
-    std::size_t eq = a[i].find('=');
-    if (eq == std::string::npos || eq == 0) {
-      *bad = a[i];
-      return false;
-    }
-    (*out)[a[i].substr(0, eq)] = a[i].substr(eq + 1);
-  }
-  return true;
-}
-
-bool label_ok(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
-  return true;
-}
 
 std::string pool_reason(const NommuFailure& f, const Kernel& k) {
   if (f.error == NommuError::kTooLarge)
@@ -130,7 +112,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen) return script_error(where, "usage: spawn PROC [malloc=simple|smalloc|heap|brk] [heap=SIZE]");
     std::map<std::string, std::string> o;
     std::string bad;
-    if (!opts(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
+    if (!parse_options(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
     MallocKind kind = MallocKind::kSimple;
     std::int64_t heap = 0;
     bool kind_given = false;
@@ -264,7 +246,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "nommu") {
     std::map<std::string, std::string> o;
     std::string bad;
-    if (a.size() < 2 || !opts(a, 1, &o, &bad)) return script_error(where, "usage: nommu [lookup=linear|indexed] [chunk=SIZE]");
+    if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, "usage: nommu [lookup=linear|indexed] [chunk=SIZE]");
     for (auto& [key, v] : o) {
       if (key == "lookup") {
         if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");
@@ -327,7 +309,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "churn") {
     std::map<std::string, std::string> o;
     std::string bad;
-    if (!opts(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
+    if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
     std::map<std::string, std::int64_t> p = {{"steps", 2000}, {"seed", 1},        {"every", 200},     {"buf_min", 64},
                                              {"buf_max", 2048}, {"bufs", 3},      {"buf_life", 20},   {"keep", 20},
                                              {"programs", 6},  {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};

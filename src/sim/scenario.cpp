@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "proc/proc.h"
 #include "sim/expr.h"
+#include "sim/script_args.h"
 #include "sim/persist_commands.h"
 
 namespace kmm::sim {
@@ -44,26 +45,6 @@ std::string strip_comment(const std::string& line) {
   std::size_t b = 0;
   while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   return s.substr(b);
-}
-
-// key=value options of a command; false (with the bad token) when one is not key=value.
-bool options(const std::vector<std::string>& a, std::size_t from, std::map<std::string, std::string>* out, std::string* bad) {
-  for (std::size_t i = from; i < a.size(); ++i) {
-    std::size_t eq = a[i].find('=');
-    if (eq == std::string::npos || eq == 0) {
-      *bad = a[i];
-      return false;
-    }
-    (*out)[a[i].substr(0, eq)] = a[i].substr(eq + 1);
-  }
-  return true;
-}
-
-bool label_ok(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
-  return true;
 }
 
 }  // namespace
@@ -216,7 +197,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     if (a.size() < 2) return script_error(where, "usage: " + cmd + " NAME" + (cmd == "insmod" ? " [size=N]" : ""));
     std::map<std::string, std::string> opt;
     std::string bad;
-    if (!options(a, 2, &opt, &bad)) return script_error(where, "bad option '" + bad + "'");
+    if (!parse_options(a, 2, &opt, &bad)) return script_error(where, "bad option '" + bad + "'");
     ModuleError e;
     if (cmd == "insmod") {
       std::int64_t size = 16384;
@@ -355,7 +336,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
 LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
   std::map<std::string, std::string> opt;
   std::string bad;
-  if (!options(a, 1, &opt, &bad)) return script_error(where, "bad boot option '" + bad + "' (want key=value)");
+  if (!parse_options(a, 1, &opt, &bad)) return script_error(where, "bad boot option '" + bad + "' (want key=value)");
   BootConfig cfg;
   for (auto& kv : opt) {
     // Not a structured binding: clang 14 cannot capture one in the lambda below.
