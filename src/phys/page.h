@@ -13,6 +13,10 @@
 //   PG_slab | PG_head    first frame of a slab: slab fields valid, cache_id names the cache.
 //   PG_large | PG_head   first frame of a page-level allocation (large kmalloc, alloc_pages
 //                        by a module): `owner` and `large.nr_pages` valid.
+//   PG_guarded           (with PG_large | PG_head) the block's last frame is a guard page
+//                        (slab/hardening.h): lru.freelist holds the bytes asked for,
+//                        lru.objects how the guard is kept (1: the platform made it
+//                        inaccessible, 2: filled with a pattern the free checks).
 //   PG_tail              a later frame of a slab or large allocation: tail.head is the head.
 //   none of these        an order-0 page allocated with alloc_pages, or a frame inside a
 //                        free buddy block (not its head).
@@ -39,6 +43,7 @@ enum PageFlags : std::uint32_t {
   PG_pgtable = 1u << 9,   // frame holding a page table
   PG_offslab_owners = 1u << 10,  // slab head: owners live in tail descriptors
   PG_range_end = 1u << 11,  // range allocator: first or last frame of a free run (with PG_buddy)
+  PG_guarded = 1u << 12,    // large head: the last frame is a guard page
 };
 
 // Owner bytes a tail descriptor can hold for its slab (see slab/slab.h).

@@ -228,7 +228,7 @@ void Collector::visit_slab(Page* head) {
 void Collector::visit_large(Page* head) {
   owner_t o = head->get_owner();
   void* addr = phys_->page_address(head);
-  std::size_t bytes = std::size_t{head->get_nr_pages()} << kPageShift;
+  std::size_t bytes = Kmalloc::large_usable_bytes(head);  // never the guard frame
   switch (phase_) {
     case Phase::kMarkLive:
       if (o != kOwnerFree && !dead_[o]) scan_range(addr, bytes);

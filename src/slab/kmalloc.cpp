@@ -50,7 +50,11 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   PhysMem* phys = slab_->phys();
   Page* head;
   std::uint64_t npages;
-  if (cfg_.policy == KmallocPolicy::kPow2) {
+  bool guarded = cfg_.guard_platform != nullptr;
+  if (guarded) {
+    npages = pages_for(size) + 1;
+    head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
+  } else if (cfg_.policy == KmallocPolicy::kPow2) {
     unsigned order = get_order(size);
     head = zone->alloc_pages(order, gfp & ~__GFP_ZERO);
     npages = std::uint64_t{1} << order;
@@ -68,9 +72,19 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
     head[i].tail.head = head_pfn;
     head[i].set_flags(PG_large | PG_tail);
   }
-  head->publish_flags(PG_large | PG_head);
-  large_pages_.fetch_add(npages, std::memory_order_relaxed);
   void* p = phys->page_address(head);
+  if (guarded) {
+    // The slack after the size asked for and, when the platform cannot protect it, the guard
+    // frame itself carry a pattern that free_large checks.
+    char* end = static_cast<char*>(p) + ((npages - 1) << kPageShift);
+    std::memset(static_cast<char*>(p) + size, kGuardFill, static_cast<std::size_t>(end - static_cast<char*>(p)) - size);
+    bool mmu = cfg_.guard_platform->protect(end, kPageSize, Prot::kNone);
+    if (!mmu) std::memset(end, kGuardFill, kPageSize);
+    head->lru.freelist = static_cast<std::uint32_t>(size);
+    head->lru.objects = mmu ? 1 : 2;
+  }
+  head->publish_flags(PG_large | PG_head | (guarded ? std::uint32_t{PG_guarded} : 0u));
+  large_pages_.fetch_add(npages, std::memory_order_relaxed);
   if (gfp & __GFP_ZERO) std::memset(p, 0, size);
   return p;
 }
@@ -99,15 +113,49 @@ void* Kmalloc::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner
   return kmalloc(bytes, gfp | __GFP_ZERO, owner);
 }
 
-void Kmalloc::free_large(Page* head) {
+void Kmalloc::free_large(Page* head, const char* action) {
   std::uint64_t npages = head->get_nr_pages();
+  bool guarded = head->is(PG_guarded);
+  if (guarded) check_guard(head, action);
   // alloc_pages blocks (PG_pages) were never counted (Kernel::alloc_pages does not add them).
   if (!head->is(PG_pages)) large_pages_.fetch_sub(npages, std::memory_order_relaxed);
   head->set_owner(kOwnerFree);
-  if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
+  if (guarded) {
+    slab_->zone()->free_pages_exact(head, npages);
+  } else if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
     slab_->zone()->free_pages(head, ilog2(npages));
   } else {
     slab_->zone()->free_pages_exact(head, npages);
+  }
+}
+
+// A guarded block about to be freed: the slack after the size asked for must still hold the
+// pattern, and so must the guard frame when it was not protected; a protected guard frame is
+// made accessible again before the frames go back.
+void Kmalloc::check_guard(Page* head, const char* action) {
+  char* p = static_cast<char*>(slab_->phys()->page_address(head));
+  std::size_t asked = head->lru.freelist;
+  std::size_t usable = large_usable_bytes(head);
+  char* guard = p + usable;
+  for (std::size_t i = asked; i < usable; ++i) {
+    if (static_cast<std::uint8_t>(p[i]) != kGuardFill) {
+      StackText<160> why;
+      why.str("large block overrun: byte ").u(i).str(" of a block of ").u(asked).str(" bytes was written (slack before the guard page)");
+      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+      break;
+    }
+  }
+  if (head->lru.objects == 1) {
+    if (!cfg_.guard_platform->protect(guard, kPageSize, Prot::kReadWrite)) fatal("kmm: cannot make a guard page accessible again (host out of mappings)");
+    return;
+  }
+  for (std::size_t i = 0; i < kPageSize; ++i) {
+    if (static_cast<std::uint8_t>(guard[i]) != kGuardFill) {
+      StackText<160> why;
+      why.str("large block overrun into its guard page: byte ").u(usable + i).str(" of a block of ").u(asked).str(" bytes was written");
+      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+      break;
+    }
   }
 }
 
@@ -133,7 +181,7 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
       report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift, "the block is already free"});
       return kOwnerFree;
     }
-    free_large(head);
+    free_large(head, action);
     return owner;
   }
   if (page->is(PG_buddy) || (page->flags == 0 && page->refcount == 0)) {
@@ -149,9 +197,14 @@ std::size_t Kmalloc::ksize(const void* p) const {
   PhysMem* phys = slab_->phys();
   if (!phys->owns(p)) return 0;
   SlabAllocator::ObjectInfo info;
-  if (slab_->lookup(p, &info)) return info.owner != kOwnerFree && info.exact ? info.cache->size : 0;
+  if (slab_->lookup(p, &info)) {
+    if (info.owner == kOwnerFree || !info.exact) return 0;
+    return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
+  }
   Page* page = phys->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head)) return std::size_t{page->lru.nr_pages} << kPageShift;
+  if (page->is(PG_large) && page->is(PG_head)) {
+    return page->is(PG_guarded) ? std::size_t{page->lru.freelist} : std::size_t{page->lru.nr_pages} << kPageShift;
+  }
   return 0;
 }
 
@@ -198,7 +251,13 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     kfree(p, "krealloc");
     return nullptr;
   }
-  if (new_size <= have) return p;
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info) && info.cache->debug) {
+    // A debug cache keeps the size asked for: the red zone follows it as it grows or shrinks.
+    if (slab_->resize_in_place(info.cache, p, new_size)) return p;
+  } else if (new_size <= have) {
+    return p;
+  }
   owner_t keep = owner_of(p);
   void* q = kmalloc(new_size, gfp & ~__GFP_ZERO, keep != kOwnerFree ? keep : owner);
   if (q == nullptr) return nullptr;  // the old block stays valid, as in Linux

@@ -11,10 +11,17 @@
 // kfree accepts and ksize calls 0 bytes. Page-level blocks carry PG_large, their owner and
 // their exact page count in the head descriptor.
 //
-// Depends on: slab/slab.h, page/.
+// Hardening (slab/hardening.h): with guard pages, a page-level block is the pages the request
+// needs (exact, under either policy) plus one guard frame after them (PG_guarded); ksize is
+// then the size asked for, and the slack between it and the guard is checked on free. In a
+// debug cache ksize is the size asked for as well, so a caller that writes all of ksize()
+// never touches a red zone.
+//
+// Depends on: slab/slab.h, page/, pal/pal.h (guard pages).
 #pragma once
 
 #include "base/bits.h"
+#include "pal/pal.h"
 #include "slab/slab.h"
 
 namespace kmm {
@@ -30,6 +37,9 @@ inline constexpr std::size_t kKmallocMaxCacheSize = 2 * kPageSize;
 struct KmallocConfig {
   KmallocPolicy policy = KmallocPolicy::kPow2;
   std::uint64_t max_size = 0;  // 0: the policy's default (pow2: 1 MiB; kmalloc2: 4 MiB)
+  // guard_pages: the platform that protects guard frames (null: guard pages off). A frame the
+  // platform cannot protect (a static buffer; a host out of mappings) is patterned instead.
+  Platform* guard_platform = nullptr;
 };
 
 class Kmalloc {
@@ -37,7 +47,7 @@ class Kmalloc {
   bool init(SlabAllocator* slab, const KmallocConfig& cfg);
 
   void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
-    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr) return slab_->alloc(c, gfp, owner);
+    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr) return slab_->alloc(c, gfp, owner, size);
     return kmalloc_slow(size, gfp, owner);
   }
   void* kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
@@ -75,12 +85,20 @@ class Kmalloc {
   void set_large_pages(std::uint64_t n) { large_pages_.store(n, std::memory_order_relaxed); }  // persistent RAM: rebuilt at attach
 
   // Frees a page-level block (the collector's path; no report). Page must be a PG_large head.
-  void free_large(Page* head);
+  // A guarded block's slack and guard are checked first (damage is reported as corruption).
+  void free_large(Page* head, const char* action = "gc_process");
+  // Bytes of a page-level block the caller may use (its frames without the guard frame).
+  static std::size_t large_usable_bytes(const Page* head) {
+    std::size_t n = head->get_nr_pages();
+    if (head->is(PG_guarded) && n != 0) --n;
+    return n << kPageShift;
+  }
   // Bytes a large request of `size` takes under the policy (0 when it must fail).
   std::uint64_t large_footprint(std::size_t size) const;
 
  private:
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
+  void check_guard(Page* head, const char* action);
   void* kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner);
   owner_t kfree_slow(const void* p, const char* action);
 

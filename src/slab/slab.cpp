@@ -1,10 +1,12 @@
-// kmm/slab/slab.cpp — cache sizing, slab lists, object alloc/free, checks.
+// kmm/slab/slab.cpp — cache sizing, slab lists, object alloc/free, checks, and the debug
+// caches' red zones, poison and quarantine (slab/hardening.h).
 #include "slab/slab.h"
 
 #include <cstring>
 #include <initializer_list>  // for (x : {a, b}); not pulled in by a freestanding <cstring>
 
 #include "base/bits.h"
+#include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
 #include "slab/thread_cache.h"
@@ -15,7 +17,20 @@ namespace {
 inline owner_t load_owner(const owner_t* slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
 inline void store_owner(owner_t* slot, owner_t v) { __atomic_store_n(slot, v, __ATOMIC_RELAXED); }
 
-inline std::uint32_t* free_link(void* obj) { return static_cast<std::uint32_t*>(obj); }
+// splitmix64: the per-cache keys of freelist_hardened from the boot's random seed.
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// First byte in [p, p + n) that is not `pattern`, or n.
+std::size_t first_not(const char* p, std::size_t n, std::uint8_t pattern) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (static_cast<std::uint8_t>(p[i]) != pattern) return i;
+  return n;
+}
 
 }  // namespace
 
@@ -31,9 +46,36 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
     caches_[i].id = static_cast<std::uint16_t>(i);
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+  q_ring_ = nullptr;
+  q_pages_ = nullptr;
+  q_cap_ = q_head_ = 0;
+  q_count_ = q_bytes_ = 0;
+  if (cfg_.hardening.quarantine_bytes != 0) {
+    // One ring slot per 32 bytes of quarantine (the mean object is larger), within what one
+    // buddy block holds; the ring caps the objects, quarantine_bytes the bytes.
+    std::uint64_t want = cfg_.hardening.quarantine_bytes / 32;
+    if (want < 64) want = 64;
+    std::uint64_t max_entries = (kPageSize << kMaxOrder) / sizeof(void*);
+    if (want > max_entries) want = max_entries;
+    q_order_ = get_order(static_cast<std::size_t>(want * sizeof(void*)));
+    q_pages_ = zone_->alloc_pages(q_order_, GFP_KERNEL);
+    if (q_pages_ != nullptr) {
+      q_ring_ = static_cast<void**>(phys_->page_address(q_pages_));
+      q_cap_ = static_cast<std::uint32_t>((kPageSize << q_order_) / sizeof(void*));
+    } else {
+      cfg_.hardening.quarantine_bytes = 0;  // no memory for the ring: run without
+    }
+  }
 }
 
 void SlabAllocator::shutdown() {
+  if (q_pages_ != nullptr) {
+    quarantine_flush();
+    zone_->free_pages(q_pages_, q_order_);
+    q_pages_ = nullptr;
+    q_ring_ = nullptr;
+    q_cap_ = 0;
+  }
   if (cfg_.thread_caches) {
     tc_unregister_heap(this);
     tc_release_all();  // threads still alive never touch them again (stale generation)
@@ -118,6 +160,29 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   c->object_size = static_cast<std::uint32_t>(size);
   c->size = static_cast<std::uint32_t>(round_up(size, a));
   c->align = static_cast<std::uint32_t>(a);
+  const HardeningConfig& h = cfg_.hardening;
+  c->debug = 0;
+  c->fp_offset = 0;
+  if (h.redzone) c->debug |= kDebugRedzone | kDebugOrigSize;
+  if (h.poison) c->debug |= kDebugPoison;
+  if (h.quarantine_bytes != 0) c->debug |= kDebugQuarantine;
+  if (c->debug & (kDebugRedzone | kDebugPoison)) {
+    // [object | red zone (at least kRedzoneMin bytes, up to the metadata word) | link, asked]:
+    // the free link leaves the object, so poison covers all of it (SLUB moves it the same way).
+    // Slots stay 16-aligned (malloc's alignment), and a power-of-two kmalloc class keeps its
+    // natural alignment (Linux guarantees it with slub_debug too): the stride then doubles.
+    std::size_t da = a < 16 ? 16 : a;
+    if ((flags & SLAB_KMALLOC) && is_pow2(size) && size > da) da = size < kPageSize ? size : kPageSize;
+    std::size_t meta = round_up(size + ((c->debug & kDebugRedzone) ? kRedzoneMin : 0), 8);
+    c->fp_offset = static_cast<std::uint32_t>(meta);
+    c->size = static_cast<std::uint32_t>(round_up(meta + 8, da));
+    c->align = static_cast<std::uint32_t>(da);
+  }
+  c->fl_key = 0;
+  if (h.freelist_hardened) {
+    c->fl_key = static_cast<std::uint32_t>(mix64(cfg_.random_seed ^ (std::uint64_t{c->id} << 32)));
+    if (c->fl_key == 0) c->fl_key = 0x9E3779B9u;
+  }
   c->flags = flags;
   c->partial = c->full = kNoPfn;
   c->nr_partial = c->nr_full = c->nr_empty = 0;
@@ -130,10 +195,12 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   }
   c->tc_slot = 0xFF;
   c->tc_limit = 0;
-  if (cfg_.thread_caches && tc_slots_used_ < kMaxTcSlots) {
+  if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots) {
     c->tc_slot = tc_slots_used_++;
     c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024 ? kMagazineCap : c->size <= 2048 ? kMagazineCap / 2 : kMagazineCap / 4);
   }
+  // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
+  __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot, __ATOMIC_RELAXED);
   c->in_use = true;
   return c;
 }
@@ -141,6 +208,7 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
 bool SlabAllocator::destroy(KmemCache* c) {
   if (c == nullptr) return true;
   if (cfg_.thread_caches && c->tc_slot != 0xFF) tc_drain_cache(this, c);
+  if (c->debug & kDebugQuarantine) quarantine_flush();
   {
     LockGuard g(c->lock);
     if (c->active_objects() != 0) {
@@ -199,7 +267,9 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   if (!c->offslab_owners) std::memset(base + c->owners_offset, 0, c->objects);
   // Thread the free list in address order.
   for (unsigned i = 0; i < c->objects; ++i) {
-    *free_link(base + std::size_t{i} * c->size) = i + 1 < c->objects ? (i + 1) * c->size : kNoObject;
+    char* obj = base + std::size_t{i} * c->size;
+    if (c->debug) debug_init_slot(c, obj);
+    set_link(c, obj, i + 1 < c->objects ? (i + 1) * c->size : kNoObject);
   }
   head->lru.freelist = 0;
   head->lru.inuse = 0;
@@ -236,7 +306,7 @@ void* SlabAllocator::alloc_central(KmemCache* c, gfp_t gfp) {
             "slab free list points outside its slab (use after free?)"});
   }
   if (head->lru.inuse == 0) c->nr_empty--;
-  head->lru.freelist = *free_link(base + off);
+  head->lru.freelist = get_link(c, base + off);
   head->lru.inuse++;
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (head->lru.inuse == head->lru.objects) {
@@ -251,7 +321,7 @@ void* SlabAllocator::alloc_central(KmemCache* c, gfp_t gfp) {
 void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) {
   char* base = static_cast<char*>(phys_->page_address(head));
   bool was_full = head->lru.inuse == head->lru.objects;
-  *free_link(base + std::size_t{idx} * c->size) = head->lru.freelist;
+  set_link(c, base + std::size_t{idx} * c->size, head->lru.freelist);
   head->lru.freelist = idx * c->size;
   head->lru.inuse--;
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -274,11 +344,167 @@ void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
 
 void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   store_owner(owner_slot(c, head, idx), kOwnerFree);
+  if (c->debug) debug_on_free(c, static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size, "gc_process");
   free_central_locked(c, head, idx);
 }
 
+// Frees that no magazine takes: straight into the slab, or — in a debug cache — through the
+// red-zone check, the poison and the quarantine. The owner byte is already cleared.
+owner_t SlabAllocator::free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner,
+                                       const char* action) {
+  if (c->debug) {
+    debug_on_free(c, const_cast<char*>(static_cast<const char*>(p)), action);
+    if (c->debug & kDebugQuarantine) {
+      quarantine_push(c, const_cast<void*>(p));
+      return owner;
+    }
+  }
+  LockGuard g(c->lock);
+  free_central_locked(c, head, idx);
+  return owner;
+}
+
+// --- debug caches ---------------------------------------------------------------------------
+
+void SlabAllocator::debug_init_slot(const KmemCache* c, char* obj) {
+  if (c->debug & kDebugPoison) {
+    std::memset(obj, kPoisonFree, c->object_size - 1);
+    obj[c->object_size - 1] = static_cast<char>(kPoisonEnd);
+  }
+  if (c->debug & kDebugRedzone) std::memset(obj + c->object_size, kRedInactive, c->fp_offset - c->object_size);
+}
+
+std::size_t SlabAllocator::asked_size(const KmemCache* c, const void* p) const {
+  if ((c->debug & kDebugOrigSize) == 0) return c->object_size;
+  std::uint32_t asked;
+  std::memcpy(&asked, static_cast<const char*>(p) + c->fp_offset + 4, sizeof asked);
+  return asked <= c->object_size ? asked : c->object_size;
+}
+
+void SlabAllocator::debug_on_alloc(const KmemCache* c, char* obj, std::size_t asked) {
+  if (c->debug & kDebugPoison) {
+    std::size_t bad = first_not(obj, c->object_size - 1, kPoisonFree);
+    if (bad == c->object_size - 1 && static_cast<std::uint8_t>(obj[bad]) == kPoisonEnd) bad = c->object_size;
+    if (bad != c->object_size) {
+      StackText<128> why;
+      why.str("object written after it was freed (use after free): poison changed at byte ").u(bad);
+      report({ErrorKind::kCorruption, "kmalloc", obj, c->name, c->object_size, why.data()});
+    }
+  }
+  if (c->debug & kDebugRedzone) {
+    std::size_t rz = c->fp_offset - c->object_size;
+    std::size_t bad = first_not(obj + c->object_size, rz, kRedInactive);
+    if (bad != rz) {
+      StackText<128> why;
+      why.str("red zone of a free object overwritten at byte ").u(c->object_size + bad).str(" (overflow from the slot before?)");
+      report({ErrorKind::kCorruption, "kmalloc", obj, c->name, c->object_size, why.data()});
+    }
+    if (asked == 0 || asked > c->object_size || (c->debug & kDebugOrigSize) == 0) asked = c->object_size;
+    std::memset(obj + asked, kRedActive, c->fp_offset - asked);
+  }
+  if (c->debug & kDebugOrigSize) {
+    auto a = static_cast<std::uint32_t>(asked);
+    std::memcpy(obj + c->fp_offset + 4, &a, sizeof a);
+  }
+}
+
+void SlabAllocator::debug_on_free(const KmemCache* c, char* obj, const char* action) {
+  if (c->debug & kDebugRedzone) {
+    std::size_t asked = asked_size(c, obj);
+    std::size_t rz = c->fp_offset - asked;
+    std::size_t bad = first_not(obj + asked, rz, kRedActive);
+    if (bad != rz) {
+      StackText<160> why;
+      why.str("red zone overwritten (buffer overflow): byte ").u(asked + bad).str(" of a block of ").u(asked);
+      why.str(" bytes was written");
+      report({ErrorKind::kCorruption, action, obj, c->name, asked, why.data()});
+    }
+  }
+  debug_init_slot(c, obj);
+}
+
+bool SlabAllocator::resize_in_place(KmemCache* c, void* p, std::size_t new_size) {
+  if (new_size > c->object_size) return false;
+  if ((c->debug & kDebugOrigSize) == 0) return true;
+  char* obj = static_cast<char*>(p);
+  std::size_t old = asked_size(c, obj);
+  // The bytes between the old and the new size become object (grow) or red zone (shrink).
+  if (new_size < old) std::memset(obj + new_size, kRedActive, old - new_size);
+  auto a = static_cast<std::uint32_t>(new_size);
+  std::memcpy(obj + c->fp_offset + 4, &a, sizeof a);
+  return true;
+}
+
+void SlabAllocator::quarantine_push(KmemCache* c, void* p) {
+  // Evicted objects are freed after q_lock_ is dropped: no cache lock nests inside it.
+  void* evicted[16];
+  unsigned n_evicted = 0;
+  for (;;) {
+    {
+      LockGuard g(q_lock_);
+      while (n_evicted < 16 && q_count_ != 0 && (q_count_ == q_cap_ || q_bytes_ + c->size > cfg_.hardening.quarantine_bytes)) {
+        void* old = q_ring_[q_head_];
+        q_head_ = (q_head_ + 1) % q_cap_;
+        __atomic_store_n(&q_count_, q_count_ - 1, __ATOMIC_RELAXED);
+        KmemCache* oc = &caches_[phys_->compound_head(phys_->virt_to_page(old))->cache_id];
+        __atomic_store_n(&q_bytes_, q_bytes_ - oc->size, __ATOMIC_RELAXED);
+        evicted[n_evicted++] = old;
+      }
+      bool fits = q_count_ < q_cap_ && q_bytes_ + c->size <= cfg_.hardening.quarantine_bytes;
+      if (fits) {
+        q_ring_[(q_head_ + q_count_) % q_cap_] = p;
+        __atomic_store_n(&q_count_, q_count_ + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&q_bytes_, q_bytes_ + c->size, __ATOMIC_RELAXED);
+        p = nullptr;
+      } else if (q_count_ == 0) {
+        // An object larger than the whole quarantine goes straight back.
+        evicted[n_evicted++] = p;
+        p = nullptr;
+      }
+    }
+    for (unsigned i = 0; i < n_evicted; ++i) {
+      Page* head = phys_->compound_head(phys_->virt_to_page(evicted[i]));
+      KmemCache* oc = &caches_[head->cache_id];
+      LockGuard g(oc->lock);
+      free_central_locked(oc, head, slot_index(oc, head, evicted[i]));
+    }
+    n_evicted = 0;
+    if (p == nullptr) return;
+  }
+}
+
+void SlabAllocator::quarantine_flush() {
+  if (q_ring_ == nullptr) return;
+  for (;;) {
+    void* batch[32];
+    unsigned n = 0;
+    {
+      LockGuard g(q_lock_);
+      while (n < 32 && q_count_ != 0) {
+        void* old = q_ring_[q_head_];
+        q_head_ = (q_head_ + 1) % q_cap_;
+        KmemCache* oc = &caches_[phys_->compound_head(phys_->virt_to_page(old))->cache_id];
+        __atomic_store_n(&q_count_, q_count_ - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&q_bytes_, q_bytes_ - oc->size, __ATOMIC_RELAXED);
+        batch[n++] = old;
+      }
+    }
+    if (n == 0) return;
+    for (unsigned i = 0; i < n; ++i) {
+      Page* head = phys_->compound_head(phys_->virt_to_page(batch[i]));
+      KmemCache* oc = &caches_[head->cache_id];
+      LockGuard g(oc->lock);
+      free_central_locked(oc, head, slot_index(oc, head, batch[i]));
+    }
+  }
+}
+
 // The allocation slow path: the magazine is empty (refill it), or there is none.
-void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner) {
+void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked) {
+  // failslab (Linux's should_failslab): every allocation comes here while it is on (the
+  // fast path reads alloc_tc_slot, 0xFF then), so every kmem_cache_alloc/kmalloc is a call.
+  if (__builtin_expect(!(gfp & __GFP_NOFAIL) && fault_should_fail(FaultPoint::kSlab, c->object_size, c->name), 0))
+    return nullptr;
   void* p = nullptr;
   if (c->tc_slot != 0xFF) {
     ThreadCache* tc = thread_cache();
@@ -293,6 +519,7 @@ void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner) {
     p = alloc_central(c, gfp);
     if (p == nullptr) return nullptr;
   }
+  if (c->debug) debug_on_alloc(c, static_cast<char*>(p), asked);
   mark_allocated(c, p, owner);
   if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
   return p;
@@ -359,6 +586,13 @@ bool SlabAllocator::set_owner(const void* p, owner_t owner) {
   return true;
 }
 
+void SlabAllocator::route_faults(bool slow) {
+  LockGuard g(registry_lock_);
+  for (auto& c : caches_) {
+    if (c.in_use) __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
+  }
+}
+
 void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
   Magazine& m = tc->mags[c->tc_slot];
   unsigned want = c->tc_limit / 2;
@@ -405,8 +639,20 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
           if (why) why->str(c->name).str(": free slot ").u(off / c->size).str(" of slab ").u(pfn).str(" has an owner");
           return false;
         }
+        if (c->debug & (kDebugPoison | kDebugRedzone)) {
+          const char* obj = base + off;
+          bool poison_ok = (c->debug & kDebugPoison) == 0 ||
+                           (first_not(obj, c->object_size - 1, kPoisonFree) == c->object_size - 1 &&
+                            static_cast<std::uint8_t>(obj[c->object_size - 1]) == kPoisonEnd);
+          bool red_ok = (c->debug & kDebugRedzone) == 0 ||
+                        first_not(obj + c->object_size, c->fp_offset - c->object_size, kRedInactive) == c->fp_offset - c->object_size;
+          if (!poison_ok || !red_ok) {
+            if (why) why->str(c->name).str(": free slot ").u(off / c->size).str(" of slab ").u(pfn).str(poison_ok ? " has a damaged red zone" : " lost its poison (written after free)");
+            return false;
+          }
+        }
         ++nfree;
-        off = *free_link(base + off);
+        off = get_link(c, base + off);
       }
       if (nfree + head->lru.inuse != c->objects || head->lru.objects != c->objects) {
         if (why) why->str(c->name).str(": slab ").u(pfn).str(" counts ").u(head->lru.inuse).str(" in use + ").u(nfree).str(" free != ").u(c->objects);

@@ -25,9 +25,16 @@
 // already keeps min_partial empty slabs. Counters: active = total - free in slabs (objects in
 // per-thread caches count as active, as SLUB counts its per-cpu slabs).
 //
+// Hardening (slab/hardening.h): with freelist_hardened the free links are stored encoded;
+// red zones, poisoning and the quarantine make a cache a debug cache, which has no magazine
+// (tc_slot 0xFF) so that every allocation and free passes the checks under the cache lock.
+// A debug cache's slot is [object | red zone | metadata word: free link, size asked for].
+// Objects in the quarantine are free (owner byte 0) but on no free list, as in a magazine.
+//
 // Invariants (check_invariants): for each slab, inuse + |freelist| == objects; every free
 // slot has owner byte 0 and lies inside the slab at a multiple of size; slabs on `full` have
-// no free slot; cache totals equal the sums over its slabs.
+// no free slot; cache totals equal the sums over its slabs; in a debug cache every slot on a
+// free list keeps its poison and its inactive red zone.
 // Lock order: slab allocator registry -> kmem_cache::lock -> zone lock.
 // Depends on: base/, phys/, page/.
 #pragma once
@@ -38,6 +45,7 @@
 #include "base/report.h"
 #include "base/spinlock.h"
 #include "page/buddy.h"
+#include "slab/hardening.h"
 
 namespace kmm {
 
@@ -57,6 +65,14 @@ enum CacheFlags : std::uint32_t {
   SLAB_NOLEAKTRACE = 1u << 4,      // the collector's scan does not read these objects
 };
 
+// What a debug cache checks (KmemCache::debug; slab/hardening.h says why).
+enum CacheDebug : std::uint8_t {
+  kDebugRedzone = 1u << 0,     // red zone after the object (and after the size asked for)
+  kDebugPoison = 1u << 1,      // freed objects hold the poison pattern
+  kDebugQuarantine = 1u << 2,  // frees wait in the quarantine before the slot is reused
+  kDebugOrigSize = 1u << 3,    // the size asked for is kept in the slot's metadata word
+};
+
 struct KmemCache {
   char name[kCacheNameLen];
   std::uint32_t object_size;  // what the creator asked for
@@ -71,7 +87,11 @@ struct KmemCache {
   bool offslab_owners;
   bool in_use;
   std::uint8_t tc_slot;       // magazine slot, or 0xFF: no per-thread cache
+  std::uint8_t alloc_tc_slot; // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
   std::uint16_t tc_limit;     // magazine capacity for this cache
+  std::uint8_t debug;         // CacheDebug bits; non-zero: a debug cache (no magazines)
+  std::uint32_t fp_offset;    // free link's offset in a slot: 0, or the metadata word after the red zone
+  std::uint32_t fl_key;       // freelist_hardened: the cache's random key (0: links stored plain)
   SpinLock lock;
   pfn_t partial = kNoPfn;     // slabs with free slots
   pfn_t full = kNoPfn;        // slabs with none
@@ -119,6 +139,8 @@ extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("init
 struct SlabConfig {
   bool thread_caches = false;   // per-thread magazines (pcp) on
   unsigned min_partial = 0;     // empty slabs a cache keeps
+  HardeningConfig hardening;    // slab/hardening.h
+  std::uint64_t random_seed = 0;  // keys of freelist_hardened (the kernel draws it at boot)
 };
 
 class SlabAllocator {
@@ -133,7 +155,9 @@ class SlabAllocator {
   // kmem_cache_destroy: refuses (reports kCacheNotEmpty, returns false) while objects live.
   bool destroy(KmemCache* c);
 
-  inline void* alloc(KmemCache* c, gfp_t gfp, owner_t owner);
+  // `asked` is the size the caller asked for (kmalloc), kept and red-zoned by debug caches;
+  // 0 means the object size. The fast path never reads it.
+  inline void* alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked = 0);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
   owner_t free(KmemCache* c, const void* p, const char* action);
@@ -174,6 +198,32 @@ class SlabAllocator {
   // Replaces the owner of a live object (ownership transfer); false if p is not live.
   bool set_owner(const void* p, owner_t owner);
 
+  // --- hardening (slab/hardening.h) ---
+  // The free link of a slot, stored (encode) and read back (decode). With freelist_hardened
+  // the stored word is the offset XORed with the cache's key and bits of the slot's address.
+  static std::uint32_t link_mask(const KmemCache* c, const void* slot) {
+    if (c->fl_key == 0) return 0;
+    auto a = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slot) >> 3);
+    return c->fl_key ^ __builtin_bswap32(a);
+  }
+  void set_link(const KmemCache* c, void* slot, std::uint32_t next) const {
+    std::uint32_t v = next ^ link_mask(c, slot);
+    std::memcpy(static_cast<char*>(slot) + c->fp_offset, &v, sizeof v);
+  }
+  std::uint32_t get_link(const KmemCache* c, const void* slot) const {
+    std::uint32_t v;
+    std::memcpy(&v, static_cast<const char*>(slot) + c->fp_offset, sizeof v);
+    return v ^ link_mask(c, slot);
+  }
+  // Debug caches: the size a live object was asked for (its object size when not kept), and
+  // resizing it in place (krealloc within the slot): false when new_size does not fit.
+  std::size_t asked_size(const KmemCache* c, const void* p) const;
+  bool resize_in_place(KmemCache* c, void* p, std::size_t new_size);
+  // Objects and bytes waiting in the quarantine; flush gives every one back to its slab.
+  std::uint64_t quarantine_objects() const { return __atomic_load_n(&q_count_, __ATOMIC_RELAXED); }
+  std::uint64_t quarantine_bytes() const { return __atomic_load_n(&q_bytes_, __ATOMIC_RELAXED); }
+  void quarantine_flush();
+
   KmemCache* cache(unsigned id) { return id < kMaxCaches && caches_[id].in_use ? &caches_[id] : nullptr; }
   unsigned nr_cache_ids() const { return kMaxCaches; }
   PageAllocator* zone() const { return zone_; }
@@ -207,6 +257,10 @@ class SlabAllocator {
   void tc_detach(ThreadCache* tc);
   // shutdown(): gives every remaining ThreadCache's pages back to the zone.
   void tc_release_all();
+  // Fault injection (base/fault_inject.h): with slow true every cache's alloc_tc_slot is 0xFF,
+  // so allocations leave the inline fast path for alloc_slow, where failslab is checked;
+  // false restores them. Called by failslab's change hook for every heap, and at attach.
+  void route_faults(bool slow);
   std::uint32_t heap_id() const { return heap_id_; }
   std::uint64_t heap_gen() const { return heap_gen_; }
 
@@ -216,7 +270,14 @@ class SlabAllocator {
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
   void* alloc_central(KmemCache* c, gfp_t gfp);
-  void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner);
+  void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
+  // Frees into the slab under the cache lock, or through the debug checks and the quarantine.
+  owner_t free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner, const char* action);
+  void debug_init_slot(const KmemCache* c, char* obj);
+  void debug_check_free_slot(const KmemCache* c, char* obj, const char* action);
+  void debug_on_alloc(const KmemCache* c, char* obj, std::size_t asked);
+  void debug_on_free(const KmemCache* c, char* obj, const char* action);
+  void quarantine_push(KmemCache* c, void* p);
   owner_t free_slow(KmemCache* c, Page* page, const void* p, const char* action);
   // Sets the owner byte of a slot just taken (p in a slab of c).
   void mark_allocated(const KmemCache* c, void* p, owner_t owner) {
@@ -245,14 +306,25 @@ class SlabAllocator {
   ThreadCache* tc_list_ = nullptr;
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
+  // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
+  // cache lock is never taken while q_lock_ is held).
+  SpinLock q_lock_;
+  void** q_ring_ = nullptr;
+  Page* q_pages_ = nullptr;
+  unsigned q_order_ = 0;
+  std::uint32_t q_cap_ = 0, q_head_ = 0;
+  std::uint64_t q_count_ = 0, q_bytes_ = 0;
 };
 
 // The allocation fast path: a pop from this thread's magazine and the owner byte.
-inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
-  if (c->tc_slot != 0xFF) {
+inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked) {
+  // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
+  // where the injection point is, and this path stays free of it (route_faults).
+  std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
+  if (slot != 0xFF) {
     ThreadCache* tc = thread_cache();
     if (__builtin_expect(tc != nullptr, 1)) {
-      Magazine& m = tc->mags[c->tc_slot];
+      Magazine& m = tc->mags[slot];
       if (__builtin_expect(m.count != 0, 1)) {
         void* p = m.objs[--m.count];
         mark_allocated(c, p, owner);
@@ -261,7 +333,7 @@ inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
       }
     }
   }
-  return alloc_slow(c, gfp, owner);
+  return alloc_slow(c, gfp, owner, asked);
 }
 
 // The free fast path: the checks that find every bad free, then a push on the magazine.
@@ -287,9 +359,7 @@ inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const v
       return owner;
     }
   }
-  LockGuard g(sc->lock);
-  free_central_locked(sc, head, idx);
-  return owner;
+  return free_unbuffered(sc, head, idx, p, owner, action);
 }
 
 template <typename Fn>

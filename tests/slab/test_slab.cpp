@@ -215,7 +215,7 @@ TEST_F(Slab, RandomSequenceKeepsInvariants) {
 }
 
 TEST_F(Slab, MinPartialKeepsEmptySlabs) {
-  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = false, .min_partial = 2}));
+  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = false, .min_partial = 2, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("mp-512", 512, 0, 0);
   std::vector<void*> objs;
@@ -339,7 +339,7 @@ TEST_F(Slab, BadFreesRefusedUnderReportPolicy) {
 }
 
 TEST_F(Slab, ThreadCacheOnOneThread) {
-  Machine k(slab_only(std::size_t{8} << 20, SlabConfig{.thread_caches = true, .min_partial = 0}));
+  Machine k(slab_only(std::size_t{8} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("tc-64", 64, 0, 0);
   ASSERT_NE(c->tc_slot, 0xFF);
@@ -442,7 +442,7 @@ TEST_F(SlabDeathTest, DestroyNonEmptyDoesNotStopTheProcess) {
 }
 
 TEST_F(SlabDeathTest, DoubleFreeThroughThreadCache) {
-  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = true, .min_partial = 0}));
+  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("tc-32", 32, 0, 0);
   void* p = k.slab.alloc(c, GFP_KERNEL, kOwnerKernel);

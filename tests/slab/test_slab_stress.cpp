@@ -52,7 +52,7 @@ TEST(SlabStress, CrossThreadKmallocKfree) {
   test::default_report_policy();
   MachineOptions o;
   o.ram = std::size_t{64} << 20;
-  o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0};
+  o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
   Machine m(o);
   ASSERT_TRUE(m.ok());
   const std::uint64_t start_free = m.zone.free_pages();
