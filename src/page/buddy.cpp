@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/bits.h"
+#include "base/fault_inject.h"
 #include "base/text.h"
 
 namespace kmm {
@@ -119,7 +120,18 @@ void BuddyZone::add_frames(pfn_t new_end) {
   }
 }
 
+// Linux's should_fail_alloc_page(): the fail_page_alloc point, before the zone lock (its
+// verbose line may go to a log). An injected failure counts as a failure of the zone.
+static bool fail_page_alloc(std::uint64_t pages, gfp_t gfp) {
+  if (gfp & __GFP_NOFAIL) return false;
+  return fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(pages << kPageShift), "buddy");
+}
+
 Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
+  if (__builtin_expect(fail_page_alloc(std::uint64_t{1} << (order > kMaxOrder ? kMaxOrder : order), gfp), 0)) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
   Page* p;
   {
     LockGuard g(lock_);
@@ -152,6 +164,10 @@ void BuddyZone::free_pages(Page* page, unsigned order) {
 
 Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
   if (count == 0) return nullptr;
+  if (__builtin_expect(fail_page_alloc(count, gfp), 0)) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
   unsigned order = get_order(count << kPageShift);
   if (order > kMaxOrder) {
     failures_.fetch_add(1, std::memory_order_relaxed);

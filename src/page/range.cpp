@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "base/fault_inject.h"
 #include "base/text.h"
 
 namespace kmm {
@@ -185,6 +186,12 @@ Page* RangeAllocator::alloc_pages(unsigned order, gfp_t gfp) {
 void RangeAllocator::free_pages(Page* page, unsigned order) { free_pages_exact(page, std::uint64_t{1} << order); }
 
 Page* RangeAllocator::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
+  // The fail_page_alloc point (alloc_pages comes through here too); see buddy.cpp.
+  if (__builtin_expect(!(gfp & __GFP_NOFAIL) &&
+                           fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(count << kPageShift), "range"), 0)) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
   Page* p;
   {
     LockGuard g(lock_);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/bits.h"
+#include "base/fault_inject.h"
 #include "base/report.h"
 
 #if KMM_HAVE_THREADS
@@ -55,10 +56,19 @@ void on_thread_exit(void*) {
 
 void make_key() { pthread_key_create(&g_exit_key, on_thread_exit); }
 
+// failslab's change hook: every heap with magazines routes its allocations to the slow path
+// (where the injection point is) while failslab is on. Heaps without magazines always take it.
+void route_all_heaps(FaultPoint, bool on) {
+  LockGuard g(g_heaps_lock);
+  for (auto& e : g_heaps)
+    if (e.heap != nullptr) e.heap->route_faults(on);
+}
+
 }  // namespace
 
 void tc_register_heap(SlabAllocator* heap, std::uint32_t* id, std::uint64_t* gen) {
   pthread_once(&g_key_once, make_key);
+  fault_set_change_hook(FaultPoint::kSlab, route_all_heaps);
   LockGuard g(g_heaps_lock);
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
     if (g_heaps[i].heap == nullptr) {
