@@ -50,7 +50,8 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   PhysMem* phys = slab_->phys();
   Page* head;
   std::uint64_t npages;
-  bool guarded = cfg_.guard_platform != nullptr;
+  // A block of the largest buddy size has no room for a guard frame: it goes unguarded.
+  bool guarded = cfg_.guard_platform != nullptr && pages_for(size) < (std::uint64_t{1} << kMaxOrder);
   if (guarded) {
     npages = pages_for(size) + 1;
     head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);

@@ -431,6 +431,48 @@ TEST_F(KernelTest, InsmodRmmodThroughKernel) {
   EXPECT_EQ(k->now_ns(), 3 * kSecond);
 }
 
+// Hardening (slab/hardening.h) through the kernel: the protector reclaims a gone module's
+// objects in debug caches and large guarded blocks through the same checks a kfree passes
+// (poison, red zones, guard frames), and persistent RAM refuses the options that would change
+// its layout between boots.
+TEST(KernelHardening, CollectorReclaimsThroughTheDebugChecks) {
+  BootConfig cfg = test::small_config();
+  cfg.protector = ProtectorMode::kReclaim;
+  cfg.gc_delay_ns = kSecond;
+  cfg.hardening.freelist_hardened = cfg.hardening.redzone = cfg.hardening.poison = true;
+  cfg.hardening.guard_pages = true;
+  cfg.hardening.quarantine_bytes = 16 << 10;
+  KernelPtr k = boot_kernel(cfg);
+  ASSERT_NE(k, nullptr);
+  std::uint64_t free0 = k->zone().free_pages();
+  owner_t m = 0;
+  ASSERT_EQ(k->insmod("leaky", 4096, &m), ModuleError::kOk);
+  void* keep = k->kmalloc(40, GFP_KERNEL, kOwnerKernel);  // keeps kmalloc-64's slab
+  std::vector<void*> leaked;
+  for (int i = 0; i < 50; ++i) leaked.push_back(k->kmalloc(static_cast<std::size_t>(20 + i), GFP_KERNEL, m));
+  leaked.push_back(k->kmalloc(20000, GFP_KERNEL, m));  // a guarded large block
+  for (void* p : leaked) ASSERT_NE(p, nullptr);
+  ASSERT_EQ(k->rmmod("leaky"), ModuleError::kOk);
+  k->idle(2 * kSecond);
+  EXPECT_EQ(k->collector().stats().reclaimed_objects, 51u);
+  EXPECT_TRUE(invariants(*k)) << "reclaimed slots carry their poison and inactive red zones";
+  k->kfree(keep);
+  k->slab().quarantine_flush();
+  k->idle(2 * kSecond);
+  EXPECT_TRUE(invariants(*k));
+  EXPECT_LE(free0 - k->zone().free_pages(), 16u) << "at most the module record and empty slabs kept";
+}
+
+TEST(KernelHardening, PersistentRamRefusesLayoutChangingOptions) {
+  BootConfig cfg = test::small_config();
+  cfg.backing = "/nonexistent-kmm-dir/heap";
+  cfg.hardening.redzone = true;
+  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
+  cfg.hardening = HardeningConfig{};
+  cfg.hardening.guard_pages = true;
+  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
+}
+
 TEST_F(KernelTest, DmesgKeepsLog) {
   k->log("first line\n", 11);
   k->log("second\n", 7);

@@ -319,6 +319,22 @@ TEST(GuardPages, LargeBlocksGetAnExactRunAndOneGuardFrame) {
   EXPECT_TRUE(m.check());
 }
 
+TEST(GuardPages, TheLargestBuddyBlockHasNoRoomForAGuard) {
+  MachineOptions o = hardened(only(&HardeningConfig::guard_pages), &mmap_platform());
+  o.kmalloc_cfg.policy = KmallocPolicy::kKmalloc2;  // up to 4 MiB, the largest buddy block
+  Machine m{o};
+  ASSERT_TRUE(m.ok());
+  void* p = m.km.kmalloc(kPageSize << kMaxOrder, GFP_KERNEL, kOwnerKernel);
+  ASSERT_NE(p, nullptr) << "served unguarded rather than refused";
+  EXPECT_FALSE(m.phys.virt_to_page(p)->is(PG_guarded));
+  void* q = m.km.kmalloc((kPageSize << kMaxOrder) - kPageSize, GFP_KERNEL, kOwnerKernel);
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(m.phys.virt_to_page(q)->is(PG_guarded));
+  m.km.kfree(p);
+  m.km.kfree(q);
+  EXPECT_TRUE(m.check());
+}
+
 TEST(GuardPagesDeathTest, ALinearOverrunFaultsAtTheGuard) {
   EXPECT_DEATH(
       {
