@@ -94,6 +94,8 @@ TEST(Scenario, BadBootOptionsExitTwo) {
       {"boot ram=16M phys_offset=0x801", "phys_offset"},
       {"boot ram=2G page_offset=0xC0000000", "boot failed: RAM does not fit"},
       {"boot ram=16M gc_delay=soon", "bad gc_delay 'soon'"},
+      {"boot ram=16M redzone=maybe", "redzone= takes on or off, not 'maybe'"},
+      {"boot ram=16M quarantine=lots", "quarantine= takes a size (0, 64K, 1M), not 'lots'"},
   };
   for (const Case& c : cases) {
     Result r = run(std::string(c.line) + "\n");
@@ -101,6 +103,15 @@ TEST(Scenario, BadBootOptionsExitTwo) {
     EXPECT_EQ(r.err.rfind("t.kms:1: error: ", 0), 0u) << c.line << " -> " << r.err;
     EXPECT_TRUE(has(r.err, c.err)) << c.line << " -> " << r.err;
   }
+}
+
+TEST(Scenario, HardeningOptionsAtBoot) {
+  // slab/hardening.h's options are boot keys; ksize is then the size asked for.
+  Result r = run(
+      "boot ram=16M freelist_hardened=on redzone=on poison=on quarantine=64K guard_pages=on\n"
+      "kmalloc kernel 20 as a\nkmalloc kernel 20000 as big\n"
+      "expect ksize.a == 20 && ksize.big == 20000\nkfree a\nkfree big\n");
+  EXPECT_EQ(r.code, 0) << r.err << r.out;
 }
 
 TEST(Scenario, LastFailedAfterFailingKmalloc) {
