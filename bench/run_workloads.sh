@@ -6,6 +6,9 @@
 #
 #   bench/run_workloads.sh [BUILD_DIR] [THREADS...]     (defaults: build, 1 2)
 #   env: REPS=3 SCALE=1 WORKLOADS="larson xmalloc small realloc fragment"
+#        ALLOCS="glibc kmm" (a subset of glibc mimalloc jemalloc tcmalloc kmm)
+#        HARDENING=1: kmm again under each hardening option (src/slab/hardening.h) and all
+#        of them at once, as columns kmm+freelist_hardened ... kmm+all (issue 10's costs)
 #
 # Needs build/bin/kmm-workloads and build/lib/libkmm-preload.so (cmake --build BUILD_DIR
 # --target kmm-workloads kmm-preload) and the Debian packages libmimalloc2.0, libjemalloc2,
@@ -28,11 +31,21 @@ declare -A lib=(
   [tcmalloc]=$libdir/libtcmalloc_minimal.so.4
   [kmm]=$(cd "$build/lib" && pwd)/libkmm-preload.so
 )
-order=(glibc mimalloc jemalloc tcmalloc kmm)
+order=(${ALLOCS:-glibc mimalloc jemalloc tcmalloc kmm})
 avail=()
 for a in "${order[@]}"; do
   if [ -z "${lib[$a]}" ] || [ -r "${lib[$a]}" ]; then avail+=("$a"); else echo "note: $a not found (${lib[$a]}), left out" >&2; fi
 done
+declare -A kmm_opts=()
+if [ "${HARDENING:-0}" = 1 ]; then
+  for o in freelist_hardened=on redzone=on poison=on quarantine=1M guard_pages=on \
+           all:freelist_hardened=on:redzone=on:poison=on:quarantine=1M:guard_pages=on; do
+    name=kmm+${o%%[=:]*}
+    lib[$name]=${lib[kmm]}
+    kmm_opts[$name]=${o#all:}
+    avail+=("$name")
+  done
+fi
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
@@ -41,7 +54,7 @@ for t in "${threads[@]}"; do
     for a in "${avail[@]}"; do
       best=""
       for _ in $(seq 1 "$reps"); do
-        line=$(env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} "$bin" "$w" "$t" "$scale")
+        line=$(env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} ${kmm_opts[$a]:+KMM_OPTIONS=${kmm_opts[$a]}} "$bin" "$w" "$t" "$scale")
         secs=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$line")
         if [ -z "$best" ] || awk -v a="$secs" -v b="$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$best")" 'BEGIN{exit !(a<b)}'; then best=$line; fi
       done
