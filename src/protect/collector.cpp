@@ -211,11 +211,17 @@ void Collector::visit_slab(Page* head) {
         break;
       case Phase::kSweep:
         if (dead_[o]) {
+          // Claimed first, as a large block is: a kfree of this object racing with the pass
+          // (a thread still freeing a gone module's memory) exchanges the same owner byte,
+          // so exactly one of the two frees the slot; the loser sees kOwnerFree.
+          bool spared = scan_this_pass_ && test(obj, 0);
+          bool reclaiming = mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable;
+          if (reclaiming && !spared && !slab_->claim_slot(c, head, i, o)) break;
           bool freed;
           dead_block(obj, c->size, o, &freed);
           if (freed) {
             bool last = head->lru.inuse == 1;
-            slab_->free_slot_locked(c, head, i);
+            slab_->free_claimed_slot_locked(c, head, i);
             if (last && !head->is(PG_slab)) return;  // the slab went back to the buddy allocator
           }
         }

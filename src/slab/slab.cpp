@@ -352,6 +352,10 @@ void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
 
 void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   store_owner(owner_slot(c, head, idx), kOwnerFree);
+  free_claimed_slot_locked(c, head, idx);
+}
+
+void SlabAllocator::free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   if (c->debug) debug_on_free(c, static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size, "gc_process");
   free_central_locked(c, head, idx);
 }

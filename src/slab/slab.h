@@ -195,6 +195,15 @@ class SlabAllocator {
   void* slab_base(const Page* head) const { return phys_->page_address(head); }
   // Frees slot idx of a slab whose cache lock the caller holds (the collector's path).
   void free_slot_locked(KmemCache* c, Page* head, unsigned idx);
+  // The collector's claim on a gone module's object: the owner byte goes from `expected` to
+  // free with an atomic exchange, exactly as kfree's path for module-owned objects does, so
+  // of a kfree and a pass racing on one object exactly one frees it. False: not claimed (it
+  // was freed, or changed owner, meanwhile). free_claimed_slot_locked then frees the slot.
+  bool claim_slot(const KmemCache* c, Page* head, unsigned idx, owner_t expected) {
+    return __atomic_compare_exchange_n(owner_slot(c, head, idx), &expected, kOwnerFree, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED);
+  }
+  void free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx);
   // Replaces the owner of a live object (ownership transfer); false if p is not live.
   bool set_owner(const void* p, owner_t owner);
 
@@ -349,7 +358,16 @@ inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const v
   owner_t* slot = owner_slot(sc, head, idx);
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
-  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  if (__builtin_expect(owner == kOwnerKernel, 1)) {
+    // The collector never takes the kernel's objects: a plain store suffices.
+    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  } else {
+    // A module's object may be reclaimed by a collector pass at this very moment (its module
+    // gone): claim it with an exchange, as the collector does (claim_slot); the loser of the
+    // race finds it free — here, a free of memory the protector already reclaimed.
+    owner = __atomic_exchange_n(slot, kOwnerFree, __ATOMIC_ACQ_REL);
+    if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+  }
   if (sc->tc_slot != 0xFF) {
     ThreadCache* tc = thread_cache();
     if (__builtin_expect(tc != nullptr, 1)) {
