@@ -4,7 +4,9 @@
 // Operations: kmalloc, kzalloc, kfree, krealloc, kmem_cache create/alloc/free/destroy,
 // alloc_pages/free_pages, vmalloc/vfree, insmod, rmmod, transfer, idle (collector passes),
 // protector mode changes. Only pointers the harness holds are freed, so every report is a
-// bug: the report hook traps. A machine of 2 MiB keeps out-of-memory paths in reach.
+// bug: the report hook traps. A machine of 2 MiB keeps out-of-memory paths in reach. The
+// last byte may switch hardening options on (slab/hardening.h): then red zones, poison, the
+// quarantine and guard frames must never report damage the harness did not do.
 #include <cstdint>
 #include <cstring>
 
@@ -49,6 +51,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.gc_delay_ns = 1000;
   cfg.gc_slice_pages = 64;
   cfg.protector = ProtectorMode::kReclaimUnreachable;
+  // The input's last byte, when its top bit is set, picks hardening options (so the debug
+  // caches' paths are fuzzed too, and an input without it runs as before): bit 0
+  // freelist_hardened, 1 redzone, 2 poison, 3 a 16 KiB quarantine, 4 guard pages.
+  if (std::uint8_t h = size != 0 ? data[size - 1] : 0; h & 0x80) {
+    cfg.hardening.freelist_hardened = h & 0x01;
+    cfg.hardening.redzone = h & 0x02;
+    cfg.hardening.poison = h & 0x04;
+    cfg.hardening.quarantine_bytes = h & 0x08 ? 16u << 10 : 0;
+    cfg.hardening.guard_pages = h & 0x10;
+  }
   Kernel* k = Kernel::boot(cfg, nullptr);
   if (k == nullptr) __builtin_trap();
   Input in{data, size};

@@ -533,7 +533,9 @@ void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::siz
   }
   if (c->debug) debug_on_alloc(c, static_cast<char*>(p), asked);
   mark_allocated(c, p, owner);
-  if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+  // Zero what was asked for: in a red-zoned cache the bytes after it are red zone (the
+  // engine fuzzer found kzalloc wiping them).
+  if (gfp & __GFP_ZERO) std::memset(p, 0, (c->debug & kDebugOrigSize) ? asked_size(c, p) : c->object_size);
   return p;
 }
 

@@ -142,6 +142,14 @@ TEST(Redzone, LayoutKeepsAlignmentAndAskedSize) {
   EXPECT_EQ(m.km.krealloc(p, 10, GFP_KERNEL, kOwnerKernel), p);
   EXPECT_EQ(m.km.ksize(p), 10u);
   m.km.kfree(p);
+  // kzalloc zeroes the size asked for, not the red zone after it (found by the engine fuzzer).
+  auto* z = static_cast<unsigned char*>(m.km.kzalloc(7295, GFP_KERNEL, kOwnerKernel));
+  for (std::size_t i = 0; i < 7295; ++i) ASSERT_EQ(z[i], 0) << i;
+  m.km.kfree(z);
+  KmemCache* c = m.slab.create("zero-40", 40, 0, 0);
+  auto* o = static_cast<unsigned char*>(m.slab.alloc(c, GFP_KERNEL | __GFP_ZERO, kOwnerKernel));
+  for (std::size_t i = 0; i < 40; ++i) ASSERT_EQ(o[i], 0) << i;
+  m.slab.free(c, o, "kmem_cache_free");
   EXPECT_TRUE(m.check());
 }
 
