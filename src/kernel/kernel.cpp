@@ -5,6 +5,7 @@
 #include <new>
 
 #include "base/bits.h"
+#include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
 
@@ -148,7 +149,22 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     return nullptr;
   }
   k->collector_.add_space(&k->vmalloc_);
+  fault_set_log(fault_log, k);
   return k;
+}
+
+void Kernel::fault_log(void* arg, const char* line, std::size_t len) {
+  auto* k = static_cast<Kernel*>(arg);
+  // Any thread may fail an allocation while the idle thread moves the clock.
+  std::uint64_t now = __atomic_load_n(&k->now_ns_, __ATOMIC_RELAXED);
+  StackText<32> stamp;
+  stamp.ch('[').u(now / 1000000000ull, 5).ch('.');
+  std::uint64_t us = (now / 1000) % 1000000;
+  for (std::uint64_t d = 100000; d != 0; d /= 10) stamp.ch(static_cast<char>('0' + (us / d) % 10));
+  stamp.str("] ");
+  StackText<320> out;
+  out.str(stamp.data()).str(line, len);
+  k->log(out.data(), out.size());
 }
 
 bool Kernel::grow(unsigned order) {
@@ -159,6 +175,8 @@ bool Kernel::grow(unsigned order) {
   if (first >= phys_.end_pfn()) return false;
   pfn_t n = static_cast<pfn_t>(pages_for(want));
   if (n > phys_.end_pfn() - first) n = phys_.end_pfn() - first;
+  // The fail_platform point: the one platform call a booted machine makes (memory hotplug).
+  if (fault_should_fail(FaultPoint::kPlatform, std::size_t{n} << kPageShift, "commit")) return false;
   if (!platform_->commit(phys_.pfn_to_virt(first), std::size_t{n} << kPageShift)) return false;
   phys_.online_more(n, &got);
   if (got == 0) return false;
@@ -172,9 +190,11 @@ void Kernel::lock_all() {
   slab_.lock_all();
   grow_lock_.lock();
   zone_.fork_lock().lock();
+  log_lock_.lock();
 }
 
 void Kernel::unlock_all() {
+  log_lock_.unlock();
   zone_.fork_lock().unlock();
   grow_lock_.unlock();
   slab_.unlock_all();
@@ -183,6 +203,7 @@ void Kernel::unlock_all() {
 }
 
 void Kernel::shutdown() {
+  fault_clear_log(this);
 #if !KMM_FREESTANDING
   if (backing_ != nullptr) {  // persistent RAM: the machine stays in its file
     detach();
@@ -210,7 +231,7 @@ void Kernel::untrack(const void* p) {
 void* Kernel::kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
   owner = resolve(owner);
   void* p = kmalloc_.kmalloc(size, gfp, owner);
-  if (p == nullptr) ++failed_allocs_;
+  if (p == nullptr) count_failure();
   track(p, owner, size);
   return p;
 }
@@ -220,7 +241,7 @@ void* Kernel::kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmall
 void* Kernel::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner) {
   owner = resolve(owner);
   void* p = kmalloc_.kcalloc(n, size, gfp, owner);
-  if (p == nullptr) ++failed_allocs_;
+  if (p == nullptr) count_failure();
   track(p, owner, n * size);
   return p;
 }
@@ -248,7 +269,7 @@ void* Kernel::krealloc(void* p, std::size_t size, gfp_t gfp, owner_t by) {
   untrack(p);
   void* q = kmalloc_.krealloc(p, size, gfp, by);
   if (q == nullptr && size != 0) {
-    ++failed_allocs_;
+    count_failure();
     track(p, kmalloc_.owner_of(p), kmalloc_.ksize(p));
   } else {
     track(q, kmalloc_.owner_of(q), size);
@@ -271,7 +292,7 @@ KmemCache* Kernel::kmem_cache_create(const char* name, std::size_t size, std::si
 void* Kernel::kmem_cache_alloc(KmemCache* c, gfp_t gfp, owner_t owner) {
   owner = resolve(owner);
   void* p = slab_.alloc(c, gfp, owner);
-  if (p == nullptr) ++failed_allocs_;
+  if (p == nullptr) count_failure();
   track(p, owner, c->object_size);
   return p;
 }
@@ -291,7 +312,7 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
   }
   Page* head = pages_->alloc_pages(order, gfp);
   if (head == nullptr) {
-    ++failed_allocs_;
+    count_failure();
     return nullptr;
   }
   pfn_t pfn = phys_.page_to_pfn(head);
@@ -328,7 +349,7 @@ bool Kernel::free_pages(const void* p, owner_t by) {
 
 std::uint64_t Kernel::vmalloc(std::size_t size, owner_t owner) {
   std::uint64_t va = vmalloc_.vmalloc(size, resolve(owner));
-  if (va == 0) ++failed_allocs_;
+  if (va == 0) count_failure();
   return va;
 }
 
@@ -388,7 +409,7 @@ void Kernel::idle(std::uint64_t ns) {
   std::uint64_t end = now_ns_ + ns;
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
     // Persistent RAM: the boot grace period ends inside this idle period.
-    if (now_ns_ < grace_deadline_ns_) now_ns_ = grace_deadline_ns_;
+    if (now_ns_ < grace_deadline_ns_) set_clock(grace_deadline_ns_);
 #if !KMM_FREESTANDING  // only an attach (persistent RAM) sets a grace period
     boot_complete();
 #endif
@@ -399,7 +420,7 @@ void Kernel::idle(std::uint64_t ns) {
     while (collector_.mode() != ProtectorMode::kOff && modules_.nr_gone() != 0) {
       std::uint64_t due = collector_.due(now_ns_) ? now_ns_ : collector_.next_due_ns();  // due() honours kick()
       if (due > end) break;
-      if (due > now_ns_) now_ns_ = due;
+      if (due > now_ns_) set_clock(due);
       bool dead[kMaxOwners];
       modules_.dead_owners(dead);
       PaperGc gc{this, 0, 0};
@@ -422,7 +443,7 @@ void Kernel::idle(std::uint64_t ns) {
       collector_.external_pass_done(now_ns_);
       break;
     }
-    now_ns_ = end;
+    set_clock(end);
     return;
   }
   while (now_ns_ <= end) {
@@ -434,9 +455,9 @@ void Kernel::idle(std::uint64_t ns) {
     if (collector_.mode() == ProtectorMode::kOff || modules_.nr_gone() == 0) break;
     std::uint64_t next = collector_.next_due_ns();
     if (next > end) break;
-    now_ns_ = next > now_ns_ ? next : now_ns_;
+    set_clock(next > now_ns_ ? next : now_ns_);
   }
-  now_ns_ = end;
+  set_clock(end);
 }
 
 // One walk of mem_map tallying live blocks by owner: slab objects when `slabs` (only those of
@@ -490,8 +511,11 @@ void* Kernel::kva_to_host(std::uint64_t va) const {
 }
 
 void Kernel::log(const char* line, std::size_t len) {
-  for (std::size_t i = 0; i < len; ++i) log_ring_[(log_head_ + i) % log_size_] = line[i];
-  log_head_ += len;
+  {
+    LockGuard g(log_lock_);  // threads log at once (FAULT_INJECTION lines, the collector)
+    for (std::size_t i = 0; i < len; ++i) log_ring_[(log_head_ + i) % log_size_] = line[i];
+    log_head_ += len;
+  }
   if (log_listener_ != nullptr) log_listener_(log_arg_, line, len);
 }
 

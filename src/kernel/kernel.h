@@ -196,7 +196,8 @@ class Kernel {
     return cfg_.page_offset + static_cast<std::uint64_t>(phys_.virt_to_phys(p) - phys_.phys_offset());
   }
   void* kva_to_host(std::uint64_t va) const;  // null when va is not in the direct map
-  std::uint64_t failed_allocations() const { return failed_allocs_; }
+  // Allocation calls of this API that returned null (genuine or injected; see fault_inject.h).
+  std::uint64_t failed_allocations() const { return failed_allocs_.load(std::memory_order_relaxed); }
   // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
   bool grow(unsigned order);
 
@@ -236,6 +237,11 @@ class Kernel {
   bool check_free(const void* p, owner_t by, const char* action);
   void track(const void* p, owner_t owner, std::size_t size);
   void untrack(const void* p);
+  void count_failure() { failed_allocs_.fetch_add(1, std::memory_order_relaxed); }
+  // The clock moves only in idle(); stored atomically because fault_log() reads it from any thread.
+  void set_clock(std::uint64_t t) { __atomic_store_n(&now_ns_, t, __ATOMIC_RELAXED); }
+  // FAULT_INJECTION lines go to this machine's log (fault_set_log); shutdown removes it.
+  static void fault_log(void* arg, const char* line, std::size_t len);
 
   BootConfig cfg_;
   void* ram_ = nullptr;
@@ -252,12 +258,13 @@ class Kernel {
   Vmalloc vmalloc_;
   PaperTable paper_;
   std::uint64_t now_ns_ = 0;
-  std::uint64_t failed_allocs_ = 0;
+  std::atomic<std::uint64_t> failed_allocs_{0};
   SpinLock grow_lock_;
   char* log_ring_ = nullptr;
   std::size_t log_size_ = 0;
   std::size_t log_head_ = 0;   // total bytes ever written
   LogListener log_listener_ = nullptr;
+  SpinLock log_lock_;          // innermost: log() is called with cache and zone locks held
   void* log_arg_ = nullptr;
   // Persistent RAM: the file (null: volatile), the named roots, the grace period.
   FilePlatform* backing_ = nullptr;

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <new>
 
+#include "base/fault_inject.h"
 #include "base/text.h"
 #include "kernel/kernel.h"
 #include "pal/pal_file.h"
@@ -147,6 +148,7 @@ void SlabAllocator::rebuild_begin() {
     c.free_in_slabs.store(0, std::memory_order_relaxed);
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+  route_faults(fault_enabled(FaultPoint::kSlab));  // the file holds the last process's routing
 }
 
 unsigned SlabAllocator::adopt_slab(KmemCache* c, Page* head) {
@@ -438,6 +440,7 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
   k->log_listener_ = nullptr;
   k->log_arg_ = nullptr;
   new (&k->grow_lock_) SpinLock();
+  new (&k->log_lock_) SpinLock();
   k->attach_ = AttachReport{};
   k->attach_.boot_count = boots + 1;
   k->attach_.was_clean = was_clean != 0;
@@ -453,6 +456,7 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
   k->grace_pending_ = k->attach_.dormant_modules != 0;
   k->grace_deadline_ns_ = k->grace_pending_ && cfg.boot_grace_ns != 0 ? k->now_ns_ + cfg.boot_grace_ns : 0;
   k->attach_.rebuild_ns = mono_ns() - t0;
+  fault_set_log(fault_log, k);
   return k;
 }
 

@@ -1,4 +1,5 @@
 // kmm/proc/json.cpp — the /proc views as JSON objects (same numbers, machine-readable).
+#include "base/fault_inject.h"
 #include "base/text.h"
 #include "proc/proc.h"
 
@@ -88,6 +89,19 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
     out.str(",\"leak_objects\":").u(s.leak_objects).str(",\"leak_bytes\":").u(s.leak_bytes);
     out.str(",\"referenced_objects\":").u(s.referenced_objects).str(",\"referenced_bytes\":").u(s.referenced_bytes);
     out.str(",\"reclaimed_objects\":").u(s.reclaimed_objects).str(",\"reclaimed_bytes\":").u(s.reclaimed_bytes).str("}\n");
+    return true;
+  }
+  for (unsigned i = 0; i < kNrFaultPoints; ++i) {
+    auto pt = static_cast<FaultPoint>(i);
+    StackText<64> want;
+    want.str("/sys/kernel/debug/").str(fault_point_name(pt));
+    if (!str_eq(path, want.data())) continue;
+    const FaultAttr& a = fault_attr(pt);
+    out.str("{\"name\":\"").str(a.name).str("\",\"enabled\":").str(a.enabled.load() ? "true" : "false");
+    out.str(",\"interval\":").u(a.interval.load()).str(",\"probability_ppm\":").u(a.probability_ppm.load());
+    out.str(",\"times\":").i(a.times.load()).str(",\"space\":").i(a.space.load()).str(",\"seed\":").u(a.seed.load());
+    out.str(",\"verbose\":").u(a.verbose.load()).str(",\"calls\":").u(a.calls.load()).str(",\"failures\":").u(a.failures.load());
+    out.str("}\n");
     return true;
   }
   return false;

@@ -8,6 +8,8 @@
 //   /proc/vmallocinfo    mm/vmalloc.c s_show
 //   /sys/kernel/debug/kmemleak               mm/kmemleak.c print_unreferenced
 //   /sys/kernel/debug/extfrag/extfrag_index  and .../unusable_index
+//   /sys/kernel/debug/failslab, fail_page_alloc, fail_platform: the fault-injection
+//                        attributes (Documentation/fault-injection), one per line
 // Every number is read from the machine when the view is made; nothing is cached or faked.
 // Each view is also available as JSON (path + ".json", or proc_json()).
 //

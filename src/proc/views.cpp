@@ -1,5 +1,6 @@
 // kmm/proc/views.cpp — buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, kmemleak,
 // extfrag, and the path dispatcher.
+#include "base/fault_inject.h"
 #include "base/text.h"
 #include "proc/proc.h"
 
@@ -159,7 +160,9 @@ namespace {
 const char* const kPaths[] = {"/proc/meminfo",    "/proc/buddyinfo",   "/proc/slabinfo",
                               "/proc/modules",    "/proc/allocinfo",   "/proc/vmallocinfo",
                               "/sys/kernel/debug/kmemleak", "/sys/kernel/debug/extfrag/extfrag_index",
-                              "/sys/kernel/debug/extfrag/unusable_index", "/proc/dmesg", nullptr};
+                              "/sys/kernel/debug/extfrag/unusable_index", "/proc/dmesg",
+                              "/sys/kernel/debug/failslab", "/sys/kernel/debug/fail_page_alloc",
+                              "/sys/kernel/debug/fail_platform", nullptr};
 }
 
 const char* const* proc_paths() { return kPaths; }
@@ -183,6 +186,11 @@ bool proc_read(Kernel& k, const char* path, TextSink& out) {
   else if (str_eq(path, "/sys/kernel/debug/extfrag/extfrag_index")) print_extfrag(k, out, false);
   else if (str_eq(path, "/sys/kernel/debug/extfrag/unusable_index")) print_extfrag(k, out, true);
   else if (str_eq(path, "/proc/dmesg")) k.dmesg(out);
+  // Fault injection (base/fault_inject.h): the attributes Linux keeps as one file each in
+  // /sys/kernel/debug/failslab/, one per line, with the calls seen and failures injected.
+  else if (str_eq(path, "/sys/kernel/debug/failslab")) fault_print(FaultPoint::kSlab, out);
+  else if (str_eq(path, "/sys/kernel/debug/fail_page_alloc")) fault_print(FaultPoint::kPage, out);
+  else if (str_eq(path, "/sys/kernel/debug/fail_platform")) fault_print(FaultPoint::kPlatform, out);
   else return false;
   return true;
 }
