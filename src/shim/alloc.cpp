@@ -78,6 +78,41 @@ bool bool_value(const OptionView& o, bool* out) {
   return true;
 }
 
+// fail_slab / fail_page / fail_platform = N | P%, and fail_seed / fail_times / fail_space /
+// fail_verbose, which apply to all three points (':' separates options, so one key a knob).
+bool is_fault_key(const OptionView& o) {
+  FaultPoint p;
+  if (o.key_len > 5 && std::memcmp(o.key, "fail_", 5) == 0 && fault_point_from_name(o.key + 5, o.key_len - 5, &p)) return true;
+  return o.key_is("fail_seed") || o.key_is("fail_times") || o.key_is("fail_space") || o.key_is("fail_verbose");
+}
+
+bool fault_option(Options* opts, const OptionView& o) {
+  FaultPoint p;
+  if (fault_point_from_name(o.key + 5, o.key_len - 5, &p)) {
+    FaultConfig& c = opts->fault[static_cast<unsigned>(p)];
+    opts->fault_on[static_cast<unsigned>(p)] = true;
+    return fault_parse_rate(o.value, o.value_len, &c.interval, &c.probability_ppm);
+  }
+  std::int64_t v = 0;
+  std::uint64_t size = 0;
+  bool ok;
+  if (o.key_is("fail_space")) {
+    ok = o.value_size(&size);
+  } else if (o.key_is("fail_seed") || o.key_is("fail_times") || o.key_is("fail_verbose")) {
+    ok = fault_parse_int(o.value, o.value_len, &v) && v >= (o.key_is("fail_times") ? -1 : 0);
+  } else {
+    ok = false;
+  }
+  if (!ok) return false;
+  for (auto& c : opts->fault) {
+    if (o.key_is("fail_space")) c.space = size;
+    else if (o.key_is("fail_seed")) c.seed = static_cast<std::uint64_t>(v);
+    else if (o.key_is("fail_times")) c.times = v;
+    else c.verbose = static_cast<unsigned>(v);
+  }
+  return true;
+}
+
 bool visit_option(const OptionView& o, void* arg) {
   auto* opts = static_cast<Options*>(arg);
   bool ok = true;
@@ -106,6 +141,8 @@ bool visit_option(const OptionView& o, void* arg) {
     ok = bool_value(o, &opts->live);
   } else if (o.key_is("ram")) {
     ok = o.value_size(&opts->ram);
+  } else if (is_fault_key(o)) {
+    ok = fault_option(opts, o);
   } else {
     return false;
   }
@@ -255,6 +292,9 @@ Kernel* boot_kernel() {
     }
     build_classes(k);
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
+    // Armed only now: boot and the class caches are not what fail_* means to fail.
+    for (unsigned i = 0; i < kNrFaultPoints; ++i)
+      if (g_opts.fault_on[i]) fault_configure(static_cast<FaultPoint>(i), g_opts.fault[i]);
     registered = true;
   }
   if (registered) pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "base/fault_inject.h"
 #include "base/report.h"
 #include "shim/shim.h"
 
@@ -94,6 +95,8 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   if (bytes < size) return nullptr;
   std::size_t span = bytes + (align > kPageSize ? align : 0);
   if (span < bytes) return nullptr;
+  // fail_platform: a huge block is a platform mapping of its own (the caller sees ENOMEM).
+  if (fault_should_fail(FaultPoint::kPlatform, span, "mmap")) return nullptr;
   void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return nullptr;
   auto start = reinterpret_cast<std::uintptr_t>(m);
@@ -169,6 +172,7 @@ void* huge_resize(void* p, std::size_t size) {
     // Over-aligned: keep the alignment by copying into a fresh block (rare).
     return nullptr;
   }
+  if (fault_should_fail(FaultPoint::kPlatform, bytes, "mremap")) return nullptr;
   void* q = ::mremap(reinterpret_cast<void*>(e->map_start), e->map_bytes, bytes, MREMAP_MAYMOVE);
   if (q == MAP_FAILED) return nullptr;
   Entry n = *e;

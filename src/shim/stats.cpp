@@ -73,6 +73,12 @@ void format(Kernel& k, TextSink& out) {
   out.str("passes ").u(s.passes).str("  leaks found (not reclaimed) ").u(s.leak_objects).str(" objects / ").u(s.leak_bytes);
   out.str(" bytes  reclaimed ").u(s.reclaimed_objects).str(" objects / ").u(s.reclaimed_bytes).str(" bytes");
   out.str("  referenced (spared) ").u(s.referenced_objects).str(" objects / ").u(s.referenced_bytes).str(" bytes\n");
+  for (unsigned i = 0; i < kNrFaultPoints; ++i) {
+    auto p = static_cast<FaultPoint>(i);
+    if (!g_opts.fault_on[i]) continue;  // fail_* in KMM_OPTIONS (base/fault_inject.h)
+    out.str("--- fault injection: ").str(fault_point_name(p)).str(" calls ").u(fault_calls(p));
+    out.str(" failures injected ").u(fault_failures(p)).str(" ---\n");
+  }
   out.str("--- /proc/meminfo ---\n");
   print_meminfo(k, out);
   out.str("--- /proc/buddyinfo ---\n");

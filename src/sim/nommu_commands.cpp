@@ -103,7 +103,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     if (!st->quiet) out_ << s << "\n";
   };
   auto fail = [&](const std::string& s) {
-    if (!st->quiet) out_ << s << "\n";
+    if (!st->quiet) failed(s);  // failed() also names an injected failure (fault injection)
     last_failed_ = true;
   };
   auto va = [&](const void* p) { return k.kva(p); };

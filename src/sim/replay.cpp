@@ -208,6 +208,17 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   std::unique_ptr<Policy> p = make_policy(policy, cfg, t, &r.error);
   if (p == nullptr) return r;
   r.capacity = p->capacity();
+  // Fault injection: armed now that the machine is up, afresh (counters, times, the seed's
+  // sequence) for each policy, so every policy sees the same schedule of calls.
+  r.injecting = cfg.injecting();
+  for (unsigned k = 0; k < kNrFaultPoints; ++k)
+    if (cfg.fault_on[k]) fault_configure(static_cast<FaultPoint>(k), cfg.fault[k]);
+  auto injected_now = [] {
+    std::uint64_t n = 0;
+    for (unsigned k = 0; k < kNrFaultPoints; ++k) n += fault_failures(static_cast<FaultPoint>(k));
+    return n;
+  };
+  std::uint64_t injected_mark = 0;
 
   struct Slot {
     Handle h;
@@ -219,6 +230,10 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   std::size_t step = cfg.timeline_points == 0 ? 0 : std::max<std::size_t>(1, n / cfg.timeline_points);
   if (step != 0) r.timeline.reserve(n / step + 2);
   auto fail = [&](std::size_t i, std::uint64_t size) {
+    if (r.injecting && injected_now() != injected_mark) {
+      ++r.injected_ops;  // not the machine's failure: kept apart from out of memory
+      return;
+    }
     ++r.failures;
     if (!r.failed) {
       r.failed = true;
@@ -240,6 +255,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   for (std::size_t i = 0; i < n; ++i) {
     const TraceOp& op = t.ops[i];
     Slot& s = slots[op.id];
+    if (r.injecting) injected_mark = injected_now();
     switch (op.kind) {
       case OpKind::kAlloc: {
         std::uint64_t cost = 0;
@@ -296,13 +312,20 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   }
   auto t1 = std::chrono::steady_clock::now();
   if (step != 0 && n != 0 && (n - 1) % step != 0) sample(n - 1);
+  if (r.injecting) {
+    for (unsigned k = 0; k < kNrFaultPoints; ++k) {
+      r.fault_calls[k] = fault_calls(static_cast<FaultPoint>(k));
+      r.fault_failures[k] = fault_failures(static_cast<FaultPoint>(k));
+    }
+    fault_disable_all();  // the end state, the map and the checks below see a quiet machine
+  }
 
   r.ops = n;
   r.seconds = std::chrono::duration<double>(t1 - t0).count();
   r.events_per_s = r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
   auto ratio = [](std::uint64_t a, std::uint64_t b) { return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b); };
   r.utilization = ratio(r.peak_live, r.peak_footprint);
-  std::uint64_t ok_allocs = r.allocs - r.failures;
+  std::uint64_t ok_allocs = r.allocs - r.failures - r.injected_ops;
   r.overhead_per_alloc = ratio(overhead_sum, ok_allocs);
   r.internal_frag = ratio(r.internal_at_peak, r.peak_footprint);
   r.external_frag = ratio(r.external_at_peak, r.peak_footprint);
@@ -359,22 +382,34 @@ void print_replay_table(std::ostream& out, const Trace& t, const ReplayConfig& c
                        100 * r.external_frag, bytes(r.end_free), bytes(r.end_largest), r.events_per_s / 1e6, failure_text(r));
     if (!r.error.empty()) out << fmt::format("{:<16} ERROR: {}\n", "", r.error);
   }
+  bool any = false;
+  for (const ReplayResult& r : rs) any = any || r.injecting;
+  if (!any) return;
+  out << fmt::format("\nfault injection (failures injected / calls seen; ops failed by injection are not in \"first failure\"):\n");
+  out << fmt::format("{:<16} {:>12} {:>21} {:>21} {:>21}\n", "policy", "ops failed", "failslab", "fail_page_alloc", "fail_platform");
+  for (const ReplayResult& r : rs) {
+    if (!r.injecting) continue;
+    auto cell = [&](unsigned k) { return fmt::format("{} / {}", r.fault_failures[k], r.fault_calls[k]); };
+    out << fmt::format("{:<16} {:>12} {:>21} {:>21} {:>21}\n", r.policy, r.injected_ops, cell(0), cell(1), cell(2));
+  }
 }
 
 void print_replay_csv(std::ostream& out, const std::vector<ReplayResult>& rs) {
   out << "policy,error,ops,allocs,failures,capacity,peak_footprint,peak_live,utilization,overhead_per_alloc,"
          "internal_frag,external_frag,end_footprint,end_free,end_largest,first_fail_op,first_fail_size,"
-         "first_fail_free,first_fail_largest,events_per_s\n";
+         "first_fail_free,first_fail_largest,events_per_s,injected_ops,failslab_calls,failslab_failures,"
+         "fail_page_alloc_calls,fail_page_alloc_failures,fail_platform_calls,fail_platform_failures\n";
   for (const ReplayResult& r : rs) {
     std::string err = r.error;
     std::replace(err.begin(), err.end(), ',', ';');
     std::replace(err.begin(), err.end(), '"', '\'');
-    out << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f}\n", r.policy, err,
+    out << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{},{}\n", r.policy, err,
                        r.ops, r.allocs, r.failures, r.capacity, r.peak_footprint, r.peak_live, r.utilization,
                        r.overhead_per_alloc, r.internal_frag, r.external_frag, r.end_footprint, r.end_free, r.end_largest,
                        r.failed ? std::to_string(r.fail_op) : "", r.failed ? std::to_string(r.fail_size) : "",
                        r.failed ? std::to_string(r.fail_free) : "", r.failed ? std::to_string(r.fail_largest) : "",
-                       r.events_per_s);
+                       r.events_per_s, r.injected_ops, r.fault_calls[0], r.fault_failures[0], r.fault_calls[1],
+                       r.fault_failures[1], r.fault_calls[2], r.fault_failures[2]);
   }
 }
 
@@ -404,6 +439,12 @@ void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cf
                         {"map", r.map},
                         {"map_scale", r.map_scale}};
     if (!r.error.empty()) o["error"] = r.error;
+    if (r.injecting) {
+      nlohmann::json f = {{"injected_ops", r.injected_ops}};
+      for (unsigned k = 0; k < kNrFaultPoints; ++k)
+        f[fault_point_name(static_cast<FaultPoint>(k))] = {{"calls", r.fault_calls[k]}, {"failures", r.fault_failures[k]}};
+      o["fault_injection"] = f;
+    }
     if (r.failed)
       o["first_failure"] = {{"op", r.fail_op}, {"size", r.fail_size}, {"free", r.fail_free}, {"largest", r.fail_largest}};
     else

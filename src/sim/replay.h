@@ -29,7 +29,12 @@
 //   first failure  the first allocation that failed: operation number (0-based, in the
 //                  trace), size asked, free bytes and the largest free block at that moment;
 //                  later operations on a failed id are skipped (counted in `failures`);
-//   throughput     operations replayed per second (the replay loop alone).
+//   throughput     operations replayed per second (the replay loop alone);
+//   injected       with fault injection on (--fail-slab/--fail-page/--fail-platform, base/
+//                  fault_inject.h), armed afresh for each policy after its machine boots:
+//                  the operations that failed because a failure was injected during them
+//                  (`injected_ops`, not counted in `failures`, which stays genuine out of
+//                  memory, nor in the first failure), and each point's calls and failures.
 //
 // Depends on: kernel/, nommu/ (when built), sim/trace.h, sim/arena.h, the C++ standard library.
 #pragma once
@@ -39,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fault_inject.h"
 #include "sim/trace.h"
 
 namespace kmm::sim {
@@ -52,6 +58,10 @@ struct ReplayConfig {
   // heap: the fixed heap's size; 0: 5/4 of the trace's peak live payload + 64K, page-rounded
   // (at most what the kernel's kmalloc can give in one block, 4 MiB, and what fits in RAM).
   std::uint64_t heap_bytes = 0;
+  // Fault injection: the points to arm (fault_on) and how (the same for every policy).
+  FaultConfig fault[kNrFaultPoints];
+  bool fault_on[kNrFaultPoints] = {};
+  bool injecting() const { return fault_on[0] || fault_on[1] || fault_on[2]; }
 };
 
 struct ReplaySample {
@@ -74,6 +84,11 @@ struct ReplayResult {
   std::vector<ReplaySample> timeline;
   std::string map;              // X used, - free, one character per map_scale bytes
   std::uint64_t map_scale = 0;
+  // Fault injection (ReplayConfig::fault_on): operations failed by an injected failure, and
+  // each point's calls seen and failures injected during this policy's run.
+  bool injecting = false;
+  std::uint64_t injected_ops = 0;
+  std::uint64_t fault_calls[kNrFaultPoints] = {}, fault_failures[kNrFaultPoints] = {};
 };
 
 // The policy names, in the order `--policy all` runs them.

@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "proc/proc.h"
 #include "sim/expr.h"
+#include "sim/fault_commands.h"
 #include "sim/script_args.h"
 #include "sim/persist_commands.h"
 
@@ -63,6 +64,7 @@ Scenario::Scenario(std::ostream& out, std::ostream& err) : out_(out), err_(err) 
 Scenario::~Scenario() {
   drop_models();
   if (kernel_ != nullptr) kernel_->shutdown();
+  fault_disable_all();  // a script's `fail` lines end with it
   set_report_writer(nullptr);
   g_report_out = nullptr;
   set_on_error(OnError::kAbort);
@@ -75,7 +77,17 @@ LineStatus Scenario::script_error(const std::string& where, const std::string& m
 }
 
 void Scenario::failed(const std::string& msg) {
-  out_ << msg << "\n";
+  out_ << msg;
+  // Every failure of a line during which a fault point injected one says so (the process
+  // models' own messages cannot know): an injected failure is not the machine's.
+  if (msg.find("injected failure") == std::string::npos) {
+    std::string points;
+    for (unsigned i = 0; i < kNrFaultPoints; ++i)
+      if (fault_failures(static_cast<FaultPoint>(i)) > injected_mark_[i])
+        points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
+    if (!points.empty()) out_ << " [injected failure: " << points << "]";
+  }
+  out_ << "\n";
   last_failed_ = true;
 }
 
@@ -98,6 +110,14 @@ std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
   std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
   std::uint64_t largest = kernel_->zone().largest_free_block() * kPageSize;
   const char* why = largest >= asked ? "out of memory (below the min watermark)" : free_b >= asked ? "missing memory" : "out of memory";
+  // An injected failure is not the machine's: say so, and which point forced it.
+  std::string points;
+  for (unsigned i = 0; i < kNrFaultPoints; ++i)
+    if (fault_failures(static_cast<FaultPoint>(i)) > injected_mark_[i])
+      points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
+  if (!points.empty()) {
+    return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points, kb(free_b), kb(largest), kb(asked));
+  }
   return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), kb(asked));
 }
 
@@ -154,6 +174,7 @@ LineStatus Scenario::run_line(const std::string& raw, const std::string& where) 
   // let/expect/echo read last.failed and keep it: reset it only for other commands (it was
   // reset before dispatch, so `expect last.failed == 1` always read 0).
   if (a[0] != "let" && a[0] != "expect" && a[0] != "echo") last_failed_ = false;
+  for (unsigned i = 0; i < kNrFaultPoints; ++i) injected_mark_[i] = fault_failures(static_cast<FaultPoint>(i));
   LineStatus st = dispatch(a, line, where);
   if (st == LineStatus::kExpectFailed) ++expects_failed_;
   return st;
@@ -190,6 +211,11 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     out_ << "FAILED" << (r.trace.empty() ? "" : " (" + r.trace + ")") << "\n";
     err_ << where << ": expect failed:" << text << (r.trace.empty() ? "" : "  [" + r.trace + "]") << "\n";
     return LineStatus::kExpectFailed;
+  }
+  {
+    // Fault injection (sim/fault_commands.h): process-wide, so it needs no machine.
+    std::string ferr;
+    if (auto r = fault_command(a, out_, &ferr)) return *r ? st : script_error(where, ferr);
   }
   if (!need_machine(where, &st)) return st;
   Kernel& k = *kernel_;
@@ -320,6 +346,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     kernel_ = nullptr;
     if (!persistent) blocks_.clear();  // persistent RAM: blocks stay where they were
     BootError e;
+    FaultPause pause;  // a `fail` line means the machine's work, not its boot
     kernel_ = Kernel::boot(cfg, &e);
     if (kernel_ == nullptr) return script_error(where, std::string("reboot failed: ") + e.what);
     kernel_->set_log_listener(log_to_transcript, &out_);
@@ -441,6 +468,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     if (!persist_discard(cfg.backing, &perr)) return script_error(where, perr);
   }
   BootError e;
+  FaultPause pause;  // a `fail` line means the machine's work, not its boot
   kernel_ = Kernel::boot(cfg, &e);
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
@@ -632,6 +660,7 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   std::string head = path.substr(0, dot);
   std::string rest = dot == std::string::npos ? "" : path.substr(dot + 1);
   if (head == "last" && rest == "failed") return last_failed_ ? 1 : 0;
+  if (head == "fail") return fault_value(rest, error);
   if (kernel_ == nullptr) {
     *error = "no machine to read '" + path + "' from: the script must `boot` first";
     return std::nullopt;
@@ -722,6 +751,7 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
     return std::nullopt;
   }
   if (head == "gc" && rest == "passes") return as_int(k.collector().stats().passes);
+  if (head == "failed" && rest == "allocs") return as_int(k.failed_allocations());
   if (head == "vmalloc" && rest == "used") return as_int(k.vmalloc_space().used_bytes());
   if (head == "time" && rest == "ms") return as_int(k.now_ns() / 1000000);
   if (auto r = k.config().mmu ? value_mmu(path, error) : value_nommu(path, error)) return r;

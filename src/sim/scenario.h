@@ -102,6 +102,7 @@ class Scenario {
   std::map<std::string, Block> blocks_;
   bool last_failed_ = false;
   unsigned expects_failed_ = 0;
+  std::uint64_t injected_mark_[3] = {};  // failures each fault point injected before the current line ran
   std::unique_ptr<MmuState, ModelDeleter> mmu_;
   std::unique_ptr<NommuState, ModelDeleter> nommu_;
 };

@@ -5,14 +5,17 @@
 // model's check_invariants() run after every step.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "../kernel/kernel_fixture.h"
 #include "nommu/mmap_copy.h"
 #include "nommu/nommu.h"
+#include "base/fault_inject.h"
 
 namespace kmm {
 namespace {
@@ -309,6 +312,74 @@ TEST(Nommu, RandomSequence) {
     EXPECT_EQ(t.n.nr_regions(), 0u);
     EXPECT_TRUE(t.check());
   }
+}
+
+// Fault injection (base/fault_inject.h): the same random sequence with failslab or
+// fail_page_alloc failing every Nth call. Each failed malloc/realloc/spawn is simply not
+// kept (a failed realloc leaves the block); invariants hold at every step, and after every
+// process exits and the model shuts down every page is free again.
+TEST(Nommu, RandomSequenceUnderFaultInjection) {
+  std::uint64_t injected = 0, failed_calls = 0;
+  for (FaultPoint point : {FaultPoint::kSlab, FaultPoint::kPage}) {
+    for (std::uint64_t n = 1; n <= 7; ++n) {
+      NommuConfig nc;
+      nc.indexed = n % 2 == 0;
+      BootConfig cfg = nommu_cfg(4u << 20, n % 3 == 0 ? KmallocPolicy::kPow2 : KmallocPolicy::kKmalloc2, n % 3 != 0);
+      std::uint64_t free0;
+      {
+        Proc t(cfg, nc);
+        ASSERT_TRUE(t.ok);
+        free0 = t.k->zone().free_pages();
+        FaultConfig fc;
+        fc.interval = n;
+        fc.probability_ppm = 1'000'000;
+        fc.verbose = 0;
+        fault_configure(point, fc);
+        std::mt19937 rng(static_cast<std::uint32_t>(n));
+        NommuError e;
+        std::vector<int> pids;
+        for (auto [name, kind, heap] : {std::tuple{"s", MallocKind::kSimple, 0}, std::tuple{"m", MallocKind::kSmalloc, 0},
+                                        std::tuple{"h", MallocKind::kHeap, 64 * 1024}}) {
+          int pid = t.n.spawn(name, kind, static_cast<std::size_t>(heap), &e);
+          if (pid != 0) pids.push_back(pid);
+          else ++failed_calls;
+        }
+        std::vector<std::pair<int, void*>> live;
+        for (int step = 0; step < 1500 && !pids.empty(); ++step) {
+          int pid = pids[rng() % pids.size()];
+          auto op = rng() % 10;
+          if (op < 5 || live.empty()) {
+            std::size_t size = rng() % 8 == 0 ? 1 + rng() % 40000 : 1 + rng() % 300;
+            if (void* p = t.n.malloc(pid, size, &e)) live.emplace_back(pid, p);
+            else ++failed_calls;
+          } else if (op < 8) {
+            std::size_t i = rng() % live.size();
+            ASSERT_EQ(t.n.free(live[i].first, live[i].second), NommuError::kOk);
+            live[i] = live.back();
+            live.pop_back();
+          } else {
+            std::size_t i = rng() % live.size();
+            if (void* q = t.n.realloc(live[i].first, live[i].second, 1 + rng() % 2000, &e)) live[i].second = q;
+            else ++failed_calls;
+          }
+          ASSERT_TRUE(t.check()) << fault_point_name(point) << " every " << n << ", step " << step;
+        }
+        injected += fault_failures(point);
+        fault_disable_all();
+        for (int pid : pids) EXPECT_EQ(t.n.exit(pid), NommuError::kOk);
+        EXPECT_EQ(t.n.nr_regions(), 0u);
+        EXPECT_TRUE(t.check());
+        t.n.shutdown();
+        t.ok = false;
+        t.k->slab().drain_thread_caches();
+        EXPECT_EQ(t.k->zone().free_pages(), free0) << fault_point_name(point) << " every " << n << ": pages leaked";
+      }
+    }
+  }
+  EXPECT_GT(injected, 0u);
+  EXPECT_GT(failed_calls, 0u);
+  std::printf("nommu under injection: 14 runs x 1500 steps, %llu failures injected, %llu failed calls handled\n",
+              static_cast<unsigned long long>(injected), static_cast<unsigned long long>(failed_calls));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/fault_inject.h"
 #include "sim/arena.h"
 #include "sim/replay.h"
 #include "sim/trace.h"
@@ -236,6 +237,61 @@ INSTANTIATE_TEST_SUITE_P(
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       return s;
     });
+
+// ---- fault injection (--fail-slab / --fail-page) ----
+// A shipped trace with failslab failing every 50th call and fail_page_alloc 2 % of calls:
+// the operations that failed are counted apart from genuine out-of-memory (none at 256M),
+// the allocator's invariants hold at every sample, each policy sees the same schedule (two
+// runs agree), and the CSV/JSON carry the counts.
+TEST(Replay, FaultInjectionIsReportedApartFromOutOfMemory) {
+  std::string err;
+  auto t = read_trace_file(std::string(KMM_TRACES_DIR) + "/sqlite3-script.rep.gz", {}, &err);
+  ASSERT_TRUE(t) << err;
+  ReplayConfig cfg;
+  cfg.ram_bytes = 256ull << 20;
+  cfg.check = true;
+  cfg.timeline_points = 50;
+  kmm::FaultConfig slab;
+  slab.interval = 50;
+  slab.probability_ppm = 1'000'000;
+  slab.verbose = 0;
+  kmm::FaultConfig page;
+  page.probability_ppm = 20'000;
+  page.seed = 5;
+  page.verbose = 0;
+  cfg.fault[0] = slab;
+  cfg.fault[1] = page;
+  cfg.fault_on[0] = cfg.fault_on[1] = true;
+  std::vector<ReplayResult> rs;
+  for (const char* policy : {"slab", "kmalloc2", "simple", "first-fit"}) {
+    ReplayResult r = replay(*t, policy, cfg);
+    ReplayResult again = replay(*t, policy, cfg);
+    EXPECT_EQ(r.error, "") << policy;
+    EXPECT_EQ(r.failures, 0u) << policy << ": injected failures counted as out of memory";
+    EXPECT_FALSE(r.failed) << policy;
+    EXPECT_TRUE(r.injecting);
+    EXPECT_EQ(r.injected_ops, again.injected_ops) << policy;
+    EXPECT_EQ(r.fault_failures[0], again.fault_failures[0]) << policy;
+    EXPECT_EQ(r.fault_failures[1], again.fault_failures[1]) << policy;
+    if (std::string(policy) == "first-fit") {
+      EXPECT_EQ(r.fault_calls[0] + r.fault_calls[1], 0u);  // a textbook arena never asks kmm
+      EXPECT_EQ(r.injected_ops, 0u);
+    } else {
+      EXPECT_GT(r.injected_ops, 0u) << policy;
+      EXPECT_GE(r.fault_failures[0] + r.fault_failures[1], r.injected_ops) << policy;
+    }
+    rs.push_back(r);
+  }
+  EXPECT_FALSE(kmm::fault_enabled(kmm::FaultPoint::kSlab));  // off after each policy
+  std::ostringstream csv, json, table;
+  print_replay_csv(csv, rs);
+  print_replay_json(json, *t, cfg, rs);
+  print_replay_table(table, *t, cfg, rs);
+  EXPECT_NE(csv.str().find(",injected_ops,failslab_calls,failslab_failures,fail_page_alloc_calls,"), std::string::npos);
+  EXPECT_NE(json.str().find("\"fault_injection\""), std::string::npos);
+  EXPECT_NE(json.str().find("\"injected_ops\""), std::string::npos);
+  EXPECT_NE(table.str().find("fault injection (failures injected / calls seen"), std::string::npos) << table.str();
+}
 
 // ---- kmm trace end to end ----
 #if defined(KMM_BIN) && defined(KMM_VICTIM)

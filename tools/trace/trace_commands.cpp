@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "raw_event.h"
+#include "sim/fault_commands.h"
 #include "sim/replay.h"
 #include "sim/trace.h"
 
@@ -395,6 +396,12 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   c->add_option("--svg", a->svg, "write the timeline charts and final maps to FILE.svg");
   c->add_flag("--lenient", a->lenient, "skip (and count) bad trace lines instead of stopping");
   c->add_flag("--check", a->check, "check the allocator's invariants at every timeline sample");
+  c->add_option("--fail-slab", a->fail_slab, "fault injection: fail every Nth slab allocation (N), or a random P% of them");
+  c->add_option("--fail-page", a->fail_page, "fault injection: fail every Nth page allocation, or P% of them");
+  c->add_option("--fail-platform", a->fail_platform, "fault injection: fail every Nth platform commit, or P% of them");
+  c->add_option("--fail-seed", a->fail_seed, "seed of the P% draws (default 0; a run repeats for a seed)");
+  c->add_option("--fail-times", a->fail_times, "at most N injected failures per point and policy (default -1: no limit)");
+  c->add_option("--fail-space", a->fail_space, "bytes each point lets through before failing (K/M/G)");
   return c;
 }
 
@@ -414,6 +421,32 @@ int run_replay(const ReplayArgs& a) {
   }
   cfg.mmu = a.mmu == "on";
   cfg.check = a.check;
+  {
+    std::uint64_t space = 0;
+    if (!a.fail_space.empty() && !parse_size(a.fail_space, &space)) {
+      std::cerr << "kmm replay: bad --fail-space '" << a.fail_space << "' (e.g. 64K)\n";
+      return 2;
+    }
+    if (a.fail_times < -1) {
+      std::cerr << "kmm replay: --fail-times takes N >= 0, or -1 for no limit\n";
+      return 2;
+    }
+    const std::string* rates[kNrFaultPoints] = {&a.fail_slab, &a.fail_page, &a.fail_platform};
+    const char* names[kNrFaultPoints] = {"--fail-slab", "--fail-page", "--fail-platform"};
+    for (unsigned k = 0; k < kNrFaultPoints; ++k) {
+      if (rates[k]->empty()) continue;
+      FaultConfig& f = cfg.fault[k];
+      std::string why;
+      if (!sim::parse_fault_rate(*rates[k], &f, &why)) {
+        std::cerr << "kmm replay: " << names[k] << ": " << why << "\n";
+        return 2;
+      }
+      f.seed = a.fail_seed;
+      f.times = a.fail_times;
+      f.space = space;
+      cfg.fault_on[k] = true;
+    }
+  }
   std::vector<std::string> policies = a.policies == "all" ? sim::replay_policies() : split_commas(a.policies);
   for (const std::string& p : policies) {
     if (!sim::replay_policy_known(p)) {

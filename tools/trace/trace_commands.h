@@ -7,6 +7,8 @@
 //       Exit status: the program's.
 //   kmm replay TRACE --policy P[,P...|all] [--ram SIZE] [--mmu on|off] [--json|--csv]
 //              [--timeline FILE.csv] [--svg FILE.svg] [--lenient] [--check]
+//              [--fail-slab N|P%] [--fail-page N|P%] [--fail-platform N|P%]
+//              [--fail-seed S] [--fail-times N] [--fail-space SIZE]   fault injection
 //       exit 0 replayed, 2 the trace or the arguments are wrong (FILE:LINE: on stderr).
 //
 // Depends on: sim/trace.h, sim/replay.h, CLI11, POSIX (fork, exec, waitpid).
@@ -26,6 +28,10 @@ struct ReplayArgs {
   std::string mmu = "off";
   bool json = false, csv = false, lenient = false, check = false;
   std::string timeline, svg;
+  // Fault injection (base/fault_inject.h): N fails every Nth call, P% a random share.
+  std::string fail_slab, fail_page, fail_platform, fail_space;
+  std::uint64_t fail_seed = 0;
+  std::int64_t fail_times = -1;
 };
 
 struct TraceArgs {
