@@ -25,7 +25,7 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
     for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
       Page* q = p + i;
       q->set_flags(0);
-      q->refcount = 0;
+      q->set_refcount(0);
       q->set_owner(kOwnerFree);
     }
     free_locked(pfn, order);
@@ -96,7 +96,7 @@ Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp) {
   }
   free_pages_.fetch_sub(std::uint64_t{1} << order, std::memory_order_relaxed);
   Page* p = phys_->pfn_to_page(pfn);
-  p->refcount = 1;
+  p->set_refcount(1);
   return p;
 }
 
@@ -112,7 +112,7 @@ void BuddyZone::add_frames(pfn_t new_end) {
     Page* p = phys_->pfn_to_page(pfn);
     for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
       p[i].set_flags(0);
-      p[i].refcount = 0;
+      p[i].set_refcount(0);
       p[i].owner = kOwnerFree;
     }
     free_locked(pfn, order);
@@ -156,7 +156,7 @@ void BuddyZone::free_pages(Page* page, unsigned order) {
     Page* q = page + i;
     q->set_flags(0);
     q->set_owner(kOwnerFree);
-    q->refcount = 0;
+    q->set_refcount(0);
     q->set_cache_id(0);
   }
   free_locked(pfn, order);
@@ -207,7 +207,7 @@ void BuddyZone::free_pages_exact(Page* page, std::uint64_t count) {
     Page* q = page + i;
     q->set_flags(0);
     q->set_owner(kOwnerFree);
-    q->refcount = 0;
+    q->set_refcount(0);
     q->set_cache_id(0);
   }
   while (pfn < end) {

@@ -29,7 +29,7 @@ void RangeAllocator::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t m
       Page* p = pg(pfn);
       p->set_flags(PG_buddy);
       p->set_order(0);
-      p->refcount = 0;
+      p->set_refcount(0);
       p->owner = kOwnerFree;
       p->cache_id = 0;
     }
@@ -119,11 +119,11 @@ Page* RangeAllocator::alloc_locked(std::uint64_t count, gfp_t gfp) {
     Page* q = pg(block + static_cast<pfn_t>(i));
     q->set_flags(0);
     q->set_order(0);
-    q->refcount = 0;
+    q->set_refcount(0);
     q->lru.next = q->lru.prev = kNoPfn;
     q->lru.nr_pages = 0;
   }
-  pg(block)->refcount = 1;
+  pg(block)->set_refcount(1);
   free_pages_.fetch_sub(count, std::memory_order_relaxed);
   return pg(block);
 }
@@ -135,7 +135,7 @@ void RangeAllocator::free_locked(pfn_t pfn, std::uint64_t count) {
     q->set_flags(PG_buddy);
     q->set_order(0);
     q->owner = kOwnerFree;
-    q->refcount = 0;
+    q->set_refcount(0);
     q->cache_id = 0;
   }
   bool left = pfn > start_ && pg(pfn - 1)->is(PG_buddy);

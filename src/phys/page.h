@@ -98,6 +98,10 @@ struct Page {
   }
   std::uint16_t get_cache_id() const { return __atomic_load_n(&cache_id, __ATOMIC_RELAXED); }
   void set_cache_id(std::uint16_t id) { __atomic_store_n(&cache_id, id, __ATOMIC_RELAXED); }
+  // refcount: written by the page allocators under their lock, read unlocked by kfree's
+  // diagnosis of a pointer into a page that may be given back at the same moment.
+  std::uint32_t get_refcount() const { return __atomic_load_n(&refcount, __ATOMIC_RELAXED); }
+  void set_refcount(std::uint32_t r) { __atomic_store_n(&refcount, r, __ATOMIC_RELAXED); }
   std::uint32_t get_nr_pages() const { return __atomic_load_n(&lru.nr_pages, __ATOMIC_RELAXED); }
   void set_nr_pages(std::uint32_t n) { __atomic_store_n(&lru.nr_pages, n, __ATOMIC_RELAXED); }
 };

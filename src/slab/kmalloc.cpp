@@ -185,7 +185,9 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
     free_large(head, action);
     return owner;
   }
-  if (page->is(PG_buddy) || (page->flags == 0 && page->refcount == 0)) {
+  // Atomic reads: the page may be given back at this very moment (a late free racing the
+  // collector's reclaim of a gone module's slab), and this is only the diagnosis.
+  if (page->is(PG_buddy) || (page->get_flags() == 0 && page->get_refcount() == 0)) {
     report({ErrorKind::kDoubleFree, action, p, nullptr, 0, "the page is already free"});
   } else {
     report({ErrorKind::kInvalidFree, action, p, nullptr, 0, "not a kmalloc block"});

@@ -348,9 +348,10 @@ inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::s
 // The free fast path: the checks that find every bad free, then a push on the magazine.
 inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
   Page* head = phys_->compound_head(page);
-  if (__builtin_expect(!page->is(PG_slab) || !head->is(PG_head) || head->cache_id >= kMaxCaches, 0))
+  std::uint16_t cache_id = head->get_cache_id();
+  if (__builtin_expect(!page->is(PG_slab) || !head->is(PG_head) || cache_id >= kMaxCaches, 0))
     return free_slow(c, page, p, action);
-  KmemCache* sc = &caches_[head->cache_id];
+  KmemCache* sc = &caches_[cache_id];
   unsigned idx = slot_index(sc, head, p);
   const char* base = static_cast<const char*>(phys_->page_address(head));
   if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || p != base + std::size_t{idx} * sc->size, 0))
