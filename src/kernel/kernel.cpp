@@ -3,6 +3,9 @@
 
 #include <cstring>
 #include <new>
+#if !KMM_FREESTANDING
+#include <sys/random.h>
+#endif
 
 #include "base/bits.h"
 #include "base/fault_inject.h"
@@ -18,6 +21,18 @@ constexpr std::size_t kLogRingBytes = 64 * 1024;
 constexpr std::uint64_t kVmallocOffset = 8ull << 20;   // Linux's VMALLOC_OFFSET
 constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull; // ARM's VMALLOC_END
 
+// The seed of freelist_hardened's per-cache keys: the host's randomness where there is an OS
+// (getrandom), else the RAM's address mixed with a stack address (ASLR gives some entropy).
+std::uint64_t boot_random_seed(const void* ram) {
+  std::uint64_t seed = 0;
+#if !KMM_FREESTANDING
+  if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof seed)) return seed;
+#endif
+  int here = 0;
+  seed = reinterpret_cast<std::uintptr_t>(ram) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&here);
+  return seed;
+}
+
 void collector_log(void* arg, const char* line, std::size_t len) { static_cast<Kernel*>(arg)->log(line, len); }
 
 }  // namespace
@@ -30,6 +45,12 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
 #if !KMM_FREESTANDING  // persistent RAM needs files (pal_file): not on bare metal
+  if (cfg.backing != nullptr && (cfg.hardening.debug_caches() || cfg.hardening.guard_pages)) {
+    // A persistent heap keeps its slab layout and block frames across boots; red zones,
+    // poison, quarantine and guard frames would change both between one boot and the next.
+    err->what = "redzone, poison, quarantine and guard_pages are not available with backing= (freelist_hardened is)";
+    return nullptr;
+  }
   if (cfg.backing != nullptr && cfg.platform == nullptr) return boot_backed(cfg, err);  // kernel/persist.cpp
 #endif
 #if KMM_FREESTANDING
@@ -122,8 +143,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     }
     k->pages_ = &k->zone_;
   }
-  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial});
-  if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max})) {
+  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram)});
+  if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
     k->shutdown();
     err->what = "RAM too small for the kmalloc caches";
     return nullptr;

@@ -73,6 +73,9 @@ struct BootConfig {
   // Persistent RAM (kernel/persist.cpp, docs/PERSISTENCE.md): RAM is this file, formatted
   // when new or empty, attached to (and rebuilt) when it holds a machine. Null: volatile RAM.
   const char* backing = nullptr;
+  // Hardening (slab/hardening.h): freelist_hardened, redzone, poison, guard_pages,
+  // quarantine. All off by default; only freelist_hardened is allowed with `backing`.
+  HardeningConfig hardening;
   // After an attach, modules that were loaded stay dormant for this long on the machine's
   // clock (or until boot_complete()); then what the ones not loaded again own is collected
   // under the protector's mode. 0: only boot_complete() ends the grace period.

@@ -161,7 +161,7 @@ unsigned SlabAllocator::adopt_slab(KmemCache* c, Page* head) {
       continue;
     }
     std::uint32_t off = i * c->size;
-    std::memcpy(base + off, &next, sizeof next);  // free link in the object's first word
+    set_link(c, base + off, next);  // the free link, encoded as the cache stores it
     next = off;
   }
   if (inuse == 0) return 0;

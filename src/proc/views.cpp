@@ -130,7 +130,7 @@ void print_kmemleak(Kernel& k, TextSink& out) {
       step = page->lru.nr_pages;
       if (dead[page->owner]) {
         void* p = phys.page_address(page);
-        leak_entry(k, out, k.kva(p), std::size_t{page->lru.nr_pages} << kPageShift, static_cast<unsigned char*>(p),
+        leak_entry(k, out, k.kva(p), Kmalloc::large_usable_bytes(page), static_cast<unsigned char*>(p),
                    page->owner, page->is(PG_pages) ? "alloc_pages" : "kmalloc_large");
       }
     } else if (page->is(PG_buddy)) {

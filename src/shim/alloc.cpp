@@ -143,6 +143,9 @@ bool visit_option(const OptionView& o, void* arg) {
     ok = o.value_size(&opts->ram);
   } else if (is_fault_key(o)) {
     ok = fault_option(opts, o);
+  } else if (bool bad_value = false;
+             set_hardening_option(&opts->hardening, o.key, o.key_len, o.value, o.value_len, &bad_value) || bad_value) {
+    ok = !bad_value;  // slab/hardening.h
   } else {
     return false;
   }
@@ -249,6 +252,7 @@ Kernel* boot_with(const Options& o) {
   cfg.protector = o.protect;
   cfg.gc_delay_ns = o.gc_delay_ns;
   cfg.cross_free = CrossFree::kAllow;
+  cfg.hardening = o.hardening;
   // A smaller reservation when the address space is limited (ulimit -v, 32-bit hosts).
   for (; ram >= (std::uint64_t{64} << 20); ram /= 4) {
     cfg.ram_bytes = ram;
@@ -334,7 +338,7 @@ void build_classes(Kernel* k) {
 }
 
 inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
-  if (__builtin_expect(size <= kMaxClassBytes, 1)) return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner);
+  if (__builtin_expect(size <= kMaxClassBytes, 1)) return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner, size);
   return k->kmalloc_layer().kmalloc(size, GFP_KERNEL, owner);
 }
 }  // namespace

@@ -40,6 +40,7 @@ struct Options {
   bool thread_cache = true;
   bool live = false;           // serve `kmm stat PID` (stat.cpp)
   std::uint64_t ram = 0;       // 0: the default reservation
+  HardeningConfig hardening;   // freelist_hardened, redzone, poison, guard_pages, quarantine
   // Fault injection (base/fault_inject.h): fail_slab=, fail_page=, fail_platform= (N: every
   // Nth call; P%: a random share), and fail_seed/fail_times/fail_space/fail_verbose for all
   // three; armed after boot (docs/PRELOAD.md).

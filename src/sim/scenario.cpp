@@ -448,6 +448,14 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
       if (v != "yes" && v != "no") return script_error(where, "format= takes yes or no, not '" + v + "'");
     } else if (key == "boot_grace") {
       if (!parse_duration_ns(v, &cfg.boot_grace_ns)) return script_error(where, "bad boot_grace '" + v + "' (e.g. 10s)");
+    } else if (bool bad_value = false;
+               set_hardening_option(&cfg.hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) || bad_value) {
+      // slab/hardening.h: freelist_hardened, redzone, poison, guard_pages take on/off;
+      // quarantine a size.
+      if (bad_value) {
+        return script_error(where, key == "quarantine" ? "quarantine= takes a size (0, 64K, 1M), not '" + v + "'"
+                                                       : key + "= takes on or off, not '" + v + "'");
+      }
     } else {
       return script_error(where, "unknown boot option '" + key + "'");
     }
