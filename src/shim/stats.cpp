@@ -4,6 +4,7 @@
 //   - per-module usage: every owner (kernel, each plug-in loaded or unloaded) with objects
 //     and bytes, page-level and huge (mmap) blocks included;
 //   - the protector: mode, passes, leaks found (not reclaimed), reclaimed since start;
+//   - the hardening options that are on, and what waits in the quarantine;
 //   - Linux's /proc/meminfo, /proc/buddyinfo, /proc/slabinfo and /proc/modules of kmm's
 //     heap (proc/ printers).
 // At exit (a destructor of this library) when KMM_OPTIONS has stats=1 (stderr) or
@@ -78,6 +79,15 @@ void format(Kernel& k, TextSink& out) {
     if (!g_opts.fault_on[i]) continue;  // fail_* in KMM_OPTIONS (base/fault_inject.h)
     out.str("--- fault injection: ").str(fault_point_name(p)).str(" calls ").u(fault_calls(p));
     out.str(" failures injected ").u(fault_failures(p)).str(" ---\n");
+  }
+  if (g_opts.hardening.any()) {  // slab/hardening.h
+    char words[160];
+    describe_hardening(g_opts.hardening, words, sizeof words);
+    out.str("--- hardening: ").str(words);
+    if (g_opts.hardening.quarantine_bytes != 0) {
+      out.str("  quarantined ").u(k.slab().quarantine_objects()).str(" objects / ").u(k.slab().quarantine_bytes()).str(" bytes");
+    }
+    out.str(" ---\n");
   }
   out.str("--- /proc/meminfo ---\n");
   print_meminfo(k, out);
