@@ -77,7 +77,7 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   if (guarded) {
     // The slack after the size asked for and, when the platform cannot protect it, the guard
     // frame itself carry a pattern that free_large checks.
-    char* end = static_cast<char*>(p) + ((npages - 1) << kPageShift);
+    char* end = static_cast<char*>(p) + static_cast<std::size_t>((npages - 1) << kPageShift);
     std::memset(static_cast<char*>(p) + size, kGuardFill, static_cast<std::size_t>(end - static_cast<char*>(p)) - size);
     bool mmu = cfg_.guard_platform->protect(end, kPageSize, Prot::kNone);
     if (!mmu) std::memset(end, kGuardFill, kPageSize);
