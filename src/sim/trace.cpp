@@ -1,8 +1,12 @@
 // kmm/sim/trace.cpp — the trace reader (classic malloc-lab + the kmm trailer) and writer.
 //
 // The reader works on the whole file in memory, one line at a time, with hand-written number
-// parsing (a 1 M-operation trace reads in well under a second). It keeps the set of live ids
-// as a byte per id so the meaning of each line is checked as it is read.
+// parsing (a 1 M-operation trace reads in well under a second). It keeps the state of each id
+// (never allocated, live, freed) and its size so the meaning of each line is checked as it is
+// read. Memory follows the input, never the header's claims: ids are kept in a dense table
+// only up to a bound set by the file's length (above it, in a hash map), and the operation
+// vectors are reserved for at most as many operations as the file has room for lines; so a
+// 20-byte file announcing 2^31 ids or 2^26 operations costs kilobytes, not gigabytes.
 #include "sim/trace.h"
 
 #include <fmt/format.h>
@@ -13,6 +17,7 @@
 #include <iterator>
 #include <ostream>
 #include <string_view>
+#include <unordered_map>
 
 namespace kmm::sim {
 namespace {
@@ -49,6 +54,23 @@ bool number(std::string_view s, std::uint64_t* out) {
   return true;
 }
 
+// Per-id state (0 never allocated, 1 live, 2 freed) and size: a dense table for ids below
+// `dense`, a hash map above (ids of real traces are small: kmm's recorder reuses the lowest
+// free one; a header or a line may still name any id below 2^31).
+class IdTable {
+ public:
+  struct Entry {
+    std::uint8_t state = 0;
+    std::uint64_t size = 0;
+  };
+  explicit IdTable(std::uint64_t dense) : dense_(static_cast<std::size_t>(dense)) {}
+  Entry& at(std::uint32_t id) { return id < dense_.size() ? dense_[id] : sparse_[id]; }
+
+ private:
+  std::vector<Entry> dense_;
+  std::unordered_map<std::uint32_t, Entry> sparse_;  // references stay valid as it grows
+};
+
 struct Attr {
   std::uint64_t pos;            // op position in the file (0-based)
   std::int64_t tid = -1, mod = -1, t = -1;
@@ -84,9 +106,10 @@ class Reader {
     t_.num_ids = static_cast<std::uint32_t>(header[1]);
     std::uint64_t num_ops = header[2];
     t_.weight = header[3];
-    live_.assign(t_.num_ids, 0);
-    sizes_.assign(t_.num_ids, 0);
-    t_.ops.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(num_ops, 1u << 26)));
+    // An operation line takes at least 4 bytes ("f 0\n"): no more can follow than that allows.
+    const std::uint64_t room = (text_.size() - std::min(at_, text_.size())) / 4 + 1;
+    ids_ = IdTable(std::min<std::uint64_t>(t_.num_ids, room));  // more ids than lines: hashed
+    t_.ops.reserve(static_cast<std::size_t>(std::min(num_ops, room)));
     pos_index_.reserve(t_.ops.capacity());
 
     std::uint64_t pos = 0;
@@ -178,31 +201,31 @@ class Reader {
       if (n != 3) return fmt::format("'{}' takes an id and a size: '{} ID SIZE'", k, k);
       if (!(msg = id_arg(tok[1], &op.id)).empty()) return msg;
       if (!(msg = size_arg(tok[2], &op.size)).empty()) return msg;
-      std::uint8_t& l = live_[op.id];
+      IdTable::Entry& e = ids_.at(op.id);
       if (k == "a") {
-        if (l == 1) return fmt::format("id {} allocated again while it is live (no free in between)", op.id);
+        if (e.state == 1) return fmt::format("id {} allocated again while it is live (no free in between)", op.id);
         op.kind = OpKind::kAlloc;
         ++t_.allocs;
       } else {
-        if (l == 0) return fmt::format("realloc of id {}, which was never allocated", op.id);
-        if (l == 2) return fmt::format("realloc of id {}, which is already freed", op.id);
+        if (e.state == 0) return fmt::format("realloc of id {}, which was never allocated", op.id);
+        if (e.state == 2) return fmt::format("realloc of id {}, which is already freed", op.id);
         op.kind = OpKind::kRealloc;
-        live_bytes_ -= sizes_[op.id];
+        live_bytes_ -= e.size;
         ++t_.reallocs;
       }
-      l = 1;
-      sizes_[op.id] = op.size;
+      e.state = 1;
+      e.size = op.size;
       live_bytes_ += op.size;
       t_.peak_live_bytes = std::max(t_.peak_live_bytes, live_bytes_);
     } else if (k == "f") {
       if (n != 2) return "'f' takes one id: 'f ID'";
       if (!(msg = id_arg(tok[1], &op.id)).empty()) return msg;
-      std::uint8_t& l = live_[op.id];
-      if (l == 0) return fmt::format("free of unknown id {} (never allocated)", op.id);
-      if (l == 2) return fmt::format("free of id {}, which is already freed (double free)", op.id);
-      l = 2;
+      IdTable::Entry& e = ids_.at(op.id);
+      if (e.state == 0) return fmt::format("free of unknown id {} (never allocated)", op.id);
+      if (e.state == 2) return fmt::format("free of id {}, which is already freed (double free)", op.id);
+      e.state = 2;
       op.kind = OpKind::kFree;
-      live_bytes_ -= sizes_[op.id];
+      live_bytes_ -= e.size;
       ++t_.frees;
     } else {
       return fmt::format("unknown operation '{}' (want a, f or r)", k);
@@ -286,8 +309,7 @@ class Reader {
   std::uint64_t line_no_ = 0;
   TraceReadOptions opt_;
   Trace t_;
-  std::vector<std::uint8_t> live_;   // 0 never allocated, 1 live, 2 freed
-  std::vector<std::uint64_t> sizes_;
+  IdTable ids_{0};
   std::vector<std::int64_t> pos_index_;  // file op position -> index in ops, -1 skipped
   std::uint64_t live_bytes_ = 0;
 };
@@ -330,14 +352,16 @@ void write_trace(std::ostream& out, const Trace& t) {
   std::uint32_t ids = t.num_ids;
   bool extended = t.modules.size() > 1 || !t.clock.empty();
   std::uint64_t live = 0, peak = 0;
-  std::vector<std::uint64_t> sizes;
+  // Sizes by id, dense up to a bound the ops set (a trace may name ids up to 2^31).
+  const std::uint64_t bound = 2 * std::uint64_t{t.ops.size()} + 16;
+  IdTable sizes(t.num_ids != 0 ? std::min<std::uint64_t>(t.num_ids, bound) : bound);
   for (const TraceOp& op : t.ops) {
     if (op.id >= ids) ids = op.id + 1;
     if (op.tid != 0 || op.module != 0 || op.align_log2 != 0) extended = true;
-    if (sizes.size() <= op.id) sizes.resize(op.id + 1u, 0);
-    if (op.kind != OpKind::kAlloc) live -= sizes[op.id];
-    sizes[op.id] = op.kind == OpKind::kFree ? 0 : op.size;
-    live += sizes[op.id];
+    std::uint64_t& size = sizes.at(op.id).size;
+    if (op.kind != OpKind::kAlloc) live -= size;
+    size = op.kind == OpKind::kFree ? 0 : op.size;
+    live += size;
     peak = std::max(peak, live);
   }
   if (heap == 0) heap = peak;

@@ -2,6 +2,7 @@
 // the trailer, comments, .gz), every kind of malformed input with FILE:LINE, lenient mode,
 // and the writer's round trip.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -170,6 +171,38 @@ TEST(Trace, LenientSkipsAndCounts) {
   auto u = parse("0\n3\n6\n1\na 0 10\n", &err, true);
   EXPECT_FALSE(u);
   EXPECT_NE(err.find("truncated"), std::string::npos);
+}
+
+// Found with the trace fuzzer (fuzz/fuzz_trace.cpp, issue 10c): the reader sized its per-id
+// tables from the header (a byte and 8 bytes per id: 18 GiB for a 20-byte file announcing
+// 2^31 ids), reserved room for the header's number of operations (up to 2^26: 2 GiB), and
+// the writer sized a table by the largest id. Memory now follows the file.
+namespace {
+std::uint64_t max_rss_kb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::uint64_t>(ru.ru_maxrss);
+}
+}  // namespace
+
+TEST(Trace, HeaderClaimsDoNotSizeMemory) {
+  std::uint64_t before = max_rss_kb();
+  std::string err;
+  // 2^31 ids (the most the reader accepts), the highest id used, through the writer and back.
+  auto t = parse("0\n2147483648\n3\n1\na 2147483647 8\nr 2147483647 4096\nf 2147483647\n", &err);
+  ASSERT_TRUE(t) << err;
+  EXPECT_EQ(t->num_ids, 2147483648u);
+  EXPECT_EQ(t->peak_live_bytes, 4096u);
+  std::ostringstream out;
+  write_trace(out, *t);
+  auto u = parse(out.str(), &err);
+  ASSERT_TRUE(u) << err;
+  ASSERT_EQ(u->ops.size(), 3u);
+  EXPECT_EQ(u->ops[1].id, 2147483647u);
+  EXPECT_EQ(u->ops[1].size, 4096u);
+  // A header announcing 2^26 operations over an empty body: a clean error, at once.
+  expect_error("0\n0\n67108864\n1\n", 4, "truncated trace: the header says 67108864 operations, the file ends after 0");
+  EXPECT_LT(max_rss_kb() - before, std::uint64_t{64} << 10) << "KiB of peak RSS added by reading tiny traces";
 }
 
 TEST(Trace, ReadsFilesPlainAndGzip) {
