@@ -181,7 +181,7 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
     // natural alignment (Linux guarantees it with slub_debug too): the stride then doubles.
     std::size_t da = a < 16 ? 16 : a;
     if ((flags & SLAB_KMALLOC) && is_pow2(size) && size > da) da = size < kPageSize ? size : kPageSize;
-    std::size_t meta = round_up(size + ((c->debug & kDebugRedzone) ? kRedzoneMin : 0), 8);
+    auto meta = static_cast<std::size_t>(round_up(size + ((c->debug & kDebugRedzone) ? kRedzoneMin : 0), 8));
     c->fp_offset = static_cast<std::uint32_t>(meta);
     c->size = static_cast<std::uint32_t>(round_up(meta + 8, da));
     c->align = static_cast<std::uint32_t>(da);
