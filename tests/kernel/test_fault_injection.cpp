@@ -180,6 +180,7 @@ void settle_and_check(Kernel& k, std::uint64_t free_at_boot, const char* what) {
     }
   }
   k.slab().drain_thread_caches();
+  k.slab().quarantine_flush();  // hardening: what waits in the quarantine is free
   EXPECT_TRUE(invariants(k)) << what;
   OwnerTally t[kMaxOwners];
   k.usage(t);
@@ -194,6 +195,7 @@ void settle_and_check(Kernel& k, std::uint64_t free_at_boot, const char* what) {
 std::uint64_t free_after_warmup(Kernel& k) {
   k.kfree(k.kmalloc(64));
   k.slab().drain_thread_caches();
+  k.slab().quarantine_flush();
   return k.zone().free_pages();
 }
 
@@ -282,6 +284,31 @@ INSTANTIATE_TEST_SUITE_P(Allocators, FaultInjection,
                            return std::string(std::get<0>(param_info.param) == PageAllocKind::kBuddy ? "buddy" : "range") +
                                   (std::get<1>(param_info.param) ? "_magazines" : "_nomagazines");
                          });
+
+// The same workload with every hardening option on (slab/hardening.h: debug caches with red
+// zones, poison and a quarantine, guard frames after large blocks, encoded free lists): the
+// debug paths, the quarantine's ring and the guard frames meet failures too.
+TEST(FaultInjectionHardened, EveryNthCallWithEveryHardeningOption) {
+  for (FaultPoint point : {FaultPoint::kSlab, FaultPoint::kPage}) {
+    for (std::uint64_t n = 1; n <= 8; ++n) {
+      BootConfig cfg = config(PageAllocKind::kBuddy, false);
+      cfg.hardening.freelist_hardened = true;
+      cfg.hardening.redzone = true;
+      cfg.hardening.poison = true;
+      cfg.hardening.guard_pages = true;
+      cfg.hardening.quarantine_bytes = 64 * 1024;
+      KernelPtr k = boot_kernel(cfg);
+      ASSERT_NE(k, nullptr);
+      std::uint64_t free0 = free_after_warmup(*k);
+      fault_configure(point, every(n));
+      run_workload(*k, static_cast<std::uint32_t>(n * 17 + 3), 600);
+      std::string what = std::string("hardened, ") + fault_point_name(point) + " every " + std::to_string(n);
+      EXPECT_GT(fault_failures(point), 0u) << what;
+      settle_and_check(*k, free0, what.c_str());
+      if (HasFailure()) return;
+    }
+  }
+}
 
 // A growable machine: memory hotplug's commit is the platform point. An injected failure is
 // an allocation that finds no frames; nothing is left half-grown.
