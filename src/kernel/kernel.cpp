@@ -410,6 +410,8 @@ bool Kernel::transfer_vmalloc(std::uint64_t addr, owner_t to) { return vmalloc_.
 ModuleError Kernel::insmod(const char* name, std::uint64_t core_size, owner_t* owner) {
   owner_t o = kOwnerFree;
   ModuleError e = modules_.load(name, core_size, now_ns_, &o);
+  // A live owner's objects are never reclaimed: their frees need no exchange (slab.h).
+  if (e == ModuleError::kOk) slab_.set_owner_live(o);
   if (owner != nullptr) *owner = o;
   return e;
 }

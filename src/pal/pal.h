@@ -54,6 +54,14 @@ class MmapPlatform final : public Platform {
 Platform& mmap_platform();
 #endif
 
+// The asymmetric barrier (Linux's membarrier(2), MEMBARRIER_CMD_PRIVATE_EXPEDITED): when
+// process_barrier() returns, every other thread of the process has executed a full memory
+// barrier since it was called, so a rare side can order itself against a frequent side that
+// uses only compiler barriers. register_process_barrier() is called once before the first
+// use; both return false where the platform has no such call (then callers use atomics).
+bool register_process_barrier();
+bool process_barrier();
+
 // A caller-provided buffer and nothing else: bare metal, or tests with no OS. reserve() carves
 // aligned pieces from the front of the buffer; release() of the most recent piece gives it
 // back; decommit() and protect() have nothing to do (protect returns false unless kReadWrite).

@@ -318,6 +318,14 @@ std::uint32_t Collector::walk(std::uint32_t budget) {
 
 void Collector::begin(std::uint64_t now_ns) {
   modules_->dead_owners(dead_);
+  // Frees of these owners' objects racing this pass must claim them by exchange: mark the
+  // owners gone, then wait out the frees that read them live (SlabAllocator::fence_module_frees).
+  bool any_dead = false;
+  for (unsigned o = kOwnerFirstModule; o < kMaxOwners && !any_dead; ++o) any_dead = dead_[o];
+  if (any_dead) {
+    slab_->mark_owners_gone(dead_);
+    slab_->fence_module_frees();
+  }
   std::memset(freed_, 0, sizeof freed_);
   std::memset(kept_, 0, sizeof kept_);
   std::memset(referenced_, 0, sizeof referenced_);

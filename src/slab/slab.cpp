@@ -9,6 +9,7 @@
 #include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
+#include "pal/pal.h"
 #include "slab/thread_cache.h"
 
 namespace kmm {
@@ -54,6 +55,9 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
     caches_[i].id = static_cast<std::uint16_t>(i);
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+  std::memset(owner_gone_, 0, sizeof owner_gone_);
+  // Only threads with a magazine take part in the module-free fence (free_page_object).
+  fence_ok_ = cfg_.thread_caches && register_process_barrier();
   q_ring_ = nullptr;
   q_pages_ = nullptr;
   q_cap_ = q_head_ = 0;

@@ -121,6 +121,9 @@ struct ThreadCache {
   ThreadCache* next;
   ThreadCache* prev;
   Page* pages;
+  // 1 while this thread's kfree of a module's object is between reading the owner's gone
+  // flag and clearing the owner byte (see free_page_object and fence_module_frees).
+  std::uint32_t in_free;
   Magazine mags[kMaxTcSlots];
 };
 
@@ -228,6 +231,34 @@ class SlabAllocator {
   // resizing it in place (krealloc within the slot): false when new_size does not fit.
   std::size_t asked_size(const KmemCache* c, const void* p) const;
   bool resize_in_place(KmemCache* c, void* p, std::size_t new_size);
+  // --- a module's objects freed while the collector may reclaim them -----------------------
+  // The collector frees objects of gone modules only. Before a pass sweeps them it marks
+  // their owners gone (mark_owners_gone) and calls fence_module_frees(): a process-wide
+  // barrier (pal.h's membarrier) and then a wait until no thread is inside the window below.
+  // A kfree of a module's object (free_module_object_plain) raises its thread's in_free,
+  // reads the owner's gone flag and, if the module is live, clears the owner byte with a
+  // plain store and lowers in_free: a thread that read "live" either finished before the
+  // fence returned, or read after the barrier and saw "gone" — and a gone owner's object
+  // is claimed by exchange. So the common free of a live module's object needs no locked
+  // instruction (Linux's membarrier pairs a rare heavy side with a frequent light one the
+  // same way). Without the barrier call (fence_ok_ false), every module object is exchanged.
+  bool free_module_object_plain(ThreadCache* tc, owner_t* slot, owner_t owner) {
+    if (tc == nullptr || !__atomic_load_n(&fence_ok_, __ATOMIC_RELAXED)) return false;
+    __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the fence's barrier orders this for the CPU
+    if (__atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0) {
+      __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELAXED);
+      return false;
+    }
+    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+    __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+    return true;
+  }
+  void mark_owners_gone(const bool* dead);  // dead[kMaxOwners]
+  void set_owner_live(owner_t o) { __atomic_store_n(&owner_gone_[o], std::uint8_t{0}, __ATOMIC_RELAXED); }
+  void fence_module_frees();
+  bool module_free_fence() const { return __atomic_load_n(&fence_ok_, __ATOMIC_RELAXED); }
+
   // Objects and bytes waiting in the quarantine; flush gives every one back to its slab.
   std::uint64_t quarantine_objects() const { return __atomic_load_n(&q_count_, __ATOMIC_RELAXED); }
   std::uint64_t quarantine_bytes() const { return __atomic_load_n(&q_bytes_, __ATOMIC_RELAXED); }
@@ -315,6 +346,8 @@ class SlabAllocator {
   ThreadCache* tc_list_ = nullptr;
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
+  bool fence_ok_ = false;                 // the process barrier is available (pal.h)
+  std::uint8_t owner_gone_[kMaxOwners];   // 1: the collector may reclaim this owner's objects
   // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
   // cache lock is never taken while q_lock_ is held).
   SpinLock q_lock_;
@@ -359,18 +392,19 @@ inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const v
   owner_t* slot = owner_slot(sc, head, idx);
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+  ThreadCache* tc = sc->tc_slot != 0xFF ? thread_cache() : nullptr;
   if (__builtin_expect(owner == kOwnerKernel, 1)) {
     // The collector never takes the kernel's objects: a plain store suffices.
     __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  } else {
-    // A module's object may be reclaimed by a collector pass at this very moment (its module
-    // gone): claim it with an exchange, as the collector does (claim_slot); the loser of the
-    // race finds it free — here, a free of memory the protector already reclaimed.
+  } else if (!free_module_object_plain(tc, slot, owner)) {
+    // A module's object that a collector pass may be reclaiming at this very moment (its
+    // module is gone, or this thread cannot take part in the fence): claim it with an
+    // exchange, as the collector does (claim_slot); the loser of the race finds it free —
+    // here, a free of memory the protector already reclaimed.
     owner = __atomic_exchange_n(slot, kOwnerFree, __ATOMIC_ACQ_REL);
     if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
   }
   if (sc->tc_slot != 0xFF) {
-    ThreadCache* tc = thread_cache();
     if (__builtin_expect(tc != nullptr, 1)) {
       Magazine& m = tc->mags[sc->tc_slot];
       if (__builtin_expect(m.count >= sc->tc_limit, 0)) tc_flush(sc, tc, sc->tc_limit / 2);

@@ -6,12 +6,20 @@
 #include "base/bits.h"
 #include "base/fault_inject.h"
 #include "base/report.h"
+#include "pal/pal.h"
 
 #if KMM_HAVE_THREADS
 #include <pthread.h>
+#include <sched.h>
 #endif
 
 namespace kmm {
+
+void SlabAllocator::mark_owners_gone(const bool* dead) {
+  for (unsigned o = kOwnerFirstModule; o < kMaxOwners; ++o) {
+    if (dead[o]) __atomic_store_n(&owner_gone_[o], std::uint8_t{1}, __ATOMIC_SEQ_CST);
+  }
+}
 
 #if KMM_HAVE_THREADS
 __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
@@ -120,6 +128,27 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   return tc;
 }
 
+// The heavy side of free_module_object_plain (slab.h): after the barrier, a thread still
+// inside its window read the gone flags before they were set and will clear the owner byte
+// with a plain store; wait until it has (the window is a handful of instructions, unless the
+// thread was preempted inside it). Takes no cache lock: callers may hold none.
+void SlabAllocator::fence_module_frees() {
+  if (!fence_ok_) return;
+  // mark_owners_gone's seq_cst stores come first; the barrier call is a full barrier too.
+  if (!process_barrier()) {
+    // The call failed after registering (it should not): stop relying on it. Frees of module
+    // objects already past the check cannot be told apart, so they are waited for below.
+    __atomic_store_n(&fence_ok_, false, __ATOMIC_RELAXED);
+  }
+  LockGuard g(tc_list_lock_);
+  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) {
+    unsigned spins = 0;
+    while (__atomic_load_n(&tc->in_free, __ATOMIC_ACQUIRE) != 0) {
+      if (++spins % 64 == 0) sched_yield();
+    }
+  }
+}
+
 void SlabAllocator::tc_detach(ThreadCache* tc) {
   {
     LockGuard g(tc_list_lock_);
@@ -186,6 +215,7 @@ void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
 ThreadCache* SlabAllocator::thread_cache_slow() { return nullptr; }
 void SlabAllocator::tc_detach(ThreadCache*) {}
+void SlabAllocator::fence_module_frees() {}
 void SlabAllocator::tc_release_all() {}
 void SlabAllocator::drain_current_thread() {}
 void SlabAllocator::drain_thread_caches() {}

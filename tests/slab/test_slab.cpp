@@ -5,10 +5,13 @@
 // policy and as refused-and-reported calls under OnError::kReport.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "../common/machine_fixture.h"
@@ -336,6 +339,34 @@ TEST_F(Slab, BadFreesRefusedUnderReportPolicy) {
   EXPECT_TRUE(m.slab.destroy(a));
   EXPECT_TRUE(m.slab.destroy(b));
   EXPECT_TRUE(m.check());
+}
+
+// The module-free fence (slab.h, fence_module_frees): a thread inside the window of a plain
+// free of a module's object (in_free raised) holds the collector's fence until it leaves it.
+TEST(SlabFence, WaitsForAFreeInsideItsWindow) {
+  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  if (!k.slab.module_free_fence()) GTEST_SKIP() << "no membarrier(2) here: module objects are always freed by exchange";
+  std::atomic<int> stage{0};
+  std::atomic<bool> left_window{false};
+  std::thread freer([&] {
+    ThreadCache* tc = k.slab.thread_cache();
+    ASSERT_NE(tc, nullptr);
+    __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);  // as if preempted inside the window
+    stage = 1;
+    while (stage.load() != 2) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    left_window = true;
+    __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+  });
+  while (stage.load() != 1) {
+  }
+  stage = 2;
+  k.slab.fence_module_frees();
+  EXPECT_TRUE(left_window.load()) << "the fence returned while a free was inside its window";
+  freer.join();
+  k.slab.drain_thread_caches();
 }
 
 TEST_F(Slab, ThreadCacheOnOneThread) {
