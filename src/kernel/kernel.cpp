@@ -409,7 +409,7 @@ bool Kernel::transfer_vmalloc(std::uint64_t addr, owner_t to) { return vmalloc_.
 
 ModuleError Kernel::insmod(const char* name, std::uint64_t core_size, owner_t* owner) {
   owner_t o = kOwnerFree;
-  ModuleError e = modules_.load(name, core_size, now_ns_, &o);
+  ModuleError e = modules_.load(name, core_size, now_ns(), &o);
   // A live owner's objects are never reclaimed: their frees need no exchange (slab.h).
   if (e == ModuleError::kOk) slab_.set_owner_live(o);
   if (owner != nullptr) *owner = o;
@@ -418,7 +418,7 @@ ModuleError Kernel::insmod(const char* name, std::uint64_t core_size, owner_t* o
 
 ModuleError Kernel::rmmod(const char* name) {
   owner_t o;
-  return modules_.unload(name, now_ns_, &o);
+  return modules_.unload(name, now_ns(), &o);
 }
 
 namespace {

@@ -150,7 +150,8 @@ class Kernel {
   owner_t module_owner(const char* name) const { return modules_.find_live(name); }
 
   // --- time and the idle loop ---
-  std::uint64_t now_ns() const { return now_ns_; }
+  // Read by any thread (insmod, log lines) while idle() advances it on another: atomic.
+  std::uint64_t now_ns() const { return __atomic_load_n(&now_ns_, __ATOMIC_RELAXED); }
   // Advances the clock by ns, running the idle loop (and the collector when due).
   void idle(std::uint64_t ns);
   void set_protector(ProtectorMode m) { collector_.set_mode(m); }

@@ -97,6 +97,10 @@ bool Vmalloc::vfree(std::uint64_t addr) {
 
 const VmArea* Vmalloc::find(std::uint64_t addr) const {
   LockGuard g(lock_);
+  return find_locked(addr);
+}
+
+const VmArea* Vmalloc::find_locked(std::uint64_t addr) const {
   for (const VmArea* a = head_; a != nullptr; a = a->next) {
     if (addr >= a->addr && addr < a->addr + std::uint64_t{a->nr_pages} * kPageSize) return a;
   }
@@ -158,12 +162,23 @@ bool Vmalloc::check_invariants(TextSink* why) const {
 }
 
 void Vmalloc::for_each_block(Visit visit, void* arg) {
-  // Collect first: the visitor may free the area it is given.
-  VmArea* a = head_;
-  while (a != nullptr) {
-    VmArea* next = a->next;
-    visit(arg, phys_->pfn_to_virt(a->pages[0]), std::size_t{a->nr_pages} * kPageSize, a->owner, a);
-    a = next;
+  // Under lock_: a thread's vfree may not free an area while the collector reads or scans it
+  // (the soak found that use after free). The visitor may free the area it is given
+  // (free_block): it is unlinked at once and released after the walk, outside the lock.
+  {
+    LockGuard g(lock_);
+    walking_ = true;
+    for (VmArea** link = &head_; *link != nullptr;) {
+      VmArea* a = *link;
+      visit(arg, phys_->pfn_to_virt(a->pages[0]), std::size_t{a->nr_pages} * kPageSize, a->owner, a);
+      if (*link == a) link = &a->next;  // kept; else *link is already the next area
+    }
+    walking_ = false;
+  }
+  while (walk_freed_ != nullptr) {
+    VmArea* a = walk_freed_;
+    walk_freed_ = a->next;
+    release(a);
   }
 }
 
@@ -177,12 +192,29 @@ void Vmalloc::for_each_piece(void* handle, ScanPiece scan, void* arg) {
   }
 }
 
-void Vmalloc::free_block(void* handle) { vfree(static_cast<VmArea*>(handle)->addr); }
+void Vmalloc::free_block(void* handle) {
+  auto* victim = static_cast<VmArea*>(handle);
+  if (!walking_) {
+    vfree(victim->addr);
+    return;
+  }
+  // From for_each_block's visitor: lock_ is held by this thread.
+  for (VmArea** link = &head_; *link != nullptr; link = &(*link)->next) {
+    if (*link == victim) {
+      *link = victim->next;
+      used_pages_ -= victim->nr_pages;
+      victim->next = walk_freed_;
+      walk_freed_ = victim;
+      return;
+    }
+  }
+}
 
 bool Vmalloc::find_block(std::uintptr_t word, void** key, owner_t* owner) {
   std::uint64_t w = word;
   if (w < start_ || w >= end_) return false;
-  const VmArea* a = find(w);
+  // The collector scanning an area (for_each_block) already holds lock_.
+  const VmArea* a = walking_ ? find_locked(w) : find(w);
   if (a == nullptr) return false;
   *key = phys_->pfn_to_virt(a->pages[0]);
   *owner = a->owner;

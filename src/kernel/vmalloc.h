@@ -65,6 +65,7 @@ class Vmalloc final : public OwnedSpace {
 
  private:
   void release(VmArea* a);
+  const VmArea* find_locked(std::uint64_t addr) const;
   Kmalloc* kmalloc_ = nullptr;
   KmemCache* area_cache_ = nullptr;  // "vmap_area", SLAB_NOLEAKTRACE: its addresses are not references
   PhysMem* phys_ = nullptr;
@@ -72,6 +73,11 @@ class Vmalloc final : public OwnedSpace {
   VmArea* head_ = nullptr;
   std::uint64_t used_pages_ = 0;
   mutable SpinLock lock_;
+  // While the collector walks the areas (for_each_block, lock_ held by that thread): areas its
+  // visitor frees wait here to be released after the walk, and find_block does not relock.
+  // Only the walking thread reads or writes these.
+  VmArea* walk_freed_ = nullptr;
+  bool walking_ = false;
 };
 
 }  // namespace kmm

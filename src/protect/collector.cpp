@@ -69,7 +69,7 @@ bool Collector::due(std::uint64_t now_ns) const {
   if (phase_ != Phase::kIdle) return true;
   if (mode_ == ProtectorMode::kOff) return false;
   if (modules_->nr_gone() == 0) return false;
-  return kicked_ || now_ns >= last_end_ns_ + delay_ns_;
+  return __atomic_load_n(&kicked_, __ATOMIC_RELAXED) || now_ns >= last_end_ns_ + delay_ns_;
 }
 
 // --- reachability bitmaps -----------------------------------------------------------------
@@ -330,7 +330,7 @@ void Collector::begin(std::uint64_t now_ns) {
   std::memset(kept_, 0, sizeof kept_);
   std::memset(referenced_, 0, sizeof referenced_);
   pass_start_ns_ = now_ns;
-  kicked_ = false;
+  __atomic_store_n(&kicked_, false, __ATOMIC_RELAXED);
   cursor_ = phys_->base_pfn();
   scan_this_pass_ = false;
   if (mode_ == ProtectorMode::kReclaimUnreachable) {

@@ -97,14 +97,15 @@ class Collector {
   const CollectorStats& stats() const { return stats_; }
   std::uint64_t longest_slice_pages() const { return longest_slice_pages_; }
   // Forgets the rate limit (a pass may start at once); tests and `gc now`.
-  void kick() { kicked_ = true; }
+  // Any thread may kick (rmmod, the shim's dlclose) while the collector's thread reads it.
+  void kick() { __atomic_store_n(&kicked_, true, __ATOMIC_RELAXED); }
   // fork() support (Kernel::lock_all): held while a slice runs, so outside the registry.
   SpinLock& fork_lock() { return lock_; }
   // A pass run outside the collector (tracker=paper-table) ended at now_ns: the rate limit
   // counts from here, as it does after the collector's own passes.
   void external_pass_done(std::uint64_t now_ns) {
     last_end_ns_ = now_ns;
-    kicked_ = false;
+    __atomic_store_n(&kicked_, false, __ATOMIC_RELAXED);
   }
 
  private:

@@ -179,8 +179,11 @@ class SlabAllocator {
   // Fills info and returns true if p lies in a slab; false otherwise.
   bool lookup(const void* p, ObjectInfo* info) const;
 
-  // Moves every per-thread cached object back to its slab (drain on idle, shrink, tests).
+  // Moves every per-thread cached object back to its slab (shutdown, persistence, tests):
+  // every other thread must be quiet — their magazines are read and written unlocked.
   void drain_thread_caches();
+  // The same for one cache only (kmem_cache_destroy: no thread may be using c).
+  void drain_cache_magazines(KmemCache* c);
   void drain_current_thread();
   // fork() support (Kernel::lock_all): takes the heap table, thread-cache list, registry and
   // every cache lock, in that order; unlock_all releases them (in the parent and the child).

@@ -200,9 +200,18 @@ void SlabAllocator::unlock_all() {
   g_heaps_lock.unlock();
 }
 
-void tc_drain_cache(SlabAllocator* heap, KmemCache* c) {
-  heap->drain_thread_caches();
-  (void)c;
+// kmem_cache_destroy: only c's magazine of each thread is emptied. Other threads keep using
+// their magazines of other caches meanwhile, unlocked (draining all of them here was a race
+// the soak found: heap corruption in kmalloc caches); no thread may be using c itself, which
+// is kmem_cache_destroy's contract, as in Linux.
+void tc_drain_cache(SlabAllocator* heap, KmemCache* c) { heap->drain_cache_magazines(c); }
+
+void SlabAllocator::drain_cache_magazines(KmemCache* c) {
+  if (!cfg_.thread_caches || c->tc_slot == 0xFF) return;
+  LockGuard g(tc_list_lock_);
+  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) {
+    if (tc->mags[c->tc_slot].count != 0) tc_flush(c, tc, 0);
+  }
 }
 
 #else  // no threads: there are no thread caches
@@ -213,6 +222,7 @@ void tc_register_heap(SlabAllocator*, std::uint32_t* id, std::uint64_t* gen) {
 }
 void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
+void SlabAllocator::drain_cache_magazines(KmemCache*) {}
 ThreadCache* SlabAllocator::thread_cache_slow() { return nullptr; }
 void SlabAllocator::tc_detach(ThreadCache*) {}
 void SlabAllocator::fence_module_frees() {}
