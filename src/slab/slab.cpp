@@ -51,7 +51,7 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
   cfg_.thread_caches = false;
 #endif
   for (unsigned i = 0; i < kMaxCaches; ++i) {
-    caches_[i].in_use = false;
+    __atomic_store_n(&caches_[i].in_use, false, __ATOMIC_RELAXED);
     caches_[i].id = static_cast<std::uint16_t>(i);
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
@@ -94,7 +94,7 @@ void SlabAllocator::shutdown() {
   }
   for (unsigned i = 0; i < kMaxCaches; ++i) {
     KmemCache* c = &caches_[i];
-    if (!c->in_use) continue;
+    if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) continue;
     LockGuard g(c->lock);
     for (pfn_t* list : {&c->partial, &c->full}) {
       while (*list != kNoPfn) {
@@ -103,7 +103,7 @@ void SlabAllocator::shutdown() {
         discard_slab(c, head);
       }
     }
-    c->in_use = false;
+    __atomic_store_n(&c->in_use, false, __ATOMIC_RELEASE);
   }
 }
 
@@ -156,7 +156,7 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   LockGuard g(registry_lock_);
   KmemCache* c = nullptr;
   for (unsigned i = 0; i < kMaxCaches; ++i) {
-    if (!caches_[i].in_use) {
+    if (!__atomic_load_n(&caches_[i].in_use, __ATOMIC_RELAXED)) {
       c = &caches_[i];
       break;
     }
@@ -213,7 +213,7 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   }
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
   __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot, __ATOMIC_RELAXED);
-  c->in_use = true;
+  __atomic_store_n(&c->in_use, true, __ATOMIC_RELEASE);  // every field above first
   return c;
 }
 
@@ -236,7 +236,7 @@ bool SlabAllocator::destroy(KmemCache* c) {
     }
   }
   LockGuard g(registry_lock_);
-  c->in_use = false;
+  __atomic_store_n(&c->in_use, false, __ATOMIC_RELEASE);
   // A magazine slot is not reused: a thread may still hold a (now empty) magazine for it.
   return true;
 }
@@ -268,7 +268,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   // and the zeroed owner vector, so a crash never leaves a slab whose owner bytes are stale.
   head->set_order(c->order);
   head->set_cache_id(c->id);
-  head->owner = kOwnerFree;
+  head->set_owner(kOwnerFree);  // atomic: the collector reads owners of frames it walks
   for (unsigned i = 1; i < npages; ++i) {
     Page* t = head + i;
     t->set_flags(PG_slab | PG_tail);
@@ -550,7 +550,7 @@ bool SlabAllocator::lookup(const void* p, ObjectInfo* info) const {
   Page* head = phys_->compound_head(page);
   if (!head->is(PG_head) || head->cache_id >= kMaxCaches) return false;
   KmemCache* c = const_cast<KmemCache*>(&caches_[head->cache_id]);
-  if (!c->in_use) return false;
+  if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) return false;
   unsigned idx = slot_index(c, head, p);
   info->cache = c;
   info->slab = head;
@@ -607,7 +607,7 @@ bool SlabAllocator::set_owner(const void* p, owner_t owner) {
 void SlabAllocator::route_faults(bool slow) {
   LockGuard g(registry_lock_);
   for (auto& c : caches_) {
-    if (c.in_use) __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&c.in_use, __ATOMIC_ACQUIRE)) __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
   }
 }
 
@@ -708,7 +708,7 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
 
 bool SlabAllocator::check_invariants(TextSink* why) {
   for (unsigned i = 0; i < kMaxCaches; ++i) {
-    if (caches_[i].in_use && !check_cache(&caches_[i], why)) return false;
+    if (__atomic_load_n(&caches_[i].in_use, __ATOMIC_ACQUIRE) && !check_cache(&caches_[i], why)) return false;
   }
   return true;
 }

@@ -85,7 +85,7 @@ struct KmemCache {
   std::uint16_t id;           // index in the allocator's table; page->cache_id
   std::uint8_t order;         // slab = 2^order frames
   bool offslab_owners;
-  bool in_use;
+  bool in_use;                // atomic: written under the registry lock, read by any thread
   std::uint8_t tc_slot;       // magazine slot, or 0xFF: no per-thread cache
   std::uint8_t alloc_tc_slot; // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
   std::uint16_t tc_limit;     // magazine capacity for this cache
@@ -267,7 +267,11 @@ class SlabAllocator {
   std::uint64_t quarantine_bytes() const { return __atomic_load_n(&q_bytes_, __ATOMIC_RELAXED); }
   void quarantine_flush();
 
-  KmemCache* cache(unsigned id) { return id < kMaxCaches && caches_[id].in_use ? &caches_[id] : nullptr; }
+  // A cache is published by its in_use flag (release in create, acquire here): any thread may
+  // look caches up while another creates or destroys one.
+  KmemCache* cache(unsigned id) {
+    return id < kMaxCaches && __atomic_load_n(&caches_[id].in_use, __ATOMIC_ACQUIRE) ? &caches_[id] : nullptr;
+  }
   unsigned nr_cache_ids() const { return kMaxCaches; }
   PageAllocator* zone() const { return zone_; }
   PhysMem* phys() const { return phys_; }
