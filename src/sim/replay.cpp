@@ -224,7 +224,11 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
     Handle h;
     std::uint64_t size, cost;
   };
-  std::vector<Slot> slots(t.num_ids, Slot{0, 0, 0});
+  // One slot per id the ops use, not per id the header claims: a header may announce 2^31
+  // ids for a file of a few lines (the trace fuzzer's lesson, applied here as well).
+  std::uint32_t max_id = 0;
+  for (const TraceOp& op : t.ops) max_id = std::max(max_id, op.id);
+  std::vector<Slot> slots(t.ops.empty() ? 0 : std::size_t{max_id} + 1, Slot{0, 0, 0});
   std::uint64_t live = 0, blocks = 0, overhead_sum = 0, live_at_peak = 0;
   std::size_t n = t.ops.size();
   std::size_t step = cfg.timeline_points == 0 ? 0 : std::max<std::size_t>(1, n / cfg.timeline_points);

@@ -124,6 +124,17 @@ TEST(Replay, TinyTraceBuddy) {
   EXPECT_EQ(r.end_footprint, 4096u);
 }
 
+TEST(Replay, HeaderIdCountDoesNotSizeMemory) {
+  // A header may claim 2^31 ids for a two-line trace: the replay sizes its table by the ids
+  // the ops use (before, this asked for 2^31 slots: 48 GiB).
+  Trace t = parse(kTiny);
+  t.num_ids = 1u << 31;
+  for (const char* policy : {"slab", "buddy", "first-fit"}) {
+    ReplayResult r = run(policy, t);
+    EXPECT_EQ(r.ops, 6u) << policy;
+  }
+}
+
 TEST(Replay, TinyTraceKmallocPolicies) {
   Trace t = parse(kTiny);
   // slab and pow2 (100 -> 128, 3000 -> 4096, 20000 -> 32768 either way): the kmalloc-128 slab
