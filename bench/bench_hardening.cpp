@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "page/buddy.h"
 #include "pal/pal.h"
 #include "phys/phys_mem.h"
@@ -75,18 +76,9 @@ using FreeFn = void (*)(void*);
 MallocFn g_glibc_malloc = nullptr;
 FreeFn g_glibc_free = nullptr;
 
-inline void touch(void* p) {
-  char* c = static_cast<char*>(p);
-  benchmark::DoNotOptimize(c);
-  c[0] = 1;
-  benchmark::ClobberMemory();
-}
-
-long thread_minflt() {
-  rusage ru{};
-  getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_minflt;
-}
+// A real program writes what it allocates (bench_util.h).
+using kmm::bench::thread_minflt;
+using kmm::bench::touch;
 
 std::vector<std::uint32_t> g_perm;
 

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "page/buddy.h"
 #include "pal/pal.h"
 #include "phys/phys_mem.h"
@@ -104,22 +105,9 @@ struct Mimalloc {
   static void release(void* p) { mi_free(p); }
 };
 
-// A real program writes what it allocates: touch the first byte, and keep the compiler from
-// dropping the store or the pointer. The pointer goes through DoNotOptimize first, so that
-// under LTO the compiler cannot reason about where it came from (kmalloc's ZERO_SIZE_PTR
-// path made g++ -flto warn -Wstringop-overflow); ClobberMemory then forces the store out.
-inline void touch(void* p) {
-  char* c = static_cast<char*>(p);
-  benchmark::DoNotOptimize(c);
-  c[0] = 1;
-  benchmark::ClobberMemory();
-}
-
-long thread_minflt() {
-  rusage ru{};
-  getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_minflt;
-}
+// A real program writes what it allocates (bench_util.h).
+using kmm::bench::thread_minflt;
+using kmm::bench::touch;
 
 void set_counters(benchmark::State& state, long faults, double pairs_per_iter) {
   state.counters["minflt"] = benchmark::Counter(static_cast<double>(faults), benchmark::Counter::kAvgIterations);

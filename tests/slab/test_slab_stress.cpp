@@ -50,35 +50,32 @@ class HandOff {
 
 bool intact(const Block& b) { return b.p[0] == b.tag && b.p[b.size / 2] == b.tag && b.p[b.size - 1] == b.tag; }
 
-TEST(SlabStress, CrossThreadKmallocKfree) {
-  test::default_report_policy();
-  MachineOptions o;
-  o.ram = std::size_t{64} << 20;
-  o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
-  Machine m(o);
-  ASSERT_TRUE(m.ok());
-  const std::uint64_t start_free = m.zone.free_pages();
-  ASSERT_EQ(start_free, m.boot_free_pages()) << "kmalloc's caches take no pages until used";
+struct Counts {
+  std::atomic<std::uint64_t> corrupt{0}, nulls{0}, allocs{0}, cross_frees{0};
+};
 
-  constexpr int kThreads = 6;
-  constexpr int kIters = 20000;
+// The workload of both tests: each thread allocates half the time (mostly small, sometimes a
+// page-sized class, rarely a large block; thread t's blocks owned by module 2 + t), hands a
+// third of what it allocates to the others through the queue, and frees its own or a handed
+// block the rest of the time; tags are checked on every free. Afterwards the caller's thread
+// frees what is left in the queue.
+void run_cross_thread(Machine& m, int threads, int iters, unsigned seed, Counts* n) {
   HandOff queue;
-  std::atomic<std::uint64_t> corrupt{0}, oom{0}, cross_frees{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 gen(static_cast<unsigned>(1000 + t));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937 gen(seed + static_cast<unsigned>(t));
       auto rng = [&gen] { return static_cast<unsigned>(gen()); };
       std::vector<Block> mine;
-      for (int i = 0; i < kIters; ++i) {
+      for (int i = 0; i < iters; ++i) {
         unsigned r = rng() % 100;
         if (r < 50 || mine.empty()) {
-          // Mostly small, sometimes a page-sized class, rarely a large block.
           unsigned pick = rng() % 1000;
           std::size_t size = pick < 900 ? 1 + rng() % 256 : pick < 995 ? 257 + rng() % 8000 : 8193 + rng() % 40000;
+          n->allocs.fetch_add(1);
           auto* p = static_cast<unsigned char*>(m.km.kmalloc(size, GFP_KERNEL, static_cast<owner_t>(2 + t)));
           if (p == nullptr) {
-            oom.fetch_add(1);
+            n->nulls.fetch_add(1);
             continue;
           }
           auto tag = static_cast<unsigned char>(rng() | 1);
@@ -94,36 +91,35 @@ TEST(SlabStress, CrossThreadKmallocKfree) {
           Block b = mine[k];
           mine[k] = mine.back();
           mine.pop_back();
-          if (!intact(b)) corrupt.fetch_add(1);
+          if (!intact(b)) n->corrupt.fetch_add(1);
           m.km.kfree(b.p);
         } else {
           Block b;
           if (queue.pop(&b)) {
-            if (!intact(b)) corrupt.fetch_add(1);
+            if (!intact(b)) n->corrupt.fetch_add(1);
             m.km.kfree(b.p);
-            cross_frees.fetch_add(1);
+            n->cross_frees.fetch_add(1);
           }
         }
       }
       for (const Block& b : mine) {
-        if (!intact(b)) corrupt.fetch_add(1);
+        if (!intact(b)) n->corrupt.fetch_add(1);
         m.km.kfree(b.p);
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : workers) th.join();
   // What is left in the queue is freed here, on yet another thread.
   Block b;
   while (queue.pop(&b)) {
-    if (!intact(b)) corrupt.fetch_add(1);
+    if (!intact(b)) n->corrupt.fetch_add(1);
     m.km.kfree(b.p);
-    cross_frees.fetch_add(1);
+    n->cross_frees.fetch_add(1);
   }
-  EXPECT_EQ(corrupt.load(), 0u) << "an object was overwritten while live";
-  EXPECT_EQ(oom.load(), 0u) << "64 MiB is far more than this workload holds";
-  EXPECT_GT(cross_frees.load(), std::uint64_t{kThreads} * kIters / 20);
-  EXPECT_EQ(report_count(), 0u);
+}
 
+// After a run: no object in any cache, no large block, every page back in the zone.
+void expect_all_returned(Machine& m, std::uint64_t start_free) {
   m.slab.drain_thread_caches();
   EXPECT_TRUE(m.check());
   for (unsigned i = 0; i < kNrKmallocClasses; ++i) {
@@ -138,17 +134,37 @@ TEST(SlabStress, CrossThreadKmallocKfree) {
   EXPECT_EQ(m.zone.free_pages(), start_free) << "MemFree back to its value before the run";
 }
 
-// The same shape under fault injection (base/fault_inject.h): failslab fails a random 2 %
-// of allocations and fail_page_alloc every 37th slab or large-block page allocation, from
-// every thread at once (while failslab is on, the magazines' fast path is bypassed so every
-// call is seen). Failed allocations are not kept; nothing live is damaged, the counters are
-// exact, and every page comes back.
-TEST(SlabStress, CrossThreadUnderFaultInjection) {
-  test::default_report_policy();
+MachineOptions stress_machine() {
   MachineOptions o;
   o.ram = std::size_t{64} << 20;
   o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
-  Machine m(o);
+  return o;
+}
+
+TEST(SlabStress, CrossThreadKmallocKfree) {
+  test::default_report_policy();
+  Machine m(stress_machine());
+  ASSERT_TRUE(m.ok());
+  const std::uint64_t start_free = m.zone.free_pages();
+  ASSERT_EQ(start_free, m.boot_free_pages()) << "kmalloc's caches take no pages until used";
+  constexpr int kThreads = 6, kIters = 20000;
+  Counts n;
+  run_cross_thread(m, kThreads, kIters, 1000, &n);
+  EXPECT_EQ(n.corrupt.load(), 0u) << "an object was overwritten while live";
+  EXPECT_EQ(n.nulls.load(), 0u) << "64 MiB is far more than this workload holds";
+  EXPECT_GT(n.cross_frees.load(), std::uint64_t{kThreads} * kIters / 20);
+  EXPECT_EQ(report_count(), 0u);
+  expect_all_returned(m, start_free);
+}
+
+// The same under fault injection (base/fault_inject.h): failslab fails a random 2 % of
+// allocations and fail_page_alloc every 37th slab or large-block page allocation, from every
+// thread at once (while failslab is on, the magazines' fast path is bypassed so every call is
+// seen). Failed allocations are not kept; nothing live is damaged, the counters are exact,
+// and every page comes back.
+TEST(SlabStress, CrossThreadUnderFaultInjection) {
+  test::default_report_policy();
+  Machine m(stress_machine());
   ASSERT_TRUE(m.ok());
   const std::uint64_t start_free = m.zone.free_pages();
   FaultConfig f;
@@ -159,75 +175,19 @@ TEST(SlabStress, CrossThreadUnderFaultInjection) {
   f.probability_ppm = 1'000'000;
   f.interval = 37;
   fault_configure(FaultPoint::kPage, f);
-
-  constexpr int kThreads = 4;
-  constexpr int kIters = 15000;
-  HandOff queue;
-  std::atomic<std::uint64_t> corrupt{0}, nulls{0}, allocs{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 gen(static_cast<unsigned>(77 + t));
-      std::vector<Block> mine;
-      for (int i = 0; i < kIters; ++i) {
-        auto r = static_cast<unsigned>(gen() % 100);
-        if (r < 50 || mine.empty()) {
-          auto pick = static_cast<unsigned>(gen() % 1000);
-          std::size_t size = pick < 900 ? 1 + gen() % 256 : pick < 990 ? 257 + gen() % 8000 : 8193 + gen() % 40000;
-          allocs.fetch_add(1);
-          auto* p = static_cast<unsigned char*>(m.km.kmalloc(size, GFP_KERNEL, static_cast<owner_t>(2 + t)));
-          if (p == nullptr) {
-            nulls.fetch_add(1);
-            continue;
-          }
-          auto tag = static_cast<unsigned char>(gen() | 1);
-          std::memset(p, tag, size);
-          Block b{p, size, tag};
-          if (gen() % 3 == 0) queue.push(b);
-          else mine.push_back(b);
-        } else if (r < 80) {
-          std::size_t k = gen() % mine.size();
-          Block b = mine[k];
-          mine[k] = mine.back();
-          mine.pop_back();
-          if (!intact(b)) corrupt.fetch_add(1);
-          m.km.kfree(b.p);
-        } else {
-          Block b;
-          if (queue.pop(&b)) {
-            if (!intact(b)) corrupt.fetch_add(1);
-            m.km.kfree(b.p);
-          }
-        }
-      }
-      for (const Block& b : mine) {
-        if (!intact(b)) corrupt.fetch_add(1);
-        m.km.kfree(b.p);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  Block b;
-  while (queue.pop(&b)) {
-    if (!intact(b)) corrupt.fetch_add(1);
-    m.km.kfree(b.p);
-  }
-  std::uint64_t slab_calls = fault_calls(FaultPoint::kSlab), injected = fault_failures(FaultPoint::kSlab) + fault_failures(FaultPoint::kPage);
+  Counts n;
+  run_cross_thread(m, 4, 15000, 77, &n);
+  std::uint64_t slab_calls = fault_calls(FaultPoint::kSlab);
+  std::uint64_t injected = fault_failures(FaultPoint::kSlab) + fault_failures(FaultPoint::kPage);
   fault_disable_all();
-  EXPECT_EQ(corrupt.load(), 0u);
+  EXPECT_EQ(n.corrupt.load(), 0u);
   EXPECT_GT(injected, 0u);
-  EXPECT_GT(nulls.load(), allocs.load() / 100);
-  EXPECT_LE(nulls.load(), injected) << "a null nobody injected: 64 MiB is far more than this workload holds";
+  EXPECT_GT(n.nulls.load(), n.allocs.load() / 100);
+  EXPECT_LE(n.nulls.load(), injected) << "a null nobody injected: 64 MiB is far more than this workload holds";
   // Every slab-class kmalloc was a failslab call (large ones go to the page allocator).
-  EXPECT_GT(slab_calls, allocs.load() * 9 / 10);
+  EXPECT_GT(slab_calls, n.allocs.load() * 9 / 10);
   EXPECT_EQ(report_count(), 0u);
-  m.slab.drain_thread_caches();
-  EXPECT_TRUE(m.check());
-  for (unsigned i = 0; i < kNrKmallocClasses; ++i) EXPECT_EQ(m.km.class_cache(i)->active_objects(), 0u) << m.km.class_cache(i)->name;
-  EXPECT_EQ(m.km.large_pages(), 0u);
-  m.shutdown_slab();
-  EXPECT_TRUE(m.check_zone());
-  EXPECT_EQ(m.zone.free_pages(), start_free);
+  expect_all_returned(m, start_free);
 }
 
 }  // namespace
