@@ -96,7 +96,7 @@ bench: build
 	./$(BUILD)/bin/kmm-bench-kmalloc
 
 format:
-	find src tools tests bench examples -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+	find src tools tests bench examples fuzz -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-arm build-arm-quick build-firmware

@@ -40,7 +40,8 @@ struct Machine {
 };
 
 enum Config { kOff, kFreelist, kRedzone, kPoison, kQuarantine, kGuard, kAll, kNrConfigs };
-const char* const kConfigNames[kNrConfigs] = {"off", "freelist_hardened", "redzone", "poison", "quarantine", "guard_pages", "all"};
+const char* const kConfigNames[kNrConfigs] = {"off",        "freelist_hardened", "redzone", "poison",
+                                              "quarantine", "guard_pages",       "all"};
 Machine g_machines[kNrConfigs];  // static storage: no heap
 
 kmm::HardeningConfig hardening_of(Config c) {
@@ -91,7 +92,8 @@ void run_hot(benchmark::State& state, Alloc alloc, Free release) {
     touch(p);
     release(p);
   }
-  state.counters["minflt"] = benchmark::Counter(static_cast<double>(thread_minflt() - f0), benchmark::Counter::kAvgIterations);
+  state.counters["minflt"] =
+      benchmark::Counter(static_cast<double>(thread_minflt() - f0), benchmark::Counter::kAvgIterations);
 }
 
 template <typename Alloc, typename Free>
@@ -107,28 +109,35 @@ void run_batch(benchmark::State& state, Alloc alloc, Free release) {
     benchmark::ClobberMemory();
     for (std::size_t i = 0; i < kBatch; ++i) release(live[g_perm[i]]);
   }
-  state.counters["minflt"] = benchmark::Counter(static_cast<double>(thread_minflt() - f0), benchmark::Counter::kAvgIterations);
+  state.counters["minflt"] =
+      benchmark::Counter(static_cast<double>(thread_minflt() - f0), benchmark::Counter::kAvgIterations);
   state.counters["pairs"] = static_cast<double>(kBatch);
 }
 
 void register_all() {
   for (std::int64_t size : {64, 512, 16384}) {
-    benchmark::RegisterBenchmark("hot/glibc", [](benchmark::State& s) { run_hot(s, g_glibc_malloc, g_glibc_free); })->Arg(size);
+    benchmark::RegisterBenchmark("hot/glibc", [](benchmark::State& s) {
+      run_hot(s, g_glibc_malloc, g_glibc_free);
+    })->Arg(size);
     for (int c = 0; c < kNrConfigs; ++c) {
       Machine* m = &g_machines[c];
       benchmark::RegisterBenchmark((std::string("hot/") + kConfigNames[c]).c_str(), [m](benchmark::State& s) {
-        run_hot(s, [m](std::size_t n) { return m->km.kmalloc(n, kmm::GFP_KERNEL, kmm::kOwnerKernel); },
-                [m](void* p) { m->km.kfree(p); });
+        run_hot(
+            s, [m](std::size_t n) { return m->km.kmalloc(n, kmm::GFP_KERNEL, kmm::kOwnerKernel); },
+            [m](void* p) { m->km.kfree(p); });
       })->Arg(size);
     }
   }
   for (std::int64_t size : {64, 512, 16384}) {
-    benchmark::RegisterBenchmark("batch/glibc", [](benchmark::State& s) { run_batch(s, g_glibc_malloc, g_glibc_free); })->Arg(size);
+    benchmark::RegisterBenchmark("batch/glibc", [](benchmark::State& s) {
+      run_batch(s, g_glibc_malloc, g_glibc_free);
+    })->Arg(size);
     for (int c = 0; c < kNrConfigs; ++c) {
       Machine* m = &g_machines[c];
       benchmark::RegisterBenchmark((std::string("batch/") + kConfigNames[c]).c_str(), [m](benchmark::State& s) {
-        run_batch(s, [m](std::size_t n) { return m->km.kmalloc(n, kmm::GFP_KERNEL, kmm::kOwnerKernel); },
-                  [m](void* p) { m->km.kfree(p); });
+        run_batch(
+            s, [m](std::size_t n) { return m->km.kmalloc(n, kmm::GFP_KERNEL, kmm::kOwnerKernel); },
+            [m](void* p) { m->km.kfree(p); });
       })->Arg(size);
     }
   }
@@ -157,7 +166,8 @@ int main(int argc, char** argv) {
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("kmm_machines", "256 MiB each, thread_caches on, min_partial 4, kmalloc2 (the shim's setup)");
+  benchmark::AddCustomContext("kmm_machines",
+                              "256 MiB each, thread_caches on, min_partial 4, kmalloc2 (the shim's setup)");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -86,7 +86,8 @@ bool boot_machine() {
   if (!g_machine.phys.init(base, kArenaBytes, 0)) return false;
   g_machine.zone.init(&g_machine.phys, g_machine.phys.first_free_pfn(), g_machine.phys.end_pfn(),
                       ~std::uint64_t{0});  // watermarks off
-  g_machine.slab.init(&g_machine.zone, kmm::SlabConfig{.thread_caches = true, .min_partial = 4, .hardening = {}, .random_seed = 0});
+  g_machine.slab.init(&g_machine.zone,
+                      kmm::SlabConfig{.thread_caches = true, .min_partial = 4, .hardening = {}, .random_seed = 0});
   return g_machine.km.init(&g_machine.slab, kmm::KmallocConfig{});
 }
 

@@ -80,10 +80,18 @@ void run(benchmark::State& state, bool indexed, bool realloc) {
   state.counters["live"] = static_cast<double>(live);
 }
 
-void BM_free_linear(benchmark::State& s) { run(s, false, false); }
-void BM_free_indexed(benchmark::State& s) { run(s, true, false); }
-void BM_realloc_linear(benchmark::State& s) { run(s, false, true); }
-void BM_realloc_indexed(benchmark::State& s) { run(s, true, true); }
+void BM_free_linear(benchmark::State& s) {
+  run(s, false, false);
+}
+void BM_free_indexed(benchmark::State& s) {
+  run(s, true, false);
+}
+void BM_realloc_linear(benchmark::State& s) {
+  run(s, false, true);
+}
+void BM_realloc_indexed(benchmark::State& s) {
+  run(s, true, true);
+}
 
 #define KMM_NOMMU_SIZES ->Arg(16)->Arg(256)->Arg(1024)->Arg(4096)->Arg(16384)->Arg(65536)
 BENCHMARK(BM_free_linear)->Name("free/linear") KMM_NOMMU_SIZES;

@@ -121,15 +121,16 @@ AttachResult attach_time(const Args& a, std::uint64_t n) {
     std::uint64_t used = (free0 - k->zone().free_pages()) * kPageSize;
     // Per object: what the slabs took beyond the payload (owner byte, slab tail) + mem_map's
     // share of those frames (32 B descriptor per 4 KiB frame).
-    r.kmm_meta = (static_cast<double>(used) - 64.0 * static_cast<double>(n) + static_cast<double>(used / kPageSize * sizeof(Page))) /
+    r.kmm_meta = (static_cast<double>(used) - 64.0 * static_cast<double>(n) +
+                  static_cast<double>(used / kPageSize * sizeof(Page))) /
                  static_cast<double>(n);
     k->shutdown();
     double t0 = now_s();
     k = kmm_boot(path, ram, false);
     r.kmm_ms = (now_s() - t0) * 1e3;
-    if (k->attach_report().objects != n) std::fprintf(stderr, "kmm: attach found %llu objects, want %llu\n",
-                                                      static_cast<unsigned long long>(k->attach_report().objects),
-                                                      static_cast<unsigned long long>(n));
+    if (k->attach_report().objects != n)
+      std::fprintf(stderr, "kmm: attach found %llu objects, want %llu\n",
+                   static_cast<unsigned long long>(k->attach_report().objects), static_cast<unsigned long long>(n));
     k->shutdown();
     std::remove(path.c_str());
   }
@@ -171,9 +172,12 @@ int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--dir" && i + 1 < argc) a.dir = argv[++i];
-    else if (s == "--ops" && i + 1 < argc) a.ops = std::strtoull(argv[++i], nullptr, 10);
-    else if (s == "--big") a.big = true;
+    if (s == "--dir" && i + 1 < argc)
+      a.dir = argv[++i];
+    else if (s == "--ops" && i + 1 < argc)
+      a.ops = std::strtoull(argv[++i], nullptr, 10);
+    else if (s == "--big")
+      a.big = true;
     else {
       std::fprintf(stderr, "usage: %s [--dir DIR] [--ops N] [--big]\n", argv[0]);
       return 2;
@@ -181,8 +185,8 @@ int main(int argc, char** argv) {
   }
   // libpmem reads PMEM_IS_PMEM_FORCE when it loads: run as PMEM_IS_PMEM_FORCE=1 kmm-bench-persist.
   const char* force = std::getenv("PMEM_IS_PMEM_FORCE");
-  std::printf("# kmm vs libpmemobj on %s (PMEM_IS_PMEM_FORCE=%s), %llu alloc+free pairs per row\n", a.dir.c_str(), force ? force : "unset",
-              static_cast<unsigned long long>(a.ops));
+  std::printf("# kmm vs libpmemobj on %s (PMEM_IS_PMEM_FORCE=%s), %llu alloc+free pairs per row\n", a.dir.c_str(),
+              force ? force : "unset", static_cast<unsigned long long>(a.ops));
   std::printf("| object | threads | kmm Mops/s | pmemobj Mops/s | kmm / pmemobj |\n|---|---|---|---|---|\n");
   for (std::size_t size : {std::size_t{64}, std::size_t{256}, std::size_t{4096}}) {
     for (unsigned t : {1u, 2u}) {
@@ -191,12 +195,15 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("\n| live 64 B objects | kmm attach (rebuild) ms | pmemobj_open + first alloc ms | kmm metadata B/object | pmemobj metadata B/object |\n|---|---|---|---|---|\n");
+  std::printf(
+      "\n| live 64 B objects | kmm attach (rebuild) ms | pmemobj_open + first alloc ms | kmm metadata B/object | "
+      "pmemobj metadata B/object |\n|---|---|---|---|---|\n");
   std::vector<std::uint64_t> ns = {10000, 1000000};
   if (a.big) ns.push_back(10000000);
   for (std::uint64_t n : ns) {
     AttachResult r = attach_time(a, n);
-    std::printf("| %llu | %.2f | %.2f | %.2f | %.0f |\n", static_cast<unsigned long long>(n), r.kmm_ms, r.pmem_ms, r.kmm_meta, r.pmem_meta);
+    std::printf("| %llu | %.2f | %.2f | %.2f | %.0f |\n", static_cast<unsigned long long>(n), r.kmm_ms, r.pmem_ms,
+                r.kmm_meta, r.pmem_meta);
     std::fflush(stdout);
   }
   return 0;

@@ -10,14 +10,15 @@
 //                         (which holds at most 10,000 records: beyond that blocks go untracked);
 //   reclaim/N             the collector reclaiming N leaked objects of an unloaded module
 //                         (N = 1 M, 64-byte objects): objects/s, MB/s, and the longest single
-//                         idle slice in microseconds (gc_slice frames of work per slice); collector figures are in thread CPU time;
+//                         idle slice in microseconds (gc_slice frames of work per slice); collector figures are in
+//                         thread CPU time;
 //   scan/MB               reclaim-unreachable's reachability scan over MB of live memory of
 //                         live owners: MB scanned per second;
 // and, printed once at start, the tracking metadata per live object for a mixed workload.
 #include <benchmark/benchmark.h>
 
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -74,9 +75,15 @@ void fastpath(benchmark::State& state, bool module_owner, bool paper_table) {
   k->shutdown();
 }
 
-void BM_fastpath_kernel(benchmark::State& s) { fastpath(s, false, false); }
-void BM_fastpath_module(benchmark::State& s) { fastpath(s, true, false); }
-void BM_fastpath_paper_table(benchmark::State& s) { fastpath(s, true, true); }
+void BM_fastpath_kernel(benchmark::State& s) {
+  fastpath(s, false, false);
+}
+void BM_fastpath_module(benchmark::State& s) {
+  fastpath(s, true, false);
+}
+void BM_fastpath_paper_table(benchmark::State& s) {
+  fastpath(s, true, true);
+}
 BENCHMARK(BM_fastpath_kernel)->Name("fastpath/kernel-off")->Arg(32)->Arg(256)->Arg(2048);
 BENCHMARK(BM_fastpath_module)->Name("fastpath/module-reclaim")->Arg(32)->Arg(256)->Arg(2048);
 BENCHMARK(BM_fastpath_paper_table)->Name("fastpath/module-paper-table")->Arg(32)->Arg(256)->Arg(2048);
@@ -106,8 +113,12 @@ void kfree_live(benchmark::State& state, bool paper_table) {
   k->shutdown();
 }
 
-void BM_kfree_live_owner(benchmark::State& s) { kfree_live(s, false); }
-void BM_kfree_live_paper(benchmark::State& s) { kfree_live(s, true); }
+void BM_kfree_live_owner(benchmark::State& s) {
+  kfree_live(s, false);
+}
+void BM_kfree_live_paper(benchmark::State& s) {
+  kfree_live(s, true);
+}
 BENCHMARK(BM_kfree_live_owner)->Name("kfree_live/owner-bytes")->Arg(1000)->Arg(10000)->Arg(100000);
 BENCHMARK(BM_kfree_live_paper)->Name("kfree_live/paper-table")->Arg(1000)->Arg(10000)->Arg(100000);
 
@@ -214,10 +225,11 @@ void print_metadata_per_object() {
     slots += c->total_objects();  // one owner byte per slot
     objects += c->active_objects();
   }
-  std::printf("tracking metadata: %llu owner bytes for %llu live slab objects = %.3f bytes per live object "
-              "(paper: 24; Linux memcg obj_cgroup vector: 8)\n",
-              static_cast<unsigned long long>(slots), static_cast<unsigned long long>(objects),
-              static_cast<double>(slots) / static_cast<double>(objects));
+  std::printf(
+      "tracking metadata: %llu owner bytes for %llu live slab objects = %.3f bytes per live object "
+      "(paper: 24; Linux memcg obj_cgroup vector: 8)\n",
+      static_cast<unsigned long long>(slots), static_cast<unsigned long long>(objects),
+      static_cast<double>(slots) / static_cast<double>(objects));
   for (void* p : live)
     if (p != nullptr) k->kfree(p);
   k->shutdown();

@@ -7,8 +7,8 @@
 // bytes, 25 % 257..4096, 5 % 4 K..64 K), 10 % of the operations reallocs. It is generated in
 // memory and replayed on a 256 MiB machine, with the timeline (1000 samples) on, as
 // `kmm replay` runs. Each policy is replayed `--repeat` times (default 3) and the best run is
-// reported (policies slower than 2 s a run are run once). Optional: `kmm-bench-replay FILE` replays a trace file instead.
-// Prints a Markdown table (docs/BENCHMARKS.md keeps one).
+// reported (policies slower than 2 s a run are run once). Optional: `kmm-bench-replay FILE` replays a trace file
+// instead. Prints a Markdown table (docs/BENCHMARKS.md keeps one).
 //
 // Depends on: sim/ (trace, replay), the C++ standard library.
 #include <algorithm>
@@ -91,8 +91,10 @@ int main(int argc, char** argv) {
   int repeat = 3;
   std::string file;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
-    else file = argv[i];
+    if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+      repeat = std::max(1, std::atoi(argv[++i]));
+    else
+      file = argv[i];
   }
   Trace t;
   if (file.empty()) {
@@ -109,9 +111,12 @@ int main(int argc, char** argv) {
   ReplayConfig cfg;
   cfg.ram_bytes = 256ull << 20;
   std::printf("trace %s: %zu events (%llu a, %llu f, %llu r), peak live %.1f MiB; 256 MiB machine, best of %d\n\n",
-              t.name.c_str(), t.ops.size(), static_cast<unsigned long long>(t.allocs), static_cast<unsigned long long>(t.frees),
-              static_cast<unsigned long long>(t.reallocs), static_cast<double>(t.peak_live_bytes) / (1 << 20), repeat);
-  std::printf("| policy | M events/s | peak footprint | utilization | failures | first failure (op) |\n|---|---:|---:|---:|---:|---:|\n");
+              t.name.c_str(), t.ops.size(), static_cast<unsigned long long>(t.allocs),
+              static_cast<unsigned long long>(t.frees), static_cast<unsigned long long>(t.reallocs),
+              static_cast<double>(t.peak_live_bytes) / (1 << 20), repeat);
+  std::printf(
+      "| policy | M events/s | peak footprint | utilization | failures | first failure (op) "
+      "|\n|---|---:|---:|---:|---:|---:|\n");
   bool slab_ok = true;
   for (const std::string& p : replay_policies()) {
     ReplayResult best;
@@ -126,7 +131,8 @@ int main(int argc, char** argv) {
     }
     std::printf("| %s | %.2f | %.1f MiB | %.1f %% | %llu | %s |\n", p.c_str(), best.events_per_s / 1e6,
                 static_cast<double>(best.peak_footprint) / (1 << 20), 100 * best.utilization,
-                static_cast<unsigned long long>(best.failures), best.failed ? std::to_string(best.fail_op).c_str() : "-");
+                static_cast<unsigned long long>(best.failures),
+                best.failed ? std::to_string(best.fail_op).c_str() : "-");
     std::fflush(stdout);
     if (p == "slab" && best.events_per_s < 5e6) slab_ok = false;
   }

@@ -51,8 +51,12 @@ struct Machine {
   KernelSpace ks;
 };
 
-Format fmt_of(const benchmark::State& s) { return s.range(0) == 0 ? Format::kArmv7Short : Format::kAarch64Gran4k; }
-const char* fmt_label(Format f) { return f == Format::kArmv7Short ? "armv7" : "aarch64"; }
+Format fmt_of(const benchmark::State& s) {
+  return s.range(0) == 0 ? Format::kArmv7Short : Format::kAarch64Gran4k;
+}
+const char* fmt_label(Format f) {
+  return f == Format::kArmv7Short ? "armv7" : "aarch64";
+}
 
 // A user region of `pages` 4K pages, all faulted in.
 struct Process {
@@ -89,7 +93,8 @@ void BM_TlbHit64Pages(benchmark::State& state) {
   phys_addr_t pa = 0;
   unsigned i = 0;
   for (auto _ : state) {
-    FaultKind f = translate_pa(p.as.pgd(), p.tlb, p.base + (i++ & 63) * 4096, AccessType::kRead, Privilege::kUser, 1, &pa);
+    FaultKind f =
+        translate_pa(p.as.pgd(), p.tlb, p.base + (i++ & 63) * 4096, AccessType::kRead, Privilege::kUser, 1, &pa);
     benchmark::DoNotOptimize(f);
     benchmark::DoNotOptimize(pa);
   }
@@ -124,7 +129,8 @@ void BM_TlbMissWalkFill(benchmark::State& state) {
   std::uint64_t x = 99;
   for (auto _ : state) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
-    FaultKind f = translate_pa(p.as.pgd(), p.tlb, p.base + ((x >> 33) % 4096) * 4096, AccessType::kRead, Privilege::kUser, 1, &pa);
+    FaultKind f = translate_pa(p.as.pgd(), p.tlb, p.base + ((x >> 33) % 4096) * 4096, AccessType::kRead,
+                               Privilege::kUser, 1, &pa);
     benchmark::DoNotOptimize(f);
   }
   state.counters["hit_rate"] = static_cast<double>(p.tlb.stats().hits) / static_cast<double>(p.tlb.stats().lookups);
@@ -158,8 +164,8 @@ void BM_DemandPage64M(benchmark::State& state) {
     as.destroy(&tlb);
     state.ResumeTiming();
   }
-  state.counters["ns_per_fault"] = benchmark::Counter(static_cast<double>(pages), benchmark::Counter::kIsIterationInvariantRate |
-                                                                                     benchmark::Counter::kInvert);
+  state.counters["ns_per_fault"] = benchmark::Counter(
+      static_cast<double>(pages), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.SetLabel(std::string(fmt_label(fmt_of(state))) + (state.range(1) == 1 ? ", warm host RAM" : ", cold host RAM"));
 }
 

@@ -114,14 +114,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!blocks[slot] && caches[slot % 4]) blocks[slot] = k->kmem_cache_alloc(caches[slot % 4], GFP_KERNEL, who);
         break;
       case 6:
-        if (!pages[slot]) pages[slot] = k->alloc_pages(in.byte() % 6, GFP_KERNEL, who);
+        if (!pages[slot])
+          pages[slot] = k->alloc_pages(in.byte() % 6, GFP_KERNEL, who);
         else {
           if (k->owner_of(pages[slot]) != kOwnerFree) k->free_pages(pages[slot]);
           pages[slot] = nullptr;
         }
         break;
       case 7:
-        if (!vm_areas[slot]) vm_areas[slot] = k->vmalloc(1 + in.u32() % 200000, who);
+        if (!vm_areas[slot])
+          vm_areas[slot] = k->vmalloc(1 + in.u32() % 200000, who);
         else {
           if (k->vmalloc_space().find(vm_areas[slot]) != nullptr) k->vfree(vm_areas[slot]);
           vm_areas[slot] = 0;

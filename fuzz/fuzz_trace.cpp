@@ -73,7 +73,8 @@ void check_trace(const Trace& t, const TraceReadOptions& opt) {
         live.erase(it);
         ++frees;
         break;
-      default: check(false);
+      default:
+        check(false);
     }
     if (live_bytes > peak) peak = live_bytes;
   }

@@ -169,9 +169,12 @@ void small(int threads, int scale) {
           nd->next = nullptr;
           nd->payload[0] = n;
           if (it & 1) {  // FIFO
-            if (tail) tail->next = nd; else head = nd;
+            if (tail)
+              tail->next = nd;
+            else
+              head = nd;
             tail = nd;
-          } else {       // LIFO
+          } else {  // LIFO
             nd->next = head;
             head = nd;
           }
@@ -281,11 +284,16 @@ int main(int argc, char** argv) {
   int scale = argc > 3 ? std::atoi(argv[3]) : 1;
   if (threads < 1 || scale < 1) return 2;
   auto t0 = std::chrono::steady_clock::now();
-  if (w == "larson") larson(threads, scale);
-  else if (w == "xmalloc") xmalloc(threads, scale);
-  else if (w == "small") small(threads, scale);
-  else if (w == "realloc") realloc_mix(threads, scale);
-  else if (w == "fragment") fragment(threads, scale);
+  if (w == "larson")
+    larson(threads, scale);
+  else if (w == "xmalloc")
+    xmalloc(threads, scale);
+  else if (w == "small")
+    small(threads, scale);
+  else if (w == "realloc")
+    realloc_mix(threads, scale);
+  else if (w == "fragment")
+    fragment(threads, scale);
   else {
     std::fprintf(stderr, "unknown workload %s\n", argv[1]);
     return 2;
@@ -295,7 +303,8 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-  std::printf("workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu\n", w.c_str(),
-              threads, secs, cpu, ru.ru_maxrss, ru.ru_minflt, ru.ru_majflt, static_cast<unsigned long long>(g_sum.load()));
+  std::printf("workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu\n",
+              w.c_str(), threads, secs, cpu, ru.ru_maxrss, ru.ru_minflt, ru.ru_majflt,
+              static_cast<unsigned long long>(g_sum.load()));
   return 0;
 }

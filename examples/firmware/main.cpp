@@ -16,7 +16,9 @@
 #include "proc/proc.h"
 
 // The C++ runtime pieces a freestanding image must supply itself: a pure virtual call is a bug.
-extern "C" void __cxa_pure_virtual() { __builtin_trap(); }
+extern "C" void __cxa_pure_virtual() {
+  __builtin_trap();
+}
 
 namespace {
 
@@ -48,7 +50,9 @@ void out(const char* text, std::size_t len) {
   }
 }
 
-void say(const kmm::TextSink& t) { out(t.data(), t.size()); }
+void say(const kmm::TextSink& t) {
+  out(t.data(), t.size());
+}
 
 std::uint64_t mem_free_kb(kmm::Kernel& k) {
   std::uint64_t kb = 0;
@@ -84,8 +88,14 @@ int main() {
   }
   {
     kmm::StackText<200> t;
-    t.str("firmware: kmm booted over a static ").u(kRamBytes >> 10).str(" kB array; sizeof(void*) = ")
-        .u(sizeof(void*)).str(", MemFree ").u(mem_free_kb(*k)).str(" kB").nl();
+    t.str("firmware: kmm booted over a static ")
+        .u(kRamBytes >> 10)
+        .str(" kB array; sizeof(void*) = ")
+        .u(sizeof(void*))
+        .str(", MemFree ")
+        .u(mem_free_kb(*k))
+        .str(" kB")
+        .nl();
     say(t);
   }
   const std::uint64_t before = mem_free_kb(*k);

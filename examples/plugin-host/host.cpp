@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
   kmm_module_usage(leaky_name, &lu);
   std::printf("collector: %llu passes, reclaimed %llu objects (%llu bytes); %s owns %llu objects now\n",
               static_cast<unsigned long long>(ls.passes), static_cast<unsigned long long>(ls.reclaimed_objects),
-              static_cast<unsigned long long>(ls.reclaimed_bytes), leaky_name, static_cast<unsigned long long>(lu.objects));
+              static_cast<unsigned long long>(ls.reclaimed_bytes), leaky_name,
+              static_cast<unsigned long long>(lu.objects));
   ok = ok && ls.reclaimed_objects == 101 && lu.objects == 0;
   // The giver's report survived its unload and is still the host's.
   std::printf("giver's report after unload: \"%s\"\n", text);

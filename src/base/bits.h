@@ -8,10 +8,14 @@
 
 namespace kmm {
 
-constexpr bool is_pow2(std::uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+constexpr bool is_pow2(std::uint64_t x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
 
 // Smallest power of two >= x; 1 for x == 0.
-constexpr std::uint64_t round_up_pow2(std::uint64_t x) { return x <= 1 ? 1 : std::bit_ceil(x); }
+constexpr std::uint64_t round_up_pow2(std::uint64_t x) {
+  return x <= 1 ? 1 : std::bit_ceil(x);
+}
 
 constexpr std::uint64_t round_up(std::uint64_t x, std::uint64_t align) {
   return (x + align - 1) / align * align;
@@ -27,7 +31,9 @@ constexpr unsigned get_order(std::uint64_t size) {
   return ilog2((size - 1) >> kPageShift) + 1;
 }
 
-constexpr std::uint64_t pages_for(std::uint64_t bytes) { return (bytes + kPageSize - 1) >> kPageShift; }
+constexpr std::uint64_t pages_for(std::uint64_t bytes) {
+  return (bytes + kPageSize - 1) >> kPageShift;
+}
 
 // Checked multiplication for kcalloc and friends: false when a*b overflows size_t.
 constexpr bool mul_overflows(std::size_t a, std::size_t b, std::size_t* out) {

@@ -48,7 +48,9 @@ void notify(FaultPoint p, bool on) {
 
 }  // namespace
 
-const char* fault_point_name(FaultPoint p) { return kNames[static_cast<unsigned>(p)]; }
+const char* fault_point_name(FaultPoint p) {
+  return kNames[static_cast<unsigned>(p)];
+}
 
 bool fault_point_from_name(const char* s, std::size_t n, FaultPoint* out) {
   for (unsigned i = 0; i < kNrFaultPoints; ++i) {
@@ -136,7 +138,9 @@ void fault_resume(FaultPoint p) {
   notify(p, on);
 }
 
-FaultConfig fault_config(FaultPoint p) { return g_configs[static_cast<unsigned>(p)]; }
+FaultConfig fault_config(FaultPoint p) {
+  return g_configs[static_cast<unsigned>(p)];
+}
 
 void fault_reset_counters(FaultPoint p) {
   unsigned i = static_cast<unsigned>(p);

@@ -40,16 +40,16 @@ inline constexpr unsigned kNrFaultPoints = 3;
 
 // What a point is set to (the knobs of /sys/kernel/debug/failslab).
 struct FaultConfig {
-  std::uint64_t interval = 1;          // 0 or 1: every call is a candidate
-  std::uint32_t probability_ppm = 0;   // 0 .. 1'000'000
-  std::int64_t times = -1;             // -1: unlimited
-  std::uint64_t space = 0;             // bytes let through first
+  std::uint64_t interval = 1;         // 0 or 1: every call is a candidate
+  std::uint32_t probability_ppm = 0;  // 0 .. 1'000'000
+  std::int64_t times = -1;            // -1: unlimited
+  std::uint64_t space = 0;            // bytes let through first
   std::uint64_t seed = 0;
   unsigned verbose = 1;
 };
 
 struct FaultAttr {
-  const char* name;                     // "failslab", "fail_page_alloc", "fail_platform"
+  const char* name;  // "failslab", "fail_page_alloc", "fail_platform"
   std::atomic<bool> enabled{false};
   std::atomic<std::uint64_t> interval{1};
   std::atomic<std::uint32_t> probability_ppm{0};
@@ -63,7 +63,9 @@ struct FaultAttr {
 
 extern FaultAttr g_fault_attrs[kNrFaultPoints];
 
-inline FaultAttr& fault_attr(FaultPoint p) { return g_fault_attrs[static_cast<unsigned>(p)]; }
+inline FaultAttr& fault_attr(FaultPoint p) {
+  return g_fault_attrs[static_cast<unsigned>(p)];
+}
 const char* fault_point_name(FaultPoint p);
 // "slab" / "page" / "platform" (the scenario's and the options' short names) -> point.
 bool fault_point_from_name(const char* s, std::size_t n, FaultPoint* out);
@@ -90,9 +92,15 @@ void fault_resume(FaultPoint p);
 FaultConfig fault_config(FaultPoint p);
 // Zeroes calls and failures and restores the configured `times` and `space` budget.
 void fault_reset_counters(FaultPoint p);
-inline bool fault_enabled(FaultPoint p) { return fault_attr(p).enabled.load(std::memory_order_relaxed); }
-inline std::uint64_t fault_calls(FaultPoint p) { return fault_attr(p).calls.load(std::memory_order_relaxed); }
-inline std::uint64_t fault_failures(FaultPoint p) { return fault_attr(p).failures.load(std::memory_order_relaxed); }
+inline bool fault_enabled(FaultPoint p) {
+  return fault_attr(p).enabled.load(std::memory_order_relaxed);
+}
+inline std::uint64_t fault_calls(FaultPoint p) {
+  return fault_attr(p).calls.load(std::memory_order_relaxed);
+}
+inline std::uint64_t fault_failures(FaultPoint p) {
+  return fault_attr(p).failures.load(std::memory_order_relaxed);
+}
 
 // Called after a point is switched on or off (slab/ uses it to route allocations off the
 // per-thread fast path while failslab is on). One hook per point; null removes it.

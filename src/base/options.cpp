@@ -22,7 +22,9 @@ bool OptionView::value_is(const char* v) const {
   return true;
 }
 
-bool OptionView::value_size(std::uint64_t* out) const { return parse_size(value, value_len, out); }
+bool OptionView::value_size(std::uint64_t* out) const {
+  return parse_size(value, value_len, out);
+}
 
 bool parse_size(const char* s, std::size_t n, std::uint64_t* out) {
   if (n == 0) return false;
@@ -37,10 +39,20 @@ bool parse_size(const char* s, std::size_t n, std::uint64_t* out) {
   unsigned shift = 0;
   if (i < n) {
     switch (s[i]) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      default: return false;
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      default:
+        return false;
     }
     ++i;
     if (i < n && (s[i] == 'B' || s[i] == 'b')) ++i;

@@ -38,15 +38,24 @@ std::atomic<void*> g_hook_arg{nullptr};
 
 const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kDoubleFree: return "double free";
-    case ErrorKind::kInvalidFree: return "invalid free (not the start of a live object)";
-    case ErrorKind::kForeignPointer: return "free of a pointer kmm does not own";
-    case ErrorKind::kWrongCache: return "free into the wrong cache";
-    case ErrorKind::kSizeOverflow: return "allocation size overflow";
-    case ErrorKind::kCacheNotEmpty: return "cache still holds objects";
-    case ErrorKind::kOwnerMismatch: return "owner mismatch";
-    case ErrorKind::kBadArgument: return "bad argument";
-    case ErrorKind::kCorruption: return "heap corruption";
+    case ErrorKind::kDoubleFree:
+      return "double free";
+    case ErrorKind::kInvalidFree:
+      return "invalid free (not the start of a live object)";
+    case ErrorKind::kForeignPointer:
+      return "free of a pointer kmm does not own";
+    case ErrorKind::kWrongCache:
+      return "free into the wrong cache";
+    case ErrorKind::kSizeOverflow:
+      return "allocation size overflow";
+    case ErrorKind::kCacheNotEmpty:
+      return "cache still holds objects";
+    case ErrorKind::kOwnerMismatch:
+      return "owner mismatch";
+    case ErrorKind::kBadArgument:
+      return "bad argument";
+    case ErrorKind::kCorruption:
+      return "heap corruption";
   }
   return "error";
 }
@@ -72,20 +81,32 @@ void report(const ErrorReport& r) {
   // A refused request (a size that overflows, a cache that is not empty, a bad argument)
   // damages nothing: the caller gets null or false. A bad free or corruption stops the
   // process unless on_error=report, and corruption stops it always.
-  bool refused_request = r.kind == ErrorKind::kSizeOverflow || r.kind == ErrorKind::kCacheNotEmpty ||
-                         r.kind == ErrorKind::kBadArgument;
+  bool refused_request =
+      r.kind == ErrorKind::kSizeOverflow || r.kind == ErrorKind::kCacheNotEmpty || r.kind == ErrorKind::kBadArgument;
   if (refused_request) return;
   if (r.kind == ErrorKind::kCorruption || g_on_error.load(std::memory_order_relaxed) == OnError::kAbort) {
     fatal("stopping on the error above (set on_error=report to go on where safe)");
   }
 }
 
-void set_on_error(OnError policy) { g_on_error.store(policy, std::memory_order_relaxed); }
-OnError on_error() { return g_on_error.load(std::memory_order_relaxed); }
-std::uint64_t report_count() { return g_reports.load(std::memory_order_relaxed); }
-void reset_report_count() { g_reports.store(0, std::memory_order_relaxed); }
-void set_report_writer(WriteFn fn) { g_writer.store(fn ? fn : default_writer); }
-void write_report_text(const char* text, std::size_t len) { g_writer.load()(text, len); }
+void set_on_error(OnError policy) {
+  g_on_error.store(policy, std::memory_order_relaxed);
+}
+OnError on_error() {
+  return g_on_error.load(std::memory_order_relaxed);
+}
+std::uint64_t report_count() {
+  return g_reports.load(std::memory_order_relaxed);
+}
+void reset_report_count() {
+  g_reports.store(0, std::memory_order_relaxed);
+}
+void set_report_writer(WriteFn fn) {
+  g_writer.store(fn ? fn : default_writer);
+}
+void write_report_text(const char* text, std::size_t len) {
+  g_writer.load()(text, len);
+}
 void set_report_hook(ReportHook hook, void* arg) {
   g_hook_arg.store(arg, std::memory_order_relaxed);
   g_hook.store(hook, std::memory_order_release);

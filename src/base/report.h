@@ -21,15 +21,15 @@
 namespace kmm {
 
 enum class ErrorKind : std::uint8_t {
-  kDoubleFree,        // the object is already free
-  kInvalidFree,       // pointer inside kmm's memory but not the start of a live object
-  kForeignPointer,    // pointer kmm does not own at all
-  kWrongCache,        // kmem_cache_free(c, p) where p belongs to another cache
-  kSizeOverflow,      // n * size overflows, or a size no allocator can serve
-  kCacheNotEmpty,     // kmem_cache_destroy of a cache that still holds objects
-  kOwnerMismatch,     // a module frees or resizes memory another owner holds
-  kBadArgument,       // anything else the caller got wrong (bad order, bad flags...)
-  kCorruption,        // allocator metadata found damaged: always fatal
+  kDoubleFree,      // the object is already free
+  kInvalidFree,     // pointer inside kmm's memory but not the start of a live object
+  kForeignPointer,  // pointer kmm does not own at all
+  kWrongCache,      // kmem_cache_free(c, p) where p belongs to another cache
+  kSizeOverflow,    // n * size overflows, or a size no allocator can serve
+  kCacheNotEmpty,   // kmem_cache_destroy of a cache that still holds objects
+  kOwnerMismatch,   // a module frees or resizes memory another owner holds
+  kBadArgument,     // anything else the caller got wrong (bad order, bad flags...)
+  kCorruption,      // allocator metadata found damaged: always fatal
 };
 
 enum class OnError : std::uint8_t { kAbort, kReport };

@@ -18,8 +18,8 @@ namespace {
 KMM_THREAD_LOCAL owner_t t_current_owner = kOwnerKernel;
 
 constexpr std::size_t kLogRingBytes = 64 * 1024;
-constexpr std::uint64_t kVmallocOffset = 8ull << 20;   // Linux's VMALLOC_OFFSET
-constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull; // ARM's VMALLOC_END
+constexpr std::uint64_t kVmallocOffset = 8ull << 20;    // Linux's VMALLOC_OFFSET
+constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull;  // ARM's VMALLOC_END
 
 // The seed of freelist_hardened's per-cache keys: the host's randomness where there is an OS
 // (getrandom), else the RAM's address mixed with a stack address (ASLR gives some entropy).
@@ -33,13 +33,21 @@ std::uint64_t boot_random_seed(const void* ram) {
   return seed;
 }
 
-void collector_log(void* arg, const char* line, std::size_t len) { static_cast<Kernel*>(arg)->log(line, len); }
+void collector_log(void* arg, const char* line, std::size_t len) {
+  static_cast<Kernel*>(arg)->log(line, len);
+}
 
 }  // namespace
 
-owner_t current_owner() { return t_current_owner; }
-OwnerScope::OwnerScope(owner_t o) : saved_(t_current_owner) { t_current_owner = o == kOwnerFree ? kOwnerKernel : o; }
-OwnerScope::~OwnerScope() { t_current_owner = saved_; }
+owner_t current_owner() {
+  return t_current_owner;
+}
+OwnerScope::OwnerScope(owner_t o) : saved_(t_current_owner) {
+  t_current_owner = o == kOwnerFree ? kOwnerKernel : o;
+}
+OwnerScope::~OwnerScope() {
+  t_current_owner = saved_;
+}
 
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
@@ -73,7 +81,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   }
   if (cfg.page_offset < (std::uint64_t{1} << 32)) {
     if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
-      err->what = "RAM does not fit in the kernel space above page_offset (no highmem in kmm): lower page_offset or ram";
+      err->what =
+          "RAM does not fit in the kernel space above page_offset (no highmem in kmm): lower page_offset or ram";
       return nullptr;
     }
   }
@@ -144,7 +153,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     k->pages_ = &k->zone_;
   }
   k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram)});
-  if (!k->kmalloc_.init(&k->slab_, KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
+  if (!k->kmalloc_.init(&k->slab_,
+                        KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
     k->shutdown();
     err->what = "RAM too small for the kmalloc caches";
     return nullptr;
@@ -239,7 +249,9 @@ void Kernel::shutdown() {
   pal->release(ram, size);
 }
 
-owner_t Kernel::resolve(owner_t o) const { return o == kOwnerFree ? t_current_owner : o; }
+owner_t Kernel::resolve(owner_t o) const {
+  return o == kOwnerFree ? t_current_owner : o;
+}
 
 void Kernel::track(const void* p, owner_t owner, std::size_t size) {
   if (cfg_.paper_table && p != nullptr && !zero_or_null(p) && owner >= kOwnerFirstModule) paper_.record(p, owner, size);
@@ -257,7 +269,9 @@ void* Kernel::kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
   return p;
 }
 
-void* Kernel::kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
+void* Kernel::kzalloc(std::size_t size, gfp_t gfp, owner_t owner) {
+  return kmalloc(size, gfp | __GFP_ZERO, owner);
+}
 
 void* Kernel::kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner) {
   owner = resolve(owner);
@@ -328,7 +342,8 @@ bool Kernel::kmem_cache_free(KmemCache* c, const void* p, owner_t by) {
 void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
   owner = resolve(owner);
   if (order > kMaxOrder) {
-    report({ErrorKind::kBadArgument, "alloc_pages", nullptr, nullptr, kPageSize << (order > 30 ? 30 : order), "order above MAX_ORDER"});
+    report({ErrorKind::kBadArgument, "alloc_pages", nullptr, nullptr, kPageSize << (order > 30 ? 30 : order),
+            "order above MAX_ORDER"});
     return nullptr;
   }
   Page* head = pages_->alloc_pages(order, gfp);
@@ -378,16 +393,16 @@ bool Kernel::vfree(std::uint64_t addr, owner_t by) {
   by = resolve(by);
   const VmArea* a = vmalloc_.find(addr);
   if (a == nullptr || a->addr != addr) {
-    report({ErrorKind::kInvalidFree, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)), nullptr, 0,
-            "not the start of a vmalloc area"});
+    report({ErrorKind::kInvalidFree, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)), nullptr,
+            0, "not the start of a vmalloc area"});
     return false;
   }
   if (cfg_.cross_free != CrossFree::kAllow && by != kOwnerKernel && a->owner != by) {
     StackText<160> why;
     why.str(modules_.owner_name(by)).str(" frees a vmalloc area owned by ").str(modules_.owner_name(a->owner));
     if (cfg_.cross_free == CrossFree::kRefuse) {
-      report({ErrorKind::kOwnerMismatch, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)), nullptr,
-              a->nr_pages * kPageSize, why.data()});
+      report({ErrorKind::kOwnerMismatch, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)),
+              nullptr, a->nr_pages * kPageSize, why.data()});
       return false;
     }
   }
@@ -405,7 +420,9 @@ bool Kernel::transfer(const void* p, owner_t to) {
   return true;
 }
 
-bool Kernel::transfer_vmalloc(std::uint64_t addr, owner_t to) { return vmalloc_.set_owner(addr, to == kOwnerFree ? kOwnerKernel : to); }
+bool Kernel::transfer_vmalloc(std::uint64_t addr, owner_t to) {
+  return vmalloc_.set_owner(addr, to == kOwnerFree ? kOwnerKernel : to);
+}
 
 ModuleError Kernel::insmod(const char* name, std::uint64_t core_size, owner_t* owner) {
   owner_t o = kOwnerFree;
@@ -447,12 +464,15 @@ void Kernel::idle(std::uint64_t ns) {
       bool dead[kMaxOwners];
       modules_.dead_owners(dead);
       PaperGc gc{this, 0, 0};
-      paper_.collect(dead, [](void* arg, const void* p, std::size_t, owner_t) {
-        auto* g = static_cast<PaperGc*>(arg);
-        g->objects++;
-        g->bytes += g->k->kmalloc_layer().footprint(p);
-        g->k->kmalloc_layer().kfree(p, "gc_process");
-      }, &gc);
+      paper_.collect(
+          dead,
+          [](void* arg, const void* p, std::size_t, owner_t) {
+            auto* g = static_cast<PaperGc*>(arg);
+            g->objects++;
+            g->bytes += g->k->kmalloc_layer().footprint(p);
+            g->k->kmalloc_layer().kfree(p, "gc_process");
+          },
+          &gc);
       StackText<200> line;
       line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass reclaimed ");
       line.u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)").nl();
@@ -554,9 +574,14 @@ bool Kernel::check_invariants(TextSink* why) {
   if (!vmalloc_.check_invariants(why)) return false;
   // Every frame is accounted for: free in the buddy lists, or one of the roles.
   std::uint64_t free_frames = 0;
-  for (pfn_t pfn = pages_->start_pfn(); pfn < pages_->end_pfn(); ++pfn) free_frames += pages_->frame_is_free(pfn) ? 1 : 0;
+  for (pfn_t pfn = pages_->start_pfn(); pfn < pages_->end_pfn(); ++pfn)
+    free_frames += pages_->frame_is_free(pfn) ? 1 : 0;
   if (free_frames != pages_->free_pages()) {
-    if (why) why->str("kernel: mem_map shows ").u(free_frames).str(" free frames, the page allocator counts ").u(pages_->free_pages());
+    if (why)
+      why->str("kernel: mem_map shows ")
+          .u(free_frames)
+          .str(" free frames, the page allocator counts ")
+          .u(pages_->free_pages());
     return false;
   }
   return true;

@@ -48,17 +48,17 @@ struct BootConfig {
   std::uint64_t online_bytes = 0;
   std::uint64_t grow_bytes = 4ull << 20;
   phys_addr_t phys_offset = 0;
-  Platform* platform = nullptr;        // null: anonymous host mapping
-  std::uint64_t reserved_bytes = 0;    // boot reservation target (kernel image + mem_map + ...)
+  Platform* platform = nullptr;      // null: anonymous host mapping
+  std::uint64_t reserved_bytes = 0;  // boot reservation target (kernel image + mem_map + ...)
   KmallocPolicy kmalloc = KmallocPolicy::kPow2;
-  std::uint64_t kmalloc_max = 0;       // 0: the policy's default
+  std::uint64_t kmalloc_max = 0;  // 0: the policy's default
   ProtectorMode protector = ProtectorMode::kOff;
   std::uint64_t gc_delay_ns = 5'000'000'000ull;
   std::uint32_t gc_slice_pages = 256;
-  bool paper_table = false;            // tracker=paper-table
+  bool paper_table = false;  // tracker=paper-table
   bool thread_caches = false;
   unsigned min_partial = 0;
-  std::uint64_t min_free_kbytes = 0;   // 0: Linux's formula; ~0: watermarks off
+  std::uint64_t min_free_kbytes = 0;  // 0: Linux's formula; ~0: watermarks off
   CrossFree cross_free = CrossFree::kAllow;
   std::uint64_t page_offset = 0xC0000000ull;
   std::uint64_t vmalloc_bytes = 240ull << 20;  // the vmalloc space above the direct map
@@ -66,7 +66,7 @@ struct BootConfig {
   bool mmu = true;
   PtFormat pt = PtFormat::kArmv7;
   unsigned tlb_entries = 64;
-  unsigned tlb_ways = 0;                // 0: fully associative
+  unsigned tlb_ways = 0;  // 0: fully associative
   PageAllocKind page_alloc = PageAllocKind::kBuddy;
   RangeDirection range_direction = RangeDirection::kSeed;
   std::uint32_t region_record_bytes = 0;  // NOMMU per-mmap record size; 0: the model's default
@@ -95,8 +95,8 @@ struct PersistRoot {
 struct AttachReport {
   std::uint64_t boot_count = 0;
   bool was_clean = false;
-  std::uint64_t repaired_frames = 0;    // half-written roles dropped (orphan tails, bad heads)
-  std::uint64_t dropped_frames = 0;     // per-boot frames given back (thread caches, process models, scan bitmaps)
+  std::uint64_t repaired_frames = 0;  // half-written roles dropped (orphan tails, bad heads)
+  std::uint64_t dropped_frames = 0;   // per-boot frames given back (thread caches, process models, scan bitmaps)
   std::uint64_t slabs = 0, objects = 0, empty_slabs_freed = 0;
   std::uint64_t large_blocks = 0, vmalloc_areas = 0;
   std::uint64_t orphan_vmalloc_frames = 0, orphan_area_records = 0;
@@ -253,7 +253,7 @@ class Kernel {
   Platform* platform_ = nullptr;
   PhysMem phys_;
   BuddyZone zone_;
-  RangeAllocator range_;   // used instead of zone_ on page_alloc=range
+  RangeAllocator range_;  // used instead of zone_ on page_alloc=range
   PageAllocator* pages_ = nullptr;
   SlabAllocator slab_;
   Kmalloc kmalloc_;
@@ -266,9 +266,9 @@ class Kernel {
   SpinLock grow_lock_;
   char* log_ring_ = nullptr;
   std::size_t log_size_ = 0;
-  std::size_t log_head_ = 0;   // total bytes ever written
+  std::size_t log_head_ = 0;  // total bytes ever written
   LogListener log_listener_ = nullptr;
-  SpinLock log_lock_;          // innermost: log() is called with cache and zone locks held
+  SpinLock log_lock_;  // innermost: log() is called with cache and zone locks held
   void* log_arg_ = nullptr;
   // Persistent RAM: the file (null: volatile), the named roots, the grace period.
   FilePlatform* backing_ = nullptr;

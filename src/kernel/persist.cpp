@@ -100,8 +100,9 @@ bool tails_point_back(PhysMem& ph, pfn_t head, pfn_t n, std::uint32_t kind) {
 // The layout of everything a heap file holds that this build reads (struct sizes and
 // limits): a file made by a build with another layout is refused, never misread.
 std::uint64_t persist_layout_hash() {
-  std::uint64_t v[] = {kHeapVersion, sizeof(Kernel), sizeof(Page), sizeof(KmemCache), sizeof(Module), sizeof(BootConfig),
-                       sizeof(VmArea), kMaxCaches, kMaxModules, kMaxPersistRoots, sizeof(void*)};
+  std::uint64_t v[] = {kHeapVersion,   sizeof(Kernel),     sizeof(Page),   sizeof(KmemCache),
+                       sizeof(Module), sizeof(BootConfig), sizeof(VmArea), kMaxCaches,
+                       kMaxModules,    kMaxPersistRoots,   sizeof(void*)};
   return fnv1a64(v, sizeof v);
 }
 
@@ -128,7 +129,8 @@ void BuddyZone::rebuild() {
     while (run_end < e && phys_->pfn_to_page(run_end)->get_flags() == 0) ++run_end;
     while (pfn < run_end) {
       unsigned order = kMaxOrder;
-      while (order > 0 && ((index(pfn) & ((pfn_t{1} << order) - 1)) != 0 || pfn + (pfn_t{1} << order) > run_end)) --order;
+      while (order > 0 && ((index(pfn) & ((pfn_t{1} << order) - 1)) != 0 || pfn + (pfn_t{1} << order) > run_end))
+        --order;
       free_locked(pfn, order);
       pfn += pfn_t{1} << order;
     }
@@ -198,10 +200,11 @@ std::uint64_t Vmalloc::revive() {
   VmArea** link = &head_;
   for (VmArea* a = head_; a != nullptr; a = a->next) {
     SlabAllocator::ObjectInfo info;
-    bool ok = phys_->owns(a) && km->slab()->lookup(a, &info) && info.cache == ac && info.exact && info.owner != kOwnerFree &&
-              a->addr >= at && a->addr < end_ && a->size == (std::uint64_t{a->nr_pages} + 1) * kPageSize &&
-              a->size <= end_ - a->addr && a->nr_pages != 0 && phys_->owns(a->pages) &&
-              km->owner_of(a->pages) != kOwnerFree && km->ksize(a->pages) >= std::size_t{a->nr_pages} * sizeof(pfn_t);
+    bool ok = phys_->owns(a) && km->slab()->lookup(a, &info) && info.cache == ac && info.exact &&
+              info.owner != kOwnerFree && a->addr >= at && a->addr < end_ &&
+              a->size == (std::uint64_t{a->nr_pages} + 1) * kPageSize && a->size <= end_ - a->addr &&
+              a->nr_pages != 0 && phys_->owns(a->pages) && km->owner_of(a->pages) != kOwnerFree &&
+              km->ksize(a->pages) >= std::size_t{a->nr_pages} * sizeof(pfn_t);
     std::uint32_t marked = 0;
     for (; ok && marked < a->nr_pages; ++marked) {
       pfn_t pfn = a->pages[marked];
@@ -239,7 +242,8 @@ void Kernel::rebuild() {
       pfn_t n = c != nullptr ? pfn_t{1} << c->order : 1;
       bool ok = c != nullptr && p->get_order() == c->order && n <= end - pfn &&
                 (((pfn - ph.base_pfn()) & (n - 1)) == 0) && ((f & PG_offslab_owners) != 0) == c->offslab_owners &&
-                (f & ~std::uint32_t{PG_slab | PG_head | PG_offslab_owners}) == 0 && tails_point_back(ph, pfn, n, PG_slab);
+                (f & ~std::uint32_t{PG_slab | PG_head | PG_offslab_owners}) == 0 &&
+                tails_point_back(ph, pfn, n, PG_slab);
       if (ok) {
         pfn += n;
         continue;
@@ -269,8 +273,10 @@ void Kernel::rebuild() {
       ++pfn;
       continue;
     }
-    if (f & PG_tail) attach_.repaired_frames++;
-    else if (f & (PG_reserved | PG_process | PG_pgtable)) attach_.dropped_frames++;
+    if (f & PG_tail)
+      attach_.repaired_frames++;
+    else if (f & (PG_reserved | PG_process | PG_pgtable))
+      attach_.dropped_frames++;
     clear_frame(p);
     ++pfn;
   }
@@ -330,7 +336,9 @@ void Kernel::rebuild() {
   kmalloc_.set_large_pages(large_pages);
 }
 
-void Kernel::persist_roots_register() { collector_.add_root(roots_, sizeof roots_); }
+void Kernel::persist_roots_register() {
+  collector_.add_root(roots_, sizeof roots_);
+}
 
 Kernel* Kernel::boot_backed(const BootConfig& cfg, BootError* err) {
   if (cfg.page_alloc != PageAllocKind::kBuddy) {
@@ -447,7 +455,9 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
   k->rebuild();
   k->attach_.dormant_modules = k->modules_.suspend_live();
   new (&k->collector_) Collector();
-  k->collector_.init(&k->modules_, &k->kmalloc_, k->cfg_.protector, k->cfg_.gc_delay_ns, [](void* arg, const char* line, std::size_t len) { static_cast<Kernel*>(arg)->log(line, len); }, k);
+  k->collector_.init(
+      &k->modules_, &k->kmalloc_, k->cfg_.protector, k->cfg_.gc_delay_ns,
+      [](void* arg, const char* line, std::size_t len) { static_cast<Kernel*>(arg)->log(line, len); }, k);
   k->collector_.set_slice_pages(k->cfg_.gc_slice_pages);
   k->collector_.add_space(&k->vmalloc_);
   k->persist_roots_register();
@@ -469,7 +479,9 @@ void Kernel::detach() {
   file_release(fp);
 }
 
-bool Kernel::flush() { return backing_ != nullptr && backing_->flush(); }
+bool Kernel::flush() {
+  return backing_ != nullptr && backing_->flush();
+}
 
 unsigned Kernel::boot_complete() {
   if (!grace_pending_) return 0;
@@ -480,7 +492,9 @@ unsigned Kernel::boot_complete() {
     collector_.kick();
     StackText<200> line;
     line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] kmm: boot complete: ").u(n);
-    line.str(n == 1 ? " module" : " modules").str(" not loaded again; the protector (").str(protector_mode_name(collector_.mode()));
+    line.str(n == 1 ? " module" : " modules")
+        .str(" not loaded again; the protector (")
+        .str(protector_mode_name(collector_.mode()));
     line.str(") takes what they own").nl();
     log(line.data(), line.size());
   }

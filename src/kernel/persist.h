@@ -20,10 +20,10 @@ namespace kmm {
 class TextSink;
 
 struct FsckResult {
-  int status = 2;                    // 0 clean, 1 inconsistent, 2 unusable file
+  int status = 2;  // 0 clean, 1 inconsistent, 2 unusable file
   std::uint64_t inconsistencies = 0;
-  std::uint64_t repairs = 0;         // what an attach would repair (crash artifacts)
-  std::uint64_t frames = 0;          // frames checked
+  std::uint64_t repairs = 0;  // what an attach would repair (crash artifacts)
+  std::uint64_t frames = 0;   // frames checked
   AttachReport attach;
 };
 

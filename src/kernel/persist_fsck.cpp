@@ -59,8 +59,16 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   }
   const Superblock& sb = fp.superblock();
   out.str("kmm fsck: ").str(path).str(": KMMHEAP1 version ").u(sb.version).str(", superblock seq ").u(sb.seq);
-  out.str(" (").u(fp.valid_slots()).str(" of 2 copies valid), RAM ").u(sb.ram_bytes >> 10).str("K at 0x").hex(sb.map_addr);
-  out.str(", boot ").u(sb.boot_count).str(sb.clean ? ", detached cleanly" : ", not detached cleanly (crash or power loss)").nl();
+  out.str(" (")
+      .u(fp.valid_slots())
+      .str(" of 2 copies valid), RAM ")
+      .u(sb.ram_bytes >> 10)
+      .str("K at 0x")
+      .hex(sb.map_addr);
+  out.str(", boot ")
+      .u(sb.boot_count)
+      .str(sb.clean ? ", detached cleanly" : ", not detached cleanly (crash or power loss)")
+      .nl();
   BootConfig cfg;
   BootError err;
   Counters before{};
@@ -69,7 +77,10 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   Kernel* k = nullptr;
   {
     if (sb.layout != persist_layout_hash() || sb.kernel_offset > sb.ram_bytes - sizeof(Kernel)) {
-      out.str("kmm fsck: unusable: ").str(sb.layout != persist_layout_hash() ? "made by a kmm build with another layout" : "kernel offset outside RAM").nl();
+      out.str("kmm fsck: unusable: ")
+          .str(sb.layout != persist_layout_hash() ? "made by a kmm build with another layout"
+                                                  : "kernel offset outside RAM")
+          .nl();
       fp.close(false);
       return res;
     }
@@ -94,12 +105,20 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   res.repairs = a.repaired_frames + a.orphan_vmalloc_frames + a.orphan_area_records;
   if (a.bad_areas != 0) f.add().str("the vmalloc area list holds an invalid area (list cut there at attach)").nl();
   if (sb.clean) {
-    if (res.repairs != 0) f.add().str("detached cleanly, yet ").u(res.repairs).str(" half-written roles or orphans").nl();
+    if (res.repairs != 0)
+      f.add().str("detached cleanly, yet ").u(res.repairs).str(" half-written roles or orphans").nl();
     Counters after{};
     snapshot(*k, &after);
     for (unsigned o = 0; o < kNrOrders; ++o)
       if (before.nr_free[o] != after.nr_free[o])
-        f.add().str("buddy: stored nr_free[").u(o).str("] = ").u(before.nr_free[o]).str(", mem_map says ").u(after.nr_free[o]).nl();
+        f.add()
+            .str("buddy: stored nr_free[")
+            .u(o)
+            .str("] = ")
+            .u(before.nr_free[o])
+            .str(", mem_map says ")
+            .u(after.nr_free[o])
+            .nl();
     if (before.free_pages != after.free_pages)
       f.add().str("buddy: stored free_pages ").u(before.free_pages).str(", mem_map says ").u(after.free_pages).nl();
     for (unsigned i = 0; i < kMaxCaches; ++i) {
@@ -110,9 +129,19 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
       }
     }
     if (before.vmalloc_bytes != after.vmalloc_bytes)
-      f.add().str("vmalloc: stored ").u(before.vmalloc_bytes).str(" bytes used, the areas say ").u(after.vmalloc_bytes).nl();
+      f.add()
+          .str("vmalloc: stored ")
+          .u(before.vmalloc_bytes)
+          .str(" bytes used, the areas say ")
+          .u(after.vmalloc_bytes)
+          .nl();
     if (before.large_pages != after.large_pages)
-      f.add().str("kmalloc: stored ").u(before.large_pages).str(" large pages, mem_map says ").u(after.large_pages).nl();
+      f.add()
+          .str("kmalloc: stored ")
+          .u(before.large_pages)
+          .str(" large pages, mem_map says ")
+          .u(after.large_pages)
+          .nl();
   }
   StackText<512> why;
   if (!k->check_invariants(&why)) f.add().str("after rebuild: ").str(why.data()).nl();
@@ -130,7 +159,8 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
     bool is_free = z.frame_is_free(pfn);
     if (allocated && is_free) f.add().str("frame ").u(pfn).str(" is both free and allocated").nl();
     if (!allocated && !is_free) f.add().str("frame ").u(pfn).str(" is neither free nor held by a block").nl();
-    if ((fl & PG_tail) && !(ph.pfn_to_page(p->tail.head)->is(PG_head))) f.add().str("frame ").u(pfn).str(" is a tail without a head").nl();
+    if ((fl & PG_tail) && !(ph.pfn_to_page(p->tail.head)->is(PG_head)))
+      f.add().str("frame ").u(pfn).str(" is a tail without a head").nl();
     if ((fl & PG_large) && (fl & PG_head) && !owner_ok(*k, p->owner))
       f.add().str("large block at frame ").u(pfn).str(" owned by module slot ").u(p->owner).str(", which is free").nl();
     if ((fl & PG_slab) && (fl & PG_head)) {
@@ -142,7 +172,16 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
       for (unsigned i = 0; i < c->objects; ++i) {
         owner_t o = *k->slab().owner_slot(c, p, i);
         if (o != kOwnerFree && !owner_ok(*k, o))
-          f.add().str(c->name).str(": object ").u(i).str(" of slab ").u(pfn).str(" owned by module slot ").u(o).str(", which is free").nl();
+          f.add()
+              .str(c->name)
+              .str(": object ")
+              .u(i)
+              .str(" of slab ")
+              .u(pfn)
+              .str(" owned by module slot ")
+              .u(o)
+              .str(", which is free")
+              .nl();
       }
     }
   }
@@ -156,9 +195,18 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   }
   if (f.n > max_lines) out.str("  ... and ").u(f.n - max_lines).str(" more").nl();
   out.str("kmm fsck: ").u(res.frames).str(" frames, ").u(a.slabs).str(" slabs, ").u(a.objects).str(" objects, ");
-  out.u(a.large_blocks).str(" large blocks, ").u(a.vmalloc_areas).str(" vmalloc areas; attach would repair ").u(res.repairs);
+  out.u(a.large_blocks)
+      .str(" large blocks, ")
+      .u(a.vmalloc_areas)
+      .str(" vmalloc areas; attach would repair ")
+      .u(res.repairs);
   out.str(" half-written roles/orphans and give back ").u(a.dropped_frames).str(" per-boot frames").nl();
-  out.str("kmm fsck: ").str(f.n == 0 ? "clean" : "INCONSISTENT").str(" (").u(f.n).str(f.n == 1 ? " inconsistency)" : " inconsistencies)").nl();
+  out.str("kmm fsck: ")
+      .str(f.n == 0 ? "clean" : "INCONSISTENT")
+      .str(" (")
+      .u(f.n)
+      .str(f.n == 1 ? " inconsistency)" : " inconsistencies)")
+      .nl();
   res.inconsistencies = f.n;
   res.status = f.n == 0 ? 0 : 1;
   k->shutdown();  // read-only: unmaps, writes nothing

@@ -23,7 +23,8 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   std::uint64_t span = (nr_pages + 1) * kPageSize;  // + guard page
   auto* area = static_cast<VmArea*>(kmalloc_->slab()->alloc(area_cache_, GFP_KERNEL, kOwnerKernel));
   if (area == nullptr) return 0;
-  auto* pages = static_cast<pfn_t*>(kmalloc_->kmalloc(static_cast<std::size_t>(nr_pages * sizeof(pfn_t)), GFP_KERNEL, kOwnerKernel));
+  auto* pages = static_cast<pfn_t*>(
+      kmalloc_->kmalloc(static_cast<std::size_t>(nr_pages * sizeof(pfn_t)), GFP_KERNEL, kOwnerKernel));
   if (pages == nullptr) {
     kmalloc_->slab()->free(area_cache_, area, "vfree");
     return 0;

@@ -28,7 +28,7 @@ struct VmArea {
   std::uint64_t requested;  // bytes the caller asked for
   std::uint32_t nr_pages;
   owner_t owner;
-  pfn_t* pages;             // nr_pages frame numbers
+  pfn_t* pages;  // nr_pages frame numbers
   VmArea* next;
 };
 

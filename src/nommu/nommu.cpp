@@ -21,15 +21,21 @@ std::uint32_t hdr(const char* m, std::uint32_t o) {
   std::memcpy(&h, m + o, sizeof h);
   return h;
 }
-void set_hdr(char* m, std::uint32_t o, std::uint32_t h) { std::memcpy(m + o, &h, sizeof h); }
-std::uint32_t bsize(std::uint32_t h) { return h & ~std::uint32_t{7}; }
+void set_hdr(char* m, std::uint32_t o, std::uint32_t h) {
+  std::memcpy(m + o, &h, sizeof h);
+}
+std::uint32_t bsize(std::uint32_t h) {
+  return h & ~std::uint32_t{7};
+}
 
 std::uint32_t arena_limit(std::size_t cap) {
   if (cap < 16) return kArenaStart;
   return static_cast<std::uint32_t>(kArenaStart + ((cap - 8) / 8) * 8);
 }
 
-std::uint64_t block_need(std::size_t n) { return (static_cast<std::uint64_t>(n) + 4 + 7) & ~std::uint64_t{7}; }
+std::uint64_t block_need(std::size_t n) {
+  return (static_cast<std::uint64_t>(n) + 4 + 7) & ~std::uint64_t{7};
+}
 
 // First fit; grows `end` towards `limit` when nothing fits. Returns the block's offset, or 0.
 std::uint32_t arena_alloc(char* m, std::uint32_t* end, std::uint32_t limit, std::size_t n) {
@@ -135,28 +141,44 @@ bool arena_check(const char* m, std::uint32_t end, std::uint32_t limit, TextSink
 
 const char* malloc_kind_name(MallocKind k) {
   switch (k) {
-    case MallocKind::kSimple: return "simple";
-    case MallocKind::kSmalloc: return "smalloc";
-    case MallocKind::kHeap: return "heap";
-    case MallocKind::kBrk: return "brk";
+    case MallocKind::kSimple:
+      return "simple";
+    case MallocKind::kSmalloc:
+      return "smalloc";
+    case MallocKind::kHeap:
+      return "heap";
+    case MallocKind::kBrk:
+      return "brk";
   }
   return "?";
 }
 
 const char* nommu_error_text(NommuError e) {
   switch (e) {
-    case NommuError::kOk: return "ok";
-    case NommuError::kNoMemory: return "out of memory";
-    case NommuError::kMissingMemory: return "missing memory";
-    case NommuError::kTooLarge: return "larger than the kernel allocator serves";
-    case NommuError::kHeapFull: return "the fixed heap is full";
-    case NommuError::kNoProcess: return "no such process";
-    case NommuError::kTableFull: return "process table full";
-    case NommuError::kExists: return "a process of that name exists";
-    case NommuError::kBadPointer: return "not a live block";
-    case NommuError::kNotYours: return "the block belongs to another process";
-    case NommuError::kNeedsMmu: return "malloc=brk needs an MMU: a NOMMU heap cannot grow in place (use heap=SIZE)";
-    case NommuError::kBadArgument: return "bad argument";
+    case NommuError::kOk:
+      return "ok";
+    case NommuError::kNoMemory:
+      return "out of memory";
+    case NommuError::kMissingMemory:
+      return "missing memory";
+    case NommuError::kTooLarge:
+      return "larger than the kernel allocator serves";
+    case NommuError::kHeapFull:
+      return "the fixed heap is full";
+    case NommuError::kNoProcess:
+      return "no such process";
+    case NommuError::kTableFull:
+      return "process table full";
+    case NommuError::kExists:
+      return "a process of that name exists";
+    case NommuError::kBadPointer:
+      return "not a live block";
+    case NommuError::kNotYours:
+      return "the block belongs to another process";
+    case NommuError::kNeedsMmu:
+      return "malloc=brk needs an MMU: a NOMMU heap cannot grow in place (use heap=SIZE)";
+    case NommuError::kBadArgument:
+      return "bad argument";
   }
   return "?";
 }
@@ -196,8 +218,12 @@ NommuProcess* Nommu::proc(int pid) {
   if (pid < 1 || pid > static_cast<int>(kMaxProcesses) || !procs_[pid - 1].live) return nullptr;
   return &procs_[pid - 1];
 }
-const NommuProcess* Nommu::proc(int pid) const { return const_cast<Nommu*>(this)->proc(pid); }
-const NommuProcess* Nommu::process(int pid) const { return proc(pid); }
+const NommuProcess* Nommu::proc(int pid) const {
+  return const_cast<Nommu*>(this)->proc(pid);
+}
+const NommuProcess* Nommu::process(int pid) const {
+  return proc(pid);
+}
 
 int Nommu::find(const char* name) const {
   for (unsigned i = 0; i < kMaxProcesses; ++i)
@@ -230,7 +256,9 @@ void Nommu::classify_pool_failure(std::size_t bytes) {
   fail(largest < asked && free_b >= asked ? NommuError::kMissingMemory : NommuError::kNoMemory, asked);
 }
 
-std::uint64_t Nommu::region_cost(const VmRegion* r) const { return k_->footprint(r->data) + k_->footprint(r); }
+std::uint64_t Nommu::region_cost(const VmRegion* r) const {
+  return k_->footprint(r->data) + k_->footprint(r);
+}
 
 // --- the index: a hash of region data addresses, chained through VmRegion::hnext ---
 std::size_t Nommu::bucket(const void* data) const {
@@ -348,7 +376,10 @@ void* Nommu::map_region(int pid, std::size_t len, RegionKind kind, NommuError* e
 void Nommu::drop_region(VmRegion* r) {
   NommuProcess* p = &procs_[r->pid - 1];
   if (r->kind == RegionKind::kData) index_del(r);
-  if (r->prev != nullptr) r->prev->next = r->next; else p->regions = r->next;
+  if (r->prev != nullptr)
+    r->prev->next = r->next;
+  else
+    p->regions = r->next;
   if (r->next != nullptr) r->next->prev = r->prev;
   p->nr_regions--;
   total_regions_--;
@@ -388,7 +419,8 @@ NommuError Nommu::munmap(int pid, void* data) {
   NommuProcess* p = proc(pid);
   if (p == nullptr) return NommuError::kNoProcess;
   VmRegion* r = find_region(p, pid, data);
-  if (r == nullptr) return owner_of(data) != 0 && owner_of(data) != pid ? NommuError::kNotYours : NommuError::kBadPointer;
+  if (r == nullptr)
+    return owner_of(data) != 0 && owner_of(data) != pid ? NommuError::kNotYours : NommuError::kBadPointer;
   drop_region(r);
   return NommuError::kOk;
 }
@@ -485,8 +517,9 @@ void* Nommu::malloc(int pid, std::size_t size, NommuError* err) {
     return nullptr;
   }
   void* out;
-  bool small = p->kind == MallocKind::kHeap ||
-               (p->kind == MallocKind::kSmalloc && block_need(size) <= (arena_limit(cfg_.smalloc_chunk) - kArenaStart) / 2);
+  bool small =
+      p->kind == MallocKind::kHeap ||
+      (p->kind == MallocKind::kSmalloc && block_need(size) <= (arena_limit(cfg_.smalloc_chunk) - kArenaStart) / 2);
   if (small) {
     out = small_alloc(pid, p, size, err);
   } else {
@@ -505,7 +538,8 @@ NommuError Nommu::small_free(NommuProcess* p, VmRegion* r, void* ptr) {
   arena_free(m, &r->end, static_cast<std::uint32_t>(off - 4), heap);
   if (!heap) {
     std::uint32_t limit = arena_limit(cfg_.smalloc_chunk);
-    if (bsize(hdr(m, kArenaStart)) == limit - kArenaStart && !(hdr(m, kArenaStart) & kUsed)) drop_region(r);  // empty chunk
+    if (bsize(hdr(m, kArenaStart)) == limit - kArenaStart && !(hdr(m, kArenaStart) & kUsed))
+      drop_region(r);  // empty chunk
   }
   (void)p;
   return NommuError::kOk;
@@ -632,7 +666,13 @@ bool Nommu::check_invariants(TextSink* why) const {
         return false;
       }
       if (k_->ksize(r->data) < r->size) {
-        if (why) why->str("nommu: ").str(p.name).str(": region of ").u(r->size).str(" bytes over a block of ").u(k_->ksize(r->data));
+        if (why)
+          why->str("nommu: ")
+              .str(p.name)
+              .str(": region of ")
+              .u(r->size)
+              .str(" bytes over a block of ")
+              .u(k_->ksize(r->data));
         return false;
       }
       if (r->kind == RegionKind::kHeap) {
@@ -642,7 +682,8 @@ bool Nommu::check_invariants(TextSink* why) const {
         }
         saw_heap = true;
       }
-      if (r->kind != RegionKind::kData && !arena_check(static_cast<const char*>(r->data), r->end, arena_limit(r->size), why))
+      if (r->kind != RegionKind::kData &&
+          !arena_check(static_cast<const char*>(r->data), r->end, arena_limit(r->size), why))
         return false;
       if (r->kind == RegionKind::kData) ++data_regions;
       bytes += region_cost(r);
@@ -658,15 +699,31 @@ bool Nommu::check_invariants(TextSink* why) const {
       return false;
     }
     if (n != p.nr_regions || bytes != p.bytes) {
-      if (why) why->str("nommu: ").str(p.name).str(": list holds ").u(n).str(" regions / ").u(bytes).str(" bytes, counters say ")
-                   .u(p.nr_regions).str(" / ").u(p.bytes);
+      if (why)
+        why->str("nommu: ")
+            .str(p.name)
+            .str(": list holds ")
+            .u(n)
+            .str(" regions / ")
+            .u(bytes)
+            .str(" bytes, counters say ")
+            .u(p.nr_regions)
+            .str(" / ")
+            .u(p.bytes);
       return false;
     }
     regions += n;
   }
   if (regions != total_regions_ || mmap_bytes != mmap_bytes_) {
-    if (why) why->str("nommu: totals: ").u(regions).str(" regions / ").u(mmap_bytes).str(" mmap bytes, counters say ")
-                 .u(total_regions_).str(" / ").u(mmap_bytes_);
+    if (why)
+      why->str("nommu: totals: ")
+          .u(regions)
+          .str(" regions / ")
+          .u(mmap_bytes)
+          .str(" mmap bytes, counters say ")
+          .u(total_regions_)
+          .str(" / ")
+          .u(mmap_bytes_);
     return false;
   }
   if (cfg_.indexed && nr_buckets_ != 0) {

@@ -55,9 +55,9 @@ enum class NommuError : std::uint8_t {
   kNoProcess,
   kTableFull,
   kExists,
-  kBadPointer,     // not a live block of any process
-  kNotYours,       // a live block of another process
-  kNeedsMmu,       // malloc=brk on a NOMMU machine
+  kBadPointer,  // not a live block of any process
+  kNotYours,    // a live block of another process
+  kNeedsMmu,    // malloc=brk on a NOMMU machine
   kBadArgument,
 };
 const char* nommu_error_text(NommuError e);
@@ -77,12 +77,12 @@ enum class RegionKind : std::uint8_t { kData, kChunk, kHeap };
 
 // The region record (Linux's vm_region plus the process list node).
 struct VmRegion {
-  VmRegion* next;   // process list, newest first
+  VmRegion* next;  // process list, newest first
   VmRegion* prev;
-  VmRegion* hnext;  // index bucket chain
-  void* data;       // the kmalloc'd block
-  std::size_t size; // bytes mmapped
-  std::uint32_t end;   // chunk/heap: end of the formatted blocks (brk for a heap)
+  VmRegion* hnext;    // index bucket chain
+  void* data;         // the kmalloc'd block
+  std::size_t size;   // bytes mmapped
+  std::uint32_t end;  // chunk/heap: end of the formatted blocks (brk for a heap)
   std::uint16_t pid;
   RegionKind kind;
 };
@@ -92,9 +92,9 @@ struct NommuProcess {
   bool live;
   MallocKind kind;
   VmRegion* regions;
-  VmRegion* heap;            // kHeap: the heap region
+  VmRegion* heap;  // kHeap: the heap region
   std::uint64_t nr_regions;
-  std::uint64_t bytes;       // data/chunk/heap footprints + record footprints
+  std::uint64_t bytes;  // data/chunk/heap footprints + record footprints
   std::uint64_t mallocs, frees;
 };
 

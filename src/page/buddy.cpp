@@ -195,7 +195,9 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
+  if (gfp & __GFP_ZERO)
+    std::memset(phys_->page_address(p), 0,
+                static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
   return p;
 }
 

@@ -42,9 +42,12 @@ void RangeAllocator::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t m
 
 bool RangeAllocator::top_down(std::uint64_t count) const {
   switch (rule_) {
-    case RangePlacement::kSmallTopDown: return count <= small_pages_;
-    case RangePlacement::kSmallBottomUp: return count > small_pages_;
-    case RangePlacement::kBottomUp: break;
+    case RangePlacement::kSmallTopDown:
+      return count <= small_pages_;
+    case RangePlacement::kSmallBottomUp:
+      return count > small_pages_;
+    case RangePlacement::kBottomUp:
+      break;
   }
   return false;
 }
@@ -63,15 +66,27 @@ void RangeAllocator::link_after(pfn_t prev, pfn_t run) {
   pfn_t next = prev == kNoPfn ? first_ : pg(prev)->lru.next;
   r->lru.prev = prev;
   r->lru.next = next;
-  if (prev == kNoPfn) first_ = run; else pg(prev)->lru.next = run;
-  if (next == kNoPfn) last_ = run; else pg(next)->lru.prev = run;
+  if (prev == kNoPfn)
+    first_ = run;
+  else
+    pg(prev)->lru.next = run;
+  if (next == kNoPfn)
+    last_ = run;
+  else
+    pg(next)->lru.prev = run;
   ++nr_runs_;
 }
 
 void RangeAllocator::unlink(pfn_t run) {
   Page* r = pg(run);
-  if (r->lru.prev == kNoPfn) first_ = r->lru.next; else pg(r->lru.prev)->lru.next = r->lru.next;
-  if (r->lru.next == kNoPfn) last_ = r->lru.prev; else pg(r->lru.next)->lru.prev = r->lru.prev;
+  if (r->lru.prev == kNoPfn)
+    first_ = r->lru.next;
+  else
+    pg(r->lru.prev)->lru.next = r->lru.next;
+  if (r->lru.next == kNoPfn)
+    last_ = r->lru.prev;
+  else
+    pg(r->lru.next)->lru.prev = r->lru.prev;
   r->lru.next = r->lru.prev = kNoPfn;
   --nr_runs_;
 }
@@ -183,12 +198,15 @@ Page* RangeAllocator::alloc_pages(unsigned order, gfp_t gfp) {
   return alloc_pages_exact(std::uint64_t{1} << order, gfp);
 }
 
-void RangeAllocator::free_pages(Page* page, unsigned order) { free_pages_exact(page, std::uint64_t{1} << order); }
+void RangeAllocator::free_pages(Page* page, unsigned order) {
+  free_pages_exact(page, std::uint64_t{1} << order);
+}
 
 Page* RangeAllocator::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
   // The fail_page_alloc point (alloc_pages comes through here too); see buddy.cpp.
   if (__builtin_expect(!(gfp & __GFP_NOFAIL) &&
-                           fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(count << kPageShift), "range"), 0)) {
+                           fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(count << kPageShift), "range"),
+                       0)) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
@@ -201,7 +219,9 @@ Page* RangeAllocator::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
+  if (gfp & __GFP_ZERO)
+    std::memset(phys_->page_address(p), 0,
+                static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
   return p;
 }
 
@@ -223,7 +243,8 @@ std::uint64_t RangeAllocator::largest_free_block() const {
 void RangeAllocator::free_blocks(std::uint64_t out[kNrOrders]) const {
   for (unsigned k = 0; k < kNrOrders; ++k) out[k] = 0;
   LockGuard g(lock_);
-  for (pfn_t run = first_; run != kNoPfn; run = pg(run)->lru.next) count_run_blocks(start_, run, pg(run)->lru.nr_pages, out);
+  for (pfn_t run = first_; run != kNoPfn; run = pg(run)->lru.next)
+    count_run_blocks(start_, run, pg(run)->lru.nr_pages, out);
 }
 
 bool RangeAllocator::frame_is_free(pfn_t pfn) const {

@@ -13,7 +13,9 @@ namespace kmm {
 
 #if defined(__linux__) && !KMM_FREESTANDING
 namespace {
-long membarrier(int cmd) { return ::syscall(__NR_membarrier, cmd, 0u, 0); }
+long membarrier(int cmd) {
+  return ::syscall(__NR_membarrier, cmd, 0u, 0);
+}
 }  // namespace
 
 bool register_process_barrier() {
@@ -22,10 +24,16 @@ bool register_process_barrier() {
   return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
-bool process_barrier() { return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0; }
+bool process_barrier() {
+  return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
+}
 #else
-bool register_process_barrier() { return false; }
-bool process_barrier() { return false; }
+bool register_process_barrier() {
+  return false;
+}
+bool process_barrier() {
+  return false;
+}
 #endif
 
 }  // namespace kmm

@@ -31,7 +31,9 @@ std::uint64_t fnv1a64(const void* p, std::size_t n, std::uint64_t h) {
   return h;
 }
 
-std::uint64_t superblock_checksum(const Superblock& sb) { return fnv1a64(&sb, offsetof(Superblock, checksum)); }
+std::uint64_t superblock_checksum(const Superblock& sb) {
+  return fnv1a64(&sb, offsetof(Superblock, checksum));
+}
 
 bool superblock_valid(const Superblock& sb) {
   return std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) == 0 && sb.checksum == superblock_checksum(sb);
@@ -193,7 +195,8 @@ void* FilePlatform::reserve(std::size_t size, std::size_t align) {
   auto start = reinterpret_cast<std::uintptr_t>(raw);
   std::uintptr_t ram = (start + kHeapHeaderBytes + align - 1) & ~(std::uintptr_t{align} - 1);
   std::uintptr_t map = ram - kHeapHeaderBytes;
-  void* got = ::mmap(reinterpret_cast<void*>(map), kHeapHeaderBytes + size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd_, 0);
+  void* got = ::mmap(reinterpret_cast<void*>(map), kHeapHeaderBytes + size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED, fd_, 0);
   if (got == MAP_FAILED) {
     ::munmap(raw, span);
     return nullptr;
@@ -228,12 +231,16 @@ void* FilePlatform::reserve(std::size_t size, std::size_t align) {
 bool FilePlatform::commit(void* p, std::size_t size) {
   return ram_ != nullptr && static_cast<char*>(p) >= ram_ && static_cast<char*>(p) + size <= ram_ + ram_bytes_;
 }
-bool FilePlatform::decommit(void* p, std::size_t size) { return commit(p, size); }
+bool FilePlatform::decommit(void* p, std::size_t size) {
+  return commit(p, size);
+}
 bool FilePlatform::protect(void* p, std::size_t size, Prot prot) {
   int flags = prot == Prot::kNone ? PROT_NONE : prot == Prot::kRead ? PROT_READ : PROT_READ | PROT_WRITE;
   return ::mprotect(p, size, flags) == 0;
 }
-void FilePlatform::release(void*, std::size_t) { close(true); }
+void FilePlatform::release(void*, std::size_t) {
+  close(true);
+}
 
 bool FilePlatform::write_superblock(const Superblock& in) {
   if (header_ == nullptr || read_only_) return false;

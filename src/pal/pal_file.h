@@ -39,19 +39,19 @@ struct Superblock {
   char magic[8];
   std::uint32_t version;
   std::uint32_t header_bytes;
-  std::uint64_t seq;            // slot generation; the highest valid one is current
+  std::uint64_t seq;  // slot generation; the highest valid one is current
   std::uint64_t ram_bytes;
-  std::uint64_t map_addr;       // host address of RAM (fixed for the file's life)
+  std::uint64_t map_addr;  // host address of RAM (fixed for the file's life)
   std::uint64_t phys_offset;
   std::uint64_t kernel_offset;  // offset of the Kernel object inside RAM
   std::uint64_t layout;         // hash of the build's persistent layout (struct sizes)
   std::uint32_t state;          // HeapState
   std::uint32_t ptr_bytes;
-  std::uint64_t boot_count;     // attaches since format
-  std::uint64_t clean;          // 1 after a clean detach, 0 while attached (or crashed)
-  std::uint64_t created_ns;     // wall clock at format (for fsck's report)
+  std::uint64_t boot_count;  // attaches since format
+  std::uint64_t clean;       // 1 after a clean detach, 0 while attached (or crashed)
+  std::uint64_t created_ns;  // wall clock at format (for fsck's report)
   std::uint64_t reserved[8];
-  std::uint64_t checksum;       // FNV-1a 64 of every byte before this field
+  std::uint64_t checksum;  // FNV-1a 64 of every byte before this field
 };
 
 // FNV-1a 64 (no library).
@@ -60,9 +60,9 @@ std::uint64_t superblock_checksum(const Superblock& sb);
 bool superblock_valid(const Superblock& sb);
 
 enum class FileOpenResult : std::uint8_t {
-  kError,      // see error()
-  kFormat,     // new, empty or unfinished: reserve() will create the mapping; call publish()
-  kAttach,     // a kmm heap: mapped at its address; the Kernel is at ram() + kernel_offset
+  kError,   // see error()
+  kFormat,  // new, empty or unfinished: reserve() will create the mapping; call publish()
+  kAttach,  // a kmm heap: mapped at its address; the Kernel is at ram() + kernel_offset
 };
 
 class FilePlatform final : public Platform {
@@ -109,7 +109,7 @@ class FilePlatform final : public Platform {
   int fd_ = -1;
   bool read_only_ = false;
   bool handed_out_ = false;
-  char* header_ = nullptr;   // mapping start (header page), ram_ = header_ + 4096
+  char* header_ = nullptr;  // mapping start (header page), ram_ = header_ + 4096
   char* ram_ = nullptr;
   std::uint64_t ram_bytes_ = 0;
   std::uint64_t file_bytes_ = 0;

@@ -36,7 +36,9 @@ bool MmapPlatform::protect(void* p, std::size_t size, Prot prot) {
   return ::mprotect(p, size, flags) == 0;
 }
 
-void MmapPlatform::release(void* p, std::size_t size) { ::munmap(p, size); }
+void MmapPlatform::release(void* p, std::size_t size) {
+  ::munmap(p, size);
+}
 
 Platform& mmap_platform() {
   static MmapPlatform instance;

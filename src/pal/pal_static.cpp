@@ -5,8 +5,7 @@
 
 namespace kmm {
 
-StaticPlatform::StaticPlatform(void* buffer, std::size_t size)
-    : buffer_(static_cast<char*>(buffer)), size_(size) {}
+StaticPlatform::StaticPlatform(void* buffer, std::size_t size) : buffer_(static_cast<char*>(buffer)), size_(size) {}
 
 bool StaticPlatform::inside(const void* p, std::size_t size) const {
   auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -25,8 +24,12 @@ void* StaticPlatform::reserve(std::size_t size, std::size_t align) {
   return buffer_ + off;
 }
 
-bool StaticPlatform::commit(void* p, std::size_t size) { return inside(p, size); }
-bool StaticPlatform::decommit(void* p, std::size_t size) { return inside(p, size); }
+bool StaticPlatform::commit(void* p, std::size_t size) {
+  return inside(p, size);
+}
+bool StaticPlatform::decommit(void* p, std::size_t size) {
+  return inside(p, size);
+}
 bool StaticPlatform::protect(void* p, std::size_t size, Prot prot) {
   return inside(p, size) && prot == Prot::kReadWrite;
 }

@@ -36,14 +36,14 @@ enum PageFlags : std::uint32_t {
   PG_slab = 1u << 2,
   PG_head = 1u << 3,
   PG_tail = 1u << 4,
-  PG_large = 1u << 5,     // large kmalloc (page-level, owned)
-  PG_pages = 1u << 6,     // alloc_pages() block handed to a caller
-  PG_vmalloc = 1u << 7,   // frame backing a vmalloc area
-  PG_process = 1u << 8,   // frame owned by a modelled user process (vm/, nommu/)
-  PG_pgtable = 1u << 9,   // frame holding a page table
+  PG_large = 1u << 5,            // large kmalloc (page-level, owned)
+  PG_pages = 1u << 6,            // alloc_pages() block handed to a caller
+  PG_vmalloc = 1u << 7,          // frame backing a vmalloc area
+  PG_process = 1u << 8,          // frame owned by a modelled user process (vm/, nommu/)
+  PG_pgtable = 1u << 9,          // frame holding a page table
   PG_offslab_owners = 1u << 10,  // slab head: owners live in tail descriptors
-  PG_range_end = 1u << 11,  // range allocator: first or last frame of a free run (with PG_buddy)
-  PG_guarded = 1u << 12,    // large head: the last frame is a guard page
+  PG_range_end = 1u << 11,       // range allocator: first or last frame of a free run (with PG_buddy)
+  PG_guarded = 1u << 12,         // large head: the last frame is a guard page
 };
 
 // Owner bytes a tail descriptor can hold for its slab (see slab/slab.h).
@@ -51,13 +51,13 @@ inline constexpr unsigned kTailOwnerBytes = 16;
 
 struct Page {
   std::uint32_t flags;
-  std::uint8_t order;     // free block order (PG_buddy) or allocation order (PG_head)
-  std::uint8_t owner;     // protector: owner of a page-level allocation (PG_large/PG_pages)
-  std::uint16_t cache_id; // PG_slab head: index of its kmem_cache in the kernel's table
-  std::uint32_t refcount; // _refcount: users of the frame (1 while allocated)
+  std::uint8_t order;      // free block order (PG_buddy) or allocation order (PG_head)
+  std::uint8_t owner;      // protector: owner of a page-level allocation (PG_large/PG_pages)
+  std::uint16_t cache_id;  // PG_slab head: index of its kmem_cache in the kernel's table
+  std::uint32_t refcount;  // _refcount: users of the frame (1 while allocated)
   // Named outside the union: ISO C++ allows only data members in an anonymous union
   // (clang -Wpedantic rejects anonymous structs there).
-  struct Lru {            // buddy free lists, slab partial/full lists
+  struct Lru {  // buddy free lists, slab partial/full lists
     pfn_t next;
     pfn_t prev;
     std::uint32_t freelist;  // slab: offset of the first free object, kNoObject if none
@@ -94,7 +94,8 @@ struct Page {
   // racing on the same block wins. Returns the owner it had (kOwnerFree: already claimed).
   owner_t claim_owner() { return __atomic_exchange_n(&owner, static_cast<owner_t>(0), __ATOMIC_ACQ_REL); }
   bool claim_owner_if(owner_t expected) {
-    return __atomic_compare_exchange_n(&owner, &expected, static_cast<owner_t>(0), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return __atomic_compare_exchange_n(&owner, &expected, static_cast<owner_t>(0), false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED);
   }
   std::uint16_t get_cache_id() const { return __atomic_load_n(&cache_id, __ATOMIC_RELAXED); }
   void set_cache_id(std::uint16_t id) { __atomic_store_n(&cache_id, id, __ATOMIC_RELAXED); }

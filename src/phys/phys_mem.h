@@ -58,7 +58,9 @@ class PhysMem {
 
   static constexpr pfn_t phys_to_pfn(phys_addr_t pa) { return static_cast<pfn_t>(pa >> kPageShift); }
   static constexpr phys_addr_t pfn_to_phys(pfn_t pfn) { return phys_addr_t{pfn} << kPageShift; }
-  static constexpr std::uint32_t phys_page_offset(phys_addr_t pa) { return static_cast<std::uint32_t>(pa & (kPageSize - 1)); }
+  static constexpr std::uint32_t phys_page_offset(phys_addr_t pa) {
+    return static_cast<std::uint32_t>(pa & (kPageSize - 1));
+  }
 
   bool pfn_valid(pfn_t pfn) const { return pfn >= base_pfn_ && pfn - base_pfn_ < nr_pages_; }
   bool owns(const void* p) const {
@@ -69,17 +71,13 @@ class PhysMem {
 
   Page* pfn_to_page(pfn_t pfn) const { return mem_map_ + (pfn - base_pfn_); }
   pfn_t page_to_pfn(const Page* page) const { return base_pfn_ + static_cast<pfn_t>(page - mem_map_); }
-  void* page_address(const Page* page) const {
-    return base_ + (std::size_t(page - mem_map_) << kPageShift);
-  }
+  void* page_address(const Page* page) const { return base_ + (std::size_t(page - mem_map_) << kPageShift); }
   void* pfn_to_virt(pfn_t pfn) const { return base_ + (std::size_t(pfn - base_pfn_) << kPageShift); }
   pfn_t virt_to_pfn(const void* p) const {
     return base_pfn_ + static_cast<pfn_t>((static_cast<const char*>(p) - base_) >> kPageShift);
   }
   // Caller guarantees owns(p).
-  Page* virt_to_page(const void* p) const {
-    return mem_map_ + ((static_cast<const char*>(p) - base_) >> kPageShift);
-  }
+  Page* virt_to_page(const void* p) const { return mem_map_ + ((static_cast<const char*>(p) - base_) >> kPageShift); }
   phys_addr_t virt_to_phys(const void* p) const {
     return phys_offset() + static_cast<phys_addr_t>(static_cast<const char*>(p) - base_);
   }
@@ -94,7 +92,7 @@ class PhysMem {
   Page* mem_map_ = nullptr;
   pfn_t base_pfn_ = 0;
   pfn_t nr_pages_ = 0;
-  pfn_t boot_pages_ = 0;  // frames from the start taken by mem_map and memblock
+  pfn_t boot_pages_ = 0;    // frames from the start taken by mem_map and memblock
   pfn_t online_pages_ = 0;  // frames [0, online_pages_) have initialised descriptors
 };
 

@@ -44,7 +44,10 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
       if (o) out.ch(',');
       out.u(nr[o]);
     }
-    out.str("],\"free_pages\":").u(k.zone().free_pages()).str(",\"largest_free_pages\":").u(k.zone().largest_free_block());
+    out.str("],\"free_pages\":")
+        .u(k.zone().free_pages())
+        .str(",\"largest_free_pages\":")
+        .u(k.zone().largest_free_block());
     out.str(",\"watermarks\":{\"min\":").u(k.zone().watermarks().min).str(",\"low\":").u(k.zone().watermarks().low);
     out.str(",\"high\":").u(k.zone().watermarks().high).str("}}\n");
     return true;
@@ -59,7 +62,12 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
       out.str("{\"name\":");
       json_string(out, c->name);
       out.str(",\"active_objs\":").u(c->active_objects()).str(",\"num_objs\":").u(c->total_objects());
-      out.str(",\"objsize\":").u(c->size).str(",\"objperslab\":").u(c->objects).str(",\"pagesperslab\":").u(1u << c->order);
+      out.str(",\"objsize\":")
+          .u(c->size)
+          .str(",\"objperslab\":")
+          .u(c->objects)
+          .str(",\"pagesperslab\":")
+          .u(1u << c->order);
       out.str(",\"num_slabs\":").u(c->nr_slabs.load()).ch('}');
     }
     out.str("]\n");
@@ -88,7 +96,11 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
     out.str("{\"mode\":\"").str(protector_mode_name(k.collector().mode())).str("\",\"passes\":").u(s.passes);
     out.str(",\"leak_objects\":").u(s.leak_objects).str(",\"leak_bytes\":").u(s.leak_bytes);
     out.str(",\"referenced_objects\":").u(s.referenced_objects).str(",\"referenced_bytes\":").u(s.referenced_bytes);
-    out.str(",\"reclaimed_objects\":").u(s.reclaimed_objects).str(",\"reclaimed_bytes\":").u(s.reclaimed_bytes).str("}\n");
+    out.str(",\"reclaimed_objects\":")
+        .u(s.reclaimed_objects)
+        .str(",\"reclaimed_bytes\":")
+        .u(s.reclaimed_bytes)
+        .str("}\n");
     return true;
   }
   for (unsigned i = 0; i < kNrFaultPoints; ++i) {
@@ -100,7 +112,12 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
     out.str("{\"name\":\"").str(a.name).str("\",\"enabled\":").str(a.enabled.load() ? "true" : "false");
     out.str(",\"interval\":").u(a.interval.load()).str(",\"probability_ppm\":").u(a.probability_ppm.load());
     out.str(",\"times\":").i(a.times.load()).str(",\"space\":").i(a.space.load()).str(",\"seed\":").u(a.seed.load());
-    out.str(",\"verbose\":").u(a.verbose.load()).str(",\"calls\":").u(a.calls.load()).str(",\"failures\":").u(a.failures.load());
+    out.str(",\"verbose\":")
+        .u(a.verbose.load())
+        .str(",\"calls\":")
+        .u(a.calls.load())
+        .str(",\"failures\":")
+        .u(a.failures.load());
     out.str("}\n");
     return true;
   }

@@ -11,7 +11,10 @@ void slab_kb(Kernel& k, std::uint64_t* reclaimable, std::uint64_t* unreclaimable
     KmemCache* c = k.slab().cache(id);
     if (c == nullptr) continue;
     std::uint64_t kb = c->nr_slabs.load(std::memory_order_relaxed) * ((kPageSize << c->order) / 1024);
-    if (c->flags & SLAB_RECLAIM_ACCOUNT) rec += kb; else unrec += kb;
+    if (c->flags & SLAB_RECLAIM_ACCOUNT)
+      rec += kb;
+    else
+      unrec += kb;
   }
   *reclaimable = rec;
   *unreclaimable = unrec;

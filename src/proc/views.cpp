@@ -49,14 +49,22 @@ void print_allocinfo(Kernel& k, TextSink& out) {
     k.cache_usage(c, t);
     for (unsigned o = 1; o < kMaxOwners; ++o) {
       if (t[o].objects == 0) continue;
-      out.u(t[o].bytes, 12).ch(' ').u(t[o].objects, 8).str(" mm/slub.c:0 [").str(k.modules().owner_name(static_cast<owner_t>(o)));
+      out.u(t[o].bytes, 12)
+          .ch(' ')
+          .u(t[o].objects, 8)
+          .str(" mm/slub.c:0 [")
+          .str(k.modules().owner_name(static_cast<owner_t>(o)));
       out.str("] func:").str(c->flags & SLAB_KMALLOC ? "kmalloc" : "kmem_cache_alloc").ch(' ').str(c->name).nl();
     }
   }
   k.cache_usage(nullptr, t);
   for (unsigned o = 1; o < kMaxOwners; ++o) {
     if (t[o].objects == 0) continue;
-    out.u(t[o].bytes, 12).ch(' ').u(t[o].objects, 8).str(" mm/page_alloc.c:0 [").str(k.modules().owner_name(static_cast<owner_t>(o)));
+    out.u(t[o].bytes, 12)
+        .ch(' ')
+        .u(t[o].objects, 8)
+        .str(" mm/page_alloc.c:0 [")
+        .str(k.modules().owner_name(static_cast<owner_t>(o)));
     out.str("] func:alloc_pages").nl();
   }
   OwnerTally v[kMaxOwners] = {};
@@ -66,12 +74,18 @@ void print_allocinfo(Kernel& k, TextSink& out) {
   }
   for (unsigned o = 1; o < kMaxOwners; ++o) {
     if (v[o].objects == 0) continue;
-    out.u(v[o].bytes, 12).ch(' ').u(v[o].objects, 8).str(" mm/vmalloc.c:0 [").str(k.modules().owner_name(static_cast<owner_t>(o)));
+    out.u(v[o].bytes, 12)
+        .ch(' ')
+        .u(v[o].objects, 8)
+        .str(" mm/vmalloc.c:0 [")
+        .str(k.modules().owner_name(static_cast<owner_t>(o)));
     out.str("] func:vmalloc").nl();
   }
 }
 
-void print_vmallocinfo(Kernel& k, TextSink& out) { k.vmalloc_space().print_info(out, k.modules()); }
+void print_vmallocinfo(Kernel& k, TextSink& out) {
+  k.vmalloc_space().print_info(out, k.modules());
+}
 
 namespace {
 
@@ -83,7 +97,8 @@ void hex_dump(TextSink& out, const unsigned char* bytes, std::size_t n) {
     for (std::size_t i = row; i < end; ++i) out.hex(bytes[i], 2).ch(' ');
     for (std::size_t i = end; i < row + 16; ++i) out.str("   ");
     out.ch(' ');
-    for (std::size_t i = row; i < end; ++i) out.ch(bytes[i] >= 0x20 && bytes[i] < 0x7f ? static_cast<char>(bytes[i]) : '.');
+    for (std::size_t i = row; i < end; ++i)
+      out.ch(bytes[i] >= 0x20 && bytes[i] < 0x7f ? static_cast<char>(bytes[i]) : '.');
     out.nl();
   }
 }
@@ -130,8 +145,8 @@ void print_kmemleak(Kernel& k, TextSink& out) {
       step = page->lru.nr_pages;
       if (dead[page->owner]) {
         void* p = phys.page_address(page);
-        leak_entry(k, out, k.kva(p), Kmalloc::large_usable_bytes(page), static_cast<unsigned char*>(p),
-                   page->owner, page->is(PG_pages) ? "alloc_pages" : "kmalloc_large");
+        leak_entry(k, out, k.kva(p), Kmalloc::large_usable_bytes(page), static_cast<unsigned char*>(p), page->owner,
+                   page->is(PG_pages) ? "alloc_pages" : "kmalloc_large");
       }
     } else if (page->is(PG_buddy)) {
       step = pfn_t{1} << page->get_order();
@@ -140,8 +155,8 @@ void print_kmemleak(Kernel& k, TextSink& out) {
   }
   for (const VmArea* a = k.vmalloc_space().areas(); a != nullptr; a = a->next) {
     if (!dead[a->owner]) continue;
-    leak_entry(k, out, a->addr, static_cast<std::size_t>(a->requested) /* a vmalloc size_t */, static_cast<unsigned char*>(phys.pfn_to_virt(a->pages[0])), a->owner,
-               "vmalloc");
+    leak_entry(k, out, a->addr, static_cast<std::size_t>(a->requested) /* a vmalloc size_t */,
+               static_cast<unsigned char*>(phys.pfn_to_virt(a->pages[0])), a->owner, "vmalloc");
   }
 }
 
@@ -157,15 +172,25 @@ void print_extfrag(Kernel& k, TextSink& out, bool unusable) {
 }
 
 namespace {
-const char* const kPaths[] = {"/proc/meminfo",    "/proc/buddyinfo",   "/proc/slabinfo",
-                              "/proc/modules",    "/proc/allocinfo",   "/proc/vmallocinfo",
-                              "/sys/kernel/debug/kmemleak", "/sys/kernel/debug/extfrag/extfrag_index",
-                              "/sys/kernel/debug/extfrag/unusable_index", "/proc/dmesg",
-                              "/sys/kernel/debug/failslab", "/sys/kernel/debug/fail_page_alloc",
-                              "/sys/kernel/debug/fail_platform", nullptr};
+const char* const kPaths[] = {"/proc/meminfo",
+                              "/proc/buddyinfo",
+                              "/proc/slabinfo",
+                              "/proc/modules",
+                              "/proc/allocinfo",
+                              "/proc/vmallocinfo",
+                              "/sys/kernel/debug/kmemleak",
+                              "/sys/kernel/debug/extfrag/extfrag_index",
+                              "/sys/kernel/debug/extfrag/unusable_index",
+                              "/proc/dmesg",
+                              "/sys/kernel/debug/failslab",
+                              "/sys/kernel/debug/fail_page_alloc",
+                              "/sys/kernel/debug/fail_platform",
+                              nullptr};
 }
 
-const char* const* proc_paths() { return kPaths; }
+const char* const* proc_paths() {
+  return kPaths;
+}
 
 bool proc_read(Kernel& k, const char* path, TextSink& out) {
   std::size_t n = str_len(path);
@@ -176,22 +201,36 @@ bool proc_read(Kernel& k, const char* path, TextSink& out) {
     base[n - 5] = '\0';
     return proc_json(k, base, out);
   }
-  if (str_eq(path, "/proc/meminfo")) print_meminfo(k, out);
-  else if (str_eq(path, "/proc/buddyinfo")) print_buddyinfo(k, out);
-  else if (str_eq(path, "/proc/slabinfo")) print_slabinfo(k, out);
-  else if (str_eq(path, "/proc/modules")) print_modules(k, out);
-  else if (str_eq(path, "/proc/allocinfo")) print_allocinfo(k, out);
-  else if (str_eq(path, "/proc/vmallocinfo")) print_vmallocinfo(k, out);
-  else if (str_eq(path, "/sys/kernel/debug/kmemleak")) print_kmemleak(k, out);
-  else if (str_eq(path, "/sys/kernel/debug/extfrag/extfrag_index")) print_extfrag(k, out, false);
-  else if (str_eq(path, "/sys/kernel/debug/extfrag/unusable_index")) print_extfrag(k, out, true);
-  else if (str_eq(path, "/proc/dmesg")) k.dmesg(out);
+  if (str_eq(path, "/proc/meminfo"))
+    print_meminfo(k, out);
+  else if (str_eq(path, "/proc/buddyinfo"))
+    print_buddyinfo(k, out);
+  else if (str_eq(path, "/proc/slabinfo"))
+    print_slabinfo(k, out);
+  else if (str_eq(path, "/proc/modules"))
+    print_modules(k, out);
+  else if (str_eq(path, "/proc/allocinfo"))
+    print_allocinfo(k, out);
+  else if (str_eq(path, "/proc/vmallocinfo"))
+    print_vmallocinfo(k, out);
+  else if (str_eq(path, "/sys/kernel/debug/kmemleak"))
+    print_kmemleak(k, out);
+  else if (str_eq(path, "/sys/kernel/debug/extfrag/extfrag_index"))
+    print_extfrag(k, out, false);
+  else if (str_eq(path, "/sys/kernel/debug/extfrag/unusable_index"))
+    print_extfrag(k, out, true);
+  else if (str_eq(path, "/proc/dmesg"))
+    k.dmesg(out);
   // Fault injection (base/fault_inject.h): the attributes Linux keeps as one file each in
   // /sys/kernel/debug/failslab/, one per line, with the calls seen and failures injected.
-  else if (str_eq(path, "/sys/kernel/debug/failslab")) fault_print(FaultPoint::kSlab, out);
-  else if (str_eq(path, "/sys/kernel/debug/fail_page_alloc")) fault_print(FaultPoint::kPage, out);
-  else if (str_eq(path, "/sys/kernel/debug/fail_platform")) fault_print(FaultPoint::kPlatform, out);
-  else return false;
+  else if (str_eq(path, "/sys/kernel/debug/failslab"))
+    fault_print(FaultPoint::kSlab, out);
+  else if (str_eq(path, "/sys/kernel/debug/fail_page_alloc"))
+    fault_print(FaultPoint::kPage, out);
+  else if (str_eq(path, "/sys/kernel/debug/fail_platform"))
+    fault_print(FaultPoint::kPlatform, out);
+  else
+    return false;
   return true;
 }
 

@@ -11,17 +11,21 @@ namespace kmm {
 
 const char* protector_mode_name(ProtectorMode m) {
   switch (m) {
-    case ProtectorMode::kOff: return "off";
-    case ProtectorMode::kReport: return "report";
-    case ProtectorMode::kReclaim: return "reclaim";
-    case ProtectorMode::kReclaimUnreachable: return "reclaim-unreachable";
+    case ProtectorMode::kOff:
+      return "off";
+    case ProtectorMode::kReport:
+      return "report";
+    case ProtectorMode::kReclaim:
+      return "reclaim";
+    case ProtectorMode::kReclaimUnreachable:
+      return "reclaim-unreachable";
   }
   return "?";
 }
 
 bool parse_protector_mode(const char* s, ProtectorMode* out) {
-  for (ProtectorMode m : {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim,
-                          ProtectorMode::kReclaimUnreachable}) {
+  for (ProtectorMode m :
+       {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable}) {
     if (str_eq(s, protector_mode_name(m))) {
       *out = m;
       return true;
@@ -226,7 +230,8 @@ void Collector::visit_slab(Page* head) {
           }
         }
         break;
-      case Phase::kIdle: break;
+      case Phase::kIdle:
+        break;
     }
   }
 }
@@ -254,7 +259,8 @@ void Collector::visit_large(Page* head) {
         if (freed) kmalloc_->free_large(head);
       }
       break;
-    case Phase::kIdle: break;
+    case Phase::kIdle:
+      break;
   }
 }
 
@@ -268,7 +274,9 @@ void Collector::visit_spaces() {
         [](void* arg, void* addr, std::size_t bytes, owner_t o, void* handle) {
           auto* x = static_cast<Ctx*>(arg);
           Collector* self = x->c;
-          auto scan = [](void* a, const void* piece, std::size_t n) { static_cast<Collector*>(a)->scan_range(piece, n); };
+          auto scan = [](void* a, const void* piece, std::size_t n) {
+            static_cast<Collector*>(a)->scan_range(piece, n);
+          };
           switch (self->phase_) {
             case Phase::kMarkLive:
               if (!self->dead_[o]) x->s->for_each_piece(handle, scan, self);
@@ -284,7 +292,8 @@ void Collector::visit_spaces() {
                 if (freed) x->s->free_block(handle);
               }
               break;
-            case Phase::kIdle: break;
+            case Phase::kIdle:
+              break;
           }
         },
         &ctx);
@@ -424,7 +433,8 @@ bool Collector::slice(std::uint64_t now_ns) {
       case Phase::kSweep:
         finish(now_ns);
         return true;
-      case Phase::kIdle: break;
+      case Phase::kIdle:
+        break;
     }
   }
   return false;

@@ -62,10 +62,10 @@ class OwnedSpace {
 
 struct CollectorStats {
   std::uint64_t passes = 0;
-  std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;     // since boot
-  std::uint64_t leak_objects = 0, leak_bytes = 0;               // found, still there
-  std::uint64_t referenced_objects = 0, referenced_bytes = 0;   // spared by the scan
-  std::uint64_t scanned_bytes = 0;                              // reachability scan, since boot
+  std::uint64_t reclaimed_objects = 0, reclaimed_bytes = 0;    // since boot
+  std::uint64_t leak_objects = 0, leak_bytes = 0;              // found, still there
+  std::uint64_t referenced_objects = 0, referenced_bytes = 0;  // spared by the scan
+  std::uint64_t scanned_bytes = 0;                             // reachability scan, since boot
   std::uint64_t slices = 0;
 };
 
@@ -73,8 +73,8 @@ using LogFn = void (*)(void* arg, const char* line, std::size_t len);
 
 class Collector {
  public:
-  void init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
-            LogFn log, void* log_arg);
+  void init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns, LogFn log,
+            void* log_arg);
   void set_mode(ProtectorMode m) { mode_ = m; }
   ProtectorMode mode() const { return mode_; }
   void set_delay(std::uint64_t ns) { delay_ns_ = ns; }

@@ -11,11 +11,16 @@ namespace kmm {
 
 const char* module_error_text(ModuleError e) {
   switch (e) {
-    case ModuleError::kOk: return "ok";
-    case ModuleError::kAlreadyLoaded: return "module is already loaded";
-    case ModuleError::kNotLoaded: return "module is not loaded";
-    case ModuleError::kTableFull: return "module table is full";
-    case ModuleError::kBadName: return "bad module name";
+    case ModuleError::kOk:
+      return "ok";
+    case ModuleError::kAlreadyLoaded:
+      return "module is already loaded";
+    case ModuleError::kNotLoaded:
+      return "module is not loaded";
+    case ModuleError::kTableFull:
+      return "module table is full";
+    case ModuleError::kBadName:
+      return "bad module name";
   }
   return "?";
 }
@@ -80,7 +85,8 @@ ModuleError ModuleRegistry::unload(const char* name, std::uint64_t now_ns, owner
 owner_t ModuleRegistry::find_live(const char* name) const {
   LockGuard g(lock_);
   for (unsigned i = 0; i < kMaxModules; ++i) {
-    if (slots_[i].state == ModuleState::kLive && str_eq(slots_[i].name, name)) return static_cast<owner_t>(i + kOwnerFirstModule);
+    if (slots_[i].state == ModuleState::kLive && str_eq(slots_[i].name, name))
+      return static_cast<owner_t>(i + kOwnerFirstModule);
   }
   return kOwnerFree;
 }

@@ -31,10 +31,10 @@ enum class ModuleState : std::uint8_t { kFree, kLive, kGone, kDormant };
 struct Module {
   char name[kModuleNameLen];
   ModuleState state;
-  bool leaks_reported;           // report mode: this instance's leaks were logged
-  std::uint32_t instance;        // how many times a module of this name was loaded before
-  std::uint64_t core_size;       // "size" column of /proc/modules
-  std::uint64_t address;         // load address shown in /proc/modules
+  bool leaks_reported;      // report mode: this instance's leaks were logged
+  std::uint32_t instance;   // how many times a module of this name was loaded before
+  std::uint64_t core_size;  // "size" column of /proc/modules
+  std::uint64_t address;    // load address shown in /proc/modules
   std::uint64_t load_ns, unload_ns;
 };
 

@@ -58,23 +58,32 @@ void* arena_alloc(std::size_t size, std::size_t align) {
 bool parse_duration_ns(const OptionView& o, std::uint64_t* ns) {
   std::uint64_t v = 0;
   std::size_t i = 0;
-  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i) v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
+  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i)
+    v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
   if (i == 0) return false;
   const char* unit = o.value + i;
   std::size_t n = o.value_len - i;
   auto is = [&](const char* u) { return n == str_len(u) && std::memcmp(unit, u, n) == 0; };
-  if (n == 0 || is("s")) *ns = v * 1'000'000'000ull;
-  else if (is("ms")) *ns = v * 1'000'000ull;
-  else if (is("us")) *ns = v * 1'000ull;
-  else if (is("ns")) *ns = v;
-  else return false;
+  if (n == 0 || is("s"))
+    *ns = v * 1'000'000'000ull;
+  else if (is("ms"))
+    *ns = v * 1'000'000ull;
+  else if (is("us"))
+    *ns = v * 1'000ull;
+  else if (is("ns"))
+    *ns = v;
+  else
+    return false;
   return true;
 }
 
 bool bool_value(const OptionView& o, bool* out) {
-  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true")) *out = true;
-  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false")) *out = false;
-  else return false;
+  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true"))
+    *out = true;
+  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false"))
+    *out = false;
+  else
+    return false;
   return true;
 }
 
@@ -82,7 +91,8 @@ bool bool_value(const OptionView& o, bool* out) {
 // fail_verbose, which apply to all three points (':' separates options, so one key a knob).
 bool is_fault_key(const OptionView& o) {
   FaultPoint p;
-  if (o.key_len > 5 && std::memcmp(o.key, "fail_", 5) == 0 && fault_point_from_name(o.key + 5, o.key_len - 5, &p)) return true;
+  if (o.key_len > 5 && std::memcmp(o.key, "fail_", 5) == 0 && fault_point_from_name(o.key + 5, o.key_len - 5, &p))
+    return true;
   return o.key_is("fail_seed") || o.key_is("fail_times") || o.key_is("fail_space") || o.key_is("fail_verbose");
 }
 
@@ -105,10 +115,14 @@ bool fault_option(Options* opts, const OptionView& o) {
   }
   if (!ok) return false;
   for (auto& c : opts->fault) {
-    if (o.key_is("fail_space")) c.space = size;
-    else if (o.key_is("fail_seed")) c.seed = static_cast<std::uint64_t>(v);
-    else if (o.key_is("fail_times")) c.times = v;
-    else c.verbose = static_cast<unsigned>(v);
+    if (o.key_is("fail_space"))
+      c.space = size;
+    else if (o.key_is("fail_seed"))
+      c.seed = static_cast<std::uint64_t>(v);
+    else if (o.key_is("fail_times"))
+      c.times = v;
+    else
+      c.verbose = static_cast<unsigned>(v);
   }
   return true;
 }
@@ -132,9 +146,12 @@ bool visit_option(const OptionView& o, void* arg) {
       opts->stats = n != 0;
     }
   } else if (o.key_is("on_error")) {
-    if (o.value_is("report")) opts->on_error_report = true;
-    else if (o.value_is("abort")) opts->on_error_report = false;
-    else ok = false;
+    if (o.value_is("report"))
+      opts->on_error_report = true;
+    else if (o.value_is("abort"))
+      opts->on_error_report = false;
+    else
+      ok = false;
   } else if (o.key_is("thread_cache")) {
     ok = bool_value(o, &opts->thread_cache);
   } else if (o.key_is("live")) {
@@ -175,7 +192,7 @@ void read_options_text(char* buf, std::size_t cap) {
   int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   static char chunk[4096];
-  std::size_t match = 0;      // bytes of kKey matched at the start of the current entry
+  std::size_t match = 0;  // bytes of kKey matched at the start of the current entry
   bool at_start = true, copying = false, skipping = false;
   std::size_t out = 0;
   for (;;) {
@@ -316,8 +333,8 @@ constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;    // 8 KiB
 // most 1/4 of the size (16 bytes up to 128): kmalloc's coarse classes waste up to half of a
 // 700..2048-byte block. Every class is a multiple of 16 (glibc's alignment). A class table
 // indexed by (size + 15) / 16 picks the cache with no branches.
-constexpr std::uint32_t kExtraClasses[] = {48, 80, 112, 160, 224, 320, 384, 448, 640, 768, 896,
-                                           1280, 1536, 1792, 2560, 3072, 3584, 6144};
+constexpr std::uint32_t kExtraClasses[] = {48,  80,  112,  160,  224,  320,  384,  448,  640,
+                                           768, 896, 1280, 1536, 1792, 2560, 3072, 3584, 6144};
 KmemCache* g_class[kMaxClassBytes / 16 + 1];
 
 void build_classes(Kernel* k) {
@@ -338,7 +355,8 @@ void build_classes(Kernel* k) {
 }
 
 inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
-  if (__builtin_expect(size <= kMaxClassBytes, 1)) return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner, size);
+  if (__builtin_expect(size <= kMaxClassBytes, 1))
+    return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner, size);
   return k->kmalloc_layer().kmalloc(size, GFP_KERNEL, owner);
 }
 }  // namespace
@@ -355,7 +373,7 @@ void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
   if (__builtin_mul_overflow(n, size, &bytes)) return nullptr;
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
-  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner);        // fresh mappings are zero
+  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner);         // fresh mappings are zero
   void* p = ram_alloc(k, bytes, owner);
   if (p != nullptr) std::memset(p, 0, bytes);
   return p;
@@ -385,7 +403,8 @@ void release(void* p, const char* action) {
   }
   if (huge_free(p)) return;
   if (in_bootstrap(p)) return;
-  report({ErrorKind::kForeignPointer, action, p, nullptr, 0, "not allocated by kmm (before the preload took over, or a bad pointer)"});
+  report({ErrorKind::kForeignPointer, action, p, nullptr, 0,
+          "not allocated by kmm (before the preload took over, or a bad pointer)"});
 }
 
 std::size_t usable_size(const void* p) {

@@ -26,7 +26,7 @@ struct Entry {
   std::uintptr_t key;        // user pointer; 0 = empty
   std::uintptr_t map_start;  // mapping start (may precede key when over-aligned)
   std::size_t map_bytes;
-  std::size_t usable;        // bytes from key to the end of the mapping
+  std::size_t usable;  // bytes from key to the end of the mapping
   owner_t owner;
 };
 
@@ -36,11 +36,14 @@ Entry* g_table = nullptr;
 std::size_t g_count = 0;
 OwnerTally g_usage[kMaxOwners];
 
-std::size_t slot_of(std::uintptr_t key) { return static_cast<std::size_t>((key >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (kSlots - 1); }
+std::size_t slot_of(std::uintptr_t key) {
+  return static_cast<std::size_t>((key >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (kSlots - 1);
+}
 
 bool ensure_table() {
   if (g_table != nullptr) return true;
-  void* t = ::mmap(nullptr, kSlots * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* t = ::mmap(nullptr, kSlots * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
   if (t == MAP_FAILED) return false;
   g_table = static_cast<Entry*>(t);
   return true;
@@ -86,8 +89,12 @@ bool insert_locked(const Entry& e) {
 
 }  // namespace
 
-void huge_lock() { g_lock.lock(); }
-void huge_unlock() { g_lock.unlock(); }
+void huge_lock() {
+  g_lock.lock();
+}
+void huge_unlock() {
+  g_lock.unlock();
+}
 
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   if (align < kPageSize) align = kPageSize;

@@ -51,7 +51,8 @@ inline void* do_memalign(std::size_t align, std::size_t n, const void* ra) {
 }
 
 [[noreturn]] void new_failed(std::size_t n) {
-  report({ErrorKind::kSizeOverflow, "operator new", nullptr, nullptr, n, "out of memory (kmm has no exceptions: abort)"});
+  report(
+      {ErrorKind::kSizeOverflow, "operator new", nullptr, nullptr, n, "out of memory (kmm has no exceptions: abort)"});
   fatal("operator new: out of memory");
 }
 
@@ -69,14 +70,18 @@ inline void* do_new_aligned(std::size_t n, std::size_t align, const void* ra) {
 
 }  // namespace
 
-KMM_EXPORT void* malloc(std::size_t n) { return do_malloc(n, __builtin_return_address(0)); }
+KMM_EXPORT void* malloc(std::size_t n) {
+  return do_malloc(n, __builtin_return_address(0));
+}
 
 KMM_EXPORT void free(void* p) {
   if (p == nullptr) return;
   release(p, free_action(__builtin_return_address(0), "free"));
 }
 
-KMM_EXPORT void cfree(void* p) { release(p, free_action(__builtin_return_address(0), "free")); }
+KMM_EXPORT void cfree(void* p) {
+  release(p, free_action(__builtin_return_address(0), "free"));
+}
 
 KMM_EXPORT void* calloc(std::size_t n, std::size_t size) {
   std::size_t bytes;
@@ -123,9 +128,13 @@ KMM_EXPORT void* aligned_alloc(std::size_t align, std::size_t n) {
   return do_memalign(align, n, __builtin_return_address(0));
 }
 
-KMM_EXPORT void* memalign(std::size_t align, std::size_t n) { return do_memalign(align, n, __builtin_return_address(0)); }
+KMM_EXPORT void* memalign(std::size_t align, std::size_t n) {
+  return do_memalign(align, n, __builtin_return_address(0));
+}
 
-KMM_EXPORT void* valloc(std::size_t n) { return do_memalign(kPageSize, n, __builtin_return_address(0)); }
+KMM_EXPORT void* valloc(std::size_t n) {
+  return do_memalign(kPageSize, n, __builtin_return_address(0));
+}
 
 KMM_EXPORT void* pvalloc(std::size_t n) {
   std::size_t r = (n + kPageSize - 1) & ~(kPageSize - 1);
@@ -133,16 +142,26 @@ KMM_EXPORT void* pvalloc(std::size_t n) {
   return do_memalign(kPageSize, r == 0 ? kPageSize : r, __builtin_return_address(0));
 }
 
-KMM_EXPORT std::size_t malloc_usable_size(void* p) { return usable_size(p); }
+KMM_EXPORT std::size_t malloc_usable_size(void* p) {
+  return usable_size(p);
+}
 
 // glibc extras some programs call; harmless answers.
-KMM_EXPORT int malloc_trim(std::size_t) { return 0; }
-KMM_EXPORT int mallopt(int, int) { return 1; }
+KMM_EXPORT int malloc_trim(std::size_t) {
+  return 0;
+}
+KMM_EXPORT int mallopt(int, int) {
+  return 1;
+}
 
 // --- C++ ----------------------------------------------------------------------------------------
 
-KMM_CXX_EXPORT void* operator new(std::size_t n) { return do_new(n, __builtin_return_address(0)); }
-KMM_CXX_EXPORT void* operator new[](std::size_t n) { return do_new(n, __builtin_return_address(0)); }
+KMM_CXX_EXPORT void* operator new(std::size_t n) {
+  return do_new(n, __builtin_return_address(0));
+}
+KMM_CXX_EXPORT void* operator new[](std::size_t n) {
+  return do_new(n, __builtin_return_address(0));
+}
 KMM_CXX_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   return alloc(n, owner_for(__builtin_return_address(0)));
 }
@@ -162,18 +181,42 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std
   return alloc_aligned(static_cast<std::size_t>(a), n, owner_for(__builtin_return_address(0)));
 }
 
-#define KMM_DELETE_BODY                                                        \
+#define KMM_DELETE_BODY \
   if (p != nullptr) release(p, free_action(__builtin_return_address(0), "operator delete"))
 
-KMM_CXX_EXPORT void operator delete(void* p) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete(void* p, std::size_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p, std::size_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
-KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { KMM_DELETE_BODY; }
+KMM_CXX_EXPORT void operator delete(void* p) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete(void* p, std::size_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p, std::size_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  KMM_DELETE_BODY;
+}
+KMM_CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  KMM_DELETE_BODY;
+}

@@ -58,7 +58,7 @@ constexpr unsigned kMaxPlugins = 128;
 SpinLock g_mod_lock;  // writers of the table; outermost shim lock
 Plugin g_plugins[kMaxPlugins];
 unsigned g_nr_plugins = 0;
-unsigned g_seq = 0;   // odd while a writer edits the table
+unsigned g_seq = 0;  // odd while a writer edits the table
 
 SpinLock g_idle_lock;  // one Kernel::idle at a time
 bool g_collector_started = false;
@@ -80,8 +80,14 @@ void resolve_real() {
   t_in_dlsym = false;
 }
 
-void write_begin() { __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE); __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-void write_end() { __atomic_thread_fence(__ATOMIC_SEQ_CST); __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE); }
+void write_begin() {
+  __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+void write_end() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE);
+}
 
 void update_hull_locked() {
   std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
@@ -94,8 +100,8 @@ void update_hull_locked() {
 }
 
 struct RangeQuery {
-  std::uintptr_t base;   // l_addr of the object
-  const char* name;      // l_name
+  std::uintptr_t base;  // l_addr of the object
+  const char* name;     // l_name
   std::uintptr_t lo, hi;
   bool found;
 };
@@ -136,19 +142,21 @@ bool range_still_mapped(std::uintptr_t lo) {
     std::uintptr_t lo;
     bool found;
   } q{lo, false};
-  dl_iterate_phdr([](struct dl_phdr_info* info, std::size_t, void* arg) -> int {
-    auto* qq = static_cast<Q*>(arg);
-    for (unsigned i = 0; i < info->dlpi_phnum; ++i) {
-      const auto& ph = info->dlpi_phdr[i];
-      if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
-      std::uintptr_t a = info->dlpi_addr + ph.p_vaddr;
-      if (qq->lo >= a && qq->lo < a + ph.p_memsz) {
-        qq->found = true;
-        return 1;
-      }
-    }
-    return 0;
-  }, &q);
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, std::size_t, void* arg) -> int {
+        auto* qq = static_cast<Q*>(arg);
+        for (unsigned i = 0; i < info->dlpi_phnum; ++i) {
+          const auto& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+          std::uintptr_t a = info->dlpi_addr + ph.p_vaddr;
+          if (qq->lo >= a && qq->lo < a + ph.p_memsz) {
+            qq->found = true;
+            return 1;
+          }
+        }
+        return 0;
+      },
+      &q);
   return q.found;
 }
 
@@ -159,11 +167,13 @@ std::uint64_t mono_ns() {
 }
 
 void* collector_main(void*) {
-  struct sched_param sp{};
+  struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
   std::uint64_t last = mono_ns();
   for (;;) {
-    struct timespec ts{0, 100'000'000};
+    struct timespec ts {
+      0, 100'000'000
+    };
     nanosleep(&ts, nullptr);
     Kernel* k = g_kernel;
     std::uint64_t now = mono_ns();
@@ -312,8 +322,10 @@ owner_t plugin_owner_slow(std::uintptr_t ra) {
       unsigned mid = (lo + hi) / 2;
       std::uintptr_t a = __atomic_load_n(&g_plugins[mid].lo, __ATOMIC_RELAXED);
       std::uintptr_t b = __atomic_load_n(&g_plugins[mid].hi, __ATOMIC_RELAXED);
-      if (ra < a) hi = mid;
-      else if (ra >= b) lo = mid + 1;
+      if (ra < a)
+        hi = mid;
+      else if (ra >= b)
+        lo = mid + 1;
       else {
         found = __atomic_load_n(&g_plugins[mid].owner, __ATOMIC_RELAXED);
         break;
@@ -326,8 +338,9 @@ owner_t plugin_owner_slow(std::uintptr_t ra) {
 
 const char* free_action(const void* ra, const char* base) {
   auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (__builtin_expect(a < __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) ||
-                           a >= __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED), 1)) {
+  if (__builtin_expect(
+          a < __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) || a >= __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED),
+          1)) {
     return base;
   }
   // Only plain frees name their plug-in (the table's strings say "free by NAME").
@@ -347,8 +360,12 @@ void modules_fork_unlock() {
   g_idle_lock.unlock();
   g_mod_lock.unlock();
 }
-void modules_fork_child() { g_collector_started = false; }
-void collector_poke() { g_poked = true; }
+void modules_fork_child() {
+  g_collector_started = false;
+}
+void collector_poke() {
+  g_poked = true;
+}
 
 }  // namespace kmm::shim
 
@@ -373,9 +390,15 @@ KMM_EXPORT int dlclose(void* handle) {
 
 // --- the kmm_* API -------------------------------------------------------------------------
 
-KMM_EXPORT void* kmm_malloc(size_t size) { return alloc(size, owner_for(__builtin_return_address(0))); }
-KMM_EXPORT void kmm_free(void* p) { release(p, "kmm_free"); }
-KMM_EXPORT int kmm_active(void) { return kernel() != nullptr ? 1 : 0; }
+KMM_EXPORT void* kmm_malloc(size_t size) {
+  return alloc(size, owner_for(__builtin_return_address(0)));
+}
+KMM_EXPORT void kmm_free(void* p) {
+  release(p, "kmm_free");
+}
+KMM_EXPORT int kmm_active(void) {
+  return kernel() != nullptr ? 1 : 0;
+}
 
 KMM_EXPORT int kmm_module_load(const char* name) {
   Kernel* k = kernel();

@@ -35,12 +35,12 @@ struct Options {
   ProtectorMode protect = ProtectorMode::kReport;
   std::uint64_t gc_delay_ns = 5'000'000'000ull;
   bool stats = false;
-  char stats_path[256] = {};   // stats=PATH: write the exit stats there instead of stderr
+  char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr
   bool on_error_report = false;
   bool thread_cache = true;
-  bool live = false;           // serve `kmm stat PID` (stat.cpp)
-  std::uint64_t ram = 0;       // 0: the default reservation
-  HardeningConfig hardening;   // freelist_hardened, redzone, poison, guard_pages, quarantine
+  bool live = false;          // serve `kmm stat PID` (stat.cpp)
+  std::uint64_t ram = 0;      // 0: the default reservation
+  HardeningConfig hardening;  // freelist_hardened, redzone, poison, guard_pages, quarantine
   // Fault injection (base/fault_inject.h): fail_slab=, fail_page=, fail_platform= (N: every
   // Nth call; P%: a random share), and fail_seed/fail_times/fail_space/fail_verbose for all
   // three; armed after boot (docs/PRELOAD.md).
@@ -60,12 +60,13 @@ inline Kernel* kernel() {
 
 // The owner of an allocation made from return address ra (plug-in range lookup, else the
 // thread's scope). Cheap when no plug-in is loaded: one load and a compare.
-extern std::uintptr_t g_plugin_lo, g_plugin_hi;   // [min, max) of all plug-in text ranges
+extern std::uintptr_t g_plugin_lo, g_plugin_hi;  // [min, max) of all plug-in text ranges
 owner_t plugin_owner_slow(std::uintptr_t ra);
 inline owner_t owner_for(const void* ra) {
   auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (__builtin_expect(a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
-                           a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED), 0)) {
+  if (__builtin_expect(
+          a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) && a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED),
+          0)) {
     owner_t o = plugin_owner_slow(a);
     if (o != kOwnerFree) return o;
   }
@@ -86,12 +87,12 @@ bool set_block_owner(const void* p, owner_t owner);
 
 // Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner);
-bool huge_free(void* p);                          // false: not a huge block
-std::size_t huge_size(const void* p);             // 0: not a huge block
-void* huge_resize(void* p, std::size_t size);     // in place or moved (mremap); null on failure
+bool huge_free(void* p);                       // false: not a huge block
+std::size_t huge_size(const void* p);          // 0: not a huge block
+void* huge_resize(void* p, std::size_t size);  // in place or moved (mremap); null on failure
 owner_t huge_owner(const void* p);
 bool huge_set_owner(const void* p, owner_t o);
-void huge_usage(OwnerTally* out);                 // adds per-owner huge usage to out
+void huge_usage(OwnerTally* out);  // adds per-owner huge usage to out
 void huge_lock();
 void huge_unlock();
 
@@ -99,7 +100,7 @@ void huge_unlock();
 void modules_fork_lock();
 void modules_fork_unlock();
 void modules_fork_child();
-void collector_poke();   // wakes the collector thread (a plug-in was unloaded)
+void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
 
 // Stats (stats.cpp).
 void print_stats(int fd);

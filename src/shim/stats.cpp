@@ -49,9 +49,12 @@ void write_all(int fd, const char* p, std::size_t n) {
 
 const char* state_name(ModuleState s) {
   switch (s) {
-    case ModuleState::kLive: return "live";
-    case ModuleState::kGone: return "unloaded";
-    default: return "free";
+    case ModuleState::kLive:
+      return "live";
+    case ModuleState::kGone:
+      return "unloaded";
+    default:
+      return "free";
   }
 }
 
@@ -71,7 +74,12 @@ void format(Kernel& k, TextSink& out) {
   const CollectorStats& s = k.collector().stats();
   out.str("--- protector: mode ").str(protector_mode_name(k.collector().mode())).str(", gc_delay ");
   out.u(k.collector().delay_ns() / 1'000'000).str(" ms ---\n");
-  out.str("passes ").u(s.passes).str("  leaks found (not reclaimed) ").u(s.leak_objects).str(" objects / ").u(s.leak_bytes);
+  out.str("passes ")
+      .u(s.passes)
+      .str("  leaks found (not reclaimed) ")
+      .u(s.leak_objects)
+      .str(" objects / ")
+      .u(s.leak_bytes);
   out.str(" bytes  reclaimed ").u(s.reclaimed_objects).str(" objects / ").u(s.reclaimed_bytes).str(" bytes");
   out.str("  referenced (spared) ").u(s.referenced_objects).str(" objects / ").u(s.referenced_bytes).str(" bytes\n");
   for (unsigned i = 0; i < kNrFaultPoints; ++i) {
@@ -85,7 +93,11 @@ void format(Kernel& k, TextSink& out) {
     describe_hardening(g_opts.hardening, words, sizeof words);
     out.str("--- hardening: ").str(words);
     if (g_opts.hardening.quarantine_bytes != 0) {
-      out.str("  quarantined ").u(k.slab().quarantine_objects()).str(" objects / ").u(k.slab().quarantine_bytes()).str(" bytes");
+      out.str("  quarantined ")
+          .u(k.slab().quarantine_objects())
+          .str(" objects / ")
+          .u(k.slab().quarantine_bytes())
+          .str(" bytes");
     }
     out.str(" ---\n");
   }
@@ -129,7 +141,10 @@ void stats_at_exit() {
   bool close_it = false;
   if (g_opts.stats_path[0] != '\0') {
     fd = ::open(g_opts.stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) fd = 2; else close_it = true;
+    if (fd < 0)
+      fd = 2;
+    else
+      close_it = true;
   }
   print_stats(fd);
   if (close_it) ::close(fd);
@@ -174,9 +189,13 @@ __attribute__((constructor)) void shim_init() {
   // Boot now if nothing has allocated yet, so options (stats, live) take effect.
   if (kernel() != nullptr) start_stat_server();
 }
-__attribute__((destructor)) void shim_fini() { stats_at_exit(); }
+__attribute__((destructor)) void shim_fini() {
+  stats_at_exit();
+}
 }  // namespace
 
 }  // namespace kmm::shim
 
-KMM_EXPORT void kmm_stats_print(int fd) { kmm::shim::print_stats(fd); }
+KMM_EXPORT void kmm_stats_print(int fd) {
+  kmm::shim::print_stats(fd);
+}

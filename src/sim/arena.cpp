@@ -8,7 +8,8 @@
 namespace kmm::sim {
 
 Arena::Arena(std::uint64_t capacity, Fit fit)
-    : capacity_(std::min<std::uint64_t>(capacity & ~(kAlign - 1), 0xfffffff8ull)), fit_(fit),
+    : capacity_(std::min<std::uint64_t>(capacity & ~(kAlign - 1), 0xfffffff8ull)),
+      fit_(fit),
       words_(new std::uint32_t[capacity_ / 4 + 2]) {
   if (capacity_ < kPrologue) capacity_ = kPrologue;
 }
@@ -18,7 +19,9 @@ std::uint64_t Arena::block_for(std::uint64_t size) {
   return b < kMinBlock ? kMinBlock : b;
 }
 
-std::uint32_t Arena::tag(std::uint64_t at) const { return words_[at / 4]; }
+std::uint32_t Arena::tag(std::uint64_t at) const {
+  return words_[at / 4];
+}
 
 void Arena::set_tags(std::uint64_t block, std::uint64_t size, bool alloc) {
   std::uint32_t t = static_cast<std::uint32_t>(size) | (alloc ? 1u : 0u);
@@ -28,14 +31,18 @@ void Arena::set_tags(std::uint64_t block, std::uint64_t size, bool alloc) {
 
 void Arena::add_free(std::uint64_t block, std::uint64_t size) {
   set_tags(block, size, false);
-  if (fit_ == Fit::kFirst) by_addr_.insert(block);
-  else by_size_.insert({size, block});
+  if (fit_ == Fit::kFirst)
+    by_addr_.insert(block);
+  else
+    by_size_.insert({size, block});
   free_bytes_ += size;
 }
 
 void Arena::remove_free(std::uint64_t block, std::uint64_t size) {
-  if (fit_ == Fit::kFirst) by_addr_.erase(block);
-  else by_size_.erase({size, block});
+  if (fit_ == Fit::kFirst)
+    by_addr_.erase(block);
+  else
+    by_size_.erase({size, block});
   free_bytes_ -= size;
 }
 

@@ -34,7 +34,7 @@ class Arena {
  public:
   enum class Fit : std::uint8_t { kFirst, kBest };
   static constexpr std::uint64_t kAlign = 8;
-  static constexpr std::uint64_t kTags = 8;      // header + footer
+  static constexpr std::uint64_t kTags = 8;  // header + footer
   static constexpr std::uint64_t kMinBlock = 16;
   static constexpr std::uint64_t kPrologue = 4;  // so that payloads (header + 4) are 8-aligned
 
@@ -73,8 +73,8 @@ class Arena {
   std::unique_ptr<std::uint32_t[]> words_;
   std::uint64_t brk_ = kPrologue;
   std::uint64_t free_bytes_ = 0;
-  std::set<std::uint64_t> by_addr_;                             // free block offsets
-  std::set<std::pair<std::uint64_t, std::uint64_t>> by_size_;   // (size, offset)
+  std::set<std::uint64_t> by_addr_;                            // free block offsets
+  std::set<std::pair<std::uint64_t, std::uint64_t>> by_size_;  // (size, offset)
 };
 
 }  // namespace kmm::sim

@@ -37,7 +37,9 @@ void m_test_init(Kernel& k, owner_t self) {
   k.kmalloc(kBig);
 }
 
-void capture_log(void* arg, const char* line, std::size_t len) { static_cast<std::string*>(arg)->append(line, len); }
+void capture_log(void* arg, const char* line, std::size_t len) {
+  static_cast<std::string*>(arg)->append(line, len);
+}
 
 }  // namespace
 
@@ -87,9 +89,12 @@ int run_paper_demo(std::ostream& out) {
   snap("idle 4s more (gc pass due)");
 
   out << "kmm demo — the kernel memory protector of Baek, Park and Choi (2004), reproduced\n\n";
-  out << fmt::format("Machine: 192 MB RAM, MemTotal {} kB (the paper's: 191676 kB), kmalloc=pow2, gc_delay=5s.\n", rs[0].total);
-  out << fmt::format("Module m_test kmallocs at insmod and never kfrees at rmmod: {} x kmalloc(4096), {} x kmalloc(128),\n"
-                     "1 x kmalloc({}).\n\n", kPages, kSmall, kBig);
+  out << fmt::format("Machine: 192 MB RAM, MemTotal {} kB (the paper's: 191676 kB), kmalloc=pow2, gc_delay=5s.\n",
+                     rs[0].total);
+  out << fmt::format(
+      "Module m_test kmallocs at insmod and never kfrees at rmmod: {} x kmalloc(4096), {} x kmalloc(128),\n"
+      "1 x kmalloc({}).\n\n",
+      kPages, kSmall, kBig);
   out << fmt::format("{:<28} | {:^30} | {:^30}\n", "", "stock kernel (protector=off)", "protected (protector=reclaim)");
   out << fmt::format("{:<28} | {:>10} {:>8} {:>10} | {:>10} {:>8} {:>10}\n", "/proc/meminfo after", "MemFree", "Slab",
                      "vs boot", "MemFree", "Slab", "vs boot");
@@ -109,11 +114,14 @@ int run_paper_demo(std::ostream& out) {
   bool stock_stuck = rs.back().free == rs[1].free && stock_lost > 0;
   out << "Kernel log of the protected machine:\n" << (log_prot.empty() ? "(nothing)\n" : log_prot) << "\n";
   out << fmt::format("Stock kernel: {} kB stay lost after rmmod, until reboot (a \"memory lock\").\n", stock_lost);
-  out << fmt::format("Protected kernel: insmod took {} kB; after rmmod and the collector's delay MemFree is {} kB, {} its value before insmod.\n",
-                     drop, rp.back().free, recovered ? "exactly" : "NOT");
+  out << fmt::format(
+      "Protected kernel: insmod took {} kB; after rmmod and the collector's delay MemFree is {} kB, {} its value "
+      "before insmod.\n",
+      drop, rp.back().free, recovered ? "exactly" : "NOT");
   const CollectorStats& st = prot->collector().stats();
-  out << fmt::format("Collector: {} pass(es), {} objects ({} bytes) reclaimed; tracking cost: 1 owner byte per object.\n",
-                     st.passes, st.reclaimed_objects, st.reclaimed_bytes);
+  out << fmt::format(
+      "Collector: {} pass(es), {} objects ({} bytes) reclaimed; tracking cost: 1 owner byte per object.\n", st.passes,
+      st.reclaimed_objects, st.reclaimed_bytes);
   stock->shutdown();
   prot->shutdown();
   return recovered && stock_stuck ? 0 : 1;

@@ -13,8 +13,9 @@ bool parse_number(const std::string& s, std::int64_t* out) {
     i = 2;
     if (i == s.size()) return false;
     for (; i < s.size(); ++i) {
-      int d = std::isdigit(static_cast<unsigned char>(s[i])) ? s[i] - '0'
-              : std::isxdigit(static_cast<unsigned char>(s[i])) ? (std::tolower(s[i]) - 'a' + 10) : -1;
+      int d = std::isdigit(static_cast<unsigned char>(s[i]))    ? s[i] - '0'
+              : std::isxdigit(static_cast<unsigned char>(s[i])) ? (std::tolower(s[i]) - 'a' + 10)
+                                                                : -1;
       if (d < 0 || v > (UINT64_MAX >> 4)) return false;
       v = v * 16 + static_cast<std::uint64_t>(d);
     }
@@ -28,10 +29,20 @@ bool parse_number(const std::string& s, std::int64_t* out) {
     unsigned shift = 0;
     if (i < s.size()) {
       switch (s[i]) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return false;
+        case 'k':
+        case 'K':
+          shift = 10;
+          break;
+        case 'm':
+        case 'M':
+          shift = 20;
+          break;
+        case 'g':
+        case 'G':
+          shift = 30;
+          break;
+        default:
+          return false;
       }
       ++i;
       if (i < s.size() && (s[i] == 'B' || s[i] == 'b')) ++i;
@@ -55,12 +66,18 @@ bool parse_duration_ns(const std::string& s, std::uint64_t* out) {
   if (i == 0) return false;
   std::string unit = s.substr(i);
   std::uint64_t mul;
-  if (unit.empty() || unit == "s") mul = 1'000'000'000ull;
-  else if (unit == "ms") mul = 1'000'000ull;
-  else if (unit == "us") mul = 1'000ull;
-  else if (unit == "ns") mul = 1;
-  else if (unit == "m" || unit == "min") mul = 60'000'000'000ull;
-  else return false;
+  if (unit.empty() || unit == "s")
+    mul = 1'000'000'000ull;
+  else if (unit == "ms")
+    mul = 1'000'000ull;
+  else if (unit == "us")
+    mul = 1'000ull;
+  else if (unit == "ns")
+    mul = 1;
+  else if (unit == "m" || unit == "min")
+    mul = 60'000'000'000ull;
+  else
+    return false;
   if (v > UINT64_MAX / mul) return false;
   *out = v * mul;
   return true;
@@ -142,7 +159,12 @@ class Parser {
         std::string o = op;
         if (!trace_.empty()) trace_ += ", ";
         trace_ += std::to_string(*v) + " " + o + " " + std::to_string(r);
-        bool b = o == "==" ? *v == r : o == "!=" ? *v != r : o == "<=" ? *v <= r : o == ">=" ? *v >= r : o == "<" ? *v < r : *v > r;
+        bool b = o == "=="   ? *v == r
+                 : o == "!=" ? *v != r
+                 : o == "<=" ? *v <= r
+                 : o == ">=" ? *v >= r
+                 : o == "<"  ? *v < r
+                             : *v > r;
         *v = b ? 1 : 0;
         return true;
       }
@@ -163,10 +185,14 @@ class Parser {
     if (!unary(v)) return false;
     for (;;) {
       char op = 0;
-      if (eat("*")) op = '*';
-      else if (eat("/")) op = '/';
-      else if (eat("%")) op = '%';
-      else return true;
+      if (eat("*"))
+        op = '*';
+      else if (eat("/"))
+        op = '/';
+      else if (eat("%"))
+        op = '%';
+      else
+        return true;
       std::int64_t r;
       if (!unary(&r)) return false;
       if (op == '*') {

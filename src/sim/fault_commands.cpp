@@ -16,7 +16,9 @@ constexpr const char* kUsage =
     "usage: fail slab|page|platform every=N|probability=P% [times=N] [space=SIZE] [seed=S] [verbose=0|1]"
     " | fail off [slab|page|platform] | fail";
 
-bool point_arg(const std::string& s, FaultPoint* p) { return fault_point_from_name(s.data(), s.size(), p); }
+bool point_arg(const std::string& s, FaultPoint* p) {
+  return fault_point_from_name(s.data(), s.size(), p);
+}
 
 bool parse_u64(const std::string& s, std::uint64_t* out) {
   if (s.empty() || s.size() > 19) return false;
@@ -74,7 +76,8 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
       return false;
     }
     fault_disable(p);
-    out << fmt::format("{} off: {} calls, {} failures injected\n", fault_point_name(p), fault_calls(p), fault_failures(p));
+    out << fmt::format("{} off: {} calls, {} failures injected\n", fault_point_name(p), fault_calls(p),
+                       fault_failures(p));
     return true;
   }
   FaultPoint p;
@@ -145,7 +148,8 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
   if (cfg.probability_ppm >= 1'000'000)
     out << fmt::format("1 call in {}", cfg.interval);
   else
-    out << fmt::format("{}.{:04}% of calls (seed {})", cfg.probability_ppm / 10000, cfg.probability_ppm % 10000, cfg.seed);
+    out << fmt::format("{}.{:04}% of calls (seed {})", cfg.probability_ppm / 10000, cfg.probability_ppm % 10000,
+                       cfg.seed);
   out << fmt::format(", times {}, space {}, verbose {}\n", cfg.times, cfg.space, cfg.verbose);
   return true;
 }

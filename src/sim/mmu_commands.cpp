@@ -34,10 +34,12 @@ namespace kmm::sim {
 namespace {
 
 constexpr std::uint64_t k4K = 4096;
-constexpr std::uint64_t kChunkHeader = 16;            // malloc's per-chunk header (glibc-like)
+constexpr std::uint64_t kChunkHeader = 16;  // malloc's per-chunk header (glibc-like)
 
 // A label that cannot be mistaken for the kernel's address space.
-bool label_ok_mmu(const std::string& s) { return s != "kernel" && label_ok(s); }
+bool label_ok_mmu(const std::string& s) {
+  return s != "kernel" && label_ok(s);
+}
 
 // An unsigned 64-bit number: 0x... or decimal (AArch64 kernel addresses do not fit the
 // expression language's signed integers).
@@ -53,9 +55,12 @@ bool parse_u64(const std::string& t, std::uint64_t* v) {
   for (; i < t.size(); ++i) {
     const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(t[i])));
     unsigned d;
-    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
-    else if (base == 16 && c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      d = static_cast<unsigned>(c - 'a' + 10);
+    else
+      return false;
     if (x > (~std::uint64_t{0} - d) / base) return false;
     x = x * base + d;
   }
@@ -71,13 +76,13 @@ struct UserBlock {
   std::uint64_t size = 0;   // bytes asked
   std::uint64_t chunk = 0;  // malloc: chunk start (header); mmap: == addr
   std::uint64_t chunk_size = 0;
-  bool is_mmap = false;     // an mmap (or a malloc=simple block, which is one)
+  bool is_mmap = false;  // an mmap (or a malloc=simple block, which is one)
 };
 
 struct Proc {
   std::unique_ptr<vm::AddressSpace> as;
   MallocKind malloc = MallocKind::kBrk;
-  std::uint64_t heap_size = 0;                 // malloc=heap
+  std::uint64_t heap_size = 0;                         // malloc=heap
   std::map<std::uint64_t, std::uint64_t> free_chunks;  // start -> size, inside [brk_start, brk)
 };
 
@@ -124,7 +129,9 @@ struct MmuState {
   }
 };
 
-void ModelDeleter::operator()(MmuState* s) const { delete s; }
+void ModelDeleter::operator()(MmuState* s) const {
+  delete s;
+}
 
 std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
   if (cfg->pt == PtFormat::kAarch64) {
@@ -132,14 +139,17 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
     if (cfg->page_offset < vm::kAarch64PageOffset || cfg->page_offset % (2u << 20) != 0)
       return fmt::format("pt=aarch64 wants page_offset in the TTBR1 half, 2M aligned (e.g. 0x{:x}), not 0x{:x}",
                          vm::kAarch64PageOffset, cfg->page_offset);
-    if (cfg->phys_offset + cfg->ram_bytes > (std::uint64_t{1} << 48)) return "pt=aarch64: RAM above 48-bit physical addresses";
+    if (cfg->phys_offset + cfg->ram_bytes > (std::uint64_t{1} << 48))
+      return "pt=aarch64: RAM above 48-bit physical addresses";
   } else {
     if (cfg->page_offset >= (std::uint64_t{1} << 32))
       return fmt::format("pt=armv7 is a 32-bit MMU: page_offset 0x{:x} is above 4G", cfg->page_offset);
     if (cfg->page_offset % (16u << 20) != 0 || cfg->page_offset < (16u << 20))
-      return fmt::format("pt=armv7 wants page_offset on a 16M boundary above 16M (0xC0000000, 0x80000000, 0x40000000), not 0x{:x}",
-                         cfg->page_offset);
-    if (cfg->phys_offset % (16u << 10) != 0) return "phys_offset must be 16K aligned for pt=armv7 (the first-level table is 16K aligned)";
+      return fmt::format(
+          "pt=armv7 wants page_offset on a 16M boundary above 16M (0xC0000000, 0x80000000, 0x40000000), not 0x{:x}",
+          cfg->page_offset);
+    if (cfg->phys_offset % (16u << 10) != 0)
+      return "phys_offset must be 16K aligned for pt=armv7 (the first-level table is 16K aligned)";
     if (cfg->phys_offset + cfg->ram_bytes > (std::uint64_t{1} << 32)) return "pt=armv7: RAM above 4G physical";
   }
   return "";
@@ -170,7 +180,8 @@ void Scenario::reset_models() {
   tc.entries = c.tlb_entries;
   tc.ways = c.tlb_ways;
   if (!m.tlb.configure(tc)) {
-    out_ << fmt::format("MMU: tlb={} tlb_ways={} is not a valid geometry; using 64 entries, fully associative\n", c.tlb_entries, c.tlb_ways);
+    out_ << fmt::format("MMU: tlb={} tlb_ways={} is not a valid geometry; using 64 entries, fully associative\n",
+                        c.tlb_entries, c.tlb_ways);
     m.tlb.configure(vm::TlbConfig{});
   }
 }
@@ -182,10 +193,17 @@ const char* access_word(vm::AccessType a) {
 }
 
 std::string page_flags_text(std::uint32_t f) {
-  static const std::pair<std::uint32_t, const char*> names[] = {
-      {PG_reserved, "reserved"}, {PG_buddy, "buddy"},     {PG_slab, "slab"},       {PG_head, "head"},
-      {PG_tail, "tail"},         {PG_large, "large"},     {PG_pages, "pages"},     {PG_vmalloc, "vmalloc"},
-      {PG_process, "process"},   {PG_pgtable, "pgtable"}, {PG_offslab_owners, "offslab_owners"}};
+  static const std::pair<std::uint32_t, const char*> names[] = {{PG_reserved, "reserved"},
+                                                                {PG_buddy, "buddy"},
+                                                                {PG_slab, "slab"},
+                                                                {PG_head, "head"},
+                                                                {PG_tail, "tail"},
+                                                                {PG_large, "large"},
+                                                                {PG_pages, "pages"},
+                                                                {PG_vmalloc, "vmalloc"},
+                                                                {PG_process, "process"},
+                                                                {PG_pgtable, "pgtable"},
+                                                                {PG_offslab_owners, "offslab_owners"}};
   std::string s;
   for (auto& [bit, name] : names)
     if ((f & bit) != 0) s += (s.empty() ? "" : "|") + std::string(name);
@@ -193,10 +211,14 @@ std::string page_flags_text(std::uint32_t f) {
 }
 
 bool parse_access(const std::string& w, vm::AccessType* a) {
-  if (w == "read" || w == "r") *a = vm::AccessType::kRead;
-  else if (w == "write" || w == "w") *a = vm::AccessType::kWrite;
-  else if (w == "exec" || w == "x") *a = vm::AccessType::kExec;
-  else return false;
+  if (w == "read" || w == "r")
+    *a = vm::AccessType::kRead;
+  else if (w == "write" || w == "w")
+    *a = vm::AccessType::kWrite;
+  else if (w == "exec" || w == "x")
+    *a = vm::AccessType::kExec;
+  else
+    return false;
   return true;
 }
 
@@ -207,10 +229,14 @@ bool parse_prot(const std::string& s, std::uint8_t* prot) {
   }
   std::uint8_t p = 0;
   for (char c : s) {
-    if (c == 'r') p |= vm::kProtRead;
-    else if (c == 'w') p |= vm::kProtWrite;
-    else if (c == 'x') p |= vm::kProtExec;
-    else if (c != '-') return false;
+    if (c == 'r')
+      p |= vm::kProtRead;
+    else if (c == 'w')
+      p |= vm::kProtWrite;
+    else if (c == 'x')
+      p |= vm::kProtExec;
+    else if (c != '-')
+      return false;
   }
   *prot = p;
   return p != 0;
@@ -220,8 +246,10 @@ bool parse_prot(const std::string& s, std::uint8_t* prot) {
 
 std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::string& line, const std::string& where) {
   (void)line;
-  static const char* const kCommands[] = {"spawn", "exit", "mmap", "munmap", "malloc", "free", "touch", "translate", "chain", "tlb", "cat"};
-  if (std::find_if(std::begin(kCommands), std::end(kCommands), [&](const char* c) { return a[0] == c; }) == std::end(kCommands))
+  static const char* const kCommands[] = {"spawn", "exit",      "mmap",  "munmap", "malloc", "free",
+                                          "touch", "translate", "chain", "tlb",    "cat"};
+  if (std::find_if(std::begin(kCommands), std::end(kCommands), [&](const char* c) { return a[0] == c; }) ==
+      std::end(kCommands))
     return std::nullopt;
   if (!mmu_) return std::nullopt;
   MmuState& m = *mmu_;
@@ -263,8 +291,8 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       const Module* mod = k.modules().module(pg->owner);
       owner = pg->owner == kOwnerKernel ? ", owner kernel" : mod != nullptr ? fmt::format(", owner {}", mod->name) : "";
     }
-    return fmt::format("  page: mem_map[0x{:x}] at {} flags {}{} refcount {}\n", pfn - k.phys().base_pfn(), m.hx(k.kva(pg)),
-                       page_flags_text(pg->get_flags()), owner, pg->refcount);
+    return fmt::format("  page: mem_map[0x{:x}] at {} flags {}{} refcount {}\n", pfn - k.phys().base_pfn(),
+                       m.hx(k.kva(pg)), page_flags_text(pg->get_flags()), owner, pg->refcount);
   };
 
   if (cmd == "cat") {
@@ -273,10 +301,14 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       const vm::KernelSpaceConfig& kc = m.ks.config();
       std::vector<vm::PtdumpMarker> marks;
       if (kc.format == vm::Format::kArmv7Short) {
-        marks = {{kc.page_offset, "Kernel Mapping"}, {kc.vmalloc_start, "vmalloc() Area"}, {kc.vmalloc_end, "vmalloc() End"}};
+        marks = {{kc.page_offset, "Kernel Mapping"},
+                 {kc.vmalloc_start, "vmalloc() Area"},
+                 {kc.vmalloc_end, "vmalloc() End"}};
       } else {
-        marks = {{kc.page_offset, "Linear Mapping start"}, {kc.page_offset + kc.ram_bytes, "Linear Mapping end"},
-                 {kc.vmalloc_start, "vmalloc() area"}, {kc.vmalloc_end, "vmalloc() end"}};
+        marks = {{kc.page_offset, "Linear Mapping start"},
+                 {kc.page_offset + kc.ram_bytes, "Linear Mapping end"},
+                 {kc.vmalloc_start, "vmalloc() area"},
+                 {kc.vmalloc_end, "vmalloc() end"}};
       }
       std::vector<char> buf(1 << 16);
       for (;;) {
@@ -304,10 +336,13 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       if (p == nullptr) return script_error(where, "no such file: " + path + " (no process " + name + ")");
       for (unsigned i = 0; i < p->as->nr_vmas(); ++i) {
         const vm::Vma& v = p->as->vma(i);
-        std::string head = fmt::format("{:08x}-{:08x} {}{}{}p {:08x} 00:00 0", v.start, v.end, (v.prot & vm::kProtRead) ? 'r' : '-',
-                                       (v.prot & vm::kProtWrite) ? 'w' : '-', (v.prot & vm::kProtExec) ? 'x' : '-', 0);
-        std::string name_col = v.kind == vm::VmaKind::kText ? "/bin/" + name : v.kind == vm::VmaKind::kHeap ? "[heap]"
-                               : v.kind == vm::VmaKind::kStack ? "[stack]" : "";
+        std::string head =
+            fmt::format("{:08x}-{:08x} {}{}{}p {:08x} 00:00 0", v.start, v.end, (v.prot & vm::kProtRead) ? 'r' : '-',
+                        (v.prot & vm::kProtWrite) ? 'w' : '-', (v.prot & vm::kProtExec) ? 'x' : '-', 0);
+        std::string name_col = v.kind == vm::VmaKind::kText    ? "/bin/" + name
+                               : v.kind == vm::VmaKind::kHeap  ? "[heap]"
+                               : v.kind == vm::VmaKind::kStack ? "[stack]"
+                                                               : "";
         if (!name_col.empty()) head += std::string(head.size() < 73 ? 73 - head.size() : 1, ' ') + name_col;
         out_ << head << "\n";
       }
@@ -317,18 +352,26 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "spawn") {
-    if (a.size() < 2 || !label_ok_mmu(a[1])) return script_error(where, "usage: spawn PROC [malloc=brk|simple|heap] [heap=SIZE]");
+    if (a.size() < 2 || !label_ok_mmu(a[1]))
+      return script_error(where, "usage: spawn PROC [malloc=brk|simple|heap] [heap=SIZE]");
     if (m.procs.count(a[1]) != 0) return script_error(where, "process " + a[1] + " exists already");
     Proc p;
     for (std::size_t i = 2; i < a.size(); ++i) {
       std::int64_t n;
-      if (a[i] == "malloc=brk") p.malloc = MallocKind::kBrk;
-      else if (a[i] == "malloc=simple") p.malloc = MallocKind::kSimple;
-      else if (a[i] == "malloc=heap") p.malloc = MallocKind::kHeap;
-      else if (a[i].rfind("heap=", 0) == 0 && parse_number(a[i].substr(5), &n) && n > 0) p.heap_size = static_cast<std::uint64_t>(n);
+      if (a[i] == "malloc=brk")
+        p.malloc = MallocKind::kBrk;
+      else if (a[i] == "malloc=simple")
+        p.malloc = MallocKind::kSimple;
+      else if (a[i] == "malloc=heap")
+        p.malloc = MallocKind::kHeap;
+      else if (a[i].rfind("heap=", 0) == 0 && parse_number(a[i].substr(5), &n) && n > 0)
+        p.heap_size = static_cast<std::uint64_t>(n);
       else if (a[i].rfind("malloc=", 0) == 0)
-        return script_error(where, "on an MMU machine malloc= takes brk, simple or heap (smalloc is a NOMMU library), not '" + a[i].substr(7) + "'");
-      else return script_error(where, "bad spawn option '" + a[i] + "'");
+        return script_error(where,
+                            "on an MMU machine malloc= takes brk, simple or heap (smalloc is a NOMMU library), not '" +
+                                a[i].substr(7) + "'");
+      else
+        return script_error(where, "bad spawn option '" + a[i] + "'");
     }
     if (p.malloc == MallocKind::kHeap && p.heap_size == 0) p.heap_size = 128 * 1024;
     std::uint16_t asid = m.free_asid();
@@ -351,10 +394,11 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       }
       p.free_chunks[p.as->brk_start()] = p.heap_size;
     }
-    out_ << fmt::format("{}: ASID {}, {} at 0x{:x}, {} of page tables{}\n", a[1], asid,
-                        m.ks.config().format == vm::Format::kArmv7Short ? "TTBR0" : "TTBR0 (TTBR1 shared with the kernel)",
-                        p.as->pgd().root(0), kb(p.as->table_frames() * k4K),
-                        p.malloc == MallocKind::kHeap ? fmt::format(", fixed heap of {}", kb(p.heap_size)) : "");
+    out_ << fmt::format(
+        "{}: ASID {}, {} at 0x{:x}, {} of page tables{}\n", a[1], asid,
+        m.ks.config().format == vm::Format::kArmv7Short ? "TTBR0" : "TTBR0 (TTBR1 shared with the kernel)",
+        p.as->pgd().root(0), kb(p.as->table_frames() * k4K),
+        p.malloc == MallocKind::kHeap ? fmt::format(", fixed heap of {}", kb(p.heap_size)) : "");
     m.procs.emplace(a[1], std::move(p));
     return LineStatus::kOk;
   }
@@ -366,9 +410,10 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     std::uint64_t data = p->as->data_frames(), tables = p->as->table_frames();
     p->as->destroy(&m.tlb);
     m.procs.erase(a[1]);
-    for (auto it = m.blocks.begin(); it != m.blocks.end();) it = it->second.proc == a[1] ? m.blocks.erase(it) : std::next(it);
-    out_ << fmt::format("{} exited: freed {} pages ({} of data, {} of page tables), {}\n", a[1], data + tables, data, tables,
-                        kb((data + tables) * k4K));
+    for (auto it = m.blocks.begin(); it != m.blocks.end();)
+      it = it->second.proc == a[1] ? m.blocks.erase(it) : std::next(it);
+    out_ << fmt::format("{} exited: freed {} pages ({} of data, {} of page tables), {}\n", a[1], data + tables, data,
+                        tables, kb((data + tables) * k4K));
     return LineStatus::kOk;
   }
 
@@ -390,7 +435,8 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     std::string label;
     for (std::size_t i = 3; i < a.size(); ++i) {
       if (a[i].rfind("prot=", 0) == 0) {
-        if (!parse_prot(a[i].substr(5), &prot)) return script_error(where, "bad prot '" + a[i].substr(5) + "' (r, rw, rx, rwx, none)");
+        if (!parse_prot(a[i].substr(5), &prot))
+          return script_error(where, "bad prot '" + a[i].substr(5) + "' (r, rw, rx, rwx, none)");
       } else if (a[i].rfind("at=", 0) == 0) {
         if (auto r = address(a[i].substr(3), &at)) return r;
       } else if (a[i] == "as" && i + 1 < a.size() && label_ok_mmu(a[i + 1])) {
@@ -410,7 +456,10 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       return LineStatus::kOk;
     }
     out_ << fmt::format("{}: mmap({}) = {} (no frames yet)\n", a[1], size, m.hx(addr));
-    if (!label.empty()) m.blocks[label] = UserBlock{a[1], addr, static_cast<std::uint64_t>(size), addr, (static_cast<std::uint64_t>(size) + k4K - 1) & ~(k4K - 1), true};
+    if (!label.empty())
+      m.blocks[label] = UserBlock{
+          a[1], addr, static_cast<std::uint64_t>(size), addr, (static_cast<std::uint64_t>(size) + k4K - 1) & ~(k4K - 1),
+          true};
     return LineStatus::kOk;
   }
 
@@ -423,7 +472,8 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     if (p == nullptr) return script_error(where, "no process " + a[1]);
     std::int64_t size;
     if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
-    const std::uint64_t need = std::max<std::uint64_t>(32, (static_cast<std::uint64_t>(size) + kChunkHeader + 15) & ~std::uint64_t{15});
+    const std::uint64_t need =
+        std::max<std::uint64_t>(32, (static_cast<std::uint64_t>(size) + kChunkHeader + 15) & ~std::uint64_t{15});
     UserBlock b{a[1], 0, static_cast<std::uint64_t>(size), 0, need, false};
     if (p->malloc == MallocKind::kSimple) {
       std::uint64_t addr = 0;
@@ -440,7 +490,8 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       auto fit = std::find_if(p->free_chunks.begin(), p->free_chunks.end(), [&](auto& c) { return c.second >= need; });
       if (fit == p->free_chunks.end()) {
         if (p->malloc == MallocKind::kHeap) {
-          failed(fmt::format("malloc({}) in {} failed: the fixed heap of {} has no free chunk of {} bytes", size, a[1], kb(p->heap_size), need));
+          failed(fmt::format("malloc({}) in {} failed: the fixed heap of {} has no free chunk of {} bytes", size, a[1],
+                             kb(p->heap_size), need));
           return LineStatus::kOk;
         }
         std::uint64_t top = p->as->brk_end();
@@ -461,8 +512,10 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       b.chunk = fit->first;
       std::uint64_t left = fit->second - need;
       p->free_chunks.erase(fit);
-      if (left >= 32) p->free_chunks[b.chunk + need] = left;
-      else b.chunk_size = need + left;
+      if (left >= 32)
+        p->free_chunks[b.chunk + need] = left;
+      else
+        b.chunk_size = need + left;
     }
     b.addr = b.chunk + kChunkHeader;
     if (!touch_header(*p, b.chunk)) {
@@ -525,10 +578,14 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     for (std::size_t i = 3; i < a.size(); ++i) {
       std::int64_t n;
       if (parse_access(a[i], &acc)) continue;
-      if (a[i] == "kernel") priv = vm::Privilege::kKernel;
-      else if (a[i] == "user") priv = vm::Privilege::kUser;
-      else if (a[i].rfind("len=", 0) == 0 && parse_number(a[i].substr(4), &n) && n > 0) len = static_cast<std::uint64_t>(n);
-      else return script_error(where, usage);
+      if (a[i] == "kernel")
+        priv = vm::Privilege::kKernel;
+      else if (a[i] == "user")
+        priv = vm::Privilege::kUser;
+      else if (a[i].rfind("len=", 0) == 0 && parse_number(a[i].substr(4), &n) && n > 0)
+        len = static_cast<std::uint64_t>(n);
+      else
+        return script_error(where, usage);
     }
     if (len != 0) {
       std::uint64_t pages = 0, faults = 0, hits = m.tlb.stats().hits;
@@ -536,15 +593,16 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       for (std::uint64_t x = va; x < end; x = (x & ~(k4K - 1)) + k4K) {
         vm::AccessResult r = p->as->access(x, acc, priv, m.tlb);
         if (r.outcome != vm::AccessOutcome::kOk && r.outcome != vm::AccessOutcome::kDemandPaged) {
-          failed(fmt::format("touch {}: {} at {} after {} pages: {}", a[1], r.outcome == vm::AccessOutcome::kNoMemory ? "out of memory" : "SIGSEGV",
-                             m.hx(x), pages, r.why ? r.why : "fault"));
+          failed(fmt::format("touch {}: {} at {} after {} pages: {}", a[1],
+                             r.outcome == vm::AccessOutcome::kNoMemory ? "out of memory" : "SIGSEGV", m.hx(x), pages,
+                             r.why ? r.why : "fault"));
           return LineStatus::kOk;
         }
         ++pages;
         if (r.outcome == vm::AccessOutcome::kDemandPaged) ++faults;
       }
-      out_ << fmt::format("{}: {} {} pages {}..{}: {} page faults (zeroed frames), {} TLB hits\n", a[1], access_word(acc), pages, m.hx(va),
-                          m.hx(end - 1), faults, m.tlb.stats().hits - hits);
+      out_ << fmt::format("{}: {} {} pages {}..{}: {} page faults (zeroed frames), {} TLB hits\n", a[1],
+                          access_word(acc), pages, m.hx(va), m.hx(end - 1), faults, m.tlb.stats().hits - hits);
       return LineStatus::kOk;
     }
     vm::AccessResult r = p->as->access(va, acc, priv, m.tlb);
@@ -552,21 +610,25 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     const char* who = priv == vm::Privilege::kUser ? "user" : "kernel";
     switch (r.outcome) {
       case vm::AccessOutcome::kOk:
-        out_ << fmt::format("{} {} {}: {} -> PA 0x{:x} (PFN 0x{:x})\n", a[1], who, access_word(acc), m.hx(va), r.walk.pa, r.walk.pa >> 12);
+        out_ << fmt::format("{} {} {}: {} -> PA 0x{:x} (PFN 0x{:x})\n", a[1], who, access_word(acc), m.hx(va),
+                            r.walk.pa, r.walk.pa >> 12);
         break;
       case vm::AccessOutcome::kDemandPaged: {
         const vm::Vma* v = p->as->find_vma(va);
-        out_ << fmt::format("page fault at {} ({} {}): {} at level {} -> VMA {}-{}: zeroed frame PFN 0x{:x} mapped at {}\n", m.hx(va), who,
-                            access_word(acc), vm::fault_name(r.fault.fault), r.fault.fault_level, m.hx(v->start), m.hx(v->end), r.frame >> 12,
-                            m.hx(va & ~(k4K - 1)));
-        out_ << fmt::format("{} {} {}: {} -> PA 0x{:x} (PFN 0x{:x})\n", a[1], who, access_word(acc), m.hx(va), r.walk.pa, r.walk.pa >> 12);
+        out_ << fmt::format(
+            "page fault at {} ({} {}): {} at level {} -> VMA {}-{}: zeroed frame PFN 0x{:x} mapped at {}\n", m.hx(va),
+            who, access_word(acc), vm::fault_name(r.fault.fault), r.fault.fault_level, m.hx(v->start), m.hx(v->end),
+            r.frame >> 12, m.hx(va & ~(k4K - 1)));
+        out_ << fmt::format("{} {} {}: {} -> PA 0x{:x} (PFN 0x{:x})\n", a[1], who, access_word(acc), m.hx(va),
+                            r.walk.pa, r.walk.pa >> 12);
         break;
       }
       default:
         vm::print_walk(r.fault, t);
         out_ << t.data();
-        failed(fmt::format("{}: {} at {} ({} {}): {}", a[1], r.outcome == vm::AccessOutcome::kNoMemory ? "out of memory" : "SIGSEGV", m.hx(va),
-                           who, access_word(acc), r.why ? r.why : "fault"));
+        failed(fmt::format("{}: {} at {} ({} {}): {}", a[1],
+                           r.outcome == vm::AccessOutcome::kNoMemory ? "out of memory" : "SIGSEGV", m.hx(va), who,
+                           access_word(acc), r.why ? r.why : "fault"));
         return LineStatus::kOk;
     }
     m.have_last = true;
@@ -579,16 +641,20 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     std::string usage = "usage: translate PROC|kernel VADDR [read|write|exec] [user|kernel]";
     if (a.size() < 3) return script_error(where, usage);
     Proc* p = nullptr;
-    if (a[1] != "kernel" && (p = find_proc(a[1])) == nullptr) return script_error(where, "no process " + a[1] + " (or say kernel)");
+    if (a[1] != "kernel" && (p = find_proc(a[1])) == nullptr)
+      return script_error(where, "no process " + a[1] + " (or say kernel)");
     std::uint64_t va;
     if (auto r = address(a[2], &va)) return r;
     vm::AccessType acc = vm::AccessType::kRead;
     vm::Privilege priv = p != nullptr ? vm::Privilege::kUser : vm::Privilege::kKernel;
     for (std::size_t i = 3; i < a.size(); ++i) {
       if (parse_access(a[i], &acc)) continue;
-      if (a[i] == "kernel") priv = vm::Privilege::kKernel;
-      else if (a[i] == "user") priv = vm::Privilege::kUser;
-      else return script_error(where, usage);
+      if (a[i] == "kernel")
+        priv = vm::Privilege::kKernel;
+      else if (a[i] == "user")
+        priv = vm::Privilege::kUser;
+      else
+        return script_error(where, usage);
     }
     const bool armv7 = m.ks.config().format == vm::Format::kArmv7Short;
     if (armv7 && va >= (std::uint64_t{1} << 32)) {
@@ -613,7 +679,8 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     std::string why = vm::fault_name(w.fault);
     const vm::KernelSpaceConfig& kc = m.ks.config();
     if (priv == vm::Privilege::kUser && va >= m.ks.kernel_base())
-      why = fmt::format("user access to kernel space (VA >= {} {})", armv7 ? "PAGE_OFFSET" : "the TTBR1 half", m.hx(m.ks.kernel_base()));
+      why = fmt::format("user access to kernel space (VA >= {} {})", armv7 ? "PAGE_OFFSET" : "the TTBR1 half",
+                        m.hx(m.ks.kernel_base()));
     else if (p != nullptr && va < p->as->layout().task_size && p->as->find_vma(va) == nullptr)
       why = "no VMA covers the address: SIGSEGV";
     else if (p != nullptr && va < p->as->layout().task_size && w.fault == vm::FaultKind::kTranslation)
@@ -628,41 +695,48 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
     std::string usage = "usage: chain [PROC|kernel] VADDR";
     if (a.size() != 2 && a.size() != 3) return script_error(where, usage);
     Proc* p = nullptr;
-    if (a.size() == 3 && a[1] != "kernel" && (p = find_proc(a[1])) == nullptr) return script_error(where, "no process " + a[1]);
+    if (a.size() == 3 && a[1] != "kernel" && (p = find_proc(a[1])) == nullptr)
+      return script_error(where, "no process " + a[1]);
     std::uint64_t va;
     if (auto r = address(a.back(), &va)) return r;
     const vm::KernelSpaceConfig& kc = m.ks.config();
     phys_addr_t pa = 0;
     if (p == nullptr && m.ks.virt_to_phys(va, &pa)) {
-      out_ << fmt::format("virt_to_phys({}) = {} - PAGE_OFFSET {} + PHYS_OFFSET 0x{:x} = 0x{:x}   (direct map: arithmetic, no walk)\n",
-                          m.hx(va), m.hx(va), m.hx(kc.page_offset), kc.phys_offset, pa);
+      out_ << fmt::format(
+          "virt_to_phys({}) = {} - PAGE_OFFSET {} + PHYS_OFFSET 0x{:x} = 0x{:x}   (direct map: arithmetic, no walk)\n",
+          m.hx(va), m.hx(va), m.hx(kc.page_offset), kc.phys_offset, pa);
     } else {
       if (p != nullptr) p->as->sync_kernel();
       const vm::PageTable& pt = p != nullptr ? p->as->pgd() : m.ks.pgd();
       vm::Walk w = pt.translate(va, vm::AccessType::kRead, vm::Privilege::kKernel);
       if (!w.ok()) {
-        failed(fmt::format("chain: {} is not mapped ({} at level {})", m.hx(va), vm::fault_name(w.fault), w.fault_level));
+        failed(
+            fmt::format("chain: {} is not mapped ({} at level {})", m.hx(va), vm::fault_name(w.fault), w.fault_level));
         return LineStatus::kOk;
       }
       pa = w.pa;
-      out_ << fmt::format("walk({}) = 0x{:x}   (not in the direct map: the page tables say where; {} steps)\n", m.hx(va), pa, w.nsteps);
+      out_ << fmt::format("walk({}) = 0x{:x}   (not in the direct map: the page tables say where; {} steps)\n",
+                          m.hx(va), pa, w.nsteps);
     }
     const pfn_t pfn = PhysMem::phys_to_pfn(pa);
-    out_ << fmt::format("phys_to_pfn(0x{:x}) = 0x{:x} >> 12 = 0x{:x}   (frame 0x{:x}, offset 0x{:03x})\n", pa, pa, pfn, pfn, pa & 0xFFF);
+    out_ << fmt::format("phys_to_pfn(0x{:x}) = 0x{:x} >> 12 = 0x{:x}   (frame 0x{:x}, offset 0x{:03x})\n", pa, pa, pfn,
+                        pfn, pa & 0xFFF);
     if (!k.phys().pfn_valid(pfn)) {
       failed(fmt::format("chain: PFN 0x{:x} is outside RAM (no page descriptor)", pfn));
       return LineStatus::kOk;
     }
     Page* pg = k.phys().pfn_to_page(pfn);
-    out_ << fmt::format("pfn_to_page(0x{:x}) = &mem_map[0x{:x} - 0x{:x}] = {}   (struct page, {} bytes each)\n", pfn, pfn, k.phys().base_pfn(),
-                        m.hx(k.kva(pg)), sizeof(Page));
+    out_ << fmt::format("pfn_to_page(0x{:x}) = &mem_map[0x{:x} - 0x{:x}] = {}   (struct page, {} bytes each)\n", pfn,
+                        pfn, k.phys().base_pfn(), m.hx(k.kva(pg)), sizeof(Page));
     out_ << page_line(pa);
-    out_ << fmt::format("page_to_pfn({}) = ({} - mem_map {}) / {} + 0x{:x} = 0x{:x}\n", m.hx(k.kva(pg)), m.hx(k.kva(pg)),
-                        m.hx(k.kva(k.phys().mem_map())), sizeof(Page), k.phys().base_pfn(), k.phys().page_to_pfn(pg));
+    out_ << fmt::format("page_to_pfn({}) = ({} - mem_map {}) / {} + 0x{:x} = 0x{:x}\n", m.hx(k.kva(pg)),
+                        m.hx(k.kva(pg)), m.hx(k.kva(k.phys().mem_map())), sizeof(Page), k.phys().base_pfn(),
+                        k.phys().page_to_pfn(pg));
     std::uint64_t back = 0;
     m.ks.phys_to_virt(PhysMem::pfn_to_phys(pfn), &back);
-    out_ << fmt::format("pfn_to_phys(0x{:x}) = 0x{:x};  phys_to_virt(0x{:x}) = {} = page_to_virt; + offset 0x{:03x} = {}\n", pfn,
-                        PhysMem::pfn_to_phys(pfn), PhysMem::pfn_to_phys(pfn), m.hx(back), pa & 0xFFF, m.hx(back + (pa & 0xFFF)));
+    out_ << fmt::format(
+        "pfn_to_phys(0x{:x}) = 0x{:x};  phys_to_virt(0x{:x}) = {} = page_to_virt; + offset 0x{:03x} = {}\n", pfn,
+        PhysMem::pfn_to_phys(pfn), PhysMem::pfn_to_phys(pfn), m.hx(back), pa & 0xFFF, m.hx(back + (pa & 0xFFF)));
     m.have_last = true;
     m.last_va = va;
     m.last_pa = pa;
@@ -754,9 +828,10 @@ std::optional<std::int64_t> Scenario::value_mmu(const std::string& path, std::st
     if (rest == "task_size") return as_int(vm::default_layout(kc).task_size);
     return err("vm values are vm.page_offset, .phys_offset, .vmalloc_start, .vmalloc_end, .pagetables, .task_size");
   }
-  static const char* const kConv[] = {"virt_to_phys", "phys_to_virt", "virt_to_pfn", "phys_to_pfn", "pfn_to_phys",
-                                      "pfn_to_virt", "virt_to_page", "page_to_virt", "pfn_to_page", "page_to_pfn"};
-  if (std::find_if(std::begin(kConv), std::end(kConv), [&](const char* c) { return head == c; }) == std::end(kConv)) return std::nullopt;
+  static const char* const kConv[] = {"virt_to_phys", "phys_to_virt", "virt_to_pfn",  "phys_to_pfn", "pfn_to_phys",
+                                      "pfn_to_virt",  "virt_to_page", "page_to_virt", "pfn_to_page", "page_to_pfn"};
+  if (std::find_if(std::begin(kConv), std::end(kConv), [&](const char* c) { return head == c; }) == std::end(kConv))
+    return std::nullopt;
   std::uint64_t x;
   if (!parse_u64(rest, &x)) return err(head + " takes a number: " + head + ".0xC0003012");
   const PhysMem& phys = k.phys();

@@ -23,8 +23,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <ostream>
 #include <random>
@@ -67,7 +67,9 @@ struct NommuState {
   std::map<std::string, NommuLabel> labels;
   ChurnResult churn;
 };
-void ModelDeleter::operator()(NommuState* s) const { delete s; }
+void ModelDeleter::operator()(NommuState* s) const {
+  delete s;
+}
 
 namespace {
 
@@ -76,13 +78,17 @@ std::string pool_reason(const NommuFailure& f, const Kernel& k) {
     return fmt::format("larger than kmalloc's limit of {} (kmalloc={})", kb(k.kmalloc_layer().max_size()),
                        k.config().kmalloc == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2");
   if (f.error == NommuError::kHeapFull)
-    return fmt::format("the fixed heap is full: {} free in the heap, largest free block {}, asked {}", kb(f.free), kb(f.largest),
-                       kb(f.asked));
-  const char* why = f.largest >= f.asked ? "out of memory (below the min watermark)" : f.free >= f.asked ? "missing memory" : "out of memory";
+    return fmt::format("the fixed heap is full: {} free in the heap, largest free block {}, asked {}", kb(f.free),
+                       kb(f.largest), kb(f.asked));
+  const char* why = f.largest >= f.asked ? "out of memory (below the min watermark)"
+                    : f.free >= f.asked  ? "missing memory"
+                                         : "out of memory";
   return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(f.free), kb(f.largest), kb(f.asked));
 }
 
-int order_for(std::uint64_t bytes) { return static_cast<int>(get_order(bytes == 0 ? 1 : bytes)); }
+int order_for(std::uint64_t bytes) {
+  return static_cast<int>(get_order(bytes == 0 ? 1 : bytes));
+}
 
 }  // namespace
 
@@ -92,11 +98,13 @@ static NommuState* nommu_state(std::unique_ptr<NommuState, ModelDeleter>& s, Ker
 }
 
 std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::string& line, const std::string& where) {
-  static const char* const kCommands[] = {"spawn", "exit", "malloc", "free", "realloc", "ps", "nommu", "frag", "repeat", "churn"};
+  static const char* const kCommands[] = {"spawn", "exit",  "malloc", "free",   "realloc",
+                                          "ps",    "nommu", "frag",   "repeat", "churn"};
   if (std::find(std::begin(kCommands), std::end(kCommands), a[0]) == std::end(kCommands)) return std::nullopt;
   Kernel& k = *kernel_;
   NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(where, "the NOMMU process model could not start (no room for its vm_region cache)");
+  if (st == nullptr)
+    return script_error(where, "the NOMMU process model could not start (no room for its vm_region cache)");
   Nommu& n = st->nommu;
   const std::string& cmd = a[0];
   auto say = [&](const std::string& s) {
@@ -109,7 +117,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   auto va = [&](const void* p) { return k.kva(p); };
 
   if (cmd == "spawn") {
-    if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen) return script_error(where, "usage: spawn PROC [malloc=simple|smalloc|heap|brk] [heap=SIZE]");
+    if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen)
+      return script_error(where, "usage: spawn PROC [malloc=simple|smalloc|heap|brk] [heap=SIZE]");
     std::map<std::string, std::string> o;
     std::string bad;
     if (!parse_options(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
@@ -119,11 +128,16 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     for (auto& [key, v] : o) {
       if (key == "malloc") {
         kind_given = true;
-        if (v == "simple") kind = MallocKind::kSimple;
-        else if (v == "smalloc") kind = MallocKind::kSmalloc;
-        else if (v == "heap") kind = MallocKind::kHeap;
-        else if (v == "brk") kind = MallocKind::kBrk;
-        else return script_error(where, "malloc= takes simple, smalloc, heap or brk, not '" + v + "'");
+        if (v == "simple")
+          kind = MallocKind::kSimple;
+        else if (v == "smalloc")
+          kind = MallocKind::kSmalloc;
+        else if (v == "heap")
+          kind = MallocKind::kHeap;
+        else if (v == "brk")
+          kind = MallocKind::kBrk;
+        else
+          return script_error(where, "malloc= takes simple, smalloc, heap or brk, not '" + v + "'");
       } else if (key == "heap") {
         if (!parse_number(v, &heap) || heap <= 0) return script_error(where, "bad heap size '" + v + "'");
       } else {
@@ -133,8 +147,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     if (heap != 0 && !kind_given) kind = MallocKind::kHeap;
     if (heap != 0 && kind != MallocKind::kHeap) return script_error(where, "heap= goes with malloc=heap");
     if (heap > 0 && static_cast<std::uint64_t>(heap) > k.phys().size()) {
-      fail(fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1], kb(static_cast<std::uint64_t>(heap)),
-                       kb(k.phys().size())));
+      fail(fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1],
+                       kb(static_cast<std::uint64_t>(heap)), kb(k.phys().size())));
       return LineStatus::kOk;
     }
     NommuError e;
@@ -148,7 +162,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     }
     const NommuProcess* p = n.process(pid);
     if (kind == MallocKind::kHeap)
-      say(fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size), va(p->heap->data)));
+      say(fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size),
+                      va(p->heap->data)));
     else
       say(fmt::format("{}: pid {}, malloc={}", a[1], pid, malloc_kind_name(kind)));
     return LineStatus::kOk;
@@ -162,7 +177,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     }
     std::uint64_t bytes = n.process_bytes(pid);
     n.exit(pid);
-    for (auto it = st->labels.begin(); it != st->labels.end();) it = it->second.pid == pid ? st->labels.erase(it) : std::next(it);
+    for (auto it = st->labels.begin(); it != st->labels.end();)
+      it = it->second.pid == pid ? st->labels.erase(it) : std::next(it);
     say(fmt::format("{} exited: {} back to the pool", a[1], kb(bytes)));
     return LineStatus::kOk;
   }
@@ -184,7 +200,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
       return LineStatus::kOk;
     }
     if (a.size() == 5) st->labels[a[4]] = NommuLabel{pid, p, static_cast<std::size_t>(size)};
-    say(fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, va(p), n.usable(pid, p), n.footprint(pid, p)));
+    say(fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, va(p), n.usable(pid, p),
+                    n.footprint(pid, p)));
     return LineStatus::kOk;
   }
   if (cmd == "free") {
@@ -203,8 +220,9 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     if (e != NommuError::kOk) {
       const NommuProcess* owner = n.process(it->second.pid);
       const NommuProcess* who = n.process(by);
-      fail(fmt::format("free {}: refused: 0x{:08x} {} (process {} freed it{})", a[1], va(it->second.ptr), nommu_error_text(e),
-                       who ? who->name : "?", e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
+      fail(fmt::format("free {}: refused: 0x{:08x} {} (process {} freed it{})", a[1], va(it->second.ptr),
+                       nommu_error_text(e), who ? who->name : "?",
+                       e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
       return LineStatus::kOk;
     }
     st->labels.erase(it);
@@ -220,7 +238,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     void* q = n.realloc(it->second.pid, it->second.ptr, static_cast<std::size_t>(size), &e);
     if (q == nullptr && size != 0) {
       fail(fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
-                       e == NommuError::kBadPointer || e == NommuError::kNotYours ? nommu_error_text(e) : pool_reason(n.last_failure(), k)));
+                       e == NommuError::kBadPointer || e == NommuError::kNotYours ? nommu_error_text(e)
+                                                                                  : pool_reason(n.last_failure(), k)));
       return LineStatus::kOk;
     }
     if (size == 0) {
@@ -230,7 +249,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     bool moved = q != it->second.ptr;
     it->second.ptr = q;
     it->second.size = static_cast<std::size_t>(size);
-    say(fmt::format("{} = 0x{:08x} ({} usable{})", a[1], va(q), n.usable(it->second.pid, q), moved ? ", moved: allocate, copy, free" : ", in place"));
+    say(fmt::format("{} = 0x{:08x} ({} usable{})", a[1], va(q), n.usable(it->second.pid, q),
+                    moved ? ", moved: allocate, copy, free" : ", in place"));
     return LineStatus::kOk;
   }
   if (cmd == "ps") {
@@ -238,15 +258,16 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     for (int pid = 1; pid <= static_cast<int>(kMaxProcesses); ++pid) {
       const NommuProcess* p = n.process(pid);
       if (p == nullptr) continue;
-      out_ << fmt::format("{:>5} {:<12} {:<8} {:>7} {:>10} {:>8} {:>8}\n", pid, p->name, malloc_kind_name(p->kind), p->nr_regions, p->bytes,
-                          p->mallocs, p->frees);
+      out_ << fmt::format("{:>5} {:<12} {:<8} {:>7} {:>10} {:>8} {:>8}\n", pid, p->name, malloc_kind_name(p->kind),
+                          p->nr_regions, p->bytes, p->mallocs, p->frees);
     }
     return LineStatus::kOk;
   }
   if (cmd == "nommu") {
     std::map<std::string, std::string> o;
     std::string bad;
-    if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, "usage: nommu [lookup=linear|indexed] [chunk=SIZE]");
+    if (a.size() < 2 || !parse_options(a, 1, &o, &bad))
+      return script_error(where, "usage: nommu [lookup=linear|indexed] [chunk=SIZE]");
     for (auto& [key, v] : o) {
       if (key == "lookup") {
         if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");
@@ -257,23 +278,27 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
         return script_error(where, "unknown nommu option '" + key + "'");
       }
     }
-    say(fmt::format("region lookup: {}", n.config().indexed ? "indexed (hash of region addresses)" : "linear (walk the process's list)"));
+    say(fmt::format("region lookup: {}",
+                    n.config().indexed ? "indexed (hash of region addresses)" : "linear (walk the process's list)"));
     return LineStatus::kOk;
   }
   if (cmd == "frag") {
     std::int64_t size = 0;
-    if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0))) return script_error(where, "usage: frag [SIZE]");
+    if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0)))
+      return script_error(where, "usage: frag [SIZE]");
     std::uint64_t nr[kNrOrders];
     k.zone().free_blocks(nr);
     std::uint64_t free_b = k.zone().free_pages() * kPageSize, largest = k.zone().largest_free_block() * kPageSize;
     out_ << fmt::format("free {} in all, largest free block {} ({})\n", kb(free_b), kb(largest), k.zone().name());
     auto line_for = [&](unsigned order) {
       int ui = unusable_index(nr, order), fi = fragmentation_index(nr, order);
-      out_ << fmt::format("  order {:>2} ({:>7}): unusable index {}.{:03d}, fragmentation index {}{}.{:03d}\n", order, kb(kPageSize << order),
-                          ui / 1000, ui % 1000, fi < 0 ? "-" : "", std::abs(fi) / 1000, std::abs(fi) % 1000);
+      out_ << fmt::format("  order {:>2} ({:>7}): unusable index {}.{:03d}, fragmentation index {}{}.{:03d}\n", order,
+                          kb(kPageSize << order), ui / 1000, ui % 1000, fi < 0 ? "-" : "", std::abs(fi) / 1000,
+                          std::abs(fi) % 1000);
     };
     if (size > 0) {
-      line_for(static_cast<unsigned>(std::min<int>(order_for(static_cast<std::uint64_t>(size)), static_cast<int>(kMaxOrder))));
+      line_for(static_cast<unsigned>(
+          std::min<int>(order_for(static_cast<std::uint64_t>(size)), static_cast<int>(kMaxOrder))));
     } else {
       for (unsigned o = 0; o < kNrOrders; ++o) line_for(o);
     }
@@ -310,14 +335,15 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     std::map<std::string, std::string> o;
     std::string bad;
     if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
-    std::map<std::string, std::int64_t> p = {{"steps", 2000}, {"seed", 1},        {"every", 200},     {"buf_min", 64},
-                                             {"buf_max", 2048}, {"bufs", 3},      {"buf_life", 20},   {"keep", 20},
-                                             {"programs", 6},  {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
+    std::map<std::string, std::int64_t> p = {
+        {"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
+        {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
     for (auto& [key, v] : o) {
       if (p.count(key) == 0) return script_error(where, "unknown churn option '" + key + "'");
       if (!parse_number(v, &p[key]) || p[key] < 0) return script_error(where, "bad churn " + key + " '" + v + "'");
     }
-    if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"] || p["every"] == 0 || p["buf_min"] == 0 || p["prog_min"] == 0)
+    if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"] || p["every"] == 0 || p["buf_min"] == 0 ||
+        p["prog_min"] == 0)
       return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max, every > 0");
     std::mt19937_64 rng(static_cast<std::uint64_t>(p["seed"]));
     auto uniform = [&](std::int64_t lo, std::int64_t hi) {
@@ -389,7 +415,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
           r.failed_buffers++;
           continue;
         }
-        std::int64_t life = uniform(0, 999) < p["keep"] ? uniform(p["prog_life"], p["prog_life"] * 4) : uniform(1, p["buf_life"]);
+        std::int64_t life =
+            uniform(0, 999) < p["keep"] ? uniform(p["prog_life"], p["prog_life"] * 4) : uniform(1, p["buf_life"]);
         bufs.push_back(Buf{b, t + life});
       }
       std::uint64_t largest = k.zone().largest_free_block() * kPageSize;
@@ -398,16 +425,17 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
       if (t % p["every"] == 0 || t == p["steps"]) {
         std::size_t running = 0;
         for (auto& g : progs) running += g.pid != 0 ? 1 : 0;
-        out_ << fmt::format("{:>7} {:>10} {:>10} {:>8} {:>9} {:>9}/{}\n", t, kb(k.zone().free_pages() * kPageSize), kb(largest), bufs.size(),
-                            running, r.failed_programs, r.failed_buffers);
+        out_ << fmt::format("{:>7} {:>10} {:>10} {:>8} {:>9} {:>9}/{}\n", t, kb(k.zone().free_pages() * kPageSize),
+                            kb(largest), bufs.size(), running, r.failed_programs, r.failed_buffers);
       }
     }
     r.final_largest = k.zone().largest_free_block() * kPageSize;
     r.avg_largest = p["steps"] > 0 ? sum_largest / static_cast<std::uint64_t>(p["steps"]) : 0;
     if (p["steps"] == 0) r.min_largest = r.final_largest;
-    out_ << fmt::format("largest free block: min {}, average {}, at the end {}; failed program loads {}, failed buffers {}\n",
-                        kb(r.min_largest / 1024 * 1024), kb(r.avg_largest / 1024 * 1024), kb(r.final_largest), r.failed_programs,
-                        r.failed_buffers);
+    out_ << fmt::format(
+        "largest free block: min {}, average {}, at the end {}; failed program loads {}, failed buffers {}\n",
+        kb(r.min_largest / 1024 * 1024), kb(r.avg_largest / 1024 * 1024), kb(r.final_largest), r.failed_programs,
+        r.failed_buffers);
     // Leave the machine as it was: every churn process exits.
     for (auto& g : progs)
       if (g.pid != 0) n.exit(g.pid);
@@ -430,14 +458,15 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
     auto d = rest.find('.');
     std::string which = rest.substr(0, d), ord = d == std::string::npos ? "" : rest.substr(d + 1);
     std::int64_t o = -1;
-    if ((which != "unusable" && which != "index") || ord.rfind("order", 0) != 0 || !parse_number(ord.substr(5), &o) || o < 0 ||
-        o > static_cast<std::int64_t>(kMaxOrder)) {
+    if ((which != "unusable" && which != "index") || ord.rfind("order", 0) != 0 || !parse_number(ord.substr(5), &o) ||
+        o < 0 || o > static_cast<std::int64_t>(kMaxOrder)) {
       *error = "frag values are frag.unusable.orderN and frag.index.orderN (N = 0..10)";
       return std::nullopt;
     }
     std::uint64_t nr[kNrOrders];
     k.zone().free_blocks(nr);
-    return which == "unusable" ? unusable_index(nr, static_cast<unsigned>(o)) : fragmentation_index(nr, static_cast<unsigned>(o));
+    return which == "unusable" ? unusable_index(nr, static_cast<unsigned>(o))
+                               : fragmentation_index(nr, static_cast<unsigned>(o));
   }
   NommuState* st = nommu_state(nommu_, kernel_);
   if (st == nullptr) {
@@ -449,7 +478,8 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
   if (head == "ksize" || head == "footprint") {
     auto it = st->labels.find(rest);
     if (it == st->labels.end()) return std::nullopt;  // Scenario::value names the label
-    return as_int(head == "ksize" ? n.usable(it->second.pid, it->second.ptr) : n.footprint(it->second.pid, it->second.ptr));
+    return as_int(head == "ksize" ? n.usable(it->second.pid, it->second.ptr)
+                                  : n.footprint(it->second.pid, it->second.ptr));
   }
   if (head == "nommu") {
     if (rest == "mmap_copy") return as_int(n.mmap_copy_bytes());
@@ -476,7 +506,9 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
     if (rest == "final_largest") return as_int(r.final_largest);
     if (rest == "failed_programs") return as_int(r.failed_programs);
     if (rest == "failed_buffers") return as_int(r.failed_buffers);
-    *error = "churn values are churn.min_largest, churn.avg_largest, churn.final_largest, churn.failed_programs, churn.failed_buffers";
+    *error =
+        "churn values are churn.min_largest, churn.avg_largest, churn.final_largest, churn.failed_programs, "
+        "churn.failed_buffers";
     return std::nullopt;
   }
   // proc.PROC.FIELD, heap.PROC.FIELD

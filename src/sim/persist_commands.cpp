@@ -53,14 +53,16 @@ void persist_boot_banner(Kernel& k, std::ostream& out) {
                        reinterpret_cast<std::uintptr_t>(fp->ram()));
     return;
   }
-  out << fmt::format("persistent RAM: attached {} (boot {}, {}), rebuilt in {} us: {} slabs, {} objects, {} large blocks, "
-                     "{} vmalloc areas\n",
-                     fp->path(), r.boot_count, r.was_clean ? "detached cleanly" : "after a crash", r.rebuild_ns / 1000, r.slabs,
-                     r.objects, r.large_blocks, r.vmalloc_areas);
+  out << fmt::format(
+      "persistent RAM: attached {} (boot {}, {}), rebuilt in {} us: {} slabs, {} objects, {} large blocks, "
+      "{} vmalloc areas\n",
+      fp->path(), r.boot_count, r.was_clean ? "detached cleanly" : "after a crash", r.rebuild_ns / 1000, r.slabs,
+      r.objects, r.large_blocks, r.vmalloc_areas);
   if (r.repaired_frames + r.orphan_vmalloc_frames + r.orphan_area_records + r.dropped_frames + r.empty_slabs_freed != 0)
-    out << fmt::format("persistent RAM: repaired {} half-written frames, freed {} orphan vmalloc frames and {} area records, "
-                       "{} empty slabs, gave back {} per-boot frames\n",
-                       r.repaired_frames, r.orphan_vmalloc_frames, r.orphan_area_records, r.empty_slabs_freed, r.dropped_frames);
+    out << fmt::format(
+        "persistent RAM: repaired {} half-written frames, freed {} orphan vmalloc frames and {} area records, "
+        "{} empty slabs, gave back {} per-boot frames\n",
+        r.repaired_frames, r.orphan_vmalloc_frames, r.orphan_area_records, r.empty_slabs_freed, r.dropped_frames);
   if (r.dormant_modules != 0)
     out << fmt::format("persistent RAM: {} module(s) dormant until loaded again ({})\n", r.dormant_modules,
                        k.config().boot_grace_ns != 0 ? fmt::format("grace {} ms", k.config().boot_grace_ns / 1000000)
@@ -102,8 +104,8 @@ std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a
         p = it->second.host;
       }
       if (!k.root_set(a[2].c_str(), p)) {
-        out << fmt::format("root set: no room for '{}' (at most {} roots, names under {} characters)\n", a[2], kMaxPersistRoots,
-                           kPersistRootNameLen);
+        out << fmt::format("root set: no room for '{}' (at most {} roots, names under {} characters)\n", a[2],
+                           kMaxPersistRoots, kPersistRootNameLen);
         *failed = true;
       }
       return true;
@@ -130,7 +132,8 @@ std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a
   return std::nullopt;
 }
 
-std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest, std::string* error) {
+std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest,
+                                          std::string* error) {
   if (head == "root") return k.root_get(rest.c_str()) != nullptr ? 1 : 0;
   const AttachReport& r = k.attach_report();
   auto v = [](std::uint64_t x) { return static_cast<std::int64_t>(x); };

@@ -28,6 +28,7 @@ std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a
 // `kmm fsck FILE`: the report on out; returns the exit status (0 clean, 1 inconsistent, 2 unusable).
 int run_fsck(const std::string& path, std::ostream& out);
 // Values under persist.* and root.*; nullopt with *error set when unknown.
-std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest, std::string* error);
+std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest,
+                                          std::string* error);
 
 }  // namespace kmm::sim

@@ -128,7 +128,8 @@ const PolicyInfo kPolicies[] = {
     {"best-fit", "textbook best fit, boundary tags, one arena"},
 };
 
-std::unique_ptr<Policy> make_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t, std::string* err) {
+std::unique_ptr<Policy> make_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t,
+                                    std::string* err) {
   BootConfig bc;
   bc.ram_bytes = cfg.ram_bytes;
   bc.mmu = cfg.mmu;
@@ -160,7 +161,8 @@ std::unique_ptr<Policy> make_policy(const std::string& name, const ReplayConfig&
     // The same memory the kernel policies get: what a booted machine leaves free.
     BuddyPolicy probe;
     if (!probe.boot(bc, err)) return nullptr;
-    return std::make_unique<ArenaPolicy>(probe.capacity(), name == "first-fit" ? Arena::Fit::kFirst : Arena::Fit::kBest);
+    return std::make_unique<ArenaPolicy>(probe.capacity(),
+                                         name == "first-fit" ? Arena::Fit::kFirst : Arena::Fit::kBest);
   }
   if (name == "simple" || name == "smalloc" || name == "heap") {
 #if KMM_HAVE_NOMMU
@@ -327,7 +329,9 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   r.ops = n;
   r.seconds = std::chrono::duration<double>(t1 - t0).count();
   r.events_per_s = r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
-  auto ratio = [](std::uint64_t a, std::uint64_t b) { return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b); };
+  auto ratio = [](std::uint64_t a, std::uint64_t b) {
+    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+  };
   r.utilization = ratio(r.peak_live, r.peak_footprint);
   std::uint64_t ok_allocs = r.allocs - r.failures - r.injected_ops;
   r.overhead_per_alloc = ratio(overhead_sum, ok_allocs);
@@ -363,19 +367,20 @@ std::string bytes(std::uint64_t b) {
 
 std::string failure_text(const ReplayResult& r) {
   if (!r.failed) return "none";
-  return fmt::format("op {}: {} asked, {} free, largest {} ({} failed)", r.fail_op, bytes(r.fail_size), bytes(r.fail_free),
-                     bytes(r.fail_largest), r.failures);
+  return fmt::format("op {}: {} asked, {} free, largest {} ({} failed)", r.fail_op, bytes(r.fail_size),
+                     bytes(r.fail_free), bytes(r.fail_largest), r.failures);
 }
 
 }  // namespace
 
-void print_replay_table(std::ostream& out, const Trace& t, const ReplayConfig& cfg, const std::vector<ReplayResult>& rs) {
-  out << fmt::format("trace {}: {} ops ({} a, {} f, {} r), {} ids, peak live payload {}{}\n", t.name, t.ops.size(), t.allocs,
-                     t.frees, t.reallocs, t.num_ids, bytes(t.peak_live_bytes),
+void print_replay_table(std::ostream& out, const Trace& t, const ReplayConfig& cfg,
+                        const std::vector<ReplayResult>& rs) {
+  out << fmt::format("trace {}: {} ops ({} a, {} f, {} r), {} ids, peak live payload {}{}\n", t.name, t.ops.size(),
+                     t.allocs, t.frees, t.reallocs, t.num_ids, bytes(t.peak_live_bytes),
                      t.skipped != 0 ? fmt::format(", {} bad lines skipped", t.skipped) : "");
   out << fmt::format("machine: ram={} mmu={}\n\n", bytes(cfg.ram_bytes), cfg.mmu ? "on" : "off");
-  out << fmt::format("{:<16} {:>9} {:>6} {:>9} {:>6} {:>6} {:>9} {:>9}  {:>9}  {}\n", "policy", "peak", "util", "ovh/alloc",
-                     "int%", "ext%", "end free", "largest", "Mops/s", "first failure");
+  out << fmt::format("{:<16} {:>9} {:>6} {:>9} {:>6} {:>6} {:>9} {:>9}  {:>9}  {}\n", "policy", "peak", "util",
+                     "ovh/alloc", "int%", "ext%", "end free", "largest", "Mops/s", "first failure");
   for (const ReplayResult& r : rs) {
     if (!r.error.empty() && r.ops == 0) {
       out << fmt::format("{:<16} n/a: {}\n", r.policy, r.error);
@@ -383,14 +388,17 @@ void print_replay_table(std::ostream& out, const Trace& t, const ReplayConfig& c
     }
     out << fmt::format("{:<16} {:>9} {:>5.1f}% {:>9.1f} {:>5.1f}% {:>5.1f}% {:>9} {:>9}  {:>9.2f}  {}\n", r.policy,
                        bytes(r.peak_footprint), 100 * r.utilization, r.overhead_per_alloc, 100 * r.internal_frag,
-                       100 * r.external_frag, bytes(r.end_free), bytes(r.end_largest), r.events_per_s / 1e6, failure_text(r));
+                       100 * r.external_frag, bytes(r.end_free), bytes(r.end_largest), r.events_per_s / 1e6,
+                       failure_text(r));
     if (!r.error.empty()) out << fmt::format("{:<16} ERROR: {}\n", "", r.error);
   }
   bool any = false;
   for (const ReplayResult& r : rs) any = any || r.injecting;
   if (!any) return;
-  out << fmt::format("\nfault injection (failures injected / calls seen; ops failed by injection are not in \"first failure\"):\n");
-  out << fmt::format("{:<16} {:>12} {:>21} {:>21} {:>21}\n", "policy", "ops failed", "failslab", "fail_page_alloc", "fail_platform");
+  out << fmt::format(
+      "\nfault injection (failures injected / calls seen; ops failed by injection are not in \"first failure\"):\n");
+  out << fmt::format("{:<16} {:>12} {:>21} {:>21} {:>21}\n", "policy", "ops failed", "failslab", "fail_page_alloc",
+                     "fail_platform");
   for (const ReplayResult& r : rs) {
     if (!r.injecting) continue;
     auto cell = [&](unsigned k) { return fmt::format("{} / {}", r.fault_failures[k], r.fault_calls[k]); };
@@ -407,21 +415,29 @@ void print_replay_csv(std::ostream& out, const std::vector<ReplayResult>& rs) {
     std::string err = r.error;
     std::replace(err.begin(), err.end(), ',', ';');
     std::replace(err.begin(), err.end(), '"', '\'');
-    out << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{},{}\n", r.policy, err,
-                       r.ops, r.allocs, r.failures, r.capacity, r.peak_footprint, r.peak_live, r.utilization,
-                       r.overhead_per_alloc, r.internal_frag, r.external_frag, r.end_footprint, r.end_free, r.end_largest,
-                       r.failed ? std::to_string(r.fail_op) : "", r.failed ? std::to_string(r.fail_size) : "",
-                       r.failed ? std::to_string(r.fail_free) : "", r.failed ? std::to_string(r.fail_largest) : "",
-                       r.events_per_s, r.injected_ops, r.fault_calls[0], r.fault_failures[0], r.fault_calls[1],
-                       r.fault_failures[1], r.fault_calls[2], r.fault_failures[2]);
+    out << fmt::format(
+        "{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{},{}\n",
+        r.policy, err, r.ops, r.allocs, r.failures, r.capacity, r.peak_footprint, r.peak_live, r.utilization,
+        r.overhead_per_alloc, r.internal_frag, r.external_frag, r.end_footprint, r.end_free, r.end_largest,
+        r.failed ? std::to_string(r.fail_op) : "", r.failed ? std::to_string(r.fail_size) : "",
+        r.failed ? std::to_string(r.fail_free) : "", r.failed ? std::to_string(r.fail_largest) : "", r.events_per_s,
+        r.injected_ops, r.fault_calls[0], r.fault_failures[0], r.fault_calls[1], r.fault_failures[1], r.fault_calls[2],
+        r.fault_failures[2]);
   }
 }
 
-void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cfg, const std::vector<ReplayResult>& rs) {
+void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cfg,
+                       const std::vector<ReplayResult>& rs) {
   nlohmann::json j;
-  j["trace"] = {{"name", t.name},         {"ops", t.ops.size()},     {"allocs", t.allocs},
-                {"frees", t.frees},       {"reallocs", t.reallocs}, {"ids", t.num_ids},
-                {"peak_live", t.peak_live_bytes}, {"skipped", t.skipped}, {"problems", t.problems}};
+  j["trace"] = {{"name", t.name},
+                {"ops", t.ops.size()},
+                {"allocs", t.allocs},
+                {"frees", t.frees},
+                {"reallocs", t.reallocs},
+                {"ids", t.num_ids},
+                {"peak_live", t.peak_live_bytes},
+                {"skipped", t.skipped},
+                {"problems", t.problems}};
   j["machine"] = {{"ram", cfg.ram_bytes}, {"mmu", cfg.mmu}};
   nlohmann::json arr = nlohmann::json::array();
   for (const ReplayResult& r : rs) {
@@ -446,11 +462,13 @@ void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cf
     if (r.injecting) {
       nlohmann::json f = {{"injected_ops", r.injected_ops}};
       for (unsigned k = 0; k < kNrFaultPoints; ++k)
-        f[fault_point_name(static_cast<FaultPoint>(k))] = {{"calls", r.fault_calls[k]}, {"failures", r.fault_failures[k]}};
+        f[fault_point_name(static_cast<FaultPoint>(k))] = {{"calls", r.fault_calls[k]},
+                                                           {"failures", r.fault_failures[k]}};
       o["fault_injection"] = f;
     }
     if (r.failed)
-      o["first_failure"] = {{"op", r.fail_op}, {"size", r.fail_size}, {"free", r.fail_free}, {"largest", r.fail_largest}};
+      o["first_failure"] = {
+          {"op", r.fail_op}, {"size", r.fail_size}, {"free", r.fail_free}, {"largest", r.fail_largest}};
     else
       o["first_failure"] = nullptr;
     arr.push_back(o);

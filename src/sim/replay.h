@@ -71,9 +71,9 @@ struct ReplaySample {
 
 struct ReplayResult {
   std::string policy;
-  std::string error;            // non-empty: the policy could not run (and why)
+  std::string error;  // non-empty: the policy could not run (and why)
   std::uint64_t ops = 0, allocs = 0, failures = 0;
-  std::uint64_t capacity = 0;   // bytes the policy could use on this machine
+  std::uint64_t capacity = 0;  // bytes the policy could use on this machine
   std::uint64_t peak_footprint = 0, peak_live = 0;
   std::uint64_t internal_at_peak = 0, external_at_peak = 0;
   double utilization = 0, overhead_per_alloc = 0, internal_frag = 0, external_frag = 0;
@@ -82,7 +82,7 @@ struct ReplayResult {
   std::uint64_t fail_op = 0, fail_size = 0, fail_free = 0, fail_largest = 0;
   double seconds = 0, events_per_s = 0;
   std::vector<ReplaySample> timeline;
-  std::string map;              // X used, - free, one character per map_scale bytes
+  std::string map;  // X used, - free, one character per map_scale bytes
   std::uint64_t map_scale = 0;
   // Fault injection (ReplayConfig::fault_on): operations failed by an injected failure, and
   // each point's calls seen and failures injected during this policy's run.

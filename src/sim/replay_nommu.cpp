@@ -67,7 +67,8 @@ class NommuPolicy final : public KernelPolicy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t, std::string* err) {
+std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t,
+                                          std::string* err) {
   BootConfig bc;
   bc.ram_bytes = cfg.ram_bytes;
   bc.mmu = false;
@@ -76,7 +77,9 @@ std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayC
   bc.range_direction = RangeDirection::kSeed;
   auto p = std::make_unique<NommuPolicy>();
   if (!p->boot(bc, err)) return nullptr;
-  MallocKind kind = name == "simple" ? MallocKind::kSimple : name == "smalloc" ? MallocKind::kSmalloc : MallocKind::kHeap;
+  MallocKind kind = name == "simple"    ? MallocKind::kSimple
+                    : name == "smalloc" ? MallocKind::kSmalloc
+                                        : MallocKind::kHeap;
   std::uint64_t heap = cfg.heap_bytes;
   if (heap == 0) {
     heap = t.peak_live_bytes + t.peak_live_bytes / 4 + (64 << 10);

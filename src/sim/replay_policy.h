@@ -57,7 +57,7 @@ class KernelPolicy : public Policy {
   }
   bool boot(BootConfig cfg, std::string* err) {
     cfg.min_free_kbytes = ~std::uint64_t{0};  // watermarks off: the whole RAM is the limit
-    cfg.min_partial = 5;  // empty slabs a cache keeps: SLUB's MIN_PARTIAL
+    cfg.min_partial = 5;                      // empty slabs a cache keeps: SLUB's MIN_PARTIAL
     BootError e;
     k_ = Kernel::boot(cfg, &e);
     if (k_ == nullptr) {
@@ -77,9 +77,15 @@ class KernelPolicy : public Policy {
   std::uint64_t footprint() const override {
     return (k_->zone().managed_pages() - k_->zone().free_pages() - base_used_) << kPageShift;
   }
-  std::uint64_t free_total() const override { return k_->zone().free_pages() << kPageShift; }
-  std::uint64_t largest_free() const override { return k_->zone().largest_free_block() << kPageShift; }
-  std::uint64_t capacity() const override { return (k_->zone().managed_pages() - base_used_) << kPageShift; }
+  std::uint64_t free_total() const override {
+    return k_->zone().free_pages() << kPageShift;
+  }
+  std::uint64_t largest_free() const override {
+    return k_->zone().largest_free_block() << kPageShift;
+  }
+  std::uint64_t capacity() const override {
+    return (k_->zone().managed_pages() - base_used_) << kPageShift;
+  }
   void used_cells(std::uint64_t cell, std::vector<bool>* out) const override {
     const PhysMem& ph = k_->phys();
     std::uint64_t ram = std::uint64_t{ph.end_pfn() - ph.base_pfn()} << kPageShift;
@@ -88,7 +94,9 @@ class KernelPolicy : public Policy {
       if (!k_->zone().frame_is_free(pfn)) (*out)[(std::uint64_t{pfn - ph.base_pfn()} << kPageShift) / cell] = true;
     }
   }
-  const char* zone_name() const { return k_->zone().name(); }
+  const char* zone_name() const {
+    return k_->zone().name();
+  }
   bool check(std::string* why) override {
     StackText<512> sink;
     bool ok = k_->check_invariants(&sink);
@@ -103,7 +111,8 @@ class KernelPolicy : public Policy {
 
 #if KMM_HAVE_NOMMU
 // simple, smalloc, heap (sim/replay_nommu.cpp).
-std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t, std::string* err);
+std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayConfig& cfg, const Trace& t,
+                                          std::string* err);
 #endif
 
 }  // namespace kmm::sim

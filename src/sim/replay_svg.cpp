@@ -28,10 +28,14 @@ std::string human(double b) {
 std::string escape(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else o += c;
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else
+      o += c;
   }
   return o;
 }
@@ -76,9 +80,10 @@ void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<Rep
     for (int g = 0; g <= 4; ++g) {
       double v = static_cast<double>(ymax) * g / 4;
       int y = py0 + ph - ph * g / 4;
-      out << fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>
+      out << fmt::format(
+          R"(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>
 )",
-                         left, y, left + plot_w, y, left - 4, y + 4, human(v));
+          left, y, left + plot_w, y, left - 4, y + 4, human(v));
     }
     out << fmt::format(R"(<text x="{}" y="{}" text-anchor="end">op {}</text>
 )",
@@ -126,8 +131,9 @@ void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<Rep
     for (std::size_t k = 0; k < cells_only.size();) {
       std::size_t e = k;
       while (e < cells_only.size() && cells_only[e] == cells_only[k]) ++e;
-      out << fmt::format(R"(<rect x="{:.1f}" y="{}" width="{:.1f}" height="14" fill="{}"/>)", left + cw * static_cast<double>(k), y,
-                         cw * static_cast<double>(e - k), cells_only[k] == 'X' ? "#444" : "#ddd");
+      out << fmt::format(R"(<rect x="{:.1f}" y="{}" width="{:.1f}" height="14" fill="{}"/>)",
+                         left + cw * static_cast<double>(k), y, cw * static_cast<double>(e - k),
+                         cells_only[k] == 'X' ? "#444" : "#ddd");
       k = e;
     }
     out << fmt::format(R"(<text x="{}" y="{}">{} a cell</text>

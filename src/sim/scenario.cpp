@@ -15,8 +15,8 @@
 #include "proc/proc.h"
 #include "sim/expr.h"
 #include "sim/fault_commands.h"
-#include "sim/script_args.h"
 #include "sim/persist_commands.h"
+#include "sim/script_args.h"
 
 namespace kmm::sim {
 namespace {
@@ -109,14 +109,17 @@ bool Scenario::owner_arg(const std::string& name, owner_t* o) {
 std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
   std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
   std::uint64_t largest = kernel_->zone().largest_free_block() * kPageSize;
-  const char* why = largest >= asked ? "out of memory (below the min watermark)" : free_b >= asked ? "missing memory" : "out of memory";
+  const char* why = largest >= asked  ? "out of memory (below the min watermark)"
+                    : free_b >= asked ? "missing memory"
+                                      : "out of memory";
   // An injected failure is not the machine's: say so, and which point forced it.
   std::string points;
   for (unsigned i = 0; i < kNrFaultPoints; ++i)
     if (fault_failures(static_cast<FaultPoint>(i)) > injected_mark_[i])
       points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
   if (!points.empty()) {
-    return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points, kb(free_b), kb(largest), kb(asked));
+    return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points,
+                       kb(free_b), kb(largest), kb(asked));
   }
   return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), kb(asked));
 }
@@ -191,7 +194,8 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "let") {
     if (a.size() < 4 || a[2] != "=") return script_error(where, "usage: let NAME = EXPR");
     for (char c : a[1])
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return script_error(where, "bad name '" + a[1] + "' for let");
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+        return script_error(where, "bad name '" + a[1] + "' for let");
     std::string text = line.substr(line.find('=') + 1);
     ExprResult r = evaluate(text, vars_, [this](const std::string& p, std::string* e) { return value(p, e); });
     if (!r.ok) return script_error(where, r.error);
@@ -236,14 +240,17 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
       if (!opt.empty()) return script_error(where, "rmmod takes no options");
       e = k.rmmod(a[1].c_str());
     }
-    if (e != ModuleError::kOk) failed(fmt::format("{}: ERROR: could not {} module {}: {}", cmd, cmd == "insmod" ? "insert" : "remove", a[1], module_error_text(e)));
+    if (e != ModuleError::kOk)
+      failed(fmt::format("{}: ERROR: could not {} module {}: {}", cmd, cmd == "insmod" ? "insert" : "remove", a[1],
+                         module_error_text(e)));
     return st;
   }
   if (cmd == "lsmod") {
     out_ << "Module                  Size  Used by\n";
     for (unsigned o = kOwnerFirstModule; o < kOwnerUntracked; ++o) {
       const Module* m = k.modules().module(static_cast<owner_t>(o));
-      if (m != nullptr && m->state == ModuleState::kLive) out_ << fmt::format("{:<19} {:>8}  0\n", m->name, m->core_size);
+      if (m != nullptr && m->state == ModuleState::kLive)
+        out_ << fmt::format("{:<19} {:>8}  0\n", m->name, m->core_size);
     }
     return st;
   }
@@ -252,7 +259,8 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "krealloc") {
     if (a.size() != 3) return script_error(where, "usage: krealloc LABEL SIZE");
     auto it = blocks_.find(a[1]);
-    if (it == blocks_.end() || it->second.kind != Block::Kind::kKmalloc) return script_error(where, "no kmalloc block labelled '" + a[1] + "'");
+    if (it == blocks_.end() || it->second.kind != Block::Kind::kKmalloc)
+      return script_error(where, "no kmalloc block labelled '" + a[1] + "'");
     std::int64_t size;
     if (!parse_number(a[2], &size)) return script_error(where, "bad size '" + a[2] + "'");
     void* q = k.krealloc(it->second.host, static_cast<std::size_t>(size), GFP_KERNEL, kOwnerKernel);
@@ -268,7 +276,8 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   }
   if (cmd == "idle") {
     std::uint64_t ns;
-    if (a.size() != 2 || !parse_duration_ns(a[1], &ns)) return script_error(where, "usage: idle DURATION (e.g. 5s, 250ms)");
+    if (a.size() != 2 || !parse_duration_ns(a[1], &ns))
+      return script_error(where, "usage: idle DURATION (e.g. 5s, 250ms)");
     k.idle(ns);
     return st;
   }
@@ -314,7 +323,8 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
       failed(fmt::format("transfer: no module {} is loaded", a[2]));
       return st;
     }
-    bool ok = it->second.kind == Block::Kind::kVmalloc ? k.transfer_vmalloc(it->second.va, to) : k.transfer(it->second.host, to);
+    bool ok = it->second.kind == Block::Kind::kVmalloc ? k.transfer_vmalloc(it->second.va, to)
+                                                       : k.transfer(it->second.host, to);
     if (!ok) failed(fmt::format("{}: {} is not a live block", cmd, a[1]));
     return st;
   }
@@ -399,46 +409,71 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
       if (!number("gc_slice (frames)") || n == 0 || n > 1 << 30) return script_error(where, "bad gc_slice '" + v + "'");
       cfg.gc_slice_pages = static_cast<std::uint32_t>(n);
     } else if (key == "gc_delay") {
-      if (!parse_duration_ns(v, &cfg.gc_delay_ns)) return script_error(where, "bad gc_delay '" + v + "' (e.g. 5s, 500ms)");
+      if (!parse_duration_ns(v, &cfg.gc_delay_ns))
+        return script_error(where, "bad gc_delay '" + v + "' (e.g. 5s, 500ms)");
     } else if (key == "kmalloc") {
-      if (v == "pow2") cfg.kmalloc = KmallocPolicy::kPow2;
-      else if (v == "kmalloc2") cfg.kmalloc = KmallocPolicy::kKmalloc2;
-      else return script_error(where, "kmalloc= takes pow2 or kmalloc2, not '" + v + "'");
+      if (v == "pow2")
+        cfg.kmalloc = KmallocPolicy::kPow2;
+      else if (v == "kmalloc2")
+        cfg.kmalloc = KmallocPolicy::kKmalloc2;
+      else
+        return script_error(where, "kmalloc= takes pow2 or kmalloc2, not '" + v + "'");
     } else if (key == "protector") {
       if (!parse_protector_mode(v.c_str(), &cfg.protector))
         return script_error(where, "protector= takes off, report, reclaim or reclaim-unreachable, not '" + v + "'");
     } else if (key == "tracker") {
-      if (v == "paper-table") cfg.paper_table = true;
-      else if (v == "owner") cfg.paper_table = false;
-      else return script_error(where, "tracker= takes owner or paper-table, not '" + v + "'");
+      if (v == "paper-table")
+        cfg.paper_table = true;
+      else if (v == "owner")
+        cfg.paper_table = false;
+      else
+        return script_error(where, "tracker= takes owner or paper-table, not '" + v + "'");
     } else if (key == "cross_free") {
-      if (v == "allow") cfg.cross_free = CrossFree::kAllow;
-      else if (v == "report") cfg.cross_free = CrossFree::kReport;
-      else if (v == "refuse") cfg.cross_free = CrossFree::kRefuse;
-      else return script_error(where, "cross_free= takes allow, report or refuse, not '" + v + "'");
+      if (v == "allow")
+        cfg.cross_free = CrossFree::kAllow;
+      else if (v == "report")
+        cfg.cross_free = CrossFree::kReport;
+      else if (v == "refuse")
+        cfg.cross_free = CrossFree::kRefuse;
+      else
+        return script_error(where, "cross_free= takes allow, report or refuse, not '" + v + "'");
     } else if (key == "mmu") {
-      if (v == "on") cfg.mmu = true;
-      else if (v == "off") cfg.mmu = false;
-      else return script_error(where, "mmu= takes on or off, not '" + v + "'");
+      if (v == "on")
+        cfg.mmu = true;
+      else if (v == "off")
+        cfg.mmu = false;
+      else
+        return script_error(where, "mmu= takes on or off, not '" + v + "'");
     } else if (key == "pt") {
-      if (v == "armv7") cfg.pt = PtFormat::kArmv7;
-      else if (v == "aarch64") cfg.pt = PtFormat::kAarch64;
-      else return script_error(where, "pt= takes armv7 or aarch64, not '" + v + "'");
+      if (v == "armv7")
+        cfg.pt = PtFormat::kArmv7;
+      else if (v == "aarch64")
+        cfg.pt = PtFormat::kAarch64;
+      else
+        return script_error(where, "pt= takes armv7 or aarch64, not '" + v + "'");
     } else if (key == "tlb") {
-      if (!number("tlb size (entries)") || n == 0 || n > 512) return script_error(where, "tlb= takes 1..512 entries, not '" + v + "'");
+      if (!number("tlb size (entries)") || n == 0 || n > 512)
+        return script_error(where, "tlb= takes 1..512 entries, not '" + v + "'");
       cfg.tlb_entries = static_cast<unsigned>(n);
     } else if (key == "tlb_ways") {
       if (!number("tlb_ways") || n > 512) return script_error(where, "bad tlb_ways '" + v + "' (0: fully associative)");
       cfg.tlb_ways = static_cast<unsigned>(n);
     } else if (key == "page_alloc") {
-      if (v == "buddy") cfg.page_alloc = PageAllocKind::kBuddy;
-      else if (v == "range") cfg.page_alloc = PageAllocKind::kRange;
-      else return script_error(where, "page_alloc= takes buddy or range, not '" + v + "'");
+      if (v == "buddy")
+        cfg.page_alloc = PageAllocKind::kBuddy;
+      else if (v == "range")
+        cfg.page_alloc = PageAllocKind::kRange;
+      else
+        return script_error(where, "page_alloc= takes buddy or range, not '" + v + "'");
     } else if (key == "direction") {
-      if (v == "seed") cfg.range_direction = RangeDirection::kSeed;
-      else if (v == "source") cfg.range_direction = RangeDirection::kSource;
-      else if (v == "bottom-up") cfg.range_direction = RangeDirection::kBottomUp;
-      else return script_error(where, "direction= takes seed, source or bottom-up, not '" + v + "'");
+      if (v == "seed")
+        cfg.range_direction = RangeDirection::kSeed;
+      else if (v == "source")
+        cfg.range_direction = RangeDirection::kSource;
+      else if (v == "bottom-up")
+        cfg.range_direction = RangeDirection::kBottomUp;
+      else
+        return script_error(where, "direction= takes seed, source or bottom-up, not '" + v + "'");
     } else if (key == "region_record") {
       if (!number("region_record size") || n > 4096) return script_error(where, "bad region_record '" + v + "'");
       cfg.region_record_bytes = static_cast<std::uint32_t>(n);
@@ -447,9 +482,11 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     } else if (key == "format") {
       if (v != "yes" && v != "no") return script_error(where, "format= takes yes or no, not '" + v + "'");
     } else if (key == "boot_grace") {
-      if (!parse_duration_ns(v, &cfg.boot_grace_ns)) return script_error(where, "bad boot_grace '" + v + "' (e.g. 10s)");
+      if (!parse_duration_ns(v, &cfg.boot_grace_ns))
+        return script_error(where, "bad boot_grace '" + v + "' (e.g. 10s)");
     } else if (bool bad_value = false;
-               set_hardening_option(&cfg.hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) || bad_value) {
+               set_hardening_option(&cfg.hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) ||
+               bad_value) {
       // slab/hardening.h: freelist_hardened, redzone, poison, guard_pages take on/off;
       // quarantine a size.
       if (bad_value) {
@@ -464,7 +501,8 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
     std::string mmu_error = mmu_boot_config(&cfg, opt.count("page_offset") != 0);
     if (!mmu_error.empty()) return script_error(where, mmu_error);
   }
-  if (max_ram_ != 0 && cfg.ram_bytes > max_ram_) return script_error(where, fmt::format("ram={} is above this run's limit of {}", cfg.ram_bytes, kb(max_ram_)));
+  if (max_ram_ != 0 && cfg.ram_bytes > max_ram_)
+    return script_error(where, fmt::format("ram={} is above this run's limit of {}", cfg.ram_bytes, kb(max_ram_)));
   if (kernel_ != nullptr) {
     drop_models();
     kernel_->shutdown();
@@ -514,13 +552,15 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
     b.kind = Block::Kind::kVmalloc;
     b.va = k.vmalloc(static_cast<std::size_t>(size), o);
     if (b.va == 0) {
-      failed(fmt::format("vmalloc({}) failed: {}", size, size == 0 ? "size 0" : alloc_failure_reason(static_cast<std::uint64_t>(size))));
+      failed(fmt::format("vmalloc({}) failed: {}", size,
+                         size == 0 ? "size 0" : alloc_failure_reason(static_cast<std::uint64_t>(size))));
       return LineStatus::kOk;
     }
     out_ << fmt::format("{}: vmalloc({}) = 0x{:08x}\n", a[1], size, b.va);
   } else if (cmd == "alloc_pages") {
     b.kind = Block::Kind::kPages;
-    if (size > static_cast<std::int64_t>(kMaxOrder)) return script_error(where, fmt::format("order {} above MAX_ORDER {}", size, kMaxOrder));
+    if (size > static_cast<std::int64_t>(kMaxOrder))
+      return script_error(where, fmt::format("order {} above MAX_ORDER {}", size, kMaxOrder));
     b.host = k.alloc_pages(static_cast<unsigned>(size), GFP_KERNEL, o);
     b.size = kPageSize << size;
     if (b.host == nullptr) {
@@ -534,9 +574,12 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
     b.host = cmd == "kzalloc" ? k.kzalloc(static_cast<std::size_t>(size), GFP_KERNEL, o)
                               : k.kmalloc(static_cast<std::size_t>(size), GFP_KERNEL, o);
     if (b.host == nullptr) {
-      std::string why = static_cast<std::uint64_t>(size) > k.kmalloc_layer().max_size()
-                            ? fmt::format("larger than kmalloc's limit of {}", kb(k.kmalloc_layer().max_size()))
-                            : alloc_failure_reason(static_cast<std::uint64_t>(size) <= kKmallocMaxCacheSize ? kPageSize : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)));
+      std::string why =
+          static_cast<std::uint64_t>(size) > k.kmalloc_layer().max_size()
+              ? fmt::format("larger than kmalloc's limit of {}", kb(k.kmalloc_layer().max_size()))
+              : alloc_failure_reason(static_cast<std::uint64_t>(size) <= kKmallocMaxCacheSize
+                                         ? kPageSize
+                                         : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)));
       failed(fmt::format("{}({}) failed: {}", cmd, size, why));
       return LineStatus::kOk;
     }
@@ -546,7 +589,8 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
     } else {
       b.va = k.kva(b.host);
       SlabAllocator::ObjectInfo info;
-      std::string where_from = k.slab().lookup(b.host, &info) ? info.cache->name : fmt::format("{} pages", k.ksize(b.host) / kPageSize);
+      std::string where_from =
+          k.slab().lookup(b.host, &info) ? info.cache->name : fmt::format("{} pages", k.ksize(b.host) / kPageSize);
       out_ << fmt::format("{}: {}({}) = 0x{:08x} [{}]\n", a[1], cmd, size, b.va, where_from);
     }
   }
@@ -556,7 +600,8 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
 
 LineStatus Scenario::cmd_free(const Args& a, const std::string& where) {
   const std::string& cmd = a[0];
-  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by")) return script_error(where, "usage: " + cmd + " LABEL [by OWNER]");
+  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
+    return script_error(where, "usage: " + cmd + " LABEL [by OWNER]");
   auto it = blocks_.find(a[1]);
   if (it == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
   Kernel& k = *kernel_;
@@ -590,11 +635,13 @@ LineStatus Scenario::cmd_link(const Args& a, const std::string& where, bool set)
   if (a.size() != nargs && a.size() != nargs + 1) return script_error(where, usage);
   std::int64_t offset = 0;
   if (a.size() == nargs + 1) {
-    if (a.back().rfind("offset=", 0) != 0 || !parse_number(a.back().substr(7), &offset)) return script_error(where, usage);
+    if (a.back().rfind("offset=", 0) != 0 || !parse_number(a.back().substr(7), &offset))
+      return script_error(where, usage);
   }
   auto from = blocks_.find(a[1]);
   if (from == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
-  if (from->second.kind == Block::Kind::kVmalloc) return script_error(where, "link FROM must be a kmalloc or page block");
+  if (from->second.kind == Block::Kind::kVmalloc)
+    return script_error(where, "link FROM must be a kmalloc or page block");
   std::uintptr_t value = 0;
   if (set) {
     auto to = blocks_.find(a[2]);
@@ -617,8 +664,8 @@ LineStatus Scenario::cmd_map(const Args& a, const std::string& where) {
   std::int64_t scale = 20 * 1024;
   bool given = false;
   for (std::size_t i = 1; i < a.size(); ++i) {
-    if (a[i].rfind("scale=", 0) != 0 || !parse_number(a[i].substr(6), &scale) || scale < static_cast<std::int64_t>(kPageSize) ||
-        scale % static_cast<std::int64_t>(kPageSize) != 0)
+    if (a[i].rfind("scale=", 0) != 0 || !parse_number(a[i].substr(6), &scale) ||
+        scale < static_cast<std::int64_t>(kPageSize) || scale % static_cast<std::int64_t>(kPageSize) != 0)
       return script_error(where, "usage: map [scale=SIZE] (a multiple of 4K)");
     given = true;
   }
@@ -649,7 +696,8 @@ LineStatus Scenario::cmd_map(const Args& a, const std::string& where) {
   for (std::uint64_t t = 0; t * per_tick <= cells; ++t) {
     std::uint64_t at = 4 + t * (per_tick + 1);
     std::uint64_t v = t * unit;
-    std::string lab = v % (1024 * 1024) == 0 && v != 0 && unit >= 1024 * 1024 ? fmt::format("{}M", v >> 20) : fmt::format("{}", v / 1024);
+    std::string lab = v % (1024 * 1024) == 0 && v != 0 && unit >= 1024 * 1024 ? fmt::format("{}M", v >> 20)
+                                                                              : fmt::format("{}", v / 1024);
     std::uint64_t start = at - (lab.size() - 1) / 2;
     if (labels.size() < start) labels.append(start - labels.size(), ' ');
     if (labels.size() > start) continue;
@@ -704,7 +752,8 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
       if (field == "objperslab") return as_int(c->objects);
       if (field == "pagesperslab") return as_int(1u << c->order);
       if (field == "num_slabs") return as_int(c->nr_slabs.load());
-      *error = "slabinfo field '" + field + "' unknown (active_objs, num_objs, objsize, objperslab, pagesperslab, num_slabs)";
+      *error = "slabinfo field '" + field +
+               "' unknown (active_objs, num_objs, objsize, objperslab, pagesperslab, num_slabs)";
       return std::nullopt;
     }
     *error = "no slab cache '" + cache + "'";

@@ -41,9 +41,9 @@ enum class LineStatus { kOk, kExpectFailed, kScriptError };
 
 struct Block {
   enum class Kind { kKmalloc, kVmalloc, kPages } kind;
-  void* host = nullptr;     // kmalloc/pages: host address
-  std::uint64_t va = 0;     // modelled kernel virtual address
-  std::size_t size = 0;     // bytes asked
+  void* host = nullptr;  // kmalloc/pages: host address
+  std::uint64_t va = 0;  // modelled kernel virtual address
+  std::size_t size = 0;  // bytes asked
 };
 
 class Scenario {
@@ -89,8 +89,8 @@ class Scenario {
   std::optional<LineStatus> dispatch_nommu(const Args& a, const std::string& line, const std::string& where);
   std::optional<std::int64_t> value_mmu(const std::string& path, std::string* error);
   std::optional<std::int64_t> value_nommu(const std::string& path, std::string* error);
-  void reset_models();   // after boot/reboot: fresh state for the new machine
-  void drop_models();    // before the machine shuts down
+  void reset_models();  // after boot/reboot: fresh state for the new machine
+  void drop_models();   // before the machine shuts down
 
   std::ostream& out_;
   std::ostream& err_;

@@ -25,7 +25,9 @@ namespace {
 constexpr std::size_t kMaxProblems = 20;
 constexpr std::uint64_t kMaxIds = std::uint64_t{1} << 31;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 // Splits a line into at most `max` tokens; returns how many (max + 1 when there are more).
 std::size_t tokens(std::string_view line, std::string_view* out, std::size_t max) {
@@ -72,7 +74,7 @@ class IdTable {
 };
 
 struct Attr {
-  std::uint64_t pos;            // op position in the file (0-based)
+  std::uint64_t pos;  // op position in the file (0-based)
   std::int64_t tid = -1, mod = -1, t = -1;
   int align_log2 = -1;
 };
@@ -91,7 +93,8 @@ class Reader {
                                    "the weight"};
     // Header: four numbers, one a line.
     for (int h = 0; h < 4;) {
-      if (!next_line(&line)) return fail(error, fmt::format("truncated trace: the header ends before {}", header_names[h]));
+      if (!next_line(&line))
+        return fail(error, fmt::format("truncated trace: the header ends before {}", header_names[h]));
       std::string_view tok[2];
       std::size_t n = tokens(line, tok, 1);
       if (n == 0 || tok[0][0] == '#') continue;
@@ -115,7 +118,8 @@ class Reader {
     std::uint64_t pos = 0;
     while (pos < num_ops) {
       if (!next_line(&line)) {
-        return fail(error, fmt::format("truncated trace: the header says {} operations, the file ends after {}", num_ops, pos));
+        return fail(
+            error, fmt::format("truncated trace: the header says {} operations, the file ends after {}", num_ops, pos));
       }
       std::string_view tok[4];
       std::size_t n = tokens(line, tok, 3);
@@ -138,7 +142,8 @@ class Reader {
           trailer = true;
           t_.extended = true;
         } else if (tok[0][0] != '#') {
-          if (!problem(fmt::format("more operations than the header's {} (or junk after them): '{}'", num_ops, line), error))
+          if (!problem(fmt::format("more operations than the header's {} (or junk after them): '{}'", num_ops, line),
+                       error))
             return std::nullopt;
         }
         continue;
@@ -234,7 +239,8 @@ class Reader {
     return {};
   }
 
-  std::string trailer_line(const std::string_view* tok, std::size_t n, std::uint64_t num_ops, std::vector<Attr>* attrs) {
+  std::string trailer_line(const std::string_view* tok, std::size_t n, std::uint64_t num_ops,
+                           std::vector<Attr>* attrs) {
     if (tok[0] == "module") {
       std::uint64_t m;
       if (n != 3 || !number(tok[1], &m)) return "usage: module INDEX NAME";
@@ -247,7 +253,8 @@ class Reader {
       Attr a;
       if (n < 2 || !number(tok[1], &a.pos)) return "usage: x OP key=value...";
       if (a.pos >= num_ops) return fmt::format("x names operation {}, but the trace has {}", a.pos, num_ops);
-      if (!attrs->empty() && attrs->back().pos >= a.pos) return fmt::format("x lines out of order at operation {}", a.pos);
+      if (!attrs->empty() && attrs->back().pos >= a.pos)
+        return fmt::format("x lines out of order at operation {}", a.pos);
       if (n > 7) return "too many fields on an x line";
       for (std::size_t i = 2; i < n; ++i) {
         std::size_t eq = tok[i].find('=');
@@ -259,10 +266,12 @@ class Reader {
           if (v > 0xffffffffu) return fmt::format("bad tid {}", v);
           a.tid = static_cast<std::int64_t>(v);
         } else if (key == "mod") {
-          if (v >= t_.modules.size()) return fmt::format("module {} is not declared (declare it with 'module {} NAME' first)", v, v);
+          if (v >= t_.modules.size())
+            return fmt::format("module {} is not declared (declare it with 'module {} NAME' first)", v, v);
           a.mod = static_cast<std::int64_t>(v);
         } else if (key == "align") {
-          if (v == 0 || (v & (v - 1)) != 0 || v > (std::uint64_t{1} << 30)) return fmt::format("bad alignment {} (a power of two)", v);
+          if (v == 0 || (v & (v - 1)) != 0 || v > (std::uint64_t{1} << 30))
+            return fmt::format("bad alignment {} (a power of two)", v);
           int l = 0;
           while ((std::uint64_t{1} << l) < v) ++l;
           a.align_log2 = l;
@@ -373,15 +382,22 @@ void write_trace(std::ostream& out, const Trace& t) {
   };
   for (const TraceOp& op : t.ops) {
     switch (op.kind) {
-      case OpKind::kAlloc: fmt::format_to(std::back_inserter(buf), "a {} {}\n", op.id, op.size); break;
-      case OpKind::kFree: fmt::format_to(std::back_inserter(buf), "f {}\n", op.id); break;
-      case OpKind::kRealloc: fmt::format_to(std::back_inserter(buf), "r {} {}\n", op.id, op.size); break;
+      case OpKind::kAlloc:
+        fmt::format_to(std::back_inserter(buf), "a {} {}\n", op.id, op.size);
+        break;
+      case OpKind::kFree:
+        fmt::format_to(std::back_inserter(buf), "f {}\n", op.id);
+        break;
+      case OpKind::kRealloc:
+        fmt::format_to(std::back_inserter(buf), "r {} {}\n", op.id, op.size);
+        break;
     }
     if (buf.size() > (1 << 16)) flush();
   }
   if (extended) {
     buf += "#kmm-trace 1\n";
-    for (std::size_t m = 1; m < t.modules.size(); ++m) fmt::format_to(std::back_inserter(buf), "module {} {}\n", m, t.modules[m]);
+    for (std::size_t m = 1; m < t.modules.size(); ++m)
+      fmt::format_to(std::back_inserter(buf), "module {} {}\n", m, t.modules[m]);
     std::uint32_t tid = 0;
     std::uint16_t mod = 0;
     std::size_t ci = 0;

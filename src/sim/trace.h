@@ -42,22 +42,22 @@ struct TraceOp {
   std::uint8_t align_log2 = 0;  // 0: the default alignment (8); else 1 << align_log2
   std::uint16_t module = 0;     // index into Trace::modules (0: "?" unknown)
   std::uint32_t id = 0;
-  std::uint32_t tid = 0;        // thread id (0: unknown)
-  std::uint64_t size = 0;       // 0 for a free
+  std::uint32_t tid = 0;   // thread id (0: unknown)
+  std::uint64_t size = 0;  // 0 for a free
 };
 
 struct Trace {
-  std::string name;                 // file name, for reports
-  std::uint64_t heap_hint = 0;      // header: suggested heap size
-  std::uint32_t num_ids = 0;        // header: number of ids
-  std::uint64_t weight = 0;         // header: weight
-  std::vector<TraceOp> ops;         // exactly the valid operations, in order
-  std::vector<std::string> modules; // modules[0] is "?"
+  std::string name;                  // file name, for reports
+  std::uint64_t heap_hint = 0;       // header: suggested heap size
+  std::uint32_t num_ids = 0;         // header: number of ids
+  std::uint64_t weight = 0;          // header: weight
+  std::vector<TraceOp> ops;          // exactly the valid operations, in order
+  std::vector<std::string> modules;  // modules[0] is "?"
   // A coarse clock: (index in ops, ns since the recording started), increasing.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> clock;
-  std::uint64_t skipped = 0;        // lenient: lines skipped
-  std::vector<std::string> problems;// lenient: the first messages (at most 20)
-  bool extended = false;            // had a #kmm-trace trailer
+  std::uint64_t skipped = 0;          // lenient: lines skipped
+  std::vector<std::string> problems;  // lenient: the first messages (at most 20)
+  bool extended = false;              // had a #kmm-trace trailer
   // Totals, computed while reading.
   std::uint64_t allocs = 0, frees = 0, reallocs = 0;
   std::uint64_t peak_live_bytes = 0;

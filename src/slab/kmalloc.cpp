@@ -11,19 +11,21 @@ namespace kmm {
 namespace {
 constexpr std::size_t kClassSizes[kNrKmallocClasses] = {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192};
 constexpr const char* kClassNames[kNrKmallocClasses] = {
-    "kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-64", "kmalloc-96", "kmalloc-128", "kmalloc-192",
+    "kmalloc-8",   "kmalloc-16",  "kmalloc-32", "kmalloc-64", "kmalloc-96", "kmalloc-128", "kmalloc-192",
     "kmalloc-256", "kmalloc-512", "kmalloc-1k", "kmalloc-2k", "kmalloc-4k", "kmalloc-8k"};
 }  // namespace
 
-std::size_t Kmalloc::class_size(unsigned i) { return kClassSizes[i]; }
+std::size_t Kmalloc::class_size(unsigned i) {
+  return kClassSizes[i];
+}
 
 bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
   slab_ = slab;
   phys_ = slab->phys();
   cfg_ = cfg;
-  max_size_ = cfg.max_size != 0 ? cfg.max_size
+  max_size_ = cfg.max_size != 0                    ? cfg.max_size
               : cfg.policy == KmallocPolicy::kPow2 ? (std::uint64_t{1} << 20)
-                                                    : (kPageSize << kMaxOrder);
+                                                   : (kPageSize << kMaxOrder);
   if (max_size_ > (kPageSize << kMaxOrder)) max_size_ = kPageSize << kMaxOrder;
   for (unsigned i = 0; i < kNrKmallocClasses; ++i) {
     classes_[i] = slab->create(kClassNames[i], kClassSizes[i], 8, SLAB_KMALLOC);
@@ -141,19 +143,28 @@ void Kmalloc::check_guard(Page* head, const char* action) {
   for (std::size_t i = asked; i < usable; ++i) {
     if (static_cast<std::uint8_t>(p[i]) != kGuardFill) {
       StackText<160> why;
-      why.str("large block overrun: byte ").u(i).str(" of a block of ").u(asked).str(" bytes was written (slack before the guard page)");
+      why.str("large block overrun: byte ")
+          .u(i)
+          .str(" of a block of ")
+          .u(asked)
+          .str(" bytes was written (slack before the guard page)");
       report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
       break;
     }
   }
   if (head->lru.objects == 1) {
-    if (!cfg_.guard_platform->protect(guard, kPageSize, Prot::kReadWrite)) fatal("kmm: cannot make a guard page accessible again (host out of mappings)");
+    if (!cfg_.guard_platform->protect(guard, kPageSize, Prot::kReadWrite))
+      fatal("kmm: cannot make a guard page accessible again (host out of mappings)");
     return;
   }
   for (std::size_t i = 0; i < kPageSize; ++i) {
     if (static_cast<std::uint8_t>(guard[i]) != kGuardFill) {
       StackText<160> why;
-      why.str("large block overrun into its guard page: byte ").u(usable + i).str(" of a block of ").u(asked).str(" bytes was written");
+      why.str("large block overrun into its guard page: byte ")
+          .u(usable + i)
+          .str(" of a block of ")
+          .u(asked)
+          .str(" bytes was written");
       report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
       break;
     }
@@ -179,7 +190,8 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
     // it already free and leaves it.
     owner_t owner = head->claim_owner();
     if (owner == kOwnerFree) {
-      report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift, "the block is already free"});
+      report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift,
+              "the block is already free"});
       return kOwnerFree;
     }
     free_large(head, action);

@@ -29,7 +29,9 @@ namespace kmm {
 enum class KmallocPolicy : std::uint8_t { kPow2, kKmalloc2 };
 
 inline void* const ZERO_SIZE_PTR = reinterpret_cast<void*>(16);
-inline bool zero_or_null(const void* p) { return reinterpret_cast<std::uintptr_t>(p) <= 16; }
+inline bool zero_or_null(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) <= 16;
+}
 
 inline constexpr unsigned kNrKmallocClasses = 13;
 inline constexpr std::size_t kKmallocMaxCacheSize = 2 * kPageSize;
@@ -47,7 +49,8 @@ class Kmalloc {
   bool init(SlabAllocator* slab, const KmallocConfig& cfg);
 
   void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
-    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr) return slab_->alloc(c, gfp, owner, size);
+    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr)
+      return slab_->alloc(c, gfp, owner, size);
     return kmalloc_slow(size, gfp, owner);
   }
   void* kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
@@ -82,7 +85,9 @@ class Kmalloc {
   SlabAllocator* slab() const { return slab_; }
   std::uint64_t max_size() const { return max_size_; }
   std::uint64_t large_pages() const { return large_pages_.load(std::memory_order_relaxed); }
-  void set_large_pages(std::uint64_t n) { large_pages_.store(n, std::memory_order_relaxed); }  // persistent RAM: rebuilt at attach
+  void set_large_pages(std::uint64_t n) {
+    large_pages_.store(n, std::memory_order_relaxed);
+  }  // persistent RAM: rebuilt at attach
 
   // Frees a page-level block (the collector's path; no report). Page must be a PG_large head.
   // A guarded block's slack and guard are checked first (damage is reported as corruption).

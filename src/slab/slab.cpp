@@ -15,8 +15,12 @@
 namespace kmm {
 namespace {
 
-inline owner_t load_owner(const owner_t* slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
-inline void store_owner(owner_t* slot, owner_t v) { __atomic_store_n(slot, v, __ATOMIC_RELAXED); }
+inline owner_t load_owner(const owner_t* slot) {
+  return __atomic_load_n(slot, __ATOMIC_RELAXED);
+}
+inline void store_owner(owner_t* slot, owner_t v) {
+  __atomic_store_n(slot, v, __ATOMIC_RELAXED);
+}
 
 // splitmix64: the per-cache keys of freelist_hardened from the boot's random seed.
 std::uint64_t mix64(std::uint64_t x) {
@@ -150,7 +154,8 @@ bool SlabAllocator::size_cache(KmemCache* c) {
 
 KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t align, std::uint32_t flags) {
   if (size == 0 || size > (kPageSize << kMaxOrder) / 2 || (align != 0 && !is_pow2(align)) || align > kPageSize) {
-    report({ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "object size or alignment out of range"});
+    report(
+        {ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "object size or alignment out of range"});
     return nullptr;
   }
   LockGuard g(registry_lock_);
@@ -209,10 +214,13 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   c->tc_limit = 0;
   if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots) {
     c->tc_slot = tc_slots_used_++;
-    c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024 ? kMagazineCap : c->size <= 2048 ? kMagazineCap / 2 : kMagazineCap / 4);
+    c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024   ? kMagazineCap
+                                             : c->size <= 2048 ? kMagazineCap / 2
+                                                               : kMagazineCap / 4);
   }
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
-  __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot,
+                   __ATOMIC_RELAXED);
   __atomic_store_n(&c->in_use, true, __ATOMIC_RELEASE);  // every field above first
   return c;
 }
@@ -360,7 +368,8 @@ void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
 }
 
 void SlabAllocator::free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx) {
-  if (c->debug) debug_on_free(c, static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size, "gc_process");
+  if (c->debug)
+    debug_on_free(c, static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size, "gc_process");
   free_central_locked(c, head, idx);
 }
 
@@ -412,7 +421,9 @@ void SlabAllocator::debug_on_alloc(const KmemCache* c, char* obj, std::size_t as
     std::size_t bad = first_not(obj + c->object_size, rz, kRedInactive);
     if (bad != rz) {
       StackText<128> why;
-      why.str("red zone of a free object overwritten at byte ").u(c->object_size + bad).str(" (overflow from the slot before?)");
+      why.str("red zone of a free object overwritten at byte ")
+          .u(c->object_size + bad)
+          .str(" (overflow from the slot before?)");
       report({ErrorKind::kCorruption, "kmalloc", obj, c->name, c->object_size, why.data()});
     }
     if (asked == 0 || asked > c->object_size || (c->debug & kDebugOrigSize) == 0) asked = c->object_size;
@@ -458,7 +469,8 @@ void SlabAllocator::quarantine_push(KmemCache* c, void* p) {
   for (;;) {
     {
       LockGuard g(q_lock_);
-      while (n_evicted < 16 && q_count_ != 0 && (q_count_ == q_cap_ || q_bytes_ + c->size > cfg_.hardening.quarantine_bytes)) {
+      while (n_evicted < 16 && q_count_ != 0 &&
+             (q_count_ == q_cap_ || q_bytes_ + c->size > cfg_.hardening.quarantine_bytes)) {
         void* old = q_ring_[q_head_];
         q_head_ = (q_head_ + 1) % q_cap_;
         __atomic_store_n(&q_count_, q_count_ - 1, __ATOMIC_RELAXED);
@@ -561,7 +573,8 @@ bool SlabAllocator::lookup(const void* p, ObjectInfo* info) const {
     return true;
   }
   info->owner = load_owner(owner_slot(c, head, idx));
-  info->exact = static_cast<const char*>(p) == static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size;
+  info->exact =
+      static_cast<const char*>(p) == static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size;
   return true;
 }
 
@@ -607,7 +620,8 @@ bool SlabAllocator::set_owner(const void* p, owner_t owner) {
 void SlabAllocator::route_faults(bool slow) {
   LockGuard g(registry_lock_);
   for (auto& c : caches_) {
-    if (__atomic_load_n(&c.in_use, __ATOMIC_ACQUIRE)) __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&c.in_use, __ATOMIC_ACQUIRE))
+      __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
   }
 }
 
@@ -663,9 +677,16 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
                            (first_not(obj, c->object_size - 1, kPoisonFree) == c->object_size - 1 &&
                             static_cast<std::uint8_t>(obj[c->object_size - 1]) == kPoisonEnd);
           bool red_ok = (c->debug & kDebugRedzone) == 0 ||
-                        first_not(obj + c->object_size, c->fp_offset - c->object_size, kRedInactive) == c->fp_offset - c->object_size;
+                        first_not(obj + c->object_size, c->fp_offset - c->object_size, kRedInactive) ==
+                            c->fp_offset - c->object_size;
           if (!poison_ok || !red_ok) {
-            if (why) why->str(c->name).str(": free slot ").u(off / c->size).str(" of slab ").u(pfn).str(poison_ok ? " has a damaged red zone" : " lost its poison (written after free)");
+            if (why)
+              why->str(c->name)
+                  .str(": free slot ")
+                  .u(off / c->size)
+                  .str(" of slab ")
+                  .u(pfn)
+                  .str(poison_ok ? " has a damaged red zone" : " lost its poison (written after free)");
             return false;
           }
         }
@@ -673,7 +694,16 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
         off = get_link(c, base + off);
       }
       if (nfree + head->lru.inuse != c->objects || head->lru.objects != c->objects) {
-        if (why) why->str(c->name).str(": slab ").u(pfn).str(" counts ").u(head->lru.inuse).str(" in use + ").u(nfree).str(" free != ").u(c->objects);
+        if (why)
+          why->str(c->name)
+              .str(": slab ")
+              .u(pfn)
+              .str(" counts ")
+              .u(head->lru.inuse)
+              .str(" in use + ")
+              .u(nfree)
+              .str(" free != ")
+              .u(c->objects);
         return false;
       }
       if (which == 1 && nfree != 0) {
@@ -700,7 +730,17 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
   }
   if (slabs != c->nr_slabs.load() || free_objs != c->free_in_slabs.load() || empty != c->nr_empty ||
       slabs != c->nr_partial + c->nr_full) {
-    if (why) why->str(c->name).str(": counters disagree with the slabs (slabs ").u(slabs).str(" vs ").u(c->nr_slabs.load()).str(", free ").u(free_objs).str(" vs ").u(c->free_in_slabs.load()).str(")");
+    if (why)
+      why->str(c->name)
+          .str(": counters disagree with the slabs (slabs ")
+          .u(slabs)
+          .str(" vs ")
+          .u(c->nr_slabs.load())
+          .str(", free ")
+          .u(free_objs)
+          .str(" vs ")
+          .u(c->free_in_slabs.load())
+          .str(")");
     return false;
   }
   return true;

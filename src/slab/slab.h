@@ -59,7 +59,7 @@ inline constexpr unsigned kMaxSlabOrder = 3;  // slub_max_order
 
 enum CacheFlags : std::uint32_t {
   SLAB_HWCACHE_ALIGN = 1u << 0,
-  SLAB_KMALLOC = 1u << 1,   // one of the kmalloc-N caches
+  SLAB_KMALLOC = 1u << 1,  // one of the kmalloc-N caches
   SLAB_PANIC = 1u << 2,
   SLAB_RECLAIM_ACCOUNT = 1u << 3,  // counted as SReclaimable
   SLAB_NOLEAKTRACE = 1u << 4,      // the collector's scan does not read these objects
@@ -79,31 +79,29 @@ struct KmemCache {
   std::uint32_t size;         // slot stride
   std::uint32_t align;
   std::uint32_t flags;
-  std::uint32_t reciprocal;   // ceil(2^32 / size): slot index by multiply-shift
-  std::uint32_t owners_offset;// in-slab owner vector offset (when not off-slab)
-  std::uint16_t objects;      // slots per slab
-  std::uint16_t id;           // index in the allocator's table; page->cache_id
-  std::uint8_t order;         // slab = 2^order frames
+  std::uint32_t reciprocal;     // ceil(2^32 / size): slot index by multiply-shift
+  std::uint32_t owners_offset;  // in-slab owner vector offset (when not off-slab)
+  std::uint16_t objects;        // slots per slab
+  std::uint16_t id;             // index in the allocator's table; page->cache_id
+  std::uint8_t order;           // slab = 2^order frames
   bool offslab_owners;
-  bool in_use;                // atomic: written under the registry lock, read by any thread
-  std::uint8_t tc_slot;       // magazine slot, or 0xFF: no per-thread cache
-  std::uint8_t alloc_tc_slot; // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
-  std::uint16_t tc_limit;     // magazine capacity for this cache
-  std::uint8_t debug;         // CacheDebug bits; non-zero: a debug cache (no magazines)
-  std::uint32_t fp_offset;    // free link's offset in a slot: 0, or the metadata word after the red zone
-  std::uint32_t fl_key;       // freelist_hardened: the cache's random key (0: links stored plain)
+  bool in_use;                 // atomic: written under the registry lock, read by any thread
+  std::uint8_t tc_slot;        // magazine slot, or 0xFF: no per-thread cache
+  std::uint8_t alloc_tc_slot;  // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
+  std::uint16_t tc_limit;      // magazine capacity for this cache
+  std::uint8_t debug;          // CacheDebug bits; non-zero: a debug cache (no magazines)
+  std::uint32_t fp_offset;     // free link's offset in a slot: 0, or the metadata word after the red zone
+  std::uint32_t fl_key;        // freelist_hardened: the cache's random key (0: links stored plain)
   SpinLock lock;
-  pfn_t partial = kNoPfn;     // slabs with free slots
-  pfn_t full = kNoPfn;        // slabs with none
+  pfn_t partial = kNoPfn;  // slabs with free slots
+  pfn_t full = kNoPfn;     // slabs with none
   std::uint32_t nr_partial = 0, nr_full = 0, nr_empty = 0;
   std::atomic<std::uint64_t> nr_slabs{0};
   std::atomic<std::uint64_t> free_in_slabs{0};
   std::atomic<std::uint64_t> alloc_calls{0};  // central refills + direct allocations
 
   std::uint64_t total_objects() const { return nr_slabs.load(std::memory_order_relaxed) * objects; }
-  std::uint64_t active_objects() const {
-    return total_objects() - free_in_slabs.load(std::memory_order_relaxed);
-  }
+  std::uint64_t active_objects() const { return total_objects() - free_in_slabs.load(std::memory_order_relaxed); }
 };
 
 // --- per-thread magazines (thread_cache.h has the registry and the slow paths) ----------
@@ -140,9 +138,9 @@ extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("init
 #endif
 
 struct SlabConfig {
-  bool thread_caches = false;   // per-thread magazines (pcp) on
-  unsigned min_partial = 0;     // empty slabs a cache keeps
-  HardeningConfig hardening;    // slab/hardening.h
+  bool thread_caches = false;     // per-thread magazines (pcp) on
+  unsigned min_partial = 0;       // empty slabs a cache keeps
+  HardeningConfig hardening;      // slab/hardening.h
   std::uint64_t random_seed = 0;  // keys of freelist_hardened (the kernel draws it at boot)
 };
 
@@ -308,8 +306,12 @@ class SlabAllocator {
   // so allocations leave the inline fast path for alloc_slow, where failslab is checked;
   // false restores them. Called by failslab's change hook for every heap, and at attach.
   void route_faults(bool slow);
-  std::uint32_t heap_id() const { return heap_id_; }
-  std::uint64_t heap_gen() const { return heap_gen_; }
+  std::uint32_t heap_id() const {
+    return heap_id_;
+  }
+  std::uint64_t heap_gen() const {
+    return heap_gen_;
+  }
 
  private:
   friend struct ThreadCacheOps;
@@ -337,7 +339,8 @@ class SlabAllocator {
   void list_del(pfn_t* list, Page* head);
   void move_to(KmemCache* c, Page* head);  // put head on the list its fill level says
   unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const {
-    auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
+    auto off =
+        static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
     return static_cast<unsigned>((off * c->reciprocal) >> 32);
   }
 
@@ -353,8 +356,8 @@ class SlabAllocator {
   ThreadCache* tc_list_ = nullptr;
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
-  bool fence_ok_ = false;                 // the process barrier is available (pal.h)
-  std::uint8_t owner_gone_[kMaxOwners];   // 1: the collector may reclaim this owner's objects
+  bool fence_ok_ = false;                // the process barrier is available (pal.h)
+  std::uint8_t owner_gone_[kMaxOwners];  // 1: the collector may reclaim this owner's objects
   // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
   // cache lock is never taken while q_lock_ is held).
   SpinLock q_lock_;

@@ -62,7 +62,9 @@ void on_thread_exit(void*) {
   }
 }
 
-void make_key() { pthread_key_create(&g_exit_key, on_thread_exit); }
+void make_key() {
+  pthread_key_create(&g_exit_key, on_thread_exit);
+}
 
 // failslab's change hook: every heap with magazines routes its allocations to the slow path
 // (where the injection point is) while failslab is on. Heaps without magazines always take it.
@@ -152,7 +154,10 @@ void SlabAllocator::fence_module_frees() {
 void SlabAllocator::tc_detach(ThreadCache* tc) {
   {
     LockGuard g(tc_list_lock_);
-    if (tc->prev != nullptr) tc->prev->next = tc->next; else tc_list_ = tc->next;
+    if (tc->prev != nullptr)
+      tc->prev->next = tc->next;
+    else
+      tc_list_ = tc->next;
     if (tc->next != nullptr) tc->next->prev = tc->prev;
   }
   Page* pages = tc->pages;
@@ -204,7 +209,9 @@ void SlabAllocator::unlock_all() {
 // their magazines of other caches meanwhile, unlocked (draining all of them here was a race
 // the soak found: heap corruption in kmalloc caches); no thread may be using c itself, which
 // is kmem_cache_destroy's contract, as in Linux.
-void tc_drain_cache(SlabAllocator* heap, KmemCache* c) { heap->drain_cache_magazines(c); }
+void tc_drain_cache(SlabAllocator* heap, KmemCache* c) {
+  heap->drain_cache_magazines(c);
+}
 
 void SlabAllocator::drain_cache_magazines(KmemCache* c) {
   if (!cfg_.thread_caches || c->tc_slot == 0xFF) return;
@@ -223,7 +230,9 @@ void tc_register_heap(SlabAllocator*, std::uint32_t* id, std::uint64_t* gen) {
 void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
 void SlabAllocator::drain_cache_magazines(KmemCache*) {}
-ThreadCache* SlabAllocator::thread_cache_slow() { return nullptr; }
+ThreadCache* SlabAllocator::thread_cache_slow() {
+  return nullptr;
+}
 void SlabAllocator::tc_detach(ThreadCache*) {}
 void SlabAllocator::fence_module_frees() {}
 void SlabAllocator::tc_release_all() {}

@@ -23,8 +23,8 @@ constexpr u64 flag(bool on, unsigned n) {
 // Table descriptor upper attributes.
 constexpr unsigned kPxnTable = 59, kUxnTable = 60, kApTable = 61, kNsTable = 63;
 // Leaf attributes.
-constexpr unsigned kAttrIndx = 2, kNs = 5, kAp = 6, kSh = 8, kAf = 10, kNg = 11, kDbm = 51,
-                   kContig = 52, kPxn = 53, kUxn = 54, kSw = 55;
+constexpr unsigned kAttrIndx = 2, kNs = 5, kAp = 6, kSh = 8, kAf = 10, kNg = 11, kDbm = 51, kContig = 52, kPxn = 53,
+                   kUxn = 54, kSw = 55;
 // Output-address bits the 48-bit model does not have (PA[51:48] would live in [15:12] with
 // FEAT_LPA on 64 KB granules only; with 4 KB and no LPA2 they are bits[51:48], RES0).
 constexpr u64 kHighOaBits = 0x000F000000000000ull;
@@ -105,8 +105,8 @@ Desc decode(unsigned level, u64 v) {
 bool encode(unsigned level, const Desc& d, u64* out) {
   if (level >= kLevels) return false;
   u64 v = 0;
-  const bool leaf_fields = d.attr_indx != 0 || d.ns || d.ap != 0 || d.sh != 0 || d.af || d.ng ||
-                           d.dbm || d.contiguous || d.pxn || d.uxn || d.sw != 0;
+  const bool leaf_fields = d.attr_indx != 0 || d.ns || d.ap != 0 || d.sh != 0 || d.af || d.ng || d.dbm ||
+                           d.contiguous || d.pxn || d.uxn || d.sw != 0;
   const bool table_fields = d.ns_table || d.ap_table != 0 || d.uxn_table || d.pxn_table;
   switch (d.kind) {
     case Kind::kInvalid:
@@ -116,8 +116,8 @@ bool encode(unsigned level, const Desc& d, u64* out) {
     case Kind::kTable:
       if (level == 3 || leaf_fields || d.ap_table > 3) return false;
       if ((d.addr & ~kOaMask) != 0) return false;
-      v = d.addr | 3u | flag(d.pxn_table, kPxnTable) | flag(d.uxn_table, kUxnTable) |
-          (u64{d.ap_table} << kApTable) | flag(d.ns_table, kNsTable);
+      v = d.addr | 3u | flag(d.pxn_table, kPxnTable) | flag(d.uxn_table, kUxnTable) | (u64{d.ap_table} << kApTable) |
+          flag(d.ns_table, kNsTable);
       break;
     case Kind::kBlock:
     case Kind::kPage: {
@@ -126,10 +126,9 @@ bool encode(unsigned level, const Desc& d, u64* out) {
       if (d.kind == Kind::kPage && level != 3) return false;
       if ((d.addr & ~(kOaMask & ~(level_size(level) - 1))) != 0) return false;
       if (d.attr_indx > 7 || d.ap > 3 || d.sh > 3 || d.sw > 15) return false;
-      v = d.addr | (d.kind == Kind::kPage ? 3u : 1u) | (u64{d.attr_indx} << kAttrIndx) |
-          flag(d.ns, kNs) | (u64{d.ap} << kAp) | (u64{d.sh} << kSh) | flag(d.af, kAf) |
-          flag(d.ng, kNg) | flag(d.dbm, kDbm) | flag(d.contiguous, kContig) | flag(d.pxn, kPxn) |
-          flag(d.uxn, kUxn) | (u64{d.sw} << kSw);
+      v = d.addr | (d.kind == Kind::kPage ? 3u : 1u) | (u64{d.attr_indx} << kAttrIndx) | flag(d.ns, kNs) |
+          (u64{d.ap} << kAp) | (u64{d.sh} << kSh) | flag(d.af, kAf) | flag(d.ng, kNg) | flag(d.dbm, kDbm) |
+          flag(d.contiguous, kContig) | flag(d.pxn, kPxn) | flag(d.uxn, kUxn) | (u64{d.sw} << kSw);
       break;
     }
     default:

@@ -9,7 +9,9 @@ namespace {
 
 constexpr std::uint64_t k4K = 4096;
 
-std::uint64_t page_up(std::uint64_t v) { return (v + k4K - 1) & ~(k4K - 1); }
+std::uint64_t page_up(std::uint64_t v) {
+  return (v + k4K - 1) & ~(k4K - 1);
+}
 
 MapAttrs user_attrs(std::uint8_t prot) {
   MapAttrs a;
@@ -25,15 +27,24 @@ MapAttrs user_attrs(std::uint8_t prot) {
 
 const char* mm_error_name(MmError e) {
   switch (e) {
-    case MmError::kOk: return "ok";
-    case MmError::kBadArgs: return "size 0 or not page aligned";
-    case MmError::kOutOfRange: return "outside user space";
-    case MmError::kOverlap: return "overlaps an existing mapping";
-    case MmError::kNoSpace: return "no free range of address space is large enough";
-    case MmError::kTooManyVmas: return "too many mappings";
-    case MmError::kNoVma: return "not inside one mapping";
-    case MmError::kNoMemory: return "out of memory for page tables";
-    case MmError::kNotInitialised: return "no address space";
+    case MmError::kOk:
+      return "ok";
+    case MmError::kBadArgs:
+      return "size 0 or not page aligned";
+    case MmError::kOutOfRange:
+      return "outside user space";
+    case MmError::kOverlap:
+      return "overlaps an existing mapping";
+    case MmError::kNoSpace:
+      return "no free range of address space is large enough";
+    case MmError::kTooManyVmas:
+      return "too many mappings";
+    case MmError::kNoVma:
+      return "not inside one mapping";
+    case MmError::kNoMemory:
+      return "out of memory for page tables";
+    case MmError::kNotInitialised:
+      return "no address space";
   }
   return "?";
 }
@@ -51,8 +62,7 @@ AddressLayout default_layout(const KernelSpaceConfig& k) {
   return l;
 }
 
-MmError AddressSpace::init(FrameSource* tables, FrameSource* data, KernelSpace* kernel,
-                           std::uint16_t asid) {
+MmError AddressSpace::init(FrameSource* tables, FrameSource* data, KernelSpace* kernel, std::uint16_t asid) {
   destroy(nullptr);
   if (tables == nullptr || data == nullptr || kernel == nullptr || !kernel->initialised()) {
     return MmError::kNotInitialised;
@@ -80,8 +90,7 @@ MmError AddressSpace::init(FrameSource* tables, FrameSource* data, KernelSpace* 
   std::uint64_t at = 0;
   MmError e = mmap(layout_.text_size, kProtRead | kProtExec, VmaKind::kText, layout_.text_start, &at);
   if (e == MmError::kOk) {
-    e = mmap(layout_.stack_size, kProtRead | kProtWrite, VmaKind::kStack,
-             layout_.task_size - layout_.stack_size, &at);
+    e = mmap(layout_.stack_size, kProtRead | kProtWrite, VmaKind::kStack, layout_.task_size - layout_.stack_size, &at);
   }
   if (e != MmError::kOk) destroy(nullptr);
   return e;
@@ -126,8 +135,8 @@ void AddressSpace::remove_vma(unsigned i) {
   --nr_vmas_;
 }
 
-MmError AddressSpace::mmap(std::uint64_t size, std::uint8_t prot, VmaKind kind,
-                           std::uint64_t fixed, std::uint64_t* addr) {
+MmError AddressSpace::mmap(std::uint64_t size, std::uint8_t prot, VmaKind kind, std::uint64_t fixed,
+                           std::uint64_t* addr) {
   if (!initialised()) return MmError::kNotInitialised;
   if (size == 0 || size > layout_.task_size || fixed % k4K != 0) return MmError::kBadArgs;
   size = page_up(size);

@@ -56,13 +56,13 @@ struct Vma {
 
 enum class MmError : std::uint8_t {
   kOk,
-  kBadArgs,       // size 0, or an address/size not a multiple of 4 KB
-  kOutOfRange,    // below mmap_min_addr or above TASK_SIZE
-  kOverlap,       // a fixed address overlaps a VMA, or brk would run into one
-  kNoSpace,       // no gap big enough for the mapping
-  kTooManyVmas,   // the VMA array is full
-  kNoVma,         // munmap of a range not inside one VMA
-  kNoMemory,      // no frame for a table
+  kBadArgs,      // size 0, or an address/size not a multiple of 4 KB
+  kOutOfRange,   // below mmap_min_addr or above TASK_SIZE
+  kOverlap,      // a fixed address overlaps a VMA, or brk would run into one
+  kNoSpace,      // no gap big enough for the mapping
+  kTooManyVmas,  // the VMA array is full
+  kNoVma,        // munmap of a range not inside one VMA
+  kNoMemory,     // no frame for a table
   kNotInitialised,
 };
 
@@ -92,9 +92,9 @@ enum class AccessOutcome : std::uint8_t {
 
 struct AccessResult {
   AccessOutcome outcome = AccessOutcome::kOk;
-  Walk fault;            // the walk that faulted (demand paging and faults)
-  Walk walk;             // the final translation (kOk, kDemandPaged)
-  phys_addr_t frame = 0; // kDemandPaged: the new frame's physical address
+  Walk fault;             // the walk that faulted (demand paging and faults)
+  Walk walk;              // the final translation (kOk, kDemandPaged)
+  phys_addr_t frame = 0;  // kDemandPaged: the new frame's physical address
   const char* why = nullptr;
 };
 
@@ -118,8 +118,7 @@ class AddressSpace {
 
   // Anonymous mapping of size bytes (rounded up to pages). fixed != 0: exactly there (it
   // must be free: MAP_FIXED_NOREPLACE); else the highest gap below mmap_base.
-  MmError mmap(std::uint64_t size, std::uint8_t prot, VmaKind kind, std::uint64_t fixed,
-               std::uint64_t* addr);
+  MmError mmap(std::uint64_t size, std::uint8_t prot, VmaKind kind, std::uint64_t fixed, std::uint64_t* addr);
   // Unmaps [addr, addr+size) (rounded to pages), which must lie inside one VMA; frees its
   // frames and flushes them from tlb.
   MmError munmap(std::uint64_t addr, std::uint64_t size, Tlb* tlb);

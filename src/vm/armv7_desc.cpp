@@ -23,15 +23,12 @@ constexpr u32 flag(bool on, unsigned n) {
 
 // First level.
 constexpr unsigned kL1TableNs = 3, kL1TablePxn = 2;
-constexpr unsigned kSecPxn = 0, kSecB = 2, kSecC = 3, kSecXn = 4, kSecDomain = 5, kImpl = 9,
-                   kSecAp01 = 10, kSecTex = 12, kSecAp2 = 15, kSecS = 16, kSecNg = 17,
-                   kSecSuper = 18, kSecNs = 19;
+constexpr unsigned kSecPxn = 0, kSecB = 2, kSecC = 3, kSecXn = 4, kSecDomain = 5, kImpl = 9, kSecAp01 = 10,
+                   kSecTex = 12, kSecAp2 = 15, kSecS = 16, kSecNg = 17, kSecSuper = 18, kSecNs = 19;
 // Second level, large page.
-constexpr unsigned kLgB = 2, kLgC = 3, kLgAp01 = 4, kLgAp2 = 9, kLgS = 10, kLgNg = 11, kLgTex = 12,
-                   kLgXn = 15;
+constexpr unsigned kLgB = 2, kLgC = 3, kLgAp01 = 4, kLgAp2 = 9, kLgS = 10, kLgNg = 11, kLgTex = 12, kLgXn = 15;
 // Second level, small page.
-constexpr unsigned kSmXn = 0, kSmB = 2, kSmC = 3, kSmAp01 = 4, kSmTex = 6, kSmAp2 = 9, kSmS = 10,
-                   kSmNg = 11;
+constexpr unsigned kSmXn = 0, kSmB = 2, kSmC = 3, kSmAp01 = 4, kSmTex = 6, kSmAp2 = 9, kSmS = 10, kSmNg = 11;
 
 constexpr std::uint8_t ap_of(u32 v, unsigned ap2_bit, unsigned ap01_lo) {
   return static_cast<std::uint8_t>((field(v, ap2_bit, 1) << 2) | field(v, ap01_lo, 2));
@@ -158,8 +155,8 @@ bool encode_l1(const Desc& d, u32* out) {
     case Kind::kTable:
       if ((d.addr & 0x3FFu) != 0 || d.addr > 0xFFFFFFFFu || d.domain > 15) return false;
       if (d.ap != 0 || d.tex != 0 || d.c || d.b || d.s || d.ng || d.xn) return false;
-      v = static_cast<u32>(d.addr) | (u32{d.domain} << kSecDomain) | flag(d.ns, kL1TableNs) |
-          flag(d.pxn, kL1TablePxn) | flag(d.impl, kImpl) | 1u;
+      v = static_cast<u32>(d.addr) | (u32{d.domain} << kSecDomain) | flag(d.ns, kL1TableNs) | flag(d.pxn, kL1TablePxn) |
+          flag(d.impl, kImpl) | 1u;
       break;
     case Kind::kSection:
     case Kind::kSupersection: {
@@ -171,14 +168,12 @@ bool encode_l1(const Desc& d, u32* out) {
       } else {
         // PA[39:24]: [31:24] in place, [35:32] at bits[23:20], [39:36] in the domain field.
         if ((d.addr & 0xFFFFFFu) != 0 || (d.addr >> 40) != 0 || d.domain != 0) return false;
-        base = static_cast<u32>(d.addr & 0xFF000000u) |
-               (static_cast<u32>((d.addr >> 32) & 0xFu) << 20) |
+        base = static_cast<u32>(d.addr & 0xFF000000u) | (static_cast<u32>((d.addr >> 32) & 0xFu) << 20) |
                (static_cast<u32>((d.addr >> 36) & 0xFu) << kSecDomain) | bit(kSecSuper);
       }
-      v = base | flag(d.pxn, kSecPxn) | bit(1) | flag(d.b, kSecB) | flag(d.c, kSecC) |
-          flag(d.xn, kSecXn) | flag(d.impl, kImpl) | (u32{d.ap & 3u} << kSecAp01) |
-          (u32{d.tex} << kSecTex) | flag((d.ap & 4u) != 0, kSecAp2) | flag(d.s, kSecS) |
-          flag(d.ng, kSecNg) | flag(d.ns, kSecNs);
+      v = base | flag(d.pxn, kSecPxn) | bit(1) | flag(d.b, kSecB) | flag(d.c, kSecC) | flag(d.xn, kSecXn) |
+          flag(d.impl, kImpl) | (u32{d.ap & 3u} << kSecAp01) | (u32{d.tex} << kSecTex) |
+          flag((d.ap & 4u) != 0, kSecAp2) | flag(d.s, kSecS) | flag(d.ng, kSecNg) | flag(d.ns, kSecNs);
       break;
     }
     default:
@@ -197,16 +192,16 @@ bool encode_l2(const Desc& d, u32* out) {
     case Kind::kLargePage:
       if (!common_leaf_fields_ok(d) || !no_l1_only_fields(d)) return false;
       if ((d.addr & 0xFFFFu) != 0 || d.addr > 0xFFFFFFFFu) return false;
-      v = static_cast<u32>(d.addr) | 1u | flag(d.b, kLgB) | flag(d.c, kLgC) |
-          (u32{d.ap & 3u} << kLgAp01) | flag((d.ap & 4u) != 0, kLgAp2) | flag(d.s, kLgS) |
-          flag(d.ng, kLgNg) | (u32{d.tex} << kLgTex) | flag(d.xn, kLgXn);
+      v = static_cast<u32>(d.addr) | 1u | flag(d.b, kLgB) | flag(d.c, kLgC) | (u32{d.ap & 3u} << kLgAp01) |
+          flag((d.ap & 4u) != 0, kLgAp2) | flag(d.s, kLgS) | flag(d.ng, kLgNg) | (u32{d.tex} << kLgTex) |
+          flag(d.xn, kLgXn);
       break;
     case Kind::kSmallPage:
       if (!common_leaf_fields_ok(d) || !no_l1_only_fields(d)) return false;
       if ((d.addr & 0xFFFu) != 0 || d.addr > 0xFFFFFFFFu) return false;
-      v = static_cast<u32>(d.addr) | bit(1) | flag(d.xn, kSmXn) | flag(d.b, kSmB) |
-          flag(d.c, kSmC) | (u32{d.ap & 3u} << kSmAp01) | (u32{d.tex} << kSmTex) |
-          flag((d.ap & 4u) != 0, kSmAp2) | flag(d.s, kSmS) | flag(d.ng, kSmNg);
+      v = static_cast<u32>(d.addr) | bit(1) | flag(d.xn, kSmXn) | flag(d.b, kSmB) | flag(d.c, kSmC) |
+          (u32{d.ap & 3u} << kSmAp01) | (u32{d.tex} << kSmTex) | flag((d.ap & 4u) != 0, kSmAp2) | flag(d.s, kSmS) |
+          flag(d.ng, kSmNg);
       break;
     default:
       return false;

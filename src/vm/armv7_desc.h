@@ -119,8 +119,7 @@ constexpr unsigned l2_index(std::uint32_t va) {
   return (va >> 12) & 0xFFu;
 }
 // Address of the first-level descriptor for va: TTBR0[31:14-N] or TTBR1[31:14], + index*4.
-constexpr phys_addr_t l1_desc_addr(std::uint32_t ttbr_value, unsigned n, unsigned ttbr,
-                                   std::uint32_t va) {
+constexpr phys_addr_t l1_desc_addr(std::uint32_t ttbr_value, unsigned n, unsigned ttbr, std::uint32_t va) {
   const std::uint32_t base = ttbr_value & ~(l1_table_bytes(n, ttbr) - 1);
   const std::uint32_t index = ttbr == 0 ? (va >> 20) & ((1u << (12 - n)) - 1) : va >> 20;
   return phys_addr_t{base} | (phys_addr_t{index} << 2);

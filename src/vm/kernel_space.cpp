@@ -34,8 +34,8 @@ std::uint64_t next_span(Format f, std::uint64_t va, unsigned fault_level) {
 VmError KernelSpace::init(FrameSource* frames, const KernelSpaceConfig& config) {
   destroy();
   const KernelSpaceConfig& c = config;
-  if (c.ram_bytes == 0 || c.ram_bytes % k4K != 0 || c.page_offset % k4K != 0 ||
-      c.phys_offset % k4K != 0 || c.vmalloc_start % k4K != 0 || c.vmalloc_end % k4K != 0) {
+  if (c.ram_bytes == 0 || c.ram_bytes % k4K != 0 || c.page_offset % k4K != 0 || c.phys_offset % k4K != 0 ||
+      c.vmalloc_start % k4K != 0 || c.vmalloc_end % k4K != 0) {
     return VmError::kUnaligned;
   }
   if (c.vmalloc_end < c.vmalloc_start) return VmError::kOutOfRange;

@@ -48,8 +48,8 @@ inline constexpr std::uint64_t kAarch64PageOffset = 0xFFFF000000000000ull;
 struct KernelSpaceConfig {
   Format format = Format::kArmv7Short;
   std::uint64_t page_offset = 0xC0000000ull;
-  phys_addr_t phys_offset = 0;   // physical address of the first byte of RAM
-  std::uint64_t ram_bytes = 0;   // multiple of 4 KB
+  phys_addr_t phys_offset = 0;  // physical address of the first byte of RAM
+  std::uint64_t ram_bytes = 0;  // multiple of 4 KB
   std::uint64_t vmalloc_start = 0;
   std::uint64_t vmalloc_end = 0;
 };
@@ -102,9 +102,7 @@ class KernelSpace {
   bool virt_to_phys(std::uint64_t va, phys_addr_t* pa) const;
   bool phys_to_virt(phys_addr_t pa, std::uint64_t* va) const;
   bool in_direct_map(std::uint64_t va) const;
-  bool in_vmalloc(std::uint64_t va) const {
-    return va >= config_.vmalloc_start && va < config_.vmalloc_end;
-  }
+  bool in_vmalloc(std::uint64_t va) const { return va >= config_.vmalloc_start && va < config_.vmalloc_end; }
 
   // Makes the vmalloc area's tables agree with `areas` (see above). Flushes unmapped pages
   // from tlb (every ASID) when tlb is not null. kNoMemory when a table frame is missing

@@ -18,9 +18,8 @@ struct Attrs {
   const char* mem = "";
   const char* level_name = "";
   bool operator==(const Attrs& o) const {
-    return level == o.level && size_shift == o.size_shift && user == o.user && write == o.write &&
-           exec == o.exec && shared == o.shared && global == o.global && str_eq(mem, o.mem) &&
-           str_eq(level_name, o.level_name);
+    return level == o.level && size_shift == o.size_shift && user == o.user && write == o.write && exec == o.exec &&
+           shared == o.shared && global == o.global && str_eq(mem, o.mem) && str_eq(level_name, o.level_name);
   }
 };
 
@@ -37,8 +36,8 @@ Attrs attrs_of(Format f, const Leaf& leaf) {
     const armv7::Desc d = leaf.level == 1 ? armv7::decode_l1(v) : armv7::decode_l2(v);
     a.shared = d.s;
     a.mem = armv7::mem_type_text(d.tex, d.c, d.b);
-    a.level_name = leaf.level == 1 ? (leaf.size_shift == 24 ? "SUPERSECT" : "SECTION")
-                                   : (leaf.size_shift == 16 ? "LARGE" : "PTE");
+    a.level_name =
+        leaf.level == 1 ? (leaf.size_shift == 24 ? "SUPERSECT" : "SECTION") : (leaf.size_shift == 16 ? "LARGE" : "PTE");
   } else {
     const aarch64::Desc d = aarch64::decode(leaf.level, leaf.desc);
     a.shared = d.sh != 0;
@@ -110,12 +109,14 @@ struct Dump {
   }
 };
 
-void on_leaf(void* arg, const Leaf& l) { static_cast<Dump*>(arg)->leaf(l); }
+void on_leaf(void* arg, const Leaf& l) {
+  static_cast<Dump*>(arg)->leaf(l);
+}
 
 }  // namespace
 
-unsigned ptdump(const PageTable& pt, std::uint64_t from, std::uint64_t to,
-                const PtdumpMarker* markers, unsigned nr_markers, TextSink& out) {
+unsigned ptdump(const PageTable& pt, std::uint64_t from, std::uint64_t to, const PtdumpMarker* markers,
+                unsigned nr_markers, TextSink& out) {
   Dump d;
   d.format = pt.format();
   d.digits = pt.format() == Format::kArmv7Short ? 8u : 16u;

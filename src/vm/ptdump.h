@@ -26,7 +26,7 @@ struct PtdumpMarker {
 
 // Dumps the leaves of pt with va in [from, to) (to == 0: to the end). markers sorted by addr.
 // Returns the number of lines of ranges printed.
-unsigned ptdump(const PageTable& pt, std::uint64_t from, std::uint64_t to,
-                const PtdumpMarker* markers, unsigned nr_markers, TextSink& out);
+unsigned ptdump(const PageTable& pt, std::uint64_t from, std::uint64_t to, const PtdumpMarker* markers,
+                unsigned nr_markers, TextSink& out);
 
 }  // namespace kmm::vm

@@ -8,8 +8,7 @@ namespace kmm::vm {
 
 bool Tlb::configure(const TlbConfig& config) {
   if (config.entries == 0 || config.entries > kMaxEntries) return false;
-  const unsigned ways =
-      (config.ways == 0 || config.ways >= config.entries) ? config.entries : config.ways;
+  const unsigned ways = (config.ways == 0 || config.ways >= config.entries) ? config.entries : config.ways;
   if (config.entries % ways != 0) return false;
   const unsigned sets = config.entries / ways;
   if (!is_pow2(sets)) return false;
@@ -252,8 +251,7 @@ void Tlb::print_entries(TextSink& out) const {
 }
 
 bool Tlb::check_invariants() const {
-  if (sets_ * ways_ != config_.entries || sets_ * ways_ > kMaxEntries || !is_pow2(sets_))
-    return false;
+  if (sets_ * ways_ != config_.entries || sets_ * ways_ > kMaxEntries || !is_pow2(sets_)) return false;
   std::uint64_t sizes = 0;
   for (unsigned k = 0; k < sets_ * ways_; ++k) {
     const TlbEntry& e = slots_[k];

@@ -40,9 +40,7 @@ struct Perms {
     if (p == Privilege::kUser) {
       return a == AccessType::kRead ? user_read : a == AccessType::kWrite ? user_write : user_exec;
     }
-    return a == AccessType::kRead    ? kernel_read
-           : a == AccessType::kWrite ? kernel_write
-                                     : kernel_exec;
+    return a == AccessType::kRead ? kernel_read : a == AccessType::kWrite ? kernel_write : kernel_exec;
   }
 };
 

@@ -105,8 +105,7 @@ bool PageTable::write_desc(phys_addr_t pa, std::uint64_t value) {
 VmError PageTable::alloc_table(unsigned order, phys_addr_t* pa) {
   void* host = nullptr;
   phys_addr_t base = 0;
-  const bool ok =
-      order == 0 ? frames_->alloc_frame(&base, &host) : frames_->alloc_frames(order, &base, &host);
+  const bool ok = order == 0 ? frames_->alloc_frame(&base, &host) : frames_->alloc_frames(order, &base, &host);
   if (!ok) return VmError::kNoMemory;
   const std::uint64_t bytes = k4K << order;
   // ARMv7 table descriptors and TTBRs hold 32-bit physical addresses.
@@ -160,8 +159,7 @@ VmError PageTable::init(FrameSource* frames, const PageTableConfig& config) {
   }
   const bool has_ttbr1 = !armv7 || config.ttbcr_n > 0;
   if (config.shared_ttbr1 != kNoTable && !has_ttbr1) return VmError::kBadConfig;
-  if (config.shared_ttbr1 != kNoTable &&
-      !aligned(config.shared_ttbr1, armv7 ? armv7::kL1TableBytes : k4K)) {
+  if (config.shared_ttbr1 != kNoTable && !aligned(config.shared_ttbr1, armv7 ? armv7::kL1TableBytes : k4K)) {
     return VmError::kBadConfig;
   }
   frames_ = frames;
@@ -239,8 +237,7 @@ bool PageTable::range_ok(std::uint64_t va, std::uint64_t size) const {
   if (config_.format == Format::kArmv7Short) return va < k4G && size <= k4G - va;
   const int t = aarch64::ttbr_for(va);
   if (t < 0) return false;
-  const std::uint64_t region_end_minus_1 =
-      t == 0 ? (std::uint64_t{1} << 48) - 1 : ~std::uint64_t{0};
+  const std::uint64_t region_end_minus_1 = t == 0 ? (std::uint64_t{1} << 48) - 1 : ~std::uint64_t{0};
   return size - 1 <= region_end_minus_1 - va;
 }
 
@@ -275,8 +272,8 @@ VmError PageTable::map(std::uint64_t va, phys_addr_t pa, std::uint64_t size, con
   if (pa + size < pa) return VmError::kOutOfRange;
   if (a.domain > 15) return VmError::kBadConfig;
   std::uint64_t done = 0;
-  const VmError e = config_.format == Format::kArmv7Short ? map_armv7(va, pa, size, a, &done)
-                                                          : map_aarch64(va, pa, size, a, &done);
+  const VmError e =
+      config_.format == Format::kArmv7Short ? map_armv7(va, pa, size, a, &done) : map_aarch64(va, pa, size, a, &done);
   if (e != VmError::kOk) {
     // Roll back what was written, and any table made empty-handed for the failing piece.
     if (done != 0) (void)unmap(va, done);
@@ -350,8 +347,8 @@ void PageTable::armv7_collapse_l2(std::uint32_t va) {
   free_table(frame, 0);
 }
 
-VmError PageTable::map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t size,
-                             const MapAttrs& a, std::uint64_t* done) {
+VmError PageTable::map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a,
+                             std::uint64_t* done) {
   using armv7::Kind;
   while (*done < size) {
     const auto cur = static_cast<std::uint32_t>(va + *done);
@@ -363,9 +360,8 @@ VmError PageTable::map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t siz
     const armv7::Desc d1 = armv7::decode_l1(static_cast<std::uint32_t>(v1));
 
     // 16 MB supersection: 16 identical first-level entries, all free now.
-    if (d1.kind == Kind::kFault && config_.use_supersections &&
-        aligned(cur, armv7::kSuperSectionSize) && aligned(cur_pa, armv7::kSuperSectionSize) &&
-        left >= armv7::kSuperSectionSize && a.domain == 0) {
+    if (d1.kind == Kind::kFault && config_.use_supersections && aligned(cur, armv7::kSuperSectionSize) &&
+        aligned(cur_pa, armv7::kSuperSectionSize) && left >= armv7::kSuperSectionSize && a.domain == 0) {
       bool all_free = true;
       for (std::uint32_t k = 1; k < 16 && all_free; ++k) {
         std::uint64_t v = 0;
@@ -414,8 +410,8 @@ VmError PageTable::map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t siz
       return VmError::kAlreadyMapped;
     }
     // 64 KB large page: 16 identical second-level entries, all free now.
-    if (config_.use_large_pages && aligned(cur, armv7::kLargePageSize) &&
-        aligned(cur_pa, armv7::kLargePageSize) && left >= armv7::kLargePageSize) {
+    if (config_.use_large_pages && aligned(cur, armv7::kLargePageSize) && aligned(cur_pa, armv7::kLargePageSize) &&
+        left >= armv7::kLargePageSize) {
       bool all_free = true;
       for (unsigned k = 1; k < 16 && all_free; ++k) {
         std::uint64_t v = 0;
@@ -448,9 +444,7 @@ VmError PageTable::unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_
   using armv7::Kind;
   std::uint64_t off = 0;
   // A block [base, base+bytes) may be removed only if it lies wholly inside the range.
-  auto inside = [&](std::uint64_t base, std::uint64_t bytes) {
-    return base >= va && base - va + bytes <= size;
-  };
+  auto inside = [&](std::uint64_t base, std::uint64_t bytes) { return base >= va && base - va + bytes <= size; };
   while (off < size) {
     const auto cur = static_cast<std::uint32_t>(va + off);
     const phys_addr_t l1 = armv7_l1_addr(cur);
@@ -466,8 +460,7 @@ VmError PageTable::unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_
         return VmError::kCorruptTable;
       case Kind::kSection:
       case Kind::kSupersection: {
-        const std::uint64_t bytes =
-            d1.kind == Kind::kSection ? armv7::kSectionSize : armv7::kSuperSectionSize;
+        const std::uint64_t bytes = d1.kind == Kind::kSection ? armv7::kSectionSize : armv7::kSuperSectionSize;
         const std::uint64_t base = cur & ~(bytes - 1);
         if (!inside(base, bytes)) return VmError::kSplitsBlock;
         if (!check_only) {
@@ -492,8 +485,7 @@ VmError PageTable::unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_
           const std::uint64_t base = cur & ~(armv7::kLargePageSize - 1);
           if (!inside(base, armv7::kLargePageSize)) return VmError::kSplitsBlock;
           if (!check_only) {
-            const phys_addr_t first =
-                d1.addr + phys_addr_t{armv7::l2_index(static_cast<std::uint32_t>(base))} * 4;
+            const phys_addr_t first = d1.addr + phys_addr_t{armv7::l2_index(static_cast<std::uint32_t>(base))} * 4;
             for (unsigned k = 0; k < 16; ++k) (void)write_desc(first + k * 4, 0);
           }
           next = base + armv7::kLargePageSize;
@@ -513,8 +505,8 @@ VmError PageTable::unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_
 namespace {
 
 // DACR field for the domain: 00 no access, 01 client, 10 reserved, 11 manager.
-FaultKind armv7_domain_check(std::uint32_t dacr, unsigned domain, const Perms& perms,
-                             AccessType access, Privilege priv) {
+FaultKind armv7_domain_check(std::uint32_t dacr, unsigned domain, const Perms& perms, AccessType access,
+                             Privilege priv) {
   switch ((dacr >> (2 * domain)) & 3u) {
     case 1:
       return perms.allows(access, priv) ? FaultKind::kNone : FaultKind::kPermission;
@@ -561,8 +553,7 @@ void PageTable::translate_armv7(Walk* w) const {
     w->fault = FaultKind::kTranslation;
     w->fault_level = 1;
     w->fault_desc = s1.desc;
-    w->why = leaf.kind == Kind::kFault ? "first-level descriptor is a fault entry"
-                                       : "reserved first-level descriptor";
+    w->why = leaf.kind == Kind::kFault ? "first-level descriptor is a fault entry" : "reserved first-level descriptor";
     return;
   }
   if (leaf.kind == Kind::kTable) {
@@ -613,8 +604,7 @@ void PageTable::translate_armv7(Walk* w) const {
     w->fault = f;
     w->fault_level = static_cast<std::uint8_t>(level);
     w->fault_desc = leaf_desc;
-    w->why = f == FaultKind::kDomain ? "DACR gives no access to the domain"
-                                     : "AP/XN/PXN forbid this access";
+    w->why = f == FaultKind::kDomain ? "DACR gives no access to the domain" : "AP/XN/PXN forbid this access";
     return;
   }
   w->pa = leaf.addr | (w->va & ((std::uint64_t{1} << w->size_shift) - 1));
@@ -623,8 +613,8 @@ void PageTable::translate_armv7(Walk* w) const {
 // ---------------------------------------------------------------------------------------
 // AArch64, 4 KB granule.
 
-VmError PageTable::map_aarch64(std::uint64_t va, phys_addr_t pa, std::uint64_t size,
-                               const MapAttrs& a, std::uint64_t* done) {
+VmError PageTable::map_aarch64(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a,
+                               std::uint64_t* done) {
   using aarch64::Kind;
   while (*done < size) {
     const std::uint64_t cur = va + *done;
@@ -643,8 +633,8 @@ VmError PageTable::map_aarch64(std::uint64_t va, phys_addr_t pa, std::uint64_t s
       if (d.kind == Kind::kBlock || d.kind == Kind::kPage) return VmError::kAlreadyMapped;
       if (d.kind == Kind::kReserved) return VmError::kCorruptTable;
       const std::uint64_t bytes = aarch64::level_size(level);
-      const bool allowed = level == 3 || (level == 2 && config_.use_sections) ||
-                           (level == 1 && config_.use_gigabyte_blocks);
+      const bool allowed =
+          level == 3 || (level == 2 && config_.use_sections) || (level == 1 && config_.use_gigabyte_blocks);
       if (allowed && aligned(cur, bytes) && aligned(cur_pa, bytes) && left >= bytes) {
         std::uint64_t enc = 0;
         if (!aarch64::encode(level, aarch64::leaf_desc(level, cur_pa, a), &enc)) {
@@ -814,8 +804,8 @@ Walk PageTable::translate(std::uint64_t va, AccessType access, Privilege priv) c
   return w;
 }
 
-void PageTable::visit_aarch64(phys_addr_t table, unsigned level, std::uint64_t va_base,
-                              LeafVisitor fn, void* arg) const {
+void PageTable::visit_aarch64(phys_addr_t table, unsigned level, std::uint64_t va_base, LeafVisitor fn,
+                              void* arg) const {
   aarch64::TableLimits none;
   for (unsigned k = 0; k < aarch64::kEntries; ++k) {
     std::uint64_t v = 0;
@@ -921,9 +911,7 @@ void print_walk(const Walk& w, TextSink& out) {
   priv_access(w, out);
   out.str(") on ").str(armv7 ? "ARMv7 short-descriptor" : "AArch64 4K granule");
   if (w.tlb_hit) {
-    out.nl()
-        .str("  TLB hit: page 0x")
-        .hex(w.va & ~((std::uint64_t{1} << w.size_shift) - 1), va_digits);
+    out.nl().str("  TLB hit: page 0x").hex(w.va & ~((std::uint64_t{1} << w.size_shift) - 1), va_digits);
     out.str(" -> 0x").hex(w.leaf_base, pa_digits).str(w.global ? " (global)" : " (ASID)");
   } else if (w.ttbr >= 0) {
     out.str(", TTBR").u(static_cast<std::uint64_t>(w.ttbr)).str(" = 0x").hex(w.root, pa_digits);
@@ -960,16 +948,15 @@ void print_walk(const Walk& w, TextSink& out) {
   out.nl();
 }
 
-Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
-                      Privilege priv, std::uint16_t asid) {
+Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access, Privilege priv,
+                      std::uint16_t asid) {
   // One named result for both paths (NRVO): the hit path fills it in place.
   Walk w;
   const TlbEntry* e = tlb.lookup(va, asid);
   if (e != nullptr) {
-    const bool allowed = pt.format() == Format::kArmv7Short
-                             ? armv7_domain_check(pt.config().dacr, e->domain, e->perms, access,
-                                                  priv) == FaultKind::kNone
-                             : e->perms.allows(access, priv);
+    const bool allowed = pt.format() == Format::kArmv7Short ? armv7_domain_check(pt.config().dacr, e->domain, e->perms,
+                                                                                 access, priv) == FaultKind::kNone
+                                                            : e->perms.allows(access, priv);
     if (allowed) {
       w.format = pt.format();
       w.va = va;
@@ -992,14 +979,13 @@ Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessTyp
   return w;
 }
 
-FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
-                       Privilege priv, std::uint16_t asid, phys_addr_t* pa) {
+FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access, Privilege priv,
+                       std::uint16_t asid, phys_addr_t* pa) {
   const TlbEntry* e = tlb.lookup(va, asid);
   if (e != nullptr) {
-    const bool allowed = pt.format() == Format::kArmv7Short
-                             ? armv7_domain_check(pt.config().dacr, e->domain, e->perms, access,
-                                                  priv) == FaultKind::kNone
-                             : e->perms.allows(access, priv);
+    const bool allowed = pt.format() == Format::kArmv7Short ? armv7_domain_check(pt.config().dacr, e->domain, e->perms,
+                                                                                 access, priv) == FaultKind::kNone
+                                                            : e->perms.allows(access, priv);
     if (allowed) {
       *pa = e->translate(va);
       return FaultKind::kNone;

@@ -184,10 +184,8 @@ class PageTable {
   bool touches_shared(std::uint64_t va, std::uint64_t size) const;
 
   // Format-specific halves (walk.cpp).
-  VmError map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a,
-                    std::uint64_t* done);
-  VmError map_aarch64(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a,
-                      std::uint64_t* done);
+  VmError map_armv7(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a, std::uint64_t* done);
+  VmError map_aarch64(std::uint64_t va, phys_addr_t pa, std::uint64_t size, const MapAttrs& a, std::uint64_t* done);
   VmError unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_only);
   VmError unmap_aarch64(std::uint64_t va, std::uint64_t size, bool check_only);
   phys_addr_t armv7_l1_addr(std::uint32_t va) const;
@@ -197,8 +195,7 @@ class PageTable {
   void translate_armv7(Walk* w) const;
   void translate_aarch64(Walk* w) const;
   void free_aarch64_tree(phys_addr_t table, unsigned level);
-  void visit_aarch64(phys_addr_t table, unsigned level, std::uint64_t va_base, LeafVisitor fn,
-                     void* arg) const;
+  void visit_aarch64(phys_addr_t table, unsigned level, std::uint64_t va_base, LeafVisitor fn, void* arg) const;
 
   FrameSource* frames_ = nullptr;
   PageTableConfig config_;
@@ -217,12 +214,12 @@ void print_walk(const Walk& w, TextSink& out);
 // returns at once with tlb_hit set; otherwise the table walk runs (counted as a walk) and a
 // successful one is inserted. A hit whose cached permissions forbid the access walks again,
 // so the fault is reported with its level and descriptor.
-Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
-                      Privilege priv, std::uint16_t asid);
+Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access, Privilege priv,
+                      std::uint16_t asid);
 
 // The same without a walk record, for hot paths (modelled loads and stores, benchmarks):
 // the fault kind (kNone on success) and, on success, the physical address in *pa.
-FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access,
-                       Privilege priv, std::uint16_t asid, phys_addr_t* pa);
+FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access, Privilege priv,
+                       std::uint16_t asid, phys_addr_t* pa);
 
 }  // namespace kmm::vm

@@ -16,7 +16,9 @@ namespace {
 
 alignas(4096) unsigned char g_ram[16u << 20];
 
-double pct(std::uint64_t part, std::uint64_t whole) { return 100.0 * static_cast<double>(part) / static_cast<double>(whole); }
+double pct(std::uint64_t part, std::uint64_t whole) {
+  return 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
 
 bool measure(std::uint64_t ram) {
   kmm::StaticPlatform platform(g_ram, sizeof g_ram);
@@ -56,13 +58,14 @@ bool measure(std::uint64_t ram) {
     payload += c->active_objects() * c->object_size;
   }
   const std::uint64_t slack = slab_bytes - owner_bytes - slots;
-  std::printf("| %llu MB | %u-bit | %zu B | %llu B (%.2f %%) | %llu B (%.2f %%) | %zu B | %llu in %llu kB of slabs | %llu B (%.2f %%) | %llu B (%.2f %%) | %zu B |\n",
-              static_cast<unsigned long long>(ram >> 20), static_cast<unsigned>(sizeof(void*) * 8), sizeof(kmm::Page),
-              static_cast<unsigned long long>(mem_map), pct(mem_map, ram),
-              static_cast<unsigned long long>(reserved), pct(reserved, ram), sizeof(kmm::Kernel),
-              static_cast<unsigned long long>(objects), static_cast<unsigned long long>(slab_bytes >> 10),
-              static_cast<unsigned long long>(owner_bytes), pct(owner_bytes, ram),
-              static_cast<unsigned long long>(slack), pct(slack, ram), sizeof(kmm::ModuleRegistry));
+  std::printf(
+      "| %llu MB | %u-bit | %zu B | %llu B (%.2f %%) | %llu B (%.2f %%) | %zu B | %llu in %llu kB of slabs | %llu B "
+      "(%.2f %%) | %llu B (%.2f %%) | %zu B |\n",
+      static_cast<unsigned long long>(ram >> 20), static_cast<unsigned>(sizeof(void*) * 8), sizeof(kmm::Page),
+      static_cast<unsigned long long>(mem_map), pct(mem_map, ram), static_cast<unsigned long long>(reserved),
+      pct(reserved, ram), sizeof(kmm::Kernel), static_cast<unsigned long long>(objects),
+      static_cast<unsigned long long>(slab_bytes >> 10), static_cast<unsigned long long>(owner_bytes),
+      pct(owner_bytes, ram), static_cast<unsigned long long>(slack), pct(slack, ram), sizeof(kmm::ModuleRegistry));
   (void)payload;
   const bool ok = pct(mem_map, ram) <= 1.6;
   k->shutdown();
@@ -72,7 +75,9 @@ bool measure(std::uint64_t ram) {
 }  // namespace
 
 int main() {
-  std::printf("| RAM | build | struct Page | mem_map | boot reservation | sizeof(Kernel) | workload objects | owner bytes (protector) | other slab slack | module table |\n");
+  std::printf(
+      "| RAM | build | struct Page | mem_map | boot reservation | sizeof(Kernel) | workload objects | owner bytes "
+      "(protector) | other slab slack | module table |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   bool ok = measure(4u << 20);
   ok = measure(16u << 20) && ok;

@@ -70,8 +70,11 @@ void step(const char* what, VmError e) {
 }
 
 void walk(const PageTable& pt, std::uint64_t va, AccessType access, Privilege priv) {
-  g_out.str("translate 0x").hex(va, 8).str(access == AccessType::kWrite ? " write" : " read")
-      .str(priv == Privilege::kUser ? " user" : " kernel").nl();
+  g_out.str("translate 0x")
+      .hex(va, 8)
+      .str(access == AccessType::kWrite ? " write" : " read")
+      .str(priv == Privilege::kUser ? " user" : " kernel")
+      .nl();
   print_walk(pt.translate(va, access, priv), g_out);
   flush();
 }

@@ -47,9 +47,9 @@ TEST(Bits, GetOrderMatchesLinux) {
   EXPECT_EQ(get_order(4096), 0u);
   EXPECT_EQ(get_order(4097), 1u);
   EXPECT_EQ(get_order(8192), 1u);
-  EXPECT_EQ(get_order(12000), 2u);         // 16 KiB
-  EXPECT_EQ(get_order(33 * 1024), 4u);     // 64 KiB
-  EXPECT_EQ(get_order(130 * 1024), 6u);    // 256 KiB
+  EXPECT_EQ(get_order(12000), 2u);       // 16 KiB
+  EXPECT_EQ(get_order(33 * 1024), 4u);   // 64 KiB
+  EXPECT_EQ(get_order(130 * 1024), 6u);  // 256 KiB
   EXPECT_EQ(get_order(1u << 20), 8u);
   EXPECT_EQ(get_order((4u << 20) + 1), 11u);
   EXPECT_EQ(pages_for(0), 0u);

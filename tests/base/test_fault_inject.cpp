@@ -25,7 +25,9 @@ struct FaultInject : ::testing::Test {
     fault_disable_all();
     fault_clear_log(this);
   }
-  static void capture(void* arg, const char* line, std::size_t len) { static_cast<FaultInject*>(arg)->log.append(line, len); }
+  static void capture(void* arg, const char* line, std::size_t len) {
+    static_cast<FaultInject*>(arg)->log.append(line, len);
+  }
   std::string log;
 };
 
@@ -152,7 +154,9 @@ TEST_F(FaultInject, PrintShowsAttributesAndCounters) {
   StackText<512> out;
   fault_print(FaultPoint::kPage, out);
   std::string s = out.data();
-  EXPECT_NE(s.find("name fail_page_alloc\nenabled 1\ninterval 100\nprobability 100.0000%\ntimes 3\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("name fail_page_alloc\nenabled 1\ninterval 100\nprobability 100.0000%\ntimes 3\n"),
+            std::string::npos)
+      << s;
   EXPECT_NE(s.find("seed 42\n"), std::string::npos) << s;
   EXPECT_NE(s.find("calls 250\nfailures 2\n"), std::string::npos) << s;
 }

@@ -13,7 +13,9 @@
 namespace kmm {
 namespace {
 
-bool size_of(const char* s, std::uint64_t* out) { return parse_size(s, str_len(s), out); }
+bool size_of(const char* s, std::uint64_t* out) {
+  return parse_size(s, str_len(s), out);
+}
 
 TEST(ParseSize, Plain) {
   std::uint64_t v = 1;

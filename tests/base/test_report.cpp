@@ -42,7 +42,8 @@ TEST(Report, OptionalPartsLeftOut) {
                             ": not inside this machine's memory\n");
   cap.clear();
   report({ErrorKind::kSizeOverflow, "kcalloc", nullptr, nullptr, 4096, "x"});
-  EXPECT_EQ(cap.text(), "kmm: ERROR: allocation size overflow in kcalloc: pointer " + hexptr(nullptr) + " (size 4096): x\n");
+  EXPECT_EQ(cap.text(),
+            "kmm: ERROR: allocation size overflow in kcalloc: pointer " + hexptr(nullptr) + " (size 4096): x\n");
   cap.clear();
   report({ErrorKind::kWrongCache, nullptr, kPtr, "dentry", 0, nullptr});
   EXPECT_EQ(cap.text(), "kmm: ERROR: free into the wrong cache in ?: pointer " + hexptr(kPtr) + " (cache dentry)\n");
@@ -67,9 +68,9 @@ TEST(Report, PolicyGetSet) {
 }
 
 TEST(Report, KindNamesAreDistinct) {
-  const ErrorKind kinds[] = {ErrorKind::kDoubleFree,    ErrorKind::kInvalidFree,   ErrorKind::kForeignPointer,
-                             ErrorKind::kWrongCache,    ErrorKind::kSizeOverflow,  ErrorKind::kCacheNotEmpty,
-                             ErrorKind::kOwnerMismatch, ErrorKind::kBadArgument,   ErrorKind::kCorruption};
+  const ErrorKind kinds[] = {ErrorKind::kDoubleFree,    ErrorKind::kInvalidFree,  ErrorKind::kForeignPointer,
+                             ErrorKind::kWrongCache,    ErrorKind::kSizeOverflow, ErrorKind::kCacheNotEmpty,
+                             ErrorKind::kOwnerMismatch, ErrorKind::kBadArgument,  ErrorKind::kCorruption};
   for (ErrorKind a : kinds) {
     EXPECT_GT(str_len(error_kind_name(a)), 3u);
     for (ErrorKind b : kinds)
@@ -102,13 +103,20 @@ TEST(ReportDeathTest, CorruptionAbortsEvenUnderReport) {
       "kmm: ERROR: heap corruption in kmalloc: pointer 0x[0-9a-f]+ \\(cache kmalloc-32, size 32\\): free list");
 }
 
-TEST(ReportDeathTest, FatalAborts) { EXPECT_DEATH(fatal("out of ideas"), "kmm: FATAL: out of ideas"); }
+TEST(ReportDeathTest, FatalAborts) {
+  EXPECT_DEATH(fatal("out of ideas"), "kmm: FATAL: out of ideas");
+}
 
 TEST(ReportDeathTest, HookRunsBeforeAbort) {
   EXPECT_DEATH(
       {
         test::default_report_policy();
-        set_report_hook([](const ErrorReport& r, void*) { write_report_text("HOOK:", 5); write_report_text(r.action, str_len(r.action)); }, nullptr);
+        set_report_hook(
+            [](const ErrorReport& r, void*) {
+              write_report_text("HOOK:", 5);
+              write_report_text(r.action, str_len(r.action));
+            },
+            nullptr);
         report({ErrorKind::kInvalidFree, "kmem_cache_free", kPtr, nullptr, 0, nullptr});
       },
       "HOOK:kmem_cache_free(.|\n)*FATAL");

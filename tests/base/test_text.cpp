@@ -12,7 +12,9 @@
 namespace kmm {
 namespace {
 
-std::string S(const TextSink& t) { return std::string(t.data(), t.size()); }
+std::string S(const TextSink& t) {
+  return std::string(t.data(), t.size());
+}
 
 TEST(TextSink, UnsignedWidths) {
   StackText<64> t;

@@ -58,8 +58,8 @@ class ReportCapture {
   }
   static void hook(const ErrorReport& r, void* arg) {
     auto* self = static_cast<ReportCapture*>(arg);
-    self->reports_.push_back(SeenReport{r.kind, r.action ? r.action : "", r.pointer, r.cache ? r.cache : "",
-                                        r.size, r.detail ? r.detail : ""});
+    self->reports_.push_back(SeenReport{r.kind, r.action ? r.action : "", r.pointer, r.cache ? r.cache : "", r.size,
+                                        r.detail ? r.detail : ""});
   }
 
   std::string text_;

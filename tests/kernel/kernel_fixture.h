@@ -54,7 +54,9 @@ class LogCapture {
   }
 
  private:
-  static void fn(void* arg, const char* line, std::size_t len) { static_cast<LogCapture*>(arg)->text_.append(line, len); }
+  static void fn(void* arg, const char* line, std::size_t len) {
+    static_cast<LogCapture*>(arg)->text_.append(line, len);
+  }
   std::string text_;
 };
 

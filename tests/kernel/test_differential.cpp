@@ -154,7 +154,8 @@ TEST_P(Differential, AccountingAgreesAfterEveryStep) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Differential,
-                         ::testing::Combine(::testing::Values(ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim),
+                         ::testing::Combine(::testing::Values(ProtectorMode::kOff, ProtectorMode::kReport,
+                                                              ProtectorMode::kReclaim),
                                             ::testing::Values(1u, 2u, 3u)));
 
 }  // namespace

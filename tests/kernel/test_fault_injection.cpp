@@ -44,25 +44,32 @@ Outcome run_workload(Kernel& k, std::uint32_t seed, int steps) {
   std::vector<std::string> live_modules;
   KmemCache* caches[3] = {};
   Outcome out;
-  static const std::size_t kSizes[] = {1, 8, 24, 64, 96, 100, 192, 256, 700, 1024, 2000, 4096, 8192, 9000, 40000, 200000};
+  static const std::size_t kSizes[] = {1,   8,    24,   64,   96,   100,  192,   256,
+                                       700, 1024, 2000, 4096, 8192, 9000, 40000, 200000};
   for (int step = 0; step < steps; ++step) {
     ++out.ops;
     owner_t owner = kOwnerKernel;
-    if (!live_modules.empty() && pick(2) == 0) owner = k.module_owner(live_modules[pick(static_cast<std::uint32_t>(live_modules.size()))].c_str());
+    if (!live_modules.empty() && pick(2) == 0)
+      owner = k.module_owner(live_modules[pick(static_cast<std::uint32_t>(live_modules.size()))].c_str());
     if (owner == kOwnerFree) owner = kOwnerKernel;
     switch (pick(14)) {
       case 0:
       case 1:
       case 2: {
         void* p = k.kmalloc(kSizes[pick(16)], GFP_KERNEL, owner);
-        if (p == nullptr) ++out.null_results;
-        else held.push_back({Held::kKmalloc, p, 0, nullptr});
+        if (p == nullptr)
+          ++out.null_results;
+        else
+          held.push_back({Held::kKmalloc, p, 0, nullptr});
         break;
       }
       case 3: {
-        void* p = pick(2) ? k.kzalloc(kSizes[pick(12)], GFP_KERNEL, owner) : k.kcalloc(pick(40) + 1, 24, GFP_KERNEL, owner);
-        if (p == nullptr) ++out.null_results;
-        else held.push_back({Held::kKmalloc, p, 0, nullptr});
+        void* p =
+            pick(2) ? k.kzalloc(kSizes[pick(12)], GFP_KERNEL, owner) : k.kcalloc(pick(40) + 1, 24, GFP_KERNEL, owner);
+        if (p == nullptr)
+          ++out.null_results;
+        else
+          held.push_back({Held::kKmalloc, p, 0, nullptr});
         break;
       }
       case 4: {  // krealloc: on failure the old block stays valid (and is still ours)
@@ -70,8 +77,10 @@ Outcome run_workload(Kernel& k, std::uint32_t seed, int steps) {
         Held& h = held[pick(static_cast<std::uint32_t>(held.size()))];
         if (h.kind != Held::kKmalloc) break;
         void* q = k.krealloc(h.p, kSizes[pick(16)], GFP_KERNEL, kOwnerKernel);
-        if (q == nullptr) ++out.null_results;
-        else h.p = q;
+        if (q == nullptr)
+          ++out.null_results;
+        else
+          h.p = q;
         break;
       }
       case 5: {
@@ -83,20 +92,26 @@ Outcome run_workload(Kernel& k, std::uint32_t seed, int steps) {
           if (caches[i] == nullptr) return out;
         }
         void* p = k.kmem_cache_alloc(caches[i], GFP_KERNEL, owner);
-        if (p == nullptr) ++out.null_results;
-        else held.push_back({Held::kCache, p, 0, caches[i]});
+        if (p == nullptr)
+          ++out.null_results;
+        else
+          held.push_back({Held::kCache, p, 0, caches[i]});
         break;
       }
       case 6: {
         void* p = k.alloc_pages(pick(4), GFP_KERNEL, owner);
-        if (p == nullptr) ++out.null_results;
-        else held.push_back({Held::kPages, p, 0, nullptr});
+        if (p == nullptr)
+          ++out.null_results;
+        else
+          held.push_back({Held::kPages, p, 0, nullptr});
         break;
       }
       case 7: {
         std::uint64_t va = k.vmalloc(kSizes[pick(16)] + 1, owner);
-        if (va == 0) ++out.null_results;
-        else held.push_back({Held::kVmalloc, nullptr, va, nullptr});
+        if (va == 0)
+          ++out.null_results;
+        else
+          held.push_back({Held::kVmalloc, nullptr, va, nullptr});
         break;
       }
       case 8:
@@ -158,10 +173,14 @@ Outcome run_workload(Kernel& k, std::uint32_t seed, int steps) {
   }
   // Give everything back.
   for (const Held& h : held) {
-    if (h.kind == Held::kKmalloc) EXPECT_TRUE(k.kfree(h.p));
-    else if (h.kind == Held::kCache) EXPECT_TRUE(k.kmem_cache_free(h.cache, h.p));
-    else if (h.kind == Held::kPages) EXPECT_TRUE(k.free_pages(h.p));
-    else EXPECT_TRUE(k.vfree(h.va));
+    if (h.kind == Held::kKmalloc)
+      EXPECT_TRUE(k.kfree(h.p));
+    else if (h.kind == Held::kCache)
+      EXPECT_TRUE(k.kmem_cache_free(h.cache, h.p));
+    else if (h.kind == Held::kPages)
+      EXPECT_TRUE(k.free_pages(h.p));
+    else
+      EXPECT_TRUE(k.vfree(h.va));
   }
   for (const std::string& m : live_modules) EXPECT_EQ(k.rmmod(m.c_str()), ModuleError::kOk);
   return out;
@@ -245,8 +264,9 @@ TEST_P(FaultInjection, EveryNthCallOfEachPoint) {
   RecordProperty("ops", std::to_string(ops));
   RecordProperty("injected", std::to_string(injected));
   RecordProperty("null_results", std::to_string(nulls));
-  std::printf("every-Nth: %llu ops, %llu failures injected, %llu null results handled\n", static_cast<unsigned long long>(ops),
-              static_cast<unsigned long long>(injected), static_cast<unsigned long long>(nulls));
+  std::printf("every-Nth: %llu ops, %llu failures injected, %llu null results handled\n",
+              static_cast<unsigned long long>(ops), static_cast<unsigned long long>(injected),
+              static_cast<unsigned long long>(nulls));
 }
 
 // Both points at once, random shares, several seeds; the same seed repeats exactly.
@@ -281,7 +301,8 @@ INSTANTIATE_TEST_SUITE_P(Allocators, FaultInjection,
                          ::testing::Combine(::testing::Values(PageAllocKind::kBuddy, PageAllocKind::kRange),
                                             ::testing::Bool()),
                          [](const auto& param_info) {
-                           return std::string(std::get<0>(param_info.param) == PageAllocKind::kBuddy ? "buddy" : "range") +
+                           return std::string(std::get<0>(param_info.param) == PageAllocKind::kBuddy ? "buddy"
+                                                                                                     : "range") +
                                   (std::get<1>(param_info.param) ? "_magazines" : "_nomagazines");
                          });
 
@@ -327,8 +348,10 @@ TEST(FaultInjectionGrow, PlatformCommitFailureIsAnAllocationFailure) {
   std::uint64_t nulls = 0;
   for (int i = 0; i < 4000; ++i) {
     void* p = k->kmalloc(4096);
-    if (p == nullptr) ++nulls;
-    else blocks.push_back(p);
+    if (p == nullptr)
+      ++nulls;
+    else
+      blocks.push_back(p);
   }
   EXPECT_GT(fault_failures(FaultPoint::kPlatform), 0u);
   EXPECT_GT(nulls, 0u);
@@ -386,8 +409,10 @@ TEST(FaultInjectionKernel, SlabRoutingWithMagazines) {
   int nulls = 0;
   for (int i = 0; i < 100; ++i) {
     void* p = k->kmalloc(64);
-    if (p == nullptr) ++nulls;
-    else got.push_back(p);
+    if (p == nullptr)
+      ++nulls;
+    else
+      got.push_back(p);
   }
   EXPECT_EQ(fault_calls(FaultPoint::kSlab), 100u);  // the magazine did not hide any call
   EXPECT_EQ(nulls, 20);

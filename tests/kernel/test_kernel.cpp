@@ -181,11 +181,11 @@ TEST_F(KernelTest, KmemCacheAndPagesAreOwned) {
 TEST_F(KernelTest, UsagePerOwner) {
   std::vector<OwnerTally> before(kMaxOwners), t(kMaxOwners);
   k->usage(before.data());
-  void* x = k->kmalloc(100, GFP_KERNEL, a);          // kmalloc-128
-  void* y = k->kmalloc(20000, GFP_KERNEL, a);        // 32K of pages under pow2
-  void* z = k->kmalloc(8, GFP_KERNEL, b);            // kmalloc-8
-  void* pg = k->alloc_pages(0, GFP_KERNEL, b);       // one page
-  std::uint64_t va = k->vmalloc(9000, b);            // 3 pages
+  void* x = k->kmalloc(100, GFP_KERNEL, a);     // kmalloc-128
+  void* y = k->kmalloc(20000, GFP_KERNEL, a);   // 32K of pages under pow2
+  void* z = k->kmalloc(8, GFP_KERNEL, b);       // kmalloc-8
+  void* pg = k->alloc_pages(0, GFP_KERNEL, b);  // one page
+  std::uint64_t va = k->vmalloc(9000, b);       // 3 pages
   ASSERT_TRUE(x && y && z && pg && va);
   k->usage(t.data());
   EXPECT_EQ(t[a].objects, 2u);
@@ -507,10 +507,18 @@ TEST(KernelRandom, InvariantsHoldThroughRandomOperations) {
       owner_t o = loaded && rng() % 3 == 0 ? mod : kOwnerKernel;
       if (o != kOwnerKernel) b.kind = 0;  // the module's blocks go when it is unloaded
       switch (b.kind) {
-        case 0: b.p = k->kmalloc(1 + rng() % (rng() % 8 == 0 ? 70000 : 3000), GFP_KERNEL, o); break;
-        case 1: b.p = k->kmem_cache_alloc(cache, GFP_KERNEL, o); break;
-        case 2: b.p = k->alloc_pages(rng() % 4, GFP_KERNEL, o); break;
-        default: b.va = k->vmalloc(1 + rng() % 20000, o); break;
+        case 0:
+          b.p = k->kmalloc(1 + rng() % (rng() % 8 == 0 ? 70000 : 3000), GFP_KERNEL, o);
+          break;
+        case 1:
+          b.p = k->kmem_cache_alloc(cache, GFP_KERNEL, o);
+          break;
+        case 2:
+          b.p = k->alloc_pages(rng() % 4, GFP_KERNEL, o);
+          break;
+        default:
+          b.va = k->vmalloc(1 + rng() % 20000, o);
+          break;
       }
       if ((b.p != nullptr || b.va != 0) && o == kOwnerKernel) live.push_back(b);
     } else if (op < 8) {
@@ -538,7 +546,10 @@ TEST(KernelRandom, InvariantsHoldThroughRandomOperations) {
     }
   }
   for (const Blk& b : live) {
-    bool ok = b.kind == 0 ? k->kfree(b.p) : b.kind == 1 ? k->kmem_cache_free(cache, b.p) : b.kind == 2 ? k->free_pages(b.p) : k->vfree(b.va);
+    bool ok = b.kind == 0   ? k->kfree(b.p)
+              : b.kind == 1 ? k->kmem_cache_free(cache, b.p)
+              : b.kind == 2 ? k->free_pages(b.p)
+                            : k->vfree(b.va);
     ASSERT_TRUE(ok);
   }
   if (loaded) {

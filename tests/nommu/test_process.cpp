@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "../kernel/kernel_fixture.h"
+#include "base/fault_inject.h"
 #include "nommu/mmap_copy.h"
 #include "nommu/nommu.h"
-#include "base/fault_inject.h"
 
 namespace kmm {
 namespace {
@@ -338,11 +338,14 @@ TEST(Nommu, RandomSequenceUnderFaultInjection) {
         std::mt19937 rng(static_cast<std::uint32_t>(n));
         NommuError e;
         std::vector<int> pids;
-        for (auto [name, kind, heap] : {std::tuple{"s", MallocKind::kSimple, 0}, std::tuple{"m", MallocKind::kSmalloc, 0},
-                                        std::tuple{"h", MallocKind::kHeap, 64 * 1024}}) {
+        for (auto [name, kind, heap] :
+             {std::tuple{"s", MallocKind::kSimple, 0}, std::tuple{"m", MallocKind::kSmalloc, 0},
+              std::tuple{"h", MallocKind::kHeap, 64 * 1024}}) {
           int pid = t.n.spawn(name, kind, static_cast<std::size_t>(heap), &e);
-          if (pid != 0) pids.push_back(pid);
-          else ++failed_calls;
+          if (pid != 0)
+            pids.push_back(pid);
+          else
+            ++failed_calls;
         }
         std::vector<std::pair<int, void*>> live;
         for (int step = 0; step < 1500 && !pids.empty(); ++step) {
@@ -350,8 +353,10 @@ TEST(Nommu, RandomSequenceUnderFaultInjection) {
           auto op = rng() % 10;
           if (op < 5 || live.empty()) {
             std::size_t size = rng() % 8 == 0 ? 1 + rng() % 40000 : 1 + rng() % 300;
-            if (void* p = t.n.malloc(pid, size, &e)) live.emplace_back(pid, p);
-            else ++failed_calls;
+            if (void* p = t.n.malloc(pid, size, &e))
+              live.emplace_back(pid, p);
+            else
+              ++failed_calls;
           } else if (op < 8) {
             std::size_t i = rng() % live.size();
             ASSERT_EQ(t.n.free(live[i].first, live[i].second), NommuError::kOk);
@@ -359,8 +364,10 @@ TEST(Nommu, RandomSequenceUnderFaultInjection) {
             live.pop_back();
           } else {
             std::size_t i = rng() % live.size();
-            if (void* q = t.n.realloc(live[i].first, live[i].second, 1 + rng() % 2000, &e)) live[i].second = q;
-            else ++failed_calls;
+            if (void* q = t.n.realloc(live[i].first, live[i].second, 1 + rng() % 2000, &e))
+              live[i].second = q;
+            else
+              ++failed_calls;
           }
           ASSERT_TRUE(t.check()) << fault_point_name(point) << " every " << n << ", step " << step;
         }

@@ -45,7 +45,9 @@ MachineOptions pages_only(std::size_t ram, phys_addr_t off = 0, std::uint64_t wm
 // Every order-k block's index relative to the zone start is a multiple of 2^k.
 // Index of a frame from the start of RAM: buddy blocks are aligned to their size there
 // (so that they are aligned in host addresses too), not from the zone's first frame.
-pfn_t zindex(const BuddyZone& z, const Page* p) { return z.phys()->page_to_pfn(p) - z.phys()->base_pfn(); }
+pfn_t zindex(const BuddyZone& z, const Page* p) {
+  return z.phys()->page_to_pfn(p) - z.phys()->base_pfn();
+}
 
 TEST(Buddy, SixteenMegInitialLists) {
   Machine m(pages_only(16u << 20));
@@ -310,7 +312,7 @@ TEST(Buddy, ExplicitMinFreeAndOrderAwareCheck) {
   EXPECT_EQ(z.free_pages(), 108u);
   Page* big = z.alloc_pages(4);  // 16 pages would leave 92 < 100
   EXPECT_EQ(big, nullptr);
-  Page* ok = z.alloc_pages(3);   // 8 pages leave exactly 100
+  Page* ok = z.alloc_pages(3);  // 8 pages leave exactly 100
   EXPECT_NE(ok, nullptr);
   EXPECT_EQ(z.free_pages(), 100u);
   Page* atomic = z.alloc_pages(4, GFP_ATOMIC);  // reserve halves to 50
@@ -453,8 +455,8 @@ TEST_F(SmallZone, IndicesWithMixedBlocks) {
   EXPECT_EQ(z.fragmentation_index(3), 417);  // 1000 - (1000 + 6000/8) / 3 = 1000 - 583
   EXPECT_EQ(z.fragmentation_index(4), 542);  // 1000 - (1000 + 6000/16) / 3 = 1000 - 458
   EXPECT_EQ(z.unusable_index(0), 0);
-  EXPECT_EQ(z.unusable_index(1), 333);   // (6 - 2*2) * 1000 / 6
-  EXPECT_EQ(z.unusable_index(2), 333);   // (6 - 1*4) * 1000 / 6
+  EXPECT_EQ(z.unusable_index(1), 333);  // (6 - 2*2) * 1000 / 6
+  EXPECT_EQ(z.unusable_index(2), 333);  // (6 - 1*4) * 1000 / 6
   EXPECT_EQ(z.unusable_index(3), 1000);
   // Freeing the rest merges everything into one order-4 block.
   for (unsigned i : {4u, 6u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u}) free_page(i);

@@ -208,7 +208,8 @@ TEST(Range, FragmentedFreeBlocksAndIndices) {
 }
 
 TEST(Range, RandomAgainstShadow) {
-  for (RangePlacement rule : {RangePlacement::kBottomUp, RangePlacement::kSmallTopDown, RangePlacement::kSmallBottomUp}) {
+  for (RangePlacement rule :
+       {RangePlacement::kBottomUp, RangePlacement::kSmallTopDown, RangePlacement::kSmallBottomUp}) {
     RangeMachine t(2u << 20, rule, 2);
     std::mt19937 rng(42);
     std::vector<std::pair<Page*, std::uint64_t>> live;

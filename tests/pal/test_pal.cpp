@@ -12,7 +12,9 @@
 namespace kmm {
 namespace {
 
-std::uintptr_t addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+std::uintptr_t addr(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p);
+}
 
 TEST(MmapPlatform, ReserveHonoursAlignment) {
   Platform& plat = mmap_platform();

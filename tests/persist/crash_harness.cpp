@@ -48,11 +48,26 @@ using namespace kmm;
 namespace {
 
 enum Op : std::uint32_t {
-  kOpAttach, kOpKmalloc, kOpKfree, kOpLarge, kOpCacheAlloc, kOpCacheFree, kOpPages, kOpFreePages,
-  kOpVmalloc, kOpVfree, kOpInsmod, kOpRmmod, kOpCollect, kOpFlush, kOpBootComplete, kNrOps
+  kOpAttach,
+  kOpKmalloc,
+  kOpKfree,
+  kOpLarge,
+  kOpCacheAlloc,
+  kOpCacheFree,
+  kOpPages,
+  kOpFreePages,
+  kOpVmalloc,
+  kOpVfree,
+  kOpInsmod,
+  kOpRmmod,
+  kOpCollect,
+  kOpFlush,
+  kOpBootComplete,
+  kNrOps
 };
-const char* kOpNames[kNrOps] = {"attach/rebuild", "kmalloc", "kfree", "kmalloc-large", "cache_alloc", "cache_free", "alloc_pages",
-                                "free_pages", "vmalloc", "vfree", "insmod", "rmmod", "collector", "flush", "boot-complete"};
+const char* kOpNames[kNrOps] = {"attach/rebuild", "kmalloc",     "kfree",      "kmalloc-large", "cache_alloc",
+                                "cache_free",     "alloc_pages", "free_pages", "vmalloc",       "vfree",
+                                "insmod",         "rmmod",       "collector",  "flush",         "boot-complete"};
 
 enum Kind : std::uint8_t { kNone, kKmalloc, kCache, kVmalloc, kPages };
 struct Slot {
@@ -171,7 +186,8 @@ void snapshot_hook(void* arg) {
       k->insmod(name.c_str());
     } else {
       for (unsigned i = 0; i < kSlots; ++i)
-        if (table[i].ptr != 0 && owner_of_slot(*k, table[i]) == o2) __atomic_store_n(&table[i].ptr, 0, __ATOMIC_RELAXED);
+        if (table[i].ptr != 0 && owner_of_slot(*k, table[i]) == o2)
+          __atomic_store_n(&table[i].ptr, 0, __ATOMIC_RELAXED);
     }
   }
   sh->op = kOpBootComplete;
@@ -210,13 +226,15 @@ void snapshot_hook(void* arg) {
     s->pattern = pat;
     s->kind = kind;
     __atomic_signal_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&s->ptr, kind == kVmalloc ? std::uintptr_t{1} : reinterpret_cast<std::uintptr_t>(p), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->ptr, kind == kVmalloc ? std::uintptr_t{1} : reinterpret_cast<std::uintptr_t>(p),
+                     __ATOMIC_RELAXED);
   };
   auto unpublish = [&](Slot* s) {
     __atomic_store_n(&s->ptr, 0, __ATOMIC_RELAXED);
     __atomic_signal_fence(__ATOMIC_RELEASE);
   };
-  static const std::uint32_t kSizes[] = {8, 16, 24, 40, 64, 72, 96, 128, 150, 192, 256, 300, 512, 700, 1024, 2048, 3000, 4096, 8192};
+  static const std::uint32_t kSizes[] = {8,   16,  24,  40,  64,   72,   96,   128,  150, 192,
+                                         256, 300, 512, 700, 1024, 2048, 3000, 4096, 8192};
   for (;;) {
     std::uint64_t dice = rnd(100);
     sh->ops = sh->ops + 1;
@@ -312,7 +330,8 @@ bool check_heap(const Options& o, unsigned round, Checker& chk, std::uint64_t* l
   TextSink sink(buf.data(), buf.size());
   FsckResult r = persist_fsck(o.file.c_str(), sink);
   struct stat st;
-  if (r.status == 2 && (std::strstr(sink.data(), "unfinished format") != nullptr || ::stat(o.file.c_str(), &st) != 0 || st.st_size == 0))
+  if (r.status == 2 &&
+      (std::strstr(sink.data(), "unfinished format") != nullptr || ::stat(o.file.c_str(), &st) != 0 || st.st_size == 0))
     return true;  // killed before or while formatting: nothing to recover yet (no snapshot either)
   g_formatted = true;
   if (r.status != 0) {
@@ -343,7 +362,8 @@ bool check_heap(const Options& o, unsigned round, Checker& chk, std::uint64_t* l
       if (s.kind == kVmalloc) {
         const VmArea* a = k->vmalloc_space().find(s.va);
         if (a == nullptr || a->addr != s.va || a->requested < s.size) {
-          std::snprintf(what, sizeof what, "slot %u: vmalloc area 0x%llx is not live", i, static_cast<unsigned long long>(s.va));
+          std::snprintf(what, sizeof what, "slot %u: vmalloc area 0x%llx is not live", i,
+                        static_cast<unsigned long long>(s.va));
           chk.fail(round, what);
           ok = false;
         }
@@ -352,15 +372,16 @@ bool check_heap(const Options& o, unsigned round, Checker& chk, std::uint64_t* l
       auto* p = reinterpret_cast<unsigned char*>(s.ptr);
       std::size_t have = k->ksize(p);
       if (k->owner_of(p) == kOwnerFree || have < s.size) {
-        std::snprintf(what, sizeof what, "slot %u: block %p (%u bytes, kind %u) is not live (ksize %zu)", i, static_cast<void*>(p), s.size,
-                      s.kind, have);
+        std::snprintf(what, sizeof what, "slot %u: block %p (%u bytes, kind %u) is not live (ksize %zu)", i,
+                      static_cast<void*>(p), s.size, s.kind, have);
         chk.fail(round, what);
         ok = false;
         continue;
       }
       for (std::uint32_t b = 0; b < std::min<std::uint32_t>(s.size, 64); ++b) {
         if (p[b] != s.pattern) {
-          std::snprintf(what, sizeof what, "slot %u: block %p lost its contents at byte %u", i, static_cast<void*>(p), b);
+          std::snprintf(what, sizeof what, "slot %u: block %p lost its contents at byte %u", i, static_cast<void*>(p),
+                        b);
           chk.fail(round, what);
           ok = false;
           break;
@@ -437,14 +458,21 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--rounds") o.rounds = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--seed") o.seed = std::stoull(next());
-    else if (a == "--file") o.file = next();
-    else if (a == "--ram") o.ram_mib = std::stoull(next());
-    else if (a == "--power") o.power = next();
-    else if (a == "-v") o.verbose = true;
+    if (a == "--rounds")
+      o.rounds = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--seed")
+      o.seed = std::stoull(next());
+    else if (a == "--file")
+      o.file = next();
+    else if (a == "--ram")
+      o.ram_mib = std::stoull(next());
+    else if (a == "--power")
+      o.power = next();
+    else if (a == "-v")
+      o.verbose = true;
     else {
-      std::fprintf(stderr, "usage: %s [--rounds N] [--seed S] [--file PATH] [--ram MiB] [--power prefix|pages] [-v]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--rounds N] [--seed S] [--file PATH] [--ram MiB] [--power prefix|pages] [-v]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -456,7 +484,8 @@ int main(int argc, char** argv) {
   std::remove(o.file.c_str());
   std::remove(g_snap.c_str());
   set_on_error(OnError::kReport);
-  auto* sh = static_cast<Shared*>(::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* sh =
+      static_cast<Shared*>(::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   std::mt19937_64 rng(o.seed);
   Checker chk{o.verbose};
   std::uint64_t by_op[kNrOps] = {}, timer_kills = 0, sleep_kills = 0, ops = 0, live = 0, dropped_pages = 0;
@@ -503,13 +532,18 @@ int main(int argc, char** argv) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = static_cast<double>(t1.tv_sec - t0.tv_sec) + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
-  std::printf("crash harness: %u crash points (%llu by wall-clock SIGKILL, %llu by CPU-time SIGKILL), %llu operations, %.1f s%s\n", crashes,
-              static_cast<unsigned long long>(sleep_kills), static_cast<unsigned long long>(timer_kills),
-              static_cast<unsigned long long>(ops), secs, o.power.empty() ? "" : (", power loss: " + o.power).c_str());
+  std::printf(
+      "crash harness: %u crash points (%llu by wall-clock SIGKILL, %llu by CPU-time SIGKILL), %llu operations, %.1f "
+      "s%s\n",
+      crashes, static_cast<unsigned long long>(sleep_kills), static_cast<unsigned long long>(timer_kills),
+      static_cast<unsigned long long>(ops), secs, o.power.empty() ? "" : (", power loss: " + o.power).c_str());
   std::printf("crash points by operation in flight:");
-  for (unsigned i = 0; i < kNrOps; ++i) std::printf(" %s %llu%s", kOpNames[i], static_cast<unsigned long long>(by_op[i]), i + 1 < kNrOps ? "," : "\n");
-  if (!o.power.empty()) std::printf("power loss: %llu dropped pages in all\n", static_cast<unsigned long long>(dropped_pages));
-  std::printf("published blocks live at the end: %llu; inconsistencies: %u\n", static_cast<unsigned long long>(live), chk.failures);
+  for (unsigned i = 0; i < kNrOps; ++i)
+    std::printf(" %s %llu%s", kOpNames[i], static_cast<unsigned long long>(by_op[i]), i + 1 < kNrOps ? "," : "\n");
+  if (!o.power.empty())
+    std::printf("power loss: %llu dropped pages in all\n", static_cast<unsigned long long>(dropped_pages));
+  std::printf("published blocks live at the end: %llu; inconsistencies: %u\n", static_cast<unsigned long long>(live),
+              chk.failures);
   std::remove(o.file.c_str());
   std::remove(g_snap.c_str());
   return chk.failures == 0 ? 0 : 1;

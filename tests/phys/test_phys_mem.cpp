@@ -77,8 +77,8 @@ TEST(PhysMem, ZeroOffsetConversions) {
   EXPECT_EQ(pm.size(), std::size_t{8} << 20);
   EXPECT_EQ(pm.phys_offset(), 0u);
   EXPECT_EQ(pm.base(), ram.get());
-  for (phys_addr_t pa : {phys_addr_t{0x82012}, phys_addr_t{0x3012}, phys_addr_t{0x403012}, phys_addr_t{0},
-                         phys_addr_t{0x7FFFFF}}) {
+  for (phys_addr_t pa :
+       {phys_addr_t{0x82012}, phys_addr_t{0x3012}, phys_addr_t{0x403012}, phys_addr_t{0}, phys_addr_t{0x7FFFFF}}) {
     check_round_trips(pm, ram, pa);
   }
   // The seed's frames, by address: frame 0x403 starts 0x403000 bytes into RAM.

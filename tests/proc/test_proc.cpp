@@ -77,10 +77,11 @@ TEST(Meminfo, LayoutByteExact) {
   }
   EXPECT_EQ(text.back(), '\n');
   // Fields in Linux's order.
-  const char* const order[] = {"MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active",
-                               "Inactive", "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)",
-                               "Unevictable", "Mlocked", "SwapTotal", "SwapFree", "Dirty", "Writeback", "AnonPages",
-                               "Mapped", "Shmem", "Slab", "SReclaimable", "SUnreclaim", "KernelStack", "PageTables"};
+  const char* const order[] = {
+      "MemTotal",  "MemFree",      "MemAvailable",   "Buffers",      "Cached",         "SwapCached",  "Active",
+      "Inactive",  "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)", "Unevictable", "Mlocked",
+      "SwapTotal", "SwapFree",     "Dirty",          "Writeback",    "AnonPages",      "Mapped",      "Shmem",
+      "Slab",      "SReclaimable", "SUnreclaim",     "KernelStack",  "PageTables"};
   for (std::size_t i = 0; i < std::size(order); ++i) EXPECT_EQ(ls[i].substr(0, ls[i].find(':')), order[i]) << i;
   std::size_t vt = text.find("\nVmallocTotal:"), vu = text.find("\nVmallocUsed:"), ht = text.find("\nHugePages_Total:"),
               hs = text.find("\nHugepagesize:");
@@ -122,7 +123,8 @@ TEST(Buddyinfo, FreshMachineLine) {
   int n = std::snprintf(expect, sizeof expect, "Node %d, zone %8s ", 0, "Normal");
   std::uint64_t pages = 0;
   for (unsigned o = 0; o < kNrOrders; ++o) {
-    n += std::snprintf(expect + n, sizeof expect - static_cast<std::size_t>(n), "%6lu ", static_cast<unsigned long>(nr[o]));
+    n += std::snprintf(expect + n, sizeof expect - static_cast<std::size_t>(n), "%6lu ",
+                       static_cast<unsigned long>(nr[o]));
     pages += nr[o] << o;
   }
   std::snprintf(expect + n, sizeof expect - static_cast<std::size_t>(n), "\n");
@@ -154,8 +156,9 @@ TEST(Slabinfo, HeaderAndKmalloc64Line) {
   std::uint64_t slabs = c->nr_slabs.load();
   char expect[256];
   std::snprintf(expect, sizeof expect, "%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu %6lu",
-                "kmalloc-64", static_cast<unsigned long>(before + 100), static_cast<unsigned long>(slabs * c->objects), 64u,
-                c->objects, 1 << c->order, 0u, 0u, 0u, static_cast<unsigned long>(slabs), static_cast<unsigned long>(slabs), 0ul);
+                "kmalloc-64", static_cast<unsigned long>(before + 100), static_cast<unsigned long>(slabs * c->objects),
+                64u, c->objects, 1 << c->order, 0u, 0u, 0u, static_cast<unsigned long>(slabs),
+                static_cast<unsigned long>(slabs), 0ul);
   EXPECT_EQ(line, expect);
   EXPECT_LE(c->objects * 64u, 4096u << c->order);
   for (void* p : ps) k->kfree(p);
@@ -183,8 +186,10 @@ TEST(Allocinfo, HeaderAndModuleLines) {
   k->vmalloc(5000, m);
   std::string text = view(*k, "/proc/allocinfo");
   EXPECT_EQ(text.rfind("allocinfo - version: 1.0\n#     <size>  <calls> <tag info>\n", 0), 0u) << text;
-  EXPECT_NE(text.find("\n         192        3 mm/slub.c:0 [m_test] func:kmalloc kmalloc-64\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("\n       32768        1 mm/page_alloc.c:0 [m_test] func:alloc_pages\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n         192        3 mm/slub.c:0 [m_test] func:kmalloc kmalloc-64\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\n       32768        1 mm/page_alloc.c:0 [m_test] func:alloc_pages\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("\n        8192        1 mm/vmalloc.c:0 [m_test] func:vmalloc\n"), std::string::npos) << text;
 }
 
@@ -207,11 +212,13 @@ TEST(Kmemleak, EntryFormatAfterReportPass) {
   std::string text = view(*k, "/sys/kernel/debug/kmemleak");
   char addr[32];
   std::snprintf(addr, sizeof addr, "0x%08llx", static_cast<unsigned long long>(k->kva(p)));
-  std::string expect_head = std::string("unreferenced object ") + addr +
-                            " (size 128):\n  comm \"m_leak\", pid 0, jiffies 200 (age 1.500s)\n  hex dump (first 32 bytes):\n"
-                            "    41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f 50  ABCDEFGHIJKLMNOP\n"
-                            "    51 52 53 54 55 56 57 58 59 5a 41 42 43 44 45 46  QRSTUVWXYZABCDEF\n"
-                            "  backtrace:\n    [<" + std::string(addr + 2) + ">] kmalloc-128 [m_leak]\n";
+  std::string expect_head =
+      std::string("unreferenced object ") + addr +
+      " (size 128):\n  comm \"m_leak\", pid 0, jiffies 200 (age 1.500s)\n  hex dump (first 32 bytes):\n"
+      "    41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f 50  ABCDEFGHIJKLMNOP\n"
+      "    51 52 53 54 55 56 57 58 59 5a 41 42 43 44 45 46  QRSTUVWXYZABCDEF\n"
+      "  backtrace:\n    [<" +
+      std::string(addr + 2) + ">] kmalloc-128 [m_leak]\n";
   EXPECT_NE(text.find(expect_head), std::string::npos) << text;
   char vaddr[32];
   std::snprintf(vaddr, sizeof vaddr, "0x%08llx", static_cast<unsigned long long>(va));

@@ -33,12 +33,12 @@ OwnerTally usage_of(Kernel& k, owner_t o) {
 
 // Every kind of block a module can hold, all owned by `o`.
 struct ModuleBlocks {
-  void* small = nullptr;   // kmalloc-32
-  void* mid = nullptr;     // kmalloc-4k
-  void* large = nullptr;   // 64K from the page allocator
-  void* obj = nullptr;     // a kmem_cache object
-  void* pages = nullptr;   // alloc_pages(2)
-  std::uint64_t va = 0;    // vmalloc(10000): 3 pages
+  void* small = nullptr;  // kmalloc-32
+  void* mid = nullptr;    // kmalloc-4k
+  void* large = nullptr;  // 64K from the page allocator
+  void* obj = nullptr;    // a kmem_cache object
+  void* pages = nullptr;  // alloc_pages(2)
+  std::uint64_t va = 0;   // vmalloc(10000): 3 pages
 };
 
 ModuleBlocks allocate_all(Kernel& k, KmemCache* c, owner_t o) {
@@ -58,7 +58,8 @@ ModuleBlocks allocate_all(Kernel& k, KmemCache* c, owner_t o) {
   return b;
 }
 
-constexpr std::uint64_t kAllBlocksBytes = 32 + 4096 + 65536 + 200 + 16384 + 3 * 4096;  // a 200-byte cache has 200-byte slots
+constexpr std::uint64_t kAllBlocksBytes =
+    32 + 4096 + 65536 + 200 + 16384 + 3 * 4096;  // a 200-byte cache has 200-byte slots
 
 TEST(CollectorOff, NothingFreedNoPass) {
   KernelPtr k = boot_mode(ProtectorMode::kOff);
@@ -191,7 +192,9 @@ TEST_P(CollectorReclaim, FreesEveryBlockOfGoneModuleOnly) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, CollectorReclaim,
                          ::testing::Values(ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable),
-                         [](const ::testing::TestParamInfo<ProtectorMode>& p) { return std::string(p.param == ProtectorMode::kReclaim ? "reclaim" : "unreachable"); });
+                         [](const ::testing::TestParamInfo<ProtectorMode>& p) {
+                           return std::string(p.param == ProtectorMode::kReclaim ? "reclaim" : "unreachable");
+                         });
 
 TEST(CollectorUnreachable, ReferencedBlocksSparedUntilReferenceCleared) {
   KernelPtr k = boot_mode(ProtectorMode::kReclaimUnreachable);
@@ -206,14 +209,14 @@ TEST(CollectorUnreachable, ReferencedBlocksSparedUntilReferenceCleared) {
   ASSERT_TRUE(k->collector().add_root(root.data(), sizeof root));
 
   ASSERT_EQ(k->insmod("leaky", 16384, &m), ModuleError::kOk);
-  auto* a = static_cast<void**>(k->kzalloc(96, GFP_KERNEL, m));     // kernel -> a
-  auto* b = static_cast<void**>(k->kzalloc(2048, GFP_KERNEL, m));   // a -> b (transitive)
-  void* c = k->kzalloc(64 * 1024, GFP_KERNEL, m);                   // b -> c (large, transitive)
-  void* d = k->kzalloc(48, GFP_KERNEL, m);                          // root -> d
-  void* e = k->kzalloc(32, GFP_KERNEL, m);                          // live module -> e (interior pointer)
-  void* f = k->kzalloc(500, GFP_KERNEL, m);                         // nothing: freed
-  std::uint64_t v = k->vmalloc(5000, m);                            // kernel -> v (modelled VA)
-  std::uint64_t w = k->vmalloc(100, m);                             // nothing: freed
+  auto* a = static_cast<void**>(k->kzalloc(96, GFP_KERNEL, m));    // kernel -> a
+  auto* b = static_cast<void**>(k->kzalloc(2048, GFP_KERNEL, m));  // a -> b (transitive)
+  void* c = k->kzalloc(64 * 1024, GFP_KERNEL, m);                  // b -> c (large, transitive)
+  void* d = k->kzalloc(48, GFP_KERNEL, m);                         // root -> d
+  void* e = k->kzalloc(32, GFP_KERNEL, m);                         // live module -> e (interior pointer)
+  void* f = k->kzalloc(500, GFP_KERNEL, m);                        // nothing: freed
+  std::uint64_t v = k->vmalloc(5000, m);                           // kernel -> v (modelled VA)
+  std::uint64_t w = k->vmalloc(100, m);                            // nothing: freed
   ASSERT_TRUE(a && b && c && d && e && f && v && w);
   kernel_block[0] = a;
   kernel_block[1] = reinterpret_cast<void*>(static_cast<std::uintptr_t>(v));
@@ -340,7 +343,8 @@ TEST(CollectorSlices, SmallSlicesStillCompleteInIdle) {
   std::uint64_t before = k->zone().free_pages();
   owner_t m;
   ASSERT_EQ(k->insmod("big_leak", 16384, &m), ModuleError::kOk);
-  for (int i = 0; i < 3000; ++i) ASSERT_NE(k->kmalloc(64 + static_cast<std::size_t>(i % 5) * 200, GFP_KERNEL, m), nullptr);
+  for (int i = 0; i < 3000; ++i)
+    ASSERT_NE(k->kmalloc(64 + static_cast<std::size_t>(i % 5) * 200, GFP_KERNEL, m), nullptr);
   for (int i = 0; i < 8; ++i) ASSERT_NE(k->kmalloc(std::size_t{32} << 10, GFP_KERNEL, m), nullptr);
   ASSERT_EQ(k->rmmod("big_leak"), ModuleError::kOk);
 
@@ -419,8 +423,8 @@ TEST(CollectorModes, ChangeModeAtRunTime) {
 }
 
 TEST(CollectorModes, NamesParse) {
-  for (ProtectorMode m : {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim,
-                          ProtectorMode::kReclaimUnreachable}) {
+  for (ProtectorMode m :
+       {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable}) {
     ProtectorMode back = ProtectorMode::kOff;
     ASSERT_TRUE(parse_protector_mode(protector_mode_name(m), &back));
     EXPECT_EQ(back, m);

@@ -142,13 +142,13 @@ void stress(ProtectorMode mode, bool inject = false, unsigned verbose = 0) {
 // freed exactly once, by the thread's kfree or by the collector's pass, whichever claims the
 // owner byte first (SlabAllocator::free_page_object's exchange against claim_slot; large
 // blocks' claim_owner). A kfree that loses finds the object already reclaimed: a double free
-// (or a free of a page given back), reported and refused under on_error=report. Before the exchange, a slab object could be
-// freed by both (docs/RELIABILITY.md, "Concurrency").
-// A lost race is reported as a double free, or — when the pass also gave the slab's pages
-// back — as a free of a page that is free or no longer a slab.
+// (or a free of a page given back), reported and refused under on_error=report. Before the exchange, a slab object
+// could be freed by both (docs/RELIABILITY.md, "Concurrency"). A lost race is reported as a double free, or — when the
+// pass also gave the slab's pages back — as a free of a page that is free or no longer a slab.
 std::atomic<std::uint64_t> g_lost_races{0};
 void count_double_frees(const ErrorReport& r, void*) {
-  if (r.kind == ErrorKind::kDoubleFree || r.kind == ErrorKind::kInvalidFree) g_lost_races.fetch_add(1, std::memory_order_relaxed);
+  if (r.kind == ErrorKind::kDoubleFree || r.kind == ErrorKind::kInvalidFree)
+    g_lost_races.fetch_add(1, std::memory_order_relaxed);
 }
 void silent(const char*, std::size_t) {}
 
@@ -232,10 +232,18 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
               static_cast<unsigned long long>(total_lost));
 }
 
-TEST(CollectorStress, ReclaimWhileModuleAllocates) { stress(ProtectorMode::kReclaim); }
-TEST(CollectorStress, ReclaimUnreachableWhileModuleAllocates) { stress(ProtectorMode::kReclaimUnreachable); }
-TEST(CollectorStress, ReclaimUnderFaultInjection) { stress(ProtectorMode::kReclaim, true, 1); }
-TEST(CollectorStress, ReclaimUnreachableUnderFaultInjection) { stress(ProtectorMode::kReclaimUnreachable, true, 0); }
+TEST(CollectorStress, ReclaimWhileModuleAllocates) {
+  stress(ProtectorMode::kReclaim);
+}
+TEST(CollectorStress, ReclaimUnreachableWhileModuleAllocates) {
+  stress(ProtectorMode::kReclaimUnreachable);
+}
+TEST(CollectorStress, ReclaimUnderFaultInjection) {
+  stress(ProtectorMode::kReclaim, true, 1);
+}
+TEST(CollectorStress, ReclaimUnreachableUnderFaultInjection) {
+  stress(ProtectorMode::kReclaimUnreachable, true, 0);
+}
 
 }  // namespace
 }  // namespace kmm

@@ -17,7 +17,9 @@ using test::invariants;
 using test::KernelPtr;
 using test::kSecond;
 
-const void* fake(std::uintptr_t i) { return reinterpret_cast<const void*>(0x10000 + i * 16); }
+const void* fake(std::uintptr_t i) {
+  return reinterpret_cast<const void*>(0x10000 + i * 16);
+}
 
 class PaperTableTest : public ::testing::Test {
  protected:
@@ -62,12 +64,15 @@ TEST_F(PaperTableTest, CollectVisitsAndClearsDeadOwnersOnly) {
     std::uint64_t bytes = 0;
     bool wrong_owner = false;
   } seen;
-  unsigned n = table.collect(dead, [](void* arg, const void*, std::size_t size, owner_t o) {
-    auto* s = static_cast<Seen*>(arg);
-    s->n++;
-    s->bytes += size;
-    if (o != 3) s->wrong_owner = true;
-  }, &seen);
+  unsigned n = table.collect(
+      dead,
+      [](void* arg, const void*, std::size_t size, owner_t o) {
+        auto* s = static_cast<Seen*>(arg);
+        s->n++;
+        s->bytes += size;
+        if (o != 3) s->wrong_owner = true;
+      },
+      &seen);
   EXPECT_EQ(n, 10u);
   EXPECT_EQ(seen.n, 10u);
   EXPECT_FALSE(seen.wrong_owner);
@@ -76,7 +81,9 @@ TEST_F(PaperTableTest, CollectVisitsAndClearsDeadOwnersOnly) {
   EXPECT_FALSE(table.erase(fake(1))) << "collected records are gone";
   EXPECT_TRUE(table.erase(fake(0)));
   // A second collect finds nothing.
-  EXPECT_EQ(table.collect(dead, [](void*, const void*, std::size_t, owner_t) { ADD_FAILURE(); }, nullptr), 0u);
+  EXPECT_EQ(table.collect(
+                dead, [](void*, const void*, std::size_t, owner_t) { ADD_FAILURE(); }, nullptr),
+            0u);
 }
 
 TEST_F(PaperTableTest, TenThousandRecordsThenUntracked) {

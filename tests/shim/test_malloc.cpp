@@ -22,7 +22,9 @@
 
 namespace {
 
-bool aligned(const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a == 0; }
+bool aligned(const void* p, std::size_t a) {
+  return reinterpret_cast<std::uintptr_t>(p) % a == 0;
+}
 
 // The compiler may drop a malloc whose result is unused, or a malloc/free pair: keep them.
 template <typename T>
@@ -35,7 +37,9 @@ std::size_t opaque(std::size_t n) {
   return n;
 }
 
-TEST(Shim, IsTheProcessAllocator) { EXPECT_EQ(kmm_active(), 1); }
+TEST(Shim, IsTheProcessAllocator) {
+  EXPECT_EQ(kmm_active(), 1);
+}
 
 TEST(Shim, MallocIs16AlignedForEverySize) {
   std::vector<void*> v;
@@ -92,7 +96,8 @@ TEST(Shim, ReallocKeepsContentsAcrossEveryPath) {
     p = static_cast<unsigned char*>(realloc(p, n));
     ASSERT_NE(p, nullptr) << n;
     std::size_t check = have < n ? have : n;
-    for (std::size_t i = 0; i < check; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i)) << "size " << n << " byte " << i;
+    for (std::size_t i = 0; i < check; ++i)
+      ASSERT_EQ(p[i], static_cast<unsigned char>(i)) << "size " << n << " byte " << i;
     for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i);
     have = n;
     EXPECT_GE(malloc_usable_size(p), n);
@@ -175,9 +180,9 @@ TEST(Shim, CxxOperators) {
   ::operator delete(n, std::nothrow);
   void* s = ::operator new(48);
   ::operator delete(s);  // sized delete: g++ emits it for `delete a` above
-  void* al = ::operator new(10, std::align_val_t{4096});
+  void* al = ::operator new (10, std::align_val_t{4096});
   EXPECT_TRUE(aligned(al, 4096));
-  ::operator delete(al, std::align_val_t{4096});
+  ::operator delete (al, std::align_val_t{4096});
   std::vector<std::string> strings;
   for (int i = 0; i < 1000; ++i) strings.push_back(std::string(static_cast<std::size_t>(i), 'x'));
 }
@@ -203,7 +208,8 @@ TEST(Shim, ThreadsAllocateAndFreeAcross) {
   for (int t = 0; t < kThreads; ++t) {
     ts.emplace_back([t, &handoff] {
       int other = (t + 1) % kThreads;  // frees another thread's blocks
-      for (int i = 0; i < kPer; ++i) free(handoff[static_cast<std::size_t>(other) * kPer + static_cast<std::size_t>(i)]);
+      for (int i = 0; i < kPer; ++i)
+        free(handoff[static_cast<std::size_t>(other) * kPer + static_cast<std::size_t>(i)]);
     });
   }
   for (auto& th : ts) th.join();

@@ -35,22 +35,22 @@ ScriptRun run(const std::string& script) {
 }
 
 TEST(FailCommand, EveryNthKmallocFailsAndIsReported) {
-  ScriptRun r = run(
-      "boot ram=16M\n"
-      "insmod m\n"
-      "fail slab every=2\n"
-      "kmalloc m 64 as a\n"
-      "kmalloc m 64 as b\n"
-      "expect last.failed == 1\n"
-      "expect fail.slab.calls == 2 && fail.slab.failures == 1 && fail.injected == 1\n"
-      "expect failed.allocs == 1\n"
-      "fail off slab\n"
-      "kmalloc m 64 as c\n"
-      "expect last.failed == 0\n"
-      "expect fail.slab.enabled == 0\n"
-      "kfree a\n"
-      "kfree c\n"
-      "check\n");
+  ScriptRun r =
+      run("boot ram=16M\n"
+          "insmod m\n"
+          "fail slab every=2\n"
+          "kmalloc m 64 as a\n"
+          "kmalloc m 64 as b\n"
+          "expect last.failed == 1\n"
+          "expect fail.slab.calls == 2 && fail.slab.failures == 1 && fail.injected == 1\n"
+          "expect failed.allocs == 1\n"
+          "fail off slab\n"
+          "kmalloc m 64 as c\n"
+          "expect last.failed == 0\n"
+          "expect fail.slab.enabled == 0\n"
+          "kfree a\n"
+          "kfree c\n"
+          "check\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("FAULT_INJECTION: forcing a failure. name failslab, interval 2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kmalloc(64) failed: injected failure (fault injection: failslab)"), std::string::npos) << r.out;
@@ -58,33 +58,35 @@ TEST(FailCommand, EveryNthKmallocFailsAndIsReported) {
 }
 
 TEST(FailCommand, ViewsAndQuietMode) {
-  ScriptRun r = run(
-      "boot ram=16M\n"
-      "fail page probability=100% times=1 seed=9 verbose=0\n"
-      "alloc_pages kernel 0 as p\n"
-      "expect last.failed == 1\n"
-      "alloc_pages kernel 0 as q\n"
-      "expect last.failed == 0\n"
-      "cat /sys/kernel/debug/fail_page_alloc\n"
-      "cat /sys/kernel/debug/fail_page_alloc.json\n"
-      "fail\n");
+  ScriptRun r =
+      run("boot ram=16M\n"
+          "fail page probability=100% times=1 seed=9 verbose=0\n"
+          "alloc_pages kernel 0 as p\n"
+          "expect last.failed == 1\n"
+          "alloc_pages kernel 0 as q\n"
+          "expect last.failed == 0\n"
+          "cat /sys/kernel/debug/fail_page_alloc\n"
+          "cat /sys/kernel/debug/fail_page_alloc.json\n"
+          "fail\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out.find("FAULT_INJECTION"), std::string::npos) << r.out;  // verbose=0
-  EXPECT_NE(r.out.find("name fail_page_alloc\nenabled 1\ninterval 1\nprobability 100.0000%\ntimes 0\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("name fail_page_alloc\nenabled 1\ninterval 1\nprobability 100.0000%\ntimes 0\n"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("\"name\":\"fail_page_alloc\",\"enabled\":true"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("name failslab\n"), std::string::npos) << r.out;
 }
 
 TEST(FailCommand, FailWorksBeforeBootAndBootIsNotFailed) {
-  ScriptRun r = run(
-      "fail slab every=1\n"
-      "fail page every=1\n"
-      "boot ram=16M\n"
-      "kmalloc kernel 8 as a\n"
-      "expect last.failed == 1\n"
-      "reboot\n"
-      "kmalloc kernel 8 as a\n"
-      "expect last.failed == 1\n");
+  ScriptRun r =
+      run("fail slab every=1\n"
+          "fail page every=1\n"
+          "boot ram=16M\n"
+          "kmalloc kernel 8 as a\n"
+          "expect last.failed == 1\n"
+          "reboot\n"
+          "kmalloc kernel 8 as a\n"
+          "expect last.failed == 1\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
 }
 
@@ -159,7 +161,8 @@ TEST(FailSweep, EveryExampleSurvivesEveryNthFailure) {
         int lineno = 0;
         bool any_error = false;
         while (std::getline(sin, line))
-          any_error |= s.run_line(line, e.path().filename().string() + ":" + std::to_string(++lineno)) == LineStatus::kScriptError;
+          any_error |= s.run_line(line, e.path().filename().string() + ":" + std::to_string(++lineno)) ==
+                       LineStatus::kScriptError;
         stopped += any_error ? 1 : 0;
         FaultPoint fp;
         fault_point_from_name(point, std::char_traits<char>::length(point), &fp);
@@ -168,14 +171,16 @@ TEST(FailSweep, EveryExampleSurvivesEveryNthFailure) {
         if (s.kernel() != nullptr) {
           EXPECT_EQ(s.run_line("fail off", "sweep"), LineStatus::kOk);
           EXPECT_EQ(s.run_line("check", "sweep"), LineStatus::kOk)
-              << e.path().filename() << " " << point << " every=" << n << "\n" << out.str().substr(out.str().size() > 3000 ? out.str().size() - 3000 : 0);
+              << e.path().filename() << " " << point << " every=" << n << "\n"
+              << out.str().substr(out.str().size() > 3000 ? out.str().size() - 3000 : 0);
         }
       }
     }
   }
   fs::current_path(old);
   fs::remove_all(dir);
-  std::printf("sweep: %u runs, %u failures injected, %u with a line refused (a label never allocated)\n", runs, injected, stopped);
+  std::printf("sweep: %u runs, %u failures injected, %u with a line refused (a label never allocated)\n", runs,
+              injected, stopped);
   EXPECT_GT(injected, 0u);
 }
 
@@ -198,17 +203,18 @@ TEST(FailSweep, ProcessModelsGiveEverythingBack) {
       "fail off\nfree a\nfree c\nfree d\nmunmap big\nvfree v\nkfree k\nexit p\nexit q\n",
       "fail off\nfree b\nfree d\nfree e\nfree f\nfree g\nfree i\nexit s\nexit m\nexit h\n",
   };
-  const char* boots[] = {"boot ram=16M", "boot ram=16M pt=aarch64", "boot ram=4M mmu=off kmalloc=kmalloc2 page_alloc=range",
-                         "boot ram=4M mmu=off"};
+  const char* boots[] = {"boot ram=16M", "boot ram=16M pt=aarch64",
+                         "boot ram=4M mmu=off kmalloc=kmalloc2 page_alloc=range", "boot ram=4M mmu=off"};
   unsigned runs = 0;
   std::uint64_t injected = 0;
   for (unsigned b = 0; b < 4; ++b) {
     unsigned body = b < 2 ? 0 : 1;
     for (const char* point : {"slab", "page"}) {
       for (int n = 1; n <= 8; ++n) {
-        std::string script = std::string(boots[b]) + "\nlet before = meminfo.MemFree\nfail " + point + " every=" +
-                             std::to_string(n) + " verbose=0\n" + bodies[body] + "let injected = fail.injected\n" +
-                             tails[body] + "expect meminfo.MemFree == $before\ncheck\n";
+        std::string script = std::string(boots[b]) + "\nlet before = meminfo.MemFree\nfail " + point +
+                             " every=" + std::to_string(n) + " verbose=0\n" + bodies[body] +
+                             "let injected = fail.injected\n" + tails[body] +
+                             "expect meminfo.MemFree == $before\ncheck\n";
         std::ostringstream out, err;
         Scenario s(out, err);
         std::istringstream in(script);
@@ -217,9 +223,11 @@ TEST(FailSweep, ProcessModelsGiveEverythingBack) {
         LineStatus last = LineStatus::kOk;
         while (std::getline(in, line)) last = s.run_line(line, "t.kms:" + std::to_string(++lineno));
         injected += static_cast<std::uint64_t>(*s.value(std::string("fail.") + point + ".failures", &line));
-        EXPECT_EQ(last, LineStatus::kOk) << boots[b] << ", " << point << " every " << n << "\n" << out.str() << err.str();
+        EXPECT_EQ(last, LineStatus::kOk) << boots[b] << ", " << point << " every " << n << "\n"
+                                         << out.str() << err.str();
         EXPECT_EQ(err.str().find("expect failed"), std::string::npos)
-            << boots[b] << ", " << point << " every " << n << "\n" << out.str() << err.str();
+            << boots[b] << ", " << point << " every " << n << "\n"
+            << out.str() << err.str();
         ++runs;
       }
     }

@@ -30,15 +30,17 @@ Result run(const std::string& script) {
   return Result{code, out.str(), err.str()};
 }
 
-bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+bool has(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
 TEST(MmuCommands, TranslateKernelSeedAddresses) {
-  Result r = run(
-      "boot ram=64M\n"
-      "translate kernel 0xC0403012\n"
-      "expect last.pa == 0x403012 && last.pfn == 0x403 && last.failed == 0\n"
-      "translate kernel 0xC0403FFF\n"
-      "expect tlb.hits == 1 && tlb.misses == 1 && tlb.walks == 1\n");
+  Result r =
+      run("boot ram=64M\n"
+          "translate kernel 0xC0403012\n"
+          "expect last.pa == 0x403012 && last.pfn == 0x403 && last.failed == 0\n"
+          "translate kernel 0xC0403FFF\n"
+          "expect tlb.hits == 1 && tlb.misses == 1 && tlb.walks == 1\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "index 0xc04")) << r.out;
   EXPECT_TRUE(has(r.out, "section PA 0x00400000")) << r.out;
@@ -49,23 +51,23 @@ TEST(MmuCommands, TranslateKernelSeedAddresses) {
 }
 
 TEST(MmuCommands, ChainAndConversionValues) {
-  Result r = run(
-      "boot ram=64M page_offset=0x80000000\n"
-      "chain 0x80082012\n"
-      "expect last.pa == 0x82012\n"
-      "expect virt_to_phys.0x80003012 == 0x3012 && virt_to_pfn.0x80003012 == 3\n"
-      "expect phys_to_virt.0x3012 == 0x80003012 && pfn_to_virt.3 == 0x80003000\n"
-      "expect virt_to_page.0x80003012 == pfn_to_page.3 && page_to_pfn.pfn_to_page.3 == 3\n");
+  Result r =
+      run("boot ram=64M page_offset=0x80000000\n"
+          "chain 0x80082012\n"
+          "expect last.pa == 0x82012\n"
+          "expect virt_to_phys.0x80003012 == 0x3012 && virt_to_pfn.0x80003012 == 3\n"
+          "expect phys_to_virt.0x3012 == 0x80003012 && pfn_to_virt.3 == 0x80003000\n"
+          "expect virt_to_page.0x80003012 == pfn_to_page.3 && page_to_pfn.pfn_to_page.3 == 3\n");
   // page_to_pfn.pfn_to_page.3 is not a path the language nests: it is a script error.
   EXPECT_EQ(r.code, 2) << r.out << r.err;
-  r = run(
-      "boot ram=64M page_offset=0x80000000\n"
-      "chain 0x80082012\n"
-      "expect last.pa == 0x82012\n"
-      "expect virt_to_phys.0x80003012 == 0x3012 && virt_to_pfn.0x80003012 == 3\n"
-      "expect phys_to_virt.0x3012 == 0x80003012 && pfn_to_virt.3 == 0x80003000\n"
-      "expect virt_to_page.0x80003012 == pfn_to_page.3 && pfn_to_page.3 == 0x80000000 + 3 * 32\n"
-      "expect page_to_pfn.0x80000060 == 3 && page_to_virt.0x80000060 == 0x80003000\n");
+  r =
+      run("boot ram=64M page_offset=0x80000000\n"
+          "chain 0x80082012\n"
+          "expect last.pa == 0x82012\n"
+          "expect virt_to_phys.0x80003012 == 0x3012 && virt_to_pfn.0x80003012 == 3\n"
+          "expect phys_to_virt.0x3012 == 0x80003012 && pfn_to_virt.3 == 0x80003000\n"
+          "expect virt_to_page.0x80003012 == pfn_to_page.3 && pfn_to_page.3 == 0x80000000 + 3 * 32\n"
+          "expect page_to_pfn.0x80000060 == 3 && page_to_virt.0x80000060 == 0x80003000\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "phys_to_pfn(0x82012) = 0x82012 >> 12 = 0x82")) << r.out;
   EXPECT_TRUE(has(r.out, "page_to_virt")) << r.out;
@@ -105,27 +107,28 @@ TEST(MmuCommands, ProcessLifecycleReturnsEveryByte) {
 TEST(MmuCommands, MapsFormat) {
   Result r = run("boot ram=64M\nspawn cat\nmmap cat 8K prot=r at=0x00400000\nmalloc cat 10\ncat /proc/cat/maps\n");
   EXPECT_EQ(r.code, 0) << r.err;
-  std::regex line("00010000-00020000 r-xp 00000000 00:00 0 +/bin/cat\n00110000-00111000 rw-p 00000000 00:00 0 +\\[heap\\]\n"
-                  "00400000-00402000 r--p 00000000 00:00 0\nbefe0000-bf000000 rw-p 00000000 00:00 0 +\\[stack\\]\n");
+  std::regex line(
+      "00010000-00020000 r-xp 00000000 00:00 0 +/bin/cat\n00110000-00111000 rw-p 00000000 00:00 0 +\\[heap\\]\n"
+      "00400000-00402000 r--p 00000000 00:00 0\nbefe0000-bf000000 rw-p 00000000 00:00 0 +\\[stack\\]\n");
   EXPECT_TRUE(std::regex_search(r.out, line)) << r.out;
   // Linux pads the name to column 74.
   EXPECT_TRUE(has(r.out, "00010000-00020000 r-xp 00000000 00:00 0" + std::string(34, ' ') + "/bin/cat\n")) << r.out;
 }
 
 TEST(MmuCommands, FaultsSetLastFailedAndGoOn) {
-  Result r = run(
-      "boot ram=64M\n"
-      "spawn p\n"
-      "mmap p 4K prot=r at=0x00400000\n"
-      "touch p 0x00400000 write\nexpect last.failed == 1\n"
-      "touch p 0x00020000 read\nexpect last.failed == 1\n"
-      "touch p 0xC0000000 read\nexpect last.failed == 1\n"
-      "translate p 0xC0000000\nexpect last.failed == 1\n"
-      "translate kernel 0x00001000\nexpect last.failed == 1\n"
-      "translate kernel 0xFFFFF000\nexpect last.failed == 1\n"
-      "mmap p 4K at=0x1001\nexpect last.failed == 1\n"
-      "mmap p 4K at=0x00400000\nexpect last.failed == 1\n"
-      "mmap p 4K at=0xC0000000\nexpect last.failed == 1\n");
+  Result r =
+      run("boot ram=64M\n"
+          "spawn p\n"
+          "mmap p 4K prot=r at=0x00400000\n"
+          "touch p 0x00400000 write\nexpect last.failed == 1\n"
+          "touch p 0x00020000 read\nexpect last.failed == 1\n"
+          "touch p 0xC0000000 read\nexpect last.failed == 1\n"
+          "translate p 0xC0000000\nexpect last.failed == 1\n"
+          "translate kernel 0x00001000\nexpect last.failed == 1\n"
+          "translate kernel 0xFFFFF000\nexpect last.failed == 1\n"
+          "mmap p 4K at=0x1001\nexpect last.failed == 1\n"
+          "mmap p 4K at=0x00400000\nexpect last.failed == 1\n"
+          "mmap p 4K at=0xC0000000\nexpect last.failed == 1\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "SIGSEGV at 0x00400000 (user write): write to a read-only mapping")) << r.out;
   EXPECT_TRUE(has(r.out, "no VMA covers the address")) << r.out;
@@ -158,14 +161,14 @@ TEST(MmuCommands, ScriptErrors) {
 }
 
 TEST(MmuCommands, KernelPageTablesAndVmallocSync) {
-  Result r = run(
-      "boot ram=64M\n"
-      "vmalloc kernel 12K as v\n"
-      "cat /sys/kernel/debug/kernel_page_tables\n"
-      "let pt = vm.pagetables\n"
-      "vfree v\n"
-      "cat /sys/kernel/debug/kernel_page_tables\n"
-      "expect vm.pagetables < $pt\n");
+  Result r =
+      run("boot ram=64M\n"
+          "vmalloc kernel 12K as v\n"
+          "cat /sys/kernel/debug/kernel_page_tables\n"
+          "let pt = vm.pagetables\n"
+          "vfree v\n"
+          "cat /sys/kernel/debug/kernel_page_tables\n"
+          "expect vm.pagetables < $pt\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "0xc0000000-0xc4000000        64M SECTION       RW NX SHD")) << r.out;
   EXPECT_TRUE(has(r.out, "0xc4800000-0xc4803000        12K PTE")) << r.out;
@@ -173,29 +176,29 @@ TEST(MmuCommands, KernelPageTablesAndVmallocSync) {
 }
 
 TEST(MmuCommands, TlbFlushByAsid) {
-  Result r = run(
-      "boot ram=64M tlb=4\n"
-      "spawn a\nspawn b\n"
-      "mmap a 4K at=0x00400000\nmmap b 4K at=0x00400000\n"
-      "touch a 0x00400000 write\ntouch b 0x00400000 write\n"
-      "expect tlb.entries == 2\n"
-      "tlb flush b\nexpect tlb.entries == 1\n"
-      "tlb flush all\nexpect tlb.entries == 0\n"
-      "cat /proc/tlb\ntlb\n");
+  Result r =
+      run("boot ram=64M tlb=4\n"
+          "spawn a\nspawn b\n"
+          "mmap a 4K at=0x00400000\nmmap b 4K at=0x00400000\n"
+          "touch a 0x00400000 write\ntouch b 0x00400000 write\n"
+          "expect tlb.entries == 2\n"
+          "tlb flush b\nexpect tlb.entries == 1\n"
+          "tlb flush all\nexpect tlb.entries == 0\n"
+          "cat /proc/tlb\ntlb\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "TLB: 4 entries, fully associative, LRU")) << r.out;
   EXPECT_TRUE(has(r.out, "TLB flush ASID 2 (b): 1 entries invalidated")) << r.out;
 }
 
 TEST(MmuCommands, MallocStrategies) {
-  Result r = run(
-      "boot ram=64M\n"
-      "spawn s malloc=simple\n"
-      "malloc s 10 as x\nexpect proc.s.vmas == 3\nfree x\nexpect proc.s.vmas == 2\n"
-      "spawn h malloc=heap heap=8K\n"
-      "malloc h 4000 as y\nmalloc h 4000\nexpect last.failed == 0\nmalloc h 4000\nexpect last.failed == 1\n"
-      "free y\nmalloc h 4000\nexpect last.failed == 0\n"
-      "exit s\nexit h\n");
+  Result r =
+      run("boot ram=64M\n"
+          "spawn s malloc=simple\n"
+          "malloc s 10 as x\nexpect proc.s.vmas == 3\nfree x\nexpect proc.s.vmas == 2\n"
+          "spawn h malloc=heap heap=8K\n"
+          "malloc h 4000 as y\nmalloc h 4000\nexpect last.failed == 0\nmalloc h 4000\nexpect last.failed == 1\n"
+          "free y\nmalloc h 4000\nexpect last.failed == 0\n"
+          "exit s\nexit h\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 

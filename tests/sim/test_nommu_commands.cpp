@@ -28,14 +28,14 @@ Result run(const std::string& script) {
 }
 
 TEST(NommuCommands, SimpleOverheadAndLabels) {
-  Result r = run(
-      "boot ram=4M mmu=off\n"
-      "spawn a\n"
-      "repeat 1000 malloc a 10\n"
-      "expect proc.a.bytes == 66000\n"
-      "malloc a 10 as x\n"
-      "expect ksize.x == 16 && footprint.x == 66\n"
-      "expect nommu.ok == 1\n");
+  Result r =
+      run("boot ram=4M mmu=off\n"
+          "spawn a\n"
+          "repeat 1000 malloc a 10\n"
+          "expect proc.a.bytes == 66000\n"
+          "malloc a 10 as x\n"
+          "expect ksize.x == 16 && footprint.x == 66\n"
+          "expect nommu.ok == 1\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("repeated 1000 times, 0 failed"), std::string::npos);
 }
@@ -49,16 +49,16 @@ TEST(NommuCommands, UnknownLabelIsAScriptError) {
 }
 
 TEST(NommuCommands, RefusalsGoOn) {
-  Result r = run(
-      "boot ram=2M mmu=off\n"
-      "spawn a\nspawn b\n"
-      "spawn c malloc=brk\nexpect last.failed == 1\n"
-      "spawn d heap=4M\nexpect last.failed == 1\n"
-      "malloc b 64 as x\n"
-      "free x by a\nexpect last.failed == 1\n"
-      "free x\nexpect last.failed == 0\n"
-      "malloc a 3M\nexpect last.failed == 1\n"
-      "check\n");
+  Result r =
+      run("boot ram=2M mmu=off\n"
+          "spawn a\nspawn b\n"
+          "spawn c malloc=brk\nexpect last.failed == 1\n"
+          "spawn d heap=4M\nexpect last.failed == 1\n"
+          "malloc b 64 as x\n"
+          "free x by a\nexpect last.failed == 1\n"
+          "free x\nexpect last.failed == 0\n"
+          "malloc a 3M\nexpect last.failed == 1\n"
+          "check\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("needs an MMU"), std::string::npos);
   EXPECT_NE(r.out.find("larger than the machine's RAM"), std::string::npos);
@@ -68,7 +68,8 @@ TEST(NommuCommands, RefusalsGoOn) {
 TEST(NommuCommands, MapOfTheSeed) {
   std::string s = "boot ram=1000K mmu=off page_alloc=range kmalloc=kmalloc2 reserved=200K min_free_kbytes=0\n";
   const int sizes[] = {60, 40, 40, 20, 60, 20, 60, 40, 80, 20, 80, 40, 60, 20, 60, 96};
-  for (int i = 0; i < 16; ++i) s += "spawn p" + std::to_string(i) + "\nmalloc p" + std::to_string(i) + " " + std::to_string(sizes[i]) + "K\n";
+  for (int i = 0; i < 16; ++i)
+    s += "spawn p" + std::to_string(i) + "\nmalloc p" + std::to_string(i) + " " + std::to_string(sizes[i]) + "K\n";
   for (int i = 0; i < 16; i += 2) s += "exit p" + std::to_string(i) + "\n";
   s += "map\nspawn big\nmalloc big 100K\n";
   Result r = run(s);
@@ -92,25 +93,25 @@ TEST(NommuCommands, MmapCopyOnlyOnNommu) {
 }
 
 TEST(NommuCommands, ReallocAndExit) {
-  Result r = run(
-      "boot ram=4M mmu=off\n"
-      "spawn a malloc=heap heap=32K\n"
-      "malloc a 100 as x\n"
-      "realloc x 3000\n"
-      "expect ksize.x == 3004\n"
-      "expect heap.a.used == 3008\n"
-      "exit a\n"
-      "expect nommu.regions == 0\n");
+  Result r =
+      run("boot ram=4M mmu=off\n"
+          "spawn a malloc=heap heap=32K\n"
+          "malloc a 100 as x\n"
+          "realloc x 3000\n"
+          "expect ksize.x == 3004\n"
+          "expect heap.a.used == 3008\n"
+          "exit a\n"
+          "expect nommu.regions == 0\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
 }
 
 TEST(NommuCommands, ChurnPrintsLargestFreeBlock) {
-  Result r = run(
-      "boot ram=2M mmu=off kmalloc=kmalloc2 page_alloc=range\n"
-      "churn steps=300 every=100\n"
-      "expect churn.min_largest > 0 && churn.min_largest <= churn.avg_largest\n"
-      "expect nommu.regions == 0\n"
-      "check\n");
+  Result r =
+      run("boot ram=2M mmu=off kmalloc=kmalloc2 page_alloc=range\n"
+          "churn steps=300 every=100\n"
+          "expect churn.min_largest > 0 && churn.min_largest <= churn.avg_largest\n"
+          "expect nommu.regions == 0\n"
+          "check\n");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("largest free block: min"), std::string::npos);
 }

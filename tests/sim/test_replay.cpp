@@ -222,7 +222,7 @@ TEST_P(ShippedTrace, ReplaysWithInvariants) {
   ASSERT_TRUE(t) << err;
   ReplayConfig cfg;
   cfg.ram_bytes = 256ull << 20;
-  cfg.check = true;          // allocator invariants at every sample
+  cfg.check = true;  // allocator invariants at every sample
   cfg.timeline_points = 20;
   ReplayResult r = replay(*t, policy, cfg);
   ASSERT_EQ(r.error, "");
@@ -236,18 +236,17 @@ TEST_P(ShippedTrace, ReplaysWithInvariants) {
   EXPECT_LE(r.end_free, cfg.ram_bytes);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Traces, ShippedTrace,
-    testing::Combine(testing::Values("python3-imports.rep.gz", "sqlite3-script.rep.gz", "git-log.rep.gz",
-                                     "zebra-startup.rep.gz"),
-                     testing::ValuesIn(replay_policies())),
-    [](const auto& param_info) {
-      const auto& pr = param_info.param;
-      std::string s = std::get<0>(pr).substr(0, std::get<0>(pr).find('.')) + "_" + std::get<1>(pr);
-      for (char& c : s)
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      return s;
-    });
+INSTANTIATE_TEST_SUITE_P(Traces, ShippedTrace,
+                         testing::Combine(testing::Values("python3-imports.rep.gz", "sqlite3-script.rep.gz",
+                                                          "git-log.rep.gz", "zebra-startup.rep.gz"),
+                                          testing::ValuesIn(replay_policies())),
+                         [](const auto& param_info) {
+                           const auto& pr = param_info.param;
+                           std::string s = std::get<0>(pr).substr(0, std::get<0>(pr).find('.')) + "_" + std::get<1>(pr);
+                           for (char& c : s)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
 
 // ---- fault injection (--fail-slab / --fail-page) ----
 // A shipped trace with failslab failing every 50th call and fail_page_alloc 2 % of calls:
@@ -315,7 +314,8 @@ TEST(TraceEndToEnd, ThreadsForkBeforeMainAlignedAndNew) {
   std::string dir = testing::TempDir() + "kmm-e2e-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   std::string out = dir + "/victim.rep";
-  std::string cmd = std::string(KMM_BIN) + " trace -o " + out + " --with-callers -- " + KMM_VICTIM + " 2>" + dir + "/log";
+  std::string cmd =
+      std::string(KMM_BIN) + " trace -o " + out + " --with-callers -- " + KMM_VICTIM + " 2>" + dir + "/log";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::string err;
   auto t = read_trace_file(out, {}, &err);

@@ -28,10 +28,13 @@ Result run(const std::string& script) {
   return Result{code, out.str(), err.str()};
 }
 
-bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+bool has(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
 TEST(Scenario, ExitZeroWhenExpectsHold) {
-  Result r = run("# a comment\n\nboot ram=16M\nexpect meminfo.MemTotal > 0   # trailing comment\nlet x = 2 + 2\nexpect $x == 4\n");
+  Result r = run(
+      "# a comment\n\nboot ram=16M\nexpect meminfo.MemTotal > 0   # trailing comment\nlet x = 2 + 2\nexpect $x == 4\n");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_TRUE(has(r.out, "root@kmm:~# boot ram=16M\nMemory: ")) << r.out;
@@ -107,48 +110,49 @@ TEST(Scenario, BadBootOptionsExitTwo) {
 
 TEST(Scenario, HardeningOptionsAtBoot) {
   // slab/hardening.h's options are boot keys; ksize is then the size asked for.
-  Result r = run(
-      "boot ram=16M freelist_hardened=on redzone=on poison=on quarantine=64K guard_pages=on\n"
-      "kmalloc kernel 20 as a\nkmalloc kernel 20000 as big\n"
-      "expect ksize.a == 20 && ksize.big == 20000\nkfree a\nkfree big\n");
+  Result r =
+      run("boot ram=16M freelist_hardened=on redzone=on poison=on quarantine=64K guard_pages=on\n"
+          "kmalloc kernel 20 as a\nkmalloc kernel 20000 as big\n"
+          "expect ksize.a == 20 && ksize.big == 20000\nkfree a\nkfree big\n");
   EXPECT_EQ(r.code, 0) << r.err << r.out;
 }
 
 TEST(Scenario, LastFailedAfterFailingKmalloc) {
-  Result r = run(
-      "boot ram=16M kmalloc=pow2\n"
-      "expect last.failed == 0\n"
-      "kmalloc kernel 2M as big\n"
-      "expect last.failed == 1\n"
-      "expect last.failed == 1\n"  // expect and let keep it
-      "kmalloc kernel 1M as ok\n"
-      "expect last.failed == 0 && ksize.ok == 1M\n"
-      "kmalloc ghost 64\n"
-      "expect last.failed == 1\n"
-      "kmalloc kernel 64 as small\n"
-      "expect last.failed == 0\n");
+  Result r =
+      run("boot ram=16M kmalloc=pow2\n"
+          "expect last.failed == 0\n"
+          "kmalloc kernel 2M as big\n"
+          "expect last.failed == 1\n"
+          "expect last.failed == 1\n"  // expect and let keep it
+          "kmalloc kernel 1M as ok\n"
+          "expect last.failed == 0 && ksize.ok == 1M\n"
+          "kmalloc ghost 64\n"
+          "expect last.failed == 1\n"
+          "kmalloc kernel 64 as small\n"
+          "expect last.failed == 0\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "kmalloc(2097152) failed: larger than kmalloc's limit of 1024 kB")) << r.out;
   EXPECT_TRUE(has(r.out, "kmalloc: no module ghost is loaded")) << r.out;
 }
 
 TEST(Scenario, Kmalloc2ServesWhatPow2Refuses) {
-  Result r = run("boot ram=16M kmalloc=kmalloc2\nkmalloc kernel 2M as big\nexpect last.failed == 0 && ksize.big == 2M\n"
-                 "kmalloc kernel 130K as prog\nexpect footprint.prog == 132K\n");
+  Result r =
+      run("boot ram=16M kmalloc=kmalloc2\nkmalloc kernel 2M as big\nexpect last.failed == 0 && ksize.big == 2M\n"
+          "kmalloc kernel 130K as prog\nexpect footprint.prog == 132K\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
 TEST(Scenario, DoubleKfreeReportedMachineGoesOn) {
-  Result r = run(
-      "boot ram=16M\n"
-      "kmalloc kernel 64 as a\n"
-      "kfree a\n"
-      "expect last.failed == 0\n"
-      "kfree a\n"
-      "expect last.failed == 1\n"
-      "kmalloc kernel 64 as b\n"
-      "expect last.failed == 0 && ksize.b == 64\n"
-      "check\n");
+  Result r =
+      run("boot ram=16M\n"
+          "kmalloc kernel 64 as a\n"
+          "kfree a\n"
+          "expect last.failed == 0\n"
+          "kfree a\n"
+          "expect last.failed == 1\n"
+          "kmalloc kernel 64 as b\n"
+          "expect last.failed == 0 && ksize.b == 64\n"
+          "check\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "double free in kfree")) << r.out;
   EXPECT_TRUE(has(r.out, "kfree a: refused\n")) << r.out;
@@ -156,57 +160,58 @@ TEST(Scenario, DoubleKfreeReportedMachineGoesOn) {
 }
 
 TEST(Scenario, RmmodNotLoaded) {
-  Result r = run("boot ram=16M\nrmmod ghost\nexpect last.failed == 1\ninsmod m\ninsmod m\nexpect last.failed == 1\n"
-                 "rmmod m\nexpect last.failed == 0\n");
+  Result r =
+      run("boot ram=16M\nrmmod ghost\nexpect last.failed == 1\ninsmod m\ninsmod m\nexpect last.failed == 1\n"
+          "rmmod m\nexpect last.failed == 0\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "rmmod: ERROR: could not remove module ghost: module is not loaded\n")) << r.out;
   EXPECT_TRUE(has(r.out, "insmod: ERROR: could not insert module m: module is already loaded\n")) << r.out;
 }
 
 TEST(Scenario, EveryValueKind) {
-  Result r = run(
-      "boot ram=16M protector=reclaim gc_delay=1s min_free_kbytes=0\n"
-      "let free0 = meminfo.MemFree\n"
-      "expect meminfo.MemFree * 1024 == free.total\n"
-      "expect meminfo.Active(anon) == 0\n"
-      "expect buddyinfo.order10 >= 1 && buddyinfo.order0 >= 0\n"
-      "expect free.largest == 4M && free.largest <= free.total\n"
-      "let objs = slabinfo.kmalloc-128.active_objs\n"
-      "insmod m\n"
-      "kmalloc m 100 as a\n"
-      "kmalloc m 20000 as big\n"
-      "vmalloc m 5000 as v\n"
-      "expect slabinfo.kmalloc-128.active_objs == $objs + 1\n"
-      "expect slabinfo.kmalloc-128.num_objs >= slabinfo.kmalloc-128.active_objs\n"
-      "expect module.m.objects == 3\n"
-      "expect module.m.bytes == 128 + 32K + 8K\n"
-      "expect ksize.a == 128 && footprint.a >= 128\n"
-      "expect ksize.big == 32K && footprint.big == 32K\n"
-      "expect ksize.v == 8K\n"
-      "expect meminfo.VmallocUsed == 8\n"
-      "expect leaks.count == 0 && leaks.bytes == 0 && reclaimed.bytes == 0\n"
-      "rmmod m\n"
-      "idle 1s\n"
-      "expect reclaimed.bytes == 128 + 32K + 8K && reclaimed.count == 3\n"
-      "expect leaks.count == 0 && leaks.bytes == 0\n"
-      "expect module.m.bytes == 0 && ksize.a == 0\n"
-      "expect meminfo.MemFree == $free0\n"
-      "expect gc.passes == 1 && time.ms == 1000\n");
+  Result r =
+      run("boot ram=16M protector=reclaim gc_delay=1s min_free_kbytes=0\n"
+          "let free0 = meminfo.MemFree\n"
+          "expect meminfo.MemFree * 1024 == free.total\n"
+          "expect meminfo.Active(anon) == 0\n"
+          "expect buddyinfo.order10 >= 1 && buddyinfo.order0 >= 0\n"
+          "expect free.largest == 4M && free.largest <= free.total\n"
+          "let objs = slabinfo.kmalloc-128.active_objs\n"
+          "insmod m\n"
+          "kmalloc m 100 as a\n"
+          "kmalloc m 20000 as big\n"
+          "vmalloc m 5000 as v\n"
+          "expect slabinfo.kmalloc-128.active_objs == $objs + 1\n"
+          "expect slabinfo.kmalloc-128.num_objs >= slabinfo.kmalloc-128.active_objs\n"
+          "expect module.m.objects == 3\n"
+          "expect module.m.bytes == 128 + 32K + 8K\n"
+          "expect ksize.a == 128 && footprint.a >= 128\n"
+          "expect ksize.big == 32K && footprint.big == 32K\n"
+          "expect ksize.v == 8K\n"
+          "expect meminfo.VmallocUsed == 8\n"
+          "expect leaks.count == 0 && leaks.bytes == 0 && reclaimed.bytes == 0\n"
+          "rmmod m\n"
+          "idle 1s\n"
+          "expect reclaimed.bytes == 128 + 32K + 8K && reclaimed.count == 3\n"
+          "expect leaks.count == 0 && leaks.bytes == 0\n"
+          "expect module.m.bytes == 0 && ksize.a == 0\n"
+          "expect meminfo.MemFree == $free0\n"
+          "expect gc.passes == 1 && time.ms == 1000\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(r.err, "");
 }
 
 TEST(Scenario, ReportModeLeakValues) {
-  Result r = run(
-      "boot ram=16M protector=report gc_delay=1s\n"
-      "insmod m\n"
-      "kmalloc m 100 as a\n"
-      "kmalloc m 5000 as b\n"
-      "rmmod m\n"
-      "idle 1s\n"
-      "expect leaks.count == 2 && leaks.bytes == 128 + 8K\n"
-      "expect reclaimed.bytes == 0 && ksize.a == 128\n"
-      "cat /sys/kernel/debug/kmemleak\n");
+  Result r =
+      run("boot ram=16M protector=report gc_delay=1s\n"
+          "insmod m\n"
+          "kmalloc m 100 as a\n"
+          "kmalloc m 5000 as b\n"
+          "rmmod m\n"
+          "idle 1s\n"
+          "expect leaks.count == 2 && leaks.bytes == 128 + 8K\n"
+          "expect reclaimed.bytes == 0 && ksize.a == 128\n"
+          "cat /sys/kernel/debug/kmemleak\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "GCONLINUX activated")) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(unreferenced object 0x[0-9a-f]{8} \(size 128\):)"))) << r.out;
@@ -239,32 +244,33 @@ TEST(Scenario, MapPrintsRulerAndPicture) {
 }
 
 TEST(Scenario, TransferAndLinkInScripts) {
-  Result r = run(
-      "boot ram=16M protector=reclaim-unreachable gc_delay=1s\n"
-      "kmalloc kernel 64 as holder\n"
-      "insmod m\n"
-      "kmalloc m 64 as given\n"
-      "kmalloc m 64 as pointed\n"
-      "kmalloc m 64 as lost\n"
-      "transfer given kernel\n"
-      "link holder pointed offset=8\n"
-      "rmmod m\n"
-      "idle 1s\n"
-      "expect reclaimed.count == 1 && leaks.count == 1 && leaks.referenced == 1\n"
-      "expect ksize.given == 64 && ksize.pointed == 64 && ksize.lost == 0\n"
-      "unlink holder offset=8\n"
-      "idle 1s\n"
-      "expect reclaimed.count == 2 && leaks.count == 0\n"
-      "link holder given offset=60\n"
-      "expect last.failed == 1\n"
-      "check\n");
+  Result r =
+      run("boot ram=16M protector=reclaim-unreachable gc_delay=1s\n"
+          "kmalloc kernel 64 as holder\n"
+          "insmod m\n"
+          "kmalloc m 64 as given\n"
+          "kmalloc m 64 as pointed\n"
+          "kmalloc m 64 as lost\n"
+          "transfer given kernel\n"
+          "link holder pointed offset=8\n"
+          "rmmod m\n"
+          "idle 1s\n"
+          "expect reclaimed.count == 1 && leaks.count == 1 && leaks.referenced == 1\n"
+          "expect ksize.given == 64 && ksize.pointed == 64 && ksize.lost == 0\n"
+          "unlink holder offset=8\n"
+          "idle 1s\n"
+          "expect reclaimed.count == 2 && leaks.count == 0\n"
+          "link holder given offset=60\n"
+          "expect last.failed == 1\n"
+          "check\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "link: offset 60 is outside holder (64 usable bytes)")) << r.out;
 }
 
 TEST(Scenario, RebootStartsFresh) {
-  Result r = run("boot ram=16M\nlet f = meminfo.MemFree\nkmalloc kernel 1M as x\nreboot\nexpect meminfo.MemFree == $f\n"
-                 "kfree x\n");
+  Result r =
+      run("boot ram=16M\nlet f = meminfo.MemFree\nkmalloc kernel 1M as x\nreboot\nexpect meminfo.MemFree == $f\n"
+          "kfree x\n");
   EXPECT_EQ(r.code, 2) << "labels are gone after a reboot";
   EXPECT_TRUE(has(r.out, "machine rebooted")) << r.out;
   EXPECT_TRUE(has(r.out, "ok\n"));

@@ -79,8 +79,8 @@ TEST(Trace, TrailerAttributes) {
   EXPECT_EQ(t->ops[0].align_log2, 0u);
   EXPECT_EQ(t->ops[1].module, 1u);
   EXPECT_EQ(t->ops[1].align_log2, 6u);  // 64
-  EXPECT_EQ(t->ops[2].tid, 1u);          // holds until changed
-  EXPECT_EQ(t->ops[2].align_log2, 0u);   // alignment is per operation
+  EXPECT_EQ(t->ops[2].tid, 1u);         // holds until changed
+  EXPECT_EQ(t->ops[2].align_log2, 0u);  // alignment is per operation
   EXPECT_EQ(t->ops[3].tid, 2u);
   ASSERT_EQ(t->clock.size(), 2u);
   EXPECT_EQ(t->clock[1], std::make_pair(std::uint64_t{3}, std::uint64_t{900}));

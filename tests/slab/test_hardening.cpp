@@ -347,7 +347,8 @@ TEST(GuardPagesDeathTest, ALinearOverrunFaultsAtTheGuard) {
   EXPECT_DEATH(
       {
         Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
-        auto* p = static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel)));
+        auto* p =
+            static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel)));
         for (std::size_t i = 0; i <= 3 * kPageSize; ++i) p[i] = 1;  // the last store hits the guard
       },
       "");

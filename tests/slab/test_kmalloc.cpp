@@ -41,7 +41,7 @@ using KmallocDeathTest = Kmalloc_;
 
 std::string class_name_for(std::size_t size) {
   static const std::size_t sizes[] = {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192};
-  static const char* names[] = {"kmalloc-8",   "kmalloc-16",  "kmalloc-32",  "kmalloc-64", "kmalloc-96",
+  static const char* names[] = {"kmalloc-8",   "kmalloc-16",  "kmalloc-32",  "kmalloc-64",  "kmalloc-96",
                                 "kmalloc-128", "kmalloc-192", "kmalloc-256", "kmalloc-512", "kmalloc-1k",
                                 "kmalloc-2k",  "kmalloc-4k",  "kmalloc-8k"};
   for (unsigned i = 0; i < 13; ++i)
@@ -392,8 +392,9 @@ TEST_F(KmallocDeathTest, ForeignPointers) {
   static int global_thing = 0;
   int on_stack = 0;
   void* from_malloc = std::malloc(64);
-  const char* want = "kmm: ERROR: free of a pointer kmm does not own in kfree: pointer 0x[0-9a-f]+: not inside "
-                     "this machine's memory";
+  const char* want =
+      "kmm: ERROR: free of a pointer kmm does not own in kfree: pointer 0x[0-9a-f]+: not inside "
+      "this machine's memory";
   EXPECT_DEATH(m.km.kfree(&on_stack), want);
   EXPECT_DEATH(m.km.kfree(&global_thing), want);
   EXPECT_DEATH(m.km.kfree(from_malloc), want);

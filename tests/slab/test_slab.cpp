@@ -33,7 +33,9 @@ MachineOptions slab_only(std::size_t ram = std::size_t{16} << 20, SlabConfig cfg
   return o;
 }
 
-std::uintptr_t addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+std::uintptr_t addr(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p);
+}
 
 class Slab : public ::testing::Test {
  protected:
@@ -96,7 +98,7 @@ TEST_F(Slab, ObjectsDistinctAlignedWritable) {
     const char* name;
     std::size_t size, align;
   };
-  const Spec specs[] = {{"s-8", 8, 0},       {"s-40", 40, 0},     {"s-96-32", 96, 32}, {"s-200", 200, 0},
+  const Spec specs[] = {{"s-8", 8, 0},       {"s-40", 40, 0},      {"s-96-32", 96, 32}, {"s-200", 200, 0},
                         {"s-1000", 1000, 0}, {"s-3000", 3000, 64}, {"s-8192", 8192, 0}, {"s-100k", 100000, 4096}};
   for (const Spec& s : specs) {
     SCOPED_TRACE(s.name);
@@ -218,7 +220,8 @@ TEST_F(Slab, RandomSequenceKeepsInvariants) {
 }
 
 TEST_F(Slab, MinPartialKeepsEmptySlabs) {
-  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = false, .min_partial = 2, .hardening = {}, .random_seed = 0}));
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = false, .min_partial = 2, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("mp-512", 512, 0, 0);
   std::vector<void*> objs;
@@ -344,7 +347,8 @@ TEST_F(Slab, BadFreesRefusedUnderReportPolicy) {
 // The module-free fence (slab.h, fence_module_frees): a thread inside the window of a plain
 // free of a module's object (in_free raised) holds the collector's fence until it leaves it.
 TEST(SlabFence, WaitsForAFreeInsideItsWindow) {
-  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   if (!k.slab.module_free_fence()) GTEST_SKIP() << "no membarrier(2) here: module objects are always freed by exchange";
   std::atomic<int> stage{0};
@@ -370,7 +374,8 @@ TEST(SlabFence, WaitsForAFreeInsideItsWindow) {
 }
 
 TEST_F(Slab, ThreadCacheOnOneThread) {
-  Machine k(slab_only(std::size_t{8} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  Machine k(slab_only(std::size_t{8} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("tc-64", 64, 0, 0);
   ASSERT_NE(c->tc_slot, 0xFF);
@@ -444,8 +449,9 @@ TEST_F(SlabDeathTest, ForeignPointers) {
   static int global_thing = 0;
   int on_stack = 0;
   void* from_malloc = std::malloc(40);
-  const char* want = "kmm: ERROR: free of a pointer kmm does not own in kmem_cache_free: pointer 0x[0-9a-f]+ "
-                     "\\(cache test-40\\): not inside this machine's memory";
+  const char* want =
+      "kmm: ERROR: free of a pointer kmm does not own in kmem_cache_free: pointer 0x[0-9a-f]+ "
+      "\\(cache test-40\\): not inside this machine's memory";
   EXPECT_DEATH(m.slab.free(c, &on_stack, "kmem_cache_free"), want);
   EXPECT_DEATH(m.slab.free(c, &global_thing, "kmem_cache_free"), want);
   EXPECT_DEATH(m.slab.free(c, from_malloc, "kmem_cache_free"), want);
@@ -473,12 +479,14 @@ TEST_F(SlabDeathTest, DestroyNonEmptyDoesNotStopTheProcess) {
 }
 
 TEST_F(SlabDeathTest, DoubleFreeThroughThreadCache) {
-  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("tc-32", 32, 0, 0);
   void* p = k.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
   k.slab.free(c, p, "kmem_cache_free");
-  EXPECT_DEATH(k.slab.free(c, p, "kmem_cache_free"), "double free in kmem_cache_free: pointer 0x[0-9a-f]+ \\(cache tc-32");
+  EXPECT_DEATH(k.slab.free(c, p, "kmem_cache_free"),
+               "double free in kmem_cache_free: pointer 0x[0-9a-f]+ \\(cache tc-32");
   k.slab.drain_current_thread();
 }
 

@@ -48,7 +48,9 @@ class HandOff {
   std::deque<Block> q_;
 };
 
-bool intact(const Block& b) { return b.p[0] == b.tag && b.p[b.size / 2] == b.tag && b.p[b.size - 1] == b.tag; }
+bool intact(const Block& b) {
+  return b.p[0] == b.tag && b.p[b.size / 2] == b.tag && b.p[b.size - 1] == b.tag;
+}
 
 struct Counts {
   std::atomic<std::uint64_t> corrupt{0}, nulls{0}, allocs{0}, cross_frees{0};

@@ -28,7 +28,9 @@ struct FakeAreas final : VmallocPages {
   void for_each_page(PageFn fn, void* arg) const override {
     for (auto& [va, pa] : pages) fn(arg, va, pa);
   }
-  std::uint64_t fingerprint() const override { return pages.size() * 1000003 + (pages.empty() ? 0 : pages.begin()->first); }
+  std::uint64_t fingerprint() const override {
+    return pages.size() * 1000003 + (pages.empty() ? 0 : pages.begin()->first);
+  }
 };
 
 struct Machine {
@@ -112,7 +114,8 @@ TEST_P(AddressSpaceTest, DemandPagingAndFaults) {
   EXPECT_EQ(as.access(0x00600000, AccessType::kRead, Privilege::kUser, m.tlb).outcome, AccessOutcome::kSegvNoVma);
   EXPECT_EQ(as.access(0x10, AccessType::kRead, Privilege::kUser, m.tlb).outcome, AccessOutcome::kSegvNoVma) << "NULL";
   // Text is executable; the kernel may not execute it (PXN / implicit).
-  EXPECT_EQ(as.access(as.layout().text_start, AccessType::kExec, Privilege::kUser, m.tlb).outcome, AccessOutcome::kDemandPaged);
+  EXPECT_EQ(as.access(as.layout().text_start, AccessType::kExec, Privilege::kUser, m.tlb).outcome,
+            AccessOutcome::kDemandPaged);
 
   // User access to kernel space: the walk goes through the kernel half and faults.
   const std::uint64_t kva = m.ks.config().page_offset + 0x3012;
@@ -233,7 +236,9 @@ TEST_P(AddressSpaceTest, RandomRunKeepsInvariants) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, AddressSpaceTest, ::testing::Values(Format::kArmv7Short, Format::kAarch64Gran4k),
-                         [](const auto& p) { return p.param == Format::kArmv7Short ? std::string("armv7") : std::string("aarch64"); });
+                         [](const auto& p) {
+                           return p.param == Format::kArmv7Short ? std::string("armv7") : std::string("aarch64");
+                         });
 
 }  // namespace
 }  // namespace kmm::vm

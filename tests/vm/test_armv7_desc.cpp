@@ -261,9 +261,8 @@ TEST(Armv7Desc, PermissionsFromAp) {
     std::uint8_t ap;
     bool kr, kw, ur, uw;
   };
-  const Row rows[] = {{0, false, false, false, false}, {1, true, true, false, false},
-                      {2, true, true, true, false},    {3, true, true, true, true},
-                      {4, false, false, false, false}, {5, true, false, false, false},
+  const Row rows[] = {{0, false, false, false, false}, {1, true, true, false, false},   {2, true, true, true, false},
+                      {3, true, true, true, true},     {4, false, false, false, false}, {5, true, false, false, false},
                       {6, true, false, true, false},   {7, true, false, true, false}};
   for (const Row& r : rows) {
     Desc d;

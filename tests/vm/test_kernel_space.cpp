@@ -190,7 +190,8 @@ TEST(Ptdump, MergesRangesAndPrintsMarkers) {
   areas.pages[c.vmalloc_start] = 0x00500000;
   areas.pages[c.vmalloc_start + 4096] = 0x00900000;
   ASSERT_EQ(ks.sync_vmalloc(areas, nullptr), VmError::kOk);
-  const PtdumpMarker marks[] = {{c.page_offset, "Kernel Mapping"}, {c.vmalloc_start, "vmalloc() Area"}, {c.vmalloc_end, "vmalloc() End"}};
+  const PtdumpMarker marks[] = {
+      {c.page_offset, "Kernel Mapping"}, {c.vmalloc_start, "vmalloc() Area"}, {c.vmalloc_end, "vmalloc() End"}};
   std::string s = dump(ks, marks, 3);
   EXPECT_EQ(s,
             "---[ Kernel Mapping ]---\n"

@@ -10,8 +10,7 @@
 namespace kmm::vm {
 namespace {
 
-TlbEntry page(std::uint64_t va, phys_addr_t pa, std::uint16_t asid = 0, bool global = true,
-              std::uint8_t shift = 12) {
+TlbEntry page(std::uint64_t va, phys_addr_t pa, std::uint16_t asid = 0, bool global = true, std::uint8_t shift = 12) {
   TlbEntry e;
   e.va = va;
   e.pa = pa;
@@ -22,8 +21,7 @@ TlbEntry page(std::uint64_t va, phys_addr_t pa, std::uint16_t asid = 0, bool glo
   return e;
 }
 
-TlbConfig cfg(unsigned entries, unsigned ways, TlbReplacement r = TlbReplacement::kLru,
-              std::uint64_t seed = 1) {
+TlbConfig cfg(unsigned entries, unsigned ways, TlbReplacement r = TlbReplacement::kLru, std::uint64_t seed = 1) {
   TlbConfig c;
   c.entries = entries;
   c.ways = ways;
@@ -191,7 +189,7 @@ TEST(Tlb, Flushes) {
 
 TEST(Tlb, MixedPageSizes) {
   Tlb t;
-  ASSERT_TRUE(t.configure(cfg(16, 4)));  // 4 sets: each size is indexed by its own VPN
+  ASSERT_TRUE(t.configure(cfg(16, 4)));                              // 4 sets: each size is indexed by its own VPN
   ASSERT_TRUE(t.insert(page(0xC0000000, 0x80000000, 0, true, 20)));  // 1 MB section
   ASSERT_TRUE(t.insert(page(0x40000000, 0x40000000, 0, true, 21)));  // 2 MB block
   ASSERT_TRUE(t.insert(page(0x00410000, 0x00120000, 0, true, 16)));  // 64 KB large page
@@ -263,15 +261,12 @@ TEST(Tlb, PrintStatsAndEntries) {
   t.count_walk();
   StackText<1024> out;
   t.print_stats(out);
-  EXPECT_NE(std::strstr(out.data(), "TLB: 64 entries, 4-way set associative (16 sets), LRU"),
-            nullptr)
-      << out.data();
+  EXPECT_NE(std::strstr(out.data(), "TLB: 64 entries, 4-way set associative (16 sets), LRU"), nullptr) << out.data();
   EXPECT_NE(std::strstr(out.data(), "(66.6%)"), nullptr) << out.data();
   EXPECT_NE(std::strstr(out.data(), "walks"), nullptr);
   out.clear();
   t.print_entries(out);
-  EXPECT_NE(std::strstr(out.data(), "0x0000000000403000 0x0000000000082000 4K        5 rw-/---"),
-            nullptr)
+  EXPECT_NE(std::strstr(out.data(), "0x0000000000403000 0x0000000000082000 4K        5 rw-/---"), nullptr)
       << out.data();
 }
 

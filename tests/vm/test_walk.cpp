@@ -22,9 +22,7 @@ namespace {
 class BufferFrames final : public FrameSource {
  public:
   BufferFrames(phys_addr_t base, std::size_t frames)
-      : base_(base),
-        used_(frames, false),
-        mem_(static_cast<unsigned char*>(std::aligned_alloc(16384, frames * 4096))) {
+      : base_(base), used_(frames, false), mem_(static_cast<unsigned char*>(std::aligned_alloc(16384, frames * 4096))) {
     std::memset(mem_, 0xA5, frames * 4096);  // not zero: the walker must zero its tables
   }
   ~BufferFrames() { std::free(mem_); }
@@ -181,8 +179,7 @@ TEST_F(Armv7Walk, SectionWalkAtPageOffset) {
   EXPECT_EQ(u.fault_level, 1);
   EXPECT_EQ(u.fault_desc, 0x8041141Eu);
   // Kernel exec of a non-executable mapping.
-  EXPECT_EQ(pt.translate(0xC0000000u, AccessType::kExec, Privilege::kKernel).fault,
-            FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0xC0000000u, AccessType::kExec, Privilege::kKernel).fault, FaultKind::kPermission);
 }
 
 TEST_F(Armv7Walk, ChoosesLargestMappingThatFits) {
@@ -222,18 +219,15 @@ TEST_F(Armv7Walk, PermissionAndDomainFaults) {
   EXPECT_EQ(w.fault, FaultKind::kPermission);
   EXPECT_EQ(w.fault_level, 2);
   // AP=111: the kernel may not write it either.
-  EXPECT_EQ(pt.translate(0x00400004u, AccessType::kWrite, Privilege::kKernel).fault,
-            FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0x00400004u, AccessType::kWrite, Privilege::kKernel).fault, FaultKind::kPermission);
   // XN: no instruction fetch.
-  EXPECT_EQ(pt.translate(0x00400000u, AccessType::kExec, Privilege::kUser).fault,
-            FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0x00400000u, AccessType::kExec, Privilege::kUser).fault, FaultKind::kPermission);
   MapAttrs text = user_ro();
   text.executable = true;
   ASSERT_EQ(pt.map(0x00500000u, 0x00200000u, 1u << 20, text), VmError::kOk);  // a section
   EXPECT_TRUE(pt.translate(0x00500000u, AccessType::kExec, Privilege::kUser).ok());
   // PXN on a user section: the kernel may not execute user code.
-  EXPECT_EQ(pt.translate(0x00500000u, AccessType::kExec, Privilege::kKernel).fault,
-            FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0x00500000u, AccessType::kExec, Privilege::kKernel).fault, FaultKind::kPermission);
 
   // Domains: 00 no access -> domain fault; 11 manager -> no permission checks.
   pt.destroy();
@@ -270,8 +264,7 @@ TEST_F(Armv7Walk, MalformedDescriptorsFaultWithTheirValue) {
   EXPECT_EQ(pt.map(0x12300000u, 0x0, 4096, kernel_rw()), VmError::kCorruptTable);
   write_phys(frames, pt.root(0) + 0x123 * 4, 0, 4);
   // A VA above 32 bits.
-  EXPECT_EQ(pt.translate(0x100000000ull, AccessType::kRead, Privilege::kKernel).fault,
-            FaultKind::kTranslation);
+  EXPECT_EQ(pt.translate(0x100000000ull, AccessType::kRead, Privilege::kKernel).fault, FaultKind::kTranslation);
 }
 
 TEST_F(Armv7Walk, ArgumentErrors) {
@@ -290,8 +283,7 @@ TEST_F(Armv7Walk, ArgumentErrors) {
   EXPECT_EQ(pt.table_frames(), 4u);  // nothing left behind by the refusals
   PageTable fresh;
   EXPECT_EQ(fresh.map(0x1000, 0x2000, 4096, kernel_rw()), VmError::kNotInitialised);
-  EXPECT_EQ(fresh.translate(0x1000, AccessType::kRead, Privilege::kKernel).fault,
-            FaultKind::kTranslation);
+  EXPECT_EQ(fresh.translate(0x1000, AccessType::kRead, Privilege::kKernel).fault, FaultKind::kTranslation);
   PageTable bad_n;
   EXPECT_EQ(bad_n.init(&frames, armv7_cfg(8)), VmError::kBadConfig);
 }
@@ -410,10 +402,8 @@ TEST_F(Aarch64Walk, FourLevelPageWalk) {
   //   | AF 0x400 | SH 0x300 | AP=01 0x40 | [1:0] 11 = 0x0060000000082743
   EXPECT_EQ(w.steps[3].desc, 0x0060000000082743ull);
   // EL0-writable: the kernel may not execute it; the user may not either (UXN).
-  EXPECT_EQ(pt.translate(0x403000u, AccessType::kExec, Privilege::kKernel).fault,
-            FaultKind::kPermission);
-  EXPECT_EQ(pt.translate(0x403000u, AccessType::kExec, Privilege::kUser).fault,
-            FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0x403000u, AccessType::kExec, Privilege::kKernel).fault, FaultKind::kPermission);
+  EXPECT_EQ(pt.translate(0x403000u, AccessType::kExec, Privilege::kUser).fault, FaultKind::kPermission);
   ASSERT_EQ(pt.unmap(0x403000u, 4096), VmError::kOk);
   EXPECT_EQ(pt.table_frames(), 2u);  // L1, L2, L3 given back
 }
@@ -472,12 +462,10 @@ TEST_F(Aarch64Walk, FaultsAndMalformedDescriptors) {
   EXPECT_EQ(w.fault_desc, good & ~std::uint64_t{2});
   // AF == 0: access flag fault.
   write_phys(frames, l3_slot, good & ~std::uint64_t{0x400}, 8);
-  EXPECT_EQ(pt.translate(0x403000u, AccessType::kRead, Privilege::kKernel).fault,
-            FaultKind::kAccessFlag);
+  EXPECT_EQ(pt.translate(0x403000u, AccessType::kRead, Privilege::kKernel).fault, FaultKind::kAccessFlag);
   // Output address above 48 bits: reserved in this model.
   write_phys(frames, l3_slot, good | (std::uint64_t{1} << 48), 8);
-  EXPECT_EQ(pt.translate(0x403000u, AccessType::kRead, Privilege::kKernel).fault,
-            FaultKind::kTranslation);
+  EXPECT_EQ(pt.translate(0x403000u, AccessType::kRead, Privilege::kKernel).fault, FaultKind::kTranslation);
   write_phys(frames, l3_slot, good, 8);
   // APTable[0] on the L1 table descriptor: no EL0 access below, whatever the leaf says.
   ASSERT_EQ(pt.unmap(0x403000u, 4096), VmError::kOk);
@@ -560,18 +548,14 @@ TEST_F(Aarch64Walk, TranslatePaFastPath) {
   ASSERT_EQ(pt.map(0x403000u, 0x82000u, 4096, user_ro()), VmError::kOk);
   Tlb tlb;
   phys_addr_t pa = 0;
-  EXPECT_EQ(translate_pa(pt, tlb, 0x403012u, AccessType::kRead, Privilege::kUser, 3, &pa),
-            FaultKind::kNone);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403012u, AccessType::kRead, Privilege::kUser, 3, &pa), FaultKind::kNone);
   EXPECT_EQ(pa, 0x82012u);
   pa = 0;
-  EXPECT_EQ(translate_pa(pt, tlb, 0x403FF0u, AccessType::kRead, Privilege::kUser, 3, &pa),
-            FaultKind::kNone);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403FF0u, AccessType::kRead, Privilege::kUser, 3, &pa), FaultKind::kNone);
   EXPECT_EQ(pa, 0x82FF0u);
   EXPECT_EQ(tlb.stats().hits, 1u);
-  EXPECT_EQ(translate_pa(pt, tlb, 0x403000u, AccessType::kWrite, Privilege::kUser, 3, &pa),
-            FaultKind::kPermission);
-  EXPECT_EQ(translate_pa(pt, tlb, 0x500000u, AccessType::kRead, Privilege::kUser, 3, &pa),
-            FaultKind::kTranslation);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x403000u, AccessType::kWrite, Privilege::kUser, 3, &pa), FaultKind::kPermission);
+  EXPECT_EQ(translate_pa(pt, tlb, 0x500000u, AccessType::kRead, Privilege::kUser, 3, &pa), FaultKind::kTranslation);
   EXPECT_EQ(tlb.stats().walks, 3u);
 }
 
@@ -586,10 +570,7 @@ TEST_F(Armv7Walk, PrintWalkReadsLikeATextbook) {
   want.str("translate 0x00403012 (user read) on ARMv7 short-descriptor, TTBR0 = 0x")
       .hex(pt.root(0), 8)
       .str(" (TTBCR.N=0)\n");
-  want.str("  L1: table 0x")
-      .hex(pt.root(0), 8)
-      .str(" index 0x004  desc @0x")
-      .hex(pt.root(0) + 0x10, 8);
+  want.str("  L1: table 0x").hex(pt.root(0), 8).str(" index 0x004  desc @0x").hex(pt.root(0) + 0x10, 8);
   want.str(" = 0x").hex(w.steps[0].desc, 8).str("  page table at 0x").hex(l2, 8);
   want.str(" domain 0 PXN=0 NS=0\n");
   want.str("  L2: table 0x").hex(l2, 8).str(" index 0x003  desc @0x").hex(l2 + 0xC, 8);
@@ -620,8 +601,7 @@ TEST_F(Aarch64Walk, PrintAndVisit) {
       << out.data();
   EXPECT_NE(std::strstr(out.data(), "  L2: "), nullptr);
   EXPECT_NE(std::strstr(out.data(), "block 2M OA 0x000040000000"), nullptr) << out.data();
-  EXPECT_NE(std::strstr(out.data(), "=> PA 0x000040001234  PFN 0x40001 offset 0x234"), nullptr)
-      << out.data();
+  EXPECT_NE(std::strstr(out.data(), "=> PA 0x000040001234  PFN 0x40001 offset 0x234"), nullptr) << out.data();
 
   struct Seen {
     int n = 0;
@@ -646,13 +626,11 @@ TEST_F(Aarch64Walk, PrintAndVisit) {
 }
 
 TEST_F(Armv7Walk, VisitListsEveryLeafOnce) {
-  ASSERT_EQ(pt.map(0x10000000u, 0x20000000u, (16u << 20) + (64u << 10) + 4096, kernel_rw()),
-            VmError::kOk);
+  ASSERT_EQ(pt.map(0x10000000u, 0x20000000u, (16u << 20) + (64u << 10) + 4096, kernel_rw()), VmError::kOk);
   std::vector<std::pair<std::uint64_t, unsigned>> leaves;
   pt.visit(
       [](void* arg, const Leaf& leaf) {
-        static_cast<std::vector<std::pair<std::uint64_t, unsigned>>*>(arg)->push_back(
-            {leaf.va, leaf.size_shift});
+        static_cast<std::vector<std::pair<std::uint64_t, unsigned>>*>(arg)->push_back({leaf.va, leaf.size_shift});
       },
       &leaves);
   ASSERT_EQ(leaves.size(), 3u);
@@ -676,7 +654,9 @@ void random_against_reference(Format format) {
   // is 32 bits on 32-bit ARM, so narrow here once rather than at every use.
   struct Ref : std::vector<std::uint64_t> {
     using std::vector<std::uint64_t>::vector;
-    std::uint64_t& operator[](std::uint64_t i) { return std::vector<std::uint64_t>::operator[](static_cast<std::size_t>(i)); }
+    std::uint64_t& operator[](std::uint64_t i) {
+      return std::vector<std::uint64_t>::operator[](static_cast<std::size_t>(i));
+    }
   };
   Ref ref(kPages, ~0ull);
   std::uint64_t x = 0xC0FFEE;

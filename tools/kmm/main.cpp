@@ -12,16 +12,16 @@
 // Depends on: sim/, CLI11.
 #include <CLI/CLI.hpp>
 
-#include <fstream>
-#include <sstream>
-#include <iostream>
 #include <unistd.h>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
+#include "../trace/trace_commands.h"
+#include "exec_commands.h"
 #include "sim/demo.h"
 #include "sim/persist_commands.h"
 #include "sim/scenario.h"
-#include "exec_commands.h"
-#include "../trace/trace_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kmm — a Linux-style kernel memory manager with a kernel memory protector"};
@@ -40,14 +40,16 @@ int main(int argc, char** argv) {
   // kmm translate: one address walked on a freshly booted machine (the scenario command
   // `translate` from the command line).
   std::string tr_addr, tr_boot = "ram=192M", tr_access = "read", tr_mode = "kernel";
-  auto* translate = app.add_subcommand("translate", "Walk a virtual address through a booted machine's kernel page tables");
+  auto* translate =
+      app.add_subcommand("translate", "Walk a virtual address through a booted machine's kernel page tables");
   translate->add_option("vaddr", tr_addr, "virtual address, e.g. 0xC0403012")->required();
   translate->add_option("--boot", tr_boot, "boot options, as in a scenario's boot line (default: ram=192M)");
   translate->add_option("--access", tr_access, "read, write or exec")->check(CLI::IsMember({"read", "write", "exec"}));
   translate->add_option("--mode", tr_mode, "the CPU mode: kernel or user")->check(CLI::IsMember({"kernel", "user"}));
 
   std::string fsck_file;
-  auto* fsck = app.add_subcommand("fsck", "Check a persistent heap file offline (exit 0 clean, 1 inconsistent, 2 unusable)");
+  auto* fsck =
+      app.add_subcommand("fsck", "Check a persistent heap file offline (exit 0 clean, 1 inconsistent, 2 unusable)");
   fsck->add_option("file", fsck_file, "heap file (boot backing=FILE)")->required();
 
   kmm::tools::ReplayArgs replay_args;
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
   if (translate->parsed()) {
     kmm::sim::Scenario sc(std::cout, std::cerr);
     sc.set_echo(false);
-    std::istringstream script("boot " + tr_boot + "\ntranslate kernel " + tr_addr + " " + tr_access + " " + tr_mode + "\n");
+    std::istringstream script("boot " + tr_boot + "\ntranslate kernel " + tr_addr + " " + tr_access + " " + tr_mode +
+                              "\n");
     int rc = sc.run_script(script, "kmm translate");
     // A fault is an answer, not an error: exit 0 unless the arguments were wrong.
     return rc == 2 ? 2 : 0;

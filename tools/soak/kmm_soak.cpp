@@ -34,10 +34,10 @@
 // the vmalloc area list unlocked); check_invariants() and usage() only at quiet points.
 //
 // Depends on: kernel/ (kmm_kernel), the C++ standard library, fmt, CLI11.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -60,8 +60,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxLive = 768;        // blocks a worker holds at most
-constexpr std::size_t kMaxMailbox = 256;     // blocks waiting in a worker's mailbox
+constexpr std::size_t kMaxLive = 768;     // blocks a worker holds at most
+constexpr std::size_t kMaxMailbox = 256;  // blocks waiting in a worker's mailbox
 constexpr std::size_t kMaxCacheObjects = 256;
 constexpr std::size_t kMaxVmalloc = 8;
 constexpr std::size_t kMaxPages = 16;
@@ -84,7 +84,9 @@ Faults faults() {
   return Faults{ru.ru_minflt, ru.ru_majflt};
 }
 
-double mib(std::uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
+double mib(std::uint64_t b) {
+  return static_cast<double>(b) / (1024.0 * 1024.0);
+}
 
 // A block a worker holds: its first, middle and last bytes carry the tag.
 struct Block {
@@ -93,7 +95,9 @@ struct Block {
   unsigned char tag;
 };
 
-void tag_block(Block& b) { std::memset(b.p, b.tag, b.size); }
+void tag_block(Block& b) {
+  std::memset(b.p, b.tag, b.size);
+}
 bool tag_intact(const Block& b) {
   return b.p[0] == b.tag && b.p[b.size / 2] == b.tag && b.p[b.size - 1] == b.tag;
 }
@@ -224,10 +228,10 @@ class Worker {
 
   std::size_t random_size() {
     std::uint32_t r = below(100);
-    if (r < 70) return 8 + below(248);        // the small kmalloc classes
-    if (r < 92) return 256 + below(1792);     // kmalloc-512 .. kmalloc-2k
-    if (r < 98) return 2048 + below(6144);    // up to 8 KiB (large on 4 KiB pages)
-    return 8192 + below(56 * 1024);           // large blocks, up to 64 KiB
+    if (r < 70) return 8 + below(248);      // the small kmalloc classes
+    if (r < 92) return 256 + below(1792);   // kmalloc-512 .. kmalloc-2k
+    if (r < 98) return 2048 + below(6144);  // up to 8 KiB (large on 4 KiB pages)
+    return 8192 + below(56 * 1024);         // large blocks, up to 64 KiB
   }
 
   void step(std::uint64_t turn) {
@@ -348,7 +352,8 @@ class Worker {
     }
     std::uint32_t r = below(1000);
     if (r < 550 && cache_objects_.size() < kMaxCacheObjects) {
-      Block b{static_cast<unsigned char*>(k_.kmem_cache_alloc(cache_)), cache_size_, static_cast<unsigned char>(rng_())};
+      Block b{static_cast<unsigned char*>(k_.kmem_cache_alloc(cache_)), cache_size_,
+              static_cast<unsigned char>(rng_())};
       s_.c.cache_alloc++;
       if (b.p == nullptr) {
         s_.c.alloc_failed++;
@@ -578,7 +583,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"realloc", "cross", "cache", "vmalloc", "pages", "modules"}));
   std::vector<std::string> avoid;
   app.add_option("--avoid", avoid,
-                 "serialise what raced before the fixes: cache-destroy (main thread, at quiet points), vmalloc (under the idle lock)")
+                 "serialise what raced before the fixes: cache-destroy (main thread, at quiet points), vmalloc (under "
+                 "the idle lock)")
       ->check(CLI::IsMember({"cache-destroy", "vmalloc"}));
   CLI11_PARSE(app, argc, argv);
 
@@ -604,7 +610,8 @@ int main(int argc, char** argv) {
   fmt::print("kmm-soak: {} s, {} workers, {} MiB RAM, protector {}, thread caches on, seed {}\n", seconds, threads,
              ram_mb, protector, seed);
   const std::uint64_t boot_rss = rss_bytes();
-  fmt::print("boot: MemFree {} KiB, slab pages {}, RSS {:.1f} MiB\n", boot.free_pages * 4, boot.slab_pages, mib(boot_rss));
+  fmt::print("boot: MemFree {} KiB, slab pages {}, RSS {:.1f} MiB\n", boot.free_pages * 4, boot.slab_pages,
+             mib(boot_rss));
 
   Shared s;
   s.k = k;
@@ -667,7 +674,7 @@ int main(int argc, char** argv) {
     }
     if (protector == "alternate" && t - last_switch >= switch_every && !k->collector().in_pass()) {
       ProtectorMode m = k->collector().mode() == ProtectorMode::kReclaim ? ProtectorMode::kReclaimUnreachable
-                                                                          : ProtectorMode::kReclaim;
+                                                                         : ProtectorMode::kReclaim;
       k->set_protector(m);
       last_switch = t;
       ++switches;
@@ -701,8 +708,10 @@ int main(int argc, char** argv) {
     box.blocks.clear();
   }
   for (unsigned i = 0; i < threads; ++i) {
-    if (k->rmmod(fmt::format("worker-{}", i).c_str()) != ModuleError::kOk) s.c.module_errors++;
-    else s.c.rmmod++;
+    if (k->rmmod(fmt::format("worker-{}", i).c_str()) != ModuleError::kOk)
+      s.c.module_errors++;
+    else
+      s.c.rmmod++;
   }
   destroy_retired(s);
   k->slab().drain_thread_caches();
@@ -748,7 +757,8 @@ int main(int argc, char** argv) {
   const bool rss_flat = !rss_judged || last_q <= rss_limit;
 
   const Counters& c = s.c;
-  fmt::print("\nrun: {:.1f} s, {} operations ({:.0f}/s)\n", run_s, c.total_ops(), static_cast<double>(c.total_ops()) / run_s);
+  fmt::print("\nrun: {:.1f} s, {} operations ({:.0f}/s)\n", run_s, c.total_ops(),
+             static_cast<double>(c.total_ops()) / run_s);
   fmt::print("  kmalloc {} kfree {} krealloc {} cross-thread frees {}\n", c.kmalloc.load(), c.kfree.load(),
              c.krealloc.load(), c.cross_free.load());
   fmt::print("  kmem_cache create {} alloc {} free {} destroy {}\n", c.cache_create.load(), c.cache_alloc.load(),
@@ -757,23 +767,28 @@ int main(int argc, char** argv) {
              c.alloc_pages.load(), c.free_pages.load());
   fmt::print("  insmod {} rmmod {} (module table full, retried later: {}); leaked by modules {} objects, {} bytes\n",
              c.insmod.load(), c.rmmod.load(), c.table_full.load(), c.leaked_objects.load(), c.leaked_bytes.load());
-  fmt::print("collector: {} passes, {} idle calls, {} protector switches; reclaimed {} objects {} bytes; "
-             "reported leaks {}; final idle calls {}\n",
-             cs.passes, idle_calls.load(), switches, cs.reclaimed_objects, cs.reclaimed_bytes, cs.leak_objects, final_idles);
+  fmt::print(
+      "collector: {} passes, {} idle calls, {} protector switches; reclaimed {} objects {} bytes; "
+      "reported leaks {}; final idle calls {}\n",
+      cs.passes, idle_calls.load(), switches, cs.reclaimed_objects, cs.reclaimed_bytes, cs.leak_objects, final_idles);
   fmt::print("invariants: {} checks, {} failed{}\n", invariant_checks, invariant_failures,
              first_violation.empty() ? "" : " (first: " + first_violation + ")");
-  fmt::print("blocks: {} overwritten, {} with a wrong owner, {} frees refused, {} allocations failed, {} module errors\n",
-             c.corrupted.load(), c.wrong_owner.load(), c.free_refused.load(), c.alloc_failed.load(),
-             c.module_errors.load());
-  fmt::print("leaks at the end: {} owners off their boot usage ({} objects, {} bytes); MemFree {} KiB (boot {}); "
-             "slab pages {} (boot {}); vmalloc bytes {} (boot {}); gone modules {}\n",
-             leaked_owners, leak_objects, leak_bytes, end.free_pages * 4, boot.free_pages * 4, end.slab_pages,
-             boot.slab_pages, end_vm_bytes, boot_vm_bytes, k->modules().nr_gone());
-  fmt::print("RSS: boot {:.1f} MiB, first sample {:.1f}, middle {:.1f}, end {:.1f}, max {:.1f}; after a {}-sample "
-             "warm-up the first quarter's max {:.1f}, the last quarter's {:.1f} (limit {:.1f}): {}\n",
-             mib(boot_rss), mib(samples.front().rss), mib(samples[samples.size() / 2].rss), mib(samples.back().rss), mib(rss_max),
-             warm, mib(first_q), mib(last_q), mib(rss_limit),
-             !rss_judged ? "too few samples to judge" : rss_flat ? "flat" : "GROWING");
+  fmt::print(
+      "blocks: {} overwritten, {} with a wrong owner, {} frees refused, {} allocations failed, {} module errors\n",
+      c.corrupted.load(), c.wrong_owner.load(), c.free_refused.load(), c.alloc_failed.load(), c.module_errors.load());
+  fmt::print(
+      "leaks at the end: {} owners off their boot usage ({} objects, {} bytes); MemFree {} KiB (boot {}); "
+      "slab pages {} (boot {}); vmalloc bytes {} (boot {}); gone modules {}\n",
+      leaked_owners, leak_objects, leak_bytes, end.free_pages * 4, boot.free_pages * 4, end.slab_pages, boot.slab_pages,
+      end_vm_bytes, boot_vm_bytes, k->modules().nr_gone());
+  fmt::print(
+      "RSS: boot {:.1f} MiB, first sample {:.1f}, middle {:.1f}, end {:.1f}, max {:.1f}; after a {}-sample "
+      "warm-up the first quarter's max {:.1f}, the last quarter's {:.1f} (limit {:.1f}): {}\n",
+      mib(boot_rss), mib(samples.front().rss), mib(samples[samples.size() / 2].rss), mib(samples.back().rss),
+      mib(rss_max), warm, mib(first_q), mib(last_q), mib(rss_limit),
+      !rss_judged ? "too few samples to judge"
+      : rss_flat  ? "flat"
+                  : "GROWING");
   fmt::print("page faults during the run: {} minor, {} major\n", faults1.minor - faults0.minor,
              faults1.major - faults0.major);
 

@@ -106,7 +106,9 @@ __thread int t_tid __attribute__((tls_model("initial-exec"))) = 0;
 void lock() {
   while (g_lock.test_and_set(std::memory_order_acquire)) sched_yield();
 }
-void unlock() { g_lock.clear(std::memory_order_release); }
+void unlock() {
+  g_lock.clear(std::memory_order_release);
+}
 
 int tid() {
   if (t_tid == 0) t_tid = static_cast<int>(syscall(SYS_gettid));
@@ -216,8 +218,7 @@ void emit_names_locked() {
     push_locked(e);
     for (std::size_t off = 0; off < e.size; off += sizeof(kmm_raw_event)) {
       kmm_raw_event chunk{};
-      memcpy(&chunk, g_names[g_emitted] + off,
-             e.size - off < sizeof chunk ? e.size - off : sizeof chunk);
+      memcpy(&chunk, g_names[g_emitted] + off, e.size - off < sizeof chunk ? e.size - off : sizeof chunk);
       push_locked(chunk);
     }
   }
@@ -319,8 +320,10 @@ std::uint16_t module_of(const void* caller) {
     int act = g_active.load(std::memory_order_acquire);
     for (int i = 0; i < g_nranges[act]; ++i)
       if (a >= g_ranges[act][i].lo && a < g_ranges[act][i].hi) return g_ranges[act][i].mod;
-    if (tries == 0 && g_since_rebuild.fetch_add(1, std::memory_order_relaxed) >= 256) rebuild();
-    else break;
+    if (tries == 0 && g_since_rebuild.fetch_add(1, std::memory_order_relaxed) >= 256)
+      rebuild();
+    else
+      break;
   }
   return 0;
 }
@@ -331,7 +334,8 @@ unsigned align_log2(std::size_t a) {
   return l;
 }
 
-void record(std::uint8_t op, const void* ptr, std::size_t size, const void* result, std::size_t align, const void* caller) {
+void record(std::uint8_t op, const void* ptr, std::size_t size, const void* result, std::size_t align,
+            const void* caller) {
   if (!ready()) return;
   kmm_raw_event e{};
   e.op = op;
@@ -390,7 +394,9 @@ void atfork_prepare() {
   if (g_state.load() == kReady) flush_locked();
   g_parent = getpid();
 }
-void atfork_parent() { unlock(); }
+void atfork_parent() {
+  unlock();
+}
 void atfork_child() {
   t_tid = 0;
   g_n = 0;
@@ -428,16 +434,24 @@ __attribute__((destructor)) void recorder_stop() {
 }  // namespace
 
 // ---- the C allocator ----
-KMM_EXPORT void* malloc(size_t size) { return alloc_event(__libc_malloc(size), size, 0, __builtin_return_address(0)); }
-KMM_EXPORT void free(void* p) { free_event(p, __builtin_return_address(0)); }
-KMM_EXPORT void cfree(void* p) { free_event(p, __builtin_return_address(0)); }
+KMM_EXPORT void* malloc(size_t size) {
+  return alloc_event(__libc_malloc(size), size, 0, __builtin_return_address(0));
+}
+KMM_EXPORT void free(void* p) {
+  free_event(p, __builtin_return_address(0));
+}
+KMM_EXPORT void cfree(void* p) {
+  free_event(p, __builtin_return_address(0));
+}
 KMM_EXPORT void* calloc(size_t n, size_t size) {
   void* p = __libc_calloc(n, size);
   size_t bytes = 0;
   if (__builtin_mul_overflow(n, size, &bytes)) return p;  // null: glibc refused it
   return alloc_event(p, bytes, 0, __builtin_return_address(0));
 }
-KMM_EXPORT void* realloc(void* p, size_t size) { return realloc_event(p, size, __builtin_return_address(0)); }
+KMM_EXPORT void* realloc(void* p, size_t size) {
+  return realloc_event(p, size, __builtin_return_address(0));
+}
 KMM_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
   size_t bytes = 0;
   if (__builtin_mul_overflow(n, size, &bytes)) {
@@ -489,31 +503,69 @@ void* new_nothrow(std::size_t size, std::size_t al, const void* caller) {
   if (p == nullptr) return nullptr;
   return alloc_event(p, size, al > 16 ? al : 0, caller);
 }
-std::size_t A(std::align_val_t a) { return static_cast<std::size_t>(a); }
+std::size_t A(std::align_val_t a) {
+  return static_cast<std::size_t>(a);
+}
 }  // namespace
 
 #define RA __builtin_return_address(0)
-KMM_EXPORT_CXX void* operator new(std::size_t size) { return new_throwing(size, 0, RA); }
-KMM_EXPORT_CXX void* operator new[](std::size_t size) { return new_throwing(size, 0, RA); }
-KMM_EXPORT_CXX void* operator new(std::size_t size, std::align_val_t a) { return new_throwing(size, A(a), RA); }
-KMM_EXPORT_CXX void* operator new[](std::size_t size, std::align_val_t a) { return new_throwing(size, A(a), RA); }
-KMM_EXPORT_CXX void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return new_nothrow(size, 0, RA); }
-KMM_EXPORT_CXX void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return new_nothrow(size, 0, RA); }
+KMM_EXPORT_CXX void* operator new(std::size_t size) {
+  return new_throwing(size, 0, RA);
+}
+KMM_EXPORT_CXX void* operator new[](std::size_t size) {
+  return new_throwing(size, 0, RA);
+}
+KMM_EXPORT_CXX void* operator new(std::size_t size, std::align_val_t a) {
+  return new_throwing(size, A(a), RA);
+}
+KMM_EXPORT_CXX void* operator new[](std::size_t size, std::align_val_t a) {
+  return new_throwing(size, A(a), RA);
+}
+KMM_EXPORT_CXX void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return new_nothrow(size, 0, RA);
+}
+KMM_EXPORT_CXX void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return new_nothrow(size, 0, RA);
+}
 KMM_EXPORT_CXX void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
   return new_nothrow(size, A(a), RA);
 }
 KMM_EXPORT_CXX void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
   return new_nothrow(size, A(a), RA);
 }
-KMM_EXPORT_CXX void operator delete(void* p) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete(void* p, std::size_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p, std::size_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p, std::align_val_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete(void* p, std::size_t, std::align_val_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { free_event(p, RA); }
-KMM_EXPORT_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { free_event(p, RA); }
+KMM_EXPORT_CXX void operator delete(void* p) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete(void* p, std::size_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p, std::size_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p, std::align_val_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  free_event(p, RA);
+}
+KMM_EXPORT_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  free_event(p, RA);
+}

@@ -49,11 +49,16 @@ bool parse_size(const std::string& s, std::uint64_t* out) {
   }
   if (i == 0) return false;
   std::string suf = s.substr(i);
-  if (suf.empty() || suf == "B") *out = v;
-  else if (suf == "K" || suf == "k" || suf == "KB") *out = v << 10;
-  else if (suf == "M" || suf == "MB") *out = v << 20;
-  else if (suf == "G" || suf == "GB") *out = v << 30;
-  else return false;
+  if (suf.empty() || suf == "B")
+    *out = v;
+  else if (suf == "K" || suf == "k" || suf == "KB")
+    *out = v << 10;
+  else if (suf == "M" || suf == "MB")
+    *out = v << 20;
+  else if (suf == "G" || suf == "GB")
+    *out = v << 30;
+  else
+    return false;
   return true;
 }
 
@@ -79,7 +84,8 @@ bool write_file(const std::string& path, const std::string& text, std::string* e
       *error = path + ": cannot write";
       return false;
     }
-    bool ok = text.empty() || gzwrite(f, text.data(), static_cast<unsigned>(text.size())) == static_cast<int>(text.size());
+    bool ok =
+        text.empty() || gzwrite(f, text.data(), static_cast<unsigned>(text.size())) == static_cast<int>(text.size());
     ok = gzclose(f) == Z_OK && ok;
     if (!ok) *error = path + ": write error";
     return ok;
@@ -150,7 +156,9 @@ sim::Trace convert_raw(const std::string& path, ConvertStats* st) {
         t.modules[e.module] = name;
         break;
       }
-      case KMM_RAW_FORK: st->forked = true; break;
+      case KMM_RAW_FORK:
+        st->forked = true;
+        break;
       case KMM_RAW_ALLOC: {
         if (e.ptr == 0) {
           ++st->failed;
@@ -218,7 +226,8 @@ sim::Trace convert_raw(const std::string& path, ConvertStats* st) {
         push(sim::OpKind::kRealloc, id, e.size, e);
         break;
       }
-      default: break;  // an unknown record: skip it
+      default:
+        break;  // an unknown record: skip it
     }
   }
   t.num_ids = next_id;
@@ -242,8 +251,8 @@ std::string lib_path(const char* argv0) {
 
 }  // namespace
 
-std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid, std::string* error,
-                                         std::string* summary) {
+std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid,
+                                         std::string* error, std::string* summary) {
   struct Raw {
     int pid, seq;
     std::string path;
@@ -287,29 +296,33 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     if (st.unknown_frees + st.unknown_reallocs + st.implicit_frees != 0 || st.forked) {
       // Comments after the trailer: every reader skips them.
       if (!t.extended && t.modules.size() <= 1 && t.clock.empty()) text << "#kmm-trace 1\n";
-      text << fmt::format("# {} frees and {} reallocs of blocks the recording never saw allocated were {}; {} implicit frees\n",
-                          st.unknown_frees, st.unknown_reallocs, st.forked ? "inherited from the parent (fork)" : "dropped",
-                          st.implicit_frees);
+      text << fmt::format(
+          "# {} frees and {} reallocs of blocks the recording never saw allocated were {}; {} implicit frees\n",
+          st.unknown_frees, st.unknown_reallocs, st.forked ? "inherited from the parent (fork)" : "dropped",
+          st.implicit_frees);
     }
     if (!write_file(name, text.str(), error)) return {};
     written.push_back(name);
     if (++shown > 8) continue;
-    *summary += fmt::format("{}: {} ops ({} a, {} f, {} r) from pid {}{}, {} ids, peak live {} bytes{}\n", name, t.ops.size(),
-                            std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kAlloc; }),
-                            std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kFree; }),
-                            std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kRealloc; }),
-                            r.pid, r.seq != 0 ? fmt::format(" (image {})", r.seq) : "", t.num_ids, [&] {
-                              std::uint64_t live = 0, peak = 0;
-                              std::vector<std::uint64_t> sz(t.num_ids, 0);
-                              for (const sim::TraceOp& o : t.ops) {
-                                live -= sz[o.id];
-                                sz[o.id] = o.kind == sim::OpKind::kFree ? 0 : o.size;
-                                live += sz[o.id];
-                                peak = std::max(peak, live);
-                              }
-                              return peak;
-                            }(),
-                            st.unknown_frees != 0 ? fmt::format(", {} unknown frees dropped", st.unknown_frees) : "");
+    *summary += fmt::format(
+        "{}: {} ops ({} a, {} f, {} r) from pid {}{}, {} ids, peak live {} bytes{}\n", name, t.ops.size(),
+        std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kAlloc; }),
+        std::count_if(t.ops.begin(), t.ops.end(), [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kFree; }),
+        std::count_if(t.ops.begin(), t.ops.end(),
+                      [](const sim::TraceOp& o) { return o.kind == sim::OpKind::kRealloc; }),
+        r.pid, r.seq != 0 ? fmt::format(" (image {})", r.seq) : "", t.num_ids,
+        [&] {
+          std::uint64_t live = 0, peak = 0;
+          std::vector<std::uint64_t> sz(t.num_ids, 0);
+          for (const sim::TraceOp& o : t.ops) {
+            live -= sz[o.id];
+            sz[o.id] = o.kind == sim::OpKind::kFree ? 0 : o.size;
+            live += sz[o.id];
+            peak = std::max(peak, live);
+          }
+          return peak;
+        }(),
+        st.unknown_frees != 0 ? fmt::format(", {} unknown frees dropped", st.unknown_frees) : "");
   }
   if (shown > 8) *summary += fmt::format("... and {} more trace files\n", shown - 8);
   if (empty != 0) *summary += fmt::format("({} process images allocated nothing: no file)\n", empty);
@@ -317,7 +330,8 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
 }
 
 CLI::App* add_trace(CLI::App& app, TraceArgs* a) {
-  auto* c = app.add_subcommand("trace", "Record a program's allocations: kmm trace -o FILE [--with-callers] -- CMD [ARGS]");
+  auto* c =
+      app.add_subcommand("trace", "Record a program's allocations: kmm trace -o FILE [--with-callers] -- CMD [ARGS]");
   c->add_option("-o,--output", a->output, "trace file to write (.gz: compressed)")->required();
   c->add_flag("--with-callers", a->with_callers, "record the shared object that called (the module)");
   c->add_option("command", a->command, "the program and its arguments (after --)")->required();
@@ -327,7 +341,8 @@ CLI::App* add_trace(CLI::App& app, TraceArgs* a) {
 int run_trace(const TraceArgs& a, const char* argv0) {
   std::string lib = lib_path(argv0);
   if (access(lib.c_str(), R_OK) != 0) {
-    std::cerr << "kmm trace: the recorder " << lib << " is missing (build the kmm-trace target, or set KMM_TRACE_LIB)\n";
+    std::cerr << "kmm trace: the recorder " << lib
+              << " is missing (build the kmm-trace target, or set KMM_TRACE_LIB)\n";
     return 2;
   }
   char real[PATH_MAX];
@@ -350,8 +365,10 @@ int run_trace(const TraceArgs& a, const char* argv0) {
     std::string pre = old != nullptr && *old != '\0' ? lib + ":" + old : lib;
     setenv("LD_PRELOAD", pre.c_str(), 1);
     setenv(KMM_TRACE_DIR_ENV, dir.c_str(), 1);
-    if (a.with_callers) setenv(KMM_TRACE_CALLERS_ENV, "1", 1);
-    else unsetenv(KMM_TRACE_CALLERS_ENV);
+    if (a.with_callers)
+      setenv(KMM_TRACE_CALLERS_ENV, "1", 1);
+    else
+      unsetenv(KMM_TRACE_CALLERS_ENV);
     std::vector<char*> args;
     for (const std::string& s : a.command) args.push_back(const_cast<char*>(s.c_str()));
     args.push_back(nullptr);
@@ -383,11 +400,12 @@ int run_trace(const TraceArgs& a, const char* argv0) {
 CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   auto* c = app.add_subcommand("replay", "Replay an allocation trace through allocator policies");
   c->add_option("trace", a->trace, "trace file (malloc-lab format or kmm's superset; .gz allowed)")->required();
-  c->add_option("--policy", a->policies, "comma-separated policies, or all: " + [] {
-    std::string s;
-    for (const auto& p : sim::replay_policies()) s += (s.empty() ? "" : ",") + p;
-    return s;
-  }());
+  c->add_option(
+      "--policy", a->policies, "comma-separated policies, or all: " + [] {
+        std::string s;
+        for (const auto& p : sim::replay_policies()) s += (s.empty() ? "" : ",") + p;
+        return s;
+      }());
   c->add_option("--ram", a->ram, "RAM of the modelled machine (K/M/G), default 192M");
   c->add_option("--mmu", a->mmu, "on or off (default off: a NOMMU board)");
   c->add_flag("--json", a->json, "print JSON");
@@ -396,11 +414,13 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   c->add_option("--svg", a->svg, "write the timeline charts and final maps to FILE.svg");
   c->add_flag("--lenient", a->lenient, "skip (and count) bad trace lines instead of stopping");
   c->add_flag("--check", a->check, "check the allocator's invariants at every timeline sample");
-  c->add_option("--fail-slab", a->fail_slab, "fault injection: fail every Nth slab allocation (N), or a random P% of them");
+  c->add_option("--fail-slab", a->fail_slab,
+                "fault injection: fail every Nth slab allocation (N), or a random P% of them");
   c->add_option("--fail-page", a->fail_page, "fault injection: fail every Nth page allocation, or P% of them");
   c->add_option("--fail-platform", a->fail_platform, "fault injection: fail every Nth platform commit, or P% of them");
   c->add_option("--fail-seed", a->fail_seed, "seed of the P% draws (default 0; a run repeats for a seed)");
-  c->add_option("--fail-times", a->fail_times, "at most N injected failures per point and policy (default -1: no limit)");
+  c->add_option("--fail-times", a->fail_times,
+                "at most N injected failures per point and policy (default -1: no limit)");
   c->add_option("--fail-space", a->fail_space, "bytes each point lets through before failing (K/M/G)");
   return c;
 }
@@ -470,11 +490,14 @@ int run_replay(const ReplayArgs& a) {
     return 2;
   }
   for (const std::string& p : t->problems) std::cerr << p << " (skipped)\n";
-  if (t->skipped > t->problems.size()) std::cerr << "... " << t->skipped - t->problems.size() << " more bad lines skipped\n";
+  if (t->skipped > t->problems.size())
+    std::cerr << "... " << t->skipped - t->problems.size() << " more bad lines skipped\n";
   std::vector<sim::ReplayResult> results;
   for (const std::string& p : policies) results.push_back(sim::replay(*t, p, cfg));
-  if (a.json) sim::print_replay_json(std::cout, *t, cfg, results);
-  else if (a.csv) sim::print_replay_csv(std::cout, results);
+  if (a.json)
+    sim::print_replay_json(std::cout, *t, cfg, results);
+  else if (a.csv)
+    sim::print_replay_csv(std::cout, results);
   else {
     sim::print_replay_table(std::cout, *t, cfg, results);
     std::cout << "\nfinal physical maps (X used, - free):\n";

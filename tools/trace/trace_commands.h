@@ -48,7 +48,7 @@ int run_trace(const TraceArgs& a, const char* argv0);
 // Converts the raw files of one recording directory into trace files: the first process
 // image to `output`, every other one to `output`.PID[.SEQ]. Returns the files written; on
 // failure an empty list with *error set. Exposed for tests.
-std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid, std::string* error,
-                                         std::string* summary);
+std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid,
+                                         std::string* error, std::string* summary);
 
 }  // namespace kmm::tools
