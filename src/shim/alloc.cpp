@@ -401,7 +401,7 @@ void release(void* p, const char* action) {
     k->kmalloc_layer().kfree(p, action);
     return;
   }
-  if (huge_free(p)) return;
+  if (huge_free(p, action)) return;
   if (in_bootstrap(p)) return;
   report({ErrorKind::kForeignPointer, action, p, nullptr, 0,
           "not allocated by kmm (before the preload took over, or a bad pointer)"});
@@ -443,7 +443,7 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     keep = k->owner_of(p);
   } else if (std::size_t hs = huge_size(p)) {
     if (size > kMaxBuddyBytes) {
-      if (void* q = huge_resize(p, size)) return q;  // mremap; over-aligned blocks copy below
+      if (void* q = huge_resize(p, size, action)) return q;  // mremap; over-aligned blocks copy below
     }
     have = hs;
     keep = huge_owner(p);

@@ -7,16 +7,30 @@
 // MAP_NORESERVE region — only touched table pages cost memory. Per-owner bytes and counts
 // are kept so stats and the module views include these blocks.
 //
-// Depends on: shim.h, POSIX mmap/mremap. Locking: one spinlock (g_lock), taken after the
+// guard_pages (slab/hardening.h) covers these blocks too: the mapping is one page longer and
+// that page is made PROT_NONE, so a linear overrun faults on its first byte past the block's
+// pages; the slack between the size asked for and the page end is filled with kGuardFill and
+// checked when the block is freed or resized (so is the guard page, when the host refused to
+// protect it). malloc_usable_size of a guarded block is the size asked for, as for guarded
+// page runs. A guarded block is resized by unprotecting the guard, mremap'ing block and
+// guard together and protecting the new guard (mremap cannot move a range that spans two
+// protections).
+//
+// Depends on: shim.h, base/ (reports, text), slab/hardening.h (the guard pattern), POSIX
+// mmap/mprotect/mremap. Locking: one spinlock (g_lock), taken after the
 // plug-in table lock and before any kernel lock (see alloc.cpp's fork handlers).
 // Invariants: every entry's key is the user pointer of a live mapping of `map_bytes` bytes
 // starting at `map_start`; no two entries share a key; the table is never more than 3/4 full.
+// A guarded entry's mapping ends with its guard page: [key, key + usable) is the block, the
+// bytes up to the page end hold kGuardFill, then one guard page (PROT_NONE, or patterned when
+// `guard_patterned`).
 #include <sys/mman.h>
 
 #include <cstring>
 
 #include "base/fault_inject.h"
 #include "base/report.h"
+#include "base/text.h"
 #include "shim/shim.h"
 
 namespace kmm::shim {
@@ -26,8 +40,10 @@ struct Entry {
   std::uintptr_t key;        // user pointer; 0 = empty
   std::uintptr_t map_start;  // mapping start (may precede key when over-aligned)
   std::size_t map_bytes;
-  std::size_t usable;  // bytes from key to the end of the mapping
+  std::size_t usable;  // bytes from key to the end of the mapping (guarded: the size asked for)
   owner_t owner;
+  bool guarded;          // the mapping's last page is a guard page
+  bool guard_patterned;  // ... filled with kGuardFill, not protected (the host refused)
 };
 
 constexpr std::size_t kSlots = std::size_t{1} << 16;
@@ -87,6 +103,46 @@ bool insert_locked(const Entry& e) {
   return true;
 }
 
+bool guard_on() {
+  return g_opts.hardening.guard_pages;
+}
+
+std::size_t page_round(std::size_t n) {
+  return (n + kPageSize - 1) & ~(kPageSize - 1);
+}
+
+// Turns the last page of a guarded entry's mapping into its guard and patterns the slack.
+void arm_guard(Entry* e) {
+  char* user = reinterpret_cast<char*>(e->key);
+  std::size_t block = page_round(e->usable);
+  std::memset(user + e->usable, kGuardFill, block - e->usable);
+  char* guard = user + block;
+  e->guard_patterned = ::mprotect(guard, kPageSize, PROT_NONE) != 0;
+  if (e->guard_patterned) std::memset(guard, kGuardFill, kPageSize);
+}
+
+// Checks a guarded entry's slack (and patterned guard) and makes the guard page accessible
+// again; damage is heap corruption, reported (and fatal) before the mapping is reused.
+void disarm_guard(const Entry& e, const char* action) {
+  char* user = reinterpret_cast<char*>(e.key);
+  std::size_t block = page_round(e.usable);
+  std::size_t end = block + (e.guard_patterned ? kPageSize : 0);
+  for (std::size_t i = e.usable; i < end; ++i) {
+    if (static_cast<std::uint8_t>(user[i]) != kGuardFill) {
+      StackText<160> why;
+      why.str("huge block overrun: byte ")
+          .u(i)
+          .str(" of a block of ")
+          .u(e.usable)
+          .str(i < block ? " bytes was written (slack before the guard page)" : " bytes was written (its guard page)");
+      report({ErrorKind::kCorruption, action, user, nullptr, e.usable, why.data()});
+      break;
+    }
+  }
+  if (!e.guard_patterned && ::mprotect(user + block, kPageSize, PROT_READ | PROT_WRITE) != 0)
+    fatal("kmm: cannot make a huge block's guard page accessible again (host out of mappings)");
+}
+
 }  // namespace
 
 void huge_lock() {
@@ -98,8 +154,11 @@ void huge_unlock() {
 
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   if (align < kPageSize) align = kPageSize;
-  std::size_t bytes = (size + kPageSize - 1) & ~(kPageSize - 1);
-  if (bytes < size) return nullptr;
+  bool guarded = guard_on();
+  std::size_t block = page_round(size);
+  if (block < size) return nullptr;
+  std::size_t bytes = block + (guarded ? kPageSize : 0);  // the block and its guard page
+  if (bytes < block) return nullptr;
   std::size_t span = bytes + (align > kPageSize ? align : 0);
   if (span < bytes) return nullptr;
   // fail_platform: a huge block is a platform mapping of its own (the caller sees ENOMEM).
@@ -116,7 +175,11 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
     start = user;
     span = bytes;
   }
-  Entry e{user, start, span, span - (user - start), owner == kOwnerFree ? kOwnerKernel : owner};
+  Entry e{user, start, span, span - (user - start), owner == kOwnerFree ? kOwnerKernel : owner, guarded, false};
+  if (guarded) {
+    e.usable = size;
+    arm_guard(&e);
+  }
   bool ok;
   {
     LockGuard g(g_lock);
@@ -129,18 +192,18 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   return reinterpret_cast<void*>(user);
 }
 
-bool huge_free(void* p) {
-  std::uintptr_t start;
-  std::size_t bytes;
+bool huge_free(void* p, const char* action) {
+  Entry gone;
   {
     LockGuard g(g_lock);
     Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
     if (e == nullptr) return false;
-    start = e->map_start;
-    bytes = e->map_bytes;
+    gone = *e;
     erase_locked(e);
   }
-  ::munmap(reinterpret_cast<void*>(start), bytes);
+  // munmap takes a range of mixed protections: only the check needs the guard disarmed.
+  if (gone.guarded) disarm_guard(gone, action);
+  ::munmap(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
   return true;
 }
 
@@ -169,9 +232,9 @@ bool huge_set_owner(const void* p, owner_t o) {
   return true;
 }
 
-void* huge_resize(void* p, std::size_t size) {
-  std::size_t bytes = (size + kPageSize - 1) & ~(kPageSize - 1);
-  if (bytes < size) return nullptr;
+void* huge_resize(void* p, std::size_t size, const char* action) {
+  std::size_t block = page_round(size);
+  if (block < size) return nullptr;
   LockGuard g(g_lock);
   Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
   if (e == nullptr) return nullptr;
@@ -179,13 +242,21 @@ void* huge_resize(void* p, std::size_t size) {
     // Over-aligned: keep the alignment by copying into a fresh block (rare).
     return nullptr;
   }
+  std::size_t bytes = block + (e->guarded ? kPageSize : 0);
+  if (bytes < block) return nullptr;
   if (fault_should_fail(FaultPoint::kPlatform, bytes, "mremap")) return nullptr;
+  if (e->guarded) disarm_guard(*e, action);
   void* q = ::mremap(reinterpret_cast<void*>(e->map_start), e->map_bytes, bytes, MREMAP_MAYMOVE);
-  if (q == MAP_FAILED) return nullptr;
+  if (q == MAP_FAILED) {
+    if (e->guarded) arm_guard(e);  // the block stays where it was, guarded again
+    return nullptr;
+  }
   Entry n = *e;
   erase_locked(e);
   n.key = n.map_start = reinterpret_cast<std::uintptr_t>(q);
-  n.map_bytes = n.usable = bytes;
+  n.map_bytes = bytes;
+  n.usable = n.guarded ? size : bytes;
+  if (n.guarded) arm_guard(&n);
   insert_locked(n);  // cannot fail: one entry was just removed
   return q;
 }

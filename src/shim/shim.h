@@ -87,9 +87,11 @@ bool set_block_owner(const void* p, owner_t owner);
 
 // Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner);
-bool huge_free(void* p);                       // false: not a huge block
-std::size_t huge_size(const void* p);          // 0: not a huge block
-void* huge_resize(void* p, std::size_t size);  // in place or moved (mremap); null on failure
+// Under guard_pages a huge block has a guard page after it (huge.cpp); free and resize check
+// its slack and report an overrun as heap corruption, naming `action`.
+bool huge_free(void* p, const char* action);                       // false: not a huge block
+std::size_t huge_size(const void* p);                              // 0: not a huge block
+void* huge_resize(void* p, std::size_t size, const char* action);  // in place or moved (mremap); null on failure
 owner_t huge_owner(const void* p);
 bool huge_set_owner(const void* p, owner_t o);
 void huge_usage(OwnerTally* out);  // adds per-owner huge usage to out

@@ -29,7 +29,8 @@
 //                      faults at its first byte past the block's pages; where the platform
 //                      cannot protect (a static buffer, or the host refuses more mappings)
 //                      the guard frame and the slack after the size asked for are filled
-//                      with a pattern that the free checks.
+//                      with a pattern that the free checks. The preload shim applies the
+//                      same to its own mappings of blocks over 4 MiB (shim/huge.cpp).
 // redzone, poison and quarantine make a cache a *debug cache*: it takes no per-thread
 // magazine, so every allocation and free of it goes through the checks under the cache
 // lock (as SLUB's debug caches skip the per-cpu fast path). The fast path of every other

@@ -1,0 +1,133 @@
+// Huge blocks (src/shim/huge.cpp, requests over 4 MiB) under guard_pages: this program links
+// libkmm-preload.so and runs with KMM_OPTIONS=guard_pages=on (tests/shim/CMakeLists.txt), so
+// every huge block is followed by a PROT_NONE page and its slack is patterned. The tests show
+// an overrun past the pages faulting at once, one into the slack reported at free and at
+// realloc, and the malloc family keeping glibc's semantics on guarded blocks (usable size,
+// zeroing, alignment, realloc growing and shrinking in place through mremap).
+#include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kHuge = (std::size_t{5} << 20) + 123;  // over 4 MiB, not page-aligned
+
+template <typename T>
+T* keep(T* p) {
+  asm volatile("" : "+r"(p) : : "memory");
+  return p;
+}
+std::size_t opaque(std::size_t n) {
+  asm volatile("" : "+r"(n));
+  return n;
+}
+// A store the compiler cannot drop as dead (it is followed by free or realloc).
+void poke(char* p, std::size_t i) {
+  *static_cast<volatile char*>(p + i) = 1;
+}
+std::size_t page_round(std::size_t n) {
+  return (n + kPage - 1) & ~(kPage - 1);
+}
+
+TEST(HugeGuard, OptionIsOn) {
+  // The death tests below mean nothing if the options did not reach the shim.
+  const char* o = std::getenv("KMM_OPTIONS");
+  ASSERT_NE(o, nullptr);
+  EXPECT_NE(std::strstr(o, "guard_pages=on"), nullptr);
+}
+
+TEST(HugeGuard, UsableSizeIsTheSizeAskedAndAllOfItIsWritable) {
+  auto* p = static_cast<char*>(malloc(opaque(kHuge)));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(malloc_usable_size(p), kHuge);
+  std::memset(p, 0x5a, kHuge);  // every usable byte: no false alarm at free
+  free(p);
+}
+
+TEST(HugeGuard, CallocIsZeroAndAlignedBlocksAreGuardedToo) {
+  auto* z = static_cast<unsigned char*>(calloc(opaque(kHuge), 1));
+  ASSERT_NE(z, nullptr);
+  for (std::size_t i = 0; i < kHuge; i += 4093) ASSERT_EQ(z[i], 0u) << i;
+  EXPECT_EQ(z[kHuge - 1], 0u);
+  free(z);
+  void* a = nullptr;
+  ASSERT_EQ(posix_memalign(&a, std::size_t{1} << 21, opaque(kHuge)), 0);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % (std::size_t{1} << 21), 0u);
+  EXPECT_EQ(malloc_usable_size(a), kHuge);
+  std::memset(a, 1, kHuge);
+  free(a);
+}
+
+TEST(HugeGuard, ReallocGrowsAndShrinksKeepingContentsAndGuard) {
+  auto* p = static_cast<unsigned char*>(malloc(opaque(kHuge)));
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < kHuge; ++i) p[i] = static_cast<unsigned char>(i * 7);
+  std::size_t sizes[] = {(std::size_t{9} << 20) + 1, (std::size_t{6} << 20) + 77, std::size_t{1} << 20, 4000};
+  std::size_t kept = kHuge;
+  for (std::size_t n : sizes) {
+    p = static_cast<unsigned char*>(realloc(p, opaque(n)));
+    ASSERT_NE(p, nullptr);
+    if (n < kept) kept = n;
+    for (std::size_t i = 0; i < kept; i += 511) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 7)) << n << " " << i;
+    if (n > (std::size_t{4} << 20)) {
+      EXPECT_EQ(malloc_usable_size(p), n);
+      std::memset(p + kept, 0x11, n - kept);  // the grown part is writable up to the size asked
+      for (std::size_t i = kept; i < n; ++i) p[i] = static_cast<unsigned char>(i * 7);
+      kept = n;
+    }
+  }
+  free(p);
+}
+
+TEST(HugeGuardDeathTest, WriteOnePagePastTheBlockFaults) {
+  EXPECT_EXIT(
+      {
+        auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        poke(p, page_round(kHuge));  // the guard page
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(HugeGuardDeathTest, WriteIntoTheSlackIsReportedAtFree) {
+  EXPECT_DEATH(
+      {
+        auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        poke(p, kHuge);  // one byte past the size asked for, before the guard page
+        free(p);
+      },
+      "heap corruption in free.*huge block overrun: byte 5243003 of a block of 5243003 bytes was written \\(slack");
+}
+
+TEST(HugeGuardDeathTest, WriteIntoTheSlackIsReportedAtRealloc) {
+  EXPECT_DEATH(
+      {
+        auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        poke(p, page_round(kHuge) - 1);
+        p = static_cast<char*>(realloc(p, opaque(std::size_t{8} << 20)));
+        keep(p);
+      },
+      "heap corruption in realloc.*huge block overrun: byte 5246975");
+}
+
+TEST(HugeGuardDeathTest, GrownBlockIsGuardedAtItsNewEnd) {
+  EXPECT_EXIT(
+      {
+        auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        std::size_t n = (std::size_t{7} << 20) + 5;
+        p = keep(static_cast<char*>(realloc(p, opaque(n))));
+        poke(p, n - 1);
+        poke(p, page_round(n));
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGSEGV), "");
+}
+
+}  // namespace
