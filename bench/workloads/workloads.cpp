@@ -17,6 +17,10 @@
 //              alongside malloc/free of 8..8192-byte blocks.
 //   fragment   a long-lived fragmenting heap: fill with mixed sizes, free a random half,
 //              refill with other sizes, repeat; the survivors live to the end (peak RSS).
+//   huge       blocks over 4 MiB (each allocator's direct-mapping path): a pool of 4 blocks of
+//              4..32 MiB replaced at random, one in four grown by realloc to 1.5x; 16 pages of
+//              each block touched (not all: the point is the mapping's cost, not faulting
+//              32 MiB in). Not in run_workloads.sh's default set (WORKLOADS=huge).
 // Depends on: the C++ standard library only (it measures whichever malloc is loaded).
 #include <sys/resource.h>
 
@@ -272,11 +276,51 @@ void fragment(int threads, int scale) {
   for (auto& th : ts) th.join();
 }
 
+// --- huge -------------------------------------------------------------------------------------
+void touch_spread(void* p, std::size_t n) {
+  auto* c = static_cast<unsigned char*>(p);
+  for (std::size_t i = 0; i < 16; ++i) c[n / 16 * i] = static_cast<unsigned char>(i);
+  c[n - 1] = 1;
+}
+
+void huge(int threads, int scale) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, scale, threads] {
+      Rng rng(static_cast<std::uint64_t>(t + 41));
+      void* pool[4] = {};
+      std::size_t sizes[4] = {};
+      std::uint64_t sum = 0;
+      const int iters = 1000 * scale / threads;
+      for (int it = 0; it < iters; ++it) {
+        std::size_t k = rng.next() % 4;
+        if (pool[k] != nullptr && rng.next() % 4 == 0) {
+          std::size_t n = sizes[k] + sizes[k] / 2;
+          void* q = std::realloc(pool[k], n);
+          if (q == nullptr) continue;
+          pool[k] = q;
+          sizes[k] = n;
+        } else {
+          std::free(pool[k]);
+          sizes[k] = rng.range(std::size_t{4} << 20, std::size_t{32} << 20) | 1;
+          pool[k] = std::malloc(sizes[k]);
+          if (pool[k] == nullptr) continue;
+        }
+        touch_spread(pool[k], sizes[k]);
+        sum += static_cast<unsigned char*>(pool[k])[0];
+      }
+      for (void* p : pool) std::free(p);
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s larson|xmalloc|small|realloc|fragment THREADS [SCALE]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s larson|xmalloc|small|realloc|fragment|huge THREADS [SCALE]\n", argv[0]);
     return 2;
   }
   std::string w = argv[1];
@@ -294,6 +338,8 @@ int main(int argc, char** argv) {
     realloc_mix(threads, scale);
   else if (w == "fragment")
     fragment(threads, scale);
+  else if (w == "huge")
+    huge(threads, scale);
   else {
     std::fprintf(stderr, "unknown workload %s\n", argv[1]);
     return 2;
