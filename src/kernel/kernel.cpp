@@ -222,9 +222,11 @@ void Kernel::lock_all() {
   grow_lock_.lock();
   zone_.fork_lock().lock();
   log_lock_.lock();
+  kmalloc_.guard_cache_lock().lock();  // a leaf: taken under any of the above
 }
 
 void Kernel::unlock_all() {
+  kmalloc_.guard_cache_lock().unlock();
   log_lock_.unlock();
   zone_.fork_lock().unlock();
   grow_lock_.unlock();
@@ -455,6 +457,7 @@ void Kernel::idle(std::uint64_t ns) {
 #endif
   }
   slab_.drain_current_thread();
+  kmalloc_.drain_guard_cache(/*aged_only=*/true);  // runs parked since the last idle go back
   if (cfg_.paper_table) {
     // The paper's gc_process(): at most one walk of the table per gc_delay.
     while (collector_.mode() != ProtectorMode::kOff && modules_.nr_gone() != 0) {

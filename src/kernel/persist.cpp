@@ -334,6 +334,7 @@ void Kernel::rebuild() {
   // Pass 4: the buddy lists.
   zone_.rebuild();
   kmalloc_.set_large_pages(large_pages);
+  kmalloc_.reset_guard_cache();
 }
 
 void Kernel::persist_roots_register() {

@@ -35,6 +35,8 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   std::uint64_t avail = free > reserve ? free - reserve : 0;
   std::uint64_t rec_half = srec / 2 < low ? srec / 2 : low;
   avail += srec - rec_half;
+  // guard_pages: parked guarded runs are given back on demand (Kmalloc::drain_guard_cache).
+  avail += k.kmalloc_layer().guard_cache_pages() * kPageKb;
   std::uint64_t anon = 0, pagetables = 0;
   for (pfn_t pfn = k.phys().base_pfn(); pfn < k.phys().online_end_pfn(); ++pfn) {
     const Page* p = k.phys().pfn_to_page(pfn);

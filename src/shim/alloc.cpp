@@ -438,8 +438,11 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
       k->kmalloc_layer().kfree(p, action);  // names the problem (double or invalid free)
       return nullptr;
     }
-    // Shrinking by less than half (or within the 16-byte minimum) stays in place.
-    if (size <= have && (size >= have / 2 || have <= 16)) return p;
+    // Shrinking by less than half (or within the 16-byte minimum) stays in place; so does a
+    // guarded page run (guard_pages) resized within its frames, its slack following the size.
+    bool shrink_far = size < have / 2 && have > 16;
+    if (!shrink_far && k->kmalloc_layer().resize_guarded(p, size, action)) return p;
+    if (size <= have && !shrink_far) return p;
     keep = k->owner_of(p);
   } else if (std::size_t hs = huge_size(p)) {
     if (size > kMaxBuddyBytes) {
@@ -462,6 +465,9 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   }
   void* q = alloc(want, keep != kOwnerFree ? keep : owner);
   if (q == nullptr) return nullptr;
+  // A guarded run's size is what was asked, not the room left for growth: an overrun past
+  // `size` is caught, and the next growth within the frames stays in place.
+  if (want != size) k->kmalloc_layer().resize_guarded(q, size, action);
   std::memcpy(q, p, have < size ? have : size);
   release(p, action);
   return q;

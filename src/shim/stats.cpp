@@ -99,6 +99,13 @@ void format(Kernel& k, TextSink& out) {
           .u(k.slab().quarantine_bytes())
           .str(" bytes");
     }
+    if (g_opts.hardening.guard_pages) {
+      out.str("  guarded runs parked ")
+          .u(k.kmalloc_layer().guard_cache_pages())
+          .str(" pages, reused ")
+          .u(k.kmalloc_layer().guard_cache_hits())
+          .str(" times");
+    }
     out.str(" ---\n");
   }
   out.str("--- /proc/meminfo ---\n");

@@ -31,6 +31,9 @@
 //                      the guard frame and the slack after the size asked for are filled
 //                      with a pattern that the free checks. The preload shim applies the
 //                      same to its own mappings of blocks over 4 MiB (shim/huge.cpp).
+//                      Freed runs wait, guard still protected, in a small cache for the
+//                      next run of their size, and realloc resizes a run within its frames
+//                      in place (slab/kmalloc.h): mprotect is what this option costs.
 // redzone, poison and quarantine make a cache a *debug cache*: it takes no per-thread
 // magazine, so every allocation and free of it goes through the checks under the cache
 // lock (as SLUB's debug caches skip the per-cpu fast path). The fast path of every other

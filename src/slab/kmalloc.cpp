@@ -54,9 +54,14 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   std::uint64_t npages;
   // A block of the largest buddy size has no room for a guard frame: it goes unguarded.
   bool guarded = cfg_.guard_platform != nullptr && pages_for(size) < (std::uint64_t{1} << kMaxOrder);
+  bool reused = false;  // a parked run: its guard frame is still protected
   if (guarded) {
     npages = pages_for(size) + 1;
-    head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
+    head = take_guarded(npages);
+    reused = head != nullptr;
+    if (head == nullptr) head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
+    // Frames parked in the cache are free memory: give them back and try once more.
+    if (head == nullptr && drain_guard_cache() != 0) head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
   } else if (cfg_.policy == KmallocPolicy::kPow2) {
     unsigned order = get_order(size);
     head = zone->alloc_pages(order, gfp & ~__GFP_ZERO);
@@ -81,7 +86,7 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
     // frame itself carry a pattern that free_large checks.
     char* end = static_cast<char*>(p) + static_cast<std::size_t>((npages - 1) << kPageShift);
     std::memset(static_cast<char*>(p) + size, kGuardFill, static_cast<std::size_t>(end - static_cast<char*>(p)) - size);
-    bool mmu = cfg_.guard_platform->protect(end, kPageSize, Prot::kNone);
+    bool mmu = reused || cfg_.guard_platform->protect(end, kPageSize, Prot::kNone);
     if (!mmu) std::memset(end, kGuardFill, kPageSize);
     head->lru.freelist = static_cast<std::uint32_t>(size);
     head->lru.objects = mmu ? 1 : 2;
@@ -124,6 +129,8 @@ void Kmalloc::free_large(Page* head, const char* action) {
   if (!head->is(PG_pages)) large_pages_.fetch_sub(npages, std::memory_order_relaxed);
   head->set_owner(kOwnerFree);
   if (guarded) {
+    if (park_guarded(head, npages)) return;  // guard still protected, for the next such run
+    unprotect_guard(head);
     slab_->zone()->free_pages_exact(head, npages);
   } else if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
     slab_->zone()->free_pages(head, ilog2(npages));
@@ -133,30 +140,15 @@ void Kmalloc::free_large(Page* head, const char* action) {
 }
 
 // A guarded block about to be freed: the slack after the size asked for must still hold the
-// pattern, and so must the guard frame when it was not protected; a protected guard frame is
-// made accessible again before the frames go back.
+// pattern, and so must the guard frame when it was not protected (a protected one stays so:
+// the run may be parked; unprotect_guard before its frames go back).
 void Kmalloc::check_guard(Page* head, const char* action) {
   char* p = static_cast<char*>(slab_->phys()->page_address(head));
   std::size_t asked = head->lru.freelist;
   std::size_t usable = large_usable_bytes(head);
   char* guard = p + usable;
-  for (std::size_t i = asked; i < usable; ++i) {
-    if (static_cast<std::uint8_t>(p[i]) != kGuardFill) {
-      StackText<160> why;
-      why.str("large block overrun: byte ")
-          .u(i)
-          .str(" of a block of ")
-          .u(asked)
-          .str(" bytes was written (slack before the guard page)");
-      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
-      break;
-    }
-  }
-  if (head->lru.objects == 1) {
-    if (!cfg_.guard_platform->protect(guard, kPageSize, Prot::kReadWrite))
-      fatal("kmm: cannot make a guard page accessible again (host out of mappings)");
-    return;
-  }
+  check_slack(head, action);
+  if (head->lru.objects == 1) return;  // protected: an overrun into it faulted
   for (std::size_t i = 0; i < kPageSize; ++i) {
     if (static_cast<std::uint8_t>(guard[i]) != kGuardFill) {
       StackText<160> why;
@@ -169,6 +161,102 @@ void Kmalloc::check_guard(Page* head, const char* action) {
       break;
     }
   }
+}
+
+// A protected guard frame is made accessible again before its frames go back.
+void Kmalloc::unprotect_guard(Page* head) {
+  if (head->lru.objects != 1) return;  // patterned, never protected
+  char* guard = static_cast<char*>(slab_->phys()->page_address(head)) + large_usable_bytes(head);
+  if (!cfg_.guard_platform->protect(guard, kPageSize, Prot::kReadWrite))
+    fatal("kmm: cannot make a guard page accessible again (host out of mappings)");
+}
+
+bool Kmalloc::park_guarded(Page* head, std::uint64_t npages) {
+  if (head->lru.objects != 1) return false;  // only a protected guard saves anything
+  std::uint64_t cap = slab_->zone()->managed_pages() / 32;
+  if (cap > 2048) cap = 2048;
+  LockGuard g(guard_cache_lock_);
+  std::uint64_t parked = guard_cache_pages_.load(std::memory_order_relaxed);
+  if (guard_cache_count_ == kGuardCacheSlots || parked + npages > cap) return false;
+  guard_cache_[guard_cache_count_++] = ParkedRun{head, static_cast<std::uint32_t>(npages), false};
+  guard_cache_pages_.store(parked + npages, std::memory_order_relaxed);
+  return true;
+}
+
+Page* Kmalloc::take_guarded(std::uint64_t npages) {
+  if (guard_cache_pages_.load(std::memory_order_relaxed) == 0) return nullptr;
+  LockGuard g(guard_cache_lock_);
+  // Newest first: its frames are the likeliest to be in the CPU's caches.
+  for (unsigned i = guard_cache_count_; i-- > 0;) {
+    if (guard_cache_[i].npages != npages) continue;
+    Page* head = guard_cache_[i].head;
+    guard_cache_[i] = guard_cache_[--guard_cache_count_];
+    guard_cache_pages_.store(guard_cache_pages_.load(std::memory_order_relaxed) - npages, std::memory_order_relaxed);
+    guard_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+    return head;
+  }
+  return nullptr;
+}
+
+std::uint64_t Kmalloc::drain_guard_cache(bool aged_only) {
+  if (guard_cache_pages_.load(std::memory_order_relaxed) == 0) return 0;
+  ParkedRun out[kGuardCacheSlots];
+  unsigned n = 0;
+  {
+    LockGuard g(guard_cache_lock_);
+    for (unsigned i = 0; i < guard_cache_count_;) {
+      if (aged_only && !guard_cache_[i].aged) {
+        guard_cache_[i++].aged = true;
+        continue;
+      }
+      out[n++] = guard_cache_[i];
+      guard_cache_[i] = guard_cache_[--guard_cache_count_];
+    }
+    std::uint64_t given = 0;
+    for (unsigned i = 0; i < n; ++i) given += out[i].npages;
+    guard_cache_pages_.store(guard_cache_pages_.load(std::memory_order_relaxed) - given, std::memory_order_relaxed);
+  }
+  // The frames go back outside the lock (it is a leaf; the zone has its own).
+  std::uint64_t frames = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    unprotect_guard(out[i].head);
+    slab_->zone()->free_pages_exact(out[i].head, out[i].npages);
+    frames += out[i].npages;
+  }
+  return frames;
+}
+
+// The slack between a guarded block's size asked for and its guard frame must hold kGuardFill.
+void Kmalloc::check_slack(Page* head, const char* action) {
+  char* p = static_cast<char*>(slab_->phys()->page_address(head));
+  std::size_t asked = head->lru.freelist;
+  std::size_t usable = large_usable_bytes(head);
+  for (std::size_t i = asked; i < usable; ++i) {
+    if (static_cast<std::uint8_t>(p[i]) != kGuardFill) {
+      StackText<160> why;
+      why.str("large block overrun: byte ")
+          .u(i)
+          .str(" of a block of ")
+          .u(asked)
+          .str(" bytes was written (slack before the guard page)");
+      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+      break;
+    }
+  }
+}
+
+bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) {
+  if (zero_or_null(p) || new_size == 0 || !phys_->owns(p)) return false;
+  Page* head = phys_->virt_to_page(p);
+  if (!head->is(PG_large) || !head->is(PG_head) || !head->is(PG_guarded) || phys_->page_address(head) != p)
+    return false;
+  if (head->get_owner() == kOwnerFree || new_size > large_usable_bytes(head)) return false;
+  // The old slack is checked before part of it becomes the block (a grow would hide damage).
+  check_slack(head, action);
+  std::size_t asked = head->lru.freelist;
+  if (new_size < asked) std::memset(static_cast<char*>(p) + new_size, kGuardFill, asked - new_size);
+  head->lru.freelist = static_cast<std::uint32_t>(new_size);
+  return true;
 }
 
 owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
@@ -217,7 +305,7 @@ std::size_t Kmalloc::ksize(const void* p) const {
     return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
   }
   Page* page = phys->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head)) {
+  if (page->is(PG_large) && page->is(PG_head) && page->get_owner() != kOwnerFree) {
     return page->is(PG_guarded) ? std::size_t{page->lru.freelist} : std::size_t{page->lru.nr_pages} << kPageShift;
   }
   return 0;
@@ -247,7 +335,8 @@ bool Kmalloc::set_owner(const void* p, owner_t owner) {
   if (zero_or_null(p) || !slab_->phys()->owns(p)) return false;
   if (slab_->set_owner(p, owner)) return true;
   Page* page = slab_->phys()->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) {
+  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p &&
+      page->get_owner() != kOwnerFree) {  // a freed (or parked) block is not revived
     page->set_owner(owner);
     return true;
   }
@@ -270,6 +359,10 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
   if (slab_->lookup(p, &info) && info.cache->debug) {
     // A debug cache keeps the size asked for: the red zone follows it as it grows or shrinks.
     if (slab_->resize_in_place(info.cache, p, new_size)) return p;
+  } else if (resize_guarded(p, new_size, "krealloc")) {
+    // So does a guarded block, up to the end of its frames (the slack follows the size).
+    if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
+    return p;
   } else if (new_size <= have) {
     return p;
   }

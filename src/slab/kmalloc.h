@@ -13,9 +13,20 @@
 //
 // Hardening (slab/hardening.h): with guard pages, a page-level block is the pages the request
 // needs (exact, under either policy) plus one guard frame after them (PG_guarded); ksize is
-// then the size asked for, and the slack between it and the guard is checked on free. In a
+// then the size asked for, and the slack between it and the guard is checked on free; krealloc
+// within the block's frames resizes it in place, the slack following the new size. In a
 // debug cache ksize is the size asked for as well, so a caller that writes all of ksize()
 // never touches a red zone.
+//
+// Guarded-run cache (Scudo's secondary cache): a guarded run freed with its guard frame
+// protected is parked, guard still protected, for the next request of the same page count —
+// protecting and unprotecting a frame are two mprotect calls (~7-10 us each on the test VM),
+// which dominate a program that grows page-level blocks by realloc. At most kGuardCacheSlots
+// runs and 1/32 of the managed frames (at most 2048: 8 MiB) wait; Kernel::idle
+// gives back the runs that waited a whole idle period, a failed allocation gives back all
+// (drain_guard_cache). A parked run stays a PG_large|PG_head|PG_guarded block whose owner is
+// kOwnerFree (so a second kfree is a double free and every mem_map walker skips it), not
+// counted in large_pages().
 //
 // Depends on: slab/slab.h, page/, pal/pal.h (guard pages).
 #pragma once
@@ -98,12 +109,35 @@ class Kmalloc {
     if (head->is(PG_guarded) && n != 0) --n;
     return n << kPageShift;
   }
+  // Resizes a live guarded page-level block without moving it when `new_size` fits its
+  // frames (the guard frame excluded): the old slack is checked (damage is reported as
+  // corruption in `action`), the new slack patterned, ksize becomes new_size. False, and
+  // nothing changed, for any other pointer or a size that does not fit.
+  bool resize_guarded(void* p, std::size_t new_size, const char* action);
+  // Gives the parked guarded runs back to the page allocator (all of them, or only those
+  // that were already parked at the previous call when `aged_only`); returns the frames given.
+  std::uint64_t drain_guard_cache(bool aged_only = false);
+  std::uint64_t guard_cache_pages() const { return guard_cache_pages_.load(std::memory_order_relaxed); }
+  std::uint64_t guard_cache_hits() const { return guard_cache_hits_.load(std::memory_order_relaxed); }
+  SpinLock& guard_cache_lock() { return guard_cache_lock_; }  // Kernel::lock_all (fork)
+  // Persistent RAM's attach: a free lock and an empty cache (guard_pages is refused with a
+  // backing file, so nothing was parked; a crash inside fork may have left the lock taken).
+  void reset_guard_cache() {
+    guard_cache_lock_.unlock();  // free, whoever held it before the crash
+    guard_cache_count_ = 0;
+    guard_cache_pages_.store(0, std::memory_order_relaxed);
+    guard_cache_hits_.store(0, std::memory_order_relaxed);
+  }
   // Bytes a large request of `size` takes under the policy (0 when it must fail).
   std::uint64_t large_footprint(std::size_t size) const;
 
  private:
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
   void check_guard(Page* head, const char* action);
+  void check_slack(Page* head, const char* action);
+  void unprotect_guard(Page* head);
+  bool park_guarded(Page* head, std::uint64_t npages);
+  Page* take_guarded(std::uint64_t npages);
   void* kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner);
   owner_t kfree_slow(const void* p, const char* action);
 
@@ -114,6 +148,18 @@ class Kmalloc {
   KmemCache* classes_[kNrKmallocClasses] = {};
   std::uint8_t small_index_[25] = {};  // (size + 7) / 8 -> class, for size <= 192
   std::atomic<std::uint64_t> large_pages_{0};
+
+  struct ParkedRun {
+    Page* head;
+    std::uint32_t npages;
+    bool aged;  // parked before the last drain_guard_cache(aged_only)
+  };
+  static constexpr unsigned kGuardCacheSlots = 32;
+  SpinLock guard_cache_lock_;  // a leaf: nothing is taken under it
+  ParkedRun guard_cache_[kGuardCacheSlots] = {};
+  unsigned guard_cache_count_ = 0;                   // under guard_cache_lock_
+  std::atomic<std::uint64_t> guard_cache_pages_{0};  // written under the lock
+  std::atomic<std::uint64_t> guard_cache_hits_{0};
 };
 
 }  // namespace kmm

@@ -316,14 +316,95 @@ TEST(GuardPages, LargeBlocksGetAnExactRunAndOneGuardFrame) {
   EXPECT_EQ(Kmalloc::large_usable_bytes(head), 3 * kPageSize);
   std::memset(p, 1, 10000);
   m.km.kfree(p);
+  EXPECT_EQ(m.km.guard_cache_pages(), 4u) << "parked, guard still protected";
+  EXPECT_EQ(m.km.drain_guard_cache(), 4u);
   EXPECT_EQ(m.zone.free_pages(), free0);
-  // The frame is usable again after the free (unprotected): a new block may cover it.
+  // The frame is usable again after the drain (unprotected): a new block may cover it.
   std::vector<char*> blocks;
   for (int i = 0; i < 8; ++i) {
     blocks.push_back(static_cast<char*>(m.km.kmalloc(2 * kPageSize + 1, GFP_KERNEL, kOwnerKernel)));
     std::memset(blocks.back(), 2, 2 * kPageSize + 1);
   }
   for (char* b : blocks) m.km.kfree(b);
+  m.km.drain_guard_cache();
+  EXPECT_EQ(m.zone.free_pages(), free0);
+  EXPECT_TRUE(m.check());
+}
+
+TEST(GuardPages, AFreedRunIsParkedAndTakenAgainBySameSizedRequest) {
+  Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+  ASSERT_TRUE(m.ok());
+  std::uint64_t free0 = m.zone.free_pages();
+  auto* p = static_cast<char*>(m.km.kmalloc(10000, GFP_KERNEL, kOwnerKernel));
+  m.km.kfree(p);
+  EXPECT_EQ(m.km.large_pages(), 0u) << "a parked run is not a live block";
+  EXPECT_EQ(m.km.ksize(p), 0u);
+  EXPECT_EQ(m.km.owner_of(p), kOwnerFree);
+  EXPECT_FALSE(m.km.set_owner(p, kOwnerKernel)) << "a parked run is not revived";
+  // Same page count (3 + guard), different size: the parked run, slack patterned anew.
+  auto* q = static_cast<char*>(m.km.kmalloc(12000, GFP_KERNEL | __GFP_ZERO, kOwnerKernel));
+  EXPECT_EQ(q, p);
+  EXPECT_EQ(m.km.guard_cache_hits(), 1u);
+  EXPECT_EQ(m.km.guard_cache_pages(), 0u);
+  EXPECT_EQ(m.km.ksize(q), 12000u);
+  for (std::size_t i = 0; i < 12000; ++i) ASSERT_EQ(q[i], 0) << i;
+  for (std::size_t i = 12000; i < 3 * kPageSize; ++i) ASSERT_EQ(static_cast<std::uint8_t>(q[i]), kGuardFill) << i;
+  EXPECT_EQ(m.phys.virt_to_page(q)->lru.objects, 1u) << "its guard is still protected";
+  // Another page count does not take it.
+  auto* r = static_cast<char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(m.km.guard_cache_hits(), 1u);
+  m.km.kfree(q);
+  m.km.kfree(r);
+  EXPECT_EQ(m.km.guard_cache_pages(), 4u + 6u);
+  m.km.drain_guard_cache();
+  EXPECT_EQ(m.zone.free_pages(), free0);
+  EXPECT_TRUE(m.check());
+}
+
+TEST(GuardPages, ParkedRunsGoBackAfterAWholeIdlePeriodWhenTheCacheIsFullOrOnFailure) {
+  Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+  ASSERT_TRUE(m.ok());
+  std::uint64_t free0 = m.zone.free_pages();
+  // Aging: the first aged drain marks, the second gives back what was parked before the first.
+  m.km.kfree(m.km.kmalloc(2 * kPageSize + 1, GFP_KERNEL, kOwnerKernel));  // 3 + 1 frames
+  EXPECT_EQ(m.km.drain_guard_cache(true), 0u);
+  m.km.kfree(m.km.kmalloc(4 * kPageSize, GFP_KERNEL, kOwnerKernel));  // 4 + 1, parked after the mark
+  EXPECT_EQ(m.km.drain_guard_cache(true), 4u);
+  EXPECT_EQ(m.km.guard_cache_pages(), 5u);
+  EXPECT_EQ(m.km.drain_guard_cache(true), 5u);
+  EXPECT_EQ(m.zone.free_pages(), free0);
+  // At most 1/32 of the managed frames wait: a run that would pass it goes straight back.
+  std::uint64_t cap = m.zone.managed_pages() / 32;
+  std::vector<void*> big;
+  for (std::uint64_t parked = 0; parked + 9 <= cap; parked += 9)
+    big.push_back(m.km.kmalloc(8 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  void* one_more = m.km.kmalloc(8 * kPageSize, GFP_KERNEL, kOwnerKernel);
+  for (void* b : big) m.km.kfree(b);
+  std::uint64_t parked = m.km.guard_cache_pages();
+  EXPECT_LE(parked, cap);
+  m.km.kfree(one_more);
+  EXPECT_EQ(m.km.guard_cache_pages(), parked) << "over the cap: given back, not parked";
+  // Exhaustion: an allocation that finds no frames drains the cache and tries again.
+  std::vector<void*> fill;
+  while (void* b = m.km.kmalloc(16 * kPageSize, GFP_KERNEL, kOwnerKernel)) fill.push_back(b);
+  EXPECT_EQ(m.km.guard_cache_pages(), 0u) << "drained before the allocation failed";
+  for (void* b : fill) m.km.kfree(b);
+  m.km.drain_guard_cache();
+  EXPECT_EQ(m.zone.free_pages(), free0);
+  EXPECT_TRUE(m.check());
+}
+
+TEST(GuardPages, ASecondFreeOfAParkedRunIsADoubleFree) {
+  Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+  ASSERT_TRUE(m.ok());
+  ReportCapture cap;
+  void* p = m.km.kmalloc(10000, GFP_KERNEL, kOwnerKernel);
+  m.km.kfree(p);
+  m.km.kfree(p);
+  ASSERT_EQ(cap.reports().size(), 1u);
+  EXPECT_EQ(cap.reports()[0].kind, ErrorKind::kDoubleFree);
+  EXPECT_EQ(m.km.guard_cache_pages(), 4u) << "parked once";
+  m.km.drain_guard_cache();
   EXPECT_TRUE(m.check());
 }
 
@@ -343,12 +424,80 @@ TEST(GuardPages, TheLargestBuddyBlockHasNoRoomForAGuard) {
   EXPECT_TRUE(m.check());
 }
 
+TEST(GuardPages, KreallocWithinTheFramesStaysInPlaceAndTheSlackFollows) {
+  Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+  ASSERT_TRUE(m.ok());
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(9000, GFP_KERNEL, kOwnerKernel));  // 3 frames + guard
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 9000; ++i) p[i] = static_cast<unsigned char>(i);
+  std::uint64_t free0 = m.zone.free_pages();
+  // Grow to the end of the frames: same block, ksize follows, the new bytes are writable.
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 3 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  ASSERT_EQ(q, p);
+  EXPECT_EQ(m.km.ksize(p), 3 * kPageSize);
+  std::memset(p + 9000, 7, 3 * kPageSize - 9000);
+  // Shrink: ksize follows and the bytes given up become slack (checked at free).
+  ASSERT_EQ(m.km.krealloc(p, 5000, GFP_KERNEL, kOwnerKernel), p);
+  EXPECT_EQ(m.km.ksize(p), 5000u);
+  for (std::size_t i = 5000; i < 3 * kPageSize; ++i) ASSERT_EQ(p[i], kGuardFill) << i;
+  // __GFP_ZERO: the part grown into reads zero.
+  ASSERT_EQ(m.km.krealloc(p, 11000, GFP_KERNEL | __GFP_ZERO, kOwnerKernel), p);
+  for (std::size_t i = 5000; i < 11000; ++i) ASSERT_EQ(p[i], 0u) << i;
+  for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i)) << i;
+  EXPECT_EQ(m.zone.free_pages(), free0) << "no frames taken or given back";
+  // Past the frames: the block moves to a new guarded run, contents kept.
+  auto* r = static_cast<unsigned char*>(m.km.krealloc(p, 3 * kPageSize + 1, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r, p);
+  EXPECT_EQ(m.km.ksize(r), 3 * kPageSize + 1);
+  for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i)) << i;
+  m.km.kfree(r);
+  EXPECT_TRUE(m.check());
+}
+
+TEST(GuardPagesDeathTest, SlackDamageIsReportedWhenKreallocGrowsOverIt) {
+  // Growing in place would make the damaged byte part of the block: the check comes first.
+  EXPECT_DEATH(
+      {
+        Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+        auto* p = static_cast<char*>(m.km.kmalloc(9000, GFP_KERNEL, kOwnerKernel));
+        p[9001] = 0;
+        m.km.krealloc(p, 10000, GFP_KERNEL, kOwnerKernel);
+      },
+      "corruption in krealloc.*large block overrun: byte 9001 of a block of 9000 bytes");
+}
+
+TEST(GuardPagesDeathTest, AWriteIntoTheSlackAKreallocGaveUpIsReportedAtFree) {
+  EXPECT_DEATH(
+      {
+        Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+        auto* p = static_cast<char*>(m.km.kmalloc(12000, GFP_KERNEL, kOwnerKernel));
+        p = static_cast<char*>(m.km.krealloc(p, 9000, GFP_KERNEL, kOwnerKernel));
+        p[9000] = 0;
+        m.km.kfree(p);
+      },
+      "corruption in kfree.*large block overrun: byte 9000 of a block of 9000 bytes");
+}
+
 TEST(GuardPagesDeathTest, ALinearOverrunFaultsAtTheGuard) {
   EXPECT_DEATH(
       {
         Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
         auto* p =
             static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel)));
+        for (std::size_t i = 0; i <= 3 * kPageSize; ++i) p[i] = 1;  // the last store hits the guard
+      },
+      "");
+}
+
+TEST(GuardPagesDeathTest, ARunTakenFromTheCacheStillFaultsAtItsGuard) {
+  EXPECT_DEATH(
+      {
+        Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+        m.km.kfree(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel));
+        auto* p =
+            static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize - 5, GFP_KERNEL, kOwnerKernel)));
+        if (m.km.guard_cache_hits() != 1) std::exit(0);             // not reused: exiting cleanly fails the test
         for (std::size_t i = 0; i <= 3 * kPageSize; ++i) p[i] = 1;  // the last store hits the guard
       },
       "");
@@ -429,6 +578,7 @@ TEST(Hardening, RandomWorkloadWithEveryOptionKeepsTheInvariants) {
   }
   for (const Live& l : live) m.km.kfree(l.p);
   m.slab.quarantine_flush();
+  m.km.drain_guard_cache();  // parked guarded runs are free memory too
   ASSERT_TRUE(m.check());
   for (unsigned i = 0; i < kNrKmallocClasses; ++i) EXPECT_EQ(m.km.class_cache(i)->active_objects(), 0u);
   EXPECT_EQ(m.km.large_pages(), 0u);

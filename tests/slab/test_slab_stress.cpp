@@ -2,9 +2,10 @@
 // a third of the objects freed on another thread than the one that allocated them (through
 // a locked hand-off queue); then drain, check invariants, and see every page come back to
 // the zone. Labelled `stress`: CI runs it under ThreadSanitizer. A second run does it under
-// fault injection.
+// fault injection; a third runs page-level blocks through guard_pages' guarded-run cache.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -189,6 +190,105 @@ TEST(SlabStress, CrossThreadUnderFaultInjection) {
   // Every slab-class kmalloc was a failslab call (large ones go to the page allocator).
   EXPECT_GT(slab_calls, n.allocs.load() * 9 / 10);
   EXPECT_EQ(report_count(), 0u);
+  expect_all_returned(m, start_free);
+}
+
+// guard_pages with the guarded-run cache (slab/kmalloc.h): 4 threads allocate page-level
+// blocks of a few page counts (so runs are parked and taken again), grow some in place or
+// past their frames with krealloc and hand a third to the others, while a fifth thread gives
+// parked runs back as Kernel::idle does (aged, and now and then all of them). No block is
+// damaged, no report is made, and every frame comes back once the cache is drained.
+TEST(SlabStress, GuardedRunsParkedAndTakenFromManyThreads) {
+  test::default_report_policy();
+  MachineOptions o = stress_machine();
+  o.slab_cfg.hardening.guard_pages = true;
+  o.kmalloc_cfg.guard_platform = &mmap_platform();
+  Machine m(o);
+  ASSERT_TRUE(m.ok());
+  const std::uint64_t start_free = m.zone.free_pages();
+  HandOff queue;
+  Counts n;
+  std::atomic<bool> done{false};
+  std::thread drainer([&] {
+    for (unsigned i = 0; !done.load(std::memory_order_relaxed); ++i) {
+      m.km.drain_guard_cache(/*aged_only=*/i % 8 != 0);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937 gen(91 + static_cast<unsigned>(t));
+      auto rng = [&gen] { return static_cast<unsigned>(gen()); };
+      static constexpr std::size_t kSizes[] = {9000, 13000, 20000, 40000};
+      std::vector<Block> mine;
+      for (int i = 0; i < 4000; ++i) {
+        unsigned r = rng() % 100;
+        if (r < 45 || mine.empty()) {
+          std::size_t size = kSizes[rng() % 4] - rng() % 64;
+          auto* p = static_cast<unsigned char*>(m.km.kmalloc(size, GFP_KERNEL, static_cast<owner_t>(2 + t)));
+          n.allocs.fetch_add(1);
+          if (p == nullptr) {
+            n.nulls.fetch_add(1);
+            continue;
+          }
+          auto tag = static_cast<unsigned char>(rng() | 1);
+          std::memset(p, tag, size);
+          Block b{p, size, tag};
+          if (rng() % 3 == 0) {
+            queue.push(b);
+          } else {
+            mine.push_back(b);
+          }
+        } else if (r < 60) {
+          // Grow (within the frames or past them) or shrink; the tag must survive.
+          Block& b = mine[rng() % mine.size()];
+          std::size_t size = kSizes[rng() % 4] + rng() % 3000;
+          if (!intact(b)) n.corrupt.fetch_add(1);
+          auto* q = static_cast<unsigned char*>(m.km.krealloc(b.p, size, GFP_KERNEL, static_cast<owner_t>(2 + t)));
+          if (q == nullptr) {
+            n.nulls.fetch_add(1);
+            continue;
+          }
+          if (q[0] != b.tag || q[std::min(size, b.size) - 1] != b.tag) n.corrupt.fetch_add(1);
+          std::memset(q, b.tag, size);
+          b = Block{q, size, b.tag};
+        } else if (r < 85) {
+          std::size_t k = rng() % mine.size();
+          Block b = mine[k];
+          mine[k] = mine.back();
+          mine.pop_back();
+          if (!intact(b)) n.corrupt.fetch_add(1);
+          m.km.kfree(b.p);
+        } else {
+          Block b;
+          if (queue.pop(&b)) {
+            if (!intact(b)) n.corrupt.fetch_add(1);
+            m.km.kfree(b.p);
+            n.cross_frees.fetch_add(1);
+          }
+        }
+      }
+      for (const Block& b : mine) {
+        if (!intact(b)) n.corrupt.fetch_add(1);
+        m.km.kfree(b.p);
+      }
+    });
+  }
+  for (auto& th : workers) th.join();
+  done.store(true);
+  drainer.join();
+  Block b;
+  while (queue.pop(&b)) {
+    if (!intact(b)) n.corrupt.fetch_add(1);
+    m.km.kfree(b.p);
+  }
+  EXPECT_EQ(n.corrupt.load(), 0u);
+  EXPECT_EQ(n.nulls.load(), 0u) << "64 MiB is far more than this workload holds";
+  EXPECT_GT(m.km.guard_cache_hits(), 1000u) << "runs were taken from the cache";
+  EXPECT_EQ(report_count(), 0u);
+  m.km.drain_guard_cache();
+  EXPECT_EQ(m.km.guard_cache_pages(), 0u);
   expect_all_returned(m, start_free);
 }
 

@@ -1,9 +1,12 @@
-// Huge blocks (src/shim/huge.cpp, requests over 4 MiB) under guard_pages: this program links
-// libkmm-preload.so and runs with KMM_OPTIONS=guard_pages=on (tests/shim/CMakeLists.txt), so
-// every huge block is followed by a PROT_NONE page and its slack is patterned. The tests show
-// an overrun past the pages faulting at once, one into the slack reported at free and at
-// realloc, and the malloc family keeping glibc's semantics on guarded blocks (usable size,
-// zeroing, alignment, realloc growing and shrinking in place through mremap).
+// The preload shim under guard_pages: this program links libkmm-preload.so and runs with
+// KMM_OPTIONS=guard_pages=on (tests/shim/CMakeLists.txt). Huge blocks (src/shim/huge.cpp,
+// over 4 MiB) are followed by a PROT_NONE page and their slack is patterned: an overrun past
+// the pages faults at once, one into the slack is reported at free and at realloc, and the
+// malloc family keeps glibc's semantics on them (usable size, zeroing, alignment, realloc
+// growing and shrinking through mremap). Page runs (8 KiB .. 4 MiB, src/shim/alloc.cpp's
+// resize over Kmalloc::resize_guarded) keep the size asked for through realloc: growth within
+// the frames stays in place, growth past them moves to a run whose slack starts at the new
+// size, not at the room the shim leaves for the next growth.
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -84,6 +87,40 @@ TEST(HugeGuard, ReallocGrowsAndShrinksKeepingContentsAndGuard) {
     }
   }
   free(p);
+}
+
+TEST(PageRunGuard, ReallocKeepsTheSizeAskedAndGrowsInPlaceWithinTheFrames) {
+  auto* p = static_cast<unsigned char*>(malloc(opaque(9000)));  // 3 frames + guard
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(malloc_usable_size(p), 9000u);
+  for (std::size_t i = 0; i < 9000; ++i) p[i] = static_cast<unsigned char>(i);
+  auto* q = static_cast<unsigned char*>(realloc(p, opaque(12000)));
+  ASSERT_EQ(q, p) << "12000 bytes still fit the 3 frames";
+  EXPECT_EQ(malloc_usable_size(p), 12000u);
+  std::memset(p + 9000, 3, 3000);
+  // Past the frames: a new run, with room for growth, but usable is what was asked.
+  q = static_cast<unsigned char*>(realloc(p, opaque(13000)));
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(malloc_usable_size(q), 13000u);
+  for (std::size_t i = 0; i < 9000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
+  std::memset(q + 12000, 4, 1000);
+  // The room left (15000 bytes asked of the page allocator: 4 frames) takes the next growth.
+  auto* r = static_cast<unsigned char*>(realloc(q, opaque(16000)));
+  EXPECT_EQ(r, q);
+  EXPECT_EQ(malloc_usable_size(r), 16000u);
+  std::memset(r, 5, 16000);
+  free(r);
+}
+
+TEST(PageRunGuardDeathTest, AnOverrunPastTheSizeAReallocAskedForIsReported) {
+  EXPECT_DEATH(
+      {
+        auto* p = keep(static_cast<char*>(malloc(opaque(12000))));
+        p = keep(static_cast<char*>(realloc(p, opaque(13000))));  // moved, with room for growth
+        poke(p, 13000);
+        free(p);
+      },
+      "heap corruption in free.*large block overrun: byte 13000 of a block of 13000 bytes");
 }
 
 TEST(HugeGuardDeathTest, WriteOnePagePastTheBlockFaults) {
