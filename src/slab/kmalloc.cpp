@@ -246,6 +246,7 @@ void Kmalloc::check_slack(Page* head, const char* action) {
 }
 
 bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) {
+  if (cfg_.guard_platform == nullptr) return false;  // guard_pages off: no guarded runs
   if (zero_or_null(p) || new_size == 0 || !phys_->owns(p)) return false;
   Page* head = phys_->virt_to_page(p);
   if (!head->is(PG_large) || !head->is(PG_head) || !head->is(PG_guarded) || phys_->page_address(head) != p)
