@@ -225,9 +225,9 @@ class Kernel {
   static Kernel* attach(FilePlatform* fp, const BootConfig& cfg, BootError* err);
   // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
   // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
-  // list, cache registry, each cache), grow, zone, log, kmalloc's guarded-run cache (a
-  // leaf) — so no lock is held mid-update when the
-  // process forks; unlock_all releases them, in the parent and in the child.
+  // list, cache registry, each cache), grow, zone, log, kmalloc's guarded-run cache (a leaf)
+  // — so no lock is held mid-update when the process forks; unlock_all releases them, in the
+  // parent and in the child.
   void lock_all();
   void unlock_all();
 

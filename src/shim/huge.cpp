@@ -16,7 +16,8 @@
 // guard together and protecting the new guard (mremap cannot move a range that spans two
 // protections).
 //
-// Depends on: shim.h, base/ (reports, text), slab/hardening.h (the guard pattern), POSIX
+// Depends on: shim.h, base/ (reports, text, round_up), slab/hardening.h (the guard pattern
+// and its check), POSIX
 // mmap/mprotect/mremap. Locking: one spinlock (g_lock), taken after the
 // plug-in table lock and before any kernel lock (see alloc.cpp's fork handlers).
 // Invariants: every entry's key is the user pointer of a live mapping of `map_bytes` bytes
@@ -28,6 +29,7 @@
 
 #include <cstring>
 
+#include "base/bits.h"
 #include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
@@ -103,18 +105,10 @@ bool insert_locked(const Entry& e) {
   return true;
 }
 
-bool guard_on() {
-  return g_opts.hardening.guard_pages;
-}
-
-std::size_t page_round(std::size_t n) {
-  return (n + kPageSize - 1) & ~(kPageSize - 1);
-}
-
 // Turns the last page of a guarded entry's mapping into its guard and patterns the slack.
 void arm_guard(Entry* e) {
   char* user = reinterpret_cast<char*>(e->key);
-  std::size_t block = page_round(e->usable);
+  std::size_t block = static_cast<std::size_t>(round_up(e->usable, kPageSize));
   std::memset(user + e->usable, kGuardFill, block - e->usable);
   char* guard = user + block;
   e->guard_patterned = ::mprotect(guard, kPageSize, PROT_NONE) != 0;
@@ -125,19 +119,18 @@ void arm_guard(Entry* e) {
 // again; damage is heap corruption, reported (and fatal) before the mapping is reused.
 void disarm_guard(const Entry& e, const char* action) {
   char* user = reinterpret_cast<char*>(e.key);
-  std::size_t block = page_round(e.usable);
-  std::size_t end = block + (e.guard_patterned ? kPageSize : 0);
-  for (std::size_t i = e.usable; i < end; ++i) {
-    if (static_cast<std::uint8_t>(user[i]) != kGuardFill) {
-      StackText<160> why;
-      why.str("huge block overrun: byte ")
-          .u(i)
-          .str(" of a block of ")
-          .u(e.usable)
-          .str(i < block ? " bytes was written (slack before the guard page)" : " bytes was written (its guard page)");
-      report({ErrorKind::kCorruption, action, user, nullptr, e.usable, why.data()});
-      break;
-    }
+  std::size_t block = static_cast<std::size_t>(round_up(e.usable, kPageSize));
+  std::size_t checked = block + (e.guard_patterned ? kPageSize : 0) - e.usable;
+  std::size_t bad = first_not(user + e.usable, checked, kGuardFill);
+  if (bad != checked) {
+    std::size_t i = e.usable + bad;
+    StackText<160> why;
+    why.str("huge block overrun: byte ")
+        .u(i)
+        .str(" of a block of ")
+        .u(e.usable)
+        .str(i < block ? " bytes was written (slack before the guard page)" : " bytes was written (its guard page)");
+    report({ErrorKind::kCorruption, action, user, nullptr, e.usable, why.data()});
   }
   if (!e.guard_patterned && ::mprotect(user + block, kPageSize, PROT_READ | PROT_WRITE) != 0)
     fatal("kmm: cannot make a huge block's guard page accessible again (host out of mappings)");
@@ -154,8 +147,8 @@ void huge_unlock() {
 
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   if (align < kPageSize) align = kPageSize;
-  bool guarded = guard_on();
-  std::size_t block = page_round(size);
+  bool guarded = g_opts.hardening.guard_pages;
+  std::size_t block = static_cast<std::size_t>(round_up(size, kPageSize));
   if (block < size) return nullptr;
   std::size_t bytes = block + (guarded ? kPageSize : 0);  // the block and its guard page
   if (bytes < block) return nullptr;
@@ -233,7 +226,7 @@ bool huge_set_owner(const void* p, owner_t o) {
 }
 
 void* huge_resize(void* p, std::size_t size, const char* action) {
-  std::size_t block = page_round(size);
+  std::size_t block = static_cast<std::size_t>(round_up(size, kPageSize));
   if (block < size) return nullptr;
   LockGuard g(g_lock);
   Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));

@@ -1,7 +1,9 @@
-// kmm/slab/hardening.cpp — parsing and printing of the hardening options (hardening.h).
+// kmm/slab/hardening.cpp — parsing and printing of the hardening options (hardening.h), and
+// the pattern check every option's verification uses (first_not).
 // Depends on: base/options.h (sizes), base/text.h. Allocates nothing.
 #include "slab/hardening.h"
 
+#include <cstring>
 #include <initializer_list>  // for (x : {a, b}); not pulled in by freestanding headers
 
 #include "base/options.h"
@@ -75,6 +77,21 @@ std::size_t describe_hardening(const HardeningConfig& h, char* out, std::size_t 
   }
   if (s.size() == 0) s.str("none");
   return s.size();
+}
+
+// First byte in [p, p + n) that is not `pattern`, or n. Eight bytes a step (poison checks
+// read every byte of every object a debug cache hands out), then the odd tail.
+std::size_t first_not(const char* p, std::size_t n, std::uint8_t pattern) {
+  const std::uint64_t word = 0x0101010101010101ull * pattern;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    if (w != word) break;
+  }
+  for (; i < n; ++i)
+    if (static_cast<std::uint8_t>(p[i]) != pattern) return i;
+  return n;
 }
 
 }  // namespace kmm

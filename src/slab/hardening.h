@@ -66,6 +66,10 @@ inline constexpr std::uint8_t kGuardFill = 0xfd;    // pattern guard (no MMU pro
 inline constexpr unsigned kRedzoneMin = 8;          // bytes of red zone after each object
 inline constexpr std::uint64_t kMaxQuarantineBytes = std::uint64_t{1} << 30;
 
+// First byte in [p, p + n) that is not `pattern`, or n: the check of every poison, red-zone
+// and guard pattern (slab.cpp, kmalloc.cpp, the shim's huge blocks).
+std::size_t first_not(const char* p, std::size_t n, std::uint8_t pattern);
+
 // Sets one option from its key and value (the shared syntax of KMM_OPTIONS and scenario
 // `boot` lines): freelist_hardened, redzone, poison, guard_pages take on/off (1/0, yes/no,
 // true/false); quarantine takes a size (0, 256K, 4M). Returns false when the key is not a

@@ -143,24 +143,20 @@ void Kmalloc::free_large(Page* head, const char* action) {
 // pattern, and so must the guard frame when it was not protected (a protected one stays so:
 // the run may be parked; unprotect_guard before its frames go back).
 void Kmalloc::check_guard(Page* head, const char* action) {
+  check_slack(head, action);
+  if (head->lru.objects == 1) return;  // protected: an overrun into it faulted
   char* p = static_cast<char*>(slab_->phys()->page_address(head));
   std::size_t asked = head->lru.freelist;
   std::size_t usable = large_usable_bytes(head);
-  char* guard = p + usable;
-  check_slack(head, action);
-  if (head->lru.objects == 1) return;  // protected: an overrun into it faulted
-  for (std::size_t i = 0; i < kPageSize; ++i) {
-    if (static_cast<std::uint8_t>(guard[i]) != kGuardFill) {
-      StackText<160> why;
-      why.str("large block overrun into its guard page: byte ")
-          .u(usable + i)
-          .str(" of a block of ")
-          .u(asked)
-          .str(" bytes was written");
-      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
-      break;
-    }
-  }
+  std::size_t bad = first_not(p + usable, kPageSize, kGuardFill);
+  if (bad == kPageSize) return;
+  StackText<160> why;
+  why.str("large block overrun into its guard page: byte ")
+      .u(usable + bad)
+      .str(" of a block of ")
+      .u(asked)
+      .str(" bytes was written");
+  report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
 }
 
 // A protected guard frame is made accessible again before its frames go back.
@@ -178,7 +174,7 @@ bool Kmalloc::park_guarded(Page* head, std::uint64_t npages) {
   LockGuard g(guard_cache_lock_);
   std::uint64_t parked = guard_cache_pages_.load(std::memory_order_relaxed);
   if (guard_cache_count_ == kGuardCacheSlots || parked + npages > cap) return false;
-  guard_cache_[guard_cache_count_++] = ParkedRun{head, static_cast<std::uint32_t>(npages), false};
+  guard_cache_[guard_cache_count_++] = ParkedRun{head, false};
   guard_cache_pages_.store(parked + npages, std::memory_order_relaxed);
   return true;
 }
@@ -188,7 +184,7 @@ Page* Kmalloc::take_guarded(std::uint64_t npages) {
   LockGuard g(guard_cache_lock_);
   // Newest first: its frames are the likeliest to be in the CPU's caches.
   for (unsigned i = guard_cache_count_; i-- > 0;) {
-    if (guard_cache_[i].npages != npages) continue;
+    if (guard_cache_[i].head->get_nr_pages() != npages) continue;
     Page* head = guard_cache_[i].head;
     guard_cache_[i] = guard_cache_[--guard_cache_count_];
     guard_cache_pages_.store(guard_cache_pages_.load(std::memory_order_relaxed) - npages, std::memory_order_relaxed);
@@ -213,15 +209,16 @@ std::uint64_t Kmalloc::drain_guard_cache(bool aged_only) {
       guard_cache_[i] = guard_cache_[--guard_cache_count_];
     }
     std::uint64_t given = 0;
-    for (unsigned i = 0; i < n; ++i) given += out[i].npages;
+    for (unsigned i = 0; i < n; ++i) given += out[i].head->get_nr_pages();
     guard_cache_pages_.store(guard_cache_pages_.load(std::memory_order_relaxed) - given, std::memory_order_relaxed);
   }
   // The frames go back outside the lock (it is a leaf; the zone has its own).
   std::uint64_t frames = 0;
   for (unsigned i = 0; i < n; ++i) {
+    std::uint64_t npages = out[i].head->get_nr_pages();
     unprotect_guard(out[i].head);
-    slab_->zone()->free_pages_exact(out[i].head, out[i].npages);
-    frames += out[i].npages;
+    slab_->zone()->free_pages_exact(out[i].head, npages);
+    frames += npages;
   }
   return frames;
 }
@@ -230,19 +227,16 @@ std::uint64_t Kmalloc::drain_guard_cache(bool aged_only) {
 void Kmalloc::check_slack(Page* head, const char* action) {
   char* p = static_cast<char*>(slab_->phys()->page_address(head));
   std::size_t asked = head->lru.freelist;
-  std::size_t usable = large_usable_bytes(head);
-  for (std::size_t i = asked; i < usable; ++i) {
-    if (static_cast<std::uint8_t>(p[i]) != kGuardFill) {
-      StackText<160> why;
-      why.str("large block overrun: byte ")
-          .u(i)
-          .str(" of a block of ")
-          .u(asked)
-          .str(" bytes was written (slack before the guard page)");
-      report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
-      break;
-    }
-  }
+  std::size_t slack = large_usable_bytes(head) - asked;
+  std::size_t bad = first_not(p + asked, slack, kGuardFill);
+  if (bad == slack) return;
+  StackText<160> why;
+  why.str("large block overrun: byte ")
+      .u(asked + bad)
+      .str(" of a block of ")
+      .u(asked)
+      .str(" bytes was written (slack before the guard page)");
+  report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
 }
 
 bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) {

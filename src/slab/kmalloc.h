@@ -150,9 +150,8 @@ class Kmalloc {
   std::atomic<std::uint64_t> large_pages_{0};
 
   struct ParkedRun {
-    Page* head;
-    std::uint32_t npages;
-    bool aged;  // parked before the last drain_guard_cache(aged_only)
+    Page* head;  // its page count is head->get_nr_pages(), guard frame included
+    bool aged;   // parked before the last drain_guard_cache(aged_only)
   };
   static constexpr unsigned kGuardCacheSlots = 32;
   SpinLock guard_cache_lock_;  // a leaf: nothing is taken under it

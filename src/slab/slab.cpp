@@ -30,21 +30,6 @@ std::uint64_t mix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// First byte in [p, p + n) that is not `pattern`, or n. Eight bytes a step (poison checks
-// read every byte of every object a debug cache hands out), then the odd tail.
-std::size_t first_not(const char* p, std::size_t n, std::uint8_t pattern) {
-  const std::uint64_t word = 0x0101010101010101ull * pattern;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, sizeof w);
-    if (w != word) break;
-  }
-  for (; i < n; ++i)
-    if (static_cast<std::uint8_t>(p[i]) != pattern) return i;
-  return n;
-}
-
 }  // namespace
 
 void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {

@@ -17,20 +17,15 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../common/opaque.h"
+
 namespace {
 
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kHuge = (std::size_t{5} << 20) + 123;  // over 4 MiB, not page-aligned
 
-template <typename T>
-T* keep(T* p) {
-  asm volatile("" : "+r"(p) : : "memory");
-  return p;
-}
-std::size_t opaque(std::size_t n) {
-  asm volatile("" : "+r"(n));
-  return n;
-}
+using kmm::test::keep;    // the compiler may drop a malloc whose result is unused, or a pair
+using kmm::test::opaque;  // a size it cannot see, so the call is made as written
 // A store the compiler cannot drop as dead (it is followed by free or realloc).
 void poke(char* p, std::size_t i) {
   *static_cast<volatile char*>(p + i) = 1;

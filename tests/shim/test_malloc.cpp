@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/opaque.h"
 #include "kmm/kmm.h"
 
 namespace {
@@ -26,16 +27,8 @@ bool aligned(const void* p, std::size_t a) {
   return reinterpret_cast<std::uintptr_t>(p) % a == 0;
 }
 
-// The compiler may drop a malloc whose result is unused, or a malloc/free pair: keep them.
-template <typename T>
-T* keep(T* p) {
-  asm volatile("" : "+r"(p) : : "memory");
-  return p;
-}
-std::size_t opaque(std::size_t n) {
-  asm volatile("" : "+r"(n));
-  return n;
-}
+using kmm::test::keep;    // the compiler may drop a malloc whose result is unused, or a pair
+using kmm::test::opaque;  // a size it cannot see, so the call is made as written
 
 TEST(Shim, IsTheProcessAllocator) {
   EXPECT_EQ(kmm_active(), 1);
