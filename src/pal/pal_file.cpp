@@ -39,6 +39,28 @@ bool superblock_valid(const Superblock& sb) {
   return std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) == 0 && sb.checksum == superblock_checksum(sb);
 }
 
+namespace {
+
+// kmm's "formatting" superblock: a file that holds it is kmm's own, unfinished, and may be
+// formatted again. map_addr is 0 until reserve() has placed the mapping.
+Superblock formatting_superblock(std::uint64_t ram_bytes, std::uint64_t map_addr) {
+  Superblock sb{};
+  std::memcpy(sb.magic, kHeapMagic, sizeof kHeapMagic);
+  sb.version = kHeapVersion;
+  sb.header_bytes = kHeapHeaderBytes;
+  sb.seq = 0;
+  sb.ram_bytes = ram_bytes;
+  sb.map_addr = map_addr;
+  sb.state = static_cast<std::uint32_t>(HeapState::kFormatting);
+  sb.ptr_bytes = sizeof(void*);
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  sb.created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return sb;
+}
+
+}  // namespace
+
 bool FilePlatform::fail(const char* what) {
   std::snprintf(errbuf_, sizeof errbuf_, "%s: %s", path_, what);
   error_ = errbuf_;
@@ -158,6 +180,14 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
       return FileOpenResult::kError;
     }
     ram_bytes_ = ram_bytes & ~std::uint64_t{kPageSize - 1};
+    // The file is kmm's before it grows: a crash between here and reserve() must leave a
+    // file that says "formatting", not a header of zeros that no open would take again.
+    Superblock mark = formatting_superblock(ram_bytes_, 0);
+    mark.checksum = superblock_checksum(mark);
+    if (::pwrite(fd_, &mark, sizeof mark, 0) != static_cast<ssize_t>(sizeof mark) || ::fdatasync(fd_) != 0) {
+      fail(std::strerror(errno));
+      return FileOpenResult::kError;
+    }
     if (::ftruncate(fd_, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_)) != 0) {
       fail(std::strerror(errno));
       return FileOpenResult::kError;
@@ -210,18 +240,7 @@ void* FilePlatform::reserve(std::size_t size, std::size_t align) {
   // The header page is kmm's from now on: mark the file "formatting", so a crash before the
   // format completes leaves a file kmm knows it may format again.
   std::memset(header_, 0, kHeapHeaderBytes);
-  Superblock sb{};
-  std::memcpy(sb.magic, kHeapMagic, sizeof kHeapMagic);
-  sb.version = kHeapVersion;
-  sb.header_bytes = kHeapHeaderBytes;
-  sb.seq = 0;
-  sb.ram_bytes = ram_bytes_;
-  sb.map_addr = ram;
-  sb.state = static_cast<std::uint32_t>(HeapState::kFormatting);
-  sb.ptr_bytes = sizeof(void*);
-  struct timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  sb.created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  Superblock sb = formatting_superblock(ram_bytes_, ram);
   valid_slots_ = 0;
   sb_ = sb;
   write_superblock(sb);
