@@ -1,7 +1,8 @@
 // kmm/shim/malloc_api.cpp — the exported malloc family and the C++ operator new/delete set.
 //
-// These are the only symbols libkmm-preload.so exports besides the kmm_* API (api.cpp) and
-// the dlopen/dlclose hooks (modules.cpp): everything else is hidden. Semantics follow glibc:
+// These are the only symbols libkmm-preload.so exports besides the kmm_* API (api.cpp), the
+// heap reports (mallinfo.cpp) and the dlopen/dlclose hooks (modules.cpp): everything else is
+// hidden. glibc's internal names (__libc_malloc ... __posix_memalign) are kmm's as well. Semantics follow glibc:
 // malloc(0) returns a unique minimum block; realloc(p, 0) frees p and returns null;
 // calloc/reallocarray overflow and every failure set errno = ENOMEM; posix_memalign returns
 // EINVAL for an alignment that is not a power of two multiple of sizeof(void*); memalign
@@ -146,12 +147,61 @@ KMM_EXPORT std::size_t malloc_usable_size(void* p) {
   return usable_size(p);
 }
 
-// glibc extras some programs call; harmless answers.
+// glibc extras some programs call. malloc_trim: 0, nothing given back (kmm has no trim yet).
 KMM_EXPORT int malloc_trim(std::size_t) {
   return 0;
 }
-KMM_EXPORT int mallopt(int, int) {
+// mallopt: glibc's tunables steer its own arenas and bins, which kmm does not have, so each
+// is accepted and has no effect, as glibc accepts a parameter it does not know (returns 1).
+// M_MXFAST (1) is checked as glibc checks it: 0 for a value outside 0..80*sizeof(size_t)/4.
+KMM_EXPORT int mallopt(int param, int value) {
+  if (param == 1 && (value < 0 || static_cast<std::size_t>(value) > 80 * sizeof(std::size_t) / 4)) return 0;
   return 1;
+}
+
+// --- glibc's internal names --------------------------------------------------------------------
+// Programs (and libraries wrapping malloc) call __libc_malloc & co. to reach "the real
+// malloc"; mixing them with free() must work, so they are kmm's too (mimalloc does the same).
+
+KMM_EXPORT void* __libc_malloc(std::size_t n) {
+  return do_malloc(n, __builtin_return_address(0));
+}
+KMM_EXPORT void __libc_free(void* p) {
+  if (p == nullptr) return;
+  release(p, free_action(__builtin_return_address(0), "__libc_free"));
+}
+KMM_EXPORT void* __libc_calloc(std::size_t n, std::size_t size) {
+  std::size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
+  void* p = alloc_zeroed(n, size, owner_for(__builtin_return_address(0)));
+  return p != nullptr ? p : fail_enomem();
+}
+KMM_EXPORT void* __libc_realloc(void* p, std::size_t n) {
+  const void* ra = __builtin_return_address(0);
+  if (p != nullptr && n == 0) {
+    release(p, free_action(ra, "__libc_realloc"));
+    return nullptr;
+  }
+  void* q = resize(p, n, owner_for(ra), "__libc_realloc");
+  return q != nullptr ? q : fail_enomem();
+}
+KMM_EXPORT void* __libc_memalign(std::size_t align, std::size_t n) {
+  return do_memalign(align, n, __builtin_return_address(0));
+}
+KMM_EXPORT void* __libc_valloc(std::size_t n) {
+  return do_memalign(kPageSize, n, __builtin_return_address(0));
+}
+KMM_EXPORT void* __libc_pvalloc(std::size_t n) {
+  std::size_t r = (n + kPageSize - 1) & ~(kPageSize - 1);
+  if (r < n) return fail_enomem();
+  return do_memalign(kPageSize, r == 0 ? kPageSize : r, __builtin_return_address(0));
+}
+KMM_EXPORT int __posix_memalign(void** out, std::size_t align, std::size_t n) {
+  if (align < sizeof(void*) || !is_pow2(align)) return EINVAL;
+  void* p = alloc_aligned(align, n, owner_for(__builtin_return_address(0)));
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
 }
 
 // --- C++ ----------------------------------------------------------------------------------------

@@ -21,6 +21,17 @@
 #include "../common/opaque.h"
 #include "kmm/kmm.h"
 
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void __libc_free(void*);
+void* __libc_memalign(std::size_t, std::size_t);
+void* __libc_valloc(std::size_t);
+void* __libc_pvalloc(std::size_t);
+int __posix_memalign(void**, std::size_t, std::size_t);
+}
+
 namespace {
 
 bool aligned(const void* p, std::size_t a) {
@@ -264,6 +275,103 @@ TEST(Shim, ModulesScopesAndTransfer) {
   std::memset(kept, 5, 1000);
   free(kept);
   free(host);
+}
+
+// glibc's internal names are kmm's: what they return, free() takes, and the other way round.
+// The symbol a program finds by name (dlsym, as wrappers reach "the real malloc") is kmm's.
+TEST(Shim, LibcNamesAreKmms) {
+  using MallocFn = void* (*)(std::size_t);
+  auto by_name = reinterpret_cast<MallocFn>(dlsym(RTLD_DEFAULT, "__libc_malloc"));
+  ASSERT_NE(by_name, nullptr);
+  void* a = by_name(opaque(100));
+  ASSERT_NE(a, nullptr);
+  EXPECT_GE(malloc_usable_size(a), 100u);
+  free(a);  // under glibc's __libc_malloc this aborted: "pointer kmm does not own"
+
+  void* b = keep(__libc_malloc(opaque(40)));
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(aligned(b, 16));
+  b = __libc_realloc(b, opaque(5000));
+  ASSERT_NE(b, nullptr);
+  EXPECT_GE(malloc_usable_size(b), 5000u);
+  free(b);
+
+  auto* c = static_cast<unsigned char*>(__libc_calloc(opaque(10), 100));
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(c[i], 0);
+  __libc_free(c);
+  errno = 0;
+  EXPECT_EQ(__libc_calloc(opaque(SIZE_MAX / 2), 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(__libc_realloc(keep(malloc(opaque(8))), 0), nullptr);  // frees, as realloc(p, 0)
+
+  void* m = __libc_memalign(256, opaque(10));
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(aligned(m, 256));
+  free(m);
+  long page = sysconf(_SC_PAGESIZE);
+  void* v = __libc_valloc(opaque(10));
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(aligned(v, static_cast<std::size_t>(page)));
+  __libc_free(v);
+  void* pv = __libc_pvalloc(opaque(10));
+  ASSERT_NE(pv, nullptr);
+  EXPECT_TRUE(aligned(pv, static_cast<std::size_t>(page)));
+  EXPECT_GE(malloc_usable_size(pv), static_cast<std::size_t>(page));
+  free(pv);
+  __libc_free(nullptr);
+
+  void* pm = nullptr;
+  ASSERT_EQ(__posix_memalign(&pm, 64, opaque(100)), 0);
+  EXPECT_TRUE(aligned(pm, 64));
+  free(pm);
+  void* untouched = &page;
+  EXPECT_EQ(__posix_memalign(&untouched, 24, 8), EINVAL);
+  EXPECT_EQ(untouched, static_cast<void*>(&page));
+}
+
+// posix_memalign with a bad alignment returns EINVAL and does not write the pointer.
+TEST(Shim, PosixMemalignBadAlignmentLeavesPointer) {
+  int sentinel = 0;
+  void* p = &sentinel;
+  EXPECT_EQ(posix_memalign(&p, 24, 8), EINVAL);  // not a power of two
+  EXPECT_EQ(p, static_cast<void*>(&sentinel));
+  EXPECT_EQ(posix_memalign(&p, sizeof(void*) / 2, 8), EINVAL);  // below sizeof(void*)
+  EXPECT_EQ(p, static_cast<void*>(&sentinel));
+  EXPECT_EQ(posix_memalign(&p, 0, 8), EINVAL);
+  EXPECT_EQ(p, static_cast<void*>(&sentinel));
+}
+
+// reallocarray's n * size overflow fails with ENOMEM and leaves the block as it was.
+TEST(Shim, ReallocarrayOverflowIsEnomem) {
+  auto* p = static_cast<char*>(malloc(opaque(16)));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 'x', 16);
+  errno = 0;
+  EXPECT_EQ(reallocarray(p, opaque(SIZE_MAX / 4), 8), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(p[i], 'x');
+  p = static_cast<char*>(reallocarray(p, opaque(4), 8));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p[15], 'x');
+  free(p);
+}
+
+// mallopt: glibc's parameters are accepted (1), an unknown one too, as glibc does; M_MXFAST
+// outside glibc's range is refused (0) as glibc refuses it.
+TEST(Shim, MalloptAcceptsWhatGlibcAccepts) {
+  EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 1);
+  EXPECT_EQ(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
+  EXPECT_EQ(mallopt(M_TRIM_THRESHOLD, 1 << 20), 1);
+  EXPECT_EQ(mallopt(M_TOP_PAD, 0), 1);
+  EXPECT_EQ(mallopt(M_PERTURB, 0), 1);
+  EXPECT_EQ(mallopt(12345, 7), 1);
+  EXPECT_EQ(mallopt(M_MXFAST, 64), 1);
+  EXPECT_EQ(mallopt(M_MXFAST, -1), 0);
+  EXPECT_EQ(mallopt(M_MXFAST, 1 << 20), 0);
+  void* p = keep(malloc(opaque(50)));  // and malloc still works
+  ASSERT_NE(p, nullptr);
+  free(p);
 }
 
 TEST(ShimDeathTest, DoubleFreeAbortsByDefault) {
