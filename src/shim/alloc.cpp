@@ -403,6 +403,7 @@ void release(void* p, const char* action) {
   }
   if (huge_free(p, action)) return;
   if (in_bootstrap(p)) return;
+  if (glibc_free(p)) return;  // glibc's malloc made it (foreign.cpp)
   report({ErrorKind::kForeignPointer, action, p, nullptr, 0,
           "not allocated by kmm (before the preload took over, or a bad pointer)"});
 }

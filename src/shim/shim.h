@@ -110,6 +110,10 @@ void stats_at_exit();
 void start_stat_server();
 void stat_server_fork_child();
 
+// A block glibc's malloc made (its brk heap or one of its mmapped chunks) goes back to glibc's
+// free (foreign.cpp); false: not glibc's, the caller reports it.
+bool glibc_free(void* p);
+
 // Bootstrap arena (alloc.cpp): memory handed out while the kernel boots; never freed.
 bool in_bootstrap(const void* p);
 

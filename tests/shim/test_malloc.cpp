@@ -374,6 +374,29 @@ TEST(Shim, MalloptAcceptsWhatGlibcAccepts) {
   free(p);
 }
 
+// A block from glibc's own malloc (a library that reached it through dlopen("libc.so.6"),
+// or memory allocated before the preload took over) freed with free(): handed back to glibc,
+// not an abort. Small blocks come from glibc's brk heap, large ones are its mmapped chunks.
+TEST(Shim, FreeOfGlibcBlockGoesBackToGlibc) {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(libc, nullptr);
+  using MallocFn = void* (*)(std::size_t);
+  auto glibc_malloc = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
+  ASSERT_NE(glibc_malloc, nullptr);
+  ASSERT_NE(reinterpret_cast<void*>(glibc_malloc), reinterpret_cast<void*>(&malloc));  // glibc's, not kmm's
+  for (int round = 0; round < 100; ++round) {
+    void* small = glibc_malloc(opaque(24 + round));
+    void* large = glibc_malloc(opaque(1u << 20));  // over glibc's mmap threshold
+    ASSERT_NE(small, nullptr);
+    ASSERT_NE(large, nullptr);
+    std::memset(small, 1, 24);
+    std::memset(large, 1, 1u << 20);
+    free(small);
+    free(large);
+  }
+  dlclose(libc);
+}
+
 TEST(ShimDeathTest, DoubleFreeAbortsByDefault) {
   EXPECT_DEATH(
       {
