@@ -10,6 +10,7 @@ packages=(
   libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
   libpmemobj-dev
   clang-format
+  pkg-config
   # issue 8: real programs under kmm exec (tests labelled realprog) and the allocators the
   # workload benchmarks preload (bench/run_workloads.sh)
   python3 libpython3.11-testsuite sqlite3 git redis-server redis-tools
