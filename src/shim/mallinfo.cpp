@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "base/spinlock.h"
@@ -64,6 +65,11 @@ HeapFigures figures() {
   return f;
 }
 
+// mallinfo2's fields are size_t: on a 32-bit target a 64-bit figure saturates rather than wraps.
+std::size_t clamp_size(std::uint64_t v) {
+  return v > static_cast<std::uint64_t>(SIZE_MAX) ? SIZE_MAX : static_cast<std::size_t>(v);
+}
+
 int clamp_int(std::uint64_t v) {
   return v > static_cast<std::uint64_t>(INT_MAX) ? INT_MAX : static_cast<int>(v);
 }
@@ -78,12 +84,12 @@ KMM_EXPORT struct mallinfo2 mallinfo2() noexcept {
   HeapFigures f = figures();
   struct mallinfo2 m;
   std::memset(&m, 0, sizeof m);
-  m.arena = f.arena;
+  m.arena = clamp_size(f.arena);
   m.ordblks = 1;
-  m.hblks = f.huge_blocks;
-  m.hblkhd = f.huge_bytes;
-  m.uordblks = f.in_use;
-  m.fordblks = f.free;
+  m.hblks = clamp_size(f.huge_blocks);
+  m.hblkhd = clamp_size(f.huge_bytes);
+  m.uordblks = clamp_size(f.in_use);
+  m.fordblks = clamp_size(f.free);
   return m;
 }
 
