@@ -6,6 +6,8 @@
 //
 // Lock order (outermost first), kept by every path in kmm:
 //   module registry  ->  kmem_cache::lock  ->  zone (buddy) lock
+// (the buddy zone's report lock sits just outside its zone lock; docs/ARCHITECTURE.md has the
+// whole list)
 // A cache lock may take the zone lock to get or give back a slab's pages; the zone lock
 // never takes another lock. The collector takes the registry lock only to read module state
 // and releases it before it takes a cache lock.

@@ -220,6 +220,7 @@ void Kernel::lock_all() {
   modules_.fork_lock().lock();
   slab_.lock_all();
   grow_lock_.lock();
+  zone_.report_fork_lock().lock();
   zone_.fork_lock().lock();
   log_lock_.lock();
   kmalloc_.guard_cache_lock().lock();  // a leaf: taken under any of the above
@@ -229,10 +230,17 @@ void Kernel::unlock_all() {
   kmalloc_.guard_cache_lock().unlock();
   log_lock_.unlock();
   zone_.fork_lock().unlock();
+  zone_.report_fork_lock().unlock();
   grow_lock_.unlock();
   slab_.unlock_all();
   modules_.fork_lock().unlock();
   collector_.fork_lock().unlock();
+}
+
+std::uint64_t Kernel::purge_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages) {
+  if (pages_ != &zone_ || platform_ == nullptr) return 0;
+  auto sink = [](void* pal, void* addr, std::size_t bytes) { return static_cast<Platform*>(pal)->purge(addr, bytes); };
+  return zone_.report_free(min_order, min_age_ms, max_pages, sink, platform_);
 }
 
 void Kernel::shutdown() {

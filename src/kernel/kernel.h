@@ -204,6 +204,12 @@ class Kernel {
   std::uint64_t failed_allocations() const { return failed_allocs_.load(std::memory_order_relaxed); }
   // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
   bool grow(unsigned order);
+  // Free page reporting (page/buddy.h): gives the frames of free blocks of order >= min_order,
+  // free for at least min_age_ms of the zone's clock (buddy().set_clock_ms), back to the host
+  // through the platform's purge, up to max_pages. Returns the pages given back: 0 on the
+  // range allocator, on a platform that cannot (a file, a static buffer), or while another
+  // call is running. The machine's figures do not change: the frames stay free in the model.
+  std::uint64_t purge_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages);
 
   // --- persistent RAM (kernel/persist.cpp) ---
   bool persistent() const { return backing_ != nullptr; }
@@ -225,7 +231,8 @@ class Kernel {
   static Kernel* attach(FilePlatform* fp, const BootConfig& cfg, BootError* err);
   // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
   // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
-  // list, cache registry, each cache), grow, zone, log, kmalloc's guarded-run cache (a leaf)
+  // list, cache registry, each cache), grow, the zone's report lock, zone, log, kmalloc's
+  // guarded-run cache (a leaf)
   // — so no lock is held mid-update when the process forks; unlock_all releases them, in the
   // parent and in the child.
   void lock_all();

@@ -3,6 +3,10 @@
 
 #include <cstring>
 
+#if KMM_HAVE_THREADS
+#include <sched.h>
+#endif
+
 #include "base/bits.h"
 #include "base/fault_inject.h"
 #include "base/text.h"
@@ -34,43 +38,70 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
   wmark_ = linux_watermarks(managed_pages_, min_free_kbytes);
 }
 
-void BuddyZone::list_add(unsigned order, pfn_t pfn) {
+void BuddyZone::list_add(unsigned order, pfn_t pfn, bool reported) {
   Page* p = phys_->pfn_to_page(pfn);
-  p->set_flags(PG_buddy);
+  FreeArea& a = area_[order];
+  p->set_flags(reported ? PG_buddy | PG_reported : PG_buddy);
   p->set_order(static_cast<std::uint8_t>(order));
-  p->lru.prev = kNoPfn;
-  p->lru.next = area_[order].head;
-  if (area_[order].head != kNoPfn) phys_->pfn_to_page(area_[order].head)->lru.prev = pfn;
-  area_[order].head = pfn;
-  area_[order].nr_free++;
+  p->lru.freelist = clock_ms_;  // freed at (report_free's age)
+  if (reported) {
+    // The tail: reported blocks are taken last (their frames must be faulted in again).
+    p->lru.next = kNoPfn;
+    p->lru.prev = a.tail;
+    if (a.tail != kNoPfn)
+      phys_->pfn_to_page(a.tail)->lru.next = pfn;
+    else
+      a.head = pfn;
+    a.tail = pfn;
+    reported_pages_.fetch_add(std::uint64_t{1} << order, std::memory_order_relaxed);
+  } else {
+    p->lru.prev = kNoPfn;
+    p->lru.next = a.head;
+    if (a.head != kNoPfn)
+      phys_->pfn_to_page(a.head)->lru.prev = pfn;
+    else
+      a.tail = pfn;
+    a.head = pfn;
+  }
+  a.nr_free++;
 }
 
-void BuddyZone::list_del(unsigned order, pfn_t pfn) {
+bool BuddyZone::list_del(unsigned order, pfn_t pfn) {
   Page* p = phys_->pfn_to_page(pfn);
+  FreeArea& a = area_[order];
+  bool reported = p->is(PG_reported);
   if (p->lru.prev != kNoPfn) {
     phys_->pfn_to_page(p->lru.prev)->lru.next = p->lru.next;
   } else {
-    area_[order].head = p->lru.next;
+    a.head = p->lru.next;
   }
-  if (p->lru.next != kNoPfn) phys_->pfn_to_page(p->lru.next)->lru.prev = p->lru.prev;
+  if (p->lru.next != kNoPfn) {
+    phys_->pfn_to_page(p->lru.next)->lru.prev = p->lru.prev;
+  } else {
+    a.tail = p->lru.prev;
+  }
   p->set_flags(0);
   p->set_order(0);
   p->lru.next = p->lru.prev = kNoPfn;
-  area_[order].nr_free--;
+  p->lru.freelist = 0;
+  a.nr_free--;
+  if (reported) reported_pages_.fetch_sub(std::uint64_t{1} << order, std::memory_order_relaxed);
+  return reported;
 }
 
-void BuddyZone::free_locked(pfn_t pfn, unsigned order) {
+void BuddyZone::free_locked(pfn_t pfn, unsigned order, bool reported) {
   free_pages_.fetch_add(std::uint64_t{1} << order, std::memory_order_relaxed);
   while (order < kMaxOrder) {
     pfn_t buddy = phys_->base_pfn() + (index(pfn) ^ (pfn_t{1} << order));
     if (buddy < start_ || buddy + (pfn_t{1} << order) > end_) break;
     Page* b = phys_->pfn_to_page(buddy);
     if (!b->is(PG_buddy) || b->get_order() != order) break;
-    list_del(order, buddy);
+    // The merged block is reported only if both halves were (else it is reported again).
+    reported = list_del(order, buddy) && reported;
     if (buddy < pfn) pfn = buddy;
     ++order;
   }
-  list_add(order, pfn);
+  list_add(order, pfn, reported);
 }
 
 bool BuddyZone::watermark_ok(unsigned order, gfp_t gfp) const {
@@ -82,18 +113,19 @@ bool BuddyZone::watermark_ok(unsigned order, gfp_t gfp) const {
   return free >= want && free - want >= reserve;
 }
 
-Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp) {
+Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp, bool* reported) {
   if (order > kMaxOrder || !watermark_ok(order, gfp)) return nullptr;
   unsigned k = order;
   while (k <= kMaxOrder && area_[k].head == kNoPfn) ++k;
   if (k > kMaxOrder) return nullptr;
   pfn_t pfn = area_[k].head;
-  list_del(k, pfn);
-  // expand(): give back the upper halves.
+  bool was_reported = list_del(k, pfn);
+  // expand(): give back the upper halves (still reported if the block was).
   while (k > order) {
     --k;
-    list_add(k, pfn + (pfn_t{1} << k));
+    list_add(k, pfn + (pfn_t{1} << k), was_reported);
   }
+  if (reported != nullptr) *reported = was_reported;
   free_pages_.fetch_sub(std::uint64_t{1} << order, std::memory_order_relaxed);
   Page* p = phys_->pfn_to_page(pfn);
   p->set_refcount(1);
@@ -137,6 +169,10 @@ Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
   }
+  if (p == nullptr && wait_isolated()) {
+    LockGuard g(lock_);
+    p = alloc_locked(order, gfp);
+  }
   if (p == nullptr && grow_ != nullptr && order <= kMaxOrder && grow_(grow_arg_, order)) {
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
@@ -174,10 +210,12 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     return nullptr;
   }
   Page* p = nullptr;
-  for (int attempt = 0; attempt < 2 && p == nullptr; ++attempt) {
-    if (attempt == 1 && (grow_ == nullptr || !grow_(grow_arg_, order))) break;
+  for (int attempt = 0; attempt < 3 && p == nullptr; ++attempt) {
+    if (attempt == 1 && !wait_isolated()) continue;
+    if (attempt == 2 && (grow_ == nullptr || !grow_(grow_arg_, order))) break;
     LockGuard g(lock_);
-    p = alloc_locked(order, gfp);
+    bool reported = false;
+    p = alloc_locked(order, gfp, &reported);
     if (p != nullptr) {
       pfn_t pfn = phys_->page_to_pfn(p);
       // Give back frames [count, 2^order) as the largest aligned blocks.
@@ -186,7 +224,7 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
       while (at < end) {
         unsigned k = 0;
         while (k < order && (index(at) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && at + (pfn_t{2} << k) <= end) ++k;
-        free_locked(at, k);
+        free_locked(at, k, reported);
         at += pfn_t{1} << k;
       }
     }
@@ -258,10 +296,11 @@ bool BuddyZone::frame_is_free(pfn_t pfn) const {
 
 bool BuddyZone::check_invariants(TextSink* why) const {
   LockGuard g(lock_);
-  std::uint64_t total = 0;
+  std::uint64_t total = 0, reported = 0;
   for (unsigned k = 0; k < kNrOrders; ++k) {
     std::uint64_t n = 0;
     pfn_t prev = kNoPfn;
+    bool in_reported_suffix = false;
     for (pfn_t pfn = area_[k].head; pfn != kNoPfn;) {
       if (pfn < start_ || pfn + (pfn_t{1} << k) > end_) {
         if (why) why->str("buddy: block ").u(pfn).str(" of order ").u(k).str(" outside the zone");
@@ -278,6 +317,13 @@ bool BuddyZone::check_invariants(TextSink* why) const {
       }
       if (p->lru.prev != prev) {
         if (why) why->str("buddy: broken back link at ").u(pfn);
+        return false;
+      }
+      if (p->is(PG_reported)) {
+        in_reported_suffix = true;
+        reported += std::uint64_t{1} << k;
+      } else if (in_reported_suffix) {
+        if (why) why->str("buddy: unreported block ").u(pfn).str(" after a reported one on list ").u(k);
         return false;
       }
       if (k < kMaxOrder) {
@@ -298,6 +344,10 @@ bool BuddyZone::check_invariants(TextSink* why) const {
       prev = pfn;
       pfn = p->lru.next;
     }
+    if (prev != area_[k].tail) {
+      if (why) why->str("buddy: free list ").u(k).str(" ends at ").u(prev).str(", its tail says ").u(area_[k].tail);
+      return false;
+    }
     if (n != area_[k].nr_free) {
       if (why) why->str("buddy: free list ").u(k).str(" holds ").u(n).str(" blocks, nr_free says ").u(area_[k].nr_free);
       return false;
@@ -308,7 +358,70 @@ bool BuddyZone::check_invariants(TextSink* why) const {
     if (why) why->str("buddy: lists hold ").u(total).str(" pages, free_pages says ").u(free_pages_.load());
     return false;
   }
+  if (reported != reported_pages_.load(std::memory_order_relaxed)) {
+    if (why)
+      why->str("buddy: lists hold ").u(reported).str(" reported pages, reported_pages says ").u(reported_pages_.load());
+    return false;
+  }
   return true;
+}
+
+bool BuddyZone::wait_isolated() {
+  if (isolated_pages_.load(std::memory_order_acquire) == 0) return false;
+  // report_free holds them only for one sink call (a madvise): wait rather than fail or grow.
+  while (isolated_pages_.load(std::memory_order_acquire) != 0) {
+#if KMM_HAVE_THREADS
+    sched_yield();
+#endif
+  }
+  return true;
+}
+
+std::uint64_t BuddyZone::report_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages,
+                                     ReportSink sink, void* arg) {
+  if (min_order > kMaxOrder || !report_lock_.try_lock()) return 0;
+  // Young blocks sit at the head of a list; skipping more than this many moves on to the
+  // next order, so a call's cost stays bounded whatever the lists hold.
+  constexpr unsigned kMaxSkips = 64;
+  std::uint64_t done = 0;
+  bool stopped = false;
+  for (unsigned k = kNrOrders; k-- > min_order && !stopped && done < max_pages;) {
+    while (done < max_pages) {
+      pfn_t pick = kNoPfn;
+      {
+        LockGuard g(lock_);
+        std::uint32_t now = clock_ms_;
+        unsigned skipped = 0;
+        for (pfn_t pfn = area_[k].head; pfn != kNoPfn && skipped < kMaxSkips; ++skipped) {
+          const Page* p = phys_->pfn_to_page(pfn);
+          if (p->is(PG_reported)) break;  // the reported suffix: nothing further on this list
+          if (static_cast<std::uint32_t>(now - p->lru.freelist) >= min_age_ms) {
+            pick = pfn;
+            break;
+          }
+          pfn = p->lru.next;
+        }
+        if (pick == kNoPfn) break;
+        list_del(k, pick);  // isolated: no allocation takes it, no free merges with it
+        free_pages_.fetch_sub(std::uint64_t{1} << k, std::memory_order_relaxed);
+        isolated_pages_.fetch_add(std::uint64_t{1} << k, std::memory_order_relaxed);
+      }
+      bool ok = sink(arg, phys_->pfn_to_virt(pick), std::size_t{kPageSize} << k);
+      {
+        LockGuard g(lock_);
+        free_locked(pick, k, ok);
+        isolated_pages_.fetch_sub(std::uint64_t{1} << k, std::memory_order_release);
+      }
+      if (!ok) {
+        stopped = true;
+        break;
+      }
+      done += std::uint64_t{1} << k;
+    }
+  }
+  reported_total_.fetch_add(done, std::memory_order_relaxed);
+  report_lock_.unlock();
+  return done;
 }
 
 }  // namespace kmm

@@ -10,6 +10,19 @@
 // block with its buddy (index ^ (1 << order)) while the buddy is a free head of the same
 // order, then puts the result on its list.
 //
+// Free page reporting (Linux mm/page_reporting.c): report_free() hands free blocks that have
+// stayed free long enough to a sink (the platform's purge: madvise(MADV_DONTNEED)), so the
+// host can take their frames back while the buddy allocator keeps them. A reported block is
+// PG_buddy | PG_reported and sits at the TAIL of its free list, unreported ones at the head:
+// allocation takes the head, so frames still resident are used first and a reported block
+// is handed out (and faulted in again) only when nothing else of its order is free. Split,
+// a reported block's halves stay reported; merged, a block is reported only if both halves
+// were. While the sink runs the block is isolated: off its list and out of free_pages,
+// without the zone lock; an allocation that fails meanwhile waits for it and retries rather
+// than fail. Each free block's head records when it was freed (lru.freelist, in the zone's
+// clock: milliseconds set by the caller with set_clock_ms, wrapping), so report_free can
+// skip blocks freed less than min_age_ms ago (the purge delay).
+//
 // Watermarks follow Linux: min = min_free_kbytes (by default sqrt(16 * managed kB), clamped
 // to [128, 65536] kB), low = min * 5/4, high = min * 3/2. An ordinary allocation fails
 // rather than take the zone below min; __GFP_HIGH may use half of the reserve; __GFP_NOWMARK
@@ -18,7 +31,8 @@
 // Invariants (check_invariants):
 //   - every block on free_area[k] is PG_buddy, order k, aligned, inside the zone;
 //   - no two free blocks are buddies of the same order (they would have merged);
-//   - sum over k of nr_free[k] << k == free_pages; list links are consistent both ways.
+//   - sum over k of nr_free[k] << k == free_pages; list links are consistent both ways;
+//   - on each list the reported blocks form a suffix; their pages sum to reported_pages.
 // Locking: one spinlock per zone, innermost in kmm's lock order (see base/spinlock.h).
 // Depends on: base/, phys/.
 #pragma once
@@ -32,6 +46,7 @@ class TextSink;
 
 struct FreeArea {
   pfn_t head = kNoPfn;
+  pfn_t tail = kNoPfn;
   std::uint64_t nr_free = 0;
 };
 
@@ -84,23 +99,48 @@ class BuddyZone final : public PageAllocator {
   // Full consistency check; on failure writes why into `why` (may be null) and returns false.
   bool check_invariants(TextSink* why) const override;
 
+  // --- free page reporting (see the top of this file) ---
+  // The sink gives [addr, addr + bytes) back to the host; false when it cannot (the block
+  // then stays as it was and report_free stops).
+  using ReportSink = bool (*)(void* arg, void* addr, std::size_t bytes);
+  // Reports free blocks of order >= min_order that are not reported yet and were freed at
+  // least min_age_ms ago, largest orders first, until max_pages pages are reported or none
+  // is left. Returns the pages reported by this call. Never holds the zone lock while the
+  // sink runs. One caller at a time (a second returns 0 at once).
+  std::uint64_t report_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages, ReportSink sink,
+                            void* arg);
+  // The zone's clock for free stamps (milliseconds, any origin, may wrap).
+  void set_clock_ms(std::uint32_t now) { __atomic_store_n(&clock_ms_, now, __ATOMIC_RELAXED); }
+  // Free pages whose frames the host has taken back (reported, not allocated since).
+  std::uint64_t reported_pages() const { return reported_pages_.load(std::memory_order_relaxed); }
+  // Pages reported since boot (a block reported twice counts twice).
+  std::uint64_t reported_total() const { return reported_total_.load(std::memory_order_relaxed); }
+
   // Persistent RAM (kernel/persist.cpp): after an attach in a new process, re-makes the
   // object (vtable, lock, lists, counters) keeping its frame range and watermarks, and frees
   // into the lists every frame of the zone whose descriptor has no role (flags == 0).
   void rebuild();
 
-  // fork() support (Kernel::lock_all): the zone lock, innermost.
+  // fork() support (Kernel::lock_all): the zone lock, innermost; report_free's lock just
+  // outside it (a child must not inherit blocks isolated by a report in flight).
   SpinLock& fork_lock() const { return lock_; }
+  SpinLock& report_fork_lock() { return report_lock_; }
 
  private:
   // Blocks are aligned to their size in frame numbers counted from the start of RAM (not
   // of the zone), so a block of order k sits at a host address aligned to 4K << k when RAM
   // is: memalign can take big alignments straight from the buddy allocator.
   pfn_t index(pfn_t pfn) const { return pfn - phys_->base_pfn(); }
-  void list_add(unsigned order, pfn_t pfn);
-  void list_del(unsigned order, pfn_t pfn);
-  void free_locked(pfn_t pfn, unsigned order);
-  Page* alloc_locked(unsigned order, gfp_t gfp);
+  // list_add puts a reported block at the tail, any other at the head; list_del returns
+  // whether the block was reported.
+  void list_add(unsigned order, pfn_t pfn, bool reported = false);
+  bool list_del(unsigned order, pfn_t pfn);
+  void free_locked(pfn_t pfn, unsigned order, bool reported = false);
+  // *reported (may be null): whether the block handed out came from a reported one.
+  Page* alloc_locked(unsigned order, gfp_t gfp, bool* reported = nullptr);
+  // After a failed allocation: true if blocks were isolated by report_free (then waits until
+  // they are back, and the caller retries).
+  bool wait_isolated();
   bool watermark_ok(unsigned order, gfp_t gfp) const;
 
   PhysMem* phys_ = nullptr;
@@ -112,6 +152,11 @@ class BuddyZone final : public PageAllocator {
   Watermarks wmark_;
   GrowFn grow_ = nullptr;
   void* grow_arg_ = nullptr;
+  std::uint32_t clock_ms_ = 0;                    // set_clock_ms; stamped on free blocks
+  std::atomic<std::uint64_t> reported_pages_{0};  // free and reported now
+  std::atomic<std::uint64_t> reported_total_{0};
+  std::atomic<std::uint64_t> isolated_pages_{0};  // off the lists while report_free's sink runs
+  SpinLock report_lock_;                          // one report_free at a time
   mutable SpinLock lock_;
 };
 

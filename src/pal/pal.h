@@ -10,6 +10,12 @@
 //   decommit(p, size)     gives the frames back (the OS may reclaim them); the range stays
 //                         reserved, its contents are lost, and it must be committed again.
 //   protect(p, size, prot) changes access (none / read / read-write); false if unsupported.
+//   purge(p, size)        gives the frames of a committed range back while the range stays
+//                         committed: the next touch finds zero-filled frames (the OS faults
+//                         them in again). Contents are lost. False where the platform cannot
+//                         (a static buffer, a file whose frames are its contents): the caller
+//                         then keeps the range as it was. Linux's free page reporting uses
+//                         it (page/buddy.h), malloc_trim and the purge delay of the preload.
 //   release(p, size)      returns a whole reservation.
 // All calls are thread-safe, never allocate through the C library, and report failure by
 // return value (never abort): an out-of-memory host is a null, not a crash.
@@ -30,6 +36,7 @@ class Platform {
   virtual bool commit(void* p, std::size_t size) = 0;
   virtual bool decommit(void* p, std::size_t size) = 0;
   virtual bool protect(void* p, std::size_t size, Prot prot) = 0;
+  virtual bool purge(void* p, std::size_t size) = 0;
   virtual void release(void* p, std::size_t size) = 0;
   virtual const char* name() const = 0;
 
@@ -39,13 +46,15 @@ class Platform {
 
 #if !KMM_FREESTANDING
 // Anonymous private mappings: reserve = PROT_NONE|MAP_NORESERVE, commit = mprotect RW,
-// decommit = madvise(MADV_DONTNEED) + PROT_NONE.
+// decommit = madvise(MADV_DONTNEED) + PROT_NONE, purge = madvise(MADV_DONTNEED) (RSS falls at
+// once; MADV_FREE would leave it up until the host is short of memory).
 class MmapPlatform final : public Platform {
  public:
   void* reserve(std::size_t size, std::size_t align) override;
   bool commit(void* p, std::size_t size) override;
   bool decommit(void* p, std::size_t size) override;
   bool protect(void* p, std::size_t size, Prot prot) override;
+  bool purge(void* p, std::size_t size) override;
   void release(void* p, std::size_t size) override;
   const char* name() const override { return "mmap"; }
 };
@@ -72,6 +81,7 @@ class StaticPlatform final : public Platform {
   bool commit(void* p, std::size_t size) override;
   bool decommit(void* p, std::size_t size) override;
   bool protect(void* p, std::size_t size, Prot prot) override;
+  bool purge(void*, std::size_t) override { return false; }  // no OS to give frames to
   void release(void* p, std::size_t size) override;
   const char* name() const override { return "static"; }
   std::size_t used() const { return used_; }

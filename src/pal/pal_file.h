@@ -78,6 +78,9 @@ class FilePlatform final : public Platform {
   bool commit(void* p, std::size_t size) override;
   bool decommit(void* p, std::size_t size) override;
   bool protect(void* p, std::size_t size, Prot prot) override;
+  // The file's frames are the persistent heap: never dropped (a free block's bytes are not
+  // needed, but punching holes would make the next boot's writes allocate disk again).
+  bool purge(void*, std::size_t) override { return false; }
   void release(void* p, std::size_t size) override;
   const char* name() const override { return "file"; }
 

@@ -36,6 +36,10 @@ bool MmapPlatform::protect(void* p, std::size_t size, Prot prot) {
   return ::mprotect(p, size, flags) == 0;
 }
 
+bool MmapPlatform::purge(void* p, std::size_t size) {
+  return ::madvise(p, size, MADV_DONTNEED) == 0;
+}
+
 void MmapPlatform::release(void* p, std::size_t size) {
   ::munmap(p, size);
 }

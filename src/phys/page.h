@@ -8,6 +8,8 @@
 // What a descriptor is, by its flags (exactly one role at a time):
 //   PG_reserved          boot memory: mem_map itself, the kernel's own structures.
 //   PG_buddy             head of a free block of 2^order frames on free list `order`; with
+//                        PG_reported too, the block's frames were given back to the host
+//                        (free page reporting, page/buddy.h) and read as zero when touched;
 //                        the range allocator (page/range.h) every frame of a free run, the
 //                        run's first and last also PG_range_end with lru.nr_pages = length.
 //   PG_slab | PG_head    first frame of a slab: slab fields valid, cache_id names the cache.
@@ -44,6 +46,7 @@ enum PageFlags : std::uint32_t {
   PG_offslab_owners = 1u << 10,  // slab head: owners live in tail descriptors
   PG_range_end = 1u << 11,       // range allocator: first or last frame of a free run (with PG_buddy)
   PG_guarded = 1u << 12,         // large head: the last frame is a guard page
+  PG_reported = 1u << 13,        // buddy head: the block's frames were given back to the host
 };
 
 // Owner bytes a tail descriptor can hold for its slab (see slab/slab.h).

@@ -137,6 +137,11 @@ bool visit_option(const OptionView& o, void* arg) {
     ok = parse_protector_mode(v, &opts->protect);
   } else if (o.key_is("gc_delay")) {
     ok = parse_duration_ns(o, &opts->gc_delay_ns);
+  } else if (o.key_is("purge_delay")) {
+    if (o.value_is("off"))
+      opts->purge_delay_ns = 0;
+    else
+      ok = parse_duration_ns(o, &opts->purge_delay_ns) && opts->purge_delay_ns != 0;
   } else if (o.key_is("stats")) {
     if (!bool_value(o, &opts->stats)) {
       // stats=PATH
@@ -312,6 +317,7 @@ Kernel* boot_kernel() {
       return nullptr;
     }
     build_classes(k);
+    purge_boot(k);
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
     // Armed only now: boot and the class caches are not what fail_* means to fail.
     for (unsigned i = 0; i < kNrFaultPoints; ++i)
@@ -399,6 +405,7 @@ void release(void* p, const char* action) {
   Kernel* k = g_kernel;
   if (k != nullptr && k->phys().owns(p)) {
     k->kmalloc_layer().kfree(p, action);
+    purge_tick(k);
     return;
   }
   if (huge_free(p, action)) return;

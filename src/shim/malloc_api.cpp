@@ -147,9 +147,11 @@ KMM_EXPORT std::size_t malloc_usable_size(void* p) {
   return usable_size(p);
 }
 
-// glibc extras some programs call. malloc_trim: 0, nothing given back (kmm has no trim yet).
+// glibc extras some programs call. malloc_trim: the free memory of the heap goes back to the
+// OS now (purge.cpp); 1 when some was given back, as glibc. glibc keeps `pad` bytes at the top
+// of its heap; kmm's free frames are not at a top, so the pad has nothing to keep.
 KMM_EXPORT int malloc_trim(std::size_t) {
-  return 0;
+  return trim_now() ? 1 : 0;
 }
 // mallopt: glibc's tunables steer its own arenas and bins, which kmm does not have, so each
 // is accepted and has no effect, as glibc accepts a parameter it does not know (returns 1).

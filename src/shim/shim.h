@@ -34,6 +34,7 @@ namespace kmm::shim {
 struct Options {
   ProtectorMode protect = ProtectorMode::kReport;
   std::uint64_t gc_delay_ns = 5'000'000'000ull;
+  std::uint64_t purge_delay_ns = 1'000'000'000ull;  // purge.cpp; 0: never purge on a timer
   bool stats = false;
   char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr
   bool on_error_report = false;
@@ -84,6 +85,14 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action);
 std::size_t usable_size(const void* p);
 owner_t block_owner(const void* p);
 bool set_block_owner(const void* p, owner_t owner);
+
+// Giving free memory back to the OS (purge.cpp): purge_tick on every free of a RAM block
+// (a countdown; the slow part every 1024 frees), trim_now for malloc_trim (true: some memory
+// was given back), and the pages given back since start.
+void purge_boot(Kernel* k);  // starts the zone's clock: the first round waits one delay
+void purge_tick(Kernel* k);
+bool trim_now();
+std::uint64_t purged_pages_total();
 
 // Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner);

@@ -108,6 +108,11 @@ void format(Kernel& k, TextSink& out) {
     }
     out.str(" ---\n");
   }
+  out.str("--- memory given back to the OS: ")
+      .u(k.buddy().reported_pages())
+      .str(" free pages not resident, ")
+      .u(purged_pages_total())
+      .str(" pages purged since start ---\n");
   out.str("--- /proc/meminfo ---\n");
   print_meminfo(k, out);
   out.str("--- /proc/buddyinfo ---\n");
