@@ -21,6 +21,16 @@
 //              4..32 MiB replaced at random, one in four grown by realloc to 1.5x; 16 pages of
 //              each block touched (not all: the point is the mapping's cost, not faulting
 //              32 MiB in). Not in run_workloads.sh's default set (WORKLOADS=huge).
+//   tight      one size in a tight loop (glibc's bench-malloc-thread): each thread mallocs,
+//              writes and frees one block, 16, 64, 256, 1024 and 4096 bytes in turn.
+//   bigchurn   blocks of 256 KiB..32 MiB (page runs and direct mappings alike) in a pool of 8
+//              per thread, replaced at random, every page of each new block written once: what
+//              a freed big block costs when it is wanted again (reuse vs. unmap + fault in).
+//   pool       a thread pool: THREADS workers run tasks from one queue; every task is a block
+//              (16..2048 bytes) allocated by the thread that submitted it and freed by the one
+//              that runs it, which submits the next one: almost every free is remote.
+//   threads    many threads, more than cores: 4 x THREADS threads started in waves, each
+//              churning small blocks and exiting (thread caches made and given back).
 // Depends on: the C++ standard library only (it measures whichever malloc is loaded).
 #include <sys/resource.h>
 
@@ -316,11 +326,156 @@ void huge(int threads, int scale) {
   for (auto& th : ts) th.join();
 }
 
+// --- tight ----------------------------------------------------------------------------------
+void tight(int threads, int scale) {
+  const long per_size = 2000000L * scale;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([per_size] {
+      std::uint64_t sum = 0;
+      for (std::size_t n : {16u, 64u, 256u, 1024u, 4096u}) {
+        for (long i = 0; i < per_size; ++i) {
+          auto* p = static_cast<unsigned char*>(std::malloc(n));
+          asm volatile("" : "+r"(p) : : "memory");  // no malloc/free pair folded away
+          p[0] = static_cast<unsigned char>(i);
+          sum += p[0];
+          std::free(p);
+        }
+      }
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+// --- bigchurn -------------------------------------------------------------------------------
+void bigchurn(int threads, int scale) {
+  const long steps = 600L * scale;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, steps] {
+      Rng rng(static_cast<std::uint64_t>(t + 77));
+      void* pool[8] = {};
+      std::uint64_t sum = 0;
+      for (long i = 0; i < steps; ++i) {
+        std::size_t k = rng.next() % 8;
+        std::free(pool[k]);
+        // Log-uniform over 256 KiB..32 MiB: as many blocks under 4 MiB as over.
+        std::size_t n = (std::size_t{256} << 10) << rng.range(0, 6);
+        n += rng.next() % n;
+        pool[k] = std::malloc(n);
+        if (pool[k] == nullptr) continue;
+        auto* c = static_cast<unsigned char*>(pool[k]);
+        for (std::size_t off = 0; off < n; off += 4096) c[off] = static_cast<unsigned char>(off >> 12);
+        sum += c[(n / 2) & ~std::size_t{4095}];
+      }
+      for (void* p : pool) std::free(p);
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+}
+
+// --- pool ------------------------------------------------------------------------------------
+struct Task {
+  std::uint64_t seed;
+  std::uint32_t size;
+};
+
+void pool(int threads, int scale) {
+  const long total = 3000000L * scale;
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<Task*> queue;
+  long submitted = 0, finished = 0;
+  auto make = [](std::uint64_t seed) {
+    Rng r(seed);
+    auto n = static_cast<std::uint32_t>(r.range(sizeof(Task), 2048));
+    auto* task = static_cast<Task*>(std::malloc(n));
+    task->seed = seed;
+    task->size = n;
+    static_cast<unsigned char*>(static_cast<void*>(task))[n - 1] = 1;
+    return task;
+  };
+  {
+    std::lock_guard<std::mutex> l(m);
+    for (int i = 0; i < 64 * threads; ++i) queue.push_back(make(static_cast<std::uint64_t>(i + 1)));
+    submitted = 64 * threads;
+  }
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&] {
+      std::uint64_t sum = 0;
+      std::vector<Task*> mine, children;
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> l(m);
+          for (Task* c : children) queue.push_back(c);
+          submitted += static_cast<long>(children.size());
+          finished += static_cast<long>(mine.size());
+          children.clear();
+          mine.clear();
+          if (!queue.empty()) cv.notify_all();
+          cv.wait(l, [&] { return !queue.empty() || finished == submitted; });
+          if (queue.empty()) {
+            cv.notify_all();
+            break;
+          }
+          // Take up to 16 tasks, from the back (another thread's, mostly).
+          for (int i = 0; i < 16 && !queue.empty(); ++i) {
+            mine.push_back(queue.back());
+            queue.pop_back();
+          }
+        }
+        for (Task* task : mine) {
+          Rng r(task->seed);
+          sum += static_cast<unsigned char*>(static_cast<void*>(task))[task->size - 1];
+          // One child each keeps 64 tasks a thread in flight until `total` were submitted.
+          std::size_t kids = submitted < total ? 1 : 0;
+          for (std::size_t i = 0; i < kids; ++i) children.push_back(make(r.next() | 1));
+          std::free(task);
+        }
+      }
+      g_sum += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+  for (Task* task : queue) std::free(task);
+}
+
+// --- threads ---------------------------------------------------------------------------------
+void many_threads(int threads, int scale) {
+  const int waves = 8 * scale;
+  for (int w = 0; w < waves; ++w) {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4 * threads; ++t) {
+      ts.emplace_back([t, w] {
+        Rng rng(static_cast<std::uint64_t>(w * 1000 + t + 3));
+        std::vector<void*> live(512, nullptr);
+        std::uint64_t sum = 0;
+        for (int i = 0; i < 60000; ++i) {
+          std::size_t k = rng.next() % live.size();
+          std::free(live[k]);
+          std::size_t n = rng.range(16, 512);
+          live[k] = std::malloc(n);
+          touch(live[k], n);
+          sum += static_cast<unsigned char*>(live[k])[0];
+        }
+        for (void* p : live) std::free(p);
+        g_sum += sum;
+      });
+    }
+    for (auto& th : ts) th.join();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s larson|xmalloc|small|realloc|fragment|huge THREADS [SCALE]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s larson|xmalloc|small|realloc|fragment|huge|tight|bigchurn|pool|threads THREADS [SCALE]\n",
+                 argv[0]);
     return 2;
   }
   std::string w = argv[1];
@@ -340,6 +495,14 @@ int main(int argc, char** argv) {
     fragment(threads, scale);
   else if (w == "huge")
     huge(threads, scale);
+  else if (w == "tight")
+    tight(threads, scale);
+  else if (w == "bigchurn")
+    bigchurn(threads, scale);
+  else if (w == "pool")
+    pool(threads, scale);
+  else if (w == "threads")
+    many_threads(threads, scale);
   else {
     std::fprintf(stderr, "unknown workload %s\n", argv[1]);
     return 2;

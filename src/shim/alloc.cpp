@@ -408,7 +408,10 @@ void release(void* p, const char* action) {
     purge_tick(k);
     return;
   }
-  if (huge_free(p, action)) return;
+  if (huge_free(p, action)) {
+    if (k != nullptr) purge_tick_now(k);
+    return;
+  }
   if (in_bootstrap(p)) return;
   if (glibc_free(p)) return;  // glibc's malloc made it (foreign.cpp)
   report({ErrorKind::kForeignPointer, action, p, nullptr, 0,

@@ -1,7 +1,8 @@
 // kmm/shim/huge.cpp — blocks over 4 MiB: direct anonymous mappings, found through a table.
 //
 // A request larger than the biggest buddy block (order 10, 4 MiB) is mapped on its own, as
-// glibc maps its large chunks, and unmapped on free. The mapping has no header: its start
+// glibc maps its large chunks; on free the mapping waits in the huge cache (huge_cache.cpp)
+// for the next request, and goes back to the OS after the purge delay. The mapping has no header: its start
 // (page aligned, or aligned further for memalign) is recorded in an open-addressing hash
 // table (linear probing, backward-shift deletion) that lives in its own lazily mapped,
 // MAP_NORESERVE region — only touched table pages cost memory. Per-owner bytes and counts
@@ -140,8 +141,10 @@ void disarm_guard(const Entry& e, const char* action) {
 
 void huge_lock() {
   g_lock.lock();
+  huge_cache_lock();
 }
 void huge_unlock() {
+  huge_cache_unlock();
   g_lock.unlock();
 }
 
@@ -156,7 +159,10 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
   if (span < bytes) return nullptr;
   // fail_platform: a huge block is a platform mapping of its own (the caller sees ENOMEM).
   if (fault_should_fail(FaultPoint::kPlatform, span, "mmap")) return nullptr;
-  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // A mapping freed earlier, pages still resident, when neither a guard nor an alignment
+  // asks for a fresh one.
+  void* m = guarded || align > kPageSize ? nullptr : huge_cache_take(span);
+  if (m == nullptr) m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return nullptr;
   auto start = reinterpret_cast<std::uintptr_t>(m);
   std::uintptr_t user = (start + align - 1) & ~(std::uintptr_t{align} - 1);
@@ -196,7 +202,11 @@ bool huge_free(void* p, const char* action) {
   }
   // munmap takes a range of mixed protections: only the check needs the guard disarmed.
   if (gone.guarded) disarm_guard(gone, action);
-  ::munmap(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
+  // Cached only while the purge delay can give it back (purge_delay=off: unmapped at once).
+  if (!gone.guarded && gone.map_start == gone.key && g_opts.purge_delay_ns != 0)
+    huge_cache_put(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
+  else
+    ::munmap(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
   return true;
 }
 

@@ -16,6 +16,8 @@
 //     under those allocators without a background thread.
 //   - malloc_trim(): this thread's magazines go back to their slabs (so empty slabs go back
 //     to the buddy allocator), then every free block is reported at once.
+// The same delay unmaps freed huge mappings kept in the huge cache (huge_cache.cpp); a huge
+// free ticks at once (it is rare and already costs a system call or two).
 // Runs with no kmm lock held (after kfree returned). Depends on: shim.h, kernel/.
 #include <time.h>
 
@@ -42,36 +44,41 @@ std::uint32_t coarse_ms() {
 void purge_boot(Kernel* k) {
   std::uint32_t now = coarse_ms();
   k->buddy().set_clock_ms(now);
+  huge_cache_age(now, ~std::uint32_t{0});  // nothing cached yet: sets the cache's clock
   __atomic_store_n(&g_last_round_ms, now, __ATOMIC_RELAXED);
 }
 
-void purge_tick_slow(Kernel* k) {
+void purge_tick_now(Kernel* k) {
   t_purge_countdown = kPurgeTickFrees;
   std::uint64_t delay_ns = g_opts.purge_delay_ns;
-  if (delay_ns == 0 || k->persistent()) return;
+  if (delay_ns == 0) return;
   auto delay_ms = static_cast<std::uint32_t>(delay_ns / 1'000'000u > 0x7fffffffu ? 0x7fffffffu : delay_ns / 1'000'000u);
   std::uint32_t now = coarse_ms();
   k->buddy().set_clock_ms(now);
   std::uint32_t last = __atomic_load_n(&g_last_round_ms, __ATOMIC_RELAXED);
   if (last != 0 && now - last < delay_ms) return;
   if (!__atomic_compare_exchange_n(&g_last_round_ms, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
+  huge_cache_age(now, delay_ms);
+  if (k->persistent()) return;  // the heap's frames are its file's
   std::uint64_t n = k->purge_free(0, delay_ms, kPurgeRoundPages);
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);
   if (n >= kPurgeRoundPages) __atomic_store_n(&g_last_round_ms, now - delay_ms, __ATOMIC_RELAXED);  // more to do
 }
 
 void purge_tick(Kernel* k) {
-  if (__builtin_expect(--t_purge_countdown <= 0, 0)) purge_tick_slow(k);
+  if (__builtin_expect(--t_purge_countdown <= 0, 0)) purge_tick_now(k);
 }
 
 bool trim_now() {
   Kernel* k = g_kernel;
-  if (k == nullptr || k->persistent()) return false;
+  if (k == nullptr) return false;
+  if (k->persistent()) return huge_cache_age(coarse_ms(), 0) != 0;
   k->slab().drain_current_thread();
-  k->buddy().set_clock_ms(coarse_ms());
+  std::uint32_t now = coarse_ms();
+  k->buddy().set_clock_ms(now);
   std::uint64_t n = k->purge_free(0, 0, ~std::uint64_t{0});
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);
-  return n != 0;
+  return huge_cache_age(now, 0) + n != 0;
 }
 
 std::uint64_t purged_pages_total() {

@@ -91,6 +91,7 @@ bool set_block_owner(const void* p, owner_t owner);
 // was given back), and the pages given back since start.
 void purge_boot(Kernel* k);  // starts the zone's clock: the first round waits one delay
 void purge_tick(Kernel* k);
+void purge_tick_now(Kernel* k);  // the slow part at once (a huge free)
 bool trim_now();
 std::uint64_t purged_pages_total();
 
@@ -104,8 +105,19 @@ void* huge_resize(void* p, std::size_t size, const char* action);  // in place o
 owner_t huge_owner(const void* p);
 bool huge_set_owner(const void* p, owner_t o);
 void huge_usage(OwnerTally* out);  // adds per-owner huge usage to out
-void huge_lock();
+void huge_lock();                  // the table's lock, then the cache's (fork)
 void huge_unlock();
+
+// Freed huge mappings kept for reuse (huge_cache.cpp). take: a mapping of exactly `bytes`
+// (trimmed or grown from a cached one), or null; put: keeps the mapping or unmaps it; age:
+// unmaps entries cached at least max_age_ms (0: all) and sets the clock new entries get;
+// returns the bytes unmapped.
+void* huge_cache_take(std::size_t bytes);
+void huge_cache_put(void* start, std::size_t bytes);
+std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
+std::uint64_t huge_cache_bytes();
+void huge_cache_lock();
+void huge_cache_unlock();
 
 // Modules (modules.cpp).
 void modules_fork_lock();

@@ -112,7 +112,9 @@ void format(Kernel& k, TextSink& out) {
       .u(k.buddy().reported_pages())
       .str(" free pages not resident, ")
       .u(purged_pages_total())
-      .str(" pages purged since start ---\n");
+      .str(" pages purged since start, ")
+      .u(huge_cache_bytes())
+      .str(" bytes of freed huge mappings kept for reuse ---\n");
   out.str("--- /proc/meminfo ---\n");
   print_meminfo(k, out);
   out.str("--- /proc/buddyinfo ---\n");

@@ -1,0 +1,120 @@
+// tests/shim/test_huge_cache.cpp — freed blocks over 4 MiB wait in the huge cache
+// (src/shim/huge_cache.cpp): the next request reuses the mapping with its pages resident (no
+// page faults: counted with getrusage), smaller requests trim it, larger ones grow it;
+// malloc_trim and the purge delay unmap what waits; a double free of a cached block is still
+// reported. This program links libkmm-preload.so (kmm is its malloc).
+#include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "../common/opaque.h"
+#include "kmm/kmm.h"
+
+namespace {
+
+using kmm::test::keep;
+using kmm::test::opaque;
+
+constexpr std::size_t kMiB = 1u << 20;
+
+long minor_faults() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
+std::uint64_t rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+void write_every_page(void* p, std::size_t n) {
+  auto* c = static_cast<volatile unsigned char*>(p);
+  for (std::size_t off = 0; off < n; off += 4096) c[off] = static_cast<unsigned char>(off >> 12);
+}
+
+TEST(HugeCache, FreedMappingIsReusedWithoutFaults) {
+  ASSERT_TRUE(kmm_active());
+  malloc_trim(0);
+  void* a = keep(std::malloc(opaque(12 * kMiB)));
+  ASSERT_NE(a, nullptr);
+  write_every_page(a, 12 * kMiB);
+  std::free(a);
+  long before = minor_faults();
+  void* b = keep(std::malloc(opaque(12 * kMiB)));
+  ASSERT_NE(b, nullptr);
+  write_every_page(b, 12 * kMiB);
+  long faults = minor_faults() - before;
+  EXPECT_EQ(b, a);
+  EXPECT_LT(faults, 64) << "3072 pages: a fresh mapping faults each one in";
+  // Smaller: the same mapping, its tail unmapped; malloc_usable_size is the new size's pages.
+  std::free(b);
+  void* c = keep(std::malloc(opaque(6 * kMiB)));
+  ASSERT_EQ(c, a);
+  EXPECT_EQ(malloc_usable_size(c), 6 * kMiB);
+  // Larger: grown with mremap; the first 6 MiB keep their frames and their bytes.
+  std::memset(c, 0x3c, 6 * kMiB);
+  std::free(c);
+  auto* d = static_cast<unsigned char*>(keep(std::malloc(opaque(20 * kMiB))));
+  ASSERT_NE(d, nullptr);
+  EXPECT_GE(malloc_usable_size(d), 20 * kMiB);
+  before = minor_faults();
+  write_every_page(d + 6 * kMiB, 14 * kMiB);
+  d[6 * kMiB - 1] = 1;
+  EXPECT_GE(minor_faults() - before, 14 * 256 - 64);  // only the new part faults in
+  std::free(d);
+}
+
+TEST(HugeCache, MallocTrimUnmapsWhatWaits) {
+  malloc_trim(0);
+  void* a = keep(std::malloc(opaque(32 * kMiB)));
+  ASSERT_NE(a, nullptr);
+  write_every_page(a, 32 * kMiB);
+  std::uint64_t live = rss_bytes();
+  std::free(a);
+  EXPECT_GT(rss_bytes() + 4 * kMiB, live) << "cached: still resident";
+  EXPECT_EQ(malloc_trim(0), 1);
+  EXPECT_LT(rss_bytes() + 28 * kMiB, live);
+}
+
+TEST(HugeCache, PurgeDelayUnmapsWhatWaits) {
+  malloc_trim(0);
+  void* a = keep(std::malloc(opaque(32 * kMiB)));
+  ASSERT_NE(a, nullptr);
+  write_every_page(a, 32 * kMiB);
+  std::uint64_t live = rss_bytes();
+  std::free(a);
+  // The default delay is 1 s; frees go on meanwhile (each huge free ticks at once).
+  std::uint64_t now = rss_bytes();
+  auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5) && now + 28 * kMiB > live) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::free(keep(std::malloc(opaque(5 * kMiB))));
+    now = rss_bytes();
+  }
+  EXPECT_LT(now + 28 * kMiB, live);
+}
+
+TEST(HugeCacheDeathTest, DoubleFreeOfACachedBlockIsReported) {
+  EXPECT_DEATH(
+      {
+        void* volatile alias = keep(std::malloc(opaque(8 * kMiB)));
+        std::free(alias);
+        std::free(alias);  // its mapping waits in the cache: it is no block of anyone's
+      },
+      "pointer kmm does not own in free");
+}
+
+}  // namespace
