@@ -5,7 +5,7 @@
 # allocator, at each thread count. Best (lowest wall time) of REPS runs; the rest from it.
 #
 #   bench/run_workloads.sh [BUILD_DIR] [THREADS...]     (defaults: build, 1 2)
-#   env: REPS=3 SCALE=1 WORKLOADS="larson xmalloc small realloc fragment"
+#   env: REPS=3 SCALE=1 WORKLOADS="larson xmalloc small realloc fragment tight bigchurn pool threads"
 #        ALLOCS="glibc kmm" (a subset of glibc mimalloc jemalloc tcmalloc kmm)
 #        HARDENING=1: kmm again under each hardening option (src/slab/hardening.h) and all
 #        of them at once, as columns kmm+freelist_hardened ... kmm+all (issue 10's costs)
@@ -20,7 +20,7 @@ threads=("$@")
 [ ${#threads[@]} -eq 0 ] && threads=(1 2)
 reps=${REPS:-3}
 scale=${SCALE:-1}
-workloads=(${WORKLOADS:-larson xmalloc small realloc fragment})
+workloads=(${WORKLOADS:-larson xmalloc small realloc fragment tight bigchurn pool threads})
 bin=$build/bin/kmm-workloads
 [ -x "$bin" ] || { echo "missing $bin (cmake --build $build --target kmm-workloads)"; exit 2; }
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
