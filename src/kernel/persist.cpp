@@ -148,6 +148,10 @@ void SlabAllocator::rebuild_begin() {
     c.nr_partial = c.nr_full = c.nr_empty = 0;
     c.nr_slabs.store(0, std::memory_order_relaxed);
     c.free_in_slabs.store(0, std::memory_order_relaxed);
+    // The depot's frame had no role flag: pass 1 of Kernel::rebuild freed it, and its
+    // objects are free by their owner bytes (adopt_slab puts them on free lists).
+    c.depot = nullptr;
+    c.depot_batches = 0;
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
   route_faults(fault_enabled(FaultPoint::kSlab));  // the file holds the last process's routing

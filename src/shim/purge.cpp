@@ -60,6 +60,9 @@ void purge_tick_now(Kernel* k) {
   if (!__atomic_compare_exchange_n(&g_last_round_ms, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
   huge_cache_age(now, delay_ms);
   if (k->persistent()) return;  // the heap's frames are its file's
+  // Objects parked in the slab depots keep their slabs from emptying: back to the slabs, so
+  // empty ones reach the buddy allocator (they are purged once they have aged a delay).
+  k->slab().drain_depots();
   std::uint64_t n = k->purge_free(0, delay_ms, kPurgeRoundPages);
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);
   if (n >= kPurgeRoundPages) __atomic_store_n(&g_last_round_ms, now - delay_ms, __ATOMIC_RELAXED);  // more to do

@@ -197,11 +197,21 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   }
   c->tc_slot = 0xFF;
   c->tc_limit = 0;
+  c->depot = nullptr;
+  c->depot_batches = 0;
+  c->depot_cap = 0;
   if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots) {
     c->tc_slot = tc_slots_used_++;
     c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024   ? kMagazineCap
                                              : c->size <= 2048 ? kMagazineCap / 2
                                                                : kMagazineCap / 4);
+    std::size_t batch = c->tc_limit / 2;
+    if (batch != 0) {
+      std::size_t by_frame = kPageSize / sizeof(void*) / batch;
+      std::size_t by_bytes = (std::size_t{128} << 10) / (batch * c->size);
+      std::size_t cap = by_frame < by_bytes ? by_frame : by_bytes;
+      c->depot_cap = static_cast<std::uint16_t>(cap < 1 ? 1 : cap);
+    }
   }
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
   __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot,
@@ -216,6 +226,7 @@ bool SlabAllocator::destroy(KmemCache* c) {
   if (c->debug & kDebugQuarantine) quarantine_flush();
   {
     LockGuard g(c->lock);
+    depot_drain_locked(c);
     if (c->active_objects() != 0) {
       StackText<96> why;
       why.u(c->active_objects()).str(" objects still allocated; cache kept");
@@ -232,6 +243,47 @@ bool SlabAllocator::destroy(KmemCache* c) {
   __atomic_store_n(&c->in_use, false, __ATOMIC_RELEASE);
   // A magazine slot is not reused: a thread may still hold a (now empty) magazine for it.
   return true;
+}
+
+bool SlabAllocator::depot_put_locked(KmemCache* c, void* const* objs, unsigned n) {
+  if (c->depot_batches >= c->depot_cap) return false;
+  if (c->depot == nullptr) {
+    // One frame of pointers, taken when the depot is first wanted (caches that never see an
+    // overflow never take one). __GFP_NOFAIL: fault injection does not count this internal
+    // frame; a genuinely empty zone still says no, and objects then go to the slabs.
+    Page* pg = zone_->alloc_pages(0, __GFP_NOFAIL | __GFP_HIGH);
+    if (pg == nullptr) return false;
+    c->depot = static_cast<void**>(phys_->page_address(pg));
+  }
+  std::memcpy(c->depot + std::size_t{c->depot_batches} * n, objs, n * sizeof(void*));
+  c->depot_batches++;
+  return true;
+}
+
+void SlabAllocator::depot_drain_locked(KmemCache* c) {
+  unsigned n = c->tc_limit / 2u;
+  for (; c->depot_batches != 0; c->depot_batches--) {
+    void* const* batch = c->depot + std::size_t{c->depot_batches - 1u} * n;
+    for (unsigned i = 0; i < n; ++i) {
+      Page* head = phys_->compound_head(phys_->virt_to_page(batch[i]));
+      free_central_locked(c, head, slot_index(c, head, batch[i]));
+    }
+  }
+  // The frame goes back too: a drained machine holds no page it does not need (the fault
+  // injection tests count every page back).
+  if (c->depot != nullptr) {
+    zone_->free_pages(phys_->virt_to_page(c->depot), 0);
+    c->depot = nullptr;
+  }
+}
+
+void SlabAllocator::drain_depots() {
+  for (unsigned id = 0; id < kMaxCaches; ++id) {
+    KmemCache* c = cache(id);
+    if (c == nullptr || c->tc_slot == 0xFF) continue;
+    LockGuard g(c->lock);
+    depot_drain_locked(c);
+  }
 }
 
 void SlabAllocator::list_add(pfn_t* list, Page* head) {
@@ -615,6 +667,13 @@ void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
   unsigned want = c->tc_limit / 2;
   if (want == 0) want = 1;
   LockGuard g(c->lock);
+  if (c->depot_batches != 0 && m.count == 0) {
+    // A whole batch another thread's magazine left: one copy.
+    c->depot_batches--;
+    std::memcpy(m.objs, c->depot + std::size_t{c->depot_batches} * want, want * sizeof(void*));
+    m.count = want;
+    return;
+  }
   c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
   while (m.count < want) {
     void* p = alloc_central(c, GFP_KERNEL);
@@ -626,6 +685,11 @@ void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
 void SlabAllocator::tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep) {
   Magazine& m = tc->mags[c->tc_slot];
   LockGuard g(c->lock);
+  // An overflow (keep != 0, the free fast path) leaves its upper half in the depot if there
+  // is room; a drain (keep == 0) gives everything back to the slabs.
+  unsigned batch = c->tc_limit / 2u;
+  if (keep != 0 && batch != 0 && m.count >= keep + batch && depot_put_locked(c, &m.objs[m.count - batch], batch))
+    m.count -= batch;
   while (m.count > keep) {
     void* p = m.objs[--m.count];
     Page* head = phys_->compound_head(phys_->virt_to_page(p));

@@ -19,6 +19,14 @@
 // cache, so the common kmalloc/kfree touches no lock and no shared line. An object freed on
 // another thread than the one that allocated it simply joins the freeing thread's magazine.
 // Full magazines give half back to the slabs under the cache lock; empty ones take a batch.
+// The depot between them (Bonwick's magazine layer; the barn of Linux's slab sheaves): an
+// overflowing magazine leaves its upper half, tc_limit/2 objects, as one batch in the cache's
+// depot, and a magazine that runs dry takes a whole batch back — one copy under the cache
+// lock instead of one slab operation an object, so objects that one thread frees and another
+// allocates (producer/consumer, thread pools) cycle without touching the slabs. Objects in
+// the depot are free (owner byte 0), counted active like those in magazines, and go back to
+// their slabs whenever magazines are drained (thread exit excepted: its magazines may feed
+// the depot), at cache destroy, and by drain_depots (malloc_trim, the purge delay).
 //
 // Slab lists (under kmem_cache::lock): `partial` holds slabs with free slots, `full` the
 // others. A slab that becomes empty is given back to the buddy allocator unless the cache
@@ -85,13 +93,16 @@ struct KmemCache {
   std::uint16_t id;             // index in the allocator's table; page->cache_id
   std::uint8_t order;           // slab = 2^order frames
   bool offslab_owners;
-  bool in_use;                 // atomic: written under the registry lock, read by any thread
-  std::uint8_t tc_slot;        // magazine slot, or 0xFF: no per-thread cache
-  std::uint8_t alloc_tc_slot;  // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
-  std::uint16_t tc_limit;      // magazine capacity for this cache
-  std::uint8_t debug;          // CacheDebug bits; non-zero: a debug cache (no magazines)
-  std::uint32_t fp_offset;     // free link's offset in a slot: 0, or the metadata word after the red zone
-  std::uint32_t fl_key;        // freelist_hardened: the cache's random key (0: links stored plain)
+  bool in_use;                  // atomic: written under the registry lock, read by any thread
+  std::uint8_t tc_slot;         // magazine slot, or 0xFF: no per-thread cache
+  std::uint8_t alloc_tc_slot;   // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
+  std::uint16_t tc_limit;       // magazine capacity for this cache
+  std::uint16_t depot_batches;  // batches of tc_limit/2 objects in the depot (under lock)
+  std::uint16_t depot_cap;      // at most this many (128 KiB of objects, one frame of pointers)
+  void** depot;                 // the depot's frame, taken on first use; null before
+  std::uint8_t debug;           // CacheDebug bits; non-zero: a debug cache (no magazines)
+  std::uint32_t fp_offset;      // free link's offset in a slot: 0, or the metadata word after the red zone
+  std::uint32_t fl_key;         // freelist_hardened: the cache's random key (0: links stored plain)
   SpinLock lock;
   pfn_t partial = kNoPfn;  // slabs with free slots
   pfn_t full = kNoPfn;     // slabs with none
@@ -179,9 +190,13 @@ class SlabAllocator {
 
   // Moves every per-thread cached object back to its slab (shutdown, persistence, tests):
   // every other thread must be quiet — their magazines are read and written unlocked.
+  // The depots too.
   void drain_thread_caches();
+  // Gives every depot's objects back to their slabs (any thread, any time).
+  void drain_depots();
   // The same for one cache only (kmem_cache_destroy: no thread may be using c).
   void drain_cache_magazines(KmemCache* c);
+  // This thread's magazines and every depot (under each cache lock).
   void drain_current_thread();
   // fork() support (Kernel::lock_all): takes the heap table, thread-cache list, registry and
   // every cache lock, in that order; unlock_all releases them (in the parent and the child).
@@ -335,6 +350,10 @@ class SlabAllocator {
                      __ATOMIC_RELAXED);
   }
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
+  // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
+  // (false: full, or no frame for it); the rest gives every object back to its slab.
+  bool depot_put_locked(KmemCache* c, void* const* objs, unsigned n);
+  void depot_drain_locked(KmemCache* c);
   void list_add(pfn_t* list, Page* head);
   void list_del(pfn_t* list, Page* head);
   void move_to(KmemCache* c, Page* head);  // put head on the list its fill level says

@@ -179,16 +179,19 @@ void SlabAllocator::tc_release_all() {
 void SlabAllocator::drain_current_thread() {
   if (!cfg_.thread_caches) return;
   TlsSlot& s = kmm_tc_slots[heap_id_];
-  if (s.gen != heap_gen_ || s.tc == nullptr) return;
-  return_magazines(this, s.tc);
+  if (s.gen == heap_gen_ && s.tc != nullptr) return_magazines(this, s.tc);
+  drain_depots();  // shared, under each cache's lock: what this thread's overflows left there
 }
 
 // Drains every thread's magazines. Safe only when no other thread is using this
 // allocator's thread caches at the same moment (idle drain, shrink, shutdown, tests).
 void SlabAllocator::drain_thread_caches() {
   if (!cfg_.thread_caches) return;
-  LockGuard g(tc_list_lock_);
-  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) return_magazines(this, tc);
+  {
+    LockGuard g(tc_list_lock_);
+    for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) return_magazines(this, tc);
+  }
+  drain_depots();
 }
 
 void SlabAllocator::lock_all() {
