@@ -18,6 +18,8 @@ packages=(
   # issue 7: the trace reader reads .gz traces (re-recording FRR's zebra with
   # scripts/record-traces.sh also wants the frr package; the tests replay the shipped traces)
   zlib1g-dev
+  # issue 19: the HTML reports (kmm run/replay --report) are checked in a real headless browser
+  chromium
 )
 
 missing=()

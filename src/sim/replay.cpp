@@ -261,6 +261,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   for (std::size_t i = 0; i < n; ++i) {
     const TraceOp& op = t.ops[i];
     Slot& s = slots[op.id];
+    if (cfg.progress != nullptr && (i & 0xFFFF) == 0) cfg.progress(cfg.progress_arg, r.policy.c_str(), i, n);
     if (r.injecting) injected_mark = injected_now();
     switch (op.kind) {
       case OpKind::kAlloc: {
@@ -316,6 +317,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
     if (live > r.peak_live) r.peak_live = live;
     if (step != 0 && i % step == 0) sample(i);
   }
+  if (cfg.progress != nullptr) cfg.progress(cfg.progress_arg, r.policy.c_str(), n, n);
   auto t1 = std::chrono::steady_clock::now();
   if (step != 0 && n != 0 && (n - 1) % step != 0) sample(n - 1);
   if (r.injecting) {

@@ -62,6 +62,9 @@ struct ReplayConfig {
   FaultConfig fault[kNrFaultPoints];
   bool fault_on[kNrFaultPoints] = {};
   bool injecting() const { return fault_on[0] || fault_on[1] || fault_on[2]; }
+  // Called every 64K operations and at the end (a progress bar on a terminal); may be null.
+  void (*progress)(void* arg, const char* policy, std::size_t done, std::size_t total) = nullptr;
+  void* progress_arg = nullptr;
 };
 
 struct ReplaySample {

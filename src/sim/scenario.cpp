@@ -180,6 +180,7 @@ LineStatus Scenario::run_line(const std::string& raw, const std::string& where) 
   for (unsigned i = 0; i < kNrFaultPoints; ++i) injected_mark_[i] = fault_failures(static_cast<FaultPoint>(i));
   LineStatus st = dispatch(a, line, where);
   if (st == LineStatus::kExpectFailed) ++expects_failed_;
+  if (observer_ != nullptr) observer_->after_line(kernel_, where, line, st);
   return st;
 }
 

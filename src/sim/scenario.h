@@ -39,6 +39,16 @@ struct ModelDeleter {
 
 enum class LineStatus { kOk, kExpectFailed, kScriptError };
 
+// Sees every line a Scenario ran, after it ran (sim/run_report.h records a run this way).
+// k is the machine after the line (null before the first boot).
+class LineObserver {
+ public:
+  virtual void after_line(Kernel* k, const std::string& where, const std::string& line, LineStatus st) = 0;
+
+ protected:
+  ~LineObserver() = default;
+};
+
 struct Block {
   enum class Kind { kKmalloc, kVmalloc, kPages } kind;
   void* host = nullptr;  // kmalloc/pages: host address
@@ -62,6 +72,7 @@ class Scenario {
   int run_shell(std::istream& in, bool interactive);
 
   void set_echo(bool on) { echo_ = on; }
+  void set_observer(LineObserver* o) { observer_ = o; }
   // Largest RAM a `boot` may ask for (fuzzing, untrusted scripts); 0: no limit.
   void set_max_ram(std::uint64_t bytes) { max_ram_ = bytes; }
   Kernel* kernel() { return kernel_; }
@@ -95,6 +106,7 @@ class Scenario {
   std::ostream& out_;
   std::ostream& err_;
   bool echo_ = true;
+  LineObserver* observer_ = nullptr;
   std::uint64_t max_ram_ = 0;
   Kernel* kernel_ = nullptr;
   BootConfig boot_cfg_;

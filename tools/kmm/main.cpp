@@ -1,11 +1,12 @@
 // kmm — the command-line program (CONTRACT: build/bin/kmm; see DESIGN.md "Command line").
 //   kmm demo                 the paper's experiment, stock and protected side by side
 //   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
+//            [--report FILE.html]  also an HTML report of the run (sim/run_report.h)
 //   kmm shell                the same commands at a prompt
 //   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
 //   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
 //   kmm replay TRACE --policy P[,P...] [--ram SIZE] [--mmu on|off] [--json|--csv]
-//              [--timeline FILE.csv] [--svg FILE.svg] [--lenient]   replay an allocation trace
+//              [--timeline FILE.csv] [--svg FILE.svg] [--report FILE.html] [--lenient]   replay a trace
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
@@ -21,6 +22,7 @@
 #include "exec_commands.h"
 #include "sim/demo.h"
 #include "sim/persist_commands.h"
+#include "sim/run_report.h"
 #include "sim/scenario.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run scenario scripts (.kms)");
   run->add_option("files", files, "scenario files ('-' for standard input)")->required();
   run->add_flag("-q,--quiet", quiet, "do not echo commands");
+  std::string run_report;
+  run->add_option("--report", run_report, "write a self-contained HTML report of the run to FILE.html");
 
   auto* shell = app.add_subcommand("shell", "Type scenario commands at a prompt");
 
@@ -80,10 +84,25 @@ int main(int argc, char** argv) {
   }
   if (fsck->parsed()) return kmm::sim::run_fsck(fsck_file, std::cout);
   if (run->parsed()) {
+    kmm::sim::RunRecorder recorder;
+    // The report is written whatever the scripts' outcome (a failed expect is worth a look).
+    auto write_report = [&](int rc) {
+      if (run_report.empty()) return rc;
+      std::ofstream out(run_report);
+      std::string title;
+      for (const auto& f : files) title += (title.empty() ? "" : " ") + f;
+      recorder.write_html(out, title);
+      if (!out) {
+        std::cerr << run_report << ": cannot write\n";
+        return 2;
+      }
+      return rc;
+    };
     int worst = 0;
     for (const auto& f : files) {
       kmm::sim::Scenario sc(std::cout, std::cerr);
       sc.set_echo(!quiet);
+      if (!run_report.empty()) sc.set_observer(&recorder);
       int rc;
       if (f == "-") {
         rc = sc.run_script(std::cin, "<stdin>");
@@ -91,15 +110,15 @@ int main(int argc, char** argv) {
         std::ifstream in(f);
         if (!in) {
           std::cerr << f << ": error: cannot open\n";
-          return 2;
+          return write_report(2);
         }
         rc = sc.run_script(in, f);
       }
       std::cout.flush();
-      if (rc == 2) return 2;
+      if (rc == 2) return write_report(2);
       if (rc > worst) worst = rc;
     }
-    return worst;
+    return write_report(worst);
   }
   if (shell->parsed()) {
     kmm::sim::Scenario sc(std::cout, std::cerr);

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -33,6 +34,7 @@
 #include "raw_event.h"
 #include "sim/fault_commands.h"
 #include "sim/replay.h"
+#include "sim/run_report.h"
 #include "sim/trace.h"
 
 namespace kmm::tools {
@@ -412,6 +414,7 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   c->add_flag("--csv", a->csv, "print CSV");
   c->add_option("--timeline", a->timeline, "write footprint/live/largest-free samples to FILE.csv");
   c->add_option("--svg", a->svg, "write the timeline charts and final maps to FILE.svg");
+  c->add_option("--report", a->report, "write a self-contained HTML report (table and charts) to FILE.html");
   c->add_flag("--lenient", a->lenient, "skip (and count) bad trace lines instead of stopping");
   c->add_flag("--check", a->check, "check the allocator's invariants at every timeline sample");
   c->add_option("--fail-slab", a->fail_slab,
@@ -492,6 +495,18 @@ int run_replay(const ReplayArgs& a) {
   for (const std::string& p : t->problems) std::cerr << p << " (skipped)\n";
   if (t->skipped > t->problems.size())
     std::cerr << "... " << t->skipped - t->problems.size() << " more bad lines skipped\n";
+  // A progress bar on stderr while stdout is a terminal (a long trace takes seconds a policy);
+  // nothing when the output goes to a file or a pipe.
+  if (isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) {
+    cfg.progress = [](void*, const char* policy, std::size_t done, std::size_t total) {
+      constexpr int kWidth = 40;
+      int filled = total == 0 ? kWidth : static_cast<int>(done * kWidth / total);
+      std::fprintf(stderr, "\r%-16s [%.*s%*s] %3d%%", policy, filled, "########################################",
+                   kWidth - filled, "", total == 0 ? 100 : static_cast<int>(done * 100 / total));
+      if (done == total) std::fprintf(stderr, "\r%*s\r", kWidth + 26, "");
+      std::fflush(stderr);
+    };
+  }
   std::vector<sim::ReplayResult> results;
   for (const std::string& p : policies) results.push_back(sim::replay(*t, p, cfg));
   if (a.json)
@@ -517,6 +532,14 @@ int run_replay(const ReplayArgs& a) {
     sim::write_timeline_svg(out, *t, results);
     if (!out) {
       std::cerr << a.svg << ": cannot write\n";
+      return 2;
+    }
+  }
+  if (!a.report.empty()) {
+    std::ofstream out(a.report);
+    sim::write_replay_report(out, *t, cfg, results);
+    if (!out) {
+      std::cerr << a.report << ": cannot write\n";
       return 2;
     }
   }

@@ -27,7 +27,7 @@ struct ReplayArgs {
   std::string ram = "192M";
   std::string mmu = "off";
   bool json = false, csv = false, lenient = false, check = false;
-  std::string timeline, svg;
+  std::string timeline, svg, report;
   // Fault injection (base/fault_inject.h): N fails every Nth call, P% a random share.
   std::string fail_slab, fail_page, fail_platform, fail_space;
   std::uint64_t fail_seed = 0;
