@@ -195,6 +195,12 @@ void start_collector() {
     if (g_collector_started) return;
     g_collector_started = true;
   }
+  // reclaim-unreachable in a real process: the scan's roots and the world stop (roots.cpp),
+  // in place before any module can be unloaded.
+  if (g_opts.protect == ProtectorMode::kReclaimUnreachable) {
+    LockGuard g(g_idle_lock);
+    roots_install(kernel());
+  }
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
