@@ -15,7 +15,9 @@
 // The collector thread starts with the first plug-in when the protector mode is not off. It
 // runs at idle priority (SCHED_IDLE, else nice 19), wakes every 100 ms, and calls
 // Kernel::idle() with the time that passed, so passes are rate-limited by gc_delay as in the
-// paper's idle loop. A forked child has no collector thread until its next dlopen.
+// paper's idle loop. In reclaim-unreachable, whose mark stops the world, the idle thread
+// hands that call to a pass runner at the host's priority (no priority inversion while the
+// program is stopped). A forked child has no collector thread until its next dlopen.
 //
 // Depends on: shim.h, kernel/, <dlfcn.h>, <link.h>, pthreads.
 // Invariants: table entries are sorted by lo and disjoint; g_plugin_lo/hi is their hull (or
@@ -166,9 +168,50 @@ std::uint64_t mono_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// reclaim-unreachable stops the world for its mark: a stopped process waiting on an
+// idle-priority thread is a priority inversion (on a busy machine the pause grew to 100-500
+// ms). So there the idle thread only decides when (the CPU had idle time, a pass is due)
+// and a thread at the host's priority, started next to it, runs the pass.
+pthread_mutex_t g_pass_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_pass_cv = PTHREAD_COND_INITIALIZER;
+std::uint64_t g_pass_asked = 0, g_pass_done = 0;  // under g_pass_mu
+std::uint64_t g_pass_dt = 0;
+bool g_runner_started = false;
+
+void run_idle(Kernel* k, std::uint64_t dt) {
+  LockGuard g(g_idle_lock);
+  k->idle(dt);
+  g_poked = false;
+}
+
+void* pass_runner_main(void*) {
+  pthread_mutex_lock(&g_pass_mu);
+  for (;;) {
+    while (g_pass_done == g_pass_asked) pthread_cond_wait(&g_pass_cv, &g_pass_mu);
+    std::uint64_t asked = g_pass_asked, dt = g_pass_dt;
+    pthread_mutex_unlock(&g_pass_mu);
+    if (Kernel* k = g_kernel) run_idle(k, dt);
+    pthread_mutex_lock(&g_pass_mu);
+    g_pass_done = asked;
+    pthread_cond_broadcast(&g_pass_cv);
+  }
+  return nullptr;
+}
+
+// The idle thread's request to the runner; returns when it has run.
+void run_idle_at_host_priority(std::uint64_t dt) {
+  pthread_mutex_lock(&g_pass_mu);
+  std::uint64_t ticket = ++g_pass_asked;
+  g_pass_dt = dt;
+  pthread_cond_broadcast(&g_pass_cv);
+  while (g_pass_done < ticket) pthread_cond_wait(&g_pass_cv, &g_pass_mu);
+  pthread_mutex_unlock(&g_pass_mu);
+}
+
 void* collector_main(void*) {
   struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
+  bool delegate = __atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE);
   std::uint64_t last = mono_ns();
   for (;;) {
     struct timespec ts {
@@ -181,9 +224,10 @@ void* collector_main(void*) {
     last = now;
     if (k == nullptr) continue;
     if (k->modules().nr_gone() == 0 && !k->collector().in_pass()) continue;
-    LockGuard g(g_idle_lock);
-    k->idle(dt);
-    g_poked = false;
+    if (delegate)
+      run_idle_at_host_priority(dt);
+    else
+      run_idle(k, dt);
   }
   return nullptr;
 }
@@ -197,14 +241,20 @@ void start_collector() {
   }
   // reclaim-unreachable in a real process: the scan's roots and the world stop (roots.cpp),
   // in place before any module can be unloaded.
-  if (g_opts.protect == ProtectorMode::kReclaimUnreachable) {
-    LockGuard g(g_idle_lock);
-    roots_install(kernel());
-  }
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (g_opts.protect == ProtectorMode::kReclaimUnreachable) {
+    {
+      LockGuard g(g_idle_lock);
+      roots_install(kernel());
+    }
+    // Created here, by a host thread: an idle-priority thread could not create it at the
+    // host's priority (leaving SCHED_IDLE needs privilege).
+    if (pthread_create(&t, &attr, pass_runner_main, nullptr) == 0)
+      __atomic_store_n(&g_runner_started, true, __ATOMIC_RELEASE);
+  }
   if (pthread_create(&t, &attr, collector_main, nullptr) != 0) {
     LockGuard g(g_mod_lock);
     g_collector_started = false;
@@ -368,6 +418,11 @@ void modules_fork_unlock() {
 }
 void modules_fork_child() {
   g_collector_started = false;
+  // The child has neither thread; a runner mid-request may have held the mutex.
+  g_runner_started = false;
+  pthread_mutex_init(&g_pass_mu, nullptr);
+  pthread_cond_init(&g_pass_cv, nullptr);
+  g_pass_asked = g_pass_done = 0;
 }
 void collector_poke() {
   g_poked = true;

@@ -439,6 +439,9 @@ class ProcessRoots final : public RootProvider {
       warn_stop_failed();
       return false;
     }
+    std::uint64_t park = mono_ns() - g_stop_begin_ns;
+    last_park_ns = park;
+    if (park > longest_park_ns) longest_park_ns = park;
     return true;
   }
 
@@ -521,6 +524,8 @@ class ProcessRoots final : public RootProvider {
   bool usable = false;
   std::uint64_t longest_pause_ns = 0;
   std::uint64_t last_pause_ns = 0;
+  std::uint64_t longest_park_ns = 0;  // of a pause, the time until every thread was parked
+  std::uint64_t last_park_ns = 0;
 
  private:
   Kernel* k_ = nullptr;
@@ -567,6 +572,9 @@ std::uint64_t roots_longest_pause_ns() {
 }
 std::uint64_t roots_last_pause_ns() {
   return g_roots.last_pause_ns;
+}
+std::uint64_t roots_longest_park_ns() {
+  return g_roots.longest_park_ns;
 }
 
 }  // namespace kmm::shim

@@ -12,11 +12,15 @@
 // wrongly freed block would have been reused), the scan must have spared them, and at least
 // 90 % of the leak must be reclaimed, the huge leak included. Exit status 0 when all holds.
 //
+// With --sigpwr-blocked one more thread blocks SIGPWR, kmm's stop signal: the world cannot
+// stop, and the pass must then only report (nothing reclaimed, every kept block intact).
+//
 // The host does not link kmm: it finds the kmm_* API with dlsym, so the same program runs on
 // any build of the preload library (this test failed on the one before issue 20: every
 // block was reclaimed and the host read freed memory).
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -69,7 +73,7 @@ constexpr std::size_t kMappedAt = 700000;
 
 std::atomic<int> g_ready{0};
 std::atomic<bool> g_stop_spin{false};
-int g_pipe_stack[2], g_pipe_tls[2];
+int g_pipe_stack[2], g_pipe_tls[2], g_pipe_blocked[2];
 
 bool check_block(const char* what, const void* p, int tag) {
   bool ok = p != nullptr && check_pattern(p, kBlockBytes, tag);
@@ -95,6 +99,16 @@ void* tls_thread(void*) {
   g_ready.fetch_add(1);
   wait_pipe(g_pipe_tls[0]);
   return reinterpret_cast<void*>(check_block("another thread's TLS", t_tls, kThreadTls));
+}
+
+void* blocked_thread(void*) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPWR);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_blocked[0]);
+  return reinterpret_cast<void*>(1);
 }
 
 void* spin_thread(void*) {
@@ -148,10 +162,12 @@ T api(const char* name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]);
+  bool blocked = argc == 3 && std::strcmp(argv[1], "--sigpwr-blocked") == 0;
+  if (argc != 2 && !blocked) {
+    std::fprintf(stderr, "usage: %s [--sigpwr-blocked] PLUGIN.so\n", argv[0]);
     return 2;
   }
+  const char* path = argv[argc - 1];
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // what was printed survives a crash
   auto leaks = api<int (*)(kmm_leak_stats*)>("kmm_leaks");
   auto usage = api<int (*)(const char*, kmm_usage*)>("kmm_module_usage");
@@ -159,8 +175,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "roots-host: not running on kmm (run it under kmm exec)\n");
     return 2;
   }
-  const char* name = std::strrchr(argv[1], '/') != nullptr ? std::strrchr(argv[1], '/') + 1 : argv[1];
-  void* plugin = dlopen(argv[1], RTLD_NOW);
+  const char* name = std::strrchr(path, '/') != nullptr ? std::strrchr(path, '/') + 1 : path;
+  void* plugin = dlopen(path, RTLD_NOW);
   if (plugin == nullptr) {
     std::fprintf(stderr, "roots-host: dlopen: %s\n", dlerror());
     return 2;
@@ -170,18 +186,20 @@ int main(int argc, char** argv) {
   give_huge = reinterpret_cast<GiveHugeFn>(dlsym(plugin, "plugin_give_huge"));
   auto leak = reinterpret_cast<LeakFn>(dlsym(plugin, "plugin_leak"));
   if (give == nullptr || give_chain == nullptr || give_huge == nullptr || leak == nullptr) return 2;
-  if (pipe(g_pipe_stack) != 0 || pipe(g_pipe_tls) != 0) return 2;
+  if (pipe(g_pipe_stack) != 0 || pipe(g_pipe_tls) != 0 || pipe(g_pipe_blocked) != 0) return 2;
 
   if (leak(kLeaks) != kLeaks + 1 || !setup_roots()) {
     std::printf("FAIL: the plug-in could not allocate\n");
     return 1;
   }
   void* volatile main_local = give_for_main();
-  pthread_t threads[3];
+  pthread_t threads[4];
+  int nthreads = blocked ? 4 : 3;
   pthread_create(&threads[0], nullptr, stack_thread, nullptr);
   pthread_create(&threads[1], nullptr, tls_thread, nullptr);
   pthread_create(&threads[2], nullptr, spin_thread, nullptr);
-  while (g_ready.load() != 3) usleep(1000);
+  if (blocked) pthread_create(&threads[3], nullptr, blocked_thread, nullptr);
+  while (g_ready.load() != nthreads) usleep(1000);
   kmm_usage before{};
   usage(name, &before);
   std::printf("loaded: %s owns %llu blocks (%llu bytes)\n", name, static_cast<unsigned long long>(before.objects),
@@ -230,10 +248,22 @@ int main(int argc, char** argv) {
   g_stop_spin.store(true);
   (void)!write(g_pipe_stack[1], "x", 1);
   (void)!write(g_pipe_tls[1], "x", 1);
-  for (pthread_t t : threads) {
+  (void)!write(g_pipe_blocked[1], "x", 1);
+  for (int i = 0; i < nthreads; ++i) {
     void* r = nullptr;
-    pthread_join(t, &r);
+    pthread_join(threads[i], &r);
     ok = r != nullptr && ok;
+  }
+  if (blocked) {
+    // The world could not stop: the pass must not have reclaimed anything.
+    if (ls.reclaimed_objects != 0 || ls.leak_objects < static_cast<std::uint64_t>(kLeaks)) {
+      std::printf("FAIL: with a thread that cannot stop, reclaimed %llu and reported %llu (want 0 and >= %d)\n",
+                  static_cast<unsigned long long>(ls.reclaimed_objects),
+                  static_cast<unsigned long long>(ls.leak_objects), kLeaks);
+      ok = false;
+    }
+    std::printf("%s\n", ok ? "roots: OK" : "roots: FAILED");
+    return ok ? 0 : 1;
   }
   if (ls.referenced_objects < static_cast<std::uint64_t>(kKept)) {
     std::printf("FAIL: the scan spared %llu blocks, the host keeps %d\n",
