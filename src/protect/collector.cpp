@@ -79,7 +79,12 @@ bool Collector::due(std::uint64_t now_ns) const {
 // --- reachability bitmaps -----------------------------------------------------------------
 
 bool Collector::bitmap_alloc() {
-  std::uint64_t bytes = phys_->size() / 32;  // 2 bits per 8-byte granule
+  // Over the RAM online now, not the whole reservation (8 GiB in the preload shim: 256 MiB
+  // of bitmap): every block of a dead owner was allocated before this pass began, so it lies
+  // below the online end; a block above it is never a dead one (see test_and_set).
+  std::uint64_t online = std::uint64_t{phys_->online_end_pfn() - phys_->base_pfn()} << kPageShift;
+  bitmap_bytes_ = online;
+  std::uint64_t bytes = online / 32;  // 2 bits per 8-byte granule
   if (bytes == 0) bytes = 1;
   chunk_order_ = get_order(bytes);
   if (chunk_order_ > kMaxOrder) chunk_order_ = kMaxOrder;
@@ -107,7 +112,9 @@ void Collector::bitmap_free() {
 }
 
 bool Collector::test_and_set(const void* block, unsigned bit) {
-  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
+  if (off >= bitmap_bytes_) return true;  // not a dead block (see bitmap_alloc): never marked
+  std::uint64_t g = off / 8;
   std::uint64_t bitno = g * 2 + bit;
   std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
   auto* bytes = static_cast<std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
@@ -127,7 +134,9 @@ bool Collector::space_test(OwnedSpace* s, void* key, unsigned bit) {
 }
 
 bool Collector::test(const void* block, unsigned bit) const {
-  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
+  if (off >= bitmap_bytes_) return true;  // beyond the bitmap: counted as referenced, never freed
+  std::uint64_t g = off / 8;
   std::uint64_t bitno = g * 2 + bit;
   std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
   auto* bytes = static_cast<const std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
@@ -178,7 +187,7 @@ __attribute__((no_sanitize("thread"))) void Collector::scan_range(const void* p,
   std::uintptr_t span = phys_->size();
   for (std::uintptr_t at = first; at + sizeof(void*) <= end; at += sizeof(void*)) {
     std::uintptr_t w = *reinterpret_cast<const volatile scan_word_t*>(at);
-    if (w - lo < span || nr_spaces_ != 0) mark_pointer(w);
+    if (w - lo < span || w - space_lo_ < space_span_) mark_pointer(w);
   }
   stats_.scanned_bytes += bytes;
 }
@@ -391,7 +400,17 @@ void Collector::begin(std::uint64_t now_ns) {
   }
   if (scan_this_pass_) {
     phase_ = Phase::kMarkLive;
-    for (unsigned i = 0; i < nr_spaces_; ++i) spaces_[i]->begin_mark();
+    std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
+    for (unsigned i = 0; i < nr_spaces_; ++i) {
+      spaces_[i]->begin_mark();
+      std::uintptr_t a, b;
+      spaces_[i]->address_range(&a, &b);
+      if (a >= b) continue;
+      if (a < lo) lo = a;
+      if (b > hi) hi = b;
+    }
+    space_lo_ = lo;
+    space_span_ = hi > lo ? hi - lo : 0;
     for (unsigned i = 0; i < nr_roots_; ++i) scan_range(roots_[i].p, roots_[i].bytes);
     if (world_stopped_ && !provider_->scan_roots(this)) {
       world_stopped_ = false;

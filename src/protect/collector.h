@@ -59,6 +59,12 @@ class OwnedSpace {
   // mark bits (0: referenced, 1: scanned) itself: begin_mark clears them when a pass starts
   // its mark; mark_bit tests a bit and, when `set`, sets it, returning its old value.
   virtual void begin_mark() {}
+  // The words find_block can answer for lie in [*lo, *hi) (read after begin_mark): the scan
+  // asks only about those, outside RAM. Default: every word.
+  virtual void address_range(std::uintptr_t* lo, std::uintptr_t* hi) {
+    *lo = 0;
+    *hi = ~std::uintptr_t{0};
+  }
   virtual bool mark_bit(void* key, unsigned bit, bool set) {
     (void)key, (void)bit, (void)set;
     return false;
@@ -189,6 +195,8 @@ class Collector {
   bool scan_this_pass_ = false;
   bool new_marks_ = false;
   bool world_stopped_ = false;  // the provider stopped the world for this pass's mark
+  // Words outside RAM worth a look (the hull of the spaces' address ranges), for this mark.
+  std::uintptr_t space_lo_ = 0, space_span_ = ~std::uintptr_t{0};
   RootProvider* provider_ = nullptr;
   pfn_t cursor_ = 0;
   std::uint64_t last_end_ns_ = 0;
@@ -206,6 +214,7 @@ class Collector {
   Page* chunks_[kMaxBitmapChunks] = {};
   unsigned chunk_order_ = 0;
   unsigned nr_chunks_ = 0;
+  std::uint64_t bitmap_bytes_ = 0;  // RAM the bitmaps cover, from its base
   std::uint64_t longest_slice_pages_ = 0;
   CollectorStats stats_;
   SpinLock lock_;  // one collector at a time

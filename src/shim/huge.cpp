@@ -343,6 +343,10 @@ class HugeSpace final : public OwnedSpace {
     }
     std::sort(g_sorted, g_sorted + g_nsorted, [](const Entry* a, const Entry* b) { return a->key < b->key; });
   }
+  void address_range(std::uintptr_t* lo, std::uintptr_t* hi) override {
+    *lo = g_nsorted != 0 ? g_sorted[0]->key : 0;
+    *hi = g_nsorted != 0 ? hull_hi_ : 0;
+  }
   bool mark_bit(void* key, unsigned bit, bool set) override {
     auto* e = static_cast<Entry*>(key);
     auto m = static_cast<std::uint8_t>(1u << bit);

@@ -101,11 +101,15 @@ bool g_warned = false;
 
 // The last stop, for the stats and the benchmark.
 std::uint64_t g_stop_begin_ns = 0;
+std::uint64_t g_stop_begin_cpu_ns = 0;  // the stopping thread's CPU time
 
-std::uint64_t mono_ns() {
+std::uint64_t clock_ns(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+std::uint64_t mono_ns() {
+  return clock_ns(CLOCK_MONOTONIC);
 }
 
 long futex(int* addr, int op, int val, const struct timespec* ts) {
@@ -417,6 +421,7 @@ class ProcessRoots final : public RootProvider {
     pid_t self = my_tid();
     pid_t pid = getpid();
     g_stop_begin_ns = mono_ns();
+    g_stop_begin_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     std::uint64_t deadline = g_stop_begin_ns + kStopTimeoutNs;
     __atomic_store_n(&g_nthreads, 0u, __ATOMIC_RELEASE);
     __atomic_store_n(&g_parked, 0, __ATOMIC_RELEASE);
@@ -508,6 +513,7 @@ class ProcessRoots final : public RootProvider {
     std::uint64_t pause = mono_ns() - g_stop_begin_ns;
     if (pause > longest_pause_ns) longest_pause_ns = pause;
     last_pause_ns = pause;
+    last_pause_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - g_stop_begin_cpu_ns;
   }
   void warn_stop_failed() {
     for (unsigned i = 0; i < g_nthreads; ++i) {
@@ -524,7 +530,8 @@ class ProcessRoots final : public RootProvider {
   bool usable = false;
   std::uint64_t longest_pause_ns = 0;
   std::uint64_t last_pause_ns = 0;
-  std::uint64_t longest_park_ns = 0;  // of a pause, the time until every thread was parked
+  std::uint64_t last_pause_cpu_ns = 0;  // CPU time of the stopping thread in the last pause
+  std::uint64_t longest_park_ns = 0;    // of a pause, the time until every thread was parked
   std::uint64_t last_park_ns = 0;
 
  private:
@@ -572,6 +579,9 @@ std::uint64_t roots_longest_pause_ns() {
 }
 std::uint64_t roots_last_pause_ns() {
   return g_roots.last_pause_ns;
+}
+std::uint64_t roots_last_pause_cpu_ns() {
+  return g_roots.last_pause_cpu_ns;
 }
 std::uint64_t roots_longest_park_ns() {
   return g_roots.longest_park_ns;

@@ -143,6 +143,7 @@ void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
 bool roots_install(Kernel* k);
 std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
 std::uint64_t roots_last_pause_ns();
+std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it
 std::uint64_t roots_longest_park_ns();  // the longest wait for every thread to park
 
 // Stats (stats.cpp).

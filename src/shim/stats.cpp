@@ -86,6 +86,7 @@ void format(Kernel& k, TextSink& out) {
     // reclaim-unreachable in this process: the mark ran with every other thread parked (roots.cpp).
     out.str("world stopped for the mark ").u(s.world_stops).str(" times: longest pause ");
     out.u(roots_longest_pause_ns() / 1000).str(" us, last ").u(roots_last_pause_ns() / 1000).str(" us");
+    out.str(" (cpu ").u(roots_last_pause_cpu_ns() / 1000).str(" us)");
     out.str(" (longest wait for the threads to park ").u(roots_longest_park_ns() / 1000).str(" us)");
     out.str("; passes that only reported (no stop, roots unreadable) ").u(s.world_stop_failures).nl();
   }
