@@ -368,19 +368,20 @@ OwnedSpace* huge_space() {
 }
 
 void huge_collector_lock() {
-  g_lock.lock();
+  huge_lock();  // the table, then the cache (a leaf): a parked thread holds neither
   g_walker_locked = true;
 }
 
 void huge_collector_unlock() {
   g_walker_locked = false;
   g_nsorted = 0;
-  g_lock.unlock();
+  huge_unlock();
 }
 
 std::size_t huge_mapped_spans(AddrSpan* out, std::size_t cap) {
-  std::size_t n = 0;
-  if (g_table == nullptr) return 0;
+  // The huge cache's mappings first: freed blocks, free memory whatever they still hold.
+  std::size_t n = huge_cache_spans(out, cap);
+  if (g_table == nullptr) return n;
   auto add = [&](std::uintptr_t lo, std::uintptr_t hi) {
     if (n < cap) out[n] = AddrSpan{lo, hi};
     ++n;

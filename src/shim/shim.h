@@ -130,6 +130,8 @@ std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
 std::uint64_t huge_cache_bytes();
 void huge_cache_lock();
 void huge_cache_unlock();
+struct AddrSpan;
+std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap);  // under huge_cache_lock
 
 // Modules (modules.cpp).
 void modules_fork_lock();
@@ -144,7 +146,7 @@ bool roots_install(Kernel* k);
 std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
 std::uint64_t roots_last_pause_ns();
 std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it
-std::uint64_t roots_longest_park_ns();  // the longest wait for every thread to park
+std::uint64_t roots_longest_park_ns();    // the longest wait for every thread to park
 
 // Stats (stats.cpp).
 void print_stats(int fd);
