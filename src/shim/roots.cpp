@@ -404,6 +404,12 @@ const MapRange* map_containing(unsigned n, std::uintptr_t a) {
   return nullptr;
 }
 
+__attribute__((noinline)) std::uintptr_t frame_below_caller() {
+  std::uintptr_t here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  asm volatile("" ::: "memory");  // not a tail call: this frame exists below the caller's
+  return here;
+}
+
 class ProcessRoots final : public RootProvider {
  public:
   void init(Kernel* k) { k_ = k; }
@@ -452,8 +458,8 @@ class ProcessRoots final : public RootProvider {
 
   bool scan_roots(Collector* c) override {
     __builtin_unwind_init();  // this thread's callee-saved registers: into this frame
-    volatile char here = 0;
-    auto self_sp = reinterpret_cast<std::uintptr_t>(&here) & ~std::uintptr_t{sizeof(void*) - 1};
+    // Taken in a callee: everything of this frame, the spilled registers included, lies above.
+    std::uintptr_t self_sp = frame_below_caller() & ~std::uintptr_t{sizeof(void*) - 1};
     unsigned nmaps = 0;
     if (!read_maps(&nmaps)) return false;
     std::size_t ne = 0;
