@@ -43,6 +43,9 @@ void* mover(void*) {
   while (!g_stop.load(std::memory_order_relaxed)) {
     void* p = __atomic_exchange_n(&g_kept, nullptr, __ATOMIC_SEQ_CST);
     if (p != nullptr) {
+      // Most of the time the pointer is in this register only: a pass that did not stop
+      // this thread (or missed its registers) would free the block.
+      for (int spin = 0; spin < 200000; ++spin) asm volatile("" : "+r"(p));
       if (!check_pattern(p, kBlockBytes, kTag)) g_lost.fetch_add(1);
       for (int i = 0; i < 16; ++i) {  // allocator work while holding it (cache locks, huge blocks)
         seed = seed * 1103515245u + 12345u;
