@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,6 +215,10 @@ void* collector_main(void*) {
   struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
   bool delegate = __atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE);
+  // An idle-priority thread takes long to be scheduled for the stop signal on a busy machine
+  // (the whole world waits meanwhile); while the runner runs a pass it only waits for it,
+  // holding nothing of the program's: the stop leaves it running.
+  if (delegate) roots_exempt_thread(static_cast<int>(syscall(SYS_gettid)));
   std::uint64_t last = mono_ns();
   for (;;) {
     struct timespec ts {
@@ -493,6 +498,7 @@ void modules_fork_child() {
   pthread_mutex_init(&g_pass_mu, nullptr);
   pthread_cond_init(&g_pass_cv, nullptr);
   g_pass_asked = g_pass_done = 0;
+  roots_exempt_thread(0);
 }
 void collector_poke() {
   g_poked = true;

@@ -98,6 +98,7 @@ int g_parked = 0;      // threads parked in this stop (futex word)
 int g_pipe[2] = {-1, -1};
 bool g_use_pipe = false;
 bool g_warned = false;
+int g_exempt_tid = 0;  // atomic: a kmm thread not to stop (roots_exempt_thread)
 
 // The last stop, for the stats and the benchmark.
 std::uint64_t g_stop_begin_ns = 0;
@@ -192,7 +193,7 @@ bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
       if (d->name[0] < '0' || d->name[0] > '9') continue;
       pid_t tid = 0;
       for (const char* c = d->name; *c >= '0' && *c <= '9'; ++c) tid = tid * 10 + (*c - '0');
-      if (tid == self) continue;
+      if (tid == self || tid == __atomic_load_n(&g_exempt_tid, __ATOMIC_RELAXED)) continue;
       bool known = false;
       for (unsigned i = 0; i < g_nthreads && !known; ++i) known = g_s->threads[i].tid == tid;
       if (known) continue;
@@ -578,6 +579,10 @@ bool roots_install(Kernel* k) {
   if (sigaction(kStopSignal, &sa, nullptr) != 0) return false;
   g_roots.usable = true;
   return true;
+}
+
+void roots_exempt_thread(int tid) {
+  __atomic_store_n(&g_exempt_tid, tid, __ATOMIC_RELAXED);
 }
 
 std::uint64_t roots_longest_pause_ns() {

@@ -143,6 +143,9 @@ void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
 // stop signal's handler and sets the collector's RootProvider. Called when the collector
 // thread is first needed; false (with a warning) when the signal is the program's.
 bool roots_install(Kernel* k);
+// A kmm thread the world stop leaves running (the idle collector thread, which holds nothing
+// of the program's and only waits for the pass runner); 0: none.
+void roots_exempt_thread(int tid);
 std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
 std::uint64_t roots_last_pause_ns();
 std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it
