@@ -62,6 +62,11 @@ class Vmalloc final : public OwnedSpace {
   void for_each_piece(void* handle, ScanPiece scan, void* arg) override;
   void free_block(void* handle) override;
   bool find_block(std::uintptr_t word, void** key, owner_t* owner) override;
+  void address_range(std::uintptr_t* lo, std::uintptr_t* hi) override {
+    constexpr std::uint64_t kMax = ~std::uintptr_t{0};
+    *lo = static_cast<std::uintptr_t>(start_ < kMax ? start_ : kMax);
+    *hi = static_cast<std::uintptr_t>(end_ < kMax ? end_ : kMax);
+  }
 
  private:
   void release(VmArea* a);

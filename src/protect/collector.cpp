@@ -79,7 +79,12 @@ bool Collector::due(std::uint64_t now_ns) const {
 // --- reachability bitmaps -----------------------------------------------------------------
 
 bool Collector::bitmap_alloc() {
-  std::uint64_t bytes = phys_->size() / 32;  // 2 bits per 8-byte granule
+  // Over the RAM online now, not the whole reservation (8 GiB in the preload shim: 256 MiB
+  // of bitmap): every block of a dead owner was allocated before this pass began, so it lies
+  // below the online end; a block above it is never a dead one (see test_and_set).
+  std::uint64_t online = std::uint64_t{phys_->online_end_pfn() - phys_->base_pfn()} << kPageShift;
+  bitmap_bytes_ = online;
+  std::uint64_t bytes = online / 32;  // 2 bits per 8-byte granule
   if (bytes == 0) bytes = 1;
   chunk_order_ = get_order(bytes);
   if (chunk_order_ > kMaxOrder) chunk_order_ = kMaxOrder;
@@ -107,7 +112,9 @@ void Collector::bitmap_free() {
 }
 
 bool Collector::test_and_set(const void* block, unsigned bit) {
-  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
+  if (off >= bitmap_bytes_) return true;  // not a dead block (see bitmap_alloc): never marked
+  std::uint64_t g = off / 8;
   std::uint64_t bitno = g * 2 + bit;
   std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
   auto* bytes = static_cast<std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
@@ -118,8 +125,18 @@ bool Collector::test_and_set(const void* block, unsigned bit) {
   return was;
 }
 
+bool Collector::space_test_and_set(OwnedSpace* s, void* key, unsigned bit) {
+  return phys_->owns(key) ? test_and_set(key, bit) : s->mark_bit(key, bit, true);
+}
+
+bool Collector::space_test(OwnedSpace* s, void* key, unsigned bit) {
+  return phys_->owns(key) ? test(key, bit) : s->mark_bit(key, bit, false);
+}
+
 bool Collector::test(const void* block, unsigned bit) const {
-  std::uint64_t g = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base()) / 8;
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
+  if (off >= bitmap_bytes_) return true;  // beyond the bitmap: counted as referenced, never freed
+  std::uint64_t g = off / 8;
   std::uint64_t bitno = g * 2 + bit;
   std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
   auto* bytes = static_cast<const std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
@@ -134,8 +151,8 @@ void Collector::mark_pointer(std::uintptr_t w) {
       void* key;
       owner_t owner;
       // Space blocks are marked through their key (first backing frame's address).
-      if (spaces_[i]->find_block(w, &key, &owner) && dead_[owner] && phys_->owns(key)) {
-        if (!test_and_set(key, 0)) new_marks_ = true;
+      if (spaces_[i]->find_block(w, &key, &owner) && dead_[owner]) {
+        if (!space_test_and_set(spaces_[i], key, 0)) new_marks_ = true;
       }
     }
     return;
@@ -170,21 +187,24 @@ __attribute__((no_sanitize("thread"))) void Collector::scan_range(const void* p,
   std::uintptr_t span = phys_->size();
   for (std::uintptr_t at = first; at + sizeof(void*) <= end; at += sizeof(void*)) {
     std::uintptr_t w = *reinterpret_cast<const volatile scan_word_t*>(at);
-    if (w - lo < span || nr_spaces_ != 0) mark_pointer(w);
+    if (w - lo < span || w - space_lo_ < space_span_) mark_pointer(w);
   }
   stats_.scanned_bytes += bytes;
 }
 
 // --- one block of a dead owner, in the sweep -----------------------------------------------
 
-void Collector::dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed) {
+void Collector::dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed, OwnedSpace* space) {
   *freed = false;
-  if (scan_this_pass_ && phys_->owns(addr) && test(addr, 0)) {
+  bool marked = scan_this_pass_ && (space != nullptr ? space_test(space, addr, 0) : phys_->owns(addr) && test(addr, 0));
+  if (marked) {
     referenced_[owner].objects++;
     referenced_[owner].bytes += bytes;
     return;
   }
-  if (mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable) {
+  // reclaim-unreachable without its scan (no bitmap, or a world that would not stop) only
+  // reports: it cannot tell a referenced block from a leak.
+  if (reclaiming()) {
     freed_[owner].objects++;
     freed_[owner].bytes += bytes;
     *freed = true;
@@ -197,7 +217,20 @@ void Collector::dead_block(void* addr, std::size_t bytes, owner_t owner, bool* f
 void Collector::visit_slab(Page* head) {
   KmemCache* c = slab_->cache(head->get_cache_id());
   if (c == nullptr) return;
-  LockGuard g(c->lock);
+  // With the world stopped, a cache lock that is taken belongs to a parked thread: waiting
+  // would never end. The mark only reads owner bytes and objects, which a parked thread
+  // cannot change, so it goes on without the lock (the sweep never runs stopped).
+  bool locked = true;
+  if (world_stopped_)
+    locked = c->lock.try_lock();
+  else
+    c->lock.lock();
+  struct Unlock {
+    SpinLock* l;
+    ~Unlock() {
+      if (l != nullptr) l->unlock();
+    }
+  } unlock{locked ? &c->lock : nullptr};
   // Re-check under the lock: the slab may have gone since we read its descriptor.
   if (!head->is(PG_slab) || !head->is(PG_head) || head->get_cache_id() != c->id) return;
   char* base = static_cast<char*>(slab_->slab_base(head));
@@ -219,8 +252,7 @@ void Collector::visit_slab(Page* head) {
           // (a thread still freeing a gone module's memory) exchanges the same owner byte,
           // so exactly one of the two frees the slot; the loser sees kOwnerFree.
           bool spared = scan_this_pass_ && test(obj, 0);
-          bool reclaiming = mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable;
-          if (reclaiming && !spared && !slab_->claim_slot(c, head, i, o)) break;
+          if (reclaiming() && !spared && !slab_->claim_slot(c, head, i, o)) break;
           bool freed;
           dead_block(obj, c->size, o, &freed);
           if (freed) {
@@ -253,8 +285,7 @@ void Collector::visit_large(Page* head) {
         // A block to free is claimed first: a kfree racing with this pass (the kernel may
         // free any block), or the block's reuse since we read it, means it is not ours.
         bool spared = scan_this_pass_ && test(addr, 0);
-        bool reclaiming = mode_ == ProtectorMode::kReclaim || mode_ == ProtectorMode::kReclaimUnreachable;
-        if (reclaiming && !spared && !head->claim_owner_if(o)) break;
+        if (reclaiming() && !spared && !head->claim_owner_if(o)) break;
         dead_block(addr, bytes, o, &freed);
         if (freed) kmalloc_->free_large(head);
       }
@@ -282,13 +313,13 @@ void Collector::visit_spaces() {
               if (!self->dead_[o]) x->s->for_each_piece(handle, scan, self);
               break;
             case Phase::kMarkDead:
-              if (self->dead_[o] && self->phys_->owns(addr) && self->test(addr, 0) && !self->test_and_set(addr, 1))
+              if (self->dead_[o] && self->space_test(x->s, addr, 0) && !self->space_test_and_set(x->s, addr, 1))
                 x->s->for_each_piece(handle, scan, self);
               break;
             case Phase::kSweep:
               if (self->dead_[o]) {
                 bool freed;
-                self->dead_block(addr, bytes, o, &freed);
+                self->dead_block(addr, bytes, o, &freed, x->s);
                 if (freed) x->s->free_block(handle);
               }
               break;
@@ -351,9 +382,49 @@ void Collector::begin(std::uint64_t now_ns) {
       log_(log_arg_, line.data(), line.size());
     }
   }
+  if (scan_this_pass_ && provider_ != nullptr) {
+    // A real process: its threads are parked for the whole mark (slice() runs it in one go).
+    world_stopped_ = provider_->stop_world();
+    if (world_stopped_) {
+      stats_.world_stops++;
+    } else {
+      stats_.world_stop_failures++;
+      bitmap_free();
+      scan_this_pass_ = false;
+      if (log_ != nullptr) {
+        StackText<160> line;
+        line.str("kmm-gc: could not stop every thread for the scan; this pass only reports").nl();
+        log_(log_arg_, line.data(), line.size());
+      }
+    }
+  }
   if (scan_this_pass_) {
     phase_ = Phase::kMarkLive;
+    std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
+    for (unsigned i = 0; i < nr_spaces_; ++i) {
+      spaces_[i]->begin_mark();
+      std::uintptr_t a, b;
+      spaces_[i]->address_range(&a, &b);
+      if (a >= b) continue;
+      if (a < lo) lo = a;
+      if (b > hi) hi = b;
+    }
+    space_lo_ = lo;
+    space_span_ = hi > lo ? hi - lo : 0;
     for (unsigned i = 0; i < nr_roots_; ++i) scan_range(roots_[i].p, roots_[i].bytes);
+    if (world_stopped_ && !provider_->scan_roots(this)) {
+      world_stopped_ = false;
+      provider_->start_world();
+      stats_.world_stop_failures++;
+      bitmap_free();
+      scan_this_pass_ = false;
+      phase_ = Phase::kSweep;
+      if (log_ != nullptr) {
+        StackText<160> line;
+        line.str("kmm-gc: could not read every root of the process; this pass only reports").nl();
+        log_(log_arg_, line.data(), line.size());
+      }
+    }
   } else {
     phase_ = Phase::kSweep;
   }
@@ -415,10 +486,13 @@ bool Collector::slice(std::uint64_t now_ns) {
     begin(now_ns);
   }
   stats_.slices++;
-  std::uint32_t done = walk(slice_pages_);
-  if (done > longest_slice_pages_) longest_slice_pages_ = done;
-  if (cursor_ >= phys_->online_end_pfn()) {
-    // Blocks of spaces above the slab layer (vmalloc): one visit per phase.
+  do {
+    // The world stays stopped from begin() to the end of the mark: no budget until then.
+    bool stopped = world_stopped_;
+    std::uint32_t done = walk(stopped ? ~std::uint32_t{0} : slice_pages_);
+    if (!stopped && done > longest_slice_pages_) longest_slice_pages_ = done;
+    if (cursor_ < phys_->online_end_pfn()) continue;
+    // Blocks of spaces above the slab layer (vmalloc, the shim's huge blocks): one visit per phase.
     visit_spaces();
     cursor_ = phys_->base_pfn();
     switch (phase_) {
@@ -427,7 +501,13 @@ bool Collector::slice(std::uint64_t now_ns) {
         new_marks_ = false;
         break;
       case Phase::kMarkDead:
-        if (!new_marks_) phase_ = Phase::kSweep;
+        if (!new_marks_) {
+          phase_ = Phase::kSweep;
+          if (world_stopped_) {
+            world_stopped_ = false;
+            provider_->start_world();
+          }
+        }
         new_marks_ = false;
         break;
       case Phase::kSweep:
@@ -436,7 +516,7 @@ bool Collector::slice(std::uint64_t now_ns) {
       case Phase::kIdle:
         break;
     }
-  }
+  } while (world_stopped_);
   return false;
 }
 

@@ -55,6 +55,20 @@ class OwnedSpace {
   virtual void free_block(void* handle) = 0;
   // The block a pointer-sized word refers to, if any (for the reachability scan).
   virtual bool find_block(std::uintptr_t word, void** key, owner_t* owner) = 0;
+  // A space whose keys lie outside kmm's RAM (the preload shim's huge blocks) keeps the two
+  // mark bits (0: referenced, 1: scanned) itself: begin_mark clears them when a pass starts
+  // its mark; mark_bit tests a bit and, when `set`, sets it, returning its old value.
+  virtual void begin_mark() {}
+  // The words find_block can answer for lie in [*lo, *hi) (read after begin_mark): the scan
+  // asks only about those, outside RAM. Default: every word.
+  virtual void address_range(std::uintptr_t* lo, std::uintptr_t* hi) {
+    *lo = 0;
+    *hi = ~std::uintptr_t{0};
+  }
+  virtual bool mark_bit(void* key, unsigned bit, bool set) {
+    (void)key, (void)bit, (void)set;
+    return false;
+  }
 
  protected:
   ~OwnedSpace() = default;
@@ -67,9 +81,31 @@ struct CollectorStats {
   std::uint64_t referenced_objects = 0, referenced_bytes = 0;  // spared by the scan
   std::uint64_t scanned_bytes = 0;                             // reachability scan, since boot
   std::uint64_t slices = 0;
+  std::uint64_t world_stops = 0;          // marks run with the world stopped (RootProvider)
+  std::uint64_t world_stop_failures = 0;  // passes that only reported: the world would not stop
 };
 
 using LogFn = void (*)(void* arg, const char* line, std::size_t len);
+
+class Collector;
+
+// The mutators and roots of a real process (the preload shim, src/shim/roots.cpp). With a
+// provider set, the mark phases of a reclaim-unreachable pass run with the world stopped, in
+// one go (not sliced): stop_world() parks every other thread, scan_roots() feeds the
+// process's roots (data segments, stacks from their stack pointers, saved registers, TLS,
+// anonymous mappings) to Collector::scan_root, the walk marks, then start_world(). A
+// provider that cannot stop the world makes the pass report only. The modelled machine has
+// no provider: its roots are registered (add_root) and its mark is sliced.
+class RootProvider {
+ public:
+  virtual bool stop_world() = 0;
+  // False: the roots could not all be read (the pass then only reports).
+  virtual bool scan_roots(Collector* c) = 0;
+  virtual void start_world() = 0;
+
+ protected:
+  ~RootProvider() = default;
+};
 
 class Collector {
  public:
@@ -81,6 +117,10 @@ class Collector {
   std::uint64_t delay_ns() const { return delay_ns_; }
   void set_slice_pages(std::uint32_t n) { slice_pages_ = n == 0 ? 1 : n; }
   void add_space(OwnedSpace* s);
+  void set_root_provider(RootProvider* p) { provider_ = p; }
+  // From RootProvider::scan_roots: every aligned word of [p, p + bytes) is a possible
+  // reference. p must be readable (a provider copies foreign memory first).
+  void scan_root(const void* p, std::size_t bytes) { scan_range(p, bytes); }
   // Registered roots: memory outside kmm's blocks that may point into them.
   bool add_root(const void* p, std::size_t bytes);
   void remove_root(const void* p);
@@ -132,7 +172,13 @@ class Collector {
   void bitmap_free();
   bool test_and_set(const void* block, unsigned bit);
   bool test(const void* block, unsigned bit) const;
-  void dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed);
+  // Mark bits of a space's block: in the bitmap when its key is in RAM, else the space's own.
+  bool space_test_and_set(OwnedSpace* s, void* key, unsigned bit);
+  bool space_test(OwnedSpace* s, void* key, unsigned bit);
+  bool reclaiming() const {
+    return mode_ == ProtectorMode::kReclaim || (mode_ == ProtectorMode::kReclaimUnreachable && scan_this_pass_);
+  }
+  void dead_block(void* addr, std::size_t bytes, owner_t owner, bool* freed, OwnedSpace* space = nullptr);
 
   ModuleRegistry* modules_ = nullptr;
   Kmalloc* kmalloc_ = nullptr;
@@ -148,6 +194,10 @@ class Collector {
   bool kicked_ = false;
   bool scan_this_pass_ = false;
   bool new_marks_ = false;
+  bool world_stopped_ = false;  // the provider stopped the world for this pass's mark
+  // Words outside RAM worth a look (the hull of the spaces' address ranges), for this mark.
+  std::uintptr_t space_lo_ = 0, space_span_ = ~std::uintptr_t{0};
+  RootProvider* provider_ = nullptr;
   pfn_t cursor_ = 0;
   std::uint64_t last_end_ns_ = 0;
   std::uint64_t pass_start_ns_ = 0;
@@ -164,6 +214,7 @@ class Collector {
   Page* chunks_[kMaxBitmapChunks] = {};
   unsigned chunk_order_ = 0;
   unsigned nr_chunks_ = 0;
+  std::uint64_t bitmap_bytes_ = 0;  // RAM the bitmaps cover, from its base
   std::uint64_t longest_slice_pages_ = 0;
   CollectorStats stats_;
   SpinLock lock_;  // one collector at a time

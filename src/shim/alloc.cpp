@@ -318,13 +318,19 @@ Kernel* boot_kernel() {
     }
     build_classes(k);
     purge_boot(k);
+    // Huge blocks are the collector's too: reclaimed with an unloaded plug-in's other blocks.
+    k->collector().add_space(huge_space());
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
     // Armed only now: boot and the class caches are not what fail_* means to fail.
     for (unsigned i = 0; i < kNrFaultPoints; ++i)
       if (g_opts.fault_on[i]) fault_configure(static_cast<FaultPoint>(i), g_opts.fault[i]);
     registered = true;
   }
-  if (registered) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (registered) {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    // reclaim-unreachable: the root scan and its world stop are ready before any module is.
+    if (g_opts.protect == ProtectorMode::kReclaimUnreachable) roots_install(g_kernel);
+  }
   return g_kernel;
 }
 

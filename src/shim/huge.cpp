@@ -28,6 +28,7 @@
 // `guard_patterned`).
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/bits.h"
@@ -45,13 +46,21 @@ struct Entry {
   std::size_t map_bytes;
   std::size_t usable;  // bytes from key to the end of the mapping (guarded: the size asked for)
   owner_t owner;
-  bool guarded;          // the mapping's last page is a guard page
-  bool guard_patterned;  // ... filled with kGuardFill, not protected (the host refused)
+  bool guarded;            // the mapping's last page is a guard page
+  bool guard_patterned;    // ... filled with kGuardFill, not protected (the host refused)
+  std::uint8_t marks = 0;  // the collector's mark bits (1: referenced, 2: scanned)
+  bool doomed = false;     // reclaimed by the collector's sweep: unmapped after its walk
 };
 
 constexpr std::size_t kSlots = std::size_t{1} << 16;
+constexpr std::size_t kTableBytes = kSlots * (sizeof(Entry) + sizeof(Entry*));  // the table, then g_sorted
 SpinLock g_lock;
 Entry* g_table = nullptr;
+// The collector's view (HugeSpace): entries sorted by key, built at the start of a mark, used
+// only while the collector holds g_lock for a stopped world (g_walker_locked).
+Entry** g_sorted = nullptr;
+std::size_t g_nsorted = 0;
+bool g_walker_locked = false;  // read and written by the thread holding g_lock only
 std::size_t g_count = 0;
 OwnerTally g_usage[kMaxOwners];
 
@@ -61,10 +70,10 @@ std::size_t slot_of(std::uintptr_t key) {
 
 bool ensure_table() {
   if (g_table != nullptr) return true;
-  void* t = ::mmap(nullptr, kSlots * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* t = ::mmap(nullptr, kTableBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (t == MAP_FAILED) return false;
   g_table = static_cast<Entry*>(t);
+  g_sorted = reinterpret_cast<Entry**>(static_cast<char*>(t) + kSlots * sizeof(Entry));
   return true;
 }
 
@@ -174,7 +183,8 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner) {
     start = user;
     span = bytes;
   }
-  Entry e{user, start, span, span - (user - start), owner == kOwnerFree ? kOwnerKernel : owner, guarded, false};
+  Entry e{user,  start, span, span - (user - start), owner == kOwnerFree ? kOwnerKernel : owner, guarded,
+          false, 0,     false};
   if (guarded) {
     e.usable = size;
     arm_guard(&e);
@@ -262,6 +272,124 @@ void* huge_resize(void* p, std::size_t size, const char* action) {
   if (n.guarded) arm_guard(&n);
   insert_locked(n);  // cannot fail: one entry was just removed
   return q;
+}
+
+// --- the collector's view: huge blocks are an OwnedSpace (protect/collector.h) -----------------
+
+namespace {
+
+class HugeSpace final : public OwnedSpace {
+ public:
+  // Under g_lock (taken here, or already held by the collector for a stopped world). The
+  // sweep's visitor may reclaim the entry it is given (free_block): it is marked doomed and
+  // unmapped after the walk, so no entry moves while the walk runs.
+  void for_each_block(Visit visit, void* arg) override {
+    bool take = !g_walker_locked;
+    if (take) g_lock.lock();
+    bool any_doomed = false;
+    if (g_table != nullptr) {
+      for (std::size_t i = 0; i < kSlots; ++i) {
+        Entry* e = &g_table[i];
+        if (e->key == 0) continue;
+        visit(arg, e, e->usable, e->owner, e);
+        any_doomed = any_doomed || e->doomed;
+      }
+    }
+    while (any_doomed) {
+      any_doomed = false;
+      for (std::size_t i = 0; i < kSlots; ++i) {
+        Entry* e = &g_table[i];
+        if (e->key == 0 || !e->doomed) continue;
+        Entry gone = *e;
+        erase_locked(e);  // backward shift may move a later doomed entry before i: go round again
+        ::munmap(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
+        any_doomed = true;
+      }
+    }
+    if (take) g_lock.unlock();
+  }
+  void for_each_piece(void* handle, ScanPiece scan, void* arg) override {
+    auto* e = static_cast<Entry*>(handle);
+    scan(arg, reinterpret_cast<const void*>(e->key), e->usable);
+  }
+  void free_block(void* handle) override { static_cast<Entry*>(handle)->doomed = true; }
+  bool find_block(std::uintptr_t word, void** key, owner_t* owner) override {
+    if (!g_walker_locked || g_nsorted == 0) return false;
+    if (word < g_sorted[0]->key || word >= hull_hi_) return false;
+    std::size_t lo = 0, hi = g_nsorted;  // the last entry with key <= word
+    while (hi - lo > 1) {
+      std::size_t mid = (lo + hi) / 2;
+      if (g_sorted[mid]->key <= word)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    Entry* e = g_sorted[lo];
+    if (word >= e->key + e->usable) return false;
+    *key = e;
+    *owner = e->owner;
+    return true;
+  }
+  void begin_mark() override {
+    g_nsorted = 0;
+    hull_hi_ = 0;
+    if (!g_walker_locked || g_table == nullptr) return;
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      Entry* e = &g_table[i];
+      if (e->key == 0) continue;
+      e->marks = 0;
+      g_sorted[g_nsorted++] = e;
+      if (e->key + e->usable > hull_hi_) hull_hi_ = e->key + e->usable;
+    }
+    std::sort(g_sorted, g_sorted + g_nsorted, [](const Entry* a, const Entry* b) { return a->key < b->key; });
+  }
+  void address_range(std::uintptr_t* lo, std::uintptr_t* hi) override {
+    *lo = g_nsorted != 0 ? g_sorted[0]->key : 0;
+    *hi = g_nsorted != 0 ? hull_hi_ : 0;
+  }
+  bool mark_bit(void* key, unsigned bit, bool set) override {
+    auto* e = static_cast<Entry*>(key);
+    auto m = static_cast<std::uint8_t>(1u << bit);
+    bool was = (e->marks & m) != 0;
+    if (set) e->marks = static_cast<std::uint8_t>(e->marks | m);
+    return was;
+  }
+
+ private:
+  std::uintptr_t hull_hi_ = 0;
+};
+
+HugeSpace g_space;
+
+}  // namespace
+
+OwnedSpace* huge_space() {
+  return &g_space;
+}
+
+void huge_collector_lock() {
+  huge_lock();  // the table, then the cache (a leaf): a parked thread holds neither
+  g_walker_locked = true;
+}
+
+void huge_collector_unlock() {
+  g_walker_locked = false;
+  g_nsorted = 0;
+  huge_unlock();
+}
+
+std::size_t huge_mapped_spans(AddrSpan* out, std::size_t cap) {
+  // The huge cache's mappings first: freed blocks, free memory whatever they still hold.
+  std::size_t n = huge_cache_spans(out, cap);
+  if (g_table == nullptr) return n;
+  auto add = [&](std::uintptr_t lo, std::uintptr_t hi) {
+    if (n < cap) out[n] = AddrSpan{lo, hi};
+    ++n;
+  };
+  add(reinterpret_cast<std::uintptr_t>(g_table), reinterpret_cast<std::uintptr_t>(g_table) + kTableBytes);
+  for (std::size_t i = 0; i < kSlots; ++i)
+    if (g_table[i].key != 0) add(g_table[i].map_start, g_table[i].map_start + g_table[i].map_bytes);
+  return n;
 }
 
 void huge_usage(OwnerTally* out) {

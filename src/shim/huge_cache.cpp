@@ -139,4 +139,15 @@ void huge_cache_unlock() {
   g_cache_lock.unlock();
 }
 
+// The cached mappings (free memory: the root scan skips them); the caller holds the lock.
+std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap) {
+  std::size_t n = 0;
+  for (const CachedMapping& m : g_cache) {
+    if (m.bytes == 0) continue;
+    if (n < cap) out[n] = AddrSpan{m.start, m.start + m.bytes};
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace kmm::shim

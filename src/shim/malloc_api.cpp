@@ -6,12 +6,22 @@
 // malloc(0) returns a unique minimum block; realloc(p, 0) frees p and returns null;
 // calloc/reallocarray overflow and every failure set errno = ENOMEM; posix_memalign returns
 // EINVAL for an alignment that is not a power of two multiple of sizeof(void*); memalign
-// rounds a non-power-of-two alignment up. operator new never returns null: with no
-// exceptions in kmm, running out of memory is reported and aborts (a new_handler is not
-// consulted).
+// rounds a non-power-of-two alignment up.
+//
+// operator new keeps the standard's contract ([new.delete.single]): when memory runs out it
+// calls the new-handler in a loop, retrying after each call; with no handler the throwing
+// forms throw std::bad_alloc and the nothrow forms return null (a handler that throws makes a
+// nothrow form return null). The handler and the throw are the program's C++ runtime's
+// (std::get_new_handler and std::__throw_bad_alloc of libstdc++.so, found with dlsym when
+// first needed): the shim's own copy of libsupc++ is private to it, its handler is never the
+// one the program set, and an exception raised by it would be counted in the wrong runtime.
+// The shim itself is built without exceptions; this file has unwind tables so that the
+// exception passes through its frames. Only a program without a shared libstdc++ (nothing to
+// throw with) still gets a report and an abort.
 //
 // Each entry takes its caller's return address for the owner lookup (shim.h owner_for).
 // Depends on: shim.h.
+#include <dlfcn.h>
 #include <errno.h>
 #include <unistd.h>
 
@@ -51,21 +61,103 @@ inline void* do_memalign(std::size_t align, std::size_t n, const void* ra) {
   return p != nullptr ? p : fail_enomem();
 }
 
-[[noreturn]] void new_failed(std::size_t n) {
-  report(
-      {ErrorKind::kSizeOverflow, "operator new", nullptr, nullptr, n, "out of memory (kmm has no exceptions: abort)"});
+// The program's C++ runtime, for out of memory in operator new.
+using GetNewHandlerFn = std::new_handler (*)();
+using ThrowFn = void (*)();
+using NothrowNewFn = void* (*)(std::size_t, const std::nothrow_t&);
+using NothrowNewAlignedFn = void* (*)(std::size_t, std::align_val_t, const std::nothrow_t&);
+
+#define KMM_SIZE_MANGLING (sizeof(std::size_t) == 8 ? 0 : 1)  // m (unsigned long) or j (unsigned int)
+
+struct CxxRuntime {
+  GetNewHandlerFn get_new_handler;
+  ThrowFn throw_bad_alloc;
+  NothrowNewFn nothrow_new[2];                 // new, new[]
+  NothrowNewAlignedFn nothrow_new_aligned[2];  // new, new[] with std::align_val_t
+};
+
+const CxxRuntime& cxx_runtime() {
+  static CxxRuntime rt;
+  static bool resolved = false;
+  if (__atomic_load_n(&resolved, __ATOMIC_ACQUIRE)) return rt;
+  static const char* const kNothrow[2][2] = {{"_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t"},
+                                             {"_ZnwjRKSt9nothrow_t", "_ZnajRKSt9nothrow_t"}};
+  static const char* const kNothrowAligned[2][2] = {
+      {"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t"},
+      {"_ZnwjSt11align_val_tRKSt9nothrow_t", "_ZnajSt11align_val_tRKSt9nothrow_t"}};
+  // Written before `resolved` is published; a second thread resolving at the same time
+  // writes the same values.
+  rt.get_new_handler = reinterpret_cast<GetNewHandlerFn>(dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv"));
+  rt.throw_bad_alloc = reinterpret_cast<ThrowFn>(dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv"));
+  for (int i = 0; i < 2; ++i) {
+    // RTLD_NEXT: libstdc++'s own nothrow forms (they call our throwing ones inside a try).
+    rt.nothrow_new[i] = reinterpret_cast<NothrowNewFn>(dlsym(RTLD_NEXT, kNothrow[KMM_SIZE_MANGLING][i]));
+    rt.nothrow_new_aligned[i] =
+        reinterpret_cast<NothrowNewAlignedFn>(dlsym(RTLD_NEXT, kNothrowAligned[KMM_SIZE_MANGLING][i]));
+  }
+  __atomic_store_n(&resolved, true, __ATOMIC_RELEASE);
+  return rt;
+}
+
+std::new_handler program_new_handler() {
+  const CxxRuntime& rt = cxx_runtime();
+  return rt.get_new_handler != nullptr ? rt.get_new_handler() : nullptr;
+}
+
+[[noreturn]] void throw_bad_alloc(std::size_t n) {
+  const CxxRuntime& rt = cxx_runtime();
+  if (rt.throw_bad_alloc != nullptr) rt.throw_bad_alloc();  // does not return
+  report({ErrorKind::kSizeOverflow, "operator new", nullptr, nullptr, n,
+          "out of memory, and no shared libstdc++ to throw std::bad_alloc with: abort"});
   fatal("operator new: out of memory");
 }
 
+inline void* alloc_for_new(std::size_t n, std::size_t align, owner_t owner) {
+  return align == 0 ? alloc(n, owner) : alloc_aligned(align, n, owner);
+}
+
+// Out of memory in a throwing form: the new-handler loop, then std::bad_alloc.
+__attribute__((noinline)) void* new_slow(std::size_t n, std::size_t align, owner_t owner) {
+  for (;;) {
+    std::new_handler h = program_new_handler();
+    if (h == nullptr) throw_bad_alloc(n);
+    h();  // may free memory, install another handler, throw, or end the program
+    if (void* p = alloc_for_new(n, align, owner)) return p;
+  }
+}
+
+// Out of memory in a nothrow form: null at once without a handler; with one, libstdc++'s
+// nothrow form runs our throwing form inside its try and returns null for a throw.
+__attribute__((noinline)) void* new_nothrow_slow(std::size_t n, std::size_t align, bool array, owner_t owner) {
+  if (program_new_handler() == nullptr) return nullptr;
+  const CxxRuntime& rt = cxx_runtime();
+  OwnerScope scope(owner);  // libstdc++'s call to our operator new is not the plug-in's code
+  if (align == 0) {
+    NothrowNewFn f = rt.nothrow_new[array ? 1 : 0];
+    return f != nullptr ? f(n, std::nothrow) : nullptr;
+  }
+  NothrowNewAlignedFn f = rt.nothrow_new_aligned[array ? 1 : 0];
+  return f != nullptr ? f(n, std::align_val_t{align}, std::nothrow) : nullptr;
+}
+
 inline void* do_new(std::size_t n, const void* ra) {
-  void* p = alloc(n, owner_for(ra));
-  if (__builtin_expect(p == nullptr, 0)) new_failed(n);
+  owner_t owner = owner_for(ra);
+  void* p = alloc(n, owner);
+  if (__builtin_expect(p == nullptr, 0)) return new_slow(n, 0, owner);
   return p;
 }
 
 inline void* do_new_aligned(std::size_t n, std::size_t align, const void* ra) {
-  void* p = alloc_aligned(align, n, owner_for(ra));
-  if (p == nullptr) new_failed(n);
+  owner_t owner = owner_for(ra);
+  void* p = alloc_aligned(align, n, owner);
+  if (p == nullptr) return new_slow(n, align, owner);
+  return p;
+}
+
+inline void* do_new_nothrow(std::size_t n, std::size_t align, bool array, const void* ra) {
+  owner_t owner = owner_for(ra);
+  void* p = alloc_for_new(n, align, owner);
+  if (__builtin_expect(p == nullptr, 0)) return new_nothrow_slow(n, align, array, owner);
   return p;
 }
 
@@ -215,10 +307,10 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n) {
   return do_new(n, __builtin_return_address(0));
 }
 KMM_CXX_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return alloc(n, owner_for(__builtin_return_address(0)));
+  return do_new_nothrow(n, 0, false, __builtin_return_address(0));
 }
 KMM_CXX_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return alloc(n, owner_for(__builtin_return_address(0)));
+  return do_new_nothrow(n, 0, true, __builtin_return_address(0));
 }
 KMM_CXX_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
   return do_new_aligned(n, static_cast<std::size_t>(a), __builtin_return_address(0));
@@ -227,10 +319,10 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
   return do_new_aligned(n, static_cast<std::size_t>(a), __builtin_return_address(0));
 }
 KMM_CXX_EXPORT void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return alloc_aligned(static_cast<std::size_t>(a), n, owner_for(__builtin_return_address(0)));
+  return do_new_nothrow(n, static_cast<std::size_t>(a), false, __builtin_return_address(0));
 }
 KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return alloc_aligned(static_cast<std::size_t>(a), n, owner_for(__builtin_return_address(0)));
+  return do_new_nothrow(n, static_cast<std::size_t>(a), true, __builtin_return_address(0));
 }
 
 #define KMM_DELETE_BODY \

@@ -15,7 +15,9 @@
 // The collector thread starts with the first plug-in when the protector mode is not off. It
 // runs at idle priority (SCHED_IDLE, else nice 19), wakes every 100 ms, and calls
 // Kernel::idle() with the time that passed, so passes are rate-limited by gc_delay as in the
-// paper's idle loop. A forked child has no collector thread until its next dlopen.
+// paper's idle loop. In reclaim-unreachable, whose mark stops the world, the idle thread
+// hands that call to a pass runner at the host's priority (no priority inversion while the
+// program is stopped). A forked child has no collector thread until its next dlopen.
 //
 // Depends on: shim.h, kernel/, <dlfcn.h>, <link.h>, pthreads.
 // Invariants: table entries are sorted by lo and disjoint; g_plugin_lo/hi is their hull (or
@@ -25,6 +27,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,7 +92,21 @@ void write_end() {
   __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE);
 }
 
+// dlopen calls under way in the process (under g_mod_lock). While there is one, the hull is
+// everything, so that every allocation takes plugin_owner_slow, which can see an allocation
+// made by the constructors of the object being opened (preregister_caller).
+unsigned g_dlopens_in_flight = 0;
+// The base name of the file this thread is dlopening (null: none), and a guard against the
+// registration's own allocations.
+__attribute__((tls_model("initial-exec"))) thread_local const char* t_dlopen_base = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_preregistering = false;
+
 void update_hull_locked() {
+  if (g_dlopens_in_flight != 0) {
+    __atomic_store_n(&g_plugin_lo, std::uintptr_t{0}, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_plugin_hi, ~std::uintptr_t{0}, __ATOMIC_RELAXED);
+    return;
+  }
   std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
   for (unsigned i = 0; i < g_nr_plugins; ++i) {
     if (g_plugins[i].lo < lo) lo = g_plugins[i].lo;
@@ -125,18 +142,6 @@ int find_object(struct dl_phdr_info* info, std::size_t, void* arg) {
   return 1;
 }
 
-bool object_range(void* handle, std::uintptr_t* lo, std::uintptr_t* hi, const char** path) {
-  struct link_map* lm = nullptr;
-  if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == nullptr) return false;
-  RangeQuery q{static_cast<std::uintptr_t>(lm->l_addr), lm->l_name, 0, 0, false};
-  dl_iterate_phdr(find_object, &q);
-  if (!q.found) return false;
-  *lo = q.lo;
-  *hi = q.hi;
-  *path = lm->l_name;
-  return true;
-}
-
 bool range_still_mapped(std::uintptr_t lo) {
   struct Q {
     std::uintptr_t lo;
@@ -166,9 +171,54 @@ std::uint64_t mono_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// reclaim-unreachable stops the world for its mark: a stopped process waiting on an
+// idle-priority thread is a priority inversion (on a busy machine the pause grew to 100-500
+// ms). So there the idle thread only decides when (the CPU had idle time, a pass is due)
+// and a thread at the host's priority, started next to it, runs the pass.
+pthread_mutex_t g_pass_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_pass_cv = PTHREAD_COND_INITIALIZER;
+std::uint64_t g_pass_asked = 0, g_pass_done = 0;  // under g_pass_mu
+std::uint64_t g_pass_dt = 0;
+bool g_runner_started = false;
+
+void run_idle(Kernel* k, std::uint64_t dt) {
+  LockGuard g(g_idle_lock);
+  k->idle(dt);
+  g_poked = false;
+}
+
+void* pass_runner_main(void*) {
+  pthread_mutex_lock(&g_pass_mu);
+  for (;;) {
+    while (g_pass_done == g_pass_asked) pthread_cond_wait(&g_pass_cv, &g_pass_mu);
+    std::uint64_t asked = g_pass_asked, dt = g_pass_dt;
+    pthread_mutex_unlock(&g_pass_mu);
+    if (Kernel* k = g_kernel) run_idle(k, dt);
+    pthread_mutex_lock(&g_pass_mu);
+    g_pass_done = asked;
+    pthread_cond_broadcast(&g_pass_cv);
+  }
+  return nullptr;
+}
+
+// The idle thread's request to the runner; returns when it has run.
+void run_idle_at_host_priority(std::uint64_t dt) {
+  pthread_mutex_lock(&g_pass_mu);
+  std::uint64_t ticket = ++g_pass_asked;
+  g_pass_dt = dt;
+  pthread_cond_broadcast(&g_pass_cv);
+  while (g_pass_done < ticket) pthread_cond_wait(&g_pass_cv, &g_pass_mu);
+  pthread_mutex_unlock(&g_pass_mu);
+}
+
 void* collector_main(void*) {
   struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
+  bool delegate = __atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE);
+  // An idle-priority thread takes long to be scheduled for the stop signal on a busy machine
+  // (the whole world waits meanwhile); while the runner runs a pass it only waits for it,
+  // holding nothing of the program's: the stop leaves it running.
+  if (delegate) roots_exempt_thread(static_cast<int>(syscall(SYS_gettid)));
   std::uint64_t last = mono_ns();
   for (;;) {
     struct timespec ts {
@@ -181,9 +231,10 @@ void* collector_main(void*) {
     last = now;
     if (k == nullptr) continue;
     if (k->modules().nr_gone() == 0 && !k->collector().in_pass()) continue;
-    LockGuard g(g_idle_lock);
-    k->idle(dt);
-    g_poked = false;
+    if (delegate)
+      run_idle_at_host_priority(dt);
+    else
+      run_idle(k, dt);
   }
   return nullptr;
 }
@@ -195,10 +246,22 @@ void start_collector() {
     if (g_collector_started) return;
     g_collector_started = true;
   }
+  // reclaim-unreachable in a real process: the scan's roots and the world stop (roots.cpp),
+  // in place before any module can be unloaded.
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (g_opts.protect == ProtectorMode::kReclaimUnreachable) {
+    {
+      LockGuard g(g_idle_lock);
+      roots_install(kernel());
+    }
+    // Created here, by a host thread: an idle-priority thread could not create it at the
+    // host's priority (leaving SCHED_IDLE needs privilege).
+    if (pthread_create(&t, &attr, pass_runner_main, nullptr) == 0)
+      __atomic_store_n(&g_runner_started, true, __ATOMIC_RELEASE);
+  }
   if (pthread_create(&t, &attr, collector_main, nullptr) != 0) {
     LockGuard g(g_mod_lock);
     g_collector_started = false;
@@ -213,43 +276,109 @@ const char* base_name(const char* path) {
   return b;
 }
 
-void register_plugin(void* handle) {
-  std::uintptr_t lo, hi;
-  const char* path = nullptr;
-  if (!object_range(handle, &lo, &hi, &path) || path == nullptr || *path == '\0') return;
+// Registers the object of link map lm as a plug-in (insmod) and returns its owner. handle is
+// dlopen's answer, or null for a registration made while dlopen runs the object's
+// constructors (preregister_caller): dlopen's return then completes that entry.
+owner_t register_map(struct link_map* lm, void* handle) {
+  if (lm == nullptr || lm->l_name == nullptr || *lm->l_name == '\0') return kOwnerFree;
+  RangeQuery q{static_cast<std::uintptr_t>(lm->l_addr), lm->l_name, 0, 0, false};
+  dl_iterate_phdr(find_object, &q);
+  if (!q.found) return kOwnerFree;
+  std::uintptr_t lo = q.lo, hi = q.hi;
+  const char* path = lm->l_name;
   Kernel* k = kernel();
-  if (k == nullptr) return;
-  {
-    LockGuard g(g_mod_lock);
-    for (unsigned i = 0; i < g_nr_plugins; ++i) {
-      if (g_plugins[i].lo == lo) {
+  if (k == nullptr) return kOwnerFree;
+  LockGuard g(g_mod_lock);
+  for (unsigned i = 0; i < g_nr_plugins; ++i) {
+    if (g_plugins[i].lo == lo) {
+      if (handle != nullptr) {
+        if (g_plugins[i].handle == nullptr) g_plugins[i].handle = handle;  // preregistered
         g_plugins[i].refs++;
-        return;
+      }
+      return g_plugins[i].owner;
+    }
+  }
+  if (g_nr_plugins == kMaxPlugins) return kOwnerFree;
+  owner_t owner = kOwnerFree;
+  char name[kModuleNameLen];
+  str_copy(name, sizeof name, base_name(path));
+  if (k->insmod(name, hi - lo, &owner) != ModuleError::kOk) return kOwnerFree;
+  unsigned at = 0;
+  while (at < g_nr_plugins && g_plugins[at].lo < lo) ++at;
+  write_begin();
+  for (unsigned i = g_nr_plugins; i > at; --i) g_plugins[i] = g_plugins[i - 1];
+  Plugin& p = g_plugins[at];
+  p.lo = lo;
+  p.hi = hi;
+  p.handle = handle;
+  p.refs = handle != nullptr ? 1 : 0;
+  p.owner = owner;
+  str_copy(p.name, sizeof p.name, name);
+  TextSink act(p.free_action, sizeof p.free_action);
+  act.str("free by ").str(name);
+  g_nr_plugins++;
+  update_hull_locked();
+  write_end();
+  return owner;
+}
+
+void register_plugin(void* handle) {
+  struct link_map* lm = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == nullptr) return;
+  if (register_map(lm, handle) != kOwnerFree) start_collector();
+}
+
+// An allocation while this thread is in dlopen, from code outside every registered plug-in:
+// when that code is the object being opened (its constructors run before dlopen returns),
+// the object becomes its module now, and the allocation is its.
+owner_t preregister_caller(std::uintptr_t ra) {
+  if (t_preregistering) return kOwnerFree;
+  t_preregistering = true;
+  owner_t o = kOwnerFree;
+  Dl_info info;
+  struct link_map* lm = nullptr;
+  // dladdr takes the loader's lock, which this thread holds (it is recursive).
+  if (dladdr1(reinterpret_cast<void*>(ra), &info, reinterpret_cast<void**>(&lm), RTLD_DL_LINKMAP) != 0 &&
+      lm != nullptr && lm->l_name != nullptr && str_eq(base_name(lm->l_name), t_dlopen_base)) {
+    o = register_map(lm, nullptr);
+  }
+  t_preregistering = false;
+  return o;
+}
+
+// After a failed dlopen: entries registered by constructors whose object is gone again.
+void drop_orphan_preregistrations() {
+  Kernel* k = g_kernel;
+  if (k == nullptr) return;
+  for (;;) {
+    std::uintptr_t lo = 0;
+    bool found = false;
+    {
+      LockGuard g(g_mod_lock);
+      for (unsigned i = 0; i < g_nr_plugins && !found; ++i) {
+        if (g_plugins[i].handle == nullptr) {
+          lo = g_plugins[i].lo;
+          found = true;
+        }
       }
     }
-    if (g_nr_plugins == kMaxPlugins) return;
-    owner_t owner = kOwnerFree;
+    if (!found || range_still_mapped(lo)) return;
     char name[kModuleNameLen];
-    str_copy(name, sizeof name, base_name(path));
-    if (k->insmod(name, hi - lo, &owner) != ModuleError::kOk) return;
-    unsigned at = 0;
-    while (at < g_nr_plugins && g_plugins[at].lo < lo) ++at;
-    write_begin();
-    for (unsigned i = g_nr_plugins; i > at; --i) g_plugins[i] = g_plugins[i - 1];
-    Plugin& p = g_plugins[at];
-    p.lo = lo;
-    p.hi = hi;
-    p.handle = handle;
-    p.refs = 1;
-    p.owner = owner;
-    str_copy(p.name, sizeof p.name, name);
-    TextSink act(p.free_action, sizeof p.free_action);
-    act.str("free by ").str(name);
-    g_nr_plugins++;
-    update_hull_locked();
-    write_end();
+    {
+      LockGuard g(g_mod_lock);
+      unsigned i = 0;
+      while (i < g_nr_plugins && g_plugins[i].lo != lo) ++i;
+      if (i == g_nr_plugins) return;
+      str_copy(name, sizeof name, g_plugins[i].name);
+      write_begin();
+      for (; i + 1 < g_nr_plugins; ++i) g_plugins[i] = g_plugins[i + 1];
+      g_nr_plugins--;
+      update_hull_locked();
+      write_end();
+    }
+    k->rmmod(name);
+    g_poked = true;
   }
-  start_collector();
 }
 
 void unregister_plugin(void* handle) {
@@ -332,7 +461,9 @@ owner_t plugin_owner_slow(std::uintptr_t ra) {
       }
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&g_seq, __ATOMIC_RELAXED) == s0) return found;
+    if (__atomic_load_n(&g_seq, __ATOMIC_RELAXED) != s0) continue;
+    if (found == kOwnerFree && t_dlopen_base != nullptr) return preregister_caller(ra);
+    return found;
   }
 }
 
@@ -362,6 +493,12 @@ void modules_fork_unlock() {
 }
 void modules_fork_child() {
   g_collector_started = false;
+  // The child has neither thread; a runner mid-request may have held the mutex.
+  g_runner_started = false;
+  pthread_mutex_init(&g_pass_mu, nullptr);
+  pthread_cond_init(&g_pass_cv, nullptr);
+  g_pass_asked = g_pass_done = 0;
+  roots_exempt_thread(0);
 }
 void collector_poke() {
   g_poked = true;
@@ -375,8 +512,29 @@ using namespace kmm::shim;
 KMM_EXPORT void* dlopen(const char* file, int mode) {
   resolve_real();
   if (g_real_dlopen == nullptr) return nullptr;
+  bool opening = file != nullptr && (mode & RTLD_NOLOAD) == 0 && kernel() != nullptr;
+  const char* saved = t_dlopen_base;
+  if (opening) {
+    // The constructors run inside the real dlopen: their allocations are the object's
+    // (preregister_caller), not the host's.
+    LockGuard g(g_mod_lock);
+    write_begin();
+    g_dlopens_in_flight++;
+    update_hull_locked();
+    write_end();
+    t_dlopen_base = base_name(file);
+  }
   void* h = g_real_dlopen(file, mode);
-  if (h != nullptr && file != nullptr && (mode & RTLD_NOLOAD) == 0) register_plugin(h);
+  if (opening) {
+    t_dlopen_base = saved;
+    LockGuard g(g_mod_lock);
+    write_begin();
+    g_dlopens_in_flight--;
+    update_hull_locked();
+    write_end();
+  }
+  if (h != nullptr && opening) register_plugin(h);
+  if (h == nullptr && opening) drop_orphan_preregistrations();
   return h;
 }
 

@@ -107,6 +107,18 @@ bool huge_set_owner(const void* p, owner_t o);
 void huge_usage(OwnerTally* out);  // adds per-owner huge usage to out
 void huge_lock();                  // the table's lock, then the cache's (fork)
 void huge_unlock();
+// The collector's view of huge blocks (an OwnedSpace: marked, scanned and reclaimed like the
+// rest), registered at boot. For a stopped world the collector holds the table from
+// huge_collector_lock to huge_collector_unlock; meanwhile huge_mapped_spans lists the table's
+// own mapping and every block's mapping (the root scan skips them: blocks are scanned as
+// blocks). Returns how many spans there are (more than cap: out holds the first cap).
+struct AddrSpan {
+  std::uintptr_t lo, hi;
+};
+OwnedSpace* huge_space();
+void huge_collector_lock();
+void huge_collector_unlock();
+std::size_t huge_mapped_spans(AddrSpan* out, std::size_t cap);
 
 // Freed huge mappings kept for reuse (huge_cache.cpp). take: a mapping of exactly `bytes`
 // (trimmed or grown from a cached one), or null; put: keeps the mapping or unmaps it; age:
@@ -118,12 +130,26 @@ std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
 std::uint64_t huge_cache_bytes();
 void huge_cache_lock();
 void huge_cache_unlock();
+struct AddrSpan;
+std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap);  // under huge_cache_lock
 
 // Modules (modules.cpp).
 void modules_fork_lock();
 void modules_fork_unlock();
 void modules_fork_child();
 void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
+
+// The process's roots and the world stop for reclaim-unreachable (roots.cpp): installs the
+// stop signal's handler and sets the collector's RootProvider. Called when the collector
+// thread is first needed; false (with a warning) when the signal is the program's.
+bool roots_install(Kernel* k);
+// A kmm thread the world stop leaves running (the idle collector thread, which holds nothing
+// of the program's and only waits for the pass runner); 0: none.
+void roots_exempt_thread(int tid);
+std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
+std::uint64_t roots_last_pause_ns();
+std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it
+std::uint64_t roots_longest_park_ns();    // the longest wait for every thread to park
 
 // Stats (stats.cpp).
 void print_stats(int fd);

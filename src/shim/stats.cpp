@@ -82,6 +82,14 @@ void format(Kernel& k, TextSink& out) {
       .u(s.leak_bytes);
   out.str(" bytes  reclaimed ").u(s.reclaimed_objects).str(" objects / ").u(s.reclaimed_bytes).str(" bytes");
   out.str("  referenced (spared) ").u(s.referenced_objects).str(" objects / ").u(s.referenced_bytes).str(" bytes\n");
+  if (s.world_stops != 0 || s.world_stop_failures != 0) {
+    // reclaim-unreachable in this process: the mark ran with every other thread parked (roots.cpp).
+    out.str("world stopped for the mark ").u(s.world_stops).str(" times: longest pause ");
+    out.u(roots_longest_pause_ns() / 1000).str(" us, last ").u(roots_last_pause_ns() / 1000).str(" us");
+    out.str(" (cpu ").u(roots_last_pause_cpu_ns() / 1000).str(" us)");
+    out.str(" (longest wait for the threads to park ").u(roots_longest_park_ns() / 1000).str(" us)");
+    out.str("; passes that only reported (no stop, roots unreadable) ").u(s.world_stop_failures).nl();
+  }
   for (unsigned i = 0; i < kNrFaultPoints; ++i) {
     auto p = static_cast<FaultPoint>(i);
     if (!g_opts.fault_on[i]) continue;  // fail_* in KMM_OPTIONS (base/fault_inject.h)

@@ -1,0 +1,601 @@
+// kmm/shim/roots.cpp — the roots of a real process and the world stop, for reclaim-unreachable.
+//
+// What it does. The collector's reachability scan (protect/collector.h) spares a block of an
+// unloaded plug-in when some word of live memory points into it. In the modelled machine that
+// memory is the live blocks plus registered roots; in a real process it is also everything the
+// program holds outside kmm's blocks. This file is the collector's RootProvider there:
+//   stop_world   parks every other thread of the process in a signal handler (kStopSignal,
+//                SA_RESTART, every other signal blocked while parked) that publishes its
+//                stack pointer and its saved registers (the ucontext), as Boehm GC does.
+//                Threads are listed from /proc/self/task and the list is read again until a
+//                listing finds no thread that is not parked yet (a parked thread cannot create
+//                threads, so this ends; a thread created meanwhile is found by the next
+//                listing). A thread that does not park within kStopTimeoutNs (the signal
+//                blocked, say) fails the stop: the world restarts and the pass only reports.
+//                fork cannot happen meanwhile: the fork handlers take the idle lock that the
+//                collector holds during a pass (alloc.cpp, modules.cpp).
+//   scan_roots   reads /proc/self/maps and scans every readable and writable private mapping
+//                (and shared anonymous memory: memfd, /dev/zero, SysV, /dev/shm), which is the
+//                data and bss of every loaded object (their PT_LOAD segments with PF_W), the
+//                threads' stacks and their static TLS (glibc keeps it at the top of each
+//                thread's stack mapping), dynamic TLS and the main thread's TLS (malloc'd or
+//                ld.so's mappings), other allocators' arenas and whatever the program mapped
+//                itself. Left out: kmm's RAM (its live blocks are scanned as blocks, by the
+//                collector's walk), the huge blocks' mappings and their table (the same, by
+//                the huge space), this file's scratch mapping (copies of scanned memory), and,
+//                in each stack, what lies below the thread's stack pointer (stale frames are
+//                not roots). Device mappings and shared file mappings are not read. Every read
+//                goes through process_vm_readv on the process itself (a pipe when that is
+//                refused): an unreadable page gives an error, never a fault. Then the saved
+//                registers of every parked thread. The calling thread's own stack is scanned
+//                from the current frame up, with its callee-saved registers spilled first.
+//   start_world  releases the parked threads (a futex on the stop epoch).
+// kmm's own data and bss are read like any object's: they hold kmm's metadata (pointers to
+// kmm's frames, caches and free blocks, none of which is an unloaded plug-in's live block)
+// and the bootstrap arena, which is program data. The one kmm structure that points at live
+// blocks, the huge table, is its own mapping and is skipped.
+//
+// Depends on: shim.h, protect/collector.h, Linux (/proc, tgkill, futex, process_vm_readv).
+// Nothing here allocates or takes a lock a parked thread could hold: while the world is
+// stopped only system calls and this file's static scratch mapping are used.
+// Invariants: g_stop_epoch is odd exactly while a stop is under way; a slot's state goes
+// 0 (signalled) -> 1 (parked: sp and regs valid) or 2 (gone) within one stop.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/report.h"
+#include "base/text.h"
+#include "shim/shim.h"
+
+namespace kmm::shim {
+namespace {
+
+constexpr int kStopSignal = SIGPWR;  // as Boehm GC on Linux; rarely a program's own
+constexpr unsigned kMaxThreads = 4096;
+constexpr unsigned kMaxMaps = 32768;
+constexpr std::size_t kMaxExcl = 65536 + 2 * kMaxThreads + 64;
+constexpr std::size_t kRegBytes = 512;  // the start of mcontext_t: the general registers
+constexpr std::size_t kCopyBytes = 256 * 1024;
+constexpr std::size_t kMapsTextBytes = 8u << 20;
+constexpr std::uint64_t kStopTimeoutNs = 1'000'000'000ull;
+
+struct ThreadSlot {
+  pid_t tid;
+  int state;  // 0 signalled, 1 parked, 2 gone
+  std::uintptr_t sp;
+  alignas(16) unsigned char regs[kRegBytes];
+};
+
+constexpr std::uint32_t kMapScan = 1, kMapNoAccess = 2, kMapStackVma = 4;
+struct MapRange {
+  std::uintptr_t lo, hi;
+  std::uint32_t flags;
+};
+
+struct Scratch {
+  ThreadSlot threads[kMaxThreads];
+  MapRange maps[kMaxMaps];
+  AddrSpan excl[kMaxExcl];
+  alignas(64) unsigned char copy[kCopyBytes];
+  char maps_text[kMapsTextBytes];
+};
+
+Scratch* g_s = nullptr;
+unsigned g_nthreads = 0;
+int g_stop_epoch = 0;  // odd: a stop is under way (futex word)
+int g_parked = 0;      // threads parked in this stop (futex word)
+int g_pipe[2] = {-1, -1};
+bool g_use_pipe = false;
+bool g_warned = false;
+int g_exempt_tid = 0;  // atomic: a kmm thread not to stop (roots_exempt_thread)
+
+// The last stop, for the stats and the benchmark.
+std::uint64_t g_stop_begin_ns = 0;
+std::uint64_t g_stop_begin_cpu_ns = 0;  // the stopping thread's CPU time
+
+std::uint64_t clock_ns(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+std::uint64_t mono_ns() {
+  return clock_ns(CLOCK_MONOTONIC);
+}
+
+long futex(int* addr, int op, int val, const struct timespec* ts) {
+  return syscall(SYS_futex, addr, op, val, ts, nullptr, 0);
+}
+
+pid_t my_tid() {
+  return static_cast<pid_t>(syscall(SYS_gettid));
+}
+
+void warn(const char* what) {
+  if (g_warned) return;
+  g_warned = true;
+  StackText<200> line;
+  line.str("kmm: warning: reclaim-unreachable: ").str(what).str("; passes only report").nl();
+  write_report_text(line.data(), line.size());
+}
+
+// --- the parked thread's side ----------------------------------------------------------------
+
+void stop_handler(int, siginfo_t*, void* ctx) {
+  int saved_errno = errno;
+  int epoch = __atomic_load_n(&g_stop_epoch, __ATOMIC_ACQUIRE);
+  if ((epoch & 1) == 0) {  // a late or foreign signal: no stop under way
+    errno = saved_errno;
+    return;
+  }
+  pid_t tid = my_tid();
+  unsigned n = __atomic_load_n(&g_nthreads, __ATOMIC_ACQUIRE);
+  ThreadSlot* me = nullptr;
+  for (unsigned i = 0; i < n; ++i) {
+    if (g_s->threads[i].tid == tid) {
+      me = &g_s->threads[i];
+      break;
+    }
+  }
+  if (me == nullptr || __atomic_load_n(&me->state, __ATOMIC_ACQUIRE) != 0) {
+    errno = saved_errno;
+    return;
+  }
+  // Everything the interrupted code had lies above this frame: its stack, its red zone, and
+  // the signal frame the kernel pushed (registers, vector state included).
+  volatile char here = 0;
+  me->sp = reinterpret_cast<std::uintptr_t>(&here) & ~std::uintptr_t{sizeof(void*) - 1};
+  const auto* uc = static_cast<const ucontext_t*>(ctx);
+  std::size_t n_regs = sizeof uc->uc_mcontext < kRegBytes ? sizeof uc->uc_mcontext : kRegBytes;
+  __builtin_memcpy(me->regs, &uc->uc_mcontext, n_regs);
+  __atomic_store_n(&me->state, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&g_parked, 1, __ATOMIC_ACQ_REL);
+  futex(&g_parked, FUTEX_WAKE_PRIVATE, 1, nullptr);
+  while (__atomic_load_n(&g_stop_epoch, __ATOMIC_ACQUIRE) == epoch)
+    futex(&g_stop_epoch, FUTEX_WAIT_PRIVATE, epoch, nullptr);
+  errno = saved_errno;
+}
+
+// --- the collector's side --------------------------------------------------------------------
+
+// Signals every thread of /proc/self/task not yet in the table; *added: any new one. False
+// when the listing cannot be read or the table is full.
+bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
+  *added = false;
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd < 0) return false;
+  alignas(8) char buf[4096];
+  bool ok = true;
+  for (;;) {
+    long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (got < 0) ok = false;
+    if (got <= 0) break;
+    for (long at = 0; at < got;) {
+      struct Dirent {
+        std::uint64_t ino;
+        std::int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* d = reinterpret_cast<const Dirent*>(buf + at);
+      at += d->reclen;
+      if (d->name[0] < '0' || d->name[0] > '9') continue;
+      pid_t tid = 0;
+      for (const char* c = d->name; *c >= '0' && *c <= '9'; ++c) tid = tid * 10 + (*c - '0');
+      if (tid == self || tid == __atomic_load_n(&g_exempt_tid, __ATOMIC_RELAXED)) continue;
+      bool known = false;
+      for (unsigned i = 0; i < g_nthreads && !known; ++i) known = g_s->threads[i].tid == tid;
+      if (known) continue;
+      if (g_nthreads == kMaxThreads) {
+        ok = false;
+        break;
+      }
+      ThreadSlot& s = g_s->threads[g_nthreads];
+      s.tid = tid;
+      s.state = 0;
+      s.sp = 0;
+      __atomic_store_n(&g_nthreads, g_nthreads + 1, __ATOMIC_RELEASE);  // before the signal
+      *added = true;
+      if (syscall(SYS_tgkill, pid, tid, kStopSignal) != 0) __atomic_store_n(&s.state, 2, __ATOMIC_RELEASE);
+    }
+    if (!ok) break;
+  }
+  syscall(SYS_close, fd);
+  return ok;
+}
+
+// A thread that exited (or is a zombie: a main thread after pthread_exit) will never park.
+bool thread_gone(pid_t pid, pid_t tid) {
+  if (syscall(SYS_tgkill, pid, tid, 0) != 0) return true;
+  StackText<64> path;
+  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).str("/stat");
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path.data(), O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return true;
+  char buf[512];
+  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  const char* paren = nullptr;  // the state follows the last ')' (the name may hold one)
+  for (long i = 0; i < n; ++i)
+    if (buf[i] == ')') paren = buf + i;
+  return paren != nullptr && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+bool wait_parked(pid_t pid, std::uint64_t deadline) {
+  std::uint64_t next_check = mono_ns() + 20'000'000ull;
+  for (;;) {
+    int seen = __atomic_load_n(&g_parked, __ATOMIC_ACQUIRE);
+    bool all = true;
+    for (unsigned i = 0; i < g_nthreads && all; ++i)
+      all = __atomic_load_n(&g_s->threads[i].state, __ATOMIC_ACQUIRE) != 0;
+    if (all) return true;
+    std::uint64_t now = mono_ns();
+    if (now >= deadline) return false;
+    if (now >= next_check) {
+      next_check = now + 20'000'000ull;
+      for (unsigned i = 0; i < g_nthreads; ++i) {
+        ThreadSlot& s = g_s->threads[i];
+        if (__atomic_load_n(&s.state, __ATOMIC_ACQUIRE) == 0 && thread_gone(pid, s.tid)) {
+          int zero = 0;
+          __atomic_compare_exchange_n(&s.state, &zero, 2, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        }
+      }
+    }
+    struct timespec ts {
+      0, 1'000'000
+    };
+    futex(&g_parked, FUTEX_WAIT_PRIVATE, seen, &ts);
+  }
+}
+
+// Copies [addr, addr + n) of this process into dst without ever faulting; bytes copied.
+std::size_t read_self(void* dst, std::uintptr_t addr, std::size_t n) {
+  if (!g_use_pipe) {
+    struct iovec local {
+      dst, n
+    };
+    struct iovec remote {
+      reinterpret_cast<void*>(addr), n
+    };
+    long got = syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
+    if (got >= 0) return static_cast<std::size_t>(got);
+    if (errno != ENOSYS && errno != EPERM) return 0;
+    g_use_pipe = true;  // refused (seccomp, an old kernel): the pipe way from now on
+  }
+  if (g_pipe[0] < 0 && syscall(SYS_pipe2, g_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 0;
+  std::size_t done = 0;
+  while (done < n) {
+    std::size_t chunk = n - done < 4096 ? n - done : 4096;  // within one page, within the pipe
+    long w = syscall(SYS_write, g_pipe[1], reinterpret_cast<const void*>(addr + done), chunk);
+    if (w <= 0) break;  // EFAULT: not readable
+    long r = syscall(SYS_read, g_pipe[0], static_cast<char*>(dst) + done, static_cast<std::size_t>(w));
+    if (r != w) break;
+    done += static_cast<std::size_t>(w);
+  }
+  return done;
+}
+
+void scan_foreign(Collector* c, std::uintptr_t lo, std::uintptr_t hi) {
+  lo = (lo + sizeof(void*) - 1) & ~std::uintptr_t{sizeof(void*) - 1};
+  while (lo < hi) {
+    std::size_t n = hi - lo < kCopyBytes ? static_cast<std::size_t>(hi - lo) : kCopyBytes;
+    std::size_t got = read_self(g_s->copy, lo, n);
+    if (got == n) {
+      c->scan_root(g_s->copy, n);
+    } else {
+      // Part of it is not readable: page by page, skipping what fails.
+      for (std::uintptr_t p = lo; p < lo + n;) {
+        std::uintptr_t end = (p | (kPageSize - 1)) + 1;
+        if (end > lo + n) end = lo + n;
+        std::size_t g = read_self(g_s->copy, p, static_cast<std::size_t>(end - p));
+        if (g != 0) c->scan_root(g_s->copy, g);
+        p = end;
+      }
+    }
+    lo += n;
+  }
+}
+
+std::uintptr_t parse_hex(const char*& p, const char* end) {
+  std::uintptr_t v = 0;
+  for (; p < end; ++p) {
+    char c = *p;
+    unsigned d;
+    if (c >= '0' && c <= '9')
+      d = static_cast<unsigned>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = static_cast<unsigned>(c - 'a' + 10);
+    else
+      break;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+bool starts(const char* s, const char* end, const char* prefix) {
+  for (; *prefix != '\0'; ++s, ++prefix)
+    if (s >= end || *s != *prefix) return false;
+  return true;
+}
+
+// /proc/self/maps into g_s->maps; false when it cannot be read whole.
+bool read_maps(unsigned* count) {
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  std::size_t len = 0;
+  for (;;) {
+    if (len == kMapsTextBytes) {
+      syscall(SYS_close, fd);
+      return false;
+    }
+    long got = syscall(SYS_read, fd, g_s->maps_text + len, kMapsTextBytes - len);
+    if (got < 0) {
+      syscall(SYS_close, fd);
+      return false;
+    }
+    if (got == 0) break;
+    len += static_cast<std::size_t>(got);
+  }
+  syscall(SYS_close, fd);
+  unsigned n = 0;
+  const char* p = g_s->maps_text;
+  const char* end = p + len;
+  while (p < end) {
+    const char* eol = p;
+    while (eol < end && *eol != '\n') ++eol;
+    // lo-hi perms offset dev inode [path]
+    const char* q = p;
+    std::uintptr_t lo = parse_hex(q, eol);
+    if (q < eol && *q == '-') ++q;
+    std::uintptr_t hi = parse_hex(q, eol);
+    if (q < eol) ++q;
+    char perms[4] = {'-', '-', '-', '-'};
+    for (int i = 0; i < 4 && q < eol; ++i) perms[i] = *q++;
+    for (int field = 0; field < 3; ++field) {  // offset, dev, inode
+      while (q < eol && *q == ' ') ++q;
+      while (q < eol && *q != ' ') ++q;
+    }
+    while (q < eol && *q == ' ') ++q;
+    const char* path = q;
+    bool anon = path == eol || *path == '[';
+    bool shared = perms[3] == 's';
+    bool scan = perms[0] == 'r' && perms[1] == 'w';
+    if (scan && !anon) {
+      bool dev_zero = starts(path, eol, "/dev/zero");
+      bool shm =
+          starts(path, eol, "/memfd:") || starts(path, eol, "/SYSV") || starts(path, eol, "/dev/shm/") || dev_zero;
+      if (starts(path, eol, "/dev/") && !shm) scan = false;  // device memory: reading may have effects
+      if (shared && !shm) scan = false;                      // a file shared with other processes
+    }
+    if (scan && anon && (starts(path, eol, "[vvar") || starts(path, eol, "[vsyscall"))) scan = false;
+    if (n == kMaxMaps) return false;
+    std::uint32_t flags = scan ? kMapScan : 0;
+    if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') flags |= kMapNoAccess;
+    if (starts(path, eol, "[stack")) flags |= kMapStackVma;
+    g_s->maps[n++] = MapRange{lo, hi, flags};
+    p = eol + 1;
+  }
+  *count = n;
+  return true;
+}
+
+const MapRange* map_containing(unsigned n, std::uintptr_t a) {
+  unsigned lo = 0, hi = n;
+  while (lo < hi) {
+    unsigned mid = (lo + hi) / 2;
+    if (a < g_s->maps[mid].lo)
+      hi = mid;
+    else if (a >= g_s->maps[mid].hi)
+      lo = mid + 1;
+    else
+      return &g_s->maps[mid];
+  }
+  return nullptr;
+}
+
+__attribute__((noinline)) std::uintptr_t frame_below_caller() {
+  std::uintptr_t here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  asm volatile("" ::: "memory");  // not a tail call: this frame exists below the caller's
+  return here;
+}
+
+class ProcessRoots final : public RootProvider {
+ public:
+  void init(Kernel* k) { k_ = k; }
+
+  bool stop_world() override {
+    if (!usable) return false;  // roots_install warned why
+    struct sigaction cur {};
+    if (sigaction(kStopSignal, nullptr, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) == 0 ||
+        cur.sa_sigaction != stop_handler) {
+      warn("the program took over SIGPWR, kmm's stop signal");
+      return false;
+    }
+    // A parked thread must not hold the huge table: the collector takes it first.
+    huge_collector_lock();
+    pid_t self = my_tid();
+    pid_t pid = getpid();
+    g_stop_begin_ns = mono_ns();
+    g_stop_begin_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    std::uint64_t deadline = g_stop_begin_ns + kStopTimeoutNs;
+    __atomic_store_n(&g_nthreads, 0u, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_parked, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_stop_epoch, g_stop_epoch + 1, __ATOMIC_RELEASE);  // odd: stopping
+    bool ok = true;
+    for (;;) {
+      bool added = false;
+      if (!signal_new_threads(self, pid, &added)) {
+        ok = false;
+        break;
+      }
+      if (!added) break;
+      if (!wait_parked(pid, deadline)) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) {
+      release();
+      warn_stop_failed();
+      return false;
+    }
+    std::uint64_t park = mono_ns() - g_stop_begin_ns;
+    last_park_ns = park;
+    if (park > longest_park_ns) longest_park_ns = park;
+    return true;
+  }
+
+  bool scan_roots(Collector* c) override {
+    __builtin_unwind_init();  // this thread's callee-saved registers: into this frame
+    // Taken in a callee: everything of this frame, the spilled registers included, lies above.
+    std::uintptr_t self_sp = frame_below_caller() & ~std::uintptr_t{sizeof(void*) - 1};
+    unsigned nmaps = 0;
+    if (!read_maps(&nmaps)) return false;
+    std::size_t ne = 0;
+    auto exclude = [&](std::uintptr_t lo, std::uintptr_t hi) {
+      if (ne < kMaxExcl && lo < hi) g_s->excl[ne++] = AddrSpan{lo, hi};
+    };
+    auto ram = reinterpret_cast<std::uintptr_t>(k_->phys().base());
+    exclude(ram, ram + k_->phys().size());
+    auto scratch = reinterpret_cast<std::uintptr_t>(g_s);
+    exclude(scratch, scratch + sizeof(Scratch));
+    std::size_t room = kMaxExcl - 2 * kMaxThreads - 8;
+    std::size_t nh = huge_mapped_spans(g_s->excl + ne, room);
+    if (nh > room) return false;
+    ne += nh;
+    // Below each stack pointer: stale frames. Only where the stack's mapping is known to be
+    // a stack alone ([stack], or a mapping right above a guard): a stack the program placed
+    // in the middle of other memory is scanned whole rather than risk hiding that memory.
+    auto below_sp = [&](std::uintptr_t sp) {
+      const MapRange* m = map_containing(nmaps, sp);
+      if (m == nullptr || (m->flags & kMapScan) == 0) return;
+      bool guarded =
+          (m->flags & kMapStackVma) != 0 || (m > g_s->maps && m[-1].hi == m->lo && (m[-1].flags & kMapNoAccess) != 0);
+      if (guarded) exclude(m->lo, sp);
+    };
+    below_sp(self_sp);
+    unsigned nt = g_nthreads;
+    for (unsigned i = 0; i < nt; ++i)
+      if (g_s->threads[i].state == 1) below_sp(g_s->threads[i].sp);
+    std::sort(g_s->excl, g_s->excl + ne, [](const AddrSpan& a, const AddrSpan& b) { return a.lo < b.lo; });
+    std::size_t first = 0;
+    for (unsigned i = 0; i < nmaps; ++i) {
+      const MapRange& m = g_s->maps[i];
+      if ((m.flags & kMapScan) == 0) continue;
+      while (first < ne && g_s->excl[first].hi <= m.lo && g_s->excl[first].lo <= m.lo) ++first;
+      std::uintptr_t at = m.lo;
+      for (std::size_t e = first; e < ne && g_s->excl[e].lo < m.hi; ++e) {
+        const AddrSpan& x = g_s->excl[e];
+        if (x.hi <= at) continue;
+        if (x.lo > at) scan_foreign(c, at, x.lo);
+        at = x.hi;
+        if (at >= m.hi) break;
+      }
+      if (at < m.hi) scan_foreign(c, at, m.hi);
+    }
+    for (unsigned i = 0; i < nt; ++i)
+      if (g_s->threads[i].state == 1) c->scan_root(g_s->threads[i].regs, kRegBytes);
+    return true;
+  }
+
+  void start_world() override { release(); }
+
+ private:
+  void release() {
+    __atomic_store_n(&g_stop_epoch, g_stop_epoch + 1, __ATOMIC_RELEASE);  // even: running
+    futex(&g_stop_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr);
+    huge_collector_unlock();
+    std::uint64_t pause = mono_ns() - g_stop_begin_ns;
+    if (pause > longest_pause_ns) longest_pause_ns = pause;
+    last_pause_ns = pause;
+    last_pause_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - g_stop_begin_cpu_ns;
+  }
+  void warn_stop_failed() {
+    for (unsigned i = 0; i < g_nthreads; ++i) {
+      if (g_s->threads[i].state != 0) continue;
+      StackText<160> line;
+      line.str("kmm-gc: thread ").u(static_cast<std::uint64_t>(g_s->threads[i].tid));
+      line.str(" did not stop (SIGPWR blocked?); this pass only reports").nl();
+      write_report_text(line.data(), line.size());
+      return;
+    }
+  }
+
+ public:
+  bool usable = false;
+  std::uint64_t longest_pause_ns = 0;
+  std::uint64_t last_pause_ns = 0;
+  std::uint64_t last_pause_cpu_ns = 0;  // CPU time of the stopping thread in the last pause
+  std::uint64_t longest_park_ns = 0;    // of a pause, the time until every thread was parked
+  std::uint64_t last_park_ns = 0;
+
+ private:
+  Kernel* k_ = nullptr;
+};
+
+ProcessRoots g_roots;
+bool g_installed = false;
+
+}  // namespace
+
+bool roots_install(Kernel* k) {
+  static SpinLock install_lock;
+  LockGuard g(install_lock);
+  if (g_installed) return g_roots.usable;
+  g_installed = true;
+  // Set even when the stop cannot work: the provider then fails every stop, and a pass only
+  // reports instead of reclaiming blocks it could not prove unreferenced.
+  g_roots.init(k);
+  k->collector().set_root_provider(&g_roots);
+  struct sigaction old {};
+  if (sigaction(kStopSignal, nullptr, &old) != 0) return false;
+  if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+    warn("SIGPWR, kmm's stop signal, is the program's");
+    return false;
+  }
+  void* m =
+      ::mmap(nullptr, sizeof(Scratch), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    warn("no memory for the root scan");
+    return false;
+  }
+  g_s = static_cast<Scratch*>(m);
+  struct sigaction sa {};
+  sa.sa_sigaction = stop_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);  // nothing of the program runs on a parked thread
+  if (sigaction(kStopSignal, &sa, nullptr) != 0) return false;
+  g_roots.usable = true;
+  return true;
+}
+
+void roots_exempt_thread(int tid) {
+  __atomic_store_n(&g_exempt_tid, tid, __ATOMIC_RELAXED);
+}
+
+std::uint64_t roots_longest_pause_ns() {
+  return g_roots.longest_pause_ns;
+}
+std::uint64_t roots_last_pause_ns() {
+  return g_roots.last_pause_ns;
+}
+std::uint64_t roots_last_pause_cpu_ns() {
+  return g_roots.last_pause_cpu_ns;
+}
+std::uint64_t roots_longest_park_ns() {
+  return g_roots.longest_park_ns;
+}
+
+}  // namespace kmm::shim

@@ -1,0 +1,288 @@
+// tests/shim/roots/roots_host.cpp — shim.roots: reclaim-unreachable in a real process keeps
+// every block the host still references and reclaims the plug-in's leak (issue 20).
+//
+// Run under `kmm exec --protect=reclaim-unreachable --gc-delay=200ms -- roots-host PLUGIN.so`.
+// The plug-in leaks 2,000 small blocks and a huge one, and hands the host blocks it never
+// transfers (they stay the plug-in's). The host keeps each in one kind of root only: a global,
+// a local of main, another thread's stack (that thread blocked in read), the main thread's
+// TLS and another thread's TLS, an mmapped buffer, a register of a spinning thread, a static
+// of another shared object (libroots-holder.so), a chain of ten blocks reachable only from
+// the first, and a huge block in a global. After dlclose and a pass, every kept block must
+// still hold its bytes (after the host has allocated and dirtied as much again, so that a
+// wrongly freed block would have been reused), the scan must have spared them, and at least
+// 90 % of the leak must be reclaimed, the huge leak included. Exit status 0 when all holds.
+//
+// With --sigpwr-blocked one more thread blocks SIGPWR, kmm's stop signal: the world cannot
+// stop, and the pass must then only report (nothing reclaimed, every kept block intact).
+//
+// The host does not link kmm: it finds the kmm_* API with dlsym, so the same program runs on
+// any build of the preload library (this test failed on the one before issue 20: every
+// block was reclaimed and the host read freed memory).
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "kmm/kmm.h"
+#include "roots_pattern.h"
+
+extern "C" void holder_keep(void* p);
+extern "C" void* holder_get();
+
+namespace {
+
+using GiveFn = void* (*)(int, void*);
+using GiveChainFn = void* (*)(int, int);
+using GiveHugeFn = void* (*)(int);
+using LeakFn = int (*)(int);
+
+GiveFn give;
+GiveChainFn give_chain;
+GiveHugeFn give_huge;
+
+enum Tag : int {
+  kGlobal = 1,
+  kMainLocal = 2,
+  kHolder = 3,
+  kMainTls = 4,
+  kMmap = 5,
+  kHuge = 6,
+  kThreadStack = 7,
+  kThreadTls = 8,
+  kRegister = 9,
+  kChain = 20,  // 20 .. 29
+};
+constexpr int kChainLength = 10;
+constexpr int kKept = 9 + kChainLength;
+constexpr int kLeaks = 2000;
+
+void* g_global;
+void* g_huge;
+thread_local void* t_tls;
+char* g_mapped;
+constexpr std::size_t kMappedBytes = 1u << 20;
+constexpr std::size_t kMappedAt = 700000;
+
+std::atomic<int> g_ready{0};
+std::atomic<bool> g_stop_spin{false};
+int g_pipe_stack[2], g_pipe_tls[2], g_pipe_blocked[2];
+
+bool check_block(const char* what, const void* p, int tag) {
+  bool ok = p != nullptr && check_pattern(p, kBlockBytes, tag);
+  if (!ok) std::printf("FAIL: the block kept in %s lost its bytes\n", what);
+  return ok;
+}
+
+void wait_pipe(int fd) {
+  char c;
+  while (read(fd, &c, 1) < 0 && errno == EINTR) {
+  }
+}
+
+void* stack_thread(void*) {
+  void* volatile mine = give(kThreadStack, nullptr);  // only here, on this thread's stack
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_stack[0]);  // blocked in a system call while the pass runs
+  return reinterpret_cast<void*>(check_block("another thread's stack", mine, kThreadStack));
+}
+
+void* tls_thread(void*) {
+  t_tls = give(kThreadTls, nullptr);
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_tls[0]);
+  return reinterpret_cast<void*>(check_block("another thread's TLS", t_tls, kThreadTls));
+}
+
+void* blocked_thread(void*) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPWR);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_blocked[0]);
+  return reinterpret_cast<void*>(1);
+}
+
+void* spin_thread(void*) {
+  void* p = give(kRegister, nullptr);
+  g_ready.fetch_add(1);
+  // The pointer lives in a register for the whole loop: the compiler may not spill it (it
+  // must be in a register at each asm), and nothing else holds it.
+  while (!g_stop_spin.load(std::memory_order_relaxed)) asm volatile("" : "+r"(p));
+  return reinterpret_cast<void*>(check_block("a register of a spinning thread", p, kRegister));
+}
+
+// Gives the blocks kept in globals, TLS, the mapping and the other object; its frame (and any
+// copy it left there) is below main's stack pointer when the pass runs.
+__attribute__((noinline)) bool setup_roots() {
+  g_global = give(kGlobal, nullptr);
+  holder_keep(give(kHolder, nullptr));
+  t_tls = give(kMainTls, nullptr);
+  g_mapped =
+      static_cast<char*>(mmap(nullptr, kMappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (g_mapped == MAP_FAILED) return false;
+  void* m = give(kMmap, nullptr);
+  std::memcpy(g_mapped + kMappedAt, &m, sizeof m);
+  g_huge = give_huge(kHuge);
+  // The chain hangs off the global block's `next` word: its ten blocks are reachable only
+  // through blocks of the unloaded plug-in (the scan must follow them).
+  void* chain = give_chain(kChain, kChainLength);
+  std::memcpy(g_global, &chain, sizeof chain);
+  return g_global != nullptr && holder_get() != nullptr && t_tls != nullptr && m != nullptr && g_huge != nullptr &&
+         chain != nullptr;
+}
+
+__attribute__((noinline)) void* give_for_main() {
+  return give(kMainLocal, nullptr);
+}
+
+// Allocates and dirties as much as was kept: a kept block wrongly freed is reused here.
+__attribute__((noinline)) void churn() {
+  static void* blocks[4000];
+  for (auto& b : blocks) {
+    b = std::malloc(kBlockBytes);
+    if (b != nullptr) std::memset(b, 0xee, kBlockBytes);
+  }
+  for (auto& b : blocks) std::free(b);
+}
+
+template <typename T>
+T api(const char* name) {
+  return reinterpret_cast<T>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool blocked = argc == 3 && std::strcmp(argv[1], "--sigpwr-blocked") == 0;
+  if (argc != 2 && !blocked) {
+    std::fprintf(stderr, "usage: %s [--sigpwr-blocked] PLUGIN.so\n", argv[0]);
+    return 2;
+  }
+  const char* path = argv[argc - 1];
+  std::setvbuf(stdout, nullptr, _IONBF, 0);  // what was printed survives a crash
+  auto leaks = api<int (*)(kmm_leak_stats*)>("kmm_leaks");
+  auto usage = api<int (*)(const char*, kmm_usage*)>("kmm_module_usage");
+  if (leaks == nullptr || usage == nullptr) {
+    std::fprintf(stderr, "roots-host: not running on kmm (run it under kmm exec)\n");
+    return 2;
+  }
+  const char* name = std::strrchr(path, '/') != nullptr ? std::strrchr(path, '/') + 1 : path;
+  void* plugin = dlopen(path, RTLD_NOW);
+  if (plugin == nullptr) {
+    std::fprintf(stderr, "roots-host: dlopen: %s\n", dlerror());
+    return 2;
+  }
+  give = reinterpret_cast<GiveFn>(dlsym(plugin, "plugin_give"));
+  give_chain = reinterpret_cast<GiveChainFn>(dlsym(plugin, "plugin_give_chain"));
+  give_huge = reinterpret_cast<GiveHugeFn>(dlsym(plugin, "plugin_give_huge"));
+  auto leak = reinterpret_cast<LeakFn>(dlsym(plugin, "plugin_leak"));
+  if (give == nullptr || give_chain == nullptr || give_huge == nullptr || leak == nullptr) return 2;
+  if (pipe(g_pipe_stack) != 0 || pipe(g_pipe_tls) != 0 || pipe(g_pipe_blocked) != 0) return 2;
+
+  if (leak(kLeaks) != kLeaks + 1 || !setup_roots()) {
+    std::printf("FAIL: the plug-in could not allocate\n");
+    return 1;
+  }
+  void* volatile main_local = give_for_main();
+  pthread_t threads[4];
+  int nthreads = blocked ? 4 : 3;
+  pthread_create(&threads[0], nullptr, stack_thread, nullptr);
+  pthread_create(&threads[1], nullptr, tls_thread, nullptr);
+  pthread_create(&threads[2], nullptr, spin_thread, nullptr);
+  if (blocked) pthread_create(&threads[3], nullptr, blocked_thread, nullptr);
+  while (g_ready.load() != nthreads) usleep(1000);
+  kmm_usage before{};
+  usage(name, &before);
+  std::printf("loaded: %s owns %llu blocks (%llu bytes)\n", name, static_cast<unsigned long long>(before.objects),
+              static_cast<unsigned long long>(before.bytes));
+
+  give = nullptr;
+  give_chain = nullptr;
+  give_huge = nullptr;
+  dlclose(plugin);
+  kmm_leak_stats ls{};
+  // Up to 20 s: the collector runs at idle priority. A pass whose world stop timed out (a
+  // thread not scheduled within 1 s on a very busy machine) only reports: wait for the next.
+  for (int i = 0; i < 400; ++i) {
+    usleep(50 * 1000);
+    leaks(&ls);
+    if (blocked ? ls.passes >= 1 : ls.reclaimed_objects >= kLeaks * 9 / 10) break;
+  }
+  kmm_usage after{};
+  usage(name, &after);
+  std::printf(
+      "collector: %llu passes, reclaimed %llu blocks, spared %llu referenced; %s owns %llu blocks (%llu bytes)\n",
+      static_cast<unsigned long long>(ls.passes), static_cast<unsigned long long>(ls.reclaimed_objects),
+      static_cast<unsigned long long>(ls.referenced_objects), name, static_cast<unsigned long long>(after.objects),
+      static_cast<unsigned long long>(after.bytes));
+  churn();
+
+  bool ok = ls.passes >= 1;
+  if (!ok) std::printf("FAIL: no pass ran\n");
+  ok = check_block("a global", g_global, kGlobal) && ok;
+  ok = check_block("a local of main", main_local, kMainLocal) && ok;
+  ok = check_block("a static of another shared object", holder_get(), kHolder) && ok;
+  ok = check_block("the main thread's TLS", t_tls, kMainTls) && ok;
+  void* m;
+  std::memcpy(&m, g_mapped + kMappedAt, sizeof m);
+  ok = check_block("an mmapped buffer", m, kMmap) && ok;
+  if (!check_pattern(g_huge, kHugeBytes, kHuge)) {
+    std::printf("FAIL: the huge block kept in a global lost its bytes\n");
+    ok = false;
+  }
+  void* link;
+  std::memcpy(&link, g_global, sizeof link);
+  for (int i = 0; i < kChainLength; ++i) {
+    if (!check_block("a chain", link, kChain + i)) {
+      ok = false;
+      break;
+    }
+    std::memcpy(&link, link, sizeof link);
+  }
+  g_stop_spin.store(true);
+  (void)!write(g_pipe_stack[1], "x", 1);
+  (void)!write(g_pipe_tls[1], "x", 1);
+  (void)!write(g_pipe_blocked[1], "x", 1);
+  for (int i = 0; i < nthreads; ++i) {
+    void* r = nullptr;
+    pthread_join(threads[i], &r);
+    ok = r != nullptr && ok;
+  }
+  if (blocked) {
+    // The world could not stop: the pass must not have reclaimed anything.
+    if (ls.reclaimed_objects != 0 || ls.leak_objects < static_cast<std::uint64_t>(kLeaks)) {
+      std::printf("FAIL: with a thread that cannot stop, reclaimed %llu and reported %llu (want 0 and >= %d)\n",
+                  static_cast<unsigned long long>(ls.reclaimed_objects),
+                  static_cast<unsigned long long>(ls.leak_objects), kLeaks);
+      ok = false;
+    }
+    std::printf("%s\n", ok ? "roots: OK" : "roots: FAILED");
+    return ok ? 0 : 1;
+  }
+  if (ls.referenced_objects < static_cast<std::uint64_t>(kKept)) {
+    std::printf("FAIL: the scan spared %llu blocks, the host keeps %d\n",
+                static_cast<unsigned long long>(ls.referenced_objects), kKept);
+    ok = false;
+  }
+  if (ls.reclaimed_objects < kLeaks * 9 / 10) {
+    std::printf("FAIL: reclaimed %llu of the %d leaked blocks (want >= 90 %%)\n",
+                static_cast<unsigned long long>(ls.reclaimed_objects), kLeaks + 1);
+    ok = false;
+  }
+  if (after.bytes >= 2 * kHugeBytes) {
+    std::printf("FAIL: the plug-in's huge leak was not reclaimed (%llu bytes left)\n",
+                static_cast<unsigned long long>(after.bytes));
+    ok = false;
+  }
+  std::printf("%s\n", ok ? "roots: OK" : "roots: FAILED");
+  return ok ? 0 : 1;
+}
