@@ -473,6 +473,21 @@ KMM_EXPORT int kmm_leaks(struct kmm_leak_stats* out) {
   return 0;
 }
 
+KMM_EXPORT int kmm_hardening_options(struct kmm_hardening* out) {
+  Kernel* k = kernel();
+  if (k == nullptr || out == nullptr) return -1;
+  // What the layers were initialised with: the slab's options, and guard pages when the
+  // kmalloc layer has a platform to protect guard frames with (huge blocks follow g_opts,
+  // from which both were booted).
+  const HardeningConfig& h = k->slab().config().hardening;
+  out->freelist_hardened = h.freelist_hardened ? 1 : 0;
+  out->redzone = h.redzone ? 1 : 0;
+  out->poison = h.poison ? 1 : 0;
+  out->guard_pages = k->kmalloc_layer().config().guard_platform != nullptr ? 1 : 0;
+  out->quarantine_bytes = h.quarantine_bytes;
+  return 0;
+}
+
 KMM_EXPORT void kmm_collect(void) {
   Kernel* k = kernel();
   if (k == nullptr) return;
