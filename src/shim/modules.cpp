@@ -476,14 +476,13 @@ KMM_EXPORT int kmm_leaks(struct kmm_leak_stats* out) {
 KMM_EXPORT int kmm_hardening_options(struct kmm_hardening* out) {
   Kernel* k = kernel();
   if (k == nullptr || out == nullptr) return -1;
-  // What the layers were initialised with: the slab's options, and guard pages when the
-  // kmalloc layer has a platform to protect guard frames with (huge blocks follow g_opts,
-  // from which both were booted).
-  const HardeningConfig& h = k->slab().config().hardening;
+  // What the layers were initialised with (shim.h heap_hardening; huge blocks follow
+  // g_opts, from which the kernel was booted).
+  const HardeningConfig h = heap_hardening(*k);
   out->freelist_hardened = h.freelist_hardened ? 1 : 0;
   out->redzone = h.redzone ? 1 : 0;
   out->poison = h.poison ? 1 : 0;
-  out->guard_pages = k->kmalloc_layer().config().guard_platform != nullptr ? 1 : 0;
+  out->guard_pages = h.guard_pages ? 1 : 0;
   out->quarantine_bytes = h.quarantine_bytes;
   return 0;
 }

@@ -127,6 +127,10 @@ void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
 
 // Stats (stats.cpp).
 void print_stats(int fd);
+// The hardening options the heap runs with, read from its layers (the slab's config; guard
+// pages when the kmalloc layer has a platform to protect guard frames with): what the exit
+// stats and kmm_hardening_options() show, so both prove the options took effect.
+HardeningConfig heap_hardening(const Kernel& k);
 void stats_at_exit();
 void start_stat_server();
 void stat_server_fork_child();
