@@ -13,6 +13,7 @@
  *   kmm_module_usage, kmm_leaks      what a module owns now; what the protector has found
  *                                    and reclaimed;
  *   kmm_collect                      run the idle-time collector now (tests, hosts);
+ *   kmm_hardening_options            the hardening options the heap runs with;
  *   kmm_stats_print                  the exit stats (modules, slabinfo, buddyinfo, meminfo).
  *
  * Every function is safe before main and from any thread. Functions returning int return 0
@@ -56,20 +57,30 @@ int kmm_module_usage(const char* name, struct kmm_usage* out);
 
 struct kmm_leak_stats {
   uint64_t passes;
-  uint64_t leak_objects, leak_bytes;            /* found, not reclaimed (report mode) */
-  uint64_t reclaimed_objects, reclaimed_bytes;  /* given back since start */
-  uint64_t referenced_objects, referenced_bytes;/* spared by reclaim-unreachable */
+  uint64_t leak_objects, leak_bytes;             /* found, not reclaimed (report mode) */
+  uint64_t reclaimed_objects, reclaimed_bytes;   /* given back since start */
+  uint64_t referenced_objects, referenced_bytes; /* spared by reclaim-unreachable */
 };
 int kmm_leaks(struct kmm_leak_stats* out);
 
 /* Runs the collector now (ignores gc_delay), whatever the protector mode allows. */
 void kmm_collect(void);
 
+/* The hardening options (KMM_OPTIONS: freelist_hardened, redzone, poison, quarantine,
+ * guard_pages) as the running heap applies them — read from its slab and kmalloc layers,
+ * not from the environment — so a program or a test can tell they took effect. -1 when
+ * kmm is not this process's malloc (nothing is written then). */
+struct kmm_hardening {
+  int freelist_hardened, redzone, poison, guard_pages; /* 1: on, 0: off */
+  uint64_t quarantine_bytes;                           /* 0: no quarantine */
+};
+int kmm_hardening_options(struct kmm_hardening* out);
+
 /* Writes the stats views to fd. */
 void kmm_stats_print(int fd);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 
 namespace kmm {
 /* RAII: allocations of this thread in the scope are owned by module `name`. */

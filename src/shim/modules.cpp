@@ -631,6 +631,20 @@ KMM_EXPORT int kmm_leaks(struct kmm_leak_stats* out) {
   return 0;
 }
 
+KMM_EXPORT int kmm_hardening_options(struct kmm_hardening* out) {
+  Kernel* k = kernel();
+  if (k == nullptr || out == nullptr) return -1;
+  // What the layers were initialised with (shim.h heap_hardening; huge blocks follow
+  // g_opts, from which the kernel was booted).
+  const HardeningConfig h = heap_hardening(*k);
+  out->freelist_hardened = h.freelist_hardened ? 1 : 0;
+  out->redzone = h.redzone ? 1 : 0;
+  out->poison = h.poison ? 1 : 0;
+  out->guard_pages = h.guard_pages ? 1 : 0;
+  out->quarantine_bytes = h.quarantine_bytes;
+  return 0;
+}
+
 KMM_EXPORT void kmm_collect(void) {
   Kernel* k = kernel();
   if (k == nullptr) return;

@@ -153,6 +153,10 @@ std::uint64_t roots_longest_park_ns();    // the longest wait for every thread t
 
 // Stats (stats.cpp).
 void print_stats(int fd);
+// The hardening options the heap runs with, read from its layers (the slab's config; guard
+// pages when the kmalloc layer has a platform to protect guard frames with): what the exit
+// stats and kmm_hardening_options() show, so both prove the options took effect.
+HardeningConfig heap_hardening(const Kernel& k);
 void stats_at_exit();
 void start_stat_server();
 void stat_server_fork_child();

@@ -4,7 +4,8 @@
 //   - per-module usage: every owner (kernel, each plug-in loaded or unloaded) with objects
 //     and bytes, page-level and huge (mmap) blocks included;
 //   - the protector: mode, passes, leaks found (not reclaimed), reclaimed since start;
-//   - the hardening options that are on, and what waits in the quarantine;
+//   - the hardening options that are on (as the heap's layers run with them), and what
+//     waits in the quarantine;
 //   - Linux's /proc/meminfo, /proc/buddyinfo, /proc/slabinfo and /proc/modules of kmm's
 //     heap (proc/ printers).
 // At exit (a destructor of this library) when KMM_OPTIONS has stats=1 (stderr) or
@@ -96,18 +97,21 @@ void format(Kernel& k, TextSink& out) {
     out.str("--- fault injection: ").str(fault_point_name(p)).str(" calls ").u(fault_calls(p));
     out.str(" failures injected ").u(fault_failures(p)).str(" ---\n");
   }
-  if (g_opts.hardening.any()) {  // slab/hardening.h
+  // What the heap runs with (not what KMM_OPTIONS asked for): a test reading this line
+  // knows the options took effect (tests/shim/realprog).
+  const HardeningConfig hardening = heap_hardening(k);
+  if (hardening.any()) {  // slab/hardening.h
     char words[160];
-    describe_hardening(g_opts.hardening, words, sizeof words);
+    describe_hardening(hardening, words, sizeof words);
     out.str("--- hardening: ").str(words);
-    if (g_opts.hardening.quarantine_bytes != 0) {
+    if (hardening.quarantine_bytes != 0) {
       out.str("  quarantined ")
           .u(k.slab().quarantine_objects())
           .str(" objects / ")
           .u(k.slab().quarantine_bytes())
           .str(" bytes");
     }
-    if (g_opts.hardening.guard_pages) {
+    if (hardening.guard_pages) {
       out.str("  guarded runs parked ")
           .u(k.kmalloc_layer().guard_cache_pages())
           .str(" pages, reused ")
@@ -146,6 +150,12 @@ void* server_main(void*) {
 }
 
 }  // namespace
+
+HardeningConfig heap_hardening(const Kernel& k) {
+  HardeningConfig h = k.slab().config().hardening;
+  h.guard_pages = k.kmalloc_layer().config().guard_platform != nullptr;
+  return h;
+}
 
 void print_stats(int fd) {
   Kernel* k = g_kernel;

@@ -237,6 +237,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
         if (!parse_number(v, &size)) return script_error(where, "bad size '" + v + "'");
       }
       e = k.insmod(a[1].c_str(), static_cast<std::uint64_t>(size));
+      if (e == ModuleError::kOk) loaded_modules_.insert(a[1]);
     } else {
       if (!opt.empty()) return script_error(where, "rmmod takes no options");
       e = k.rmmod(a[1].c_str());
@@ -770,9 +771,22 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
     std::vector<OwnerTally> t(kMaxOwners);
     k.usage(t.data());
     std::uint64_t sum = 0;
+    bool known = name == "kernel" || loaded_modules_.count(name) != 0;
     for (unsigned o = kOwnerFirstModule; o < kOwnerUntracked; ++o) {
       const Module* m = k.modules().module(static_cast<owner_t>(o));
-      if (m != nullptr && name == m->name) sum += field == "bytes" ? t[o].bytes : t[o].objects;
+      if (m == nullptr || m->state == ModuleState::kFree || name != m->name) continue;
+      known = true;  // live or gone; a persistent heap's modules come with it
+      sum += field == "bytes" ? t[o].bytes : t[o].objects;
+    }
+    // A name no insmod loaded would read 0, and `expect module.m_tset.bytes == 0` would hold
+    // on a typo: it is a script error, as an unknown label is.
+    if (!known) {
+      std::string names;
+      for (const std::string& n : loaded_modules_) names += (names.empty() ? "" : ", ") + n;
+      *error = "no module '" + name +
+               "': no insmod loaded it (loaded so far: " + (names.empty() ? std::string("none") : names) +
+               "; the kernel is module.kernel)";
+      return std::nullopt;
     }
     if (name == "kernel") sum = field == "bytes" ? t[kOwnerKernel].bytes : t[kOwnerKernel].objects;
     return as_int(sum);

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,9 @@ class Scenario {
   BootConfig boot_cfg_;
   std::map<std::string, std::int64_t> vars_;
   std::map<std::string, Block> blocks_;
+  // Names an insmod of this script loaded (on any machine it booted): module.NAME.* of any
+  // other name, unless the machine's registry holds it (a persistent heap's), is an error.
+  std::set<std::string> loaded_modules_;
   bool last_failed_ = false;
   unsigned expects_failed_ = 0;
   std::uint64_t injected_mark_[3] = {};  // failures each fault point injected before the current line ran

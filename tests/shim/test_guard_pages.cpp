@@ -17,7 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../common/fault_probe.h"
 #include "../common/opaque.h"
+#include "kmm/kmm.h"
 
 namespace {
 
@@ -35,10 +37,17 @@ std::size_t page_round(std::size_t n) {
 }
 
 TEST(HugeGuard, OptionIsOn) {
-  // The death tests below mean nothing if the options did not reach the shim.
-  const char* o = std::getenv("KMM_OPTIONS");
-  ASSERT_NE(o, nullptr);
-  EXPECT_NE(std::strstr(o, "guard_pages=on"), nullptr);
+  // The death tests below mean nothing if the options did not reach the shim: ask the heap
+  // what it runs with (its kmalloc layer's guard platform), not the environment.
+  ASSERT_EQ(kmm_active(), 1) << "kmm is not this process's malloc";
+  kmm_hardening h{};
+  ASSERT_EQ(kmm_hardening_options(&h), 0);
+  EXPECT_EQ(h.guard_pages, 1);
+  // Only guard_pages was asked for (tests/shim/CMakeLists.txt): the others stay off.
+  EXPECT_EQ(h.freelist_hardened, 0);
+  EXPECT_EQ(h.redzone, 0);
+  EXPECT_EQ(h.poison, 0);
+  EXPECT_EQ(h.quarantine_bytes, 0u);
 }
 
 TEST(HugeGuard, UsableSizeIsTheSizeAskedAndAllOfItIsWritable) {
@@ -122,10 +131,12 @@ TEST(HugeGuardDeathTest, WriteOnePagePastTheBlockFaults) {
   EXPECT_EXIT(
       {
         auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        if (p == nullptr) kmm::test::allocation_failed("malloc(kHuge)");
+        kmm::test::expect_fault_at(p + page_round(kHuge));
         poke(p, page_round(kHuge));  // the guard page
         _exit(0);
       },
-      testing::KilledBySignal(SIGSEGV), "");
+      testing::KilledBySignal(SIGSEGV), kmm::test::kFaultAtExpectedAddress);
 }
 
 TEST(HugeGuardDeathTest, WriteIntoTheSlackIsReportedAtFree) {
@@ -153,13 +164,16 @@ TEST(HugeGuardDeathTest, GrownBlockIsGuardedAtItsNewEnd) {
   EXPECT_EXIT(
       {
         auto* p = keep(static_cast<char*>(malloc(opaque(kHuge))));
+        if (p == nullptr) kmm::test::allocation_failed("malloc(kHuge)");
         std::size_t n = (std::size_t{7} << 20) + 5;
         p = keep(static_cast<char*>(realloc(p, opaque(n))));
+        if (p == nullptr) kmm::test::allocation_failed("realloc to 7 MiB + 5");
         poke(p, n - 1);
+        kmm::test::expect_fault_at(p + page_round(n));
         poke(p, page_round(n));
         _exit(0);
       },
-      testing::KilledBySignal(SIGSEGV), "");
+      testing::KilledBySignal(SIGSEGV), kmm::test::kFaultAtExpectedAddress);
 }
 
 }  // namespace

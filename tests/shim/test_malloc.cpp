@@ -192,31 +192,59 @@ TEST(Shim, CxxOperators) {
 }
 
 TEST(Shim, ThreadsAllocateAndFreeAcross) {
+  // Eight threads fill blocks with a pattern of their own; after the hand-over each thread
+  // reads back and frees another thread's blocks. A null block, or a byte that changed
+  // (two live blocks overlapping, a block handed out twice across threads), is counted and
+  // reported here; the counts are checked after the joins (assertions stay on this thread).
   constexpr int kThreads = 8, kPer = 20000;
-  std::vector<void*> handoff(static_cast<std::size_t>(kThreads) * kPer);
+  struct Handed {
+    unsigned char* p;
+    std::size_t n;
+  };
+  auto fill = [](std::size_t idx) { return static_cast<unsigned char>(idx * 131u + 17u); };
+  std::vector<Handed> handoff(static_cast<std::size_t>(kThreads) * kPer);
+  std::atomic<int> null_blocks{0}, damaged_blocks{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t) {
-    ts.emplace_back([t, &handoff] {
+    ts.emplace_back([t, &handoff, &null_blocks, fill] {
       unsigned seed = static_cast<unsigned>(t) * 7919u + 1;
       for (int i = 0; i < kPer; ++i) {
         seed = seed * 1103515245u + 12345u;
         std::size_t n = 1 + (seed >> 16) % 3000;
-        void* p = malloc(n);
-        std::memset(p, t, n < 64 ? n : 64);
-        handoff[static_cast<std::size_t>(t) * kPer + static_cast<std::size_t>(i)] = p;
+        std::size_t idx = static_cast<std::size_t>(t) * kPer + static_cast<std::size_t>(i);
+        auto* p = static_cast<unsigned char*>(malloc(n));
+        handoff[idx] = {p, n};
+        if (p == nullptr) {
+          null_blocks.fetch_add(1);
+          continue;
+        }
+        std::memset(p, fill(idx), n);
       }
     });
   }
   for (auto& th : ts) th.join();
   ts.clear();
   for (int t = 0; t < kThreads; ++t) {
-    ts.emplace_back([t, &handoff] {
-      int other = (t + 1) % kThreads;  // frees another thread's blocks
-      for (int i = 0; i < kPer; ++i)
-        free(handoff[static_cast<std::size_t>(other) * kPer + static_cast<std::size_t>(i)]);
+    ts.emplace_back([t, &handoff, &damaged_blocks, fill] {
+      int other = (t + 1) % kThreads;  // reads and frees another thread's blocks
+      for (int i = 0; i < kPer; ++i) {
+        std::size_t idx = static_cast<std::size_t>(other) * kPer + static_cast<std::size_t>(i);
+        const Handed& h = handoff[idx];
+        if (h.p == nullptr) continue;
+        for (std::size_t b = 0; b < h.n; ++b) {
+          if (h.p[b] != fill(idx)) {
+            damaged_blocks.fetch_add(1);
+            break;
+          }
+        }
+        free(h.p);
+      }
     });
   }
   for (auto& th : ts) th.join();
+  EXPECT_EQ(null_blocks.load(), 0) << "malloc returned null";
+  EXPECT_EQ(damaged_blocks.load(), 0)
+      << "blocks whose bytes changed between the owner's write and the other thread's read";
 }
 
 TEST(Shim, ForkChildCanAllocate) {

@@ -75,6 +75,13 @@ TEST(Scenario, ScriptErrors) {
       {"boot ram=16M\nlet 9x! = 1\n", "t.kms:2: error: bad name '9x!' for let"},
       {"boot ram=16M\nexpect slabinfo.kmalloc-32.bogus == 1\n", "t.kms:2: error: slabinfo field 'bogus' unknown"},
       {"boot ram=16M\nexpect buddyinfo.order11 == 1\n", "t.kms:2: error: buddyinfo has order0 .. order10"},
+      // A module name no insmod loaded would read 0: `== 0` would hold on a typo.
+      {"boot ram=16M\ninsmod m_test\nexpect module.m_tset.bytes == 0\n",
+       "t.kms:3: error: no module 'm_tset': no insmod loaded it (loaded so far: m_test; the kernel is module.kernel)"},
+      {"boot ram=16M\nexpect module.ghost.objects == 0\n",
+       "t.kms:2: error: no module 'ghost': no insmod loaded it (loaded so far: none"},
+      {"boot ram=16M\ninsmod m\ninsmod m\nrmmod ghost\nexpect module.ghost.bytes == 0\n",
+       "t.kms:5: error: no module 'ghost'"},
   };
   for (const Case& c : cases) {
     Result r = run(c.script);
@@ -157,6 +164,23 @@ TEST(Scenario, DoubleKfreeReportedMachineGoesOn) {
   EXPECT_TRUE(has(r.out, "double free in kfree")) << r.out;
   EXPECT_TRUE(has(r.out, "kfree a: refused\n")) << r.out;
   EXPECT_TRUE(has(r.out, "invariants hold\n")) << r.out;
+}
+
+TEST(Scenario, ModuleValuesOfLoadedModulesOnlyLoadedOnceAreKnownAfterUnloadAndReboot) {
+  // Known: a module loaded (live, or unloaded since), on this machine or an earlier one of
+  // the script, and the kernel. Only an insmod that succeeded makes a name known.
+  Result r =
+      run("boot ram=16M protector=off\n"
+          "insmod m\n"
+          "kmalloc m 100 as a\n"
+          "expect module.m.objects == 1 && module.m.bytes == 128\n"
+          "rmmod m\n"
+          "expect module.m.objects == 1\n"  // gone, its block still held (protector off)
+          "expect module.kernel.objects >= 0\n"
+          "boot ram=16M\n"
+          "expect module.m.objects == 0 && module.m.bytes == 0\n");  // loaded before this boot
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "");
 }
 
 TEST(Scenario, RmmodNotLoaded) {

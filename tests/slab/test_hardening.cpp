@@ -6,6 +6,8 @@
 // block; the option parser; and a random workload with every option on and the invariants
 // (which then also check poison and red zones of every free slot) after every step.
 // Detected corruption always stops the process: those cases are death tests.
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include <set>
 #include <vector>
 
+#include "../common/fault_probe.h"
 #include "../common/machine_fixture.h"
 #include "../common/report_capture.h"
 #include "slab/hardening.h"
@@ -480,27 +483,35 @@ TEST(GuardPagesDeathTest, AWriteIntoTheSlackAKreallocGaveUpIsReportedAtFree) {
 }
 
 TEST(GuardPagesDeathTest, ALinearOverrunFaultsAtTheGuard) {
-  EXPECT_DEATH(
+  // The fault must be the store to the guard frame's first byte (fault_probe.h), not a
+  // failed allocation or any earlier byte.
+  EXPECT_EXIT(
       {
         Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
         auto* p =
             static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel)));
+        if (p == nullptr) test::allocation_failed("kmalloc(3 pages)");
+        test::expect_fault_at(p + 3 * kPageSize);
         for (std::size_t i = 0; i <= 3 * kPageSize; ++i) p[i] = 1;  // the last store hits the guard
       },
-      "");
+      testing::KilledBySignal(SIGSEGV), test::kFaultAtExpectedAddress);
 }
 
 TEST(GuardPagesDeathTest, ARunTakenFromTheCacheStillFaultsAtItsGuard) {
-  EXPECT_DEATH(
+  EXPECT_EXIT(
       {
         Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
-        m.km.kfree(m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel));
+        void* first = m.km.kmalloc(3 * kPageSize, GFP_KERNEL, kOwnerKernel);
+        if (first == nullptr) test::allocation_failed("kmalloc(3 pages)");
+        m.km.kfree(first);
         auto* p =
             static_cast<volatile char*>(static_cast<char*>(m.km.kmalloc(3 * kPageSize - 5, GFP_KERNEL, kOwnerKernel)));
-        if (m.km.guard_cache_hits() != 1) std::exit(0);             // not reused: exiting cleanly fails the test
+        if (p == nullptr) test::allocation_failed("kmalloc(3 pages - 5)");
+        if (m.km.guard_cache_hits() != 1) std::exit(0);  // not reused: exiting cleanly fails the test
+        test::expect_fault_at(p + 3 * kPageSize);
         for (std::size_t i = 0; i <= 3 * kPageSize; ++i) p[i] = 1;  // the last store hits the guard
       },
-      "");
+      testing::KilledBySignal(SIGSEGV), test::kFaultAtExpectedAddress);
 }
 
 TEST(GuardPagesDeathTest, SlackOverrunIsReportedAtFree) {

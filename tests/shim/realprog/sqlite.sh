@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Under kmm exec: sqlite3 builds a table of 200,000 rows, indexes it, joins and aggregates;
-# the result is checked against the same workload's known answer.
+# the result is checked against the same workload's known answer, and sqlite3's exit stats
+# prove kmm was its allocator (lib.sh). Usage: sqlite.sh KMM_BINARY [hardened].
 set -u
 kmm=$1
+. "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 is missing (scripts/setup-debian.sh installs it)"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+kmm_stats_begin "$dir" "${2:-}"
 cat >"$dir/w.sql" <<'SQL'
 PRAGMA cache_size = -16000;
 CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, name TEXT, val REAL);
@@ -26,3 +29,4 @@ rc=$?
 want="160000|16000000000|97|200000|160000|97"  # as glibc computes it
 echo "sqlite3 result: $got"
 [ $rc -eq 0 ] && [ "$got" = "$want" ] || { echo "FAIL: want $want"; exit 1; }
+kmm_stats_check 1 16384 1  # its 16 MB page cache (cache_size) alone grows the heap past 16 MB (measured 32904 kB)
