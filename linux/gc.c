@@ -186,8 +186,9 @@ static void kmmp_gc_end(void)
 		if (m->pass == pass) {
 			objects += m->pass_objects;
 			bytes += m->pass_bytes;
-			len += scnprintf(detail + len, sizeof(detail) - len, " %s %lu objects (%lu bytes);",
-					 m->name, m->pass_objects, m->pass_bytes);
+			len += scnprintf(detail + len, sizeof(detail) - len,
+					 " %s %lu objects (%lu bytes);", m->name,
+					 m->pass_objects, m->pass_bytes);
 			if (!kmmp_gc.take)
 				m->reported = true;
 		}

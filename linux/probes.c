@@ -8,9 +8,10 @@
  *  - kretprobes on the exported vmalloc entry points (and kvmalloc_node, kvrealloc) record
  *    what a module vmallocs: the return address is the module's own call; a kprobe on vfree
  *    drops them (kvfree ends in kfree or vfree);
- *  - kprobes on kmem_cache_free_bulk (kfree_bulk, RCU's batched kfree) drop the records of
- *    blocks freed without a tracepoint, and on kmem_cache_destroy drop the records of a
- *    cache going away (never freed later: see docs/LINUX.md);
+ *  - kprobes on kmem_cache_free_bulk (kfree_bulk) and kvfree_call_rcu (kfree_rcu, freed in
+ *    batches later) drop the records of blocks freed without a tracepoint, and on
+ *    kmem_cache_destroy drop the records of a cache going away (never freed later: see
+ *    docs/LINUX.md);
  *  - the module notifier gives each load of a module an identity (COMING: core_layout and
  *    init_layout ranges; LIVE: init text freed; GOING: its live records are leaks).
  *
@@ -187,6 +188,20 @@ static int kmmp_free_bulk_pre(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
+/*
+ * kvfree_call_rcu(head, func): kfree_rcu()/kvfree_rcu() queue a block to be freed after a
+ * grace period, in 6.1 by batches that may drain seconds later (and then through
+ * kfree_bulk). The block is as good as freed now: its record goes at once, so a collector
+ * pass that runs before the batch drains can never free it a second time.
+ */
+static int kmmp_kvfree_rcu_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	unsigned long head = regs->di, func = regs->si;
+
+	kmmp_untrack((const void *)(head ? head - func : func));
+	return 0;
+}
+
 static int kmmp_cache_destroy_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	if (regs->di)
@@ -197,6 +212,7 @@ static int kmmp_cache_destroy_pre(struct kprobe *p, struct pt_regs *regs)
 static struct kprobe kmmp_kprobes[] = {
 	{ .symbol_name = "vfree", .pre_handler = kmmp_vfree_pre },
 	{ .symbol_name = "kmem_cache_free_bulk", .pre_handler = kmmp_free_bulk_pre },
+	{ .symbol_name = "kvfree_call_rcu", .pre_handler = kmmp_kvfree_rcu_pre },
 	{ .symbol_name = "kmem_cache_destroy", .pre_handler = kmmp_cache_destroy_pre },
 };
 
@@ -260,8 +276,11 @@ static void kmmp_mod_going(struct module *mod)
 	mutex_unlock(&kmmp_mods_lock);
 	if (!m)
 		return;
-	/* After this no probe can still be recording for this identity. */
-	synchronize_rcu();
+	/*
+	 * After this no probe can still be recording for this identity (expedited: rmmod is
+	 * rare, and a normal grace period per unload made insmod/rmmod cycles slow).
+	 */
+	synchronize_rcu_expedited();
 	mutex_lock(&kmmp_mods_lock);
 	objects = atomic_long_read(&m->objects);
 	bytes = atomic_long_read(&m->bytes);

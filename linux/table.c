@@ -150,6 +150,13 @@ static struct kmmp_rec *kmmp_remove(const void *ptr)
 	if (ZERO_OR_NULL_PTR(ptr) || !atomic_long_read(&kmmp_nr_records))
 		return NULL;
 	head = kmmp_bucket(ptr);
+	/*
+	 * Every kfree in the system comes here. A record of ptr was inserted by the allocation
+	 * probe before the allocator returned ptr to anyone, so whoever frees ptr sees the
+	 * insertion: an empty bucket, read without the lock, has no record of ptr.
+	 */
+	if (hlist_bl_empty(head))
+		return NULL;
 	local_irq_save(flags);
 	hlist_bl_lock(head);
 	r = kmmp_find(head, ptr);

@@ -5,13 +5,17 @@
 # in the guest.
 #   linux-guest-test.sh test   every check (make test-linux); PASS/FAIL summary, exit 1 on failure
 #   linux-guest-test.sh demo   the paper's table from the real kernel, stock and protected
-# Environment: KMMT_CYCLES (stress insmod/rmmod cycles, default 200), KMMT_TIMEOUT (s, 420),
-# KMMT_ACCEL (qemu -accel, default tcg: KVM was seen to hang at boot on this kind of machine).
+#   linux-guest-test.sh bench  ns per kmalloc+kfree pair with and without the protector, in a
+#                              guest booted without slub_debug (the numbers in docs/LINUX.md)
+# Environment: KMMT_CYCLES (stress insmod/rmmod cycles, default 200), KMMT_STRESS_S (the
+# stress stops there once 50 cycles are done, default 80), KMMT_TIMEOUT (s, 360),
+# KMMT_ACCEL (qemu -accel, default tcg: KVM was seen to hang at boot on this kind of machine),
+# KMMT_CPU (qemu -cpu, default max; with kvm use host).
 # Installs what it needs (scripts/setup-linux.sh guest). qemu runs under nice.
 set -euo pipefail
 
 what="${1:-test}"
-case "$what" in test|demo) ;; *) echo "usage: $0 [test|demo]" >&2; exit 2 ;; esac
+case "$what" in test|demo|bench) ;; *) echo "usage: $0 [test|demo|bench]" >&2; exit 2 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup-linux.sh" guest
 
@@ -42,10 +46,12 @@ chmod +x "$guest/root/init"
 
 log="$guest/$what.log"
 cycles="${KMMT_CYCLES:-200}"
-append="console=ttyS0 quiet panic=-1 slub_debug=FZPU kmmt=$what kmmt_cycles=$cycles"
+slub_debug="slub_debug=FZPU"
+[ "$what" = bench ] && slub_debug=""
+append="console=ttyS0 quiet panic=-1 oops=panic $slub_debug kmmt=$what kmmt_cycles=$cycles kmmt_stress_s=${KMMT_STRESS_S:-80}"
 start=$(date +%s)
 rc=0
-timeout "${KMMT_TIMEOUT:-420}" nice -n 10 qemu-system-x86_64 -accel "${KMMT_ACCEL:-tcg}" -cpu max \
+timeout "${KMMT_TIMEOUT:-360}" nice -n 10 qemu-system-x86_64 -accel "${KMMT_ACCEL:-tcg}" -cpu "${KMMT_CPU:-max}" \
   -smp 2 -m 512 -nographic -no-reboot -kernel "$kernel" -initrd "$guest/initrd.gz" \
   -append "$append" </dev/null >"$log" 2>&1 || rc=$?
 secs=$(( $(date +%s) - start ))
@@ -57,7 +63,8 @@ if [ "$what" = demo ]; then
     /^KMMT LOG GCONLINUX/ || /GCONLINUX activated/ { sub(/^.*kmm_protect: /, ""); if (!g++) gc = $0 }
     END {
       if (n == 0) { print "linux demo: the guest printed no readings"; exit 1 }
-      printf "kmm_protect.ko on Debian 12'"'"'s kernel %s (qemu, 2 CPUs, 512 MB, slub_debug=FZPU)\n\n", kver
+      printf "kmm_protect.ko on Debian 12'"'"'s kernel %s (qemu, 2 CPUs, 512 MB, slub_debug=FZPU)\n", kver
+      print "One boot: the protected run first, then the stock run (kmm_protect loaded with mode=off).\n"
       print "Module m_test kmallocs 4096 x kmalloc(4096) at insmod and never kfrees at rmmod; gc_delay=5s."
       print "(slub_debug pads every 4 KiB object, so insmod takes more than 16 MB.)\n"
       printf "%-22s | %-30s | %-30s\n", "", "stock kernel (mode=off)", "protected (mode=reclaim)"

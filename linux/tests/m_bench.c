@@ -4,7 +4,7 @@
  * times pairs of kmalloc(64)+kfree made from this module's code (tracked when kmm_protect is
  * loaded first: a record inserted and removed per pair) and pairs of kasprintf+kfree (an
  * allocation whose call_site is in the kernel: what every other kmalloc in the system pays).
- * Best of five rounds; prints ns per pair. Parameter: pairs=100000.
+ * Best of five rounds; prints ns per pair. Parameter: pairs=5000.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -12,7 +12,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 
-static unsigned int pairs = 100000;
+static unsigned int pairs = 5000;
 module_param(pairs, uint, 0444);
 
 static u64 time_module_pairs(void)

@@ -7,6 +7,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpumask.h>
+#include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/random.h>
@@ -30,8 +31,9 @@ static int m_churn_fn(void *unused)
 		ring[slot] = kmalloc(16 + get_random_u32_below(2033), GFP_KERNEL);
 		if ((i & 255) == 0)
 			vfree(vmalloc(8192));
+		/* Busy, yet leaving the CPUs some time for insmod, rmmod and the collector. */
 		if ((i & 63) == 0)
-			cond_resched();
+			usleep_range(200, 400);
 		i++;
 	}
 	for (slot = 0; slot < M_CHURN_RING; slot++)

@@ -9,8 +9,7 @@
 #include <linux/slab.h>
 
 #include "kmm_protect.h"
-
-int m_holder_keep(void *p);
+#include "m_holder.h"
 
 static int __init m_handover_init(void)
 {

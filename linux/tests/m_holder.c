@@ -9,6 +9,8 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 
+#include "m_holder.h"
+
 #define M_HOLDER_SLOTS 16
 
 static void *kept[M_HOLDER_SLOTS];
