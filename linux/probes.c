@@ -61,7 +61,8 @@ static void kmmp_record(unsigned long call_site, const void *ptr, enum kmmp_kind
 {
 	struct kmmp_mod *m;
 
-	if (ZERO_OR_NULL_PTR(ptr))
+	/* The protector's own records: never tracked, and no need to walk the module list. */
+	if (ZERO_OR_NULL_PTR(ptr) || within_module(call_site, THIS_MODULE))
 		return;
 	rcu_read_lock();
 	m = kmmp_owner(call_site);

@@ -87,6 +87,21 @@ if [ "$what" = demo ]; then
     }' "$log.txt"
 fi
 
+if [ "$what" = bench ]; then
+  awk '/^KMMT BENCH / {
+      m = $6; k = $10
+      if (!($3 in bm) || m < bm[$3]) bm[$3] = m
+      if (!($3 in bk) || k < bk[$3]) bk[$3] = k
+    }
+    END {
+      if (!("stock" in bm) || !("protected" in bm)) { print "linux bench: no readings"; exit 1 }
+      print "ns per pair, best of the rounds (qemu TCG, 2 CPUs, no slub_debug):"
+      printf "  %-40s %8s %10s %8s\n", "", "stock", "protected", "ratio"
+      printf "  %-40s %8d %10d %8.2f\n", "kmalloc(64)+kfree from a module", bm["stock"], bm["protected"], bm["protected"] / bm["stock"]
+      printf "  %-40s %8d %10d %8.2f\n", "kasprintf+kfree (kernel call site)", bk["stock"], bk["protected"], bk["protected"] / bk["stock"]
+    }' "$log.txt"
+fi
+
 failed=0
 grep '^KMMT \(PASS\|FAIL\|LOG\|BENCH\)' "$log.txt" | { [ "$what" = test ] && cat || grep -v '^KMMT PASS' || true; } || true
 grep -q '^KMMT FAIL' "$log.txt" && failed=1

@@ -127,6 +127,7 @@ patterns() {
 	check patterns-reclaimed-exactly '[ "$(stat_of reclaimed_objects)" -eq $n ] && [ "$(stat_of reclaimed_bytes)" -eq $b ]' \
 		"reclaimed $(stat_of reclaimed_objects) objects $(stat_of reclaimed_bytes) bytes, expected $n objects $b bytes"
 	row=$(mod_row m_kmemleak)
+	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
 	check patterns-gone-empty '[ "$row" = "m_kmemleak gone 0 0" ]' "modules row '$row' after the pass"
 	# Blocks freed with kfree_rcu at rmmod are freed later by RCU, not leaked.
 	l0=$(stat_of leaked_objects)
@@ -149,6 +150,8 @@ patterns() {
 		"reported $(stat_of reported_objects) (was $p0), reclaimed $(stat_of reclaimed_objects) (was $r0)"
 	check report-kmemleak-style 'dmesg | grep -q "unreferenced object 0x.* (size 256)"' \
 		"no kmemleak-style 'unreferenced object' line"
+	dmesg | grep -A1 "unreferenced object" | head -2 | sed 's/^/KMMT LOG /'
+	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
 	echo reclaim > $P/mode
 	insmod $M/m_test.ko count=1 size=8
 	rmmod m_test
@@ -194,14 +197,18 @@ stress() {
 	rmmod kmm_protect
 }
 
-bench() {
+bench() { # pairs rounds: stock and protected alternate, so a busy host hits both alike
 	phase "bench"
-	insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
-	echo "KMMT BENCH stock $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
-	insmod $M/kmm_protect.ko mode=report
-	insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
-	echo "KMMT BENCH protected $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
-	rmmod kmm_protect
+	r=0
+	while [ $r -lt $2 ]; do
+		insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
+		echo "KMMT BENCH stock $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
+		insmod $M/kmm_protect.ko mode=report
+		insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
+		echo "KMMT BENCH protected $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
+		rmmod kmm_protect
+		r=$((r + 1))
+	done
 	dmesg_clean bench
 }
 
@@ -215,14 +222,14 @@ demo)
 	paper off 5000
 	;;
 bench)
-	bench 100000
+	bench 100000 3
 	;;
 *)
 	paper off 2000
 	paper reclaim 2000
 	patterns
 	stress
-	bench 5000
+	bench 5000 1
 	;;
 esac
 check protector-unloaded '! grep -q kmm_protect /proc/modules' "kmm_protect still loaded"
