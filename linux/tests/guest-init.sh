@@ -144,6 +144,10 @@ patterns() {
 	echo 1000 > $P/gc_delay_ms
 	r0=$(stat_of reclaimed_objects) p0=$(stat_of reported_objects)
 	insmod $M/m_half.ko
+	# Loaded again, m_half is a new identity: the old load's row stays, emptied and gone.
+	rows=$(grep '^m_half ' /proc/kmm_protect/modules | tr '\n' '|')
+	check reload-new-identity '[ "$rows" = "m_half gone 0 0|m_half live 100 25600|" ]' \
+		"m_half rows after a second insmod: '$rows'"
 	rmmod m_half
 	wait_stat reported_objects 15 $((p0 + 50))
 	check report-lists '[ "$(stat_of reported_objects)" -eq $((p0 + 50)) ] && [ "$(stat_of reclaimed_objects)" -eq $r0 ]' \
