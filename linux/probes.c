@@ -150,26 +150,20 @@ static int kmmp_vm_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 	return 0;
 }
 
-#define KMMP_VMPROBE(sym, args) {						\
-	.rp = { .kp.symbol_name = sym, .entry_handler = kmmp_vm_entry,		\
-		.handler = kmmp_vm_return, .data_size = sizeof(struct kmmp_vmcall), \
-		.maxactive = 64 },						\
-	.size_args = args }
-
 static struct kmmp_vmprobe kmmp_vmprobes[] = {
-	KMMP_VMPROBE("vmalloc", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vzalloc", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("__vmalloc", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vmalloc_node", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vzalloc_node", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vmalloc_user", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vmalloc_32", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vmalloc_32_user", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("vmalloc_array", KMMP_SIZE_ARG1_X_ARG2),
-	KMMP_VMPROBE("__vmalloc_array", KMMP_SIZE_ARG1_X_ARG2),
-	KMMP_VMPROBE("vcalloc", KMMP_SIZE_ARG1_X_ARG2),
-	KMMP_VMPROBE("kvmalloc_node", KMMP_SIZE_ARG1),
-	KMMP_VMPROBE("kvrealloc", KMMP_SIZE_ARG3),
+	{ .rp.kp.symbol_name = "vmalloc", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vzalloc", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "__vmalloc", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vmalloc_node", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vzalloc_node", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vmalloc_user", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vmalloc_32", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vmalloc_32_user", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "vmalloc_array", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
+	{ .rp.kp.symbol_name = "__vmalloc_array", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
+	{ .rp.kp.symbol_name = "vcalloc", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
+	{ .rp.kp.symbol_name = "kvmalloc_node", .size_args = KMMP_SIZE_ARG1 },
+	{ .rp.kp.symbol_name = "kvrealloc", .size_args = KMMP_SIZE_ARG3 },
 };
 
 static int kmmp_vfree_pre(struct kprobe *p, struct pt_regs *regs)
@@ -358,7 +352,13 @@ int kmmp_probes_init(void)
 				kmmp_kprobes[i].symbol_name, ret);
 	}
 	for (i = 0; i < ARRAY_SIZE(kmmp_vmprobes); i++) {
-		ret = register_kretprobe(&kmmp_vmprobes[i].rp);
+		struct kretprobe *rp = &kmmp_vmprobes[i].rp;
+
+		rp->entry_handler = kmmp_vm_entry;
+		rp->handler = kmmp_vm_return;
+		rp->data_size = sizeof(struct kmmp_vmcall);
+		rp->maxactive = 64;	/* vmalloc sleeps: many calls can be in flight */
+		ret = register_kretprobe(rp);
 		kmmp_vmprobes[i].registered = !ret;
 		if (ret)
 			pr_warn("no kretprobe on %s (%d): its allocations go untracked\n",
