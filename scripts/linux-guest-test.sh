@@ -96,9 +96,10 @@ if [ "$what" = bench ]; then
     END {
       if (!("stock" in bm) || !("protected" in bm)) { print "linux bench: no readings"; exit 1 }
       print "ns per pair, best of the rounds (qemu TCG, 2 CPUs, no slub_debug):"
-      printf "  %-40s %8s %10s %8s\n", "", "stock", "protected", "ratio"
-      printf "  %-40s %8d %10d %8.2f\n", "kmalloc(64)+kfree from a module", bm["stock"], bm["protected"], bm["protected"] / bm["stock"]
-      printf "  %-40s %8d %10d %8.2f\n", "kasprintf+kfree (kernel call site)", bk["stock"], bk["protected"], bk["protected"] / bk["stock"]
+      printf "  %-36s %8s %12s %10s %8s\n", "", "stock", "empty probes", "protected", "ratio"
+      printf "  %-36s %8d %12d %10d %8.2f\n", "kmalloc(64)+kfree from a module", bm["stock"], bm["tracepoints"], bm["protected"], bm["protected"] / bm["stock"]
+      printf "  %-36s %8d %12d %10d %8.2f\n", "kasprintf+kfree (kernel call site)", bk["stock"], bk["tracepoints"], bk["protected"], bk["protected"] / bk["stock"]
+      print "  (empty probes: m_tpnull, the same four tracepoints with probes that do nothing)"
     }' "$log.txt"
 fi
 

@@ -211,6 +211,12 @@ bench() { # pairs rounds: stock and protected alternate, so a busy host hits bot
 		insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
 		echo "KMMT BENCH protected $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
 		rmmod kmm_protect
+		if [ "$what" = bench ]; then
+			insmod $M/m_tpnull.ko
+			insmod $M/m_bench.ko pairs=$1 && rmmod m_bench
+			echo "KMMT BENCH tracepoints $(dmesg | sed -n 's/.*m_bench: //p' | tail -1)"
+			rmmod m_tpnull
+		fi
 		r=$((r + 1))
 	done
 	dmesg_clean bench
