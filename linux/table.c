@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmm_protect: the record table — a hash of records keyed by block address.
+ *
+ * Buckets are hlist_bl heads (the bucket lock is bit 0 of the head); every lock is taken with
+ * interrupts off, since kmalloc and kfree run in interrupt context too. The bucket count is
+ * fixed at load (table_bits), the number of records is not: records come from a dedicated
+ * kmem_cache, allocated GFP_ATOMIC | __GFP_NOWARN outside any bucket lock. The protector's own
+ * allocations and frees carry a call_site inside kmm_protect, which the probes ignore, so
+ * allocating or freeing a record never recurses into the table.
+ *
+ * Depends on: kmmp.h. Invariant: nothing under a bucket lock allocates, frees or prints
+ * through a path that can reach a probe (the collector's report printk is the exception:
+ * printk takes no slab memory).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/hash.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "kmmp.h"
+
+static struct hlist_bl_head *kmmp_buckets;
+static unsigned int kmmp_bits;
+static struct kmem_cache *kmmp_rec_cache;
+static atomic_long_t kmmp_nr_records = ATOMIC_LONG_INIT(0);
+
+int kmmp_table_init(unsigned int bits)
+{
+	unsigned long i;
+
+	kmmp_bits = bits;
+	kmmp_rec_cache = kmem_cache_create("kmm_protect_rec", sizeof(struct kmmp_rec), 0, 0,
+					   NULL);
+	if (!kmmp_rec_cache)
+		return -ENOMEM;
+	kmmp_buckets = vmalloc(array_size(sizeof(*kmmp_buckets), 1UL << bits));
+	if (!kmmp_buckets) {
+		kmem_cache_destroy(kmmp_rec_cache);
+		return -ENOMEM;
+	}
+	for (i = 0; i < (1UL << bits); i++)
+		INIT_HLIST_BL_HEAD(&kmmp_buckets[i]);
+	return 0;
+}
+
+/* After every probe is gone: forget all records (the blocks stay with their owners). */
+void kmmp_table_exit(void)
+{
+	struct hlist_bl_node *pos, *tmp;
+	struct kmmp_rec *r;
+	unsigned long i;
+
+	for (i = 0; i < (1UL << kmmp_bits); i++) {
+		hlist_bl_for_each_entry_safe(r, pos, tmp, &kmmp_buckets[i], node) {
+			hlist_bl_del(&r->node);
+			kmmp_rec_release(r);
+		}
+	}
+	vfree(kmmp_buckets);
+	kmem_cache_destroy(kmmp_rec_cache);
+}
+
+unsigned long kmmp_table_size(void)
+{
+	return 1UL << kmmp_bits;
+}
+
+long kmmp_records(void)
+{
+	return atomic_long_read(&kmmp_nr_records);
+}
+
+static struct hlist_bl_head *kmmp_bucket(const void *ptr)
+{
+	return &kmmp_buckets[hash_ptr(ptr, kmmp_bits)];
+}
+
+static struct kmmp_rec *kmmp_find(struct hlist_bl_head *head, const void *ptr)
+{
+	struct hlist_bl_node *pos;
+	struct kmmp_rec *r;
+
+	hlist_bl_for_each_entry(r, pos, head, node)
+		if (r->ptr == ptr)
+			return r;
+	return NULL;
+}
+
+/* Frees a record that is out of the table, and takes it off its module's counts. */
+void kmmp_rec_release(struct kmmp_rec *r)
+{
+	atomic_long_dec(&kmmp_nr_records);
+	kmmp_mod_account_drop(r->mod, r->size);
+	kmem_cache_free(kmmp_rec_cache, r);
+}
+
+void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
+		struct kmem_cache *cache, size_t size, unsigned long call_site)
+{
+	struct hlist_bl_head *head = kmmp_bucket(ptr);
+	struct kmmp_rec *r, *stale;
+	unsigned long flags;
+
+	r = kmem_cache_alloc(kmmp_rec_cache, GFP_ATOMIC | __GFP_NOWARN);
+	if (!r) {
+		atomic_long_inc(&kmmp_stats.untracked);
+		return;
+	}
+	r->ptr = ptr;
+	r->mod = mod;
+	r->cache = cache;
+	r->call_site = call_site;
+	r->size = size;
+	r->kind = kind;
+	r->victim_next = NULL;
+	/* Counted before it is visible, so a racing free never drives a count negative. */
+	atomic_long_add(size, &mod->bytes);
+	atomic_long_inc(&mod->objects);
+	atomic_long_inc(&kmmp_nr_records);
+
+	local_irq_save(flags);
+	hlist_bl_lock(head);
+	/*
+	 * A record for the same address means that block was freed through a path with no
+	 * probe (kfree_bulk inside RCU, say) and the memory handed out again: the old record is
+	 * stale and must never be collected.
+	 */
+	stale = kmmp_find(head, ptr);
+	if (stale)
+		hlist_bl_del(&stale->node);
+	hlist_bl_add_head(&r->node, head);
+	hlist_bl_unlock(head);
+	local_irq_restore(flags);
+
+	if (stale) {
+		atomic_long_inc(&kmmp_stats.stale_records);
+		kmmp_rec_release(stale);
+	}
+}
+
+/* Takes the record of @ptr out of the table; NULL when there is none. */
+static struct kmmp_rec *kmmp_remove(const void *ptr)
+{
+	struct hlist_bl_head *head;
+	struct kmmp_rec *r;
+	unsigned long flags;
+
+	if (ZERO_OR_NULL_PTR(ptr) || !atomic_long_read(&kmmp_nr_records))
+		return NULL;
+	head = kmmp_bucket(ptr);
+	/*
+	 * Every kfree in the system comes here. A record of ptr was inserted by the allocation
+	 * probe before the allocator returned ptr to anyone, so whoever frees ptr sees the
+	 * insertion: an empty bucket, read without the lock, has no record of ptr.
+	 */
+	if (hlist_bl_empty(head))
+		return NULL;
+	local_irq_save(flags);
+	hlist_bl_lock(head);
+	r = kmmp_find(head, ptr);
+	if (r)
+		hlist_bl_del(&r->node);
+	hlist_bl_unlock(head);
+	local_irq_restore(flags);
+	return r;
+}
+
+/* A free probe saw @ptr being freed (the block is still allocated until it returns). */
+void kmmp_untrack(const void *ptr)
+{
+	struct kmmp_rec *r = kmmp_remove(ptr);
+
+	if (r)
+		kmmp_rec_release(r);
+}
+
+/* kmm_protect_transfer(): the block is the kernel's now. */
+bool kmmp_take(const void *ptr)
+{
+	struct kmmp_rec *r = kmmp_remove(ptr);
+
+	if (!r)
+		return false;
+	atomic_long_inc(&kmmp_stats.transferred_objects);
+	kmmp_rec_release(r);
+	return true;
+}
+
+/*
+ * kmem_cache_destroy(@cache) is starting: records of blocks from that cache can no longer be
+ * given back safely (the cache may be freed under us), so they are dropped, not freed. Runs
+ * from a kprobe: walks the table bucket by bucket, each with interrupts off briefly.
+ */
+void kmmp_drop_cache(const struct kmem_cache *cache)
+{
+	struct hlist_bl_node *pos, *tmp;
+	struct kmmp_rec *r, *dropped = NULL;
+	unsigned long i, flags;
+
+	if (!atomic_long_read(&kmmp_nr_records))
+		return;
+	for (i = 0; i < (1UL << kmmp_bits); i++) {
+		struct hlist_bl_head *head = &kmmp_buckets[i];
+
+		if (hlist_bl_empty(head))
+			continue;
+		local_irq_save(flags);
+		hlist_bl_lock(head);
+		hlist_bl_for_each_entry_safe(r, pos, tmp, head, node) {
+			if (r->kind == KMMP_CACHE && r->cache == cache) {
+				hlist_bl_del(&r->node);
+				r->victim_next = dropped;
+				dropped = r;
+			}
+		}
+		hlist_bl_unlock(head);
+		local_irq_restore(flags);
+	}
+	while (dropped) {
+		r = dropped;
+		dropped = r->victim_next;
+		atomic_long_inc(&kmmp_stats.dropped_objects);
+		kmmp_rec_release(r);
+	}
+}
+
+/* kmemleak's wording, with where in the (now unloaded) module the call was. */
+static void kmmp_report_leak(const struct kmmp_rec *r)
+{
+	const struct kmmp_mod *m = r->mod;
+	bool in_init = r->call_site - m->init_base < m->init_size;
+
+	pr_info("unreferenced object 0x%px (size %zu):\n", r->ptr, r->size);
+	pr_info("  module %s (gone), allocated at %s+0x%lx [%s]\n", m->name, m->name,
+		r->call_site - (in_init ? m->init_base : m->core_base),
+		in_init ? "init" : "core");
+}
+
+/*
+ * The collector's walk of buckets [@first, @last): records whose module is in @pass are
+ * taken out of the table (@take, reclaim mode) and returned as a list, or listed in
+ * kmemleak's style and left in place (report mode; *@reported counts them).
+ */
+struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
+				      unsigned long pass, bool take,
+				      unsigned int *reported)
+{
+	struct hlist_bl_node *pos, *tmp;
+	struct kmmp_rec *r, *victims = NULL;
+	unsigned long i, flags;
+
+	last = min(last, 1UL << kmmp_bits);
+	for (i = first; i < last; i++) {
+		struct hlist_bl_head *head = &kmmp_buckets[i];
+
+		if (hlist_bl_empty(head))
+			continue;
+		local_irq_save(flags);
+		hlist_bl_lock(head);
+		hlist_bl_for_each_entry_safe(r, pos, tmp, head, node) {
+			if (READ_ONCE(r->mod->pass) != pass)
+				continue;
+			if (take) {
+				hlist_bl_del(&r->node);
+				r->victim_next = victims;
+				victims = r;
+				continue;
+			}
+			if ((*reported)++ < 100)
+				kmmp_report_leak(r);
+		}
+		hlist_bl_unlock(head);
+		local_irq_restore(flags);
+	}
+	return victims;
+}
