@@ -524,6 +524,8 @@ const char* Kernel::check_stored(std::uint64_t kernel_offset) {
   if (!stored_bools_ok({&cfg_.paper_table, &cfg_.thread_caches, &cfg_.mmu}) || !hardening_bools_ok(cfg_.hardening))
     return "the Kernel object's configuration holds a byte that is no bool: refused";
   if (const char* why = modules_.check_stored()) return why;
+  for (const PersistRoot& r : roots_)
+    if (std::memchr(r.name, 0, sizeof r.name) == nullptr) return "a named root's name is not terminated: refused";
   if (cfg_.page_alloc != PageAllocKind::kBuddy || cfg_.paper_table || cfg_.hardening.debug_caches() ||
       cfg_.hardening.guard_pages)
     return "the Kernel object asks for options backing= never makes: refused";
