@@ -20,7 +20,8 @@
 // what follows a crafted pointer or count out of range.
 //
 // Depends on: kernel/ (kmm_kernel), pal/pal_file.h, POSIX. The image lives in /dev/shm when
-// there is one (else /tmp): one file per fuzzer process.
+// there is one (else /tmp): one file per fuzzer process, removed at exit (not after a crash:
+// the file is then the crashing image).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -215,6 +216,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // job: it goes on where safe. What this harness looks for is memory safety.
   set_on_error(OnError::kReport);
   make_image();
+  std::atexit([] { ::unlink(g_path.c_str()); });  // libFuzzer exits through exit() when done
   return 0;
 }
 
