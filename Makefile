@@ -45,9 +45,10 @@ test-tsan: setup
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L stress --timeout 900
 
 # libFuzzer harnesses (clang 14, ASan+UBSan): the engine as an operation sequence, the
-# scenario interpreter, the page-table decoders, the trace reader. Each run starts from a copy
+# scenario interpreter, the page-table decoders, the trace reader, hostile heap files (patches
+# to a real heap image, checksums recomputed, then fsck and attach). Each run starts from a copy
 # of the checked-in corpus in fuzz/corpus/ (libFuzzer writes new inputs into its corpus folder).
-FUZZERS      = engine scenario pte trace
+FUZZERS      = engine scenario pte trace heapimage
 FUZZ_SECONDS ?= 60
 fuzz-build: setup
 	CC=clang-14 CXX=clang++-14 $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \

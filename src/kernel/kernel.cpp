@@ -17,7 +17,6 @@ namespace {
 
 KMM_THREAD_LOCAL owner_t t_current_owner = kOwnerKernel;
 
-constexpr std::size_t kLogRingBytes = 64 * 1024;
 constexpr std::uint64_t kVmallocOffset = 8ull << 20;    // Linux's VMALLOC_OFFSET
 constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull;  // ARM's VMALLOC_END
 

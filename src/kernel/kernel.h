@@ -229,6 +229,10 @@ class Kernel {
   // Attaches to the machine in an opened heap file (fp->open returned kAttach) and rebuilds
   // everything derived from what is authoritative. Null with *err set when it cannot.
   static Kernel* attach(FilePlatform* fp, const BootConfig& cfg, BootError* err);
+  // The stored object of a heap file, checked beyond attach's first look (kernel/persist.cpp)
+  // and its pointers between parts re-set: null when attach may go on, else what is wrong.
+  // fsck calls it on its private copy before it reads the stored counters.
+  const char* check_stored(std::uint64_t kernel_offset);
   // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
   // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
   // list, cache registry, each cache), grow, the zone's report lock, zone, log, kmalloc's
@@ -272,6 +276,7 @@ class Kernel {
   std::uint64_t now_ns_ = 0;
   std::atomic<std::uint64_t> failed_allocs_{0};
   SpinLock grow_lock_;
+  static constexpr std::size_t kLogRingBytes = 64 * 1024;  // in boot memory
   char* log_ring_ = nullptr;
   std::size_t log_size_ = 0;
   std::size_t log_head_ = 0;  // total bytes ever written

@@ -31,6 +31,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 
 #include "base/fault_inject.h"
@@ -76,7 +77,22 @@ std::uint64_t mono_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-constexpr std::uint32_t kVmallocClaim = 0xC1A1u;  // refcount mark while validating areas
+constexpr std::uint32_t kVmallocClaim = 0xC1A1u;
+
+// A bool read from a heap file holds 0 or 1 (any other byte is no bool: reading it as one is
+// undefined). Read through memcpy, so the check itself reads bytes.
+bool stored_bools_ok(std::initializer_list<const bool*> fields) {
+  for (const bool* f : fields) {
+    unsigned char b;
+    std::memcpy(&b, f, 1);
+    if (b > 1) return false;
+  }
+  return true;
+}
+
+bool hardening_bools_ok(const HardeningConfig& h) {
+  return stored_bools_ok({&h.freelist_hardened, &h.redzone, &h.poison, &h.guard_pages});
+}  // refcount mark while validating areas
 
 void clear_frame(Page* p) {
   p->set_flags(0);
@@ -108,8 +124,7 @@ std::uint64_t persist_layout_hash() {
 
 // --- BuddyZone, SlabAllocator, Vmalloc, pieces of the rebuild -----------------------------
 
-void BuddyZone::rebuild() {
-  PhysMem* phys = phys_;
+void BuddyZone::rebuild(PhysMem* phys) {
   pfn_t s = start_, e = end_;
   std::uint64_t managed = managed_pages_;
   Watermarks w = wmark_;
@@ -135,6 +150,79 @@ void BuddyZone::rebuild() {
       pfn += pfn_t{1} << order;
     }
   }
+}
+
+bool SlabAllocator::is_cache(const KmemCache* c) const {
+  for (const auto& x : caches_)
+    if (&x == c) return __atomic_load_n(&x.in_use, __ATOMIC_ACQUIRE);
+  return false;
+}
+
+const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
+  phys_ = phys;
+  zone_ = zone;
+  if (!stored_bools_ok({&cfg_.thread_caches}) || !hardening_bools_ok(cfg_.hardening))
+    return "the file's slab configuration holds a byte that is no bool";
+  if (cfg_.hardening.debug_caches() || cfg_.hardening.guard_pages)
+    return "the file's slab allocator has debug caches, which backing= never makes";
+  q_ring_ = nullptr;
+  q_pages_ = nullptr;
+  q_cap_ = q_head_ = 0;
+  q_count_ = q_bytes_ = 0;
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    KmemCache& c = caches_[i];
+    if (!stored_bools_ok({&c.in_use, &c.offslab_owners})) return "a cache descriptor holds a byte that is no bool";
+    if (!c.in_use) continue;
+    std::uint64_t slab_bytes = c.order <= kMaxOrder ? std::uint64_t{kPageSize} << c.order : 0;
+    std::uint64_t owner_room = slab_bytes == 0 ? 0
+                               : c.offslab_owners
+                                   ? ((std::uint64_t{1} << c.order) - 1) * kTailOwnerBytes
+                                   : slab_bytes - (c.owners_offset < slab_bytes ? c.owners_offset : slab_bytes);
+    bool ok = c.id == i && std::memchr(c.name, 0, sizeof c.name) != nullptr && slab_bytes != 0 && c.size >= 8 &&
+              c.object_size <= c.size && c.fp_offset <= c.size - sizeof(std::uint32_t) && c.objects != 0 &&
+              std::uint64_t{c.objects} * c.size <= slab_bytes && c.objects <= owner_room &&
+              (c.offslab_owners || c.owners_offset >= std::uint64_t{c.objects} * c.size) &&
+              (c.tc_slot < kMaxTcSlots || c.tc_slot == 0xFF) &&
+              (c.alloc_tc_slot < kMaxTcSlots || c.alloc_tc_slot == 0xFF) && c.tc_limit <= kMagazineCap && c.debug == 0;
+    if (!ok) return "a cache descriptor does not describe slabs create() could make";
+    c.reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c.size - 1) / c.size);
+  }
+  return nullptr;
+}
+
+const char* ModuleRegistry::check_stored() {
+  for (Module& m : slots_) {
+    if (!stored_bools_ok({&m.leaks_reported}) || std::memchr(m.name, 0, sizeof m.name) == nullptr ||
+        static_cast<unsigned>(m.state) > static_cast<unsigned>(ModuleState::kDormant))
+      return "a module slot of the heap file is malformed (name, state or flag): refused";
+  }
+  return nullptr;
+}
+
+const char* Kmalloc::reattach(SlabAllocator* slab, PhysMem* phys) {
+  slab_ = slab;
+  phys_ = phys;
+  cfg_.guard_platform = nullptr;
+  if (max_size_ > (kPageSize << kMaxOrder)) max_size_ = kPageSize << kMaxOrder;
+  // A class must hold its size: a smaller cache there would hand out blocks too small.
+  for (unsigned i = 0; i < kNrKmallocClasses; ++i)
+    if (!slab->is_cache(classes_[i]) || classes_[i]->object_size < Kmalloc::class_size(i))
+      return "a kmalloc size class is not a cache in use of its size";
+  for (unsigned n = 0; n < sizeof small_index_; ++n) {
+    unsigned c = 0;
+    while (Kmalloc::class_size(c) < n * 8) ++c;
+    small_index_[n] = static_cast<std::uint8_t>(c);
+  }
+  return nullptr;
+}
+
+const char* Vmalloc::reattach(Kmalloc* km, PhysMem* phys) {
+  kmalloc_ = km;
+  phys_ = phys;
+  walk_freed_ = nullptr;
+  if (!km->slab()->is_cache(area_cache_) || area_cache_->object_size < sizeof(VmArea))
+    return "the vmalloc area cache is not a cache in use of its size";
+  return nullptr;
 }
 
 void SlabAllocator::rebuild_begin() {
@@ -237,6 +325,18 @@ void Kernel::rebuild() {
   PhysMem& ph = phys_;
   pfn_t start = zone_.start_pfn(), end = zone_.end_pfn();
   std::uint64_t large_pages = 0;
+  // Pass 0: frames outside the zone are boot memory (reserved) or beyond it (no role); the
+  // collector walks them too, so a descriptor the file made up there is set right.
+  for (pfn_t pfn = ph.base_pfn(); pfn < ph.online_end_pfn(); ++pfn) {
+    if (pfn == start) pfn = end;
+    if (pfn >= ph.online_end_pfn()) break;
+    Page* p = ph.pfn_to_page(pfn);
+    std::uint32_t want = pfn < start ? std::uint32_t{PG_reserved} : 0u;
+    if (p->get_flags() == want && p->get_order() == 0) continue;
+    clear_frame(p);
+    p->set_flags(want);
+    attach_.repaired_frames++;
+  }
   // Pass 1: roles.
   for (pfn_t pfn = start; pfn < end;) {
     Page* p = ph.pfn_to_page(pfn);
@@ -336,7 +436,7 @@ void Kernel::rebuild() {
     pfn += n;
   }
   // Pass 4: the buddy lists.
-  zone_.rebuild();
+  zone_.rebuild(&phys_);
   kmalloc_.set_large_pages(large_pages);
   kmalloc_.reset_guard_cache();
 }
@@ -406,6 +506,35 @@ Kernel* Kernel::boot_backed(const BootConfig& cfg, BootError* err) {
   return k;
 }
 
+// The stored Kernel object beyond attach's first checks: the machine's shape (mem_map holds
+// a descriptor for every frame; boot memory holds this object and the log ring; the zone
+// lies after boot memory), the kinds backing= makes, and the pointers between its parts (re-
+// set to this object's parts) and to caches (checked to be caches in use). null when usable.
+const char* Kernel::check_stored(std::uint64_t kernel_offset) {
+  const std::uint64_t frames = ram_size_ / kPageSize;
+  const std::uint64_t boot_bytes = std::uint64_t{phys_.first_free_pfn() - phys_.base_pfn()} * kPageSize;
+  if (static_cast<char*>(ram_) != phys_.base() || phys_.end_pfn() - phys_.base_pfn() != frames ||
+      phys_.first_free_pfn() < phys_.base_pfn() || boot_bytes > ram_size_ || frames * sizeof(Page) > boot_bytes ||
+      kernel_offset + sizeof(Kernel) > boot_bytes || zone_.start_pfn() > zone_.end_pfn())
+    return "the Kernel object's RAM geometry is inconsistent (mem_map, boot memory, zone): refused";
+  auto* ring = reinterpret_cast<char*>(log_ring_);
+  if (log_size_ != kLogRingBytes || ring < static_cast<char*>(ram_) ||
+      static_cast<std::uint64_t>(ring - static_cast<char*>(ram_)) > boot_bytes - kLogRingBytes)
+    return "the Kernel object's log ring is outside boot memory: refused";
+  if (!stored_bools_ok({&cfg_.paper_table, &cfg_.thread_caches, &cfg_.mmu}) || !hardening_bools_ok(cfg_.hardening))
+    return "the Kernel object's configuration holds a byte that is no bool: refused";
+  if (const char* why = modules_.check_stored()) return why;
+  for (const PersistRoot& r : roots_)
+    if (std::memchr(r.name, 0, sizeof r.name) == nullptr) return "a named root's name is not terminated: refused";
+  if (cfg_.page_alloc != PageAllocKind::kBuddy || cfg_.paper_table || cfg_.hardening.debug_caches() ||
+      cfg_.hardening.guard_pages)
+    return "the Kernel object asks for options backing= never makes: refused";
+  if (const char* why = slab_.reattach(&phys_, &zone_)) return why;
+  if (const char* why = kmalloc_.reattach(&slab_, &phys_)) return why;
+  if (const char* why = vmalloc_.reattach(&kmalloc_, &phys_)) return why;
+  return nullptr;
+}
+
 Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
@@ -414,7 +543,8 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
     err->what = "the heap file was made by a kmm build with another layout (struct sizes differ): refused";
     return nullptr;
   }
-  if (sb.kernel_offset % alignof(Kernel) != 0 || sb.kernel_offset > fp->ram_bytes() - sizeof(Kernel)) {
+  if (sb.kernel_offset % alignof(Kernel) != 0 || fp->ram_bytes() < sizeof(Kernel) ||
+      sb.kernel_offset > fp->ram_bytes() - sizeof(Kernel)) {
     err->what = "the superblock's kernel offset is outside RAM";
     return nullptr;
   }
@@ -425,6 +555,13 @@ Kernel* Kernel::attach(FilePlatform* fp, const BootConfig& cfg, BootError* err) 
       k->pages_ != &k->zone_ || k->zone_.start_pfn() < k->phys_.first_free_pfn() ||
       k->zone_.end_pfn() > k->phys_.online_end_pfn() || k->phys_.online_end_pfn() > k->phys_.end_pfn()) {
     err->what = "the Kernel object in the heap file does not describe this file: refused";
+    return nullptr;
+  }
+  // The rest of the object is checked too, before anything is written: a heap file is input
+  // from outside, and its checksum only proves that the superblock is whole (docs/SECURITY.md).
+  if (const char* why = k->check_stored(sb.kernel_offset)) {
+    keep_error(why);
+    err->what = g_err;
     return nullptr;
   }
   std::uint64_t t0 = mono_ns();

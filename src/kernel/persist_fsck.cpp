@@ -76,7 +76,8 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   // attach() validates the object first; on a clean heap the two must agree.
   Kernel* k = nullptr;
   {
-    if (sb.layout != persist_layout_hash() || sb.kernel_offset > sb.ram_bytes - sizeof(Kernel)) {
+    if (sb.layout != persist_layout_hash() || fp.ram_bytes() < sizeof(Kernel) ||
+        sb.kernel_offset > fp.ram_bytes() - sizeof(Kernel) || sb.kernel_offset % alignof(Kernel) != 0) {
       out.str("kmm fsck: unusable: ")
           .str(sb.layout != persist_layout_hash() ? "made by a kmm build with another layout"
                                                   : "kernel offset outside RAM")
@@ -86,7 +87,10 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
     }
     // kernel_offset is page aligned (boot memory): through void* so 32-bit -Wcast-align agrees.
     auto* stored = static_cast<Kernel*>(static_cast<void*>(fp.ram() + sb.kernel_offset));
-    if (stored->phys().base() == fp.ram() && stored->phys().size() == fp.ram_bytes()) {
+    // Attach repeats these checks; here they come before the stored counters are read.
+    if (stored->phys().base() == fp.ram() && stored->phys().size() == fp.ram_bytes() &&
+        reinterpret_cast<char*>(stored->phys().mem_map()) == fp.ram() &&
+        stored->check_stored(sb.kernel_offset) == nullptr) {
       cfg = stored->config();
       cfg.platform = nullptr;
       cfg.backing = nullptr;

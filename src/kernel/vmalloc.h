@@ -55,6 +55,9 @@ class Vmalloc final : public OwnedSpace {
   // and keeps the valid prefix of the area list (records live in vmap_area, frame arrays
   // live kmalloc blocks, frames PG_vmalloc and claimed once); returns areas dropped.
   std::uint64_t revive();
+  // Before revive, at attach: the pointers to the Kernel's parts re-set, the record cache
+  // checked to be a cache in use. null, or what is wrong.
+  const char* reattach(Kmalloc* km, PhysMem* phys);
   KmemCache* area_cache() const { return area_cache_; }
 
   // OwnedSpace, for the collector.

@@ -119,7 +119,7 @@ class BuddyZone final : public PageAllocator {
   // Persistent RAM (kernel/persist.cpp): after an attach in a new process, re-makes the
   // object (vtable, lock, lists, counters) keeping its frame range and watermarks, and frees
   // into the lists every frame of the zone whose descriptor has no role (flags == 0).
-  void rebuild();
+  void rebuild(PhysMem* phys);
 
   // fork() support (Kernel::lock_all): the zone lock, innermost; report_free's lock just
   // outside it (a child must not inherit blocks isolated by a report in flight).

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -196,7 +197,17 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
     return FileOpenResult::kFormat;
   }
   ram_bytes_ = sb_.ram_bytes;
-  if (file_bytes_ < kHeapHeaderBytes + ram_bytes_) {
+  // The superblock is input from outside (its checksum only proves it is whole): sizes and
+  // the address are checked before anything is mapped or read through them.
+  if (ram_bytes_ == 0 || ram_bytes_ % kPageSize != 0 || ram_bytes_ > SIZE_MAX - kHeapHeaderBytes) {
+    fail("the superblock's RAM size is not a whole number of pages this host can map");
+    return FileOpenResult::kError;
+  }
+  if (sb_.map_addr % kPageSize != 0 || sb_.map_addr < kHeapHeaderBytes || sb_.map_addr > UINTPTR_MAX - ram_bytes_) {
+    fail("the superblock's RAM address is not a page-aligned address of this host");
+    return FileOpenResult::kError;
+  }
+  if (file_bytes_ < kHeapHeaderBytes || file_bytes_ - kHeapHeaderBytes < ram_bytes_) {
     char what[160];
     std::snprintf(what, sizeof what, "truncated: the file has %llu bytes, its superblock says %llu",
                   static_cast<unsigned long long>(file_bytes_),

@@ -70,6 +70,10 @@ class ModuleRegistry {
   // fork() support (Kernel::lock_all): the registry lock, outermost.
   SpinLock& fork_lock() const { return lock_; }
 
+  // Persistent RAM (kernel/persist.cpp), at attach: every slot's name terminated, state known,
+  // flag a bool. null, or what is wrong.
+  const char* check_stored();
+
  private:
   mutable SpinLock lock_;
   Module slots_[kMaxModules];

@@ -1,7 +1,9 @@
 // kmm/shim/alloc.cpp — boot on first use, KMM_OPTIONS, the allocation core, fork.
 //
 // Boot: the first allocation takes g_boot_lock, reads KMM_OPTIONS (from __environ, or from
-// /proc/self/environ with plain open/read when libc has not set __environ yet — never getenv),
+// /proc/self/environ with plain open/read when libc has not set __environ yet — never getenv;
+// not at all in secure-execution mode, getauxval(AT_SECURE): a setuid/setgid program or one
+// with file capabilities runs with kmm's defaults, silently, as glibc ignores its tunables),
 // boots the Kernel over a large reservation that grows on demand, publishes g_kernel, then
 // registers the fork handlers (pthread_atfork may itself allocate: g_kernel is already
 // there for it). An allocation made while the boot is under way (on this thread) is served
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -179,9 +182,12 @@ bool visit_option(const OptionView& o, void* arg) {
   return true;
 }
 
-// KMM_OPTIONS's value, copied into buf (empty when unset).
+// KMM_OPTIONS's value, copied into buf (empty when unset, and in secure-execution mode: the
+// environment of a setuid program is its unprivileged caller's, and stats=PATH would write
+// where the caller cannot — see docs/SECURITY.md).
 void read_options_text(char* buf, std::size_t cap) {
   buf[0] = '\0';
+  if (getauxval(AT_SECURE) != 0) return;
   static const char kKey[] = "KMM_OPTIONS=";
   constexpr std::size_t kKeyLen = sizeof kKey - 1;
   if (__environ != nullptr) {

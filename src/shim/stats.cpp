@@ -12,12 +12,24 @@
 // stats=PATH. Live: with live=1 a thread listens on the abstract unix socket
 // "@kmm-stat-PID"; `kmm stat PID` connects and gets the same text (docs/PRELOAD.md).
 //
+// Security (docs/SECURITY.md): a stats file is opened so that a name planted by someone else
+// is never followed or truncated — created new (O_EXCL, mode 0600), or else appended to only
+// when it is a regular file owned by this process's euid, never through a final symlink
+// (O_NOFOLLOW), never blocking on a fifo (O_NONBLOCK). The server answers only a peer of
+// this process's uid or root (SO_PEERCRED), sends with MSG_NOSIGNAL (a client that hangs up
+// is no SIGPIPE) and a send timeout, into a small socket buffer, and holds no lock while it
+// sends: a silent client costs the server thread at most the timeout and never delays exit.
+//
 // Depends on: shim.h, proc/, POSIX sockets, pthreads.
-// Invariant: the buffer is used only under g_print_lock; the server thread never allocates
-// while holding it (it formats, then writes).
+// Invariants: g_buf and g_tally are used only under g_print_lock; g_server_buf only by the
+// server thread; the server thread never allocates and never holds g_print_lock while it
+// sends.
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -35,6 +47,7 @@ namespace {
 
 SpinLock g_print_lock;
 char g_buf[512 * 1024];
+char g_server_buf[512 * 1024];  // the server's copy: it sends without g_print_lock
 OwnerTally g_tally[kMaxOwners];
 int g_listen_fd = -1;
 bool g_server_started = false;
@@ -137,6 +150,65 @@ void format(Kernel& k, TextSink& out) {
   print_modules(k, out);
 }
 
+// A client waits this long at most for the server to send into its socket buffer.
+constexpr int kSendTimeoutMs = 2000;
+// The kernel's buffer for one client: a client that does not read pins no more than this.
+constexpr int kSendBufferBytes = 16 * 1024;
+
+// Whether the connected peer may read this process's stats: the same uid (real or effective)
+// or root.
+bool peer_allowed(int c, uid_t* peer_uid) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return false;
+  *peer_uid = cred.uid;
+  return cred.uid == 0 || cred.uid == ::getuid() || cred.uid == ::geteuid();
+}
+
+// send() until done, the peer hangs up, or the send timeout passes: never SIGPIPE.
+void send_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void serve_one(int c) {
+  uid_t uid = 0;
+  if (!peer_allowed(c, &uid)) {
+    StackText<120> line;
+    line.str("kmm: refused: uid ")
+        .u(uid)
+        .str(" may not read the stats of pid ")
+        .u(static_cast<std::uint64_t>(::getpid()));
+    line.str(" (same user or root only)").nl();
+    ::send(c, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return;
+  }
+  struct timeval tv;
+  tv.tv_sec = kSendTimeoutMs / 1000;
+  tv.tv_usec = (kSendTimeoutMs % 1000) * 1000;
+  ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int bytes = kSendBufferBytes;
+  ::setsockopt(c, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  Kernel* k = g_kernel;
+  if (k == nullptr) return;
+  std::size_t n;
+  bool truncated;
+  {
+    LockGuard g(g_print_lock);
+    TextSink out(g_server_buf, sizeof g_server_buf);
+    format(*k, out);
+    n = out.size();
+    truncated = out.truncated();
+  }
+  send_all(c, g_server_buf, n);
+  if (truncated) send_all(c, "... (truncated)\n", 16);
+}
+
 void* server_main(void*) {
   for (;;) {
     int c = ::accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -144,9 +216,48 @@ void* server_main(void*) {
       if (g_listen_fd < 0) return nullptr;
       continue;
     }
-    print_stats(c);
+    serve_one(c);
     ::close(c);
   }
+}
+
+void warn_stats_file(const char* path, const char* why) {
+  StackText<400> line;
+  line.str("kmm: warning: stats file ").str(path).str(" refused: ").str(why).str("; stats not written").nl();
+  write_report_text(line.data(), line.size());
+}
+
+// The stats file, opened without following or truncating anything planted there: -1 (after a
+// warning) when it cannot be opened safely.
+int open_stats_file(const char* path) {
+  int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;  // new: ours, mode 0600
+  if (errno != EEXIST) {
+    warn_stats_file(path, errno == ELOOP ? "it is a symbolic link" : "cannot create it");
+    return -1;
+  }
+  // It exists: append only to a regular file this process's euid owns. O_NONBLOCK: opening a
+  // fifo would otherwise wait for a reader.
+  fd = ::open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    warn_stats_file(path, errno == ELOOP ? "it is a symbolic link" : "cannot open it");
+    return -1;
+  }
+  struct stat st;
+  const char* why = nullptr;
+  if (::fstat(fd, &st) != 0)
+    why = "cannot stat it";
+  else if (!S_ISREG(st.st_mode))
+    why = "not a regular file";
+  else if (st.st_uid != ::geteuid())
+    why = "owned by another user";
+  if (why != nullptr) {
+    ::close(fd);
+    warn_stats_file(path, why);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, O_APPEND);  // blocking writes again (a regular file)
+  return fd;
 }
 
 }  // namespace
@@ -169,17 +280,14 @@ void print_stats(int fd) {
 
 void stats_at_exit() {
   if (!g_opts.stats || g_kernel == nullptr) return;
-  int fd = 2;
-  bool close_it = false;
-  if (g_opts.stats_path[0] != '\0') {
-    fd = ::open(g_opts.stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-      fd = 2;
-    else
-      close_it = true;
+  if (g_opts.stats_path[0] == '\0') {
+    print_stats(2);
+    return;
   }
+  int fd = open_stats_file(g_opts.stats_path);
+  if (fd < 0) return;
   print_stats(fd);
-  if (close_it) ::close(fd);
+  ::close(fd);
 }
 
 void start_stat_server() {
@@ -194,6 +302,14 @@ void start_stat_server() {
   name.str("kmm-stat-").u(static_cast<std::uint64_t>(::getpid()));
   auto len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
   if (::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0 || ::listen(fd, 4) != 0) {
+    if (errno == EADDRINUSE) {
+      // Abstract names are first come, first served: another process squats ours. `kmm stat`
+      // checks the server's pid, so it will say so rather than print the squatter's text.
+      StackText<160> line;
+      line.str("kmm: warning: live stats off: @").str(name.data(), name.size());
+      line.str(" is already bound by another process").nl();
+      write_report_text(line.data(), line.size());
+    }
     ::close(fd);
     return;
   }

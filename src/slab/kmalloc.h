@@ -58,6 +58,10 @@ struct KmallocConfig {
 class Kmalloc {
  public:
   bool init(SlabAllocator* slab, const KmallocConfig& cfg);
+  // Persistent RAM (kernel/persist.cpp), at attach: the pointers to the slab allocator and
+  // mem_map re-set, the size classes checked to be caches in use, no guard platform (not
+  // available with backing=). null, or what is wrong with the file's object.
+  const char* reattach(SlabAllocator* slab, PhysMem* phys);
 
   void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
     if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr)

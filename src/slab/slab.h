@@ -300,6 +300,13 @@ class SlabAllocator {
   // owner bytes (0 = free); returns its objects in use (an empty slab is not adopted).
   void rebuild_begin();
   unsigned adopt_slab(KmemCache* c, Page* head);
+  // Before either, at attach: the pointers into the Kernel object re-set (phys, zone), and
+  // every cache in use checked against what create() can make (geometry within its slab,
+  // owner bytes inside the slab or its tails, magazine slots in range, no debug caches,
+  // which backing= refuses): a heap file is input from outside. null, or what is wrong.
+  const char* reattach(PhysMem* phys, PageAllocator* zone);
+  // c is a cache of this allocator in use (a pointer read from a heap file is checked so).
+  bool is_cache(const KmemCache* c) const;
 
   // Per-thread cache plumbing (thread_cache.cpp).
   ThreadCache* thread_cache() {

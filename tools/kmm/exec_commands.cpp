@@ -5,11 +5,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace kmm::tools {
 namespace {
@@ -25,6 +28,21 @@ std::string preload_path(const char* argv0) {
   char real[PATH_MAX];
   if (realpath(lib.c_str(), real) != nullptr) lib = real;
   return lib;
+}
+
+// The uids of process pid (/proc/PID/status "Uid:": real, effective, saved, filesystem);
+// false when there is no such process.
+bool process_uids(int pid, unsigned uids[4]) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(4));
+    for (int i = 0; i < 4; ++i)
+      if (!(fields >> uids[i])) return false;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -70,6 +88,11 @@ CLI::App* add_stat(CLI::App& app, int* pid) {
 }
 
 int run_stat(int pid) {
+  unsigned uids[4];
+  if (pid <= 0 || !process_uids(pid, uids)) {
+    std::cerr << "kmm stat: no process " << pid << "\n";
+    return 1;
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     std::perror("kmm stat: socket");
@@ -86,13 +109,51 @@ int run_stat(int pid) {
     close(fd);
     return 1;
   }
+  // Abstract socket names are anyone's to bind: the server must be process pid itself, with
+  // the process's own uid (the credentials the kernel recorded when it listened).
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+    std::perror("kmm stat: SO_PEERCRED");
+    close(fd);
+    return 1;
+  }
+  if (cred.pid != pid || (cred.uid != uids[0] && cred.uid != uids[1])) {
+    std::cerr << "kmm stat: @" << name << " is served by pid " << cred.pid << " (uid " << cred.uid
+              << "), not by process " << pid << " (uid " << uids[1]
+              << "): an impostor holds the name; its answer is not printed\n";
+    close(fd);
+    return 2;
+  }
+  timeval tv{};
+  tv.tv_sec = 10;  // a server that stops sending is not waited for forever
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  static const char kRefused[] = "kmm: refused:";
   char buf[65536];
+  std::size_t total = 0;
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      std::cerr << "kmm stat: process " << pid << " stopped sending (timed out after 10 s)\n";
+      close(fd);
+      return 1;
+    }
     if (n <= 0) break;
+    if (total == 0 && static_cast<std::size_t>(n) >= sizeof kRefused - 1 &&
+        std::memcmp(buf, kRefused, sizeof kRefused - 1) == 0) {
+      std::cerr << "kmm stat: " << std::string(buf, static_cast<std::size_t>(n));
+      close(fd);
+      return 1;
+    }
+    total += static_cast<std::size_t>(n);
     std::cout.write(buf, n);
   }
   close(fd);
+  if (total == 0) {
+    std::cerr << "kmm stat: process " << pid << " sent nothing\n";
+    return 1;
+  }
   return 0;
 }
 

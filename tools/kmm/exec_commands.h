@@ -8,7 +8,8 @@
 //   kmm stat PID
 //       prints the live stats of a process running on kmm with live stats on (kmm exec turns
 //       them on; KMM_OPTIONS=live=1 otherwise): it connects to the abstract unix socket
-//       "@kmm-stat-PID" the shim listens on (docs/PRELOAD.md).
+//       "@kmm-stat-PID" the shim listens on (docs/PRELOAD.md), after checking that the
+//       server is process PID with its uid (SO_PEERCRED): else "an impostor", exit 2.
 //
 // Depends on: CLI11, POSIX (execvp, sockets).
 #pragma once
