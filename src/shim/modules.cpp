@@ -346,6 +346,27 @@ owner_t preregister_caller(std::uintptr_t ra) {
   return o;
 }
 
+// The entry whose range starts at lo leaves the table (under the sequence counter) and its
+// module is rmmod'ed; the collector is poked. False when no entry starts there (any more).
+bool unload_plugin_at(Kernel* k, std::uintptr_t lo) {
+  char name[kModuleNameLen];
+  {
+    LockGuard g(g_mod_lock);
+    unsigned i = 0;
+    while (i < g_nr_plugins && g_plugins[i].lo != lo) ++i;
+    if (i == g_nr_plugins) return false;
+    str_copy(name, sizeof name, g_plugins[i].name);
+    write_begin();
+    for (; i + 1 < g_nr_plugins; ++i) g_plugins[i] = g_plugins[i + 1];
+    g_nr_plugins--;
+    update_hull_locked();
+    write_end();
+  }
+  k->rmmod(name);
+  g_poked = true;
+  return true;
+}
+
 // After a failed dlopen: entries registered by constructors whose object is gone again.
 void drop_orphan_preregistrations() {
   Kernel* k = g_kernel;
@@ -363,21 +384,7 @@ void drop_orphan_preregistrations() {
       }
     }
     if (!found || range_still_mapped(lo)) return;
-    char name[kModuleNameLen];
-    {
-      LockGuard g(g_mod_lock);
-      unsigned i = 0;
-      while (i < g_nr_plugins && g_plugins[i].lo != lo) ++i;
-      if (i == g_nr_plugins) return;
-      str_copy(name, sizeof name, g_plugins[i].name);
-      write_begin();
-      for (; i + 1 < g_nr_plugins; ++i) g_plugins[i] = g_plugins[i + 1];
-      g_nr_plugins--;
-      update_hull_locked();
-      write_end();
-    }
-    k->rmmod(name);
-    g_poked = true;
+    if (!unload_plugin_at(k, lo)) return;
   }
 }
 
@@ -394,21 +401,7 @@ void unregister_plugin(void* handle) {
   }
   // Still loaded (another reference, RTLD_NODELETE): not an unload.
   if (range_still_mapped(lo)) return;
-  char name[kModuleNameLen];
-  {
-    LockGuard g(g_mod_lock);
-    unsigned i = 0;
-    while (i < g_nr_plugins && g_plugins[i].lo != lo) ++i;
-    if (i == g_nr_plugins) return;
-    str_copy(name, sizeof name, g_plugins[i].name);
-    write_begin();
-    for (; i + 1 < g_nr_plugins; ++i) g_plugins[i] = g_plugins[i + 1];
-    g_nr_plugins--;
-    update_hull_locked();
-    write_end();
-  }
-  k->rmmod(name);
-  g_poked = true;
+  unload_plugin_at(k, lo);
 }
 
 // Per-thread stack of API scopes (kmm_module_scope_enter/leave).

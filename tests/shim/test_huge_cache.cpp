@@ -16,29 +16,17 @@
 #include <thread>
 
 #include "../common/opaque.h"
+#include "../common/resident.h"
 #include "kmm/kmm.h"
 
 namespace {
 
 using kmm::test::keep;
+using kmm::test::minor_faults;
 using kmm::test::opaque;
+using kmm::test::rss_bytes;
 
 constexpr std::size_t kMiB = 1u << 20;
-
-long minor_faults() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
-
-std::uint64_t rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long size = 0, resident = 0;
-  int n = std::fscanf(f, "%lu %lu", &size, &resident);
-  std::fclose(f);
-  return n == 2 ? resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
 
 void write_every_page(void* p, std::size_t n) {
   auto* c = static_cast<volatile unsigned char*>(p);

@@ -14,21 +14,14 @@
 #include <vector>
 
 #include "../common/opaque.h"
+#include "../common/resident.h"
 #include "kmm/kmm.h"
 
 namespace {
 
 using kmm::test::keep;
 using kmm::test::opaque;
-
-std::uint64_t rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long size = 0, resident = 0;
-  int n = std::fscanf(f, "%lu %lu", &size, &resident);
-  std::fclose(f);
-  return n == 2 ? resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
+using kmm::test::rss_bytes;
 
 constexpr std::size_t kMiB = 1u << 20;
 
