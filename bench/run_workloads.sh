@@ -9,6 +9,9 @@
 #        ALLOCS="glibc kmm" (a subset of glibc mimalloc jemalloc tcmalloc kmm)
 #        HARDENING=1: kmm again under each hardening option (src/slab/hardening.h) and all
 #        of them at once, as columns kmm+freelist_hardened ... kmm+all (issue 10's costs)
+#        BASE=mimalloc: the ratios are to that allocator instead of glibc (issue 16's targets)
+#        EXTRA="kmm-before=/path/libkmm-preload.so ...": more columns, each a library to preload
+#        (an older build of kmm, say: before/after in one run)
 #
 # Needs build/bin/kmm-workloads and build/lib/libkmm-preload.so (cmake --build BUILD_DIR
 # --target kmm-workloads kmm-preload) and the Debian packages libmimalloc2.0, libjemalloc2,
@@ -47,6 +50,11 @@ if [ "${HARDENING:-0}" = 1 ]; then
   done
 fi
 
+for e in ${EXTRA:-}; do
+  name=${e%%=*} path=${e#*=}
+  if [ -r "$path" ]; then lib[$name]=$path; avail+=("$name"); else echo "note: $name not found ($path), left out" >&2; fi
+done
+
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for t in "${threads[@]}"; do
@@ -63,8 +71,8 @@ for t in "${threads[@]}"; do
   done
 done
 
-# Table: per thread count, per workload, each allocator's time/RSS/faults and ratios to glibc.
-awk -v allocs="${avail[*]}" '
+# Table: per thread count, per workload, each allocator's time/RSS/faults and ratios to BASE.
+awk -v allocs="${avail[*]}" -v base="${BASE:-glibc}" '
   { a=$1; for (i=2;i<=NF;i++) { split($i,kv,"="); f[kv[1]]=kv[2] }
     key=f["threads"] SUBSEP f["workload"] SUBSEP a
     T[key]=f["seconds"]; C[key]=f["cpu"]; R[key]=f["maxrss_kb"]; F[key]=f["minflt"]
@@ -79,7 +87,7 @@ awk -v allocs="${avail[*]}" '
       printf "|---|"; for (j=1;j<=na;j++) printf "---|---|---|---|"; printf "\n"
       for (j=1;j<=na;j++) { lt[j]=0; lc[j]=0; lr[j]=0; lf[j]=0 }
       for (wi=1; wi<=nw; wi++) {
-        w=wl[wi]; g=t SUBSEP w SUBSEP "glibc"
+        w=wl[wi]; g=t SUBSEP w SUBSEP base
         printf "| %s |", w
         for (j=1;j<=na;j++) {
           k=t SUBSEP w SUBSEP al[j]
@@ -89,7 +97,7 @@ awk -v allocs="${avail[*]}" '
         }
         printf "\n"
       }
-      printf "| **geomean vs glibc** |"
+      printf "| **geomean vs %s** |", base
       for (j=1;j<=na;j++) printf " **%.2f** | **%.2f** | **%.2f** | **%.2f** |", exp(lt[j]/nw), exp(lc[j]/nw), exp(lr[j]/nw), exp(lf[j]/nw)
       printf "\n"
     }
