@@ -73,7 +73,7 @@ bool ensure_table() {
   void* t = ::mmap(nullptr, kTableBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (t == MAP_FAILED) return false;
   g_table = static_cast<Entry*>(t);
-  g_sorted = reinterpret_cast<Entry**>(static_cast<char*>(t) + kSlots * sizeof(Entry));
+  g_sorted = static_cast<Entry**>(static_cast<void*>(g_table + kSlots));  // the index follows the table
   return true;
 }
 

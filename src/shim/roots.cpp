@@ -188,7 +188,7 @@ bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
         unsigned char type;
         char name[1];
       };
-      const auto* d = reinterpret_cast<const Dirent*>(buf + at);
+      const auto* d = static_cast<const Dirent*>(static_cast<const void*>(buf + at));  // records are 8-aligned
       at += d->reclen;
       if (d->name[0] < '0' || d->name[0] > '9') continue;
       pid_t tid = 0;
