@@ -25,11 +25,12 @@
 
 namespace kmm::shim {
 
+__attribute__((tls_model("initial-exec"))) __thread int t_purge_countdown = 0;
+
 namespace {
 constexpr int kPurgeTickFrees = 1024;
 constexpr std::uint64_t kPurgeRoundPages = 2048;  // 8 MiB a round
 
-__attribute__((tls_model("initial-exec"))) __thread int t_purge_countdown = 0;
 std::uint32_t g_last_round_ms = 0;  // atomic: the clock at the last round (0: none yet)
 std::uint64_t g_purged_pages = 0;   // atomic: pages given back since start (statistics)
 
@@ -66,10 +67,6 @@ void purge_tick_now(Kernel* k) {
   std::uint64_t n = k->purge_free(0, delay_ms, kPurgeRoundPages);
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);
   if (n >= kPurgeRoundPages) __atomic_store_n(&g_last_round_ms, now - delay_ms, __ATOMIC_RELAXED);  // more to do
-}
-
-void purge_tick(Kernel* k) {
-  if (__builtin_expect(--t_purge_countdown <= 0, 0)) purge_tick_now(k);
 }
 
 bool trim_now() {

@@ -89,9 +89,12 @@ bool set_block_owner(const void* p, owner_t owner);
 // Giving free memory back to the OS (purge.cpp): purge_tick on every free of a RAM block
 // (a countdown; the slow part every 1024 frees), trim_now for malloc_trim (true: some memory
 // was given back), and the pages given back since start.
-void purge_boot(Kernel* k);  // starts the zone's clock: the first round waits one delay
-void purge_tick(Kernel* k);
+void purge_boot(Kernel* k);      // starts the zone's clock: the first round waits one delay
 void purge_tick_now(Kernel* k);  // the slow part at once (a huge free)
+extern __thread int t_purge_countdown __attribute__((tls_model("initial-exec")));
+inline void purge_tick(Kernel* k) {  // inline: it is on every free's path
+  if (__builtin_expect(--t_purge_countdown <= 0, 0)) purge_tick_now(k);
+}
 bool trim_now();
 std::uint64_t purged_pages_total();
 
