@@ -161,6 +161,10 @@ bool SlabAllocator::is_cache(const KmemCache* c) const {
 const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   phys_ = phys;
   zone_ = zone;
+  // Runtime state, never the file's: whether this process has the barrier call is asked
+  // again in rebuild_begin (a crafted byte here was once read as a bool: UBSan, fuzz heapimage).
+  fence_ok_ = false;
+  new (&q_lock_) SpinLock();
   if (!stored_bools_ok({&cfg_.thread_caches}) || !hardening_bools_ok(cfg_.hardening))
     return "the file's slab configuration holds a byte that is no bool";
   if (cfg_.hardening.debug_caches() || cfg_.hardening.guard_pages)
@@ -242,6 +246,7 @@ void SlabAllocator::rebuild_begin() {
     c.depot_batches = 0;
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+  fence_ok_ = cfg_.thread_caches && register_process_barrier();
   route_faults(fault_enabled(FaultPoint::kSlab));  // the file holds the last process's routing
 }
 
