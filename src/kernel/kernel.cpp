@@ -13,9 +13,10 @@
 #include "base/text.h"
 
 namespace kmm {
-namespace {
 
-KMM_THREAD_LOCAL owner_t t_current_owner = kOwnerKernel;
+KMM_THREAD_VAR owner_t t_current_owner = kOwnerKernel;
+
+namespace {
 
 constexpr std::uint64_t kVmallocOffset = 8ull << 20;    // Linux's VMALLOC_OFFSET
 constexpr std::uint64_t kVmallocEnd32 = 0xFF800000ull;  // ARM's VMALLOC_END
@@ -38,9 +39,6 @@ void collector_log(void* arg, const char* line, std::size_t len) {
 
 }  // namespace
 
-owner_t current_owner() {
-  return t_current_owner;
-}
 OwnerScope::OwnerScope(owner_t o) : saved_(t_current_owner) {
   t_current_owner = o == kOwnerFree ? kOwnerKernel : o;
 }

@@ -291,8 +291,12 @@ class Kernel {
   AttachReport attach_;
 };
 
-// The calling thread's current owner (a module's code sets it while it runs).
-owner_t current_owner();
+// The calling thread's current owner (a module's code sets it while it runs). Inline: malloc
+// reads it on every call.
+extern KMM_THREAD_VAR owner_t t_current_owner;
+inline owner_t current_owner() {
+  return t_current_owner;
+}
 class OwnerScope {
  public:
   explicit OwnerScope(owner_t o);

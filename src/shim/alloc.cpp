@@ -30,6 +30,7 @@
 #include "base/options.h"
 #include "base/report.h"
 #include "base/text.h"
+#include "shim/fast_path.h"
 #include "shim/shim.h"
 
 extern char** __environ;
@@ -344,16 +345,18 @@ Kernel* boot_kernel() {
 
 namespace {
 constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
-constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;    // 8 KiB
+}  // namespace
 
 // Size classes of malloc: Linux's kmalloc classes (16 .. 8k, pow2 plus 96 and 192) and, in
 // between, caches of the shim's own ("malloc-48" ...) so that the step between classes is at
 // most 1/4 of the size (16 bytes up to 128): kmalloc's coarse classes waste up to half of a
 // 700..2048-byte block. Every class is a multiple of 16 (glibc's alignment). A class table
-// indexed by (size + 15) / 16 picks the cache with no branches.
+// indexed by (size + 15) / 16 picks the cache with no branches (fast_path.h reads it).
+KmemCache* g_class[kMaxClassBytes / 16 + 1];
+
+namespace {
 constexpr std::uint32_t kExtraClasses[] = {48,  80,  112,  160,  224,  320,  384,  448,  640,
                                            768, 896, 1280, 1536, 1792, 2560, 3072, 3584, 6144};
-KmemCache* g_class[kMaxClassBytes / 16 + 1];
 
 void build_classes(Kernel* k) {
   KmemCache* extra[sizeof kExtraClasses / sizeof kExtraClasses[0]] = {};
@@ -379,7 +382,7 @@ inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
 }
 }  // namespace
 
-void* alloc(std::size_t size, owner_t owner) {
+void* alloc_general(std::size_t size, owner_t owner) {
   Kernel* k = kernel();
   if (__builtin_expect(k == nullptr, 0)) return t_booting ? arena_alloc(size, 16) : nullptr;
   if (size <= kMaxBuddyBytes) return ram_alloc(k, size, owner);
@@ -412,7 +415,7 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
   return huge_alloc(size, align, owner);
 }
 
-void release(void* p, const char* action) {
+void release_general(void* p, const char* action) {
   if (p == nullptr) return;
   Kernel* k = g_kernel;
   if (k != nullptr && k->phys().owns(p)) {

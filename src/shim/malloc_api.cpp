@@ -30,6 +30,7 @@
 
 #include "base/bits.h"
 #include "base/report.h"
+#include "shim/fast_path.h"
 #include "shim/shim.h"
 
 #define KMM_EXPORT extern "C" __attribute__((visibility("default")))

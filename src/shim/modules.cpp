@@ -37,6 +37,7 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "kmm/kmm.h"
+#include "shim/fast_path.h"
 #include "shim/shim.h"
 
 #define KMM_EXPORT extern "C" __attribute__((visibility("default")))
@@ -460,13 +461,7 @@ owner_t plugin_owner_slow(std::uintptr_t ra) {
   }
 }
 
-const char* free_action(const void* ra, const char* base) {
-  auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (__builtin_expect(
-          a < __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) || a >= __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED),
-          1)) {
-    return base;
-  }
+const char* plugin_free_action(std::uintptr_t a, const char* base) {
   // Only plain frees name their plug-in (the table's strings say "free by NAME").
   if (!str_eq(base, "free")) return base;
   unsigned n = __atomic_load_n(&g_nr_plugins, __ATOMIC_RELAXED);

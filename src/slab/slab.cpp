@@ -615,6 +615,45 @@ bool SlabAllocator::lookup(const void* p, ObjectInfo* info) const {
   return true;
 }
 
+// Every free of a slab object that the inline path (slab.h) did not finish: the checks that find
+// every bad free, the owner byte's claim (a plain store, or the exchange that races the
+// collector), then a push on the magazine or the slab.
+owner_t SlabAllocator::free_page_object_general(KmemCache* c, Page* page, const void* p, const char* action) {
+  Page* head = phys_->compound_head(page);
+  std::uint16_t cache_id = head->get_cache_id();
+  if (__builtin_expect(!page->is(PG_slab) || !head->is(PG_head) || cache_id >= kMaxCaches, 0))
+    return free_slow(c, page, p, action);
+  KmemCache* sc = &caches_[cache_id];
+  unsigned idx = slot_index(sc, head, p);
+  const char* base = static_cast<const char*>(phys_->page_address(head));
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || p != base + std::size_t{idx} * sc->size, 0))
+    return free_slow(c, page, p, action);
+  owner_t* slot = owner_slot(sc, head, idx);
+  owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+  ThreadCache* tc = sc->tc_slot != 0xFF ? thread_cache() : nullptr;
+  if (__builtin_expect(owner == kOwnerKernel, 1)) {
+    // The collector never takes the kernel's objects: a plain store suffices.
+    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  } else if (!free_module_object_plain(tc, slot, owner)) {
+    // A module's object that a collector pass may be reclaiming at this very moment (its
+    // module is gone, or this thread cannot take part in the fence): claim it with an
+    // exchange, as the collector does (claim_slot); the loser of the race finds it free —
+    // here, a free of memory the protector already reclaimed.
+    owner = __atomic_exchange_n(slot, kOwnerFree, __ATOMIC_ACQ_REL);
+    if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+  }
+  if (sc->tc_slot != 0xFF) {
+    if (__builtin_expect(tc != nullptr, 1)) {
+      Magazine& m = tc->mags[sc->tc_slot];
+      if (__builtin_expect(m.count >= sc->tc_limit, 0)) tc_flush(sc, tc, sc->tc_limit / 2);
+      m.objs[m.count++] = const_cast<void*>(p);
+      return owner;
+    }
+  }
+  return free_unbuffered(sc, head, idx, p, owner, action);
+}
+
 owner_t SlabAllocator::free(KmemCache* c, const void* p, const char* action) {
   if (!phys_->owns(p)) {
     report({ErrorKind::kForeignPointer, action, p, c ? c->name : nullptr, 0, "not inside this machine's memory"});

@@ -176,6 +176,10 @@ class SlabAllocator {
   // The same when the caller has already found p's page descriptor (kfree): page is
   // virt_to_page(p) and p is inside this machine's memory.
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
+  // Every case of it (slab.cpp): module objects and the collector's race, magazine flushes,
+  // caches without magazines, and the bad frees (free_slow names them).
+  __attribute__((noinline)) owner_t free_page_object_general(KmemCache* c, Page* page, const void* p,
+                                                             const char* action);
 
   // Classification of a pointer, for kfree/ksize and the protector (no side effects).
   struct ObjectInfo {
@@ -319,6 +323,16 @@ class SlabAllocator {
 #endif
   }
   ThreadCache* thread_cache_slow();
+  // This thread's cache when it has one already, else null (no call: the inline paths use it
+  // and leave a thread's first use to their slow paths).
+  ThreadCache* thread_cache_if_ready() {
+#if KMM_HAVE_THREADS
+    TcTlsSlot& s = kmm_tc_slots[heap_id_];
+    return __builtin_expect(s.gen == heap_gen_, 1) ? s.tc : nullptr;
+#else
+    return nullptr;
+#endif
+  }
   void tc_refill(KmemCache* c, ThreadCache* tc);
   void tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep);
   void tc_detach(ThreadCache* tc);
@@ -395,12 +409,13 @@ class SlabAllocator {
 };
 
 // The allocation fast path: a pop from this thread's magazine and the owner byte.
-inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked) {
+__attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner,
+                                                           std::size_t asked) {
   // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
   // where the injection point is, and this path stays free of it (route_faults).
   std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
   if (slot != 0xFF) {
-    ThreadCache* tc = thread_cache();
+    ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
     if (__builtin_expect(tc != nullptr, 1)) {
       Magazine& m = tc->mags[slot];
       if (__builtin_expect(m.count != 0, 1)) {
@@ -414,41 +429,45 @@ inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::s
   return alloc_slow(c, gfp, owner, asked);
 }
 
-// The free fast path: the checks that find every bad free, then a push on the magazine.
-inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
-  Page* head = phys_->compound_head(page);
-  std::uint16_t cache_id = head->get_cache_id();
-  if (__builtin_expect(!page->is(PG_slab) || !head->is(PG_head) || cache_id >= kMaxCaches, 0))
-    return free_slow(c, page, p, action);
-  KmemCache* sc = &caches_[cache_id];
-  unsigned idx = slot_index(sc, head, p);
-  const char* base = static_cast<const char*>(phys_->page_address(head));
-  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || p != base + std::size_t{idx} * sc->size, 0))
-    return free_slow(c, page, p, action);
-  owner_t* slot = owner_slot(sc, head, idx);
-  owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
-  if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
-  ThreadCache* tc = sc->tc_slot != 0xFF ? thread_cache() : nullptr;
-  if (__builtin_expect(owner == kOwnerKernel, 1)) {
-    // The collector never takes the kernel's objects: a plain store suffices.
-    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  } else if (!free_module_object_plain(tc, slot, owner)) {
-    // A module's object that a collector pass may be reclaiming at this very moment (its
-    // module is gone, or this thread cannot take part in the fence): claim it with an
-    // exchange, as the collector does (claim_slot); the loser of the race finds it free —
-    // here, a free of memory the protector already reclaimed.
-    owner = __atomic_exchange_n(slot, kOwnerFree, __ATOMIC_ACQ_REL);
-    if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
+// The free fast path, the common case only: a kernel-owned object of a cache with magazines,
+// freed where this thread's magazine has room. The checks that find a bad free (p is the start
+// of a slot of a slab cache, the slot is allocated) come first, then the push; any other case
+// — a module's object, a free slot, a full magazine, no magazine — is free_page_object_general,
+// which runs every check again and decides. Kept short so that it needs no register saves:
+// every exit is the push or a tail call.
+__attribute__((always_inline)) inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p,
+                                                                       const char* action) {
+  // The flags word read once (compound_head and the two tests would read it three times).
+  std::uint32_t flags = page->get_flags();
+  Page* head = page;
+  std::uint32_t head_flags = flags;
+  if (flags & PG_tail) {
+    head = phys_->pfn_to_page(page->tail.head);
+    head_flags = head->get_flags();
   }
-  if (sc->tc_slot != 0xFF) {
-    if (__builtin_expect(tc != nullptr, 1)) {
-      Magazine& m = tc->mags[sc->tc_slot];
-      if (__builtin_expect(m.count >= sc->tc_limit, 0)) tc_flush(sc, tc, sc->tc_limit / 2);
-      m.objs[m.count++] = const_cast<void*>(p);
-      return owner;
+  std::uint16_t cache_id = head->get_cache_id();
+  if (__builtin_expect((flags & PG_slab) && (head_flags & PG_head) && cache_id < kMaxCaches, 1)) {
+    KmemCache* sc = &caches_[cache_id];
+    unsigned idx = slot_index(sc, head, p);
+    const char* base = static_cast<const char*>(phys_->page_address(head));
+    std::uint8_t tslot = sc->tc_slot;
+    if (__builtin_expect((c == nullptr || c == sc) && idx < sc->objects && p == base + std::size_t{idx} * sc->size &&
+                             tslot != 0xFF,
+                         1)) {
+      owner_t* slot = owner_slot(sc, head, idx);
+      ThreadCache* tc = thread_cache_if_ready();
+      if (__builtin_expect(tc != nullptr && __atomic_load_n(slot, __ATOMIC_RELAXED) == kOwnerKernel, 1)) {
+        Magazine& m = tc->mags[tslot];
+        if (__builtin_expect(m.count < sc->tc_limit, 1)) {
+          // The collector never takes the kernel's objects: a plain store suffices.
+          __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+          m.objs[m.count++] = const_cast<void*>(p);
+          return kOwnerKernel;
+        }
+      }
     }
   }
-  return free_unbuffered(sc, head, idx, p, owner, action);
+  return free_page_object_general(c, page, p, action);
 }
 
 template <typename Fn>

@@ -1,0 +1,47 @@
+// kmm/shim/fast_path.h — malloc's and free's common case, inline in the exported functions.
+//
+// What it does. A small request of a booted kernel goes straight to its size class's slab
+// cache (the thread's magazine, slab.h), and a free of a slab object straight to the slab's
+// free path, with no call between malloc_api.cpp and alloc.cpp: under callgrind the calls and
+// their register saves were a third of a malloc/free pair. Everything else — boot, page runs,
+// huge blocks, the bootstrap arena, glibc's blocks, bad pointers — goes to alloc_general and
+// release_general (alloc.cpp), which hold the whole logic.
+//
+// Depends on: shim.h, kernel/kernel.h (slab, kmalloc). Invariants: the fast path makes no
+// decision the general path would make differently: a pointer it does not recognise as a
+// RAM slab object, or a kernel not yet booted, always takes the general path.
+#pragma once
+
+#include "shim/shim.h"
+
+namespace kmm::shim {
+
+constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;  // 8 KiB: the largest size class
+// The size class of every request up to 8 KiB, indexed by (size + 15) / 16 (alloc.cpp fills
+// it before g_kernel is published).
+extern KmemCache* g_class[kMaxClassBytes / 16 + 1];
+
+void* alloc_general(std::size_t size, owner_t owner);
+void release_general(void* p, const char* action);
+
+__attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owner) {
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(k != nullptr && size <= kMaxClassBytes, 1))
+    return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner, size);
+  return alloc_general(size, owner);
+}
+
+__attribute__((always_inline)) inline void release(void* p, const char* action) {
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(k != nullptr && k->phys().owns(p), 1)) {
+    Page* page = k->phys().virt_to_page(p);
+    if (__builtin_expect(page->is(PG_slab), 1)) {
+      k->slab().free_page_object(nullptr, page, p, action);
+      purge_tick(k);
+      return;
+    }
+  }
+  release_general(p, action);
+}
+
+}  // namespace kmm::shim
