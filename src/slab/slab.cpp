@@ -714,10 +714,22 @@ void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
     return;
   }
   c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
+  unsigned first = m.count;
   while (m.count < want) {
     void* p = alloc_central(c, GFP_KERNEL);
     if (p == nullptr) break;
     m.objs[m.count++] = p;
+  }
+  // The magazine pops from its top: reversed, the objects leave in the order the slab's free
+  // list gave them (address order in a fresh slab), and the next refill continues where this
+  // one stopped. In slab order, each refill's objects came out backwards and every 15th
+  // allocation jumped: a list built from them lost the prefetcher's stream (workload `small`,
+  // a pointer chase over 50,000 nodes: 13x mimalloc's time before, with 8% of same-class
+  // successors not adjacent).
+  for (unsigned lo = first, hi = m.count; lo + 1 < hi; ++lo, --hi) {
+    void* t = m.objs[lo];
+    m.objs[lo] = m.objs[hi - 1];
+    m.objs[hi - 1] = t;
   }
 }
 
