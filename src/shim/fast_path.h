@@ -31,17 +31,22 @@ __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owne
   return alloc_general(size, owner);
 }
 
-__attribute__((always_inline)) inline void release(void* p, const char* action) {
+// free's common case (a slab object of a booted kernel, freed into this thread's magazine):
+// true when done, false when nothing was changed and the general path must run (null
+// included). It calls nothing but the purge countdown's rare slow part, at its end.
+__attribute__((always_inline)) inline bool release_fast(void* p) {
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
-  if (__builtin_expect(k != nullptr && k->phys().owns(p), 1)) {
-    Page* page = k->phys().virt_to_page(p);
-    if (__builtin_expect(page->is(PG_slab), 1)) {
-      k->slab().free_page_object(nullptr, page, p, action);
-      purge_tick(k);
-      return;
-    }
-  }
-  release_general(p, action);
+  if (__builtin_expect(k == nullptr || !k->phys().owns(p), 0)) return false;
+  if (__builtin_expect(!k->slab().free_fast(nullptr, k->phys().virt_to_page(p), p), 0)) return false;
+  purge_tick(k);
+  return true;
+}
+
+// Every free: the common case inline, the rest in release_general. Callers that name the
+// action by the caller's address (free_action) call release_fast first themselves, so the name
+// is worked out only for the general path.
+__attribute__((always_inline)) inline void release(void* p, const char* action) {
+  if (__builtin_expect(!release_fast(p), 0)) release_general(p, action);
 }
 
 }  // namespace kmm::shim

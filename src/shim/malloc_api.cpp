@@ -169,12 +169,13 @@ KMM_EXPORT void* malloc(std::size_t n) {
 }
 
 KMM_EXPORT void free(void* p) {
-  if (p == nullptr) return;
-  release(p, free_action(__builtin_return_address(0), "free"));
+  if (__builtin_expect(release_fast(p), 1)) return;
+  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "free"));
 }
 
 KMM_EXPORT void cfree(void* p) {
-  release(p, free_action(__builtin_return_address(0), "free"));
+  if (__builtin_expect(release_fast(p), 1)) return;
+  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "free"));
 }
 
 KMM_EXPORT void* calloc(std::size_t n, std::size_t size) {
@@ -262,8 +263,8 @@ KMM_EXPORT void* __libc_malloc(std::size_t n) {
   return do_malloc(n, __builtin_return_address(0));
 }
 KMM_EXPORT void __libc_free(void* p) {
-  if (p == nullptr) return;
-  release(p, free_action(__builtin_return_address(0), "__libc_free"));
+  if (__builtin_expect(release_fast(p), 1)) return;
+  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "__libc_free"));
 }
 KMM_EXPORT void* __libc_calloc(std::size_t n, std::size_t size) {
   std::size_t bytes;
@@ -326,8 +327,9 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std
   return do_new_nothrow(n, static_cast<std::size_t>(a), true, __builtin_return_address(0));
 }
 
-#define KMM_DELETE_BODY \
-  if (p != nullptr) release(p, free_action(__builtin_return_address(0), "operator delete"))
+#define KMM_DELETE_BODY                                 \
+  if (__builtin_expect(release_fast(p), 1)) return; \
+  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "operator delete"))
 
 KMM_CXX_EXPORT void operator delete(void* p) noexcept {
   KMM_DELETE_BODY;

@@ -176,6 +176,8 @@ class SlabAllocator {
   // The same when the caller has already found p's page descriptor (kfree): page is
   // virt_to_page(p) and p is inside this machine's memory.
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
+  // Its common case alone (see below): true when done, false when nothing was changed.
+  inline bool free_fast(KmemCache* c, Page* page, const void* p);
   // Every case of it (slab.cpp): module objects and the collector's race, magazine flushes,
   // caches without magazines, and the bad frees (free_slow names them).
   __attribute__((noinline)) owner_t free_page_object_general(KmemCache* c, Page* page, const void* p,
@@ -431,14 +433,14 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 
 // The free fast path, the common case only: a kernel-owned object of a cache with magazines,
 // freed where this thread's magazine has room. The checks that find a bad free (p is the start
-// of a slot of a slab cache, the slot is allocated) come first, then the push; any other case
-// — a module's object, a free slot, a full magazine, no magazine — is free_page_object_general,
-// which runs every check again and decides. Kept short so that it needs no register saves:
-// every exit is the push or a tail call.
-__attribute__((always_inline)) inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p,
-                                                                       const char* action) {
+// of a slot of a slab cache — of c, when c is given — and the slot is allocated) come first,
+// then the push. True: done. False: nothing was changed, and free_page_object_general, which
+// runs every check again, decides (a module's object, a free slot, a full magazine, no
+// magazine, a bad pointer). It calls nothing, so its callers need no register saves.
+__attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The flags word read once (compound_head and the two tests would read it three times).
   std::uint32_t flags = page->get_flags();
+  if (__builtin_expect(!(flags & PG_slab), 0)) return false;
   Page* head = page;
   std::uint32_t head_flags = flags;
   if (flags & PG_tail) {
@@ -446,27 +448,30 @@ __attribute__((always_inline)) inline owner_t SlabAllocator::free_page_object(Km
     head_flags = head->get_flags();
   }
   std::uint16_t cache_id = head->get_cache_id();
-  if (__builtin_expect((flags & PG_slab) && (head_flags & PG_head) && cache_id < kMaxCaches, 1)) {
-    KmemCache* sc = &caches_[cache_id];
-    unsigned idx = slot_index(sc, head, p);
-    const char* base = static_cast<const char*>(phys_->page_address(head));
-    std::uint8_t tslot = sc->tc_slot;
-    if (__builtin_expect((c == nullptr || c == sc) && idx < sc->objects && p == base + std::size_t{idx} * sc->size &&
-                             tslot != 0xFF,
-                         1)) {
-      owner_t* slot = owner_slot(sc, head, idx);
-      ThreadCache* tc = thread_cache_if_ready();
-      if (__builtin_expect(tc != nullptr && __atomic_load_n(slot, __ATOMIC_RELAXED) == kOwnerKernel, 1)) {
-        Magazine& m = tc->mags[tslot];
-        if (__builtin_expect(m.count < sc->tc_limit, 1)) {
-          // The collector never takes the kernel's objects: a plain store suffices.
-          __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-          m.objs[m.count++] = const_cast<void*>(p);
-          return kOwnerKernel;
-        }
-      }
-    }
-  }
+  if (__builtin_expect(!(head_flags & PG_head) || cache_id >= kMaxCaches, 0)) return false;
+  KmemCache* sc = &caches_[cache_id];
+  const char* base = static_cast<const char*>(phys_->page_address(head));
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
+  auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
+  std::uint8_t tslot = sc->tc_slot;
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || off != std::uint64_t{idx} * sc->size ||
+                           tslot == 0xFF,
+                       0))
+    return false;
+  owner_t* slot = sc->offslab_owners ? &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes]
+                                     : reinterpret_cast<owner_t*>(const_cast<char*>(base) + sc->owners_offset) + idx;
+  ThreadCache* tc = thread_cache_if_ready();
+  if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
+  Magazine& m = tc->mags[tslot];
+  if (__builtin_expect(m.count >= sc->tc_limit, 0)) return false;
+  // The collector never takes the kernel's objects: a plain store suffices.
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  m.objs[m.count++] = const_cast<void*>(p);
+  return true;
+}
+
+inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
+  if (__builtin_expect(free_fast(c, page, p), 1)) return kOwnerKernel;
   return free_page_object_general(c, page, p, action);
 }
 
