@@ -164,6 +164,7 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // Runtime state, never the file's: whether this process has the barrier call is asked
   // again in rebuild_begin (a crafted byte here was once read as a bool: UBSan, fuzz heapimage).
   fence_ok_ = false;
+  set_owner_mask_orders();
   new (&q_lock_) SpinLock();
   if (!stored_bools_ok({&cfg_.thread_caches}) || !hardening_bools_ok(cfg_.hardening))
     return "the file's slab configuration holds a byte that is no bool";

@@ -81,6 +81,7 @@ class BuddyZone final : public PageAllocator {
   std::uint64_t alloc_failures() const override { return failures_.load(std::memory_order_relaxed); }
   bool frame_is_free(pfn_t pfn) const override;
   const char* name() const override { return "buddy"; }
+  bool aligned_blocks() const override { return true; }  // the buddy of index i is i ^ 2^k
 
   // A consistent copy of the free counts per order (for /proc/buddyinfo and fragmentation).
   void snapshot(std::uint64_t out[kNrOrders]) const;

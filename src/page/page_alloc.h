@@ -50,6 +50,10 @@ class PageAllocator {
   virtual bool frame_is_free(pfn_t pfn) const = 0;
   virtual bool check_invariants(TextSink* why) const = 0;
   virtual const char* name() const = 0;
+  // True when every block of order k starts at a frame index (from phys's base) that is a
+  // multiple of 2^k, as buddy blocks do: the slab allocator then finds a slab's start by
+  // masking an object's address (SlabAllocator::owner_slot_of). A run allocator need not.
+  virtual bool aligned_blocks() const { return false; }
 
  protected:
   ~PageAllocator() = default;

@@ -357,6 +357,9 @@ class SlabAllocator {
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
   void* alloc_central(KmemCache* c, gfp_t gfp);
+  // Up to want objects into out[0..), in their slabs' free-list order; returns how many (fewer
+  // only when no new slab could be had). Under c->lock.
+  unsigned alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, unsigned want);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees into the slab under the cache lock, or through the debug checks and the quarantine.
   owner_t free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner, const char* action);
@@ -366,12 +369,26 @@ class SlabAllocator {
   void debug_on_free(const KmemCache* c, char* obj, const char* action);
   void quarantine_push(KmemCache* c, void* p);
   owner_t free_slow(KmemCache* c, Page* page, const void* p, const char* action);
+  // The owner byte of p, a slot of a slab of c. When the slab's start follows from p's address
+  // (owner_mask_orders_) and its owner vector is inside the slab, the byte is found by masking,
+  // without reading p's page descriptors: malloc's fast path touches no mem_map line.
+  owner_t* owner_slot_of(const KmemCache* c, const void* p) const {
+    if (__builtin_expect(c->order < owner_mask_orders_ && !c->offslab_owners, 1)) {
+      auto a = reinterpret_cast<std::uintptr_t>(p);
+      std::uintptr_t slab_mask = (std::uintptr_t{kPageSize} << c->order) - 1;
+      auto idx = static_cast<unsigned>((std::uint64_t{a & slab_mask} * c->reciprocal) >> 32);
+      return reinterpret_cast<owner_t*>((a & ~slab_mask) + c->owners_offset) + idx;
+    }
+    Page* head = phys_->compound_head(phys_->virt_to_page(p));
+    return owner_slot(c, head, slot_index(c, head, p));
+  }
   // Sets the owner byte of a slot just taken (p in a slab of c).
   void mark_allocated(const KmemCache* c, void* p, owner_t owner) {
-    Page* head = phys_->compound_head(phys_->virt_to_page(p));
-    __atomic_store_n(owner_slot(c, head, slot_index(c, head, p)), owner == kOwnerFree ? kOwnerKernel : owner,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(owner_slot_of(c, p), owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
   }
+  // Sets owner_mask_orders_ from the zone and the RAM's alignment (init, and at attach: the
+  // file's mapping may lie elsewhere).
+  void set_owner_mask_orders();
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
   // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
   // (false: full, or no frame for it); the rest gives every object back to its slab.
@@ -399,6 +416,9 @@ class SlabAllocator {
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
   bool fence_ok_ = false;                // the process barrier is available (pal.h)
+  // Runtime state like fence_ok_: slabs of order < this start at an address that is a multiple
+  // of their size (the zone's blocks are aligned, and so is the RAM); 0: none is known to.
+  std::uint8_t owner_mask_orders_ = 0;
   std::uint8_t owner_gone_[kMaxOwners];  // 1: the collector may reclaim this owner's objects
   // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
   // cache lock is never taken while q_lock_ is held).
