@@ -149,7 +149,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     }
     k->pages_ = &k->zone_;
   }
-  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram)});
+  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram),
+                                            cfg.slab_empty_keep_bytes});
   if (!k->kmalloc_.init(&k->slab_,
                         KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
     k->shutdown();

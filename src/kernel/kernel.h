@@ -58,6 +58,7 @@ struct BootConfig {
   bool paper_table = false;  // tracker=paper-table
   bool thread_caches = false;
   unsigned min_partial = 0;
+  std::uint64_t slab_empty_keep_bytes = 0;  // SlabConfig::empty_keep_bytes (the shim's; 0 in the model)
   std::uint64_t min_free_kbytes = 0;  // 0: Linux's formula; ~0: watermarks off
   CrossFree cross_free = CrossFree::kAllow;
   std::uint64_t page_offset = 0xC0000000ull;

@@ -287,6 +287,31 @@ void SlabAllocator::drain_depots() {
   }
 }
 
+std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except) {
+  std::uint64_t pages = 0;
+  for (unsigned id = 0; id < kMaxCaches; ++id) {
+    KmemCache* c = cache(id);
+    if (c == nullptr || c == except) continue;
+    if (except != nullptr) {
+      if (!c->lock.try_lock()) continue;
+    } else {
+      c->lock.lock();
+    }
+    for (pfn_t pfn = c->partial; pfn != kNoPfn && c->nr_empty > cfg_.min_partial;) {
+      Page* head = phys_->pfn_to_page(pfn);
+      pfn = head->lru.next;
+      if (head->lru.inuse != 0) continue;
+      list_del(&c->partial, head);
+      c->nr_partial--;
+      c->nr_empty--;
+      discard_slab(c, head);
+      pages += std::uint64_t{1} << c->order;
+    }
+    c->lock.unlock();
+  }
+  return pages;
+}
+
 void SlabAllocator::list_add(pfn_t* list, Page* head) {
   pfn_t pfn = phys_->page_to_pfn(head);
   head->lru.prev = kNoPfn;
@@ -376,6 +401,8 @@ unsigned SlabAllocator::alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, 
   while (n < want) {
     if (c->partial == kNoPfn) {
       Page* fresh = new_slab(c, gfp);
+      // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
+      if (fresh == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) fresh = new_slab(c, gfp);
       if (fresh == nullptr) break;
       list_add(&c->partial, fresh);
       c->nr_partial++;
@@ -428,7 +455,8 @@ void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
     c->nr_partial++;
   }
   if (head->lru.inuse == 0) {
-    if (c->nr_empty >= cfg_.min_partial) {
+    if (c->nr_empty >= cfg_.min_partial &&
+        (std::uint64_t{c->nr_empty - cfg_.min_partial} << (kPageShift + c->order)) >= cfg_.empty_keep_bytes) {
       list_del(&c->partial, head);
       c->nr_partial--;
       discard_slab(c, head);

@@ -116,7 +116,7 @@ struct KmemCache {
 };
 
 // --- per-thread magazines (thread_cache.h has the registry and the slow paths) ----------
-inline constexpr unsigned kMagazineCap = 30;
+inline constexpr unsigned kMagazineCap = 62;  // ThreadCache: 32 magazines in 4 frames
 inline constexpr unsigned kMaxHeaps = 16;
 
 struct Magazine {
@@ -153,6 +153,10 @@ struct SlabConfig {
   unsigned min_partial = 0;       // empty slabs a cache keeps
   HardeningConfig hardening;      // slab/hardening.h
   std::uint64_t random_seed = 0;  // keys of freelist_hardened (the kernel draws it at boot)
+  // Beyond min_partial, empty slabs a cache keeps (up to this many bytes of them) until
+  // shrink_empty(): an emptied slab that is used again needs no new free list, no buddy call
+  // (the shim's purge round shrinks; 0: an emptied slab beyond min_partial goes at once).
+  std::uint64_t empty_keep_bytes = 0;
 };
 
 class SlabAllocator {
@@ -200,6 +204,10 @@ class SlabAllocator {
   void drain_thread_caches();
   // Gives every depot's objects back to their slabs (any thread, any time).
   void drain_depots();
+  // Empty slabs beyond min_partial go back to the page allocator (every cache, under each
+  // lock in turn; caches whose lock is busy are skipped when `except` is given: the caller
+  // then holds except's lock, and a try-lock cannot invert the lock order). Returns pages.
+  std::uint64_t shrink_empty(const KmemCache* except = nullptr);
   // The same for one cache only (kmem_cache_destroy: no thread may be using c).
   void drain_cache_magazines(KmemCache* c);
   // This thread's magazines and every depot (under each cache lock).
@@ -389,6 +397,11 @@ class SlabAllocator {
   // Sets owner_mask_orders_ from the zone and the RAM's alignment (init, and at attach: the
   // file's mapping may lie elsewhere).
   void set_owner_mask_orders();
+
+ public:
+  unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
+
+ private:
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
   // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
   // (false: full, or no frame for it); the rest gives every object back to its slab.

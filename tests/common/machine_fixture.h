@@ -21,6 +21,7 @@ inline constexpr std::uint64_t kWatermarksLinux = 0;
 
 struct MachineOptions {
   std::size_t ram = std::size_t{16} << 20;
+  std::size_t ram_align = kPageSize;  // the RAM's host alignment (slab.h: owner_slot_of masks when aligned)
   phys_addr_t phys_offset = 0;
   std::uint64_t min_free_kbytes = kWatermarksOff;
   bool zone = true;  // false: PhysMem only
@@ -34,7 +35,7 @@ class PageMachine {
  public:
   explicit PageMachine(const MachineOptions& o = MachineOptions{}) : opts_(o) {
     Platform& plat = mmap_platform();
-    ram_ = plat.reserve(o.ram, kPageSize);
+    ram_ = plat.reserve(o.ram, o.ram_align);
     if (ram_ == nullptr || !plat.commit(ram_, o.ram)) return;
     if (!phys.init(ram_, o.ram, o.phys_offset)) return;
     if (o.zone) {

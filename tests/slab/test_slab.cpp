@@ -443,6 +443,119 @@ TEST_F(Slab, ThreadCacheOnOneThread) {
   EXPECT_TRUE(k.check_zone());
 }
 
+TEST_F(Slab, EmptyKeepBytesKeepsEmptySlabsUntilShrink) {
+  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = false,
+                                                       .min_partial = 1,
+                                                       .hardening = {},
+                                                       .random_seed = 0,
+                                                       .empty_keep_bytes = 2 * kPageSize}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* c = k.slab.create("keep-256", 256, 0, 0);
+  ASSERT_EQ(c->order, 0u);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < 5u * c->objects; ++i) objs.push_back(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(c->nr_slabs.load(), 5u);
+  for (void* p : objs) k.slab.free(c, p, "kmem_cache_free");
+  EXPECT_TRUE(k.check());
+  // min_partial (1) and two more (8 KiB of order-0 slabs); the other two went at once.
+  EXPECT_EQ(c->nr_slabs.load(), 3u);
+  EXPECT_EQ(c->nr_empty, 3u);
+  std::uint64_t free_before = k.zone.free_pages();
+  // Kept slabs come back with their free lists: the same objects, no new slab.
+  objs.clear();
+  for (unsigned i = 0; i < 3u * c->objects; ++i) objs.push_back(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(c->nr_slabs.load(), 3u);
+  EXPECT_EQ(k.zone.free_pages(), free_before);
+  for (void* p : objs) k.slab.free(c, p, "kmem_cache_free");
+  EXPECT_EQ(k.slab.shrink_empty(), 2u) << "two pages: all but min_partial's";
+  EXPECT_EQ(c->nr_slabs.load(), 1u);
+  EXPECT_EQ(c->nr_empty, 1u);
+  EXPECT_EQ(k.slab.shrink_empty(), 0u);
+  EXPECT_TRUE(k.check());
+  EXPECT_TRUE(k.slab.destroy(c));
+  EXPECT_EQ(k.zone.free_pages(), k.boot_free_pages());
+}
+
+TEST_F(Slab, OutOfMemoryTakesTheEmptySlabsOtherCachesKept) {
+  Machine k(slab_only(std::size_t{1} << 20, SlabConfig{.thread_caches = false,
+                                                       .min_partial = 0,
+                                                       .hardening = {},
+                                                       .random_seed = 0,
+                                                       .empty_keep_bytes = std::uint64_t{1} << 20}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* a = k.slab.create("keep-a", 128, 0, 0);
+  KmemCache* b = k.slab.create("keep-b", 192, 0, 0);
+  std::vector<void*> objs;
+  while (void* p = k.slab.alloc(a, GFP_KERNEL, kOwnerKernel)) objs.push_back(p);
+  EXPECT_EQ(k.zone.free_pages(), 0u);
+  std::uint64_t a_slabs = a->nr_slabs.load();
+  for (void* p : objs) k.slab.free(a, p, "kmem_cache_free");
+  EXPECT_EQ(a->nr_slabs.load(), a_slabs) << "all kept: the budget is the whole RAM";
+  // b finds no free page, takes a's empty slabs and fills the RAM with its own.
+  objs.clear();
+  while (void* p = k.slab.alloc(b, GFP_KERNEL, kOwnerKernel)) objs.push_back(p);
+  EXPECT_EQ(a->nr_slabs.load(), 0u);
+  EXPECT_EQ(b->nr_slabs.load(), a_slabs);
+  EXPECT_EQ(objs.size(), b->nr_slabs.load() * b->objects);
+  EXPECT_TRUE(k.check());
+  for (void* p : objs) k.slab.free(b, p, "kmem_cache_free");
+  k.slab.shrink_empty();
+  EXPECT_EQ(k.zone.free_pages(), k.boot_free_pages());
+}
+
+TEST_F(Slab, OwnerBytesFoundByMaskMatchTheDescriptors) {
+  // RAM aligned to the largest buddy block: every slab order's start follows from an object's
+  // address, and malloc's fast path (mark_allocated) writes the owner byte it finds so.
+  MachineOptions o = slab_only(std::size_t{16} << 20,
+                               SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0});
+  o.ram_align = kPageSize << kMaxOrder;
+  Machine k(o);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k.slab.owner_mask_orders(), kMaxOrder + 1);
+  std::set<unsigned> orders;
+  for (std::size_t size : {16u, 96u, 520u, 1000u, 1500u, 3000u, 5000u}) {
+    KmemCache* c = k.slab.create("mask", size, 0, 0);
+    ASSERT_NE(c, nullptr);
+    orders.insert(c->order);
+    std::vector<void*> objs;
+    for (unsigned i = 0; i < 3u * c->objects; ++i) {
+      auto owner = static_cast<owner_t>(2 + i % 200);
+      void* p = k.slab.alloc(c, GFP_KERNEL, owner);
+      ASSERT_NE(p, nullptr);
+      SlabAllocator::ObjectInfo info{};
+      ASSERT_TRUE(k.slab.lookup(p, &info));
+      ASSERT_EQ(info.owner, owner) << "size " << size << " object " << i;
+      objs.push_back(p);
+    }
+    for (void* p : objs) k.slab.free(c, p, "kmem_cache_free");
+    k.slab.drain_current_thread();
+    EXPECT_TRUE(k.check());
+    EXPECT_TRUE(k.slab.destroy(c));
+  }
+  EXPECT_GE(orders.size(), 3u) << "slabs of several orders";
+  k.shutdown_slab();
+}
+
+TEST_F(Slab, RefillHandsOutASlabsObjectsInAddressOrder) {
+  Machine k(slab_only(std::size_t{8} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* c = k.slab.create("order-64", 64, 0, 0);
+  ASSERT_NE(c->tc_slot, 0xFF);
+  // Several refills (tc_limit / 2 objects each) across several slabs: within a slab every
+  // object follows the one before it.
+  std::vector<char*> objs;
+  for (unsigned i = 0; i < 4u * c->objects; ++i) objs.push_back(static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, 2)));
+  unsigned adjacent = 0;
+  for (std::size_t i = 1; i < objs.size(); ++i) adjacent += objs[i] == objs[i - 1] + c->size;
+  EXPECT_EQ(adjacent, objs.size() - 4) << "only the first object of each new slab jumps";
+  for (char* p : objs) k.slab.free(c, p, "kmem_cache_free");
+  k.slab.drain_current_thread();
+  EXPECT_TRUE(k.check());
+  EXPECT_TRUE(k.slab.destroy(c));
+  k.shutdown_slab();
+}
+
 // ---- Death tests: the default policy stops the process with the report line. ----
 
 class SlabDeathTest : public Slab {};
@@ -498,6 +611,23 @@ TEST_F(SlabDeathTest, DoubleFreeThroughThreadCache) {
   EXPECT_DEATH(k.slab.free(c, p, "kmem_cache_free"),
                "double free in kmem_cache_free: pointer 0x[0-9a-f]+ \\(cache tc-32");
   k.slab.drain_current_thread();
+}
+
+TEST_F(SlabDeathTest, RefillFollowsNoLinkOutOfItsSlab) {
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* c = k.slab.create("uaf-64", 64, 0, 0);
+  auto* first = static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(first, nullptr);
+  // The first refill took tc_limit / 2 objects in address order; the slab's free list now
+  // starts at the next slot. A use after free overwrites that slot's link.
+  unsigned batch = c->tc_limit / 2u;
+  std::uint32_t forged = 0x7ff0;  // beyond the 4 KiB slab
+  std::memcpy(first + std::size_t{batch} * c->size, &forged, sizeof forged);
+  for (unsigned i = 1; i < batch; ++i) ASSERT_NE(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel), nullptr);
+  EXPECT_DEATH(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel),
+               "corruption in kmalloc.*uaf-64.*slab free list points outside its slab");
 }
 
 }  // namespace
