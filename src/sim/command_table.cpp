@@ -23,8 +23,7 @@ constexpr CommandRow kRows[] = {
      F::kFault},
     // common
     {"boot", "boot [KEY=VALUE...]",
-     "boot a machine (ram=, mmu=on|off, pt=, page_alloc=, kmalloc=, protector=, gc_delay=, backing= ...)",
-     F::kCommon},
+     "boot a machine (ram=, mmu=on|off, pt=, page_alloc=, kmalloc=, protector=, gc_delay=, backing= ...)", F::kCommon},
     {"reboot", "reboot", "restart the machine with the same options; persistent RAM keeps its blocks", F::kCommon},
     {"insmod", "insmod NAME [size=N]", "load a module", F::kCommon},
     {"rmmod", "rmmod NAME", "unload a module; what it still owns is a leak for the protector", F::kCommon},
@@ -34,8 +33,7 @@ constexpr CommandRow kRows[] = {
     {"kzalloc", "kzalloc OWNER SIZE [as LABEL]", "kmalloc, zeroed", F::kCommon},
     {"vmalloc", "vmalloc OWNER SIZE [as LABEL]", "allocate a virtually contiguous area", F::kCommon},
     {"alloc_pages", "alloc_pages OWNER ORDER [as LABEL]", "allocate 2^ORDER pages with an owner", F::kCommon},
-    {"kfree", "kfree LABEL [by OWNER]", "free a kmalloc block (by: who frees, checked under cross_free=)",
-     F::kCommon},
+    {"kfree", "kfree LABEL [by OWNER]", "free a kmalloc block (by: who frees, checked under cross_free=)", F::kCommon},
     {"vfree", "vfree LABEL [by OWNER]", "free a vmalloc area", F::kCommon},
     {"free_pages", "free_pages LABEL [by OWNER]", "free an alloc_pages block", F::kCommon},
     {"krealloc", "krealloc LABEL SIZE", "resize a kmalloc block, keeping its contents and owner", F::kCommon},
@@ -47,16 +45,14 @@ constexpr CommandRow kRows[] = {
      "/sys/kernel/debug/kmemleak ...; PATH.json for JSON",
      F::kCommon},
     {"dmesg", "dmesg", "the kernel log", F::kCommon},
-    {"link", "link FROM TO [offset=N]", "write block TO's address into block FROM: FROM now references TO",
-     F::kCommon},
+    {"link", "link FROM TO [offset=N]", "write block TO's address into block FROM: FROM now references TO", F::kCommon},
     {"unlink", "unlink FROM [offset=N]", "clear what link wrote", F::kCommon},
     {"transfer", "transfer LABEL OWNER", "hand a block to another owner (a module, or kernel)", F::kCommon},
     {"not_leak", "not_leak LABEL", "kmemleak_not_leak: the block becomes the kernel's", F::kCommon},
     {"map", "map [scale=SIZE]", "physical memory, one character per scale: X used, - free", F::kCommon},
     {"check", "check", "run every invariant check; a broken one counts as a failed expect", F::kCommon},
     // mmu
-    {"spawn", "spawn PROC [malloc=brk|simple|heap] [heap=SIZE]", "start a process with its own address space",
-     F::kMmu},
+    {"spawn", "spawn PROC [malloc=brk|simple|heap] [heap=SIZE]", "start a process with its own address space", F::kMmu},
     {"exit", "exit PROC", "end a process; its address space and tables go back", F::kMmu},
     {"mmap", "mmap PROC SIZE [prot=rw|r|rx|rwx|none] [at=ADDR] [as LABEL]",
      "map anonymous memory into a process (pages come on first touch)", F::kMmu},
@@ -77,8 +73,7 @@ constexpr CommandRow kRows[] = {
     {"free", "free LABEL [by PROC]", "free a malloc block", F::kNommu},
     {"realloc", "realloc LABEL SIZE", "resize a malloc block", F::kNommu},
     {"ps", "ps", "the processes and their memory", F::kNommu},
-    {"nommu", "nommu [lookup=linear|indexed] [chunk=SIZE]", "how free and realloc find a process's region",
-     F::kNommu},
+    {"nommu", "nommu [lookup=linear|indexed] [chunk=SIZE]", "how free and realloc find a process's region", F::kNommu},
     {"frag", "frag [SIZE]", "free memory, the largest free block, Linux's fragmentation indices", F::kNommu},
     {"repeat", "repeat N COMMAND... ({i} in COMMAND counts 0..N-1)",
      "run COMMAND N times, quietly; print how many failed", F::kNommu},
@@ -87,8 +82,7 @@ constexpr CommandRow kRows[] = {
      " [programs=N] [prog_min=SIZE] [prog_max=SIZE] [prog_life=N]",
      "network buffers mixed with long-lived programs; prints the largest free block over time", F::kNommu},
     // persist
-    {"boot-complete", "boot-complete", "end the grace period: dormant modules not loaded again are gone",
-     F::kPersist},
+    {"boot-complete", "boot-complete", "end the grace period: dormant modules not loaded again are gone", F::kPersist},
     {"flush", "flush", "a flush point of persistent RAM (msync)", F::kPersist},
     {"root", "root set NAME LABEL | root get NAME as LABEL", "a named persistent root: set it, or get it as LABEL",
      F::kPersist},
@@ -157,7 +151,8 @@ std::string command_usage(std::string_view name, std::optional<CommandFamily> fa
 std::string unknown_command_error(const std::string& name, bool mmu) {
   std::string e = "unknown command '" + name + "'";
   if (find_command(name, !mmu) != nullptr)
-    return e + (mmu ? " (" + name + " is a command of mmu=off machines)" : " (on a mmu=off machine; " + name + " needs mmu=on)");
+    return e + (mmu ? " (" + name + " is a command of mmu=off machines)"
+                    : " (on a mmu=off machine; " + name + " needs mmu=on)");
   return e + (mmu ? "" : " (on a mmu=off machine)");
 }
 

@@ -353,8 +353,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "spawn") {
-    if (a.size() < 2 || !label_ok_mmu(a[1]))
-      return script_error(where, command_usage("spawn", CommandFamily::kMmu));
+    if (a.size() < 2 || !label_ok_mmu(a[1])) return script_error(where, command_usage("spawn", CommandFamily::kMmu));
     if (m.procs.count(a[1]) != 0) return script_error(where, "process " + a[1] + " exists already");
     Proc p;
     for (std::size_t i = 2; i < a.size(); ++i) {

@@ -206,7 +206,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     return LineStatus::kOk;
   }
   if (cmd == "free") {
-    if (a.size() != 2 && !(a.size() == 4 && a[2] == "by")) return script_error(where, command_usage("free", CommandFamily::kNommu));
+    if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
+      return script_error(where, command_usage("free", CommandFamily::kNommu));
     auto it = st->labels.find(a[1]);
     if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
     int by = it->second.pid;
@@ -267,8 +268,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "nommu") {
     std::map<std::string, std::string> o;
     std::string bad;
-    if (a.size() < 2 || !parse_options(a, 1, &o, &bad))
-      return script_error(where, command_usage("nommu"));
+    if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, command_usage("nommu"));
     for (auto& [key, v] : o) {
       if (key == "lookup") {
         if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");

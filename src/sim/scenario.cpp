@@ -603,8 +603,7 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
 
 LineStatus Scenario::cmd_free(const Args& a, const std::string& where) {
   const std::string& cmd = a[0];
-  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
-    return script_error(where, command_usage(cmd));
+  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by")) return script_error(where, command_usage(cmd));
   auto it = blocks_.find(a[1]);
   if (it == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
   Kernel& k = *kernel_;

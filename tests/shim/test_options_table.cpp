@@ -90,10 +90,29 @@ TEST(OptionsTable, NamesAreUniqueAndEveryRowIsDescribed) {
 }
 
 TEST(OptionsTable, EveryKeyTheShimTookBeforeTheTableIsARow) {
-  for (const char* k : {"protect", "gc_delay", "purge_delay", "stats", "on_error", "thread_cache", "live", "ram",
-                        "freelist_hardened", "redzone", "poison", "quarantine", "guard_pages", "fail_slab", "fail_page",
-                        "fail_platform", "fail_seed", "fail_times", "fail_space", "fail_verbose", "fail_failslab",
-                        "fail_fail_page_alloc", "fail_fail_platform"})
+  for (const char* k : {"protect",
+                        "gc_delay",
+                        "purge_delay",
+                        "stats",
+                        "on_error",
+                        "thread_cache",
+                        "live",
+                        "ram",
+                        "freelist_hardened",
+                        "redzone",
+                        "poison",
+                        "quarantine",
+                        "guard_pages",
+                        "fail_slab",
+                        "fail_page",
+                        "fail_platform",
+                        "fail_seed",
+                        "fail_times",
+                        "fail_space",
+                        "fail_verbose",
+                        "fail_failslab",
+                        "fail_fail_page_alloc",
+                        "fail_fail_platform"})
     EXPECT_NE(find_option_row(k, std::strlen(k)), nullptr) << k;
 }
 

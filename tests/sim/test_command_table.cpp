@@ -77,9 +77,9 @@ TEST(CommandTable, NamesAreUniqueOnEachKindOfMachine) {
 
 TEST(CommandTable, TheCoreLanguageIsInTheTable) {
   // DESIGN.md's CONTRACT commands.
-  for (const char* c : {"boot", "insmod", "rmmod", "lsmod", "kmalloc", "kfree", "vmalloc", "vfree", "idle", "cat",
-                        "spawn", "exit", "malloc", "free", "link", "unlink", "transfer", "translate", "map", "reboot",
-                        "let", "expect"}) {
+  for (const char* c :
+       {"boot", "insmod", "rmmod", "lsmod", "kmalloc", "kfree",    "vmalloc",   "vfree", "idle",   "cat", "spawn",
+        "exit", "malloc", "free",  "link",  "unlink",  "transfer", "translate", "map",   "reboot", "let", "expect"}) {
     EXPECT_TRUE(find_command(c, true) != nullptr || find_command(c, false) != nullptr) << c;
   }
 }

@@ -78,9 +78,9 @@ Section kmm_options_section() {
   for (std::size_t i = 0; i < shim::option_row_count(); ++i) {
     const shim::OptionRow& r = shim::option_rows()[i];
     if (r.hidden) continue;
-    s.items.push_back({std::string(r.name) + "=" + r.syntax,
-                       std::string(r.meaning) + " (" + shim::option_kind_name(r.kind) + ", default " + r.default_value +
-                           ")"});
+    s.items.push_back(
+        {std::string(r.name) + "=" + r.syntax,
+         std::string(r.meaning) + " (" + shim::option_kind_name(r.kind) + ", default " + r.default_value + ")"});
   }
   return s;
 }
@@ -88,8 +88,8 @@ Section kmm_options_section() {
 std::vector<Section> scenario_sections() {
   std::vector<Section> out;
   for (const sim::CommandRow& r : sim::command_table()) {
-    std::string title = std::string(sim::command_family_title(r.family)) + " [" +
-                        sim::command_family_name(r.family) + "]";
+    std::string title =
+        std::string(sim::command_family_title(r.family)) + " [" + sim::command_family_name(r.family) + "]";
     if (out.empty() || out.back().title != title) out.push_back({title, {}});
     out.back().items.push_back({r.usage, r.summary});
   }
@@ -168,11 +168,12 @@ void man_page(const CLI::App& app, std::ostream& out) {
   out << ".SH SYNOPSIS\n";
   for (const CLI::App* sub : subcommands(app)) out << ".br\n\\fBkmm\\fR " << roff(synopsis(sub)) << "\n";
   out << ".SH DESCRIPTION\n"
-      << roff("kmm models Linux's memory manager (page frames, the buddy allocator, slab caches, kmalloc, "
-              "vmalloc, page tables) in user space, with the kernel memory protector of Baek, Park and Choi "
-              "(2004): allocations carry their owner, and an idle-time collector reports or reclaims what "
-              "unloaded modules leaked. It runs scenarios of a modelled machine, replays allocation traces, "
-              "and is a drop-in malloc for real programs (libkmm-preload.so).")
+      << roff(
+             "kmm models Linux's memory manager (page frames, the buddy allocator, slab caches, kmalloc, "
+             "vmalloc, page tables) in user space, with the kernel memory protector of Baek, Park and Choi "
+             "(2004): allocations carry their owner, and an idle-time collector reports or reclaims what "
+             "unloaded modules leaked. It runs scenarios of a modelled machine, replays allocation traces, "
+             "and is a drop-in malloc for real programs (libkmm-preload.so).")
       << "\n";
   out << ".SH COMMANDS\n";
   for (const CLI::App* sub : subcommands(app)) {
@@ -185,32 +186,37 @@ void man_page(const CLI::App& app, std::ostream& out) {
     }
   }
   out << ".SH ENVIRONMENT\n.TP\n\\fBKMM_OPTIONS\\fR\n"
-      << roff("key=value items separated by ':', read by libkmm-preload.so (kmm exec sets it from its flags). "
-              "An unknown key or a bad value is warned about on stderr; in secure-execution mode (setuid, "
-              "setgid, file capabilities) the variable is ignored. The keys:")
+      << roff(
+             "key=value items separated by ':', read by libkmm-preload.so (kmm exec sets it from its flags). "
+             "An unknown key or a bad value is warned about on stderr; in secure-execution mode (setuid, "
+             "setgid, file capabilities) the variable is ignored. The keys:")
       << "\n.RS\n";
   man_items(out, kmm_options_section().items);
   out << ".RE\n";
   out << ".SH SCENARIO LANGUAGE\n"
-      << roff("A scenario (kmm run FILE.kms, kmm shell) is one command a line; # starts a comment. Sizes take "
-              "K/M/G; durations ns/us/ms/s. Expressions (let, expect) combine numbers, $names and values such "
-              "as meminfo.MemFree, module.NAME.bytes, leaks.count.")
+      << roff(
+             "A scenario (kmm run FILE.kms, kmm shell) is one command a line; # starts a comment. Sizes take "
+             "K/M/G; durations ns/us/ms/s. Expressions (let, expect) combine numbers, $names and values such "
+             "as meminfo.MemFree, module.NAME.bytes, leaks.count.")
       << "\n";
   for (const Section& s : scenario_sections()) {
     out << ".SS " << roff(s.title) << "\n";
     man_items(out, s.items);
   }
   out << ".SH EXIT STATUS\n"
-      << roff("kmm run: 0 every expect held, 1 an expect failed, 2 the script is wrong (FILE:LINE: on stderr). "
-              "kmm fsck: 0 clean, 1 inconsistent, 2 unusable. kmm exec: the program's. kmm help: 2 for an "
-              "unknown topic. A wrong command line: CLI11's status (non-zero).")
+      << roff(
+             "kmm run: 0 every expect held, 1 an expect failed, 2 the script is wrong (FILE:LINE: on stderr). "
+             "kmm fsck: 0 clean, 1 inconsistent, 2 unusable. kmm exec: the program's. kmm help: 2 for an "
+             "unknown topic. A wrong command line: CLI11's status (non-zero).")
       << "\n";
   out << ".SH FILES\n.TP\n\\fIlib/libkmm-preload.so\\fR\n"
       << roff("kmm's malloc, found by kmm exec in the lib directory beside the program's bin directory") << "\n"
-      << ".TP\n\\fIlib/libkmm-trace.so\\fR\n" << roff("the allocation recorder of kmm trace") << "\n";
+      << ".TP\n\\fIlib/libkmm-trace.so\\fR\n"
+      << roff("the allocation recorder of kmm trace") << "\n";
   out << ".SH SEE ALSO\n"
-      << roff("kmm help cli, kmm help options, kmm help scenario; docs/SCENARIOS.md, docs/PRELOAD.md, "
-              "docs/RELIABILITY.md in the source tree.")
+      << roff(
+             "kmm help cli, kmm help options, kmm help scenario; docs/SCENARIOS.md, docs/PRELOAD.md, "
+             "docs/RELIABILITY.md in the source tree.")
       << "\n";
 }
 
