@@ -20,6 +20,8 @@ packages=(
   zlib1g-dev
   # issue 19: the HTML reports (kmm run/replay --report) are checked in a real headless browser
   chromium
+  # issue 19: the man page (kmm help --man) is rendered with groff and man -l in a test
+  groff-base man-db
 )
 
 bash "$(dirname "$0")/apt-install.sh" setup "${packages[@]}"

@@ -14,7 +14,8 @@
 // threaded: the other threads' magazines stay detached but valid, and the collector and stat
 // threads are restarted lazily if they are needed again.
 //
-// Depends on: shim.h, kernel/, base/options.h, base/report.h.
+// Depends on: shim.h, shim/options.h (KMM_OPTIONS's keys and their parser), kernel/,
+// base/options.h, base/report.h.
 // Invariants: every RAM block handed out is at least 16 bytes and 16-aligned; alloc never
 // returns ZERO_SIZE_PTR; a block's owner is never kOwnerFree while it is live.
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "shim/fast_path.h"
+#include "shim/options.h"
 #include "shim/shim.h"
 
 extern char** __environ;
@@ -56,131 +58,6 @@ void* arena_alloc(std::size_t size, std::size_t align) {
   if (size > sizeof g_arena || at > sizeof g_arena - size) return nullptr;
   g_arena_used = at + size;
   return g_arena + at;
-}
-
-// --- options --------------------------------------------------------------------------------
-bool parse_duration_ns(const OptionView& o, std::uint64_t* ns) {
-  std::uint64_t v = 0;
-  std::size_t i = 0;
-  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i)
-    v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
-  if (i == 0) return false;
-  const char* unit = o.value + i;
-  std::size_t n = o.value_len - i;
-  auto is = [&](const char* u) { return n == str_len(u) && std::memcmp(unit, u, n) == 0; };
-  if (n == 0 || is("s"))
-    *ns = v * 1'000'000'000ull;
-  else if (is("ms"))
-    *ns = v * 1'000'000ull;
-  else if (is("us"))
-    *ns = v * 1'000ull;
-  else if (is("ns"))
-    *ns = v;
-  else
-    return false;
-  return true;
-}
-
-bool bool_value(const OptionView& o, bool* out) {
-  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true"))
-    *out = true;
-  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false"))
-    *out = false;
-  else
-    return false;
-  return true;
-}
-
-// fail_slab / fail_page / fail_platform = N | P%, and fail_seed / fail_times / fail_space /
-// fail_verbose, which apply to all three points (':' separates options, so one key a knob).
-bool is_fault_key(const OptionView& o) {
-  FaultPoint p;
-  if (o.key_len > 5 && std::memcmp(o.key, "fail_", 5) == 0 && fault_point_from_name(o.key + 5, o.key_len - 5, &p))
-    return true;
-  return o.key_is("fail_seed") || o.key_is("fail_times") || o.key_is("fail_space") || o.key_is("fail_verbose");
-}
-
-bool fault_option(Options* opts, const OptionView& o) {
-  FaultPoint p;
-  if (fault_point_from_name(o.key + 5, o.key_len - 5, &p)) {
-    FaultConfig& c = opts->fault[static_cast<unsigned>(p)];
-    opts->fault_on[static_cast<unsigned>(p)] = true;
-    return fault_parse_rate(o.value, o.value_len, &c.interval, &c.probability_ppm);
-  }
-  std::int64_t v = 0;
-  std::uint64_t size = 0;
-  bool ok;
-  if (o.key_is("fail_space")) {
-    ok = o.value_size(&size);
-  } else if (o.key_is("fail_seed") || o.key_is("fail_times") || o.key_is("fail_verbose")) {
-    ok = fault_parse_int(o.value, o.value_len, &v) && v >= (o.key_is("fail_times") ? -1 : 0);
-  } else {
-    ok = false;
-  }
-  if (!ok) return false;
-  for (auto& c : opts->fault) {
-    if (o.key_is("fail_space"))
-      c.space = size;
-    else if (o.key_is("fail_seed"))
-      c.seed = static_cast<std::uint64_t>(v);
-    else if (o.key_is("fail_times"))
-      c.times = v;
-    else
-      c.verbose = static_cast<unsigned>(v);
-  }
-  return true;
-}
-
-bool visit_option(const OptionView& o, void* arg) {
-  auto* opts = static_cast<Options*>(arg);
-  bool ok = true;
-  if (o.key_is("protect")) {
-    char v[32] = {};
-    std::size_t n = o.value_len < sizeof v - 1 ? o.value_len : sizeof v - 1;
-    std::memcpy(v, o.value, n);
-    ok = parse_protector_mode(v, &opts->protect);
-  } else if (o.key_is("gc_delay")) {
-    ok = parse_duration_ns(o, &opts->gc_delay_ns);
-  } else if (o.key_is("purge_delay")) {
-    if (o.value_is("off"))
-      opts->purge_delay_ns = 0;
-    else
-      ok = parse_duration_ns(o, &opts->purge_delay_ns) && opts->purge_delay_ns != 0;
-  } else if (o.key_is("stats")) {
-    if (!bool_value(o, &opts->stats)) {
-      // stats=PATH
-      std::size_t n = o.value_len < sizeof opts->stats_path - 1 ? o.value_len : sizeof opts->stats_path - 1;
-      std::memcpy(opts->stats_path, o.value, n);
-      opts->stats_path[n] = '\0';
-      opts->stats = n != 0;
-    }
-  } else if (o.key_is("on_error")) {
-    if (o.value_is("report"))
-      opts->on_error_report = true;
-    else if (o.value_is("abort"))
-      opts->on_error_report = false;
-    else
-      ok = false;
-  } else if (o.key_is("thread_cache")) {
-    ok = bool_value(o, &opts->thread_cache);
-  } else if (o.key_is("live")) {
-    ok = bool_value(o, &opts->live);
-  } else if (o.key_is("ram")) {
-    ok = o.value_size(&opts->ram);
-  } else if (is_fault_key(o)) {
-    ok = fault_option(opts, o);
-  } else if (bool bad_value = false;
-             set_hardening_option(&opts->hardening, o.key, o.key_len, o.value, o.value_len, &bad_value) || bad_value) {
-    ok = !bad_value;  // slab/hardening.h
-  } else {
-    return false;
-  }
-  if (!ok) {
-    StackText<160> line;
-    line.str("kmm: warning: bad value for option ").str(o.key, o.key_len).str(": ").str(o.value, o.value_len).nl();
-    write_report_text(line.data(), line.size());
-  }
-  return true;
 }
 
 // KMM_OPTIONS's value, copied into buf (empty when unset, and in secure-execution mode: the

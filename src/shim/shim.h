@@ -28,27 +28,11 @@
 
 #include "base/fault_inject.h"
 #include "kernel/kernel.h"
+#include "shim/options.h"
 
 namespace kmm::shim {
 
-struct Options {
-  ProtectorMode protect = ProtectorMode::kReport;
-  std::uint64_t gc_delay_ns = 5'000'000'000ull;
-  std::uint64_t purge_delay_ns = 1'000'000'000ull;  // purge.cpp; 0: never purge on a timer
-  bool stats = false;
-  char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr
-  bool on_error_report = false;
-  bool thread_cache = true;
-  bool live = false;          // serve `kmm stat PID` (stat.cpp)
-  std::uint64_t ram = 0;      // 0: the default reservation
-  HardeningConfig hardening;  // freelist_hardened, redzone, poison, guard_pages, quarantine
-  // Fault injection (base/fault_inject.h): fail_slab=, fail_page=, fail_platform= (N: every
-  // Nth call; P%: a random share), and fail_seed/fail_times/fail_space/fail_verbose for all
-  // three; armed after boot (docs/PRELOAD.md).
-  FaultConfig fault[kNrFaultPoints];
-  bool fault_on[kNrFaultPoints] = {};
-};
-
+// Options (KMM_OPTIONS) and their parser: shim/options.h.
 extern Kernel* g_kernel;
 extern Options g_opts;
 

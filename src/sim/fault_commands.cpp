@@ -7,14 +7,16 @@
 
 #include "base/options.h"
 #include "base/text.h"
+#include "sim/command_table.h"
 #include "sim/script_args.h"
 
 namespace kmm::sim {
 namespace {
 
-constexpr const char* kUsage =
-    "usage: fail slab|page|platform every=N|probability=P% [times=N] [space=SIZE] [seed=S] [verbose=0|1]"
-    " | fail off [slab|page|platform] | fail";
+// "usage: fail ..." (sim/command_table.h).
+std::string usage() {
+  return command_usage("fail");
+}
 
 bool point_arg(const std::string& s, FaultPoint* p) {
   return fault_point_from_name(s.data(), s.size(), p);
@@ -72,7 +74,7 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
     }
     FaultPoint p;
     if (a.size() != 3 || !point_arg(a[2], &p)) {
-      *error = a.size() == 3 ? "no injection point '" + a[2] + "' (slab, page or platform)" : kUsage;
+      *error = a.size() == 3 ? "no injection point '" + a[2] + "' (slab, page or platform)" : usage();
       return false;
     }
     fault_disable(p);
@@ -82,13 +84,13 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
   }
   FaultPoint p;
   if (!point_arg(a[1], &p)) {
-    *error = "no injection point '" + a[1] + "' (slab, page or platform); " + kUsage;
+    *error = "no injection point '" + a[1] + "' (slab, page or platform); " + usage();
     return false;
   }
   std::map<std::string, std::string> opt;
   std::string bad;
   if (!parse_options(a, 2, &opt, &bad)) {
-    *error = "bad fail option '" + bad + "' (want key=value); " + kUsage;
+    *error = "bad fail option '" + bad + "' (want key=value); " + usage();
     return false;
   }
   FaultConfig cfg;
@@ -135,7 +137,7 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
       }
       cfg.verbose = static_cast<unsigned>(v[0] - '0');
     } else {
-      *error = "unknown fail option '" + key + "'; " + kUsage;
+      *error = "unknown fail option '" + key + "'; " + usage();
       return false;
     }
   }

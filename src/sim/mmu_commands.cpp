@@ -22,6 +22,7 @@
 
 #include "base/text.h"
 #include "kernel/machine_frames.h"
+#include "sim/command_table.h"
 #include "sim/expr.h"
 #include "sim/scenario.h"
 #include "sim/script_args.h"
@@ -352,8 +353,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "spawn") {
-    if (a.size() < 2 || !label_ok_mmu(a[1]))
-      return script_error(where, "usage: spawn PROC [malloc=brk|simple|heap] [heap=SIZE]");
+    if (a.size() < 2 || !label_ok_mmu(a[1])) return script_error(where, command_usage("spawn", CommandFamily::kMmu));
     if (m.procs.count(a[1]) != 0) return script_error(where, "process " + a[1] + " exists already");
     Proc p;
     for (std::size_t i = 2; i < a.size(); ++i) {
@@ -404,7 +404,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "exit") {
-    if (a.size() != 2) return script_error(where, "usage: exit PROC");
+    if (a.size() != 2) return script_error(where, command_usage("exit", CommandFamily::kMmu));
     Proc* p = find_proc(a[1]);
     if (p == nullptr) return script_error(where, "no process " + a[1]);
     std::uint64_t data = p->as->data_frames(), tables = p->as->table_frames();
@@ -424,7 +424,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   };
 
   if (cmd == "mmap") {
-    std::string usage = "usage: mmap PROC SIZE [prot=rw|r|rx|rwx|none] [at=ADDR] [as LABEL]";
+    std::string usage = command_usage("mmap");
     if (a.size() < 3) return script_error(where, usage);
     Proc* p = find_proc(a[1]);
     if (p == nullptr) return script_error(where, "no process " + a[1]);
@@ -464,7 +464,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "malloc") {
-    std::string usage = "usage: malloc PROC SIZE [as LABEL]";
+    std::string usage = command_usage("malloc", CommandFamily::kMmu);
     if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
     std::string label;
     if (a.size() == 5 && (!take_label(a, 3, &label) || !label_ok_mmu(label))) return script_error(where, usage);
@@ -528,7 +528,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "free" || cmd == "munmap") {
-    if (a.size() != 2) return script_error(where, "usage: " + cmd + " LABEL");
+    if (a.size() != 2) return script_error(where, command_usage(cmd, CommandFamily::kMmu));
     auto it = m.blocks.find(a[1]);
     if (it == m.blocks.end()) return script_error(where, "no user block labelled '" + a[1] + "'");
     UserBlock b = it->second;
@@ -566,7 +566,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "touch") {
-    std::string usage = "usage: touch PROC ADDR [read|write|exec] [kernel] [len=SIZE]";
+    std::string usage = command_usage("touch");
     if (a.size() < 3) return script_error(where, usage);
     Proc* p = find_proc(a[1]);
     if (p == nullptr) return script_error(where, "no process " + a[1]);
@@ -638,7 +638,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "translate") {
-    std::string usage = "usage: translate PROC|kernel VADDR [read|write|exec] [user|kernel]";
+    std::string usage = command_usage("translate");
     if (a.size() < 3) return script_error(where, usage);
     Proc* p = nullptr;
     if (a[1] != "kernel" && (p = find_proc(a[1])) == nullptr)
@@ -692,7 +692,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
   }
 
   if (cmd == "chain") {
-    std::string usage = "usage: chain [PROC|kernel] VADDR";
+    std::string usage = command_usage("chain");
     if (a.size() != 2 && a.size() != 3) return script_error(where, usage);
     Proc* p = nullptr;
     if (a.size() == 3 && a[1] != "kernel" && (p = find_proc(a[1])) == nullptr)
@@ -764,7 +764,7 @@ std::optional<LineStatus> Scenario::dispatch_mmu(const Args& a, const std::strin
       out_ << t.data();
       return LineStatus::kOk;
     }
-    return script_error(where, "usage: tlb [stats] | tlb flush [PROC|all]");
+    return script_error(where, command_usage("tlb"));
   }
   return std::nullopt;
 }

@@ -33,6 +33,7 @@
 #include "base/bits.h"
 #include "base/text.h"
 #include "nommu/nommu.h"
+#include "sim/command_table.h"
 #include "sim/expr.h"
 #include "sim/scenario.h"
 #include "sim/script_args.h"
@@ -118,7 +119,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
 
   if (cmd == "spawn") {
     if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen)
-      return script_error(where, "usage: spawn PROC [malloc=simple|smalloc|heap|brk] [heap=SIZE]");
+      return script_error(where, command_usage("spawn", CommandFamily::kNommu));
     std::map<std::string, std::string> o;
     std::string bad;
     if (!parse_options(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
@@ -169,7 +170,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     return LineStatus::kOk;
   }
   if (cmd == "exit") {
-    if (a.size() != 2) return script_error(where, "usage: exit PROC");
+    if (a.size() != 2) return script_error(where, command_usage("exit", CommandFamily::kNommu));
     int pid = n.find(a[1].c_str());
     if (pid == 0) {
       fail(fmt::format("exit: no process {}", a[1]));
@@ -183,7 +184,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     return LineStatus::kOk;
   }
   if (cmd == "malloc") {
-    std::string usage = "usage: malloc PROC SIZE [as LABEL]";
+    std::string usage = command_usage("malloc", CommandFamily::kNommu);
     if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
     if (a.size() == 5 && (a[3] != "as" || !label_ok(a[4]))) return script_error(where, usage);
     std::int64_t size;
@@ -205,7 +206,8 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     return LineStatus::kOk;
   }
   if (cmd == "free") {
-    if (a.size() != 2 && !(a.size() == 4 && a[2] == "by")) return script_error(where, "usage: free LABEL [by PROC]");
+    if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
+      return script_error(where, command_usage("free", CommandFamily::kNommu));
     auto it = st->labels.find(a[1]);
     if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
     int by = it->second.pid;
@@ -229,7 +231,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
     return LineStatus::kOk;
   }
   if (cmd == "realloc") {
-    if (a.size() != 3) return script_error(where, "usage: realloc LABEL SIZE");
+    if (a.size() != 3) return script_error(where, command_usage("realloc"));
     auto it = st->labels.find(a[1]);
     if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
     std::int64_t size;
@@ -266,8 +268,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "nommu") {
     std::map<std::string, std::string> o;
     std::string bad;
-    if (a.size() < 2 || !parse_options(a, 1, &o, &bad))
-      return script_error(where, "usage: nommu [lookup=linear|indexed] [chunk=SIZE]");
+    if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, command_usage("nommu"));
     for (auto& [key, v] : o) {
       if (key == "lookup") {
         if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");
@@ -285,7 +286,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "frag") {
     std::int64_t size = 0;
     if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0)))
-      return script_error(where, "usage: frag [SIZE]");
+      return script_error(where, command_usage("frag"));
     std::uint64_t nr[kNrOrders];
     k.zone().free_blocks(nr);
     std::uint64_t free_b = k.zone().free_pages() * kPageSize, largest = k.zone().largest_free_block() * kPageSize;
@@ -307,7 +308,7 @@ std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::str
   if (cmd == "repeat") {
     std::int64_t times;
     if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
-      return script_error(where, "usage: repeat N COMMAND... ({i} in COMMAND counts 0..N-1)");
+      return script_error(where, command_usage("repeat"));
     std::string body = line.substr(line.find(a[1], line.find("repeat") + 6) + a[1].size());
     bool was_quiet = st->quiet;
     st->quiet = true;

@@ -11,6 +11,7 @@
 #include "base/text.h"
 #include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "sim/command_table.h"
 
 namespace kmm::sim {
 
@@ -74,7 +75,7 @@ std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a
   const std::string& cmd = a[0];
   if (cmd == "boot-complete") {
     if (a.size() != 1) {
-      *error = "usage: boot-complete";
+      *error = command_usage("boot-complete");
       return false;
     }
     unsigned n = k.boot_complete();
@@ -126,7 +127,7 @@ std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a
                          k.modules().owner_name(k.owner_of(p)));
       return true;
     }
-    *error = "usage: root set NAME LABEL | root get NAME as LABEL";
+    *error = command_usage("root");
     return false;
   }
   return std::nullopt;

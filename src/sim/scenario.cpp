@@ -13,6 +13,7 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "proc/proc.h"
+#include "sim/command_table.h"
 #include "sim/expr.h"
 #include "sim/fault_commands.h"
 #include "sim/persist_commands.h"
@@ -193,7 +194,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     return st;
   }
   if (cmd == "let") {
-    if (a.size() < 4 || a[2] != "=") return script_error(where, "usage: let NAME = EXPR");
+    if (a.size() < 4 || a[2] != "=") return script_error(where, command_usage("let"));
     for (char c : a[1])
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
         return script_error(where, "bad name '" + a[1] + "' for let");
@@ -205,7 +206,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     return st;
   }
   if (cmd == "expect") {
-    if (a.size() < 2) return script_error(where, "usage: expect EXPR");
+    if (a.size() < 2) return script_error(where, command_usage("expect"));
     std::string text = line.substr(line.find("expect") + 6);
     ExprResult r = evaluate(text, vars_, [this](const std::string& p, std::string* e) { return value(p, e); });
     if (!r.ok) return script_error(where, r.error);
@@ -225,7 +226,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (!need_machine(where, &st)) return st;
   Kernel& k = *kernel_;
   if (cmd == "insmod" || cmd == "rmmod") {
-    if (a.size() < 2) return script_error(where, "usage: " + cmd + " NAME" + (cmd == "insmod" ? " [size=N]" : ""));
+    if (a.size() < 2) return script_error(where, command_usage(cmd));
     std::map<std::string, std::string> opt;
     std::string bad;
     if (!parse_options(a, 2, &opt, &bad)) return script_error(where, "bad option '" + bad + "'");
@@ -259,7 +260,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "kmalloc" || cmd == "kzalloc" || cmd == "vmalloc" || cmd == "alloc_pages") return cmd_alloc(a, where);
   if (cmd == "kfree" || cmd == "vfree" || cmd == "free_pages") return cmd_free(a, where);
   if (cmd == "krealloc") {
-    if (a.size() != 3) return script_error(where, "usage: krealloc LABEL SIZE");
+    if (a.size() != 3) return script_error(where, command_usage("krealloc"));
     auto it = blocks_.find(a[1]);
     if (it == blocks_.end() || it->second.kind != Block::Kind::kKmalloc)
       return script_error(where, "no kmalloc block labelled '" + a[1] + "'");
@@ -279,7 +280,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "idle") {
     std::uint64_t ns;
     if (a.size() != 2 || !parse_duration_ns(a[1], &ns))
-      return script_error(where, "usage: idle DURATION (e.g. 5s, 250ms)");
+      return script_error(where, command_usage("idle") + " (e.g. 5s, 250ms)");
     k.idle(ns);
     return st;
   }
@@ -291,12 +292,12 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "protector") {
     ProtectorMode m;
     if (a.size() != 2 || !parse_protector_mode(a[1].c_str(), &m))
-      return script_error(where, "usage: protector off|report|reclaim|reclaim-unreachable");
+      return script_error(where, command_usage("protector"));
     k.set_protector(m);
     return st;
   }
   if (cmd == "cat") {
-    if (a.size() != 2) return script_error(where, "usage: cat PATH");
+    if (a.size() != 2) return script_error(where, command_usage("cat"));
     std::vector<char> probe(16);
     TextSink sink(probe.data(), probe.size());
     if (!proc_read(k, a[1].c_str(), sink)) {
@@ -317,7 +318,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   if (cmd == "unlink") return cmd_link(a, where, false);
   if (cmd == "transfer" || cmd == "not_leak") {
     if ((cmd == "transfer" && a.size() != 3) || (cmd == "not_leak" && a.size() != 2))
-      return script_error(where, cmd == "transfer" ? "usage: transfer LABEL OWNER" : "usage: not_leak LABEL");
+      return script_error(where, command_usage(cmd));
     auto it = blocks_.find(a[1]);
     if (it == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
     owner_t to = kOwnerKernel;
@@ -369,7 +370,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     return st;
   }
   if (auto r = k.config().mmu ? dispatch_mmu(a, line, where) : dispatch_nommu(a, line, where)) return *r;
-  return script_error(where, "unknown command '" + cmd + "'" + (k.config().mmu ? "" : " (on a mmu=off machine)"));
+  return script_error(where, unknown_command_error(cmd, k.config().mmu));
 }
 
 LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
@@ -533,7 +534,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
 
 LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
   const std::string& cmd = a[0];
-  std::string usage = "usage: " + cmd + " OWNER " + (cmd == "alloc_pages" ? "ORDER" : "SIZE") + " [as LABEL]";
+  std::string usage = command_usage(cmd);
   if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
   std::string label;
   if (a.size() == 5) {
@@ -602,8 +603,7 @@ LineStatus Scenario::cmd_alloc(const Args& a, const std::string& where) {
 
 LineStatus Scenario::cmd_free(const Args& a, const std::string& where) {
   const std::string& cmd = a[0];
-  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
-    return script_error(where, "usage: " + cmd + " LABEL [by OWNER]");
+  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by")) return script_error(where, command_usage(cmd));
   auto it = blocks_.find(a[1]);
   if (it == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
   Kernel& k = *kernel_;
@@ -632,7 +632,7 @@ LineStatus Scenario::cmd_free(const Args& a, const std::string& where) {
 }
 
 LineStatus Scenario::cmd_link(const Args& a, const std::string& where, bool set) {
-  std::string usage = set ? "usage: link FROM TO [offset=N]" : "usage: unlink FROM [offset=N]";
+  std::string usage = command_usage(set ? "link" : "unlink");
   std::size_t nargs = set ? 3 : 2;
   if (a.size() != nargs && a.size() != nargs + 1) return script_error(where, usage);
   std::int64_t offset = 0;
@@ -668,7 +668,7 @@ LineStatus Scenario::cmd_map(const Args& a, const std::string& where) {
   for (std::size_t i = 1; i < a.size(); ++i) {
     if (a[i].rfind("scale=", 0) != 0 || !parse_number(a[i].substr(6), &scale) ||
         scale < static_cast<std::int64_t>(kPageSize) || scale % static_cast<std::int64_t>(kPageSize) != 0)
-      return script_error(where, "usage: map [scale=SIZE] (a multiple of 4K)");
+      return script_error(where, command_usage("map") + " (a multiple of 4K)");
     given = true;
   }
   if (!given && ram / static_cast<std::uint64_t>(scale) > 100) {

@@ -10,6 +10,7 @@
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
+//   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, a command; --man: the man page
 // Depends on: sim/, CLI11.
 #include <CLI/CLI.hpp>
 
@@ -20,6 +21,7 @@
 
 #include "../trace/trace_commands.h"
 #include "exec_commands.h"
+#include "help.h"
 #include "sim/demo.h"
 #include "sim/persist_commands.h"
 #include "sim/run_report.h"
@@ -65,8 +67,11 @@ int main(int argc, char** argv) {
   auto* exec = kmm::tools::add_exec(app, &exec_args);
   int stat_pid = 0;
   auto* stat = kmm::tools::add_stat(app, &stat_pid);
+  kmm::tools::HelpArgs help_args;
+  auto* help = kmm::tools::add_help(app, &help_args);  // last: it lists the others
 
   CLI11_PARSE(app, argc, argv);
+  if (help->parsed()) return kmm::tools::run_help(app, help_args, std::cout, std::cerr);
   if (exec->parsed()) return kmm::tools::run_exec(exec_args, argv[0]);
   if (stat->parsed()) return kmm::tools::run_stat(stat_pid);
   if (replay->parsed()) return kmm::tools::run_replay(replay_args);

@@ -1,0 +1,170 @@
+// kmm/shim/options.cpp — one KMM_OPTIONS item applied to Options (options.h), by its row in
+// the table (options_table.h). Allocates nothing, throws nothing, no static constructors:
+// it runs inside malloc's first call.
+#include "shim/options.h"
+
+#include <cstring>
+
+#include "base/report.h"
+#include "base/text.h"
+#include "shim/options_table.h"
+
+namespace kmm::shim {
+namespace {
+
+bool parse_duration_ns(const OptionView& o, std::uint64_t* ns) {
+  std::uint64_t v = 0;
+  std::size_t i = 0;
+  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i)
+    v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
+  if (i == 0) return false;
+  const char* unit = o.value + i;
+  std::size_t n = o.value_len - i;
+  auto is = [&](const char* u) { return n == str_len(u) && std::memcmp(unit, u, n) == 0; };
+  if (n == 0 || is("s"))
+    *ns = v * 1'000'000'000ull;
+  else if (is("ms"))
+    *ns = v * 1'000'000ull;
+  else if (is("us"))
+    *ns = v * 1'000ull;
+  else if (is("ns"))
+    *ns = v;
+  else
+    return false;
+  return true;
+}
+
+bool bool_value(const OptionView& o, bool* out) {
+  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true"))
+    *out = true;
+  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false"))
+    *out = false;
+  else
+    return false;
+  return true;
+}
+
+// fail_slab / fail_page / fail_platform = N | P% | off.
+bool fault_rate_option(Options* opts, FaultPoint p, const OptionView& o) {
+  auto i = static_cast<unsigned>(p);
+  if (o.value_is("off")) {
+    opts->fault_on[i] = false;
+    return true;
+  }
+  FaultConfig& c = opts->fault[i];
+  if (!fault_parse_rate(o.value, o.value_len, &c.interval, &c.probability_ppm)) return false;
+  opts->fault_on[i] = true;
+  return true;
+}
+
+// fail_seed / fail_times / fail_space / fail_verbose apply to all three points (':'
+// separates options, so one key a knob).
+bool fault_knob_option(Options* opts, OptionKey key, const OptionView& o) {
+  std::int64_t v = 0;
+  std::uint64_t size = 0;
+  if (key == OptionKey::kFailSpace) {
+    if (!o.value_size(&size)) return false;
+  } else if (!fault_parse_int(o.value, o.value_len, &v) || v < (key == OptionKey::kFailTimes ? -1 : 0)) {
+    return false;
+  }
+  for (auto& c : opts->fault) {
+    if (key == OptionKey::kFailSpace)
+      c.space = size;
+    else if (key == OptionKey::kFailSeed)
+      c.seed = static_cast<std::uint64_t>(v);
+    else if (key == OptionKey::kFailTimes)
+      c.times = v;
+    else
+      c.verbose = static_cast<unsigned>(v);
+  }
+  return true;
+}
+
+bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
+  switch (row.key) {
+    case OptionKey::kProtect: {
+      char v[32] = {};
+      std::size_t n = o.value_len < sizeof v - 1 ? o.value_len : sizeof v - 1;
+      std::memcpy(v, o.value, n);
+      return parse_protector_mode(v, &opts->protect);
+    }
+    case OptionKey::kGcDelay:
+      return parse_duration_ns(o, &opts->gc_delay_ns);
+    case OptionKey::kPurgeDelay: {
+      if (o.value_is("off")) {
+        opts->purge_delay_ns = 0;
+        return true;
+      }
+      std::uint64_t ns = 0;
+      if (!parse_duration_ns(o, &ns) || ns == 0) return false;
+      opts->purge_delay_ns = ns;
+      return true;
+    }
+    case OptionKey::kStats:
+      if (!bool_value(o, &opts->stats)) {
+        // stats=PATH
+        std::size_t n = o.value_len < sizeof opts->stats_path - 1 ? o.value_len : sizeof opts->stats_path - 1;
+        std::memcpy(opts->stats_path, o.value, n);
+        opts->stats_path[n] = '\0';
+        opts->stats = n != 0;
+      }
+      return true;
+    case OptionKey::kOnError:
+      if (o.value_is("report"))
+        opts->on_error_report = true;
+      else if (o.value_is("abort"))
+        opts->on_error_report = false;
+      else
+        return false;
+      return true;
+    case OptionKey::kThreadCache:
+      return bool_value(o, &opts->thread_cache);
+    case OptionKey::kLive:
+      return bool_value(o, &opts->live);
+    case OptionKey::kRam:
+      return o.value_size(&opts->ram);
+    case OptionKey::kFreelistHardened:
+    case OptionKey::kRedzone:
+    case OptionKey::kPoison:
+    case OptionKey::kQuarantine:
+    case OptionKey::kGuardPages: {
+      // The hardening options' one parser (slab/hardening.h), shared with scenario boot lines.
+      bool bad_value = false;
+      return set_hardening_option(&opts->hardening, row.name, str_len(row.name), o.value, o.value_len, &bad_value) &&
+             !bad_value;
+    }
+    case OptionKey::kFailSlab:
+      return fault_rate_option(opts, FaultPoint::kSlab, o);
+    case OptionKey::kFailPage:
+      return fault_rate_option(opts, FaultPoint::kPage, o);
+    case OptionKey::kFailPlatform:
+      return fault_rate_option(opts, FaultPoint::kPlatform, o);
+    case OptionKey::kFailSeed:
+    case OptionKey::kFailTimes:
+    case OptionKey::kFailSpace:
+    case OptionKey::kFailVerbose:
+      return fault_knob_option(opts, row.key, o);
+  }
+  return false;
+}
+
+}  // namespace
+
+OptionApply apply_option(Options* opts, const OptionView& o) {
+  const OptionRow* row = find_option_row(o.key, o.key_len);
+  if (row == nullptr) return OptionApply::kUnknownKey;
+  return apply_row(opts, *row, o) ? OptionApply::kApplied : OptionApply::kBadValue;
+}
+
+bool visit_option(const OptionView& o, void* arg) {
+  OptionApply r = apply_option(static_cast<Options*>(arg), o);
+  if (r == OptionApply::kUnknownKey) return false;  // parse_options warns
+  if (r == OptionApply::kBadValue) {
+    StackText<160> line;
+    line.str("kmm: warning: bad value for option ").str(o.key, o.key_len).str(": ").str(o.value, o.value_len).nl();
+    write_report_text(line.data(), line.size());
+  }
+  return true;
+}
+
+}  // namespace kmm::shim

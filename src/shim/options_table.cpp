@@ -1,0 +1,99 @@
+// kmm/shim/options_table.cpp — the rows of KMM_OPTIONS (options_table.h) and their lookup.
+// Constant data only: no constructor runs, nothing allocates (it is read inside malloc).
+#include "shim/options_table.h"
+
+namespace kmm::shim {
+namespace {
+
+using K = OptionKey;
+using T = OptionKind;
+
+constexpr OptionRow kRows[] = {
+    {"protect", K::kProtect, T::kChoice, "off|report|reclaim|reclaim-unreachable", "report",
+     "what the kernel memory protector does with an unloaded plug-in's leaks", false},
+    {"gc_delay", K::kGcDelay, T::kDuration, "DURATION", "5s",
+     "how long a leak of an unloaded plug-in waits before the collector takes it", false},
+    {"purge_delay", K::kPurgeDelay, T::kDuration, "DURATION|off", "1s",
+     "free memory older than this goes back to the OS (off: never on a timer)", false},
+    {"stats", K::kStats, T::kBoolOrPath, "1|0|PATH", "0",
+     "print the exit stats on stderr, or append them to PATH (created 0600)", false},
+    {"on_error", K::kOnError, T::kChoice, "abort|report", "abort",
+     "a bad free or heap corruption stops the process, or is reported and refused", false},
+    {"thread_cache", K::kThreadCache, T::kBool, "1|0", "1", "per-thread magazines of slab objects", false},
+    {"live", K::kLive, T::kBool, "1|0", "0", "serve `kmm stat PID` on a socket (kmm exec sets 1)", false},
+    {"ram", K::kRam, T::kSize, "SIZE", "0", "address space reserved for blocks up to 4 MiB (0: 8G, 1G on 32-bit hosts)",
+     false},
+    {"freelist_hardened", K::kFreelistHardened, T::kBool, "on|off", "off",
+     "free links stored encoded and checked (SLUB's FREELIST_HARDENED)", false},
+    {"redzone", K::kRedzone, T::kBool, "on|off", "off",
+     "red zones after every object and after the size asked for (slub_debug=Z)", false},
+    {"poison", K::kPoison, T::kBool, "on|off", "off", "freed objects poisoned, checked when taken again (slub_debug=P)",
+     false},
+    {"quarantine", K::kQuarantine, T::kSize, "SIZE", "0",
+     "freed objects wait in a FIFO of this many bytes before reuse", false},
+    {"guard_pages", K::kGuardPages, T::kBool, "on|off", "off", "an inaccessible page after every block over 8 KiB",
+     false},
+    {"fail_slab", K::kFailSlab, T::kFaultRate, "N|P%|off", "off",
+     "fault injection (failslab): every Nth slab allocation fails, or a random P percent", false},
+    {"fail_page", K::kFailPage, T::kFaultRate, "N|P%|off", "off",
+     "the same for page allocations (8 KiB .. 4 MiB blocks, new slabs, growth)", false},
+    {"fail_platform", K::kFailPlatform, T::kFaultRate, "N|P%|off", "off",
+     "the same for platform calls after boot (RAM growth, mappings over 4 MiB)", false},
+    {"fail_seed", K::kFailSeed, T::kInt, "N", "0", "seed of the P% draws of every fail_* point", false},
+    {"fail_times", K::kFailTimes, T::kInt, "N", "-1", "at most N injected failures a point (-1: no limit)", false},
+    {"fail_space", K::kFailSpace, T::kSize, "SIZE", "0", "bytes each fail_* point lets through first", false},
+    {"fail_verbose", K::kFailVerbose, T::kInt, "0|1", "1",
+     "1: a `FAULT_INJECTION: forcing a failure.` line per failure in the kernel log", false},
+    // Linux's names of the points after fail_ (fault_point_from_name takes both): accepted
+    // since the fault keys exist, not listed.
+    {"fail_failslab", K::kFailSlab, T::kFaultRate, "N|P%|off", "off", "alias of fail_slab", true},
+    {"fail_fail_page_alloc", K::kFailPage, T::kFaultRate, "N|P%|off", "off", "alias of fail_page", true},
+    {"fail_fail_platform", K::kFailPlatform, T::kFaultRate, "N|P%|off", "off", "alias of fail_platform", true},
+};
+
+constexpr std::size_t kNrRows = sizeof kRows / sizeof kRows[0];
+
+bool name_is(const char* name, const char* key, std::size_t len) {
+  std::size_t i = 0;
+  for (; i < len; ++i)
+    if (name[i] != key[i] || name[i] == '\0') return false;
+  return name[i] == '\0';
+}
+
+}  // namespace
+
+const OptionRow* option_rows() {
+  return kRows;
+}
+
+std::size_t option_row_count() {
+  return kNrRows;
+}
+
+const OptionRow* find_option_row(const char* key, std::size_t len) {
+  for (const OptionRow& r : kRows)
+    if (name_is(r.name, key, len)) return &r;
+  return nullptr;
+}
+
+const char* option_kind_name(OptionKind k) {
+  switch (k) {
+    case OptionKind::kChoice:
+      return "choice";
+    case OptionKind::kBool:
+      return "bool";
+    case OptionKind::kBoolOrPath:
+      return "bool or path";
+    case OptionKind::kDuration:
+      return "duration";
+    case OptionKind::kSize:
+      return "size";
+    case OptionKind::kFaultRate:
+      return "rate";
+    case OptionKind::kInt:
+      return "integer";
+  }
+  return "?";
+}
+
+}  // namespace kmm::shim
