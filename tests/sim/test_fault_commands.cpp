@@ -14,25 +14,13 @@
 #include <unistd.h>
 
 #include "sim/scenario.h"
+#include "script_run.h"
 
 namespace kmm::sim {
 namespace {
 
-struct ScriptRun {
-  int status;
-  std::string out, err;
-};
-
-ScriptRun run(const std::string& script) {
-  std::ostringstream out, err;
-  int st;
-  {
-    Scenario s(out, err);
-    std::istringstream in(script);
-    st = s.run_script(in, "t.kms");
-  }
-  return {st, out.str(), err.str()};
-}
+using test::ScriptRun;
+using test::run;
 
 TEST(FailCommand, EveryNthKmallocFailsAndIsReported) {
   ScriptRun r =
@@ -51,7 +39,7 @@ TEST(FailCommand, EveryNthKmallocFailsAndIsReported) {
           "kfree a\n"
           "kfree c\n"
           "check\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("FAULT_INJECTION: forcing a failure. name failslab, interval 2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kmalloc(64) failed: injected failure (fault injection: failslab)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("failslab off: 2 calls, 1 failures injected"), std::string::npos) << r.out;
@@ -68,7 +56,7 @@ TEST(FailCommand, ViewsAndQuietMode) {
           "cat /sys/kernel/debug/fail_page_alloc\n"
           "cat /sys/kernel/debug/fail_page_alloc.json\n"
           "fail\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(r.out.find("FAULT_INJECTION"), std::string::npos) << r.out;  // verbose=0
   EXPECT_NE(r.out.find("name fail_page_alloc\nenabled 1\ninterval 1\nprobability 100.0000%\ntimes 0\n"),
             std::string::npos)
@@ -87,7 +75,7 @@ TEST(FailCommand, FailWorksBeforeBootAndBootIsNotFailed) {
           "reboot\n"
           "kmalloc kernel 8 as a\n"
           "expect last.failed == 1\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
 TEST(FailCommand, BadLinesNameWhatIsWrong) {
@@ -112,11 +100,11 @@ TEST(FailCommand, BadLinesNameWhatIsWrong) {
   };
   for (const Case& c : cases) {
     ScriptRun r = run(std::string(c.line) + "\n");
-    EXPECT_EQ(r.status, 2) << c.line;
+    EXPECT_EQ(r.code, 2) << c.line;
     EXPECT_NE(r.err.find(std::string("t.kms:1: error: ") + c.want), std::string::npos) << c.line << " -> " << r.err;
   }
   ScriptRun v = run("boot ram=16M\nexpect fail.slab.bogus == 0\n");
-  EXPECT_EQ(v.status, 2);
+  EXPECT_EQ(v.code, 2);
   EXPECT_NE(v.err.find("fail.slab has calls, failures and enabled"), std::string::npos) << v.err;
 }
 

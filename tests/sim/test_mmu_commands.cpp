@@ -10,29 +10,14 @@
 #include <string>
 
 #include "sim/scenario.h"
+#include "script_run.h"
 
 namespace kmm::sim {
 namespace {
 
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result run(const std::string& script) {
-  std::ostringstream out, err;
-  int code;
-  {
-    Scenario s(out, err);
-    std::istringstream in(script);
-    code = s.run_script(in, "t.kms");
-  }
-  return Result{code, out.str(), err.str()};
-}
-
-bool has(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using Result = test::ScriptRun;
+using test::run;
+using test::has;
 
 TEST(MmuCommands, TranslateKernelSeedAddresses) {
   Result r =

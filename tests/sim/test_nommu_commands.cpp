@@ -7,25 +7,13 @@
 #include <string>
 
 #include "sim/scenario.h"
+#include "script_run.h"
 
 namespace kmm::sim {
 namespace {
 
-struct Result {
-  int status;
-  std::string out, err;
-};
-
-Result run(const std::string& script) {
-  std::ostringstream out, err;
-  int st;
-  {
-    Scenario s(out, err);
-    std::istringstream in(script);
-    st = s.run_script(in, "t.kms");
-  }
-  return Result{st, out.str(), err.str()};
-}
+using Result = test::ScriptRun;
+using test::run;
 
 TEST(NommuCommands, SimpleOverheadAndLabels) {
   Result r =
@@ -36,16 +24,16 @@ TEST(NommuCommands, SimpleOverheadAndLabels) {
           "malloc a 10 as x\n"
           "expect ksize.x == 16 && footprint.x == 66\n"
           "expect nommu.ok == 1\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("repeated 1000 times, 0 failed"), std::string::npos);
 }
 
 TEST(NommuCommands, UnknownLabelIsAScriptError) {
   Result r = run("boot ram=4M mmu=off\nexpect ksize.nope == 1\n");
-  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("no block labelled 'nope'"), std::string::npos) << r.err;
   Result f = run("boot ram=4M mmu=off\nfree nope\n");
-  EXPECT_EQ(f.status, 2);
+  EXPECT_EQ(f.code, 2);
 }
 
 TEST(NommuCommands, RefusalsGoOn) {
@@ -59,7 +47,7 @@ TEST(NommuCommands, RefusalsGoOn) {
           "free x\nexpect last.failed == 0\n"
           "malloc a 3M\nexpect last.failed == 1\n"
           "check\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("needs an MMU"), std::string::npos);
   EXPECT_NE(r.out.find("larger than the machine's RAM"), std::string::npos);
   EXPECT_NE(r.out.find("belongs to another process"), std::string::npos);
@@ -73,7 +61,7 @@ TEST(NommuCommands, MapOfTheSeed) {
   for (int i = 0; i < 16; i += 2) s += "exit p" + std::to_string(i) + "\n";
   s += "map\nspawn big\nmalloc big 100K\n";
   Result r = run(s);
-  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("    0    100   200   300   400   500   600   700   800   900   1000\n"
                        "   -+-----+-----+-----+-----+-----+-----+-----+-----+-----+-----+--\n"
                        "    |XXXXX|XXXXX|---XX|--X--|-X---|XX---|-X---|-XX--|-X---|XXXXX|\n"),
@@ -84,7 +72,7 @@ TEST(NommuCommands, MapOfTheSeed) {
 
 TEST(NommuCommands, MmapCopyOnlyOnNommu) {
   Result r = run("boot ram=4M mmu=off\nspawn a\nmalloc a 12000\ncat /proc/meminfo\nexpect meminfo.MmapCopy == 16\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   std::size_t mlocked = r.out.find("Mlocked:"), copy = r.out.find("MmapCopy:"), swap = r.out.find("SwapTotal:");
   EXPECT_LT(mlocked, copy);
   EXPECT_LT(copy, swap);
@@ -102,7 +90,7 @@ TEST(NommuCommands, ReallocAndExit) {
           "expect heap.a.used == 3008\n"
           "exit a\n"
           "expect nommu.regions == 0\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
 TEST(NommuCommands, ChurnPrintsLargestFreeBlock) {
@@ -112,7 +100,7 @@ TEST(NommuCommands, ChurnPrintsLargestFreeBlock) {
           "expect churn.min_largest > 0 && churn.min_largest <= churn.avg_largest\n"
           "expect nommu.regions == 0\n"
           "check\n");
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("largest free block: min"), std::string::npos);
 }
 
