@@ -276,7 +276,7 @@ void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
   if (__builtin_mul_overflow(n, size, &bytes)) return nullptr;
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
-  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner);         // fresh mappings are zero
+  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner, /*zero=*/true);  // cleared if reused
   void* p = ram_alloc(k, bytes, owner);
   if (p != nullptr) std::memset(p, 0, bytes);
   return p;

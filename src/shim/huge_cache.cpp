@@ -51,7 +51,7 @@ CachedMapping take_locked(unsigned i) {
 
 }  // namespace
 
-void* huge_cache_take(std::size_t bytes) {
+void* huge_cache_take(std::size_t bytes, std::size_t* used) {
   CachedMapping m{};
   {
     LockGuard g(g_cache_lock);
@@ -66,6 +66,7 @@ void* huge_cache_take(std::size_t bytes) {
     if (pick == kEntries) return nullptr;
     m = take_locked(pick);
   }
+  *used = m.bytes < bytes ? m.bytes : bytes;
   if (m.bytes > bytes) {
     unmap(m.start + bytes, m.bytes - bytes);  // the excess tail
   } else if (m.bytes < bytes) {

@@ -91,7 +91,8 @@ bool trim_now();
 std::uint64_t purged_pages_total();
 
 // Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
-void* huge_alloc(std::size_t size, std::size_t align, owner_t owner);
+// zero: the block must read as zero (calloc): a fresh mapping does, a reused one is cleared.
+void* huge_alloc(std::size_t size, std::size_t align, owner_t owner, bool zero = false);
 // Under guard_pages a huge block has a guard page after it (huge.cpp); free and resize check
 // its slack and report an overrun as heap corruption, naming `action`.
 bool huge_free(void* p, const char* action);                       // false: not a huge block
@@ -116,10 +117,12 @@ void huge_collector_unlock();
 std::size_t huge_mapped_spans(AddrSpan* out, std::size_t cap);
 
 // Freed huge mappings kept for reuse (huge_cache.cpp). take: a mapping of exactly `bytes`
-// (trimmed or grown from a cached one), or null; put: keeps the mapping or unmaps it; age:
+// (trimmed or grown from a cached one), or null; *used is set to how many of its first bytes
+// hold a freed block's old contents (a grown part reads as zero); put: keeps the mapping or
+// unmaps it; age:
 // unmaps entries cached at least max_age_ms (0: all) and sets the clock new entries get;
 // returns the bytes unmapped.
-void* huge_cache_take(std::size_t bytes);
+void* huge_cache_take(std::size_t bytes, std::size_t* used);
 void huge_cache_put(void* start, std::size_t bytes);
 std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
 std::uint64_t huge_cache_bytes();

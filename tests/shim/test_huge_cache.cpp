@@ -65,6 +65,37 @@ TEST(HugeCache, FreedMappingIsReusedWithoutFaults) {
   std::free(d);
 }
 
+// calloc over 4 MiB once counted on a fresh mapping being zero: a reused one handed a freed
+// block's bytes to calloc. Same size, smaller (trimmed) and larger (grown) reuse, each checked
+// to be a reuse, each read back byte by byte.
+std::size_t nonzero_bytes(const void* p, std::size_t n) {
+  auto* c = static_cast<const volatile unsigned char*>(p);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) bad += c[i] != 0;
+  return bad;
+}
+
+TEST(HugeCache, CallocOfAReusedMappingReadsZero) {
+  ASSERT_TRUE(kmm_active());
+  malloc_trim(0);
+  for (std::size_t second : {12 * kMiB, 7 * kMiB, 20 * kMiB}) {
+    void* a = keep(std::malloc(opaque(12 * kMiB)));
+    ASSERT_NE(a, nullptr);
+    // Through a volatile pointer: a memset right before free is a dead store to the compiler.
+    auto* fill = static_cast<volatile unsigned char*>(a);
+    for (std::size_t i = 0; i < 12 * kMiB; i += 8) fill[i] = 0x5a;
+    std::free(a);
+    void* b = keep(std::calloc(1, opaque(second)));
+    ASSERT_NE(b, nullptr);
+    if (second <= 12 * kMiB) {
+      EXPECT_EQ(b, a) << "the freed mapping is reused";
+    }
+    EXPECT_EQ(nonzero_bytes(b, second), 0u) << "calloc of " << second / kMiB << " MiB after a free of 12 MiB";
+    std::free(b);
+    malloc_trim(0);
+  }
+}
+
 TEST(HugeCache, MallocTrimUnmapsWhatWaits) {
   malloc_trim(0);
   void* a = keep(std::malloc(opaque(32 * kMiB)));
