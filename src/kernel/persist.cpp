@@ -164,6 +164,10 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // Runtime state, never the file's: whether this process has the barrier call is asked
   // again in rebuild_begin (a crafted byte here was once read as a bool: UBSan, fuzz heapimage).
   fence_ok_ = false;
+  // The file's heap id and generation name another process's thread-cache registry: cleared
+  // (generation 0: no thread cache) until rebuild_begin registers this heap.
+  heap_id_ = 0;
+  heap_gen_ = 0;
   set_owner_mask_orders();
   new (&q_lock_) SpinLock();
   if (!stored_bools_ok({&cfg_.thread_caches}) || !hardening_bools_ok(cfg_.hardening))

@@ -23,6 +23,7 @@ void SlabAllocator::mark_owners_gone(const bool* dead) {
 
 #if KMM_HAVE_THREADS
 __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
+__thread TcTlsSlot kmm_tc_last __attribute__((tls_model("initial-exec")));
 
 namespace {
 
@@ -48,6 +49,7 @@ void return_magazines(SlabAllocator* heap, ThreadCache* tc) {
 }
 
 void on_thread_exit(void*) {
+  kmm_tc_last = TcTlsSlot{0, nullptr};  // before any ThreadCache goes: a later free finds none
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
     TlsSlot& s = kmm_tc_slots[i];
     if (s.tc == nullptr) continue;
@@ -104,7 +106,10 @@ void tc_unregister_heap(SlabAllocator* heap) {
 
 ThreadCache* SlabAllocator::thread_cache_slow() {
   TlsSlot& s = kmm_tc_slots[heap_id_];
-  if (s.gen == heap_gen_) return s.tc;
+  if (s.gen == heap_gen_) {
+    kmm_tc_last = s;
+    return s.tc;
+  }
   // First use on this thread (or a stale slot from a machine that is gone).
   unsigned order = get_order(sizeof(ThreadCache));
   Page* pages = zone_->alloc_pages(order, __GFP_ZERO | __GFP_HIGH);
@@ -123,6 +128,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   }
   s.tc = tc;
   s.gen = heap_gen_;
+  kmm_tc_last = s;
   if (!t_key_set) {
     t_key_set = true;
     pthread_setspecific(g_exit_key, reinterpret_cast<void*>(1));

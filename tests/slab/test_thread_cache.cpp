@@ -1,0 +1,110 @@
+// tests/slab/test_thread_cache.cpp — which ThreadCache a thread finds (src/slab/thread_cache.cpp
+// and SlabAllocator::thread_cache in slab.h): the one-entry kmm_tc_last in front of the per-heap
+// slots, with two heaps used in turn by one thread, a heap shut down and another booted in its
+// place, and a thread that exits.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "../common/machine_fixture.h"
+#include "slab/thread_cache.h"
+
+namespace kmm {
+namespace {
+
+using test::Machine;
+using test::MachineOptions;
+
+MachineOptions with_magazines() {
+  MachineOptions o;
+  o.ram = std::size_t{8} << 20;
+  o.kmalloc = false;
+  o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
+  return o;
+}
+
+// A ThreadCache lives in its heap's RAM: the pointer tells which machine it belongs to.
+bool in_ram(Machine& m, const void* p) {
+  return m.phys.owns(p);
+}
+
+TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
+  Machine a(with_magazines()), b(with_magazines());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  KmemCache* ca = a.slab.create("tca-64", 64, 0, 0);
+  KmemCache* cb = b.slab.create("tcb-64", 64, 0, 0);
+  std::vector<void*> pa, pb;
+  for (int i = 0; i < 300; ++i) {
+    pa.push_back(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel));
+    ASSERT_TRUE(in_ram(a, a.slab.thread_cache()));
+    pb.push_back(b.slab.alloc(cb, GFP_KERNEL, kOwnerKernel));
+    ASSERT_TRUE(in_ram(b, b.slab.thread_cache()));
+    ASSERT_TRUE(in_ram(a, pa.back()));
+    ASSERT_TRUE(in_ram(b, pb.back()));
+  }
+  EXPECT_NE(a.slab.thread_cache(), b.slab.thread_cache());
+  for (void* p : pa) a.slab.free(ca, p, "kmem_cache_free");
+  for (void* p : pb) b.slab.free(cb, p, "kmem_cache_free");
+  a.slab.drain_current_thread();
+  b.slab.drain_current_thread();
+  EXPECT_EQ(ca->active_objects(), 0u);
+  EXPECT_EQ(cb->active_objects(), 0u);
+  EXPECT_TRUE(a.check());
+  EXPECT_TRUE(b.check());
+  a.shutdown_slab();
+  b.shutdown_slab();
+}
+
+TEST(ThreadCache, AHeapBootedAfterAnotherShutDownGetsAFreshCache) {
+  // The second machine may reuse the first one's address and heap id: only the generation
+  // tells the first machine's ThreadCache (now freed with its RAM) from a new one.
+  for (int round = 0; round < 4; ++round) {
+    auto m = std::make_unique<Machine>(with_magazines());
+    ASSERT_TRUE(m->ok());
+    KmemCache* c = m->slab.create("tcr-32", 32, 0, 0);
+    ThreadCache* tc = m->slab.thread_cache();
+    ASSERT_NE(tc, nullptr);
+    ASSERT_TRUE(in_ram(*m, tc));
+    EXPECT_EQ(tc->heap, &m->slab);
+    for (unsigned i = 0; i < kMaxTcSlots; ++i) EXPECT_EQ(tc->mags[i].count, 0u) << "a fresh cache, round " << round;
+    void* p = m->slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    ASSERT_NE(p, nullptr);
+    m->slab.free(c, p, "kmem_cache_free");
+    m->slab.drain_current_thread();
+    EXPECT_TRUE(m->slab.destroy(c));
+    m->shutdown_slab();
+  }
+}
+
+TEST(ThreadCache, AThreadThatExitsGivesItsMagazinesBack) {
+  Machine m(with_magazines());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("tce-64", 64, 0, 0);
+  std::set<ThreadCache*> seen;
+  for (int t = 0; t < 3; ++t) {
+    ThreadCache* mine = nullptr;
+    std::thread th([&] {
+      std::vector<void*> objs;
+      for (int i = 0; i < 100; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+      mine = m.slab.thread_cache();
+      for (void* p : objs) m.slab.free(c, p, "kmem_cache_free");
+    });
+    th.join();
+    ASSERT_NE(mine, nullptr);
+    seen.insert(mine);
+    // At exit its magazine went back to the slabs (or the depot) and its cache to the zone.
+    m.slab.drain_depots();
+    EXPECT_EQ(c->active_objects(), 0u) << "thread " << t;
+  }
+  EXPECT_NE(m.slab.thread_cache(), nullptr);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+}  // namespace
+}  // namespace kmm
