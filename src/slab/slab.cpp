@@ -264,11 +264,7 @@ bool SlabAllocator::depot_put_locked(KmemCache* c, void* const* objs, unsigned n
 void SlabAllocator::depot_drain_locked(KmemCache* c) {
   unsigned n = c->tc_limit / 2u;
   for (; c->depot_batches != 0; c->depot_batches--) {
-    void* const* batch = c->depot + std::size_t{c->depot_batches - 1u} * n;
-    for (unsigned i = 0; i < n; ++i) {
-      Page* head = phys_->compound_head(phys_->virt_to_page(batch[i]));
-      free_central_locked(c, head, slot_index(c, head, batch[i]));
-    }
+    free_batch_locked(c, c->depot + std::size_t{c->depot_batches - 1u} * n, n);
   }
   // The frame goes back too: a drained machine holds no page it does not need (the fault
   // injection tests count every page back).
@@ -447,7 +443,41 @@ void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
   set_link(c, base + std::size_t{idx} * c->size, head->lru.freelist);
   head->lru.freelist = idx * c->size;
   head->lru.inuse--;
-  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  settle_slab_locked(c, head, was_full, 1);
+}
+
+// objs[n-1] first, as a magazine pops. Consecutive objects of one slab (a list freed in order,
+// a magazine filled by one refill) are linked in with the slab's descriptor in hand, and the
+// slab's counters and list moved once for the run: a flush of a magazine cost one
+// free_central_locked an object before (workload small: a fifth of its instructions).
+void SlabAllocator::free_batch_locked(KmemCache* c, void* const* objs, unsigned n) {
+  Page* cur = nullptr;
+  const char* base = nullptr;
+  bool was_full = false;
+  unsigned freed = 0;
+  for (unsigned i = n; i-- > 0;) {
+    Page* head = slab_head_of(c, objs[i]);
+    if (head != cur) {
+      if (cur != nullptr) settle_slab_locked(c, cur, was_full, freed);
+      cur = head;
+      base = static_cast<const char*>(phys_->page_address(head));
+      was_full = head->lru.inuse == head->lru.objects;
+      freed = 0;
+    }
+    auto off = static_cast<std::uint64_t>(static_cast<const char*>(objs[i]) - base);
+    auto idx = static_cast<std::uint32_t>((off * c->reciprocal) >> 32);
+    set_link(c, objs[i], head->lru.freelist);
+    head->lru.freelist = idx * c->size;
+    head->lru.inuse--;
+    ++freed;
+  }
+  if (cur != nullptr) settle_slab_locked(c, cur, was_full, freed);
+}
+
+// After `freed` objects went back to head: the cache's count, and the slab's list (full to
+// partial; an empty one kept or given back).
+void SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed) {
+  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + freed, std::memory_order_relaxed);
   if (was_full) {
     list_del(&c->full, head);
     c->nr_full--;
@@ -805,10 +835,9 @@ void SlabAllocator::tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep) {
   unsigned batch = c->tc_limit / 2u;
   if (keep != 0 && batch != 0 && m.count >= keep + batch && depot_put_locked(c, &m.objs[m.count - batch], batch))
     m.count -= batch;
-  while (m.count > keep) {
-    void* p = m.objs[--m.count];
-    Page* head = phys_->compound_head(phys_->virt_to_page(p));
-    free_central_locked(c, head, slot_index(c, head, p));
+  if (m.count > keep) {
+    free_batch_locked(c, &m.objs[keep], m.count - keep);
+    m.count = keep;
   }
 }
 

@@ -411,6 +411,18 @@ class SlabAllocator {
 
  private:
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
+  // The same for n objects of c (a magazine's, a depot batch), under c->lock.
+  void free_batch_locked(KmemCache* c, void* const* objs, unsigned n);
+  void settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
+  // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
+  // follows from p's address (owner_slot_of), else through p's descriptor.
+  Page* slab_head_of(const KmemCache* c, const void* p) const {
+    if (__builtin_expect(c->order < owner_mask_orders_, 1)) {
+      std::uintptr_t slab_mask = (std::uintptr_t{kPageSize} << c->order) - 1;
+      return phys_->virt_to_page(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~slab_mask));
+    }
+    return phys_->compound_head(phys_->virt_to_page(p));
+  }
   // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
   // (false: full, or no frame for it); the rest gives every object back to its slab.
   bool depot_put_locked(KmemCache* c, void* const* objs, unsigned n);

@@ -5,6 +5,7 @@
 // policy and as refused-and-reported calls under OnError::kReport.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -554,6 +555,40 @@ TEST_F(Slab, RefillHandsOutASlabsObjectsInAddressOrder) {
   EXPECT_TRUE(k.check());
   EXPECT_TRUE(k.slab.destroy(c));
   k.shutdown_slab();
+}
+
+TEST_F(Slab, MagazineFlushesKeepInvariantsWhateverTheSlabOrder) {
+  // A flush links runs of one slab's objects in together (free_batch_locked): runs of one,
+  // runs that empty a slab, runs that take a full slab back to partial, runs in and out of order.
+  Machine k(slab_only(std::size_t{8} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 1, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* c = k.slab.create("flush-128", 128, 0, 0);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 6; ++round) {
+    std::vector<void*> objs;
+    for (unsigned i = 0; i < 5u * c->objects; ++i) objs.push_back(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+    if (round % 3 == 1) std::shuffle(objs.begin(), objs.end(), rng);
+    if (round % 3 == 2) {  // interleave the slabs: every other object, then the rest
+      std::vector<void*> mixed;
+      for (std::size_t i = 0; i < objs.size(); i += 2) mixed.push_back(objs[i]);
+      for (std::size_t i = 1; i < objs.size(); i += 2) mixed.push_back(objs[i]);
+      objs.swap(mixed);
+    }
+    for (std::size_t i = 0; i < objs.size(); ++i) {
+      ASSERT_EQ(k.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
+      if (i % 97 == 0) {
+        ASSERT_TRUE(k.check()) << "round " << round << " free " << i;
+      }
+    }
+    k.slab.drain_current_thread();
+    ASSERT_TRUE(k.check()) << "round " << round;
+    EXPECT_EQ(c->active_objects(), 0u);
+    EXPECT_EQ(c->nr_slabs.load(), 1u) << "min_partial keeps one";
+  }
+  EXPECT_TRUE(k.slab.destroy(c));
+  k.shutdown_slab();
+  EXPECT_EQ(k.zone.free_pages(), k.boot_free_pages());
 }
 
 // ---- Death tests: the default policy stops the process with the report line. ----
