@@ -4,10 +4,8 @@
 // exchange; after a short spin it yields the CPU so a preempted holder can run (user space
 // has no preempt_disable). Critical sections in kmm are short and never allocate.
 //
-// Lock order (outermost first), kept by every path in kmm:
+// Lock order: docs/ARCHITECTURE.md, "Lock order", is the one list; in short
 //   module registry  ->  kmem_cache::lock  ->  zone (buddy) lock
-// (the buddy zone's report lock sits just outside its zone lock; docs/ARCHITECTURE.md has the
-// whole list)
 // A cache lock may take the zone lock to get or give back a slab's pages; the zone lock
 // never takes another lock. The collector takes the registry lock only to read module state
 // and releases it before it takes a cache lock.

@@ -14,7 +14,8 @@
 // Time. The machine has its own clock: idle(ns) advances it and runs the idle loop — the
 // collector's slices when a pass is due — as cpu_idle() ran gc_process() in the paper.
 //
-// Depends on: every core layer below (base .. protect); vm/ only for the vmalloc space size.
+// Depends on: every core layer below (base .. protect). vm/ is not included here; only
+// machine_frames.h, the MMU model's view of a machine, includes it (kmm_kernel links kmm_vm).
 #pragma once
 
 #include "kernel/vmalloc.h"

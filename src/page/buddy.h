@@ -33,7 +33,7 @@
 //   - no two free blocks are buddies of the same order (they would have merged);
 //   - sum over k of nr_free[k] << k == free_pages; list links are consistent both ways;
 //   - on each list the reported blocks form a suffix; their pages sum to reported_pages.
-// Locking: one spinlock per zone, innermost in kmm's lock order (see base/spinlock.h).
+// Locking: one spinlock per zone, innermost in kmm's lock order (docs/ARCHITECTURE.md).
 // Depends on: base/, phys/.
 #pragma once
 

@@ -9,8 +9,8 @@
 // struct module.
 //
 // States: Free -> Live (insmod) -> Gone (rmmod) -> Free (collector found it empty).
-// Locking: one registry lock, outermost in kmm's lock order; readers of a single state byte
-// (the collector's dead[] table) copy it under the lock.
+// Locking: one registry lock, below the collector's in kmm's lock order (docs/ARCHITECTURE.md);
+// readers of a single state byte (the collector's dead[] table) copy it under the lock.
 // Depends on: base/.
 #pragma once
 

@@ -1,6 +1,6 @@
 // kmm/shim/malloc_api.cpp — the exported malloc family and the C++ operator new/delete set.
 //
-// These are the only symbols libkmm-preload.so exports besides the kmm_* API (api.cpp), the
+// These are the only symbols libkmm-preload.so exports besides the kmm_* API (modules.cpp, stats.cpp), the
 // heap reports (mallinfo.cpp) and the dlopen/dlclose hooks (modules.cpp): everything else is
 // hidden. glibc's internal names (__libc_malloc ... __posix_memalign) are kmm's as well. Semantics follow glibc:
 // malloc(0) returns a unique minimum block; realloc(p, 0) frees p and returns null;

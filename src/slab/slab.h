@@ -43,8 +43,9 @@
 // slot has owner byte 0 and lies inside the slab at a multiple of size; slabs on `full` have
 // no free slot; cache totals equal the sums over its slabs; in a debug cache every slot on a
 // free list keeps its poison and its inactive red zone.
-// Lock order: slab allocator registry -> kmem_cache::lock -> zone lock.
-// Depends on: base/, phys/, page/.
+// Lock order: heap table -> thread-cache list -> registry -> kmem_cache::lock -> zone lock
+// (docs/ARCHITECTURE.md, "Lock order", has the whole list).
+// Depends on: base/, pal/ (the process barrier of fence_module_frees), phys/, page/.
 #pragma once
 
 #include <atomic>
