@@ -1,5 +1,8 @@
-// kmm/page/page_alloc.cpp — fragmentation indices over any page allocator's free blocks.
+// kmm/page/page_alloc.cpp — fragmentation indices over any page allocator's free blocks, and the
+// common end of both allocators' alloc_pages_exact.
 #include "page/page_alloc.h"
+
+#include <cstring>
 
 namespace kmm {
 namespace {
@@ -31,6 +34,17 @@ ContigInfo contig_info(const std::uint64_t nr[kNrOrders], unsigned order) {
   return info;
 }
 }  // namespace
+
+Page* finish_exact_alloc(PhysMem* phys, Page* p, std::uint64_t count, gfp_t gfp, std::atomic<std::uint64_t>* failures) {
+  if (p == nullptr) {
+    failures->fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (gfp & __GFP_ZERO)
+    std::memset(phys->page_address(p), 0,
+                static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
+  return p;
+}
 
 Watermarks linux_watermarks(std::uint64_t managed_pages, std::uint64_t min_free_kbytes) {
   std::uint64_t managed_kb = managed_pages * (kPageSize / 1024);

@@ -16,6 +16,8 @@
 // Depends on: base/, phys/, page/gfp.h.
 #pragma once
 
+#include <atomic>
+
 #include "page/gfp.h"
 #include "phys/phys_mem.h"
 
@@ -58,6 +60,10 @@ class PageAllocator {
  protected:
   ~PageAllocator() = default;
 };
+
+// The common end of both allocators' alloc_pages_exact: a failure counted, or the run zeroed
+// when gfp asks (__GFP_ZERO). Returns p.
+Page* finish_exact_alloc(PhysMem* phys, Page* p, std::uint64_t count, gfp_t gfp, std::atomic<std::uint64_t>* failures);
 
 // Linux's zone watermarks for a zone of `managed_pages`: min = min_free_kbytes (0: Linux's
 // default, sqrt(16 * managed kB) clamped to [128, 65536] kB; ~0: watermarks off), never more

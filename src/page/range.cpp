@@ -215,14 +215,7 @@ Page* RangeAllocator::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     LockGuard g(lock_);
     p = alloc_locked(count, gfp);
   }
-  if (p == nullptr) {
-    failures_.fetch_add(1, std::memory_order_relaxed);
-    return nullptr;
-  }
-  if (gfp & __GFP_ZERO)
-    std::memset(phys_->page_address(p), 0,
-                static_cast<std::size_t>(count << kPageShift));  // count frames of RAM: fits size_t
-  return p;
+  return finish_exact_alloc(phys_, p, count, gfp, &failures_);
 }
 
 void RangeAllocator::free_pages_exact(Page* page, std::uint64_t count) {

@@ -187,16 +187,6 @@ unsigned Tlb::valid_entries() const {
 
 namespace {
 
-void size_text(TextSink& out, unsigned shift) {
-  if (shift >= 30) {
-    out.u(std::uint64_t{1} << (shift - 30)).ch('G');
-  } else if (shift >= 20) {
-    out.u(std::uint64_t{1} << (shift - 20)).ch('M');
-  } else {
-    out.u(std::uint64_t{1} << (shift - 10)).ch('K');
-  }
-}
-
 void perms_text(TextSink& out, const Perms& p) {
   out.ch(p.kernel_read ? 'r' : '-').ch(p.kernel_write ? 'w' : '-').ch(p.kernel_exec ? 'x' : '-');
   out.ch('/');
@@ -237,7 +227,7 @@ void Tlb::print_entries(TextSink& out) const {
     out.u(k / ways_, 3).ch(' ').u(k % ways_, 3).str("  0x").hex(e.va, 16).str(" 0x").hex(e.pa, 16);
     out.ch(' ');
     StackText<8> sz;
-    size_text(sz, e.size_shift);
+    mapping_size_text(sz, e.size_shift);
     out.left(sz.data(), 5).ch(' ');
     if (e.global) {
       out.left("G", 5);

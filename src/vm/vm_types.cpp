@@ -1,4 +1,5 @@
-// kmm/vm/vm_types.cpp — names of the MMU model's shared enums. Depends on: vm_types.h.
+// kmm/vm/vm_types.cpp — names of the MMU model's shared enums, and mapping sizes as text.
+// Depends on: vm_types.h.
 #include "vm/vm_types.h"
 
 namespace kmm::vm {
@@ -37,6 +38,16 @@ const char* mem_type_name(MemType t) {
       return "strongly-ordered";
   }
   return "?";
+}
+
+void mapping_size_text(TextSink& out, unsigned shift) {
+  if (shift >= 30) {
+    out.u(std::uint64_t{1} << (shift - 30)).ch('G');
+  } else if (shift >= 20) {
+    out.u(std::uint64_t{1} << (shift - 20)).ch('M');
+  } else {
+    out.u(std::uint64_t{1} << (shift - 10)).ch('K');
+  }
 }
 
 }  // namespace kmm::vm

@@ -1,11 +1,12 @@
 // kmm/vm/vm_types.h — vocabulary shared by the MMU model: accesses, permissions, memory
 // types, and the format-neutral mapping attributes that the walker encodes per format.
 //
-// Depends on: base/config.h only. Invariants: everything here is a plain value type (no
+// Depends on: base/config.h, base/text.h (mapping_size_text). Invariants: everything here is a plain value type (no
 // heap, no virtual functions), so it may sit in TLB entries and walk records by value.
 #pragma once
 
 #include "base/config.h"
+#include "base/text.h"
 
 namespace kmm::vm {
 
@@ -70,5 +71,9 @@ struct MapAttrs {
   MemType mem = MemType::kNormal;
   std::uint8_t domain = 0;  // ARMv7 only: domain 0..15 of sections and page tables
 };
+
+// "4K", "64K", "1M", "2M", "1G": the size of a mapping of 2^shift bytes, as the TLB dump and
+// the walk print it.
+void mapping_size_text(TextSink& out, unsigned shift);
 
 }  // namespace kmm::vm

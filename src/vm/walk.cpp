@@ -931,14 +931,7 @@ void print_walk(const Walk& w, TextSink& out) {
     out.str("  => PA 0x").hex(w.pa, pa_digits).str("  PFN 0x").hex(w.pa >> 12);
     out.str(" offset 0x").hex(w.pa & 0xFFF, 3);
     out.str("  (");
-    const unsigned shift = w.size_shift;
-    if (shift >= 30) {
-      out.u(std::uint64_t{1} << (shift - 30)).ch('G');
-    } else if (shift >= 20) {
-      out.u(std::uint64_t{1} << (shift - 20)).ch('M');
-    } else {
-      out.u(std::uint64_t{1} << (shift - 10)).ch('K');
-    }
+    mapping_size_text(out, w.size_shift);
     out.str(" mapping at 0x").hex(w.leaf_base, pa_digits).str(")").nl();
     return;
   }
