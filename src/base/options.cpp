@@ -26,41 +26,8 @@ bool OptionView::value_size(std::uint64_t* out) const {
   return parse_size(value, value_len, out);
 }
 
-bool parse_size(const char* s, std::size_t n, std::uint64_t* out) {
-  if (n == 0) return false;
-  std::uint64_t v = 0;
-  std::size_t i = 0;
-  for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
-    std::uint64_t d = static_cast<std::uint64_t>(s[i] - '0');
-    if (v > (~std::uint64_t{0} - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  if (i == 0) return false;
-  unsigned shift = 0;
-  if (i < n) {
-    switch (s[i]) {
-      case 'k':
-      case 'K':
-        shift = 10;
-        break;
-      case 'm':
-      case 'M':
-        shift = 20;
-        break;
-      case 'g':
-      case 'G':
-        shift = 30;
-        break;
-      default:
-        return false;
-    }
-    ++i;
-    if (i < n && (s[i] == 'B' || s[i] == 'b')) ++i;
-  }
-  if (i != n) return false;
-  if (shift != 0 && v > (~std::uint64_t{0} >> shift)) return false;
-  *out = v << shift;
-  return true;
+bool OptionView::value_duration_ns(std::uint64_t* out) const {
+  return parse_duration_ns(value, value_len, out);
 }
 
 unsigned parse_options(const char* text, OptionVisitor visit, void* arg) {

@@ -54,7 +54,7 @@ struct BootConfig {
   KmallocPolicy kmalloc = KmallocPolicy::kPow2;
   std::uint64_t kmalloc_max = 0;  // 0: the policy's default
   ProtectorMode protector = ProtectorMode::kOff;
-  std::uint64_t gc_delay_ns = 5'000'000'000ull;
+  std::uint64_t gc_delay_ns = kDefaultGcDelayNs;  // protect/protector_mode.h
   std::uint32_t gc_slice_pages = 256;
   bool paper_table = false;  // tracker=paper-table
   bool thread_caches = false;

@@ -9,31 +9,6 @@
 
 namespace kmm {
 
-const char* protector_mode_name(ProtectorMode m) {
-  switch (m) {
-    case ProtectorMode::kOff:
-      return "off";
-    case ProtectorMode::kReport:
-      return "report";
-    case ProtectorMode::kReclaim:
-      return "reclaim";
-    case ProtectorMode::kReclaimUnreachable:
-      return "reclaim-unreachable";
-  }
-  return "?";
-}
-
-bool parse_protector_mode(const char* s, ProtectorMode* out) {
-  for (ProtectorMode m :
-       {ProtectorMode::kOff, ProtectorMode::kReport, ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable}) {
-    if (str_eq(s, protector_mode_name(m))) {
-      *out = m;
-      return true;
-    }
-  }
-  return false;
-}
-
 void Collector::init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
                      LogFn log, void* log_arg) {
   modules_ = modules;

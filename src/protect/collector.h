@@ -24,17 +24,14 @@
 // Each completed pass that found anything logs one line, in the paper's spirit:
 //   [   12.000000] GCONLINUX activated: pass 1 reclaimed 1 object (4096 bytes): m_test 1/4096
 //
-// Depends on: slab/, protect/module.h.
+// Depends on: slab/, protect/module.h, protect/protector_mode.h (the modes, the default delay).
 #pragma once
 
 #include "protect/module.h"
+#include "protect/protector_mode.h"
 #include "slab/kmalloc.h"
 
 namespace kmm {
-
-enum class ProtectorMode : std::uint8_t { kOff, kReport, kReclaim, kReclaimUnreachable };
-const char* protector_mode_name(ProtectorMode m);
-bool parse_protector_mode(const char* s, ProtectorMode* out);
 
 struct OwnerTally {
   std::uint64_t objects;

@@ -12,28 +12,6 @@
 namespace kmm::shim {
 namespace {
 
-bool parse_duration_ns(const OptionView& o, std::uint64_t* ns) {
-  std::uint64_t v = 0;
-  std::size_t i = 0;
-  for (; i < o.value_len && o.value[i] >= '0' && o.value[i] <= '9'; ++i)
-    v = v * 10 + static_cast<std::uint64_t>(o.value[i] - '0');
-  if (i == 0) return false;
-  const char* unit = o.value + i;
-  std::size_t n = o.value_len - i;
-  auto is = [&](const char* u) { return n == str_len(u) && std::memcmp(unit, u, n) == 0; };
-  if (n == 0 || is("s"))
-    *ns = v * 1'000'000'000ull;
-  else if (is("ms"))
-    *ns = v * 1'000'000ull;
-  else if (is("us"))
-    *ns = v * 1'000ull;
-  else if (is("ns"))
-    *ns = v;
-  else
-    return false;
-  return true;
-}
-
 bool bool_value(const OptionView& o, bool* out) {
   if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true"))
     *out = true;
@@ -82,21 +60,17 @@ bool fault_knob_option(Options* opts, OptionKey key, const OptionView& o) {
 
 bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
   switch (row.key) {
-    case OptionKey::kProtect: {
-      char v[32] = {};
-      std::size_t n = o.value_len < sizeof v - 1 ? o.value_len : sizeof v - 1;
-      std::memcpy(v, o.value, n);
-      return parse_protector_mode(v, &opts->protect);
-    }
+    case OptionKey::kProtect:
+      return parse_protector_mode(o.value, o.value_len, &opts->protect);
     case OptionKey::kGcDelay:
-      return parse_duration_ns(o, &opts->gc_delay_ns);
+      return o.value_duration_ns(&opts->gc_delay_ns);
     case OptionKey::kPurgeDelay: {
       if (o.value_is("off")) {
         opts->purge_delay_ns = 0;
         return true;
       }
       std::uint64_t ns = 0;
-      if (!parse_duration_ns(o, &ns) || ns == 0) return false;
+      if (!o.value_duration_ns(&ns) || ns == 0) return false;
       opts->purge_delay_ns = ns;
       return true;
     }

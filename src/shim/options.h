@@ -6,9 +6,11 @@
 // value for that row; visit_option is the parse_options visitor (base/options.h) the shim's
 // boot uses: it warns about a bad value, and parse_options warns about an unknown key.
 //
-// Depends on: base/ (options, fault injection, reports), slab/hardening.h,
-// protect/collector.h (ProtectorMode), shim/options_table.h. No malloc, no exceptions, no
-// static constructors: it runs inside malloc's first call, before anything is set up.
+// Depends on: base/ (options, units, fault injection, reports), slab/hardening.h,
+// protect/protector_mode.h (the modes, the gc_delay default), shim/options_table.h. Sizes and
+// durations are read by base/units.h, the parser the scenario language uses too. No malloc,
+// no exceptions, no static constructors: it runs inside malloc's first call, before anything
+// is set up.
 // Invariants: a key is known exactly when options_table.h has a row for it; a bad value
 // leaves the setting it names as it was (a fault point's rate: the point stays off).
 #pragma once
@@ -18,14 +20,14 @@
 
 #include "base/fault_inject.h"
 #include "base/options.h"
-#include "protect/collector.h"
+#include "protect/protector_mode.h"
 #include "slab/hardening.h"
 
 namespace kmm::shim {
 
 struct Options {
   ProtectorMode protect = ProtectorMode::kReport;
-  std::uint64_t gc_delay_ns = 5'000'000'000ull;
+  std::uint64_t gc_delay_ns = kDefaultGcDelayNs;    // protect/protector_mode.h
   std::uint64_t purge_delay_ns = 1'000'000'000ull;  // purge.cpp; 0: never purge on a timer
   bool stats = false;
   char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr

@@ -2,6 +2,8 @@
 // Constant data only: no constructor runs, nothing allocates (it is read inside malloc).
 #include "shim/options_table.h"
 
+#include "protect/protector_mode.h"
+
 namespace kmm::shim {
 namespace {
 
@@ -9,9 +11,10 @@ using K = OptionKey;
 using T = OptionKind;
 
 constexpr OptionRow kRows[] = {
-    {"protect", K::kProtect, T::kChoice, "off|report|reclaim|reclaim-unreachable", "report",
+    {"protect", K::kProtect, T::kChoice, kProtectorModeSyntax,
+     protector_mode_name(ProtectorMode::kReport),  // shim/options.h: Options::protect
      "what the kernel memory protector does with an unloaded plug-in's leaks", false},
-    {"gc_delay", K::kGcDelay, T::kDuration, "DURATION", "5s",
+    {"gc_delay", K::kGcDelay, T::kDuration, "DURATION", kDefaultGcDelayText,
      "how long a leak of an unloaded plug-in waits before the collector takes it", false},
     {"purge_delay", K::kPurgeDelay, T::kDuration, "DURATION|off", "1s",
      "free memory older than this goes back to the OS (off: never on a timer)", false},

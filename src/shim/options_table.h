@@ -6,8 +6,9 @@
 // The shim's parser (shim/options.h, apply_option) finds a key only through find_option_row,
 // and `kmm help options` and the man page print the same rows: help and parser cannot differ.
 //
-// Depends on: nothing but <cstddef>/<cstdint>. The rows are constant data (no constructor
-// runs): the table is read inside malloc before anything is set up.
+// Depends on: <cstddef>/<cstdint>; the rows on protect/protector_mode.h (the protector's mode
+// names and the gc_delay default, named once there). The rows are constant data (no
+// constructor runs): the table is read inside malloc before anything is set up.
 // Invariants: names are unique; every row's default parses (tests/shim/test_options_table);
 // hidden rows are aliases kept for compatibility, not listed by help.
 #pragma once
@@ -22,8 +23,8 @@ enum class OptionKind : std::uint8_t {
   kChoice,      // one word of `syntax`'s list
   kBool,        // on/off, 1/0, yes/no, true/false
   kBoolOrPath,  // a bool, or a file path
-  kDuration,    // N[s|ms|us|ns], a bare N is seconds
-  kSize,        // N[K|M|G]
+  kDuration,    // N[ns|us|ms|s|m|min], a bare N is seconds (base/units.h)
+  kSize,        // N[K|M|G] or 0xHEX (base/units.h)
   kFaultRate,   // N (every Nth call) or P% (a random share), or off
   kInt,         // a decimal integer
 };

@@ -4,10 +4,15 @@
 
 #include <iterator>
 
+#include "protect/protector_mode.h"
+
 namespace kmm::sim {
 namespace {
 
 using F = CommandFamily;
+
+// "protector off|report|reclaim|reclaim-unreachable", from the one list of mode names.
+constexpr ProtectorModeText kProtectorUsage = protector_mode_text("protector ");
 
 constexpr CommandRow kRows[] = {
     // script
@@ -39,7 +44,7 @@ constexpr CommandRow kRows[] = {
     {"krealloc", "krealloc LABEL SIZE", "resize a kmalloc block, keeping its contents and owner", F::kCommon},
     {"idle", "idle DURATION", "advance the clock; the idle loop runs the collector when it is due", F::kCommon},
     {"gc", "gc", "run a collector pass now (the rate limit aside)", F::kCommon},
-    {"protector", "protector off|report|reclaim|reclaim-unreachable", "change the protector's mode", F::kCommon},
+    {"protector", kProtectorUsage.text, "change the protector's mode", F::kCommon},
     {"cat", "cat PATH",
      "a view: /proc/meminfo, buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, dmesg, "
      "/sys/kernel/debug/kmemleak ...; PATH.json for JSON",

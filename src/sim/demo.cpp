@@ -47,7 +47,7 @@ int run_paper_demo(std::ostream& out) {
   BootConfig cfg;
   cfg.ram_bytes = 192ull << 20;
   cfg.reserved_bytes = 4932ull << 10;  // the paper's MemTotal: 196608 kB - 4932 kB = 191676 kB
-  cfg.gc_delay_ns = 5'000'000'000ull;
+  cfg.gc_delay_ns = 5'000'000'000ull;  // the paper's 5 s (printed below), not the default that may change
   BootConfig stock_cfg = cfg, prot_cfg = cfg;
   stock_cfg.protector = ProtectorMode::kOff;
   prot_cfg.protector = ProtectorMode::kReclaim;

@@ -3,84 +3,21 @@
 
 #include <cctype>
 
+#include "base/units.h"
+
 namespace kmm::sim {
 
+// Both through base/units.h, the one parser of sizes and durations (KMM_OPTIONS and kmm exec
+// use it too).
 bool parse_number(const std::string& s, std::int64_t* out) {
-  if (s.empty()) return false;
   std::uint64_t v = 0;
-  std::size_t i = 0;
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    i = 2;
-    if (i == s.size()) return false;
-    for (; i < s.size(); ++i) {
-      int d = std::isdigit(static_cast<unsigned char>(s[i]))    ? s[i] - '0'
-              : std::isxdigit(static_cast<unsigned char>(s[i])) ? (std::tolower(s[i]) - 'a' + 10)
-                                                                : -1;
-      if (d < 0 || v > (UINT64_MAX >> 4)) return false;
-      v = v * 16 + static_cast<std::uint64_t>(d);
-    }
-  } else {
-    for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
-      std::uint64_t d = static_cast<std::uint64_t>(s[i] - '0');
-      if (v > (UINT64_MAX - d) / 10) return false;
-      v = v * 10 + d;
-    }
-    if (i == 0) return false;
-    unsigned shift = 0;
-    if (i < s.size()) {
-      switch (s[i]) {
-        case 'k':
-        case 'K':
-          shift = 10;
-          break;
-        case 'm':
-        case 'M':
-          shift = 20;
-          break;
-        case 'g':
-        case 'G':
-          shift = 30;
-          break;
-        default:
-          return false;
-      }
-      ++i;
-      if (i < s.size() && (s[i] == 'B' || s[i] == 'b')) ++i;
-    }
-    if (i != s.size()) return false;
-    if (shift != 0 && v > (UINT64_MAX >> shift)) return false;
-    v <<= shift;
-  }
-  if (v > static_cast<std::uint64_t>(INT64_MAX)) return false;
+  if (!parse_size(s.data(), s.size(), &v) || v > static_cast<std::uint64_t>(INT64_MAX)) return false;
   *out = static_cast<std::int64_t>(v);
   return true;
 }
 
 bool parse_duration_ns(const std::string& s, std::uint64_t* out) {
-  std::size_t i = 0;
-  std::uint64_t v = 0;
-  for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
-    if (v > UINT64_MAX / 10) return false;
-    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
-  }
-  if (i == 0) return false;
-  std::string unit = s.substr(i);
-  std::uint64_t mul;
-  if (unit.empty() || unit == "s")
-    mul = 1'000'000'000ull;
-  else if (unit == "ms")
-    mul = 1'000'000ull;
-  else if (unit == "us")
-    mul = 1'000ull;
-  else if (unit == "ns")
-    mul = 1;
-  else if (unit == "m" || unit == "min")
-    mul = 60'000'000'000ull;
-  else
-    return false;
-  if (v > UINT64_MAX / mul) return false;
-  *out = v * mul;
-  return true;
+  return kmm::parse_duration_ns(s.data(), s.size(), out);
 }
 
 namespace {

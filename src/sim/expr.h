@@ -10,7 +10,7 @@
 // parentheses only as in meminfo.Active(anon)); its meaning is the caller's (Resolver).
 // Errors (bad syntax, unknown value, division by zero) are returned with a message.
 //
-// Depends on: the C++ standard library (sim/ is above the core).
+// Depends on: the C++ standard library (sim/ is above the core), base/units.h.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +33,11 @@ struct ExprResult {
 
 ExprResult evaluate(const std::string& text, const std::map<std::string, std::int64_t>& vars, const Resolver& resolve);
 
-// "123", "64K", "192M", "1G", "0x1000"; false on junk or overflow.
+// "123", "64K", "192M", "1G", "0x1000" (base/units.h's parse_size); false on junk or a value
+// over INT64_MAX (an expression's integers are signed).
 bool parse_number(const std::string& s, std::int64_t* out);
-// "5s", "250ms", "2m", "100us", "10ns"; a bare number is seconds. False on junk.
+// "5s", "250ms", "2m", "2min", "100us", "10ns"; a bare number is seconds (base/units.h's
+// parse_duration_ns). False on junk or overflow.
 bool parse_duration_ns(const std::string& s, std::uint64_t* out);
 
 }  // namespace kmm::sim

@@ -12,7 +12,9 @@
 
 #include "base/report.h"
 #include "base/text.h"
+#include "base/units.h"
 #include "proc/proc.h"
+#include "protect/protector_mode.h"
 #include "sim/command_table.h"
 #include "sim/expr.h"
 #include "sim/fault_commands.h"
@@ -47,6 +49,14 @@ std::string strip_comment(const std::string& line) {
   std::size_t b = 0;
   while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   return s.substr(b);
+}
+
+// "off, report, reclaim or reclaim-unreachable": the mode names (protect/protector_mode.h).
+std::string protector_mode_words() {
+  std::string out;
+  for (std::size_t i = 0; i < kNrProtectorModes; ++i)
+    out += (i == 0 ? "" : i + 1 == kNrProtectorModes ? " or " : ", ") + std::string(kProtectorModeNames[i]);
+  return out;
 }
 
 }  // namespace
@@ -397,8 +407,10 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
       if (!number("phys_offset")) return script_error(where, bad);
       cfg.phys_offset = static_cast<std::uint64_t>(n);
     } else if (key == "page_offset") {
-      if (!number("page_offset")) return script_error(where, bad);
-      cfg.page_offset = static_cast<std::uint64_t>(n);
+      // A virtual address: all 64 bits (pt=aarch64's lie above INT64_MAX, which an
+      // expression's signed numbers cannot hold); mmu_boot_config checks it per format.
+      if (!kmm::parse_size(v.data(), v.size(), &cfg.page_offset))
+        return script_error(where, fmt::format("bad page_offset '{}'", v));
     } else if (key == "reserved") {
       if (!number("reserved size")) return script_error(where, bad);
       cfg.reserved_bytes = static_cast<std::uint64_t>(n);
@@ -423,7 +435,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
         return script_error(where, "kmalloc= takes pow2 or kmalloc2, not '" + v + "'");
     } else if (key == "protector") {
       if (!parse_protector_mode(v.c_str(), &cfg.protector))
-        return script_error(where, "protector= takes off, report, reclaim or reclaim-unreachable, not '" + v + "'");
+        return script_error(where, "protector= takes " + protector_mode_words() + ", not '" + v + "'");
     } else if (key == "tracker") {
       if (v == "paper-table")
         cfg.paper_table = true;

@@ -435,5 +435,22 @@ TEST(CollectorModes, NamesParse) {
   EXPECT_FALSE(parse_protector_mode("", &x));
 }
 
+// The names are listed once (protect/protector_mode.h): the syntax help and the parsers
+// print is built from that list, and a word is read with its length as well as NUL-ended.
+TEST(CollectorModes, OneListOfNames) {
+  EXPECT_STREQ(kProtectorModeSyntax, "off|report|reclaim|reclaim-unreachable");
+  EXPECT_STREQ(protector_mode_text("protector ").text, "protector off|report|reclaim|reclaim-unreachable");
+  for (std::size_t i = 0; i < kNrProtectorModes; ++i)
+    EXPECT_STREQ(protector_mode_name(static_cast<ProtectorMode>(i)), kProtectorModeNames[i]);
+  ProtectorMode x = ProtectorMode::kOff;
+  EXPECT_TRUE(parse_protector_mode("reclaimXYZ", 7, &x));
+  EXPECT_EQ(x, ProtectorMode::kReclaim);
+  EXPECT_FALSE(parse_protector_mode("reclaim", 6, &x));  // "reclai"
+  EXPECT_FALSE(parse_protector_mode("reclaim-unreachable!", 20, &x));
+  EXPECT_EQ(x, ProtectorMode::kReclaim) << "a refused word must not change the result";
+  EXPECT_EQ(kDefaultGcDelayNs, 5'000'000'000u);
+  EXPECT_STREQ(kDefaultGcDelayText, "5s");
+}
+
 }  // namespace
 }  // namespace kmm

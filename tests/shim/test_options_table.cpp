@@ -11,6 +11,8 @@
 
 #include "base/options.h"
 #include "base/report.h"
+#include "base/units.h"
+#include "protect/protector_mode.h"
 #include "shim/options.h"
 #include "shim/options_table.h"
 
@@ -125,8 +127,8 @@ TEST(OptionsTable, EachKindParsesWhatHelpSaysAndRefusesGarbage) {
   };
   const Sample samples[] = {
       {OptionKind::kBool, {"on", "off", "1", "0"}, {"maybe", "", "2"}},
-      {OptionKind::kDuration, {"5s", "250ms", "100us", "7"}, {"5x", "", "ms"}},
-      {OptionKind::kSize, {"0", "64K", "1M", "4096"}, {"1Q", "", "K"}},
+      {OptionKind::kDuration, {"5s", "250ms", "1min", "7"}, {"5x", "", "99999999999s"}},
+      {OptionKind::kSize, {"0", "64K", "0x100000", "4096"}, {"1Q", "", "K"}},
       {OptionKind::kFaultRate, {"10", "0.5%", "100%", "off"}, {"0", "101%", "x"}},
   };
   unsigned rows_checked = 0;
@@ -178,6 +180,54 @@ TEST(OptionsTable, ValuesLandInTheirFields) {
   for (const FaultConfig& c : o.fault) EXPECT_EQ(c.seed, 7u);
   EXPECT_EQ(apply_option(&o, view("purge_delay", "0")), OptionApply::kBadValue);
   EXPECT_EQ(o.purge_delay_ns, 0u);  // as the off above left it: a bad value changes nothing
+}
+
+// KMM_OPTIONS reads sizes and durations with the scenario language's parser (base/units.h):
+// what a scenario's boot line takes, KMM_OPTIONS takes too. gc_delay=1min was warned about
+// ("bad value") and ignored before; now it sets the delay, with no warning.
+TEST(OptionsTable, GcDelayTakesWhatTheScenarioLanguageTakes) {
+  Options o;
+  unsigned bad;
+  {
+    CaptureWarnings c;
+    bad = parse_options("gc_delay=1min", visit_option, &o);
+  }
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(g_captured, "");
+  EXPECT_EQ(o.gc_delay_ns, 60'000'000'000u);
+  for (const char* v : {"2m", "5s", "250ms", "100us", "10ns", "3"}) {
+    Options p;
+    std::uint64_t want = 0;
+    ASSERT_TRUE(parse_duration_ns(v, std::strlen(v), &want)) << v;
+    EXPECT_EQ(apply_option(&p, view("gc_delay", v)), OptionApply::kApplied) << v;
+    EXPECT_EQ(p.gc_delay_ns, want) << v;
+    EXPECT_EQ(apply_option(&p, view("purge_delay", v)), OptionApply::kApplied) << v;
+    EXPECT_EQ(p.purge_delay_ns, want) << v;
+  }
+  // Overflow is refused now (it wrapped before): the delay stays as it was.
+  Options q;
+  EXPECT_EQ(apply_option(&q, view("gc_delay", "18446744074s")), OptionApply::kBadValue);
+  EXPECT_EQ(q.gc_delay_ns, kDefaultGcDelayNs);
+  EXPECT_EQ(apply_option(&q, view("ram", "0x40000000")), OptionApply::kApplied);
+  EXPECT_EQ(q.ram, 1u << 30);
+}
+
+// The defaults the table shows are the ones the protector defines (protect/protector_mode.h).
+TEST(OptionsTable, DefaultsComeFromTheProtector) {
+  const OptionRow* gc = find_option_row("gc_delay", 8);
+  ASSERT_NE(gc, nullptr);
+  std::uint64_t ns = 0;
+  ASSERT_TRUE(parse_duration_ns(gc->default_value, std::strlen(gc->default_value), &ns));
+  EXPECT_EQ(ns, kDefaultGcDelayNs);
+  EXPECT_EQ(Options{}.gc_delay_ns, kDefaultGcDelayNs);
+  const OptionRow* protect = find_option_row("protect", 7);
+  ASSERT_NE(protect, nullptr);
+  EXPECT_STREQ(protect->syntax, kProtectorModeSyntax);
+  for (const char* name : kProtectorModeNames) {
+    Options p;
+    EXPECT_EQ(apply_option(&p, view("protect", name)), OptionApply::kApplied) << name;
+    EXPECT_STREQ(protector_mode_name(p.protect), name);
+  }
 }
 
 TEST(OptionsTable, UnknownKeyAndBadValueAreWarnedAboutAsBefore) {

@@ -82,6 +82,8 @@ TEST(ParseDuration, Units) {
   EXPECT_EQ(ns, 10u);
   ASSERT_TRUE(parse_duration_ns("2m", &ns));
   EXPECT_EQ(ns, 120'000'000'000u);
+  ASSERT_TRUE(parse_duration_ns("2min", &ns));
+  EXPECT_EQ(ns, 120'000'000'000u);
   ASSERT_TRUE(parse_duration_ns("3", &ns));
   EXPECT_EQ(ns, 3'000'000'000u) << "a bare number is seconds";
   ASSERT_TRUE(parse_duration_ns("0s", &ns));

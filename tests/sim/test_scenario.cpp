@@ -75,6 +75,44 @@ TEST(Scenario, ScriptErrors) {
   }
 }
 
+// Bug (issue 18): on pt=aarch64 any explicit page_offset= was refused, "bad page_offset
+// '0xffff000000000000'", even arm64's PAGE_OFFSET the docs name: the boot line read it as
+// an expression's signed number, which stops at INT64_MAX. page_offset is a 64-bit address.
+TEST(Scenario, Aarch64TakesAnExplicitPageOffset) {
+  struct Case {
+    const char* page_offset;
+    const char* signed_value;  // the expression language's view of it: two's complement
+  } cases[] = {
+      {"0xffff000000000000", "0 - 0x1000000000000"},  // arm64's PAGE_OFFSET, the default
+      {"0xffff800000000000", "0 - 0x800000000000"},   // the upper half of the TTBR1 range
+      {"0xFFFF000040000000", "0 - 0xFFFFC0000000"},   // 1G in, 2M aligned
+  };
+  for (const Case& c : cases) {
+    std::string po = c.page_offset;
+    Result r = run("boot ram=64M pt=aarch64 page_offset=" + po + "\n" +   //
+                   "expect vm.page_offset == " + c.signed_value + "\n" +  //
+                   "expect virt_to_phys." + po + " == 0\n");
+    EXPECT_EQ(r.code, 0) << po << "\n" << r.out << r.err;
+    EXPECT_EQ(r.err, "") << po;
+  }
+  // What is still refused: an address over 64 bits, junk, and what the MMU cannot map.
+  struct Bad {
+    const char* line;
+    const char* err;
+  } bad[] = {
+      {"boot ram=64M pt=aarch64 page_offset=0x1ffff000000000000", "bad page_offset '0x1ffff000000000000'"},
+      {"boot ram=64M pt=aarch64 page_offset=high", "bad page_offset 'high'"},
+      {"boot ram=64M pt=aarch64 page_offset=-1", "bad page_offset '-1'"},
+      {"boot ram=64M pt=aarch64 page_offset=0xffff000000100000", "TTBR1 half, 2M aligned"},
+      {"boot ram=64M pt=armv7 page_offset=0xffff000000000000", "above 4G"},
+  };
+  for (const Bad& b : bad) {
+    Result r = run(std::string(b.line) + "\n");
+    EXPECT_EQ(r.code, 2) << b.line;
+    EXPECT_TRUE(has(r.err, b.err)) << b.line << " -> " << r.err;
+  }
+}
+
 TEST(Scenario, BadBootOptionsExitTwo) {
   struct Case {
     const char* line;

@@ -12,7 +12,10 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
+
+#include "base/units.h"
 
 namespace kmm::tools {
 namespace {
@@ -51,14 +54,21 @@ CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
   auto* sub = app.add_subcommand("exec", "Run a program on kmm's allocator (LD_PRELOAD libkmm-preload.so)");
   sub->add_flag("--stats", a->stats, "print kmm's stats (modules, slabinfo, buddyinfo, meminfo) at exit");
   sub->add_option("--protect", a->protect, "what the protector does with an unloaded plug-in's memory")
-      ->check(CLI::IsMember({"off", "report", "reclaim", "reclaim-unreachable"}));
-  sub->add_option("--gc-delay", a->gc_delay, "collector rate limit, e.g. 500ms or 5s");
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kProtectorModeNames), std::end(kProtectorModeNames))));
+  sub->add_option("--gc-delay", a->gc_delay,
+                  std::string("collector rate limit: N[ns|us|ms|s|min], e.g. 500ms; default ") + kDefaultGcDelayText);
   sub->add_flag("--no-live", a->no_live, "do not serve `kmm stat PID`");
   sub->add_option("command", a->command, "program and arguments (after --)")->required();
   return sub;
 }
 
 int run_exec(const ExecArgs& a, const char* argv0) {
+  std::uint64_t gc_delay_ns = 0;
+  if (!a.gc_delay.empty() && !parse_duration_ns(a.gc_delay.data(), a.gc_delay.size(), &gc_delay_ns)) {
+    std::cerr << "kmm exec: bad --gc-delay '" << a.gc_delay
+              << "' (a duration: N[ns|us|ms|s|m|min], a bare N is seconds; e.g. 500ms, 5s, 1min)\n";
+    return 2;
+  }
   std::string lib = preload_path(argv0);
   if (access(lib.c_str(), R_OK) != 0) {
     std::cerr << "kmm exec: " << lib << " is missing (build the kmm-preload target, or set KMM_PRELOAD_LIB)\n";

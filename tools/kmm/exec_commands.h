@@ -4,14 +4,16 @@
 //            [--no-live] -- CMD [ARGS]
 //       runs CMD with LD_PRELOAD=<dir of kmm>/../lib/libkmm-preload.so (or $KMM_PRELOAD_LIB)
 //       and KMM_OPTIONS built from the flags (appended to any KMM_OPTIONS already set); the
-//       exit status is the program's (exec replaces kmm).
+//       exit status is the program's (exec replaces kmm). A --gc-delay that KMM_OPTIONS would
+//       refuse (base/units.h's durations) is refused here: a message, exit 2, nothing run.
 //   kmm stat PID
 //       prints the live stats of a process running on kmm with live stats on (kmm exec turns
 //       them on; KMM_OPTIONS=live=1 otherwise): it connects to the abstract unix socket
 //       "@kmm-stat-PID" the shim listens on (docs/PRELOAD.md), after checking that the
 //       server is process PID with its uid (SO_PEERCRED): else "an impostor", exit 2.
 //
-// Depends on: CLI11, POSIX (execvp, sockets).
+// Depends on: CLI11, POSIX (execvp, sockets), base/units.h (durations),
+// protect/protector_mode.h (the mode names and the shim's default mode).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -19,12 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "protect/protector_mode.h"
+
 namespace kmm::tools {
 
 struct ExecArgs {
   bool stats = false;
   bool no_live = false;
-  std::string protect = "report";
+  std::string protect = protector_mode_name(ProtectorMode::kReport);  // KMM_OPTIONS's default
   std::string gc_delay;
   std::vector<std::string> command;
 };

@@ -188,6 +188,7 @@ void man_page(const CLI::App& app, std::ostream& out) {
   out << ".SH ENVIRONMENT\n.TP\n\\fBKMM_OPTIONS\\fR\n"
       << roff(
              "key=value items separated by ':', read by libkmm-preload.so (kmm exec sets it from its flags). "
+             "Sizes and durations are read as in a scenario. "
              "An unknown key or a bad value is warned about on stderr; in secure-execution mode (setuid, "
              "setgid, file capabilities) the variable is ignored. The keys:")
       << "\n.RS\n";
@@ -196,7 +197,8 @@ void man_page(const CLI::App& app, std::ostream& out) {
   out << ".SH SCENARIO LANGUAGE\n"
       << roff(
              "A scenario (kmm run FILE.kms, kmm shell) is one command a line; # starts a comment. Sizes take "
-             "K/M/G; durations ns/us/ms/s. Expressions (let, expect) combine numbers, $names and values such "
+             "K/M/G or 0x hex; durations ns/us/ms/s/m/min. Expressions (let, expect) combine numbers, $names and "
+             "values such "
              "as meminfo.MemFree, module.NAME.bytes, leaks.count.")
       << "\n";
   for (const Section& s : scenario_sections()) {
