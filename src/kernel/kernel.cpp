@@ -364,8 +364,8 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
   head->set_owner(owner);
   head->set_nr_pages(1u << order);
   for (unsigned i = 1; i < (1u << order); ++i) {
-    head[i].tail.head = pfn;
-    head[i].set_flags(PG_large | PG_tail);
+    head[i].set_tail_head(pfn);
+    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
   }
   head->publish_flags(PG_large | PG_head | PG_pages);
   void* p = phys_.page_address(head);

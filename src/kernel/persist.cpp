@@ -106,7 +106,7 @@ void clear_frame(Page* p) {
 bool tails_point_back(PhysMem& ph, pfn_t head, pfn_t n, std::uint32_t kind) {
   for (pfn_t i = 1; i < n; ++i) {
     const Page* t = ph.pfn_to_page(head + i);
-    if (t->get_flags() != (kind | PG_tail) || t->tail.head != head) return false;
+    if (t->get_flags() != (kind | PG_tail) || t->tail_head() != head) return false;
   }
   return true;
 }

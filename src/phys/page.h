@@ -90,6 +90,12 @@ struct Page {
   // another thread, reads the flags with acquire and only then the rest.
   void publish_flags(std::uint32_t f) { __atomic_store_n(&flags, f, __ATOMIC_RELEASE); }
   std::uint32_t get_flags_acquire() const { return __atomic_load_n(&flags, __ATOMIC_ACQUIRE); }
+  // A tail's head: written before the tail's PG_tail flag is published (release), read after
+  // it is seen (acquire), so a thread walking mem_map (the collector's conservative scan) never
+  // reads it half-written; relaxed atomics because a frame may be reused meanwhile (a stale
+  // head is still a frame of this machine: the caller checks what it finds there).
+  pfn_t tail_head() const { return __atomic_load_n(&tail.head, __ATOMIC_RELAXED); }
+  void set_tail_head(pfn_t h) { __atomic_store_n(&tail.head, h, __ATOMIC_RELAXED); }
   // Fields the collector reads without a lock while their owner writes them.
   owner_t get_owner() const { return __atomic_load_n(&owner, __ATOMIC_RELAXED); }
   void set_owner(owner_t o) { __atomic_store_n(&owner, o, __ATOMIC_RELAXED); }

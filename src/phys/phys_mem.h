@@ -85,7 +85,11 @@ class PhysMem {
   bool phys_valid(phys_addr_t pa) const { return pa >= phys_offset() && pa - phys_offset() < size(); }
 
   // Head descriptor of the allocation that contains frame `page` (itself unless PG_tail).
-  Page* compound_head(Page* page) const { return page->is(PG_tail) ? pfn_to_page(page->tail.head) : page; }
+  // Any thread (the collector reads frames their owners are publishing): acquire on the flags,
+  // paired with the release that publishes a tail after its head (Page::tail_head).
+  Page* compound_head(Page* page) const {
+    return (page->get_flags_acquire() & PG_tail) ? pfn_to_page(page->tail_head()) : page;
+  }
 
  private:
   char* base_ = nullptr;

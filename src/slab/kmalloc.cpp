@@ -77,8 +77,8 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   head->set_owner(owner == kOwnerFree ? kOwnerKernel : owner);
   head->set_nr_pages(static_cast<std::uint32_t>(npages));
   for (std::uint64_t i = 1; i < npages; ++i) {
-    head[i].tail.head = head_pfn;
-    head[i].set_flags(PG_large | PG_tail);
+    head[i].set_tail_head(head_pfn);
+    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
   }
   void* p = phys->page_address(head);
   if (guarded) {

@@ -347,9 +347,9 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   head->set_owner(kOwnerFree);  // atomic: the collector reads owners of frames it walks
   for (unsigned i = 1; i < npages; ++i) {
     Page* t = head + i;
-    t->set_flags(PG_slab | PG_tail);
-    t->tail.head = head_pfn;
+    t->set_tail_head(head_pfn);
     std::memset(t->tail.owners, 0, sizeof t->tail.owners);
+    t->publish_flags(PG_slab | PG_tail);  // after its head and owner bytes (Page::tail_head)
   }
   char* base = static_cast<char*>(phys_->page_address(head));
   if (c->order < owner_mask_orders_ && (reinterpret_cast<std::uintptr_t>(base) & ((kPageSize << c->order) - 1)) != 0)
@@ -909,7 +909,7 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
       }
       unsigned npages = 1u << c->order;
       for (unsigned i = 1; i < npages; ++i) {
-        if (!head[i].is(PG_tail) || head[i].tail.head != pfn) {
+        if (!head[i].is(PG_tail) || head[i].tail_head() != pfn) {
           if (why) why->str(c->name).str(": tail ").u(i).str(" of slab ").u(pfn).str(" does not point to its head");
           return false;
         }

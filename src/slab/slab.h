@@ -498,7 +498,7 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   Page* head = page;
   std::uint32_t head_flags = flags;
   if (flags & PG_tail) {
-    head = phys_->pfn_to_page(page->tail.head);
+    head = phys_->pfn_to_page(page->tail_head());
     head_flags = head->get_flags();
   }
   std::uint16_t cache_id = head->get_cache_id();
