@@ -67,6 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   void* blocks[kSlots] = {};
   std::uint64_t vm_areas[kSlots] = {};
   void* pages[kSlots] = {};
+  owner_t block_seen[kSlots] = {};  // each block's owner after the last op (see below)
+  owner_t page_seen[kSlots] = {};
   KmemCache* caches[4] = {};
   owner_t owners[4] = {kOwnerKernel, kOwnerKernel, kOwnerKernel, kOwnerKernel};
   const char* names[4] = {"mod_a", "mod_b", "mod_c", "mod_d"};
@@ -154,7 +156,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           std::memcpy(blocks[slot], &blocks[(slot + 1) % kSlots], sizeof(void*));
         break;
     }
-    // Blocks the collector reclaimed are gone: forget them (owner_of says free).
+    // Blocks the collector reclaimed are gone: forget them at once. owner_of saying free is
+    // not enough once another op has run: the frame may be reused, by another owner, and a
+    // later free of the stale pointer is then the harness's misuse, which kmm reports (the
+    // engine fuzzer's CI failure: free_pages of a module's reclaimed page, reused meanwhile).
+    // A slot's owner changes legitimately only by the op on that slot (allocation, krealloc,
+    // transfer, alloc_pages); any other change, or free, means reclaimed.
+    const unsigned kind = op % 14;
+    for (unsigned s = 0; s < kSlots; ++s) {
+      bool block_op = s == slot && (kind <= 1 || kind == 3 || kind == 11);
+      if (blocks[s] != nullptr) {
+        owner_t o = k->owner_of(blocks[s]);
+        if (o == kOwnerFree || (!block_op && o != block_seen[s]))
+          blocks[s] = nullptr;
+        else
+          block_seen[s] = o;
+      }
+      if (pages[s] != nullptr) {
+        owner_t o = k->owner_of(pages[s]);
+        if (o == kOwnerFree || (!(s == slot && kind == 6) && o != page_seen[s]))
+          pages[s] = nullptr;
+        else
+          page_seen[s] = o;
+      }
+    }
     if (!k->check_invariants(&why)) {
       write_report_text(why.data(), why.size());
       __builtin_trap();
