@@ -161,10 +161,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // later free of the stale pointer is then the harness's misuse, which kmm reports (the
     // engine fuzzer's CI failure: free_pages of a module's reclaimed page, reused meanwhile).
     // A slot's owner changes legitimately only by the op on that slot (allocation, krealloc,
-    // transfer, alloc_pages); any other change, or free, means reclaimed.
+    // kmem_cache_alloc, transfer, alloc_pages); any other change, or free, means reclaimed.
     const unsigned kind = op % 14;
     for (unsigned s = 0; s < kSlots; ++s) {
-      bool block_op = s == slot && (kind <= 1 || kind == 3 || kind == 11);
+      bool block_op = s == slot && (kind <= 1 || kind == 3 || kind == 5 || kind == 11);
       if (blocks[s] != nullptr) {
         owner_t o = k->owner_of(blocks[s]);
         if (o == kOwnerFree || (!block_op && o != block_seen[s]))
