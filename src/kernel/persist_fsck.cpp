@@ -163,7 +163,8 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
     bool is_free = z.frame_is_free(pfn);
     if (allocated && is_free) f.add().str("frame ").u(pfn).str(" is both free and allocated").nl();
     if (!allocated && !is_free) f.add().str("frame ").u(pfn).str(" is neither free nor held by a block").nl();
-    if ((fl & PG_tail) && (!ph.pfn_valid(p->tail_head()) || !ph.pfn_to_page(p->tail_head())->is(PG_head)))
+    pfn_t tail_head = p->tail_head();
+    if ((fl & PG_tail) && (!ph.pfn_valid(tail_head) || !ph.pfn_to_page(tail_head)->is(PG_head)))
       f.add().str("frame ").u(pfn).str(" is a tail without a head").nl();
     if ((fl & PG_large) && (fl & PG_head) && !owner_ok(*k, p->owner))
       f.add().str("large block at frame ").u(pfn).str(" owned by module slot ").u(p->owner).str(", which is free").nl();

@@ -352,7 +352,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
     t->publish_flags(PG_slab | PG_tail);  // after its head and owner bytes (Page::tail_head)
   }
   char* base = static_cast<char*>(phys_->page_address(head));
-  if (c->order < owner_mask_orders_ && (reinterpret_cast<std::uintptr_t>(base) & ((kPageSize << c->order) - 1)) != 0)
+  if (slab_found_by_mask(c) && (reinterpret_cast<std::uintptr_t>(base) & slab_mask(c)) != 0)
     fatal("slab: a block of the page allocator is not aligned to its size (owner_slot_of would miss its start)");
   if (!c->offslab_owners) std::memset(base + c->owners_offset, 0, c->objects);
   // Thread the free list in address order.
@@ -440,9 +440,7 @@ unsigned SlabAllocator::alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, 
 void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) {
   char* base = static_cast<char*>(phys_->page_address(head));
   bool was_full = head->lru.inuse == head->lru.objects;
-  set_link(c, base + std::size_t{idx} * c->size, head->lru.freelist);
-  head->lru.freelist = idx * c->size;
-  head->lru.inuse--;
+  link_free_locked(c, head, base + std::size_t{idx} * c->size, idx * c->size);
   settle_slab_locked(c, head, was_full, 1);
 }
 
@@ -464,11 +462,9 @@ void SlabAllocator::free_batch_locked(KmemCache* c, void* const* objs, unsigned 
       was_full = head->lru.inuse == head->lru.objects;
       freed = 0;
     }
-    auto off = static_cast<std::uint64_t>(static_cast<const char*>(objs[i]) - base);
-    auto idx = static_cast<std::uint32_t>((off * c->reciprocal) >> 32);
-    set_link(c, objs[i], head->lru.freelist);
-    head->lru.freelist = idx * c->size;
-    head->lru.inuse--;
+    // Magazines and depots hold slot starts only (every free checked that): the offset is
+    // the free-list link as it is.
+    link_free_locked(c, head, objs[i], static_cast<std::uint32_t>(static_cast<const char*>(objs[i]) - base));
     ++freed;
   }
   if (cur != nullptr) settle_slab_locked(c, cur, was_full, freed);

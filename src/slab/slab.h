@@ -390,11 +390,11 @@ class SlabAllocator {
   // (owner_mask_orders_) and its owner vector is inside the slab, the byte is found by masking,
   // without reading p's page descriptors: malloc's fast path touches no mem_map line.
   owner_t* owner_slot_of(const KmemCache* c, const void* p) const {
-    if (__builtin_expect(c->order < owner_mask_orders_ && !c->offslab_owners, 1)) {
+    if (__builtin_expect(slab_found_by_mask(c) && !c->offslab_owners, 1)) {
       auto a = reinterpret_cast<std::uintptr_t>(p);
-      std::uintptr_t slab_mask = (std::uintptr_t{kPageSize} << c->order) - 1;
-      auto idx = static_cast<unsigned>((std::uint64_t{a & slab_mask} * c->reciprocal) >> 32);
-      return reinterpret_cast<owner_t*>((a & ~slab_mask) + c->owners_offset) + idx;
+      std::uintptr_t mask = slab_mask(c);
+      auto idx = static_cast<unsigned>((std::uint64_t{a & mask} * c->reciprocal) >> 32);
+      return reinterpret_cast<owner_t*>((a & ~mask) + c->owners_offset) + idx;
     }
     Page* head = phys_->compound_head(phys_->virt_to_page(p));
     return owner_slot(c, head, slot_index(c, head, p));
@@ -406,22 +406,30 @@ class SlabAllocator {
   // Sets owner_mask_orders_ from the zone and the RAM's alignment (init, and at attach: the
   // file's mapping may lie elsewhere).
   void set_owner_mask_orders();
+  // A slab of c starts at its objects' addresses rounded down to its size (slab_mask(c)).
+  bool slab_found_by_mask(const KmemCache* c) const { return c->order < owner_mask_orders_; }
+  static std::uintptr_t slab_mask(const KmemCache* c) { return (std::uintptr_t{kPageSize} << c->order) - 1; }
 
  public:
   unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
 
  private:
   void free_central_locked(KmemCache* c, Page* head, unsigned idx);
+  // Links the free slot at byte offset off of head's slab (obj) onto its free list; the
+  // counters and lists are settle_slab_locked's.
+  void link_free_locked(const KmemCache* c, Page* head, void* obj, std::uint32_t off) const {
+    set_link(c, obj, head->lru.freelist);
+    head->lru.freelist = off;
+    head->lru.inuse--;
+  }
   // The same for n objects of c (a magazine's, a depot batch), under c->lock.
   void free_batch_locked(KmemCache* c, void* const* objs, unsigned n);
   void settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
   // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
   // follows from p's address (owner_slot_of), else through p's descriptor.
   Page* slab_head_of(const KmemCache* c, const void* p) const {
-    if (__builtin_expect(c->order < owner_mask_orders_, 1)) {
-      std::uintptr_t slab_mask = (std::uintptr_t{kPageSize} << c->order) - 1;
-      return phys_->virt_to_page(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~slab_mask));
-    }
+    if (__builtin_expect(slab_found_by_mask(c), 1))
+      return phys_->virt_to_page(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~slab_mask(c)));
     return phys_->compound_head(phys_->virt_to_page(p));
   }
   // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
