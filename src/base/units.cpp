@@ -1,7 +1,9 @@
-// kmm/base/units.cpp — sizes and durations (units.h): digits, then a suffix, overflow checked.
+// kmm/base/units.cpp — sizes, durations and switches (units.h): digits, then a suffix, overflow checked.
 // Depends on: units.h only (no libc call: it runs before malloc is set up). Invariant: every
 // multiplication is checked against 2^64 - 1 before it is done, and *out is written last.
 #include "base/units.h"
+
+#include <initializer_list>  // for (x : {a, b}); not pulled in by freestanding headers
 
 namespace kmm {
 namespace {
@@ -80,6 +82,22 @@ bool parse_size(const char* s, std::size_t n, std::uint64_t* out) {
   if (shift != 0 && v > (kMax >> shift)) return false;
   *out = v << shift;
   return true;
+}
+
+bool parse_switch(const char* s, std::size_t n, bool* out) {
+  for (const char* on : {"1", "on", "yes", "true"}) {
+    if (equals(s, n, on)) {
+      *out = true;
+      return true;
+    }
+  }
+  for (const char* off : {"0", "off", "no", "false"}) {
+    if (equals(s, n, off)) {
+      *out = false;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool parse_duration_ns(const char* s, std::size_t n, std::uint64_t* out) {

@@ -12,16 +12,6 @@
 namespace kmm::shim {
 namespace {
 
-bool bool_value(const OptionView& o, bool* out) {
-  if (o.value_is("1") || o.value_is("yes") || o.value_is("on") || o.value_is("true"))
-    *out = true;
-  else if (o.value_is("0") || o.value_is("no") || o.value_is("off") || o.value_is("false"))
-    *out = false;
-  else
-    return false;
-  return true;
-}
-
 // fail_slab / fail_page / fail_platform = N | P% | off.
 bool fault_rate_option(Options* opts, FaultPoint p, const OptionView& o) {
   auto i = static_cast<unsigned>(p);
@@ -75,7 +65,7 @@ bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
       return true;
     }
     case OptionKey::kStats:
-      if (!bool_value(o, &opts->stats)) {
+      if (!parse_switch(o.value, o.value_len, &opts->stats)) {
         // stats=PATH
         std::size_t n = o.value_len < sizeof opts->stats_path - 1 ? o.value_len : sizeof opts->stats_path - 1;
         std::memcpy(opts->stats_path, o.value, n);
@@ -92,9 +82,9 @@ bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
         return false;
       return true;
     case OptionKey::kThreadCache:
-      return bool_value(o, &opts->thread_cache);
+      return parse_switch(o.value, o.value_len, &opts->thread_cache);
     case OptionKey::kLive:
-      return bool_value(o, &opts->live);
+      return parse_switch(o.value, o.value_len, &opts->live);
     case OptionKey::kRam:
       return o.value_size(&opts->ram);
     case OptionKey::kFreelistHardened:

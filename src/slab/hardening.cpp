@@ -4,7 +4,6 @@
 #include "slab/hardening.h"
 
 #include <cstring>
-#include <initializer_list>  // for (x : {a, b}); not pulled in by freestanding headers
 
 #include "base/options.h"
 #include "base/text.h"
@@ -20,22 +19,6 @@ bool same(const char* s, std::size_t n, const char* word) {
   return true;
 }
 
-bool on_off(const char* v, std::size_t n, bool* out) {
-  for (const char* yes : {"1", "on", "yes", "true"}) {
-    if (same(v, n, yes)) {
-      *out = true;
-      return true;
-    }
-  }
-  for (const char* no : {"0", "off", "no", "false"}) {
-    if (same(v, n, no)) {
-      *out = false;
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 bool set_hardening_option(HardeningConfig* h, const char* key, std::size_t key_len, const char* value,
@@ -46,7 +29,7 @@ bool set_hardening_option(HardeningConfig* h, const char* key, std::size_t key_l
                : same(key, key_len, "guard_pages")     ? &h->guard_pages
                                                        : nullptr;
   if (flag != nullptr) {
-    if (!on_off(value, value_len, flag)) *bad_value = true;
+    if (!parse_switch(value, value_len, flag)) *bad_value = true;
     return !*bad_value;
   }
   if (same(key, key_len, "quarantine")) {

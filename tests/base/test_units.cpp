@@ -132,5 +132,25 @@ TEST(UnitsDuration, GarbageAndEmpty) {
   EXPECT_EQ(v, 300'000'000'000ull);
 }
 
+TEST(UnitsSwitch, OnOffAndNothingElse) {
+  bool v = false;
+  for (const char* on : {"1", "on", "yes", "true"}) {
+    v = false;
+    EXPECT_TRUE(parse_switch(on, std::strlen(on), &v)) << on;
+    EXPECT_TRUE(v) << on;
+  }
+  for (const char* off : {"0", "off", "no", "false"}) {
+    v = true;
+    EXPECT_TRUE(parse_switch(off, std::strlen(off), &v)) << off;
+    EXPECT_FALSE(v) << off;
+  }
+  for (const char* bad : {"", "2", "On", "yess", "tru", "offf", " 1"}) {
+    v = true;
+    EXPECT_FALSE(parse_switch(bad, std::strlen(bad), &v)) << '"' << bad << '"';
+    EXPECT_TRUE(v) << "left untouched";
+  }
+  EXPECT_TRUE(parse_switch("onward", 2, &v)) << "exactly s[0, n)";
+}
+
 }  // namespace
 }  // namespace kmm
