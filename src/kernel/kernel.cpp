@@ -1,4 +1,6 @@
-// kmm/kernel/kernel.cpp — boot, the allocation API with ownership, the idle loop, dmesg.
+// kmm/kernel/kernel.cpp — boot and the wiring it shares with attach, the allocation API with
+// ownership, the idle loop, dmesg, detach and the end of the grace period (persistent RAM).
+// Depends on: what kernel.h does; pal/pal_file.h off bare metal (detach, flush).
 #include "kernel/kernel.h"
 
 #include <cstring>
@@ -11,6 +13,10 @@
 #include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
+#if !KMM_FREESTANDING
+#include "pal/pal_file.h"
+#include "slab/thread_cache.h"
+#endif
 
 namespace kmm {
 
@@ -49,15 +55,12 @@ OwnerScope::~OwnerScope() {
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
-#if !KMM_FREESTANDING  // persistent RAM needs files (pal_file): not on bare metal
-  if (cfg.backing != nullptr && (cfg.hardening.debug_caches() || cfg.hardening.guard_pages)) {
-    // A persistent heap keeps its slab layout and block frames across boots; red zones,
-    // poison, quarantine and guard frames would change both between one boot and the next.
-    err->what = "redzone, poison, quarantine and guard_pages are not available with backing= (freelist_hardened is)";
+  if (cfg.backing != nullptr) {
+    // A machine on a heap file is formatted or attached by the layer above (src/persist),
+    // which boots over the file's platform with backing cleared.
+    err->what = "backing= is booted by persist_boot (src/persist/heap_file.h), not Kernel::boot";
     return nullptr;
   }
-  if (cfg.backing != nullptr && cfg.platform == nullptr) return boot_backed(cfg, err);  // kernel/persist.cpp
-#endif
 #if KMM_FREESTANDING
   Platform* pal = cfg.platform;
   if (pal == nullptr) {
@@ -167,8 +170,6 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     k->range_.set_small_pages(small);
   }
   k->modules_.init();
-  k->collector_.init(&k->modules_, &k->kmalloc_, cfg.protector, cfg.gc_delay_ns, collector_log, k);
-  k->collector_.set_slice_pages(cfg.gc_slice_pages);
   std::uint64_t vstart = cfg.page_offset + size + kVmallocOffset;
   std::uint64_t vend = vstart + cfg.vmalloc_bytes;
   if (cfg.page_offset < (std::uint64_t{1} << 32) && vend > kVmallocEnd32) vend = kVmallocEnd32;
@@ -177,9 +178,16 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     err->what = "RAM too small for the vmalloc records";
     return nullptr;
   }
-  k->collector_.add_space(&k->vmalloc_);
-  fault_set_log(fault_log, k);
+  k->wire_parts();
   return k;
+}
+
+void Kernel::wire_parts() {
+  new (&collector_) Collector();  // at attach: the file's pass state is not this process's
+  collector_.init(&modules_, &kmalloc_, cfg_.protector, cfg_.gc_delay_ns, collector_log, this);
+  collector_.set_slice_pages(cfg_.gc_slice_pages);
+  collector_.add_space(&vmalloc_);
+  fault_set_log(fault_log, this);
 }
 
 void Kernel::fault_log(void* arg, const char* line, std::size_t len) {
@@ -239,6 +247,43 @@ std::uint64_t Kernel::purge_free(unsigned min_order, std::uint32_t min_age_ms, s
   if (pages_ != &zone_ || platform_ == nullptr) return 0;
   auto sink = [](void* pal, void* addr, std::size_t bytes) { return static_cast<Platform*>(pal)->purge(addr, bytes); };
   return zone_.report_free(min_order, min_age_ms, max_pages, sink, platform_);
+}
+
+#if !KMM_FREESTANDING
+void Kernel::detach() {
+  slab_.drain_current_thread();
+  slab_.drain_thread_caches();
+  if (slab_.config().thread_caches) tc_unregister_heap(&slab_);
+  FilePlatform* fp = backing_;
+  fp->close(true);  // flush, superblock clean, unmap: `this` is gone after this line
+  heap_file_release(fp);
+}
+#endif
+
+bool Kernel::flush() {
+#if KMM_FREESTANDING
+  return false;
+#else
+  return backing_ != nullptr && backing_->flush();
+#endif
+}
+
+unsigned Kernel::boot_complete() {
+  if (!grace_pending_) return 0;
+  grace_pending_ = false;
+  grace_deadline_ns_ = 0;
+  unsigned n = modules_.expire_dormant(now_ns_);
+  if (n != 0) {
+    collector_.kick();
+    StackText<200> line;
+    line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] kmm: boot complete: ").u(n);
+    line.str(n == 1 ? " module" : " modules")
+        .str(" not loaded again; the protector (")
+        .str(protector_mode_name(collector_.mode()));
+    line.str(") takes what they own").nl();
+    log(line.data(), line.size());
+  }
+  return n;
 }
 
 void Kernel::shutdown() {
@@ -458,9 +503,7 @@ void Kernel::idle(std::uint64_t ns) {
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
     // Persistent RAM: the boot grace period ends inside this idle period.
     if (now_ns_ < grace_deadline_ns_) set_clock(grace_deadline_ns_);
-#if !KMM_FREESTANDING  // only an attach (persistent RAM) sets a grace period
-    boot_complete();
-#endif
+    boot_complete();  // only an attach (persistent RAM) sets a grace period
   }
   slab_.drain_current_thread();
   kmalloc_.drain_guard_cache(/*aged_only=*/true);  // runs parked since the last idle go back

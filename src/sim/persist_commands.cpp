@@ -1,5 +1,5 @@
 // kmm/sim/persist_commands.cpp — scenario commands and values for persistent RAM.
-// See persist_commands.h for the list; the machinery is kernel/persist.cpp.
+// See persist_commands.h for the list; the machinery is src/persist/.
 #include "sim/persist_commands.h"
 
 #include <fmt/format.h>
@@ -9,8 +9,8 @@
 #include <set>
 
 #include "base/text.h"
-#include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "persist/fsck.h"
 #include "sim/command_table.h"
 
 namespace kmm::sim {

@@ -13,6 +13,7 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "base/units.h"
+#include "persist/heap_file.h"
 #include "proc/proc.h"
 #include "protect/protector_mode.h"
 #include "sim/command_table.h"
@@ -370,7 +371,7 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
     if (!persistent) blocks_.clear();  // persistent RAM: blocks stay where they were
     BootError e;
     FaultPause pause;  // a `fail` line means the machine's work, not its boot
-    kernel_ = Kernel::boot(cfg, &e);
+    kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
     if (kernel_ == nullptr) return script_error(where, std::string("reboot failed: ") + e.what);
     kernel_->set_log_listener(log_to_transcript, &out_);
     reset_models();
@@ -530,7 +531,7 @@ LineStatus Scenario::cmd_boot(const Args& a, const std::string& where) {
   }
   BootError e;
   FaultPause pause;  // a `fail` line means the machine's work, not its boot
-  kernel_ = Kernel::boot(cfg, &e);
+  kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
   kernel_->set_log_listener(log_to_transcript, &out_);

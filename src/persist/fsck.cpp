@@ -1,10 +1,13 @@
-// kmm/kernel/persist_fsck.cpp — `kmm fsck FILE`: the offline check of a heap file.
-// What it checks and why is in kernel/persist.h; how attach rebuilds, in kernel/persist.cpp.
-// Invariant kept: the file is opened read-only and mapped MAP_PRIVATE; nothing reaches it.
-#include "kernel/persist.h"
+// kmm/persist/fsck.cpp — `kmm fsck FILE`: the offline check of a heap file.
+// What it checks and why is in persist/fsck.h; how attach checks and rebuilds, in
+// persist/attach.cpp and persist/rebuild.cpp.
+// Depends on: persist/attach.h, kernel/, pal/pal_file.h. Never allocates. Invariant kept: the
+// file is opened read-only and mapped MAP_PRIVATE; nothing reaches it.
+#include "persist/fsck.h"
 
 #include "base/text.h"
 #include "pal/pal_file.h"
+#include "persist/attach.h"
 
 namespace kmm {
 namespace {
@@ -69,34 +72,19 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
       .u(sb.boot_count)
       .str(sb.clean ? ", detached cleanly" : ", not detached cleanly (crash or power loss)")
       .nl();
-  BootConfig cfg;
-  BootError err;
-  Counters before{};
-  // Read the stored counters through the Kernel object before the rebuild replaces them.
-  // attach() validates the object first; on a clean heap the two must agree.
+  // The stored counters are read through the Kernel object, checked as attach checks it,
+  // before the rebuild replaces them; on a clean heap the two must agree.
+  const char* unusable = nullptr;
+  Kernel* stored = KernelImage::stored(&fp, sb, &unusable);
   Kernel* k = nullptr;
-  {
-    if (sb.layout != persist_layout_hash() || fp.ram_bytes() < sizeof(Kernel) ||
-        sb.kernel_offset > fp.ram_bytes() - sizeof(Kernel) || sb.kernel_offset % alignof(Kernel) != 0) {
-      out.str("kmm fsck: unusable: ")
-          .str(sb.layout != persist_layout_hash() ? "made by a kmm build with another layout"
-                                                  : "kernel offset outside RAM")
-          .nl();
-      fp.close(false);
-      return res;
-    }
-    // kernel_offset is page aligned (boot memory): through void* so 32-bit -Wcast-align agrees.
-    auto* stored = static_cast<Kernel*>(static_cast<void*>(fp.ram() + sb.kernel_offset));
-    // Attach repeats these checks; here they come before the stored counters are read.
-    if (stored->phys().base() == fp.ram() && stored->phys().size() == fp.ram_bytes() &&
-        reinterpret_cast<char*>(stored->phys().mem_map()) == fp.ram() &&
-        stored->check_stored(sb.kernel_offset) == nullptr) {
-      cfg = stored->config();
-      cfg.platform = nullptr;
-      cfg.backing = nullptr;
-      snapshot(*stored, &before);
-    }
-    k = Kernel::attach(&fp, cfg, &err);
+  BootError err{unusable};
+  Counters before{};
+  if (stored != nullptr) {
+    BootConfig cfg = stored->config();
+    cfg.platform = nullptr;
+    cfg.backing = nullptr;
+    snapshot(*stored, &before);
+    k = KernelImage::attach(&fp, cfg, &err);
   }
   if (k == nullptr) {
     out.str("kmm fsck: unusable: ").str(err.what).nl();
@@ -192,7 +180,8 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
   }
   for (const VmArea* v = k->vmalloc_space().areas(); v != nullptr; v = v->next)
     if (!owner_ok(*k, v->owner)) f.add().str("vmalloc area 0x").hex(v->addr).str(" owned by a free module slot").nl();
-  for (const PersistRoot* rt = k->roots(); rt != k->roots() + kMaxPersistRoots; ++rt) {
+  const PersistRoot* roots = KernelImage::roots(*k);
+  for (const PersistRoot* rt = roots; rt != roots + kMaxPersistRoots; ++rt) {
     if (rt->name[0] == 0 || rt->value == 0) continue;
     const void* p = reinterpret_cast<const void*>(rt->value);
     if (ph.owns(p) && k->kmalloc_layer().owner_of(p) == kOwnerFree)
