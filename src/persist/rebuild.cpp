@@ -57,6 +57,25 @@ bool tails_point_back(PhysMem& ph, pfn_t head, pfn_t n, std::uint32_t kind) {
   return true;
 }
 
+// The frames of the whole block whose head is p (a slab of a known cache, or a page-level
+// block with an owner), every tail pointing back to it; 0 when the head is half-written.
+pfn_t whole_block(PhysMem& ph, SlabAllocator& slab, Page* p, pfn_t pfn, pfn_t end) {
+  std::uint32_t f = p->get_flags();
+  if (f & PG_slab) {
+    KmemCache* c = slab.cache(p->cache_id);
+    if (c == nullptr) return 0;
+    pfn_t n = pfn_t{1} << c->order;
+    bool ok = p->get_order() == c->order && n <= end - pfn && (((pfn - ph.base_pfn()) & (n - 1)) == 0) &&
+              ((f & PG_offslab_owners) != 0) == c->offslab_owners &&
+              (f & ~std::uint32_t{PG_slab | PG_head | PG_offslab_owners}) == 0 && tails_point_back(ph, pfn, n, PG_slab);
+    return ok ? n : 0;
+  }
+  pfn_t n = p->lru.nr_pages;
+  bool ok = n >= 1 && n <= end - pfn && p->owner != kOwnerFree &&
+            (f & ~std::uint32_t{PG_large | PG_head | PG_pages}) == 0 && tails_point_back(ph, pfn, n, PG_large);
+  return ok ? n : 0;
+}
+
 }  // namespace
 
 // --- the parts' pieces --------------------------------------------------------------------
@@ -191,6 +210,12 @@ void KernelImage::rebuild(Kernel& k) {
   AttachReport& rep = k.attach_;
   pfn_t start = k.zone_.start_pfn(), end = k.zone_.end_pfn();
   std::uint64_t large_pages = 0;
+  // A half-written role is repaired by clearing the frame, leaving `flags` (free: 0).
+  auto repair = [&rep](Page* p, std::uint32_t flags) {
+    clear_frame(p);
+    p->set_flags(flags);
+    rep.repaired_frames++;
+  };
   // Pass 0: frames outside the zone are boot memory (reserved) or beyond it (no role); the
   // collector walks them too, so a descriptor the file made up there is set right.
   for (pfn_t pfn = ph.base_pfn(); pfn < ph.online_end_pfn(); ++pfn) {
@@ -198,44 +223,24 @@ void KernelImage::rebuild(Kernel& k) {
     if (pfn >= ph.online_end_pfn()) break;
     Page* p = ph.pfn_to_page(pfn);
     std::uint32_t want = pfn < start ? std::uint32_t{PG_reserved} : 0u;
-    if (p->get_flags() == want && p->get_order() == 0) continue;
-    clear_frame(p);
-    p->set_flags(want);
-    rep.repaired_frames++;
+    if (p->get_flags() != want || p->get_order() != 0) repair(p, want);
   }
   // Pass 1: roles.
   for (pfn_t pfn = start; pfn < end;) {
     Page* p = ph.pfn_to_page(pfn);
     std::uint32_t f = p->get_flags();
-    if ((f & PG_slab) && (f & PG_head)) {
-      KmemCache* c = k.slab_.cache(p->cache_id);
-      pfn_t n = c != nullptr ? pfn_t{1} << c->order : 1;
-      bool ok = c != nullptr && p->get_order() == c->order && n <= end - pfn &&
-                (((pfn - ph.base_pfn()) & (n - 1)) == 0) && ((f & PG_offslab_owners) != 0) == c->offslab_owners &&
-                (f & ~std::uint32_t{PG_slab | PG_head | PG_offslab_owners}) == 0 &&
-                tails_point_back(ph, pfn, n, PG_slab);
-      if (ok) {
-        pfn += n;
+    if ((f & (PG_slab | PG_large)) && (f & PG_head)) {
+      pfn_t n = whole_block(ph, k.slab_, p, pfn, end);
+      if (n == 0) {
+        repair(p, 0);
+        ++pfn;
         continue;
       }
-      clear_frame(p);
-      rep.repaired_frames++;
-      ++pfn;
-      continue;
-    }
-    if ((f & PG_large) && (f & PG_head)) {
-      pfn_t n = p->lru.nr_pages;
-      bool ok = n >= 1 && n <= end - pfn && p->owner != kOwnerFree &&
-                (f & ~std::uint32_t{PG_large | PG_head | PG_pages}) == 0 && tails_point_back(ph, pfn, n, PG_large);
-      if (ok) {
+      if (f & PG_large) {
         rep.large_blocks++;
         if (!(f & PG_pages)) large_pages += n;
-        pfn += n;
-        continue;
       }
-      clear_frame(p);
-      rep.repaired_frames++;
-      ++pfn;
+      pfn += n;
       continue;
     }
     if (f == PG_vmalloc) {
