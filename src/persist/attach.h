@@ -40,7 +40,7 @@ class KernelImage {
  private:
   static const char* check(Kernel& k, std::uint64_t kernel_offset);
   static void repoint(Kernel& k, FilePlatform* fp, const BootConfig& cfg);
-  static void rebuild(Kernel& k);  // persist/rebuild.cpp
+  static void rebuild(Kernel& k);         // persist/rebuild.cpp
   static void register_roots(Kernel& k);  // persist/roots.cpp
 };
 

@@ -313,8 +313,9 @@ class SlabAllocator {
   bool check_invariants(TextSink* why);
   bool check_cache(KmemCache* c, TextSink* why);
 
-  // Persistent RAM (kernel/persist.cpp). rebuild_begin: locks reset, every cache's lists and
-  // counters emptied, per-thread caches dropped (and the heap registered anew). adopt_slab:
+  // Persistent RAM (persist/rebuild.cpp; reattach and is_cache: persist/attach.cpp).
+  // rebuild_begin: locks reset, every cache's lists and counters emptied, per-thread caches
+  // dropped (and the heap registered anew). adopt_slab:
   // the slab at head (a valid PG_slab head of c) joins c with its free list rebuilt from its
   // owner bytes (0 = free); returns its objects in use (an empty slab is not adopted).
   void rebuild_begin();

@@ -471,7 +471,6 @@ TEST(KernelHardening, CollectorReclaimsThroughTheDebugChecks) {
   EXPECT_LE(free0 - k->zone().free_pages(), 16u) << "at most the module record and empty slabs kept";
 }
 
-
 TEST_F(KernelTest, DmesgKeepsLog) {
   k->log("first line\n", 11);
   k->log("second\n", 7);
