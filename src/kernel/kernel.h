@@ -120,6 +120,19 @@ struct BootError {
   const char* what = nullptr;
 };
 
+// A read-only view of one machine's parts (Kernel::view()): what code that only reads a
+// part takes, instead of a const getter per part. Valid while the machine is.
+struct MachineView {
+  const BootConfig& config;
+  const PhysMem& phys;
+  const PageAllocator& zone;  // buddy, or the range allocator on page_alloc=range
+  const SlabAllocator& slab;
+  const Kmalloc& kmalloc;
+  const ModuleRegistry& modules;
+  const Collector& collector;
+  const Vmalloc& vmalloc;
+};
+
 class Kernel {
  public:
   // Boots a machine; null with *err set when it cannot (RAM too small, host out of memory,
@@ -187,24 +200,24 @@ class Kernel {
 
   bool check_invariants(TextSink* why);
 
-  // --- the parts, for /proc views and tools ---
+  // --- the parts ---
+  // Read-only: the view of every part (MachineView above).
+  MachineView view() const { return {cfg_, phys_, *pages_, slab_, kmalloc_, modules_, collector_, vmalloc_}; }
+  // A part to drive (the layers above: /proc, the scenario language, the replay, the shim,
+  // the tools). The const slab() and kmalloc_layer() are the shim's (shim/stats.cpp) until
+  // it reads view(); config() is view().config for the many callers that read only it.
   const BootConfig& config() const { return cfg_; }
   PhysMem& phys() { return phys_; }
-  const PhysMem& phys() const { return phys_; }
   // The machine's page allocator (buddy, or the range allocator on page_alloc=range).
   PageAllocator& zone() { return *pages_; }
-  const PageAllocator& zone() const { return *pages_; }
   BuddyZone& buddy() { return zone_; }
   SlabAllocator& slab() { return slab_; }
   const SlabAllocator& slab() const { return slab_; }
   Kmalloc& kmalloc_layer() { return kmalloc_; }
   const Kmalloc& kmalloc_layer() const { return kmalloc_; }
   ModuleRegistry& modules() { return modules_; }
-  const ModuleRegistry& modules() const { return modules_; }
   Collector& collector() { return collector_; }
-  const Collector& collector() const { return collector_; }
   Vmalloc& vmalloc_space() { return vmalloc_; }
-  const Vmalloc& vmalloc_space() const { return vmalloc_; }
   PaperTable* paper_table() { return cfg_.paper_table ? &paper_ : nullptr; }
   // Modelled kernel virtual address of a host pointer into RAM (the direct map).
   std::uint64_t kva(const void* p) const {

@@ -47,7 +47,7 @@ void snapshot(Kernel& k, Counters* c) {
 }
 
 bool owner_ok(const Kernel& k, owner_t o) {
-  return o == kOwnerKernel || o == kOwnerUntracked || (o >= kOwnerFirstModule && k.modules().module(o) != nullptr);
+  return o == kOwnerKernel || o == kOwnerUntracked || (o >= kOwnerFirstModule && k.view().modules.module(o) != nullptr);
 }
 
 }  // namespace
