@@ -137,49 +137,52 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   k->log_ring_ = ring;
   k->log_size_ = kLogRingBytes;
   if (table != nullptr) k->paper_.init(table);
+  if (const char* why = k->init_parts()) {
+    k->shutdown();
+    err->what = why;
+    return nullptr;
+  }
+  k->wire_parts();
+  return k;
+}
+
+const char* Kernel::init_parts() {
+  const BootConfig& cfg = cfg_;
   if (cfg.page_alloc == PageAllocKind::kRange) {
     // uClinux's page_alloc2 (page/range.h) over the online frames; it does not grow.
     RangePlacement rule = cfg.range_direction == RangeDirection::kSeed     ? RangePlacement::kSmallTopDown
                           : cfg.range_direction == RangeDirection::kSource ? RangePlacement::kSmallBottomUp
                                                                            : RangePlacement::kBottomUp;
-    k->range_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes, rule,
-                   cfg.range_direction == RangeDirection::kSource ? 2 : 1);
-    k->pages_ = &k->range_;
+    range_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes, rule,
+                cfg.range_direction == RangeDirection::kSource ? 2 : 1);
+    pages_ = &range_;
   } else {
-    k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes);
-    if (k->phys_.online_end_pfn() < k->phys_.end_pfn()) {
-      k->zone_.set_grow([](void* arg, unsigned order) { return static_cast<Kernel*>(arg)->grow(order); }, k);
+    zone_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes);
+    if (phys_.online_end_pfn() < phys_.end_pfn()) {
+      zone_.set_grow([](void* arg, unsigned order) { return static_cast<Kernel*>(arg)->grow(order); }, this);
     }
-    k->pages_ = &k->zone_;
+    pages_ = &zone_;
   }
-  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram),
-                                            cfg.slab_empty_keep_bytes});
-  if (!k->kmalloc_.init(&k->slab_,
-                        KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
-    k->shutdown();
-    err->what = "RAM too small for the kmalloc caches";
-    return nullptr;
-  }
+  slab_.init(pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram_),
+                                cfg.slab_empty_keep_bytes});
+  if (!kmalloc_.init(&slab_,
+                     KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? platform_ : nullptr}))
+    return "RAM too small for the kmalloc caches";
   if (cfg.page_alloc == PageAllocKind::kRange && cfg.range_direction == RangeDirection::kSeed) {
     // The seed's "2 KB or less" at the page level: the slabs of kmalloc-8 .. kmalloc-2k.
     std::uint64_t small = 1;
     for (unsigned i = 0; i < kNrKmallocClasses && Kmalloc::class_size(i) <= 2048; ++i) {
-      std::uint64_t n = std::uint64_t{1} << k->kmalloc_.class_cache(i)->order;
+      std::uint64_t n = std::uint64_t{1} << kmalloc_.class_cache(i)->order;
       if (n > small) small = n;
     }
-    k->range_.set_small_pages(small);
+    range_.set_small_pages(small);
   }
-  k->modules_.init();
-  std::uint64_t vstart = cfg.page_offset + size + kVmallocOffset;
+  modules_.init();
+  std::uint64_t vstart = cfg.page_offset + ram_size_ + kVmallocOffset;
   std::uint64_t vend = vstart + cfg.vmalloc_bytes;
   if (cfg.page_offset < (std::uint64_t{1} << 32) && vend > kVmallocEnd32) vend = kVmallocEnd32;
-  if (!k->vmalloc_.init(&k->kmalloc_, vstart, vend)) {
-    k->shutdown();
-    err->what = "RAM too small for the vmalloc records";
-    return nullptr;
-  }
-  k->wire_parts();
-  return k;
+  if (!vmalloc_.init(&kmalloc_, vstart, vend)) return "RAM too small for the vmalloc records";
+  return nullptr;
 }
 
 void Kernel::wire_parts() {

@@ -259,6 +259,10 @@ class Kernel {
  private:
   friend class KernelImage;  // src/persist: checks, re-points and rebuilds a stored Kernel
   Kernel() = default;
+  // Boot, once RAM, mem_map and this object are in place: the parts over the machine's
+  // frames, bottom up (page allocator, slab, kmalloc, the registry, vmalloc). null, or why
+  // RAM is too small. Attach rebuilds the parts instead (persist/rebuild.cpp).
+  const char* init_parts();
   // The wiring boot and attach share, run once every part holds its data (fresh from init at
   // boot, the file's, checked and rebuilt, at attach): the collector over the registry,
   // kmalloc and the vmalloc space, logging to this machine's log; FAULT_INJECTION lines to

@@ -40,7 +40,11 @@ class KernelImage {
  private:
   static const char* check(Kernel& k, std::uint64_t kernel_offset);
   static void repoint(Kernel& k, FilePlatform* fp, const BootConfig& cfg);
-  static void rebuild(Kernel& k);         // persist/rebuild.cpp
+  // persist/rebuild.cpp: everything derived, from what is authoritative, in passes.
+  static void rebuild(Kernel& k);
+  static std::uint64_t rebuild_roles(Kernel& k);
+  static void rebuild_vmalloc(Kernel& k);
+  static void rebuild_slabs(Kernel& k);
   static void register_roots(Kernel& k);  // persist/roots.cpp
 };
 

@@ -50,6 +50,100 @@ bool owner_ok(const Kernel& k, owner_t o) {
   return o == kOwnerKernel || o == kOwnerUntracked || (o >= kOwnerFirstModule && k.view().modules.module(o) != nullptr);
 }
 
+// On a cleanly detached heap, the stored counters (before) equal the rebuilt ones (after).
+void compare_counters(Kernel& k, const Counters& before, const Counters& after, Findings& f) {
+  for (unsigned o = 0; o < kNrOrders; ++o)
+    if (before.nr_free[o] != after.nr_free[o])
+      f.add()
+          .str("buddy: stored nr_free[")
+          .u(o)
+          .str("] = ")
+          .u(before.nr_free[o])
+          .str(", mem_map says ")
+          .u(after.nr_free[o])
+          .nl();
+  if (before.free_pages != after.free_pages)
+    f.add().str("buddy: stored free_pages ").u(before.free_pages).str(", mem_map says ").u(after.free_pages).nl();
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    if (before.slabs[i] != after.slabs[i] || before.free_objs[i] != after.free_objs[i]) {
+      KmemCache* kc = k.slab().cache(i);
+      TextSink& line = f.add();  // past max_lines, a scratch line
+      line.str(kc ? kc->name : "?").str(": stored ").u(before.slabs[i]).str(" slabs/").u(before.free_objs[i]);
+      line.str(" free objects, the slabs say ").u(after.slabs[i]).str("/").u(after.free_objs[i]).nl();
+    }
+  }
+  if (before.vmalloc_bytes != after.vmalloc_bytes)
+    f.add()
+        .str("vmalloc: stored ")
+        .u(before.vmalloc_bytes)
+        .str(" bytes used, the areas say ")
+        .u(after.vmalloc_bytes)
+        .nl();
+  if (before.large_pages != after.large_pages)
+    f.add().str("kmalloc: stored ").u(before.large_pages).str(" large pages, mem_map says ").u(after.large_pages).nl();
+}
+
+// Every frame of the zone: free exactly when no block holds it, tails with heads, owners
+// that are modules; boot memory reserved. Returns the frames checked.
+std::uint64_t check_frames(Kernel& k, Findings& f) {
+  std::uint64_t frames = 0;
+  PhysMem& ph = k.phys();
+  PageAllocator& z = k.zone();
+  for (pfn_t pfn = ph.base_pfn(); pfn < z.start_pfn(); ++pfn) {
+    if (!ph.pfn_to_page(pfn)->is(PG_reserved)) f.add().str("frame ").u(pfn).str(" in boot memory is not reserved").nl();
+  }
+  for (pfn_t pfn = z.start_pfn(); pfn < z.end_pfn(); ++pfn) {
+    ++frames;
+    Page* p = ph.pfn_to_page(pfn);
+    std::uint32_t fl = p->get_flags();
+    bool allocated = (fl & (PG_slab | PG_large | PG_vmalloc)) != 0;
+    bool is_free = z.frame_is_free(pfn);
+    if (allocated && is_free) f.add().str("frame ").u(pfn).str(" is both free and allocated").nl();
+    if (!allocated && !is_free) f.add().str("frame ").u(pfn).str(" is neither free nor held by a block").nl();
+    pfn_t tail_head = p->tail_head();
+    if ((fl & PG_tail) && (!ph.pfn_valid(tail_head) || !ph.pfn_to_page(tail_head)->is(PG_head)))
+      f.add().str("frame ").u(pfn).str(" is a tail without a head").nl();
+    if ((fl & PG_large) && (fl & PG_head) && !owner_ok(k, p->owner))
+      f.add().str("large block at frame ").u(pfn).str(" owned by module slot ").u(p->owner).str(", which is free").nl();
+    if ((fl & PG_slab) && (fl & PG_head)) {
+      KmemCache* c = k.slab().cache(p->cache_id);
+      if (c == nullptr) {
+        f.add().str("slab at frame ").u(pfn).str(" of unknown cache ").u(p->cache_id).nl();
+        continue;
+      }
+      for (unsigned i = 0; i < c->objects; ++i) {
+        owner_t o = *k.slab().owner_slot(c, p, i);
+        if (o != kOwnerFree && !owner_ok(k, o))
+          f.add()
+              .str(c->name)
+              .str(": object ")
+              .u(i)
+              .str(" of slab ")
+              .u(pfn)
+              .str(" owned by module slot ")
+              .u(o)
+              .str(", which is free")
+              .nl();
+      }
+    }
+  }
+  return frames;
+}
+
+// Owners of vmalloc areas are modules; named roots point at live blocks.
+void check_owners(Kernel& k, Findings& f) {
+  PhysMem& ph = k.phys();
+  for (const VmArea* v = k.vmalloc_space().areas(); v != nullptr; v = v->next)
+    if (!owner_ok(k, v->owner)) f.add().str("vmalloc area 0x").hex(v->addr).str(" owned by a free module slot").nl();
+  const PersistRoot* roots = KernelImage::roots(k);
+  for (const PersistRoot* rt = roots; rt != roots + kMaxPersistRoots; ++rt) {
+    if (rt->name[0] == 0 || rt->value == 0) continue;
+    const void* p = reinterpret_cast<const void*>(rt->value);
+    if (ph.owns(p) && k.kmalloc_layer().owner_of(p) == kOwnerFree)
+      f.add().str("root '").str(rt->name).str("' points at a block that is not live").nl();
+  }
+}
+
 }  // namespace
 
 FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
@@ -101,92 +195,12 @@ FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines) {
       f.add().str("detached cleanly, yet ").u(res.repairs).str(" half-written roles or orphans").nl();
     Counters after{};
     snapshot(*k, &after);
-    for (unsigned o = 0; o < kNrOrders; ++o)
-      if (before.nr_free[o] != after.nr_free[o])
-        f.add()
-            .str("buddy: stored nr_free[")
-            .u(o)
-            .str("] = ")
-            .u(before.nr_free[o])
-            .str(", mem_map says ")
-            .u(after.nr_free[o])
-            .nl();
-    if (before.free_pages != after.free_pages)
-      f.add().str("buddy: stored free_pages ").u(before.free_pages).str(", mem_map says ").u(after.free_pages).nl();
-    for (unsigned i = 0; i < kMaxCaches; ++i) {
-      if (before.slabs[i] != after.slabs[i] || before.free_objs[i] != after.free_objs[i]) {
-        KmemCache* kc = k->slab().cache(i);
-        f.add().str(kc ? kc->name : "?").str(": stored ").u(before.slabs[i]).str(" slabs/").u(before.free_objs[i]);
-        out.str(" free objects, the slabs say ").u(after.slabs[i]).str("/").u(after.free_objs[i]).nl();
-      }
-    }
-    if (before.vmalloc_bytes != after.vmalloc_bytes)
-      f.add()
-          .str("vmalloc: stored ")
-          .u(before.vmalloc_bytes)
-          .str(" bytes used, the areas say ")
-          .u(after.vmalloc_bytes)
-          .nl();
-    if (before.large_pages != after.large_pages)
-      f.add()
-          .str("kmalloc: stored ")
-          .u(before.large_pages)
-          .str(" large pages, mem_map says ")
-          .u(after.large_pages)
-          .nl();
+    compare_counters(*k, before, after, f);
   }
   StackText<512> why;
   if (!k->check_invariants(&why)) f.add().str("after rebuild: ").str(why.data()).nl();
-  // Every frame: free exactly when no block holds it; boot memory reserved.
-  PhysMem& ph = k->phys();
-  PageAllocator& z = k->zone();
-  for (pfn_t pfn = ph.base_pfn(); pfn < z.start_pfn(); ++pfn) {
-    if (!ph.pfn_to_page(pfn)->is(PG_reserved)) f.add().str("frame ").u(pfn).str(" in boot memory is not reserved").nl();
-  }
-  for (pfn_t pfn = z.start_pfn(); pfn < z.end_pfn(); ++pfn) {
-    ++res.frames;
-    Page* p = ph.pfn_to_page(pfn);
-    std::uint32_t fl = p->get_flags();
-    bool allocated = (fl & (PG_slab | PG_large | PG_vmalloc)) != 0;
-    bool is_free = z.frame_is_free(pfn);
-    if (allocated && is_free) f.add().str("frame ").u(pfn).str(" is both free and allocated").nl();
-    if (!allocated && !is_free) f.add().str("frame ").u(pfn).str(" is neither free nor held by a block").nl();
-    pfn_t tail_head = p->tail_head();
-    if ((fl & PG_tail) && (!ph.pfn_valid(tail_head) || !ph.pfn_to_page(tail_head)->is(PG_head)))
-      f.add().str("frame ").u(pfn).str(" is a tail without a head").nl();
-    if ((fl & PG_large) && (fl & PG_head) && !owner_ok(*k, p->owner))
-      f.add().str("large block at frame ").u(pfn).str(" owned by module slot ").u(p->owner).str(", which is free").nl();
-    if ((fl & PG_slab) && (fl & PG_head)) {
-      KmemCache* c = k->slab().cache(p->cache_id);
-      if (c == nullptr) {
-        f.add().str("slab at frame ").u(pfn).str(" of unknown cache ").u(p->cache_id).nl();
-        continue;
-      }
-      for (unsigned i = 0; i < c->objects; ++i) {
-        owner_t o = *k->slab().owner_slot(c, p, i);
-        if (o != kOwnerFree && !owner_ok(*k, o))
-          f.add()
-              .str(c->name)
-              .str(": object ")
-              .u(i)
-              .str(" of slab ")
-              .u(pfn)
-              .str(" owned by module slot ")
-              .u(o)
-              .str(", which is free")
-              .nl();
-      }
-    }
-  }
-  for (const VmArea* v = k->vmalloc_space().areas(); v != nullptr; v = v->next)
-    if (!owner_ok(*k, v->owner)) f.add().str("vmalloc area 0x").hex(v->addr).str(" owned by a free module slot").nl();
-  const PersistRoot* roots = KernelImage::roots(*k);
-  for (const PersistRoot* rt = roots; rt != roots + kMaxPersistRoots; ++rt) {
-    if (rt->name[0] == 0 || rt->value == 0) continue;
-    const void* p = reinterpret_cast<const void*>(rt->value);
-    if (ph.owns(p) && k->kmalloc_layer().owner_of(p) == kOwnerFree)
-      f.add().str("root '").str(rt->name).str("' points at a block that is not live").nl();
-  }
+  res.frames = check_frames(*k, f);
+  check_owners(*k, f);
   if (f.n > max_lines) out.str("  ... and ").u(f.n - max_lines).str(" more").nl();
   out.str("kmm fsck: ").u(res.frames).str(" frames, ").u(a.slabs).str(" slabs, ").u(a.objects).str(" objects, ");
   out.u(a.large_blocks)

@@ -205,7 +205,8 @@ std::uint64_t Vmalloc::revive() {
 
 // --- the machine -------------------------------------------------------------------------
 
-void KernelImage::rebuild(Kernel& k) {
+// Passes 0 and 1: every frame's role; returns the frames of kmalloc's large blocks.
+std::uint64_t KernelImage::rebuild_roles(Kernel& k) {
   PhysMem& ph = k.phys_;
   AttachReport& rep = k.attach_;
   pfn_t start = k.zone_.start_pfn(), end = k.zone_.end_pfn();
@@ -255,7 +256,14 @@ void KernelImage::rebuild(Kernel& k) {
     clear_frame(p);
     ++pfn;
   }
-  // Pass 2: vmalloc areas; frames no area claims are freed.
+  return large_pages;
+}
+
+// Pass 2: the vmalloc area list validated; frames no area claims are freed.
+void KernelImage::rebuild_vmalloc(Kernel& k) {
+  PhysMem& ph = k.phys_;
+  AttachReport& rep = k.attach_;
+  pfn_t start = k.zone_.start_pfn(), end = k.zone_.end_pfn();
   rep.bad_areas = k.vmalloc_.revive();
   for (const VmArea* a = k.vmalloc_.areas(); a != nullptr; a = a->next) rep.vmalloc_areas++;
   for (pfn_t pfn = start; pfn < end; ++pfn) {
@@ -268,7 +276,13 @@ void KernelImage::rebuild(Kernel& k) {
       rep.orphan_vmalloc_frames++;
     }
   }
-  // Pass 3: slabs.
+}
+
+// Pass 3: every valid slab adopted by its cache; empty slabs and orphan area records freed.
+void KernelImage::rebuild_slabs(Kernel& k) {
+  PhysMem& ph = k.phys_;
+  AttachReport& rep = k.attach_;
+  pfn_t start = k.zone_.start_pfn(), end = k.zone_.end_pfn();
   k.slab_.rebuild_begin();
   KmemCache* area_cache = k.vmalloc_.area_cache();
   for (pfn_t pfn = start; pfn < end;) {
@@ -306,7 +320,13 @@ void KernelImage::rebuild(Kernel& k) {
     }
     pfn += n;
   }
-  // Pass 4: the buddy lists.
+}
+
+void KernelImage::rebuild(Kernel& k) {
+  std::uint64_t large_pages = rebuild_roles(k);
+  rebuild_vmalloc(k);
+  rebuild_slabs(k);
+  // Pass 4: the buddy lists, from every frame of the zone with no role.
   k.zone_.rebuild(&k.phys_);
   k.kmalloc_.set_large_pages(large_pages);
   k.kmalloc_.reset_guard_cache();
