@@ -14,7 +14,9 @@
 // KernelImage is the Kernel's one friend: the persistence layer rebuilds the object's
 // private parts. Its functions are the stored Kernel's, not a live machine's API.
 //
-// Depends on: kernel/kernel.h, pal/pal_file.h. Never allocates.
+// Depends on: kernel/kernel.h, pal/pal_file.h. Never allocates. Invariants: nothing is
+// written to the file or its RAM before stored() accepted the object; after attach the
+// superblock says "not clean" until the machine detaches.
 #pragma once
 
 #include "kernel/kernel.h"

@@ -1,6 +1,8 @@
 // kmm/persist/heap_file.cpp — persist_boot: open a heap file, format it or attach to the
 // machine in it; the layout hash. See heap_file.h.
-// Depends on: persist/attach.h, kernel/, pal/pal_file.h. Never allocates.
+// Depends on: persist/attach.h, kernel/, pal/pal_file.h. Never allocates. Invariants: a file
+// taken from the pool goes back to it on every failure (give_up), closed without being
+// marked clean; a new file's superblock says ready only after the booted machine is whole.
 #include "persist/heap_file.h"
 
 #include "pal/pal_file.h"
