@@ -83,6 +83,7 @@ constexpr std::size_t kRegBytes = 512;  // the start of mcontext_t: the general 
 constexpr std::size_t kCopyBytes = 256 * 1024;
 constexpr std::size_t kMapsTextBytes = 8u << 20;
 constexpr std::uint64_t kStopTimeoutNs = 1'000'000'000ull;
+constexpr std::uint64_t kCopyTimeoutNs = 60'000'000'000ull;  // a snapshot's copy: its whole mark
 
 struct ThreadSlot {
   pid_t tid;
@@ -649,10 +650,25 @@ class ProcessRoots final : public RootProvider {
     release();  // the copy holds the instant: the world runs again
     int status = 0;
     struct rusage ru {};
+    // Polled, with a deadline: a copy that never finishes (it should not: it takes no lock a
+    // parked thread could hold) is killed, and the mark runs in place.
     long r;
-    do {
-      r = syscall(SYS_wait4, pid, &status, __WALL, &ru);
-    } while (r < 0 && errno == EINTR);
+    std::uint64_t deadline = mono_ns() + kCopyTimeoutNs;
+    for (;;) {
+      r = syscall(SYS_wait4, pid, &status, __WALL | WNOHANG, &ru);
+      if (r != 0 && !(r < 0 && errno == EINTR)) break;
+      if (mono_ns() >= deadline) {
+        syscall(SYS_kill, pid, SIGKILL);
+        do {
+          r = syscall(SYS_wait4, pid, &status, __WALL, &ru);
+        } while (r < 0 && errno == EINTR);
+        break;
+      }
+      struct timespec ts {
+        0, 500'000
+      };
+      nanosleep(&ts, nullptr);
+    }
     last_copy_cpu_ns = static_cast<std::uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000ull +
                        static_cast<std::uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
     if (r != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
