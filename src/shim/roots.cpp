@@ -346,25 +346,33 @@ bool starts(const char* s, const char* end, const char* prefix) {
   return true;
 }
 
-// /proc/self/maps into g_s->maps; false when it cannot be read whole.
-bool read_maps(unsigned* count) {
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return false;
+// A /proc file of this process, whole, into g_s->maps_text; its length, or -1 when it cannot
+// be read or does not fit.
+long read_proc_text(const char* path) {
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return -1;
   std::size_t len = 0;
   for (;;) {
     if (len == kMapsTextBytes) {
       syscall(SYS_close, fd);
-      return false;
+      return -1;
     }
     long got = syscall(SYS_read, fd, g_s->maps_text + len, kMapsTextBytes - len);
     if (got < 0) {
       syscall(SYS_close, fd);
-      return false;
+      return -1;
     }
     if (got == 0) break;
     len += static_cast<std::size_t>(got);
   }
   syscall(SYS_close, fd);
+  return static_cast<long>(len);
+}
+
+// /proc/self/maps into g_s->maps; false when it cannot be read whole.
+bool read_maps(unsigned* count) {
+  long len = read_proc_text("/proc/self/maps");
+  if (len < 0) return false;
   unsigned n = 0;
   const char* p = g_s->maps_text;
   const char* end = p + len;
@@ -440,23 +448,8 @@ bool copy_complete(unsigned parent_n) {
       at = m->hi;
     }
   }
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return false;
-  std::size_t len = 0;
-  for (;;) {
-    if (len == kMapsTextBytes) {
-      syscall(SYS_close, fd);
-      return false;  // too many mappings to check: not trusted
-    }
-    long got = syscall(SYS_read, fd, g_s->maps_text + len, kMapsTextBytes - len);
-    if (got < 0) {
-      syscall(SYS_close, fd);
-      return false;
-    }
-    if (got == 0) break;
-    len += static_cast<std::size_t>(got);
-  }
-  syscall(SYS_close, fd);
+  long len = read_proc_text("/proc/self/smaps");
+  if (len < 0) return false;  // unreadable, or too many mappings to check: not trusted
   const char* p = g_s->maps_text;
   const char* end = p + len;
   bool writable = false;  // of the mapping whose lines these are
