@@ -8,6 +8,7 @@
 #include "base/options.h"
 #include "base/text.h"
 #include "scenario/command_table.h"
+#include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
 namespace kmm::sim {
@@ -154,6 +155,26 @@ std::optional<bool> fault_command(const std::vector<std::string>& a, std::ostrea
                        cfg.seed);
   out << fmt::format(", times {}, space {}, verbose {}\n", cfg.times, cfg.space, cfg.verbose);
   return true;
+}
+
+// The `fail` command: process-wide, so it runs with or without a machine.
+LineStatus Scenario::cmd_fail(const CommandCall& c) {
+  std::string error;
+  const bool ok = fault_command(c.a, out_, &error).value_or(false);  // a[0] is "fail": never nullopt
+  return ok ? LineStatus::kOk : script_error(c.where, error);
+}
+
+std::span<const CommandRow> CommandTables::fault() {
+  using F = CommandFamily;
+  static constexpr CommandRow kRows[] = {
+      {"fail",
+       "fail slab|page|platform every=N|probability=P% [times=N] [space=SIZE] [seed=S] [verbose=0|1]"
+       " | fail off [slab|page|platform] | fail",
+       "fault injection (Linux's failslab, fail_page_alloc): fail every Nth or a random P% of allocations; "
+       "off; or show each point",
+       F::kFault, &Scenario::cmd_fail, CommandWhen::kAnyTime},
+  };
+  return kRows;
 }
 
 std::optional<std::int64_t> fault_value(const std::string& rest, std::string* error) {

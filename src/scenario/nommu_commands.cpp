@@ -93,358 +93,440 @@ int order_for(std::uint64_t bytes) {
 
 }  // namespace
 
+constexpr const char* kNoNommuModel = "the NOMMU process model could not start (no room for its vm_region cache)";
+
 static NommuState* nommu_state(std::unique_ptr<NommuState, ModelDeleter>& s, Kernel* k) {
   if (!s) s.reset(new NommuState(k));
   return s->ok ? s.get() : nullptr;
 }
 
-std::optional<LineStatus> Scenario::dispatch_nommu(const Args& a, const std::string& line, const std::string& where) {
-  static const char* const kCommands[] = {"spawn", "exit",  "malloc", "free",   "realloc",
-                                          "ps",    "nommu", "frag",   "repeat", "churn"};
-  if (std::find(std::begin(kCommands), std::end(kCommands), a[0]) == std::end(kCommands)) return std::nullopt;
-  Kernel& k = *kernel_;
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr)
-    return script_error(where, "the NOMMU process model could not start (no room for its vm_region cache)");
-  Nommu& n = st->nommu;
-  const std::string& cmd = a[0];
-  auto say = [&](const std::string& s) {
-    if (!st->quiet) out_ << s << "\n";
-  };
-  auto fail = [&](const std::string& s) {
-    if (!st->quiet) failed(s);  // failed() also names an injected failure (fault injection)
-    last_failed_ = true;
-  };
-  auto va = [&](const void* p) { return k.kva(p); };
+// The transcript of a NOMMU command: quiet inside `repeat`.
+void Scenario::nommu_say(const NommuState& st, const std::string& s) {
+  if (!st.quiet) out_ << s << "\n";
+}
 
-  if (cmd == "spawn") {
-    if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen)
-      return script_error(where, command_usage("spawn", CommandFamily::kNommu));
-    std::map<std::string, std::string> o;
-    std::string bad;
-    if (!parse_options(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
-    MallocKind kind = MallocKind::kSimple;
-    std::int64_t heap = 0;
-    bool kind_given = false;
-    for (auto& [key, v] : o) {
-      if (key == "malloc") {
-        kind_given = true;
-        if (v == "simple")
-          kind = MallocKind::kSimple;
-        else if (v == "smalloc")
-          kind = MallocKind::kSmalloc;
-        else if (v == "heap")
-          kind = MallocKind::kHeap;
-        else if (v == "brk")
-          kind = MallocKind::kBrk;
-        else
-          return script_error(where, "malloc= takes simple, smalloc, heap or brk, not '" + v + "'");
-      } else if (key == "heap") {
-        if (!parse_number(v, &heap) || heap <= 0) return script_error(where, "bad heap size '" + v + "'");
-      } else {
-        return script_error(where, "unknown spawn option '" + key + "'");
-      }
+// A failed NOMMU operation: last.failed, and (unless quiet) why.
+void Scenario::nommu_fail(const NommuState& st, const std::string& s) {
+  if (!st.quiet) failed(s);  // failed() also names an injected failure (fault injection)
+  last_failed_ = true;
+}
+
+LineStatus Scenario::nommu_spawn(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  Nommu& n = st->nommu;
+  if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen)
+    return script_error(where, command_usage("spawn", CommandFamily::kNommu));
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(a, 2, &o, &bad)) return script_error(where, "bad spawn option '" + bad + "'");
+  MallocKind kind = MallocKind::kSimple;
+  std::int64_t heap = 0;
+  bool kind_given = false;
+  for (auto& [key, v] : o) {
+    if (key == "malloc") {
+      kind_given = true;
+      if (v == "simple")
+        kind = MallocKind::kSimple;
+      else if (v == "smalloc")
+        kind = MallocKind::kSmalloc;
+      else if (v == "heap")
+        kind = MallocKind::kHeap;
+      else if (v == "brk")
+        kind = MallocKind::kBrk;
+      else
+        return script_error(where, "malloc= takes simple, smalloc, heap or brk, not '" + v + "'");
+    } else if (key == "heap") {
+      if (!parse_number(v, &heap) || heap <= 0) return script_error(where, "bad heap size '" + v + "'");
+    } else {
+      return script_error(where, "unknown spawn option '" + key + "'");
     }
-    if (heap != 0 && !kind_given) kind = MallocKind::kHeap;
-    if (heap != 0 && kind != MallocKind::kHeap) return script_error(where, "heap= goes with malloc=heap");
-    if (heap > 0 && static_cast<std::uint64_t>(heap) > k.phys().size()) {
-      fail(fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1],
-                       kb(static_cast<std::uint64_t>(heap)), kb(k.phys().size())));
-      return LineStatus::kOk;
-    }
-    NommuError e;
-    int pid = n.spawn(a[1].c_str(), kind, static_cast<std::size_t>(heap), &e);
-    if (pid == 0) {
-      std::string why = e == NommuError::kNoMemory || e == NommuError::kMissingMemory || e == NommuError::kTooLarge
-                            ? "no room for its fixed heap: " + pool_reason(n.last_failure(), k)
-                            : nommu_error_text(e);
-      fail(fmt::format("spawn {}: {}", a[1], why));
-      return LineStatus::kOk;
-    }
-    const NommuProcess* p = n.process(pid);
-    if (kind == MallocKind::kHeap)
-      say(fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size),
-                      va(p->heap->data)));
-    else
-      say(fmt::format("{}: pid {}, malloc={}", a[1], pid, malloc_kind_name(kind)));
+  }
+  if (heap != 0 && !kind_given) kind = MallocKind::kHeap;
+  if (heap != 0 && kind != MallocKind::kHeap) return script_error(where, "heap= goes with malloc=heap");
+  if (heap > 0 && static_cast<std::uint64_t>(heap) > k.phys().size()) {
+    nommu_fail(*st, fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1],
+                                kb(static_cast<std::uint64_t>(heap)), kb(k.phys().size())));
     return LineStatus::kOk;
   }
-  if (cmd == "exit") {
-    if (a.size() != 2) return script_error(where, command_usage("exit", CommandFamily::kNommu));
-    int pid = n.find(a[1].c_str());
-    if (pid == 0) {
-      fail(fmt::format("exit: no process {}", a[1]));
-      return LineStatus::kOk;
-    }
-    std::uint64_t bytes = n.process_bytes(pid);
-    n.exit(pid);
-    for (auto it = st->labels.begin(); it != st->labels.end();)
-      it = it->second.pid == pid ? st->labels.erase(it) : std::next(it);
-    say(fmt::format("{} exited: {} back to the pool", a[1], kb(bytes)));
+  NommuError e;
+  int pid = n.spawn(a[1].c_str(), kind, static_cast<std::size_t>(heap), &e);
+  if (pid == 0) {
+    std::string why = e == NommuError::kNoMemory || e == NommuError::kMissingMemory || e == NommuError::kTooLarge
+                          ? "no room for its fixed heap: " + pool_reason(n.last_failure(), k)
+                          : nommu_error_text(e);
+    nommu_fail(*st, fmt::format("spawn {}: {}", a[1], why));
     return LineStatus::kOk;
   }
-  if (cmd == "malloc") {
-    std::string usage = command_usage("malloc", CommandFamily::kNommu);
-    if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
-    if (a.size() == 5 && (a[3] != "as" || !label_ok(a[4]))) return script_error(where, usage);
-    std::int64_t size;
-    if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
-    int pid = n.find(a[1].c_str());
-    if (pid == 0) {
-      fail(fmt::format("malloc: no process {}", a[1]));
-      return LineStatus::kOk;
-    }
-    NommuError e;
-    void* p = n.malloc(pid, static_cast<std::size_t>(size), &e);
-    if (p == nullptr) {
-      fail(fmt::format("{}: malloc({}) failed: {}", a[1], size, pool_reason(n.last_failure(), k)));
-      return LineStatus::kOk;
-    }
-    if (a.size() == 5) st->labels[a[4]] = NommuLabel{pid, p, static_cast<std::size_t>(size)};
-    say(fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, va(p), n.usable(pid, p),
-                    n.footprint(pid, p)));
+  const NommuProcess* p = n.process(pid);
+  if (kind == MallocKind::kHeap)
+    nommu_say(*st, fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size),
+                               k.kva(p->heap->data)));
+  else
+    nommu_say(*st, fmt::format("{}: pid {}, malloc={}", a[1], pid, malloc_kind_name(kind)));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_exit(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Nommu& n = st->nommu;
+  if (a.size() != 2) return script_error(where, command_usage("exit", CommandFamily::kNommu));
+  int pid = n.find(a[1].c_str());
+  if (pid == 0) {
+    nommu_fail(*st, fmt::format("exit: no process {}", a[1]));
     return LineStatus::kOk;
   }
-  if (cmd == "free") {
-    if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
-      return script_error(where, command_usage("free", CommandFamily::kNommu));
-    auto it = st->labels.find(a[1]);
-    if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
-    int by = it->second.pid;
-    if (a.size() == 4) {
-      by = n.find(a[3].c_str());
-      if (by == 0) {
-        fail(fmt::format("free: no process {}", a[3]));
-        return LineStatus::kOk;
-      }
-    }
-    NommuError e = n.free(by, it->second.ptr);
-    if (e != NommuError::kOk) {
-      const NommuProcess* owner = n.process(it->second.pid);
-      const NommuProcess* who = n.process(by);
-      fail(fmt::format("free {}: refused: 0x{:08x} {} (process {} freed it{})", a[1], va(it->second.ptr),
-                       nommu_error_text(e), who ? who->name : "?",
-                       e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
+  std::uint64_t bytes = n.process_bytes(pid);
+  n.exit(pid);
+  for (auto it = st->labels.begin(); it != st->labels.end();)
+    it = it->second.pid == pid ? st->labels.erase(it) : std::next(it);
+  nommu_say(*st, fmt::format("{} exited: {} back to the pool", a[1], kb(bytes)));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_malloc(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  Nommu& n = st->nommu;
+  std::string usage = command_usage("malloc", CommandFamily::kNommu);
+  if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
+  if (a.size() == 5 && (a[3] != "as" || !label_ok(a[4]))) return script_error(where, usage);
+  std::int64_t size;
+  if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
+  int pid = n.find(a[1].c_str());
+  if (pid == 0) {
+    nommu_fail(*st, fmt::format("malloc: no process {}", a[1]));
+    return LineStatus::kOk;
+  }
+  NommuError e;
+  void* p = n.malloc(pid, static_cast<std::size_t>(size), &e);
+  if (p == nullptr) {
+    nommu_fail(*st, fmt::format("{}: malloc({}) failed: {}", a[1], size, pool_reason(n.last_failure(), k)));
+    return LineStatus::kOk;
+  }
+  if (a.size() == 5) st->labels[a[4]] = NommuLabel{pid, p, static_cast<std::size_t>(size)};
+  nommu_say(*st, fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, k.kva(p),
+                             n.usable(pid, p), n.footprint(pid, p)));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_free(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  Nommu& n = st->nommu;
+  if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
+    return script_error(where, command_usage("free", CommandFamily::kNommu));
+  auto it = st->labels.find(a[1]);
+  if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
+  int by = it->second.pid;
+  if (a.size() == 4) {
+    by = n.find(a[3].c_str());
+    if (by == 0) {
+      nommu_fail(*st, fmt::format("free: no process {}", a[3]));
       return LineStatus::kOk;
     }
+  }
+  NommuError e = n.free(by, it->second.ptr);
+  if (e != NommuError::kOk) {
+    const NommuProcess* owner = n.process(it->second.pid);
+    const NommuProcess* who = n.process(by);
+    nommu_fail(*st,
+               fmt::format("free {}: refused: 0x{:08x} {} (process {} freed it{})", a[1], k.kva(it->second.ptr),
+                           nommu_error_text(e), who ? who->name : "?",
+                           e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
+    return LineStatus::kOk;
+  }
+  st->labels.erase(it);
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_realloc(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  Nommu& n = st->nommu;
+  if (a.size() != 3) return script_error(where, command_usage("realloc"));
+  auto it = st->labels.find(a[1]);
+  if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
+  std::int64_t size;
+  if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
+  NommuError e;
+  void* q = n.realloc(it->second.pid, it->second.ptr, static_cast<std::size_t>(size), &e);
+  if (q == nullptr && size != 0) {
+    nommu_fail(*st, fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
+                                e == NommuError::kBadPointer || e == NommuError::kNotYours
+                                    ? nommu_error_text(e)
+                                    : pool_reason(n.last_failure(), k)));
+    return LineStatus::kOk;
+  }
+  if (size == 0) {
     st->labels.erase(it);
     return LineStatus::kOk;
   }
-  if (cmd == "realloc") {
-    if (a.size() != 3) return script_error(where, command_usage("realloc"));
-    auto it = st->labels.find(a[1]);
-    if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
-    std::int64_t size;
-    if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
-    NommuError e;
-    void* q = n.realloc(it->second.pid, it->second.ptr, static_cast<std::size_t>(size), &e);
-    if (q == nullptr && size != 0) {
-      fail(fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
-                       e == NommuError::kBadPointer || e == NommuError::kNotYours ? nommu_error_text(e)
-                                                                                  : pool_reason(n.last_failure(), k)));
-      return LineStatus::kOk;
-    }
-    if (size == 0) {
-      st->labels.erase(it);
-      return LineStatus::kOk;
-    }
-    bool moved = q != it->second.ptr;
-    it->second.ptr = q;
-    it->second.size = static_cast<std::size_t>(size);
-    say(fmt::format("{} = 0x{:08x} ({} usable{})", a[1], va(q), n.usable(it->second.pid, q),
-                    moved ? ", moved: allocate, copy, free" : ", in place"));
-    return LineStatus::kOk;
+  bool moved = q != it->second.ptr;
+  it->second.ptr = q;
+  it->second.size = static_cast<std::size_t>(size);
+  nommu_say(*st, fmt::format("{} = 0x{:08x} ({} usable{})", a[1], k.kva(q), n.usable(it->second.pid, q),
+                             moved ? ", moved: allocate, copy, free" : ", in place"));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_ps(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  Nommu& n = st->nommu;
+  out_ << "  PID NAME         MALLOC   REGIONS      BYTES  MALLOCS    FREES\n";
+  for (int pid = 1; pid <= static_cast<int>(kMaxProcesses); ++pid) {
+    const NommuProcess* p = n.process(pid);
+    if (p == nullptr) continue;
+    out_ << fmt::format("{:>5} {:<12} {:<8} {:>7} {:>10} {:>8} {:>8}\n", pid, p->name, malloc_kind_name(p->kind),
+                        p->nr_regions, p->bytes, p->mallocs, p->frees);
   }
-  if (cmd == "ps") {
-    out_ << "  PID NAME         MALLOC   REGIONS      BYTES  MALLOCS    FREES\n";
-    for (int pid = 1; pid <= static_cast<int>(kMaxProcesses); ++pid) {
-      const NommuProcess* p = n.process(pid);
-      if (p == nullptr) continue;
-      out_ << fmt::format("{:>5} {:<12} {:<8} {:>7} {:>10} {:>8} {:>8}\n", pid, p->name, malloc_kind_name(p->kind),
-                          p->nr_regions, p->bytes, p->mallocs, p->frees);
-    }
-    return LineStatus::kOk;
-  }
-  if (cmd == "nommu") {
-    std::map<std::string, std::string> o;
-    std::string bad;
-    if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, command_usage("nommu"));
-    for (auto& [key, v] : o) {
-      if (key == "lookup") {
-        if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");
-        n.set_indexed(v == "indexed");
-      } else if (key == "chunk") {
-        return script_error(where, "chunk= is a NommuConfig setting: not switchable on a running machine");
-      } else {
-        return script_error(where, "unknown nommu option '" + key + "'");
-      }
-    }
-    say(fmt::format("region lookup: {}",
-                    n.config().indexed ? "indexed (hash of region addresses)" : "linear (walk the process's list)"));
-    return LineStatus::kOk;
-  }
-  if (cmd == "frag") {
-    std::int64_t size = 0;
-    if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0)))
-      return script_error(where, command_usage("frag"));
-    std::uint64_t nr[kNrOrders];
-    k.zone().free_blocks(nr);
-    std::uint64_t free_b = k.zone().free_pages() * kPageSize, largest = k.zone().largest_free_block() * kPageSize;
-    out_ << fmt::format("free {} in all, largest free block {} ({})\n", kb(free_b), kb(largest), k.zone().name());
-    auto line_for = [&](unsigned order) {
-      int ui = unusable_index(nr, order), fi = fragmentation_index(nr, order);
-      out_ << fmt::format("  order {:>2} ({:>7}): unusable index {}.{:03d}, fragmentation index {}{}.{:03d}\n", order,
-                          kb(kPageSize << order), ui / 1000, ui % 1000, fi < 0 ? "-" : "", std::abs(fi) / 1000,
-                          std::abs(fi) % 1000);
-    };
-    if (size > 0) {
-      line_for(static_cast<unsigned>(
-          std::min<int>(order_for(static_cast<std::uint64_t>(size)), static_cast<int>(kMaxOrder))));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_lookup(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Nommu& n = st->nommu;
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, command_usage("nommu"));
+  for (auto& [key, v] : o) {
+    if (key == "lookup") {
+      if (v != "linear" && v != "indexed") return script_error(where, "lookup= takes linear or indexed");
+      n.set_indexed(v == "indexed");
+    } else if (key == "chunk") {
+      return script_error(where, "chunk= is a NommuConfig setting: not switchable on a running machine");
     } else {
-      for (unsigned o = 0; o < kNrOrders; ++o) line_for(o);
+      return script_error(where, "unknown nommu option '" + key + "'");
     }
-    return LineStatus::kOk;
   }
-  if (cmd == "repeat") {
-    std::int64_t times;
-    if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
-      return script_error(where, command_usage("repeat"));
-    std::string body = line.substr(line.find(a[1], line.find("repeat") + 6) + a[1].size());
-    bool was_quiet = st->quiet;
-    st->quiet = true;
-    std::int64_t failures = 0;
-    for (std::int64_t i = 0; i < times; ++i) {
-      std::string text = body;
-      for (std::size_t at; (at = text.find("{i}")) != std::string::npos;) text.replace(at, 3, std::to_string(i));
-      std::istringstream in(text);
-      Args args;
-      for (std::string w; in >> w;) args.push_back(w);
-      last_failed_ = false;
-      LineStatus s = dispatch(args, text, where);
-      if (s == LineStatus::kScriptError) {
-        st->quiet = was_quiet;
-        return s;
-      }
-      if (last_failed_) ++failures;
-    }
-    st->quiet = was_quiet;
-    last_failed_ = failures != 0;
-    say(fmt::format("repeated {} times, {} failed", times, failures));
-    return LineStatus::kOk;
+  nommu_say(*st, fmt::format("region lookup: {}", n.config().indexed ? "indexed (hash of region addresses)"
+                                                                     : "linear (walk the process's list)"));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_frag(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  std::int64_t size = 0;
+  if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0)))
+    return script_error(where, command_usage("frag"));
+  std::uint64_t nr[kNrOrders];
+  k.zone().free_blocks(nr);
+  std::uint64_t free_b = k.zone().free_pages() * kPageSize, largest = k.zone().largest_free_block() * kPageSize;
+  out_ << fmt::format("free {} in all, largest free block {} ({})\n", kb(free_b), kb(largest), k.zone().name());
+  auto line_for = [&](unsigned order) {
+    int ui = unusable_index(nr, order), fi = fragmentation_index(nr, order);
+    out_ << fmt::format("  order {:>2} ({:>7}): unusable index {}.{:03d}, fragmentation index {}{}.{:03d}\n", order,
+                        kb(kPageSize << order), ui / 1000, ui % 1000, fi < 0 ? "-" : "", std::abs(fi) / 1000,
+                        std::abs(fi) % 1000);
+  };
+  if (size > 0) {
+    line_for(
+        static_cast<unsigned>(std::min<int>(order_for(static_cast<std::uint64_t>(size)), static_cast<int>(kMaxOrder))));
+  } else {
+    for (unsigned o = 0; o < kNrOrders; ++o) line_for(o);
   }
-  if (cmd == "churn") {
-    std::map<std::string, std::string> o;
-    std::string bad;
-    if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
-    std::map<std::string, std::int64_t> p = {
-        {"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
-        {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
-    for (auto& [key, v] : o) {
-      if (p.count(key) == 0) return script_error(where, "unknown churn option '" + key + "'");
-      if (!parse_number(v, &p[key]) || p[key] < 0) return script_error(where, "bad churn " + key + " '" + v + "'");
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_repeat(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& line = c.line;
+  const std::string& where = c.where;
+  std::int64_t times;
+  if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
+    return script_error(where, command_usage("repeat"));
+  std::string body = line.substr(line.find(a[1], line.find("repeat") + 6) + a[1].size());
+  bool was_quiet = st->quiet;
+  st->quiet = true;
+  std::int64_t failures = 0;
+  for (std::int64_t i = 0; i < times; ++i) {
+    std::string text = body;
+    for (std::size_t at; (at = text.find("{i}")) != std::string::npos;) text.replace(at, 3, std::to_string(i));
+    std::istringstream in(text);
+    Args args;
+    for (std::string w; in >> w;) args.push_back(w);
+    last_failed_ = false;
+    LineStatus s = dispatch(args, text, where);
+    if (s == LineStatus::kScriptError) {
+      st->quiet = was_quiet;
+      return s;
     }
-    if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"] || p["every"] == 0 || p["buf_min"] == 0 ||
-        p["prog_min"] == 0)
-      return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max, every > 0");
-    std::mt19937_64 rng(static_cast<std::uint64_t>(p["seed"]));
-    auto uniform = [&](std::int64_t lo, std::int64_t hi) {
-      return lo + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
-    };
-    NommuError e;
-    int net = n.find("netd");
-    if (net == 0) net = n.spawn("netd", MallocKind::kSimple, 0, &e);
-    if (net == 0) return script_error(where, "churn: cannot spawn netd");
-    struct Buf {
-      void* p;
-      std::int64_t dies;
-    };
-    struct Prog {
-      int pid = 0;
-      std::int64_t dies = 0;
-    };
-    std::vector<Buf> bufs;
-    std::vector<Prog> progs(static_cast<std::size_t>(p["programs"]));
-    ChurnResult r;
-    r.ran = true;
-    r.min_largest = ~std::uint64_t{0};
-    std::uint64_t sum_largest = 0;
-    out_ << fmt::format("churn on {} RAM, kmalloc={}, page allocator {}{}: {} steps\n", kb(k.phys().size()),
-                        k.config().kmalloc == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2", k.zone().name(),
-                        k.config().page_alloc == PageAllocKind::kRange
-                            ? (k.config().range_direction == RangeDirection::kSeed     ? " (direction=seed)"
-                               : k.config().range_direction == RangeDirection::kSource ? " (direction=source)"
-                                                                                       : " (bottom-up)")
-                            : "",
-                        p["steps"]);
-    out_ << "   step       free    largest  buffers  programs  failed(prog/buf)\n";
-    for (std::int64_t t = 1; t <= p["steps"]; ++t) {
-      // Buffers that die now go back.
-      for (std::size_t i = 0; i < bufs.size();) {
-        if (bufs[i].dies <= t) {
-          n.free(net, bufs[i].p);
-          bufs[i] = bufs.back();
-          bufs.pop_back();
-        } else {
-          ++i;
-        }
+    if (last_failed_) ++failures;
+  }
+  st->quiet = was_quiet;
+  last_failed_ = failures != 0;
+  nommu_say(*st, fmt::format("repeated {} times, {} failed", times, failures));
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::nommu_churn(const CommandCall& c) {
+  NommuState* st = nommu_state(nommu_, kernel_);
+  if (st == nullptr) return script_error(c.where, kNoNommuModel);
+  const Args& a = c.a;
+  const std::string& where = c.where;
+  Kernel& k = *kernel_;
+  Nommu& n = st->nommu;
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
+  std::map<std::string, std::int64_t> p = {
+      {"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
+      {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
+  for (auto& [key, v] : o) {
+    if (p.count(key) == 0) return script_error(where, "unknown churn option '" + key + "'");
+    if (!parse_number(v, &p[key]) || p[key] < 0) return script_error(where, "bad churn " + key + " '" + v + "'");
+  }
+  if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"] || p["every"] == 0 || p["buf_min"] == 0 ||
+      p["prog_min"] == 0)
+    return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max, every > 0");
+  std::mt19937_64 rng(static_cast<std::uint64_t>(p["seed"]));
+  auto uniform = [&](std::int64_t lo, std::int64_t hi) {
+    return lo + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
+  };
+  NommuError e;
+  int net = n.find("netd");
+  if (net == 0) net = n.spawn("netd", MallocKind::kSimple, 0, &e);
+  if (net == 0) return script_error(where, "churn: cannot spawn netd");
+  struct Buf {
+    void* p;
+    std::int64_t dies;
+  };
+  struct Prog {
+    int pid = 0;
+    std::int64_t dies = 0;
+  };
+  std::vector<Buf> bufs;
+  std::vector<Prog> progs(static_cast<std::size_t>(p["programs"]));
+  ChurnResult r;
+  r.ran = true;
+  r.min_largest = ~std::uint64_t{0};
+  std::uint64_t sum_largest = 0;
+  out_ << fmt::format("churn on {} RAM, kmalloc={}, page allocator {}{}: {} steps\n", kb(k.phys().size()),
+                      k.config().kmalloc == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2", k.zone().name(),
+                      k.config().page_alloc == PageAllocKind::kRange
+                          ? (k.config().range_direction == RangeDirection::kSeed     ? " (direction=seed)"
+                             : k.config().range_direction == RangeDirection::kSource ? " (direction=source)"
+                                                                                     : " (bottom-up)")
+                          : "",
+                      p["steps"]);
+  out_ << "   step       free    largest  buffers  programs  failed(prog/buf)\n";
+  for (std::int64_t t = 1; t <= p["steps"]; ++t) {
+    // Buffers that die now go back.
+    for (std::size_t i = 0; i < bufs.size();) {
+      if (bufs[i].dies <= t) {
+        n.free(net, bufs[i].p);
+        bufs[i] = bufs.back();
+        bufs.pop_back();
+      } else {
+        ++i;
       }
-      // Programs that end exit; empty slots load a new program (one mmap of its image).
-      for (std::size_t i = 0; i < progs.size(); ++i) {
-        Prog& g = progs[i];
-        if (g.pid != 0 && g.dies <= t) {
-          n.exit(g.pid);
-          g.pid = 0;
-        }
-        if (g.pid == 0 && (t == 1 || uniform(0, 9) == 0)) {
-          std::string name = fmt::format("prog{}", i);
-          int pid = n.spawn(name.c_str(), MallocKind::kSimple, 0, &e);
-          if (pid == 0) continue;
-          if (n.malloc(pid, static_cast<std::size_t>(uniform(p["prog_min"], p["prog_max"])), &e) == nullptr) {
-            n.exit(pid);
-            r.failed_programs++;
-            continue;
-          }
-          g.pid = pid;
-          g.dies = t + uniform(p["prog_life"] / 2, p["prog_life"] * 3 / 2);
-        }
+    }
+    // Programs that end exit; empty slots load a new program (one mmap of its image).
+    for (std::size_t i = 0; i < progs.size(); ++i) {
+      Prog& g = progs[i];
+      if (g.pid != 0 && g.dies <= t) {
+        n.exit(g.pid);
+        g.pid = 0;
       }
-      // New network buffers: most short-lived, a few (keep per mille) held long.
-      std::int64_t nb = uniform(1, std::max<std::int64_t>(1, p["bufs"] * 2 - 1));
-      for (std::int64_t j = 0; j < nb; ++j) {
-        void* b = n.malloc(net, static_cast<std::size_t>(uniform(p["buf_min"], p["buf_max"])), &e);
-        if (b == nullptr) {
-          r.failed_buffers++;
+      if (g.pid == 0 && (t == 1 || uniform(0, 9) == 0)) {
+        std::string name = fmt::format("prog{}", i);
+        int pid = n.spawn(name.c_str(), MallocKind::kSimple, 0, &e);
+        if (pid == 0) continue;
+        if (n.malloc(pid, static_cast<std::size_t>(uniform(p["prog_min"], p["prog_max"])), &e) == nullptr) {
+          n.exit(pid);
+          r.failed_programs++;
           continue;
         }
-        std::int64_t life =
-            uniform(0, 999) < p["keep"] ? uniform(p["prog_life"], p["prog_life"] * 4) : uniform(1, p["buf_life"]);
-        bufs.push_back(Buf{b, t + life});
-      }
-      std::uint64_t largest = k.zone().largest_free_block() * kPageSize;
-      r.min_largest = std::min(r.min_largest, largest);
-      sum_largest += largest;
-      if (t % p["every"] == 0 || t == p["steps"]) {
-        std::size_t running = 0;
-        for (auto& g : progs) running += g.pid != 0 ? 1 : 0;
-        out_ << fmt::format("{:>7} {:>10} {:>10} {:>8} {:>9} {:>9}/{}\n", t, kb(k.zone().free_pages() * kPageSize),
-                            kb(largest), bufs.size(), running, r.failed_programs, r.failed_buffers);
+        g.pid = pid;
+        g.dies = t + uniform(p["prog_life"] / 2, p["prog_life"] * 3 / 2);
       }
     }
-    r.final_largest = k.zone().largest_free_block() * kPageSize;
-    r.avg_largest = p["steps"] > 0 ? sum_largest / static_cast<std::uint64_t>(p["steps"]) : 0;
-    if (p["steps"] == 0) r.min_largest = r.final_largest;
-    out_ << fmt::format(
-        "largest free block: min {}, average {}, at the end {}; failed program loads {}, failed buffers {}\n",
-        kb(r.min_largest / 1024 * 1024), kb(r.avg_largest / 1024 * 1024), kb(r.final_largest), r.failed_programs,
-        r.failed_buffers);
-    // Leave the machine as it was: every churn process exits.
-    for (auto& g : progs)
-      if (g.pid != 0) n.exit(g.pid);
-    n.exit(net);
-    st->churn = r;
-    return LineStatus::kOk;
+    // New network buffers: most short-lived, a few (keep per mille) held long.
+    std::int64_t nb = uniform(1, std::max<std::int64_t>(1, p["bufs"] * 2 - 1));
+    for (std::int64_t j = 0; j < nb; ++j) {
+      void* b = n.malloc(net, static_cast<std::size_t>(uniform(p["buf_min"], p["buf_max"])), &e);
+      if (b == nullptr) {
+        r.failed_buffers++;
+        continue;
+      }
+      std::int64_t life =
+          uniform(0, 999) < p["keep"] ? uniform(p["prog_life"], p["prog_life"] * 4) : uniform(1, p["buf_life"]);
+      bufs.push_back(Buf{b, t + life});
+    }
+    std::uint64_t largest = k.zone().largest_free_block() * kPageSize;
+    r.min_largest = std::min(r.min_largest, largest);
+    sum_largest += largest;
+    if (t % p["every"] == 0 || t == p["steps"]) {
+      std::size_t running = 0;
+      for (auto& g : progs) running += g.pid != 0 ? 1 : 0;
+      out_ << fmt::format("{:>7} {:>10} {:>10} {:>8} {:>9} {:>9}/{}\n", t, kb(k.zone().free_pages() * kPageSize),
+                          kb(largest), bufs.size(), running, r.failed_programs, r.failed_buffers);
+    }
   }
-  return std::nullopt;
+  r.final_largest = k.zone().largest_free_block() * kPageSize;
+  r.avg_largest = p["steps"] > 0 ? sum_largest / static_cast<std::uint64_t>(p["steps"]) : 0;
+  if (p["steps"] == 0) r.min_largest = r.final_largest;
+  out_ << fmt::format(
+      "largest free block: min {}, average {}, at the end {}; failed program loads {}, failed buffers {}\n",
+      kb(r.min_largest / 1024 * 1024), kb(r.avg_largest / 1024 * 1024), kb(r.final_largest), r.failed_programs,
+      r.failed_buffers);
+  // Leave the machine as it was: every churn process exits.
+  for (auto& g : progs)
+    if (g.pid != 0) n.exit(g.pid);
+  n.exit(net);
+  st->churn = r;
+  return LineStatus::kOk;
+}
+
+std::span<const CommandRow> CommandTables::nommu() {
+  using F = CommandFamily;
+  static constexpr CommandRow kRows[] = {
+      {"spawn", "spawn PROC [malloc=simple|smalloc|heap|brk] [heap=SIZE]",
+       "start a uClinux process with one of its malloc strategies", F::kNommu, &Scenario::nommu_spawn},
+      {"exit", "exit PROC", "end a process; its regions go back", F::kNommu, &Scenario::nommu_exit},
+      {"malloc", "malloc PROC SIZE [as LABEL]", "allocate from the process's malloc", F::kNommu,
+       &Scenario::nommu_malloc},
+      {"free", "free LABEL [by PROC]", "free a malloc block", F::kNommu, &Scenario::nommu_free},
+      {"realloc", "realloc LABEL SIZE", "resize a malloc block", F::kNommu, &Scenario::nommu_realloc},
+      {"ps", "ps", "the processes and their memory", F::kNommu, &Scenario::nommu_ps},
+      {"nommu", "nommu [lookup=linear|indexed] [chunk=SIZE]", "how free and realloc find a process's region", F::kNommu,
+       &Scenario::nommu_lookup},
+      {"frag", "frag [SIZE]", "free memory, the largest free block, Linux's fragmentation indices", F::kNommu,
+       &Scenario::nommu_frag},
+      {"repeat", "repeat N COMMAND... ({i} in COMMAND counts 0..N-1)",
+       "run COMMAND N times, quietly; print how many failed", F::kNommu, &Scenario::nommu_repeat},
+      {"churn",
+       "churn [steps=N] [seed=N] [every=N] [buf_min=SIZE] [buf_max=SIZE] [bufs=N] [buf_life=N] [keep=PERMILLE]"
+       " [programs=N] [prog_min=SIZE] [prog_max=SIZE] [prog_life=N]",
+       "network buffers mixed with long-lived programs; prints the largest free block over time", F::kNommu,
+       &Scenario::nommu_churn},
+  };
+  return kRows;
 }
 
 std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::string* error) {

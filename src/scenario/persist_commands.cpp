@@ -70,67 +70,70 @@ void persist_boot_banner(Kernel& k, std::ostream& out) {
                                                      : std::string("until boot-complete"));
 }
 
-std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a, std::map<std::string, Block>& blocks,
-                                    std::ostream& out, std::string* error, bool* failed) {
-  const std::string& cmd = a[0];
-  if (cmd == "boot-complete") {
-    if (a.size() != 1) {
-      *error = command_usage("boot-complete");
-      return false;
-    }
-    unsigned n = k.boot_complete();
-    out << fmt::format("boot complete: {} dormant module(s) not loaded again are gone\n", n);
-    return true;
+LineStatus Scenario::cmd_boot_complete(const CommandCall& c) {
+  if (c.a.size() != 1) return script_error(c.where, command_usage("boot-complete"));
+  unsigned n = kernel_->boot_complete();
+  out_ << fmt::format("boot complete: {} dormant module(s) not loaded again are gone\n", n);
+  return LineStatus::kOk;
+}
+
+LineStatus Scenario::cmd_flush(const CommandCall&) {
+  if (!kernel_->flush()) {
+    out_ << "flush: the machine's RAM is volatile\n";
+    last_failed_ = true;
   }
-  if (cmd == "flush") {
-    if (!k.flush()) {
-      out << "flush: the machine's RAM is volatile\n";
-      *failed = true;
+  return LineStatus::kOk;
+}
+
+// root set NAME LABEL|0 and root get NAME as LABEL.
+LineStatus Scenario::cmd_root(const CommandCall& c) {
+  const Args& a = c.a;
+  Kernel& k = *kernel_;
+  if (a.size() == 3 && a[1] == "set") return script_error(c.where, "usage: root set NAME LABEL");
+  if (a.size() == 4 && a[1] == "set") {
+    const void* p = nullptr;
+    if (a[3] != "0") {
+      auto it = blocks_.find(a[3]);
+      if (it == blocks_.end() || it->second.host == nullptr)
+        return script_error(c.where, "no kmalloc block labelled '" + a[3] + "'");
+      p = it->second.host;
     }
-    return true;
+    if (!k.root_set(a[2].c_str(), p)) {
+      out_ << fmt::format("root set: no room for '{}' (at most {} roots, names under {} characters)\n", a[2],
+                          kMaxPersistRoots, kPersistRootNameLen);
+      last_failed_ = true;
+    }
+    return LineStatus::kOk;
   }
-  if (cmd == "root") {
-    if (a.size() == 3 && a[1] == "set") {  // root set NAME LABEL|0
-      *error = "usage: root set NAME LABEL";
-      return false;
+  if (a.size() == 5 && a[1] == "get" && a[3] == "as") {
+    void* p = k.root_get(a[2].c_str());
+    if (p == nullptr) {
+      out_ << fmt::format("root get: no root named '{}'\n", a[2]);
+      last_failed_ = true;
+      return LineStatus::kOk;
     }
-    if (a.size() == 4 && a[1] == "set") {
-      const void* p = nullptr;
-      if (a[3] != "0") {
-        auto it = blocks.find(a[3]);
-        if (it == blocks.end() || it->second.host == nullptr) {
-          *error = "no kmalloc block labelled '" + a[3] + "'";
-          return false;
-        }
-        p = it->second.host;
-      }
-      if (!k.root_set(a[2].c_str(), p)) {
-        out << fmt::format("root set: no room for '{}' (at most {} roots, names under {} characters)\n", a[2],
-                           kMaxPersistRoots, kPersistRootNameLen);
-        *failed = true;
-      }
-      return true;
-    }
-    if (a.size() == 5 && a[1] == "get" && a[3] == "as") {
-      void* p = k.root_get(a[2].c_str());
-      if (p == nullptr) {
-        out << fmt::format("root get: no root named '{}'\n", a[2]);
-        *failed = true;
-        return true;
-      }
-      Block b{Block::Kind::kKmalloc};
-      b.host = p;
-      b.va = k.kva(p);
-      b.size = k.ksize(p);
-      blocks[a[4]] = b;
-      out << fmt::format("{} = 0x{:08x} (root {}, {} bytes, owner {})\n", a[4], b.va, a[2], b.size,
-                         k.modules().owner_name(k.owner_of(p)));
-      return true;
-    }
-    *error = command_usage("root");
-    return false;
+    Block b{Block::Kind::kKmalloc};
+    b.host = p;
+    b.va = k.kva(p);
+    b.size = k.ksize(p);
+    blocks_[a[4]] = b;
+    out_ << fmt::format("{} = 0x{:08x} (root {}, {} bytes, owner {})\n", a[4], b.va, a[2], b.size,
+                        k.modules().owner_name(k.owner_of(p)));
+    return LineStatus::kOk;
   }
-  return std::nullopt;
+  return script_error(c.where, command_usage("root"));
+}
+
+std::span<const CommandRow> CommandTables::persist() {
+  using F = CommandFamily;
+  static constexpr CommandRow kRows[] = {
+      {"boot-complete", "boot-complete", "end the grace period: dormant modules not loaded again are gone", F::kPersist,
+       &Scenario::cmd_boot_complete},
+      {"flush", "flush", "a flush point of persistent RAM (msync)", F::kPersist, &Scenario::cmd_flush},
+      {"root", "root set NAME LABEL | root get NAME as LABEL", "a named persistent root: set it, or get it as LABEL",
+       F::kPersist, &Scenario::cmd_root},
+  };
+  return kRows;
 }
 
 std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest,

@@ -22,9 +22,7 @@ const char* persist_intern_path(const std::string& path);
 bool persist_discard(const char* path, std::string* error);
 // After a boot/reboot of a backed machine: what attach found (one or two lines).
 void persist_boot_banner(Kernel& k, std::ostream& out);
-// Commands: nullopt when `a` is not one of them; on a usage error sets *error.
-std::optional<bool> persist_command(Kernel& k, const std::vector<std::string>& a, std::map<std::string, Block>& blocks,
-                                    std::ostream& out, std::string* error, bool* failed);
+// The commands (boot-complete, flush, root) are Scenario handlers, in persist_commands.cpp's table.
 // `kmm fsck FILE`: the report on out; returns the exit status (0 clean, 1 inconsistent, 2 unusable).
 int run_fsck(const std::string& path, std::ostream& out);
 // Values under persist.* and root.*; nullopt with *error set when unknown.

@@ -32,6 +32,7 @@ namespace kmm::sim {
 // scenario/nommu_commands.cpp (mmu=off: uClinux process memory and its malloc strategies).
 struct MmuState;
 struct NommuState;
+struct CommandCall;  // scenario/command_table.h
 // Deleters defined beside each state, so Scenario never needs their complete types.
 struct ModelDeleter {
   void operator()(MmuState* s) const;
@@ -89,16 +90,64 @@ class Scenario {
   void failed(const std::string& msg);
   void print_view(const std::string& path);
 
-  LineStatus cmd_boot(const Args& a, const std::string& where);
-  LineStatus cmd_alloc(const Args& a, const std::string& where);
-  LineStatus cmd_free(const Args& a, const std::string& where);
-  LineStatus cmd_link(const Args& a, const std::string& where, bool set);
-  LineStatus cmd_map(const Args& a, const std::string& where);
+  // The commands, one handler per row of the families' tables (scenario/command_table.h);
+  // each is defined in its family's file with the family's table.
+  friend struct CommandTables;
+  // family script (scenario.cpp)
+  LineStatus cmd_echo(const CommandCall& c);
+  LineStatus cmd_let(const CommandCall& c);
+  LineStatus cmd_expect(const CommandCall& c);
+  // family fault (fault_commands.cpp)
+  LineStatus cmd_fail(const CommandCall& c);
+  // family common (common_commands.cpp)
+  LineStatus cmd_boot(const CommandCall& c);
+  LineStatus cmd_reboot(const CommandCall& c);
+  LineStatus cmd_module(const CommandCall& c);  // insmod, rmmod
+  LineStatus cmd_lsmod(const CommandCall& c);
+  LineStatus cmd_alloc(const CommandCall& c);  // kmalloc, kzalloc, vmalloc, alloc_pages
+  LineStatus cmd_free(const CommandCall& c);   // kfree, vfree, free_pages
+  LineStatus cmd_krealloc(const CommandCall& c);
+  LineStatus cmd_idle(const CommandCall& c);
+  LineStatus cmd_gc(const CommandCall& c);
+  LineStatus cmd_protector(const CommandCall& c);
+  LineStatus cmd_cat(const CommandCall& c);
+  LineStatus cmd_dmesg(const CommandCall& c);
+  LineStatus cmd_link(const CommandCall& c);      // link, unlink
+  LineStatus cmd_transfer(const CommandCall& c);  // transfer, not_leak
+  LineStatus cmd_map(const CommandCall& c);
+  LineStatus cmd_check(const CommandCall& c);
   std::string alloc_failure_reason(std::uint64_t asked) const;
-  // Command families of the process models. Each returns nullopt for a command it does not
-  // handle. Called after boot's machine exists; the state is (re)made by reset_models().
-  std::optional<LineStatus> dispatch_mmu(const Args& a, const std::string& line, const std::string& where);
-  std::optional<LineStatus> dispatch_nommu(const Args& a, const std::string& line, const std::string& where);
+  // family mmu (mmu_commands.cpp): mmu_enter first (the model there, its tables synced)
+  std::optional<LineStatus> mmu_enter(const CommandCall& c);
+  std::optional<LineStatus> mmu_address(const std::string& where, const std::string& text, std::uint64_t* v);
+  std::optional<LineStatus> mmu_view(const CommandCall& c);  // `cat` of the model's views
+  LineStatus mmu_spawn(const CommandCall& c);
+  LineStatus mmu_exit(const CommandCall& c);
+  LineStatus mmu_mmap(const CommandCall& c);
+  LineStatus mmu_malloc(const CommandCall& c);
+  LineStatus mmu_free(const CommandCall& c);  // free, munmap
+  LineStatus mmu_touch(const CommandCall& c);
+  LineStatus mmu_translate(const CommandCall& c);
+  LineStatus mmu_chain(const CommandCall& c);
+  LineStatus mmu_tlb(const CommandCall& c);
+  // family nommu (nommu_commands.cpp)
+  void nommu_say(const NommuState& st, const std::string& s);
+  void nommu_fail(const NommuState& st, const std::string& s);
+  LineStatus nommu_spawn(const CommandCall& c);
+  LineStatus nommu_exit(const CommandCall& c);
+  LineStatus nommu_malloc(const CommandCall& c);
+  LineStatus nommu_free(const CommandCall& c);
+  LineStatus nommu_realloc(const CommandCall& c);
+  LineStatus nommu_ps(const CommandCall& c);
+  LineStatus nommu_lookup(const CommandCall& c);  // the `nommu` command
+  LineStatus nommu_frag(const CommandCall& c);
+  LineStatus nommu_repeat(const CommandCall& c);
+  LineStatus nommu_churn(const CommandCall& c);
+  // family persist (persist_commands.cpp)
+  LineStatus cmd_boot_complete(const CommandCall& c);
+  LineStatus cmd_flush(const CommandCall& c);
+  LineStatus cmd_root(const CommandCall& c);
+
   std::optional<std::int64_t> value_mmu(const std::string& path, std::string* error);
   std::optional<std::int64_t> value_nommu(const std::string& path, std::string* error);
   void reset_models();  // after boot/reboot: fresh state for the new machine
