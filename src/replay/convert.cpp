@@ -254,9 +254,8 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
         "{}: {} ops ({} a, {} f, {} r) from pid {}{}, {} ids, peak live {} bytes{}\n", name, t.ops.size(),
         std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kAlloc; }),
         std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kFree; }),
-        std::count_if(t.ops.begin(), t.ops.end(),
-                      [](const TraceOp& o) { return o.kind == OpKind::kRealloc; }),
-        r.pid, r.seq != 0 ? fmt::format(" (image {})", r.seq) : "", t.num_ids,
+        std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kRealloc; }), r.pid,
+        r.seq != 0 ? fmt::format(" (image {})", r.seq) : "", t.num_ids,
         [&] {
           std::uint64_t live = 0, peak = 0;
           std::vector<std::uint64_t> sz(t.num_ids, 0);

@@ -72,7 +72,6 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-
 std::string lib_path(const char* argv0) {
   if (const char* env = getenv("KMM_TRACE_LIB")) return env;
   char exe[PATH_MAX];
@@ -83,7 +82,6 @@ std::string lib_path(const char* argv0) {
 }
 
 }  // namespace
-
 
 CLI::App* add_trace(CLI::App& app, TraceArgs* a) {
   auto* c =
