@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <istream>
 #include <sstream>
 #include <unordered_map>
 
@@ -60,27 +61,63 @@ struct ConvertStats {
   bool forked = false;
 };
 
-Trace convert_raw(const std::string& path, ConvertStats* st) {
-  Trace t;
-  t.modules.push_back("?");
-  std::ifstream in(path, std::ios::binary);
-  std::unordered_map<std::uint64_t, std::uint32_t> live;
-  std::vector<std::uint32_t> free_ids;  // a min-heap of reusable ids
-  std::uint32_t next_id = 0;
-  std::uint64_t t0 = 0;
-  bool have_t0 = false;
-  auto new_id = [&] {
-    if (free_ids.empty()) return next_id++;
-    std::pop_heap(free_ids.begin(), free_ids.end(), std::greater<>());
-    std::uint32_t id = free_ids.back();
-    free_ids.pop_back();
+// One raw file's conversion: the live pointers and their ids, the trace so far.
+class RawConverter {
+ public:
+  explicit RawConverter(ConvertStats* st) : st_(st) { t_.modules.push_back("?"); }
+
+  void event(const kmm_raw_event& e, std::istream& in) {
+    ++st_->events;
+    switch (e.op) {
+      case KMM_RAW_MODULE:
+        module(e, in);
+        break;
+      case KMM_RAW_FORK:
+        st_->forked = true;
+        break;
+      case KMM_RAW_ALLOC:
+        alloc(e);
+        break;
+      case KMM_RAW_FREE: {
+        auto it = live_.find(e.ptr);
+        if (it == live_.end()) {
+          ++st_->unknown_frees;
+          break;
+        }
+        free_live(it, e);
+        break;
+      }
+      case KMM_RAW_REALLOC:
+        realloc(e);
+        break;
+      default:
+        break;  // an unknown record: skip it
+    }
+  }
+
+  Trace finish() {
+    t_.num_ids = next_id_;
+    // The main thread's id is the pid: make thread ids small and stable (1 = the first).
+    std::unordered_map<std::uint32_t, std::uint32_t> tids;
+    for (TraceOp& op : t_.ops) {
+      auto [it, added] = tids.emplace(op.tid, static_cast<std::uint32_t>(tids.size() + 1));
+      op.tid = it->second;
+    }
+    return std::move(t_);
+  }
+
+ private:
+  using Live = std::unordered_map<std::uint64_t, std::uint32_t>;
+
+  std::uint32_t new_id() {
+    if (free_ids_.empty()) return next_id_++;
+    std::pop_heap(free_ids_.begin(), free_ids_.end(), std::greater<>());
+    std::uint32_t id = free_ids_.back();
+    free_ids_.pop_back();
     return id;
-  };
-  auto release = [&](std::uint32_t id) {
-    free_ids.push_back(id);
-    std::push_heap(free_ids.begin(), free_ids.end(), std::greater<>());
-  };
-  auto push = [&](OpKind k, std::uint32_t id, std::uint64_t size, const kmm_raw_event& e) {
+  }
+
+  void push(OpKind k, std::uint32_t id, std::uint64_t size, const kmm_raw_event& e) {
     TraceOp op{};
     op.kind = k;
     op.id = id;
@@ -88,111 +125,92 @@ Trace convert_raw(const std::string& path, ConvertStats* st) {
     op.tid = e.tid;
     op.module = e.module;
     op.align_log2 = k == OpKind::kFree ? 0 : e.align_log2;
-    if (!have_t0) {
-      t0 = e.time_ns;
-      have_t0 = true;
+    if (!have_t0_) {
+      t0_ = e.time_ns;
+      have_t0_ = true;
     }
-    if (t.ops.size() % 1024 == 0) t.clock.emplace_back(t.ops.size(), e.time_ns - std::min(t0, e.time_ns));
-    t.ops.push_back(op);
-  };
+    if (t_.ops.size() % 1024 == 0) t_.clock.emplace_back(t_.ops.size(), e.time_ns - std::min(t0_, e.time_ns));
+    t_.ops.push_back(op);
+  }
+
+  // A free of the live block `it`: the op, its id back to the heap, the pointer forgotten.
+  void free_live(Live::iterator it, const kmm_raw_event& e) {
+    push(OpKind::kFree, it->second, 0, e);
+    free_ids_.push_back(it->second);
+    std::push_heap(free_ids_.begin(), free_ids_.end(), std::greater<>());
+    live_.erase(it);
+  }
+
+  // A block at `ptr` that is still live (its free went around the recorder) is freed first.
+  void free_clash(std::uint64_t ptr, const kmm_raw_event& e) {
+    auto clash = live_.find(ptr);
+    if (clash == live_.end()) return;
+    ++st_->implicit_frees;
+    free_live(clash, e);
+  }
+
+  void module(const kmm_raw_event& e, std::istream& in) {
+    std::string name(static_cast<std::size_t>(std::min<std::uint64_t>(e.size, 4096)), '\0');
+    std::size_t chunks = (name.size() + sizeof e - 1) / sizeof e;
+    std::string raw(chunks * sizeof e, '\0');
+    in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+    name.assign(raw.data(), name.size());
+    for (char& c : name)
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
+    if (t_.modules.size() <= e.module) t_.modules.resize(e.module + 1u, "?");
+    t_.modules[e.module] = name;
+  }
+
+  void alloc(const kmm_raw_event& e) {
+    if (e.ptr == 0) {
+      ++st_->failed;
+      return;
+    }
+    free_clash(e.ptr, e);
+    std::uint32_t id = new_id();
+    live_.emplace(e.ptr, id);
+    push(OpKind::kAlloc, id, e.size, e);
+  }
+
+  void realloc(const kmm_raw_event& e) {
+    auto it = live_.find(e.ptr);
+    if (e.result == 0) {
+      if (e.size == 0 && it != live_.end())  // realloc(p, 0) freed p
+        free_live(it, e);
+      else
+        ++st_->failed;
+      return;
+    }
+    if (it == live_.end()) {
+      ++st_->unknown_reallocs;
+      free_clash(e.result, e);
+      std::uint32_t id = new_id();
+      live_.emplace(e.result, id);
+      push(OpKind::kAlloc, id, e.size, e);
+      return;
+    }
+    std::uint32_t id = it->second;
+    live_.erase(it);
+    free_clash(e.result, e);
+    live_.emplace(e.result, id);
+    push(OpKind::kRealloc, id, e.size, e);
+  }
+
+  ConvertStats* st_;
+  Trace t_;
+  Live live_;
+  std::vector<std::uint32_t> free_ids_;  // a min-heap of reusable ids
+  std::uint32_t next_id_ = 0;
+  std::uint64_t t0_ = 0;
+  bool have_t0_ = false;
+};
+
+Trace convert_raw(const std::string& path, ConvertStats* st) {
+  std::ifstream in(path, std::ios::binary);
+  RawConverter conv(st);
   kmm_raw_event e;
-  while (in.read(reinterpret_cast<char*>(&e), sizeof e)) {
-    ++st->events;
-    switch (e.op) {
-      case KMM_RAW_MODULE: {
-        std::string name(static_cast<std::size_t>(std::min<std::uint64_t>(e.size, 4096)), '\0');
-        std::size_t chunks = (name.size() + sizeof e - 1) / sizeof e;
-        std::string raw(chunks * sizeof e, '\0');
-        in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-        name.assign(raw.data(), name.size());
-        for (char& c : name)
-          if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
-        if (t.modules.size() <= e.module) t.modules.resize(e.module + 1u, "?");
-        t.modules[e.module] = name;
-        break;
-      }
-      case KMM_RAW_FORK:
-        st->forked = true;
-        break;
-      case KMM_RAW_ALLOC: {
-        if (e.ptr == 0) {
-          ++st->failed;
-          break;
-        }
-        auto it = live.find(e.ptr);
-        if (it != live.end()) {
-          ++st->implicit_frees;
-          push(OpKind::kFree, it->second, 0, e);
-          release(it->second);
-          live.erase(it);
-        }
-        std::uint32_t id = new_id();
-        live.emplace(e.ptr, id);
-        push(OpKind::kAlloc, id, e.size, e);
-        break;
-      }
-      case KMM_RAW_FREE: {
-        auto it = live.find(e.ptr);
-        if (it == live.end()) {
-          ++st->unknown_frees;
-          break;
-        }
-        push(OpKind::kFree, it->second, 0, e);
-        release(it->second);
-        live.erase(it);
-        break;
-      }
-      case KMM_RAW_REALLOC: {
-        auto it = live.find(e.ptr);
-        if (e.result == 0) {
-          if (e.size == 0 && it != live.end()) {  // realloc(p, 0) freed p
-            push(OpKind::kFree, it->second, 0, e);
-            release(it->second);
-            live.erase(it);
-          } else {
-            ++st->failed;
-          }
-          break;
-        }
-        if (it == live.end()) {
-          ++st->unknown_reallocs;
-          auto clash = live.find(e.result);
-          if (clash != live.end()) {
-            ++st->implicit_frees;
-            push(OpKind::kFree, clash->second, 0, e);
-            release(clash->second);
-            live.erase(clash);
-          }
-          std::uint32_t id = new_id();
-          live.emplace(e.result, id);
-          push(OpKind::kAlloc, id, e.size, e);
-          break;
-        }
-        std::uint32_t id = it->second;
-        live.erase(it);
-        auto clash = live.find(e.result);
-        if (clash != live.end()) {
-          ++st->implicit_frees;
-          push(OpKind::kFree, clash->second, 0, e);
-          release(clash->second);
-          live.erase(clash);
-        }
-        live.emplace(e.result, id);
-        push(OpKind::kRealloc, id, e.size, e);
-        break;
-      }
-      default:
-        break;  // an unknown record: skip it
-    }
-  }
-  t.num_ids = next_id;
-  // The main thread's id is the pid: make thread ids small and stable (1 = the first).
-  std::unordered_map<std::uint32_t, std::uint32_t> tids;
-  for (TraceOp& op : t.ops) {
-    auto [it, added] = tids.emplace(op.tid, static_cast<std::uint32_t>(tids.size() + 1));
-    op.tid = it->second;
-  }
-  return t;
+  while (in.read(reinterpret_cast<char*>(&e), sizeof e)) conv.event(e, in);
+  return conv.finish();
 }
 
 }  // namespace

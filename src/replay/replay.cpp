@@ -204,6 +204,69 @@ bool replay_policy_known(const std::string& name) {
   return false;
 }
 
+namespace {
+
+// Failures the fault points injected so far, all points together.
+std::uint64_t injected_total() {
+  std::uint64_t n = 0;
+  for (unsigned k = 0; k < kNrFaultPoints; ++k) n += fault_failures(static_cast<FaultPoint>(k));
+  return n;
+}
+
+// Each fault point's calls and failures into r; then every point is disarmed.
+void collect_faults(ReplayResult* r) {
+  for (unsigned k = 0; k < kNrFaultPoints; ++k) {
+    r->fault_calls[k] = fault_calls(static_cast<FaultPoint>(k));
+    r->fault_failures[k] = fault_failures(static_cast<FaultPoint>(k));
+  }
+  fault_disable_all();
+}
+
+// A live block of the replay: the policy's handle, the bytes asked, what it cost.
+struct Slot {
+  Handle h;
+  std::uint64_t size, cost;
+};
+
+// One slot per id the ops use, not per id the header claims: a header may announce 2^31
+// ids for a file of a few lines (the trace fuzzer's lesson, applied here as well).
+std::vector<Slot> slots_for(const Trace& t) {
+  std::uint32_t max_id = 0;
+  for (const TraceOp& op : t.ops) max_id = std::max(max_id, op.id);
+  return std::vector<Slot>(t.ops.empty() ? 0 : std::size_t{max_id} + 1, Slot{0, 0, 0});
+}
+
+// The figures of a finished replay from its counters: the ratios, the end state, the memory
+// map (cfg.map_cells) and the final invariant check.
+void summarize(ReplayResult& r, Policy* p, const ReplayConfig& cfg, std::uint64_t overhead_sum) {
+  auto ratio = [](std::uint64_t a, std::uint64_t b) {
+    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+  };
+  r.utilization = ratio(r.peak_live, r.peak_footprint);
+  std::uint64_t ok_allocs = r.allocs - r.failures - r.injected_ops;
+  r.overhead_per_alloc = ratio(overhead_sum, ok_allocs);
+  r.internal_frag = ratio(r.internal_at_peak, r.peak_footprint);
+  r.external_frag = ratio(r.external_at_peak, r.peak_footprint);
+  r.end_footprint = p->footprint();
+  r.end_free = p->free_total();
+  r.end_largest = p->largest_free();
+  if (cfg.map_cells != 0) {
+    std::vector<bool> probe;
+    p->used_cells(kPageSize, &probe);
+    std::uint64_t total = probe.size() * kPageSize;
+    std::uint64_t cell = (total / cfg.map_cells + kPageSize - 1) / kPageSize * kPageSize;
+    if (cell == 0) cell = kPageSize;
+    std::vector<bool> cells;
+    p->used_cells(cell, &cells);
+    r.map = render_map(cells);
+    r.map_scale = cell;
+  }
+  std::string why;
+  if (r.error.empty() && !p->check(&why)) r.error = "invariant broken at the end: " + why;
+}
+
+}  // namespace
+
 ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfig& cfg) {
   ReplayResult r;
   r.policy = policy;
@@ -215,28 +278,14 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   r.injecting = cfg.injecting();
   for (unsigned k = 0; k < kNrFaultPoints; ++k)
     if (cfg.fault_on[k]) fault_configure(static_cast<FaultPoint>(k), cfg.fault[k]);
-  auto injected_now = [] {
-    std::uint64_t n = 0;
-    for (unsigned k = 0; k < kNrFaultPoints; ++k) n += fault_failures(static_cast<FaultPoint>(k));
-    return n;
-  };
   std::uint64_t injected_mark = 0;
-
-  struct Slot {
-    Handle h;
-    std::uint64_t size, cost;
-  };
-  // One slot per id the ops use, not per id the header claims: a header may announce 2^31
-  // ids for a file of a few lines (the trace fuzzer's lesson, applied here as well).
-  std::uint32_t max_id = 0;
-  for (const TraceOp& op : t.ops) max_id = std::max(max_id, op.id);
-  std::vector<Slot> slots(t.ops.empty() ? 0 : std::size_t{max_id} + 1, Slot{0, 0, 0});
+  std::vector<Slot> slots = slots_for(t);
   std::uint64_t live = 0, blocks = 0, overhead_sum = 0, live_at_peak = 0;
   std::size_t n = t.ops.size();
   std::size_t step = cfg.timeline_points == 0 ? 0 : std::max<std::size_t>(1, n / cfg.timeline_points);
   if (step != 0) r.timeline.reserve(n / step + 2);
   auto fail = [&](std::size_t i, std::uint64_t size) {
-    if (r.injecting && injected_now() != injected_mark) {
+    if (r.injecting && injected_total() != injected_mark) {
       ++r.injected_ops;  // not the machine's failure: kept apart from out of memory
       return;
     }
@@ -262,7 +311,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
     const TraceOp& op = t.ops[i];
     Slot& s = slots[op.id];
     if (cfg.progress != nullptr && (i & 0xFFFF) == 0) cfg.progress(cfg.progress_arg, r.policy.c_str(), i, n);
-    if (r.injecting) injected_mark = injected_now();
+    if (r.injecting) injected_mark = injected_total();
     switch (op.kind) {
       case OpKind::kAlloc: {
         std::uint64_t cost = 0;
@@ -320,41 +369,12 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   if (cfg.progress != nullptr) cfg.progress(cfg.progress_arg, r.policy.c_str(), n, n);
   auto t1 = std::chrono::steady_clock::now();
   if (step != 0 && n != 0 && (n - 1) % step != 0) sample(n - 1);
-  if (r.injecting) {
-    for (unsigned k = 0; k < kNrFaultPoints; ++k) {
-      r.fault_calls[k] = fault_calls(static_cast<FaultPoint>(k));
-      r.fault_failures[k] = fault_failures(static_cast<FaultPoint>(k));
-    }
-    fault_disable_all();  // the end state, the map and the checks below see a quiet machine
-  }
+  if (r.injecting) collect_faults(&r);  // and disarm: the end state, the map and the checks see a quiet machine
 
   r.ops = n;
   r.seconds = std::chrono::duration<double>(t1 - t0).count();
   r.events_per_s = r.seconds > 0 ? static_cast<double>(n) / r.seconds : 0;
-  auto ratio = [](std::uint64_t a, std::uint64_t b) {
-    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
-  };
-  r.utilization = ratio(r.peak_live, r.peak_footprint);
-  std::uint64_t ok_allocs = r.allocs - r.failures - r.injected_ops;
-  r.overhead_per_alloc = ratio(overhead_sum, ok_allocs);
-  r.internal_frag = ratio(r.internal_at_peak, r.peak_footprint);
-  r.external_frag = ratio(r.external_at_peak, r.peak_footprint);
-  r.end_footprint = p->footprint();
-  r.end_free = p->free_total();
-  r.end_largest = p->largest_free();
-  if (cfg.map_cells != 0) {
-    std::vector<bool> probe;
-    p->used_cells(kPageSize, &probe);
-    std::uint64_t total = probe.size() * kPageSize;
-    std::uint64_t cell = (total / cfg.map_cells + kPageSize - 1) / kPageSize * kPageSize;
-    if (cell == 0) cell = kPageSize;
-    std::vector<bool> cells;
-    p->used_cells(cell, &cells);
-    r.map = render_map(cells);
-    r.map_scale = cell;
-  }
-  std::string why;
-  if (r.error.empty() && !p->check(&why)) r.error = "invariant broken at the end: " + why;
+  summarize(r, p.get(), cfg, overhead_sum);
   return r;
 }
 

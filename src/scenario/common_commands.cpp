@@ -46,6 +46,137 @@ std::string protector_mode_words() {
 // "protector off|report|reclaim|reclaim-unreachable", from the one list of mode names.
 constexpr ProtectorModeText kProtectorUsage = protector_mode_text("protector ");
 
+// boot's options that take a number, a size or a duration. nullopt: not one of them; "": set;
+// else what is wrong with the value.
+std::optional<std::string> boot_number_option(const std::string& key, const std::string& v, BootConfig* cfg) {
+  std::string bad;
+  std::int64_t n = 0;
+  auto number = [&](const char* what) {
+    if (!parse_number(v, &n) || n < 0) {
+      bad = fmt::format("bad {} '{}'", what, v);
+      return false;
+    }
+    return true;
+  };
+  if (key == "ram") {
+    if (!number("ram size")) return bad;
+    cfg->ram_bytes = static_cast<std::uint64_t>(n);
+  } else if (key == "phys_offset") {
+    if (!number("phys_offset")) return bad;
+    cfg->phys_offset = static_cast<std::uint64_t>(n);
+  } else if (key == "page_offset") {
+    // A virtual address: all 64 bits (pt=aarch64's lie above INT64_MAX, which an
+    // expression's signed numbers cannot hold); mmu_boot_config checks it per format.
+    if (!kmm::parse_size(v.data(), v.size(), &cfg->page_offset)) return fmt::format("bad page_offset '{}'", v);
+  } else if (key == "reserved") {
+    if (!number("reserved size")) return bad;
+    cfg->reserved_bytes = static_cast<std::uint64_t>(n);
+  } else if (key == "kmalloc_max") {
+    if (!number("kmalloc_max")) return bad;
+    cfg->kmalloc_max = static_cast<std::uint64_t>(n);
+  } else if (key == "min_free_kbytes") {
+    if (!number("min_free_kbytes")) return bad;
+    cfg->min_free_kbytes = n == 0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(n);
+  } else if (key == "gc_slice") {
+    if (!number("gc_slice (frames)") || n == 0 || n > 1 << 30) return "bad gc_slice '" + v + "'";
+    cfg->gc_slice_pages = static_cast<std::uint32_t>(n);
+  } else if (key == "gc_delay") {
+    if (!parse_duration_ns(v, &cfg->gc_delay_ns)) return "bad gc_delay '" + v + "' (e.g. 5s, 500ms)";
+  } else if (key == "tlb") {
+    if (!number("tlb size (entries)") || n == 0 || n > 512) return "tlb= takes 1..512 entries, not '" + v + "'";
+    cfg->tlb_entries = static_cast<unsigned>(n);
+  } else if (key == "tlb_ways") {
+    if (!number("tlb_ways") || n > 512) return "bad tlb_ways '" + v + "' (0: fully associative)";
+    cfg->tlb_ways = static_cast<unsigned>(n);
+  } else if (key == "region_record") {
+    if (!number("region_record size") || n > 4096) return "bad region_record '" + v + "'";
+    cfg->region_record_bytes = static_cast<std::uint32_t>(n);
+  } else if (key == "boot_grace") {
+    if (!parse_duration_ns(v, &cfg->boot_grace_ns)) return "bad boot_grace '" + v + "' (e.g. 10s)";
+  } else {
+    return std::nullopt;
+  }
+  return std::string();
+}
+
+// boot's options that take a word (and the hardening keys, slab/hardening.h); "": set, else
+// what is wrong (an unknown key included).
+std::string boot_word_option(const std::string& key, const std::string& v, BootConfig* cfg) {
+  if (key == "kmalloc") {
+    if (v == "pow2")
+      cfg->kmalloc = KmallocPolicy::kPow2;
+    else if (v == "kmalloc2")
+      cfg->kmalloc = KmallocPolicy::kKmalloc2;
+    else
+      return "kmalloc= takes pow2 or kmalloc2, not '" + v + "'";
+  } else if (key == "protector") {
+    if (!parse_protector_mode(v.c_str(), &cfg->protector))
+      return "protector= takes " + protector_mode_words() + ", not '" + v + "'";
+  } else if (key == "tracker") {
+    if (v == "paper-table")
+      cfg->paper_table = true;
+    else if (v == "owner")
+      cfg->paper_table = false;
+    else
+      return "tracker= takes owner or paper-table, not '" + v + "'";
+  } else if (key == "cross_free") {
+    if (v == "allow")
+      cfg->cross_free = CrossFree::kAllow;
+    else if (v == "report")
+      cfg->cross_free = CrossFree::kReport;
+    else if (v == "refuse")
+      cfg->cross_free = CrossFree::kRefuse;
+    else
+      return "cross_free= takes allow, report or refuse, not '" + v + "'";
+  } else if (key == "mmu") {
+    if (v == "on")
+      cfg->mmu = true;
+    else if (v == "off")
+      cfg->mmu = false;
+    else
+      return "mmu= takes on or off, not '" + v + "'";
+  } else if (key == "pt") {
+    if (v == "armv7")
+      cfg->pt = PtFormat::kArmv7;
+    else if (v == "aarch64")
+      cfg->pt = PtFormat::kAarch64;
+    else
+      return "pt= takes armv7 or aarch64, not '" + v + "'";
+  } else if (key == "page_alloc") {
+    if (v == "buddy")
+      cfg->page_alloc = PageAllocKind::kBuddy;
+    else if (v == "range")
+      cfg->page_alloc = PageAllocKind::kRange;
+    else
+      return "page_alloc= takes buddy or range, not '" + v + "'";
+  } else if (key == "direction") {
+    if (v == "seed")
+      cfg->range_direction = RangeDirection::kSeed;
+    else if (v == "source")
+      cfg->range_direction = RangeDirection::kSource;
+    else if (v == "bottom-up")
+      cfg->range_direction = RangeDirection::kBottomUp;
+    else
+      return "direction= takes seed, source or bottom-up, not '" + v + "'";
+  } else if (key == "backing") {
+    cfg->backing = persist_intern_path(v);  // persistent RAM: scenario/persist_commands.cpp
+  } else if (key == "format") {
+    if (v != "yes" && v != "no") return "format= takes yes or no, not '" + v + "'";
+  } else if (bool bad_value = false;
+             set_hardening_option(&cfg->hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) ||
+             bad_value) {
+    // slab/hardening.h: freelist_hardened, redzone, poison, guard_pages take on/off;
+    // quarantine a size.
+    if (bad_value) {
+      return key == "quarantine" ? "quarantine= takes a size (0, 64K, 1M), not '" + v + "'"
+                                 : key + "= takes on or off, not '" + v + "'";
+    }
+  } else {
+    return "unknown boot option '" + key + "'";
+  }
+  return std::string();
+}
+
 }  // namespace
 
 LineStatus Scenario::cmd_boot(const CommandCall& c) {
@@ -55,129 +186,10 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
   std::string bad;
   if (!parse_options(a, 1, &opt, &bad)) return script_error(where, "bad boot option '" + bad + "' (want key=value)");
   BootConfig cfg;
-  for (auto& kv : opt) {
-    // Not a structured binding: clang 14 cannot capture one in the lambda below.
-    const std::string& key = kv.first;
-    const std::string& v = kv.second;
-    std::int64_t n = 0;
-    auto number = [&](const char* what) {
-      if (!parse_number(v, &n) || n < 0) {
-        bad = fmt::format("bad {} '{}'", what, v);
-        return false;
-      }
-      return true;
-    };
-    if (key == "ram") {
-      if (!number("ram size")) return script_error(where, bad);
-      cfg.ram_bytes = static_cast<std::uint64_t>(n);
-    } else if (key == "phys_offset") {
-      if (!number("phys_offset")) return script_error(where, bad);
-      cfg.phys_offset = static_cast<std::uint64_t>(n);
-    } else if (key == "page_offset") {
-      // A virtual address: all 64 bits (pt=aarch64's lie above INT64_MAX, which an
-      // expression's signed numbers cannot hold); mmu_boot_config checks it per format.
-      if (!kmm::parse_size(v.data(), v.size(), &cfg.page_offset))
-        return script_error(where, fmt::format("bad page_offset '{}'", v));
-    } else if (key == "reserved") {
-      if (!number("reserved size")) return script_error(where, bad);
-      cfg.reserved_bytes = static_cast<std::uint64_t>(n);
-    } else if (key == "kmalloc_max") {
-      if (!number("kmalloc_max")) return script_error(where, bad);
-      cfg.kmalloc_max = static_cast<std::uint64_t>(n);
-    } else if (key == "min_free_kbytes") {
-      if (!number("min_free_kbytes")) return script_error(where, bad);
-      cfg.min_free_kbytes = n == 0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(n);
-    } else if (key == "gc_slice") {
-      if (!number("gc_slice (frames)") || n == 0 || n > 1 << 30) return script_error(where, "bad gc_slice '" + v + "'");
-      cfg.gc_slice_pages = static_cast<std::uint32_t>(n);
-    } else if (key == "gc_delay") {
-      if (!parse_duration_ns(v, &cfg.gc_delay_ns))
-        return script_error(where, "bad gc_delay '" + v + "' (e.g. 5s, 500ms)");
-    } else if (key == "kmalloc") {
-      if (v == "pow2")
-        cfg.kmalloc = KmallocPolicy::kPow2;
-      else if (v == "kmalloc2")
-        cfg.kmalloc = KmallocPolicy::kKmalloc2;
-      else
-        return script_error(where, "kmalloc= takes pow2 or kmalloc2, not '" + v + "'");
-    } else if (key == "protector") {
-      if (!parse_protector_mode(v.c_str(), &cfg.protector))
-        return script_error(where, "protector= takes " + protector_mode_words() + ", not '" + v + "'");
-    } else if (key == "tracker") {
-      if (v == "paper-table")
-        cfg.paper_table = true;
-      else if (v == "owner")
-        cfg.paper_table = false;
-      else
-        return script_error(where, "tracker= takes owner or paper-table, not '" + v + "'");
-    } else if (key == "cross_free") {
-      if (v == "allow")
-        cfg.cross_free = CrossFree::kAllow;
-      else if (v == "report")
-        cfg.cross_free = CrossFree::kReport;
-      else if (v == "refuse")
-        cfg.cross_free = CrossFree::kRefuse;
-      else
-        return script_error(where, "cross_free= takes allow, report or refuse, not '" + v + "'");
-    } else if (key == "mmu") {
-      if (v == "on")
-        cfg.mmu = true;
-      else if (v == "off")
-        cfg.mmu = false;
-      else
-        return script_error(where, "mmu= takes on or off, not '" + v + "'");
-    } else if (key == "pt") {
-      if (v == "armv7")
-        cfg.pt = PtFormat::kArmv7;
-      else if (v == "aarch64")
-        cfg.pt = PtFormat::kAarch64;
-      else
-        return script_error(where, "pt= takes armv7 or aarch64, not '" + v + "'");
-    } else if (key == "tlb") {
-      if (!number("tlb size (entries)") || n == 0 || n > 512)
-        return script_error(where, "tlb= takes 1..512 entries, not '" + v + "'");
-      cfg.tlb_entries = static_cast<unsigned>(n);
-    } else if (key == "tlb_ways") {
-      if (!number("tlb_ways") || n > 512) return script_error(where, "bad tlb_ways '" + v + "' (0: fully associative)");
-      cfg.tlb_ways = static_cast<unsigned>(n);
-    } else if (key == "page_alloc") {
-      if (v == "buddy")
-        cfg.page_alloc = PageAllocKind::kBuddy;
-      else if (v == "range")
-        cfg.page_alloc = PageAllocKind::kRange;
-      else
-        return script_error(where, "page_alloc= takes buddy or range, not '" + v + "'");
-    } else if (key == "direction") {
-      if (v == "seed")
-        cfg.range_direction = RangeDirection::kSeed;
-      else if (v == "source")
-        cfg.range_direction = RangeDirection::kSource;
-      else if (v == "bottom-up")
-        cfg.range_direction = RangeDirection::kBottomUp;
-      else
-        return script_error(where, "direction= takes seed, source or bottom-up, not '" + v + "'");
-    } else if (key == "region_record") {
-      if (!number("region_record size") || n > 4096) return script_error(where, "bad region_record '" + v + "'");
-      cfg.region_record_bytes = static_cast<std::uint32_t>(n);
-    } else if (key == "backing") {
-      cfg.backing = persist_intern_path(v);  // persistent RAM: scenario/persist_commands.cpp
-    } else if (key == "format") {
-      if (v != "yes" && v != "no") return script_error(where, "format= takes yes or no, not '" + v + "'");
-    } else if (key == "boot_grace") {
-      if (!parse_duration_ns(v, &cfg.boot_grace_ns))
-        return script_error(where, "bad boot_grace '" + v + "' (e.g. 10s)");
-    } else if (bool bad_value = false;
-               set_hardening_option(&cfg.hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) ||
-               bad_value) {
-      // slab/hardening.h: freelist_hardened, redzone, poison, guard_pages take on/off;
-      // quarantine a size.
-      if (bad_value) {
-        return script_error(where, key == "quarantine" ? "quarantine= takes a size (0, 64K, 1M), not '" + v + "'"
-                                                       : key + "= takes on or off, not '" + v + "'");
-      }
-    } else {
-      return script_error(where, "unknown boot option '" + key + "'");
-    }
+  for (auto& [key, v] : opt) {
+    std::optional<std::string> e = boot_number_option(key, v, &cfg);
+    std::string error = e ? *e : boot_word_option(key, v, &cfg);
+    if (!error.empty()) return script_error(where, error);
   }
   if (cfg.mmu) {
     std::string mmu_error = mmu_boot_config(&cfg, opt.count("page_offset") != 0);

@@ -47,6 +47,28 @@ std::string strip_comment(const std::string& line) {
   return s.substr(b);
 }
 
+// slabinfo.CACHE.FIELD: a cache's /proc/slabinfo columns.
+std::optional<std::int64_t> slabinfo_value(Kernel& k, const std::string& rest, std::string* error) {
+  auto as_int = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
+  auto d = rest.rfind('.');
+  std::string cache = rest.substr(0, d), field = d == std::string::npos ? "" : rest.substr(d + 1);
+  for (unsigned id = 0; id < k.slab().nr_cache_ids(); ++id) {
+    KmemCache* c = k.slab().cache(id);
+    if (c == nullptr || cache != c->name) continue;
+    if (field == "active_objs") return as_int(c->active_objects());
+    if (field == "num_objs") return as_int(c->total_objects());
+    if (field == "objsize") return as_int(c->size);
+    if (field == "objperslab") return as_int(c->objects);
+    if (field == "pagesperslab") return as_int(1u << c->order);
+    if (field == "num_slabs") return as_int(c->nr_slabs.load());
+    *error =
+        "slabinfo field '" + field + "' unknown (active_objs, num_objs, objsize, objperslab, pagesperslab, num_slabs)";
+    return std::nullopt;
+  }
+  *error = "no slab cache '" + cache + "'";
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string kb(std::uint64_t bytes) {
@@ -246,6 +268,40 @@ std::span<const CommandRow> CommandTables::script() {
   return kRows;
 }
 
+// module.NAME.bytes and module.NAME.objects: what a module (or the kernel) owns.
+std::optional<std::int64_t> Scenario::module_value(const std::string& rest, std::string* error) {
+  Kernel& k = *kernel_;
+  auto as_int = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
+  auto d = rest.rfind('.');
+  std::string name = rest.substr(0, d), field = d == std::string::npos ? "" : rest.substr(d + 1);
+  if (field != "bytes" && field != "objects") {
+    *error = "module values are module.NAME.bytes and module.NAME.objects";
+    return std::nullopt;
+  }
+  std::vector<OwnerTally> t(kMaxOwners);
+  k.usage(t.data());
+  std::uint64_t sum = 0;
+  bool known = name == "kernel" || loaded_modules_.count(name) != 0;
+  for (unsigned o = kOwnerFirstModule; o < kOwnerUntracked; ++o) {
+    const Module* m = k.modules().module(static_cast<owner_t>(o));
+    if (m == nullptr || m->state == ModuleState::kFree || name != m->name) continue;
+    known = true;  // live or gone; a persistent heap's modules come with it
+    sum += field == "bytes" ? t[o].bytes : t[o].objects;
+  }
+  // A name no insmod loaded would read 0, and `expect module.m_tset.bytes == 0` would hold
+  // on a typo: it is a script error, as an unknown label is.
+  if (!known) {
+    std::string names;
+    for (const std::string& n : loaded_modules_) names += (names.empty() ? "" : ", ") + n;
+    *error = "no module '" + name +
+             "': no insmod loaded it (loaded so far: " + (names.empty() ? std::string("none") : names) +
+             "; the kernel is module.kernel)";
+    return std::nullopt;
+  }
+  if (name == "kernel") sum = field == "bytes" ? t[kOwnerKernel].bytes : t[kOwnerKernel].objects;
+  return as_int(sum);
+}
+
 std::optional<std::int64_t> Scenario::value(const std::string& path, std::string* error) {
   auto dot = path.find('.');
   std::string head = path.substr(0, dot);
@@ -275,55 +331,8 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
     *error = "buddyinfo has order0 .. order10, not '" + rest + "'";
     return std::nullopt;
   }
-  if (head == "slabinfo") {
-    auto d = rest.rfind('.');
-    std::string cache = rest.substr(0, d), field = d == std::string::npos ? "" : rest.substr(d + 1);
-    for (unsigned id = 0; id < k.slab().nr_cache_ids(); ++id) {
-      KmemCache* c = k.slab().cache(id);
-      if (c == nullptr || cache != c->name) continue;
-      if (field == "active_objs") return as_int(c->active_objects());
-      if (field == "num_objs") return as_int(c->total_objects());
-      if (field == "objsize") return as_int(c->size);
-      if (field == "objperslab") return as_int(c->objects);
-      if (field == "pagesperslab") return as_int(1u << c->order);
-      if (field == "num_slabs") return as_int(c->nr_slabs.load());
-      *error = "slabinfo field '" + field +
-               "' unknown (active_objs, num_objs, objsize, objperslab, pagesperslab, num_slabs)";
-      return std::nullopt;
-    }
-    *error = "no slab cache '" + cache + "'";
-    return std::nullopt;
-  }
-  if (head == "module") {
-    auto d = rest.rfind('.');
-    std::string name = rest.substr(0, d), field = d == std::string::npos ? "" : rest.substr(d + 1);
-    if (field != "bytes" && field != "objects") {
-      *error = "module values are module.NAME.bytes and module.NAME.objects";
-      return std::nullopt;
-    }
-    std::vector<OwnerTally> t(kMaxOwners);
-    k.usage(t.data());
-    std::uint64_t sum = 0;
-    bool known = name == "kernel" || loaded_modules_.count(name) != 0;
-    for (unsigned o = kOwnerFirstModule; o < kOwnerUntracked; ++o) {
-      const Module* m = k.modules().module(static_cast<owner_t>(o));
-      if (m == nullptr || m->state == ModuleState::kFree || name != m->name) continue;
-      known = true;  // live or gone; a persistent heap's modules come with it
-      sum += field == "bytes" ? t[o].bytes : t[o].objects;
-    }
-    // A name no insmod loaded would read 0, and `expect module.m_tset.bytes == 0` would hold
-    // on a typo: it is a script error, as an unknown label is.
-    if (!known) {
-      std::string names;
-      for (const std::string& n : loaded_modules_) names += (names.empty() ? "" : ", ") + n;
-      *error = "no module '" + name +
-               "': no insmod loaded it (loaded so far: " + (names.empty() ? std::string("none") : names) +
-               "; the kernel is module.kernel)";
-      return std::nullopt;
-    }
-    if (name == "kernel") sum = field == "bytes" ? t[kOwnerKernel].bytes : t[kOwnerKernel].objects;
-    return as_int(sum);
-  }
+  if (head == "slabinfo") return slabinfo_value(k, rest, error);
+  if (head == "module") return module_value(rest, error);
   // Labels of kernel blocks here; other labels (process blocks) fall through to the models.
   if ((head == "ksize" || head == "footprint") && blocks_.count(rest) != 0) {
     auto it = blocks_.find(rest);

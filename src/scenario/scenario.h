@@ -148,6 +148,7 @@ class Scenario {
   LineStatus cmd_flush(const CommandCall& c);
   LineStatus cmd_root(const CommandCall& c);
 
+  std::optional<std::int64_t> module_value(const std::string& rest, std::string* error);
   std::optional<std::int64_t> value_mmu(const std::string& path, std::string* error);
   std::optional<std::int64_t> value_nommu(const std::string& path, std::string* error);
   void reset_models();  // after boot/reboot: fresh state for the new machine
