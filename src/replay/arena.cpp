@@ -1,4 +1,6 @@
 // kmm/replay/arena.cpp — boundary-tag first-fit / best-fit (see arena.h).
+// Depends on: replay/arena.h, the C++ standard library.
+// Invariants: those of arena.h, checked by Arena::check after every operation in tests.
 #include "replay/arena.h"
 
 #include <fmt/format.h>

@@ -5,6 +5,11 @@
 // costs give internal fragmentation without asking the policy again. Each policy is an
 // adapter behind a small virtual interface; the per-operation cost is one virtual call plus
 // the allocator's own work.
+//
+// Depends on: kernel/, base/, replay/ (trace, arena, policies), fmt, nlohmann_json.
+// Invariants: every policy replays the same operations on a machine of its own; a failed
+// allocation leaves its id not live, and the ops on it are skipped, not errors; the per-op
+// loop touches nothing but the policy and the running sums.
 #include "replay/replay.h"
 
 #include <fmt/format.h>

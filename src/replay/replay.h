@@ -37,6 +37,7 @@
 //                  memory, nor in the first failure), and each point's calls and failures.
 //
 // Depends on: kernel/, nommu/ (when built), replay/trace.h, replay/arena.h, the C++ standard library.
+// Invariants: results depend only on the trace, the policy and ReplayConfig (timings aside).
 #pragma once
 
 #include <cstdint>

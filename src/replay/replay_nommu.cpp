@@ -8,6 +8,8 @@
 // region records' slab pages). A block's cost is Nommu::footprint (data + its record for
 // simple, the block with its header for smalloc and heap).
 // Depends on: nommu/, replay/replay_policy.h.
+// Invariant: one process ("trace") per policy's machine, spawned at construction; every
+// block of the trace is a block of its malloc.
 #include <algorithm>
 
 #include "nommu/nommu.h"

@@ -8,6 +8,8 @@
 // measures footprint as frames taken from its page allocator since boot. Its RAM is faulted
 // in at boot (MADV_POPULATE_WRITE) so that throughput is the allocator's.
 // Depends on: kernel/, the C++ standard library.
+// Invariants: a Handle of 0 is never a live block; free and realloc are called only with
+// a handle the same policy returned and has not freed.
 #pragma once
 
 #include <sys/mman.h>

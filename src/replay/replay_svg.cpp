@@ -6,6 +6,7 @@
 // scenario `map` command prints as X and -. No dependencies; opens in any browser.
 //
 // Depends on: replay/replay.h, fmt.
+// Invariant: the SVG stands alone (no script, no external reference but the namespace).
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -7,6 +7,10 @@
 // only up to a bound set by the file's length (above it, in a hash map), and the operation
 // vectors are reserved for at most as many operations as the file has room for lines; so a
 // 20-byte file announcing 2^31 ids or 2^26 operations costs kilobytes, not gigabytes.
+//
+// Depends on: replay/trace.h, fmt, zlib, the C++ standard library.
+// Invariants: a trace that reads without error has every free/realloc of a live id, every
+// alloc of a dead one, ids below num_ids; write_trace's text reads back to the same ops.
 #include "replay/trace.h"
 
 #include <fmt/format.h>

@@ -1,4 +1,6 @@
 // kmm/report/run_report.cpp — the HTML report of a scenario run or a replay (run_report.h).
+// Depends on: proc/, scenario/scenario.h, replay/ (trace, replay), fmt. Invariants: those of
+// run_report.h (every number read from the machine as its line ran; the page stands alone).
 #include "report/run_report.h"
 
 #include <fmt/format.h>

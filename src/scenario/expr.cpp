@@ -1,4 +1,7 @@
-// kmm/scenario/expr.cpp — a recursive-descent evaluator for scenario expressions.
+// kmm/scenario/expr.cpp — a recursive-descent evaluator for scenario expressions (expr.h).
+// Depends on: base/units.h (numbers with K/M/G, durations), the C++ standard library.
+// Invariants: never throws on any input; an error leaves a message and no value; values are
+// read only through the caller's Resolver.
 #include "scenario/expr.h"
 
 #include <cctype>

@@ -11,6 +11,8 @@
 // Errors (bad syntax, unknown value, division by zero) are returned with a message.
 //
 // Depends on: the C++ standard library (scenario/ is above the core), base/units.h.
+// Invariants: evaluation has no side effects but the Resolver's; overflow of + - * and
+// division by zero are errors, not undefined behaviour.
 #pragma once
 
 #include <cstdint>

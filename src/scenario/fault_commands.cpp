@@ -1,4 +1,7 @@
 // kmm/scenario/fault_commands.cpp — the scenario's `fail` command and values; see fault_commands.h.
+// Family fault of the command table: its one row (`fail`, runs with or without a machine) is here.
+// Depends on: base/fault_inject.h, base/options.h, scenario/ (command table, interpreter), fmt.
+// Invariants: fault points are process-wide: a Scenario disarms them all when it ends.
 #include "scenario/fault_commands.h"
 
 #include <fmt/format.h>

@@ -12,6 +12,8 @@
 // --fail-times N`) parses its options with parse_fault_rate below.
 //
 // Depends on: base/fault_inject.h, the C++ standard library.
+// Invariants: a rate parses to exactly one of every=N or probability=P%; nothing is armed by
+// parsing alone.
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,14 @@
 // containers), and the labels of user blocks. The vmalloc area follows the kernel's areas
 // lazily: synced before every MMU command that walks or dumps tables.
 //
+// Family mmu of the command table: one handler per command (mmu_spawn ... mmu_tlb), each
+// starting with mmu_enter (the model is there, its kernel tables synced), and the table at
+// the end of the file.
+//
 // Depends on: kernel/, kernel/machine_frames.h, vm/, scenario/expr.h, fmt, the C++ library.
+// Invariants: every frame a process's tables or pages use comes from the machine's page
+// allocator (PG_pgtable, PG_process) and goes back at exit; user blocks' labels name live
+// blocks of live processes.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -20,6 +20,10 @@
 // frag.unusable.orderN, frag.index.orderN (thousandths, Linux's), churn.min_largest,
 // churn.avg_largest, churn.final_largest, churn.failed_programs, churn.failed_buffers.
 // The state is made on first use after each boot (reset_models() clears it).
+// Family nommu of the command table: one handler per command (nommu_spawn ... nommu_churn),
+// and the table at the end of the file.
+//
+// Depends on: nommu/, kernel/, base/, scenario/ (interpreter, expressions, argument helpers), fmt.
 #include <fmt/format.h>
 
 #include <algorithm>

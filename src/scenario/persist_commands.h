@@ -3,6 +3,7 @@
 // `boot-complete`, `flush`, `root set NAME LABEL` / `root get NAME as LABEL`, and the
 // values persist.boots, persist.repaired, persist.dormant, persist.clean, root.NAME (1 if set).
 // Depends on: kernel/, scenario/scenario.h (Block), the C++ standard library.
+// Invariant: a path given to persist_intern_path lives as long as the process.
 #pragma once
 
 #include <map>

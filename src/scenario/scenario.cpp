@@ -1,4 +1,9 @@
-// kmm/scenario/scenario.cpp — parsing and running scenario commands on a modelled machine.
+// kmm/scenario/scenario.cpp — the interpreter's core: reading lines (comments, words),
+// dispatch through the command table (scenario/command_table.h), transcript and error
+// reporting, the family script's commands (echo, let, expect) and the values expressions read.
+// Depends on: kernel/, proc/, base/, scenario/ (expressions, command table, families), fmt.
+// Invariants: a line is looked up in the table and nowhere else; last.failed is reset before
+// every command but let/expect/echo; only rows marked kAnyTime run before the first boot.
 #include "scenario/scenario.h"
 
 #include <fmt/format.h>

@@ -11,7 +11,14 @@
 // Errors the core reports (double free, foreign pointer...) are printed into the transcript
 // and refused; the interpreter runs the core with on_error=report so the machine survives.
 //
-// Depends on: kernel/, proc/, scenario/expr.h, the C++ standard library.
+// Commands are data: scenario/command_table.h's rows carry each command's handler, a member
+// of Scenario defined in its family's file (scenario.cpp, common_commands.cpp,
+// mmu_commands.cpp, nommu_commands.cpp, fault_commands.cpp, persist_commands.cpp).
+//
+// Depends on: kernel/, proc/, scenario/expr.h, scenario/command_table.h, the C++ standard library.
+// Invariants: at most one machine at a time (kernel_); the process models' state belongs to
+// it and is reset at each boot; blocks_ names only blocks of the current machine (or of the
+// persistent heap it attached).
 #pragma once
 
 #include <cstdint>

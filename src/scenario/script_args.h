@@ -1,6 +1,6 @@
 // kmm/scenario/script_args.h — argument helpers shared by every family of scenario commands
 // (scenario.cpp, mmu_commands.cpp, nommu_commands.cpp): key=value options and block labels.
-// Depends on: the C++ standard library.
+// Depends on: the C++ standard library. Invariant: pure functions of their arguments.
 #pragma once
 
 #include <cctype>

@@ -1,4 +1,7 @@
-// kmm/tools/kmm/demo.cpp — the paper's table.
+// kmm/tools/kmm/demo.cpp — `kmm demo`, the paper's table (demo.h). A subcommand of the kmm
+// program, not part of the scenario language: it boots its two machines directly.
+// Depends on: kernel/, proc/, fmt. Invariant: both machines are booted alike but for the
+// protector, and shut down before it returns.
 #include "demo.h"
 
 #include <fmt/format.h>

@@ -6,6 +6,7 @@
 // MemFree stays down after rmmod; on theirs it comes back. This runs the same steps on two
 // machines booted alike — protector=off and protector=reclaim — and prints one table.
 // Depends on: kernel/, proc/, fmt.
+// Invariant: deterministic: the same table on every run (the modelled clock, not the host's).
 #pragma once
 
 #include <iosfwd>

@@ -12,6 +12,7 @@
 //       exit 0 replayed, 2 the trace or the arguments are wrong (FILE:LINE: on stderr).
 //
 // Depends on: replay/ (trace.h, replay.h, convert.h), CLI11, POSIX (fork, exec, waitpid).
+// Invariant: arguments only; the format, conversion and replay are src/replay's.
 #pragma once
 
 #include <CLI/CLI.hpp>
