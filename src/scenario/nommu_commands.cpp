@@ -39,6 +39,7 @@
 #include "nommu/nommu.h"
 #include "scenario/command_table.h"
 #include "scenario/expr.h"
+#include "scenario/lexer.h"
 #include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
@@ -371,9 +372,7 @@ LineStatus Scenario::nommu_repeat(const CommandCall& c) {
   for (std::int64_t i = 0; i < times; ++i) {
     std::string text = body;
     for (std::size_t at; (at = text.find("{i}")) != std::string::npos;) text.replace(at, 3, std::to_string(i));
-    std::istringstream in(text);
-    Args args;
-    for (std::string w; in >> w;) args.push_back(w);
+    Args args = split_words(text);
     last_failed_ = false;
     LineStatus s = dispatch(args, text, where);
     if (s == LineStatus::kScriptError) {

@@ -23,6 +23,7 @@
 #include "scenario/command_table.h"
 #include "scenario/expr.h"
 #include "scenario/fault_commands.h"
+#include "scenario/lexer.h"
 #include "scenario/persist_commands.h"
 #include "scenario/script_args.h"
 
@@ -33,23 +34,6 @@ std::ostream* g_report_out = nullptr;
 
 void report_to_transcript(const char* text, std::size_t len) {
   if (g_report_out != nullptr) g_report_out->write(text, static_cast<std::streamsize>(len));
-}
-
-std::vector<std::string> split(const std::string& line) {
-  std::vector<std::string> out;
-  std::istringstream in(line);
-  std::string w;
-  while (in >> w) out.push_back(w);
-  return out;
-}
-
-std::string strip_comment(const std::string& line) {
-  std::size_t h = line.find('#');
-  std::string s = h == std::string::npos ? line : line.substr(0, h);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  std::size_t b = 0;
-  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  return s.substr(b);
 }
 
 // slabinfo.CACHE.FIELD: a cache's /proc/slabinfo columns.
@@ -199,7 +183,7 @@ LineStatus Scenario::run_line(const std::string& raw, const std::string& where) 
   std::string line = strip_comment(raw);
   if (line.empty()) return LineStatus::kOk;
   if (echo_) out_ << "root@kmm:~# " << line << "\n";
-  Args a = split(line);
+  Args a = split_words(line);
   // let/expect/echo read last.failed and keep it: reset it only for other commands (it was
   // reset before dispatch, so `expect last.failed == 1` always read 0).
   if (a[0] != "let" && a[0] != "expect" && a[0] != "echo") last_failed_ = false;
