@@ -233,13 +233,38 @@ struct Slot {
   std::uint64_t size, cost;
 };
 
-// One slot per id the ops use, not per id the header claims: a header may announce 2^31
-// ids for a file of a few lines (the trace fuzzer's lesson, applied here as well).
-std::vector<Slot> slots_for(const Trace& t) {
-  std::uint32_t max_id = 0;
-  for (const TraceOp& op : t.ops) max_id = std::max(max_id, op.id);
-  return std::vector<Slot>(t.ops.empty() ? 0 : std::size_t{max_id} + 1, Slot{0, 0, 0});
-}
+// The replay's live blocks, one slot per id the ops use, not per id the header claims: a
+// header may announce 2^31 ids for a file of a few lines (the trace fuzzer's lesson). Ids
+// used densely (the recorder's: the lowest free one) index the slots directly; sparse ones
+// (any id below 2^31 is valid: `a 2147483647 8` made a 2^31-slot table, std::bad_alloc) are
+// numbered in order of first appearance, one slot each, looked up by operation.
+class SlotTable {
+ public:
+  explicit SlotTable(const Trace& t) {
+    std::uint32_t max_id = 0;
+    for (const TraceOp& op : t.ops) max_id = std::max(max_id, op.id);
+    std::size_t n = t.ops.size();
+    if (n == 0) return;
+    if (std::size_t{max_id} < 2 * n + 1024) {
+      slots_.assign(std::size_t{max_id} + 1, Slot{0, 0, 0});
+      return;
+    }
+    std::vector<std::uint32_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = t.ops[i].id;
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    index_.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      index_[i] = static_cast<std::uint32_t>(std::lower_bound(ids.begin(), ids.end(), t.ops[i].id) - ids.begin());
+    slots_.assign(ids.size(), Slot{0, 0, 0});
+  }
+  // The slot of operation i, whose id is id.
+  Slot& at(std::size_t i, std::uint32_t id) { return index_.empty() ? slots_[id] : slots_[index_[i]]; }
+
+ private:
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> index_;  // by operation; empty: slots_ by id
+};
 
 // The figures of a finished replay from its counters: the ratios, the end state, the memory
 // map (cfg.map_cells) and the final invariant check.
@@ -284,7 +309,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   for (unsigned k = 0; k < kNrFaultPoints; ++k)
     if (cfg.fault_on[k]) fault_configure(static_cast<FaultPoint>(k), cfg.fault[k]);
   std::uint64_t injected_mark = 0;
-  std::vector<Slot> slots = slots_for(t);
+  SlotTable slots(t);
   std::uint64_t live = 0, blocks = 0, overhead_sum = 0, live_at_peak = 0;
   std::size_t n = t.ops.size();
   std::size_t step = cfg.timeline_points == 0 ? 0 : std::max<std::size_t>(1, n / cfg.timeline_points);
@@ -314,7 +339,7 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
   auto t0 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < n; ++i) {
     const TraceOp& op = t.ops[i];
-    Slot& s = slots[op.id];
+    Slot& s = slots.at(i, op.id);
     if (cfg.progress != nullptr && (i & 0xFFFF) == 0) cfg.progress(cfg.progress_arg, r.policy.c_str(), i, n);
     if (r.injecting) injected_mark = injected_total();
     switch (op.kind) {

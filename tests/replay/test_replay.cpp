@@ -135,6 +135,23 @@ TEST(Replay, HeaderIdCountDoesNotSizeMemory) {
   }
 }
 
+TEST(Replay, SparseIdsReplayLikeDenseOnes) {
+  // Any id below the header's count is valid, up to 2^31 - 1: the slot table follows the ids
+  // in use (a table indexed by id asked for 2^31 slots here and threw std::bad_alloc).
+  Trace sparse = parse(
+      "0\n2147483648\n6\n1\na 2147483647 100\na 5 3000\na 1000000000 20000\nf 5\nr 2147483647 200\n"
+      "f 1000000000\n");
+  Trace dense = parse(kTiny);
+  for (const char* policy : {"first-fit", "slab", "buddy"}) {
+    ReplayResult a = run(policy, dense), b = run(policy, sparse);
+    EXPECT_EQ(b.ops, 6u) << policy;
+    EXPECT_EQ(b.peak_footprint, a.peak_footprint) << policy;
+    EXPECT_EQ(b.end_footprint, a.end_footprint) << policy;
+    EXPECT_EQ(b.allocs, a.allocs) << policy;
+    EXPECT_DOUBLE_EQ(b.overhead_per_alloc, a.overhead_per_alloc) << policy;
+  }
+}
+
 TEST(Replay, TinyTraceKmallocPolicies) {
   Trace t = parse(kTiny);
   // slab and pow2 (100 -> 128, 3000 -> 4096, 20000 -> 32768 either way): the kmalloc-128 slab
