@@ -537,6 +537,7 @@ class ProcessRoots final : public RootProvider {
     std::uintptr_t self_sp = frame_below_caller() & ~std::uintptr_t{sizeof(void*) - 1};
     unsigned nmaps = 0;
     if (!read_maps(&nmaps)) return false;
+    last_nmaps_ = nmaps;
     std::size_t ne = 0;
     auto exclude = [&](std::uintptr_t lo, std::uintptr_t hi) {
       if (ne < kMaxExcl && lo < hi) g_s->excl[ne++] = AddrSpan{lo, hi};
@@ -622,8 +623,8 @@ class ProcessRoots final : public RootProvider {
     bool shared_read = scan_roots(c);
     part_ = RootsPart::kAll;
     if (!shared_read) return Snapshot::kUnsupported;
-    unsigned parent_n = 0;
-    if (!read_maps(&parent_n)) return Snapshot::kUnsupported;
+    // The maps that scan just read are the process's at the stop: the copy compares its own.
+    unsigned parent_n = last_nmaps_;
     std::memcpy(g_s->parent_maps, g_s->maps, parent_n * sizeof(MapRange));
     sigset_t all, old;
     sigfillset(&all);
@@ -686,6 +687,7 @@ class ProcessRoots final : public RootProvider {
   // Which mappings scan_roots reads: all (in place), or a snapshot's two halves.
   enum class RootsPart : std::uint8_t { kAll, kShared, kPrivate };
   RootsPart part_ = RootsPart::kAll;
+  unsigned last_nmaps_ = 0;  // of the last scan_roots: g_s->maps[0 .. last_nmaps_)
   void* shared_at_ = nullptr;  // map_shared's mapping (one at a time): not a root
   std::size_t shared_bytes_ = 0;
 
