@@ -10,7 +10,7 @@
 // reported (policies slower than 2 s a run are run once). Optional: `kmm-bench-replay FILE` replays a trace file
 // instead. Prints a Markdown table (docs/BENCHMARKS.md keeps one).
 //
-// Depends on: sim/ (trace, replay), the C++ standard library.
+// Depends on: replay/ (trace, replay), the C++ standard library.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "sim/replay.h"
-#include "sim/trace.h"
+#include "replay/replay.h"
+#include "replay/trace.h"
 
 using namespace kmm::sim;
 

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string>
 
-#include "sim/scenario.h"
+#include "scenario/scenario.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

@@ -1,6 +1,6 @@
 // kmm/fuzz/fuzz_trace.cpp — libFuzzer harness for the trace reader (issue 10c).
 //
-// Any input is a trace file. It is read twice, strict and lenient (src/sim/trace.h), and each
+// Any input is a trace file. It is read twice, strict and lenient (src/replay/trace.h), and each
 // read must give either a clean error naming the file and line ("fuzz.rep:LINE: ...") or a
 // Trace that keeps the reader's documented invariants, which this harness re-derives from
 // the ops alone: every free or realloc names a live id and every alloc a dead one, ids are
@@ -14,13 +14,13 @@
 // believes a header asking for 2^31 ids (it did: see Trace.HeaderClaimsDoNotSizeMemory; the
 // huge-header-* and high-ids seeds keep those inputs in the corpus).
 //
-// Depends on: sim/trace.h (kmm_sim), the C++ standard library.
+// Depends on: replay/trace.h (kmm_replay), the C++ standard library.
 #include <cstdint>
 #include <sstream>
 #include <string>
 #include <unordered_map>
 
-#include "sim/trace.h"
+#include "replay/trace.h"
 
 using namespace kmm::sim;
 

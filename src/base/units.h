@@ -1,7 +1,7 @@
 // kmm/base/units.h — the one parser of sizes, of durations and of on/off switches, for every
 // reader of them.
 //
-// The scenario language (sim/expr.h: numbers and `idle`/`gc_delay=` durations), KMM_OPTIONS
+// The scenario language (scenario/expr.h: numbers and `idle`/`gc_delay=` durations), KMM_OPTIONS
 // (shim/options.h, through OptionView::value_size and parse_duration_ns) and `kmm exec`'s
 // flags all call these two functions, so a value means the same wherever it is typed:
 //   size      "123", "64K", "192M", "1G" (powers of 1024, either case, an optional B after

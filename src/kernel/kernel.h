@@ -71,7 +71,7 @@ struct BootConfig {
   CrossFree cross_free = CrossFree::kAllow;
   std::uint64_t page_offset = 0xC0000000ull;
   std::uint64_t vmalloc_bytes = 240ull << 20;  // the vmalloc space above the direct map
-  // The machine model (sim/, vm/, nommu/ read these; the allocator core does not).
+  // The machine model (scenario/, replay/, vm/, nommu/ read these; the allocator core does not).
   bool mmu = true;
   PtFormat pt = PtFormat::kArmv7;
   unsigned tlb_entries = 64;

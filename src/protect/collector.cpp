@@ -9,6 +9,8 @@
 
 namespace kmm {
 
+static_assert(Collector::kMaxSpacesForSnapshot <= SnapshotResults::kMaxSpaces);
+
 void Collector::init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
                      LogFn log, void* log_arg) {
   modules_ = modules;
@@ -61,6 +63,17 @@ bool Collector::bitmap_alloc() {
   bitmap_bytes_ = online;
   std::uint64_t bytes = online / 32;  // 2 bits per 8-byte granule
   if (bytes == 0) bytes = 1;
+  if (provider_ != nullptr) {
+    // A provider that marks in snapshots: the copy must write marks the process can read.
+    std::size_t total = sizeof(SnapshotResults) + static_cast<std::size_t>(bytes);
+    void* m = provider_->map_shared(total);
+    if (m != nullptr) {
+      shared_ = static_cast<SnapshotResults*>(m);
+      flat_ = static_cast<std::uint8_t*>(m) + sizeof(SnapshotResults);
+      shared_bytes_ = total;
+      return true;
+    }
+  }
   chunk_order_ = get_order(bytes);
   if (chunk_order_ > kMaxOrder) chunk_order_ = kMaxOrder;
   std::uint64_t chunk_bytes = kPageSize << chunk_order_;
@@ -79,6 +92,13 @@ bool Collector::bitmap_alloc() {
 }
 
 void Collector::bitmap_free() {
+  if (shared_ != nullptr) {
+    provider_->unmap_shared(shared_, shared_bytes_);
+    shared_ = nullptr;
+    flat_ = nullptr;
+    shared_bytes_ = 0;
+    return;
+  }
   for (unsigned i = 0; i < nr_chunks_; ++i) {
     chunks_[i]->set_flags(0);
     slab_->zone()->free_pages(chunks_[i], chunk_order_);
@@ -86,17 +106,21 @@ void Collector::bitmap_free() {
   nr_chunks_ = 0;
 }
 
+std::uint8_t* Collector::bitmap_byte(std::uint64_t bitno) const {
+  if (flat_ != nullptr) return flat_ + bitno / 8;
+  std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
+  auto* bytes = static_cast<std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
+  return bytes + (bitno % chunk_bits) / 8;
+}
+
 bool Collector::test_and_set(const void* block, unsigned bit) {
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
   if (off >= bitmap_bytes_) return true;  // not a dead block (see bitmap_alloc): never marked
-  std::uint64_t g = off / 8;
-  std::uint64_t bitno = g * 2 + bit;
-  std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
-  auto* bytes = static_cast<std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
-  std::uint64_t in = bitno % chunk_bits;
-  std::uint8_t mask = static_cast<std::uint8_t>(1u << (in % 8));
-  bool was = (bytes[in / 8] & mask) != 0;
-  bytes[in / 8] = static_cast<std::uint8_t>(bytes[in / 8] | mask);
+  std::uint64_t bitno = off / 8 * 2 + bit;
+  std::uint8_t* byte = bitmap_byte(bitno);
+  auto mask = static_cast<std::uint8_t>(1u << (bitno % 8));
+  bool was = (*byte & mask) != 0;
+  *byte = static_cast<std::uint8_t>(*byte | mask);
   return was;
 }
 
@@ -111,12 +135,8 @@ bool Collector::space_test(OwnedSpace* s, void* key, unsigned bit) {
 bool Collector::test(const void* block, unsigned bit) const {
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(block) - phys_->base());
   if (off >= bitmap_bytes_) return true;  // beyond the bitmap: counted as referenced, never freed
-  std::uint64_t g = off / 8;
-  std::uint64_t bitno = g * 2 + bit;
-  std::uint64_t chunk_bits = (kPageSize << chunk_order_) * 8;
-  auto* bytes = static_cast<const std::uint8_t*>(phys_->page_address(chunks_[bitno / chunk_bits]));
-  std::uint64_t in = bitno % chunk_bits;
-  return (bytes[in / 8] >> (in % 8)) & 1u;
+  std::uint64_t bitno = off / 8 * 2 + bit;
+  return (*bitmap_byte(bitno) >> (bitno % 8)) & 1u;
 }
 
 void Collector::mark_pointer(std::uintptr_t w) {
@@ -375,33 +395,137 @@ void Collector::begin(std::uint64_t now_ns) {
   }
   if (scan_this_pass_) {
     phase_ = Phase::kMarkLive;
-    std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
-    for (unsigned i = 0; i < nr_spaces_; ++i) {
-      spaces_[i]->begin_mark();
-      std::uintptr_t a, b;
-      spaces_[i]->address_range(&a, &b);
-      if (a >= b) continue;
-      if (a < lo) lo = a;
-      if (b > hi) hi = b;
-    }
-    space_lo_ = lo;
-    space_span_ = hi > lo ? hi - lo : 0;
-    for (unsigned i = 0; i < nr_roots_; ++i) scan_range(roots_[i].p, roots_[i].bytes);
-    if (world_stopped_ && !provider_->scan_roots(this)) {
-      world_stopped_ = false;
-      provider_->start_world();
-      stats_.world_stop_failures++;
-      bitmap_free();
-      scan_this_pass_ = false;
-      phase_ = Phase::kSweep;
-      if (log_ != nullptr) {
-        StackText<160> line;
-        line.str("kmm-gc: could not read every root of the process; this pass only reports").nl();
-        log_(log_arg_, line.data(), line.size());
-      }
-    }
+    prepare_mark();
+    if (world_stopped_) begin_stopped_mark();
   } else {
     phase_ = Phase::kSweep;
+  }
+}
+
+void Collector::prepare_mark() {
+  std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0;
+  for (unsigned i = 0; i < nr_spaces_; ++i) {
+    spaces_[i]->begin_mark();
+    std::uintptr_t a, b;
+    spaces_[i]->address_range(&a, &b);
+    if (a >= b) continue;
+    if (a < lo) lo = a;
+    if (b > hi) hi = b;
+  }
+  space_lo_ = lo;
+  space_span_ = hi > lo ? hi - lo : 0;
+  for (unsigned i = 0; i < nr_roots_; ++i) scan_range(roots_[i].p, roots_[i].bytes);
+}
+
+void Collector::begin_stopped_mark() {
+  auto report_only = [&](const char* why) {
+    stats_.world_stop_failures++;
+    bitmap_free();
+    scan_this_pass_ = false;
+    phase_ = Phase::kSweep;
+    if (log_ != nullptr) {
+      StackText<200> line;
+      line.str("kmm-gc: ").str(why).str("; this pass only reports").nl();
+      log_(log_arg_, line.data(), line.size());
+    }
+  };
+  if (flat_ != nullptr) {
+    switch (provider_->mark_in_snapshot(this, &Collector::snapshot_mark)) {
+      case RootProvider::Snapshot::kDone:
+        // The world runs again; the marks are in the shared bitmap and the results.
+        world_stopped_ = false;
+        stats_.snapshot_marks++;
+        import_snapshot();
+        phase_ = Phase::kSweep;
+        cursor_ = phys_->base_pfn();
+        return;
+      case RootProvider::Snapshot::kFailed:
+        // The world runs again and the copy's marks cannot be trusted: mark in place, with
+        // the world stopped anew.
+        stats_.snapshot_failures++;
+        std::memset(flat_, 0, shared_bytes_ - sizeof(SnapshotResults));
+        world_stopped_ = provider_->stop_world();
+        if (!world_stopped_) {
+          report_only("could not stop every thread for the scan");
+          return;
+        }
+        prepare_mark();
+        break;
+      case RootProvider::Snapshot::kUnsupported:
+        break;  // the world is still stopped: mark in place
+    }
+  }
+  if (!provider_->scan_roots(this)) {
+    world_stopped_ = false;
+    provider_->start_world();
+    report_only("could not read every root of the process");
+  }
+}
+
+// In the snapshot's copy (a forked process: one thread, memory frozen at the stop). Nothing it
+// changes but the shared bitmap and results reaches the process.
+bool Collector::snapshot_mark(Collector* self) {
+  std::uint64_t scanned_before = self->stats_.scanned_bytes;
+  if (!self->provider_->scan_roots(self)) return false;
+  self->mark_to_fixed_point();
+  SnapshotResults* r = self->shared_;
+  r->scanned_bytes = self->stats_.scanned_bytes - scanned_before;
+  if (!self->export_space_marks(r)) return false;
+  r->ok = 1;
+  return true;
+}
+
+// The live blocks' words, then the marked dead blocks' until no new block is marked: what
+// slice() does over several calls with a world stopped in place, in one go.
+bool Collector::mark_to_fixed_point() {
+  cursor_ = phys_->base_pfn();
+  phase_ = Phase::kMarkLive;
+  for (;;) {
+    walk(~std::uint32_t{0});
+    visit_spaces();
+    cursor_ = phys_->base_pfn();
+    if (phase_ == Phase::kMarkLive) {
+      phase_ = Phase::kMarkDead;
+    } else if (!new_marks_) {
+      return true;
+    }
+    new_marks_ = false;
+  }
+}
+
+bool Collector::export_space_marks(SnapshotResults* r) {
+  struct Ctx {
+    Collector* c;
+    OwnedSpace* s;
+    SnapshotResults* r;
+    std::uint32_t n;
+    bool overflow;
+  } ctx{this, nullptr, r, 0, false};
+  for (unsigned i = 0; i < nr_spaces_; ++i) {
+    ctx.s = spaces_[i];
+    ctx.s->for_each_block(
+        [](void* arg, void* key, std::size_t, owner_t, void*) {
+          auto* x = static_cast<Ctx*>(arg);
+          if (x->c->phys_->owns(key) || !x->s->mark_bit(key, 0, false)) return;  // RAM keys: the bitmap
+          if (x->n == SnapshotResults::kMaxSpaceMarks) {
+            x->overflow = true;
+            return;
+          }
+          x->r->space_marks[x->n++] = x->s->block_address(key);
+        },
+        &ctx);
+    r->space_end[i] = ctx.n;
+  }
+  return !ctx.overflow;
+}
+
+void Collector::import_snapshot() {
+  stats_.scanned_bytes += shared_->scanned_bytes;
+  std::uint32_t from = 0;
+  for (unsigned i = 0; i < nr_spaces_; ++i) {
+    std::uint32_t to = shared_->space_end[i];
+    spaces_[i]->import_marks(shared_->space_marks + from, to - from);
+    from = to;
   }
 }
 

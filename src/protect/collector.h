@@ -66,6 +66,12 @@ class OwnedSpace {
     (void)key, (void)bit, (void)set;
     return false;
   }
+  // A snapshot mark (RootProvider::mark_in_snapshot) sets mark bits in a copy of the process:
+  // the copy names each marked block of such a space by its address (block_address), and the
+  // collector sets the marks again here (import_marks: the blocks whose address is in addrs,
+  // every other mark cleared; the space takes its own lock, blocks may have come and gone).
+  virtual std::uintptr_t block_address(void* key) { return reinterpret_cast<std::uintptr_t>(key); }
+  virtual void import_marks(const std::uintptr_t* addrs, std::size_t n) { (void)addrs, (void)n; }
 
  protected:
   ~OwnedSpace() = default;
@@ -80,6 +86,8 @@ struct CollectorStats {
   std::uint64_t slices = 0;
   std::uint64_t world_stops = 0;          // marks run with the world stopped (RootProvider)
   std::uint64_t world_stop_failures = 0;  // passes that only reported: the world would not stop
+  std::uint64_t snapshot_marks = 0;       // of world_stops: marked in a snapshot, world restarted at once
+  std::uint64_t snapshot_failures = 0;    // snapshot marks that could not be trusted (marked again stopped)
 };
 
 using LogFn = void (*)(void* arg, const char* line, std::size_t len);
@@ -92,13 +100,50 @@ class Collector;
 // process's roots (data segments, stacks from their stack pointers, saved registers, TLS,
 // anonymous mappings) to Collector::scan_root, the walk marks, then start_world(). A
 // provider that cannot stop the world makes the pass report only. The modelled machine has
-// no provider: its roots are registered (add_root) and its mark is sliced.
+// no provider: its roots are registered (add_root) and its mark is sliced. A provider that
+// can copy the process marks in the copy instead (below): the world is stopped only while
+// the copy is made.
+//
+// Snapshot marks (optional). Marking 256 MB of heap takes tens of milliseconds; a provider
+// that can copy the process (a fork: copy-on-write) lets the world restart as soon as the
+// copy exists. The collector allocates its mark bitmap with map_shared (memory the copy
+// writes and the process reads), and with the world stopped calls mark_in_snapshot(c, fn):
+// the provider makes the copy, restarts the world, runs fn(c) in the copy — the roots and
+// the whole mark, on memory frozen at the instant the world was stopped, which is exactly what
+// a mark with the world stopped would have read — and returns when it has finished.
+//   kUnsupported  no copy was made; the world is still stopped (the collector marks in place);
+//   kFailed       the copy could not be trusted (it lacks memory the process has: MADV_DONTFORK,
+//                 MADV_WIPEONFORK, or it died); the world runs again: the collector stops it
+//                 again and marks in place;
+//   kDone         the marks are in the shared bitmap and in the SnapshotResults.
+struct SnapshotResults {
+  std::uint32_t ok;  // 1: the copy's mark completed
+  std::uint64_t scanned_bytes;
+  // Marked blocks of spaces whose keys lie outside RAM, by address (OwnedSpace::import_marks):
+  // space i's are space_marks[space_end[i - 1] .. space_end[i]).
+  static constexpr unsigned kMaxSpaces = 8;
+  static constexpr unsigned kMaxSpaceMarks = 65536;
+  std::uint32_t space_end[kMaxSpaces];
+  std::uintptr_t space_marks[kMaxSpaceMarks];
+};
+
 class RootProvider {
  public:
   virtual bool stop_world() = 0;
   // False: the roots could not all be read (the pass then only reports).
   virtual bool scan_roots(Collector* c) = 0;
   virtual void start_world() = 0;
+  enum class Snapshot : std::uint8_t { kUnsupported, kFailed, kDone };
+  // Memory shared with the snapshot's copy (zeroed), or null: no snapshot marks.
+  virtual void* map_shared(std::size_t bytes) {
+    (void)bytes;
+    return nullptr;
+  }
+  virtual void unmap_shared(void* p, std::size_t bytes) { (void)p, (void)bytes; }
+  virtual Snapshot mark_in_snapshot(Collector* c, bool (*mark)(Collector* c)) {
+    (void)c, (void)mark;
+    return Snapshot::kUnsupported;
+  }
 
  protected:
   ~RootProvider() = default;
@@ -152,10 +197,27 @@ class Collector {
     std::size_t bytes;
   };
   static constexpr unsigned kMaxRoots = 64;
-  static constexpr unsigned kMaxSpaces = 4;
+  static constexpr unsigned kMaxSpaces = 4;  // <= SnapshotResults::kMaxSpaces
+
+ public:
+  static constexpr unsigned kMaxSpacesForSnapshot = kMaxSpaces;
+
+ private:
   static constexpr unsigned kMaxBitmapChunks = 64;
 
   void begin(std::uint64_t now_ns);
+  // The mark of a provider's process, from a stopped world: in a snapshot when the provider
+  // can make one, else in place (the world stays stopped until the mark ends, in slice()).
+  void begin_stopped_mark();
+  // In the snapshot's copy: the roots and the whole mark, then the results for the process.
+  static bool snapshot_mark(Collector* self);
+  bool mark_to_fixed_point();
+  bool export_space_marks(SnapshotResults* r);
+  void import_snapshot();
+  // Everything a mark starts from before the walk: the spaces' mark state and the address
+  // range they answer for, and the registered roots.
+  void prepare_mark();
+  std::uint8_t* bitmap_byte(std::uint64_t bitno) const;
   void finish(std::uint64_t now_ns);
   // Processes frames [cursor, cursor + budget) of the current phase; returns frames done.
   std::uint32_t walk(std::uint32_t budget);
@@ -209,6 +271,11 @@ class Collector {
   // Reachability bitmaps: 2 bits per 8-byte granule of RAM (marked, scanned), in chunks of
   // buddy pages held only during a pass.
   Page* chunks_[kMaxBitmapChunks] = {};
+  // With a provider that marks in snapshots: one flat bitmap after the SnapshotResults, in
+  // memory shared with the copy (map_shared), instead of the chunks.
+  SnapshotResults* shared_ = nullptr;
+  std::uint8_t* flat_ = nullptr;
+  std::size_t shared_bytes_ = 0;
   unsigned chunk_order_ = 0;
   unsigned nr_chunks_ = 0;
   std::uint64_t bitmap_bytes_ = 0;  // RAM the bitmaps cover, from its base

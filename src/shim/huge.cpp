@@ -351,6 +351,19 @@ class HugeSpace final : public OwnedSpace {
     *lo = g_nsorted != 0 ? g_sorted[0]->key : 0;
     *hi = g_nsorted != 0 ? hull_hi_ : 0;
   }
+  std::uintptr_t block_address(void* key) override { return static_cast<Entry*>(key)->key; }
+  // After a snapshot mark, with the world running: the table may have changed since the copy
+  // was made (entries moved, freed, new ones): marks are found again by address. A marked
+  // address that now names another block only spares that block from one sweep.
+  void import_marks(const std::uintptr_t* addrs, std::size_t n) override {
+    LockGuard g(g_lock);
+    if (g_table == nullptr) return;
+    for (std::size_t i = 0; i < kSlots; ++i) g_table[i].marks = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      Entry* e = find_locked(addrs[i]);
+      if (e != nullptr && e->key == addrs[i]) e->marks = 1;
+    }
+  }
   bool mark_bit(void* key, unsigned bit, bool set) override {
     auto* e = static_cast<Entry*>(key);
     auto m = static_cast<std::uint8_t>(1u << bit);

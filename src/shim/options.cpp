@@ -83,6 +83,8 @@ bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
       return true;
     case OptionKey::kThreadCache:
       return parse_switch(o.value, o.value_len, &opts->thread_cache);
+    case OptionKey::kGcSnapshot:
+      return parse_switch(o.value, o.value_len, &opts->gc_snapshot);
     case OptionKey::kLive:
       return parse_switch(o.value, o.value_len, &opts->live);
     case OptionKey::kRam:

@@ -33,6 +33,7 @@ struct Options {
   char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr
   bool on_error_report = false;
   bool thread_cache = true;
+  bool gc_snapshot = true;    // reclaim-unreachable: mark in a forked copy (roots.cpp)
   bool live = false;          // serve `kmm stat PID` (stat.cpp)
   std::uint64_t ram = 0;      // 0: the default reservation
   HardeningConfig hardening;  // freelist_hardened, redzone, poison, guard_pages, quarantine

@@ -16,6 +16,10 @@ constexpr OptionRow kRows[] = {
      "what the kernel memory protector does with an unloaded plug-in's leaks", false},
     {"gc_delay", K::kGcDelay, T::kDuration, "DURATION", kDefaultGcDelayText,
      "how long a leak of an unloaded plug-in waits before the collector takes it", false},
+    {"gc_snapshot", K::kGcSnapshot, T::kBool, "on|off", "on",
+     "reclaim-unreachable marks in a copy-on-write copy of the process, so threads stop only while it is made "
+     "(off: for the whole mark)",
+     false},
     {"purge_delay", K::kPurgeDelay, T::kDuration, "DURATION|off", "1s",
      "free memory older than this goes back to the OS (off: never on a timer)", false},
     {"stats", K::kStats, T::kBoolOrPath, "1|0|PATH", "0",

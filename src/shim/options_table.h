@@ -37,6 +37,7 @@ enum class OptionKey : std::uint8_t {
   kStats,
   kOnError,
   kThreadCache,
+  kGcSnapshot,
   kLive,
   kRam,
   kFreelistHardened,

@@ -30,6 +30,14 @@
 //                registers of every parked thread. The calling thread's own stack is scanned
 //                from the current frame up, with its callee-saved registers spilled first.
 //   start_world  releases the parked threads (a futex on the stop epoch).
+//   mark_in_snapshot (gc_snapshot=on, the default) shortens the stop to the making of a copy:
+//                with every other thread parked, the process is forked (a raw clone: no
+//                atfork handler, no exit signal, the fd table shared), the world restarts at
+//                once, and the copy — memory frozen at the stop, the parked threads' stacks
+//                and registers in it — scans the roots and marks into a shared bitmap, then
+//                exits. The copy is trusted only when it holds every mapping the process had
+//                (MADV_DONTFORK, MADV_WIPEONFORK break that): else the mark runs again in
+//                place, with the world stopped, and every later pass marks in place.
 // kmm's own data and bss are read like any object's: they hold kmm's metadata (pointers to
 // kmm's frames, caches and free blocks, none of which is an unloaded plug-in's live block)
 // and the bootstrap arena, which is program data. The one kmm structure that points at live
@@ -39,14 +47,20 @@
 // Nothing here allocates or takes a lock a parked thread could hold: while the world is
 // stopped only system calls and this file's static scratch mapping are used.
 // Invariants: g_stop_epoch is odd exactly while a stop is under way; a slot's state goes
-// 0 (signalled) -> 1 (parked: sp and regs valid) or 2 (gone) within one stop.
+// 0 (signalled) -> 1 (parked: sp and regs valid) or 2 (gone) within one stop. A snapshot's
+// copy is forked only while every thread of the process but the caller is parked, and is
+// reaped before mark_in_snapshot returns.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -69,6 +83,7 @@ constexpr std::size_t kRegBytes = 512;  // the start of mcontext_t: the general 
 constexpr std::size_t kCopyBytes = 256 * 1024;
 constexpr std::size_t kMapsTextBytes = 8u << 20;
 constexpr std::uint64_t kStopTimeoutNs = 1'000'000'000ull;
+constexpr std::uint64_t kCopyTimeoutNs = 60'000'000'000ull;  // a snapshot's copy: its whole mark
 
 struct ThreadSlot {
   pid_t tid;
@@ -77,7 +92,7 @@ struct ThreadSlot {
   alignas(16) unsigned char regs[kRegBytes];
 };
 
-constexpr std::uint32_t kMapScan = 1, kMapNoAccess = 2, kMapStackVma = 4;
+constexpr std::uint32_t kMapScan = 1, kMapNoAccess = 2, kMapStackVma = 4, kMapShared = 8;
 struct MapRange {
   std::uintptr_t lo, hi;
   std::uint32_t flags;
@@ -86,6 +101,7 @@ struct MapRange {
 struct Scratch {
   ThreadSlot threads[kMaxThreads];
   MapRange maps[kMaxMaps];
+  MapRange parent_maps[kMaxMaps];  // a snapshot mark: the process's maps at the stop
   AddrSpan excl[kMaxExcl];
   alignas(64) unsigned char copy[kCopyBytes];
   char maps_text[kMapsTextBytes];
@@ -330,25 +346,33 @@ bool starts(const char* s, const char* end, const char* prefix) {
   return true;
 }
 
-// /proc/self/maps into g_s->maps; false when it cannot be read whole.
-bool read_maps(unsigned* count) {
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return false;
+// A /proc file of this process, whole, into g_s->maps_text; its length, or -1 when it cannot
+// be read or does not fit.
+long read_proc_text(const char* path) {
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return -1;
   std::size_t len = 0;
   for (;;) {
     if (len == kMapsTextBytes) {
       syscall(SYS_close, fd);
-      return false;
+      return -1;
     }
     long got = syscall(SYS_read, fd, g_s->maps_text + len, kMapsTextBytes - len);
     if (got < 0) {
       syscall(SYS_close, fd);
-      return false;
+      return -1;
     }
     if (got == 0) break;
     len += static_cast<std::size_t>(got);
   }
   syscall(SYS_close, fd);
+  return static_cast<long>(len);
+}
+
+// /proc/self/maps into g_s->maps; false when it cannot be read whole.
+bool read_maps(unsigned* count) {
+  long len = read_proc_text("/proc/self/maps");
+  if (len < 0) return false;
   unsigned n = 0;
   const char* p = g_s->maps_text;
   const char* end = p + len;
@@ -384,6 +408,7 @@ bool read_maps(unsigned* count) {
     std::uint32_t flags = scan ? kMapScan : 0;
     if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') flags |= kMapNoAccess;
     if (starts(path, eol, "[stack")) flags |= kMapStackVma;
+    if (shared) flags |= kMapShared;
     g_s->maps[n++] = MapRange{lo, hi, flags};
     p = eol + 1;
   }
@@ -403,6 +428,55 @@ const MapRange* map_containing(unsigned n, std::uintptr_t a) {
       return &g_s->maps[mid];
   }
   return nullptr;
+}
+
+// --- the snapshot's copy ----------------------------------------------------------------------
+
+// True when the copy holds every scannable mapping the process had at the stop (parent_maps),
+// with its contents: MADV_DONTFORK leaves a mapping out of a fork, MADV_WIPEONFORK leaves it
+// empty (its VmFlags in smaps say "wf"); a root there would be missed, so such a copy is not
+// trusted. Runs in the copy: one thread, nothing shared but the fd table and the results.
+bool copy_complete(unsigned parent_n) {
+  unsigned n = 0;
+  if (!read_maps(&n)) return false;
+  for (unsigned i = 0; i < parent_n; ++i) {
+    const MapRange& pm = g_s->parent_maps[i];
+    if ((pm.flags & kMapScan) == 0) continue;
+    for (std::uintptr_t at = pm.lo; at < pm.hi;) {
+      const MapRange* m = map_containing(n, at);
+      if (m == nullptr || (m->flags & kMapScan) == 0) return false;
+      at = m->hi;
+    }
+  }
+  long len = read_proc_text("/proc/self/smaps");
+  if (len < 0) return false;  // unreadable, or too many mappings to check: not trusted
+  const char* p = g_s->maps_text;
+  const char* end = p + len;
+  bool writable = false;  // of the mapping whose lines these are
+  while (p < end) {
+    const char* eol = p;
+    while (eol < end && *eol != '\n') ++eol;
+    if (starts(p, eol, "VmFlags:")) {
+      for (const char* q = p + 8; q + 2 <= eol; ++q)
+        if (q[-1] == ' ' && q[0] == 'w' && q[1] == 'f' && (q + 2 == eol || q[2] == ' ') && writable) return false;
+    } else if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
+      const char* q = p;
+      while (q < eol && *q != ' ') ++q;  // lo-hi
+      writable = q + 2 < eol && q[1] == 'r' && q[2] == 'w';
+    }
+    p = eol + 1;
+  }
+  return true;
+}
+
+[[noreturn]] void snapshot_child(bool (*mark)(Collector*), Collector* c, pid_t parent, unsigned parent_n) {
+  // The copy must not outlive the process, nor run the program's signal handlers: every
+  // signal stays blocked (the mask the clone inherited), and the process's death kills it.
+  syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  int code = 3;
+  if (static_cast<pid_t>(syscall(SYS_getppid)) == parent) code = !copy_complete(parent_n) ? 2 : mark(c) ? 0 : 1;
+  syscall(SYS_exit_group, code);
+  __builtin_unreachable();
 }
 
 __attribute__((noinline)) std::uintptr_t frame_below_caller() {
@@ -463,6 +537,7 @@ class ProcessRoots final : public RootProvider {
     std::uintptr_t self_sp = frame_below_caller() & ~std::uintptr_t{sizeof(void*) - 1};
     unsigned nmaps = 0;
     if (!read_maps(&nmaps)) return false;
+    last_nmaps_ = nmaps;
     std::size_t ne = 0;
     auto exclude = [&](std::uintptr_t lo, std::uintptr_t hi) {
       if (ne < kMaxExcl && lo < hi) g_s->excl[ne++] = AddrSpan{lo, hi};
@@ -475,6 +550,8 @@ class ProcessRoots final : public RootProvider {
     std::size_t nh = huge_mapped_spans(g_s->excl + ne, room);
     if (nh > room) return false;
     ne += nh;
+    auto shared = reinterpret_cast<std::uintptr_t>(shared_at_);  // the snapshot's bitmap
+    exclude(shared, shared + shared_bytes_);
     // Below each stack pointer: stale frames. Only where the stack's mapping is known to be
     // a stack alone ([stack], or a mapping right above a guard): a stack the program placed
     // in the middle of other memory is scanned whole rather than risk hiding that memory.
@@ -494,6 +571,10 @@ class ProcessRoots final : public RootProvider {
     for (unsigned i = 0; i < nmaps; ++i) {
       const MapRange& m = g_s->maps[i];
       if ((m.flags & kMapScan) == 0) continue;
+      // A snapshot: shared memory is read by the process at the stop, private memory by the copy.
+      if (part_ == RootsPart::kShared ? (m.flags & kMapShared) == 0
+                                      : part_ == RootsPart::kPrivate && (m.flags & kMapShared) != 0)
+        continue;
       while (first < ne && g_s->excl[first].hi <= m.lo && g_s->excl[first].lo <= m.lo) ++first;
       std::uintptr_t at = m.lo;
       for (std::size_t e = first; e < ne && g_s->excl[e].lo < m.hi; ++e) {
@@ -505,6 +586,7 @@ class ProcessRoots final : public RootProvider {
       }
       if (at < m.hi) scan_foreign(c, at, m.hi);
     }
+    if (part_ == RootsPart::kShared) return true;  // the registers: in the copy
     for (unsigned i = 0; i < nt; ++i)
       if (g_s->threads[i].state == 1) c->scan_root(g_s->threads[i].regs, kRegBytes);
     return true;
@@ -512,7 +594,103 @@ class ProcessRoots final : public RootProvider {
 
   void start_world() override { release(); }
 
+  // Snapshot marks (protect/collector.h): the copy is a fork of the process made with every
+  // other thread parked, so its memory is the instant of the stop. It is made by a raw clone
+  // (no atfork handler runs: the program's could wait on a lock a parked thread holds), with
+  // no exit signal (the program's wait(-1) and SIGCHLD handler never see it: a "clone child",
+  // reaped here with __WALL), sharing the fd table (CLONE_FILES: it holds no extra reference
+  // to the program's files, so a pipe the program closes sees its EOF, a socket its close).
+  void* map_shared(std::size_t bytes) override {
+    if (!g_opts.gc_snapshot || !snapshot_ok_) return nullptr;
+    // Populated here, before the stop: the pages exist when the copy first writes them.
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    shared_at_ = m;
+    shared_bytes_ = bytes;
+    return m;
+  }
+  void unmap_shared(void* p, std::size_t bytes) override {
+    ::munmap(p, bytes);
+    shared_at_ = nullptr;
+    shared_bytes_ = 0;
+  }
+
+  Snapshot mark_in_snapshot(Collector* c, bool (*mark)(Collector*)) override {
+    // Shared memory (memfd, SysV, /dev/zero, /dev/shm) is the one memory a fork does not
+    // freeze: the process could move a pointer out of it while the copy marks. It is read
+    // here, with the world stopped; the copy reads the private rest and the registers.
+    part_ = RootsPart::kShared;
+    bool shared_read = scan_roots(c);
+    part_ = RootsPart::kAll;
+    if (!shared_read) return Snapshot::kUnsupported;
+    // The maps that scan just read are the process's at the stop: the copy compares its own.
+    unsigned parent_n = last_nmaps_;
+    std::memcpy(g_s->parent_maps, g_s->maps, parent_n * sizeof(MapRange));
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid();
+    long pid = syscall(SYS_clone, CLONE_FILES, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) {
+      part_ = RootsPart::kPrivate;
+      snapshot_child(mark, c, parent, parent_n);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) {
+      // EAGAIN (a process limit), ENOMEM (strict overcommit), EPERM (a sandbox): mark in place.
+      if (errno != EAGAIN) snapshot_off("the process cannot be forked");
+      return Snapshot::kUnsupported;
+    }
+    release();  // the copy holds the instant: the world runs again
+    int status = 0;
+    struct rusage ru {};
+    // Polled, with a deadline: a copy that never finishes (it should not: it takes no lock a
+    // parked thread could hold) is killed, and the mark runs in place.
+    long r;
+    std::uint64_t deadline = mono_ns() + kCopyTimeoutNs;
+    for (;;) {
+      r = syscall(SYS_wait4, pid, &status, __WALL | WNOHANG, &ru);
+      if (r != 0 && !(r < 0 && errno == EINTR)) break;
+      if (mono_ns() >= deadline) {
+        syscall(SYS_kill, pid, SIGKILL);
+        do {
+          r = syscall(SYS_wait4, pid, &status, __WALL, &ru);
+        } while (r < 0 && errno == EINTR);
+        break;
+      }
+      struct timespec ts {
+        0, 500'000
+      };
+      nanosleep(&ts, nullptr);
+    }
+    last_copy_cpu_ns = static_cast<std::uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000ull +
+                       static_cast<std::uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+    if (r != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      snapshot_off(r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 2
+                       ? "a mapping is not copied by fork (MADV_DONTFORK or MADV_WIPEONFORK)"
+                       : "the copy of the process did not finish its mark");
+      return Snapshot::kFailed;
+    }
+    last_copy_ns = mono_ns() - g_stop_begin_ns;
+    return Snapshot::kDone;
+  }
+
  private:
+  // From now on every mark runs with the world stopped, and stderr says why once.
+  void snapshot_off(const char* why) {
+    snapshot_ok_ = false;
+    StackText<200> line;
+    line.str("kmm-gc: ").str(why).str("; marking with the world stopped from now on").nl();
+    write_report_text(line.data(), line.size());
+  }
+  bool snapshot_ok_ = true;
+  // Which mappings scan_roots reads: all (in place), or a snapshot's two halves.
+  enum class RootsPart : std::uint8_t { kAll, kShared, kPrivate };
+  RootsPart part_ = RootsPart::kAll;
+  unsigned last_nmaps_ = 0;  // of the last scan_roots: g_s->maps[0 .. last_nmaps_)
+  void* shared_at_ = nullptr;  // map_shared's mapping (one at a time): not a root
+  std::size_t shared_bytes_ = 0;
+
   void release() {
     __atomic_store_n(&g_stop_epoch, g_stop_epoch + 1, __ATOMIC_RELEASE);  // even: running
     futex(&g_stop_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr);
@@ -540,6 +718,8 @@ class ProcessRoots final : public RootProvider {
   std::uint64_t last_pause_cpu_ns = 0;  // CPU time of the stopping thread in the last pause
   std::uint64_t longest_park_ns = 0;    // of a pause, the time until every thread was parked
   std::uint64_t last_park_ns = 0;
+  std::uint64_t last_copy_ns = 0;      // a snapshot mark: from the stop to the end of the copy's mark
+  std::uint64_t last_copy_cpu_ns = 0;  // the copy's CPU time (its whole mark)
 
  private:
   Kernel* k_ = nullptr;
@@ -593,6 +773,12 @@ std::uint64_t roots_last_pause_ns() {
 }
 std::uint64_t roots_last_pause_cpu_ns() {
   return g_roots.last_pause_cpu_ns;
+}
+std::uint64_t roots_last_copy_ns() {
+  return g_roots.last_copy_ns;
+}
+std::uint64_t roots_last_copy_cpu_ns() {
+  return g_roots.last_copy_cpu_ns;
 }
 std::uint64_t roots_longest_park_ns() {
   return g_roots.longest_park_ns;

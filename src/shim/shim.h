@@ -147,6 +147,8 @@ void roots_exempt_thread(int tid);
 std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
 std::uint64_t roots_last_pause_ns();
 std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it
+std::uint64_t roots_last_copy_ns();       // gc_snapshot: the stop to the end of the copy's mark
+std::uint64_t roots_last_copy_cpu_ns();   // the copy's CPU time
 std::uint64_t roots_longest_park_ns();    // the longest wait for every thread to park
 
 // Stats (stats.cpp).

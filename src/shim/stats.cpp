@@ -102,7 +102,15 @@ void format(Kernel& k, TextSink& out) {
     out.u(roots_longest_pause_ns() / 1000).str(" us, last ").u(roots_last_pause_ns() / 1000).str(" us");
     out.str(" (cpu ").u(roots_last_pause_cpu_ns() / 1000).str(" us)");
     out.str(" (longest wait for the threads to park ").u(roots_longest_park_ns() / 1000).str(" us)");
-    out.str("; passes that only reported (no stop, roots unreadable) ").u(s.world_stop_failures).nl();
+    out.str("; passes that only reported (no stop, roots unreadable) ").u(s.world_stop_failures);
+    // gc_snapshot: the mark ran in a forked copy and the pause ended when the copy existed.
+    out.str("; marked in a copy of the process ").u(s.snapshot_marks).str(" times (copies not trusted ");
+    out.u(s.snapshot_failures).str(")");
+    if (s.snapshot_marks != 0) {
+      out.str(", the last copy's mark ").u(roots_last_copy_ns() / 1000).str(" us (its cpu ");
+      out.u(roots_last_copy_cpu_ns() / 1000).str(" us)");
+    }
+    out.nl();
   }
   for (unsigned i = 0; i < kNrFaultPoints; ++i) {
     auto p = static_cast<FaultPoint>(i);

@@ -417,7 +417,7 @@ unsigned SlabAllocator::alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, 
         report({ErrorKind::kCorruption, "kmalloc", base + (off == kNoObject ? 0 : off), c->name, c->size,
                 "slab free list points outside its slab (use after free?)"});
       }
-      out[n++] = base + off;
+      out[want - ++n] = base + off;  // from the top down (see the header)
       off = get_link(c, base + off);
       ++took;
     } while (n < want && off != kNoObject);
@@ -809,18 +809,17 @@ void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
   c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
   unsigned first = m.count;
   if (first >= want) return;
-  m.count += alloc_batch_locked(c, GFP_KERNEL, &m.objs[first], want - first);
-  // The magazine pops from its top: reversed, the objects leave in the order the slab's free
-  // list gave them (address order in a fresh slab), and the next refill continues where this
-  // one stopped. In slab order, each refill's objects came out backwards and every 15th
-  // allocation jumped: a list built from them lost the prefetcher's stream (workload `small`,
-  // a pointer chase over 50,000 nodes: 13x mimalloc's time before, with 8% of same-class
-  // successors not adjacent).
-  for (unsigned lo = first, hi = m.count; lo + 1 < hi; ++lo, --hi) {
-    void* t = m.objs[lo];
-    m.objs[lo] = m.objs[hi - 1];
-    m.objs[hi - 1] = t;
-  }
+  // The batch fills the slots from the top down, so the magazine (which pops from its top)
+  // hands the objects out in the order the slab's free list gave them (address order in a
+  // fresh slab), and the next refill continues where this one stopped. In slab order, each
+  // refill's objects came out backwards and every 15th allocation jumped: a list built from
+  // them lost the prefetcher's stream (workload `small`, a pointer chase over 50,000 nodes:
+  // 13x mimalloc's time before, with 8% of same-class successors not adjacent). Filled top
+  // down there is no reversing pass (cachegrind, workload small 1: 891 M -> 873 M instructions).
+  unsigned got = alloc_batch_locked(c, GFP_KERNEL, &m.objs[first], want - first);
+  if (__builtin_expect(got < want - first, 0))  // out of memory: the batch sits at the top
+    std::memmove(&m.objs[first], &m.objs[want - got], got * sizeof(void*));
+  m.count += got;
 }
 
 void SlabAllocator::tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep) {

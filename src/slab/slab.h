@@ -375,8 +375,9 @@ class SlabAllocator {
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
   void* alloc_central(KmemCache* c, gfp_t gfp);
-  // Up to want objects into out[0..), in their slabs' free-list order; returns how many (fewer
-  // only when no new slab could be had). Under c->lock.
+  // Up to want objects into out[want - 1], out[want - 2] ..., in their slabs' free-list order
+  // (the first object at the top); returns how many, n (fewer than want only when no new slab
+  // could be had: they are then out[want - n .. want)). Under c->lock.
   unsigned alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, unsigned want);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees into the slab under the cache lock, or through the debug checks and the quarantine.

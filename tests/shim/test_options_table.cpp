@@ -2,10 +2,12 @@
 // parser that reads it (shim/options.h): every row's default parses and leaves Options as
 // constructed, every key the shim took before the table still works, each value kind's
 // parser accepts what help says and refuses garbage, an unknown key and a bad value are
-// warned about exactly as before, and no name is listed twice.
+// warned about exactly as before, and no name is listed twice; docs/PRELOAD.md's table of
+// keys lists exactly the table's visible keys (issue 18: the docs agree with the one table).
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -245,6 +247,37 @@ TEST(OptionsTable, UnknownKeyAndBadValueAreWarnedAboutAsBefore) {
   EXPECT_EQ(o.protect, ProtectorMode::kReclaim);
   EXPECT_EQ(o.gc_delay_ns, Options{}.gc_delay_ns);
   EXPECT_EQ(apply_option(&o, view("bogus", "1")), OptionApply::kUnknownKey);
+}
+
+// docs/PRELOAD.md's KMM_OPTIONS table (the one after the header row "| key | values | default
+// |") names, in its first cell, every visible row of the table and no key the table lacks.
+TEST(OptionsTable, PreloadDocListsExactlyTheTable) {
+  std::ifstream doc(KMM_SOURCE_DIR "/docs/PRELOAD.md");
+  ASSERT_TRUE(doc) << "docs/PRELOAD.md not found under " KMM_SOURCE_DIR;
+  std::set<std::string> documented;
+  std::string line;
+  bool in_table = false;
+  while (std::getline(doc, line)) {
+    if (!in_table) {
+      in_table = line.rfind("| key | values | default |", 0) == 0;
+      continue;
+    }
+    if (line.rfind("|---", 0) == 0) continue;
+    if (line.rfind("| ", 0) != 0) break;  // the table ends
+    std::string first = line.substr(2, line.find(" |", 2) - 2);
+    for (std::size_t at = first.find('`'); at != std::string::npos; at = first.find('`', at)) {
+      std::size_t end = first.find('`', at + 1);
+      ASSERT_NE(end, std::string::npos) << line;
+      documented.insert(first.substr(at + 1, end - at - 1));
+      at = end + 1;
+    }
+  }
+  ASSERT_FALSE(documented.empty()) << "no KMM_OPTIONS table in docs/PRELOAD.md";
+  std::set<std::string> visible;
+  for (std::size_t i = 0; i < option_row_count(); ++i)
+    if (!option_rows()[i].hidden) visible.insert(option_rows()[i].name);
+  for (const std::string& k : visible) EXPECT_TRUE(documented.count(k)) << k << ": in the table, not in PRELOAD.md";
+  for (const std::string& k : documented) EXPECT_TRUE(visible.count(k)) << k << ": in PRELOAD.md, not in the table";
 }
 
 }  // namespace

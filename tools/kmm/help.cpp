@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "shim/options_table.h"
-#include "sim/command_table.h"
+#include "scenario/command_table.h"
 
 #ifndef KMM_VERSION
 #define KMM_VERSION "0"

@@ -4,12 +4,12 @@
 //   kmm help                 the topics
 //   kmm help cli             every subcommand with its arguments and options (the CLI11 app)
 //   kmm help options         the KMM_OPTIONS keys (shim/options_table.h)
-//   kmm help scenario        the scenario commands by family (sim/command_table.h)
+//   kmm help scenario        the scenario commands by family (scenario/command_table.h)
 //   kmm help SUBCOMMAND      that subcommand's own help (CLI11's)
 //   kmm help --man           a man page (roff, section 1) of all three: build/share/man/man1/kmm.1
 // An unknown topic exits 2, naming it.
 //
-// Depends on: CLI11, shim/options_table.h, sim/command_table.h.
+// Depends on: CLI11, shim/options_table.h, scenario/command_table.h.
 // Invariant: nothing here lists a command, option or key by hand: each comes from its table,
 // so help cannot say what the program does not do.
 #pragma once

@@ -1,7 +1,7 @@
 // kmm — the command-line program (CONTRACT: build/bin/kmm; see DESIGN.md "Command line").
 //   kmm demo                 the paper's experiment, stock and protected side by side
 //   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
-//            [--report FILE.html]  also an HTML report of the run (sim/run_report.h)
+//            [--report FILE.html]  also an HTML report of the run (report/run_report.h)
 //   kmm shell                the same commands at a prompt
 //   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
 //   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
@@ -11,7 +11,7 @@
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
 //   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, a command; --man: the man page
-// Depends on: sim/, CLI11.
+// Depends on: scenario/, replay/, report/, CLI11.
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -19,13 +19,13 @@
 #include <iostream>
 #include <sstream>
 
-#include "../trace/trace_commands.h"
+#include "trace_commands.h"
 #include "exec_commands.h"
 #include "help.h"
-#include "sim/demo.h"
-#include "sim/persist_commands.h"
-#include "sim/run_report.h"
-#include "sim/scenario.h"
+#include "demo.h"
+#include "scenario/persist_commands.h"
+#include "report/run_report.h"
+#include "scenario/scenario.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kmm — a Linux-style kernel memory manager with a kernel memory protector"};

@@ -49,7 +49,7 @@
 #include <cstdint>
 #include <new>
 
-#include "raw_event.h"
+#include "replay/raw_event.h"
 
 extern "C" {
 void* __libc_malloc(size_t);

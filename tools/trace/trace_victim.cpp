@@ -1,4 +1,4 @@
-// kmm/tools/trace/trace_victim.cpp — the program tests/sim/test_replay.cpp records with
+// kmm/tools/trace/trace_victim.cpp — the program tests/replay/test_replay.cpp records with
 // `kmm trace`: an allocation before main (a static constructor, 1234567 bytes), malloc 1001,
 // calloc(10, 20), realloc to 5003, posix_memalign(64, 256), aligned_alloc(128, 512),
 // new int[10] (40 bytes), an over-aligned new, four threads each allocating 333-byte blocks,

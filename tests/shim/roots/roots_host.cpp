@@ -15,6 +15,11 @@
 // With --sigpwr-blocked one more thread blocks SIGPWR, kmm's stop signal: the world cannot
 // stop, and the pass must then only report (nothing reclaimed, every kept block intact).
 //
+// With --wipe-on-fork (--dont-fork) one more block is kept, only in a mapping a fork does not
+// copy: MADV_WIPEONFORK (the copy's is empty), MADV_DONTFORK (the copy has none). kmm's
+// snapshot mark (gc_snapshot, a forked copy) would miss it: it must notice, mark with the
+// world stopped instead, and spare the block.
+//
 // The host does not link kmm: it finds the kmm_* API with dlsym, so the same program runs on
 // any build of the preload library (this test failed on the one before issue 20: every
 // block was reclaimed and the host read freed memory).
@@ -58,6 +63,8 @@ enum Tag : int {
   kThreadStack = 7,
   kThreadTls = 8,
   kRegister = 9,
+  kWipeOnFork = 10,  // --fork-hidden only
+  kDontFork = 11,
   kChain = 20,  // 20 .. 29
 };
 constexpr int kChainLength = 10;
@@ -140,6 +147,17 @@ __attribute__((noinline)) bool setup_roots() {
          chain != nullptr;
 }
 
+// --fork-hidden: a block whose only pointer lies in a mapping advised `advice`.
+__attribute__((noinline)) char* hide_from_fork(int advice, int tag) {
+  auto* m = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (m == MAP_FAILED || madvise(m, 4096, advice) != 0) return nullptr;
+  void* p = give(tag, nullptr);
+  std::memcpy(m + 64, &p, sizeof p);
+  return p != nullptr ? m : nullptr;
+}
+char* g_wipe_map;
+char* g_dontfork_map;
+
 __attribute__((noinline)) void* give_for_main() {
   return give(kMainLocal, nullptr);
 }
@@ -163,8 +181,11 @@ T api(const char* name) {
 
 int main(int argc, char** argv) {
   bool blocked = argc == 3 && std::strcmp(argv[1], "--sigpwr-blocked") == 0;
-  if (argc != 2 && !blocked) {
-    std::fprintf(stderr, "usage: %s [--sigpwr-blocked] PLUGIN.so\n", argv[0]);
+  bool wipe = argc == 3 && std::strcmp(argv[1], "--wipe-on-fork") == 0;
+  bool dontfork = argc == 3 && std::strcmp(argv[1], "--dont-fork") == 0;
+  bool fork_hidden = wipe || dontfork;
+  if (argc != 2 && !blocked && !fork_hidden) {
+    std::fprintf(stderr, "usage: %s [--sigpwr-blocked | --wipe-on-fork | --dont-fork] PLUGIN.so\n", argv[0]);
     return 2;
   }
   const char* path = argv[argc - 1];
@@ -191,6 +212,14 @@ int main(int argc, char** argv) {
   if (leak(kLeaks) != kLeaks + 1 || !setup_roots()) {
     std::printf("FAIL: the plug-in could not allocate\n");
     return 1;
+  }
+  if (fork_hidden) {
+    if (wipe) g_wipe_map = hide_from_fork(MADV_WIPEONFORK, kWipeOnFork);
+    if (dontfork) g_dontfork_map = hide_from_fork(MADV_DONTFORK, kDontFork);
+    if (g_wipe_map == nullptr && g_dontfork_map == nullptr) {
+      std::printf("FAIL: MADV_WIPEONFORK / MADV_DONTFORK refused\n");
+      return 1;
+    }
   }
   void* volatile main_local = give_for_main();
   pthread_t threads[4];
@@ -242,6 +271,14 @@ int main(int argc, char** argv) {
     std::printf("FAIL: the huge block kept in a global lost its bytes\n");
     ok = false;
   }
+  if (wipe) {
+    std::memcpy(&m, g_wipe_map + 64, sizeof m);
+    ok = check_block("a MADV_WIPEONFORK mapping", m, kWipeOnFork) && ok;
+  }
+  if (dontfork) {
+    std::memcpy(&m, g_dontfork_map + 64, sizeof m);
+    ok = check_block("a MADV_DONTFORK mapping", m, kDontFork) && ok;
+  }
   void* link;
   std::memcpy(&link, g_global, sizeof link);
   for (int i = 0; i < kChainLength; ++i) {
@@ -271,9 +308,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", ok ? "roots: OK" : "roots: FAILED");
     return ok ? 0 : 1;
   }
-  if (ls.referenced_objects < static_cast<std::uint64_t>(kKept)) {
+  int kept = kKept + (fork_hidden ? 1 : 0);
+  if (ls.referenced_objects < static_cast<std::uint64_t>(kept)) {
     std::printf("FAIL: the scan spared %llu blocks, the host keeps %d\n",
-                static_cast<unsigned long long>(ls.referenced_objects), kKept);
+                static_cast<unsigned long long>(ls.referenced_objects), kept);
     ok = false;
   }
   if (ls.reclaimed_objects < kLeaks * 9 / 10) {

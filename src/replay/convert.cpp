@@ -1,0 +1,295 @@
+// kmm/replay/convert.cpp — raw recordings (replay/raw_event.h) into traces (replay/trace.h).
+//
+// Conversion of a raw file into a trace: each live pointer maps to an id; ids are reused
+// after their block is freed (the lowest free id first), so num_ids is the peak number of
+// live blocks, not the number of allocations. Oddities of real programs are absorbed and
+// counted, never fatal:
+//   - free of a pointer the recording never saw allocated (a forked child freeing its
+//     parent's block, a block from before the recorder started): dropped;
+//   - realloc of such a pointer: recorded as an allocation of the new size;
+//   - an allocation returning a pointer that is still live (its free went around the
+//     recorder): the old id is freed first;
+//   - failed calls (null results) are dropped.
+//
+// Depends on: replay/trace.h, replay/raw_event.h, fmt, zlib, POSIX (opendir).
+// Invariants: every op of a converted trace names an id below num_ids, freed ids are live.
+#include "replay/convert.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <istream>
+#include <sstream>
+#include <unordered_map>
+
+#include "replay/raw_event.h"
+#include "replay/trace.h"
+
+namespace kmm::sim {
+namespace {
+
+bool write_file(const std::string& path, const std::string& text, std::string* error) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+    gzFile f = gzopen(path.c_str(), "wb9");
+    if (f == nullptr) {
+      *error = path + ": cannot write";
+      return false;
+    }
+    bool ok =
+        text.empty() || gzwrite(f, text.data(), static_cast<unsigned>(text.size())) == static_cast<int>(text.size());
+    ok = gzclose(f) == Z_OK && ok;
+    if (!ok) *error = path + ": write error";
+    return ok;
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) {
+    *error = path + ": cannot write";
+    return false;
+  }
+  return true;
+}
+
+struct ConvertStats {
+  std::uint64_t events = 0, unknown_frees = 0, unknown_reallocs = 0, implicit_frees = 0, failed = 0;
+  bool forked = false;
+};
+
+// One raw file's conversion: the live pointers and their ids, the trace so far.
+class RawConverter {
+ public:
+  explicit RawConverter(ConvertStats* st) : st_(st) { t_.modules.push_back("?"); }
+
+  void event(const kmm_raw_event& e, std::istream& in) {
+    ++st_->events;
+    switch (e.op) {
+      case KMM_RAW_MODULE:
+        module(e, in);
+        break;
+      case KMM_RAW_FORK:
+        st_->forked = true;
+        break;
+      case KMM_RAW_ALLOC:
+        alloc(e);
+        break;
+      case KMM_RAW_FREE: {
+        auto it = live_.find(e.ptr);
+        if (it == live_.end()) {
+          ++st_->unknown_frees;
+          break;
+        }
+        free_live(it, e);
+        break;
+      }
+      case KMM_RAW_REALLOC:
+        realloc(e);
+        break;
+      default:
+        break;  // an unknown record: skip it
+    }
+  }
+
+  Trace finish() {
+    t_.num_ids = next_id_;
+    // The main thread's id is the pid: make thread ids small and stable (1 = the first).
+    std::unordered_map<std::uint32_t, std::uint32_t> tids;
+    for (TraceOp& op : t_.ops) {
+      auto [it, added] = tids.emplace(op.tid, static_cast<std::uint32_t>(tids.size() + 1));
+      op.tid = it->second;
+    }
+    return std::move(t_);
+  }
+
+ private:
+  using Live = std::unordered_map<std::uint64_t, std::uint32_t>;
+
+  std::uint32_t new_id() {
+    if (free_ids_.empty()) return next_id_++;
+    std::pop_heap(free_ids_.begin(), free_ids_.end(), std::greater<>());
+    std::uint32_t id = free_ids_.back();
+    free_ids_.pop_back();
+    return id;
+  }
+
+  void push(OpKind k, std::uint32_t id, std::uint64_t size, const kmm_raw_event& e) {
+    TraceOp op{};
+    op.kind = k;
+    op.id = id;
+    op.size = size;
+    op.tid = e.tid;
+    op.module = e.module;
+    op.align_log2 = k == OpKind::kFree ? 0 : e.align_log2;
+    if (!have_t0_) {
+      t0_ = e.time_ns;
+      have_t0_ = true;
+    }
+    if (t_.ops.size() % 1024 == 0) t_.clock.emplace_back(t_.ops.size(), e.time_ns - std::min(t0_, e.time_ns));
+    t_.ops.push_back(op);
+  }
+
+  // A free of the live block `it`: the op, its id back to the heap, the pointer forgotten.
+  void free_live(Live::iterator it, const kmm_raw_event& e) {
+    push(OpKind::kFree, it->second, 0, e);
+    free_ids_.push_back(it->second);
+    std::push_heap(free_ids_.begin(), free_ids_.end(), std::greater<>());
+    live_.erase(it);
+  }
+
+  // A block at `ptr` that is still live (its free went around the recorder) is freed first.
+  void free_clash(std::uint64_t ptr, const kmm_raw_event& e) {
+    auto clash = live_.find(ptr);
+    if (clash == live_.end()) return;
+    ++st_->implicit_frees;
+    free_live(clash, e);
+  }
+
+  void module(const kmm_raw_event& e, std::istream& in) {
+    std::string name(static_cast<std::size_t>(std::min<std::uint64_t>(e.size, 4096)), '\0');
+    std::size_t chunks = (name.size() + sizeof e - 1) / sizeof e;
+    std::string raw(chunks * sizeof e, '\0');
+    in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+    name.assign(raw.data(), name.size());
+    for (char& c : name)
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
+    if (t_.modules.size() <= e.module) t_.modules.resize(e.module + 1u, "?");
+    t_.modules[e.module] = name;
+  }
+
+  void alloc(const kmm_raw_event& e) {
+    if (e.ptr == 0) {
+      ++st_->failed;
+      return;
+    }
+    free_clash(e.ptr, e);
+    std::uint32_t id = new_id();
+    live_.emplace(e.ptr, id);
+    push(OpKind::kAlloc, id, e.size, e);
+  }
+
+  void realloc(const kmm_raw_event& e) {
+    auto it = live_.find(e.ptr);
+    if (e.result == 0) {
+      if (e.size == 0 && it != live_.end())  // realloc(p, 0) freed p
+        free_live(it, e);
+      else
+        ++st_->failed;
+      return;
+    }
+    if (it == live_.end()) {
+      ++st_->unknown_reallocs;
+      free_clash(e.result, e);
+      std::uint32_t id = new_id();
+      live_.emplace(e.result, id);
+      push(OpKind::kAlloc, id, e.size, e);
+      return;
+    }
+    std::uint32_t id = it->second;
+    live_.erase(it);
+    free_clash(e.result, e);
+    live_.emplace(e.result, id);
+    push(OpKind::kRealloc, id, e.size, e);
+  }
+
+  ConvertStats* st_;
+  Trace t_;
+  Live live_;
+  std::vector<std::uint32_t> free_ids_;  // a min-heap of reusable ids
+  std::uint32_t next_id_ = 0;
+  std::uint64_t t0_ = 0;
+  bool have_t0_ = false;
+};
+
+Trace convert_raw(const std::string& path, ConvertStats* st) {
+  std::ifstream in(path, std::ios::binary);
+  RawConverter conv(st);
+  kmm_raw_event e;
+  while (in.read(reinterpret_cast<char*>(&e), sizeof e)) conv.event(e, in);
+  return conv.finish();
+}
+
+}  // namespace
+
+std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid,
+                                         std::string* error, std::string* summary) {
+  struct Raw {
+    int pid, seq;
+    std::string path;
+  };
+  std::vector<Raw> raws;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    *error = dir + ": cannot open the recording directory";
+    return {};
+  }
+  while (dirent* ent = readdir(d)) {
+    int pid = 0, seq = 0;
+    if (std::sscanf(ent->d_name, "raw.%d.%d", &pid, &seq) == 2) raws.push_back({pid, seq, dir + "/" + ent->d_name});
+  }
+  closedir(d);
+  // The main trace is the last image of the first process: the program named on the
+  // command line, after any wrappers (a shell script, a pyenv shim) exec'd it.
+  std::sort(raws.begin(), raws.end(), [&](const Raw& a, const Raw& b) {
+    bool am = a.pid == first_pid, bm = b.pid == first_pid;
+    if (am != bm) return am;
+    if (am) return a.seq > b.seq;
+    return a.pid != b.pid ? a.pid < b.pid : a.seq < b.seq;
+  });
+  std::size_t shown = 0, empty = 0;
+  std::vector<std::string> written;
+  bool gz = output.size() > 3 && output.compare(output.size() - 3, 3, ".gz") == 0;
+  std::string stem = gz ? output.substr(0, output.size() - 3) : output;
+  for (std::size_t i = 0; i < raws.size(); ++i) {
+    const Raw& r = raws[i];
+    ConvertStats st;
+    Trace t = convert_raw(r.path, &st);
+    std::string name = i == 0 ? output
+                              : stem + "." + std::to_string(r.pid) + (r.seq != 0 ? "." + std::to_string(r.seq) : "") +
+                                    (gz ? ".gz" : "");
+    if (i != 0 && t.ops.empty()) {
+      ++empty;  // a wrapper image that allocated nothing before its exec
+      continue;
+    }
+    std::ostringstream text;
+    write_trace(text, t);
+    if (st.unknown_frees + st.unknown_reallocs + st.implicit_frees != 0 || st.forked) {
+      // Comments after the trailer: every reader skips them.
+      if (!t.extended && t.modules.size() <= 1 && t.clock.empty()) text << "#kmm-trace 1\n";
+      text << fmt::format(
+          "# {} frees and {} reallocs of blocks the recording never saw allocated were {}; {} implicit frees\n",
+          st.unknown_frees, st.unknown_reallocs, st.forked ? "inherited from the parent (fork)" : "dropped",
+          st.implicit_frees);
+    }
+    if (!write_file(name, text.str(), error)) return {};
+    written.push_back(name);
+    if (++shown > 8) continue;
+    *summary += fmt::format(
+        "{}: {} ops ({} a, {} f, {} r) from pid {}{}, {} ids, peak live {} bytes{}\n", name, t.ops.size(),
+        std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kAlloc; }),
+        std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kFree; }),
+        std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& o) { return o.kind == OpKind::kRealloc; }), r.pid,
+        r.seq != 0 ? fmt::format(" (image {})", r.seq) : "", t.num_ids,
+        [&] {
+          std::uint64_t live = 0, peak = 0;
+          std::vector<std::uint64_t> sz(t.num_ids, 0);
+          for (const TraceOp& o : t.ops) {
+            live -= sz[o.id];
+            sz[o.id] = o.kind == OpKind::kFree ? 0 : o.size;
+            live += sz[o.id];
+            peak = std::max(peak, live);
+          }
+          return peak;
+        }(),
+        st.unknown_frees != 0 ? fmt::format(", {} unknown frees dropped", st.unknown_frees) : "");
+  }
+  if (shown > 8) *summary += fmt::format("... and {} more trace files\n", shown - 8);
+  if (empty != 0) *summary += fmt::format("({} process images allocated nothing: no file)\n", empty);
+  return written;
+}
+
+}  // namespace kmm::sim

@@ -1,0 +1,83 @@
+// kmm/replay/trace.h — allocation traces: the reader and writer of the trace format.
+//
+// The format (docs/TRACE_FORMAT.md) is a superset of the CMU malloc-lab trace format: four
+// header numbers (suggested heap size, number of ids, number of operations, weight), then
+// exactly that many operations, one a line: `a ID SIZE`, `f ID`, `r ID SIZE`. A classic
+// malloc-lab driver reads exactly num_ops operations and stops, so kmm's extensions live
+// after them, in a trailer that begins with the line `#kmm-trace 1`: a module table
+// (`module M NAME`), and per-operation attributes that hold until changed (`x OP tid=T
+// mod=M t=NS align=A pid=P`). Classic traces therefore replay as they are, and kmm's traces
+// run in a classic driver.
+//
+// The reader checks every line and the meaning of the sequence as it goes: an id allocated
+// twice without a free, a free or realloc of an id that is not live (never allocated, or
+// already freed), a size beyond kMaxTraceSize, a truncated file (fewer operations than the
+// header says), junk on a line. Each problem is reported as "FILE:LINE: what is wrong".
+// Strict mode (the default) stops at the first; lenient mode skips the line, counts it, and
+// keeps the first few messages. Files ending in .gz are read through zlib.
+//
+// Invariants of a Trace the reader returns: every op is valid in sequence (a free or realloc
+// names a live id, an alloc a dead one), ids are < num_ids, sizes <= kMaxTraceSize. The
+// replay engine relies on this and checks nothing again.
+//
+// Depends on: the C++ standard library, zlib. (replay/ layer: may allocate freely.)
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kmm::sim {
+
+// Larger than any RAM a modelled machine can have: a size above it is a broken trace.
+inline constexpr std::uint64_t kMaxTraceSize = std::uint64_t{1} << 40;
+
+enum class OpKind : std::uint8_t { kAlloc, kFree, kRealloc };
+
+struct TraceOp {
+  OpKind kind;
+  std::uint8_t align_log2 = 0;  // 0: the default alignment (8); else 1 << align_log2
+  std::uint16_t module = 0;     // index into Trace::modules (0: "?" unknown)
+  std::uint32_t id = 0;
+  std::uint32_t tid = 0;   // thread id (0: unknown)
+  std::uint64_t size = 0;  // 0 for a free
+};
+
+struct Trace {
+  std::string name;                  // file name, for reports
+  std::uint64_t heap_hint = 0;       // header: suggested heap size
+  std::uint32_t num_ids = 0;         // header: number of ids
+  std::uint64_t weight = 0;          // header: weight
+  std::vector<TraceOp> ops;          // exactly the valid operations, in order
+  std::vector<std::string> modules;  // modules[0] is "?"
+  // A coarse clock: (index in ops, ns since the recording started), increasing.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> clock;
+  std::uint64_t skipped = 0;          // lenient: lines skipped
+  std::vector<std::string> problems;  // lenient: the first messages (at most 20)
+  bool extended = false;              // had a #kmm-trace trailer
+  // Totals, computed while reading.
+  std::uint64_t allocs = 0, frees = 0, reallocs = 0;
+  std::uint64_t peak_live_bytes = 0;
+};
+
+struct TraceReadOptions {
+  bool lenient = false;
+  std::uint64_t max_size = kMaxTraceSize;
+};
+
+// Reads a trace from a stream; `name` is used in messages. On a strict error returns
+// nullopt with *error = "NAME:LINE: message".
+std::optional<Trace> read_trace(std::istream& in, const std::string& name, const TraceReadOptions& opt,
+                                std::string* error);
+// Reads a file (gzip-compressed when it starts with the gzip magic bytes).
+std::optional<Trace> read_trace_file(const std::string& path, const TraceReadOptions& opt, std::string* error);
+
+// Writes a trace in the format above (classic header and ops, then the kmm trailer when the
+// trace has modules, threads or alignments). Header fields are recomputed from the ops when
+// zero: heap_hint = peak live bytes, num_ids = 1 + the largest id, weight = 1.
+void write_trace(std::ostream& out, const Trace& t);
+
+}  // namespace kmm::sim

@@ -1,0 +1,12 @@
+// kmm/scenario/models.cpp — tearing down the process models before their machine goes.
+// Depends on: scenario/scenario.h. Invariant: called before Kernel::shutdown, never after.
+#include "scenario/scenario.h"
+
+namespace kmm::sim {
+
+void Scenario::drop_models() {
+  mmu_.reset();
+  nommu_.reset();
+}
+
+}  // namespace kmm::sim

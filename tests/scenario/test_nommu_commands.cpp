@@ -1,0 +1,108 @@
+// tests/scenario/test_nommu_commands.cpp — the NOMMU scenario commands: spawn/malloc/free/realloc/
+// exit, process values and labels (ksize/footprint fall through to the process model),
+// repeat, frag, the seed's map picture, refusals and script errors.
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+
+#include "scenario/scenario.h"
+#include "script_run.h"
+
+namespace kmm::sim {
+namespace {
+
+using Result = test::ScriptRun;
+using test::run;
+
+TEST(NommuCommands, SimpleOverheadAndLabels) {
+  Result r =
+      run("boot ram=4M mmu=off\n"
+          "spawn a\n"
+          "repeat 1000 malloc a 10\n"
+          "expect proc.a.bytes == 66000\n"
+          "malloc a 10 as x\n"
+          "expect ksize.x == 16 && footprint.x == 66\n"
+          "expect nommu.ok == 1\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("repeated 1000 times, 0 failed"), std::string::npos);
+}
+
+TEST(NommuCommands, UnknownLabelIsAScriptError) {
+  Result r = run("boot ram=4M mmu=off\nexpect ksize.nope == 1\n");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no block labelled 'nope'"), std::string::npos) << r.err;
+  Result f = run("boot ram=4M mmu=off\nfree nope\n");
+  EXPECT_EQ(f.code, 2);
+}
+
+TEST(NommuCommands, RefusalsGoOn) {
+  Result r =
+      run("boot ram=2M mmu=off\n"
+          "spawn a\nspawn b\n"
+          "spawn c malloc=brk\nexpect last.failed == 1\n"
+          "spawn d heap=4M\nexpect last.failed == 1\n"
+          "malloc b 64 as x\n"
+          "free x by a\nexpect last.failed == 1\n"
+          "free x\nexpect last.failed == 0\n"
+          "malloc a 3M\nexpect last.failed == 1\n"
+          "check\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("needs an MMU"), std::string::npos);
+  EXPECT_NE(r.out.find("larger than the machine's RAM"), std::string::npos);
+  EXPECT_NE(r.out.find("belongs to another process"), std::string::npos);
+}
+
+TEST(NommuCommands, MapOfTheSeed) {
+  std::string s = "boot ram=1000K mmu=off page_alloc=range kmalloc=kmalloc2 reserved=200K min_free_kbytes=0\n";
+  const int sizes[] = {60, 40, 40, 20, 60, 20, 60, 40, 80, 20, 80, 40, 60, 20, 60, 96};
+  for (int i = 0; i < 16; ++i)
+    s += "spawn p" + std::to_string(i) + "\nmalloc p" + std::to_string(i) + " " + std::to_string(sizes[i]) + "K\n";
+  for (int i = 0; i < 16; i += 2) s += "exit p" + std::to_string(i) + "\n";
+  s += "map\nspawn big\nmalloc big 100K\n";
+  Result r = run(s);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("    0    100   200   300   400   500   600   700   800   900   1000\n"
+                       "   -+-----+-----+-----+-----+-----+-----+-----+-----+-----+-----+--\n"
+                       "    |XXXXX|XXXXX|---XX|--X--|-X---|XX---|-X---|-XX--|-X---|XXXXX|\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("missing memory: 500 kB free, largest free block 80 kB, asked 100 kB"), std::string::npos);
+}
+
+TEST(NommuCommands, MmapCopyOnlyOnNommu) {
+  Result r = run("boot ram=4M mmu=off\nspawn a\nmalloc a 12000\ncat /proc/meminfo\nexpect meminfo.MmapCopy == 16\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::size_t mlocked = r.out.find("Mlocked:"), copy = r.out.find("MmapCopy:"), swap = r.out.find("SwapTotal:");
+  EXPECT_LT(mlocked, copy);
+  EXPECT_LT(copy, swap);
+  Result m = run("boot ram=4M\ncat /proc/meminfo\n");
+  EXPECT_EQ(m.out.find("MmapCopy"), std::string::npos);
+}
+
+TEST(NommuCommands, ReallocAndExit) {
+  Result r =
+      run("boot ram=4M mmu=off\n"
+          "spawn a malloc=heap heap=32K\n"
+          "malloc a 100 as x\n"
+          "realloc x 3000\n"
+          "expect ksize.x == 3004\n"
+          "expect heap.a.used == 3008\n"
+          "exit a\n"
+          "expect nommu.regions == 0\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
+TEST(NommuCommands, ChurnPrintsLargestFreeBlock) {
+  Result r =
+      run("boot ram=2M mmu=off kmalloc=kmalloc2 page_alloc=range\n"
+          "churn steps=300 every=100\n"
+          "expect churn.min_largest > 0 && churn.min_largest <= churn.avg_largest\n"
+          "expect nommu.regions == 0\n"
+          "check\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("largest free block: min"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kmm::sim
