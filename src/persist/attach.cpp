@@ -70,7 +70,11 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // (generation 0: no thread cache) until rebuild_begin registers this heap.
   heap_id_ = 0;
   heap_gen_ = 0;
-  set_owner_mask_orders();
+  // Slab starts from descriptors until the zone, whose virtual aligned_blocks() decides the
+  // masks, is an object of this process again (KernelImage::rebuild calls
+  // set_owner_mask_orders then): a call through its stored vtable jumped into another
+  // process's text (a segfault at every attach of a file made by another process).
+  owner_mask_orders_ = 0;
   new (&q_lock_) SpinLock();
   if (!stored_bools_ok({&cfg_.thread_caches}) || !hardening_bools_ok(cfg_.hardening))
     return "the file's slab configuration holds a byte that is no bool";

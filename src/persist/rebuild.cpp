@@ -328,6 +328,7 @@ void KernelImage::rebuild(Kernel& k) {
   rebuild_slabs(k);
   // Pass 4: the buddy lists, from every frame of the zone with no role.
   k.zone_.rebuild(&k.phys_);
+  k.slab_.set_owner_mask_orders();  // through the zone, an object of this build again
   k.kmalloc_.set_large_pages(large_pages);
   k.kmalloc_.reset_guard_cache();
 }
