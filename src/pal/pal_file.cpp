@@ -117,87 +117,102 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
     return FileOpenResult::kError;
   }
   file_bytes_ = static_cast<std::uint64_t>(st.st_size);
-  bool format = false;
-  if (file_bytes_ == 0) {
-    format = true;
-  } else {
-    unsigned char hdr[kHeapHeaderBytes] = {};
-    ssize_t n = ::pread(fd_, hdr, sizeof hdr, 0);
-    if (n < 0) {
-      fail(std::strerror(errno));
-      return FileOpenResult::kError;
-    }
-    bool any_magic = false, other_version = false;
-    std::uint32_t version = 0;
-    for (unsigned s = 0; s < 2; ++s) {
-      if (static_cast<std::size_t>(n) < s * kSuperblockSlotBytes + sizeof(Superblock)) continue;
-      Superblock sb;
-      std::memcpy(&sb, hdr + s * kSuperblockSlotBytes, sizeof sb);
-      if (std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) != 0) continue;
-      any_magic = true;
-      if (sb.version != kHeapVersion) {
-        other_version = true;
-        version = sb.version;
-        continue;
-      }
-      if (!superblock_valid(sb)) continue;
-      if (valid_slots_ == 0 || sb.seq > sb_.seq) {
-        sb_ = sb;
-        current_slot_ = s;
-      }
-      ++valid_slots_;
-    }
-    if (valid_slots_ == 0) {
-      char what[160];
-      if (other_version) {
-        std::snprintf(what, sizeof what, "a kmm heap of version %u; this kmm reads version %u", version, kHeapVersion);
-      } else if (any_magic) {
-        std::snprintf(what, sizeof what, "torn superblock: both copies fail their checksum");
-      } else if (static_cast<std::size_t>(n) < sizeof(Superblock)) {
-        std::snprintf(what, sizeof what, "not a kmm heap (%llu bytes, too short for a superblock)",
-                      static_cast<unsigned long long>(file_bytes_));
-      } else {
-        std::snprintf(what, sizeof what, "not a kmm heap (no KMMHEAP1 superblock)");
-      }
-      fail(what);
-      return FileOpenResult::kError;
-    }
-    if (sb_.header_bytes != kHeapHeaderBytes || sb_.ptr_bytes != sizeof(void*)) {
-      fail(sb_.ptr_bytes != sizeof(void*) ? "heap made by a host with another pointer size" : "unknown header size");
-      return FileOpenResult::kError;
-    }
-    if (sb_.state == static_cast<std::uint32_t>(HeapState::kFormatting)) {
-      if (read_only) {
-        fail("an unfinished format (crashed while formatting): nothing to check");
-        return FileOpenResult::kError;
-      }
-      format = true;  // kmm's own, never finished: format it again
-    } else if (sb_.state != static_cast<std::uint32_t>(HeapState::kReady)) {
-      fail("superblock in an unknown state");
-      return FileOpenResult::kError;
-    }
+  FileOpenResult r = file_bytes_ == 0 ? FileOpenResult::kFormat : read_header();
+  if (r == FileOpenResult::kFormat) return start_format(ram_bytes);
+  if (r == FileOpenResult::kError) return r;
+  return check_and_map();
+}
+
+// The file's header: kAttach when a valid superblock of this version names a finished heap (the
+// newer of the two slots is sb_), kFormat for kmm's own format that never finished, else kError
+// (fail() says why).
+FileOpenResult FilePlatform::read_header() {
+  unsigned char hdr[kHeapHeaderBytes] = {};
+  ssize_t n = ::pread(fd_, hdr, sizeof hdr, 0);
+  if (n < 0) {
+    fail(std::strerror(errno));
+    return FileOpenResult::kError;
   }
-  if (format) {
-    if (read_only) {
-      fail("empty file: not a kmm heap");
-      return FileOpenResult::kError;
+  bool any_magic = false, other_version = false;
+  std::uint32_t version = 0;
+  for (unsigned s = 0; s < 2; ++s) {
+    if (static_cast<std::size_t>(n) < s * kSuperblockSlotBytes + sizeof(Superblock)) continue;
+    Superblock sb;
+    std::memcpy(&sb, hdr + s * kSuperblockSlotBytes, sizeof sb);
+    if (std::memcmp(sb.magic, kHeapMagic, sizeof kHeapMagic) != 0) continue;
+    any_magic = true;
+    if (sb.version != kHeapVersion) {
+      other_version = true;
+      version = sb.version;
+      continue;
     }
-    ram_bytes_ = ram_bytes & ~std::uint64_t{kPageSize - 1};
-    // The file is kmm's before it grows: a crash between here and reserve() must leave a
-    // file that says "formatting", not a header of zeros that no open would take again.
-    Superblock mark = formatting_superblock(ram_bytes_, 0);
-    mark.checksum = superblock_checksum(mark);
-    if (::pwrite(fd_, &mark, sizeof mark, 0) != static_cast<ssize_t>(sizeof mark) || ::fdatasync(fd_) != 0) {
-      fail(std::strerror(errno));
-      return FileOpenResult::kError;
+    if (!superblock_valid(sb)) continue;
+    if (valid_slots_ == 0 || sb.seq > sb_.seq) {
+      sb_ = sb;
+      current_slot_ = s;
     }
-    if (::ftruncate(fd_, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_)) != 0) {
-      fail(std::strerror(errno));
-      return FileOpenResult::kError;
-    }
-    file_bytes_ = kHeapHeaderBytes + ram_bytes_;
-    return FileOpenResult::kFormat;
+    ++valid_slots_;
   }
+  if (valid_slots_ == 0) {
+    char what[160];
+    if (other_version) {
+      std::snprintf(what, sizeof what, "a kmm heap of version %u; this kmm reads version %u", version, kHeapVersion);
+    } else if (any_magic) {
+      std::snprintf(what, sizeof what, "torn superblock: both copies fail their checksum");
+    } else if (static_cast<std::size_t>(n) < sizeof(Superblock)) {
+      std::snprintf(what, sizeof what, "not a kmm heap (%llu bytes, too short for a superblock)",
+                    static_cast<unsigned long long>(file_bytes_));
+    } else {
+      std::snprintf(what, sizeof what, "not a kmm heap (no KMMHEAP1 superblock)");
+    }
+    fail(what);
+    return FileOpenResult::kError;
+  }
+  if (sb_.header_bytes != kHeapHeaderBytes || sb_.ptr_bytes != sizeof(void*)) {
+    fail(sb_.ptr_bytes != sizeof(void*) ? "heap made by a host with another pointer size" : "unknown header size");
+    return FileOpenResult::kError;
+  }
+  if (sb_.state == static_cast<std::uint32_t>(HeapState::kFormatting)) {
+    if (read_only_) {
+      fail("an unfinished format (crashed while formatting): nothing to check");
+      return FileOpenResult::kError;
+    }
+    return FileOpenResult::kFormat;  // kmm's own, never finished: format it again
+  }
+  if (sb_.state != static_cast<std::uint32_t>(HeapState::kReady)) {
+    fail("superblock in an unknown state");
+    return FileOpenResult::kError;
+  }
+  return FileOpenResult::kAttach;
+}
+
+// An empty file (or an unfinished format) becomes a heap of ram_bytes: marked "formatting"
+// first, then grown; reserve() and the kernel's boot do the rest.
+FileOpenResult FilePlatform::start_format(std::uint64_t ram_bytes) {
+  if (read_only_) {
+    fail("empty file: not a kmm heap");
+    return FileOpenResult::kError;
+  }
+  ram_bytes_ = ram_bytes & ~std::uint64_t{kPageSize - 1};
+  // The file is kmm's before it grows: a crash between here and reserve() must leave a
+  // file that says "formatting", not a header of zeros that no open would take again.
+  Superblock mark = formatting_superblock(ram_bytes_, 0);
+  mark.checksum = superblock_checksum(mark);
+  if (::pwrite(fd_, &mark, sizeof mark, 0) != static_cast<ssize_t>(sizeof mark) || ::fdatasync(fd_) != 0) {
+    fail(std::strerror(errno));
+    return FileOpenResult::kError;
+  }
+  if (::ftruncate(fd_, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_)) != 0) {
+    fail(std::strerror(errno));
+    return FileOpenResult::kError;
+  }
+  file_bytes_ = kHeapHeaderBytes + ram_bytes_;
+  return FileOpenResult::kFormat;
+}
+
+// A finished heap (sb_): its sizes and address checked against this host and the file, then
+// mapped where it was made.
+FileOpenResult FilePlatform::check_and_map() {
   ram_bytes_ = sb_.ram_bytes;
   // The superblock is input from outside (its checksum only proves it is whole): sizes and
   // the address are checked before anything is mapped or read through them.

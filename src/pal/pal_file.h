@@ -114,6 +114,10 @@ class FilePlatform final : public Platform {
  private:
   bool fail(const char* what);
   bool map_at(std::uint64_t addr);
+  // The steps of open(): what the header says, a format begun, a finished heap mapped.
+  FileOpenResult read_header();
+  FileOpenResult start_format(std::uint64_t ram_bytes);
+  FileOpenResult check_and_map();
   int fd_ = -1;
   bool read_only_ = false;
   bool handed_out_ = false;
