@@ -3,7 +3,7 @@
 //   1. alloc+free throughput, 64 B / 256 B / 4 KB objects, 1 and 2 threads:
 //      kmm kmalloc/kfree (owner = a module) vs pmemobj_alloc/pmemobj_free (atomic API);
 //   2. attach (recovery) time with 10^4, 10^6 (and with --big 10^7) live 64 B objects:
-//      kmm Kernel::boot(backing=) (rebuild from mem_map and owner bytes) vs pmemobj_open;
+//      kmm persist_boot(backing=) (rebuild from mem_map and owner bytes) vs pmemobj_open;
 //   3. metadata bytes per live 64 B object.
 // Run it as PMEM_IS_PMEM_FORCE=1 kmm-bench-persist: libpmemobj then flushes cache lines instead of msync on tmpfs
 // PMDK's own advice for benchmarking on DRAM); kmm does no flushes between flush points.
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernel/kernel.h"
+#include "persist/heap_file.h"
 
 using namespace kmm;
 
@@ -46,7 +47,7 @@ Kernel* kmm_boot(const std::string& path, std::uint64_t ram, bool fresh) {
   cfg.thread_caches = true;
   cfg.min_free_kbytes = ~std::uint64_t{0};
   BootError e;
-  Kernel* k = Kernel::boot(cfg, &e);
+  Kernel* k = persist_boot(cfg, &e);
   if (k == nullptr) std::fprintf(stderr, "kmm boot: %s\n", e.what);
   return k;
 }

@@ -14,7 +14,7 @@
 // space's object, 7 the first 256 KiB of frames (the workload's
 // slabs, owner bytes, vmalloc records and frame arrays). Both superblock slots then get their
 // checksums recomputed — the first gate passed — and the file is checked (persist_fsck), then
-// attached (Kernel::boot with backing=), used a little (check_invariants, kmalloc/kfree, a
+// attached (persist_boot with backing=), used a little (check_invariants, kmalloc/kfree, a
 // collector pass, root_get) and detached, with on_error=report (kmm reporting what a crafted
 // file set up is a refusal, not a finding). ASan/UBSan and the sanitizer's SEGV handler catch
 // what follows a crafted pointer or count out of range.
@@ -37,8 +37,9 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "kernel/kernel.h"
-#include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "persist/fsck.h"
+#include "persist/heap_file.h"
 
 using namespace kmm;
 
@@ -104,7 +105,7 @@ void make_image() {
   ::unlink(g_path.c_str());
   BootConfig cfg = config();
   BootError err;
-  Kernel* k = Kernel::boot(cfg, &err);
+  Kernel* k = persist_boot(cfg, &err);
   if (k == nullptr) die(err.what);
   owner_t net = kOwnerFree, fs = kOwnerFree;
   k->insmod("m_net", 16384, &net);
@@ -230,7 +231,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   BootError err;
   free_range();  // nothing below allocates until hold_range()
   persist_fsck(g_path.c_str(), out);
-  if (Kernel* k = Kernel::boot(cfg, &err)) {
+  if (Kernel* k = persist_boot(cfg, &err)) {
     use(k);
     k->shutdown();
   }

@@ -1,4 +1,6 @@
-// kmm/kernel/kernel.cpp — boot, the allocation API with ownership, the idle loop, dmesg.
+// kmm/kernel/kernel.cpp — boot and the wiring it shares with attach, the allocation API with
+// ownership, the idle loop, dmesg, detach and the end of the grace period (persistent RAM).
+// Depends on: what kernel.h does; pal/pal_file.h off bare metal (detach, flush).
 #include "kernel/kernel.h"
 
 #include <cstring>
@@ -11,6 +13,10 @@
 #include "base/fault_inject.h"
 #include "base/report.h"
 #include "base/text.h"
+#if !KMM_FREESTANDING
+#include "pal/pal_file.h"
+#include "slab/thread_cache.h"
+#endif
 
 namespace kmm {
 
@@ -49,15 +55,12 @@ OwnerScope::~OwnerScope() {
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
-#if !KMM_FREESTANDING  // persistent RAM needs files (pal_file): not on bare metal
-  if (cfg.backing != nullptr && (cfg.hardening.debug_caches() || cfg.hardening.guard_pages)) {
-    // A persistent heap keeps its slab layout and block frames across boots; red zones,
-    // poison, quarantine and guard frames would change both between one boot and the next.
-    err->what = "redzone, poison, quarantine and guard_pages are not available with backing= (freelist_hardened is)";
+  if (cfg.backing != nullptr) {
+    // A machine on a heap file is formatted or attached by the layer above (src/persist),
+    // which boots over the file's platform with backing cleared.
+    err->what = "backing= is booted by persist_boot (src/persist/heap_file.h), not Kernel::boot";
     return nullptr;
   }
-  if (cfg.backing != nullptr && cfg.platform == nullptr) return boot_backed(cfg, err);  // kernel/persist.cpp
-#endif
 #if KMM_FREESTANDING
   Platform* pal = cfg.platform;
   if (pal == nullptr) {
@@ -134,52 +137,60 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   k->log_ring_ = ring;
   k->log_size_ = kLogRingBytes;
   if (table != nullptr) k->paper_.init(table);
+  if (const char* why = k->init_parts()) {
+    k->shutdown();
+    err->what = why;
+    return nullptr;
+  }
+  k->wire_parts();
+  return k;
+}
+
+const char* Kernel::init_parts() {
+  const BootConfig& cfg = cfg_;
   if (cfg.page_alloc == PageAllocKind::kRange) {
     // uClinux's page_alloc2 (page/range.h) over the online frames; it does not grow.
     RangePlacement rule = cfg.range_direction == RangeDirection::kSeed     ? RangePlacement::kSmallTopDown
                           : cfg.range_direction == RangeDirection::kSource ? RangePlacement::kSmallBottomUp
                                                                            : RangePlacement::kBottomUp;
-    k->range_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes, rule,
-                   cfg.range_direction == RangeDirection::kSource ? 2 : 1);
-    k->pages_ = &k->range_;
+    range_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes, rule,
+                cfg.range_direction == RangeDirection::kSource ? 2 : 1);
+    pages_ = &range_;
   } else {
-    k->zone_.init(&k->phys_, k->phys_.first_free_pfn(), k->phys_.online_end_pfn(), cfg.min_free_kbytes);
-    if (k->phys_.online_end_pfn() < k->phys_.end_pfn()) {
-      k->zone_.set_grow([](void* arg, unsigned order) { return static_cast<Kernel*>(arg)->grow(order); }, k);
+    zone_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes);
+    if (phys_.online_end_pfn() < phys_.end_pfn()) {
+      zone_.set_grow([](void* arg, unsigned order) { return static_cast<Kernel*>(arg)->grow(order); }, this);
     }
-    k->pages_ = &k->zone_;
+    pages_ = &zone_;
   }
-  k->slab_.init(k->pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram),
-                                            cfg.slab_empty_keep_bytes});
-  if (!k->kmalloc_.init(&k->slab_,
-                        KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? pal : nullptr})) {
-    k->shutdown();
-    err->what = "RAM too small for the kmalloc caches";
-    return nullptr;
-  }
+  slab_.init(pages_, SlabConfig{cfg.thread_caches, cfg.min_partial, cfg.hardening, boot_random_seed(ram_),
+                                cfg.slab_empty_keep_bytes});
+  if (!kmalloc_.init(&slab_,
+                     KmallocConfig{cfg.kmalloc, cfg.kmalloc_max, cfg.hardening.guard_pages ? platform_ : nullptr}))
+    return "RAM too small for the kmalloc caches";
   if (cfg.page_alloc == PageAllocKind::kRange && cfg.range_direction == RangeDirection::kSeed) {
     // The seed's "2 KB or less" at the page level: the slabs of kmalloc-8 .. kmalloc-2k.
     std::uint64_t small = 1;
     for (unsigned i = 0; i < kNrKmallocClasses && Kmalloc::class_size(i) <= 2048; ++i) {
-      std::uint64_t n = std::uint64_t{1} << k->kmalloc_.class_cache(i)->order;
+      std::uint64_t n = std::uint64_t{1} << kmalloc_.class_cache(i)->order;
       if (n > small) small = n;
     }
-    k->range_.set_small_pages(small);
+    range_.set_small_pages(small);
   }
-  k->modules_.init();
-  k->collector_.init(&k->modules_, &k->kmalloc_, cfg.protector, cfg.gc_delay_ns, collector_log, k);
-  k->collector_.set_slice_pages(cfg.gc_slice_pages);
-  std::uint64_t vstart = cfg.page_offset + size + kVmallocOffset;
+  modules_.init();
+  std::uint64_t vstart = cfg.page_offset + ram_size_ + kVmallocOffset;
   std::uint64_t vend = vstart + cfg.vmalloc_bytes;
   if (cfg.page_offset < (std::uint64_t{1} << 32) && vend > kVmallocEnd32) vend = kVmallocEnd32;
-  if (!k->vmalloc_.init(&k->kmalloc_, vstart, vend)) {
-    k->shutdown();
-    err->what = "RAM too small for the vmalloc records";
-    return nullptr;
-  }
-  k->collector_.add_space(&k->vmalloc_);
-  fault_set_log(fault_log, k);
-  return k;
+  if (!vmalloc_.init(&kmalloc_, vstart, vend)) return "RAM too small for the vmalloc records";
+  return nullptr;
+}
+
+void Kernel::wire_parts() {
+  new (&collector_) Collector();  // at attach: the file's pass state is not this process's
+  collector_.init(&modules_, &kmalloc_, cfg_.protector, cfg_.gc_delay_ns, collector_log, this);
+  collector_.set_slice_pages(cfg_.gc_slice_pages);
+  collector_.add_space(&vmalloc_);
+  fault_set_log(fault_log, this);
 }
 
 void Kernel::fault_log(void* arg, const char* line, std::size_t len) {
@@ -239,6 +250,43 @@ std::uint64_t Kernel::purge_free(unsigned min_order, std::uint32_t min_age_ms, s
   if (pages_ != &zone_ || platform_ == nullptr) return 0;
   auto sink = [](void* pal, void* addr, std::size_t bytes) { return static_cast<Platform*>(pal)->purge(addr, bytes); };
   return zone_.report_free(min_order, min_age_ms, max_pages, sink, platform_);
+}
+
+#if !KMM_FREESTANDING
+void Kernel::detach() {
+  slab_.drain_current_thread();
+  slab_.drain_thread_caches();
+  if (slab_.config().thread_caches) tc_unregister_heap(&slab_);
+  FilePlatform* fp = backing_;
+  fp->close(true);  // flush, superblock clean, unmap: `this` is gone after this line
+  heap_file_release(fp);
+}
+#endif
+
+bool Kernel::flush() {
+#if KMM_FREESTANDING
+  return false;
+#else
+  return backing_ != nullptr && backing_->flush();
+#endif
+}
+
+unsigned Kernel::boot_complete() {
+  if (!grace_pending_) return 0;
+  grace_pending_ = false;
+  grace_deadline_ns_ = 0;
+  unsigned n = modules_.expire_dormant(now_ns_);
+  if (n != 0) {
+    collector_.kick();
+    StackText<200> line;
+    line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] kmm: boot complete: ").u(n);
+    line.str(n == 1 ? " module" : " modules")
+        .str(" not loaded again; the protector (")
+        .str(protector_mode_name(collector_.mode()));
+    line.str(") takes what they own").nl();
+    log(line.data(), line.size());
+  }
+  return n;
 }
 
 void Kernel::shutdown() {
@@ -458,9 +506,7 @@ void Kernel::idle(std::uint64_t ns) {
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
     // Persistent RAM: the boot grace period ends inside this idle period.
     if (now_ns_ < grace_deadline_ns_) set_clock(grace_deadline_ns_);
-#if !KMM_FREESTANDING  // only an attach (persistent RAM) sets a grace period
-    boot_complete();
-#endif
+    boot_complete();  // only an attach (persistent RAM) sets a grace period
   }
   slab_.drain_current_thread();
   kmalloc_.drain_guard_cache(/*aged_only=*/true);  // runs parked since the last idle go back

@@ -14,8 +14,15 @@
 // Time. The machine has its own clock: idle(ns) advances it and runs the idle loop — the
 // collector's slices when a pass is due — as cpu_idle() ran gc_process() in the paper.
 //
-// Depends on: every core layer below (base .. protect). vm/ is not included here; only
-// machine_frames.h, the MMU model's view of a machine, includes it (kmm_kernel links kmm_vm).
+// Persistent RAM is the layer above (src/persist): it boots a machine over a heap file
+// (persist_boot) and, at attach, checks and rebuilds the Kernel object in place (KernelImage,
+// this class's one friend), then calls the same wire_parts() boot ends with. What stays here
+// is what the machine itself does on persistent RAM: detach at shutdown (the file keeps the
+// machine), flush points, and the end of the boot grace period on the machine's clock.
+//
+// Depends on: base/, pal/, phys/, page/, slab/, protect/ (the layers below). vm/ is not
+// included here; only machine_frames.h, the MMU model's view of a machine, includes it
+// (kmm_kernel links kmm_vm). Lock order: docs/ARCHITECTURE.md.
 #pragma once
 
 #include "kernel/vmalloc.h"
@@ -72,8 +79,9 @@ struct BootConfig {
   PageAllocKind page_alloc = PageAllocKind::kBuddy;
   RangeDirection range_direction = RangeDirection::kSeed;
   std::uint32_t region_record_bytes = 0;  // NOMMU per-mmap record size; 0: the model's default
-  // Persistent RAM (kernel/persist.cpp, docs/PERSISTENCE.md): RAM is this file, formatted
-  // when new or empty, attached to (and rebuilt) when it holds a machine. Null: volatile RAM.
+  // Persistent RAM (src/persist, docs/PERSISTENCE.md): RAM is this file, formatted when new
+  // or empty, attached to (and rebuilt) when it holds a machine. Null: volatile RAM. Only
+  // persist_boot (persist/heap_file.h) boots with it; Kernel::boot refuses it.
   const char* backing = nullptr;
   // Hardening (slab/hardening.h): freelist_hardened, redzone, poison, guard_pages,
   // quarantine. All off by default; only freelist_hardened is allowed with `backing`.
@@ -87,8 +95,9 @@ struct BootConfig {
 class FilePlatform;
 inline constexpr unsigned kMaxPersistRoots = 32;
 inline constexpr unsigned kPersistRootNameLen = 24;
-// A named persistent root (kmm_root_set/get): kept in the Kernel object, so inside RAM, and
-// registered as a collector root, so what it points to is reachable across reboots.
+// A named persistent root (Kernel::root_set/get, persist/roots.cpp): kept in the Kernel
+// object, so inside RAM, and registered as a collector root on persistent RAM, so what it
+// points to is reachable across reboots.
 struct PersistRoot {
   char name[kPersistRootNameLen];
   std::uintptr_t value;
@@ -111,9 +120,23 @@ struct BootError {
   const char* what = nullptr;
 };
 
+// A read-only view of one machine's parts (Kernel::view()): what code that only reads a
+// part takes, instead of a const getter per part. Valid while the machine is.
+struct MachineView {
+  const BootConfig& config;
+  const PhysMem& phys;
+  const PageAllocator& zone;  // buddy, or the range allocator on page_alloc=range
+  const SlabAllocator& slab;
+  const Kmalloc& kmalloc;
+  const ModuleRegistry& modules;
+  const Collector& collector;
+  const Vmalloc& vmalloc;
+};
+
 class Kernel {
  public:
-  // Boots a machine; null with *err set when it cannot (RAM too small, host out of memory).
+  // Boots a machine; null with *err set when it cannot (RAM too small, host out of memory,
+  // cfg.backing set: a heap file is booted by persist_boot, src/persist/heap_file.h).
   static Kernel* boot(const BootConfig& cfg, BootError* err);
   // Gives the machine's memory back to the platform; the Kernel object goes with it.
   void shutdown();
@@ -177,25 +200,24 @@ class Kernel {
 
   bool check_invariants(TextSink* why);
 
-  // --- the parts, for /proc views and tools ---
+  // --- the parts ---
+  // Read-only: the view of every part (MachineView above).
+  MachineView view() const { return {cfg_, phys_, *pages_, slab_, kmalloc_, modules_, collector_, vmalloc_}; }
+  // A part to drive (the layers above: /proc, the scenario language, the replay, the shim,
+  // the tools). The const slab() and kmalloc_layer() are the shim's (shim/stats.cpp) until
+  // it reads view(); config() is view().config for the many callers that read only it.
   const BootConfig& config() const { return cfg_; }
   PhysMem& phys() { return phys_; }
-  const PhysMem& phys() const { return phys_; }
   // The machine's page allocator (buddy, or the range allocator on page_alloc=range).
   PageAllocator& zone() { return *pages_; }
-  const PageAllocator& zone() const { return *pages_; }
   BuddyZone& buddy() { return zone_; }
-  RangeAllocator& range() { return range_; }
   SlabAllocator& slab() { return slab_; }
   const SlabAllocator& slab() const { return slab_; }
   Kmalloc& kmalloc_layer() { return kmalloc_; }
   const Kmalloc& kmalloc_layer() const { return kmalloc_; }
   ModuleRegistry& modules() { return modules_; }
-  const ModuleRegistry& modules() const { return modules_; }
   Collector& collector() { return collector_; }
-  const Collector& collector() const { return collector_; }
   Vmalloc& vmalloc_space() { return vmalloc_; }
-  const Vmalloc& vmalloc_space() const { return vmalloc_; }
   PaperTable* paper_table() { return cfg_.paper_table ? &paper_ : nullptr; }
   // Modelled kernel virtual address of a host pointer into RAM (the direct map).
   std::uint64_t kva(const void* p) const {
@@ -204,8 +226,6 @@ class Kernel {
   void* kva_to_host(std::uint64_t va) const;  // null when va is not in the direct map
   // Allocation calls of this API that returned null (genuine or injected; see fault_inject.h).
   std::uint64_t failed_allocations() const { return failed_allocs_.load(std::memory_order_relaxed); }
-  // Brings at least enough frames online for a block of `order` (false: RAM exhausted).
-  bool grow(unsigned order);
   // Free page reporting (page/buddy.h): gives the frames of free blocks of order >= min_order,
   // free for at least min_age_ms of the zone's clock (buddy().set_clock_ms), back to the host
   // through the platform's purge, up to max_pages. Returns the pages given back: 0 on the
@@ -213,28 +233,20 @@ class Kernel {
   // call is running. The machine's figures do not change: the frames stay free in the model.
   std::uint64_t purge_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages);
 
-  // --- persistent RAM (kernel/persist.cpp) ---
+  // --- persistent RAM (booted, attached and rebuilt by src/persist) ---
   bool persistent() const { return backing_ != nullptr; }
   FilePlatform* backing_file() const { return backing_; }
-  // Ends the grace period now: dormant modules become Gone and the collector may take what
-  // they own (it is kicked). Returns how many modules were dormant.
+  // Ends the boot grace period an attach began (persist/attach.cpp) now: dormant modules
+  // become Gone and the collector may take what they own (it is kicked). Returns how many
+  // modules were dormant. idle() calls it when the grace period's deadline passes.
   unsigned boot_complete();
-  bool grace_pending() const { return grace_pending_; }
-  // Named persistent roots. set with p == null removes the name; false when the table is
-  // full or the name does not fit.
+  // Named persistent roots (defined in persist/roots.cpp: link kmm_persist). set with
+  // p == null removes the name; false when the table is full or the name does not fit.
   bool root_set(const char* name, const void* p);
   void* root_get(const char* name) const;
-  const PersistRoot* roots() const { return roots_; }
   // A flush point: every store so far reaches the file (msync). False on volatile RAM.
   bool flush();
   const AttachReport& attach_report() const { return attach_; }
-  // Attaches to the machine in an opened heap file (fp->open returned kAttach) and rebuilds
-  // everything derived from what is authoritative. Null with *err set when it cannot.
-  static Kernel* attach(FilePlatform* fp, const BootConfig& cfg, BootError* err);
-  // The stored object of a heap file, checked beyond attach's first look (kernel/persist.cpp)
-  // and its pointers between parts re-set: null when attach may go on, else what is wrong.
-  // fsck calls it on its private copy before it reads the stored counters.
-  const char* check_stored(std::uint64_t kernel_offset);
   // fork() support (the preload shim's pthread_atfork handlers): lock_all takes every lock of
   // the machine in kmm's lock order — collector, registry, slab (heap table, thread-cache
   // list, cache registry, each cache), grow, the zone's report lock, zone, log, kmalloc's
@@ -245,11 +257,23 @@ class Kernel {
   void unlock_all();
 
  private:
+  friend class KernelImage;  // src/persist: checks, re-points and rebuilds a stored Kernel
   Kernel() = default;
-  static Kernel* boot_backed(const BootConfig& cfg, BootError* err);
-  void rebuild();
+  // Boot, once RAM, mem_map and this object are in place: the parts over the machine's
+  // frames, bottom up (page allocator, slab, kmalloc, the registry, vmalloc). null, or why
+  // RAM is too small. Attach rebuilds the parts instead (persist/rebuild.cpp).
+  const char* init_parts();
+  // The wiring boot and attach share, run once every part holds its data (fresh from init at
+  // boot, the file's, checked and rebuilt, at attach): the collector over the registry,
+  // kmalloc and the vmalloc space, logging to this machine's log; FAULT_INJECTION lines to
+  // this machine's log too.
+  void wire_parts();
+  // Brings at least enough frames online for a block of `order` (false: RAM exhausted). The
+  // zone calls it when it runs dry.
+  bool grow(unsigned order);
+  // shutdown() on persistent RAM: thread caches drained, the file closed clean and given
+  // back to its pool; the machine stays in the file.
   void detach();
-  void persist_roots_register();
   owner_t resolve(owner_t o) const;
   void tally_blocks(bool slabs, const KmemCache* only, bool large, OwnerTally* out) const;
   bool check_free(const void* p, owner_t by, const char* action);

@@ -71,7 +71,7 @@ void KernelFrameSource::free_frames(phys_addr_t pa, unsigned order) {
 }
 
 bool KernelVmallocPages::frame_at(std::uint64_t va, phys_addr_t* pa) const {
-  const VmArea* a = kernel_->vmalloc_space().find(va);
+  const VmArea* a = kernel_->view().vmalloc.find(va);
   if (a == nullptr || va < a->addr) return false;
   const std::uint64_t idx = (va - a->addr) >> kPageShift;
   if (idx >= a->nr_pages) return false;  // the guard page
@@ -80,7 +80,7 @@ bool KernelVmallocPages::frame_at(std::uint64_t va, phys_addr_t* pa) const {
 }
 
 void KernelVmallocPages::for_each_page(PageFn fn, void* arg) const {
-  for (const VmArea* a = kernel_->vmalloc_space().areas(); a != nullptr; a = a->next) {
+  for (const VmArea* a = kernel_->view().vmalloc.areas(); a != nullptr; a = a->next) {
     for (std::uint32_t i = 0; i < a->nr_pages; ++i) {
       fn(arg, a->addr + (std::uint64_t{i} << kPageShift), PhysMem::pfn_to_phys(a->pages[i]));
     }
@@ -89,7 +89,7 @@ void KernelVmallocPages::for_each_page(PageFn fn, void* arg) const {
 
 std::uint64_t KernelVmallocPages::fingerprint() const {
   std::uint64_t h = 1469598103934665603ull;
-  for (const VmArea* a = kernel_->vmalloc_space().areas(); a != nullptr; a = a->next) {
+  for (const VmArea* a = kernel_->view().vmalloc.areas(); a != nullptr; a = a->next) {
     const std::uint64_t words[3] = {a->addr, a->nr_pages, a->nr_pages != 0 ? a->pages[0] : 0};
     for (std::uint64_t w : words) h = (h ^ w) * 1099511628211ull;
   }

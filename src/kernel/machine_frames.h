@@ -7,7 +7,7 @@
 // PageTables; PG_process for user pages, counted as AnonPages), and the flag is cleared
 // before the frame goes back. Multi-frame blocks (the ARMv7 16 KB first-level table) come
 // from alloc_pages(order), aligned to their size counted from the start of RAM.
-// KernelVmallocPages implements vm::VmallocPages over kernel.vmalloc_space().
+// KernelVmallocPages implements vm::VmallocPages over the kernel's vmalloc areas (view().vmalloc).
 //
 // Depends on: kernel/kernel.h, vm/frame_source.h, vm/kernel_space.h (interfaces only).
 // No heap. Invariant: frames() == frames handed out and not yet given back.

@@ -51,9 +51,10 @@ class Vmalloc final : public OwnedSpace {
   // /proc/vmallocinfo, Linux's layout: "0x...-0x... size caller pages=N vmalloc".
   void print_info(TextSink& out, const class ModuleRegistry& modules) const;
   bool check_invariants(TextSink* why) const;
-  // Persistent RAM (kernel/persist.cpp): re-makes the object (vtable, lock) in a new process
-  // and keeps the valid prefix of the area list (records live in vmap_area, frame arrays
-  // live kmalloc blocks, frames PG_vmalloc and claimed once); returns areas dropped.
+  // Persistent RAM (persist/rebuild.cpp; reattach: persist/attach.cpp): re-makes the object
+  // (vtable, lock) in a new process and keeps the valid prefix of the area list (records live
+  // in vmap_area, frame arrays live kmalloc blocks, frames PG_vmalloc and claimed once);
+  // returns areas dropped.
   std::uint64_t revive();
   // Before revive, at attach: the pointers to the Kernel's parts re-set, the record cache
   // checked to be a cache in use. null, or what is wrong.

@@ -117,7 +117,7 @@ class BuddyZone final : public PageAllocator {
   // Pages reported since boot (a block reported twice counts twice).
   std::uint64_t reported_total() const { return reported_total_.load(std::memory_order_relaxed); }
 
-  // Persistent RAM (kernel/persist.cpp): after an attach in a new process, re-makes the
+  // Persistent RAM (persist/rebuild.cpp): after an attach in a new process, re-makes the
   // object (vtable, lock, lists, counters) keeping its frame range and watermarks, and frees
   // into the lists every frame of the zone whose descriptor has no role (flags == 0).
   void rebuild(PhysMem* phys);

@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/spinlock.h"
+
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -323,6 +325,30 @@ void FilePlatform::close(bool clean) {
   ::flock(fd_, LOCK_UN);
   ::close(fd_);
   fd_ = -1;
+}
+
+namespace {
+constexpr unsigned kMaxHeapFiles = 8;
+FilePlatform g_files[kMaxHeapFiles];
+bool g_file_used[kMaxHeapFiles];
+SpinLock g_files_lock;
+}  // namespace
+
+FilePlatform* heap_file_acquire() {
+  LockGuard g(g_files_lock);
+  for (unsigned i = 0; i < kMaxHeapFiles; ++i) {
+    if (!g_file_used[i]) {
+      g_file_used[i] = true;
+      return &g_files[i];
+    }
+  }
+  return nullptr;
+}
+
+void heap_file_release(FilePlatform* fp) {
+  LockGuard g(g_files_lock);
+  for (unsigned i = 0; i < kMaxHeapFiles; ++i)
+    if (&g_files[i] == fp) g_file_used[i] = false;
 }
 
 }  // namespace kmm

@@ -18,7 +18,12 @@
 // another version or layout, truncated, or with both superblock slots torn is refused with
 // a message that says which.
 //
-// Depends on: pal/pal.h, POSIX (open, flock, mmap, msync). Never allocates.
+// FilePlatform objects come from a static pool (heap_file_acquire / heap_file_release: eight
+// heap files open in a process at most), so that booting a machine over a file allocates
+// nothing; the persistence layer takes one to boot (src/persist/heap_file.cpp) and the kernel
+// gives it back when the machine detaches (Kernel::shutdown).
+//
+// Depends on: pal/pal.h, base/spinlock.h, POSIX (open, flock, mmap, msync). Never allocates.
 #pragma once
 
 #include "pal/pal.h"
@@ -129,6 +134,11 @@ class FilePlatform final : public Platform {
   FlushHook flush_hook_ = nullptr;
   void* flush_arg_ = nullptr;
 };
+
+// The pool of heap files: a closed FilePlatform, or null when all are taken. Release one
+// after close().
+FilePlatform* heap_file_acquire();
+void heap_file_release(FilePlatform* fp);
 
 }  // namespace kmm
 #endif

@@ -25,7 +25,7 @@ inline constexpr unsigned kModuleNameLen = 56;
 
 // kDormant (persistent RAM): loaded before a reboot, not loaded again yet. Its blocks are
 // neither live roots nor dead: insmod of the same name makes it Live again with the same
-// owner id; the end of the boot grace period makes it Gone (kernel/persist.cpp).
+// owner id; the end of the boot grace period makes it Gone (Kernel::boot_complete).
 enum class ModuleState : std::uint8_t { kFree, kLive, kGone, kDormant };
 
 struct Module {
@@ -70,7 +70,7 @@ class ModuleRegistry {
   // fork() support (Kernel::lock_all): the registry lock, outermost.
   SpinLock& fork_lock() const { return lock_; }
 
-  // Persistent RAM (kernel/persist.cpp), at attach: every slot's name terminated, state known,
+  // Persistent RAM (persist/attach.cpp), at attach: every slot's name terminated, state known,
   // flag a bool. null, or what is wrong.
   const char* check_stored();
 

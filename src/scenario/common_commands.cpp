@@ -3,8 +3,8 @@
 // blocks, the clock and the collector, the protector's mode, /proc views, the memory map and
 // the invariant check; and the family's table.
 //
-// Depends on: kernel/, proc/, protect/protector_mode.h, scenario/ (the interpreter, its
-// argument helpers, persist_commands.h for backed boots), fmt.
+// Depends on: kernel/, persist/heap_file.h (boot, reboot), proc/, protect/protector_mode.h,
+// scenario/ (the interpreter, its argument helpers, persist_commands.h for backed boots), fmt.
 // Invariants: a handler runs only on a booted machine (boot aside: CommandWhen::kAnyTime);
 // a failure of the machine sets last.failed through failed() and the run goes on; a wrong
 // line is a script_error.
@@ -18,6 +18,7 @@
 
 #include "base/text.h"
 #include "base/units.h"
+#include "persist/heap_file.h"
 #include "proc/proc.h"
 #include "protect/protector_mode.h"
 #include "scenario/command_table.h"
@@ -209,7 +210,7 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
   }
   BootError e;
   FaultPause pause;  // a `fail` line means the machine's work, not its boot
-  kernel_ = Kernel::boot(cfg, &e);
+  kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
   kernel_->set_log_listener(log_to_transcript, &out_);
@@ -423,7 +424,7 @@ LineStatus Scenario::cmd_reboot(const CommandCall& c) {
   if (!persistent) blocks_.clear();  // persistent RAM: blocks stay where they were
   BootError e;
   FaultPause pause;  // a `fail` line means the machine's work, not its boot
-  kernel_ = Kernel::boot(cfg, &e);
+  kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
   if (kernel_ == nullptr) return script_error(c.where, std::string("reboot failed: ") + e.what);
   kernel_->set_log_listener(log_to_transcript, &out_);
   reset_models();

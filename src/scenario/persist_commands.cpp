@@ -1,7 +1,7 @@
 // kmm/scenario/persist_commands.cpp — scenario commands and values for persistent RAM.
-// See persist_commands.h for the list; the machinery is kernel/persist.cpp. Family persist
+// See persist_commands.h for the list; the machinery is src/persist/. Family persist
 // of the command table: the handlers of boot-complete, flush and root, and the table.
-// Depends on: kernel/persist.h, pal/pal_file.h, scenario/ (interpreter, command table), fmt.
+// Depends on: persist/fsck.h, pal/pal_file.h, scenario/ (interpreter, command table), fmt.
 // Invariants: a failure of the machine (volatile RAM, no room for a root) sets last.failed
 // and the run goes on; a wrong line is a script error.
 #include "scenario/persist_commands.h"
@@ -13,8 +13,8 @@
 #include <set>
 
 #include "base/text.h"
-#include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "persist/fsck.h"
 #include "scenario/command_table.h"
 
 namespace kmm::sim {

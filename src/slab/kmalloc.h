@@ -58,7 +58,7 @@ struct KmallocConfig {
 class Kmalloc {
  public:
   bool init(SlabAllocator* slab, const KmallocConfig& cfg);
-  // Persistent RAM (kernel/persist.cpp), at attach: the pointers to the slab allocator and
+  // Persistent RAM (persist/attach.cpp), at attach: the pointers to the slab allocator and
   // mem_map re-set, the size classes checked to be caches in use, no guard platform (not
   // available with backing=). null, or what is wrong with the file's object.
   const char* reattach(SlabAllocator* slab, PhysMem* phys);

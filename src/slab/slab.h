@@ -313,8 +313,9 @@ class SlabAllocator {
   bool check_invariants(TextSink* why);
   bool check_cache(KmemCache* c, TextSink* why);
 
-  // Persistent RAM (kernel/persist.cpp). rebuild_begin: locks reset, every cache's lists and
-  // counters emptied, per-thread caches dropped (and the heap registered anew). adopt_slab:
+  // Persistent RAM (persist/rebuild.cpp; reattach and is_cache: persist/attach.cpp).
+  // rebuild_begin: locks reset, every cache's lists and counters emptied, per-thread caches
+  // dropped (and the heap registered anew). adopt_slab:
   // the slab at head (a valid PG_slab head of c) joins c with its free list rebuilt from its
   // owner bytes (0 = free); returns its objects in use (an empty slab is not adopted).
   void rebuild_begin();
@@ -323,7 +324,10 @@ class SlabAllocator {
   // every cache in use checked against what create() can make (geometry within its slab,
   // owner bytes inside the slab or its tails, magazine slots in range, no debug caches,
   // which backing= refuses): a heap file is input from outside. null, or what is wrong.
+  // The zone's object is still the file's then (its vtable another process's): reattach calls
+  // nothing through it, and attach calls set_owner_mask_orders once the zone is rebuilt.
   const char* reattach(PhysMem* phys, PageAllocator* zone);
+  void set_owner_mask_orders();
   // c is a cache of this allocator in use (a pointer read from a heap file is checked so).
   bool is_cache(const KmemCache* c) const;
 
@@ -404,9 +408,8 @@ class SlabAllocator {
   void mark_allocated(const KmemCache* c, void* p, owner_t owner) {
     __atomic_store_n(owner_slot_of(c, p), owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
   }
-  // Sets owner_mask_orders_ from the zone and the RAM's alignment (init, and at attach: the
-  // file's mapping may lie elsewhere).
-  void set_owner_mask_orders();
+  // set_owner_mask_orders (public, above) sets owner_mask_orders_ from the zone and the
+  // RAM's alignment (init, and at attach: the file's mapping may lie elsewhere).
   // A slab of c starts at its objects' addresses rounded down to its size (slab_mask(c)).
   bool slab_found_by_mask(const KmemCache* c) const { return c->order < owner_mask_orders_; }
   static std::uintptr_t slab_mask(const KmemCache* c) { return (std::uintptr_t{kPageSize} << c->order) - 1; }

@@ -64,6 +64,14 @@ TEST(KernelBoot, RamMustFitAbovePageOffset) {
   EXPECT_EQ(boot_error(ok), "(booted)");
 }
 
+// A heap file is booted by the layer above (persist_boot, src/persist); Kernel::boot refuses
+// backing= rather than boot volatile RAM the caller thinks persistent.
+TEST(KernelBoot, BackingIsBootedByPersistBoot) {
+  BootConfig cfg = test::small_config();
+  cfg.backing = "/nonexistent-kmm-dir/heap";
+  EXPECT_NE(boot_error(cfg).find("persist_boot"), std::string::npos) << boot_error(cfg);
+}
+
 TEST(KernelBoot, NullErrorPointerIsAllowed) {
   BootConfig cfg;
   cfg.ram_bytes = 4096;
@@ -433,8 +441,8 @@ TEST_F(KernelTest, InsmodRmmodThroughKernel) {
 
 // Hardening (slab/hardening.h) through the kernel: the protector reclaims a gone module's
 // objects in debug caches and large guarded blocks through the same checks a kfree passes
-// (poison, red zones, guard frames), and persistent RAM refuses the options that would change
-// its layout between boots.
+// (poison, red zones, guard frames). (Persistent RAM's refusal of the options that would change
+// its layout between boots is tests/persist/test_heap_file.cpp.)
 TEST(KernelHardening, CollectorReclaimsThroughTheDebugChecks) {
   BootConfig cfg = test::small_config();
   cfg.protector = ProtectorMode::kReclaim;
@@ -461,16 +469,6 @@ TEST(KernelHardening, CollectorReclaimsThroughTheDebugChecks) {
   k->idle(2 * kSecond);
   EXPECT_TRUE(invariants(*k));
   EXPECT_LE(free0 - k->zone().free_pages(), 16u) << "at most the module record and empty slabs kept";
-}
-
-TEST(KernelHardening, PersistentRamRefusesLayoutChangingOptions) {
-  BootConfig cfg = test::small_config();
-  cfg.backing = "/nonexistent-kmm-dir/heap";
-  cfg.hardening.redzone = true;
-  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
-  cfg.hardening = HardeningConfig{};
-  cfg.hardening.guard_pages = true;
-  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
 }
 
 TEST_F(KernelTest, DmesgKeepsLog) {

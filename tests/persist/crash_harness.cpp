@@ -40,8 +40,9 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "kernel/kernel.h"
-#include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "persist/fsck.h"
+#include "persist/heap_file.h"
 
 using namespace kmm;
 
@@ -162,7 +163,7 @@ void snapshot_hook(void* arg) {
   sh->op = kOpAttach;
   BootConfig cfg = make_cfg(o);
   BootError err;
-  Kernel* k = Kernel::boot(cfg, &err);
+  Kernel* k = persist_boot(cfg, &err);
   if (k == nullptr) {
     std::fprintf(stderr, "child: boot failed: %s\n", err.what);
     _exit(3);
@@ -341,7 +342,7 @@ bool check_heap(const Options& o, unsigned round, Checker& chk, std::uint64_t* l
   if (chk.verbose) std::fputs(sink.data(), stdout);
   BootConfig cfg = make_cfg(o);
   BootError err;
-  Kernel* k = Kernel::boot(cfg, &err);
+  Kernel* k = persist_boot(cfg, &err);
   if (k == nullptr) {
     chk.fail(round, std::string("attach: ") + err.what);
     return false;

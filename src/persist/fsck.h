@@ -1,7 +1,7 @@
-// kmm/kernel/persist.h — persistent RAM tools over a heap file: the offline check (fsck).
+// kmm/persist/fsck.h — the offline check of a heap file (`kmm fsck FILE`).
 //
-// Kernel::boot with BootConfig::backing formats or attaches a heap file (kernel/persist.cpp;
-// the essay is docs/PERSISTENCE.md). persist_fsck checks one offline: it maps the file
+// persist_boot formats or attaches a heap file (persist/heap_file.h; the essay is
+// docs/PERSISTENCE.md). persist_fsck checks one offline: it maps the file
 // privately (copy-on-write: nothing it does reaches the file), validates the superblock and
 // the Kernel object, checks the authoritative state (roles in mem_map, owner bytes), runs the
 // same rebuild an attach runs on the private copy and checks the result: every frame free
@@ -10,7 +10,8 @@
 // blocks; on a cleanly detached heap, also that the stored lists and counters equal the
 // rebuilt ones. Half-written roles left by a crash are repairs, not inconsistencies.
 //
-// Depends on: kernel/kernel.h, pal/pal_file.h. Never allocates.
+// Depends on: kernel/kernel.h, persist/attach.h, pal/pal_file.h. Never allocates. Invariant:
+// the file is opened read-only and mapped MAP_PRIVATE; nothing reaches it.
 #pragma once
 
 #include "kernel/kernel.h"
@@ -30,8 +31,5 @@ struct FsckResult {
 // Checks the heap file at path; writes a report (one line per finding, at most `max_lines`
 // findings listed) into out.
 FsckResult persist_fsck(const char* path, TextSink& out, unsigned max_lines = 50);
-
-// Hash of the persistent layout of this build (struct sizes, limits); in the superblock.
-std::uint64_t persist_layout_hash();
 
 }  // namespace kmm

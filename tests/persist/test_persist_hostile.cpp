@@ -1,4 +1,4 @@
-// kmm/tests/kernel/test_persist_hostile.cpp — heap files with a valid superblock checksum but
+// kmm/tests/persist/test_persist_hostile.cpp — heap files with a valid superblock checksum but
 // crafted contents (issue 21, docs/SECURITY.md): fsck and attach refuse them with a message
 // that says what is wrong, and read nothing out of the RAM's range. Each case is one that the
 // heap-image fuzzer (fuzz/fuzz_heapimage.cpp) or a reading of the attach code found: a RAM
@@ -6,7 +6,7 @@
 // too small for their size), the vmalloc record cache pointing between caches (a misaligned
 // descriptor), a cache descriptor whose slab cannot hold its objects, a bool that is 255.
 //
-// Depends on: kernel/ (persist.h), pal/pal_file.h, GoogleTest, POSIX files.
+// Depends on: persist/ (fsck.h, heap_file.h), kernel/, pal/pal_file.h, GoogleTest, POSIX files.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -22,8 +22,9 @@
 
 #include "base/text.h"
 #include "kernel/kernel.h"
-#include "kernel/persist.h"
 #include "pal/pal_file.h"
+#include "persist/fsck.h"
+#include "persist/heap_file.h"
 
 using namespace kmm;
 
@@ -40,7 +41,7 @@ class HostileHeap : public ::testing::Test {
     path_ = tmpl;
     BootConfig cfg = config();
     BootError err;
-    Kernel* k = Kernel::boot(cfg, &err);
+    Kernel* k = persist_boot(cfg, &err);
     ASSERT_NE(k, nullptr) << err.what;
     base_ = k->backing_file()->ram() - kHeapHeaderBytes;
     kernel_at_ = static_cast<std::size_t>(reinterpret_cast<char*>(k) - base_);
@@ -127,7 +128,7 @@ class HostileHeap : public ::testing::Test {
     BootError err;
     free_range();
     FsckResult r = persist_fsck(path_.c_str(), out);
-    Kernel* k = Kernel::boot(cfg, &err);
+    Kernel* k = persist_boot(cfg, &err);
     bool attached = k != nullptr;
     if (attached) k->shutdown();
     hold_range();

@@ -1,0 +1,110 @@
+// kmm/tests/persist/test_heap_file.cpp — persist_boot (src/persist/heap_file.h): without
+// backing= it is Kernel::boot; with it, the options that would change a heap's layout
+// between boots are refused before any file is touched; a heap made by one process is
+// attached by another (a fresh exec: its text and vtables lie elsewhere).
+// Depends on: persist/heap_file.h, tests/kernel/kernel_fixture.h, GoogleTest, POSIX (fork,
+// exec of /proc/self/exe).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "../kernel/kernel_fixture.h"
+#include "persist/heap_file.h"
+
+namespace kmm {
+namespace {
+
+std::string boot_error(const BootConfig& cfg) {
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  if (k != nullptr) {
+    k->shutdown();
+    return "(booted)";
+  }
+  return err.what != nullptr ? err.what : "(no reason)";
+}
+
+TEST(PersistBoot, WithoutBackingBootsVolatileRam) {
+  BootConfig cfg = test::small_config();
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  EXPECT_FALSE(k->persistent());
+  EXPECT_TRUE(test::invariants(*k));
+  k->shutdown();
+}
+
+// Moved from tests/kernel/test_kernel.cpp with the check (it was Kernel::boot's).
+TEST(KernelHardening, PersistentRamRefusesLayoutChangingOptions) {
+  BootConfig cfg = test::small_config();
+  cfg.backing = "/nonexistent-kmm-dir/heap";
+  cfg.hardening.redzone = true;
+  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
+  cfg.hardening = HardeningConfig{};
+  cfg.hardening.guard_pages = true;
+  EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
+}
+
+// A heap file is attached by a process other than the one that made it: the machine's
+// pointers out of RAM (the zone's and vmalloc's vtables, the platform) are another process's
+// and must be re-set before anything calls through them. The heap-image fuzzer found attach
+// calling the zone through its stored vtable (SlabAllocator::reattach): every `kmm run` on a
+// heap an earlier `kmm run` made crashed. The in-process tests and the crash harness (fork:
+// the same layout) could not see it.
+TEST(PersistBoot, AttachInANewProcess) {
+  std::string path = ::testing::TempDir() + "kmm-attach-" + std::to_string(::getpid()) + ".heap";
+  std::remove(path.c_str());
+  BootConfig cfg = test::small_config();
+  cfg.backing = path.c_str();
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  void* p = k->kmalloc(100);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0x5a, 100);
+  ASSERT_TRUE(k->root_set("block", p));
+  k->shutdown();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("KMM_TEST_ATTACH_FILE", path.c_str(), 1);
+    ::execl("/proc/self/exe", "test_heap_file", "--gtest_filter=PersistBoot.AttachHelper", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  std::remove(path.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "the attaching process died (signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the attaching process failed its checks";
+}
+
+// The second process of AttachInANewProcess (skipped when run on its own).
+TEST(PersistBoot, AttachHelper) {
+  const char* path = std::getenv("KMM_TEST_ATTACH_FILE");
+  if (path == nullptr) GTEST_SKIP() << "run by PersistBoot.AttachInANewProcess";
+  BootConfig cfg = test::small_config();
+  cfg.backing = path;
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  EXPECT_EQ(k->attach_report().boot_count, 2u);
+  auto* p = static_cast<unsigned char*>(k->root_get("block"));
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(k->owner_of(p), kOwnerFree);
+  EXPECT_EQ(p[0], 0x5a);
+  EXPECT_EQ(p[99], 0x5a);
+  EXPECT_TRUE(test::invariants(*k));
+  EXPECT_TRUE(k->kfree(p));
+  void* q = k->kmalloc(100);  // the slab path after attach (owner bytes by mask)
+  EXPECT_NE(q, nullptr);
+  EXPECT_TRUE(test::invariants(*k));
+  k->shutdown();
+}
+
+}  // namespace
+}  // namespace kmm
