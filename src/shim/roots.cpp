@@ -469,6 +469,26 @@ bool copy_complete(unsigned parent_n) {
   return true;
 }
 
+// The calling thread (the one that would fork) runs under a seccomp filter ("Seccomp: 2" in
+// /proc/thread-self/status), or its status cannot be read (then: assume so).
+bool seccomp_filtered() {
+  long len = read_proc_text("/proc/thread-self/status");
+  if (len < 0) return true;
+  const char* p = g_s->maps_text;
+  const char* end = p + len;
+  while (p < end) {
+    const char* eol = p;
+    while (eol < end && *eol != '\n') ++eol;
+    if (starts(p, eol, "Seccomp:")) {
+      const char* q = p + 8;
+      while (q < eol && (*q == ' ' || *q == '\t')) ++q;
+      return q == eol || *q != '0';
+    }
+    p = eol + 1;
+  }
+  return false;  // a kernel without seccomp
+}
+
 [[noreturn]] void snapshot_child(bool (*mark)(Collector*), Collector* c, pid_t parent, unsigned parent_n) {
   // The copy must not outlive the process, nor run the program's signal handlers: every
   // signal stays blocked (the mask the clone inherited), and the process's death kills it.
@@ -601,7 +621,14 @@ class ProcessRoots final : public RootProvider {
   // reaped here with __WALL), sharing the fd table (CLONE_FILES: it holds no extra reference
   // to the program's files, so a pipe the program closes sees its EOF, a socket its close).
   void* map_shared(std::size_t bytes) override {
-    if (!g_opts.gc_snapshot || !snapshot_ok_) return nullptr;
+    if (!usable || !g_opts.gc_snapshot || !snapshot_ok_) return nullptr;
+    if (seccomp_filtered()) {
+      // A filter may kill the process for a clone it does not expect (SECCOMP_RET_KILL) rather
+      // than fail it: under one, kmm never forks. Checked at every pass (before the stop): a
+      // program may install its filter late.
+      snapshot_off("the process runs under a seccomp filter");
+      return nullptr;
+    }
     // Populated here, before the stop: the pages exist when the copy first writes them.
     void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (m == MAP_FAILED) return nullptr;

@@ -15,6 +15,10 @@
 // With --sigpwr-blocked one more thread blocks SIGPWR, kmm's stop signal: the world cannot
 // stop, and the pass must then only report (nothing reclaimed, every kept block intact).
 //
+// With --seccomp the host installs a seccomp filter that kills the process on a clone that
+// does not make a thread (a sandbox's kind): kmm must not fork under a filter (the pass marks
+// in place, and says why), so the host lives and every kept block is spared.
+//
 // With --wipe-on-fork (--dont-fork) one more block is kept, only in a mapping a fork does not
 // copy: MADV_WIPEONFORK (the copy's is empty), MADV_DONTFORK (the copy has none). kmm's
 // snapshot mark (gc_snapshot, a forked copy) would miss it: it must notice, mark with the
@@ -24,9 +28,15 @@
 // any build of the preload library (this test failed on the one before issue 20: every
 // block was reclaimed and the host read freed memory).
 #include <dlfcn.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -156,6 +166,26 @@ __attribute__((noinline)) char* hide_from_fork(int advice, int tag) {
   return p != nullptr ? m : nullptr;
 }
 char* g_wipe_map;
+
+// --seccomp: clone(2) without CLONE_THREAD kills the process; every other call is allowed
+// (threads come from clone3 or clone with CLONE_THREAD).
+bool kill_on_process_clone() {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 2),  // not clone: allowed
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+  };
+  // A clone without CLONE_THREAD jumps to the kill.
+  struct sock_fprog prog {
+    static_cast<unsigned short>(sizeof f / sizeof f[0]), f
+  };
+  // TSYNC: every thread of the process, kmm's collector threads (made at the dlopen) included.
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+}
 char* g_dontfork_map;
 
 __attribute__((noinline)) void* give_for_main() {
@@ -184,8 +214,10 @@ int main(int argc, char** argv) {
   bool wipe = argc == 3 && std::strcmp(argv[1], "--wipe-on-fork") == 0;
   bool dontfork = argc == 3 && std::strcmp(argv[1], "--dont-fork") == 0;
   bool fork_hidden = wipe || dontfork;
-  if (argc != 2 && !blocked && !fork_hidden) {
-    std::fprintf(stderr, "usage: %s [--sigpwr-blocked | --wipe-on-fork | --dont-fork] PLUGIN.so\n", argv[0]);
+  bool seccomp = argc == 3 && std::strcmp(argv[1], "--seccomp") == 0;
+  if (argc != 2 && !blocked && !fork_hidden && !seccomp) {
+    std::fprintf(stderr, "usage: %s [--sigpwr-blocked | --wipe-on-fork | --dont-fork | --seccomp] PLUGIN.so\n",
+                 argv[0]);
     return 2;
   }
   const char* path = argv[argc - 1];
@@ -220,6 +252,10 @@ int main(int argc, char** argv) {
       std::printf("FAIL: MADV_WIPEONFORK / MADV_DONTFORK refused\n");
       return 1;
     }
+  }
+  if (seccomp && !kill_on_process_clone()) {
+    std::printf("FAIL: seccomp filter refused\n");
+    return 1;
   }
   void* volatile main_local = give_for_main();
   pthread_t threads[4];
