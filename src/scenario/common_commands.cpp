@@ -4,7 +4,8 @@
 // the invariant check; and the family's table.
 //
 // Depends on: kernel/, persist/heap_file.h (boot, reboot), proc/, protect/protector_mode.h,
-// scenario/ (the interpreter, its argument helpers, persist_commands.h for backed boots), fmt.
+// scenario/ (the interpreter, its argument helpers, boot_options.h for boot's keys,
+// persist_commands.h for backed boots), fmt.
 // Invariants: a handler runs only on a booted machine (boot aside: CommandWhen::kAnyTime);
 // a failure of the machine sets last.failed through failed() and the run goes on; a wrong
 // line is a script_error.
@@ -21,6 +22,7 @@
 #include "persist/heap_file.h"
 #include "proc/proc.h"
 #include "protect/protector_mode.h"
+#include "scenario/boot_options.h"
 #include "scenario/command_table.h"
 #include "scenario/expr.h"
 #include "scenario/fault_commands.h"
@@ -36,147 +38,8 @@ void log_to_transcript(void* arg, const char* line, std::size_t len) {
   static_cast<std::ostream*>(arg)->write(line, static_cast<std::streamsize>(len));
 }
 
-// "off, report, reclaim or reclaim-unreachable": the mode names (protect/protector_mode.h).
-std::string protector_mode_words() {
-  std::string out;
-  for (std::size_t i = 0; i < kNrProtectorModes; ++i)
-    out += (i == 0 ? "" : i + 1 == kNrProtectorModes ? " or " : ", ") + std::string(kProtectorModeNames[i]);
-  return out;
-}
-
 // "protector off|report|reclaim|reclaim-unreachable", from the one list of mode names.
 constexpr ProtectorModeText kProtectorUsage = protector_mode_text("protector ");
-
-// boot's options that take a number, a size or a duration. nullopt: not one of them; "": set;
-// else what is wrong with the value.
-std::optional<std::string> boot_number_option(const std::string& key, const std::string& v, BootConfig* cfg) {
-  std::string bad;
-  std::int64_t n = 0;
-  auto number = [&](const char* what) {
-    if (!parse_number(v, &n) || n < 0) {
-      bad = fmt::format("bad {} '{}'", what, v);
-      return false;
-    }
-    return true;
-  };
-  if (key == "ram") {
-    if (!number("ram size")) return bad;
-    cfg->ram_bytes = static_cast<std::uint64_t>(n);
-  } else if (key == "phys_offset") {
-    if (!number("phys_offset")) return bad;
-    cfg->phys_offset = static_cast<std::uint64_t>(n);
-  } else if (key == "page_offset") {
-    // A virtual address: all 64 bits (pt=aarch64's lie above INT64_MAX, which an
-    // expression's signed numbers cannot hold); mmu_boot_config checks it per format.
-    if (!kmm::parse_size(v.data(), v.size(), &cfg->page_offset)) return fmt::format("bad page_offset '{}'", v);
-  } else if (key == "reserved") {
-    if (!number("reserved size")) return bad;
-    cfg->reserved_bytes = static_cast<std::uint64_t>(n);
-  } else if (key == "kmalloc_max") {
-    if (!number("kmalloc_max")) return bad;
-    cfg->kmalloc_max = static_cast<std::uint64_t>(n);
-  } else if (key == "min_free_kbytes") {
-    if (!number("min_free_kbytes")) return bad;
-    cfg->min_free_kbytes = n == 0 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(n);
-  } else if (key == "gc_slice") {
-    if (!number("gc_slice (frames)") || n == 0 || n > 1 << 30) return "bad gc_slice '" + v + "'";
-    cfg->gc_slice_pages = static_cast<std::uint32_t>(n);
-  } else if (key == "gc_delay") {
-    if (!parse_duration_ns(v, &cfg->gc_delay_ns)) return "bad gc_delay '" + v + "' (e.g. 5s, 500ms)";
-  } else if (key == "tlb") {
-    if (!number("tlb size (entries)") || n == 0 || n > 512) return "tlb= takes 1..512 entries, not '" + v + "'";
-    cfg->tlb_entries = static_cast<unsigned>(n);
-  } else if (key == "tlb_ways") {
-    if (!number("tlb_ways") || n > 512) return "bad tlb_ways '" + v + "' (0: fully associative)";
-    cfg->tlb_ways = static_cast<unsigned>(n);
-  } else if (key == "region_record") {
-    if (!number("region_record size") || n > 4096) return "bad region_record '" + v + "'";
-    cfg->region_record_bytes = static_cast<std::uint32_t>(n);
-  } else if (key == "boot_grace") {
-    if (!parse_duration_ns(v, &cfg->boot_grace_ns)) return "bad boot_grace '" + v + "' (e.g. 10s)";
-  } else {
-    return std::nullopt;
-  }
-  return std::string();
-}
-
-// boot's options that take a word (and the hardening keys, slab/hardening.h); "": set, else
-// what is wrong (an unknown key included).
-std::string boot_word_option(const std::string& key, const std::string& v, BootConfig* cfg) {
-  if (key == "kmalloc") {
-    if (v == "pow2")
-      cfg->kmalloc = KmallocPolicy::kPow2;
-    else if (v == "kmalloc2")
-      cfg->kmalloc = KmallocPolicy::kKmalloc2;
-    else
-      return "kmalloc= takes pow2 or kmalloc2, not '" + v + "'";
-  } else if (key == "protector") {
-    if (!parse_protector_mode(v.c_str(), &cfg->protector))
-      return "protector= takes " + protector_mode_words() + ", not '" + v + "'";
-  } else if (key == "tracker") {
-    if (v == "paper-table")
-      cfg->paper_table = true;
-    else if (v == "owner")
-      cfg->paper_table = false;
-    else
-      return "tracker= takes owner or paper-table, not '" + v + "'";
-  } else if (key == "cross_free") {
-    if (v == "allow")
-      cfg->cross_free = CrossFree::kAllow;
-    else if (v == "report")
-      cfg->cross_free = CrossFree::kReport;
-    else if (v == "refuse")
-      cfg->cross_free = CrossFree::kRefuse;
-    else
-      return "cross_free= takes allow, report or refuse, not '" + v + "'";
-  } else if (key == "mmu") {
-    if (v == "on")
-      cfg->mmu = true;
-    else if (v == "off")
-      cfg->mmu = false;
-    else
-      return "mmu= takes on or off, not '" + v + "'";
-  } else if (key == "pt") {
-    if (v == "armv7")
-      cfg->pt = PtFormat::kArmv7;
-    else if (v == "aarch64")
-      cfg->pt = PtFormat::kAarch64;
-    else
-      return "pt= takes armv7 or aarch64, not '" + v + "'";
-  } else if (key == "page_alloc") {
-    if (v == "buddy")
-      cfg->page_alloc = PageAllocKind::kBuddy;
-    else if (v == "range")
-      cfg->page_alloc = PageAllocKind::kRange;
-    else
-      return "page_alloc= takes buddy or range, not '" + v + "'";
-  } else if (key == "direction") {
-    if (v == "seed")
-      cfg->range_direction = RangeDirection::kSeed;
-    else if (v == "source")
-      cfg->range_direction = RangeDirection::kSource;
-    else if (v == "bottom-up")
-      cfg->range_direction = RangeDirection::kBottomUp;
-    else
-      return "direction= takes seed, source or bottom-up, not '" + v + "'";
-  } else if (key == "backing") {
-    cfg->backing = persist_intern_path(v);  // persistent RAM: scenario/persist_commands.cpp
-  } else if (key == "format") {
-    if (v != "yes" && v != "no") return "format= takes yes or no, not '" + v + "'";
-  } else if (bool bad_value = false;
-             set_hardening_option(&cfg->hardening, key.data(), key.size(), v.data(), v.size(), &bad_value) ||
-             bad_value) {
-    // slab/hardening.h: freelist_hardened, redzone, poison, guard_pages take on/off;
-    // quarantine a size.
-    if (bad_value) {
-      return key == "quarantine" ? "quarantine= takes a size (0, 64K, 1M), not '" + v + "'"
-                                 : key + "= takes on or off, not '" + v + "'";
-    }
-  } else {
-    return "unknown boot option '" + key + "'";
-  }
-  return std::string();
-}
 
 }  // namespace
 
@@ -187,9 +50,10 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
   std::string bad;
   if (!parse_options(a, 1, &opt, &bad)) return script_error(where, "bad boot option '" + bad + "' (want key=value)");
   BootConfig cfg;
-  for (auto& [key, v] : opt) {
-    std::optional<std::string> e = boot_number_option(key, v, &cfg);
-    std::string error = e ? *e : boot_word_option(key, v, &cfg);
+  for (auto& [key, v] : opt) {  // the keys in std::map's order: the first bad one is reported
+    const BootOptionRow* row = find_boot_option(key);
+    if (row == nullptr) return script_error(where, "unknown boot option '" + key + "'");
+    std::string error = apply_boot_option(*row, v, &cfg);
     if (!error.empty()) return script_error(where, error);
   }
   if (cfg.mmu) {
@@ -209,7 +73,7 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
     if (!persist_discard(cfg.backing, &perr)) return script_error(where, perr);
   }
   BootError e;
-  FaultPause pause;  // a `fail` line means the machine's work, not its boot
+  FaultPause pause;                 // a `fail` line means the machine's work, not its boot
   kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
   if (kernel_ == nullptr) return script_error(where, std::string("boot failed: ") + e.what);
   boot_cfg_ = cfg;
@@ -423,7 +287,7 @@ LineStatus Scenario::cmd_reboot(const CommandCall& c) {
   kernel_ = nullptr;
   if (!persistent) blocks_.clear();  // persistent RAM: blocks stay where they were
   BootError e;
-  FaultPause pause;  // a `fail` line means the machine's work, not its boot
+  FaultPause pause;                 // a `fail` line means the machine's work, not its boot
   kernel_ = persist_boot(cfg, &e);  // persistent RAM (persist/heap_file.h) or not
   if (kernel_ == nullptr) return script_error(c.where, std::string("reboot failed: ") + e.what);
   kernel_->set_log_listener(log_to_transcript, &out_);

@@ -1,14 +1,16 @@
 // kmm/tools/kmm/help.cpp — `kmm help` (help.h): plain-text topics and the roff man page, both
-// built from the same three sources (the CLI11 app, the KMM_OPTIONS table, the scenario
-// command table). One Doc model is filled from them and printed two ways.
+// built from the same four sources (the CLI11 app, the KMM_OPTIONS table, the scenario
+// command table, the scenario boot-option table). One Doc model is filled from them and
+// printed two ways.
 #include "help.h"
 
 #include <cctype>
 #include <ostream>
 #include <vector>
 
-#include "shim/options_table.h"
+#include "scenario/boot_options.h"
 #include "scenario/command_table.h"
+#include "shim/options_table.h"
 
 #ifndef KMM_VERSION
 #define KMM_VERSION "0"
@@ -85,6 +87,18 @@ Section kmm_options_section() {
   return s;
 }
 
+// The scenario `boot KEY=VALUE...` options (scenario/boot_options.h).
+Section boot_options_section() {
+  Section s{"Boot options [boot KEY=VALUE...]", {}};
+  for (std::size_t i = 0; i < sim::boot_option_row_count(); ++i) {
+    const sim::BootOptionRow& r = sim::boot_option_rows()[i];
+    std::string about = std::string(" (") + sim::boot_option_kind_name(r.kind);
+    if (r.default_value != nullptr) about += std::string(", default ") + r.default_value;
+    s.items.push_back({std::string(r.name) + "=" + r.syntax, r.help + about + ")"});
+  }
+  return s;
+}
+
 std::vector<Section> scenario_sections() {
   std::vector<Section> out;
   for (const sim::CommandRow& r : sim::command_table()) {
@@ -111,7 +125,7 @@ void text_cli(const CLI::App& app, std::ostream& out) {
     out << "\n  kmm " << synopsis(sub) << "\n      " << sub->get_description() << "\n";
     print_items(out, options_of(sub), "      ");
   }
-  out << "\nkmm help TOPIC: cli, options, scenario; kmm help COMMAND: one command's own help.\n";
+  out << "\nkmm help TOPIC: cli, options, scenario, boot; kmm help COMMAND: one command's own help.\n";
 }
 
 void text_options(std::ostream& out) {
@@ -119,6 +133,13 @@ void text_options(std::ostream& out) {
          "`kmm exec` sets it from its flags; an unknown key or a bad value is warned about on stderr;\n"
          "ignored in secure-execution mode: setuid, setgid, file capabilities)\n\n";
   print_items(out, kmm_options_section().items, "  ");
+}
+
+void text_boot(std::ostream& out) {
+  out << "boot KEY=VALUE... (a scenario line; kmm run, kmm shell): boots a machine, shutting down the\n"
+         "previous one. A key not given keeps its default; an unknown key or a bad value is a script\n"
+         "error (exit 2). Numbers take K/M/G or 0x hex; durations ns/us/ms/s/m/min.\n\n";
+  print_items(out, boot_options_section().items, "  ");
 }
 
 void text_scenario(std::ostream& out) {
@@ -205,6 +226,8 @@ void man_page(const CLI::App& app, std::ostream& out) {
     out << ".SS " << roff(s.title) << "\n";
     man_items(out, s.items);
   }
+  out << ".SS " << roff(boot_options_section().title) << "\n";
+  man_items(out, boot_options_section().items);
   out << ".SH EXIT STATUS\n"
       << roff(
              "kmm run: 0 every expect held, 1 an expect failed, 2 the script is wrong (FILE:LINE: on stderr). "
@@ -217,7 +240,7 @@ void man_page(const CLI::App& app, std::ostream& out) {
       << roff("the allocation recorder of kmm trace") << "\n";
   out << ".SH SEE ALSO\n"
       << roff(
-             "kmm help cli, kmm help options, kmm help scenario; docs/SCENARIOS.md, docs/PRELOAD.md, "
+             "kmm help cli, kmm help options, kmm help scenario, kmm help boot; docs/SCENARIOS.md, docs/PRELOAD.md, "
              "docs/RELIABILITY.md in the source tree.")
       << "\n";
 }
@@ -225,8 +248,9 @@ void man_page(const CLI::App& app, std::ostream& out) {
 }  // namespace
 
 CLI::App* add_help(CLI::App& app, HelpArgs* a) {
-  auto* sub = app.add_subcommand("help", "Print help on a topic (cli, options, scenario, or a command), or a man page");
-  sub->add_option("topic", a->topic, "cli, options, scenario, or a command's name; none: the topics");
+  auto* sub =
+      app.add_subcommand("help", "Print help on a topic (cli, options, scenario, boot, or a command), or a man page");
+  sub->add_option("topic", a->topic, "cli, options, scenario, boot, or a command's name; none: the topics");
   sub->add_flag("--man", a->man, "print the man page (roff, section 1)");
   return sub;
 }
@@ -245,6 +269,7 @@ int run_help(const CLI::App& app, const HelpArgs& a, std::ostream& out, std::ost
            "  cli        the subcommands and their options\n"
            "  options    the KMM_OPTIONS keys of libkmm-preload.so (kmm exec)\n"
            "  scenario   the commands of a scenario (kmm run, kmm shell)\n"
+           "  boot       the KEY=VALUE options of a scenario's boot line\n"
            "  COMMAND    one subcommand's help:";
     for (const CLI::App* sub : subcommands(app)) out << " " << sub->get_name();
     out << "\nkmm help --man: all of it as a man page (installed as man kmm).\n";
@@ -262,13 +287,17 @@ int run_help(const CLI::App& app, const HelpArgs& a, std::ostream& out, std::ost
     text_scenario(out);
     return 0;
   }
+  if (a.topic == "boot") {
+    text_boot(out);
+    return 0;
+  }
   for (const CLI::App* sub : subcommands(app)) {
     if (sub->get_name() == a.topic) {
       out << sub->help();
       return 0;
     }
   }
-  err << "kmm help: unknown topic '" << a.topic << "' (topics: cli, options, scenario, or a command's name)\n";
+  err << "kmm help: unknown topic '" << a.topic << "' (topics: cli, options, scenario, boot, or a command's name)\n";
   return 2;
 }
 
