@@ -9,8 +9,6 @@
 
 namespace kmm {
 
-static_assert(Collector::kMaxSpacesForSnapshot <= SnapshotResults::kMaxSpaces);
-
 void Collector::init(ModuleRegistry* modules, Kmalloc* kmalloc, ProtectorMode mode, std::uint64_t gc_delay_ns,
                      LogFn log, void* log_arg) {
   modules_ = modules;
@@ -459,7 +457,14 @@ void Collector::begin_stopped_mark() {
     world_stopped_ = false;
     provider_->start_world();
     report_only("could not read every root of the process");
+    return;
   }
+  // In place: the whole mark with the world stopped, then the world goes on; the sweep is sliced.
+  mark_to_fixed_point();
+  world_stopped_ = false;
+  provider_->start_world();
+  phase_ = Phase::kSweep;
+  cursor_ = phys_->base_pfn();
 }
 
 // In the snapshot's copy (a forked process: one thread, memory frozen at the stop). Nothing it
@@ -470,14 +475,13 @@ bool Collector::snapshot_mark(Collector* self) {
   self->mark_to_fixed_point();
   SnapshotResults* r = self->shared_;
   r->scanned_bytes = self->stats_.scanned_bytes - scanned_before;
-  if (!self->export_space_marks(r)) return false;
-  r->ok = 1;
-  return true;
+  return self->export_space_marks(r);
 }
 
 // The live blocks' words, then the marked dead blocks' until no new block is marked: what
-// slice() does over several calls with a world stopped in place, in one go.
-bool Collector::mark_to_fixed_point() {
+// slice() does over several calls for the modelled machine, in one go (a stopped world, in
+// place or in a snapshot's copy).
+void Collector::mark_to_fixed_point() {
   cursor_ = phys_->base_pfn();
   phase_ = Phase::kMarkLive;
   for (;;) {
@@ -487,7 +491,7 @@ bool Collector::mark_to_fixed_point() {
     if (phase_ == Phase::kMarkLive) {
       phase_ = Phase::kMarkDead;
     } else if (!new_marks_) {
-      return true;
+      return;
     }
     new_marks_ = false;
   }
@@ -585,37 +589,27 @@ bool Collector::slice(std::uint64_t now_ns) {
     begin(now_ns);
   }
   stats_.slices++;
-  do {
-    // The world stays stopped from begin() to the end of the mark: no budget until then.
-    bool stopped = world_stopped_;
-    std::uint32_t done = walk(stopped ? ~std::uint32_t{0} : slice_pages_);
-    if (!stopped && done > longest_slice_pages_) longest_slice_pages_ = done;
-    if (cursor_ < phys_->online_end_pfn()) continue;
-    // Blocks of spaces above the slab layer (vmalloc, the shim's huge blocks): one visit per phase.
-    visit_spaces();
-    cursor_ = phys_->base_pfn();
-    switch (phase_) {
-      case Phase::kMarkLive:
-        phase_ = Phase::kMarkDead;
-        new_marks_ = false;
-        break;
-      case Phase::kMarkDead:
-        if (!new_marks_) {
-          phase_ = Phase::kSweep;
-          if (world_stopped_) {
-            world_stopped_ = false;
-            provider_->start_world();
-          }
-        }
-        new_marks_ = false;
-        break;
-      case Phase::kSweep:
-        finish(now_ns);
-        return true;
-      case Phase::kIdle:
-        break;
-    }
-  } while (world_stopped_);
+  // A provider's mark ran whole in begin() (begin_stopped_mark); what is left is sliced.
+  std::uint32_t done = walk(slice_pages_);
+  if (done > longest_slice_pages_) longest_slice_pages_ = done;
+  if (cursor_ < phys_->online_end_pfn()) return false;
+  // Blocks of spaces above the slab layer (vmalloc, the shim's huge blocks): one visit per phase.
+  visit_spaces();
+  cursor_ = phys_->base_pfn();
+  switch (phase_) {
+    case Phase::kMarkLive:
+      phase_ = Phase::kMarkDead;
+      break;
+    case Phase::kMarkDead:
+      if (!new_marks_) phase_ = Phase::kSweep;
+      break;
+    case Phase::kSweep:
+      finish(now_ns);
+      return true;
+    case Phase::kIdle:
+      break;
+  }
+  new_marks_ = false;
   return false;
 }
 

@@ -117,7 +117,6 @@ class Collector;
 //                 again and marks in place;
 //   kDone         the marks are in the shared bitmap and in the SnapshotResults.
 struct SnapshotResults {
-  std::uint32_t ok;  // 1: the copy's mark completed
   std::uint64_t scanned_bytes;
   // Marked blocks of spaces whose keys lie outside RAM, by address (OwnedSpace::import_marks):
   // space i's are space_marks[space_end[i - 1] .. space_end[i]).
@@ -197,12 +196,8 @@ class Collector {
     std::size_t bytes;
   };
   static constexpr unsigned kMaxRoots = 64;
-  static constexpr unsigned kMaxSpaces = 4;  // <= SnapshotResults::kMaxSpaces
-
- public:
-  static constexpr unsigned kMaxSpacesForSnapshot = kMaxSpaces;
-
- private:
+  static constexpr unsigned kMaxSpaces = 4;
+  static_assert(kMaxSpaces <= SnapshotResults::kMaxSpaces, "a snapshot's results name every space");
   static constexpr unsigned kMaxBitmapChunks = 64;
 
   void begin(std::uint64_t now_ns);
@@ -211,7 +206,7 @@ class Collector {
   void begin_stopped_mark();
   // In the snapshot's copy: the roots and the whole mark, then the results for the process.
   static bool snapshot_mark(Collector* self);
-  bool mark_to_fixed_point();
+  void mark_to_fixed_point();
   bool export_space_marks(SnapshotResults* r);
   void import_snapshot();
   // Everything a mark starts from before the walk: the spaces' mark state and the address
