@@ -98,7 +98,8 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
               std::uint64_t{c.objects} * c.size <= slab_bytes && c.objects <= owner_room &&
               (c.offslab_owners || c.owners_offset >= std::uint64_t{c.objects} * c.size) &&
               (c.tc_slot < kMaxTcSlots || c.tc_slot == 0xFF) &&
-              (c.alloc_tc_slot < kMaxTcSlots || c.alloc_tc_slot == 0xFF) && c.tc_limit <= kMagazineCap && c.debug == 0;
+              (c.alloc_tc_slot < kMaxTcSlots || c.alloc_tc_slot == 0xFF) &&
+              (c.tc_slot == 0xFF || slab_bytes <= kMaxOwnedSlabBytes) && c.debug == 0;
     if (!ok) return "a cache descriptor does not describe slabs create() could make";
     c.reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c.size - 1) / c.size);
   }

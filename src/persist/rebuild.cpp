@@ -117,13 +117,12 @@ void SlabAllocator::rebuild_begin() {
     new (&c.lock) SpinLock();
     c.partial = c.full = kNoPfn;
     c.nr_partial = c.nr_full = c.nr_empty = 0;
+    c.nr_owned = 0;  // the last process's threads are gone: adopt_slab makes every slab owned by none
     c.nr_slabs.store(0, std::memory_order_relaxed);
     c.free_in_slabs.store(0, std::memory_order_relaxed);
-    // The depot's frame had no role flag: pass 1 of Kernel::rebuild freed it, and its
-    // objects are free by their owner bytes (adopt_slab puts them on free lists).
-    c.depot = nullptr;
-    c.depot_batches = 0;
   }
+  for (auto& w : tc_ids_) w = 0;
+  for (auto& h : remote_hint_) h = 0;
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
   fence_ok_ = cfg_.thread_caches && register_process_barrier();
   route_faults(fault_enabled(FaultPoint::kSlab));  // the file holds the last process's routing
@@ -143,6 +142,9 @@ unsigned SlabAllocator::adopt_slab(KmemCache* c, Page* head) {
     next = off;
   }
   if (inuse == 0) return 0;
+  // Owned by none: a thread of the last process may have owned it (its free and remote lists
+  // are rebuilt above from the owner bytes, which are all that counts).
+  __atomic_store_n(slab_state_word(head), kSlabUnowned, __ATOMIC_RELAXED);
   head->lru.freelist = next;
   head->lru.inuse = static_cast<std::uint16_t>(inuse);
   head->lru.objects = c->objects;

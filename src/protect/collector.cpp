@@ -248,11 +248,9 @@ void Collector::visit_slab(Page* head) {
           if (reclaiming() && !spared && !slab_->claim_slot(c, head, i, o)) break;
           bool freed;
           dead_block(obj, c->size, o, &freed);
-          if (freed) {
-            bool last = head->lru.inuse == 1;
-            slab_->free_claimed_slot_locked(c, head, i);
-            if (last && !head->is(PG_slab)) return;  // the slab went back to the buddy allocator
-          }
+          // A slab a thread owns takes the slot on its remote list (its counts are the
+          // owner's); one owned by none may go back to the buddy allocator with it.
+          if (freed && slab_->free_claimed_slot_locked(c, head, i)) return;
         }
         break;
       case Phase::kIdle:

@@ -11,7 +11,8 @@
 //
 // fork: prepare takes the shim's locks (plug-in table, huge table) and then every lock of the
 // kernel in its order (Kernel::lock_all); parent and child release them. The child is single
-// threaded: the other threads' magazines stay detached but valid, and the collector and stat
+// threaded: the other threads' slabs stay theirs (their frees in the child go onto remote lists
+// nobody collects: memory the child never reuses, never a fault), and the collector and stat
 // threads are restarted lazily if they are needed again.
 //
 // Depends on: shim.h, shim/options.h (KMM_OPTIONS's keys and their parser), kernel/,

@@ -1,7 +1,7 @@
 // kmm/shim/fast_path.h — malloc's and free's common case, inline in the exported functions.
 //
 // What it does. A small request of a booted kernel goes straight to its size class's slab
-// cache (the thread's magazine, slab.h), and a free of a slab object straight to the slab's
+// cache (the thread's own slab, slab.h), and a free of a slab object straight to the slab's
 // free path, with no call between malloc_api.cpp and alloc.cpp: under callgrind the calls and
 // their register saves were a third of a malloc/free pair. Everything else — boot, page runs,
 // huge blocks, the bootstrap arena, glibc's blocks, bad pointers — goes to alloc_general and
@@ -24,6 +24,20 @@ extern KmemCache* g_class[kMaxClassBytes / 16 + 1];
 void* alloc_general(std::size_t size, owner_t owner);
 void release_general(void* p, const char* action);
 
+// malloc's common case alone: a small request of a booted kernel from outside the plug-ins'
+// address hull, popped from this thread's slab; null when anything else must decide (the
+// caller then runs the whole path). It calls nothing, so malloc saves no registers for it.
+__attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const void* ra) {
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+  auto a = reinterpret_cast<std::uintptr_t>(ra);
+  if (__builtin_expect(k == nullptr || size > kMaxClassBytes ||
+                           (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
+                            a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
+                       0))
+    return nullptr;
+  return k->slab().alloc_fast(g_class[(size + 15) >> 4], GFP_KERNEL, current_owner());
+}
+
 __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owner) {
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
   if (__builtin_expect(k != nullptr && size <= kMaxClassBytes, 1))
@@ -31,7 +45,7 @@ __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owne
   return alloc_general(size, owner);
 }
 
-// free's common case (a slab object of a booted kernel, freed into this thread's magazine):
+// free's common case (a slab object of a booted kernel, freed onto this thread's own slab):
 // true when done, false when nothing was changed and the general path must run (null
 // included). It calls nothing but the purge countdown's rare slow part, at its end.
 __attribute__((always_inline)) inline bool release_fast(void* p) {

@@ -46,9 +46,15 @@ inline void* fail_enomem() {
   return nullptr;
 }
 
-inline void* do_malloc(std::size_t n, const void* ra) {
+__attribute__((noinline)) void* do_malloc_slow(std::size_t n, const void* ra) {
   void* p = alloc(n, owner_for(ra));
   return __builtin_expect(p != nullptr, 1) ? p : fail_enomem();
+}
+
+// The fast path apart from the rest (a tail call), so the common case saves no registers.
+inline void* do_malloc(std::size_t n, const void* ra) {
+  if (void* p = alloc_fast(n, ra)) return p;
+  return do_malloc_slow(n, ra);
 }
 
 inline void* do_memalign(std::size_t align, std::size_t n, const void* ra) {

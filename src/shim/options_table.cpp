@@ -26,7 +26,7 @@ constexpr OptionRow kRows[] = {
      "print the exit stats on stderr, or append them to PATH (created 0600)", false},
     {"on_error", K::kOnError, T::kChoice, "abort|report", "abort",
      "a bad free or heap corruption stops the process, or is reported and refused", false},
-    {"thread_cache", K::kThreadCache, T::kBool, "1|0", "1", "per-thread magazines of slab objects", false},
+    {"thread_cache", K::kThreadCache, T::kBool, "1|0", "1", "thread-owned slabs (lock-free malloc and free)", false},
     {"live", K::kLive, T::kBool, "1|0", "0", "serve `kmm stat PID` on a socket (kmm exec sets 1)", false},
     {"ram", K::kRam, T::kSize, "SIZE", "0", "address space reserved for blocks up to 4 MiB (0: 8G, 1G on 32-bit hosts)",
      false},

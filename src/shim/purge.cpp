@@ -10,13 +10,13 @@
 //     at most once per delay for the whole process, reports the blocks that have been free
 //     for at least the delay — at most kPurgeRoundPages a round, so no free() pays for more
 //     than a bounded madvise; a round that hit the cap lets the next tick go on at once.
-//     Each round first empties the depots and gives the empty slabs caches kept
-//     (slab.h, empty_keep_bytes) back to the buddy allocator: they are purged a round later.
+//     Each round first gives the empty slabs caches kept (slab.h, empty_keep_bytes) back to
+//     the buddy allocator: they are purged a round later.
 //     Memory freed and reused within the delay is never given back (its next touch would
 //     fault: ~13 us a page here), as with mimalloc's purge delay and jemalloc's decay. A
 //     process that makes no allocator call at all keeps its RSS until its next call, as
 //     under those allocators without a background thread.
-//   - malloc_trim(): this thread's magazines go back to their slabs and every cache's empty
+//   - malloc_trim(): this thread's slabs go back to their caches and every cache's empty
 //     slabs to the buddy allocator, then every free block is reported at once.
 // The same delay unmaps freed huge mappings kept in the huge cache (huge_cache.cpp); a huge
 // free ticks at once (it is rare and already costs a system call or two).
@@ -63,9 +63,7 @@ void purge_tick_now(Kernel* k) {
   if (!__atomic_compare_exchange_n(&g_last_round_ms, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
   huge_cache_age(now, delay_ms);
   if (k->persistent()) return;  // the heap's frames are its file's
-  // Objects parked in the slab depots keep their slabs from emptying: back to the slabs, so
-  // empty ones reach the buddy allocator (they are purged once they have aged a delay).
-  k->slab().drain_depots();
+  // Empty slabs reach the buddy allocator (they are purged once they have aged a delay).
   k->slab().shrink_empty();  // the empty slabs caches kept (empty_keep_bytes) too
   std::uint64_t n = k->purge_free(0, delay_ms, kPurgeRoundPages);
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);

@@ -4,7 +4,7 @@
 // process — possibly before main, while ld.so and libc start — over a large reservation of
 // address space that comes online 4 MiB at a time (memory hotplug). Requests map onto it:
 //   1..8192 bytes          kmalloc size classes (1..16 -> kmalloc-16, so every block is
-//                          16-aligned, glibc's ABI); per-thread magazines, no lock;
+//                          16-aligned, glibc's ABI); thread-owned slabs, no lock;
 //   8 KiB..4 MiB           exact page runs from the buddy allocator (kmalloc2 policy);
 //   over 4 MiB             a direct mmap, recorded in a small open-addressing table (huge.cpp)
 //                          so free, realloc and malloc_usable_size find it, counted per owner;

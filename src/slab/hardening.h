@@ -8,9 +8,8 @@
 //                      free slot is stored XORed with a per-cache random key and the slot's
 //                      own address, so a use-after-free write cannot steer the allocator to
 //                      an address of the attacker's choice — the decoded link is checked to
-//                      lie inside its slab, and garbage fails that check. Costs only on the
-//                      central (locked) paths; per-thread magazines hold plain pointers
-//                      outside the objects.
+//                      lie inside its slab, and garbage fails that check. Costs an XOR and
+//                      a byte swap on every pop and push of a free list.
 //   redzone            slub_debug=Z: each slot grows by a red zone after the object, filled
 //                      with 0xbb while the slot is free and 0xcc while it is allocated, and
 //                      for kmalloc caches also the bytes between the size asked for and the
@@ -34,8 +33,8 @@
 //                      Freed runs wait, guard still protected, in a small cache for the
 //                      next run of their size, and realloc resizes a run within its frames
 //                      in place (slab/kmalloc.h): mprotect is what this option costs.
-// redzone, poison and quarantine make a cache a *debug cache*: it takes no per-thread
-// magazine, so every allocation and free of it goes through the checks under the cache
+// redzone, poison and quarantine make a cache a *debug cache*: no thread owns its slabs
+// (no tc_slot), so every allocation and free of it goes through the checks under the cache
 // lock (as SLUB's debug caches skip the per-cpu fast path). The fast path of every other
 // cache is unchanged: options that are off cost nothing.
 //

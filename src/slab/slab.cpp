@@ -45,7 +45,7 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
   }
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
   std::memset(owner_gone_, 0, sizeof owner_gone_);
-  // Only threads with a magazine take part in the module-free fence (free_page_object).
+  // Only threads with a ThreadCache take part in the module-free fence (free_page_object).
   fence_ok_ = cfg_.thread_caches && register_process_barrier();
   set_owner_mask_orders();
   q_ring_ = nullptr;
@@ -197,23 +197,11 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
     return nullptr;
   }
   c->tc_slot = 0xFF;
-  c->tc_limit = 0;
-  c->depot = nullptr;
-  c->depot_batches = 0;
-  c->depot_cap = 0;
-  if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots) {
+  c->nr_owned = 0;
+  // Threads own slabs of a cache whose offsets fit the slab state's 16 bits (slab.h).
+  if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots &&
+      (std::uint64_t{kPageSize} << c->order) <= kMaxOwnedSlabBytes)
     c->tc_slot = tc_slots_used_++;
-    c->tc_limit = static_cast<std::uint16_t>(c->size <= 1024   ? kMagazineCap
-                                             : c->size <= 2048 ? kMagazineCap / 2
-                                                               : kMagazineCap / 4);
-    std::size_t batch = c->tc_limit / 2;
-    if (batch != 0) {
-      std::size_t by_frame = kPageSize / sizeof(void*) / batch;
-      std::size_t by_bytes = (std::size_t{128} << 10) / (batch * c->size);
-      std::size_t cap = by_frame < by_bytes ? by_frame : by_bytes;
-      c->depot_cap = static_cast<std::uint16_t>(cap < 1 ? 1 : cap);
-    }
-  }
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
   __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot,
                    __ATOMIC_RELAXED);
@@ -227,7 +215,6 @@ bool SlabAllocator::destroy(KmemCache* c) {
   if (c->debug & kDebugQuarantine) quarantine_flush();
   {
     LockGuard g(c->lock);
-    depot_drain_locked(c);
     if (c->active_objects() != 0) {
       StackText<96> why;
       why.u(c->active_objects()).str(" objects still allocated; cache kept");
@@ -242,45 +229,8 @@ bool SlabAllocator::destroy(KmemCache* c) {
   }
   LockGuard g(registry_lock_);
   __atomic_store_n(&c->in_use, false, __ATOMIC_RELEASE);
-  // A magazine slot is not reused: a thread may still hold a (now empty) magazine for it.
+  // A tc_slot is not reused: a thread's (now empty) lists for it are never looked at again.
   return true;
-}
-
-bool SlabAllocator::depot_put_locked(KmemCache* c, void* const* objs, unsigned n) {
-  if (c->depot_batches >= c->depot_cap) return false;
-  if (c->depot == nullptr) {
-    // One frame of pointers, taken when the depot is first wanted (caches that never see an
-    // overflow never take one). __GFP_NOFAIL: fault injection does not count this internal
-    // frame; a genuinely empty zone still says no, and objects then go to the slabs.
-    Page* pg = zone_->alloc_pages(0, __GFP_NOFAIL | __GFP_HIGH);
-    if (pg == nullptr) return false;
-    c->depot = static_cast<void**>(phys_->page_address(pg));
-  }
-  std::memcpy(c->depot + std::size_t{c->depot_batches} * n, objs, n * sizeof(void*));
-  c->depot_batches++;
-  return true;
-}
-
-void SlabAllocator::depot_drain_locked(KmemCache* c) {
-  unsigned n = c->tc_limit / 2u;
-  for (; c->depot_batches != 0; c->depot_batches--) {
-    free_batch_locked(c, c->depot + std::size_t{c->depot_batches - 1u} * n, n);
-  }
-  // The frame goes back too: a drained machine holds no page it does not need (the fault
-  // injection tests count every page back).
-  if (c->depot != nullptr) {
-    zone_->free_pages(phys_->virt_to_page(c->depot), 0);
-    c->depot = nullptr;
-  }
-}
-
-void SlabAllocator::drain_depots() {
-  for (unsigned id = 0; id < kMaxCaches; ++id) {
-    KmemCache* c = cache(id);
-    if (c == nullptr || c->tc_slot == 0xFF) continue;
-    LockGuard g(c->lock);
-    depot_drain_locked(c);
-  }
 }
 
 std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except) {
@@ -364,6 +314,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   head->lru.freelist = 0;
   head->lru.inuse = 0;
   head->lru.objects = c->objects;
+  __atomic_store_n(slab_state_word(head), kSlabUnowned, __ATOMIC_RELAXED);  // owned by no thread
   head->publish_flags(PG_slab | PG_head | (c->offslab_owners ? std::uint32_t{PG_offslab_owners} : 0u));
   c->nr_slabs.fetch_add(1, std::memory_order_relaxed);
   c->free_in_slabs.fetch_add(c->objects, std::memory_order_relaxed);
@@ -379,100 +330,57 @@ void SlabAllocator::discard_slab(KmemCache* c, Page* head) {
   zone_->free_pages(head, c->order);
 }
 
-void* SlabAllocator::alloc_central(KmemCache* c, gfp_t gfp) {
-  void* p;
-  return alloc_batch_locked(c, gfp, &p, 1) == 1 ? p : nullptr;
-}
-
-// One slab at a time: the partial list's first slab gives up to `want` objects from its free
-// list in one walk, and its counters, the cache's and the lists are written once per slab,
-// not once per object (a refill of 15 objects made 15 calls of the one-object path before:
-// workload `small`, where every object passes through the slabs, spent a third of its time
-// there). Every link is checked as it is followed: a freed object written after its free
-// (use after free) must not send the allocator outside its slab.
-unsigned SlabAllocator::alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, unsigned want) {
-  // Caller holds c->lock.
+// The partial list's first slab gives one object (a new slab when there is none). The link
+// that becomes the slab's free list is checked: a freed object written after its free (use
+// after free) must not send the allocator outside its slab.
+void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
   const std::uint32_t slab_bytes = std::uint32_t{kPageSize} << c->order;
-  unsigned n = 0;
-  while (n < want) {
-    if (c->partial == kNoPfn) {
-      Page* fresh = new_slab(c, gfp);
-      // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
-      if (fresh == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) fresh = new_slab(c, gfp);
-      if (fresh == nullptr) break;
-      list_add(&c->partial, fresh);
-      c->nr_partial++;
-      c->nr_empty++;
-    }
-    Page* head = phys_->pfn_to_page(c->partial);
-    char* base = static_cast<char*>(phys_->page_address(head));
-    std::uint32_t off = head->lru.freelist;
-    if (head->lru.inuse == 0) c->nr_empty--;
-    unsigned took = 0;
-    do {
-      // The slot index by multiply-shift (as slot_index does): exact for every multiple of
-      // the stride inside the slab, so an offset that is not one shows as idx * size != off.
-      auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
-      if (__builtin_expect(off >= slab_bytes || idx * c->size != off, 0)) {
-        report({ErrorKind::kCorruption, "kmalloc", base + (off == kNoObject ? 0 : off), c->name, c->size,
-                "slab free list points outside its slab (use after free?)"});
-      }
-      out[want - ++n] = base + off;  // from the top down (see the header)
-      off = get_link(c, base + off);
-      ++took;
-    } while (n < want && off != kNoObject);
-    head->lru.freelist = off;
-    head->lru.inuse = static_cast<std::uint16_t>(head->lru.inuse + took);
-    c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - took, std::memory_order_relaxed);
-    if (head->lru.inuse == head->lru.objects) {
-      list_del(&c->partial, head);
-      c->nr_partial--;
-      list_add(&c->full, head);
-      c->nr_full++;
-    } else if (__builtin_expect(off == kNoObject, 0)) {
-      report({ErrorKind::kCorruption, "kmalloc", base, c->name, c->size,
-              "slab free list ends before its free objects do (use after free?)"});
-    }
+  if (c->partial == kNoPfn) {
+    Page* fresh = new_slab(c, gfp);
+    // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
+    if (fresh == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) fresh = new_slab(c, gfp);
+    if (fresh == nullptr) return nullptr;
+    list_add(&c->partial, fresh);
+    c->nr_partial++;
+    c->nr_empty++;
   }
-  return n;
+  c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
+  Page* head = phys_->pfn_to_page(c->partial);
+  char* base = static_cast<char*>(phys_->page_address(head));
+  std::uint32_t off = head->lru.freelist;
+  if (head->lru.inuse == 0) c->nr_empty--;
+  // The slot index by multiply-shift (as slot_index does): exact for every multiple of the
+  // stride inside the slab, so an offset that is not one shows as idx * size != off.
+  auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
+  if (__builtin_expect(off >= slab_bytes || idx * c->size != off, 0)) {
+    report({ErrorKind::kCorruption, "kmalloc", base + (off == kNoObject ? 0 : off), c->name, c->size,
+            "slab free list points outside its slab (use after free?)"});
+  }
+  head->lru.freelist = get_link(c, base + off);
+  head->lru.inuse++;
+  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  if (head->lru.inuse == head->lru.objects) {
+    list_del(&c->partial, head);
+    c->nr_partial--;
+    list_add(&c->full, head);
+    c->nr_full++;
+  } else if (__builtin_expect(head->lru.freelist == kNoObject, 0)) {
+    report({ErrorKind::kCorruption, "kmalloc", base, c->name, c->size,
+            "slab free list ends before its free objects do (use after free?)"});
+  }
+  return base + off;
 }
 
-void SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) {
+bool SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) {
   char* base = static_cast<char*>(phys_->page_address(head));
   bool was_full = head->lru.inuse == head->lru.objects;
   link_free_locked(c, head, base + std::size_t{idx} * c->size, idx * c->size);
-  settle_slab_locked(c, head, was_full, 1);
-}
-
-// objs[n-1] first, as a magazine pops. Consecutive objects of one slab (a list freed in order,
-// a magazine filled by one refill) are linked in with the slab's descriptor in hand, and the
-// slab's counters and list moved once for the run: a flush of a magazine cost one
-// free_central_locked an object before (workload small: a fifth of its instructions).
-void SlabAllocator::free_batch_locked(KmemCache* c, void* const* objs, unsigned n) {
-  Page* cur = nullptr;
-  const char* base = nullptr;
-  bool was_full = false;
-  unsigned freed = 0;
-  for (unsigned i = n; i-- > 0;) {
-    Page* head = slab_head_of(c, objs[i]);
-    if (head != cur) {
-      if (cur != nullptr) settle_slab_locked(c, cur, was_full, freed);
-      cur = head;
-      base = static_cast<const char*>(phys_->page_address(head));
-      was_full = head->lru.inuse == head->lru.objects;
-      freed = 0;
-    }
-    // Magazines and depots hold slot starts only (every free checked that): the offset is
-    // the free-list link as it is.
-    link_free_locked(c, head, objs[i], static_cast<std::uint32_t>(static_cast<const char*>(objs[i]) - base));
-    ++freed;
-  }
-  if (cur != nullptr) settle_slab_locked(c, cur, was_full, freed);
+  return settle_slab_locked(c, head, was_full, 1);
 }
 
 // After `freed` objects went back to head: the cache's count, and the slab's list (full to
-// partial; an empty one kept or given back).
-void SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed) {
+// partial; an empty one kept or given back: true).
+bool SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed) {
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + freed, std::memory_order_relaxed);
   if (was_full) {
     list_del(&c->full, head);
@@ -486,24 +394,26 @@ void SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, 
       list_del(&c->partial, head);
       c->nr_partial--;
       discard_slab(c, head);
-    } else {
-      c->nr_empty++;
+      return true;
     }
+    c->nr_empty++;
   }
+  return false;
 }
 
-void SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
+bool SlabAllocator::free_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   store_owner(owner_slot(c, head, idx), kOwnerFree);
-  free_claimed_slot_locked(c, head, idx);
+  return free_claimed_slot_locked(c, head, idx);
 }
 
-void SlabAllocator::free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx) {
+bool SlabAllocator::free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx) {
   if (c->debug)
     debug_on_free(c, static_cast<char*>(phys_->page_address(head)) + std::size_t{idx} * c->size, "gc_process");
-  free_central_locked(c, head, idx);
+  if (c->tc_slot != 0xFF) return free_owned_slot(c, head, idx * c->size, nullptr, /*locked=*/true);
+  return free_central_locked(c, head, idx);
 }
 
-// Frees that no magazine takes: straight into the slab, or — in a debug cache — through the
+// Frees of a cache without tc_slot: straight into the slab, or — in a debug cache — through the
 // red-zone check, the poison and the quarantine. The owner byte is already cleared.
 owner_t SlabAllocator::free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner,
                                        const char* action) {
@@ -657,24 +567,26 @@ void SlabAllocator::quarantine_flush() {
   }
 }
 
-// The allocation slow path: the magazine is empty (refill it), or there is none.
+// The allocation slow path: this thread's slab of c has no free object (refill), the link
+// it holds is bad (reported), this is the thread's first allocation, or c has no tc_slot.
 void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked) {
   // failslab (Linux's should_failslab): every allocation comes here while it is on (the
   // fast path reads alloc_tc_slot, 0xFF then), so every kmem_cache_alloc/kmalloc is a call.
   if (__builtin_expect(!(gfp & __GFP_NOFAIL) && fault_should_fail(FaultPoint::kSlab, c->object_size, c->name), 0))
     return nullptr;
   void* p = nullptr;
-  if (c->tc_slot != 0xFF) {
-    ThreadCache* tc = thread_cache();
-    if (tc != nullptr) {
-      Magazine& m = tc->mags[c->tc_slot];
-      if (m.count == 0) tc_refill(c, tc);
-      if (m.count != 0) p = m.objs[--m.count];
-    }
-  }
-  if (p == nullptr) {
+  ThreadCache* tc = c->tc_slot != 0xFF ? thread_cache() : nullptr;
+  if (tc != nullptr) {
+    if (!owned_refill(c, tc, gfp)) return nullptr;
+    OwnedSlabs& o = tc->own[c->tc_slot];
+    Page* head = o.cur;
+    std::uint32_t off = head->lru.freelist;
+    p = o.base + off;
+    head->lru.freelist = get_link(c, p);
+    head->lru.inuse++;
+  } else {
     LockGuard g(c->lock);
-    p = alloc_central(c, gfp);
+    p = alloc_central_locked(c, gfp);
     if (p == nullptr) return nullptr;
   }
   if (c->debug) debug_on_alloc(c, static_cast<char*>(p), asked);
@@ -710,7 +622,8 @@ bool SlabAllocator::lookup(const void* p, ObjectInfo* info) const {
 
 // Every free of a slab object that the inline path (slab.h) did not finish: the checks that find
 // every bad free, the owner byte's claim (a plain store, or the exchange that races the
-// collector), then a push on the magazine or the slab.
+// collector), then the slot back to its slab: this thread's own, another's (its remote list)
+// or one owned by none (under the cache lock).
 owner_t SlabAllocator::free_page_object_general(KmemCache* c, Page* page, const void* p, const char* action) {
   Page* head = phys_->compound_head(page);
   std::uint16_t cache_id = head->get_cache_id();
@@ -737,12 +650,8 @@ owner_t SlabAllocator::free_page_object_general(KmemCache* c, Page* page, const 
     if (__builtin_expect(owner == kOwnerFree, 0)) return free_slow(c, page, p, action);
   }
   if (sc->tc_slot != 0xFF) {
-    if (__builtin_expect(tc != nullptr, 1)) {
-      Magazine& m = tc->mags[sc->tc_slot];
-      if (__builtin_expect(m.count >= sc->tc_limit, 0)) tc_flush(sc, tc, sc->tc_limit / 2);
-      m.objs[m.count++] = const_cast<void*>(p);
-      return owner;
-    }
+    free_owned_slot(sc, head, idx * sc->size, tc, /*locked=*/false);
+    return owner;
   }
   return free_unbuffered(sc, head, idx, p, owner, action);
 }
@@ -794,48 +703,6 @@ void SlabAllocator::route_faults(bool slow) {
   }
 }
 
-void SlabAllocator::tc_refill(KmemCache* c, ThreadCache* tc) {
-  Magazine& m = tc->mags[c->tc_slot];
-  unsigned want = c->tc_limit / 2;
-  if (want == 0) want = 1;
-  LockGuard g(c->lock);
-  if (c->depot_batches != 0 && m.count == 0) {
-    // A whole batch another thread's magazine left: one copy.
-    c->depot_batches--;
-    std::memcpy(m.objs, c->depot + std::size_t{c->depot_batches} * want, want * sizeof(void*));
-    m.count = want;
-    return;
-  }
-  c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
-  unsigned first = m.count;
-  if (first >= want) return;
-  // The batch fills the slots from the top down, so the magazine (which pops from its top)
-  // hands the objects out in the order the slab's free list gave them (address order in a
-  // fresh slab), and the next refill continues where this one stopped. In slab order, each
-  // refill's objects came out backwards and every 15th allocation jumped: a list built from
-  // them lost the prefetcher's stream (workload `small`, a pointer chase over 50,000 nodes:
-  // 13x mimalloc's time before, with 8% of same-class successors not adjacent). Filled top
-  // down there is no reversing pass (cachegrind, workload small 1: 891 M -> 873 M instructions).
-  unsigned got = alloc_batch_locked(c, GFP_KERNEL, &m.objs[first], want - first);
-  if (__builtin_expect(got < want - first, 0))  // out of memory: the batch sits at the top
-    std::memmove(&m.objs[first], &m.objs[want - got], got * sizeof(void*));
-  m.count += got;
-}
-
-void SlabAllocator::tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep) {
-  Magazine& m = tc->mags[c->tc_slot];
-  LockGuard g(c->lock);
-  // An overflow (keep != 0, the free fast path) leaves its upper half in the depot if there
-  // is room; a drain (keep == 0) gives everything back to the slabs.
-  unsigned batch = c->tc_limit / 2u;
-  if (keep != 0 && batch != 0 && m.count >= keep + batch && depot_put_locked(c, &m.objs[m.count - batch], batch))
-    m.count -= batch;
-  if (m.count > keep) {
-    free_batch_locked(c, &m.objs[keep], m.count - keep);
-    m.count = keep;
-  }
-}
-
 bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
   LockGuard g(c->lock);
   std::uint64_t slabs = 0, free_objs = 0, empty = 0;
@@ -844,7 +711,8 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
     pfn_t prev = kNoPfn;
     for (pfn_t pfn = lists[which]; pfn != kNoPfn;) {
       Page* head = phys_->pfn_to_page(pfn);
-      if (!head->is(PG_slab) || !head->is(PG_head) || head->cache_id != c->id || head->lru.prev != prev) {
+      if (!head->is(PG_slab) || !head->is(PG_head) || head->cache_id != c->id || head->lru.prev != prev ||
+          slab_state(head) != kSlabUnowned) {
         if (why) why->str(c->name).str(": slab ").u(pfn).str(" has a bad descriptor or link");
         return false;
       }
@@ -916,7 +784,7 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
       pfn = head->lru.next;
     }
   }
-  if (slabs != c->nr_slabs.load() || free_objs != c->free_in_slabs.load() || empty != c->nr_empty ||
+  if (slabs + c->nr_owned != c->nr_slabs.load() || free_objs != c->free_in_slabs.load() || empty != c->nr_empty ||
       slabs != c->nr_partial + c->nr_full) {
     if (why)
       why->str(c->name)

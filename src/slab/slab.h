@@ -15,31 +15,39 @@
 // free list or in a per-thread cache), it doubles as the allocation bitmap: a second free
 // of the same object finds 0 and is reported as a double free, in O(1), for every object.
 //
-// Per-thread caches (thread_cache.h): each thread keeps a small magazine of free objects per
-// cache, so the common kmalloc/kfree touches no lock and no shared line. An object freed on
-// another thread than the one that allocated it simply joins the freeing thread's magazine.
-// Full magazines give half back to the slabs under the cache lock; empty ones take a batch.
-// The depot between them (Bonwick's magazine layer; the barn of Linux's slab sheaves): an
-// overflowing magazine leaves its upper half, tc_limit/2 objects, as one batch in the cache's
-// depot, and a magazine that runs dry takes a whole batch back — one copy under the cache
-// lock instead of one slab operation an object, so objects that one thread frees and another
-// allocates (producer/consumer, thread pools) cycle without touching the slabs. Objects in
-// the depot are free (owner byte 0), counted active like those in magazines, and go back to
-// their slabs whenever magazines are drained (thread exit excepted: its magazines may feed
-// the depot), at cache destroy, and by drain_depots (malloc_trim, the purge delay).
-//
-// Slab lists (under kmem_cache::lock): `partial` holds slabs with free slots, `full` the
-// others. A slab that becomes empty is given back to the buddy allocator unless the cache
-// already keeps min_partial empty slabs. Counters: active = total - free in slabs (objects in
-// per-thread caches count as active, as SLUB counts its per-cpu slabs).
+// Thread-owned slabs (owned_slab.cpp; mimalloc's thread-local pages, SLUB's cpu slab): with
+// thread caches on, every slab of a cache with a tc_slot that a thread allocates from is
+// owned by that thread's ThreadCache, tagged in the slab's state word (see below). The owner
+// pops the slab's free list and pushes its own frees onto it with no lock and no atomic; an
+// object freed by any other thread (or by the collector) is pushed with one compare-and-swap
+// onto the slab's remote list, which the owner takes back whole when its free list runs dry.
+// A thread keeps its slabs of each cache on two lists of its own: `partial` (room, or so it
+// believes; `cur`, the slab it allocates from, is one of them) and `full` (none; the state's
+// kSlabFull bit set). A remote free onto a full slab whose remote list was empty sets a bit
+// in the owner's remote hint word (remote_hint_, per thread id and cache slot), and the owner
+// looks through its full list for slabs with remote frees before it takes a new slab. A slab
+// that a local free empties (and that is not cur) goes back to the cache under the cache lock,
+// as does every slab of a thread that exits (its remote list merged in first).
+// The state word (head->lru.nr_pages, unused by slabs otherwise): bits 30..16 the owner's
+// thread id (0: owned by none — on the cache's lists, under its lock), bit 31 kSlabFull,
+// bits 15..0 the remote list's first offset (kRemoteNone: empty). Offsets fit 16 bits because
+// only caches of slabs up to 64 KiB get a tc_slot. Ownership changes only under the cache lock
+// (a slab taken from the cache, or given back); a free that finds owner 0 takes the lock.
+// Slab lists (under kmem_cache::lock): `partial` holds slabs owned by no thread with free
+// slots, `full` the others owned by none. A slab that becomes empty is given back to the buddy
+// allocator unless the cache already keeps min_partial empty slabs. Counters: active = total -
+// free in slabs owned by none (every slot of a thread-owned slab counts as active, as SLUB
+// counts its per-cpu slabs); nr_owned counts the thread-owned slabs.
 //
 // Hardening (slab/hardening.h): with freelist_hardened the free links are stored encoded;
-// red zones, poisoning and the quarantine make a cache a debug cache, which has no magazine
+// red zones, poisoning and the quarantine make a cache a debug cache, which has no tc_slot
 // (tc_slot 0xFF) so that every allocation and free passes the checks under the cache lock.
 // A debug cache's slot is [object | red zone | metadata word: free link, size asked for].
-// Objects in the quarantine are free (owner byte 0) but on no free list, as in a magazine.
+// Objects in the quarantine are free (owner byte 0) but on no free list.
 //
-// Invariants (check_invariants): for each slab, inuse + |freelist| == objects; every free
+// Invariants (check_invariants): for each slab owned by none, inuse + |freelist| == objects,
+// and its state is kSlabUnowned; for a thread-owned one, inuse + |freelist| + |remote| ==
+// objects (checked when threads are quiet: drain first); every free
 // slot has owner byte 0 and lies inside the slab at a multiple of size; slabs on `full` have
 // no free slot; cache totals equal the sums over its slabs; in a debug cache every slot on a
 // free list keeps its poison and its inactive red zone.
@@ -63,7 +71,7 @@ class SlabAllocator;
 
 inline constexpr unsigned kMaxCaches = 96;
 inline constexpr unsigned kCacheNameLen = 32;
-inline constexpr unsigned kMaxTcSlots = 32;   // caches that get per-thread magazines
+inline constexpr unsigned kMaxTcSlots = 32;   // caches whose slabs threads own (remote_hint_ bits)
 inline constexpr unsigned kMaxSlabOrder = 3;  // slub_max_order
 
 enum CacheFlags : std::uint32_t {
@@ -95,19 +103,16 @@ struct KmemCache {
   std::uint8_t order;           // slab = 2^order frames
   bool offslab_owners;
   bool in_use;                  // atomic: written under the registry lock, read by any thread
-  std::uint8_t tc_slot;         // magazine slot, or 0xFF: no per-thread cache
+  std::uint8_t tc_slot;         // ThreadCache::own slot, or 0xFF: threads own no slab of it
   std::uint8_t alloc_tc_slot;   // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
-  std::uint16_t tc_limit;       // magazine capacity for this cache
-  std::uint16_t depot_batches;  // batches of tc_limit/2 objects in the depot (under lock)
-  std::uint16_t depot_cap;      // at most this many (128 KiB of objects, one frame of pointers)
-  void** depot;                 // the depot's frame, taken on first use; null before
-  std::uint8_t debug;           // CacheDebug bits; non-zero: a debug cache (no magazines)
+  std::uint8_t debug;           // CacheDebug bits; non-zero: a debug cache (no tc_slot)
   std::uint32_t fp_offset;      // free link's offset in a slot: 0, or the metadata word after the red zone
   std::uint32_t fl_key;         // freelist_hardened: the cache's random key (0: links stored plain)
   SpinLock lock;
   pfn_t partial = kNoPfn;  // slabs with free slots
   pfn_t full = kNoPfn;     // slabs with none
   std::uint32_t nr_partial = 0, nr_full = 0, nr_empty = 0;
+  std::uint32_t nr_owned = 0;  // slabs threads own (on no list of the cache)
   std::atomic<std::uint64_t> nr_slabs{0};
   std::atomic<std::uint64_t> free_in_slabs{0};
   std::atomic<std::uint64_t> alloc_calls{0};  // central refills + direct allocations
@@ -116,14 +121,27 @@ struct KmemCache {
   std::uint64_t active_objects() const { return total_objects() - free_in_slabs.load(std::memory_order_relaxed); }
 };
 
-// --- per-thread magazines (thread_cache.h has the registry and the slow paths) ----------
-inline constexpr unsigned kMagazineCap = 62;  // ThreadCache: 32 magazines in 4 frames
+// --- thread-owned slabs (owned_slab.cpp; thread_cache.cpp has the registry) ------------
 inline constexpr unsigned kMaxHeaps = 16;
+// Thread ids a heap hands out at once (1 .. kMaxTcIds - 1; 0 is "owned by none"). A thread
+// beyond them allocates and frees under the cache locks, as a debug cache does.
+inline constexpr unsigned kMaxTcIds = 4096;
+// The slab state word (see the top of this file).
+inline constexpr std::uint32_t kRemoteNone = 0xFFFF;
+inline constexpr std::uint32_t kSlabFull = 1u << 31;
+inline constexpr std::uint32_t kSlabUnowned = kRemoteNone;  // owner 0, no remote frees
+inline constexpr unsigned kSlabStateOwnerShift = 16;
+inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerShift;
+// The largest slab whose offsets fit the state's 16 bits: a cache of larger slabs gets no tc_slot.
+inline constexpr std::uint32_t kMaxOwnedSlabBytes = 64u << 10;
 
-struct Magazine {
-  std::uint32_t count;
-  std::uint32_t pad;
-  void* objs[kMagazineCap];
+// One thread's slabs of one cache. Only the owning thread reads or writes it (and a drain,
+// when every other thread is quiet).
+struct OwnedSlabs {
+  Page* cur;      // the slab allocations pop from; ThreadCache::no_slab when there is none
+  char* base;     // cur's memory
+  pfn_t partial;  // this thread's slabs with room, cur among them (linked through lru)
+  pfn_t full;     // those found full (kSlabFull set)
 };
 
 struct ThreadCache {
@@ -134,7 +152,9 @@ struct ThreadCache {
   // 1 while this thread's kfree of a module's object is between reading the owner's gone
   // flag and clearing the owner byte (see free_page_object and fence_module_frees).
   std::uint32_t in_free;
-  Magazine mags[kMaxTcSlots];
+  std::uint32_t id;  // the owner tag in its slabs' state words
+  Page no_slab;      // lru.freelist kNoObject: the cur of a slot with no slab yet
+  OwnedSlabs own[kMaxTcSlots];
 };
 
 #if KMM_HAVE_THREADS
@@ -154,7 +174,7 @@ extern __thread TcTlsSlot kmm_tc_last __attribute__((tls_model("initial-exec")))
 #endif
 
 struct SlabConfig {
-  bool thread_caches = false;     // per-thread magazines (pcp) on
+  bool thread_caches = false;     // thread-owned slabs (pcp) on
   unsigned min_partial = 0;       // empty slabs a cache keeps
   HardeningConfig hardening;      // slab/hardening.h
   std::uint64_t random_seed = 0;  // keys of freelist_hardened (the kernel draws it at boot)
@@ -179,6 +199,11 @@ class SlabAllocator {
   // `asked` is the size the caller asked for (kmalloc), kept and red-zoned by debug caches;
   // 0 means the object size. The fast path never reads it.
   inline void* alloc(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked = 0);
+  // Its common case alone: a pop from this thread's slab of c, or null (nothing was changed;
+  // alloc_slow decides). It calls nothing, so callers that keep their slow path apart (malloc)
+  // save no registers.
+  inline void* alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner);
+  void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
   owner_t free(KmemCache* c, const void* p, const char* action);
@@ -187,8 +212,9 @@ class SlabAllocator {
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
   // Its common case alone (see below): true when done, false when nothing was changed.
   inline bool free_fast(KmemCache* c, Page* page, const void* p);
-  // Every case of it (slab.cpp): module objects and the collector's race, magazine flushes,
-  // caches without magazines, and the bad frees (free_slow names them).
+  // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
+  // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
+  // names them).
   __attribute__((noinline)) owner_t free_page_object_general(KmemCache* c, Page* page, const void* p,
                                                              const char* action);
 
@@ -203,19 +229,17 @@ class SlabAllocator {
   // Fills info and returns true if p lies in a slab; false otherwise.
   bool lookup(const void* p, ObjectInfo* info) const;
 
-  // Moves every per-thread cached object back to its slab (shutdown, persistence, tests):
-  // every other thread must be quiet — their magazines are read and written unlocked.
-  // The depots too.
+  // Gives every thread's slabs back to their caches, remote frees merged in (shutdown,
+  // persistence, tests): every other thread must be quiet — their lists are read and
+  // written unlocked.
   void drain_thread_caches();
-  // Gives every depot's objects back to their slabs (any thread, any time).
-  void drain_depots();
   // Empty slabs beyond min_partial go back to the page allocator (every cache, under each
   // lock in turn; caches whose lock is busy are skipped when `except` is given: the caller
   // then holds except's lock, and a try-lock cannot invert the lock order). Returns pages.
   std::uint64_t shrink_empty(const KmemCache* except = nullptr);
-  // The same for one cache only (kmem_cache_destroy: no thread may be using c).
-  void drain_cache_magazines(KmemCache* c);
-  // This thread's magazines and every depot (under each cache lock).
+  // Every thread's slabs of one cache only (kmem_cache_destroy: no thread may be using c).
+  void disown_cache_slabs(KmemCache* c);
+  // This thread's slabs go back to their caches (under each cache lock).
   void drain_current_thread();
   // fork() support (Kernel::lock_all): takes the heap table, thread-cache list, registry and
   // every cache lock, in that order; unlock_all releases them (in the parent and the child).
@@ -231,8 +255,10 @@ class SlabAllocator {
     return reinterpret_cast<owner_t*>(static_cast<char*>(phys_->page_address(head)) + c->owners_offset) + idx;
   }
   void* slab_base(const Page* head) const { return phys_->page_address(head); }
-  // Frees slot idx of a slab whose cache lock the caller holds (the collector's path).
-  void free_slot_locked(KmemCache* c, Page* head, unsigned idx);
+  // Frees slot idx of a slab whose cache lock the caller holds (the collector's path): into
+  // the slab, or onto its remote list when a thread owns it. True when the slab went back to
+  // the page allocator with it (head is no longer a slab).
+  bool free_slot_locked(KmemCache* c, Page* head, unsigned idx);
   // The collector's claim on a gone module's object: the owner byte goes from `expected` to
   // free with an atomic exchange, exactly as kfree's path for module-owned objects does, so
   // of a kfree and a pass racing on one object exactly one frees it. False: not claimed (it
@@ -241,7 +267,7 @@ class SlabAllocator {
     return __atomic_compare_exchange_n(owner_slot(c, head, idx), &expected, kOwnerFree, false, __ATOMIC_ACQ_REL,
                                        __ATOMIC_RELAXED);
   }
-  void free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx);
+  bool free_claimed_slot_locked(KmemCache* c, Page* head, unsigned idx);
   // Replaces the owner of a live object (ownership transfer); false if p is not live.
   bool set_owner(const void* p, owner_t owner);
 
@@ -322,7 +348,8 @@ class SlabAllocator {
   unsigned adopt_slab(KmemCache* c, Page* head);
   // Before either, at attach: the pointers into the Kernel object re-set (phys, zone), and
   // every cache in use checked against what create() can make (geometry within its slab,
-  // owner bytes inside the slab or its tails, magazine slots in range, no debug caches,
+  // owner bytes inside the slab or its tails, tc slots in range (and only for slabs whose
+  // offsets fit the state word), no debug caches,
   // which backing= refuses): a heap file is input from outside. null, or what is wrong.
   // The zone's object is still the file's then (its vtable another process's): reattach calls
   // nothing through it, and attach calls set_owner_mask_orders once the zone is rebuilt.
@@ -356,8 +383,9 @@ class SlabAllocator {
     return nullptr;
 #endif
   }
-  void tc_refill(KmemCache* c, ThreadCache* tc);
-  void tc_flush(KmemCache* c, ThreadCache* tc, unsigned keep);
+  // Every slab tc owns goes back to its cache (thread exit, drains); disown_slot for one cache.
+  void disown_thread_slabs(ThreadCache* tc);
+  void disown_slot(KmemCache* c, ThreadCache* tc);
   void tc_detach(ThreadCache* tc);
   // shutdown(): gives every remaining ThreadCache's pages back to the zone.
   void tc_release_all();
@@ -377,12 +405,34 @@ class SlabAllocator {
   bool size_cache(KmemCache* c);
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
-  void* alloc_central(KmemCache* c, gfp_t gfp);
-  // Up to want objects into out[want - 1], out[want - 2] ..., in their slabs' free-list order
-  // (the first object at the top); returns how many, n (fewer than want only when no new slab
-  // could be had: they are then out[want - n .. want)). Under c->lock.
-  unsigned alloc_batch_locked(KmemCache* c, gfp_t gfp, void** out, unsigned want);
-  void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
+  // One object from the slabs owned by none, under c->lock (a new slab when none has room).
+  void* alloc_central_locked(KmemCache* c, gfp_t gfp);
+  // --- thread-owned slabs (owned_slab.cpp) ---
+  // tc's slab of c to allocate from with its free list not empty (remote frees taken back,
+  // a full slab set aside, a slab of tc's with room or one from the cache made cur); false
+  // when no memory is left for a new slab.
+  bool owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp);
+  // The remote list of head (owned by the caller's thread) joins its free list; true when it
+  // held anything.
+  bool collect_remote(KmemCache* c, Page* head);
+  // A slab of c (from the cache's partial list, or new) becomes tc's; null: out of memory.
+  Page* take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp);
+  // Under c->lock: head (owned by a thread, on none of the cache's lists) becomes owned by
+  // none, its remote frees merged, and joins the cache's lists (or the page allocator).
+  void disown_locked(KmemCache* c, Page* head);
+  // The slot at off of head (owner byte already cleared) back to its slab, whoever owns it:
+  // this thread (tc; may be null), another (the remote list) or none (under the cache lock,
+  // unless `locked`: the caller holds it). True when the slab went back to the page allocator.
+  bool free_owned_slot(KmemCache* c, Page* head, std::uint32_t off, ThreadCache* tc, bool locked);
+  // This thread's free into its own slab (state word in hand): a full slab moves back to the
+  // partial list, an emptied one (not cur) goes back to the cache.
+  void free_local(KmemCache* c, ThreadCache* tc, Page* head, std::uint32_t off, std::uint32_t state);
+  static std::uint32_t slab_state(const Page* head) {
+    return __atomic_load_n(&head->lru.nr_pages, __ATOMIC_ACQUIRE);
+  }
+  static std::uint32_t* slab_state_word(Page* head) {
+    return &head->lru.nr_pages;
+  }
   // Frees into the slab under the cache lock, or through the debug checks and the quarantine.
   owner_t free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner, const char* action);
   void debug_init_slot(const KmemCache* c, char* obj);
@@ -418,7 +468,8 @@ class SlabAllocator {
   unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
 
  private:
-  void free_central_locked(KmemCache* c, Page* head, unsigned idx);
+  // Slot idx back into a slab owned by none; true when the slab went to the page allocator.
+  bool free_central_locked(KmemCache* c, Page* head, unsigned idx);
   // Links the free slot at byte offset off of head's slab (obj) onto its free list; the
   // counters and lists are settle_slab_locked's.
   void link_free_locked(const KmemCache* c, Page* head, void* obj, std::uint32_t off) const {
@@ -426,9 +477,7 @@ class SlabAllocator {
     head->lru.freelist = off;
     head->lru.inuse--;
   }
-  // The same for n objects of c (a magazine's, a depot batch), under c->lock.
-  void free_batch_locked(KmemCache* c, void* const* objs, unsigned n);
-  void settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
+  bool settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
   // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
   // follows from p's address (owner_slot_of), else through p's descriptor.
   Page* slab_head_of(const KmemCache* c, const void* p) const {
@@ -436,13 +485,8 @@ class SlabAllocator {
       return phys_->virt_to_page(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~slab_mask(c)));
     return phys_->compound_head(phys_->virt_to_page(p));
   }
-  // The depot (see the top of this file), under c->lock: put copies n = tc_limit/2 objects in
-  // (false: full, or no frame for it); the rest gives every object back to its slab.
-  bool depot_put_locked(KmemCache* c, void* const* objs, unsigned n);
-  void depot_drain_locked(KmemCache* c);
   void list_add(pfn_t* list, Page* head);
   void list_del(pfn_t* list, Page* head);
-  void move_to(KmemCache* c, Page* head);  // put head on the list its fill level says
   unsigned slot_index(const KmemCache* c, const Page* head, const void* p) const {
     auto off =
         static_cast<std::uint64_t>(static_cast<const char*>(p) - static_cast<const char*>(phys_->page_address(head)));
@@ -459,6 +503,9 @@ class SlabAllocator {
   // Per-thread caches of this allocator (thread_cache.cpp).
   SpinLock tc_list_lock_;
   ThreadCache* tc_list_ = nullptr;
+  std::uint64_t tc_ids_[kMaxTcIds / 64] = {};  // thread ids in use (under tc_list_lock_; bit 0 always)
+  // Per thread id, the tc_slots whose full slabs got a first remote free (owned_slab.cpp).
+  std::uint32_t remote_hint_[kMaxTcIds] = {};
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
   bool fence_ok_ = false;                // the process barrier is available (pal.h)
@@ -476,33 +523,49 @@ class SlabAllocator {
   std::uint64_t q_count_ = 0, q_bytes_ = 0;
 };
 
-// The allocation fast path: a pop from this thread's magazine and the owner byte.
-__attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner,
-                                                           std::size_t asked) {
+// The allocation fast path: a pop from the free list of this thread's slab of c, and the
+// owner byte. The offset popped was a link in a free slot: it is checked to be a slot of the
+// slab before it is used (a write after free must not send the allocator outside its slab);
+// a bad one goes to alloc_slow, which reports it.
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner) {
   // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
   // where the injection point is, and this path stays free of it (route_faults).
   std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
   if (slot != 0xFF) {
     ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
     if (__builtin_expect(tc != nullptr, 1)) {
-      Magazine& m = tc->mags[slot];
-      if (__builtin_expect(m.count != 0, 1)) {
-        void* p = m.objs[--m.count];
-        mark_allocated(c, p, owner);
+      OwnedSlabs& o = tc->own[slot];
+      Page* head = o.cur;
+      std::uint32_t off = head->lru.freelist;
+      auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
+      if (__builtin_expect(off != kNoObject && idx < c->objects && idx * c->size == off, 1)) {
+        char* p = o.base + off;
+        head->lru.freelist = get_link(c, p);
+        head->lru.inuse++;
+        owner_t* os = c->offslab_owners ? &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes]
+                                        : reinterpret_cast<owner_t*>(o.base + c->owners_offset) + idx;
+        __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
         if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
         return p;
       }
     }
   }
+  return nullptr;
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner,
+                                                                 std::size_t asked) {
+  if (void* p = alloc_fast(c, gfp, owner)) return p;
   return alloc_slow(c, gfp, owner, asked);
 }
 
-// The free fast path, the common case only: a kernel-owned object of a cache with magazines,
-// freed where this thread's magazine has room. The checks that find a bad free (p is the start
-// of a slot of a slab cache — of c, when c is given — and the slot is allocated) come first,
-// then the push. True: done. False: nothing was changed, and free_page_object_general, which
-// runs every check again, decides (a module's object, a free slot, a full magazine, no
-// magazine, a bad pointer). It calls nothing, so its callers need no register saves.
+// The free fast path, the common case only: a kernel-owned object of a slab this thread owns,
+// which stays in use after it. The checks that find a bad free (p is the start of a slot of a
+// slab cache — of c, when c is given — and the slot is allocated) come first, then the push
+// onto the slab's free list. True: done. False: nothing was changed, and
+// free_page_object_general, which runs every check again, decides (a module's object, a free
+// slot, another thread's slab, a full or emptied one, no tc_slot, a bad pointer). It calls
+// nothing, so its callers need no register saves.
 __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The flags word read once (compound_head and the two tests would read it three times).
   std::uint32_t flags = page->get_flags();
@@ -516,23 +579,27 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   std::uint16_t cache_id = head->get_cache_id();
   if (__builtin_expect(!(head_flags & PG_head) || cache_id >= kMaxCaches, 0)) return false;
   KmemCache* sc = &caches_[cache_id];
-  const char* base = static_cast<const char*>(phys_->page_address(head));
+  char* base = static_cast<char*>(phys_->page_address(head));
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
   auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
-  std::uint8_t tslot = sc->tc_slot;
   if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || off != std::uint64_t{idx} * sc->size ||
-                           tslot == 0xFF,
+                           sc->tc_slot == 0xFF,
                        0))
     return false;
   owner_t* slot = sc->offslab_owners ? &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes]
-                                     : reinterpret_cast<owner_t*>(const_cast<char*>(base) + sc->owners_offset) + idx;
+                                     : reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
   ThreadCache* tc = thread_cache_if_ready();
   if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
-  Magazine& m = tc->mags[tslot];
-  if (__builtin_expect(m.count >= sc->tc_limit, 0)) return false;
+  // Ours and not set aside as full (kSlabFull would make the owner field differ).
+  if (__builtin_expect((__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) >> kSlabStateOwnerShift) != tc->id, 0))
+    return false;
+  // The last object of a slab that is not cur: the general path gives the slab back.
+  if (__builtin_expect(head->lru.inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return false;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  m.objs[m.count++] = const_cast<void*>(p);
+  set_link(sc, base + off, head->lru.freelist);
+  head->lru.freelist = static_cast<std::uint32_t>(off);
+  head->lru.inuse--;
   return true;
 }
 

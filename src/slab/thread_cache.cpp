@@ -41,13 +41,6 @@ std::uint64_t g_next_gen = 1;
 pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
-void return_magazines(SlabAllocator* heap, ThreadCache* tc) {
-  for (unsigned id = 0; id < heap->nr_cache_ids(); ++id) {
-    KmemCache* c = heap->cache(id);
-    if (c != nullptr && c->tc_slot != 0xFF && tc->mags[c->tc_slot].count != 0) heap->tc_flush(c, tc, 0);
-  }
-}
-
 void on_thread_exit(void*) {
   kmm_tc_last = TcTlsSlot{0, nullptr};  // before any ThreadCache goes: a later free finds none
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
@@ -56,7 +49,7 @@ void on_thread_exit(void*) {
     LockGuard g(g_heaps_lock);
     if (g_heaps[i].heap != nullptr && g_heaps[i].gen == s.gen) {
       SlabAllocator* heap = g_heaps[i].heap;
-      return_magazines(heap, s.tc);
+      heap->disown_thread_slabs(s.tc);
       heap->tc_detach(s.tc);
     }
     s.tc = nullptr;
@@ -68,8 +61,8 @@ void make_key() {
   pthread_key_create(&g_exit_key, on_thread_exit);
 }
 
-// failslab's change hook: every heap with magazines routes its allocations to the slow path
-// (where the injection point is) while failslab is on. Heaps without magazines always take it.
+// failslab's change hook: every heap with thread caches routes its allocations to the slow
+// path (where the injection point is) while failslab is on. Heaps without always take it.
 void route_all_heaps(FaultPoint, bool on) {
   LockGuard g(g_heaps_lock);
   for (auto& e : g_heaps)
@@ -110,13 +103,38 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
     kmm_tc_last = s;
     return s.tc;
   }
-  // First use on this thread (or a stale slot from a machine that is gone).
+  // First use on this thread (or a stale slot from a machine that is gone). A thread id
+  // first: a thread beyond kMaxTcIds gets no ThreadCache and works under the cache locks.
+  std::uint32_t id = 0;
+  {
+    LockGuard g(tc_list_lock_);
+    tc_ids_[0] |= 1;  // id 0 is "owned by none"
+    for (unsigned w = 0; w < kMaxTcIds / 64 && id == 0; ++w) {
+      if (tc_ids_[w] == ~std::uint64_t{0}) continue;
+      unsigned b = static_cast<unsigned>(__builtin_ctzll(~tc_ids_[w]));
+      tc_ids_[w] |= std::uint64_t{1} << b;
+      id = w * 64 + b;
+    }
+  }
+  if (id == 0) return nullptr;
   unsigned order = get_order(sizeof(ThreadCache));
   Page* pages = zone_->alloc_pages(order, __GFP_ZERO | __GFP_HIGH);
-  if (pages == nullptr) return nullptr;
+  if (pages == nullptr) {
+    LockGuard g(tc_list_lock_);
+    tc_ids_[id / 64] &= ~(std::uint64_t{1} << (id % 64));
+    return nullptr;
+  }
   auto* tc = static_cast<ThreadCache*>(phys_->page_address(pages));
   tc->heap = this;
   tc->pages = pages;
+  tc->id = id;
+  __atomic_store_n(&remote_hint_[id], 0u, __ATOMIC_RELAXED);  // a previous owner's hints
+  tc->no_slab.lru.freelist = kNoObject;
+  for (OwnedSlabs& o : tc->own) {
+    o.cur = &tc->no_slab;
+    o.base = nullptr;
+    o.partial = o.full = kNoPfn;
+  }
   pages->set_flags(PG_reserved);
   pages->set_order(static_cast<std::uint8_t>(order));
   {
@@ -165,6 +183,7 @@ void SlabAllocator::tc_detach(ThreadCache* tc) {
     else
       tc_list_ = tc->next;
     if (tc->next != nullptr) tc->next->prev = tc->prev;
+    tc_ids_[tc->id / 64] &= ~(std::uint64_t{1} << (tc->id % 64));  // its slabs are all given back
   }
   Page* pages = tc->pages;
   zone_->free_pages(pages, pages->get_order());
@@ -178,6 +197,7 @@ void SlabAllocator::tc_release_all() {
       tc = tc_list_;
     }
     if (tc == nullptr) return;
+    disown_thread_slabs(tc);
     tc_detach(tc);
   }
 }
@@ -185,19 +205,17 @@ void SlabAllocator::tc_release_all() {
 void SlabAllocator::drain_current_thread() {
   if (!cfg_.thread_caches) return;
   TlsSlot& s = kmm_tc_slots[heap_id_];
-  if (s.gen == heap_gen_ && s.tc != nullptr) return_magazines(this, s.tc);
-  drain_depots();  // shared, under each cache's lock: what this thread's overflows left there
+  if (s.gen == heap_gen_ && s.tc != nullptr) disown_thread_slabs(s.tc);
 }
 
-// Drains every thread's magazines. Safe only when no other thread is using this
+// Gives back every thread's slabs. Safe only when no other thread is using this
 // allocator's thread caches at the same moment (idle drain, shrink, shutdown, tests).
 void SlabAllocator::drain_thread_caches() {
   if (!cfg_.thread_caches) return;
   {
     LockGuard g(tc_list_lock_);
-    for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) return_magazines(this, tc);
+    for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) disown_thread_slabs(tc);
   }
-  drain_depots();
 }
 
 void SlabAllocator::lock_all() {
@@ -214,20 +232,18 @@ void SlabAllocator::unlock_all() {
   g_heaps_lock.unlock();
 }
 
-// kmem_cache_destroy: only c's magazine of each thread is emptied. Other threads keep using
-// their magazines of other caches meanwhile, unlocked (draining all of them here was a race
-// the soak found: heap corruption in kmalloc caches); no thread may be using c itself, which
-// is kmem_cache_destroy's contract, as in Linux.
+// kmem_cache_destroy: only each thread's slabs of c are given back. Other threads keep using
+// their slabs of other caches meanwhile, unlocked (draining all of them here was a race the
+// soak found: heap corruption in kmalloc caches); no thread may be using c itself, which is
+// kmem_cache_destroy's contract, as in Linux.
 void tc_drain_cache(SlabAllocator* heap, KmemCache* c) {
-  heap->drain_cache_magazines(c);
+  heap->disown_cache_slabs(c);
 }
 
-void SlabAllocator::drain_cache_magazines(KmemCache* c) {
+void SlabAllocator::disown_cache_slabs(KmemCache* c) {
   if (!cfg_.thread_caches || c->tc_slot == 0xFF) return;
   LockGuard g(tc_list_lock_);
-  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) {
-    if (tc->mags[c->tc_slot].count != 0) tc_flush(c, tc, 0);
-  }
+  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) disown_slot(c, tc);
 }
 
 #else  // no threads: there are no thread caches
@@ -238,7 +254,7 @@ void tc_register_heap(SlabAllocator*, std::uint32_t* id, std::uint64_t* gen) {
 }
 void tc_unregister_heap(SlabAllocator*) {}
 void tc_drain_cache(SlabAllocator*, KmemCache*) {}
-void SlabAllocator::drain_cache_magazines(KmemCache*) {}
+void SlabAllocator::disown_cache_slabs(KmemCache*) {}
 ThreadCache* SlabAllocator::thread_cache_slow() {
   return nullptr;
 }

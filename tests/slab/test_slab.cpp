@@ -412,8 +412,8 @@ TEST_F(Slab, ThreadCacheOnOneThread) {
   EXPECT_EQ(std::set<void*>(objs.begin(), objs.end()).size(), objs.size());
   EXPECT_TRUE(k.check());
   {
-    // A double free is caught even while the object sits in this thread's magazine, and
-    // the magazine does not take it twice.
+    // A double free is caught even while the object sits on this thread's own slab's free
+    // list, and the list does not take it twice.
     ReportCapture cap;
     void* p = objs.back();
     objs.pop_back();
@@ -429,10 +429,11 @@ TEST_F(Slab, ThreadCacheOnOneThread) {
   }
   for (void* p : objs) EXPECT_EQ(k.slab.free(c, p, "kmem_cache_free"), 3);
   EXPECT_TRUE(k.check());
-  // Objects in the magazine, and the batches its overflows left in the depot, count as
-  // active until drained.
+  // The free slots of the slab this thread still owns (its cur) count as active until drained;
+  // the slabs that emptied went back to the cache.
   EXPECT_GT(c->active_objects(), 0u);
-  EXPECT_LE(c->active_objects(), kMagazineCap + std::uint64_t{c->depot_batches} * (c->tc_limit / 2u));
+  EXPECT_EQ(c->nr_owned, 1u);
+  EXPECT_LE(c->active_objects(), std::uint64_t{c->nr_owned} * c->objects);
   k.slab.drain_current_thread();
   EXPECT_EQ(c->active_objects(), 0u);
   EXPECT_EQ(c->nr_slabs.load(), 0u);
@@ -543,8 +544,8 @@ TEST_F(Slab, RefillHandsOutASlabsObjectsInAddressOrder) {
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("order-64", 64, 0, 0);
   ASSERT_NE(c->tc_slot, 0xFF);
-  // Several refills (tc_limit / 2 objects each) across several slabs: within a slab every
-  // object follows the one before it.
+  // Several slabs, each owned by this thread in turn: within a slab every object follows the
+  // one before it.
   std::vector<char*> objs;
   for (unsigned i = 0; i < 4u * c->objects; ++i) objs.push_back(static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, 2)));
   unsigned adjacent = 0;
@@ -557,9 +558,9 @@ TEST_F(Slab, RefillHandsOutASlabsObjectsInAddressOrder) {
   k.shutdown_slab();
 }
 
-TEST_F(Slab, MagazineFlushesKeepInvariantsWhateverTheSlabOrder) {
-  // A flush links runs of one slab's objects in together (free_batch_locked): runs of one,
-  // runs that empty a slab, runs that take a full slab back to partial, runs in and out of order.
+TEST_F(Slab, OwnedSlabFreesKeepInvariantsWhateverTheOrder) {
+  // Frees onto this thread's slabs in every order: runs of one slab, frees that empty a slab
+  // (it goes back to the cache), that take a full slab back to partial, in and out of order.
   Machine k(slab_only(std::size_t{8} << 20,
                       SlabConfig{.thread_caches = true, .min_partial = 1, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
@@ -655,12 +656,13 @@ TEST_F(SlabDeathTest, RefillFollowsNoLinkOutOfItsSlab) {
   KmemCache* c = k.slab.create("uaf-64", 64, 0, 0);
   auto* first = static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(first, nullptr);
-  // The first refill took tc_limit / 2 objects in address order; the slab's free list now
+  // The slab this thread owns hands out its objects in address order; its free list now
   // starts at the next slot. A use after free overwrites that slot's link.
-  unsigned batch = c->tc_limit / 2u;
   std::uint32_t forged = 0x7ff0;  // beyond the 4 KiB slab
-  std::memcpy(first + std::size_t{batch} * c->size, &forged, sizeof forged);
-  for (unsigned i = 1; i < batch; ++i) ASSERT_NE(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel), nullptr);
+  std::memcpy(first + c->size, &forged, sizeof forged);
+  // The next allocation takes that slot and its forged link becomes the free list's head;
+  // the one after must not follow it.
+  ASSERT_EQ(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel), first + c->size);
   EXPECT_DEATH(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel),
                "corruption in kmalloc.*uaf-64.*slab free list points outside its slab");
 }

@@ -19,7 +19,7 @@ namespace {
 using test::Machine;
 using test::MachineOptions;
 
-MachineOptions with_magazines() {
+MachineOptions with_thread_caches() {
   MachineOptions o;
   o.ram = std::size_t{8} << 20;
   o.kmalloc = false;
@@ -33,7 +33,7 @@ bool in_ram(Machine& m, const void* p) {
 }
 
 TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
-  Machine a(with_magazines()), b(with_magazines());
+  Machine a(with_thread_caches()), b(with_thread_caches());
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE(b.ok());
   KmemCache* ca = a.slab.create("tca-64", 64, 0, 0);
@@ -64,14 +64,19 @@ TEST(ThreadCache, AHeapBootedAfterAnotherShutDownGetsAFreshCache) {
   // The second machine may reuse the first one's address and heap id: only the generation
   // tells the first machine's ThreadCache (now freed with its RAM) from a new one.
   for (int round = 0; round < 4; ++round) {
-    auto m = std::make_unique<Machine>(with_magazines());
+    auto m = std::make_unique<Machine>(with_thread_caches());
     ASSERT_TRUE(m->ok());
     KmemCache* c = m->slab.create("tcr-32", 32, 0, 0);
     ThreadCache* tc = m->slab.thread_cache();
     ASSERT_NE(tc, nullptr);
     ASSERT_TRUE(in_ram(*m, tc));
     EXPECT_EQ(tc->heap, &m->slab);
-    for (unsigned i = 0; i < kMaxTcSlots; ++i) EXPECT_EQ(tc->mags[i].count, 0u) << "a fresh cache, round " << round;
+    for (unsigned i = 0; i < kMaxTcSlots; ++i) {
+      EXPECT_EQ(tc->own[i].cur, &tc->no_slab) << "a fresh cache, round " << round;
+      EXPECT_EQ(tc->own[i].partial, kNoPfn) << "a fresh cache, round " << round;
+      EXPECT_EQ(tc->own[i].full, kNoPfn) << "a fresh cache, round " << round;
+    }
+    EXPECT_NE(tc->id, 0u) << "0 is owned by none";
     void* p = m->slab.alloc(c, GFP_KERNEL, kOwnerKernel);
     ASSERT_NE(p, nullptr);
     m->slab.free(c, p, "kmem_cache_free");
@@ -81,8 +86,8 @@ TEST(ThreadCache, AHeapBootedAfterAnotherShutDownGetsAFreshCache) {
   }
 }
 
-TEST(ThreadCache, AThreadThatExitsGivesItsMagazinesBack) {
-  Machine m(with_magazines());
+TEST(ThreadCache, AThreadThatExitsGivesItsSlabsBack) {
+  Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
   KmemCache* c = m.slab.create("tce-64", 64, 0, 0);
   std::set<ThreadCache*> seen;
@@ -97,9 +102,9 @@ TEST(ThreadCache, AThreadThatExitsGivesItsMagazinesBack) {
     th.join();
     ASSERT_NE(mine, nullptr);
     seen.insert(mine);
-    // At exit its magazine went back to the slabs (or the depot) and its cache to the zone.
-    m.slab.drain_depots();
+    // At exit its slabs went back to the cache and its ThreadCache to the zone.
     EXPECT_EQ(c->active_objects(), 0u) << "thread " << t;
+    EXPECT_EQ(c->nr_owned, 0u) << "thread " << t;
   }
   EXPECT_NE(m.slab.thread_cache(), nullptr);
   EXPECT_TRUE(m.check());
@@ -107,11 +112,11 @@ TEST(ThreadCache, AThreadThatExitsGivesItsMagazinesBack) {
   m.shutdown_slab();
 }
 
-// A refill fills the magazine from the top down; when memory runs out mid-batch it gets
-// fewer objects than it asked for, and they must still be handed out, each once: every free
-// slot of every slab is allocated exactly once before an allocation fails.
-TEST(ThreadCache, ARefillCutShortByOutOfMemoryHandsOutWhatItGot) {
-  Machine m(with_magazines());
+// A thread takes slab after slab until memory runs out: every free slot of every slab is
+// allocated exactly once before an allocation fails, and the failure leaves the thread's lists
+// sound (its full slabs set aside, no cur).
+TEST(ThreadCache, OutOfMemoryHandsOutEverySlotOnce) {
+  Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
   KmemCache* c = m.slab.create("tco-64", 64, 0, 0);
   std::vector<void*> objs;
@@ -124,13 +129,13 @@ TEST(ThreadCache, ARefillCutShortByOutOfMemoryHandsOutWhatItGot) {
     std::memset(p, 0x5a, c->object_size);
     objs.push_back(p);
   }
-  // Nothing free is left in a slab or a magazine: the batch cut short was handed out whole.
+  // Nothing free is left in any slab: every one this thread took is full and set aside.
   EXPECT_EQ(c->active_objects(), c->total_objects());
   EXPECT_EQ(objs.size(), c->total_objects());
-  EXPECT_EQ(m.slab.thread_cache()->mags[c->tc_slot].count, 0u);
-  // A cut-short batch is not one of want objects: the last refill got fewer (else this
-  // machine's RAM happened to end on a batch boundary and the test proves less).
-  EXPECT_NE(c->total_objects() % (c->tc_limit / 2), 0u);
+  ThreadCache* tc = m.slab.thread_cache();
+  EXPECT_EQ(tc->own[c->tc_slot].cur, &tc->no_slab);
+  EXPECT_EQ(tc->own[c->tc_slot].partial, kNoPfn);
+  EXPECT_EQ(c->nr_owned, c->nr_slabs.load());
   for (void* p : objs) m.slab.free(c, p, "kmem_cache_free");
   m.slab.drain_current_thread();
   EXPECT_EQ(c->active_objects(), 0u);

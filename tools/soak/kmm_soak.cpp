@@ -169,7 +169,7 @@ struct Shared {
   // With --avoid cache-destroy: caches emptied by their worker are destroyed by the main
   // thread at the next quiet point. kmem_cache_destroy used to drain every thread's
   // magazines, racing the other threads' lock-free fast paths (found by this soak; fixed:
-  // it drains only the destroyed cache's magazines).
+  // it gives back only the destroyed cache's slabs of each thread).
   std::mutex retired_lock;
   std::vector<KmemCache*> retired;
   // Workloads on (--without turns some off, to narrow a failure down).

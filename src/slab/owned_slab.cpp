@@ -1,0 +1,243 @@
+// kmm/slab/owned_slab.cpp — slabs owned by a thread: refills, remote frees, giving slabs back.
+//
+// The slow paths of the thread-owned slabs described at the top of slab.h (the fast paths,
+// a pop and a push on the owner's own slab, are inline there). Who may touch what:
+//   - a slab's free list and in-use count: its owner thread alone while a thread owns it;
+//     the cache lock's holder while none does;
+//   - the state word: anyone, atomically. Remote frees replace its low 16 bits (the remote
+//     list's head) with a compare-and-swap; the owner takes the list back the same way and
+//     sets or clears kSlabFull; the owner field changes only under the cache lock;
+//   - a ThreadCache's lists (OwnedSlabs): its thread alone (or a drain, other threads quiet);
+//   - remote_hint_[id]: bits set by remote frees, taken by the owner with an atomic and.
+// Remote lists are push-only stacks emptied whole by one thread, so a push is ABA-safe: a
+// pusher only assumes the head it links to is the head when its compare-and-swap succeeds.
+// Lock order: a cache lock is taken with no other kmm lock held, except by the collector,
+// which frees with free_owned_slot(locked = true) and so never takes it again.
+// Depends on: slab/slab.h, base/report.h.
+#include "base/report.h"
+#include "slab/slab.h"
+
+namespace kmm {
+namespace {
+
+constexpr std::uint32_t kRemoteMask = 0xFFFFu;
+
+std::uint32_t owner_of_state(std::uint32_t s) {
+  return (s & kSlabStateOwnerMask) >> kSlabStateOwnerShift;
+}
+std::uint32_t remote_of_state(std::uint32_t s) {
+  return s & kRemoteMask;
+}
+
+}  // namespace
+
+// The remote list starting at `first` (taken off the state word by the caller) joins head's
+// free list. Every link is checked as it is followed, as a refill checks the free list: an
+// object written after its free must not send the allocator outside its slab.
+static void merge_remote(SlabAllocator* a, KmemCache* c, Page* head, std::uint32_t first) {
+  if (first == kRemoteNone) return;
+  char* base = static_cast<char*>(a->slab_base(head));
+  const std::uint32_t slab_bytes = std::uint32_t{kPageSize} << c->order;
+  unsigned n = 0;
+  std::uint32_t last = first;
+  for (std::uint32_t off = first; off != kNoObject;) {
+    auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
+    if (off >= slab_bytes || idx * c->size != off || n >= c->objects) {
+      report({ErrorKind::kCorruption, "kfree", base + (off < slab_bytes ? off : 0), c->name, c->size,
+              "remote free list points outside its slab (use after free?)"});
+      break;  // (report stops the process on corruption)
+    }
+    last = off;
+    ++n;
+    off = a->get_link(c, base + off);
+  }
+  a->set_link(c, base + last, head->lru.freelist);
+  head->lru.freelist = first;
+  head->lru.inuse = static_cast<std::uint16_t>(head->lru.inuse - n);
+}
+
+bool SlabAllocator::collect_remote(KmemCache* c, Page* head) {
+  std::uint32_t* w = slab_state_word(head);
+  std::uint32_t s = __atomic_load_n(w, __ATOMIC_RELAXED);
+  do {
+    if (remote_of_state(s) == kRemoteNone) return false;
+  } while (!__atomic_compare_exchange_n(w, &s, s | kRemoteNone, true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
+  merge_remote(this, c, head, remote_of_state(s));
+  return true;
+}
+
+Page* SlabAllocator::take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
+  LockGuard g(c->lock);
+  Page* head;
+  if (c->partial != kNoPfn) {
+    head = phys_->pfn_to_page(c->partial);
+    list_del(&c->partial, head);
+    c->nr_partial--;
+    if (head->lru.inuse == 0) c->nr_empty--;
+  } else {
+    head = new_slab(c, gfp);
+    // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
+    if (head == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) head = new_slab(c, gfp);
+    if (head == nullptr) return nullptr;
+  }
+  // Every slot of an owned slab counts as active (slab.h).
+  c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - (c->objects - head->lru.inuse),
+                         std::memory_order_relaxed);
+  c->nr_owned++;
+  c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
+  // Owned by none until now: no remote list (frees took the lock), so a plain publish.
+  __atomic_store_n(slab_state_word(head), (tc->id << kSlabStateOwnerShift) | kRemoteNone, __ATOMIC_RELEASE);
+  return head;
+}
+
+void SlabAllocator::disown_locked(KmemCache* c, Page* head) {
+  // After the exchange a remote free finds owner 0 and waits for the lock we hold.
+  std::uint32_t s = __atomic_exchange_n(slab_state_word(head), kSlabUnowned, __ATOMIC_ACQ_REL);
+  merge_remote(this, c, head, remote_of_state(s));
+  c->nr_owned--;
+  unsigned nfree = c->objects - head->lru.inuse;
+  if (nfree == 0) {
+    list_add(&c->full, head);
+    c->nr_full++;
+    return;
+  }
+  list_add(&c->partial, head);
+  c->nr_partial++;
+  settle_slab_locked(c, head, /*was_full=*/false, nfree);
+}
+
+namespace {
+void set_cur(OwnedSlabs& o, ThreadCache* tc, Page* head, void* base) {
+  o.cur = head != nullptr ? head : &tc->no_slab;
+  o.base = static_cast<char*>(base);
+}
+}  // namespace
+
+bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
+  OwnedSlabs& o = tc->own[c->tc_slot];
+  const std::uint32_t slab_bytes = std::uint32_t{kPageSize} << c->order;
+  const std::uint32_t mine = tc->id << kSlabStateOwnerShift;
+  for (;;) {
+    Page* head = o.cur;
+    if (head != &tc->no_slab) {
+      std::uint32_t off = head->lru.freelist;
+      if (off != kNoObject) {
+        auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
+        if (__builtin_expect(off >= slab_bytes || idx * c->size != off, 0)) {
+          report({ErrorKind::kCorruption, "kmalloc", o.base, c->name, c->size,
+                  "slab free list points outside its slab (use after free?)"});
+          head->lru.freelist = kNoObject;  // (report stops the process on corruption)
+          continue;
+        }
+        return true;
+      }
+      if (collect_remote(c, head)) continue;
+      // Exhausted: set aside as full, unless a remote free came in meanwhile (then take it).
+      std::uint32_t expect = mine | kRemoteNone;
+      if (!__atomic_compare_exchange_n(slab_state_word(head), &expect, expect | kSlabFull, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED))
+        continue;
+      list_del(&o.partial, head);
+      list_add(&o.full, head);
+      set_cur(o, tc, nullptr, nullptr);
+    }
+    // Another slab of ours with room (every one on partial but an exhausted cur has some).
+    if (o.partial != kNoPfn) {
+      Page* next = phys_->pfn_to_page(o.partial);
+      set_cur(o, tc, next, phys_->page_address(next));
+      continue;
+    }
+    // Full slabs of ours that remote frees reached since we last looked.
+    std::uint32_t bit = 1u << c->tc_slot;
+    if (__atomic_load_n(&remote_hint_[tc->id], __ATOMIC_RELAXED) & bit) {
+      __atomic_fetch_and(&remote_hint_[tc->id], ~bit, __ATOMIC_ACQ_REL);
+      bool moved = false;
+      for (pfn_t pfn = o.full; pfn != kNoPfn;) {
+        Page* h = phys_->pfn_to_page(pfn);
+        pfn = h->lru.next;
+        if (remote_of_state(slab_state(h)) == kRemoteNone) continue;
+        __atomic_fetch_and(slab_state_word(h), ~kSlabFull, __ATOMIC_RELAXED);
+        list_del(&o.full, h);
+        list_add(&o.partial, h);
+        moved = true;
+      }
+      if (moved) continue;
+    }
+    Page* fresh = take_slab(c, tc, gfp);
+    if (fresh == nullptr) return false;
+    list_add(&o.partial, fresh);
+    set_cur(o, tc, fresh, phys_->page_address(fresh));
+  }
+}
+
+void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::uint32_t off, std::uint32_t state) {
+  OwnedSlabs& o = tc->own[c->tc_slot];
+  if (state & kSlabFull) {  // set aside by us, on our full list: back to partial
+    __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
+    list_del(&o.full, head);
+    list_add(&o.partial, head);
+  }
+  char* base = static_cast<char*>(phys_->page_address(head));
+  set_link(c, base + off, head->lru.freelist);
+  head->lru.freelist = off;
+  head->lru.inuse--;
+  // inuse counts the remote list too, so an empty slab has none: it goes back to the cache
+  // (which keeps empty slabs up to min_partial / empty_keep_bytes), unless it is cur.
+  if (head->lru.inuse == 0 && head != o.cur) {
+    list_del(&o.partial, head);
+    LockGuard g(c->lock);
+    disown_locked(c, head);
+  }
+}
+
+bool SlabAllocator::free_owned_slot(KmemCache* c, Page* head, std::uint32_t off, ThreadCache* tc, bool locked) {
+  std::uint32_t* w = slab_state_word(head);
+  char* obj = static_cast<char*>(phys_->page_address(head)) + off;
+  std::uint32_t s = __atomic_load_n(w, __ATOMIC_RELAXED);
+  for (;;) {
+    std::uint32_t owner = owner_of_state(s);
+    if (owner == 0) {
+      auto idx = static_cast<unsigned>((std::uint64_t{off} * c->reciprocal) >> 32);
+      if (locked) return free_central_locked(c, head, idx);
+      LockGuard g(c->lock);
+      s = __atomic_load_n(w, __ATOMIC_RELAXED);
+      if (owner_of_state(s) == 0) return free_central_locked(c, head, idx);
+      continue;  // taken by a thread meanwhile
+    }
+    if (!locked && tc != nullptr && owner == tc->id) {
+      free_local(c, tc, head, off, s);
+      return false;
+    }
+    std::uint32_t first = remote_of_state(s);
+    set_link(c, obj, first == kRemoteNone ? kNoObject : first);
+    if (__atomic_compare_exchange_n(w, &s, (s & ~kRemoteMask) | off, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+      // The first remote free onto a slab its owner set aside as full: tell the owner.
+      if ((s & kSlabFull) && first == kRemoteNone)
+        __atomic_fetch_or(&remote_hint_[owner], 1u << c->tc_slot, __ATOMIC_RELEASE);
+      return false;
+    }
+  }
+}
+
+void SlabAllocator::disown_slot(KmemCache* c, ThreadCache* tc) {
+  OwnedSlabs& o = tc->own[c->tc_slot];
+  if (o.partial == kNoPfn && o.full == kNoPfn) return;
+  LockGuard g(c->lock);
+  for (pfn_t* list : {&o.partial, &o.full}) {
+    while (*list != kNoPfn) {
+      Page* head = phys_->pfn_to_page(*list);
+      list_del(list, head);
+      disown_locked(c, head);
+    }
+  }
+  set_cur(o, tc, nullptr, nullptr);
+}
+
+void SlabAllocator::disown_thread_slabs(ThreadCache* tc) {
+  for (unsigned id = 0; id < kMaxCaches; ++id) {
+    KmemCache* c = cache(id);
+    if (c != nullptr && c->tc_slot != 0xFF) disown_slot(c, tc);
+  }
+}
+
+}  // namespace kmm

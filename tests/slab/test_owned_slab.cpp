@@ -1,0 +1,205 @@
+// tests/slab/test_owned_slab.cpp — slabs owned by a thread (src/slab/owned_slab.cpp and the fast
+// paths in slab.h): frees by other threads reach the owner through the slab's remote list and
+// are allocated again without new slabs; a full slab that remote frees reach is found through
+// the owner's hint; a thread that exits gives its slabs back with their remote frees merged;
+// the collector's free of an object on a thread's slab goes onto the remote list.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "../common/machine_fixture.h"
+#include "../common/report_capture.h"
+#include "slab/thread_cache.h"
+
+namespace kmm {
+namespace {
+
+using test::Machine;
+using test::MachineOptions;
+using test::ReportCapture;
+
+MachineOptions with_thread_caches() {
+  MachineOptions o;
+  o.ram = std::size_t{8} << 20;
+  o.kmalloc = false;
+  o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
+  return o;
+}
+
+// Runs fn on a thread of its own and waits for it (the thread's slabs go back when it exits).
+template <typename Fn>
+void on_other_thread(Fn&& fn) {
+  std::thread t(std::forward<Fn>(fn));
+  t.join();
+}
+
+TEST(OwnedSlab, RemoteFreesComeBackToTheOwnerWithoutNewSlabs) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-64", 64, 0, 0);
+  ASSERT_NE(c->tc_slot, 0xFF);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < 3u * c->objects; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  std::uint64_t slabs = c->nr_slabs.load();
+  EXPECT_EQ(c->nr_owned, slabs) << "every slab this thread allocated from is its own";
+  on_other_thread([&] {
+    for (void* p : objs) EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+  });
+  // The frees sat on the slabs' remote lists: the owner takes them back, and a second free of
+  // any of them is still a double free.
+  {
+    ReportCapture cap;
+    EXPECT_EQ(m.slab.free(c, objs[5], "kmem_cache_free"), kOwnerFree);
+    ASSERT_EQ(cap.count(), 1u);
+    EXPECT_EQ(cap.last().kind, ErrorKind::kDoubleFree);
+  }
+  std::set<void*> before(objs.begin(), objs.end());
+  std::vector<void*> again;
+  for (unsigned i = 0; i < 3u * c->objects; ++i) {
+    void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    ASSERT_TRUE(before.count(p)) << "object " << i << " is not one the other thread freed";
+    again.push_back(p);
+  }
+  EXPECT_EQ(std::set<void*>(again.begin(), again.end()).size(), again.size()) << "handed out twice";
+  EXPECT_EQ(c->nr_slabs.load(), slabs) << "no new slab while remote frees wait";
+  for (void* p : again) m.slab.free(c, p, "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_EQ(c->nr_owned, 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+TEST(OwnedSlab, AFullSlabReachedByRemoteFreesIsUsedAgain) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-full-128", 128, 0, 0);
+  // Two whole slabs and one object of a third: the first two are set aside as full.
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < 2u * c->objects + 1; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  ASSERT_EQ(c->nr_slabs.load(), 3u);
+  ThreadCache* tc = m.slab.thread_cache();
+  ASSERT_NE(tc->own[c->tc_slot].full, kNoPfn);
+  // Another thread frees half of the first slab's objects.
+  on_other_thread([&] {
+    for (unsigned i = 0; i < c->objects; i += 2) m.slab.free(c, objs[i], "kmem_cache_free");
+  });
+  // The third slab's free slots, then the first slab's freed ones: still three slabs.
+  unsigned want = (c->objects - 1) + (c->objects + 1) / 2;
+  for (unsigned i = 0; i < want; ++i) ASSERT_NE(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel), nullptr);
+  EXPECT_EQ(c->nr_slabs.load(), 3u) << "the hint led the owner back to its full slab";
+  // Now every slot is taken: the next allocation needs a fourth slab.
+  ASSERT_NE(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel), nullptr);
+  EXPECT_EQ(c->nr_slabs.load(), 4u);
+  m.slab.drain_current_thread();
+  EXPECT_TRUE(m.check());
+  EXPECT_EQ(c->active_objects(), 2u * c->objects + 1 - (c->objects + 1) / 2 + want + 1);
+  m.shutdown_slab();
+}
+
+TEST(OwnedSlab, AThreadThatExitsGivesItsSlabsBackWithRemoteFreesMerged) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-exit-96", 96, 0, 0);
+  std::vector<void*> objs(2u * c->objects + 7);
+  std::atomic<int> stage{0};
+  std::thread owner([&] {
+    for (void*& p : objs) p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    stage = 1;
+    while (stage.load() != 2) std::this_thread::yield();
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  // This thread frees every third object while the owner still lives: remote frees.
+  unsigned freed = 0;
+  for (std::size_t i = 0; i < objs.size(); i += 3, ++freed) m.slab.free(c, objs[i], "kmem_cache_free");
+  stage = 2;
+  owner.join();
+  // The owner's exit merged the remote lists: the counters say exactly what is live.
+  EXPECT_EQ(c->nr_owned, 0u);
+  EXPECT_EQ(c->active_objects(), objs.size() - freed);
+  EXPECT_TRUE(m.check());
+  for (std::size_t i = 0; i < objs.size(); ++i)
+    if (i % 3 != 0) m.slab.free(c, objs[i], "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+TEST(OwnedSlab, TheCollectorsFreeOfAnOwnedSlabsObjectGoesOntoItsRemoteList) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-gc-32", 32, 0, 0);
+  void* a = m.slab.alloc(c, GFP_KERNEL, 7);
+  void* b = m.slab.alloc(c, GFP_KERNEL, 7);
+  SlabAllocator::ObjectInfo info{};
+  ASSERT_TRUE(m.slab.lookup(a, &info));
+  {
+    // The collector's path: under the cache lock, claim and free (free_slot_locked).
+    LockGuard g(c->lock);
+    ASSERT_TRUE(m.slab.claim_slot(c, info.slab, info.index, 7));
+    EXPECT_FALSE(m.slab.free_claimed_slot_locked(c, info.slab, info.index)) << "an owned slab is never discarded";
+  }
+  // The slot is free (a free of it is a double free) and comes back to the owner.
+  {
+    ReportCapture cap;
+    EXPECT_EQ(m.slab.free(c, a, "kmem_cache_free"), kOwnerFree);
+    EXPECT_EQ(cap.count(), 1u);
+  }
+  m.slab.free(c, b, "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+// Producer/consumer: every object is freed by another thread than the one that allocated it,
+// for many rounds; then the counters match the slabs and nothing is lost.
+TEST(OwnedSlab, ProducerConsumerLosesNothing) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-pc-48", 48, 0, 0);
+  constexpr int kRounds = 200;
+  constexpr int kBatch = 300;
+  std::vector<void*> box[2];
+  std::atomic<int> turn{0};  // 2r: the producer fills box[r % 2]; 2r + 1: the consumer empties it
+  std::uint64_t most_slabs = 0;
+  std::thread producer([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      while (turn.load() != 2 * r) std::this_thread::yield();
+      auto& b = box[r % 2];
+      for (int i = 0; i < kBatch; ++i) b.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+      std::uint64_t slabs = c->nr_slabs.load();
+      if (slabs > most_slabs) most_slabs = slabs;
+      turn = 2 * r + 1;
+    }
+  });
+  std::thread consumer([&] {
+    for (int r = 0; r < kRounds; ++r) {
+      while (turn.load() != 2 * r + 1) std::this_thread::yield();
+      auto& b = box[r % 2];
+      for (void* p : b) ASSERT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+      b.clear();
+      turn = 2 * r + 2;
+    }
+  });
+  producer.join();
+  consumer.join();
+  EXPECT_EQ(c->nr_owned, 0u);
+  EXPECT_EQ(c->active_objects(), 0u);
+  // The producer reused what the consumer freed: at most about two batches' slabs ever, not
+  // the 200 batches' it allocated in all.
+  EXPECT_LE(most_slabs * c->objects, 2u * kBatch + 4u * c->objects);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+}  // namespace
+}  // namespace kmm
