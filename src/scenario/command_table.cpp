@@ -80,6 +80,12 @@ const char* command_family_title(CommandFamily f) {
   return "?";
 }
 
+FamilyNeeds family_needs(CommandFamily f) {
+  if (f == F::kMmu) return FamilyNeeds::kMmuModel;
+  if (f == F::kNommu) return FamilyNeeds::kNommuState;
+  return FamilyNeeds::kNothing;
+}
+
 bool family_applies(CommandFamily f, bool mmu) {
   if (f == F::kMmu) return mmu;
   if (f == F::kNommu) return !mmu;
