@@ -14,7 +14,7 @@
 #include "scenario/persist_commands.h"
 #include "slab/hardening.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using T = BootOptionKind;
@@ -217,4 +217,4 @@ const char* boot_option_kind_name(BootOptionKind k) {
   return "?";
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

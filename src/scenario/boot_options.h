@@ -27,7 +27,7 @@
 
 #include "kernel/kernel.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 enum class BootOptionKind : std::uint8_t {
   kNumber,    // a scenario number (123, 64K, 0x1000; scenario/expr.h's parse_number) in [min, max]
@@ -69,4 +69,4 @@ std::string apply_boot_option(const BootOptionRow& row, const std::string& v, Bo
 // "number", "duration", "choice", ... (help's column).
 const char* boot_option_kind_name(BootOptionKind k);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using F = CommandFamily;
@@ -118,4 +118,4 @@ std::string unknown_command_error(const std::string& name, bool mmu) {
   return e + (mmu ? "" : " (on a mmu=off machine)");
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 enum class CommandFamily : std::uint8_t {
   kScript,   // values and checks: no machine needed
@@ -111,4 +111,4 @@ std::string command_usage(std::string_view name, std::optional<CommandFamily> fa
 // which kind runs it.
 std::string unknown_command_error(const std::string& name, bool mmu);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

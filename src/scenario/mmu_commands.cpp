@@ -39,7 +39,7 @@
 #include "vm/ptdump.h"
 #include "vm/walk.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 constexpr std::uint64_t k4K = 4096;
@@ -936,4 +936,4 @@ std::optional<std::int64_t> Scenario::value_mmu(const std::string& path, std::st
   return as_int(va);
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

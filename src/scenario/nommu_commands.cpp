@@ -44,7 +44,7 @@
 #include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 struct NommuLabel {
   int pid = 0;
@@ -606,4 +606,4 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
   return std::nullopt;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -27,7 +27,7 @@
 #include "scenario/persist_commands.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 std::ostream* g_report_out = nullptr;
@@ -383,4 +383,4 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   return std::nullopt;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

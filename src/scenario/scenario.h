@@ -32,7 +32,7 @@
 
 #include "kernel/kernel.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Per-machine state of the process models, defined in their own files and reset at boot:
 // scenario/mmu_commands.cpp (MMU machines: address spaces, translate, demand paging) and
@@ -194,4 +194,4 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given);
 // Formats bytes as Linux-ish kB ("124 kB").
 std::string kb(std::uint64_t bytes);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -18,7 +18,7 @@
 #include "protect/protector_mode.h"
 #include "shim/options_table.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 // Every field the table can set, BootConfig against BootConfig.
@@ -257,4 +257,4 @@ TEST(BootOptions, ScenarioDocListsExactlyTheTable) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario
