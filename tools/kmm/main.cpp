@@ -3,8 +3,9 @@
 //   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
 //            [--report FILE.html]  also an HTML report of the run (report/run_report.h)
 //   kmm shell                the same commands at a prompt
+//   kmm translate VADDR [--boot OPTIONS] [--access read|write|exec] [--mode kernel|user]
+//                            walk an address through a freshly booted machine's page tables
 //   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
-//   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
 //   kmm replay TRACE --policy P[,P...] [--ram SIZE] [--mmu on|off] [--json|--csv]
 //              [--timeline FILE.csv] [--svg FILE.svg] [--report FILE.html] [--lenient]   replay a trace
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations

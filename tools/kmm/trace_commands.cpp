@@ -1,6 +1,7 @@
 // kmm/tools/kmm/trace_commands.cpp — `kmm trace` (run the program with the recorder
 // preloaded, then convert: replay/convert.h) and `kmm replay` (replay/replay.h).
-// Depends on: replay/, report/run_report.h, scenario/fault_commands.h (fault rates), CLI11,
+// Depends on: replay/, report/run_report.h, scenario/fault_commands.h (fault rates),
+// base/units.h (sizes: the one parser), kernel/boot_settings.h (--ram's default), CLI11,
 // POSIX (fork, exec, waitpid). Invariant: no trace logic here, only arguments and files.
 #include "trace_commands.h"
 
@@ -23,6 +24,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "base/units.h"
+#include "kernel/boot_settings.h"
 #include "replay/convert.h"
 #include "replay/raw_event.h"
 #include "replay/replay.h"
@@ -33,28 +36,9 @@
 namespace kmm::tools {
 namespace {
 
+// A size as every reader of one takes it (base/units.h: K/M/G, 0x hex, no overflow).
 bool parse_size(const std::string& s, std::uint64_t* out) {
-  if (s.empty()) return false;
-  std::size_t i = 0;
-  std::uint64_t v = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
-    if (v > (std::uint64_t{1} << 44)) return false;
-    ++i;
-  }
-  if (i == 0) return false;
-  std::string suf = s.substr(i);
-  if (suf.empty() || suf == "B")
-    *out = v;
-  else if (suf == "K" || suf == "k" || suf == "KB")
-    *out = v << 10;
-  else if (suf == "M" || suf == "MB")
-    *out = v << 20;
-  else if (suf == "G" || suf == "GB")
-    *out = v << 30;
-  else
-    return false;
-  return true;
+  return kmm::parse_size(s.data(), s.size(), out);
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -160,7 +144,8 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
         for (const auto& p : scenario::replay_policies()) s += (s.empty() ? "" : ",") + p;
         return s;
       }());
-  c->add_option("--ram", a->ram, "RAM of the modelled machine (K/M/G), default 192M");
+  c->add_option("--ram", a->ram,
+                std::string("RAM of the modelled machine (K/M/G), default ") + kBootSettingRam.machine_default);
   c->add_option("--mmu", a->mmu, "on or off (default off: a NOMMU board)");
   c->add_flag("--json", a->json, "print JSON");
   c->add_flag("--csv", a->csv, "print CSV");
