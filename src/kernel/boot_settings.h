@@ -62,47 +62,22 @@ inline constexpr BootSetting kBootSettingGcDelay = {
     .process_default = kDefaultGcDelayText,
     .help = "how long a leak of an unloaded module (a plug-in) waits before the collector takes it",
 };
-// Hardening (slab/hardening.h, docs/RELIABILITY.md): all off by default everywhere.
-inline constexpr BootSetting kBootSettingFreelistHardened = {
-    .boot_key = "freelist_hardened",
-    .options_key = "freelist_hardened",
-    .syntax = "on|off",
-    .machine_default = "off",
-    .process_default = "off",
-    .help = "free links stored encoded and checked (SLUB's FREELIST_HARDENED)",
-};
-inline constexpr BootSetting kBootSettingRedzone = {
-    .boot_key = "redzone",
-    .options_key = "redzone",
-    .syntax = "on|off",
-    .machine_default = "off",
-    .process_default = "off",
-    .help = "red zones after every object and after the size asked for (slub_debug=Z)",
-};
-inline constexpr BootSetting kBootSettingPoison = {
-    .boot_key = "poison",
-    .options_key = "poison",
-    .syntax = "on|off",
-    .machine_default = "off",
-    .process_default = "off",
-    .help = "freed objects poisoned, checked when taken again (slub_debug=P)",
-};
-inline constexpr BootSetting kBootSettingQuarantine = {
-    .boot_key = "quarantine",
-    .options_key = "quarantine",
-    .syntax = "SIZE",
-    .machine_default = "0",
-    .process_default = "0",
-    .help = "freed objects wait in a FIFO of this many bytes before reuse",
-};
-inline constexpr BootSetting kBootSettingGuardPages = {
-    .boot_key = "guard_pages",
-    .options_key = "guard_pages",
-    .syntax = "on|off",
-    .machine_default = "off",
-    .process_default = "off",
-    .help = "an inaccessible page after every page-level block (in a process: every block over 8 KiB)",
-};
+// Hardening (slab/hardening.h, docs/RELIABILITY.md): one name everywhere, off by default
+// everywhere.
+constexpr BootSetting hardening_setting(const char* key, const char* syntax, const char* off, const char* help) {
+  return BootSetting{key, key, syntax, off, off, help};
+}
+inline constexpr BootSetting kBootSettingFreelistHardened = hardening_setting(
+    "freelist_hardened", "on|off", "off", "free links stored encoded and checked (SLUB's FREELIST_HARDENED)");
+inline constexpr BootSetting kBootSettingRedzone = hardening_setting(
+    "redzone", "on|off", "off", "red zones after every object and after the size asked for (slub_debug=Z)");
+inline constexpr BootSetting kBootSettingPoison =
+    hardening_setting("poison", "on|off", "off", "freed objects poisoned, checked when taken again (slub_debug=P)");
+inline constexpr BootSetting kBootSettingQuarantine =
+    hardening_setting("quarantine", "SIZE", "0", "freed objects wait in a FIFO of this many bytes before reuse");
+inline constexpr BootSetting kBootSettingGuardPages =
+    hardening_setting("guard_pages", "on|off", "off",
+                      "an inaccessible page after every page-level block (in a process: every block over 8 KiB)");
 
 // Every row.
 inline constexpr const BootSetting* kBootSettings[] = {
