@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string text(reinterpret_cast<const char*>(data), size);
   std::istringstream in(text);
   std::ostringstream out, err;
-  kmm::sim::Scenario sc(out, err);
+  kmm::scenario::Scenario sc(out, err);
   sc.set_max_ram(64u << 20);
   int rc = sc.run_script(in, "fuzz.kms");
   if (rc < 0 || rc > 2) __builtin_trap();

@@ -1,6 +1,7 @@
 // kmm/protect/protector_mode.h — the protector's modes and the collector's default delay,
-// named once for every reader: the collector, the scenario `boot`/`protector` commands, the
-// KMM_OPTIONS table (shim/options_table.cpp), `kmm exec --protect`/`--gc-delay` and help.
+// named once for every reader: the collector, the scenario `protector` command, the row the
+// scenario `boot` line, KMM_OPTIONS and `kmm exec --protect`/`--gc-delay` share
+// (kernel/boot_settings.h), and help.
 //
 // The words (off, report, reclaim, reclaim-unreachable; what each does: collector.h) live in
 // kProtectorModeNames only; kProtectorModeSyntax ("off|report|...") and the scenario usage

@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 Arena::Arena(std::uint64_t capacity, Fit fit)
     : capacity_(std::min<std::uint64_t>(capacity & ~(kAlign - 1), 0xfffffff8ull)),
@@ -232,4 +232,4 @@ bool Arena::check(std::string* why) const {
   return true;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 class Arena {
  public:
@@ -77,4 +77,4 @@ class Arena {
   std::set<std::pair<std::uint64_t, std::uint64_t>> by_size_;  // (size, offset)
 };
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -30,7 +30,7 @@
 #include "replay/raw_event.h"
 #include "replay/trace.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 bool write_file(const std::string& path, const std::string& text, std::string* error) {
@@ -292,4 +292,4 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
   return written;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Converts the raw files of one recording directory into trace files: the first process
 // image to `output`, every other one to `output`.PID[.SEQ]. Returns the files written; on
@@ -17,4 +17,4 @@ namespace kmm::sim {
 std::vector<std::string> convert_raw_dir(const std::string& dir, const std::string& output, int first_pid,
                                          std::string* error, std::string* summary);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -26,7 +26,7 @@
 #include "replay/arena.h"
 #include "replay/replay_policy.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 class BuddyPolicy final : public KernelPolicy {
@@ -536,4 +536,4 @@ void write_timeline_csv(std::ostream& out, const std::vector<ReplayResult>& rs) 
       out << fmt::format("{},{},{},{},{}\n", r.policy, s.op, s.footprint, s.live, s.largest_free);
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

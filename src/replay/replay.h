@@ -48,7 +48,7 @@
 #include "base/fault_inject.h"
 #include "replay/trace.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 struct ReplayConfig {
   std::uint64_t ram_bytes = 192ull << 20;
@@ -111,4 +111,4 @@ void write_timeline_csv(std::ostream& out, const std::vector<ReplayResult>& r);
 // policy, and the final maps; plain SVG 1.1, no dependencies.
 void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<ReplayResult>& r);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -15,7 +15,7 @@
 #include "nommu/nommu.h"
 #include "replay/replay_policy.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 class NommuPolicy final : public KernelPolicy {
@@ -95,4 +95,4 @@ std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayC
   return p;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

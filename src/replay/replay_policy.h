@@ -24,7 +24,7 @@
 #include "kernel/kernel.h"
 #include "replay/replay.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 using Handle = std::uintptr_t;
 
@@ -117,4 +117,4 @@ std::unique_ptr<Policy> make_nommu_policy(const std::string& name, const ReplayC
                                           std::string* err);
 #endif
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -14,7 +14,7 @@
 
 #include "replay/replay.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 const char* const kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -144,4 +144,4 @@ void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<Rep
   out << "</svg>\n";
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

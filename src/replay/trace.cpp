@@ -23,7 +23,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 constexpr std::size_t kMaxProblems = 20;
@@ -424,4 +424,4 @@ void write_trace(std::ostream& out, const Trace& t) {
   flush();
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -30,7 +30,7 @@
 #include <utility>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Larger than any RAM a modelled machine can have: a size above it is a broken trace.
 inline constexpr std::uint64_t kMaxTraceSize = std::uint64_t{1} << 40;
@@ -80,4 +80,4 @@ std::optional<Trace> read_trace_file(const std::string& path, const TraceReadOpt
 // zero: heap_hint = peak live bytes, num_ids = 1 + the largest id, weight = 1.
 void write_trace(std::ostream& out, const Trace& t);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -14,7 +14,7 @@
 #include "replay/replay.h"
 #include "replay/trace.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 namespace {
 
@@ -361,4 +361,4 @@ void write_replay_report(std::ostream& out, const Trace& t, const ReplayConfig& 
   page_tail(out);
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -25,7 +25,7 @@
 
 #include "scenario/scenario.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 struct Trace;
 struct ReplayConfig;
@@ -68,4 +68,4 @@ class RunRecorder final : public LineObserver {
 void write_replay_report(std::ostream& out, const Trace& t, const ReplayConfig& cfg,
                          const std::vector<ReplayResult>& results);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

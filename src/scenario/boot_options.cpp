@@ -8,20 +8,27 @@
 #include <limits>
 
 #include "base/units.h"
+#include "kernel/boot_settings.h"
 #include "protect/protector_mode.h"
 #include "scenario/expr.h"
 #include "scenario/persist_commands.h"
 #include "slab/hardening.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using T = BootOptionKind;
 constexpr std::int64_t kAny = std::numeric_limits<std::int64_t>::max();
 
+// A hardening key: set by set_hardening_option, by name (no setter of its own).
+constexpr BootOptionRow hardening_row(const BootSetting& s, BootOptionKind kind, const char* bad_value = nullptr) {
+  return {s.boot_key, kind, s.syntax, s.machine_default, s.help, bad_value, 0, 0, nullptr};
+}
+
 const BootOptionRow kRows[] = {
     // Numbers (scenario/expr.h's parse_number), addresses and durations.
-    {"ram", T::kNumber, "SIZE", "192M", "RAM of the machine", "bad ram size '{}'", 0, kAny,
+    {kBootSettingRam.boot_key, T::kNumber, kBootSettingRam.syntax, kBootSettingRam.machine_default,
+     kBootSettingRam.help, "bad ram size '{}'", 0, kAny,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->ram_bytes = n; }},
     {"phys_offset", T::kNumber, "ADDRESS", "0", "physical address of the first byte of RAM", "bad phys_offset '{}'", 0,
      kAny, [](BootConfig* c, std::uint64_t n, const std::string&) { c->phys_offset = n; }},
@@ -44,9 +51,9 @@ const BootOptionRow kRows[] = {
     {"gc_slice", T::kNumber, "FRAMES", "256", "the collector's work per idle slice, in frames", "bad gc_slice '{}'", 1,
      std::int64_t{1} << 30,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->gc_slice_pages = static_cast<std::uint32_t>(n); }},
-    {"gc_delay", T::kDuration, "DURATION", kDefaultGcDelayText,
-     "how long a leak of an unloaded module waits before the collector takes it", "bad gc_delay '{}' (e.g. 5s, 500ms)",
-     0, 0, [](BootConfig* c, std::uint64_t n, const std::string&) { c->gc_delay_ns = n; }},
+    {kBootSettingGcDelay.boot_key, T::kDuration, kBootSettingGcDelay.syntax, kBootSettingGcDelay.machine_default,
+     kBootSettingGcDelay.help, "bad gc_delay '{}' (e.g. 5s, 500ms)", 0, 0,
+     [](BootConfig* c, std::uint64_t n, const std::string&) { c->gc_delay_ns = n; }},
     {"tlb", T::kNumber, "N", "64", "entries of the TLB", "tlb= takes 1..512 entries, not '{}'", 1, 512,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->tlb_entries = static_cast<unsigned>(n); }},
     {"tlb_ways", T::kNumber, "N", "0", "ways of the TLB (0: fully associative)",
@@ -66,8 +73,8 @@ const BootOptionRow kRows[] = {
      [](BootConfig* c, std::uint64_t i, const std::string&) {
        c->kmalloc = i == 0 ? KmallocPolicy::kPow2 : KmallocPolicy::kKmalloc2;
      }},
-    {"protector", T::kChoice, kProtectorModeSyntax, protector_mode_name(ProtectorMode::kOff),
-     "what the kernel memory protector does with an unloaded module's leaks", nullptr, 0, 0,
+    {kBootSettingProtector.boot_key, T::kChoice, kBootSettingProtector.syntax, kBootSettingProtector.machine_default,
+     kBootSettingProtector.help, nullptr, 0, 0,
      [](BootConfig* c, std::uint64_t, const std::string& v) { parse_protector_mode(v.c_str(), &c->protector); }},
     {"tracker", T::kChoice, "owner|paper-table", "owner",
      "the collector's record of owners: owner bytes, or the paper's 10,000-record table", nullptr, 0, 0,
@@ -100,13 +107,11 @@ const BootOptionRow kRows[] = {
      "with backing=: start afresh, removing the heap file first if it is empty or a kmm heap", nullptr, 0, 0,
      [](BootConfig*, std::uint64_t, const std::string&) {}},
     // Hardening (slab/hardening.h, docs/RELIABILITY.md): set_hardening_option reads them.
-    {"freelist_hardened", T::kOnOff, "on|off", "off", "free links stored encoded and checked", nullptr, 0, 0, nullptr},
-    {"redzone", T::kOnOff, "on|off", "off", "red zones after every object (slub_debug=Z)", nullptr, 0, 0, nullptr},
-    {"poison", T::kOnOff, "on|off", "off", "freed objects poisoned and checked (slub_debug=P)", nullptr, 0, 0, nullptr},
-    {"guard_pages", T::kOnOff, "on|off", "off", "an inaccessible page after every page-level block", nullptr, 0, 0,
-     nullptr},
-    {"quarantine", T::kSize, "SIZE", "0", "freed objects wait in a FIFO of this many bytes before reuse",
-     "quarantine= takes a size (0, 64K, 1M), not '{}'", 0, 0, nullptr},
+    hardening_row(kBootSettingFreelistHardened, T::kOnOff),
+    hardening_row(kBootSettingRedzone, T::kOnOff),
+    hardening_row(kBootSettingPoison, T::kOnOff),
+    hardening_row(kBootSettingGuardPages, T::kOnOff),
+    hardening_row(kBootSettingQuarantine, T::kSize, "quarantine= takes a size (0, 64K, 1M), not '{}'"),
 };
 
 constexpr std::size_t kNrRows = sizeof kRows / sizeof kRows[0];
@@ -212,4 +217,4 @@ const char* boot_option_kind_name(BootOptionKind k) {
   return "?";
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -6,10 +6,15 @@
 // sets it with apply_boot_option; `kmm help boot` prints the same rows, and
 // tests/scenario/test_boot_options.cpp checks docs/SCENARIOS.md's boot options against them.
 //
-// Depends on: kernel/kernel.h (BootConfig); the .cpp on scenario/expr.h (numbers read as the
-// scenario's expressions read them, durations through base/units.h), base/units.h (addresses),
-// protect/protector_mode.h (the protector's mode names), slab/hardening.h (the hardening keys,
-// parsed by the parser KMM_OPTIONS uses), scenario/persist_commands.h (backing=), fmt.
+// The keys KMM_OPTIONS takes too (ram, protector, gc_delay, the hardening keys) are not
+// written here: their name, syntax, default and help line come from kernel/boot_settings.h,
+// the one row both tables read; only the kind and the error message are this table's.
+//
+// Depends on: kernel/kernel.h (BootConfig); the .cpp on kernel/boot_settings.h (the shared
+// rows), scenario/expr.h (numbers read as the scenario's expressions read them, durations
+// through base/units.h), base/units.h (addresses), protect/protector_mode.h (the protector's
+// mode names), slab/hardening.h (the hardening keys, parsed by the parser KMM_OPTIONS uses),
+// scenario/persist_commands.h (backing=), fmt.
 // Invariants: names are unique; a choice row's words are its syntax split at '|', listed
 // nowhere else, and its error "KEY= takes a, b or c, not 'v'" is built from them; every
 // non-null default applies cleanly and leaves BootConfig as constructed (a null default: no
@@ -22,7 +27,7 @@
 
 #include "kernel/kernel.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 enum class BootOptionKind : std::uint8_t {
   kNumber,    // a scenario number (123, 64K, 0x1000; scenario/expr.h's parse_number) in [min, max]
@@ -64,4 +69,4 @@ std::string apply_boot_option(const BootOptionRow& row, const std::string& v, Bo
 // "number", "duration", "choice", ... (help's column).
 const char* boot_option_kind_name(BootOptionKind k);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using F = CommandFamily;
@@ -80,6 +80,12 @@ const char* command_family_title(CommandFamily f) {
   return "?";
 }
 
+FamilyNeeds family_needs(CommandFamily f) {
+  if (f == F::kMmu) return FamilyNeeds::kMmuModel;
+  if (f == F::kNommu) return FamilyNeeds::kNommuState;
+  return FamilyNeeds::kNothing;
+}
+
 bool family_applies(CommandFamily f, bool mmu) {
   if (f == F::kMmu) return mmu;
   if (f == F::kNommu) return !mmu;
@@ -112,4 +118,4 @@ std::string unknown_command_error(const std::string& name, bool mmu) {
   return e + (mmu ? "" : " (on a mmu=off machine)");
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -12,7 +12,8 @@
 // Depends on: the C++ standard library only (Scenario and LineStatus are only named here).
 // Invariants: on either kind of machine (mmu=on, mmu=off) the rows it sees have unique
 // names, and each is a command the interpreter runs (tests/scenario/test_command_table.cpp);
-// every row has a handler; only rows marked kAnyTime run before the first boot.
+// every row has a handler; only rows marked kAnyTime run before the first boot; a handler of
+// a family that needs a model (family_needs) runs only once the model is there.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 enum class CommandFamily : std::uint8_t {
   kScript,   // values and checks: no machine needed
@@ -44,6 +45,15 @@ struct CommandCall {
   const std::string& where;
 };
 using CommandHandler = LineStatus (Scenario::*)(const CommandCall& c);
+
+// What a family's commands need, besides a booted machine, before their handler runs. The
+// interpreter's dispatch sees to it (Scenario::enter_family) and stops with the family's error
+// when it cannot, so a handler starts at its work.
+enum class FamilyNeeds : std::uint8_t {
+  kNothing,
+  kMmuModel,    // the MMU model there, its kernel page tables synced (Scenario::mmu_enter)
+  kNommuState,  // the NOMMU process model started (Scenario::nommu_enter)
+};
 
 // Whether a command needs a booted machine: the interpreter says "boot first" for one that
 // does before calling its handler.
@@ -79,6 +89,9 @@ std::span<const CommandRow> command_table();
 const char* command_family_name(CommandFamily f);
 const char* command_family_title(CommandFamily f);
 
+// What the family's commands need before their handler runs.
+FamilyNeeds family_needs(CommandFamily f);
+
 // Whether a machine of this kind runs the family's commands.
 bool family_applies(CommandFamily f, bool mmu);
 
@@ -98,4 +111,4 @@ std::string command_usage(std::string_view name, std::optional<CommandFamily> fa
 // which kind runs it.
 std::string unknown_command_error(const std::string& name, bool mmu);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

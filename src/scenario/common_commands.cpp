@@ -30,7 +30,7 @@
 #include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 // The kernel log into the transcript, as a console would print it.
@@ -483,4 +483,4 @@ std::span<const CommandRow> CommandTables::common() {
   return kRows;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -8,7 +8,7 @@
 
 #include "base/units.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Both through base/units.h, the one parser of sizes and durations (KMM_OPTIONS and kmm exec
 // use it too).
@@ -227,4 +227,4 @@ ExprResult evaluate(const std::string& text, const std::map<std::string, std::in
   return Parser(text, vars, resolve).run();
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -21,7 +21,7 @@
 #include <optional>
 #include <string>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Looks up a value path; returns nullopt and sets *error when it has no such value.
 using Resolver = std::function<std::optional<std::int64_t>(const std::string& path, std::string* error)>;
@@ -42,4 +42,4 @@ bool parse_number(const std::string& s, std::int64_t* out);
 // parse_duration_ns). False on junk or overflow.
 bool parse_duration_ns(const std::string& s, std::uint64_t* out);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -14,7 +14,7 @@
 #include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 // "usage: fail ..." (scenario/command_table.h).
@@ -209,4 +209,4 @@ FaultPause::~FaultPause() {
     if (was_[i]) fault_resume(static_cast<FaultPoint>(i));
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -24,7 +24,7 @@
 
 #include "base/fault_inject.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // "100" (every 100th call) or "2.5%" (a random 2.5 %) into cfg; false with *error naming
 // what is wrong.
@@ -52,4 +52,4 @@ class FaultPause {
   bool was_[kNrFaultPoints];
 };
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -5,7 +5,7 @@
 #include <cctype>
 #include <sstream>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 std::vector<std::string> split_words(const std::string& line) {
   std::vector<std::string> out;
@@ -24,4 +24,4 @@ std::string strip_comment(const std::string& line) {
   return s.substr(b);
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // The line without its comment and without leading and trailing blanks.
 std::string strip_comment(const std::string& line);
@@ -16,4 +16,4 @@ std::string strip_comment(const std::string& line);
 // The words of a line (a[0] is the command).
 std::vector<std::string> split_words(const std::string& line);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -10,8 +10,9 @@
 // lazily: synced before every MMU command that walks or dumps tables.
 //
 // Family mmu of the command table: one handler per command (mmu_spawn ... mmu_tlb), each
-// starting with mmu_enter (the model is there, its kernel tables synced), and the table at
-// the end of the file.
+// called once mmu_enter has passed (the model is there, its kernel tables synced: the
+// interpreter's dispatch calls it for the family, command_table.h's family_needs), and the
+// table at the end of the file.
 //
 // Depends on: kernel/, kernel/machine_frames.h, vm/, scenario/expr.h, fmt, the C++ library.
 // Invariants: every frame a process's tables or pages use comes from the machine's page
@@ -38,7 +39,7 @@
 #include "vm/ptdump.h"
 #include "vm/walk.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 constexpr std::uint64_t k4K = 4096;
@@ -288,9 +289,9 @@ bool touch_header(MmuState& m, Proc& p, std::uint64_t va) {
 
 }  // namespace
 
-// What every MMU command does first: the model must be there (else, as for a name the
-// machine does not run, "unknown command"), with its kernel page tables; then the vmalloc
-// area is synced into them. nullopt: go on.
+// What dispatch does before every MMU command (and `cat` of the model's views): the model must be there (else, as for a
+// name the machine does not run, "unknown command"), with its kernel page tables; then the vmalloc area is synced into
+// them. nullopt: go on.
 std::optional<LineStatus> Scenario::mmu_enter(const CommandCall& c) {
   if (!mmu_) return script_error(c.where, unknown_command_error(c.a[0], true));
   MmuState& m = *mmu_;
@@ -372,7 +373,6 @@ std::optional<LineStatus> Scenario::mmu_view(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_spawn(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -427,7 +427,6 @@ LineStatus Scenario::mmu_spawn(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_exit(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -445,7 +444,6 @@ LineStatus Scenario::mmu_exit(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_mmap(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -489,7 +487,6 @@ LineStatus Scenario::mmu_mmap(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_malloc(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -558,7 +555,6 @@ LineStatus Scenario::mmu_malloc(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_free(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& cmd = c.a[0];
   const std::string& where = c.where;
@@ -601,7 +597,6 @@ LineStatus Scenario::mmu_free(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_touch(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -677,7 +672,6 @@ LineStatus Scenario::mmu_touch(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_translate(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -736,7 +730,6 @@ LineStatus Scenario::mmu_translate(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_chain(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -791,7 +784,6 @@ LineStatus Scenario::mmu_chain(const CommandCall& c) {
 }
 
 LineStatus Scenario::mmu_tlb(const CommandCall& c) {
-  if (auto r = mmu_enter(c)) return *r;
   const Args& a = c.a;
   const std::string& where = c.where;
   MmuState& m = *mmu_;
@@ -944,4 +936,4 @@ std::optional<std::int64_t> Scenario::value_mmu(const std::string& path, std::st
   return as_int(va);
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -2,11 +2,11 @@
 // Depends on: scenario/scenario.h. Invariant: called before Kernel::shutdown, never after.
 #include "scenario/scenario.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 void Scenario::drop_models() {
   mmu_.reset();
   nommu_.reset();
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

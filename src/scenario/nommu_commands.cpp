@@ -21,7 +21,8 @@
 // churn.avg_largest, churn.final_largest, churn.failed_programs, churn.failed_buffers.
 // The state is made on first use after each boot (reset_models() clears it).
 // Family nommu of the command table: one handler per command (nommu_spawn ... nommu_churn),
-// and the table at the end of the file.
+// each called once nommu_enter has started the model (the interpreter's dispatch calls it for
+// the family), and the table at the end of the file.
 //
 // Depends on: nommu/, kernel/, base/, scenario/ (interpreter, expressions, argument helpers), fmt.
 #include <fmt/format.h>
@@ -43,7 +44,7 @@
 #include "scenario/scenario.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 struct NommuLabel {
   int pid = 0;
@@ -105,6 +106,32 @@ static NommuState* nommu_state(std::unique_ptr<NommuState, ModelDeleter>& s, Ker
   return s->ok ? s.get() : nullptr;
 }
 
+// What dispatch does before every NOMMU command (command_table.h's family_needs): the process
+// model is started on first use after a boot; a machine with no room for it stops the line.
+// nullopt: go on.
+std::optional<LineStatus> Scenario::nommu_enter(const CommandCall& c) {
+  if (nommu_state(nommu_, kernel_) == nullptr) return script_error(c.where, kNoNommuModel);
+  return std::nullopt;
+}
+
+namespace {
+
+// What a NOMMU handler works with: the line's words and "FILE:LINE", the machine, the model's
+// state and the model itself (started: nommu_enter ran first).
+struct NommuCall {
+  const std::vector<std::string>& a;
+  const std::string& where;
+  Kernel& k;
+  NommuState& st;
+  Nommu& n;
+};
+
+NommuCall nommu_call(const CommandCall& c, Kernel& k, NommuState& st) {
+  return NommuCall{c.a, c.where, k, st, st.nommu};
+}
+
+}  // namespace
+
 // The transcript of a NOMMU command: quiet inside `repeat`.
 void Scenario::nommu_say(const NommuState& st, const std::string& s) {
   if (!st.quiet) out_ << s << "\n";
@@ -117,12 +144,7 @@ void Scenario::nommu_fail(const NommuState& st, const std::string& s) {
 }
 
 LineStatus Scenario::nommu_spawn(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   if (a.size() < 2 || !label_ok(a[1]) || a[1].size() >= kProcNameLen)
     return script_error(where, command_usage("spawn", CommandFamily::kNommu));
   std::map<std::string, std::string> o;
@@ -153,8 +175,8 @@ LineStatus Scenario::nommu_spawn(const CommandCall& c) {
   if (heap != 0 && !kind_given) kind = MallocKind::kHeap;
   if (heap != 0 && kind != MallocKind::kHeap) return script_error(where, "heap= goes with malloc=heap");
   if (heap > 0 && static_cast<std::uint64_t>(heap) > k.phys().size()) {
-    nommu_fail(*st, fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1],
-                                kb(static_cast<std::uint64_t>(heap)), kb(k.phys().size())));
+    nommu_fail(st, fmt::format("spawn {}: a fixed heap of {} is larger than the machine's RAM ({})", a[1],
+                               kb(static_cast<std::uint64_t>(heap)), kb(k.phys().size())));
     return LineStatus::kOk;
   }
   NommuError e;
@@ -163,45 +185,36 @@ LineStatus Scenario::nommu_spawn(const CommandCall& c) {
     std::string why = e == NommuError::kNoMemory || e == NommuError::kMissingMemory || e == NommuError::kTooLarge
                           ? "no room for its fixed heap: " + pool_reason(n.last_failure(), k)
                           : nommu_error_text(e);
-    nommu_fail(*st, fmt::format("spawn {}: {}", a[1], why));
+    nommu_fail(st, fmt::format("spawn {}: {}", a[1], why));
     return LineStatus::kOk;
   }
   const NommuProcess* p = n.process(pid);
   if (kind == MallocKind::kHeap)
-    nommu_say(*st, fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size),
-                               k.kva(p->heap->data)));
+    nommu_say(st, fmt::format("{}: pid {}, malloc=heap, fixed heap of {} at 0x{:08x}", a[1], pid, kb(p->heap->size),
+                              k.kva(p->heap->data)));
   else
-    nommu_say(*st, fmt::format("{}: pid {}, malloc={}", a[1], pid, malloc_kind_name(kind)));
+    nommu_say(st, fmt::format("{}: pid {}, malloc={}", a[1], pid, malloc_kind_name(kind)));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_exit(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   if (a.size() != 2) return script_error(where, command_usage("exit", CommandFamily::kNommu));
   int pid = n.find(a[1].c_str());
   if (pid == 0) {
-    nommu_fail(*st, fmt::format("exit: no process {}", a[1]));
+    nommu_fail(st, fmt::format("exit: no process {}", a[1]));
     return LineStatus::kOk;
   }
   std::uint64_t bytes = n.process_bytes(pid);
   n.exit(pid);
-  for (auto it = st->labels.begin(); it != st->labels.end();)
-    it = it->second.pid == pid ? st->labels.erase(it) : std::next(it);
-  nommu_say(*st, fmt::format("{} exited: {} back to the pool", a[1], kb(bytes)));
+  for (auto it = st.labels.begin(); it != st.labels.end();)
+    it = it->second.pid == pid ? st.labels.erase(it) : std::next(it);
+  nommu_say(st, fmt::format("{} exited: {} back to the pool", a[1], kb(bytes)));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_malloc(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::string usage = command_usage("malloc", CommandFamily::kNommu);
   if (a.size() != 3 && a.size() != 5) return script_error(where, usage);
   if (a.size() == 5 && (a[3] != "as" || !label_ok(a[4]))) return script_error(where, usage);
@@ -209,37 +222,32 @@ LineStatus Scenario::nommu_malloc(const CommandCall& c) {
   if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
   int pid = n.find(a[1].c_str());
   if (pid == 0) {
-    nommu_fail(*st, fmt::format("malloc: no process {}", a[1]));
+    nommu_fail(st, fmt::format("malloc: no process {}", a[1]));
     return LineStatus::kOk;
   }
   NommuError e;
   void* p = n.malloc(pid, static_cast<std::size_t>(size), &e);
   if (p == nullptr) {
-    nommu_fail(*st, fmt::format("{}: malloc({}) failed: {}", a[1], size, pool_reason(n.last_failure(), k)));
+    nommu_fail(st, fmt::format("{}: malloc({}) failed: {}", a[1], size, pool_reason(n.last_failure(), k)));
     return LineStatus::kOk;
   }
-  if (a.size() == 5) st->labels[a[4]] = NommuLabel{pid, p, static_cast<std::size_t>(size)};
-  nommu_say(*st, fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, k.kva(p),
-                             n.usable(pid, p), n.footprint(pid, p)));
+  if (a.size() == 5) st.labels[a[4]] = NommuLabel{pid, p, static_cast<std::size_t>(size)};
+  nommu_say(st, fmt::format("{}: malloc({}) = 0x{:08x} ({} usable, {} from the pool)", a[1], size, k.kva(p),
+                            n.usable(pid, p), n.footprint(pid, p)));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_free(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   if (a.size() != 2 && !(a.size() == 4 && a[2] == "by"))
     return script_error(where, command_usage("free", CommandFamily::kNommu));
-  auto it = st->labels.find(a[1]);
-  if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
+  auto it = st.labels.find(a[1]);
+  if (it == st.labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
   int by = it->second.pid;
   if (a.size() == 4) {
     by = n.find(a[3].c_str());
     if (by == 0) {
-      nommu_fail(*st, fmt::format("free: no process {}", a[3]));
+      nommu_fail(st, fmt::format("free: no process {}", a[3]));
       return LineStatus::kOk;
     }
   }
@@ -247,53 +255,46 @@ LineStatus Scenario::nommu_free(const CommandCall& c) {
   if (e != NommuError::kOk) {
     const NommuProcess* owner = n.process(it->second.pid);
     const NommuProcess* who = n.process(by);
-    nommu_fail(*st,
+    nommu_fail(st,
                fmt::format("free {}: refused: 0x{:08x} {} (process {} freed it{})", a[1], k.kva(it->second.ptr),
                            nommu_error_text(e), who ? who->name : "?",
                            e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
     return LineStatus::kOk;
   }
-  st->labels.erase(it);
+  st.labels.erase(it);
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_realloc(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   if (a.size() != 3) return script_error(where, command_usage("realloc"));
-  auto it = st->labels.find(a[1]);
-  if (it == st->labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
+  auto it = st.labels.find(a[1]);
+  if (it == st.labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
   std::int64_t size;
   if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
   NommuError e;
   void* q = n.realloc(it->second.pid, it->second.ptr, static_cast<std::size_t>(size), &e);
   if (q == nullptr && size != 0) {
-    nommu_fail(*st, fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
-                                e == NommuError::kBadPointer || e == NommuError::kNotYours
-                                    ? nommu_error_text(e)
-                                    : pool_reason(n.last_failure(), k)));
+    nommu_fail(
+        st, fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
+                        e == NommuError::kBadPointer || e == NommuError::kNotYours ? nommu_error_text(e)
+                                                                                   : pool_reason(n.last_failure(), k)));
     return LineStatus::kOk;
   }
   if (size == 0) {
-    st->labels.erase(it);
+    st.labels.erase(it);
     return LineStatus::kOk;
   }
   bool moved = q != it->second.ptr;
   it->second.ptr = q;
   it->second.size = static_cast<std::size_t>(size);
-  nommu_say(*st, fmt::format("{} = 0x{:08x} ({} usable{})", a[1], k.kva(q), n.usable(it->second.pid, q),
-                             moved ? ", moved: allocate, copy, free" : ", in place"));
+  nommu_say(st, fmt::format("{} = 0x{:08x} ({} usable{})", a[1], k.kva(q), n.usable(it->second.pid, q),
+                            moved ? ", moved: allocate, copy, free" : ", in place"));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_ps(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   out_ << "  PID NAME         MALLOC   REGIONS      BYTES  MALLOCS    FREES\n";
   for (int pid = 1; pid <= static_cast<int>(kMaxProcesses); ++pid) {
     const NommuProcess* p = n.process(pid);
@@ -305,11 +306,7 @@ LineStatus Scenario::nommu_ps(const CommandCall& c) {
 }
 
 LineStatus Scenario::nommu_lookup(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::map<std::string, std::string> o;
   std::string bad;
   if (a.size() < 2 || !parse_options(a, 1, &o, &bad)) return script_error(where, command_usage("nommu"));
@@ -323,17 +320,13 @@ LineStatus Scenario::nommu_lookup(const CommandCall& c) {
       return script_error(where, "unknown nommu option '" + key + "'");
     }
   }
-  nommu_say(*st, fmt::format("region lookup: {}", n.config().indexed ? "indexed (hash of region addresses)"
-                                                                     : "linear (walk the process's list)"));
+  nommu_say(st, fmt::format("region lookup: {}", n.config().indexed ? "indexed (hash of region addresses)"
+                                                                    : "linear (walk the process's list)"));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_frag(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::int64_t size = 0;
   if (a.size() > 2 || (a.size() == 2 && (!parse_number(a[1], &size) || size <= 0)))
     return script_error(where, command_usage("frag"));
@@ -357,17 +350,13 @@ LineStatus Scenario::nommu_frag(const CommandCall& c) {
 }
 
 LineStatus Scenario::nommu_repeat(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& line = c.line;
-  const std::string& where = c.where;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::int64_t times;
   if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
     return script_error(where, command_usage("repeat"));
-  std::string body = line.substr(line.find(a[1], line.find("repeat") + 6) + a[1].size());
-  bool was_quiet = st->quiet;
-  st->quiet = true;
+  std::string body = c.line.substr(c.line.find(a[1], c.line.find("repeat") + 6) + a[1].size());
+  bool was_quiet = st.quiet;
+  st.quiet = true;
   std::int64_t failures = 0;
   for (std::int64_t i = 0; i < times; ++i) {
     std::string text = body;
@@ -376,24 +365,19 @@ LineStatus Scenario::nommu_repeat(const CommandCall& c) {
     last_failed_ = false;
     LineStatus s = dispatch(args, text, where);
     if (s == LineStatus::kScriptError) {
-      st->quiet = was_quiet;
+      st.quiet = was_quiet;
       return s;
     }
     if (last_failed_) ++failures;
   }
-  st->quiet = was_quiet;
+  st.quiet = was_quiet;
   last_failed_ = failures != 0;
-  nommu_say(*st, fmt::format("repeated {} times, {} failed", times, failures));
+  nommu_say(st, fmt::format("repeated {} times, {} failed", times, failures));
   return LineStatus::kOk;
 }
 
 LineStatus Scenario::nommu_churn(const CommandCall& c) {
-  NommuState* st = nommu_state(nommu_, kernel_);
-  if (st == nullptr) return script_error(c.where, kNoNommuModel);
-  const Args& a = c.a;
-  const std::string& where = c.where;
-  Kernel& k = *kernel_;
-  Nommu& n = st->nommu;
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::map<std::string, std::string> o;
   std::string bad;
   if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
@@ -502,7 +486,7 @@ LineStatus Scenario::nommu_churn(const CommandCall& c) {
   for (auto& g : progs)
     if (g.pid != 0) n.exit(g.pid);
   n.exit(net);
-  st->churn = r;
+  st.churn = r;
   return LineStatus::kOk;
 }
 
@@ -622,4 +606,4 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
   return std::nullopt;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -17,7 +17,7 @@
 #include "persist/fsck.h"
 #include "scenario/command_table.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 const char* persist_intern_path(const std::string& path) {
   static std::set<std::string> paths;
@@ -161,4 +161,4 @@ std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, co
   return std::nullopt;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

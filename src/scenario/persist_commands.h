@@ -14,7 +14,7 @@
 
 #include "scenario/scenario.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // A stable C string for BootConfig::backing (lives as long as the process).
 const char* persist_intern_path(const std::string& path);
@@ -30,4 +30,4 @@ int run_fsck(const std::string& path, std::ostream& out);
 std::optional<std::int64_t> persist_value(Kernel& k, const std::string& head, const std::string& rest,
                                           std::string* error);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -27,7 +27,7 @@
 #include "scenario/persist_commands.h"
 #include "scenario/script_args.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 std::ostream* g_report_out = nullptr;
@@ -195,7 +195,8 @@ LineStatus Scenario::run_line(const std::string& raw, const std::string& where) 
 }
 
 // The table decides: a command that runs before any boot (script, fault, boot) is called as
-// it is; any other needs a machine, and one of its kind that runs the name.
+// it is; any other needs a machine, and one of its kind that runs the name, and then what its
+// family needs (the MMU or the NOMMU process model).
 LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std::string& where) {
   const CommandCall c{a, line, where};
   if (const CommandRow* r = find_anytime_command(a[0])) return (this->*r->handler)(c);
@@ -204,7 +205,22 @@ LineStatus Scenario::dispatch(const Args& a, const std::string& line, const std:
   const bool mmu = kernel_->config().mmu;
   const CommandRow* r = find_command(a[0], mmu);
   if (r == nullptr) return script_error(where, unknown_command_error(a[0], mmu));
+  if (auto stop = enter_family(r->family, c)) return *stop;
   return (this->*r->handler)(c);
+}
+
+// What the family's commands need before their handler runs (command_table.h's family_needs):
+// nullopt when it is there, else the line's status (the error is the model's).
+std::optional<LineStatus> Scenario::enter_family(CommandFamily f, const CommandCall& c) {
+  switch (family_needs(f)) {
+    case FamilyNeeds::kMmuModel:
+      return mmu_enter(c);
+    case FamilyNeeds::kNommuState:
+      return nommu_enter(c);
+    case FamilyNeeds::kNothing:
+      break;
+  }
+  return std::nullopt;
 }
 
 // ---- family script: values and checks, no machine needed ----
@@ -367,4 +383,4 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   return std::nullopt;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -32,14 +32,15 @@
 
 #include "kernel/kernel.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Per-machine state of the process models, defined in their own files and reset at boot:
 // scenario/mmu_commands.cpp (MMU machines: address spaces, translate, demand paging) and
 // scenario/nommu_commands.cpp (mmu=off: uClinux process memory and its malloc strategies).
 struct MmuState;
 struct NommuState;
-struct CommandCall;  // scenario/command_table.h
+struct CommandCall;                       // scenario/command_table.h
+enum class CommandFamily : std::uint8_t;  // scenario/command_table.h
 // Deleters defined beside each state, so Scenario never needs their complete types.
 struct ModelDeleter {
   void operator()(MmuState* s) const;
@@ -91,6 +92,7 @@ class Scenario {
  private:
   using Args = std::vector<std::string>;
   LineStatus dispatch(const Args& a, const std::string& line, const std::string& where);
+  std::optional<LineStatus> enter_family(CommandFamily f, const CommandCall& c);
   LineStatus script_error(const std::string& where, const std::string& msg);
   bool need_machine(const std::string& where, LineStatus* st);
   bool owner_arg(const std::string& name, owner_t* o);
@@ -124,7 +126,8 @@ class Scenario {
   LineStatus cmd_map(const CommandCall& c);
   LineStatus cmd_check(const CommandCall& c);
   std::string alloc_failure_reason(std::uint64_t asked) const;
-  // family mmu (mmu_commands.cpp): mmu_enter first (the model there, its tables synced)
+  // family mmu (mmu_commands.cpp): dispatch calls mmu_enter first (the model there, its
+  // tables synced)
   std::optional<LineStatus> mmu_enter(const CommandCall& c);
   std::optional<LineStatus> mmu_address(const std::string& where, const std::string& text, std::uint64_t* v);
   std::optional<LineStatus> mmu_view(const CommandCall& c);  // `cat` of the model's views
@@ -137,7 +140,9 @@ class Scenario {
   LineStatus mmu_translate(const CommandCall& c);
   LineStatus mmu_chain(const CommandCall& c);
   LineStatus mmu_tlb(const CommandCall& c);
-  // family nommu (nommu_commands.cpp)
+  // family nommu (nommu_commands.cpp): dispatch calls nommu_enter first (the process model
+  // started)
+  std::optional<LineStatus> nommu_enter(const CommandCall& c);
   void nommu_say(const NommuState& st, const std::string& s);
   void nommu_fail(const NommuState& st, const std::string& s);
   LineStatus nommu_spawn(const CommandCall& c);
@@ -189,4 +194,4 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given);
 // Formats bytes as Linux-ish kB ("124 kB").
 std::string kb(std::uint64_t bytes);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // key=value options of a command from a[from] on; false (with the bad token) when one is not
 // key=value.
@@ -33,4 +33,4 @@ inline bool label_ok(const std::string& s) {
   return true;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

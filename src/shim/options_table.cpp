@@ -1,8 +1,10 @@
 // kmm/shim/options_table.cpp — the rows of KMM_OPTIONS (options_table.h) and their lookup.
 // Constant data only: no constructor runs, nothing allocates (it is read inside malloc).
+// Depends on: shim/options_table.h, kernel/boot_settings.h (the rows shared with the scenario
+// `boot` line).
 #include "shim/options_table.h"
 
-#include "protect/protector_mode.h"
+#include "kernel/boot_settings.h"
 
 namespace kmm::shim {
 namespace {
@@ -10,12 +12,15 @@ namespace {
 using K = OptionKey;
 using T = OptionKind;
 
+// A key the scenario `boot` line takes too: its name, syntax, default (a process's) and help
+// come from its row in kernel/boot_settings.h.
+constexpr OptionRow shared(const BootSetting& s, OptionKey key, OptionKind kind) {
+  return {s.options_key, key, kind, s.syntax, s.process_default, s.help, false};
+}
+
 constexpr OptionRow kRows[] = {
-    {"protect", K::kProtect, T::kChoice, kProtectorModeSyntax,
-     protector_mode_name(ProtectorMode::kReport),  // shim/options.h: Options::protect
-     "what the kernel memory protector does with an unloaded plug-in's leaks", false},
-    {"gc_delay", K::kGcDelay, T::kDuration, "DURATION", kDefaultGcDelayText,
-     "how long a leak of an unloaded plug-in waits before the collector takes it", false},
+    shared(kBootSettingProtector, K::kProtect, T::kChoice),  // shim/options.h: Options::protect
+    shared(kBootSettingGcDelay, K::kGcDelay, T::kDuration),
     {"gc_snapshot", K::kGcSnapshot, T::kBool, "on|off", "on",
      "reclaim-unreachable marks in a copy-on-write copy of the process, so threads stop only while it is made "
      "(off: for the whole mark)",
@@ -28,18 +33,12 @@ constexpr OptionRow kRows[] = {
      "a bad free or heap corruption stops the process, or is reported and refused", false},
     {"thread_cache", K::kThreadCache, T::kBool, "1|0", "1", "thread-owned slabs (lock-free malloc and free)", false},
     {"live", K::kLive, T::kBool, "1|0", "0", "serve `kmm stat PID` on a socket (kmm exec sets 1)", false},
-    {"ram", K::kRam, T::kSize, "SIZE", "0", "address space reserved for blocks up to 4 MiB (0: 8G, 1G on 32-bit hosts)",
-     false},
-    {"freelist_hardened", K::kFreelistHardened, T::kBool, "on|off", "off",
-     "free links stored encoded and checked (SLUB's FREELIST_HARDENED)", false},
-    {"redzone", K::kRedzone, T::kBool, "on|off", "off",
-     "red zones after every object and after the size asked for (slub_debug=Z)", false},
-    {"poison", K::kPoison, T::kBool, "on|off", "off", "freed objects poisoned, checked when taken again (slub_debug=P)",
-     false},
-    {"quarantine", K::kQuarantine, T::kSize, "SIZE", "0",
-     "freed objects wait in a FIFO of this many bytes before reuse", false},
-    {"guard_pages", K::kGuardPages, T::kBool, "on|off", "off", "an inaccessible page after every block over 8 KiB",
-     false},
+    shared(kBootSettingRam, K::kRam, T::kSize),
+    shared(kBootSettingFreelistHardened, K::kFreelistHardened, T::kBool),
+    shared(kBootSettingRedzone, K::kRedzone, T::kBool),
+    shared(kBootSettingPoison, K::kPoison, T::kBool),
+    shared(kBootSettingQuarantine, K::kQuarantine, T::kSize),
+    shared(kBootSettingGuardPages, K::kGuardPages, T::kBool),
     {"fail_slab", K::kFailSlab, T::kFaultRate, "N|P%|off", "off",
      "fault injection (failslab): every Nth slab allocation fails, or a random P percent", false},
     {"fail_page", K::kFailPage, T::kFaultRate, "N|P%|off", "off",

@@ -6,9 +6,14 @@
 // The shim's parser (shim/options.h, apply_option) finds a key only through find_option_row,
 // and `kmm help options` and the man page print the same rows: help and parser cannot differ.
 //
-// Depends on: <cstddef>/<cstdint>; the rows on protect/protector_mode.h (the protector's mode
-// names and the gc_delay default, named once there). The rows are constant data (no
-// constructor runs): the table is read inside malloc before anything is set up.
+// The keys the scenario `boot` line takes too (protect, gc_delay, ram, the hardening keys)
+// take their name, syntax, default and help from kernel/boot_settings.h, the one row both
+// tables read (tests/scenario/test_boot_options.cpp checks the two tables agree).
+//
+// Depends on: <cstddef>/<cstdint>; the rows on kernel/boot_settings.h (the shared rows; the
+// protector's mode names and the gc_delay default through protect/protector_mode.h). The
+// rows are constant data (no constructor runs): the table is read inside malloc before
+// anything is set up.
 // Invariants: names are unique; every row's default parses (tests/shim/test_options_table);
 // hidden rows are aliases kept for compatibility, not listed by help.
 #pragma once

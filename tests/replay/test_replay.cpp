@@ -17,7 +17,7 @@
 #include "replay/replay.h"
 #include "replay/trace.h"
 
-using namespace kmm::sim;
+using namespace kmm::scenario;
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include "replay/trace.h"
 
-using namespace kmm::sim;
+using namespace kmm::scenario;
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include "report/run_report.h"
 #include "scenario/scenario.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 std::size_t count(const std::string& hay, const std::string& needle) {
@@ -103,4 +103,4 @@ TEST(RunReport, FailureKeepsTheMemoryMapOfItsMoment) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

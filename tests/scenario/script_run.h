@@ -8,7 +8,7 @@
 
 #include "scenario/scenario.h"
 
-namespace kmm::sim::test {
+namespace kmm::scenario::test {
 
 struct ScriptRun {
   int code;  // run_script's: 0 every expect held, 1 one failed, 2 the script is wrong
@@ -30,4 +30,4 @@ inline bool has(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
-}  // namespace kmm::sim::test
+}  // namespace kmm::scenario::test

@@ -1,8 +1,9 @@
 // tests/scenario/test_boot_options.cpp — the table of the scenario `boot` options
 // (scenario/boot_options.h): names unique, every default applies and leaves BootConfig as
 // constructed, each choice's words set their value and a bad word gives the error built from
-// them (the messages are the scenario language's, byte for byte), and docs/SCENARIOS.md's
-// boot options list exactly the table's keys.
+// them (the messages are the scenario language's, byte for byte), the keys KMM_OPTIONS takes
+// too agree with its table (kernel/boot_settings.h's rows), and docs/SCENARIOS.md's boot
+// options list exactly the table's keys.
 #include "scenario/boot_options.h"
 
 #include <gtest/gtest.h>
@@ -13,9 +14,11 @@
 #include <sstream>
 #include <string>
 
+#include "kernel/boot_settings.h"
 #include "protect/protector_mode.h"
+#include "shim/options_table.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 // Every field the table can set, BootConfig against BootConfig.
@@ -184,6 +187,45 @@ TEST(BootOptions, NumbersDurationsAndHardening) {
   EXPECT_EQ(apply("quarantine", "2G", &c), "quarantine= takes a size (0, 64K, 1M), not '2G'");
 }
 
+// The keys the scenario `boot` line shares with KMM_OPTIONS (kernel/boot_settings.h): every
+// key both tables accept has one row there, and both tables show that row's syntax and help
+// and its default for their kind of machine, so the two cannot drift apart.
+TEST(BootOptions, KeysSharedWithKmmOptionsAgree) {
+  std::set<std::pair<std::string, std::string>> shared;  // {boot key, KMM_OPTIONS key}
+  for (const BootSetting* s : kBootSettings) {
+    const BootOptionRow* b = find_boot_option(s->boot_key);
+    const shim::OptionRow* o = shim::find_option_row(s->options_key, std::strlen(s->options_key));
+    ASSERT_NE(b, nullptr) << s->boot_key << ": a shared row the scenario does not take";
+    ASSERT_NE(o, nullptr) << s->options_key << ": a shared row KMM_OPTIONS does not take";
+    EXPECT_STREQ(b->syntax, s->syntax) << s->boot_key;
+    EXPECT_STREQ(o->syntax, s->syntax) << s->options_key;
+    EXPECT_STREQ(b->help, s->help) << s->boot_key;
+    EXPECT_STREQ(o->meaning, s->help) << s->options_key;
+    ASSERT_NE(b->default_value, nullptr) << s->boot_key;
+    EXPECT_STREQ(b->default_value, s->machine_default) << s->boot_key;
+    EXPECT_STREQ(o->default_value, s->process_default) << s->options_key;
+    EXPECT_FALSE(o->hidden) << s->options_key;
+    shared.insert({s->boot_key, s->options_key});
+  }
+  // A key both tables take under one name is a shared row (a new one must be added there).
+  for (std::size_t i = 0; i < boot_option_row_count(); ++i) {
+    const char* name = boot_option_rows()[i].name;
+    if (shim::find_option_row(name, std::strlen(name)) != nullptr) {
+      EXPECT_TRUE(shared.count({name, name})) << name << ": in both tables, not in kernel/boot_settings.h";
+    }
+  }
+  // The one key named differently: the protector's mode (both names are the interfaces').
+  EXPECT_TRUE(shared.count({"protector", "protect"}));
+  EXPECT_EQ(shared.size(), 8u);
+  // Where a modelled machine and a process boot differently, and only there: the paper's stock
+  // kernel has the protector off and 192 MB of RAM; a process gets protect=report and the
+  // default reservation.
+  std::set<std::string> differ;
+  for (const BootSetting* s : kBootSettings)
+    if (std::strcmp(s->machine_default, s->process_default) != 0) differ.insert(s->boot_key);
+  EXPECT_EQ(differ, (std::set<std::string>{"protector", "ram"}));
+}
+
 // docs/SCENARIOS.md's "### boot options" section: every `KEY=...` it names, against the table.
 TEST(BootOptions, ScenarioDocListsExactlyTheTable) {
   std::ifstream doc(KMM_SOURCE_DIR "/docs/SCENARIOS.md");
@@ -215,4 +257,4 @@ TEST(BootOptions, ScenarioDocListsExactlyTheTable) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

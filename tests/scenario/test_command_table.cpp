@@ -13,7 +13,7 @@
 #include "scenario/scenario.h"
 #include "script_run.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using Result = test::ScriptRun;
@@ -92,4 +92,4 @@ TEST(CommandTable, UsageOfTheMachineKindsRow) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

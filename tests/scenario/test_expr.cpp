@@ -8,7 +8,7 @@
 
 #include "scenario/expr.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 // Values a resolver knows, and the paths it was asked for.
@@ -193,4 +193,4 @@ TEST(Expr, Errors) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

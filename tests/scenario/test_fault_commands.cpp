@@ -16,7 +16,7 @@
 #include "scenario/scenario.h"
 #include "script_run.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using test::ScriptRun;
@@ -225,4 +225,4 @@ TEST(FailSweep, ProcessModelsGiveEverythingBack) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -12,7 +12,7 @@
 #include "scenario/scenario.h"
 #include "script_run.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using Result = test::ScriptRun;
@@ -188,4 +188,4 @@ TEST(MmuCommands, MallocStrategies) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

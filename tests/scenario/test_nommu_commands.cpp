@@ -9,7 +9,7 @@
 #include "scenario/scenario.h"
 #include "script_run.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using Result = test::ScriptRun;
@@ -105,4 +105,4 @@ TEST(NommuCommands, ChurnPrintsLargestFreeBlock) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

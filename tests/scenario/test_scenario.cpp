@@ -10,7 +10,7 @@
 #include "scenario/scenario.h"
 #include "script_run.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 using Result = test::ScriptRun;
@@ -325,4 +325,4 @@ TEST(Scenario, RebootStartsFresh) {
 }
 
 }  // namespace
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

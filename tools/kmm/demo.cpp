@@ -13,7 +13,7 @@
 #include "kernel/kernel.h"
 #include "proc/proc.h"
 
-namespace kmm::sim {
+namespace kmm::scenario {
 namespace {
 
 struct Reading {
@@ -130,4 +130,4 @@ int run_paper_demo(std::ostream& out) {
   return recovered && stock_stuck ? 0 : 1;
 }
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

@@ -11,10 +11,10 @@
 
 #include <iosfwd>
 
-namespace kmm::sim {
+namespace kmm::scenario {
 
 // Returns 0 when the protected machine's MemFree came back exactly and the stock one's did
 // not (the experiment's claim), 1 otherwise.
 int run_paper_demo(std::ostream& out);
 
-}  // namespace kmm::sim
+}  // namespace kmm::scenario

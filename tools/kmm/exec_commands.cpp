@@ -15,7 +15,8 @@
 #include <iterator>
 #include <sstream>
 
-#include "base/units.h"
+#include "kernel/boot_settings.h"
+#include "shim/options.h"
 
 namespace kmm::tools {
 namespace {
@@ -48,23 +49,32 @@ bool process_uids(int pid, unsigned uids[4]) {
   return false;
 }
 
+// Whether KMM_OPTIONS's parser (shim/options.h, the row of key) takes value: a flag is checked
+// exactly as the shim will read the KMM_OPTIONS item it becomes.
+bool takes_option(const char* key, const std::string& value) {
+  shim::Options scratch;
+  OptionView o{key, std::strlen(key), value.data(), value.size()};
+  return shim::apply_option(&scratch, o) == shim::OptionApply::kApplied;
+}
+
 }  // namespace
 
 CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
   auto* sub = app.add_subcommand("exec", "Run a program on kmm's allocator (LD_PRELOAD libkmm-preload.so)");
   sub->add_flag("--stats", a->stats, "print kmm's stats (modules, slabinfo, buddyinfo, meminfo) at exit");
-  sub->add_option("--protect", a->protect, "what the protector does with an unloaded plug-in's memory")
+  // The flags of settings KMM_OPTIONS has: help from their rows (kernel/boot_settings.h).
+  sub->add_option("--protect", a->protect, kBootSettingProtector.help)
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kProtectorModeNames), std::end(kProtectorModeNames))));
   sub->add_option("--gc-delay", a->gc_delay,
-                  std::string("collector rate limit: N[ns|us|ms|s|min], e.g. 500ms; default ") + kDefaultGcDelayText);
+                  std::string(kBootSettingGcDelay.help) + ": N[ns|us|ms|s|m|min], e.g. 500ms; default " +
+                      kBootSettingGcDelay.process_default);
   sub->add_flag("--no-live", a->no_live, "do not serve `kmm stat PID`");
   sub->add_option("command", a->command, "program and arguments (after --)")->required();
   return sub;
 }
 
 int run_exec(const ExecArgs& a, const char* argv0) {
-  std::uint64_t gc_delay_ns = 0;
-  if (!a.gc_delay.empty() && !parse_duration_ns(a.gc_delay.data(), a.gc_delay.size(), &gc_delay_ns)) {
+  if (!a.gc_delay.empty() && !takes_option(kBootSettingGcDelay.options_key, a.gc_delay)) {
     std::cerr << "kmm exec: bad --gc-delay '" << a.gc_delay
               << "' (a duration: N[ns|us|ms|s|m|min], a bare N is seconds; e.g. 500ms, 5s, 1min)\n";
     return 2;

@@ -5,15 +5,19 @@
 //       runs CMD with LD_PRELOAD=<dir of kmm>/../lib/libkmm-preload.so (or $KMM_PRELOAD_LIB)
 //       and KMM_OPTIONS built from the flags (appended to any KMM_OPTIONS already set); the
 //       exit status is the program's (exec replaces kmm). A --gc-delay that KMM_OPTIONS would
-//       refuse (base/units.h's durations) is refused here: a message, exit 2, nothing run.
+//       refuse is refused here (checked by the shim's own parser, shim/options.h, through the
+//       row of gc_delay): a message, exit 2, nothing run. The flags' help lines are the rows'
+//       of kernel/boot_settings.h, which the scenario `boot` line and KMM_OPTIONS show too.
 //   kmm stat PID
 //       prints the live stats of a process running on kmm with live stats on (kmm exec turns
 //       them on; KMM_OPTIONS=live=1 otherwise): it connects to the abstract unix socket
 //       "@kmm-stat-PID" the shim listens on (docs/PRELOAD.md), after checking that the
 //       server is process PID with its uid (SO_PEERCRED): else "an impostor", exit 2.
 //
-// Depends on: CLI11, POSIX (execvp, sockets), base/units.h (durations),
-// protect/protector_mode.h (the mode names and the shim's default mode).
+// Depends on: CLI11, POSIX (execvp, sockets), kernel/boot_settings.h (the flags' help and
+// --protect's default),
+// shim/options.h (KMM_OPTIONS's parser), protect/protector_mode.h (the mode names and the
+// shim's default mode).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel/boot_settings.h"
 #include "protect/protector_mode.h"
 
 namespace kmm::tools {
@@ -28,7 +33,7 @@ namespace kmm::tools {
 struct ExecArgs {
   bool stats = false;
   bool no_live = false;
-  std::string protect = protector_mode_name(ProtectorMode::kReport);  // KMM_OPTIONS's default
+  std::string protect = kBootSettingProtector.process_default;  // KMM_OPTIONS's default
   std::string gc_delay;
   std::vector<std::string> command;
 };

@@ -90,9 +90,9 @@ Section kmm_options_section() {
 // The scenario `boot KEY=VALUE...` options (scenario/boot_options.h).
 Section boot_options_section() {
   Section s{"Boot options [boot KEY=VALUE...]", {}};
-  for (std::size_t i = 0; i < sim::boot_option_row_count(); ++i) {
-    const sim::BootOptionRow& r = sim::boot_option_rows()[i];
-    std::string about = std::string(" (") + sim::boot_option_kind_name(r.kind);
+  for (std::size_t i = 0; i < scenario::boot_option_row_count(); ++i) {
+    const scenario::BootOptionRow& r = scenario::boot_option_rows()[i];
+    std::string about = std::string(" (") + scenario::boot_option_kind_name(r.kind);
     if (r.default_value != nullptr) about += std::string(", default ") + r.default_value;
     s.items.push_back({std::string(r.name) + "=" + r.syntax, r.help + about + ")"});
   }
@@ -101,9 +101,9 @@ Section boot_options_section() {
 
 std::vector<Section> scenario_sections() {
   std::vector<Section> out;
-  for (const sim::CommandRow& r : sim::command_table()) {
+  for (const scenario::CommandRow& r : scenario::command_table()) {
     std::string title =
-        std::string(sim::command_family_title(r.family)) + " [" + sim::command_family_name(r.family) + "]";
+        std::string(scenario::command_family_title(r.family)) + " [" + scenario::command_family_name(r.family) + "]";
     if (out.empty() || out.back().title != title) out.push_back({title, {}});
     out.back().items.push_back({r.usage, r.summary});
   }

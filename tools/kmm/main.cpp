@@ -3,8 +3,9 @@
 //   kmm run FILE.kms...      scenarios; exit 0 all expects held, 1 one failed, 2 script wrong
 //            [--report FILE.html]  also an HTML report of the run (report/run_report.h)
 //   kmm shell                the same commands at a prompt
+//   kmm translate VADDR [--boot OPTIONS] [--access read|write|exec] [--mode kernel|user]
+//                            walk an address through a freshly booted machine's page tables
 //   kmm fsck FILE            check a persistent heap file offline: 0 clean, 1 inconsistent, 2 unusable
-//   kmm cat PATH [--ram SIZE]  a /proc view of a freshly booted machine (quick look)
 //   kmm replay TRACE --policy P[,P...] [--ram SIZE] [--mmu on|off] [--json|--csv]
 //              [--timeline FILE.csv] [--svg FILE.svg] [--report FILE.html] [--lenient]   replay a trace
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
@@ -77,9 +78,9 @@ int main(int argc, char** argv) {
   if (replay->parsed()) return kmm::tools::run_replay(replay_args);
   if (trace->parsed()) return kmm::tools::run_trace(trace_args, argv[0]);
 
-  if (demo->parsed()) return kmm::sim::run_paper_demo(std::cout);
+  if (demo->parsed()) return kmm::scenario::run_paper_demo(std::cout);
   if (translate->parsed()) {
-    kmm::sim::Scenario sc(std::cout, std::cerr);
+    kmm::scenario::Scenario sc(std::cout, std::cerr);
     sc.set_echo(false);
     std::istringstream script("boot " + tr_boot + "\ntranslate kernel " + tr_addr + " " + tr_access + " " + tr_mode +
                               "\n");
@@ -87,9 +88,9 @@ int main(int argc, char** argv) {
     // A fault is an answer, not an error: exit 0 unless the arguments were wrong.
     return rc == 2 ? 2 : 0;
   }
-  if (fsck->parsed()) return kmm::sim::run_fsck(fsck_file, std::cout);
+  if (fsck->parsed()) return kmm::scenario::run_fsck(fsck_file, std::cout);
   if (run->parsed()) {
-    kmm::sim::RunRecorder recorder;
+    kmm::scenario::RunRecorder recorder;
     // The report is written whatever the scripts' outcome (a failed expect is worth a look).
     auto write_report = [&](int rc) {
       if (run_report.empty()) return rc;
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
     };
     int worst = 0;
     for (const auto& f : files) {
-      kmm::sim::Scenario sc(std::cout, std::cerr);
+      kmm::scenario::Scenario sc(std::cout, std::cerr);
       sc.set_echo(!quiet);
       if (!run_report.empty()) sc.set_observer(&recorder);
       int rc;
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
     return write_report(worst);
   }
   if (shell->parsed()) {
-    kmm::sim::Scenario sc(std::cout, std::cerr);
+    kmm::scenario::Scenario sc(std::cout, std::cerr);
     return sc.run_shell(std::cin, isatty(0) != 0);
   }
   return 0;

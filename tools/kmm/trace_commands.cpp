@@ -1,6 +1,7 @@
 // kmm/tools/kmm/trace_commands.cpp — `kmm trace` (run the program with the recorder
 // preloaded, then convert: replay/convert.h) and `kmm replay` (replay/replay.h).
-// Depends on: replay/, report/run_report.h, scenario/fault_commands.h (fault rates), CLI11,
+// Depends on: replay/, report/run_report.h, scenario/fault_commands.h (fault rates),
+// base/units.h (sizes: the one parser), kernel/boot_settings.h (--ram's default), CLI11,
 // POSIX (fork, exec, waitpid). Invariant: no trace logic here, only arguments and files.
 #include "trace_commands.h"
 
@@ -23,6 +24,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "base/units.h"
+#include "kernel/boot_settings.h"
 #include "replay/convert.h"
 #include "replay/raw_event.h"
 #include "replay/replay.h"
@@ -33,28 +36,9 @@
 namespace kmm::tools {
 namespace {
 
+// A size as every reader of one takes it (base/units.h: K/M/G, 0x hex, no overflow).
 bool parse_size(const std::string& s, std::uint64_t* out) {
-  if (s.empty()) return false;
-  std::size_t i = 0;
-  std::uint64_t v = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
-    if (v > (std::uint64_t{1} << 44)) return false;
-    ++i;
-  }
-  if (i == 0) return false;
-  std::string suf = s.substr(i);
-  if (suf.empty() || suf == "B")
-    *out = v;
-  else if (suf == "K" || suf == "k" || suf == "KB")
-    *out = v << 10;
-  else if (suf == "M" || suf == "MB")
-    *out = v << 20;
-  else if (suf == "G" || suf == "GB")
-    *out = v << 30;
-  else
-    return false;
-  return true;
+  return kmm::parse_size(s.data(), s.size(), out);
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -135,7 +119,7 @@ int run_trace(const TraceArgs& a, const char* argv0) {
   }
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string error, summary;
-  std::vector<std::string> files = sim::convert_raw_dir(dir, a.output, pid, &error, &summary);
+  std::vector<std::string> files = scenario::convert_raw_dir(dir, a.output, pid, &error, &summary);
   // Remove the raw files and the directory.
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* ent = readdir(d))
@@ -157,10 +141,11 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   c->add_option(
       "--policy", a->policies, "comma-separated policies, or all: " + [] {
         std::string s;
-        for (const auto& p : sim::replay_policies()) s += (s.empty() ? "" : ",") + p;
+        for (const auto& p : scenario::replay_policies()) s += (s.empty() ? "" : ",") + p;
         return s;
       }());
-  c->add_option("--ram", a->ram, "RAM of the modelled machine (K/M/G), default 192M");
+  c->add_option("--ram", a->ram,
+                std::string("RAM of the modelled machine (K/M/G), default ") + kBootSettingRam.machine_default);
   c->add_option("--mmu", a->mmu, "on or off (default off: a NOMMU board)");
   c->add_flag("--json", a->json, "print JSON");
   c->add_flag("--csv", a->csv, "print CSV");
@@ -181,7 +166,7 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
 }
 
 int run_replay(const ReplayArgs& a) {
-  sim::ReplayConfig cfg;
+  scenario::ReplayConfig cfg;
   if (!parse_size(a.ram, &cfg.ram_bytes)) {
     std::cerr << "kmm replay: bad --ram '" << a.ram << "' (e.g. 4M, 192M)\n";
     return 2;
@@ -212,7 +197,7 @@ int run_replay(const ReplayArgs& a) {
       if (rates[k]->empty()) continue;
       FaultConfig& f = cfg.fault[k];
       std::string why;
-      if (!sim::parse_fault_rate(*rates[k], &f, &why)) {
+      if (!scenario::parse_fault_rate(*rates[k], &f, &why)) {
         std::cerr << "kmm replay: " << names[k] << ": " << why << "\n";
         return 2;
       }
@@ -222,11 +207,11 @@ int run_replay(const ReplayArgs& a) {
       cfg.fault_on[k] = true;
     }
   }
-  std::vector<std::string> policies = a.policies == "all" ? sim::replay_policies() : split_commas(a.policies);
+  std::vector<std::string> policies = a.policies == "all" ? scenario::replay_policies() : split_commas(a.policies);
   for (const std::string& p : policies) {
-    if (!sim::replay_policy_known(p)) {
+    if (!scenario::replay_policy_known(p)) {
       std::cerr << "kmm replay: unknown policy '" << p << "' (known: ";
-      for (const auto& k : sim::replay_policies()) std::cerr << k << " ";
+      for (const auto& k : scenario::replay_policies()) std::cerr << k << " ";
       std::cerr << "or all)\n";
       return 2;
     }
@@ -236,9 +221,9 @@ int run_replay(const ReplayArgs& a) {
     return 2;
   }
   std::string error;
-  sim::TraceReadOptions ro;
+  scenario::TraceReadOptions ro;
   ro.lenient = a.lenient;
-  std::optional<sim::Trace> t = sim::read_trace_file(a.trace, ro, &error);
+  std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error);
   if (!t) {
     std::cerr << error << "\n";
     if (!a.lenient) std::cerr << "(--lenient skips bad lines and counts them)\n";
@@ -259,21 +244,21 @@ int run_replay(const ReplayArgs& a) {
       std::fflush(stderr);
     };
   }
-  std::vector<sim::ReplayResult> results;
-  for (const std::string& p : policies) results.push_back(sim::replay(*t, p, cfg));
+  std::vector<scenario::ReplayResult> results;
+  for (const std::string& p : policies) results.push_back(scenario::replay(*t, p, cfg));
   if (a.json)
-    sim::print_replay_json(std::cout, *t, cfg, results);
+    scenario::print_replay_json(std::cout, *t, cfg, results);
   else if (a.csv)
-    sim::print_replay_csv(std::cout, results);
+    scenario::print_replay_csv(std::cout, results);
   else {
-    sim::print_replay_table(std::cout, *t, cfg, results);
+    scenario::print_replay_table(std::cout, *t, cfg, results);
     std::cout << "\nfinal physical maps (X used, - free):\n";
     for (const auto& r : results)
       if (!r.map.empty()) std::cout << fmt::format("{:<16} {}K/char {}\n", r.policy, r.map_scale / 1024, r.map);
   }
   if (!a.timeline.empty()) {
     std::ofstream out(a.timeline);
-    sim::write_timeline_csv(out, results);
+    scenario::write_timeline_csv(out, results);
     if (!out) {
       std::cerr << a.timeline << ": cannot write\n";
       return 2;
@@ -281,7 +266,7 @@ int run_replay(const ReplayArgs& a) {
   }
   if (!a.svg.empty()) {
     std::ofstream out(a.svg);
-    sim::write_timeline_svg(out, *t, results);
+    scenario::write_timeline_svg(out, *t, results);
     if (!out) {
       std::cerr << a.svg << ": cannot write\n";
       return 2;
@@ -289,7 +274,7 @@ int run_replay(const ReplayArgs& a) {
   }
   if (!a.report.empty()) {
     std::ofstream out(a.report);
-    sim::write_replay_report(out, *t, cfg, results);
+    scenario::write_replay_report(out, *t, cfg, results);
     if (!out) {
       std::cerr << a.report << ": cannot write\n";
       return 2;

@@ -11,7 +11,8 @@
 //              [--fail-seed S] [--fail-times N] [--fail-space SIZE]   fault injection
 //       exit 0 replayed, 2 the trace or the arguments are wrong (FILE:LINE: on stderr).
 //
-// Depends on: replay/ (trace.h, replay.h, convert.h), CLI11, POSIX (fork, exec, waitpid).
+// Depends on: replay/ (trace.h, replay.h, convert.h), kernel/boot_settings.h (--ram's
+// default), base/units.h (sizes: the one parser), CLI11, POSIX (fork, exec, waitpid).
 // Invariant: arguments only; the format, conversion and replay are src/replay's.
 #pragma once
 
@@ -20,12 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "kernel/boot_settings.h"
+
 namespace kmm::tools {
 
 struct ReplayArgs {
   std::string trace;
   std::string policies = "all";
-  std::string ram = "192M";
+  std::string ram = kBootSettingRam.machine_default;  // a modelled machine's (kernel/boot_settings.h)
   std::string mmu = "off";
   bool json = false, csv = false, lenient = false, check = false;
   std::string timeline, svg, report;
