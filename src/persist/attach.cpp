@@ -99,9 +99,10 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
               (c.offslab_owners || c.owners_offset >= std::uint64_t{c.objects} * c.size) &&
               (c.tc_slot < kMaxTcSlots || c.tc_slot == 0xFF) &&
               (c.alloc_tc_slot < kMaxTcSlots || c.alloc_tc_slot == 0xFF) &&
-              (c.tc_slot == 0xFF || slab_bytes <= kMaxOwnedSlabBytes) && c.debug == 0;
+              (c.tc_slot == 0xFF || (c.order == kOwnedSlabOrder && !c.offslab_owners)) && c.debug == 0;
     if (!ok) return "a cache descriptor does not describe slabs create() could make";
     c.reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c.size - 1) / c.size);
+    c.unfull_inuse = unfull_inuse_for(c.objects);  // derived, as the reciprocal is: not trusted from the file
   }
   return nullptr;
 }

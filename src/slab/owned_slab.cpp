@@ -68,17 +68,30 @@ bool SlabAllocator::collect_remote(KmemCache* c, Page* head) {
 
 Page* SlabAllocator::take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
   LockGuard g(c->lock);
-  Page* head;
   if (c->partial != kNoPfn) {
-    head = phys_->pfn_to_page(c->partial);
+    Page* head = phys_->pfn_to_page(c->partial);
+    own_locked(c, tc, head);
+    return head;
+  }
+  Page* head = new_slab(c, gfp);
+  // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
+  if (head == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) head = new_slab(c, gfp);
+  if (head == nullptr) return nullptr;
+  list_add(&c->partial, head);  // as alloc_central_locked would; own_locked takes it off
+  c->nr_partial++;
+  c->nr_empty++;
+  own_locked(c, tc, head);
+  return head;
+}
+
+void SlabAllocator::own_locked(KmemCache* c, ThreadCache* tc, Page* head) {
+  if (head->lru.inuse == head->lru.objects) {
+    list_del(&c->full, head);
+    c->nr_full--;
+  } else {
     list_del(&c->partial, head);
     c->nr_partial--;
     if (head->lru.inuse == 0) c->nr_empty--;
-  } else {
-    head = new_slab(c, gfp);
-    // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
-    if (head == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) head = new_slab(c, gfp);
-    if (head == nullptr) return nullptr;
   }
   // Every slot of an owned slab counts as active (slab.h).
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - (c->objects - head->lru.inuse),
@@ -87,7 +100,18 @@ Page* SlabAllocator::take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
   c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
   // Owned by none until now: no remote list (frees took the lock), so a plain publish.
   __atomic_store_n(slab_state_word(head), (tc->id << kSlabStateOwnerShift) | kRemoteNone, __ATOMIC_RELEASE);
-  return head;
+}
+
+void SlabAllocator::adopt_locked(KmemCache* c, ThreadCache* tc, Page* head) {
+  bool full = head->lru.inuse == head->lru.objects;
+  own_locked(c, tc, head);
+  OwnedSlabs& o = tc->own[c->tc_slot];
+  if (full) {  // the free about to be made gives it room: free_local moves it to partial
+    __atomic_fetch_or(slab_state_word(head), kSlabFull, __ATOMIC_RELAXED);
+    list_add(&o.full, head);
+  } else {
+    list_add(&o.partial, head);
+  }
 }
 
 void SlabAllocator::disown_locked(KmemCache* c, Page* head) {
@@ -172,15 +196,16 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
 
 void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::uint32_t off, std::uint32_t state) {
   OwnedSlabs& o = tc->own[c->tc_slot];
-  if (state & kSlabFull) {  // set aside by us, on our full list: back to partial
-    __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
-    list_del(&o.full, head);
-    list_add(&o.partial, head);
-  }
   char* base = static_cast<char*>(phys_->page_address(head));
   set_link(c, base + off, head->lru.freelist);
   head->lru.freelist = off;
   head->lru.inuse--;
+  if ((state & kSlabFull) && head->lru.inuse <= c->unfull_inuse) {
+    // Set aside by us, on our full list, and a quarter free now: back to partial.
+    __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
+    list_del(&o.full, head);
+    list_add(&o.partial, head);
+  }
   // inuse counts the remote list too, so an empty slab has none: it goes back to the cache
   // (which keeps empty slabs up to min_partial / empty_keep_bytes), unless it is cur.
   if (head->lru.inuse == 0 && head != o.cur) {
@@ -199,10 +224,20 @@ bool SlabAllocator::free_owned_slot(KmemCache* c, Page* head, std::uint32_t off,
     if (owner == 0) {
       auto idx = static_cast<unsigned>((std::uint64_t{off} * c->reciprocal) >> 32);
       if (locked) return free_central_locked(c, head, idx);
-      LockGuard g(c->lock);
-      s = __atomic_load_n(w, __ATOMIC_RELAXED);
-      if (owner_of_state(s) == 0) return free_central_locked(c, head, idx);
-      continue;  // taken by a thread meanwhile
+      {
+        LockGuard g(c->lock);
+        s = __atomic_load_n(w, __ATOMIC_RELAXED);
+        if (owner_of_state(s) != 0) continue;  // taken by a thread meanwhile
+        if (tc == nullptr) return free_central_locked(c, head, idx);
+        // A slab whose owner exited (or that was given back) and whose objects this thread
+        // frees: it becomes this thread's, so the rest of its frees take no lock (a program
+        // whose threads hand their work on, larson's shape, freed every object under the
+        // lock before).
+        adopt_locked(c, tc, head);
+        s = __atomic_load_n(w, __ATOMIC_RELAXED);
+      }
+      free_local(c, tc, head, off, s);
+      return false;
     }
     if (!locked && tc != nullptr && owner == tc->id) {
       free_local(c, tc, head, off, s);

@@ -97,12 +97,28 @@ void SlabAllocator::shutdown() {
   }
 }
 
-bool SlabAllocator::size_cache(KmemCache* c) {
+bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   // SLUB's calculate_order in spirit: the smallest order (<= slub_max_order, more for
-  // huge objects) that holds at least 8 objects with no more than 1/8 wasted.
+  // huge objects) that holds at least 8 objects with no more than 1/8 wasted. A cache whose
+  // slabs threads will own takes 64 KiB slabs (kOwnedSlabOrder): a thread switches slabs once
+  // per slab's worth of allocations, and small slabs made it switch every few (kmalloc-1k held
+  // 8 objects; mimalloc's pages for small objects are 64 KiB).
   unsigned best_order = 0, best_objects = 0;
   bool best_off = false;
   std::uint64_t best_waste_num = ~std::uint64_t{0}, best_waste_den = 1;
+  if (owned) {
+    // Threads will own its slabs: kOwnedSlabOrder, owner bytes inside (slab.h).
+    std::uint64_t bytes = kMaxOwnedSlabBytes;
+    std::uint64_t objs = bytes / (c->size + 1u);
+    if (objs == 0) return false;
+    c->order = kOwnedSlabOrder;
+    c->objects = static_cast<std::uint16_t>(objs);
+    c->unfull_inuse = unfull_inuse_for(c->objects);
+    c->offslab_owners = false;
+    c->owners_offset = static_cast<std::uint32_t>(objs * c->size);
+    c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
+    return true;
+  }
   unsigned max_order = kMaxSlabOrder;
   while ((kPageSize << max_order) < c->size && max_order < kMaxOrder) ++max_order;
   for (unsigned order = 0; order <= max_order; ++order) {
@@ -132,6 +148,7 @@ bool SlabAllocator::size_cache(KmemCache* c) {
   if (best_objects == 0) return false;
   c->order = static_cast<std::uint8_t>(best_order);
   c->objects = static_cast<std::uint16_t>(best_objects);
+  c->unfull_inuse = unfull_inuse_for(c->objects);
   c->offslab_owners = best_off;
   c->owners_offset = best_off ? 0 : best_objects * c->size;
   c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
@@ -192,16 +209,15 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   c->nr_slabs.store(0, std::memory_order_relaxed);
   c->free_in_slabs.store(0, std::memory_order_relaxed);
   c->alloc_calls.store(0, std::memory_order_relaxed);
-  if (!size_cache(c)) {
+  // Objects of up to a quarter of an owned slab: threads own its slabs.
+  bool owned = cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots && c->size <= kMaxOwnedSlabBytes / 4;
+  if (!size_cache(c, owned)) {
     report({ErrorKind::kBadArgument, "kmem_cache_create", nullptr, name, size, "no slab order fits"});
     return nullptr;
   }
   c->tc_slot = 0xFF;
   c->nr_owned = 0;
-  // Threads own slabs of a cache whose offsets fit the slab state's 16 bits (slab.h).
-  if (cfg_.thread_caches && c->debug == 0 && tc_slots_used_ < kMaxTcSlots &&
-      (std::uint64_t{kPageSize} << c->order) <= kMaxOwnedSlabBytes)
-    c->tc_slot = tc_slots_used_++;
+  if (owned) c->tc_slot = tc_slots_used_++;
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
   __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot,
                    __ATOMIC_RELAXED);
@@ -278,11 +294,13 @@ void SlabAllocator::list_del(pfn_t* list, Page* head) {
 
 void SlabAllocator::set_owner_mask_orders() {
   owner_mask_orders_ = 0;
+  owned_by_mask_ = false;
   if (zone_ == nullptr || !zone_->aligned_blocks()) return;
   auto base = reinterpret_cast<std::uintptr_t>(phys_->base());
   unsigned orders = 0;
   while (orders <= kMaxOrder && (base & ((std::uintptr_t{kPageSize} << orders) - 1)) == 0) ++orders;
   owner_mask_orders_ = static_cast<std::uint8_t>(orders);
+  owned_by_mask_ = owner_mask_orders_ > kOwnedSlabOrder;
 }
 
 Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {

@@ -23,7 +23,10 @@
 // onto the slab's remote list, which the owner takes back whole when its free list runs dry.
 // A thread keeps its slabs of each cache on two lists of its own: `partial` (room, or so it
 // believes; `cur`, the slab it allocates from, is one of them) and `full` (none; the state's
-// kSlabFull bit set). A remote free onto a full slab whose remote list was empty sets a bit
+// kSlabFull bit set). A full slab goes back to partial only when a quarter of it is free
+// (unfull_inuse): moved on every free, a slab of a program that frees at random (larson)
+// went back and forth between the lists at every free and every allocation. A remote free
+// onto a full slab whose remote list was empty sets a bit
 // in the owner's remote hint word (remote_hint_, per thread id and cache slot), and the owner
 // looks through its full list for slabs with remote frees before it takes a new slab. A slab
 // that a local free empties (and that is not cur) goes back to the cache under the cache lock,
@@ -99,6 +102,7 @@ struct KmemCache {
   std::uint32_t reciprocal;     // ceil(2^32 / size): slot index by multiply-shift
   std::uint32_t owners_offset;  // in-slab owner vector offset (when not off-slab)
   std::uint16_t objects;        // slots per slab
+  std::uint16_t unfull_inuse;   // a thread's full slab freed down to this many in use has room again
   std::uint16_t id;             // index in the allocator's table; page->cache_id
   std::uint8_t order;           // slab = 2^order frames
   bool offslab_owners;
@@ -122,6 +126,11 @@ struct KmemCache {
 };
 
 // --- thread-owned slabs (owned_slab.cpp; thread_cache.cpp has the registry) ------------
+// A thread's full slab of `objects` slots goes back to its partial list once a quarter of it
+// (at least one slot) is free: KmemCache::unfull_inuse.
+inline std::uint16_t unfull_inuse_for(unsigned objects) {
+  return static_cast<std::uint16_t>(objects - (objects / 4 > 1 ? objects / 4 : 1));
+}
 inline constexpr unsigned kMaxHeaps = 16;
 // Thread ids a heap hands out at once (1 .. kMaxTcIds - 1; 0 is "owned by none"). A thread
 // beyond them allocates and frees under the cache locks, as a debug cache does.
@@ -134,6 +143,11 @@ inline constexpr unsigned kSlabStateOwnerShift = 16;
 inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerShift;
 // The largest slab whose offsets fit the state's 16 bits: a cache of larger slabs gets no tc_slot.
 inline constexpr std::uint32_t kMaxOwnedSlabBytes = 64u << 10;
+// Every cache with a tc_slot has slabs of this order (64 KiB, kMaxOwnedSlabBytes) with their
+// owner bytes inside: a free finds the slab's head descriptor by masking the address when the
+// RAM is aligned to it (owned_by_mask_), and the owner byte with no branch.
+inline constexpr unsigned kOwnedSlabOrder = 4;
+static_assert((std::uint64_t{kPageSize} << kOwnedSlabOrder) == kMaxOwnedSlabBytes);
 
 // One thread's slabs of one cache. Only the owning thread reads or writes it (and a drain,
 // when every other thread is quiet).
@@ -402,7 +416,8 @@ class SlabAllocator {
 
  private:
   friend struct ThreadCacheOps;
-  bool size_cache(KmemCache* c);
+  // The slab order and layout of c; `owned`: threads will own its slabs (larger slabs).
+  bool size_cache(KmemCache* c, bool owned);
   Page* new_slab(KmemCache* c, gfp_t gfp);
   void discard_slab(KmemCache* c, Page* head);
   // One object from the slabs owned by none, under c->lock (a new slab when none has room).
@@ -417,6 +432,10 @@ class SlabAllocator {
   bool collect_remote(KmemCache* c, Page* head);
   // A slab of c (from the cache's partial list, or new) becomes tc's; null: out of memory.
   Page* take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp);
+  // Under c->lock: head, owned by none, leaves the cache's lists and becomes tc's (own_locked:
+  // the counters and the state word; adopt_locked also puts it on tc's lists, for a free).
+  void own_locked(KmemCache* c, ThreadCache* tc, Page* head);
+  void adopt_locked(KmemCache* c, ThreadCache* tc, Page* head);
   // Under c->lock: head (owned by a thread, on none of the cache's lists) becomes owned by
   // none, its remote frees merged, and joins the cache's lists (or the page allocator).
   void disown_locked(KmemCache* c, Page* head);
@@ -509,6 +528,9 @@ class SlabAllocator {
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = 0;
   bool fence_ok_ = false;                // the process barrier is available (pal.h)
+  // Runtime state like fence_ok_: owned slabs (kOwnedSlabOrder) start at addresses that are
+  // multiples of their size, so free_fast finds a head by masking (set_owner_mask_orders).
+  bool owned_by_mask_ = false;
   // Runtime state like fence_ok_: slabs of order < this start at an address that is a multiple
   // of their size (the zone's blocks are aligned, and so is the RAM); 0: none is known to.
   std::uint8_t owner_mask_orders_ = 0;
@@ -542,8 +564,8 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
         char* p = o.base + off;
         head->lru.freelist = get_link(c, p);
         head->lru.inuse++;
-        owner_t* os = c->offslab_owners ? &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes]
-                                        : reinterpret_cast<owner_t*>(o.base + c->owners_offset) + idx;
+        // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
+        owner_t* os = reinterpret_cast<owner_t*>(o.base + c->owners_offset) + idx;
         __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
         if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
         return p;
@@ -567,14 +589,25 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 // slot, another thread's slab, a full or emptied one, no tc_slot, a bad pointer). It calls
 // nothing, so its callers need no register saves.
 __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
-  // The flags word read once (compound_head and the two tests would read it three times).
-  std::uint32_t flags = page->get_flags();
-  if (__builtin_expect(!(flags & PG_slab), 0)) return false;
-  Page* head = page;
-  std::uint32_t head_flags = flags;
-  if (flags & PG_tail) {
-    head = phys_->pfn_to_page(page->tail_head());
+  // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
+  // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
+  // descriptor. The flags word read once.
+  Page* head;
+  std::uint32_t head_flags;
+  if (__builtin_expect(owned_by_mask_, 1)) {
+    head = phys_->virt_to_page(
+        reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1}));
     head_flags = head->get_flags();
+    if (__builtin_expect(!(head_flags & PG_slab), 0)) return false;
+  } else {
+    std::uint32_t flags = page->get_flags();
+    if (__builtin_expect(!(flags & PG_slab), 0)) return false;
+    head = page;
+    head_flags = flags;
+    if (flags & PG_tail) {
+      head = phys_->pfn_to_page(page->tail_head());
+      head_flags = head->get_flags();
+    }
   }
   std::uint16_t cache_id = head->get_cache_id();
   if (__builtin_expect(!(head_flags & PG_head) || cache_id >= kMaxCaches, 0)) return false;
@@ -586,15 +619,17 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
                            sc->tc_slot == 0xFF,
                        0))
     return false;
-  owner_t* slot = sc->offslab_owners ? &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes]
-                                     : reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
+  // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
+  owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
   ThreadCache* tc = thread_cache_if_ready();
   if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
-  // Ours and not set aside as full (kSlabFull would make the owner field differ).
-  if (__builtin_expect((__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) >> kSlabStateOwnerShift) != tc->id, 0))
-    return false;
+  // Ours (a full one too, until a quarter of it is free: then the general path moves it).
+  std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
+  if (__builtin_expect(((state & kSlabStateOwnerMask) >> kSlabStateOwnerShift) != tc->id, 0)) return false;
+  unsigned inuse = head->lru.inuse;
+  if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return false;
   // The last object of a slab that is not cur: the general path gives the slab back.
-  if (__builtin_expect(head->lru.inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return false;
+  if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return false;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
   set_link(sc, base + off, head->lru.freelist);

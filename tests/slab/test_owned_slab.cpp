@@ -21,9 +21,12 @@ using test::Machine;
 using test::MachineOptions;
 using test::ReportCapture;
 
-MachineOptions with_thread_caches() {
+// RAM aligned as the preload's is (a free finds an owned slab's head by masking), or only to
+// a page (through the page descriptors).
+MachineOptions with_thread_caches(bool aligned = true) {
   MachineOptions o;
   o.ram = std::size_t{8} << 20;
+  o.ram_align = aligned ? kPageSize << kMaxOrder : kPageSize;
   o.kmalloc = false;
   o.slab_cfg = SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0};
   return o;
@@ -36,11 +39,13 @@ void on_other_thread(Fn&& fn) {
   t.join();
 }
 
-TEST(OwnedSlab, RemoteFreesComeBackToTheOwnerWithoutNewSlabs) {
-  Machine m(with_thread_caches());
+void remote_frees_come_back(bool aligned) {
+  Machine m(with_thread_caches(aligned));
   ASSERT_TRUE(m.ok());
   KmemCache* c = m.slab.create("own-64", 64, 0, 0);
   ASSERT_NE(c->tc_slot, 0xFF);
+  EXPECT_EQ(c->order, kOwnedSlabOrder);
+  EXPECT_FALSE(c->offslab_owners);
   std::vector<void*> objs;
   for (unsigned i = 0; i < 3u * c->objects; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
   std::uint64_t slabs = c->nr_slabs.load();
@@ -72,6 +77,14 @@ TEST(OwnedSlab, RemoteFreesComeBackToTheOwnerWithoutNewSlabs) {
   EXPECT_TRUE(m.check());
   EXPECT_TRUE(m.slab.destroy(c));
   m.shutdown_slab();
+}
+
+TEST(OwnedSlab, RemoteFreesComeBackToTheOwnerWithoutNewSlabs) {
+  remote_frees_come_back(/*aligned=*/true);
+}
+
+TEST(OwnedSlab, RemoteFreesComeBackWhenHeadsAreFoundThroughDescriptors) {
+  remote_frees_come_back(/*aligned=*/false);
 }
 
 TEST(OwnedSlab, AFullSlabReachedByRemoteFreesIsUsedAgain) {

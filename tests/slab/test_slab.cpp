@@ -507,9 +507,10 @@ TEST_F(Slab, OutOfMemoryTakesTheEmptySlabsOtherCachesKept) {
 
 TEST_F(Slab, OwnerBytesFoundByMaskMatchTheDescriptors) {
   // RAM aligned to the largest buddy block: every slab order's start follows from an object's
-  // address, and malloc's fast path (mark_allocated) writes the owner byte it finds so.
+  // address, and an allocation's mark_allocated writes the owner byte it finds so. (Without
+  // thread caches: with them every cache's slabs are kOwnedSlabOrder, one order.)
   MachineOptions o = slab_only(std::size_t{16} << 20,
-                               SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0});
+                               SlabConfig{.thread_caches = false, .min_partial = 0, .hardening = {}, .random_seed = 0});
   o.ram_align = kPageSize << kMaxOrder;
   Machine k(o);
   ASSERT_TRUE(k.ok());
