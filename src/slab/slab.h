@@ -581,12 +581,12 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
   return alloc_slow(c, gfp, owner, asked);
 }
 
-// The free fast path, the common case only: a kernel-owned object of a slab this thread owns,
-// which stays in use after it. The checks that find a bad free (p is the start of a slot of a
-// slab cache — of c, when c is given — and the slot is allocated) come first, then the push
-// onto the slab's free list. True: done. False: nothing was changed, and
-// free_page_object_general, which runs every check again, decides (a module's object, a free
-// slot, another thread's slab, a full or emptied one, no tc_slot, a bad pointer). It calls
+// The free fast path, the common cases only: a kernel-owned object of a slab this thread owns,
+// which stays in use after it, or of a slab another thread owns (its remote list). The checks
+// that find a bad free (p is the start of a slot of a slab cache — of c, when c is given — and
+// the slot is allocated) come first, then the push. True: done. False: nothing was changed,
+// and free_page_object_general, which runs every check again, decides (a module's object, a
+// free slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls
 // nothing, so its callers need no register saves.
 __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
@@ -625,7 +625,30 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
   // Ours (a full one too, until a quarter of it is free: then the general path moves it).
   std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
-  if (__builtin_expect(((state & kSlabStateOwnerMask) >> kSlabStateOwnerShift) != tc->id, 0)) return false;
+  std::uint32_t slab_owner = (state & kSlabStateOwnerMask) >> kSlabStateOwnerShift;
+  if (__builtin_expect(slab_owner != tc->id, 0)) {
+    // Another thread's slab: the owner byte, then one compare-and-swap onto its remote list
+    // (owned_slab.cpp). The first remote free onto a slab set aside as full tells its owner:
+    // the general path (kFirstOntoFull below).
+    constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
+    if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull) return false;
+    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+    auto off32 = static_cast<std::uint32_t>(off);
+    for (;;) {
+      std::uint32_t first = state & kRemoteNone;
+      set_link(sc, base + off, first == kRemoteNone ? kNoObject : first);
+      if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true,
+                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        return true;
+      slab_owner = (state & kSlabStateOwnerMask) >> kSlabStateOwnerShift;
+      if (__builtin_expect(slab_owner == 0 || slab_owner == tc->id || (state & kFirstOntoFull) == kFirstOntoFull, 0)) {
+        // The state changed meanwhile: undone (no one frees a kernel-owned object but its
+        // holder, and the collector never claims one), and the general path decides.
+        __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
+        return false;
+      }
+    }
+  }
   unsigned inuse = head->lru.inuse;
   if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return false;
   // The last object of a slab that is not cur: the general path gives the slab back.
