@@ -145,6 +145,10 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
     Page* head = o.cur;
     if (head != &tc->no_slab) {
       std::uint32_t off = head->lru.freelist;
+      if (off != kNoObject && (off & kLazyLink)) {
+        extend_lazy(c, head);
+        continue;
+      }
       if (off != kNoObject) {
         auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
         if (__builtin_expect(off >= slab_bytes || idx * c->size != off, 0)) {

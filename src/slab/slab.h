@@ -139,6 +139,9 @@ inline constexpr unsigned kMaxTcIds = 4096;
 inline constexpr std::uint32_t kRemoteNone = 0xFFFF;
 inline constexpr std::uint32_t kSlabFull = 1u << 31;
 inline constexpr std::uint32_t kSlabUnowned = kRemoteNone;  // owner 0, no remote frees
+// A free-list link (or head) with this bit set: "every slot from offset (v & ~kLazyLink) to the
+// slab's end is free and not threaded yet" (owned slabs start so; extend_lazy threads a page).
+inline constexpr std::uint32_t kLazyLink = 1u << 31;
 inline constexpr unsigned kSlabStateOwnerShift = 16;
 inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerShift;
 // The largest slab whose offsets fit the state's 16 bits: a cache of larger slabs gets no tc_slot.
@@ -422,6 +425,9 @@ class SlabAllocator {
   void discard_slab(KmemCache* c, Page* head);
   // One object from the slabs owned by none, under c->lock (a new slab when none has room).
   void* alloc_central_locked(KmemCache* c, gfp_t gfp);
+  // head's free list is an unthreaded tail (kLazyLink): the slots of its first frame are
+  // threaded (at least one), their last link the rest's tail. Checked: a bad tail is corruption.
+  void extend_lazy(const KmemCache* c, Page* head);
   // --- thread-owned slabs (owned_slab.cpp) ---
   // tc's slab of c to allocate from with its free list not empty (remote frees taken back,
   // a full slab set aside, a slab of tc's with room or one from the cache made cur); false

@@ -128,7 +128,7 @@ TEST(Redzone, LayoutKeepsAlignmentAndAskedSize) {
     EXPECT_TRUE(c->debug & kDebugRedzone) << c->name;
     EXPECT_GE(c->fp_offset, c->object_size + kRedzoneMin) << c->name;
     EXPECT_EQ(c->size % 16, 0u) << c->name;
-    EXPECT_EQ(c->tc_slot, 0xFF) << c->name << ": a debug cache takes no magazine";
+    EXPECT_EQ(c->tc_slot, 0xFF) << c->name << ": a debug cache takes no tc_slot";
     if ((c->object_size & (c->object_size - 1)) == 0) {
       void* p = m.km.kmalloc(c->object_size, GFP_KERNEL, kOwnerKernel);
       EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % std::min<std::size_t>(c->object_size, kPageSize), 0u) << c->name;

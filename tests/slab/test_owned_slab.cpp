@@ -2,7 +2,8 @@
 // paths in slab.h): frees by other threads reach the owner through the slab's remote list and
 // are allocated again without new slabs; a full slab that remote frees reach is found through
 // the owner's hint; a thread that exits gives its slabs back with their remote frees merged;
-// the collector's free of an object on a thread's slab goes onto the remote list.
+// the collector's free of an object on a thread's slab goes onto the remote list; a fresh
+// slab's free list is threaded a frame at a time.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -85,6 +86,42 @@ TEST(OwnedSlab, RemoteFreesComeBackToTheOwnerWithoutNewSlabs) {
 
 TEST(OwnedSlab, RemoteFreesComeBackWhenHeadsAreFoundThroughDescriptors) {
   remote_frees_come_back(/*aligned=*/false);
+}
+
+// A fresh owned slab's free list is threaded one frame at a time (extend_lazy): the frames a
+// thread never reaches are never written.
+TEST(OwnedSlab, AFreshSlabIsThreadedAFrameAtATime) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-lazy-64", 64, 0, 0);
+  auto* first = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  SlabAllocator::ObjectInfo info{};
+  ASSERT_TRUE(m.slab.lookup(first, &info));
+  ASSERT_EQ(info.index, 0u);
+  // The rest of the first frame is threaded, in address order; its last link is the lazy tail.
+  unsigned threaded = 0;
+  std::uint32_t off = info.slab->lru.freelist;
+  while (off != kNoObject && !(off & kLazyLink)) {
+    EXPECT_EQ(off, (threaded + 1) * c->size);
+    ++threaded;
+    off = m.slab.get_link(c, first + off);
+  }
+  EXPECT_EQ(threaded, kPageSize / c->size - 1);
+  EXPECT_EQ(off, kLazyLink | static_cast<std::uint32_t>(kPageSize)) << "the second frame is not threaded yet";
+  // Given back to the cache with its tail unthreaded, the slab still checks out (check_cache
+  // counts the tail's slots as free), and the next allocation takes it again.
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->nr_owned, 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_EQ(c->active_objects(), 1u);
+  // Allocating through the first frame threads the second, and so on, every slot once.
+  std::set<void*> seen{first};
+  for (unsigned i = 1; i < c->objects; ++i) ASSERT_TRUE(seen.insert(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel)).second);
+  EXPECT_EQ(c->nr_slabs.load(), 1u);
+  for (void* p : seen) m.slab.free(c, p, "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_TRUE(m.check());
+  m.shutdown_slab();
 }
 
 TEST(OwnedSlab, AFullSlabReachedByRemoteFreesIsUsedAgain) {
