@@ -2,7 +2,7 @@
 //
 // One process, one run, three allocators doing the same work:
 //   kmm       Kmalloc::kmalloc / kfree on a machine of 1 GiB (buddy watermarks off, slab
-//             per-thread magazines on, min_partial 4), set up once before any benchmark;
+//             thread-owned slabs on, min_partial 4), set up once before any benchmark;
 //   glibc     glibc's own malloc / free, looked up in libc.so.6 itself with dlsym at start.
 //             Linking libmimalloc.so makes mimalloc the process's `malloc`: it exports
 //             malloc, free and even __libc_malloc / __libc_free, so neither a plain call nor
