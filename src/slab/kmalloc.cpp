@@ -139,6 +139,16 @@ void Kmalloc::free_large(Page* head, const char* action) {
   }
 }
 
+namespace {
+// "<what>BYTE of a block of ASKED bytes was written<where>", reported as heap corruption.
+void report_overrun(const char* action, void* p, std::size_t asked, const char* what, std::size_t byte,
+                    const char* where) {
+  StackText<160> why;
+  why.str(what).u(byte).str(" of a block of ").u(asked).str(" bytes was written").str(where);
+  report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+}
+}  // namespace
+
 // A guarded block about to be freed: the slack after the size asked for must still hold the
 // pattern, and so must the guard frame when it was not protected (a protected one stays so:
 // the run may be parked; unprotect_guard before its frames go back).
@@ -150,13 +160,7 @@ void Kmalloc::check_guard(Page* head, const char* action) {
   std::size_t usable = large_usable_bytes(head);
   std::size_t bad = first_not(p + usable, kPageSize, kGuardFill);
   if (bad == kPageSize) return;
-  StackText<160> why;
-  why.str("large block overrun into its guard page: byte ")
-      .u(usable + bad)
-      .str(" of a block of ")
-      .u(asked)
-      .str(" bytes was written");
-  report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+  report_overrun(action, p, asked, "large block overrun into its guard page: byte ", usable + bad, "");
 }
 
 // A protected guard frame is made accessible again before its frames go back.
@@ -230,13 +234,7 @@ void Kmalloc::check_slack(Page* head, const char* action) {
   std::size_t slack = large_usable_bytes(head) - asked;
   std::size_t bad = first_not(p + asked, slack, kGuardFill);
   if (bad == slack) return;
-  StackText<160> why;
-  why.str("large block overrun: byte ")
-      .u(asked + bad)
-      .str(" of a block of ")
-      .u(asked)
-      .str(" bytes was written (slack before the guard page)");
-  report({ErrorKind::kCorruption, action, p, nullptr, asked, why.data()});
+  report_overrun(action, p, asked, "large block overrun: byte ", asked + bad, " (slack before the guard page)");
 }
 
 bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) {

@@ -146,37 +146,30 @@ unsigned Tlb::flush_all() {
   return n;
 }
 
-unsigned Tlb::flush_asid(std::uint16_t asid) {
+// The selective flushes: every entry `hit` selects is invalidated, then the size mask and the
+// counters follow (one place for what each of the three ARM operations shares).
+template <typename Hit>
+unsigned Tlb::flush_if(Hit&& hit) {
   unsigned n = 0;
   for (unsigned k = 0; k < sets_ * ways_; ++k) {
-    if (slots_[k].valid && !slots_[k].global && slots_[k].asid == asid) n += invalidate(k);
+    if (hit(slots_[k])) n += invalidate(k);
   }
   recompute_size_mask();
   ++stats_.flushes;
   stats_.flushed_entries += n;
   return n;
+}
+
+unsigned Tlb::flush_asid(std::uint16_t asid) {
+  return flush_if([&](const TlbEntry& e) { return e.valid && !e.global && e.asid == asid; });
 }
 
 unsigned Tlb::flush_va(std::uint64_t va, std::uint16_t asid) {
-  unsigned n = 0;
-  for (unsigned k = 0; k < sets_ * ways_; ++k) {
-    if (matches(slots_[k], va, asid)) n += invalidate(k);
-  }
-  recompute_size_mask();
-  ++stats_.flushes;
-  stats_.flushed_entries += n;
-  return n;
+  return flush_if([&](const TlbEntry& e) { return matches(e, va, asid); });
 }
 
 unsigned Tlb::flush_va_all_asids(std::uint64_t va) {
-  unsigned n = 0;
-  for (unsigned k = 0; k < sets_ * ways_; ++k) {
-    if (slots_[k].valid && slots_[k].covers(va)) n += invalidate(k);
-  }
-  recompute_size_mask();
-  ++stats_.flushes;
-  stats_.flushed_entries += n;
-  return n;
+  return flush_if([&](const TlbEntry& e) { return e.valid && e.covers(va); });
 }
 
 unsigned Tlb::valid_entries() const {

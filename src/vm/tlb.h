@@ -119,6 +119,8 @@ class Tlb {
   unsigned victim(unsigned set);
   std::uint64_t next_random();
   void recompute_size_mask();
+  template <typename Hit>
+  unsigned flush_if(Hit&& hit);
   unsigned invalidate(unsigned slot);
 
   TlbConfig config_;

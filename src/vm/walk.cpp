@@ -504,6 +504,21 @@ VmError PageTable::unmap_armv7(std::uint64_t va, std::uint64_t size, bool check_
 
 namespace {
 
+// One leaf of a walk, as the visitors get it (every format fills the same fields).
+Leaf make_leaf(std::uint64_t va, phys_addr_t pa, unsigned size_shift, unsigned level, std::uint8_t kind,
+               std::uint64_t desc, Perms perms, bool global) {
+  Leaf leaf;
+  leaf.va = va;
+  leaf.pa = pa;
+  leaf.size_shift = static_cast<std::uint8_t>(size_shift);
+  leaf.level = static_cast<std::uint8_t>(level);
+  leaf.kind = kind;
+  leaf.desc = desc;
+  leaf.perms = perms;
+  leaf.global = global;
+  return leaf;
+}
+
 // DACR field for the domain: 00 no access, 01 client, 10 reserved, 11 manager.
 FaultKind armv7_domain_check(std::uint32_t dacr, unsigned domain, const Perms& perms, AccessType access,
                              Privilege priv) {
@@ -815,16 +830,8 @@ void PageTable::visit_aarch64(phys_addr_t table, unsigned level, std::uint64_t v
     if (d.kind == aarch64::Kind::kTable) {
       visit_aarch64(d.addr, level + 1, va, fn, arg);
     } else if (d.kind == aarch64::Kind::kBlock || d.kind == aarch64::Kind::kPage) {
-      Leaf leaf;
-      leaf.va = va;
-      leaf.pa = d.addr;
-      leaf.size_shift = static_cast<std::uint8_t>(aarch64::level_shift(level));
-      leaf.level = static_cast<std::uint8_t>(level);
-      leaf.kind = static_cast<std::uint8_t>(d.kind);
-      leaf.desc = v;
-      leaf.perms = aarch64::leaf_perms(d, none);
-      leaf.global = !d.ng;
-      fn(arg, leaf);
+      fn(arg, make_leaf(va, d.addr, aarch64::level_shift(level), level, static_cast<std::uint8_t>(d.kind), v,
+                        aarch64::leaf_perms(d, none), !d.ng));
     }
   }
 }
@@ -843,16 +850,11 @@ void PageTable::visit(LeafVisitor fn, void* arg) const {
     std::uint64_t v1 = 0;
     if (!read_desc(armv7_l1_addr(cur), &v1)) return;
     const armv7::Desc d1 = armv7::decode_l1(static_cast<std::uint32_t>(v1));
-    Leaf leaf;
     if (d1.kind == Kind::kSection || d1.kind == Kind::kSupersection) {
-      leaf.va = d1.kind == Kind::kSection ? va : va & ~(armv7::kSuperSectionSize - 1);
-      leaf.pa = d1.addr;
-      leaf.size_shift = d1.kind == Kind::kSection ? 20 : 24;
-      leaf.level = 1;
-      leaf.kind = static_cast<std::uint8_t>(d1.kind);
-      leaf.desc = v1;
-      leaf.perms = armv7::leaf_perms(d1);
-      leaf.global = !d1.ng;
+      const Leaf leaf =
+          make_leaf(d1.kind == Kind::kSection ? va : va & ~(armv7::kSuperSectionSize - 1), d1.addr,
+                    d1.kind == Kind::kSection ? 20 : 24, 1, static_cast<std::uint8_t>(d1.kind), v1,
+                    armv7::leaf_perms(d1), !d1.ng);
       fn(arg, leaf);
       va = leaf.va + (std::uint64_t{1} << leaf.size_shift);
       continue;
@@ -866,15 +868,8 @@ void PageTable::visit(LeafVisitor fn, void* arg) const {
           ++k;
           continue;
         }
-        leaf.va = va + (std::uint64_t{k} << 12);
-        leaf.pa = d2.addr;
-        leaf.size_shift = d2.kind == Kind::kLargePage ? 16 : 12;
-        leaf.level = 2;
-        leaf.kind = static_cast<std::uint8_t>(d2.kind);
-        leaf.desc = v2;
-        leaf.perms = armv7::leaf_perms(d2);
-        leaf.global = !d2.ng;
-        fn(arg, leaf);
+        fn(arg, make_leaf(va + (std::uint64_t{k} << 12), d2.addr, d2.kind == Kind::kLargePage ? 16 : 12, 2,
+                          static_cast<std::uint8_t>(d2.kind), v2, armv7::leaf_perms(d2), !d2.ng));
         k += d2.kind == Kind::kLargePage ? 16 - (k & 15) : 1;
       }
     }
@@ -941,16 +936,22 @@ void print_walk(const Walk& w, TextSink& out) {
   out.nl();
 }
 
+namespace {
+// A TLB hit still passes the permission check (and, on ARMv7, the domain's).
+bool tlb_entry_allows(const PageTable& pt, const TlbEntry& e, AccessType access, Privilege priv) {
+  if (pt.format() == Format::kArmv7Short)
+    return armv7_domain_check(pt.config().dacr, e.domain, e.perms, access, priv) == FaultKind::kNone;
+  return e.perms.allows(access, priv);
+}
+}  // namespace
+
 Walk translate_cached(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessType access, Privilege priv,
                       std::uint16_t asid) {
   // One named result for both paths (NRVO): the hit path fills it in place.
   Walk w;
   const TlbEntry* e = tlb.lookup(va, asid);
   if (e != nullptr) {
-    const bool allowed = pt.format() == Format::kArmv7Short ? armv7_domain_check(pt.config().dacr, e->domain, e->perms,
-                                                                                 access, priv) == FaultKind::kNone
-                                                            : e->perms.allows(access, priv);
-    if (allowed) {
+    if (tlb_entry_allows(pt, *e, access, priv)) {
       w.format = pt.format();
       w.va = va;
       w.access = access;
@@ -976,10 +977,7 @@ FaultKind translate_pa(const PageTable& pt, Tlb& tlb, std::uint64_t va, AccessTy
                        std::uint16_t asid, phys_addr_t* pa) {
   const TlbEntry* e = tlb.lookup(va, asid);
   if (e != nullptr) {
-    const bool allowed = pt.format() == Format::kArmv7Short ? armv7_domain_check(pt.config().dacr, e->domain, e->perms,
-                                                                                 access, priv) == FaultKind::kNone
-                                                            : e->perms.allows(access, priv);
-    if (allowed) {
+    if (tlb_entry_allows(pt, *e, access, priv)) {
       *pa = e->translate(va);
       return FaultKind::kNone;
     }
