@@ -599,10 +599,11 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
   // descriptor. The flags word read once.
   Page* head;
+  char* base;  // the slab's memory (if head heads a slab)
   std::uint32_t head_flags;
   if (__builtin_expect(owned_by_mask_, 1)) {
-    head = phys_->virt_to_page(
-        reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1}));
+    base = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1});
+    head = phys_->virt_to_page(base);
     head_flags = head->get_flags();
     if (__builtin_expect(!(head_flags & PG_slab), 0)) return false;
   } else {
@@ -614,11 +615,11 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
       head = phys_->pfn_to_page(page->tail_head());
       head_flags = head->get_flags();
     }
+    base = static_cast<char*>(phys_->page_address(head));
   }
   std::uint16_t cache_id = head->get_cache_id();
   if (__builtin_expect(!(head_flags & PG_head) || cache_id >= kMaxCaches, 0)) return false;
   KmemCache* sc = &caches_[cache_id];
-  char* base = static_cast<char*>(phys_->page_address(head));
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
   auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
   if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || off != std::uint64_t{idx} * sc->size ||
