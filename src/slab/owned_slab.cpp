@@ -68,19 +68,8 @@ bool SlabAllocator::collect_remote(KmemCache* c, Page* head) {
 
 Page* SlabAllocator::take_slab(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
   LockGuard g(c->lock);
-  if (c->partial != kNoPfn) {
-    Page* head = phys_->pfn_to_page(c->partial);
-    own_locked(c, tc, head);
-    return head;
-  }
-  Page* head = new_slab(c, gfp);
-  // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
-  if (head == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) head = new_slab(c, gfp);
-  if (head == nullptr) return nullptr;
-  list_add(&c->partial, head);  // as alloc_central_locked would; own_locked takes it off
-  c->nr_partial++;
-  c->nr_empty++;
-  own_locked(c, tc, head);
+  Page* head = partial_slab_locked(c, gfp);  // own_locked takes it off the partial list
+  if (head != nullptr) own_locked(c, tc, head);
   return head;
 }
 

@@ -106,22 +106,13 @@ bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   unsigned best_order = 0, best_objects = 0;
   bool best_off = false;
   std::uint64_t best_waste_num = ~std::uint64_t{0}, best_waste_den = 1;
-  if (owned) {
-    // Threads will own its slabs: kOwnedSlabOrder, owner bytes inside (slab.h).
-    std::uint64_t bytes = kMaxOwnedSlabBytes;
-    std::uint64_t objs = bytes / (c->size + 1u);
-    if (objs == 0) return false;
-    c->order = kOwnedSlabOrder;
-    c->objects = static_cast<std::uint16_t>(objs);
-    c->unfull_inuse = unfull_inuse_for(c->objects);
-    c->offslab_owners = false;
-    c->owners_offset = static_cast<std::uint32_t>(objs * c->size);
-    c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
-    return true;
+  if (owned) {  // threads will own its slabs: kOwnedSlabOrder, owner bytes inside (slab.h)
+    best_order = kOwnedSlabOrder;
+    best_objects = static_cast<unsigned>(kMaxOwnedSlabBytes / (c->size + 1u));
   }
   unsigned max_order = kMaxSlabOrder;
   while ((kPageSize << max_order) < c->size && max_order < kMaxOrder) ++max_order;
-  for (unsigned order = 0; order <= max_order; ++order) {
+  for (unsigned order = 0; !owned && order <= max_order; ++order) {
     std::uint64_t bytes = kPageSize << order;
     std::uint64_t npages = std::uint64_t{1} << order;
     std::uint64_t in = bytes / (c->size + 1u);
@@ -388,8 +379,7 @@ void SlabAllocator::extend_lazy(const KmemCache* c, Page* head) {
 // The partial list's first slab gives one object (a new slab when there is none). The link
 // that becomes the slab's free list is checked: a freed object written after its free (use
 // after free) must not send the allocator outside its slab.
-void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
-  const std::uint32_t slab_bytes = std::uint32_t{kPageSize} << c->order;
+Page* SlabAllocator::partial_slab_locked(KmemCache* c, gfp_t gfp) {
   if (c->partial == kNoPfn) {
     Page* fresh = new_slab(c, gfp);
     // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
@@ -399,8 +389,14 @@ void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
     c->nr_partial++;
     c->nr_empty++;
   }
+  return phys_->pfn_to_page(c->partial);
+}
+
+void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
+  const std::uint32_t slab_bytes = std::uint32_t{kPageSize} << c->order;
+  Page* head = partial_slab_locked(c, gfp);
+  if (head == nullptr) return nullptr;
   c->alloc_calls.fetch_add(1, std::memory_order_relaxed);
-  Page* head = phys_->pfn_to_page(c->partial);
   char* base = static_cast<char*>(phys_->page_address(head));
   if (head->lru.freelist != kNoObject && (head->lru.freelist & kLazyLink)) extend_lazy(c, head);
   std::uint32_t off = head->lru.freelist;

@@ -425,6 +425,9 @@ class SlabAllocator {
   void discard_slab(KmemCache* c, Page* head);
   // One object from the slabs owned by none, under c->lock (a new slab when none has room).
   void* alloc_central_locked(KmemCache* c, gfp_t gfp);
+  // The partial list's first slab, a new one put there when it is empty; null: out of memory.
+  // Under c->lock.
+  Page* partial_slab_locked(KmemCache* c, gfp_t gfp);
   // head's free list is an unthreaded tail (kLazyLink): the slots of its first frame are
   // threaded (at least one), their last link the rest's tail. Checked: a bad tail is corruption.
   void extend_lazy(const KmemCache* c, Page* head);
