@@ -67,9 +67,9 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // again in rebuild_begin (a crafted byte here was once read as a bool: UBSan, fuzz heapimage).
   fence_ok_ = false;
   // The file's heap id and generation name another process's thread-cache registry: cleared
-  // (generation 0: no thread cache) until rebuild_begin registers this heap.
+  // (kNoHeapGen: no thread cache) until rebuild_begin registers this heap.
   heap_id_ = 0;
-  heap_gen_ = 0;
+  heap_gen_ = kNoHeapGen;
   // Slab starts from descriptors until the zone, whose virtual aligned_blocks() decides the
   // masks, is an object of this process again (KernelImage::rebuild calls
   // set_owner_mask_orders then): a call through its stored vtable jumped into another

@@ -35,7 +35,11 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
                             a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
                        0))
     return nullptr;
-  return k->slab().alloc_fast(g_class[(size + 15) >> 4], GFP_KERNEL, current_owner());
+  owner_t owner = current_owner();
+  // The thread's owner is never kOwnerFree (kernel.cpp: OwnerScope), so alloc_fast's mapping
+  // of kOwnerFree to the kernel folds away.
+  if (owner == kOwnerFree) __builtin_unreachable();
+  return k->slab().alloc_fast(g_class[(size + 15) >> 4], GFP_KERNEL, owner);
 }
 
 __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owner) {

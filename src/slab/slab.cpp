@@ -43,6 +43,8 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
     __atomic_store_n(&caches_[i].in_use, false, __ATOMIC_RELAXED);
     caches_[i].id = static_cast<std::uint16_t>(i);
   }
+  heap_id_ = 0;
+  heap_gen_ = kNoHeapGen;  // matches no thread's slot: thread_cache_if_ready's tc is never null
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
   std::memset(owner_gone_, 0, sizeof owner_gone_);
   // Only threads with a ThreadCache take part in the module-free fence (free_page_object).
@@ -81,6 +83,7 @@ void SlabAllocator::shutdown() {
   if (cfg_.thread_caches) {
     tc_unregister_heap(this);
     tc_release_all();  // threads still alive never touch them again (stale generation)
+    heap_gen_ = kNoHeapGen;
   }
   for (unsigned i = 0; i < kMaxCaches; ++i) {
     KmemCache* c = &caches_[i];
@@ -209,6 +212,8 @@ KmemCache* SlabAllocator::create(const char* name, std::size_t size, std::size_t
   c->tc_slot = 0xFF;
   c->nr_owned = 0;
   if (owned) c->tc_slot = tc_slots_used_++;
+  // The fast paths read and write an owned cache's links at offset 0 (get_owned_link).
+  if (owned && c->fp_offset != 0) fatal("kmem_cache_create: a cache threads own has its free link off offset 0");
   // The fast path's copy of tc_slot; the registry lock orders this against failslab's hook.
   __atomic_store_n(&c->alloc_tc_slot, fault_enabled(FaultPoint::kSlab) ? std::uint8_t{0xFF} : c->tc_slot,
                    __ATOMIC_RELAXED);
@@ -292,6 +297,7 @@ void SlabAllocator::set_owner_mask_orders() {
   while (orders <= kMaxOrder && (base & ((std::uintptr_t{kPageSize} << orders) - 1)) == 0) ++orders;
   owner_mask_orders_ = static_cast<std::uint8_t>(orders);
   owned_by_mask_ = owner_mask_orders_ > kOwnedSlabOrder;
+  owned_head_bias_ = reinterpret_cast<std::uintptr_t>(phys_->mem_map()) - (base >> kPageToDescShift);
 }
 
 Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {

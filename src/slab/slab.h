@@ -132,6 +132,8 @@ inline std::uint16_t unfull_inuse_for(unsigned objects) {
   return static_cast<std::uint16_t>(objects - (objects / 4 > 1 ? objects / 4 : 1));
 }
 inline constexpr unsigned kMaxHeaps = 16;
+// The generation of a heap with no thread caches (no slot ever holds it; slots start at 0).
+inline constexpr std::uint64_t kNoHeapGen = ~std::uint64_t{0};
 // Thread ids a heap hands out at once (1 .. kMaxTcIds - 1; 0 is "owned by none"). A thread
 // beyond them allocates and frees under the cache locks, as a debug cache does.
 inline constexpr unsigned kMaxTcIds = 4096;
@@ -150,6 +152,9 @@ inline constexpr std::uint32_t kMaxOwnedSlabBytes = 64u << 10;
 // owner bytes inside: a free finds the slab's head descriptor by masking the address when the
 // RAM is aligned to it (owned_by_mask_), and the owner byte with no branch.
 inline constexpr unsigned kOwnedSlabOrder = 4;
+// A frame's address >> this is its descriptor's offset in mem_map (page-aligned addresses).
+inline constexpr unsigned kPageToDescShift = kPageShift - 5;
+static_assert(sizeof(Page) == 1u << 5);
 static_assert((std::uint64_t{kPageSize} << kOwnedSlabOrder) == kMaxOwnedSlabBytes);
 
 // One thread's slabs of one cache. Only the owning thread reads or writes it (and a drain,
@@ -170,6 +175,7 @@ struct ThreadCache {
   // flag and clearing the owner byte (see free_page_object and fence_module_frees).
   std::uint32_t in_free;
   std::uint32_t id;  // the owner tag in its slabs' state words
+  std::uint32_t owner_bits;  // id << kSlabStateOwnerShift: the state word's owner field, as free_fast compares it
   Page no_slab;      // lru.freelist kNoObject: the cur of a slot with no slab yet
   OwnedSlabs own[kMaxTcSlots];
 };
@@ -305,6 +311,17 @@ class SlabAllocator {
     std::memcpy(&v, static_cast<const char*>(slot) + c->fp_offset, sizeof v);
     return v ^ link_mask(c, slot);
   }
+  // The same for a cache with a tc_slot, whose link is at offset 0 (it is no debug cache:
+  // fp_offset is 0, create() checks it), so the fast paths read no fp_offset.
+  static void set_owned_link(const KmemCache* c, void* slot, std::uint32_t next) {
+    std::uint32_t v = next ^ link_mask(c, slot);
+    std::memcpy(slot, &v, sizeof v);
+  }
+  static std::uint32_t get_owned_link(const KmemCache* c, const void* slot) {
+    std::uint32_t v;
+    std::memcpy(&v, slot, sizeof v);
+    return v ^ link_mask(c, slot);
+  }
   // Debug caches: the size a live object was asked for (its object size when not kept), and
   // resizing it in place (krealloc within the slot): false when new_size does not fit.
   std::size_t asked_size(const KmemCache* c, const void* p) const;
@@ -395,7 +412,14 @@ class SlabAllocator {
   // Another heap's slot in kmm_tc_last counts as not ready (the general path sets it).
   ThreadCache* thread_cache_if_ready() {
 #if KMM_HAVE_THREADS
-    return __builtin_expect(kmm_tc_last.gen == heap_gen_, 1) ? kmm_tc_last.tc : nullptr;
+    // Never null when the generation matches: a slot's gen is set only with its tc, and a heap
+    // with no thread caches has kNoHeapGen, which no slot holds.
+    if (__builtin_expect(kmm_tc_last.gen == heap_gen_, 1)) {
+      ThreadCache* tc = kmm_tc_last.tc;
+      if (tc == nullptr) __builtin_unreachable();
+      return tc;
+    }
+    return nullptr;
 #else
     return nullptr;
 #endif
@@ -535,11 +559,15 @@ class SlabAllocator {
   // Per thread id, the tc_slots whose full slabs got a first remote free (owned_slab.cpp).
   std::uint32_t remote_hint_[kMaxTcIds] = {};
   std::uint32_t heap_id_ = 0;
-  std::uint64_t heap_gen_ = 0;
+  std::uint64_t heap_gen_ = kNoHeapGen;
   bool fence_ok_ = false;                // the process barrier is available (pal.h)
   // Runtime state like fence_ok_: owned slabs (kOwnedSlabOrder) start at addresses that are
   // multiples of their size, so free_fast finds a head by masking (set_owner_mask_orders).
   bool owned_by_mask_ = false;
+  // With owned_by_mask_: mem_map's address less the RAM's start >> kPageToDescShift, so the
+  // descriptor of a frame at address a (a multiple of the page size) is at this + (a >>
+  // kPageToDescShift): free_fast's virt_to_page in two instructions (set_owner_mask_orders).
+  std::uintptr_t owned_head_bias_ = 0;
   // Runtime state like fence_ok_: slabs of order < this start at an address that is a multiple
   // of their size (the zone's blocks are aligned, and so is the RAM); 0: none is known to.
   std::uint8_t owner_mask_orders_ = 0;
@@ -568,13 +596,18 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
       OwnedSlabs& o = tc->own[slot];
       Page* head = o.cur;
       std::uint32_t off = head->lru.freelist;
+      // off * reciprocal >> 32 is off / size for every offset in a slab; kNoObject and a lazy
+      // link (kLazyLink: bit 31) give an index far beyond `objects`, so one compare covers them.
       auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
-      if (__builtin_expect(off != kNoObject && idx < c->objects && idx * c->size == off, 1)) {
-        char* p = o.base + off;
-        head->lru.freelist = get_link(c, p);
-        head->lru.inuse++;
+      if (__builtin_expect(idx < c->objects && idx * c->size == off, 1)) {
+        // Everything read before the stores (they might alias it, for all the compiler knows).
+        char* base = o.base;
+        char* p = base + off;
+        if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
         // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-        owner_t* os = reinterpret_cast<owner_t*>(o.base + c->owners_offset) + idx;
+        owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
+        head->lru.freelist = get_owned_link(c, p);
+        head->lru.inuse++;
         __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
         if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
         return p;
@@ -605,23 +638,23 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   char* base;  // the slab's memory (if head heads a slab)
   std::uint32_t head_flags;
   if (__builtin_expect(owned_by_mask_, 1)) {
-    base = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1});
-    head = phys_->virt_to_page(base);
+    auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+    base = reinterpret_cast<char*>(b);
+    head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(base)
     head_flags = head->get_flags();
-    if (__builtin_expect(!(head_flags & PG_slab), 0)) return false;
   } else {
     std::uint32_t flags = page->get_flags();
-    if (__builtin_expect(!(flags & PG_slab), 0)) return false;
     head = page;
     head_flags = flags;
-    if (flags & PG_tail) {
+    if (flags & PG_tail) {  // a tail of a slab, or of anything else: its head says which
       head = phys_->pfn_to_page(page->tail_head());
       head_flags = head->get_flags();
     }
     base = static_cast<char*>(phys_->page_address(head));
   }
+  if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return false;
   std::uint16_t cache_id = head->get_cache_id();
-  if (__builtin_expect(!(head_flags & PG_head) || cache_id >= kMaxCaches, 0)) return false;
+  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return false;
   KmemCache* sc = &caches_[cache_id];
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
   auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
@@ -635,8 +668,8 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
   // Ours (a full one too, until a quarter of it is free: then the general path moves it).
   std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
-  std::uint32_t slab_owner = (state & kSlabStateOwnerMask) >> kSlabStateOwnerShift;
-  if (__builtin_expect(slab_owner != tc->id, 0)) {
+  std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
+  if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
     // Another thread's slab: the owner byte, then one compare-and-swap onto its remote list
     // (owned_slab.cpp). The first remote free onto a slab set aside as full tells its owner:
     // the general path (kFirstOntoFull below).
@@ -646,12 +679,13 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
     auto off32 = static_cast<std::uint32_t>(off);
     for (;;) {
       std::uint32_t first = state & kRemoteNone;
-      set_link(sc, base + off, first == kRemoteNone ? kNoObject : first);
+      set_owned_link(sc, base + off, first == kRemoteNone ? kNoObject : first);
       if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true,
                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         return true;
-      slab_owner = (state & kSlabStateOwnerMask) >> kSlabStateOwnerShift;
-      if (__builtin_expect(slab_owner == 0 || slab_owner == tc->id || (state & kFirstOntoFull) == kFirstOntoFull, 0)) {
+      slab_owner = state & kSlabStateOwnerMask;
+      if (__builtin_expect(
+              slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull, 0)) {
         // The state changed meanwhile: undone (no one frees a kernel-owned object but its
         // holder, and the collector never claims one), and the general path decides.
         __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
@@ -665,7 +699,7 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
   if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return false;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  set_link(sc, base + off, head->lru.freelist);
+  set_owned_link(sc, base + off, head->lru.freelist);
   head->lru.freelist = static_cast<std::uint32_t>(off);
   head->lru.inuse--;
   return true;

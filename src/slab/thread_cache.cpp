@@ -98,6 +98,7 @@ void tc_unregister_heap(SlabAllocator* heap) {
 }
 
 ThreadCache* SlabAllocator::thread_cache_slow() {
+  if (heap_gen_ == kNoHeapGen) return nullptr;  // no thread caches (or shut down)
   TlsSlot& s = kmm_tc_slots[heap_id_];
   if (s.gen == heap_gen_) {
     kmm_tc_last = s;
@@ -128,6 +129,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   tc->heap = this;
   tc->pages = pages;
   tc->id = id;
+  tc->owner_bits = id << kSlabStateOwnerShift;
   __atomic_store_n(&remote_hint_[id], 0u, __ATOMIC_RELAXED);  // a previous owner's hints
   tc->no_slab.lru.freelist = kNoObject;
   for (OwnedSlabs& o : tc->own) {
