@@ -41,6 +41,8 @@ extern char** __environ;
 namespace kmm::shim {
 
 Kernel* g_kernel = nullptr;
+std::uintptr_t g_ram_lo = 0;
+std::size_t g_ram_bytes = 0;
 Options g_opts;
 
 namespace {
@@ -211,6 +213,8 @@ Kernel* boot_kernel() {
     // Huge blocks are the collector's too: reclaimed with an unloaded plug-in's other blocks.
     k->collector().add_space(huge_space());
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_ram_lo, reinterpret_cast<std::uintptr_t>(k->phys().base()), __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ram_bytes, k->phys().size(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
     // Armed only now: boot and the class caches are not what fail_* means to fail.
     for (unsigned i = 0; i < kNrFaultPoints; ++i)
       if (g_opts.fault_on[i]) fault_configure(static_cast<FaultPoint>(i), g_opts.fault[i]);

@@ -19,7 +19,7 @@ namespace kmm::shim {
 constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;  // 8 KiB: the largest size class
 // The size class of every request up to 8 KiB, indexed by (size + 15) / 16 (alloc.cpp fills
 // it before g_kernel is published).
-extern KmemCache* g_class[kMaxClassBytes / 16 + 1];
+extern KmemCache* g_class[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
 
 void* alloc_general(std::size_t size, owner_t owner);
 void release_general(void* p, const char* action);
@@ -53,10 +53,18 @@ __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owne
 // true when done, false when nothing was changed and the general path must run (null
 // included). It calls nothing but the purge countdown's rare slow part, at its end.
 __attribute__((always_inline)) inline bool release_fast(void* p) {
-  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
-  if (__builtin_expect(k == nullptr || !k->phys().owns(p), 0)) return false;
-  if (__builtin_expect(!k->slab().free_fast(nullptr, k->phys().virt_to_page(p), p), 0)) return false;
-  purge_tick(k);
+  // Inside the RAM means booted: the range is empty until g_kernel is published (alloc.cpp),
+  // and the acquire load of its size pairs with the release that publishes it after g_kernel.
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (__builtin_expect(
+          a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) >= __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE), 0))
+    return false;
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
+  FreeFastResult r = k->slab().free_fast(nullptr, k->phys().virt_to_page(p), p);
+  if (__builtin_expect(r == kFreeFastNo, 0)) return false;
+  // The purge tick of fast frees: every kFreeTickInterval-th of the thread's (free_fast counts
+  // them; the general path's frees count in purge_tick's own countdown).
+  if (__builtin_expect(r == kFreeFastTick, 0)) purge_tick_now(k);
   return true;
 }
 

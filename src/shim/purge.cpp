@@ -6,7 +6,8 @@
 // allocator keeps the blocks: a reported block reads as zero when touched again, and is
 // handed out last. Two triggers:
 //   - the purge delay (KMM_OPTIONS purge_delay=, default 1 s; off disables it): every
-//     kPurgeTickFrees frees a thread reads the coarse monotonic clock (vDSO, no syscall) and,
+//     kPurgeTickFrees frees a thread reads (counted apart for free's fast path, in its thread
+//     cache: kFreeTickInterval, slab.h; the same 1024) the coarse monotonic clock (vDSO, no syscall) and,
 //     at most once per delay for the whole process, reports the blocks that have been free
 //     for at least the delay — at most kPurgeRoundPages a round, so no free() pays for more
 //     than a bounded madvise; a round that hit the cap lets the next tick go on at once.

@@ -30,10 +30,15 @@
 #include "kernel/kernel.h"
 #include "shim/options.h"
 
+// On the declarations of the globals malloc's and free's fast paths read: the library is
+// built with hidden visibility, but an extern declaration counts as default, so each read
+// went through the GOT (an extra load); hidden, it is one PC-relative load.
+#define KMM_SHIM_HIDDEN __attribute__((visibility("hidden")))
+
 namespace kmm::shim {
 
 // Options (KMM_OPTIONS) and their parser: shim/options.h.
-extern Kernel* g_kernel;
+extern Kernel* g_kernel KMM_SHIM_HIDDEN;
 extern Options g_opts;
 
 // Boots on first use; null when kmm cannot run (the allocation then fails with ENOMEM).
@@ -45,7 +50,12 @@ inline Kernel* kernel() {
 
 // The owner of an allocation made from return address ra (plug-in range lookup, else the
 // thread's scope). Cheap when no plug-in is loaded: one load and a compare.
-extern std::uintptr_t g_plugin_lo, g_plugin_hi;  // [min, max) of all plug-in text ranges
+extern std::uintptr_t g_plugin_lo KMM_SHIM_HIDDEN,
+    g_plugin_hi KMM_SHIM_HIDDEN;  // [min, max) of all plug-in text ranges
+// The kernel's RAM, [g_ram_lo, g_ram_lo + g_ram_bytes): 0 bytes until boot publishes g_kernel
+// (then g_ram_bytes, with release), so a pointer inside it is a booted kernel's (free's fast path).
+extern std::uintptr_t g_ram_lo KMM_SHIM_HIDDEN;
+extern std::size_t g_ram_bytes KMM_SHIM_HIDDEN;
 owner_t plugin_owner_slow(std::uintptr_t ra);
 inline owner_t owner_for(const void* ra) {
   auto a = reinterpret_cast<std::uintptr_t>(ra);
@@ -79,7 +89,8 @@ owner_t block_owner(const void* p);
 bool set_block_owner(const void* p, owner_t owner);
 
 // Giving free memory back to the OS (purge.cpp): purge_tick on every free of a RAM block
-// (a countdown; the slow part every 1024 frees), trim_now for malloc_trim (true: some memory
+// the general path makes (a countdown; the slow part every 1024 frees; free's fast path counts
+// in its thread cache instead and calls purge_tick_now: fast_path.h), trim_now for malloc_trim (true: some memory
 // was given back), and the pages given back since start.
 void purge_boot(Kernel* k);      // starts the zone's clock: the first round waits one delay
 void purge_tick_now(Kernel* k);  // the slow part at once (a huge free)

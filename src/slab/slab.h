@@ -157,6 +157,11 @@ inline constexpr unsigned kPageToDescShift = kPageShift - 5;
 static_assert(sizeof(Page) == 1u << 5);
 static_assert((std::uint64_t{kPageSize} << kOwnedSlabOrder) == kMaxOwnedSlabBytes);
 
+// What free_fast did: nothing (the general path decides), the free, or the free and the
+// thread's kFreeTickInterval-th fast free since the last tick (ThreadCache::free_countdown).
+enum FreeFastResult : int { kFreeFastNo = 0, kFreeFastDone = 1, kFreeFastTick = 2 };
+inline constexpr std::int32_t kFreeTickInterval = 1024;
+
 // One thread's slabs of one cache. Only the owning thread reads or writes it (and a drain,
 // when every other thread is quiet).
 struct OwnedSlabs {
@@ -176,6 +181,10 @@ struct ThreadCache {
   std::uint32_t in_free;
   std::uint32_t id;  // the owner tag in its slabs' state words
   std::uint32_t owner_bits;  // id << kSlabStateOwnerShift: the state word's owner field, as free_fast compares it
+  // free_fast's countdown to the caller's periodic work (kFreeFastTick; kFreeTickInterval
+  // frees): kept here, where free_fast already has the thread's cache in a register, so a
+  // free pays one decrement for it, not a TLS lookup (the shim's purge tick).
+  std::int32_t free_countdown;
   Page no_slab;      // lru.freelist kNoObject: the cur of a slot with no slab yet
   OwnedSlabs own[kMaxTcSlots];
 };
@@ -234,7 +243,8 @@ class SlabAllocator {
   // virt_to_page(p) and p is inside this machine's memory.
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
   // Its common case alone (see below): true when done, false when nothing was changed.
-  inline bool free_fast(KmemCache* c, Page* page, const void* p);
+  inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p);
+  static inline FreeFastResult free_fast_done(ThreadCache* tc);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
   // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
   // names them).
@@ -630,7 +640,7 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 // and free_page_object_general, which runs every check again, decides (a module's object, a
 // free slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls
 // nothing, so its callers need no register saves.
-__attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
   // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
   // descriptor. The flags word read once.
@@ -652,20 +662,20 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
     }
     base = static_cast<char*>(phys_->page_address(head));
   }
-  if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return false;
+  if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
   std::uint16_t cache_id = head->get_cache_id();
-  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return false;
+  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
   KmemCache* sc = &caches_[cache_id];
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
   auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
   if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || off != std::uint64_t{idx} * sc->size ||
                            sc->tc_slot == 0xFF,
                        0))
-    return false;
+    return kFreeFastNo;
   // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
   owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
   ThreadCache* tc = thread_cache_if_ready();
-  if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return false;
+  if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return kFreeFastNo;
   // Ours (a full one too, until a quarter of it is free: then the general path moves it).
   std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
   std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
@@ -674,7 +684,7 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
     // (owned_slab.cpp). The first remote free onto a slab set aside as full tells its owner:
     // the general path (kFirstOntoFull below).
     constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
-    if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull) return false;
+    if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull) return kFreeFastNo;
     __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
     auto off32 = static_cast<std::uint32_t>(off);
     for (;;) {
@@ -682,31 +692,38 @@ __attribute__((always_inline)) inline bool SlabAllocator::free_fast(KmemCache* c
       set_owned_link(sc, base + off, first == kRemoteNone ? kNoObject : first);
       if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true,
                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        return true;
+        return free_fast_done(tc);
       slab_owner = state & kSlabStateOwnerMask;
       if (__builtin_expect(
               slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull, 0)) {
         // The state changed meanwhile: undone (no one frees a kernel-owned object but its
         // holder, and the collector never claims one), and the general path decides.
         __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
-        return false;
+        return kFreeFastNo;
       }
     }
   }
   unsigned inuse = head->lru.inuse;
-  if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return false;
+  if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return kFreeFastNo;
   // The last object of a slab that is not cur: the general path gives the slab back.
-  if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return false;
+  if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return kFreeFastNo;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
   set_owned_link(sc, base + off, head->lru.freelist);
   head->lru.freelist = static_cast<std::uint32_t>(off);
   head->lru.inuse--;
-  return true;
+  return free_fast_done(tc);
+}
+
+// A fast free done: the countdown to the caller's periodic work.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_done(ThreadCache* tc) {
+  if (__builtin_expect(--tc->free_countdown > 0, 1)) return kFreeFastDone;
+  tc->free_countdown = kFreeTickInterval;
+  return kFreeFastTick;
 }
 
 inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
-  if (__builtin_expect(free_fast(c, page, p), 1)) return kOwnerKernel;
+  if (__builtin_expect(free_fast(c, page, p) != kFreeFastNo, 1)) return kOwnerKernel;
   return free_page_object_general(c, page, p, action);
 }
 
