@@ -32,7 +32,8 @@
 namespace kmm {
 
 inline constexpr char kHeapMagic[8] = {'K', 'M', 'M', 'H', 'E', 'A', 'P', '1'};
-inline constexpr std::uint32_t kHeapVersion = 2;  // 2: thread-owned slabs (slab state words)
+inline constexpr std::uint32_t kHeapVersion =
+    3;  // 2: thread-owned slabs (slab state words); 3: KmemCache's hot line first
 inline constexpr std::size_t kHeapHeaderBytes = 4096;
 inline constexpr std::size_t kSuperblockSlotBytes = 2048;
 

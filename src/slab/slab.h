@@ -93,25 +93,30 @@ enum CacheDebug : std::uint8_t {
   kDebugOrigSize = 1u << 3,    // the size asked for is kept in the slot's metadata word
 };
 
-struct KmemCache {
-  char name[kCacheNameLen];
-  std::uint32_t object_size;  // what the creator asked for
-  std::uint32_t size;         // slot stride
-  std::uint32_t align;
-  std::uint32_t flags;
+// Its first cache line holds what malloc's and free's fast paths read, and nothing that is
+// written after create(): the lock, the lists and the counters live on the next lines, so
+// a thread taking the lock does not take the line every other thread's fast path reads.
+struct alignas(64) KmemCache {
+  // --- read by the fast paths; written only by create() (and alloc_tc_slot by failslab) ---
+  std::uint32_t size;           // slot stride
   std::uint32_t reciprocal;     // ceil(2^32 / size): slot index by multiply-shift
   std::uint32_t owners_offset;  // in-slab owner vector offset (when not off-slab)
+  std::uint32_t fl_key;         // freelist_hardened: the cache's random key (0: links stored plain)
   std::uint16_t objects;        // slots per slab
   std::uint16_t unfull_inuse;   // a thread's full slab freed down to this many in use has room again
-  std::uint16_t id;             // index in the allocator's table; page->cache_id
-  std::uint8_t order;           // slab = 2^order frames
-  bool offslab_owners;
-  bool in_use;                  // atomic: written under the registry lock, read by any thread
   std::uint8_t tc_slot;         // ThreadCache::own slot, or 0xFF: threads own no slab of it
   std::uint8_t alloc_tc_slot;   // what the alloc fast path reads: tc_slot, or 0xFF while failslab is on
-  std::uint8_t debug;           // CacheDebug bits; non-zero: a debug cache (no tc_slot)
-  std::uint32_t fp_offset;      // free link's offset in a slot: 0, or the metadata word after the red zone
-  std::uint32_t fl_key;         // freelist_hardened: the cache's random key (0: links stored plain)
+  std::uint8_t order;           // slab = 2^order frames
+  bool offslab_owners;
+  std::uint32_t object_size;  // what the creator asked for (__GFP_ZERO clears this much)
+  std::uint32_t fp_offset;    // free link's offset in a slot: 0, or the metadata word after the red zone
+  std::uint32_t align;
+  std::uint32_t flags;
+  std::uint16_t id;    // index in the allocator's table; page->cache_id
+  bool in_use;         // atomic: written under the registry lock, read by any thread
+  std::uint8_t debug;  // CacheDebug bits; non-zero: a debug cache (no tc_slot)
+  // --- the slow paths' (under lock) ---
+  alignas(64) char name[kCacheNameLen];
   SpinLock lock;
   pfn_t partial = kNoPfn;  // slabs with free slots
   pfn_t full = kNoPfn;     // slabs with none
