@@ -3,10 +3,14 @@
 // A block over 4 MiB is a mapping of its own (huge.cpp). Unmapping it at free and mapping a
 // new one at the next request costs two system calls and, worse, a page fault for every page
 // the program touches again (~13 us a page here: 40 ms for 12 MiB). So a freed mapping waits
-// here, its pages still resident, and the next huge request takes the best one:
-//   - the smallest cached mapping at least as large, its excess tail unmapped;
-//   - else the largest one, grown with mremap (its resident pages keep their frames, only the
-//     new part faults in).
+// here, its pages still resident, and the next huge request is made of what waits:
+//   - the smallest cached mapping at least as large; its excess tail stays cached as a mapping
+//     of its own when it is kMinSplit or more (a range of a mapping is a mapping: no system
+//     call), else it is unmapped;
+//   - else the largest one, grown with mremap, and the growth filled with the pages of the
+//     next largest ones, moved into place by mremap(MREMAP_FIXED): page tables move, frames
+//     stay, so only what no cached mapping covered faults in (a freed 32 MiB block and a freed
+//     8 MiB one serve a 36 MiB request with no fault). A mapping's unused rest stays cached.
 // At most kEntries mappings and kMaxBytes bytes wait; a put beyond either evicts the oldest.
 // Memory must still go back to the OS when the program stops asking: entries older than the
 // purge delay are unmapped by the purge tick (purge.cpp), and malloc_trim unmaps them all.
@@ -19,6 +23,9 @@
 // no one (not in huge.cpp's table); g_cached_bytes is the sum of the entries' bytes.
 #include <sys/mman.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "shim/shim.h"
 
 namespace kmm::shim {
@@ -26,6 +33,9 @@ namespace {
 
 constexpr unsigned kEntries = 16;
 constexpr std::size_t kMaxBytes = std::size_t{256} << 20;
+// A cached mapping's rest smaller than this is unmapped rather than kept: a huge request is
+// over 4 MiB, so a small piece serves only as filling for another's growth.
+constexpr std::size_t kMinSplit = std::size_t{1} << 20;
 
 struct CachedMapping {
   std::uintptr_t start;
@@ -52,35 +62,116 @@ CachedMapping take_locked(unsigned i) {
 }  // namespace
 
 void* huge_cache_take(std::size_t bytes, std::size_t* used) {
-  CachedMapping m{};
+  CachedMapping got[kEntries];  // got[0] the base, then the pieces that fill its growth
+  unsigned n = 0;
+  std::size_t total = 0;
+  CachedMapping rest{};  // a fit's tail that stays cached
   {
     LockGuard g(g_cache_lock);
-    unsigned fit = kEntries, largest = kEntries;
+    unsigned fit = kEntries;
     for (unsigned i = 0; i < kEntries; ++i) {
       std::size_t b = g_cache[i].bytes;
-      if (b == 0) continue;
       if (b >= bytes && (fit == kEntries || b < g_cache[fit].bytes)) fit = i;
-      if (largest == kEntries || b > g_cache[largest].bytes) largest = i;
     }
-    unsigned pick = fit != kEntries ? fit : largest;
-    if (pick == kEntries) return nullptr;
-    m = take_locked(pick);
+    if (fit != kEntries) {
+      CachedMapping& m = g_cache[fit];
+      got[n++] = {m.start, bytes, m.freed_ms};
+      total = bytes;
+      if (m.bytes - bytes >= kMinSplit) {  // the tail stays, in the same slot
+        m.start += bytes;
+        m.bytes -= bytes;
+        g_cached_bytes -= bytes;
+      } else {
+        rest = take_locked(fit);
+        rest.start += bytes;
+        rest.bytes -= bytes;  // unmapped below (0 bytes: nothing)
+      }
+    } else {
+      // Largest first, until the request is covered or nothing waits.
+      while (total < bytes) {
+        unsigned largest = kEntries;
+        for (unsigned i = 0; i < kEntries; ++i)
+          if (g_cache[i].bytes != 0 && (largest == kEntries || g_cache[i].bytes > g_cache[largest].bytes)) largest = i;
+        if (largest == kEntries) break;
+        got[n] = take_locked(largest);
+        total += got[n++].bytes;
+      }
+    }
   }
-  *used = m.bytes < bytes ? m.bytes : bytes;
-  if (m.bytes > bytes) {
-    unmap(m.start + bytes, m.bytes - bytes);  // the excess tail
-  } else if (m.bytes < bytes) {
-    void* q = ::mremap(reinterpret_cast<void*>(m.start), m.bytes, bytes, MREMAP_MAYMOVE);
+  if (n == 0) return nullptr;
+  unmap(rest.start, rest.bytes);
+  if (n == 1 && total == bytes) {
+    *used = bytes;
+    return reinterpret_cast<void*>(got[0].start);
+  }
+  // The destination: the base grown to the request (its new part fresh, unfaulted pages),
+  // filled with the other pieces' pages. A mapping made so spans several kernel mappings
+  // (VMAs of different origins), which mremap cannot grow or move whole (EFAULT): when the
+  // base is one, the destination is a fresh mapping and the base is a piece like the others
+  // (huge_move_pages moves such a piece a mapping at a time).
+  void* q = ::mremap(reinterpret_cast<void*>(got[0].start), got[0].bytes, bytes, MREMAP_MAYMOVE);
+  std::size_t filled = got[0].bytes;
+  unsigned first = 1;
+  if (q == MAP_FAILED) {
+    q = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (q == MAP_FAILED) {
-      unmap(m.start, m.bytes);
+      for (unsigned i = 0; i < n; ++i)
+        huge_cache_put(reinterpret_cast<void*>(got[i].start), got[i].bytes, got[i].freed_ms);
       return nullptr;
     }
-    m.start = reinterpret_cast<std::uintptr_t>(q);
+    filled = 0;
+    first = 0;
   }
-  return reinterpret_cast<void*>(m.start);
+  auto base = reinterpret_cast<std::uintptr_t>(q);
+  for (unsigned i = first; i < n; ++i) {
+    CachedMapping& piece = got[i];
+    std::size_t take = bytes - filled < piece.bytes ? bytes - filled : piece.bytes;
+    if (take != 0) {
+      // Freed bytes: what cannot move is dropped (the destination keeps fresh pages there).
+      huge_move_pages(piece.start, take, base + filled, /*keep_data=*/false);
+      filled += take;
+      piece.start += take;
+      piece.bytes -= take;
+    }
+    // What is left of it waits again, or goes if small.
+    if (piece.bytes >= kMinSplit)
+      huge_cache_put(reinterpret_cast<void*>(piece.start), piece.bytes, piece.freed_ms);
+    else
+      unmap(piece.start, piece.bytes);
+  }
+  *used = filled;  // [q, q + filled) may hold old bytes; the rest is fresh and reads as zero
+  return q;
+}
+
+void huge_move_pages(std::uintptr_t src, std::size_t len, std::uintptr_t dst, bool keep_data) {
+  if (len == 0) return;
+  void* q =
+      ::mremap(reinterpret_cast<void*>(src), len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(dst));
+  if (q != MAP_FAILED) return;
+  // EFAULT: the range crosses from one kernel mapping into another. Halves until each part
+  // lies in one (a few system calls per boundary, against a fault for every page a copy
+  // would touch).
+  if (errno == EFAULT && len > kPageSize) {
+    std::size_t half = (len / 2) & ~(std::size_t{kPageSize} - 1);
+    huge_move_pages(src, half, dst, keep_data);
+    huge_move_pages(src + half, len - half, dst + half, keep_data);
+    return;
+  }
+  // Anything else (ENOMEM: no room for the page tables): a copy, so no byte is lost.
+  if (keep_data) std::memcpy(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), len);
+  unmap(src, len);
 }
 
 void huge_cache_put(void* start, std::size_t bytes) {
+  std::uint32_t now;
+  {
+    LockGuard g(g_cache_lock);
+    now = g_clock_ms;
+  }
+  huge_cache_put(start, bytes, now);
+}
+
+void huge_cache_put(void* start, std::size_t bytes, std::uint32_t freed_ms) {
   CachedMapping out[kEntries];
   unsigned n_out = 0;
   bool kept = false;
@@ -98,7 +189,7 @@ void huge_cache_put(void* start, std::size_t bytes) {
         }
       }
       if (empty != kEntries && g_cached_bytes + bytes <= kMaxBytes) {
-        g_cache[empty] = {reinterpret_cast<std::uintptr_t>(start), bytes, g_clock_ms};
+        g_cache[empty] = {reinterpret_cast<std::uintptr_t>(start), bytes, freed_ms};
         g_cached_bytes += bytes;
         kept = true;
         break;

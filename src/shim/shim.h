@@ -135,6 +135,11 @@ std::size_t huge_mapped_spans(AddrSpan* out, std::size_t cap);
 // returns the bytes unmapped.
 void* huge_cache_take(std::size_t bytes, std::size_t* used);
 void huge_cache_put(void* start, std::size_t bytes);
+void huge_cache_put(void* start, std::size_t bytes, std::uint32_t freed_ms);  // stamped
+// Moves the pages of [src, src + len) to [dst, dst + len) (replacing what is mapped there)
+// with mremap, a kernel mapping at a time when the range spans several; a part that cannot
+// move is copied when keep_data (else dropped) and unmapped. Page-aligned arguments.
+void huge_move_pages(std::uintptr_t src, std::size_t len, std::uintptr_t dst, bool keep_data);
 std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
 std::uint64_t huge_cache_bytes();
 void huge_cache_lock();

@@ -1,6 +1,7 @@
 // tests/shim/test_huge_cache.cpp — freed blocks over 4 MiB wait in the huge cache
 // (src/shim/huge_cache.cpp): the next request reuses the mapping with its pages resident (no
-// page faults: counted with getrusage), smaller requests trim it, larger ones grow it;
+// page faults: counted with getrusage), smaller requests split it (the rest waits on), larger
+// ones are made of several freed mappings moved together, grown by fresh pages for the rest;
 // malloc_trim and the purge delay unmap what waits; a double free of a cached block is still
 // reported. This program links libkmm-preload.so (kmm is its malloc).
 #include <malloc.h>
@@ -47,22 +48,66 @@ TEST(HugeCache, FreedMappingIsReusedWithoutFaults) {
   long faults = minor_faults() - before;
   EXPECT_EQ(b, a);
   EXPECT_LT(faults, 64) << "3072 pages: a fresh mapping faults each one in";
-  // Smaller: the same mapping, its tail unmapped; malloc_usable_size is the new size's pages.
+  // Smaller: the same mapping's start; its 6 MiB tail waits in the cache as a mapping of its
+  // own and serves the next request, again with no fault.
   std::free(b);
   void* c = keep(std::malloc(opaque(6 * kMiB)));
   ASSERT_EQ(c, a);
   EXPECT_EQ(malloc_usable_size(c), 6 * kMiB);
-  // Larger: grown with mremap; the first 6 MiB keep their frames and their bytes.
-  std::memset(c, 0x3c, 6 * kMiB);
+  before = minor_faults();
+  void* tail = keep(std::malloc(opaque(6 * kMiB)));
+  ASSERT_EQ(tail, static_cast<char*>(a) + 6 * kMiB);
+  write_every_page(tail, 6 * kMiB);
+  EXPECT_LT(minor_faults() - before, 64);
+  // Larger than anything cached: the two 6 MiB mappings, moved together by mremap, make the
+  // first 12 MiB of a 20 MiB block; only the 8 MiB no freed mapping covered fault in.
   std::free(c);
+  std::free(tail);
   auto* d = static_cast<unsigned char*>(keep(std::malloc(opaque(20 * kMiB))));
   ASSERT_NE(d, nullptr);
   EXPECT_GE(malloc_usable_size(d), 20 * kMiB);
   before = minor_faults();
-  write_every_page(d + 6 * kMiB, 14 * kMiB);
-  d[6 * kMiB - 1] = 1;
-  EXPECT_GE(minor_faults() - before, 14 * 256 - 64);  // only the new part faults in
+  write_every_page(d, 20 * kMiB);
+  long grown = minor_faults() - before;
+  EXPECT_GE(grown, 8 * 256 - 64);
+  EXPECT_LT(grown, 8 * 256 + 64) << "12 MiB of the block were resident pages of freed mappings";
   std::free(d);
+}
+
+// A block made of several freed mappings spans several kernel mappings, which mremap cannot
+// grow whole: realloc moves it a mapping at a time into a larger one. Its bytes survive, its
+// pages are not faulted in again, and it can be made again from what realloc left.
+TEST(HugeCache, ReallocOfABlockMadeOfSeveralMappingsKeepsItsBytesAndPages) {
+  ASSERT_TRUE(kmm_active());
+  malloc_trim(0);
+  void* a = keep(std::malloc(opaque(8 * kMiB)));
+  void* b = keep(std::malloc(opaque(6 * kMiB)));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  write_every_page(a, 8 * kMiB);
+  write_every_page(b, 6 * kMiB);
+  std::free(a);
+  std::free(b);
+  auto* c = static_cast<unsigned char*>(keep(std::malloc(opaque(14 * kMiB))));
+  ASSERT_NE(c, nullptr);
+  long before = minor_faults();
+  for (std::size_t i = 0; i < 14 * kMiB; i += 512) c[i] = static_cast<unsigned char>(i * 7 >> 9);
+  EXPECT_LT(minor_faults() - before, 64) << "made of the two freed mappings' resident pages";
+  before = minor_faults();
+  auto* d = static_cast<unsigned char*>(std::realloc(c, opaque(30 * kMiB)));
+  ASSERT_NE(d, nullptr);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < 14 * kMiB; i += 512) wrong += d[i] != static_cast<unsigned char>(i * 7 >> 9);
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_LT(minor_faults() - before, 64) << "moved, not copied: no page of the old block faults";
+  write_every_page(d + 14 * kMiB, 16 * kMiB);
+  // Shrinking such a block works too.
+  auto* e = static_cast<unsigned char*>(std::realloc(d, opaque(9 * kMiB)));
+  ASSERT_NE(e, nullptr);
+  wrong = 0;
+  for (std::size_t i = 0; i < 9 * kMiB; i += 512) wrong += e[i] != static_cast<unsigned char>(i * 7 >> 9);
+  EXPECT_EQ(wrong, 0u);
+  std::free(e);
 }
 
 // calloc over 4 MiB once counted on a fresh mapping being zero: a reused one handed a freed
