@@ -109,7 +109,9 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     return nullptr;
   }
   PhysMem phys;
-  if (!phys.init(ram, static_cast<std::size_t>(size), cfg.phys_offset, static_cast<std::size_t>(online))) {
+  // A fresh anonymous mapping of the host reads as zero (the default platform's reserve).
+  bool fresh_zero = cfg.lazy_boot_frames && cfg.platform == nullptr;
+  if (!phys.init(ram, static_cast<std::size_t>(size), cfg.phys_offset, static_cast<std::size_t>(online), fresh_zero)) {
     pal->release(ram, static_cast<std::size_t>(size));
     err->what = "RAM too small to hold its own mem_map";
     return nullptr;

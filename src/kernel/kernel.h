@@ -57,6 +57,9 @@ struct BootConfig {
   std::uint64_t grow_bytes = 4ull << 20;
   phys_addr_t phys_offset = 0;
   Platform* platform = nullptr;      // null: anonymous host mapping
+  // With platform null: mem_map's own descriptors are left unwritten (PhysMem::init's
+  // fresh_zero; the preload sets it, the modelled machines show those frames as reserved).
+  bool lazy_boot_frames = false;
   std::uint64_t reserved_bytes = 0;  // boot reservation target (kernel image + mem_map + ...)
   KmallocPolicy kmalloc = KmallocPolicy::kPow2;
   std::uint64_t kmalloc_max = 0;  // 0: the policy's default

@@ -7,7 +7,7 @@
 
 namespace kmm {
 
-bool PhysMem::init(void* base, std::size_t size, phys_addr_t phys_offset, std::size_t online) {
+bool PhysMem::init(void* base, std::size_t size, phys_addr_t phys_offset, std::size_t online, bool fresh_zero) {
   base_ = nullptr;
   nr_pages_ = 0;
   if ((reinterpret_cast<std::uintptr_t>(base) & (kPageSize - 1)) != 0) return false;
@@ -25,6 +25,8 @@ bool PhysMem::init(void* base, std::size_t size, phys_addr_t phys_offset, std::s
   if (online_pages < map_pages + 1) online_pages = map_pages + 1;
   if (online_pages > pages) online_pages = pages;
   online_pages_ = static_cast<pfn_t>(online_pages);
+  fresh_zero_ = fresh_zero;
+  if (fresh_zero) return true;  // zero already; mem_map's frames are is_boot_frame()
   // Descriptors of the online frames; mem_map's own frames are PG_reserved.
   // online_pages <= size / kPageSize, so the product is below size: it fits size_t.
   std::memset(mem_map_, 0, static_cast<std::size_t>(online_pages * sizeof(Page)));
@@ -40,7 +42,7 @@ pfn_t PhysMem::online_more(pfn_t pages, pfn_t* got) {
   if (online_pages_ >= nr_pages_) return kNoPfn;
   pfn_t n = nr_pages_ - online_pages_ < pages ? nr_pages_ - online_pages_ : pages;
   pfn_t first = online_pages_;
-  std::memset(mem_map_ + first, 0, std::size_t{n} * sizeof(Page));
+  if (!fresh_zero_) std::memset(mem_map_ + first, 0, std::size_t{n} * sizeof(Page));
   online_pages_ += n;
   *got = n;
   return base_pfn_ + first;

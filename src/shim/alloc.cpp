@@ -147,11 +147,13 @@ void fork_child() {
 Kernel* boot_with(const Options& o) {
   BootConfig cfg;
   std::uint64_t ram = o.ram;
-  // 8 GiB of address space for blocks up to 4 MiB (larger ones are mapped on their own):
-  // mem_map's own descriptors cost 1/128 of mem_map (512 KiB here, touched at boot), so a
-  // 64 GiB default would add 4 MiB to every process's RSS. ram=64G raises it.
+  // 8 GiB of address space for blocks up to 4 MiB (larger ones are mapped on their own).
+  // mem_map's descriptors are touched only as frames come into use (lazy_boot_frames: its own
+  // 1/128, 512 KiB here, is never written), so the reservation costs address space, not RSS;
+  // ram=64G raises it.
   if (ram == 0) ram = sizeof(void*) == 8 ? (std::uint64_t{8} << 30) : (std::uint64_t{1} << 30);
   cfg.online_bytes = 4ull << 20;
+  cfg.lazy_boot_frames = true;  // mem_map's 512 KiB of own descriptors never touched
   cfg.grow_bytes = 4ull << 20;
   cfg.page_offset = 0xffff000000000000ull;
   cfg.kmalloc = KmallocPolicy::kKmalloc2;

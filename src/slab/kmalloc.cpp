@@ -280,7 +280,9 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
   }
   // Atomic reads: the page may be given back at this very moment (a late free racing the
   // collector's reclaim of a gone module's slab), and this is only the diagnosis.
-  if (page->is(PG_buddy) || (page->get_flags() == 0 && page->get_refcount() == 0)) {
+  // Boot frames (mem_map, memblock) may carry no mark at all (PhysMem::init's fresh_zero).
+  if (!phys->is_boot_frame(phys->virt_to_pfn(p)) &&
+      (page->is(PG_buddy) || (page->get_flags() == 0 && page->get_refcount() == 0))) {
     report({ErrorKind::kDoubleFree, action, p, nullptr, 0, "the page is already free"});
   } else {
     report({ErrorKind::kInvalidFree, action, p, nullptr, 0, "not a kmalloc block"});

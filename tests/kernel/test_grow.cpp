@@ -1,17 +1,21 @@
 // Growable RAM (memory hotplug): a machine that reserves much and brings frames online as the
 // page allocator runs dry — the shape of kmm as a process's malloc. Covers growth through
 // slab and large allocations, the ceiling, invariants, and buddy blocks aligned in host
-// addresses (so big alignments come straight from the buddy allocator).
+// addresses (so big alignments come straight from the buddy allocator), and the preload's
+// lazily marked boot frames.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <vector>
 
+#include "../common/report_capture.h"
 #include "base/text.h"
 #include "kernel/kernel.h"
 
 namespace kmm {
 namespace {
+
+using test::ReportCapture;
 
 BootConfig growable(std::uint64_t ram, std::uint64_t online, std::uint64_t step) {
   BootConfig cfg;
@@ -42,6 +46,26 @@ TEST(Grow, StartsSmallAndGrowsOnDemand) {
   for (void* p : blocks) EXPECT_TRUE(k->kfree(p));
   EXPECT_TRUE(k->check_invariants(&why)) << why.data();
   EXPECT_EQ(k->zone().free_pages(), k->zone().managed_pages());
+  k->shutdown();
+}
+
+// The preload's boot (lazy_boot_frames): mem_map's own descriptors stay unwritten, and a free
+// of a pointer into mem_map is still an invalid free ("not a kmalloc block"), not a double free.
+TEST(Grow, LazyBootFramesAreStillNoKmallocBlock) {
+  BootConfig cfg = growable(std::uint64_t{1} << 30, 8 << 20, 4 << 20);
+  cfg.lazy_boot_frames = true;
+  Kernel* k = Kernel::boot(cfg, nullptr);
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->phys().mem_map()->flags, 0u) << "mem_map's first descriptor was not written";
+  ReportCapture cap;
+  EXPECT_EQ(k->kmalloc_layer().kfree(k->phys().mem_map() + 8, "kfree"), kOwnerFree);
+  EXPECT_EQ(cap.last().kind, ErrorKind::kInvalidFree);
+  EXPECT_EQ(cap.last().detail, "not a kmalloc block");
+  void* p = k->kmalloc(100);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(k->kfree(p));
+  StackText<256> why;
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
   k->shutdown();
 }
 

@@ -149,6 +149,32 @@ TEST(PhysMem, MemMapLivesInRamAndIsReserved) {
   EXPECT_EQ(pm.compound_head(pm.mem_map() + 40), pm.mem_map() + 40);
 }
 
+// A fresh anonymous mapping (the preload's RAM): nothing is written at init, so mem_map's own
+// 1/128 is not faulted in; its frames are still boot frames, and memblock's are marked.
+TEST(PhysMem, FreshZeroRamLeavesMemMapUntouched) {
+  Ram ram(std::size_t{16} << 20);
+  ASSERT_NE(ram.get(), nullptr);
+  PhysMem pm;
+  ASSERT_TRUE(pm.init(ram.get(), ram.size(), 0, /*online=*/std::size_t{1} << 20, /*fresh_zero=*/true));
+  EXPECT_EQ(pm.reserved_pages(), 32u);
+  for (pfn_t pfn = pm.base_pfn(); pfn < pm.first_free_pfn(); ++pfn) {
+    ASSERT_EQ(pm.pfn_to_page(pfn)->flags, 0u) << "left unwritten: " << pfn;
+    ASSERT_TRUE(pm.is_boot_frame(pfn)) << pfn;
+  }
+  EXPECT_FALSE(pm.is_boot_frame(pm.first_free_pfn()));
+  EXPECT_FALSE(pm.is_boot_frame(pm.base_pfn() - 1));
+  void* boot = pm.memblock_alloc(2 * kPageSize);
+  ASSERT_NE(boot, nullptr);
+  pfn_t first = pm.virt_to_pfn(boot);
+  EXPECT_EQ(pm.pfn_to_page(first)->flags, std::uint32_t{PG_reserved});
+  EXPECT_EQ(pm.pfn_to_page(first + 1)->flags, std::uint32_t{PG_reserved});
+  EXPECT_TRUE(pm.is_boot_frame(first + 1));
+  EXPECT_FALSE(pm.is_boot_frame(first + 2));
+  pfn_t got = 0;
+  EXPECT_NE(pm.online_more(64, &got), kNoPfn);
+  EXPECT_EQ(got, 64u);
+}
+
 TEST(PhysMem, CompoundHeadFollowsTail) {
   Ram ram(std::size_t{1} << 20);
   ASSERT_NE(ram.get(), nullptr);
