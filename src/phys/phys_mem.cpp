@@ -52,7 +52,8 @@ void* PhysMem::memblock_alloc(std::size_t bytes) {
   std::uint64_t n = pages_for(bytes);
   if (n == 0 || n > online_pages_ - boot_pages_) return nullptr;
   void* p = base_ + (std::size_t{boot_pages_} << kPageShift);
-  std::memset(p, 0, static_cast<std::size_t>(n << kPageShift));  // n frames of RAM: fits size_t
+  // n frames of RAM: fits size_t. Fresh memory is zero already (and stays out of RSS until used).
+  if (!fresh_zero_) std::memset(p, 0, static_cast<std::size_t>(n << kPageShift));
   for (std::uint64_t i = 0; i < n; ++i) {
     mem_map_[boot_pages_ + i].set_flags(PG_reserved);
     mem_map_[boot_pages_ + i].refcount = 1;
