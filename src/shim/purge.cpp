@@ -65,6 +65,7 @@ void purge_tick_now(Kernel* k) {
   huge_cache_age(now, delay_ms);
   if (k->persistent()) return;  // the heap's frames are its file's
   // Empty slabs reach the buddy allocator (they are purged once they have aged a delay).
+  k->slab().release_kept_empty_slabs();  // this thread's (kKeptEmptySlabs); others keep theirs
   k->slab().shrink_empty();  // the empty slabs caches kept (empty_keep_bytes) too
   std::uint64_t n = k->purge_free(0, delay_ms, kPurgeRoundPages);
   __atomic_fetch_add(&g_purged_pages, n, __ATOMIC_RELAXED);

@@ -29,6 +29,10 @@ std::uint32_t remote_of_state(std::uint32_t s) {
   return s & kRemoteMask;
 }
 
+void kept_empty_add(ThreadCache* tc, int n) {
+  __atomic_fetch_add(&tc->kept_empty, static_cast<std::uint32_t>(n), __ATOMIC_RELAXED);
+}
+
 }  // namespace
 
 // The remote list starting at `first` (taken off the state word by the caller) joins head's
@@ -161,6 +165,7 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
     // Another slab of ours with room (every one on partial but an exhausted cur has some).
     if (o.partial != kNoPfn) {
       Page* next = phys_->pfn_to_page(o.partial);
+      if (next->lru.inuse == 0) kept_empty_add(tc, -1);  // a kept empty slab is cur now
       set_cur(o, tc, next, phys_->page_address(next));
       continue;
     }
@@ -199,9 +204,14 @@ void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::u
     list_del(&o.full, head);
     list_add(&o.partial, head);
   }
-  // inuse counts the remote list too, so an empty slab has none: it goes back to the cache
-  // (which keeps empty slabs up to min_partial / empty_keep_bytes), unless it is cur.
+  // inuse counts the remote list too, so an empty slab has none. It stays with this thread
+  // while it keeps fewer than kKeptEmptySlabs, else goes back to the cache (which keeps empty
+  // slabs up to min_partial / empty_keep_bytes); cur stays cur either way.
   if (head->lru.inuse == 0 && head != o.cur) {
+    if (__atomic_load_n(&tc->kept_empty, __ATOMIC_RELAXED) < kKeptEmptySlabs) {
+      kept_empty_add(tc, 1);
+      return;
+    }
     list_del(&o.partial, head);
     LockGuard g(c->lock);
     disown_locked(c, head);
@@ -255,10 +265,30 @@ void SlabAllocator::disown_slot(KmemCache* c, ThreadCache* tc) {
     while (*list != kNoPfn) {
       Page* head = phys_->pfn_to_page(*list);
       list_del(list, head);
+      if (head->lru.inuse == 0 && head != o.cur) kept_empty_add(tc, -1);
       disown_locked(c, head);
     }
   }
   set_cur(o, tc, nullptr, nullptr);
+}
+
+void SlabAllocator::release_kept_empty_slabs() {
+  ThreadCache* tc = thread_cache_if_ready();
+  if (tc == nullptr || __atomic_load_n(&tc->kept_empty, __ATOMIC_RELAXED) == 0) return;
+  for (unsigned id = 0; id < kMaxCaches; ++id) {
+    KmemCache* c = cache(id);
+    if (c == nullptr || c->tc_slot == 0xFF) continue;
+    OwnedSlabs& o = tc->own[c->tc_slot];
+    for (pfn_t pfn = o.partial; pfn != kNoPfn;) {
+      Page* head = phys_->pfn_to_page(pfn);
+      pfn = head->lru.next;
+      if (head->lru.inuse != 0 || head == o.cur) continue;
+      list_del(&o.partial, head);
+      kept_empty_add(tc, -1);
+      LockGuard g(c->lock);
+      disown_locked(c, head);
+    }
+  }
 }
 
 void SlabAllocator::disown_thread_slabs(ThreadCache* tc) {

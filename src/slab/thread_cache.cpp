@@ -131,6 +131,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   tc->id = id;
   tc->owner_bits = id << kSlabStateOwnerShift;
   tc->free_countdown = kFreeTickInterval;
+  tc->kept_empty = 0;
   __atomic_store_n(&remote_hint_[id], 0u, __ATOMIC_RELAXED);  // a previous owner's hints
   tc->no_slab.lru.freelist = kNoObject;
   for (OwnedSlabs& o : tc->own) {

@@ -3,7 +3,8 @@
 // are allocated again without new slabs; a full slab that remote frees reach is found through
 // the owner's hint; a thread that exits gives its slabs back with their remote frees merged;
 // the collector's free of an object on a thread's slab goes onto the remote list; a fresh
-// slab's free list is threaded a frame at a time.
+// slab's free list is threaded a frame at a time; emptied slabs stay with their thread up to
+// kKeptEmptySlabs.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -246,6 +247,50 @@ TEST(OwnedSlab, ProducerConsumerLosesNothing) {
   // The producer reused what the consumer freed: at most about two batches' slabs ever, not
   // the 200 batches' it allocated in all.
   EXPECT_LE(most_slabs * c->objects, 2u * kBatch + 4u * c->objects);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+// A thread's frees that empty its slabs leave up to kKeptEmptySlabs of them with it: its next
+// allocations take them back with no cache lock and no slab another thread used last. The
+// rest go back to the cache at once; the purge round (release_kept_empty_slabs) and the
+// thread's exit give the kept ones back too.
+TEST(OwnedSlab, EmptiedSlabsStayWithTheirThreadUpToTheLimit) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-256", 256, 0, 0);
+  ASSERT_NE(c->tc_slot, 0xFF);
+  on_other_thread([&] {
+    const unsigned slabs = kKeptEmptySlabs + 4;
+    std::vector<void*> objs;
+    for (unsigned i = 0; i < slabs * c->objects; ++i) {
+      objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+      ASSERT_NE(objs.back(), nullptr);
+    }
+    EXPECT_EQ(c->nr_owned, slabs);
+    for (void* p : objs) EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+    EXPECT_EQ(c->nr_owned, kKeptEmptySlabs + 1) << "cur, and the emptied slabs the thread keeps";
+    EXPECT_EQ(c->active_objects(), std::uint64_t{kKeptEmptySlabs + 1} * c->objects) << "owned slots count as active";
+    std::uint64_t taken = c->alloc_calls.load();
+    objs.clear();
+    for (unsigned i = 0; i < (kKeptEmptySlabs + 1) * c->objects; ++i) {
+      objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+      ASSERT_NE(objs.back(), nullptr);
+    }
+    EXPECT_EQ(c->alloc_calls.load(), taken) << "the kept slabs served these: none taken from the cache";
+    EXPECT_EQ(c->nr_owned, kKeptEmptySlabs + 1);
+    for (void* p : objs) EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+    m.slab.release_kept_empty_slabs();
+    EXPECT_EQ(c->nr_owned, 1u) << "only cur stays";
+    objs.clear();
+    // Kept again after the release, and given back when the thread exits.
+    for (unsigned i = 0; i < 3 * c->objects; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+    for (void* p : objs) EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+    EXPECT_EQ(c->nr_owned, 3u);
+  });
+  EXPECT_EQ(c->nr_owned, 0u);
+  EXPECT_EQ(c->active_objects(), 0u);
   EXPECT_TRUE(m.check());
   EXPECT_TRUE(m.slab.destroy(c));
   m.shutdown_slab();
