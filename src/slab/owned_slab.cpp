@@ -265,7 +265,8 @@ void SlabAllocator::disown_slot(KmemCache* c, ThreadCache* tc) {
     while (*list != kNoPfn) {
       Page* head = phys_->pfn_to_page(*list);
       list_del(list, head);
-      if (head->lru.inuse == 0 && head != o.cur) kept_empty_add(tc, -1);
+      // A kept empty slab (free_local): on partial, not cur; a full slab is never empty.
+      if (list == &o.partial && head->lru.inuse == 0 && head != o.cur) kept_empty_add(tc, -1);
       disown_locked(c, head);
     }
   }
