@@ -259,7 +259,8 @@ class SlabAllocator {
   // The same when the caller has already found p's page descriptor (kfree): page is
   // virt_to_page(p) and p is inside this machine's memory.
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
-  // Its common case alone (see below): true when done, false when nothing was changed.
+  // Its common case alone (see below): kFreeFastDone (or kFreeFastTick) when done,
+  // kFreeFastNo when nothing was changed.
   inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p);
   static inline FreeFastResult free_fast_done(ThreadCache* tc);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
@@ -655,10 +656,10 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 // The free fast path, the common cases only: a kernel-owned object of a slab this thread owns,
 // which stays in use after it, or of a slab another thread owns (its remote list). The checks
 // that find a bad free (p is the start of a slot of a slab cache — of c, when c is given — and
-// the slot is allocated) come first, then the push. True: done. False: nothing was changed,
-// and free_page_object_general, which runs every check again, decides (a module's object, a
-// free slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls
-// nothing, so its callers need no register saves.
+// the slot is allocated) come first, then the push. kFreeFastDone / kFreeFastTick: done.
+// kFreeFastNo: nothing was changed, and free_page_object_general, which runs every check again,
+// decides (a module's object, a free slot, a slab owned by none, a full or emptied one, no
+// tc_slot, a bad pointer). It calls nothing, so its callers need no register saves.
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
   // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
