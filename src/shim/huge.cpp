@@ -28,8 +28,6 @@
 // `guard_patterned`).
 #include <sys/mman.h>
 
-#include <cerrno>
-
 #include <algorithm>
 #include <cstring>
 
@@ -265,15 +263,8 @@ void* huge_resize(void* p, std::size_t size, const char* action) {
   if (bytes < block) return nullptr;
   if (fault_should_fail(FaultPoint::kPlatform, bytes, "mremap")) return nullptr;
   if (e->guarded) disarm_guard(*e, action);
-  void* q = ::mremap(reinterpret_cast<void*>(e->map_start), e->map_bytes, bytes, MREMAP_MAYMOVE);
-  if (q == MAP_FAILED && errno == EFAULT && bytes > e->map_bytes) {
-    // A block the huge cache made of several freed mappings spans several kernel mappings,
-    // which mremap grows only one at a time: a fresh mapping of the new size, the block's
-    // pages moved into it (resident pages keep their frames; nothing is copied or touched).
-    q = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q != MAP_FAILED)
-      huge_move_pages(e->map_start, e->map_bytes, reinterpret_cast<std::uintptr_t>(q), /*keep_data=*/true);
-  }
+  // A block the huge cache made of several freed mappings spans several kernel mappings: huge_remap moves it.
+  void* q = huge_remap(e->map_start, e->map_bytes, bytes, /*keep_data=*/true);
   if (q == MAP_FAILED) {
     if (e->guarded) arm_guard(e);  // the block stays where it was, guarded again
     return nullptr;

@@ -49,7 +49,7 @@ struct CachedMapping {
 SpinLock g_cache_lock;
 CachedMapping g_cache[kEntries];
 std::size_t g_cached_bytes = 0;
-std::uint32_t g_clock_ms = 0;  // the purge clock at the last tick (stamps of new entries)
+std::uint32_t g_clock_ms = 0;  // atomic: the purge clock at the last tick (stamps of new entries)
 
 void unmap(std::uintptr_t start, std::size_t bytes) {
   if (bytes != 0) ::munmap(reinterpret_cast<void*>(start), bytes);
@@ -109,24 +109,15 @@ void* huge_cache_take(std::size_t bytes, std::size_t* used) {
   }
   // The destination: the base grown to the request (its new part fresh, unfaulted pages),
   // filled with the other pieces' pages. A mapping made so spans several kernel mappings
-  // (VMAs of different origins), which mremap cannot grow or move whole (EFAULT): when the
-  // base is one, the destination is a fresh mapping and the base is a piece like the others
-  // (huge_move_pages moves such a piece a mapping at a time).
-  void* q = ::mremap(reinterpret_cast<void*>(got[0].start), got[0].bytes, bytes, MREMAP_MAYMOVE);
-  std::size_t filled = got[0].bytes;
-  unsigned first = 1;
+  // (VMAs of different origins), which mremap cannot grow whole: huge_remap then moves it.
+  void* q = huge_remap(got[0].start, got[0].bytes, bytes, /*keep_data=*/false);
   if (q == MAP_FAILED) {
-    q = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q == MAP_FAILED) {
-      for (unsigned i = 0; i < n; ++i)
-        huge_cache_put(reinterpret_cast<void*>(got[i].start), got[i].bytes, got[i].freed_ms);
-      return nullptr;
-    }
-    filled = 0;
-    first = 0;
+    for (unsigned i = 0; i < n; ++i) huge_cache_put(reinterpret_cast<void*>(got[i].start), got[i].bytes, got[i].freed_ms);
+    return nullptr;
   }
+  std::size_t filled = got[0].bytes;
   auto base = reinterpret_cast<std::uintptr_t>(q);
-  for (unsigned i = first; i < n; ++i) {
+  for (unsigned i = 1; i < n; ++i) {
     CachedMapping& piece = got[i];
     std::size_t take = bytes - filled < piece.bytes ? bytes - filled : piece.bytes;
     if (take != 0) {
@@ -165,13 +156,18 @@ void huge_move_pages(std::uintptr_t src, std::size_t len, std::uintptr_t dst, bo
   unmap(src, len);
 }
 
+void* huge_remap(std::uintptr_t start, std::size_t old_bytes, std::size_t new_bytes, bool keep_data) {
+  void* q = ::mremap(reinterpret_cast<void*>(start), old_bytes, new_bytes, MREMAP_MAYMOVE);
+  if (q != MAP_FAILED || errno != EFAULT || new_bytes <= old_bytes) return q;
+  // EFAULT growing: the range spans several kernel mappings. A fresh mapping of the new size,
+  // the old pages moved into it (resident pages keep their frames; nothing is touched).
+  q = ::mmap(nullptr, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q != MAP_FAILED) huge_move_pages(start, old_bytes, reinterpret_cast<std::uintptr_t>(q), keep_data);
+  return q;
+}
+
 void huge_cache_put(void* start, std::size_t bytes) {
-  std::uint32_t now;
-  {
-    LockGuard g(g_cache_lock);
-    now = g_clock_ms;
-  }
-  huge_cache_put(start, bytes, now);
+  huge_cache_put(start, bytes, __atomic_load_n(&g_clock_ms, __ATOMIC_RELAXED));
 }
 
 void huge_cache_put(void* start, std::size_t bytes, std::uint32_t freed_ms) {
@@ -210,7 +206,7 @@ std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms) {
   unsigned n_out = 0;
   {
     LockGuard g(g_cache_lock);
-    g_clock_ms = now_ms;
+    __atomic_store_n(&g_clock_ms, now_ms, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < kEntries; ++i)
       if (g_cache[i].bytes != 0 && now_ms - g_cache[i].freed_ms >= max_age_ms) out[n_out++] = take_locked(i);
   }

@@ -7,7 +7,7 @@
 // handed out last. Two triggers:
 //   - the purge delay (KMM_OPTIONS purge_delay=, default 1 s; off disables it): every
 //     kPurgeTickFrees frees a thread reads (counted apart for free's fast path, in its thread
-//     cache: kFreeTickInterval, slab.h; the same 1024) the coarse monotonic clock (vDSO, no syscall) and,
+//     cache: kFreeTickInterval, slab.h, the same interval) the coarse monotonic clock (vDSO, no syscall) and,
 //     at most once per delay for the whole process, reports the blocks that have been free
 //     for at least the delay — at most kPurgeRoundPages a round, so no free() pays for more
 //     than a bounded madvise; a round that hit the cap lets the next tick go on at once.
@@ -31,7 +31,7 @@ namespace kmm::shim {
 __attribute__((tls_model("initial-exec"))) __thread int t_purge_countdown = 0;
 
 namespace {
-constexpr int kPurgeTickFrees = 1024;
+constexpr int kPurgeTickFrees = kFreeTickInterval;  // the general path's; free_fast counts its own
 constexpr std::uint64_t kPurgeRoundPages = 2048;  // 8 MiB a round
 
 std::uint32_t g_last_round_ms = 0;  // atomic: the clock at the last round (0: none yet)

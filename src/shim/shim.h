@@ -140,6 +140,10 @@ void huge_cache_put(void* start, std::size_t bytes, std::uint32_t freed_ms);  //
 // with mremap, a kernel mapping at a time when the range spans several; a part that cannot
 // move is copied when keep_data (else dropped) and unmapped. Page-aligned arguments.
 void huge_move_pages(std::uintptr_t src, std::size_t len, std::uintptr_t dst, bool keep_data);
+// The mapping [start, start + old_bytes) resized to new_bytes (mremap, MREMAP_MAYMOVE); one
+// that spans several kernel mappings, which mremap cannot grow (EFAULT), is moved into a
+// fresh mapping of the new size (huge_move_pages). MAP_FAILED: the old mapping is unchanged.
+void* huge_remap(std::uintptr_t start, std::size_t old_bytes, std::size_t new_bytes, bool keep_data);
 std::uint64_t huge_cache_age(std::uint32_t now_ms, std::uint32_t max_age_ms);
 std::uint64_t huge_cache_bytes();
 void huge_cache_lock();
