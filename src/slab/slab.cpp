@@ -290,13 +290,11 @@ void SlabAllocator::list_del(pfn_t* list, Page* head) {
 
 void SlabAllocator::set_owner_mask_orders() {
   owner_mask_orders_ = 0;
-  owned_by_mask_ = false;
   if (zone_ == nullptr || !zone_->aligned_blocks()) return;
   auto base = reinterpret_cast<std::uintptr_t>(phys_->base());
   unsigned orders = 0;
   while (orders <= kMaxOrder && (base & ((std::uintptr_t{kPageSize} << orders) - 1)) == 0) ++orders;
   owner_mask_orders_ = static_cast<std::uint8_t>(orders);
-  owned_by_mask_ = owner_mask_orders_ > kOwnedSlabOrder;
   owned_head_bias_ = reinterpret_cast<std::uintptr_t>(phys_->mem_map()) - (base >> kPageToDescShift);
 }
 

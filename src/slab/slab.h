@@ -156,7 +156,7 @@ inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerS
 inline constexpr std::uint32_t kMaxOwnedSlabBytes = 64u << 10;
 // Every cache with a tc_slot has slabs of this order (64 KiB, kMaxOwnedSlabBytes) with their
 // owner bytes inside: a free finds the slab's head descriptor by masking the address when the
-// RAM is aligned to it (owned_by_mask_), and the owner byte with no branch.
+// RAM is aligned to it (owned_by_mask()), and the owner byte with no branch.
 inline constexpr unsigned kOwnedSlabOrder = 4;
 // Slabs a thread's frees empty stay with it, up to this many (1 MiB) across its caches, rather
 // than go back to their cache at once: a program that frees its lists and builds them again
@@ -544,6 +544,11 @@ class SlabAllocator {
   // RAM's alignment (init, and at attach: the file's mapping may lie elsewhere).
   // A slab of c starts at its objects' addresses rounded down to its size (slab_mask(c)).
   bool slab_found_by_mask(const KmemCache* c) const { return c->order < owner_mask_orders_; }
+  // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
+  // multiples of their size, so free_fast finds a head by masking p.
+  bool owned_by_mask() const {
+    return kOwnedSlabOrder < owner_mask_orders_;
+  }
   static std::uintptr_t slab_mask(const KmemCache* c) { return (std::uintptr_t{kPageSize} << c->order) - 1; }
 
  public:
@@ -591,10 +596,7 @@ class SlabAllocator {
   std::uint32_t heap_id_ = 0;
   std::uint64_t heap_gen_ = kNoHeapGen;
   bool fence_ok_ = false;                // the process barrier is available (pal.h)
-  // Runtime state like fence_ok_: owned slabs (kOwnedSlabOrder) start at addresses that are
-  // multiples of their size, so free_fast finds a head by masking (set_owner_mask_orders).
-  bool owned_by_mask_ = false;
-  // With owned_by_mask_: mem_map's address less the RAM's start >> kPageToDescShift, so the
+  // With owned_by_mask(): mem_map's address less the RAM's start >> kPageToDescShift, so the
   // descriptor of a frame at address a (a multiple of the page size) is at this + (a >>
   // kPageToDescShift): free_fast's virt_to_page in two instructions (set_owner_mask_orders).
   std::uintptr_t owned_head_bias_ = 0;
@@ -667,7 +669,7 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(Km
   Page* head;
   char* base;  // the slab's memory (if head heads a slab)
   std::uint32_t head_flags;
-  if (__builtin_expect(owned_by_mask_, 1)) {
+  if (__builtin_expect(owned_by_mask(), 1)) {
     auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
     base = reinterpret_cast<char*>(b);
     head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(base)
