@@ -112,7 +112,8 @@ void* huge_cache_take(std::size_t bytes, std::size_t* used) {
   // (VMAs of different origins), which mremap cannot grow whole: huge_remap then moves it.
   void* q = huge_remap(got[0].start, got[0].bytes, bytes, /*keep_data=*/false);
   if (q == MAP_FAILED) {
-    for (unsigned i = 0; i < n; ++i) huge_cache_put(reinterpret_cast<void*>(got[i].start), got[i].bytes, got[i].freed_ms);
+    for (unsigned i = 0; i < n; ++i)
+      huge_cache_put(reinterpret_cast<void*>(got[i].start), got[i].bytes, got[i].freed_ms);
     return nullptr;
   }
   std::size_t filled = got[0].bytes;
