@@ -170,6 +170,18 @@ inline constexpr unsigned kPageToDescShift = kPageShift - 5;
 static_assert(sizeof(Page) == 1u << 5);
 static_assert((std::uint64_t{kPageSize} << kOwnedSlabOrder) == kMaxOwnedSlabBytes);
 
+// The fast paths' slot test. For a byte offset off in a slab of a cache c, q = off *
+// c->reciprocal (ceil(2^32 / size)) holds off / size in its high half, and its low half says
+// whether off is a multiple of size, with no second multiply: off = k * size + r gives a low
+// half of k * (reciprocal * size - 2^32) + r * reciprocal, which is below 2^16 when r == 0
+// and at least reciprocal > 2^16 when not, for every cache whose slabs threads own (64 KiB:
+// size and objects * size are below 2^16, so nothing carries into the high half). An offset
+// beyond the slots gives a high half of at least `objects`.
+inline bool owned_slot_start(std::uint64_t q) {
+  return static_cast<std::uint32_t>(q) < (1u << 16);
+}
+static_assert(kMaxOwnedSlabBytes <= (1u << 16));
+
 // What free_fast did: nothing (the general path decides), the free, or the free and the
 // thread's kFreeTickInterval-th fast free since the last tick (ThreadCache::free_countdown).
 enum FreeFastResult : int { kFreeFastNo = 0, kFreeFastDone = 1, kFreeFastTick = 2 };
@@ -252,6 +264,9 @@ class SlabAllocator {
   // alloc_slow decides). It calls nothing, so callers that keep their slow path apart (malloc)
   // save no registers.
   inline void* alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner);
+  // The same with this thread's cache of this allocator in hand (thread_cache_if_ready()'s, or
+  // the shim's own test of the same generation).
+  static inline void* alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
@@ -262,6 +277,8 @@ class SlabAllocator {
   // Its common case alone (see below): kFreeFastDone (or kFreeFastTick) when done,
   // kFreeFastNo when nothing was changed.
   inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p);
+  // The same when owned_by_mask() holds (the caller knows): the head found by masking p.
+  inline FreeFastResult free_fast_masked(KmemCache* c, const void* p);
   static inline FreeFastResult free_fast_done(ThreadCache* tc);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
   // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
@@ -343,6 +360,13 @@ class SlabAllocator {
   }
   // The same for a cache with a tc_slot, whose link is at offset 0 (it is no debug cache:
   // fp_offset is 0, create() checks it), so the fast paths read no fp_offset.
+  // With the cache's fl_key already in hand (the free fast path reads it before its stores).
+  static void store_owned_link(std::uint32_t fl_key, void* slot, std::uint32_t next) {
+    std::uint32_t v = next;
+    if (fl_key != 0)
+      v ^= fl_key ^ __builtin_bswap32(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slot) >> 3));
+    std::memcpy(slot, &v, sizeof v);
+  }
   static void set_owned_link(const KmemCache* c, void* slot, std::uint32_t next) {
     std::uint32_t v = next ^ link_mask(c, slot);
     std::memcpy(slot, &v, sizeof v);
@@ -543,16 +567,18 @@ class SlabAllocator {
   // set_owner_mask_orders (public, above) sets owner_mask_orders_ from the zone and the
   // RAM's alignment (init, and at attach: the file's mapping may lie elsewhere).
   // A slab of c starts at its objects' addresses rounded down to its size (slab_mask(c)).
-  bool slab_found_by_mask(const KmemCache* c) const { return c->order < owner_mask_orders_; }
-  // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
-  // multiples of their size, so free_fast finds a head by masking p.
-  bool owned_by_mask() const {
-    return kOwnedSlabOrder < owner_mask_orders_;
+  bool slab_found_by_mask(const KmemCache* c) const {
+    return c->order < owner_mask_orders_;
   }
   static std::uintptr_t slab_mask(const KmemCache* c) { return (std::uintptr_t{kPageSize} << c->order) - 1; }
 
  public:
   unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
+  // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
+  // multiples of their size, so free_fast finds a head by masking p (free_fast_masked).
+  bool owned_by_mask() const {
+    return kOwnedSlabOrder < owner_mask_orders_;
+  }
 
  private:
   // Slot idx back into a slab owned by none; true when the slab went to the page allocator.
@@ -565,6 +591,9 @@ class SlabAllocator {
     head->lru.inuse--;
   }
   bool settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
+  inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags, char* base, const void* p);
+  static FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, owner_t* slot,
+                                         std::uint32_t key, char* obj);
   // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
   // follows from p's address (owner_slot_of), else through p's descriptor.
   Page* slab_head_of(const KmemCache* c, const void* p) const {
@@ -619,31 +648,36 @@ class SlabAllocator {
 // slab before it is used (a write after free must not send the allocator outside its slab);
 // a bad one goes to alloc_slow, which reports it.
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner) {
+  ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
+  if (__builtin_expect(tc == nullptr, 0)) return nullptr;
+  return alloc_fast_tc(tc, c, gfp, owner);
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp,
+                                                                         owner_t owner) {
   // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
   // where the injection point is, and this path stays free of it (route_faults).
   std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
   if (slot != 0xFF) {
-    ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
-    if (__builtin_expect(tc != nullptr, 1)) {
-      OwnedSlabs& o = tc->own[slot];
-      Page* head = o.cur;
-      std::uint32_t off = head->lru.freelist;
-      // off * reciprocal >> 32 is off / size for every offset in a slab; kNoObject and a lazy
-      // link (kLazyLink: bit 31) give an index far beyond `objects`, so one compare covers them.
-      auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
-      if (__builtin_expect(idx < c->objects && idx * c->size == off, 1)) {
-        // Everything read before the stores (they might alias it, for all the compiler knows).
-        char* base = o.base;
-        char* p = base + off;
-        if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
-        // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-        owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
-        head->lru.freelist = get_owned_link(c, p);
-        head->lru.inuse++;
-        __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
-        if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
-        return p;
-      }
+    OwnedSlabs& o = tc->own[slot];
+    Page* head = o.cur;
+    std::uint32_t off = head->lru.freelist;
+    // kNoObject and a lazy link (kLazyLink: bit 31) give an index far beyond `objects`, so
+    // one compare covers them (owned_slot_start).
+    std::uint64_t q = std::uint64_t{off} * c->reciprocal;
+    auto idx = static_cast<std::uint32_t>(q >> 32);
+    if (__builtin_expect(idx < c->objects && owned_slot_start(q), 1)) {
+      // Everything read before the stores (they might alias it, for all the compiler knows).
+      char* base = o.base;
+      char* p = base + off;
+      if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
+      // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
+      owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
+      head->lru.freelist = get_owned_link(c, p);
+      head->lru.inuse++;
+      __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
+      if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+      return p;
     }
   }
   return nullptr;
@@ -665,81 +699,102 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
   // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
-  // descriptor. The flags word read once.
-  Page* head;
-  char* base;  // the slab's memory (if head heads a slab)
-  std::uint32_t head_flags;
-  if (__builtin_expect(owned_by_mask(), 1)) {
-    auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
-    base = reinterpret_cast<char*>(b);
-    head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(base)
+  // descriptor.
+  if (__builtin_expect(owned_by_mask(), 1)) return free_fast_masked(c, p);
+  Page* head = page;
+  std::uint32_t head_flags = page->get_flags();
+  if (head_flags & PG_tail) {  // a tail of a slab, or of anything else: its head says which
+    head = phys_->pfn_to_page(page->tail_head());
     head_flags = head->get_flags();
-  } else {
-    std::uint32_t flags = page->get_flags();
-    head = page;
-    head_flags = flags;
-    if (flags & PG_tail) {  // a tail of a slab, or of anything else: its head says which
-      head = phys_->pfn_to_page(page->tail_head());
-      head_flags = head->get_flags();
-    }
-    base = static_cast<char*>(phys_->page_address(head));
   }
+  return free_fast_at(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p);
+}
+
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p) {
+  auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+  Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
+  return free_fast_at(c, head, head->get_flags(), reinterpret_cast<char*>(b), p);
+}
+
+// head: the descriptor of base, the frame that heads p's slab if p is a slab object.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at(KmemCache* c, Page* head,
+                                                                                 std::uint32_t head_flags, char* base,
+                                                                                 const void* p) {
   if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
   std::uint16_t cache_id = head->get_cache_id();
   if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
   KmemCache* sc = &caches_[cache_id];
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
-  auto idx = static_cast<unsigned>((off * sc->reciprocal) >> 32);
-  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || off != std::uint64_t{idx} * sc->size ||
-                           sc->tc_slot == 0xFF,
-                       0))
-    return kFreeFastNo;
-  // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-  owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
+  // Exact for the caches whose slabs threads own (owned_slot_start); for the others it may err
+  // either way, and their slabs, owned by no thread, go to the general path below whatever it
+  // says, before anything is read through idx.
+  std::uint64_t q = off * sc->reciprocal;
+  auto idx = static_cast<unsigned>(q >> 32);
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || !owned_slot_start(q), 0)) return kFreeFastNo;
   ThreadCache* tc = thread_cache_if_ready();
-  if (__builtin_expect(tc == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return kFreeFastNo;
-  // Ours (a full one too, until a quarter of it is free: then the general path moves it).
+  if (__builtin_expect(tc == nullptr, 0)) return kFreeFastNo;
+  // No test of sc->tc_slot: a slab of a cache without one is owned by no thread (new_slab
+  // writes kSlabUnowned, and only take_slab of a cache with a tc_slot tags an owner), so the
+  // owner tests below send it to the general path before its owner byte is looked at. A
+  // thread-owned slab's cache has a tc_slot and its owner bytes inside the slab (size_cache).
   std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
   std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
-  if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
-    // Another thread's slab: the owner byte, then one compare-and-swap onto its remote list
-    // (owned_slab.cpp). The first remote free onto a slab set aside as full tells its owner:
-    // the general path (kFirstOntoFull below).
-    constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
-    if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull) return kFreeFastNo;
-    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-    auto off32 = static_cast<std::uint32_t>(off);
-    for (;;) {
-      std::uint32_t first = state & kRemoteNone;
-      set_owned_link(sc, base + off, first == kRemoteNone ? kNoObject : first);
-      if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true,
-                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        return free_fast_done(tc);
-      slab_owner = state & kSlabStateOwnerMask;
-      if (__builtin_expect(
-              slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull, 0)) {
-        // The state changed meanwhile: undone (no one frees a kernel-owned object but its
-        // holder, and the collector never claims one), and the general path decides.
-        __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
-        return kFreeFastNo;
-      }
-    }
-  }
+  owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
+  // Read before the stores below (which might alias the cache, for all the compiler knows).
+  std::uint32_t key = sc->fl_key;
+  // Another thread's slab: apart, so that this path keeps its values in registers it need not save.
+  if (__builtin_expect(slab_owner != tc->owner_bits, 0))
+    return free_fast_remote(tc, head, state | off << 32, slot, key, static_cast<char*>(const_cast<void*>(p)));
+  if (__builtin_expect(__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return kFreeFastNo;
+  // Ours (a full one too, until a quarter of it is free: then the general path moves it).
   unsigned inuse = head->lru.inuse;
   if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return kFreeFastNo;
   // The last object of a slab that is not cur: the general path gives the slab back.
   if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return kFreeFastNo;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  set_owned_link(sc, base + off, head->lru.freelist);
+  store_owned_link(key, base + off, head->lru.freelist);
   head->lru.freelist = static_cast<std::uint32_t>(off);
   head->lru.inuse--;
   return free_fast_done(tc);
 }
 
+// free_fast_at's object obj of a slab another thread owns (state_off: the slab's state word as
+// read, and obj's offset in the slab above it; packed, so every argument is in a register):
+// the owner byte, then one compare-and-swap onto the slab's remote list (owned_slab.cpp). The
+// first remote free onto a slab set aside as full tells its owner: the general path
+// (kFirstOntoFull below). kFreeFastNo when nothing was changed.
+__attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(ThreadCache* tc, Page* head,
+                                                                                std::uint64_t state_off, owner_t* slot,
+                                                                                std::uint32_t key, char* obj) {
+  constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
+  auto state = static_cast<std::uint32_t>(state_off);
+  auto off32 = static_cast<std::uint32_t>(state_off >> 32);
+  std::uint32_t slab_owner = state & kSlabStateOwnerMask;
+  if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull ||
+      __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel)
+    return kFreeFastNo;
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  for (;;) {
+    std::uint32_t first = state & kRemoteNone;
+    store_owned_link(key, obj, first == kRemoteNone ? kNoObject : first);
+    if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED))
+      return free_fast_done(tc);
+    slab_owner = state & kSlabStateOwnerMask;
+    if (__builtin_expect(slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull,
+                         0)) {
+      // The state changed meanwhile: undone (no one frees a kernel-owned object but its
+      // holder, and the collector never claims one), and the general path decides.
+      __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
+      return kFreeFastNo;
+    }
+  }
+}
+
 // A fast free done: the countdown to the caller's periodic work.
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_done(ThreadCache* tc) {
-  if (__builtin_expect(--tc->free_countdown > 0, 1)) return kFreeFastDone;
+  if (__builtin_expect(--tc->free_countdown != 0, 1)) return kFreeFastDone;  // it starts at kFreeTickInterval
   tc->free_countdown = kFreeTickInterval;
   return kFreeFastTick;
 }

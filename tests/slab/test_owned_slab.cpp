@@ -89,6 +89,56 @@ TEST(OwnedSlab, RemoteFreesComeBackWhenHeadsAreFoundThroughDescriptors) {
   remote_frees_come_back(/*aligned=*/false);
 }
 
+// The fast paths' slot test (owned_slot_start: one multiply for the index and the "starts a
+// slot" answer) against exact division, for every geometry create() gives a cache whose slabs
+// threads own: every size a slot can have, every offset in the slab and some far beyond it
+// (kNoObject, lazy links).
+TEST(OwnedSlab, TheSlotTestIsExactForEveryOwnedGeometry) {
+  for (std::uint32_t size = 8; size <= kKmallocMaxCacheSize; size += size < 1024 ? 1 : 8) {
+    const auto objects = static_cast<std::uint32_t>(kMaxOwnedSlabBytes / (size + 1u));  // size_cache, owned
+    const auto reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + size - 1) / size);
+    auto agrees = [&](std::uint64_t off) {
+      std::uint64_t q = off * reciprocal;
+      bool fast = (q >> 32) < objects && owned_slot_start(q);
+      bool exact = off < std::uint64_t{objects} * size && off % size == 0;
+      return fast == exact;
+    };
+    for (std::uint32_t off = 0; off < kMaxOwnedSlabBytes; ++off)
+      ASSERT_TRUE(agrees(off)) << "size " << size << " offset " << off;
+    for (std::uint64_t off : {std::uint64_t{kNoObject}, std::uint64_t{kLazyLink}, std::uint64_t{kLazyLink | 4096},
+                              std::uint64_t{kMaxOwnedSlabBytes} * size, std::uint64_t{1} << 31})
+      ASSERT_TRUE(agrees(off)) << "size " << size << " offset " << off;
+  }
+}
+
+// The same test on real caches: a free of a pointer inside an object, not at its start, is
+// refused and reported, and the object stays allocated.
+TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  for (std::size_t size : {8u, 24u, 40u, 100u, 1000u, 4000u, 8000u}) {
+    KmemCache* c = m.slab.create("own-odd", size, 0, 0);
+    ASSERT_NE(c, nullptr);
+    ASSERT_NE(c->tc_slot, 0xFF) << size;
+    EXPECT_EQ(c->objects, kMaxOwnedSlabBytes / (c->size + 1u)) << "the geometry the test above checks";
+    auto* p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+    auto* q = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+    ASSERT_NE(p, nullptr);
+    for (std::size_t d : {std::size_t{1}, std::size_t{4}, std::size_t{c->size} / 2, std::size_t{c->size} - 1}) {
+      ReportCapture cap;
+      EXPECT_EQ(m.slab.free(c, q + d, "kmem_cache_free"), kOwnerFree) << size << " +" << d;
+      ASSERT_EQ(cap.count(), 1u);
+      EXPECT_EQ(cap.last().kind, ErrorKind::kInvalidFree);
+    }
+    EXPECT_EQ(m.slab.free(c, q, "kmem_cache_free"), kOwnerKernel);
+    EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
+    m.slab.drain_current_thread();
+    EXPECT_TRUE(m.check());
+    EXPECT_TRUE(m.slab.destroy(c));
+  }
+  m.shutdown_slab();
+}
+
 // A fresh owned slab's free list is threaded one frame at a time (extend_lazy): the frames a
 // thread never reaches are never written.
 TEST(OwnedSlab, AFreshSlabIsThreadedAFrameAtATime) {
