@@ -41,6 +41,7 @@ extern char** __environ;
 namespace kmm::shim {
 
 Kernel* g_kernel = nullptr;
+std::uint64_t g_heap_gen = kNoHeapGen;
 std::uintptr_t g_ram_lo = 0;
 std::size_t g_ram_bytes = 0;
 Options g_opts;
@@ -215,8 +216,14 @@ Kernel* boot_kernel() {
     // Huge blocks are the collector's too: reclaimed with an unloaded plug-in's other blocks.
     k->collector().add_space(huge_space());
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
-    __atomic_store_n(&g_ram_lo, reinterpret_cast<std::uintptr_t>(k->phys().base()), __ATOMIC_RELAXED);
-    __atomic_store_n(&g_ram_bytes, k->phys().size(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
+    __atomic_store_n(&g_heap_gen, k->slab().heap_gen(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
+    // free's fast path finds a slab's head by masking (SlabAllocator::free_fast_masked): with
+    // RAM that is not aligned for it (never, for the shim's own reservation) the range stays
+    // empty and every free takes the general path.
+    if (k->slab().owned_by_mask()) {
+      __atomic_store_n(&g_ram_lo, reinterpret_cast<std::uintptr_t>(k->phys().base()), __ATOMIC_RELAXED);
+      __atomic_store_n(&g_ram_bytes, k->phys().size(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
+    }
     // Armed only now: boot and the class caches are not what fail_* means to fail.
     for (unsigned i = 0; i < kNrFaultPoints; ++i)
       if (g_opts.fault_on[i]) fault_configure(static_cast<FaultPoint>(i), g_opts.fault[i]);

@@ -28,18 +28,25 @@ void release_general(void* p, const char* action);
 // address hull, popped from this thread's slab; null when anything else must decide (the
 // caller then runs the whole path). It calls nothing, so malloc saves no registers for it.
 __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const void* ra) {
-  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+#if KMM_HAVE_THREADS
   auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (__builtin_expect(k == nullptr || size > kMaxClassBytes ||
-                           (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
-                            a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
+  if (__builtin_expect(size > kMaxClassBytes || (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
+                                                 a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
                        0))
     return nullptr;
+  // Booted, and this thread has its cache of g_kernel's heap (else the whole path makes it);
+  // g_class was filled before g_kernel was published, and g_heap_gen after it.
+  if (__builtin_expect(kmm_tc_last.gen != __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED), 0)) return nullptr;
   owner_t owner = current_owner();
   // The thread's owner is never kOwnerFree (kernel.cpp: OwnerScope), so alloc_fast's mapping
   // of kOwnerFree to the kernel folds away.
   if (owner == kOwnerFree) __builtin_unreachable();
-  return k->slab().alloc_fast(g_class[(size + 15) >> 4], GFP_KERNEL, owner);
+  return SlabAllocator::alloc_fast_tc(kmm_tc_last.tc, g_class[(size + 15) >> 4], GFP_KERNEL, owner);
+#else
+  (void)size;
+  (void)ra;
+  return nullptr;
+#endif
 }
 
 __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owner) {
@@ -60,11 +67,12 @@ __attribute__((always_inline)) inline bool release_fast(void* p) {
           a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) >= __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE), 0))
     return false;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
-  FreeFastResult r = k->slab().free_fast(nullptr, k->phys().virt_to_page(p), p);
+  // The range is published only when the kernel's owned slabs are found by masking (alloc.cpp).
+  FreeFastResult r = k->slab().free_fast_masked(nullptr, p);
   if (__builtin_expect(r == kFreeFastNo, 0)) return false;
   // The purge tick of fast frees: every kFreeTickInterval-th of the thread's (free_fast counts
   // them; the general path's frees count in purge_tick's own countdown).
-  if (__builtin_expect(r == kFreeFastTick, 0)) purge_tick_now(k);
+  if (__builtin_expect(r == kFreeFastTick, 0)) purge_tick_fast_free();
   return true;
 }
 

@@ -51,8 +51,14 @@ __attribute__((noinline)) void* do_malloc_slow(std::size_t n, const void* ra) {
   return __builtin_expect(p != nullptr, 1) ? p : fail_enomem();
 }
 
+// free's everything but the fast path (a tail call, as malloc's), so the fast path calls
+// nothing and saves no registers. The action is named by the caller's address only here.
+__attribute__((noinline)) void free_slow(void* p, const void* ra, const char* name) {
+  if (p != nullptr) release_general(p, free_action(ra, name));
+}
+
 // The fast path apart from the rest (a tail call), so the common case saves no registers.
-inline void* do_malloc(std::size_t n, const void* ra) {
+__attribute__((always_inline)) inline void* do_malloc(std::size_t n, const void* ra) {
   if (void* p = alloc_fast(n, ra)) return p;
   return do_malloc_slow(n, ra);
 }
@@ -176,12 +182,12 @@ KMM_EXPORT void* malloc(std::size_t n) {
 
 KMM_EXPORT void free(void* p) {
   if (__builtin_expect(release_fast(p), 1)) return;
-  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "free"));
+  free_slow(p, __builtin_return_address(0), "free");
 }
 
 KMM_EXPORT void cfree(void* p) {
   if (__builtin_expect(release_fast(p), 1)) return;
-  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "free"));
+  free_slow(p, __builtin_return_address(0), "free");
 }
 
 KMM_EXPORT void* calloc(std::size_t n, std::size_t size) {
@@ -270,7 +276,7 @@ KMM_EXPORT void* __libc_malloc(std::size_t n) {
 }
 KMM_EXPORT void __libc_free(void* p) {
   if (__builtin_expect(release_fast(p), 1)) return;
-  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "__libc_free"));
+  free_slow(p, __builtin_return_address(0), "__libc_free");
 }
 KMM_EXPORT void* __libc_calloc(std::size_t n, std::size_t size) {
   std::size_t bytes;
@@ -333,9 +339,9 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std
   return do_new_nothrow(n, static_cast<std::size_t>(a), true, __builtin_return_address(0));
 }
 
-#define KMM_DELETE_BODY                                 \
+#define KMM_DELETE_BODY                             \
   if (__builtin_expect(release_fast(p), 1)) return; \
-  if (p != nullptr) release_general(p, free_action(__builtin_return_address(0), "operator delete"))
+  free_slow(p, __builtin_return_address(0), "operator delete")
 
 KMM_CXX_EXPORT void operator delete(void* p) noexcept {
   KMM_DELETE_BODY;

@@ -72,6 +72,10 @@ void purge_tick_now(Kernel* k) {
   if (n >= kPurgeRoundPages) __atomic_store_n(&g_last_round_ms, now - delay_ms, __ATOMIC_RELAXED);  // more to do
 }
 
+void purge_tick_fast_free() {
+  purge_tick_now(__atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE));
+}
+
 bool trim_now() {
   Kernel* k = g_kernel;
   if (k == nullptr) return false;
