@@ -103,6 +103,7 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
     if (!ok) return "a cache descriptor does not describe slabs create() could make";
     c.reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c.size - 1) / c.size);
     c.unfull_inuse = unfull_inuse_for(c.objects);  // derived, as the reciprocal is: not trusted from the file
+    c.objects32 = c.objects;
   }
   return nullptr;
 }

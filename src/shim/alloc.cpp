@@ -249,6 +249,7 @@ constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
 // 700..2048-byte block. Every class is a multiple of 16 (glibc's alignment). A class table
 // indexed by (size + 15) / 16 picks the cache with no branches (fast_path.h reads it).
 KmemCache* g_class[kMaxClassBytes / 16 + 1];
+std::uint8_t g_class_slot[kMaxClassBytes / 16 + 1];
 
 namespace {
 constexpr std::uint32_t kExtraClasses[] = {48,  80,  112,  160,  224,  320,  384,  448,  640,
@@ -268,6 +269,7 @@ void build_classes(Kernel* k) {
       if (extra[i] != nullptr && kExtraClasses[i] >= n && kExtraClasses[i] < best->size) best = extra[i];
     }
     g_class[idx] = best;
+    g_class_slot[idx] = best->tc_slot;
   }
 }
 

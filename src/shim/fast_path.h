@@ -20,6 +20,9 @@ constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;  // 8 KiB: the larg
 // The size class of every request up to 8 KiB, indexed by (size + 15) / 16 (alloc.cpp fills
 // it before g_kernel is published).
 extern KmemCache* g_class[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
+// Each class's tc_slot, beside it: malloc indexes the thread's slabs with it at once, not after
+// loading it from the cache (one dependent load less before the free list's head is read).
+extern std::uint8_t g_class_slot[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
 
 void* alloc_general(std::size_t size, owner_t owner);
 void release_general(void* p, const char* action);
@@ -41,7 +44,8 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
   // The thread's owner is never kOwnerFree (kernel.cpp: OwnerScope), so alloc_fast's mapping
   // of kOwnerFree to the kernel folds away.
   if (owner == kOwnerFree) __builtin_unreachable();
-  return SlabAllocator::alloc_fast_tc(kmm_tc_last.tc, g_class[(size + 15) >> 4], GFP_KERNEL, owner);
+  std::size_t cls = (size + 15) >> 4;
+  return SlabAllocator::alloc_fast_tc_slot(kmm_tc_last.tc, g_class[cls], g_class_slot[cls], GFP_KERNEL, owner);
 #else
   (void)size;
   (void)ra;

@@ -142,6 +142,7 @@ bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   if (best_objects == 0) return false;
   c->order = static_cast<std::uint8_t>(best_order);
   c->objects = static_cast<std::uint16_t>(best_objects);
+  c->objects32 = c->objects;
   c->unfull_inuse = unfull_inuse_for(c->objects);
   c->offslab_owners = best_off;
   c->owners_offset = best_off ? 0 : best_objects * c->size;

@@ -116,6 +116,9 @@ struct alignas(64) KmemCache {
   std::uint16_t id;    // index in the allocator's table; page->cache_id
   bool in_use;         // atomic: written under the registry lock, read by any thread
   std::uint8_t debug;  // CacheDebug bits; non-zero: a debug cache (no tc_slot)
+  // objects, widened: the fast paths compare a 32-bit slot index with it in one instruction,
+  // with no register to load it into (derived, as reciprocal is: set by size_cache and reattach).
+  std::uint32_t objects32;
   // --- the slow paths' (under lock) ---
   alignas(64) char name[kCacheNameLen];
   SpinLock lock;
@@ -267,6 +270,8 @@ class SlabAllocator {
   // The same with this thread's cache of this allocator in hand (thread_cache_if_ready()'s, or
   // the shim's own test of the same generation).
   static inline void* alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp, owner_t owner);
+  // The same with c's tc_slot in hand too (a copy the caller keeps beside its pointer to c).
+  static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::uint8_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
@@ -655,10 +660,16 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
 
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp,
                                                                          owner_t owner) {
+  return alloc_fast_tc_slot(tc, c, c->tc_slot, gfp, owner);
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
+                                                                              std::uint8_t slot, gfp_t gfp,
+                                                                              owner_t owner) {
   // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
-  // where the injection point is, and this path stays free of it (route_faults).
-  std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
-  if (slot != 0xFF) {
+  // where the injection point is, and this path stays free of it (route_faults). Tested, not
+  // used as the index: the caller's copy of tc_slot can be read without waiting for c.
+  if (__atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED) != 0xFF) {
     OwnedSlabs& o = tc->own[slot];
     Page* head = o.cur;
     std::uint32_t off = head->lru.freelist;
@@ -666,7 +677,7 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc(ThreadC
     // one compare covers them (owned_slot_start).
     std::uint64_t q = std::uint64_t{off} * c->reciprocal;
     auto idx = static_cast<std::uint32_t>(q >> 32);
-    if (__builtin_expect(idx < c->objects && owned_slot_start(q), 1)) {
+    if (__builtin_expect(idx < c->objects32 && owned_slot_start(q), 1)) {
       // Everything read before the stores (they might alias it, for all the compiler knows).
       char* base = o.base;
       char* p = base + off;
@@ -730,7 +741,8 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // says, before anything is read through idx.
   std::uint64_t q = off * sc->reciprocal;
   auto idx = static_cast<unsigned>(q >> 32);
-  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects || !owned_slot_start(q), 0)) return kFreeFastNo;
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects32 || !owned_slot_start(q), 0))
+    return kFreeFastNo;
   ThreadCache* tc = thread_cache_if_ready();
   if (__builtin_expect(tc == nullptr, 0)) return kFreeFastNo;
   // No test of sc->tc_slot: a slab of a cache without one is owned by no thread (new_slab
