@@ -271,7 +271,7 @@ class SlabAllocator {
   // the shim's own test of the same generation).
   static inline void* alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp, owner_t owner);
   // The same with c's tc_slot in hand too (a copy the caller keeps beside its pointer to c).
-  static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::uint8_t slot, gfp_t gfp, owner_t owner);
+  static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
@@ -664,7 +664,7 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc(ThreadC
 }
 
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
-                                                                              std::uint8_t slot, gfp_t gfp,
+                                                                              std::size_t slot, gfp_t gfp,
                                                                               owner_t owner) {
   // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
   // where the injection point is, and this path stays free of it (route_faults). Tested, not
