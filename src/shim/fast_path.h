@@ -72,7 +72,8 @@ __attribute__((always_inline)) inline bool release_fast(void* p) {
     return false;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
   // The range is published only when the kernel's owned slabs are found by masking (alloc.cpp).
-  FreeFastResult r = k->slab().free_fast_masked(nullptr, p);
+  owner_t freed;  // the shim keeps no per-owner count of its own (the kernel's stats read owner bytes)
+  FreeFastResult r = k->slab().free_fast_masked(nullptr, p, &freed);
   if (__builtin_expect(r == kFreeFastNo, 0)) return false;
   // The purge tick of fast frees: every kFreeTickInterval-th of the thread's (free_fast counts
   // them; the general path's frees count in purge_tick's own countdown).

@@ -281,9 +281,10 @@ class SlabAllocator {
   inline owner_t free_page_object(KmemCache* c, Page* page, const void* p, const char* action);
   // Its common case alone (see below): kFreeFastDone (or kFreeFastTick) when done,
   // kFreeFastNo when nothing was changed.
-  inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p);
+  // *freed is the owner the object had (kOwnerKernel, or a live module's id) when done.
+  inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p, owner_t* freed);
   // The same when owned_by_mask() holds (the caller knows): the head found by masking p.
-  inline FreeFastResult free_fast_masked(KmemCache* c, const void* p);
+  inline FreeFastResult free_fast_masked(KmemCache* c, const void* p, owner_t* freed);
   static inline FreeFastResult free_fast_done(ThreadCache* tc);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
   // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
@@ -596,7 +597,8 @@ class SlabAllocator {
     head->lru.inuse--;
   }
   bool settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
-  inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags, char* base, const void* p);
+  inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags, char* base, const void* p,
+                                     owner_t* freed);
   static FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, owner_t* slot,
                                          std::uint32_t key, char* obj);
   // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
@@ -700,37 +702,41 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
   return alloc_slow(c, gfp, owner, asked);
 }
 
-// The free fast path, the common cases only: a kernel-owned object of a slab this thread owns,
-// which stays in use after it, or of a slab another thread owns (its remote list). The checks
+// The free fast path, the common cases only: an object of a slab this thread owns, which stays
+// in use after it — the kernel's, or a live module's (the protector's plain free, below) — or
+// a kernel-owned object of a slab another thread owns (its remote list). The checks
 // that find a bad free (p is the start of a slot of a slab cache — of c, when c is given — and
 // the slot is allocated) come first, then the push. kFreeFastDone / kFreeFastTick: done.
 // kFreeFastNo: nothing was changed, and free_page_object_general, which runs every check again,
-// decides (a module's object, a free slot, a slab owned by none, a full or emptied one, no
-// tc_slot, a bad pointer). It calls nothing, so its callers need no register saves.
-__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p) {
+// decides (a gone module's object, a module's object freed onto another thread's slab, a free
+// slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls nothing, so its callers need
+// no register saves.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p,
+                                                                              owner_t* freed) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
   // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
   // descriptor.
-  if (__builtin_expect(owned_by_mask(), 1)) return free_fast_masked(c, p);
+  if (__builtin_expect(owned_by_mask(), 1)) return free_fast_masked(c, p, freed);
   Page* head = page;
   std::uint32_t head_flags = page->get_flags();
   if (head_flags & PG_tail) {  // a tail of a slab, or of anything else: its head says which
     head = phys_->pfn_to_page(page->tail_head());
     head_flags = head->get_flags();
   }
-  return free_fast_at(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p);
+  return free_fast_at(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p, freed);
 }
 
-__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p) {
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p,
+                                                                                     owner_t* freed) {
   auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
   Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
-  return free_fast_at(c, head, head->get_flags(), reinterpret_cast<char*>(b), p);
+  return free_fast_at(c, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed);
 }
 
 // head: the descriptor of base, the frame that heads p's slab if p is a slab object.
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at(KmemCache* c, Page* head,
                                                                                  std::uint32_t head_flags, char* base,
-                                                                                 const void* p) {
+                                                                                 const void* p, owner_t* freed) {
   if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
   std::uint16_t cache_id = head->get_cache_id();
   if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
@@ -755,20 +761,39 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // Read before the stores below (which might alias the cache, for all the compiler knows).
   std::uint32_t key = sc->fl_key;
   // Another thread's slab: apart, so that this path keeps its values in registers it need not save.
-  if (__builtin_expect(slab_owner != tc->owner_bits, 0))
+  if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
+    *freed = kOwnerKernel;  // the only owner free_fast_remote takes
     return free_fast_remote(tc, head, state | off << 32, slot, key, static_cast<char*>(const_cast<void*>(p)));
-  if (__builtin_expect(__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel, 0)) return kFreeFastNo;
-  // Ours (a full one too, until a quarter of it is free: then the general path moves it).
-  unsigned inuse = head->lru.inuse;
-  if (__builtin_expect((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u, 0)) return kFreeFastNo;
-  // The last object of a slab that is not cur: the general path gives the slab back.
-  if (__builtin_expect(inuse == 1 && head != tc->own[sc->tc_slot].cur, 0)) return kFreeFastNo;
+  }
+  // Ours (a full one too, until a quarter of it is free: then the general path moves it; and
+  // the last object of a slab that is not cur: the general path gives the slab back).
+  auto room_for_local_free = [&](unsigned inuse) {
+    return !((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u) &&
+           !(inuse == 1 && head != tc->own[sc->tc_slot].cur);
+  };
+  auto push = [&] {
+    store_owned_link(key, base + off, head->lru.freelist);
+    head->lru.freelist = static_cast<std::uint32_t>(off);
+    head->lru.inuse--;
+    return free_fast_done(tc);
+  };
+  owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  if (__builtin_expect(owner != kOwnerKernel, 0)) {
+    // A module's object (or a free slot: the general path reports the double free). Its owner
+    // byte goes by the protector's plain free, which refuses — changing nothing — when the
+    // module is gone (the collector may be claiming it: the general path exchanges) or the
+    // process has no barrier for the fence. The room tests come first: once the byte is
+    // cleared, the free must finish here.
+    if (owner == kOwnerFree || !room_for_local_free(head->lru.inuse) || !free_module_object_plain(tc, slot, owner))
+      return kFreeFastNo;
+    *freed = owner;
+    return push();
+  }
+  if (__builtin_expect(!room_for_local_free(head->lru.inuse), 0)) return kFreeFastNo;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-  store_owned_link(key, base + off, head->lru.freelist);
-  head->lru.freelist = static_cast<std::uint32_t>(off);
-  head->lru.inuse--;
-  return free_fast_done(tc);
+  *freed = kOwnerKernel;
+  return push();
 }
 
 // free_fast_at's object obj of a slab another thread owns (state_off: the slab's state word as
@@ -812,7 +837,8 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_do
 }
 
 inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
-  if (__builtin_expect(free_fast(c, page, p) != kFreeFastNo, 1)) return kOwnerKernel;
+  owner_t freed;
+  if (__builtin_expect(free_fast(c, page, p, &freed) != kFreeFastNo, 1)) return freed;
   return free_page_object_general(c, page, p, action);
 }
 

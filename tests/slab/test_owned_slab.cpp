@@ -139,6 +139,49 @@ TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
   m.shutdown_slab();
 }
 
+// A module's object freed by the thread that owns its slab: the owner the free returns is the
+// module's (kfree's callers count by it), the slot is free again, and a second free is a
+// double free; a gone module's object (the collector may be claiming it) is freed as well,
+// through the exchange of the general path.
+TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = m.slab.create("own-mod", 96, 0, 0);
+  ASSERT_NE(c->tc_slot, 0xFF);
+  constexpr owner_t kModule = 7;
+  for (bool gone : {false, true}) {
+    std::vector<void*> objs;
+    for (int i = 0; i < 64; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kModule));
+    void* keep = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);  // the slab stays in use
+    if (gone) {
+      bool dead[kMaxOwners] = {};
+      dead[kModule] = true;
+      m.slab.mark_owners_gone(dead);
+    }
+    for (void* p : objs) {
+      SlabAllocator::ObjectInfo info;
+      ASSERT_TRUE(m.slab.lookup(p, &info));
+      EXPECT_EQ(info.owner, kModule);
+      EXPECT_EQ(m.slab.free(c, p, "kfree"), kModule) << (gone ? "gone" : "live");
+      ASSERT_TRUE(m.slab.lookup(p, &info));
+      EXPECT_EQ(info.owner, kOwnerFree);
+    }
+    {
+      ReportCapture cap;
+      EXPECT_EQ(m.slab.free(c, objs[3], "kfree"), kOwnerFree);
+      ASSERT_EQ(cap.count(), 1u);
+      EXPECT_EQ(cap.last().kind, ErrorKind::kDoubleFree);
+    }
+    if (gone) m.slab.set_owner_live(kModule);
+    EXPECT_EQ(m.slab.free(c, keep, "kfree"), kOwnerKernel);
+  }
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
 // A fresh owned slab's free list is threaded one frame at a time (extend_lazy): the frames a
 // thread never reaches are never written.
 TEST(OwnedSlab, AFreshSlabIsThreadedAFrameAtATime) {
