@@ -34,6 +34,32 @@ MachineOptions with_thread_caches(bool aligned = true) {
   return o;
 }
 
+// A cache whose slabs threads own (the fast paths' caches).
+KmemCache* owned_cache(Machine& m, const char* name, std::size_t size) {
+  KmemCache* c = m.slab.create(name, size, 0, 0);
+  EXPECT_NE(c, nullptr);
+  if (c != nullptr) {
+    EXPECT_NE(c->tc_slot, 0xFF) << name;
+  }
+  return c;
+}
+
+// The end of a test: this thread's slabs back to c, the machine sound, c empty and destroyed.
+void drain_check_destroy(Machine& m, KmemCache* c) {
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(c));
+}
+
+// A free that must be refused and reported as kind, changing nothing.
+void expect_refused_free(Machine& m, KmemCache* c, const void* p, ErrorKind kind) {
+  ReportCapture cap;
+  EXPECT_EQ(m.slab.free(c, p, "kfree"), kOwnerFree);
+  ASSERT_EQ(cap.count(), 1u);
+  EXPECT_EQ(cap.last().kind, kind);
+}
+
 // Runs fn on a thread of its own and waits for it (the thread's slabs go back when it exits).
 template <typename Fn>
 void on_other_thread(Fn&& fn) {
@@ -117,24 +143,19 @@ TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
   Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
   for (std::size_t size : {8u, 24u, 40u, 100u, 1000u, 4000u, 8000u}) {
-    KmemCache* c = m.slab.create("own-odd", size, 0, 0);
+    KmemCache* c = owned_cache(m, "own-odd", size);
     ASSERT_NE(c, nullptr);
-    ASSERT_NE(c->tc_slot, 0xFF) << size;
     EXPECT_EQ(c->objects, kMaxOwnedSlabBytes / (c->size + 1u)) << "the geometry the test above checks";
     auto* p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
     auto* q = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
     ASSERT_NE(p, nullptr);
     for (std::size_t d : {std::size_t{1}, std::size_t{4}, std::size_t{c->size} / 2, std::size_t{c->size} - 1}) {
-      ReportCapture cap;
-      EXPECT_EQ(m.slab.free(c, q + d, "kmem_cache_free"), kOwnerFree) << size << " +" << d;
-      ASSERT_EQ(cap.count(), 1u);
-      EXPECT_EQ(cap.last().kind, ErrorKind::kInvalidFree);
+      SCOPED_TRACE(testing::Message() << "size " << size << " +" << d);
+      expect_refused_free(m, c, q + d, ErrorKind::kInvalidFree);
     }
     EXPECT_EQ(m.slab.free(c, q, "kmem_cache_free"), kOwnerKernel);
     EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
-    m.slab.drain_current_thread();
-    EXPECT_TRUE(m.check());
-    EXPECT_TRUE(m.slab.destroy(c));
+    drain_check_destroy(m, c);
   }
   m.shutdown_slab();
 }
@@ -146,8 +167,8 @@ TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
 TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
   Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
-  KmemCache* c = m.slab.create("own-mod", 96, 0, 0);
-  ASSERT_NE(c->tc_slot, 0xFF);
+  KmemCache* c = owned_cache(m, "own-mod", 96);
+  ASSERT_NE(c, nullptr);
   constexpr owner_t kModule = 7;
   for (bool gone : {false, true}) {
     std::vector<void*> objs;
@@ -166,19 +187,11 @@ TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
       ASSERT_TRUE(m.slab.lookup(p, &info));
       EXPECT_EQ(info.owner, kOwnerFree);
     }
-    {
-      ReportCapture cap;
-      EXPECT_EQ(m.slab.free(c, objs[3], "kfree"), kOwnerFree);
-      ASSERT_EQ(cap.count(), 1u);
-      EXPECT_EQ(cap.last().kind, ErrorKind::kDoubleFree);
-    }
+    expect_refused_free(m, c, objs[3], ErrorKind::kDoubleFree);
     if (gone) m.slab.set_owner_live(kModule);
     EXPECT_EQ(m.slab.free(c, keep, "kfree"), kOwnerKernel);
   }
-  m.slab.drain_current_thread();
-  EXPECT_EQ(c->active_objects(), 0u);
-  EXPECT_TRUE(m.check());
-  EXPECT_TRUE(m.slab.destroy(c));
+  drain_check_destroy(m, c);
   m.shutdown_slab();
 }
 
