@@ -709,8 +709,8 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
 // the slot is allocated) come first, then the push. kFreeFastDone / kFreeFastTick: done.
 // kFreeFastNo: nothing was changed, and free_page_object_general, which runs every check again,
 // decides (a gone module's object, a module's object freed onto another thread's slab, a free
-// slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls nothing, so its callers need
-// no register saves.
+// slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls
+// nothing but free_fast_remote, so its callers need few register saves.
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p,
                                                                               owner_t* freed) {
   // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
