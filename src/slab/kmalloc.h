@@ -77,15 +77,13 @@ class Kmalloc {
       // A slab object of a thread-owned slab: its head by masking, with no load of p's own
       // descriptor (a line of mem_map the free would touch for nothing). Anything else, or
       // nothing done, goes to the general path, which runs every check again.
-      if (__builtin_expect(slab_->owned_by_mask(), 1)) {
-        owner_t freed;
-        if (__builtin_expect(slab_->free_fast_masked(nullptr, p, &freed) != kFreeFastNo, 1)) return freed;
-        Page* page = phys_->virt_to_page(p);  // the fast path is done with: straight to the rest
-        if (__builtin_expect(page->is(PG_slab), 1)) return slab_->free_page_object_general(nullptr, page, p, action);
-        return kfree_slow(p, action);
-      }
+      const bool masked = slab_->owned_by_mask();
+      owner_t freed;
+      if (__builtin_expect(masked, 1) && slab_->free_fast_masked(nullptr, p, &freed) != kFreeFastNo) return freed;
       Page* page = phys_->virt_to_page(p);
-      if (__builtin_expect(page->is(PG_slab), 1)) return slab_->free_page_object(nullptr, page, p, action);
+      if (__builtin_expect(page->is(PG_slab), 1))  // once the fast path has refused: straight to the rest
+        return masked ? slab_->free_page_object_general(nullptr, page, p, action)
+                      : slab_->free_page_object(nullptr, page, p, action);
     }
     return kfree_slow(p, action);
   }

@@ -268,9 +268,8 @@ class SlabAllocator {
   // save no registers.
   inline void* alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner);
   // The same with this thread's cache of this allocator in hand (thread_cache_if_ready()'s, or
-  // the shim's own test of the same generation).
-  static inline void* alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp, owner_t owner);
-  // The same with c's tc_slot in hand too (a copy the caller keeps beside its pointer to c).
+  // the shim's own test of the same generation) and c's tc_slot (the shim keeps a copy beside
+  // its pointer to c).
   static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
@@ -350,10 +349,11 @@ class SlabAllocator {
   // --- hardening (slab/hardening.h) ---
   // The free link of a slot, stored (encode) and read back (decode). With freelist_hardened
   // the stored word is the offset XORed with the cache's key and bits of the slot's address.
-  static std::uint32_t link_mask(const KmemCache* c, const void* slot) {
-    if (c->fl_key == 0) return 0;
+  static std::uint32_t link_mask(const KmemCache* c, const void* slot) { return link_mask_of(c->fl_key, slot); }
+  static std::uint32_t link_mask_of(std::uint32_t fl_key, const void* slot) {
+    if (__builtin_expect(fl_key == 0, 1)) return 0;  // freelist_hardened off: the common case laid out straight
     auto a = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slot) >> 3);
-    return c->fl_key ^ __builtin_bswap32(a);
+    return fl_key ^ __builtin_bswap32(a);
   }
   void set_link(const KmemCache* c, void* slot, std::uint32_t next) const {
     std::uint32_t v = next ^ link_mask(c, slot);
@@ -368,14 +368,11 @@ class SlabAllocator {
   // fp_offset is 0, create() checks it), so the fast paths read no fp_offset.
   // With the cache's fl_key already in hand (the free fast path reads it before its stores).
   static void store_owned_link(std::uint32_t fl_key, void* slot, std::uint32_t next) {
-    std::uint32_t v = next;
-    if (fl_key != 0)
-      v ^= fl_key ^ __builtin_bswap32(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(slot) >> 3));
+    std::uint32_t v = next ^ link_mask_of(fl_key, slot);
     std::memcpy(slot, &v, sizeof v);
   }
   static void set_owned_link(const KmemCache* c, void* slot, std::uint32_t next) {
-    std::uint32_t v = next ^ link_mask(c, slot);
-    std::memcpy(slot, &v, sizeof v);
+    store_owned_link(c->fl_key, slot, next);
   }
   static std::uint32_t get_owned_link(const KmemCache* c, const void* slot) {
     std::uint32_t v;
@@ -657,11 +654,6 @@ class SlabAllocator {
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner) {
   ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
   if (__builtin_expect(tc == nullptr, 0)) return nullptr;
-  return alloc_fast_tc(tc, c, gfp, owner);
-}
-
-__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc(ThreadCache* tc, KmemCache* c, gfp_t gfp,
-                                                                         owner_t owner) {
   return alloc_fast_tc_slot(tc, c, c->tc_slot, gfp, owner);
 }
 
