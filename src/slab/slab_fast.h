@@ -1,0 +1,202 @@
+// kmm/slab/slab_fast.h — the slab allocator's inline fast paths: malloc's pop from this
+// thread's slab (alloc_fast), free's push onto it or, for another thread's slab, onto its
+// remote list (free_fast, free_fast_remote). slab.h includes it at its end; nothing else does.
+//
+// These paths take only the common cases and change nothing when they refuse: the general
+// paths of slab.cpp and owned_slab.cpp run every check again and name what is wrong. Every
+// word they read and why it can be trusted is said where it is read.
+// Depends on: slab/slab.h (the SlabAllocator, KmemCache, Page and ThreadCache it works on).
+#pragma once
+
+#include "slab/slab.h"
+
+namespace kmm {
+
+// The allocation fast path: a pop from the free list of this thread's slab of c, and the
+// owner byte. The offset popped was a link in a free slot: it is checked to be a slot of the
+// slab before it is used (a write after free must not send the allocator outside its slab);
+// a bad one goes to alloc_slow, which reports it.
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner) {
+  ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
+  if (__builtin_expect(tc == nullptr, 0)) return nullptr;
+  return alloc_fast_tc_slot(tc, c, c->tc_slot, gfp, owner);
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
+                                                                              std::size_t slot, gfp_t gfp,
+                                                                              owner_t owner) {
+  // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
+  // where the injection point is, and this path stays free of it (route_faults). Tested, not
+  // used as the index: the caller's copy of tc_slot can be read without waiting for c.
+  if (__atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED) != 0xFF) {
+    OwnedSlabs& o = tc->own[slot];
+    Page* head = o.cur;
+    std::uint32_t off = head->lru.freelist;
+    // kNoObject and a lazy link (kLazyLink: bit 31) give an index far beyond `objects`, so
+    // one compare covers them (owned_slot_start).
+    std::uint64_t q = std::uint64_t{off} * c->reciprocal;
+    auto idx = static_cast<std::uint32_t>(q >> 32);
+    if (__builtin_expect(idx < c->objects32 && owned_slot_start(q), 1)) {
+      // Everything read before the stores (they might alias it, for all the compiler knows).
+      char* base = o.base;
+      char* p = base + off;
+      if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
+      // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
+      owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
+      head->lru.freelist = get_owned_link(c, p);
+      head->lru.inuse++;
+      __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
+      if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, gfp_t gfp, owner_t owner,
+                                                                 std::size_t asked) {
+  if (void* p = alloc_fast(c, gfp, owner)) return p;
+  return alloc_slow(c, gfp, owner, asked);
+}
+
+// The free fast path, the common cases only: an object of a slab this thread owns, which stays
+// in use after it — the kernel's, or a live module's (the protector's plain free, below) — or
+// a kernel-owned object of a slab another thread owns (its remote list). The checks
+// that find a bad free (p is the start of a slot of a slab cache — of c, when c is given — and
+// the slot is allocated) come first, then the push. kFreeFastDone / kFreeFastTick: done.
+// kFreeFastNo: nothing was changed, and free_page_object_general, which runs every check again,
+// decides (a gone module's object, a module's object freed onto another thread's slab, a free
+// slot, a slab owned by none, a full or emptied one, no tc_slot, a bad pointer). It calls
+// nothing but free_fast_remote, so its callers need few register saves.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(KmemCache* c, Page* page, const void* p,
+                                                                              owner_t* freed) {
+  // The slab's head: by masking p (a slab of a cache with a tc_slot is 64 KiB and aligned, so
+  // if the frame there heads one, p is inside it: see kOwnedSlabOrder), else through p's
+  // descriptor.
+  if (__builtin_expect(owned_by_mask(), 1)) return free_fast_masked(c, p, freed);
+  Page* head = page;
+  std::uint32_t head_flags = page->get_flags();
+  if (head_flags & PG_tail) {  // a tail of a slab, or of anything else: its head says which
+    head = phys_->pfn_to_page(page->tail_head());
+    head_flags = head->get_flags();
+  }
+  return free_fast_at(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p, freed);
+}
+
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p,
+                                                                                     owner_t* freed) {
+  auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+  Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
+  return free_fast_at(c, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed);
+}
+
+// head: the descriptor of base, the frame that heads p's slab if p is a slab object.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at(KmemCache* c, Page* head,
+                                                                                 std::uint32_t head_flags, char* base,
+                                                                                 const void* p, owner_t* freed) {
+  if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
+  std::uint16_t cache_id = head->get_cache_id();
+  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
+  KmemCache* sc = &caches_[cache_id];
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
+  // Exact for the caches whose slabs threads own (owned_slot_start); for the others it may err
+  // either way, and their slabs, owned by no thread, go to the general path below whatever it
+  // says, before anything is read through idx.
+  std::uint64_t q = off * sc->reciprocal;
+  auto idx = static_cast<unsigned>(q >> 32);
+  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects32 || !owned_slot_start(q), 0))
+    return kFreeFastNo;
+  ThreadCache* tc = thread_cache_if_ready();
+  if (__builtin_expect(tc == nullptr, 0)) return kFreeFastNo;
+  // No test of sc->tc_slot: a slab of a cache without one is owned by no thread (new_slab
+  // writes kSlabUnowned, and only take_slab of a cache with a tc_slot tags an owner), so the
+  // owner tests below send it to the general path before its owner byte is looked at. A
+  // thread-owned slab's cache has a tc_slot and its owner bytes inside the slab (size_cache).
+  std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
+  std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
+  owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
+  // Read before the stores below (which might alias the cache, for all the compiler knows).
+  std::uint32_t key = sc->fl_key;
+  // Another thread's slab: apart, so that this path keeps its values in registers it need not save.
+  if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
+    *freed = kOwnerKernel;  // the only owner free_fast_remote takes
+    return free_fast_remote(tc, head, state | off << 32, slot, key, static_cast<char*>(const_cast<void*>(p)));
+  }
+  // Ours (a full one too, until a quarter of it is free: then the general path moves it; and
+  // the last object of a slab that is not cur: the general path gives the slab back).
+  auto room_for_local_free = [&](unsigned inuse) {
+    return !((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u) &&
+           !(inuse == 1 && head != tc->own[sc->tc_slot].cur);
+  };
+  auto push = [&] {
+    store_owned_link(key, base + off, head->lru.freelist);
+    head->lru.freelist = static_cast<std::uint32_t>(off);
+    head->lru.inuse--;
+    return free_fast_done(tc);
+  };
+  owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  if (__builtin_expect(owner != kOwnerKernel, 0)) {
+    // A module's object (or a free slot: the general path reports the double free). Its owner
+    // byte goes by the protector's plain free, which refuses — changing nothing — when the
+    // module is gone (the collector may be claiming it: the general path exchanges) or the
+    // process has no barrier for the fence. The room tests come first: once the byte is
+    // cleared, the free must finish here.
+    if (owner == kOwnerFree || !room_for_local_free(head->lru.inuse) || !free_module_object_plain(tc, slot, owner))
+      return kFreeFastNo;
+    *freed = owner;
+    return push();
+  }
+  if (__builtin_expect(!room_for_local_free(head->lru.inuse), 0)) return kFreeFastNo;
+  // The collector never takes the kernel's objects: a plain store suffices.
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  *freed = kOwnerKernel;
+  return push();
+}
+
+// free_fast_at's object obj of a slab another thread owns (state_off: the slab's state word as
+// read, and obj's offset in the slab above it; packed, so every argument is in a register):
+// the owner byte, then one compare-and-swap onto the slab's remote list (owned_slab.cpp). The
+// first remote free onto a slab set aside as full tells its owner: the general path
+// (kFirstOntoFull below). kFreeFastNo when nothing was changed.
+__attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(ThreadCache* tc, Page* head,
+                                                                                std::uint64_t state_off, owner_t* slot,
+                                                                                std::uint32_t key, char* obj) {
+  constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
+  auto state = static_cast<std::uint32_t>(state_off);
+  auto off32 = static_cast<std::uint32_t>(state_off >> 32);
+  std::uint32_t slab_owner = state & kSlabStateOwnerMask;
+  if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull ||
+      __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel)
+    return kFreeFastNo;
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+  for (;;) {
+    std::uint32_t first = state & kRemoteNone;
+    store_owned_link(key, obj, first == kRemoteNone ? kNoObject : first);
+    if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED))
+      return free_fast_done(tc);
+    slab_owner = state & kSlabStateOwnerMask;
+    if (__builtin_expect(slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull,
+                         0)) {
+      // The state changed meanwhile: undone (no one frees a kernel-owned object but its
+      // holder, and the collector never claims one), and the general path decides.
+      __atomic_store_n(slot, kOwnerKernel, __ATOMIC_RELAXED);
+      return kFreeFastNo;
+    }
+  }
+}
+
+// A fast free done: the countdown to the caller's periodic work.
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_done(ThreadCache* tc) {
+  if (__builtin_expect(--tc->free_countdown != 0, 1)) return kFreeFastDone;  // it starts at kFreeTickInterval
+  tc->free_countdown = kFreeTickInterval;
+  return kFreeFastTick;
+}
+
+inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {
+  owner_t freed;
+  if (__builtin_expect(free_fast(c, page, p, &freed) != kFreeFastNo, 1)) return freed;
+  return free_page_object_general(c, page, p, action);
+}
+
+}  // namespace kmm
