@@ -15,7 +15,6 @@
 #include "base/text.h"
 #if !KMM_FREESTANDING
 #include "pal/pal_file.h"
-#include "slab/thread_cache.h"
 #endif
 
 namespace kmm {
@@ -256,9 +255,7 @@ std::uint64_t Kernel::purge_free(unsigned min_order, std::uint32_t min_age_ms, s
 
 #if !KMM_FREESTANDING
 void Kernel::detach() {
-  slab_.drain_current_thread();
-  slab_.drain_thread_caches();
-  if (slab_.config().thread_caches) tc_unregister_heap(&slab_);
+  slab_.release_thread_caches();  // slabs and ThreadCache frames back: the counters agree
   FilePlatform* fp = backing_;
   fp->close(true);  // flush, superblock clean, unmap: `this` is gone after this line
   heap_file_release(fp);

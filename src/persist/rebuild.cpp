@@ -142,6 +142,9 @@ unsigned SlabAllocator::adopt_slab(KmemCache* c, Page* head) {
     next = off;
   }
   if (inuse == 0) return 0;
+  // The free fast path's copy of the geometry (slab.h): derived from the cache, as the
+  // cache's reciprocal is at attach, never trusted from the file.
+  if (c->tc_slot != 0xFF) set_owned_geometry(c, head);
   // Owned by none: a thread of the last process may have owned it (its free and remote lists
   // are rebuilt above from the owner bytes, which are all that counts).
   __atomic_store_n(slab_state_word(head), kSlabUnowned, __ATOMIC_RELAXED);

@@ -80,11 +80,7 @@ void SlabAllocator::shutdown() {
     q_ring_ = nullptr;
     q_cap_ = 0;
   }
-  if (cfg_.thread_caches) {
-    tc_unregister_heap(this);
-    tc_release_all();  // threads still alive never touch them again (stale generation)
-    heap_gen_ = kNoHeapGen;
-  }
+  release_thread_caches();
   for (unsigned i = 0; i < kMaxCaches; ++i) {
     KmemCache* c = &caches_[i];
     if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) continue;
@@ -98,6 +94,13 @@ void SlabAllocator::shutdown() {
     }
     __atomic_store_n(&c->in_use, false, __ATOMIC_RELEASE);
   }
+}
+
+void SlabAllocator::release_thread_caches() {
+  if (!cfg_.thread_caches) return;
+  tc_unregister_heap(this);
+  tc_release_all();  // threads still alive never touch them again (stale generation)
+  heap_gen_ = kNoHeapGen;
 }
 
 bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
@@ -320,6 +323,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
     fatal("slab: a block of the page allocator is not aligned to its size (owner_slot_of would miss its start)");
   if (!c->offslab_owners) std::memset(base + c->owners_offset, 0, c->objects);
   if (c->tc_slot != 0xFF) {
+    set_owned_geometry(c, head);  // the free fast path's copy, beside the head (slab.h)
     // A slab threads will own: its free list is threaded a page at a time as it is used
     // (extend_lazy), so the frames a thread never reaches are never touched (mimalloc's free
     // list extension): a 64 KiB slab of a thread that allocates three objects costs two frames.
@@ -847,6 +851,10 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
           if (why) why->str(c->name).str(": tail ").u(i).str(" of slab ").u(pfn).str(" does not point to its head");
           return false;
         }
+      }
+      if (c->tc_slot != 0xFF && !owned_geometry_ok(c, head)) {
+        if (why) why->str(c->name).str(": slab ").u(pfn).str(" holds a copy of its cache's geometry that differs");
+        return false;
       }
       if (head->lru.inuse == 0) ++empty;
       free_objs += nfree;

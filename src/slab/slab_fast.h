@@ -95,36 +95,39 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
                                                                                  std::uint32_t head_flags, char* base,
                                                                                  const void* p, owner_t* freed) {
   if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
-  std::uint16_t cache_id = head->get_cache_id();
-  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
-  KmemCache* sc = &caches_[cache_id];
-  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
-  // Exact for the caches whose slabs threads own (owned_slot_start); for the others it may err
-  // either way, and their slabs, owned by no thread, go to the general path below whatever it
-  // says, before anything is read through idx.
-  std::uint64_t q = off * sc->reciprocal;
-  auto idx = static_cast<unsigned>(q >> 32);
-  if (__builtin_expect((c != nullptr && c != sc) || idx >= sc->objects32 || !owned_slot_start(q), 0))
-    return kFreeFastNo;
+  if (__builtin_expect(c != nullptr && c->id != head->get_cache_id(), 0)) return kFreeFastNo;
   ThreadCache* tc = thread_cache_if_ready();
   if (__builtin_expect(tc == nullptr, 0)) return kFreeFastNo;
-  // No test of sc->tc_slot: a slab of a cache without one is owned by no thread (new_slab
-  // writes kSlabUnowned, and only take_slab of a cache with a tc_slot tags an owner), so the
-  // owner tests below send it to the general path before its owner byte is looked at. A
-  // thread-owned slab's cache has a tc_slot and its owner bytes inside the slab (size_cache).
+  auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
+  // The owner test first: a slab whose state names this thread is a thread-owned slab (a
+  // cache with a tc_slot: only take_slab of one tags an owner; new_slab writes kSlabUnowned),
+  // and a thread-owned slab has its cache's geometry beside its head (OwnedSlabGeometry) and
+  // its owner bytes inside it (size_cache). Any other slab is not looked at further here.
   std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
   std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
-  owner_t* slot = reinterpret_cast<owner_t*>(base + sc->owners_offset) + idx;
-  // Read before the stores below (which might alias the cache, for all the compiler knows).
-  std::uint32_t key = sc->fl_key;
-  // Another thread's slab: apart, so that this path keeps its values in registers it need not save.
+  // Another thread's slab (or one owned by none): apart, so that this path keeps its values in
+  // registers it need not save. It reads the geometry from the cache: the slab is not ours.
   if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
     *freed = kOwnerKernel;  // the only owner free_fast_remote takes
-    return free_fast_remote(tc, head, state | off << 32, slot, key, static_cast<char*>(const_cast<void*>(p)));
+    return free_fast_remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
   }
-  // Ours (a full one too, until a quarter of it is free: then the general path moves it; and
-  // the last object of a slab that is not cur: the general path gives the slab back).
+  // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
+  // read from the line of the head descriptor, which only this thread changes while it owns
+  // the slab (the copy is written before the slab is published, and never after).
+  std::uint64_t q = off * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
+  auto idx = static_cast<std::uint32_t>(q >> 32);
+  if (__builtin_expect(idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) || !owned_slot_start(q), 0))
+    return kFreeFastNo;
+  owner_t* slot =
+      reinterpret_cast<owner_t*>(base + owned_geometry(head, offsetof(OwnedSlabGeometry, owners_offset))) + idx;
+  // Read before the stores below (which might alias it, for all the compiler knows).
+  std::uint32_t key = owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key));
+  // A full one too, until a quarter of it is free: then the general path moves it; and the
+  // last object of a slab that is not cur: the general path gives the slab back. Both rare:
+  // only they read the cache.
   auto room_for_local_free = [&](unsigned inuse) {
+    if (__builtin_expect((state & kSlabFull) == 0 && inuse != 1, 1)) return true;
+    const KmemCache* sc = &caches_[head->get_cache_id()];  // read again: no register kept for it
     return !((state & kSlabFull) && inuse <= sc->unfull_inuse + 1u) &&
            !(inuse == 1 && head != tc->own[sc->tc_slot].cur);
   };
@@ -153,21 +156,28 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   return push();
 }
 
-// free_fast_at's object obj of a slab another thread owns (state_off: the slab's state word as
-// read, and obj's offset in the slab above it; packed, so every argument is in a register):
-// the owner byte, then one compare-and-swap onto the slab's remote list (owned_slab.cpp). The
-// first remote free onto a slab set aside as full tells its owner: the general path
-// (kFirstOntoFull below). kFreeFastNo when nothing was changed.
+// free_fast_at's object obj of a slab another thread owns, or of one owned by none (state_off:
+// the slab's state word as read, and obj's offset in the slab above it; packed, so every
+// argument is in a register): the slot test, with the geometry from the cache (this thread
+// does not own the slab), the owner byte, then one compare-and-swap onto the slab's remote
+// list (owned_slab.cpp). The first remote free onto a slab set aside as full tells its owner:
+// the general path (kFirstOntoFull below). kFreeFastNo when nothing was changed.
 __attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(ThreadCache* tc, Page* head,
-                                                                                std::uint64_t state_off, owner_t* slot,
-                                                                                std::uint32_t key, char* obj) {
+                                                                                std::uint64_t state_off, char* obj) {
   constexpr std::uint32_t kFirstOntoFull = kSlabFull | kRemoteNone;
   auto state = static_cast<std::uint32_t>(state_off);
   auto off32 = static_cast<std::uint32_t>(state_off >> 32);
   std::uint32_t slab_owner = state & kSlabStateOwnerMask;
-  if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull ||
-      __atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel)
-    return kFreeFastNo;
+  if (slab_owner == 0 || (state & kFirstOntoFull) == kFirstOntoFull) return kFreeFastNo;
+  std::uint16_t cache_id = head->get_cache_id();
+  if (__builtin_expect(cache_id >= kMaxCaches, 0)) return kFreeFastNo;
+  const KmemCache* sc = &caches_[cache_id];
+  std::uint64_t q = std::uint64_t{off32} * sc->reciprocal;
+  auto idx = static_cast<std::uint32_t>(q >> 32);
+  if (idx >= sc->objects32 || !owned_slot_start(q)) return kFreeFastNo;
+  auto* slot = reinterpret_cast<owner_t*>(obj - off32 + sc->owners_offset) + idx;
+  std::uint32_t key = sc->fl_key;
+  if (__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel) return kFreeFastNo;
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
   for (;;) {
     std::uint32_t first = state & kRemoteNone;

@@ -4,7 +4,9 @@
 // heap-image fuzzer (fuzz/fuzz_heapimage.cpp) or a reading of the attach code found: a RAM
 // size of 0 (fsck read past its mapping), a kmalloc class pointing at a smaller cache (blocks
 // too small for their size), the vmalloc record cache pointing between caches (a misaligned
-// descriptor), a cache descriptor whose slab cannot hold its objects, a bool that is 255.
+// descriptor), a cache descriptor whose slab cannot hold its objects, a bool that is 255; and a
+// slab's copy of its cache's geometry, which attach derives again. The heaps are booted with
+// thread caches, as the preload's are.
 //
 // Depends on: persist/ (fsck.h, heap_file.h), kernel/, pal/pal_file.h, GoogleTest, POSIX files.
 #include <fcntl.h>
@@ -47,8 +49,16 @@ class HostileHeap : public ::testing::Test {
     kernel_at_ = static_cast<std::size_t>(reinterpret_cast<char*>(k) - base_);
     KmemCache* mine = k->kmem_cache_create("hostile", 72);
     ASSERT_NE(mine, nullptr);
-    ASSERT_NE(k->kmem_cache_alloc(mine), nullptr);
+    void* obj = k->kmem_cache_alloc(mine);
+    ASSERT_NE(obj, nullptr);
     mine_at_ = offset_of(mine);
+    obj_at_ = offset_of(obj);
+    ASSERT_NE(mine->tc_slot, 0xFF) << "a cache whose slabs threads own";
+    Page* head = k->phys().virt_to_page(
+        reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(obj) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1}));
+    ASSERT_TRUE(head->is(PG_slab) && head->is(PG_head));
+    head_at_ = offset_of(head);
+    geometry_at_ = offset_of(head[1].tail.owners);
     k64_ = reinterpret_cast<std::uintptr_t>(k->kmalloc_layer().cache_for(64));
     k8_ = reinterpret_cast<std::uintptr_t>(k->kmalloc_layer().cache_for(8));
     area_cache_ = reinterpret_cast<std::uintptr_t>(k->vmalloc_space().area_cache());
@@ -82,6 +92,7 @@ class HostileHeap : public ::testing::Test {
     cfg.backing = path_.c_str();
     cfg.min_free_kbytes = ~std::uint64_t{0};
     cfg.vmalloc_bytes = 16ull << 20;
+    cfg.thread_caches = true;  // slabs threads own, with their copies of the geometry
     return cfg;
   }
   std::size_t offset_of(const void* p) const { return static_cast<std::size_t>(static_cast<const char*>(p) - base_); }
@@ -143,6 +154,9 @@ class HostileHeap : public ::testing::Test {
   std::string path_;
   char* base_ = nullptr;  // where the file was mapped (header page)
   std::size_t kernel_at_ = 0, mine_at_ = 0;
+  std::size_t obj_at_ = 0;       // the object allocated from `hostile`
+  std::size_t head_at_ = 0;      // its slab's head descriptor
+  std::size_t geometry_at_ = 0;  // its slab's copy of the cache's geometry (OwnedSlabGeometry)
   std::uintptr_t k64_ = 0, k8_ = 0, area_cache_ = 0;
   std::size_t range_len_ = 0;
   bool held_ = false;
@@ -196,6 +210,30 @@ TEST_F(HostileHeap, BoolThatIsNotABoolIsRefused) {
   img[mine_at_ + offsetof(KmemCache, in_use)] = static_cast<char>(0xFF);
   write_image(img);
   expect_refused("holds a byte that is no bool");
+}
+
+// The copy of a cache's geometry beside a thread-owned slab's head (the free fast path reads
+// it instead of the cache) is derived again at attach, as the cache's reciprocal is, never
+// trusted from the file: a file whose copy says the slab holds 2^32 - 1 objects with their
+// owner bytes 2 GiB away attaches, checks clean, and frees its object.
+TEST_F(HostileHeap, SlabGeometryCopyFromTheFileIsNotTrusted) {
+  std::vector<char> img = image_;
+  const OwnedSlabGeometry lie{1u, 0xFFFFFFFFu, 0x7FFFFFFFu, 0x5A5A5A5Au};
+  std::memcpy(img.data() + geometry_at_, &lie, sizeof lie);
+  write_image(img);
+  free_range();
+  BootConfig cfg = config();
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  char buf[512];
+  TextSink why(buf, sizeof buf);
+  EXPECT_TRUE(k->check_invariants(&why)) << std::string(why.data(), why.size());
+  auto* mine = reinterpret_cast<KmemCache*>(base_ + mine_at_);
+  EXPECT_TRUE(SlabAllocator::owned_geometry_ok(mine, reinterpret_cast<const Page*>(base_ + head_at_)));
+  EXPECT_TRUE(k->kmem_cache_free(mine, base_ + obj_at_));
+  k->shutdown();
+  hold_range();
 }
 
 }  // namespace

@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstring>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -157,6 +160,53 @@ TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
     EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);
     drain_check_destroy(m, c);
   }
+  m.shutdown_slab();
+}
+
+// An owned slab carries its cache's geometry in its second frame's descriptor, on the line of
+// its head's, and the free fast path reads that copy, not the cache: with a copy that says the
+// slab holds no object, the fast free refuses (and the general path, which reads the cache,
+// frees), and check_invariants names a slab of the cache's lists whose copy differs.
+TEST(OwnedSlab, AnOwnedSlabsGeometryLiesBesideItsHeadAndTheFastFreeReadsIt) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m.slab.owned_by_mask());
+  KmemCache* c = owned_cache(m, "own-geo", 48);
+  ASSERT_NE(c, nullptr);
+  void* keep = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+  void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+  auto base = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+  Page* head = m.phys.virt_to_page(reinterpret_cast<void*>(base));
+  ASSERT_TRUE(head->is(PG_slab) && head->is(PG_head));
+  EXPECT_TRUE(SlabAllocator::owned_geometry_ok(c, head));
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(head) >> 6,
+            reinterpret_cast<std::uintptr_t>(&head[1].tail.owners[kTailOwnerBytes - 1]) >> 6)
+      << "the copy and the head descriptor share a cache line";
+
+  std::uint8_t saved[kTailOwnerBytes];
+  std::memcpy(saved, head[1].tail.owners, sizeof saved);
+  const std::uint32_t no_objects = 0;
+  std::memcpy(head[1].tail.owners + offsetof(OwnedSlabGeometry, objects), &no_objects, sizeof no_objects);
+  owner_t freed = kOwnerFree;
+  EXPECT_EQ(m.slab.free_fast_masked(c, p, &freed), kFreeFastNo) << "the fast free read the cache, not the copy";
+  SlabAllocator::ObjectInfo info;
+  ASSERT_TRUE(m.slab.lookup(p, &info));
+  EXPECT_EQ(info.owner, kOwnerKernel) << "a refused fast free changes nothing";
+  EXPECT_EQ(m.slab.free(c, p, "kmem_cache_free"), kOwnerKernel);  // the general path
+  std::memcpy(head[1].tail.owners, saved, sizeof saved);
+  p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+  EXPECT_NE(m.slab.free_fast_masked(c, p, &freed), kFreeFastNo);
+  EXPECT_EQ(freed, kOwnerKernel);
+
+  m.slab.drain_current_thread();  // the slab, with `keep`, goes to the cache's partial list
+  EXPECT_TRUE(m.check());
+  std::memcpy(head[1].tail.owners + offsetof(OwnedSlabGeometry, objects), &no_objects, sizeof no_objects);
+  testing::AssertionResult bad = m.check();
+  EXPECT_FALSE(bad);
+  EXPECT_NE(std::string(bad.message()).find("geometry"), std::string::npos) << bad.message();
+  std::memcpy(head[1].tail.owners, saved, sizeof saved);
+  EXPECT_EQ(m.slab.free(c, keep, "kmem_cache_free"), kOwnerKernel);
+  drain_check_destroy(m, c);
   m.shutdown_slab();
 }
 
