@@ -104,13 +104,76 @@ void BuddyZone::free_locked(pfn_t pfn, unsigned order, bool reported) {
   list_add(order, pfn, reported);
 }
 
+// Linux's should_fail_alloc_page(): the fail_page_alloc point, before the zone lock (its
+// verbose line may go to a log). An injected failure counts as a failure of the zone.
+static bool fail_page_alloc(std::uint64_t pages, gfp_t gfp) {
+  if (gfp & __GFP_NOFAIL) return false;
+  return fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(pages << kPageShift), "buddy");
+}
+
 bool BuddyZone::watermark_ok(unsigned order, gfp_t gfp) const {
+  return watermark_ok_pages(std::uint64_t{1} << order, gfp);
+}
+
+bool BuddyZone::watermark_ok_pages(std::uint64_t want, gfp_t gfp) const {
   if (gfp & __GFP_NOWMARK) return true;
   std::uint64_t reserve = wmark_.min;
   if (gfp & __GFP_HIGH) reserve /= 2;
-  std::uint64_t want = std::uint64_t{1} << order;
   std::uint64_t free = free_pages_.load(std::memory_order_relaxed);
   return free >= want && free - want >= reserve;
+}
+
+bool BuddyZone::free_block_holding(pfn_t pfn, pfn_t* head, unsigned* order) const {
+  for (unsigned k = 0; k <= kMaxOrder; ++k) {
+    pfn_t h = phys_->base_pfn() + (index(pfn) & ~((pfn_t{1} << k) - 1));
+    if (h < start_) break;  // a block never starts before the zone
+    const Page* p = phys_->pfn_to_page(h);
+    if (p->is(PG_buddy) && p->get_order() == k) {
+      *head = h;
+      *order = k;
+      return true;
+    }
+  }
+  return false;  // allocated, or isolated by report_free (off the lists, no PG_buddy)
+}
+
+void BuddyZone::free_run_locked(pfn_t pfn, pfn_t end, bool reported) {
+  while (pfn < end) {
+    unsigned k = 0;
+    while (k < kMaxOrder && (index(pfn) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && pfn + (pfn_t{2} << k) <= end) ++k;
+    free_locked(pfn, k, reported);
+    pfn += pfn_t{1} << k;
+  }
+}
+
+bool BuddyZone::take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp) {
+  if (count == 0 || pfn < start_ || pfn >= end_ || count > end_ - pfn) return false;
+  if (__builtin_expect(fail_page_alloc(count, gfp), 0)) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  const pfn_t end = pfn + static_cast<pfn_t>(count);
+  LockGuard g(lock_);
+  if (!watermark_ok_pages(count, gfp)) return false;
+  // Every frame first, so that a refusal changes nothing.
+  for (pfn_t at = pfn; at < end;) {
+    pfn_t h;
+    unsigned k;
+    if (!free_block_holding(at, &h, &k)) return false;
+    at = h + (pfn_t{1} << k);
+  }
+  for (pfn_t at = pfn; at < end;) {
+    pfn_t h;
+    unsigned k;
+    free_block_holding(at, &h, &k);  // found above; what the frees below give back is outside the range
+    bool reported = list_del(k, h);
+    free_pages_.fetch_sub(std::uint64_t{1} << k, std::memory_order_relaxed);
+    pfn_t bend = h + (pfn_t{1} << k);
+    if (h < pfn) free_run_locked(h, pfn, reported);
+    if (bend > end) free_run_locked(end, bend, reported);
+    at = bend;
+  }
+  return true;
 }
 
 Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp, bool* reported) {
@@ -150,13 +213,6 @@ void BuddyZone::add_frames(pfn_t new_end) {
     free_locked(pfn, order);
     pfn += pfn_t{1} << order;
   }
-}
-
-// Linux's should_fail_alloc_page(): the fail_page_alloc point, before the zone lock (its
-// verbose line may go to a log). An injected failure counts as a failure of the zone.
-static bool fail_page_alloc(std::uint64_t pages, gfp_t gfp) {
-  if (gfp & __GFP_NOFAIL) return false;
-  return fault_should_fail(FaultPoint::kPage, static_cast<std::size_t>(pages << kPageShift), "buddy");
 }
 
 Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {

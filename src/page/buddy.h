@@ -70,6 +70,9 @@ class BuddyZone final : public PageAllocator {
   // enclosing power of two and gives the excess frames back. Null when impossible.
   Page* alloc_pages_exact(std::uint64_t count, gfp_t gfp = GFP_KERNEL) override;
   void free_pages_exact(Page* page, std::uint64_t count) override;
+  // The free blocks holding [pfn, pfn + count) leave the lists; the parts of them outside the
+  // range go back, as reported as they were (see PageAllocator).
+  bool take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp = GFP_KERNEL) override;
 
   std::uint64_t free_pages() const override { return free_pages_.load(std::memory_order_relaxed); }
   std::uint64_t managed_pages() const override { return managed_pages_; }
@@ -143,6 +146,11 @@ class BuddyZone final : public PageAllocator {
   // they are back, and the caller retries).
   bool wait_isolated();
   bool watermark_ok(unsigned order, gfp_t gfp) const;
+  bool watermark_ok_pages(std::uint64_t pages, gfp_t gfp) const;
+  // The free block that holds frame pfn (*head, *order), if there is one (under the lock).
+  bool free_block_holding(pfn_t pfn, pfn_t* head, unsigned* order) const;
+  // Frees [pfn, end) as the largest aligned blocks (under the lock).
+  void free_run_locked(pfn_t pfn, pfn_t end, bool reported);
 
   PhysMem* phys_ = nullptr;
   pfn_t start_ = 0, end_ = 0;

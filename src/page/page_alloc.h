@@ -7,7 +7,8 @@
 //
 // Contract: alloc_pages(order) returns 2^order physically contiguous frames (aligned to
 // their size for buddy; any alignment for range), or null; alloc_pages_exact(n) returns
-// exactly n contiguous frames; the free_* calls take back exactly what was handed out.
+// exactly n contiguous frames; the free_* calls take back exactly what was handed out (a run
+// that take_free_range grew: its whole length, with free_pages_exact).
 // Returned descriptors have flags 0 and refcount 1 on the head; the caller sets roles.
 // free_blocks() describes free memory as Linux's buddyinfo would: per order, how many
 // naturally aligned free blocks of that order a buddy allocator would hold.
@@ -56,6 +57,17 @@ class PageAllocator {
   // multiple of 2^k, as buddy blocks do: the slab allocator then finds a slab's start by
   // masking an object's address (SlabAllocator::owner_slot_of). A run allocator need not.
   virtual bool aligned_blocks() const { return false; }
+  // Takes the free frames [pfn, pfn + count) for the caller, who appends them to a run it
+  // holds that ends at pfn (krealloc growing a page run in place); the run is then freed with
+  // free_pages_exact of its whole length. False, and nothing changed, when a frame of the
+  // range is not free or the watermarks (gfp) refuse `count` frames. The range allocator's
+  // runs are not grown (false).
+  virtual bool take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp) {
+    (void)pfn;
+    (void)count;
+    (void)gfp;
+    return false;
+  }
 
  protected:
   ~PageAllocator() = default;

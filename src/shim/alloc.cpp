@@ -382,8 +382,11 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     return nullptr;
   }
   std::size_t want = size;
-  // Growing a page run: leave room for the next growth (repeated small growth stays linear).
+  // Growing a page run: in place when the frames after it are free (no copy, and the pages
+  // already touched stay where they are), else moved with room for the next growth (repeated
+  // small growth stays linear).
   if (in_ram && size > have && have > kKmallocMaxCacheSize && size < kMaxBuddyBytes) {
+    if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL)) return p;
     std::size_t roomy = have + have / 4;
     if (roomy > size) want = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
   }

@@ -132,9 +132,9 @@ void Kmalloc::free_large(Page* head, const char* action) {
     if (park_guarded(head, npages)) return;  // guard still protected, for the next such run
     unprotect_guard(head);
     slab_->zone()->free_pages_exact(head, npages);
-  } else if (cfg_.policy == KmallocPolicy::kPow2 && is_pow2(npages)) {
-    slab_->zone()->free_pages(head, ilog2(npages));
   } else {
+    // Its whole length, as the allocator took it and grow_large_in_place grew it (a grown
+    // kPow2 block need not be aligned to a power of two any more: not free_pages by order).
     slab_->zone()->free_pages_exact(head, npages);
   }
 }
@@ -338,6 +338,29 @@ bool Kmalloc::set_owner(const void* p, owner_t owner) {
   return false;
 }
 
+bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp) {
+  if (zero_or_null(p) || new_size > max_size_ || !phys_->owns(p)) return false;
+  Page* head = phys_->virt_to_page(p);
+  // A kmalloc block: alloc_pages blocks (PG_pages) are freed by order, guarded ones keep their
+  // guard frame last.
+  if ((head->get_flags() & (PG_large | PG_head | PG_pages | PG_guarded)) != (PG_large | PG_head) ||
+      phys_->page_address(head) != p || head->get_owner() == kOwnerFree)
+    return false;
+  const std::uint64_t have = head->get_nr_pages();
+  const std::uint64_t want = pages_for(new_size);
+  if (want <= have) return false;  // it fits: nothing to grow (ksize says so)
+  const pfn_t head_pfn = phys_->page_to_pfn(head);
+  if (!slab_->zone()->take_free_range(head_pfn + static_cast<pfn_t>(have), want - have, gfp)) return false;
+  for (std::uint64_t i = have; i < want; ++i) {
+    head[i].set_owner(kOwnerFree);
+    head[i].set_tail_head(head_pfn);
+    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
+  }
+  __atomic_store_n(&head->lru.nr_pages, static_cast<std::uint32_t>(want), __ATOMIC_RELEASE);  // after the tails
+  large_pages_.fetch_add(want - have, std::memory_order_relaxed);
+  return true;
+}
+
 void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner) {
   if (zero_or_null(p)) return kmalloc(new_size, gfp, owner);
   if (new_size == 0) {
@@ -359,6 +382,9 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
     return p;
   } else if (new_size <= have) {
+    return p;
+  } else if (grow_large_in_place(p, new_size, gfp & ~__GFP_ZERO)) {
+    if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(p) + have, 0, ksize(p) - have);
     return p;
   }
   owner_t keep = owner_of(p);

@@ -126,6 +126,12 @@ class Kmalloc {
   // corruption in `action`), the new slack patterned, ksize becomes new_size. False, and
   // nothing changed, for any other pointer or a size that does not fit.
   bool resize_guarded(void* p, std::size_t new_size, const char* action);
+  // Grows a live unguarded page-level block (kmalloc's, not alloc_pages') to new_size without
+  // moving it, when the frames right after it are free (PageAllocator::take_free_range): its
+  // new frames become its tails, then its length changes (persistent RAM: a crash between
+  // leaves tails no head counts, which attach gives back). The new bytes are not zeroed.
+  // False, and nothing changed, for any other pointer or when the frames are not free.
+  bool grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp);
   // Gives the parked guarded runs back to the page allocator (all of them, or only those
   // that were already parked at the previous call when `aged_only`); returns the frames given.
   std::uint64_t drain_guard_cache(bool aged_only = false);

@@ -376,6 +376,41 @@ TEST(Buddy, AllocPagesExact) {
   EXPECT_EQ(counts(z), start);
 }
 
+// take_free_range (krealloc growing a page run in place): a range inside one free block, and
+// one across blocks, leaves the lists with the rest of each block given back; a range with an
+// allocated frame in it, or past the zone, is refused with nothing changed; freed with
+// free_pages_exact, everything merges back.
+TEST(Buddy, TakeFreeRange) {
+  Machine m(pages_only(16u << 20));
+  ASSERT_TRUE(m.ok());
+  BuddyZone& z = m.zone;
+  const Counts start = counts(z);
+  const std::uint64_t free0 = z.free_pages();
+  Page* p = z.alloc_pages_exact(33);  // frames 64 .. 96 (as in AllocPagesExact)
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(zindex(z, p), 64u);
+  const pfn_t end = z.phys()->page_to_pfn(p) + 33;
+  // Inside the freed tail and beyond it: frames 97 .. 139 (orders 0..4 there, then 128's block).
+  ASSERT_TRUE(z.take_free_range(end, 43, GFP_KERNEL));
+  EXPECT_TRUE(zone_ok(z));
+  EXPECT_EQ(z.free_pages(), free0 - 33 - 43);
+  for (pfn_t f = end; f < end + 43; ++f) EXPECT_FALSE(z.frame_is_free(f)) << f;
+  EXPECT_TRUE(z.frame_is_free(end + 43));
+  // Refused, nothing changed: an allocated frame inside, a range past the zone, none at all.
+  const Counts mid = counts(z);
+  EXPECT_FALSE(z.take_free_range(end - 1, 2, GFP_KERNEL));
+  EXPECT_FALSE(z.take_free_range(end + 40, 8, GFP_KERNEL));
+  EXPECT_FALSE(z.take_free_range(z.end_pfn() - 1, 2, GFP_KERNEL));
+  EXPECT_FALSE(z.take_free_range(end + 43, 0, GFP_KERNEL));
+  EXPECT_EQ(counts(z), mid);
+  EXPECT_TRUE(zone_ok(z));
+  // The run, grown, goes back whole.
+  z.free_pages_exact(p, 33 + 43);
+  EXPECT_TRUE(zone_ok(z));
+  EXPECT_EQ(counts(z), start);
+  EXPECT_EQ(z.free_pages(), free0);
+}
+
 TEST(Buddy, AllocZeroes) {
   Machine m(pages_only(2u << 20));
   ASSERT_TRUE(m.ok());

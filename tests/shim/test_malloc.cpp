@@ -112,6 +112,22 @@ TEST(Shim, ReallocKeepsContentsAcrossEveryPath) {
   free(q);
 }
 
+// A page run grows where it is when the frames after it are free: a fresh 20,000-byte block
+// is 5 frames of an 8-frame buddy block whose other 3 frames went back free, so growing it to
+// 32,000 bytes keeps the pointer (no copy, the pages already touched stay), and the contents.
+TEST(Shim, ReallocGrowsAPageRunInPlace) {
+  auto* p = static_cast<unsigned char*>(malloc(opaque(20000)));
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 20000; ++i) p[i] = static_cast<unsigned char>(i * 13);
+  auto* q = static_cast<unsigned char*>(realloc(p, opaque(32000)));
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q, p) << "the 3 frames after the run were free";
+  EXPECT_GE(malloc_usable_size(q), 32000u);
+  for (std::size_t i = 0; i < 20000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 13)) << i;
+  std::memset(q + 20000, 0x77, 12000);  // the grown part is the block's
+  free(q);
+}
+
 TEST(Shim, AlignedFamily) {
   for (std::size_t a = 8; a <= (64u << 20); a <<= 1) {
     for (std::size_t n : {std::size_t{1}, std::size_t{100}, a, a + 1, std::size_t{5} << 20}) {

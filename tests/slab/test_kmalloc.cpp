@@ -148,13 +148,17 @@ TEST_F(KmallocTest, KreallocKeepsContents) {
   for (int i = 0; i < 24; ++i) p[i] = static_cast<unsigned char>(i + 1);
   // Within ksize: the same block.
   EXPECT_EQ(m.km.krealloc(p, 32, GFP_KERNEL, 9), p);
-  // Grow through the classes into a large block: contents follow, owner kept.
+  // Grow through the classes into a large block: contents follow, owner kept. A slab object
+  // moves; a page run may grow where it is (KreallocGrowsAPageRunInPlace).
   std::size_t sizes[] = {100, 5000, 20000, 300000};
   for (std::size_t size : sizes) {
     SCOPED_TRACE(size);
+    bool was_slab_object = m.km.ksize(p) <= kKmallocMaxCacheSize;
     auto* q = static_cast<unsigned char*>(m.km.krealloc(p, size, GFP_KERNEL, kOwnerKernel));
     ASSERT_NE(q, nullptr);
-    EXPECT_NE(q, p);
+    if (was_slab_object) {
+      EXPECT_NE(q, p);
+    }
     EXPECT_GE(m.km.ksize(q), size);
     for (int i = 0; i < 24; ++i) ASSERT_EQ(q[i], i + 1);
     EXPECT_EQ(m.km.owner_of(q), 9) << "krealloc keeps the block's owner";
@@ -240,6 +244,51 @@ TEST(KmallocPolicies, LargeBlocksKmalloc2) {
   EXPECT_EQ(m.km.max_size(), std::uint64_t{4} << 20);
   check_large(m, KmallocPolicy::kKmalloc2);
   EXPECT_EQ(m.km.kmalloc((std::size_t{4} << 20) + 1, GFP_KERNEL, kOwnerKernel), nullptr);
+}
+
+// krealloc grows a page run where it is when the frames after it are free: same pointer,
+// contents and owner kept, the new frames its tails, the pool's count down by exactly them; a
+// block whose next frame is taken moves instead. Freed, every frame goes back (a grown kPow2
+// block is no power of two any more). Both policies.
+TEST(KmallocPolicies, KreallocGrowsAPageRunInPlace) {
+  for (KmallocPolicy policy : {KmallocPolicy::kPow2, KmallocPolicy::kKmalloc2}) {
+    SCOPED_TRACE(policy == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2");
+    Machine m(with_policy(policy));
+    ASSERT_TRUE(m.ok());
+    const std::uint64_t boot = m.zone.free_pages();
+    auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, 6));
+    ASSERT_NE(p, nullptr);
+    for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 7);
+    const std::uint64_t pages = m.km.ksize(p) / kPageSize;
+    const std::uint64_t free_before = m.zone.free_pages();
+    auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 40 * kPageSize + 100, GFP_KERNEL, kOwnerKernel));
+    ASSERT_EQ(q, p) << "the frames after the run were free";
+    EXPECT_EQ(m.km.ksize(q), 41 * kPageSize);
+    EXPECT_EQ(m.zone.free_pages(), free_before - (41 - pages)) << "exactly the new frames leave the pool";
+    EXPECT_EQ(m.km.large_pages(), 41u);
+    EXPECT_EQ(m.km.owner_of(q), 6);
+    for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 7)) << i;
+    const Page* head = m.phys.virt_to_page(q);
+    for (unsigned i = 1; i < 41; ++i) {
+      ASSERT_TRUE(head[i].is(PG_large) && head[i].is(PG_tail)) << i;
+      ASSERT_EQ(head[i].tail_head(), m.phys.page_to_pfn(head)) << i;
+    }
+    std::memset(q + 5 * kPageSize, 0x5A, 36 * kPageSize);  // the new frames are the block's
+    EXPECT_TRUE(m.check());
+    // The frame after the run taken (by the same call the growth uses): the run moves.
+    const pfn_t next = m.phys.page_to_pfn(head) + 41;
+    ASSERT_TRUE(m.zone.take_free_range(next, 1, GFP_KERNEL));
+    EXPECT_FALSE(m.zone.take_free_range(next, 1, GFP_KERNEL)) << "taken twice";
+    auto* r = static_cast<unsigned char*>(m.km.krealloc(q, 60 * kPageSize, GFP_KERNEL, kOwnerKernel));
+    ASSERT_NE(r, nullptr);
+    EXPECT_NE(r, q) << "its next frame is allocated";
+    for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i * 7)) << i;
+    EXPECT_EQ(m.km.kfree(r), 6);
+    m.zone.free_pages_exact(m.phys.pfn_to_page(next), 1);
+    EXPECT_EQ(m.km.large_pages(), 0u);
+    EXPECT_EQ(m.zone.free_pages(), boot) << "every frame back, the grown run's too";
+    EXPECT_TRUE(m.check());
+  }
 }
 
 TEST(KmallocPolicies, Kmalloc2SavesWhatPow2Wastes) {
