@@ -275,14 +275,7 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     if (p != nullptr) {
       pfn_t pfn = phys_->page_to_pfn(p);
       // Give back frames [count, 2^order) as the largest aligned blocks.
-      pfn_t at = pfn + static_cast<pfn_t>(count);
-      pfn_t end = pfn + (pfn_t{1} << order);
-      while (at < end) {
-        unsigned k = 0;
-        while (k < order && (index(at) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && at + (pfn_t{2} << k) <= end) ++k;
-        free_locked(at, k, reported);
-        at += pfn_t{1} << k;
-      }
+      free_run_locked(pfn + static_cast<pfn_t>(count), pfn + (pfn_t{1} << order), reported);
     }
   }
   return finish_exact_alloc(phys_, p, count, gfp, &failures_);
@@ -299,12 +292,7 @@ void BuddyZone::free_pages_exact(Page* page, std::uint64_t count) {
     q->set_refcount(0);
     q->set_cache_id(0);
   }
-  while (pfn < end) {
-    unsigned k = 0;
-    while (k < kMaxOrder && (index(pfn) & ((pfn_t{1} << (k + 1)) - 1)) == 0 && pfn + (pfn_t{2} << k) <= end) ++k;
-    free_locked(pfn, k);
-    pfn += pfn_t{1} << k;
-  }
+  free_run_locked(pfn, end, false);
 }
 
 void BuddyZone::snapshot(std::uint64_t out[kNrOrders]) const {
