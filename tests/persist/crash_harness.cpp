@@ -64,11 +64,13 @@ enum Op : std::uint32_t {
   kOpCollect,
   kOpFlush,
   kOpBootComplete,
+  kOpGrow,
   kNrOps
 };
-const char* kOpNames[kNrOps] = {"attach/rebuild", "kmalloc",     "kfree",      "kmalloc-large", "cache_alloc",
-                                "cache_free",     "alloc_pages", "free_pages", "vmalloc",       "vfree",
-                                "insmod",         "rmmod",       "collector",  "flush",         "boot-complete"};
+const char* kOpNames[kNrOps] = {"attach/rebuild", "kmalloc",    "kfree",         "kmalloc-large",
+                                "cache_alloc",    "cache_free", "alloc_pages",   "free_pages",
+                                "vmalloc",        "vfree",      "insmod",        "rmmod",
+                                "collector",      "flush",      "boot-complete", "krealloc-grow"};
 
 enum Kind : std::uint8_t { kNone, kKmalloc, kCache, kVmalloc, kPages };
 struct Slot {
@@ -252,13 +254,20 @@ void snapshot_hook(void* arg) {
       void* p = reinterpret_cast<void*>(s->ptr);
       unpublish(s);
       k->kfree(p, kOwnerKernel);
-    } else if (dice < 60) {
+    } else if (dice < 58) {
       sh->op = kOpLarge;
       if ((s = free_slot()) == nullptr) continue;
       std::uint32_t size = static_cast<std::uint32_t>((3 + rnd(60)) << 12);
       owner_t ow = live_owner();
       void* p = k->kmalloc(size, GFP_KERNEL, ow == kOwnerKernel ? live_owner() : ow);
       if (p != nullptr) publish(s, p, 0, size, kKmalloc);
+    } else if (dice < 60) {
+      sh->op = kOpGrow;
+      // A page run grown where it is (krealloc's first try): the same pointer, still published;
+      // a crash inside leaves it whole at its old length or its new one.
+      if ((s = used_slot(kKmalloc)) == nullptr || s->size <= kKmallocMaxCacheSize) continue;
+      std::uint32_t size = s->size + static_cast<std::uint32_t>((1 + rnd(8)) << 12);
+      if (k->kmalloc_layer().grow_large_in_place(reinterpret_cast<void*>(s->ptr), size, GFP_KERNEL)) s->size = size;
     } else if (dice < 68) {
       sh->op = kOpCacheAlloc;
       if ((s = free_slot()) == nullptr || cache == nullptr) continue;
