@@ -46,6 +46,14 @@ std::uint64_t Kmalloc::large_footprint(std::size_t size) const {
   return pages_for(size) << kPageShift;
 }
 
+void Kmalloc::publish_large_tails(Page* head, std::uint64_t from, std::uint64_t to) const {
+  const pfn_t head_pfn = phys_->page_to_pfn(head);
+  for (std::uint64_t i = from; i < to; ++i) {
+    head[i].set_tail_head(head_pfn);
+    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
+  }
+}
+
 void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size > max_size_) return nullptr;
   PageAllocator* zone = slab_->zone();
@@ -71,15 +79,11 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
     head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
   }
   if (head == nullptr) return nullptr;
-  pfn_t head_pfn = phys->page_to_pfn(head);
   // Owner, size and tails before the head's flags (persistent RAM: a crash never leaves a
   // head whose size or owner is stale; see docs/PERSISTENCE.md).
   head->set_owner(owner == kOwnerFree ? kOwnerKernel : owner);
   head->set_nr_pages(static_cast<std::uint32_t>(npages));
-  for (std::uint64_t i = 1; i < npages; ++i) {
-    head[i].set_tail_head(head_pfn);
-    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
-  }
+  publish_large_tails(head, 1, npages);
   void* p = phys->page_address(head);
   if (guarded) {
     // The slack after the size asked for and, when the platform cannot protect it, the guard
@@ -349,13 +353,9 @@ bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp) {
   const std::uint64_t have = head->get_nr_pages();
   const std::uint64_t want = pages_for(new_size);
   if (want <= have) return false;  // it fits: nothing to grow (ksize says so)
-  const pfn_t head_pfn = phys_->page_to_pfn(head);
-  if (!slab_->zone()->take_free_range(head_pfn + static_cast<pfn_t>(have), want - have, gfp)) return false;
-  for (std::uint64_t i = have; i < want; ++i) {
-    head[i].set_owner(kOwnerFree);
-    head[i].set_tail_head(head_pfn);
-    head[i].publish_flags(PG_large | PG_tail);  // after its head (Page::tail_head)
-  }
+  if (!slab_->zone()->take_free_range(phys_->page_to_pfn(head) + static_cast<pfn_t>(have), want - have, gfp))
+    return false;
+  publish_large_tails(head, have, want);  // free frames: their owner is kOwnerFree already (page.h)
   __atomic_store_n(&head->lru.nr_pages, static_cast<std::uint32_t>(want), __ATOMIC_RELEASE);  // after the tails
   large_pages_.fetch_add(want - have, std::memory_order_relaxed);
   return true;

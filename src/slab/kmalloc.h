@@ -151,6 +151,8 @@ class Kmalloc {
 
  private:
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
+  // Frames [from, to) of a page-level block become its tails (kmalloc_large, grow_large_in_place).
+  void publish_large_tails(Page* head, std::uint64_t from, std::uint64_t to) const;
   void check_guard(Page* head, const char* action);
   void check_slack(Page* head, const char* action);
   void unprotect_guard(Page* head);

@@ -567,8 +567,11 @@ class SlabAllocator {
   }
   // A thread-owned slab's geometry (OwnedSlabGeometry), beside its head descriptor. Read by
   // field, with memcpy: the bytes are an array of the descriptor's, and each is one load.
+  static OwnedSlabGeometry owned_geometry_of(const KmemCache* c) {
+    return OwnedSlabGeometry{c->reciprocal, c->objects, c->owners_offset, c->fl_key};
+  }
   static void set_owned_geometry(const KmemCache* c, Page* head) {
-    OwnedSlabGeometry g{c->reciprocal, c->objects, c->owners_offset, c->fl_key};
+    OwnedSlabGeometry g = owned_geometry_of(c);
     std::memcpy(head[1].tail.owners, &g, sizeof g);
   }
   static std::uint32_t owned_geometry(const Page* head, std::size_t field) {
@@ -613,10 +616,8 @@ class SlabAllocator {
   unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
   // True when head's copy says what c says (check_cache; tests).
   static bool owned_geometry_ok(const KmemCache* c, const Page* head) {
-    return owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal)) == c->reciprocal &&
-           owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) == c->objects &&
-           owned_geometry(head, offsetof(OwnedSlabGeometry, owners_offset)) == c->owners_offset &&
-           owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key)) == c->fl_key;
+    OwnedSlabGeometry g = owned_geometry_of(c);  // no padding: the bytes are the fields
+    return std::memcmp(head[1].tail.owners, &g, sizeof g) == 0;
   }
   // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
   // multiples of their size, so free_fast finds a head by masking p (free_fast_masked).
