@@ -204,12 +204,10 @@ void BuddyZone::add_frames(pfn_t new_end) {
   while (pfn < new_end) {
     unsigned order = kMaxOrder;
     while (order > 0 && ((index(pfn) & ((pfn_t{1} << order) - 1)) != 0 || pfn + (pfn_t{1} << order) > new_end)) --order;
-    Page* p = phys_->pfn_to_page(pfn);
-    for (pfn_t i = 0; i < (pfn_t{1} << order); ++i) {
-      p[i].set_flags(0);
-      p[i].set_refcount(0);
-      p[i].owner = kOwnerFree;
-    }
+    // No store to the block's other descriptors: PhysMem::online_more hands them over zero
+    // (flags 0, refcount 0, kOwnerFree), as a free frame's are, and in the preload they lie
+    // in a fresh mapping: storing the zeros again would fault in a page of mem_map for every
+    // 128 frames the heap grows by, whether they are ever used or not.
     free_locked(pfn, order);
     pfn += pfn_t{1} << order;
   }

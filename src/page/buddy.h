@@ -54,7 +54,9 @@ class BuddyZone final : public PageAllocator {
  public:
   // Takes over frames [start, end) of `phys` and frees them into the lists.
   void init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_free_kbytes_or_0);
-  // Memory hotplug: frames [end_pfn(), new_end) join the zone (they must be online in phys).
+  // Memory hotplug: frames [end_pfn(), new_end) join the zone. They must have been brought
+  // online by phys.online_more(), which leaves their descriptors zero: only each new free
+  // block's head is written.
   void add_frames(pfn_t new_end);
   // Called (without the zone lock) when an allocation of `order` finds nothing: it may bring
   // more frames online with add_frames() and return true to have the allocation retried.
