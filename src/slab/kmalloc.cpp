@@ -256,6 +256,22 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   return true;
 }
 
+owner_t Kmalloc::kfree_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj, const char* action) {
+  if (slab_->free_fast_remote(tc, head, state_off, obj) != kFreeFastNo) return kOwnerKernel;
+  return kfree_after_fast(obj, action);
+}
+
+owner_t Kmalloc::kfree_after_fast(const void* p, const char* action) {
+  if (phys_->owns(p)) {
+    Page* page = phys_->virt_to_page(p);
+    // Where the fast path has refused (it changed nothing): straight to the rest.
+    if (__builtin_expect(page->is(PG_slab), 1))
+      return slab_->owned_by_mask() ? slab_->free_page_object_general(nullptr, page, p, action)
+                                    : slab_->free_page_object(nullptr, page, p, action);
+  }
+  return kfree_slow(p, action);
+}
+
 owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
   if (zero_or_null(p)) return kOwnerFree;
   PhysMem* phys = slab_->phys();

@@ -302,6 +302,17 @@ class SlabAllocator {
   inline FreeFastResult free_fast(KmemCache* c, Page* page, const void* p, owner_t* freed);
   // The same when owned_by_mask() holds (the caller knows): the head found by masking p.
   inline FreeFastResult free_fast_masked(KmemCache* c, const void* p, owner_t* freed);
+  // free_fast_masked for a caller whose every other case ends in one call (kfree): the
+  // remote branch calls remote(tc, head, state_off, obj), where free_fast_masked calls
+  // free_fast_remote, and returns what it returns; and the free is not counted towards the
+  // tick (kFreeFastDone, never kFreeFastTick: the shim's purge tick counts its own frees). A
+  // remote that finishes the free whatever happens (and says kFreeFastDone) leaves no call
+  // returning into the caller's fast path, so that path saves no registers.
+  template <typename Remote>
+  __attribute__((always_inline)) inline FreeFastResult free_fast_masked_with(const void* p, owner_t* freed,
+                                                                             Remote&& remote);
+  // The remote branch's fast part (slab_fast.h): for free_fast_masked_with's remote functions.
+  FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj);
   static inline FreeFastResult free_fast_done(ThreadCache* tc);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
   // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
@@ -636,9 +647,18 @@ class SlabAllocator {
     head->lru.inuse--;
   }
   bool settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
-  inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags, char* base, const void* p,
-                                     owner_t* freed);
-  FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj);
+  // kCountTick: the free counts towards the tick (free_fast_done); remote: the remote
+  // branch (free_fast_masked_with).
+  // free_fast's remote branch: free_fast_remote itself.
+  auto call_free_fast_remote() {
+    return [this](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
+      return free_fast_remote(tc, head, state_off, obj);
+    };
+  }
+  template <bool kCountTick, typename Remote>
+  __attribute__((always_inline)) inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags,
+                                                                    char* base, const void* p, owner_t* freed,
+                                                                    Remote&& remote);
   // The head descriptor of the slab holding p (a slot of c): by masking when the slab's start
   // follows from p's address (owner_slot_of), else through p's descriptor.
   Page* slab_head_of(const KmemCache* c, const void* p) const {

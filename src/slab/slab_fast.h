@@ -80,20 +80,31 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(Km
     head = phys_->pfn_to_page(page->tail_head());
     head_flags = head->get_flags();
   }
-  return free_fast_at(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p, freed);
+  return free_fast_at<true>(c, head, head_flags, static_cast<char*>(phys_->page_address(head)), p, freed,
+                            call_free_fast_remote());
 }
 
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p,
                                                                                      owner_t* freed) {
   auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
   Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
-  return free_fast_at(c, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed);
+  return free_fast_at<true>(c, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed, call_free_fast_remote());
+}
+
+template <typename Remote>
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked_with(const void* p, owner_t* freed,
+                                                                                          Remote&& remote) {
+  auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+  Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
+  return free_fast_at<false>(nullptr, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed, remote);
 }
 
 // head: the descriptor of base, the frame that heads p's slab if p is a slab object.
+template <bool kCountTick, typename Remote>
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at(KmemCache* c, Page* head,
                                                                                  std::uint32_t head_flags, char* base,
-                                                                                 const void* p, owner_t* freed) {
+                                                                                 const void* p, owner_t* freed,
+                                                                                 Remote&& remote) {
   if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
   if (__builtin_expect(c != nullptr && c->id != head->get_cache_id(), 0)) return kFreeFastNo;
   ThreadCache* tc = thread_cache_if_ready();
@@ -109,7 +120,7 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // registers it need not save. It reads the geometry from the cache: the slab is not ours.
   if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
     *freed = kOwnerKernel;  // the only owner free_fast_remote takes
-    return free_fast_remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
+    return remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
   }
   // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
   // read from the line of the head descriptor, which only this thread changes while it owns
@@ -135,7 +146,8 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
     store_owned_link(key, base + off, head->lru.freelist);
     head->lru.freelist = static_cast<std::uint32_t>(off);
     head->lru.inuse--;
-    return free_fast_done(tc);
+    if constexpr (kCountTick) return free_fast_done(tc);
+    return kFreeFastDone;
   };
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner != kOwnerKernel, 0)) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../common/machine_fixture.h"
@@ -404,6 +405,58 @@ TEST_F(KmallocTest, BadFreesRefusedUnderReportPolicy) {
   EXPECT_TRUE(m.check());
   EXPECT_EQ(m.zone.free_pages(), m.boot_free_pages());
   EXPECT_EQ(cap.count(), 9u);
+}
+
+// kfree on slabs that threads own, found by masking (the preload's machine): each case of
+// its fast path and of the tails it ends in — the owner's own free, a module's object, a free
+// from another thread (kfree_remote: the remote list, or the general path for a module's
+// object), and the bad frees, refused with the owner kOwnerFree.
+TEST(KmallocOwnedSlabs, KfreeReturnsTheOwnerOnEveryPath) {
+  test::default_report_policy();
+  MachineOptions o = with_policy(KmallocPolicy::kPow2);
+  o.ram_align = kPageSize << kMaxOrder;
+  o.slab_cfg.thread_caches = true;
+  Machine m(o);
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m.slab.owned_by_mask());
+  void* own = m.km.kmalloc(64, GFP_KERNEL, kOwnerKernel);
+  void* mod = m.km.kmalloc(64, GFP_KERNEL, 9);
+  ASSERT_NE(own, nullptr);
+  ASSERT_NE(mod, nullptr);
+  EXPECT_EQ(m.km.kfree(own), kOwnerKernel);
+  EXPECT_EQ(m.km.kfree(mod), 9);
+
+  std::vector<void*> objs;
+  for (int i = 0; i < 100; ++i) objs.push_back(m.km.kmalloc(64, GFP_KERNEL, kOwnerKernel));
+  void* remote_mod = m.km.kmalloc(64, GFP_KERNEL, 9);
+  KmemCache* c = m.km.cache_for(64);
+  std::uint64_t slabs = c->nr_slabs.load();
+  std::vector<owner_t> got;
+  owner_t got_mod = kOwnerFree;
+  std::thread other([&] {
+    for (void* p : objs) got.push_back(m.km.kfree(p));
+    got_mod = m.km.kfree(remote_mod);
+  });
+  other.join();
+  for (owner_t g : got) EXPECT_EQ(g, kOwnerKernel);
+  EXPECT_EQ(got_mod, 9);
+  // The remote frees came back to this thread's slab: all of its objects fit in it again.
+  ASSERT_EQ(slabs, 1u);
+  std::vector<void*> again;
+  for (unsigned i = 0; i < c->objects; ++i) again.push_back(m.km.kmalloc(64, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(c->nr_slabs.load(), slabs);
+
+  // Bad frees: refused, reported, nothing changed.
+  ReportCapture cap;
+  EXPECT_EQ(m.km.kfree(static_cast<char*>(again[0]) + 8), kOwnerFree);
+  EXPECT_EQ(cap.last().kind, ErrorKind::kInvalidFree);
+  EXPECT_EQ(m.km.kfree(again[0]), kOwnerKernel);
+  EXPECT_EQ(m.km.kfree(again[0]), kOwnerFree);
+  EXPECT_EQ(cap.last().kind, ErrorKind::kDoubleFree);
+  EXPECT_EQ(cap.count(), 2u);
+  for (std::size_t i = 1; i < again.size(); ++i) EXPECT_EQ(m.km.kfree(again[i]), kOwnerKernel);
+  m.slab.drain_current_thread();
+  EXPECT_TRUE(m.check());
 }
 
 TEST_F(KmallocDeathTest, DoubleFreeSlabObject) {
