@@ -227,7 +227,9 @@ Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
   }
-  if (p == nullptr && grow_ != nullptr && order <= kMaxOrder && grow_(grow_arg_, order)) {
+  // The heap's growth: reclaim first, then, if that was not enough, more frames (GrowFn).
+  for (int attempt = 0; p == nullptr && attempt < 2 && grow_ != nullptr && order <= kMaxOrder; ++attempt) {
+    if (!grow_(grow_arg_, order, attempt == 0)) break;
     LockGuard g(lock_);
     p = alloc_locked(order, gfp);
   }
@@ -264,9 +266,10 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     return nullptr;
   }
   Page* p = nullptr;
-  for (int attempt = 0; attempt < 3 && p == nullptr; ++attempt) {
+  // Then the heap's growth: reclaim first, more frames if that was not enough (GrowFn).
+  for (int attempt = 0; attempt < 4 && p == nullptr; ++attempt) {
     if (attempt == 1 && !wait_isolated()) continue;
-    if (attempt == 2 && (grow_ == nullptr || !grow_(grow_arg_, order))) break;
+    if (attempt >= 2 && (grow_ == nullptr || !grow_(grow_arg_, order, attempt == 2))) break;
     LockGuard g(lock_);
     bool reported = false;
     p = alloc_locked(order, gfp, &reported);

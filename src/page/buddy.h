@@ -59,8 +59,11 @@ class BuddyZone final : public PageAllocator {
   // block's head is written.
   void add_frames(pfn_t new_end);
   // Called (without the zone lock) when an allocation of `order` finds nothing: it may bring
-  // more frames online with add_frames() and return true to have the allocation retried.
-  using GrowFn = bool (*)(void* arg, unsigned order);
+  // more frames online with add_frames() and return true to have the allocation retried. With
+  // may_reclaim it may instead give back memory the machine already holds (Kernel::grow: the
+  // empty slabs caches keep); if the retry then still finds nothing, it is called once more
+  // without, and must grow.
+  using GrowFn = bool (*)(void* arg, unsigned order, bool may_reclaim);
   void set_grow(GrowFn fn, void* arg) {
     grow_ = fn;
     grow_arg_ = arg;

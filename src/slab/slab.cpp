@@ -250,11 +250,19 @@ bool SlabAllocator::destroy(KmemCache* c) {
 }
 
 std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except) {
+  return shrink_empty_caches(except, except != nullptr);
+}
+
+std::uint64_t SlabAllocator::shrink_empty_trylock() {
+  return shrink_empty_caches(nullptr, true);
+}
+
+std::uint64_t SlabAllocator::shrink_empty_caches(const KmemCache* except, bool try_only) {
   std::uint64_t pages = 0;
   for (unsigned id = 0; id < kMaxCaches; ++id) {
     KmemCache* c = cache(id);
     if (c == nullptr || c == except) continue;
-    if (except != nullptr) {
+    if (try_only) {
       if (!c->lock.try_lock()) continue;
     } else {
       c->lock.lock();

@@ -346,6 +346,9 @@ class SlabAllocator {
   // lock in turn; caches whose lock is busy are skipped when `except` is given: the caller
   // then holds except's lock, and a try-lock cannot invert the lock order). Returns pages.
   std::uint64_t shrink_empty(const KmemCache* except = nullptr);
+  // The same from inside an allocation (the heap's growth, Kernel::grow): every cache's lock
+  // only tried, so a cache lock the caller holds, or another thread does, is passed over.
+  std::uint64_t shrink_empty_trylock();
   // Every thread's slabs of one cache only (kmem_cache_destroy: no thread may be using c).
   void disown_cache_slabs(KmemCache* c);
   // This thread's slabs go back to their caches (under each cache lock).
@@ -637,6 +640,8 @@ class SlabAllocator {
   }
 
  private:
+  // shrink_empty's loop: every cache but except; with try_only, a busy cache is passed over.
+  std::uint64_t shrink_empty_caches(const KmemCache* except, bool try_only);
   // Slot idx back into a slab owned by none; true when the slab went to the page allocator.
   bool free_central_locked(KmemCache* c, Page* head, unsigned idx);
   // Links the free slot at byte offset off of head's slab (obj) onto its free list; the

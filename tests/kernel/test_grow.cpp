@@ -104,6 +104,41 @@ TEST(Grow, AGrowthTouchesOnlyItsBlocksHeadsInMemMap) {
   k->shutdown();
 }
 
+// The empty slabs a cache keeps (slab_empty_keep_bytes) are memory the machine holds: an
+// allocation that finds the zone dry takes them back before the heap grows (Kernel::grow).
+TEST(Grow, KeptEmptySlabsAreGivenBackBeforeTheHeapGrows) {
+  BootConfig cfg = growable(std::uint64_t{1} << 30, 8 << 20, 4 << 20);
+  cfg.slab_empty_keep_bytes = std::uint64_t{64} << 20;
+  Kernel* k = Kernel::boot(cfg, nullptr);
+  ASSERT_NE(k, nullptr);
+  std::vector<void*> objs;
+  for (int i = 0; i < 4096; ++i) {  // 16 MiB of 4 KiB objects
+    void* p = k->kmalloc(4096);
+    ASSERT_NE(p, nullptr);
+    objs.push_back(p);
+  }
+  for (void* p : objs) EXPECT_TRUE(k->kfree(p));
+  KmemCache* c = k->kmalloc_layer().cache_for(4096);
+  ASSERT_GT(c->nr_empty, 16u) << "the cache keeps its emptied slabs";
+  const std::uint64_t managed = k->zone().managed_pages();
+  const std::uint64_t kept = std::uint64_t{c->nr_empty} << c->order;
+  ASSERT_LT(k->zone().free_pages(), kept) << "the zone itself must run dry for the test to mean anything";
+  // Page blocks of half what the slabs hold (the rest of a block may straddle memory the
+  // machine reserved at boot): they come from the slabs given back.
+  std::vector<void*> blocks;
+  for (std::uint64_t got = 0; got + 256 <= kept / 2; got += 256) {
+    void* b = k->alloc_pages(8);
+    ASSERT_NE(b, nullptr);
+    blocks.push_back(b);
+  }
+  EXPECT_EQ(k->zone().managed_pages(), managed) << "the heap grew while the cache held empty slabs";
+  EXPECT_LE(c->nr_empty, cfg.min_partial);
+  for (void* b : blocks) EXPECT_TRUE(k->free_pages(b));
+  StackText<256> why;
+  EXPECT_TRUE(k->check_invariants(&why)) << why.data();
+  k->shutdown();
+}
+
 TEST(Grow, LargeBlocksGrowToo) {
   Kernel* k = Kernel::boot(growable(std::uint64_t{256} << 20, 4 << 20, 1 << 20), nullptr);
   ASSERT_NE(k, nullptr);
