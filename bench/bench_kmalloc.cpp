@@ -2,7 +2,8 @@
 //
 // One process, one run, three allocators doing the same work:
 //   kmm       Kmalloc::kmalloc / kfree on a machine of 1 GiB (buddy watermarks off, slab
-//             thread-owned slabs on, min_partial 4), set up once before any benchmark;
+//             thread-owned slabs on, empty slabs kept as the preload keeps them:
+//             kPreloadMinPartial, kPreloadEmptyKeepBytes), set up once before any benchmark;
 //   glibc     glibc's own malloc / free, looked up in libc.so.6 itself with dlsym at start.
 //             Linking libmimalloc.so makes mimalloc the process's `malloc`: it exports
 //             malloc, free and even __libc_malloc / __libc_free, so neither a plain call nor
@@ -86,8 +87,11 @@ bool boot_machine() {
   if (!g_machine.phys.init(base, kArenaBytes, 0)) return false;
   g_machine.zone.init(&g_machine.phys, g_machine.phys.first_free_pfn(), g_machine.phys.end_pfn(),
                       ~std::uint64_t{0});  // watermarks off
-  g_machine.slab.init(&g_machine.zone,
-                      kmm::SlabConfig{.thread_caches = true, .min_partial = 4, .hardening = {}, .random_seed = 0});
+  g_machine.slab.init(&g_machine.zone, kmm::SlabConfig{.thread_caches = true,
+                                                       .min_partial = kmm::kPreloadMinPartial,
+                                                       .hardening = {},
+                                                       .random_seed = 0,
+                                                       .empty_keep_bytes = kmm::kPreloadEmptyKeepBytes});
   return g_machine.km.init(&g_machine.slab, kmm::KmallocConfig{});
 }
 

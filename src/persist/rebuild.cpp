@@ -113,6 +113,7 @@ void SlabAllocator::rebuild_begin() {
   new (&tc_list_lock_) SpinLock();
   tc_list_ = nullptr;
   slab_pages_.store(0, std::memory_order_relaxed);
+  kept_empty_bytes_.store(0, std::memory_order_relaxed);  // settle_slab_locked counts them again
   for (auto& c : caches_) {
     new (&c.lock) SpinLock();
     c.partial = c.full = kNoPfn;

@@ -159,12 +159,14 @@ Kernel* boot_with(const Options& o) {
   cfg.page_offset = 0xffff000000000000ull;
   cfg.kmalloc = KmallocPolicy::kKmalloc2;
   cfg.thread_caches = o.thread_cache;
-  cfg.min_partial = 2;
-  // Emptied slabs stay with their cache until the purge round (purge.cpp), up to 1 MiB a cache:
-  // a program that frees a list and builds it again reuses them with their free lists intact
-  // (workload `small`: a new slab, its free list threaded and its buddy block split, for every
-  // 4 KiB of every list before). They would stay resident in the buddy allocator just as long.
-  cfg.slab_empty_keep_bytes = std::uint64_t{1} << 20;
+  cfg.min_partial = kPreloadMinPartial;
+  // Emptied slabs stay with their cache until the purge round (purge.cpp) or the heap's growth
+  // (Kernel::grow), up to 8 MiB for all caches together: a program that frees a list and builds
+  // it again reuses them with their free lists intact (workload `small`: a new slab, its free
+  // list threaded and its buddy block split, for every 4 KiB of every list before; a batch of
+  // 1000 4 KiB blocks freed and allocated again on two threads: 67 slabs a thread). They would
+  // stay resident in the buddy allocator just as long.
+  cfg.slab_empty_keep_bytes = kPreloadEmptyKeepBytes;
   cfg.min_free_kbytes = ~std::uint64_t{0};
   cfg.protector = o.protect;
   cfg.gc_delay_ns = o.gc_delay_ns;

@@ -84,7 +84,7 @@ void SlabAllocator::own_locked(KmemCache* c, ThreadCache* tc, Page* head) {
   } else {
     list_del(&c->partial, head);
     c->nr_partial--;
-    if (head->lru.inuse == 0) c->nr_empty--;
+    if (head->lru.inuse == 0) empty_removed(c);
   }
   // Every slot of an owned slab counts as active (slab.h).
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) - (c->objects - head->lru.inuse),

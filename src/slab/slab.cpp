@@ -240,6 +240,8 @@ bool SlabAllocator::destroy(KmemCache* c) {
     while (c->partial != kNoPfn) {
       Page* head = phys_->pfn_to_page(c->partial);
       list_del(&c->partial, head);
+      c->nr_partial--;
+      if (head->lru.inuse == 0) empty_removed(c);
       discard_slab(c, head);
     }
   }
@@ -273,7 +275,7 @@ std::uint64_t SlabAllocator::shrink_empty_caches(const KmemCache* except, bool t
       if (head->lru.inuse != 0) continue;
       list_del(&c->partial, head);
       c->nr_partial--;
-      c->nr_empty--;
+      empty_removed(c);
       discard_slab(c, head);
       pages += std::uint64_t{1} << c->order;
     }
@@ -404,7 +406,7 @@ Page* SlabAllocator::partial_slab_locked(KmemCache* c, gfp_t gfp) {
     if (fresh == nullptr) return nullptr;
     list_add(&c->partial, fresh);
     c->nr_partial++;
-    c->nr_empty++;
+    empty_added(c);
   }
   return phys_->pfn_to_page(c->partial);
 }
@@ -417,7 +419,7 @@ void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
   char* base = static_cast<char*>(phys_->page_address(head));
   if (head->lru.freelist != kNoObject && (head->lru.freelist & kLazyLink)) extend_lazy(c, head);
   std::uint32_t off = head->lru.freelist;
-  if (head->lru.inuse == 0) c->nr_empty--;
+  if (head->lru.inuse == 0) empty_removed(c);
   // The slot index by multiply-shift (as slot_index does): exact for every multiple of the
   // stride inside the slab, so an offset that is not one shows as idx * size != off.
   auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
@@ -449,6 +451,22 @@ bool SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
 
 // After `freed` objects went back to head: the cache's count, and the slab's list (full to
 // partial; an empty one kept or given back: true).
+// Kept: min_partial a cache, and beyond them while every cache's kept empty slabs stay within
+// empty_keep_bytes (read without the other caches' locks: a budget, not an invariant, which a
+// slab a cache at once may pass). When other caches hold the budget, theirs go back to the
+// page allocator first (try-locks only: c's is held): the cache a program frees now is the
+// one whose slabs it is likely to want again, and slabs an earlier phase left would otherwise
+// hold the budget until the purge round, which a busy program never reaches.
+bool SlabAllocator::keep_empty_locked(KmemCache* c) {
+  if (c->nr_empty < cfg_.min_partial) return true;
+  const std::uint64_t bytes = std::uint64_t{kPageSize} << c->order;
+  std::uint64_t kept = kept_empty_bytes_.load(std::memory_order_relaxed);
+  if (kept + bytes <= cfg_.empty_keep_bytes) return true;
+  const std::uint64_t own = std::uint64_t{c->nr_empty - cfg_.min_partial} * bytes;
+  if (kept <= own || shrink_empty_caches(c, /*try_only=*/true) == 0) return false;
+  return kept_empty_bytes_.load(std::memory_order_relaxed) + bytes <= cfg_.empty_keep_bytes;
+}
+
 bool SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed) {
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + freed, std::memory_order_relaxed);
   if (was_full) {
@@ -458,14 +476,13 @@ bool SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, 
     c->nr_partial++;
   }
   if (head->lru.inuse == 0) {
-    if (c->nr_empty >= cfg_.min_partial &&
-        (std::uint64_t{c->nr_empty - cfg_.min_partial} << (kPageShift + c->order)) >= cfg_.empty_keep_bytes) {
+    if (!keep_empty_locked(c)) {
       list_del(&c->partial, head);
       c->nr_partial--;
       discard_slab(c, head);
       return true;
     }
-    c->nr_empty++;
+    empty_added(c);
   }
   return false;
 }
@@ -890,8 +907,20 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
 }
 
 bool SlabAllocator::check_invariants(TextSink* why) {
+  std::uint64_t kept = 0;
   for (unsigned i = 0; i < kMaxCaches; ++i) {
-    if (__atomic_load_n(&caches_[i].in_use, __ATOMIC_ACQUIRE) && !check_cache(&caches_[i], why)) return false;
+    KmemCache* c = &caches_[i];
+    if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) continue;
+    if (!check_cache(c, why)) return false;
+    LockGuard g(c->lock);
+    if (c->nr_empty > cfg_.min_partial)
+      kept += std::uint64_t{c->nr_empty - cfg_.min_partial} << (kPageShift + c->order);
+  }
+  // Quiescent callers only (tests, fsck): the caches are summed one lock at a time.
+  if (kept != kept_empty_bytes()) {
+    if (why)
+      why->str("slab: the caches keep ").u(kept).str(" bytes of empty slabs, the count says ").u(kept_empty_bytes());
+    return false;
   }
   return true;
 }

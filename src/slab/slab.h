@@ -255,14 +255,22 @@ extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("init
 extern __thread TcTlsSlot kmm_tc_last __attribute__((tls_model("initial-exec")));
 #endif
 
+// The slab configuration the preload runs (src/shim/alloc.cpp), which kmm-bench-kmalloc
+// measures too: two empty slabs kept a cache, and beyond them 8 MiB of empty slabs for every
+// cache together, until the purge round or the heap's growth takes them back.
+inline constexpr unsigned kPreloadMinPartial = 2;
+inline constexpr std::uint64_t kPreloadEmptyKeepBytes = std::uint64_t{8} << 20;
+
 struct SlabConfig {
   bool thread_caches = false;     // thread-owned slabs (pcp) on
   unsigned min_partial = 0;       // empty slabs a cache keeps
   HardeningConfig hardening;      // slab/hardening.h
   std::uint64_t random_seed = 0;  // keys of freelist_hardened (the kernel draws it at boot)
-  // Beyond min_partial, empty slabs a cache keeps (up to this many bytes of them) until
-  // shrink_empty(): an emptied slab that is used again needs no new free list, no buddy call
-  // (the shim's purge round shrinks; 0: an emptied slab beyond min_partial goes at once).
+  // Beyond each cache's min_partial, empty slabs the caches keep, all of them together (up to
+  // this many bytes), until shrink_empty(): an emptied slab that is used again needs no new
+  // free list, no buddy call (the shim's purge round and the heap's growth shrink; 0: an
+  // emptied slab beyond min_partial goes at once). One budget for every cache, so that the
+  // cache a program churns may keep much while the worst case stays this many bytes.
   std::uint64_t empty_keep_bytes = 0;
 };
 
@@ -463,6 +471,8 @@ class SlabAllocator {
   PhysMem* phys() const { return phys_; }
   const SlabConfig& config() const { return cfg_; }
   std::uint64_t slab_pages() const { return slab_pages_.load(std::memory_order_relaxed); }
+  // Bytes of empty slabs the caches keep beyond their min_partial (SlabConfig::empty_keep_bytes).
+  std::uint64_t kept_empty_bytes() const { return kept_empty_bytes_.load(std::memory_order_relaxed); }
 
   bool check_invariants(TextSink* why);
   bool check_cache(KmemCache* c, TextSink* why);
@@ -640,6 +650,19 @@ class SlabAllocator {
   }
 
  private:
+  // A slab of c became empty on its partial list, or stopped being (taken, or discarded):
+  // nr_empty and kept_empty_bytes_ together. c's lock held.
+  void empty_added(KmemCache* c) {
+    if (c->nr_empty++ >= cfg_.min_partial)
+      kept_empty_bytes_.fetch_add(std::uint64_t{kPageSize} << c->order, std::memory_order_relaxed);
+  }
+  void empty_removed(KmemCache* c) {
+    if (--c->nr_empty >= cfg_.min_partial)
+      kept_empty_bytes_.fetch_sub(std::uint64_t{kPageSize} << c->order, std::memory_order_relaxed);
+  }
+  // Whether an emptied slab of c stays on its partial list (settle_slab_locked): min_partial,
+  // then the budget of SlabConfig::empty_keep_bytes, which other caches give up to it.
+  bool keep_empty_locked(KmemCache* c);
   // shrink_empty's loop: every cache but except; with try_only, a busy cache is passed over.
   std::uint64_t shrink_empty_caches(const KmemCache* except, bool try_only);
   // Slot idx back into a slab owned by none; true when the slab went to the page allocator.
@@ -686,6 +709,9 @@ class SlabAllocator {
   KmemCache caches_[kMaxCaches];
   std::uint8_t tc_slots_used_ = 0;
   std::atomic<std::uint64_t> slab_pages_{0};
+  // Bytes of the empty slabs beyond min_partial on every cache's partial list (empty_added and
+  // empty_removed keep it, under the cache's lock; SlabConfig::empty_keep_bytes bounds it).
+  std::atomic<std::uint64_t> kept_empty_bytes_{0};
   // Per-thread caches of this allocator (thread_cache.cpp).
   SpinLock tc_list_lock_;
   ThreadCache* tc_list_ = nullptr;

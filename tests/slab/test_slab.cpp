@@ -478,6 +478,52 @@ TEST_F(Slab, EmptyKeepBytesKeepsEmptySlabsUntilShrink) {
   EXPECT_EQ(k.zone.free_pages(), k.boot_free_pages());
 }
 
+// empty_keep_bytes is one budget for every cache, and the cache that frees now takes it: the
+// empty slabs other caches keep beyond min_partial go back to the page allocator when it needs
+// the room (an earlier phase's slabs would otherwise hold it until the purge round); min_partial
+// a cache is kept whatever the budget says.
+TEST_F(Slab, EmptyKeepBytesIsOneBudgetTheCacheFreeingNowTakes) {
+  Machine k(slab_only(std::size_t{4} << 20, SlabConfig{.thread_caches = false,
+                                                       .min_partial = 1,
+                                                       .hardening = {},
+                                                       .random_seed = 0,
+                                                       .empty_keep_bytes = 3 * kPageSize}));
+  ASSERT_TRUE(k.ok());
+  KmemCache* a = k.slab.create("budget-a", 256, 0, 0);
+  KmemCache* b = k.slab.create("budget-b", 256, 0, 0);
+  ASSERT_EQ(a->order, 0u);
+  ASSERT_EQ(b->order, 0u);
+  std::vector<void*> as, bs;
+  for (unsigned i = 0; i < 5u * a->objects; ++i) as.push_back(k.slab.alloc(a, GFP_KERNEL, kOwnerKernel));
+  for (unsigned i = 0; i < 3u * b->objects; ++i) bs.push_back(k.slab.alloc(b, GFP_KERNEL, kOwnerKernel));
+  for (void* p : as) k.slab.free(a, p, "kmem_cache_free");
+  EXPECT_EQ(a->nr_empty, 4u) << "min_partial and three pages of budget";
+  EXPECT_EQ(a->nr_slabs.load(), 4u) << "the fifth went at once";
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 3 * kPageSize);
+  EXPECT_TRUE(k.check());
+  // b's second empty slab needs the budget: a's three go back, and b keeps all of its own.
+  for (void* p : bs) k.slab.free(b, p, "kmem_cache_free");
+  EXPECT_EQ(a->nr_empty, 1u);
+  EXPECT_EQ(a->nr_slabs.load(), 1u);
+  EXPECT_EQ(b->nr_empty, 3u);
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 2 * kPageSize);
+  EXPECT_TRUE(k.check());
+  // Its own slabs are never given up to itself: a fourth and fifth empty slab of b go at once.
+  bs.clear();
+  for (unsigned i = 0; i < 5u * b->objects; ++i) bs.push_back(k.slab.alloc(b, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 0u);
+  for (void* p : bs) k.slab.free(b, p, "kmem_cache_free");
+  EXPECT_EQ(b->nr_empty, 4u);
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 3 * kPageSize);
+  EXPECT_EQ(k.slab.shrink_empty(), 3u);
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 0u);
+  EXPECT_TRUE(k.check());
+  EXPECT_TRUE(k.slab.destroy(a));
+  EXPECT_TRUE(k.slab.destroy(b));
+  EXPECT_EQ(k.slab.kept_empty_bytes(), 0u);
+  EXPECT_EQ(k.zone.free_pages(), k.boot_free_pages());
+}
+
 TEST_F(Slab, OutOfMemoryTakesTheEmptySlabsOtherCachesKept) {
   Machine k(slab_only(std::size_t{1} << 20, SlabConfig{.thread_caches = false,
                                                        .min_partial = 0,
