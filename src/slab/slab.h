@@ -709,26 +709,26 @@ class SlabAllocator {
   KmemCache caches_[kMaxCaches];
   std::uint8_t tc_slots_used_ = 0;
   std::atomic<std::uint64_t> slab_pages_{0};
-  // Bytes of the empty slabs beyond min_partial on every cache's partial list (empty_added and
-  // empty_removed keep it, under the cache's lock; SlabConfig::empty_keep_bytes bounds it).
-  std::atomic<std::uint64_t> kept_empty_bytes_{0};
   // Per-thread caches of this allocator (thread_cache.cpp).
   SpinLock tc_list_lock_;
   ThreadCache* tc_list_ = nullptr;
   std::uint64_t tc_ids_[kMaxTcIds / 64] = {};  // thread ids in use (under tc_list_lock_; bit 0 always)
   // Per thread id, the tc_slots whose full slabs got a first remote free (owned_slab.cpp).
   std::uint32_t remote_hint_[kMaxTcIds] = {};
-  std::uint32_t heap_id_ = 0;
-  std::uint64_t heap_gen_ = kNoHeapGen;
-  bool fence_ok_ = false;                // the process barrier is available (pal.h)
+  // What every fast path reads and nothing writes after boot, on one line of its own, so that
+  // a field added above cannot split it across two, and no counter written by the slow paths
+  // shares it.
+  alignas(64) std::uint64_t heap_gen_ = kNoHeapGen;
   // With owned_by_mask(): mem_map's address less the RAM's start >> kPageToDescShift, so the
   // descriptor of a frame at address a (a multiple of the page size) is at this + (a >>
   // kPageToDescShift): free_fast's virt_to_page in two instructions (set_owner_mask_orders).
   std::uintptr_t owned_head_bias_ = 0;
+  std::uint32_t heap_id_ = 0;
+  bool fence_ok_ = false;  // the process barrier is available (pal.h)
   // Runtime state like fence_ok_: slabs of order < this start at an address that is a multiple
   // of their size (the zone's blocks are aligned, and so is the RAM); 0: none is known to.
   std::uint8_t owner_mask_orders_ = 0;
-  std::uint8_t owner_gone_[kMaxOwners];  // 1: the collector may reclaim this owner's objects
+  alignas(64) std::uint8_t owner_gone_[kMaxOwners];  // 1: the collector may reclaim this owner's objects
   // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
   // cache lock is never taken while q_lock_ is held).
   SpinLock q_lock_;
@@ -737,6 +737,10 @@ class SlabAllocator {
   unsigned q_order_ = 0;
   std::uint32_t q_cap_ = 0, q_head_ = 0;
   std::uint64_t q_count_ = 0, q_bytes_ = 0;
+  // Bytes of the empty slabs beyond min_partial on every cache's partial list (empty_added and
+  // empty_removed keep it, under the cache's lock; SlabConfig::empty_keep_bytes bounds it).
+  // Last: the fields above that the fast paths read keep their offsets and lines.
+  std::atomic<std::uint64_t> kept_empty_bytes_{0};
 };
 
 template <typename Fn>
