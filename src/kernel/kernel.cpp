@@ -161,7 +161,7 @@ const char* Kernel::init_parts() {
     zone_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes);
     if (phys_.online_end_pfn() < phys_.end_pfn()) {
       zone_.set_grow([](void* arg, unsigned order,
-                        bool may_reclaim) { return static_cast<Kernel*>(arg)->grow(order, may_reclaim); },
+                        BuddyZone::GrowStep step) { return static_cast<Kernel*>(arg)->grow(order, step); },
                      this);
     }
     pages_ = &zone_;
@@ -210,12 +210,12 @@ void Kernel::fault_log(void* arg, const char* line, std::size_t len) {
   k->log(out.data(), out.size());
 }
 
-bool Kernel::grow(unsigned order, bool may_reclaim) {
-  // The empty slabs caches keep (slab_empty_keep_bytes) are memory the machine holds already:
-  // given back before the platform is asked for more, so that keeping them never grows the
-  // heap. Only tried: the caller may hold a cache lock (new_slab under it), and a busy cache
-  // is passed over.
-  if (may_reclaim && slab_.shrink_empty_trylock() != 0) return true;
+bool Kernel::grow(unsigned order, BuddyZone::GrowStep step) {
+  // The empty slabs caches keep (slab_empty_keep_bytes) are memory the machine holds resident:
+  // given back before the platform is asked for more, or a block given back to the OS is
+  // faulted in again, so that keeping them never grows the heap. Only tried: the caller may
+  // hold a cache lock (new_slab under it), and a busy cache is passed over.
+  if (step == BuddyZone::GrowStep::kReclaim) return slab_.kept_empty_bytes() != 0 && slab_.shrink_empty_trylock() != 0;
   LockGuard g(grow_lock_);
   std::uint64_t want = cfg_.grow_bytes < (kPageSize << order) * 2 ? (kPageSize << order) * 2 : cfg_.grow_bytes;
   pfn_t got = 0;

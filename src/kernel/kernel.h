@@ -271,10 +271,11 @@ class Kernel {
   // kmalloc and the vmalloc space, logging to this machine's log; FAULT_INJECTION lines to
   // this machine's log too.
   void wire_parts();
-  // Brings at least enough frames online for a block of `order` (false: RAM exhausted), or,
-  // with may_reclaim, gives back the caches' kept empty slabs when they hold any. The zone
-  // calls it when it runs dry (BuddyZone::GrowFn).
-  bool grow(unsigned order, bool may_reclaim);
+  // kGrow: brings at least enough frames online for a block of `order` (false: RAM
+  // exhausted); kReclaim: gives back the caches' kept empty slabs (false: none were kept).
+  // The zone calls it when it runs dry, and after it hands out a block the purge round gave
+  // back to the OS (BuddyZone::GrowFn).
+  bool grow(unsigned order, BuddyZone::GrowStep step);
   // shutdown() on persistent RAM: thread caches drained, the file closed clean and given
   // back to its pool; the machine stays in the file.
   void detach();

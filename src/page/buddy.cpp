@@ -219,24 +219,27 @@ Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
     return nullptr;
   }
   Page* p;
+  bool reported = false;
   {
     LockGuard g(lock_);
-    p = alloc_locked(order, gfp);
+    p = alloc_locked(order, gfp, &reported);
   }
   if (p == nullptr && wait_isolated()) {
     LockGuard g(lock_);
-    p = alloc_locked(order, gfp);
+    p = alloc_locked(order, gfp, &reported);
   }
-  // The heap's growth: reclaim first, then, if that was not enough, more frames (GrowFn).
-  for (int attempt = 0; p == nullptr && attempt < 2 && grow_ != nullptr && order <= kMaxOrder; ++attempt) {
-    if (!grow_(grow_arg_, order, attempt == 0)) break;
+  // The heap's growth: memory the machine holds first, then more frames (GrowFn).
+  for (GrowStep step : {GrowStep::kReclaim, GrowStep::kGrow}) {
+    if (p != nullptr || grow_ == nullptr || order > kMaxOrder) break;
+    if (!grow_(grow_arg_, order, step)) continue;
     LockGuard g(lock_);
-    p = alloc_locked(order, gfp);
+    p = alloc_locked(order, gfp, &reported);
   }
   if (p == nullptr) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
+  if (reported && grow_ != nullptr) grow_(grow_arg_, order, GrowStep::kReclaim);
   if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, kPageSize << order);
   return p;
 }
@@ -266,12 +269,16 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     return nullptr;
   }
   Page* p = nullptr;
-  // Then the heap's growth: reclaim first, more frames if that was not enough (GrowFn).
+  bool reported = false;
+  // Then the heap's growth: memory the machine holds first, more frames if that was not
+  // enough (GrowFn).
   for (int attempt = 0; attempt < 4 && p == nullptr; ++attempt) {
     if (attempt == 1 && !wait_isolated()) continue;
-    if (attempt >= 2 && (grow_ == nullptr || !grow_(grow_arg_, order, attempt == 2))) break;
+    if (attempt >= 2) {
+      if (grow_ == nullptr) break;
+      if (!grow_(grow_arg_, order, attempt == 2 ? GrowStep::kReclaim : GrowStep::kGrow)) continue;
+    }
     LockGuard g(lock_);
-    bool reported = false;
     p = alloc_locked(order, gfp, &reported);
     if (p != nullptr) {
       pfn_t pfn = phys_->page_to_pfn(p);
@@ -279,6 +286,7 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
       free_run_locked(pfn + static_cast<pfn_t>(count), pfn + (pfn_t{1} << order), reported);
     }
   }
+  if (p != nullptr && reported && grow_ != nullptr) grow_(grow_arg_, order, GrowStep::kReclaim);
   return finish_exact_alloc(phys_, p, count, gfp, &failures_);
 }
 

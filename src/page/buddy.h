@@ -58,12 +58,14 @@ class BuddyZone final : public PageAllocator {
   // online by phys.online_more(), which leaves their descriptors zero: only each new free
   // block's head is written.
   void add_frames(pfn_t new_end);
-  // Called (without the zone lock) when an allocation of `order` finds nothing: it may bring
-  // more frames online with add_frames() and return true to have the allocation retried. With
-  // may_reclaim it may instead give back memory the machine already holds (Kernel::grow: the
-  // empty slabs caches keep); if the retry then still finds nothing, it is called once more
-  // without, and must grow.
-  using GrowFn = bool (*)(void* arg, unsigned order, bool may_reclaim);
+  // Called (without the zone lock) when an allocation of `order` finds nothing, first with
+  // kReclaim: give back memory the machine holds resident (Kernel::grow: the empty slabs
+  // caches keep), true when some came back; then, if the retry still finds nothing, with
+  // kGrow: bring more frames online with add_frames(). True has the allocation retried. Also
+  // called with kReclaim, its result unused, after an allocation took a block the purge round
+  // gave back to the OS: the next allocations then find the kept memory before more of those.
+  enum class GrowStep : std::uint8_t { kReclaim, kGrow };
+  using GrowFn = bool (*)(void* arg, unsigned order, GrowStep step);
   void set_grow(GrowFn fn, void* arg) {
     grow_ = fn;
     grow_arg_ = arg;
