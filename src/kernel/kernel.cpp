@@ -215,7 +215,8 @@ bool Kernel::grow(unsigned order, BuddyZone::GrowStep step) {
   // given back before the platform is asked for more, or a block given back to the OS is
   // faulted in again, so that keeping them never grows the heap. Only tried: the caller may
   // hold a cache lock (new_slab under it), and a busy cache is passed over.
-  if (step == BuddyZone::GrowStep::kReclaim) return slab_.kept_empty_bytes() != 0 && slab_.shrink_empty_trylock() != 0;
+  if (step == BuddyZone::GrowStep::kReclaim)
+    return slab_.kept_empty_bytes() != 0 && slab_.shrink_empty(nullptr, /*try_only=*/true) != 0;
   LockGuard g(grow_lock_);
   std::uint64_t want = cfg_.grow_bytes < (kPageSize << order) * 2 ? (kPageSize << order) * 2 : cfg_.grow_bytes;
   pfn_t got = 0;

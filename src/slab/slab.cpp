@@ -251,15 +251,7 @@ bool SlabAllocator::destroy(KmemCache* c) {
   return true;
 }
 
-std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except) {
-  return shrink_empty_caches(except, except != nullptr);
-}
-
-std::uint64_t SlabAllocator::shrink_empty_trylock() {
-  return shrink_empty_caches(nullptr, true);
-}
-
-std::uint64_t SlabAllocator::shrink_empty_caches(const KmemCache* except, bool try_only) {
+std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except, bool try_only) {
   std::uint64_t pages = 0;
   for (unsigned id = 0; id < kMaxCaches; ++id) {
     KmemCache* c = cache(id);
@@ -402,7 +394,8 @@ Page* SlabAllocator::partial_slab_locked(KmemCache* c, gfp_t gfp) {
   if (c->partial == kNoPfn) {
     Page* fresh = new_slab(c, gfp);
     // Other caches may hold empty slabs (empty_keep_bytes): theirs, then one more try.
-    if (fresh == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c) != 0) fresh = new_slab(c, gfp);
+    if (fresh == nullptr && cfg_.empty_keep_bytes != 0 && shrink_empty(c, /*try_only=*/true) != 0)
+      fresh = new_slab(c, gfp);
     if (fresh == nullptr) return nullptr;
     list_add(&c->partial, fresh);
     c->nr_partial++;
@@ -449,8 +442,6 @@ bool SlabAllocator::free_central_locked(KmemCache* c, Page* head, unsigned idx) 
   return settle_slab_locked(c, head, was_full, 1);
 }
 
-// After `freed` objects went back to head: the cache's count, and the slab's list (full to
-// partial; an empty one kept or given back: true).
 // Kept: min_partial a cache, and beyond them while every cache's kept empty slabs stay within
 // empty_keep_bytes (read without the other caches' locks: a budget, not an invariant, which a
 // slab a cache at once may pass). When other caches hold the budget, theirs go back to the
@@ -462,11 +453,12 @@ bool SlabAllocator::keep_empty_locked(KmemCache* c) {
   const std::uint64_t bytes = std::uint64_t{kPageSize} << c->order;
   std::uint64_t kept = kept_empty_bytes_.load(std::memory_order_relaxed);
   if (kept + bytes <= cfg_.empty_keep_bytes) return true;
-  const std::uint64_t own = std::uint64_t{c->nr_empty - cfg_.min_partial} * bytes;
-  if (kept <= own || shrink_empty_caches(c, /*try_only=*/true) == 0) return false;
+  if (kept <= kept_bytes_of(c) || shrink_empty(c, /*try_only=*/true) == 0) return false;
   return kept_empty_bytes_.load(std::memory_order_relaxed) + bytes <= cfg_.empty_keep_bytes;
 }
 
+// After `freed` objects went back to head: the cache's count, and the slab's list (full to
+// partial; an empty one kept or given back: true).
 bool SlabAllocator::settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed) {
   c->free_in_slabs.store(c->free_in_slabs.load(std::memory_order_relaxed) + freed, std::memory_order_relaxed);
   if (was_full) {
@@ -913,8 +905,7 @@ bool SlabAllocator::check_invariants(TextSink* why) {
     if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) continue;
     if (!check_cache(c, why)) return false;
     LockGuard g(c->lock);
-    if (c->nr_empty > cfg_.min_partial)
-      kept += std::uint64_t{c->nr_empty - cfg_.min_partial} << (kPageShift + c->order);
+    kept += kept_bytes_of(c);
   }
   // Quiescent callers only (tests, fsck): the caches are summed one lock at a time.
   if (kept != kept_empty_bytes()) {

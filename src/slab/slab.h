@@ -350,13 +350,11 @@ class SlabAllocator {
   // stored counters agree with its mem_map (fsck of a clean heap finds nothing). As shutdown():
   // no thread may use the heap afterwards (their slots hold a stale generation).
   void release_thread_caches();
-  // Empty slabs beyond min_partial go back to the page allocator (every cache, under each
-  // lock in turn; caches whose lock is busy are skipped when `except` is given: the caller
-  // then holds except's lock, and a try-lock cannot invert the lock order). Returns pages.
-  std::uint64_t shrink_empty(const KmemCache* except = nullptr);
-  // The same from inside an allocation (the heap's growth, Kernel::grow): every cache's lock
-  // only tried, so a cache lock the caller holds, or another thread does, is passed over.
-  std::uint64_t shrink_empty_trylock();
+  // Empty slabs beyond min_partial go back to the page allocator (every cache but except,
+  // under each lock in turn). Returns pages. try_only: a cache whose lock is busy is passed
+  // over, for callers inside an allocation or holding a cache lock (except's, or the one
+  // new_slab grows the heap under: Kernel::grow), where a try-lock cannot invert the order.
+  std::uint64_t shrink_empty(const KmemCache* except = nullptr, bool try_only = false);
   // Every thread's slabs of one cache only (kmem_cache_destroy: no thread may be using c).
   void disown_cache_slabs(KmemCache* c);
   // This thread's slabs go back to their caches (under each cache lock).
@@ -660,11 +658,14 @@ class SlabAllocator {
     if (--c->nr_empty >= cfg_.min_partial)
       kept_empty_bytes_.fetch_sub(std::uint64_t{kPageSize} << c->order, std::memory_order_relaxed);
   }
+  // c's share of kept_empty_bytes_: its empty slabs beyond min_partial. c's lock held.
+  std::uint64_t kept_bytes_of(const KmemCache* c) const {
+    return c->nr_empty > cfg_.min_partial ? std::uint64_t{c->nr_empty - cfg_.min_partial} << (kPageShift + c->order)
+                                          : 0;
+  }
   // Whether an emptied slab of c stays on its partial list (settle_slab_locked): min_partial,
   // then the budget of SlabConfig::empty_keep_bytes, which other caches give up to it.
   bool keep_empty_locked(KmemCache* c);
-  // shrink_empty's loop: every cache but except; with try_only, a busy cache is passed over.
-  std::uint64_t shrink_empty_caches(const KmemCache* except, bool try_only);
   // Slot idx back into a slab owned by none; true when the slab went to the page allocator.
   bool free_central_locked(KmemCache* c, Page* head, unsigned idx);
   // Links the free slot at byte offset off of head's slab (obj) onto its free list; the
@@ -675,14 +676,22 @@ class SlabAllocator {
     head->lru.inuse--;
   }
   bool settle_slab_locked(KmemCache* c, Page* head, bool was_full, unsigned freed);
-  // kCountTick: the free counts towards the tick (free_fast_done); remote: the remote
-  // branch (free_fast_masked_with).
   // free_fast's remote branch: free_fast_remote itself.
   auto call_free_fast_remote() {
     return [this](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
       return free_fast_remote(tc, head, state_off, obj);
     };
   }
+  // p's 64 KiB slab start: the owned slab that holds p, if one does (owned_by_mask()).
+  static char* owned_slab_base(const void* p) {
+    return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1});
+  }
+  // The head descriptor of the owned slab at base (virt_to_page(base) in two instructions).
+  Page* owned_head_at(const char* base) const {
+    return reinterpret_cast<Page*>(owned_head_bias_ + (reinterpret_cast<std::uintptr_t>(base) >> kPageToDescShift));
+  }
+  // kCountTick: the free counts towards the tick (free_fast_done); remote: the remote
+  // branch (free_fast_masked_with).
   template <bool kCountTick, typename Remote>
   __attribute__((always_inline)) inline FreeFastResult free_fast_at(KmemCache* c, Page* head, std::uint32_t head_flags,
                                                                     char* base, const void* p, owner_t* freed,

@@ -86,17 +86,17 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast(Km
 
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked(KmemCache* c, const void* p,
                                                                                      owner_t* freed) {
-  auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
-  Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
-  return free_fast_at<true>(c, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed, call_free_fast_remote());
+  char* base = owned_slab_base(p);
+  Page* head = owned_head_at(base);
+  return free_fast_at<true>(c, head, head->get_flags(), base, p, freed, call_free_fast_remote());
 }
 
 template <typename Remote>
 __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_masked_with(const void* p, owner_t* freed,
                                                                                           Remote&& remote) {
-  auto b = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
-  Page* head = reinterpret_cast<Page*>(owned_head_bias_ + (b >> kPageToDescShift));  // virt_to_page(b)
-  return free_fast_at<false>(nullptr, head, head->get_flags(), reinterpret_cast<char*>(b), p, freed, remote);
+  char* base = owned_slab_base(p);
+  Page* head = owned_head_at(base);
+  return free_fast_at<false>(nullptr, head, head->get_flags(), base, p, freed, remote);
 }
 
 // head: the descriptor of base, the frame that heads p's slab if p is a slab object.
