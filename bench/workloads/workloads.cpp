@@ -9,6 +9,9 @@
 //   larson     server churn in the spirit of larson: each thread owns a table of 4096 slots,
 //              frees a random slot and allocates a random size (16..1024) in it; every round
 //              the threads pass their tables on, so blocks are freed by other threads.
+//              larson:N runs it with tables of N slots (a power of two): 256 keeps every line it
+//              touches in the first-level cache, 65536 none (BENCHMARKS.md: what the table's
+//              size does to each allocator). Not in run_workloads.sh's default set.
 //   xmalloc    producer/consumer in the spirit of xmalloc-test: THREADS producers allocate
 //              (16..512) and hand batches to THREADS consumers that free them.
 //   small      small-object churn: linked lists of 16..128-byte nodes built and torn down
@@ -69,21 +72,21 @@ inline void touch(void* p, std::size_t n) {
 }
 
 // --- larson -----------------------------------------------------------------------------------
-void larson(int threads, int scale) {
-  constexpr std::size_t kSlots = 4096;
+void larson(int threads, int scale, std::size_t slots) {
+  const std::size_t slot_mask = slots - 1;  // slots is a power of two (main)
   const int rounds = 8;
   const long per_round = 250000L * scale / threads;
-  std::vector<std::vector<void*>> tables(static_cast<std::size_t>(threads), std::vector<void*>(kSlots, nullptr));
+  std::vector<std::vector<void*>> tables(static_cast<std::size_t>(threads), std::vector<void*>(slots, nullptr));
   for (int r = 0; r < rounds; ++r) {
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t) {
       // Round r: thread t works on the table thread t-r left behind.
       auto& table = tables[static_cast<std::size_t>((t + r) % threads)];
-      ts.emplace_back([&table, t, r, per_round] {
+      ts.emplace_back([&table, t, r, per_round, slot_mask] {
         Rng rng(static_cast<std::uint64_t>(t * 131 + r + 7));
         std::uint64_t sum = 0;
         for (long i = 0; i < per_round; ++i) {
-          std::size_t k = rng.next() % kSlots;
+          std::size_t k = rng.next() & slot_mask;
           std::free(table[k]);
           std::size_t n = rng.range(16, 1024);
           table[k] = std::malloc(n);
@@ -474,7 +477,8 @@ void many_threads(int threads, int scale) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: %s larson|xmalloc|small|realloc|fragment|huge|tight|bigchurn|pool|threads THREADS [SCALE]\n",
+                 "usage: %s larson[:SLOTS]|xmalloc|small|realloc|fragment|huge|tight|bigchurn|pool|threads THREADS "
+                 "[SCALE]\n",
                  argv[0]);
     return 2;
   }
@@ -483,9 +487,16 @@ int main(int argc, char** argv) {
   int scale = argc > 3 ? std::atoi(argv[3]) : 1;
   if (threads < 1 || scale < 1) return 2;
   auto t0 = std::chrono::steady_clock::now();
-  if (w == "larson")
-    larson(threads, scale);
-  else if (w == "xmalloc")
+  if (w == "larson") {
+    larson(threads, scale, 4096);
+  } else if (w.rfind("larson:", 0) == 0) {
+    long slots = std::atol(w.c_str() + 7);
+    if (slots < 1 || slots > (1L << 24) || (slots & (slots - 1)) != 0) {
+      std::fprintf(stderr, "larson:SLOTS wants a power of two from 1 to 2^24, not %s\n", w.c_str() + 7);
+      return 2;
+    }
+    larson(threads, scale, static_cast<std::size_t>(slots));
+  } else if (w == "xmalloc")
     xmalloc(threads, scale);
   else if (w == "small")
     small(threads, scale);
