@@ -193,6 +193,16 @@ bool in_bootstrap(const void* p) {
   return a >= b && a < b + sizeof g_arena;
 }
 
+namespace {
+// failslab's routing for malloc's fast path, which tests no cache's alloc_tc_slot
+// (SlabAllocator::alloc_fast_owned): while failslab is on, g_heap_gen is kNoHeapGen, which no
+// thread's slot holds, so every malloc takes the general path, where failslab is checked.
+void route_malloc_fast_path(bool slow) {
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
+  __atomic_store_n(&g_heap_gen, slow || k == nullptr ? kNoHeapGen : k->slab().heap_gen(), __ATOMIC_RELEASE);
+}
+}  // namespace
+
 Kernel* boot_kernel() {
   if (t_booting || g_boot_failed) return nullptr;
   bool registered = false;
@@ -218,7 +228,9 @@ Kernel* boot_kernel() {
     // Huge blocks are the collector's too: reclaimed with an unloaded plug-in's other blocks.
     k->collector().add_space(huge_space());
     __atomic_store_n(&g_kernel, k, __ATOMIC_RELEASE);
-    __atomic_store_n(&g_heap_gen, k->slab().heap_gen(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
+    // g_heap_gen after g_kernel (shim.h), and from now on by failslab's routing (at once: the
+    // observer is called with failslab's state when set).
+    k->slab().set_route_observer(route_malloc_fast_path);
     // free's fast path finds a slab's head by masking (SlabAllocator::free_fast_masked): with
     // RAM that is not aligned for it (never, for the shim's own reservation) the range stays
     // empty and every free takes the general path.
@@ -271,7 +283,9 @@ void build_classes(Kernel* k) {
       if (extra[i] != nullptr && kExtraClasses[i] >= n && kExtraClasses[i] < best->size) best = extra[i];
     }
     g_class[idx] = best;
-    g_class_slot[idx] = best->tc_slot;
+    // A cache threads own no slab of (no tc_slot left, a debug cache): the slot whose pop always
+    // fails, so malloc's fast path sends it to the general path with no test of its own.
+    g_class_slot[idx] = static_cast<std::uint8_t>(best->tc_slot != 0xFF ? best->tc_slot : kNoTcSlot);
   }
 }
 

@@ -45,7 +45,9 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
   // of kOwnerFree to the kernel folds away.
   if (owner == kOwnerFree) __builtin_unreachable();
   std::size_t cls = (size + 15) >> 4;
-  return SlabAllocator::alloc_fast_tc_slot(kmm_tc_last.tc, g_class[cls], g_class_slot[cls], GFP_KERNEL, owner);
+  // alloc_fast_owned: no test of alloc_tc_slot. While failslab is on g_heap_gen matches no
+  // thread (above), and a class with no tc_slot has kNoTcSlot, whose pop always fails.
+  return SlabAllocator::alloc_fast_owned(kmm_tc_last.tc, g_class[cls], g_class_slot[cls], GFP_KERNEL, owner);
 #else
   (void)size;
   (void)ra;

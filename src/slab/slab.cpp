@@ -779,6 +779,13 @@ void SlabAllocator::route_faults(bool slow) {
     if (__atomic_load_n(&c.in_use, __ATOMIC_ACQUIRE))
       __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
   }
+  if (route_observer_ != nullptr) route_observer_(slow);
+}
+
+void SlabAllocator::set_route_observer(RouteObserver fn) {
+  LockGuard g(registry_lock_);
+  route_observer_ = fn;
+  if (fn != nullptr) fn(fault_enabled(FaultPoint::kSlab));
 }
 
 bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {

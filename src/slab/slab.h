@@ -77,6 +77,10 @@ class SlabAllocator;
 inline constexpr unsigned kMaxCaches = 96;
 inline constexpr unsigned kCacheNameLen = 32;
 inline constexpr unsigned kMaxTcSlots = 32;   // caches whose slabs threads own (remote_hint_ bits)
+// An index of ThreadCache::own that no cache is given: its cur is the thread's no_slab for
+// ever, so a pop from it always fails. The shim's class table points the classes whose cache
+// has no tc_slot at it, so that its allocation fast path needs no test for them.
+inline constexpr unsigned kNoTcSlot = kMaxTcSlots;
 inline constexpr unsigned kMaxSlabOrder = 3;  // slub_max_order
 
 enum CacheFlags : std::uint32_t {
@@ -236,7 +240,7 @@ struct ThreadCache {
   // back other threads' slabs of its cache (disown_slot) while they use their other caches.
   std::uint32_t kept_empty;
   Page no_slab;      // lru.freelist kNoObject: the cur of a slot with no slab yet
-  OwnedSlabs own[kMaxTcSlots];
+  OwnedSlabs own[kMaxTcSlots + 1];  // own[kNoTcSlot] is no cache's: its cur stays no_slab
 };
 
 #if KMM_HAVE_THREADS
@@ -297,6 +301,10 @@ class SlabAllocator {
   // the shim's own test of the same generation) and c's tc_slot (the shim keeps a copy beside
   // its pointer to c).
   static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
+  // Its pop alone, with no test of alloc_tc_slot: for a caller whose slot is c's tc_slot or,
+  // for a cache with none, kNoTcSlot (whose pop always fails), and which routes its calls to
+  // alloc_slow itself while failslab is on (route_faults' observer: the shim's malloc).
+  static inline void* alloc_fast_owned(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
@@ -534,8 +542,12 @@ class SlabAllocator {
   void tc_release_all();
   // Fault injection (base/fault_inject.h): with slow true every cache's alloc_tc_slot is 0xFF,
   // so allocations leave the inline fast path for alloc_slow, where failslab is checked;
-  // false restores them. Called by failslab's change hook for every heap, and at attach.
+  // false restores them. Called by failslab's change hook for every heap, and at attach. The
+  // observer, when one is set, is called after the caches (under the registry lock) with the
+  // same argument: a caller of alloc_fast_owned routes its own fast path there.
   void route_faults(bool slow);
+  using RouteObserver = void (*)(bool slow);
+  void set_route_observer(RouteObserver fn);
   std::uint32_t heap_id() const {
     return heap_id_;
   }
@@ -715,6 +727,7 @@ class SlabAllocator {
   PageAllocator* zone_ = nullptr;
   SlabConfig cfg_;
   SpinLock registry_lock_;
+  RouteObserver route_observer_ = nullptr;  // under registry_lock_
   KmemCache caches_[kMaxCaches];
   std::uint8_t tc_slots_used_ = 0;
   std::atomic<std::uint64_t> slab_pages_{0};

@@ -25,35 +25,41 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
                                                                               std::size_t slot, gfp_t gfp,
                                                                               owner_t owner) {
-  // alloc_tc_slot, not tc_slot: 0xFF while failslab is on, so every call takes alloc_slow
-  // where the injection point is, and this path stays free of it (route_faults). Tested, not
-  // used as the index: the caller's copy of tc_slot can be read without waiting for c.
-  if (__atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED) != 0xFF) {
-    OwnedSlabs& o = tc->own[slot];
-    Page* head = o.cur;
-    std::uint32_t off = head->lru.freelist;
-    // kNoObject and a lazy link (kLazyLink: bit 31) give an index far beyond `objects`, so
-    // one compare covers them (owned_slot_start).
-    std::uint64_t q = std::uint64_t{off} * c->reciprocal;
-    auto idx = static_cast<std::uint32_t>(q >> 32);
-    if (__builtin_expect(idx < c->objects32 && owned_slot_start(q), 1)) {
-      // Everything read before the stores (they might alias it, for all the compiler knows).
-      char* base = o.base;
-      char* p = base + off;
-      if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
-      // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-      owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
-      std::uint32_t next = get_owned_link(c, p);
-      head->lru.freelist = next;
-      head->lru.inuse++;
-      // The next allocation of this class pops `next` and waits for its link: start the load
-      // now. Its low 16 bits keep the address inside this 64 KiB slab whatever the link holds
-      // (kNoObject, a lazy link, a corrupted one): a prefetch never faults, but it stays in RAM.
-      __builtin_prefetch(base + (next & 0xFFFF));
-      __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
-      if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
-      return p;
-    }
+  // alloc_tc_slot, not tc_slot: 0xFF while failslab is on (and for a cache with no tc_slot,
+  // whose slot is no index of own), so every call takes alloc_slow where the injection point
+  // is, and this path stays free of it (route_faults). Tested, not used as the index: the
+  // caller's copy of tc_slot can be read without waiting for c.
+  if (__atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED) == 0xFF) return nullptr;
+  return alloc_fast_owned(tc, c, slot, gfp, owner);
+}
+
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned(ThreadCache* tc, KmemCache* c,
+                                                                            std::size_t slot, gfp_t gfp,
+                                                                            owner_t owner) {
+  OwnedSlabs& o = tc->own[slot];
+  Page* head = o.cur;
+  std::uint32_t off = head->lru.freelist;
+  // kNoObject and a lazy link (kLazyLink: bit 31) give an index far beyond `objects`, so
+  // one compare covers them (owned_slot_start).
+  std::uint64_t q = std::uint64_t{off} * c->reciprocal;
+  auto idx = static_cast<std::uint32_t>(q >> 32);
+  if (__builtin_expect(idx < c->objects32 && owned_slot_start(q), 1)) {
+    // Everything read before the stores (they might alias it, for all the compiler knows).
+    char* base = o.base;
+    char* p = base + off;
+    if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
+    // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
+    owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
+    std::uint32_t next = get_owned_link(c, p);
+    head->lru.freelist = next;
+    head->lru.inuse++;
+    // The next allocation of this class pops `next` and waits for its link: start the load
+    // now. Its low 16 bits keep the address inside this 64 KiB slab whatever the link holds
+    // (kNoObject, a lazy link, a corrupted one): a prefetch never faults, but it stays in RAM.
+    __builtin_prefetch(base + (next & 0xFFFF));
+    __atomic_store_n(os, owner == kOwnerFree ? kOwnerKernel : owner, __ATOMIC_RELAXED);
+    if (gfp & __GFP_ZERO) std::memset(p, 0, c->object_size);
+    return p;
   }
   return nullptr;
 }

@@ -424,5 +424,40 @@ TEST(FaultInjectionKernel, SlabRoutingWithMagazines) {
   EXPECT_TRUE(invariants(*k));
 }
 
+// The route observer (the shim's malloc, whose fast path tests no alloc_tc_slot, routes
+// itself with it): called at once with failslab's state when set, then with every switch,
+// and no more once cleared.
+std::vector<bool> g_routes;
+void record_route(bool slow) {
+  g_routes.push_back(slow);
+}
+
+TEST(FaultInjectionKernel, RouteObserverFollowsFailslab) {
+  BootConfig cfg = test::small_config();
+  cfg.thread_caches = true;
+  KernelPtr k = boot_kernel(cfg);
+  ASSERT_NE(k, nullptr);
+  g_routes.clear();
+  k->slab().set_route_observer(record_route);
+  EXPECT_EQ(g_routes, std::vector<bool>{false});
+  fault_configure(FaultPoint::kSlab, every(3));
+  EXPECT_EQ(g_routes, (std::vector<bool>{false, true}));
+  fault_disable(FaultPoint::kSlab);
+  EXPECT_EQ(g_routes, (std::vector<bool>{false, true, false}));
+  fault_configure(FaultPoint::kSlab, every(3));
+  k->slab().set_route_observer(nullptr);
+  fault_disable(FaultPoint::kSlab);
+  EXPECT_EQ(g_routes, (std::vector<bool>{false, true, false, true}));
+  // Set while failslab is on: told so at once.
+  fault_configure(FaultPoint::kSlab, every(3));
+  g_routes.clear();
+  k->slab().set_route_observer(record_route);
+  EXPECT_EQ(g_routes, std::vector<bool>{true});
+  fault_disable(FaultPoint::kSlab);
+  k->slab().set_route_observer(nullptr);
+  EXPECT_EQ(g_routes, (std::vector<bool>{true, false}));
+  EXPECT_TRUE(invariants(*k));
+}
+
 }  // namespace
 }  // namespace kmm

@@ -7,7 +7,7 @@
 # Usage: fast_paths_inlined.sh LIBRARY
 set -eu
 lib=$1
-pattern='SlabAllocator::(alloc_fast|alloc_fast_tc_slot|free_fast|free_fast_masked|free_fast_masked_with|free_fast_at|free_fast_done)(<|\()'
+pattern='SlabAllocator::(alloc_fast|alloc_fast_tc_slot|alloc_fast_owned|free_fast|free_fast_masked|free_fast_masked_with|free_fast_at|free_fast_done)(<|\()'
 found=$(nm -C "$lib" | grep -E "$pattern" || true)
 if [ -n "$found" ]; then
   echo "out-of-line fast paths in $lib:"

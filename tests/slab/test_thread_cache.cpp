@@ -1,9 +1,10 @@
 // tests/slab/test_thread_cache.cpp — which ThreadCache a thread finds (src/slab/thread_cache.cpp
 // and SlabAllocator::thread_cache in slab.h): the one-entry kmm_tc_last in front of the per-heap
 // slots, with two heaps used in turn by one thread, a heap shut down and another booted in its
-// place, and a thread that exits.
+// place, and a thread that exits; and the slot no cache is given (kNoTcSlot).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -141,6 +142,54 @@ TEST(ThreadCache, OutOfMemoryHandsOutEverySlotOnce) {
   EXPECT_EQ(c->active_objects(), 0u);
   EXPECT_TRUE(m.check());
   EXPECT_TRUE(m.slab.destroy(c));
+  m.shutdown_slab();
+}
+
+// own[kNoTcSlot] is no cache's: the shim's class table points a class whose cache has no
+// tc_slot at it, and its fast path tests nothing else, so a pop from it must fail before and
+// after the thread has used every cache it has, and its cur must stay no_slab.
+TEST(ThreadCache, ThePopOfTheSlotNoCacheIsGivenAlwaysFails) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* owned = m.slab.create("tcn-64", 64, 0, 0);
+  ASSERT_NE(owned, nullptr);
+  ASSERT_NE(owned->tc_slot, 0xFF);
+  ASSERT_LT(owned->tc_slot, kNoTcSlot);
+  void* first = m.slab.alloc(owned, GFP_KERNEL, kOwnerKernel);  // makes this thread's cache
+  ASSERT_NE(first, nullptr);
+  ThreadCache* tc = m.slab.thread_cache();
+  ASSERT_NE(tc, nullptr);
+  EXPECT_EQ(SlabAllocator::alloc_fast_owned(tc, owned, kNoTcSlot, GFP_KERNEL, kOwnerKernel), nullptr);
+  // Every other slot in use too: a cache for each that is left.
+  std::vector<KmemCache*> caches{owned};
+  std::vector<void*> objs{first};
+  for (unsigned i = 1; i < kMaxTcSlots; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "tcn-%u", i);
+    KmemCache* c = m.slab.create(name, 32 + 16 * i, 0, 0);
+    ASSERT_NE(c, nullptr);
+    caches.push_back(c);
+    void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    ASSERT_NE(p, nullptr);
+    objs.push_back(p);
+  }
+  // No slot is left: the next cache gets none, and the shim would give it kNoTcSlot.
+  KmemCache* slotless = m.slab.create("tcn-none", 48, 0, 0);
+  ASSERT_NE(slotless, nullptr);
+  EXPECT_EQ(slotless->tc_slot, 0xFF);
+  for (KmemCache* c : {owned, slotless})
+    EXPECT_EQ(SlabAllocator::alloc_fast_owned(tc, c, kNoTcSlot, GFP_KERNEL, kOwnerKernel), nullptr);
+  EXPECT_EQ(tc->own[kNoTcSlot].cur, &tc->no_slab);
+  EXPECT_EQ(tc->own[kNoTcSlot].partial, kNoPfn);
+  // The general path serves the slotless cache.
+  void* q = m.slab.alloc(slotless, GFP_KERNEL, kOwnerKernel);
+  ASSERT_NE(q, nullptr);
+  m.slab.free(slotless, q, "kmem_cache_free");
+  for (std::size_t i = 0; i < objs.size(); ++i) m.slab.free(caches[i], objs[i], "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_TRUE(m.check());
+  EXPECT_TRUE(m.slab.destroy(slotless));
+  for (KmemCache* c : caches) EXPECT_TRUE(m.slab.destroy(c));
   m.shutdown_slab();
 }
 
