@@ -54,12 +54,16 @@ static void merge_remote(SlabAllocator* a, KmemCache* c, Page* head, std::uint32
     last = off;
     ++n;
     // The walk waits for each link, a line another core wrote, before it knows the next. A
-    // slab's remote list mostly holds a run of neighbouring objects (a consumer frees what a
-    // producer allocated, in batches), so the object four slots on is likely further along
-    // it: fetching its line now overlaps that transfer with this one (xmalloc on two threads:
-    // 0.157 -> 0.131 s). Inside the slab whatever it holds: a prefetch, never a load.
-    std::uint32_t ahead = off + 4 * c->size;
-    __builtin_prefetch(base + (ahead < slab_bytes ? ahead : off));
+    // slab's remote list mostly holds objects near one another (a consumer frees what a
+    // producer allocated, in batches), so the objects 4, 8, 12 and 16 slots on are likely
+    // further along it: fetching their lines now overlaps those transfers with this one.
+    // xmalloc on two threads, interleaved: 0.157 s with no prefetch, 0.134 with the one at 4
+    // slots, 0.118 with these four (0.126 with eight, to 32 slots); threads, whose lists are
+    // sparse, the same within noise. Inside the slab whatever it holds: prefetches, never loads.
+    for (unsigned k = 4; k <= 16; k += 4) {
+      std::uint32_t ahead = off + k * c->size;
+      __builtin_prefetch(base + (ahead < slab_bytes ? ahead : off));
+    }
     off = a->get_link(c, base + off);
   }
   a->set_link(c, base + last, head->lru.freelist);
