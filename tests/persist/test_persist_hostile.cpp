@@ -5,7 +5,8 @@
 // size of 0 (fsck read past its mapping), a kmalloc class pointing at a smaller cache (blocks
 // too small for their size), the vmalloc record cache pointing between caches (a misaligned
 // descriptor), a cache descriptor whose slab cannot hold its objects, a bool that is 255; and a
-// slab's copy of its cache's geometry, which attach derives again. The heaps are booted with
+// slab's copy of its cache's geometry, which attach derives again; and the slab allocator's
+// routing observer, a function pointer attach must not call. The heaps are booted with
 // thread caches, as the preload's are.
 //
 // Depends on: persist/ (fsck.h, heap_file.h), kernel/, pal/pal_file.h, GoogleTest, POSIX files.
@@ -234,6 +235,50 @@ TEST_F(HostileHeap, SlabGeometryCopyFromTheFileIsNotTrusted) {
   EXPECT_TRUE(k->kmem_cache_free(mine, base_ + obj_at_));
   k->shutdown();
   hold_range();
+}
+
+// The slab allocator's routing observer (the shim's malloc sets it) is a function pointer of
+// the process that stored the file. Attach must never call the one in the file: here it names
+// a function of this test that counts its calls, and a crafted file may name any address (the
+// heap-image fuzzer found attach calling through such a pointer).
+int g_stale_observer_calls = 0;
+void live_observer(bool) {}
+void stale_observer(bool) {
+  ++g_stale_observer_calls;
+}
+
+TEST_F(HostileHeap, RouteObserverFromTheFileIsNeverCalled) {
+  free_range();
+  BootConfig cfg = config();
+  BootError err;
+  Kernel* k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  k->slab().set_route_observer(live_observer);
+  k->shutdown();
+  hold_range();
+  std::vector<char> img = read_file();
+  ASSERT_EQ(replace_word(img, reinterpret_cast<std::uintptr_t>(&live_observer),
+                         reinterpret_cast<std::uintptr_t>(&stale_observer)),
+            1u)
+      << "the observer is stored once in the Kernel object";
+  write_image(img);
+  free_range();
+  g_stale_observer_calls = 0;
+  k = persist_boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  EXPECT_EQ(g_stale_observer_calls, 0) << "attach called the file's observer";
+  char buf[512];
+  TextSink why(buf, sizeof buf);
+  EXPECT_TRUE(k->check_invariants(&why)) << std::string(why.data(), why.size());
+  k->shutdown();
+  hold_range();
+  char fsck_buf[8192];
+  TextSink out(fsck_buf, sizeof fsck_buf);
+  free_range();
+  FsckResult r = persist_fsck(path_.c_str(), out);
+  hold_range();
+  EXPECT_EQ(r.status, 0) << std::string(out.data(), out.size());
+  EXPECT_EQ(g_stale_observer_calls, 0) << "fsck called the file's observer";
 }
 
 }  // namespace
