@@ -132,19 +132,27 @@ class HostileHeap : public ::testing::Test {
     }
     return n;
   }
-  // fsck says the file is unusable, naming `why`; attach refuses it, naming `why` too.
-  void expect_refused(const std::string& why) {
+  // fsck of the file, with the heap's range released while it runs; its report in *text.
+  FsckResult fsck_file(std::string* text) {
     char buf[8192];
     TextSink out(buf, sizeof buf);
+    free_range();
+    FsckResult r = persist_fsck(path_.c_str(), out);
+    hold_range();
+    text->assign(out.data(), out.size());
+    return r;
+  }
+  // fsck says the file is unusable, naming `why`; attach refuses it, naming `why` too.
+  void expect_refused(const std::string& why) {
+    std::string text;
+    FsckResult r = fsck_file(&text);
     BootConfig cfg = config();
     BootError err;
     free_range();
-    FsckResult r = persist_fsck(path_.c_str(), out);
     Kernel* k = persist_boot(cfg, &err);
     bool attached = k != nullptr;
     if (attached) k->shutdown();
     hold_range();
-    std::string text(out.data(), out.size());
     EXPECT_EQ(r.status, 2) << text;
     EXPECT_NE(text.find("unusable"), std::string::npos) << text;
     EXPECT_NE(text.find(why), std::string::npos) << text;
@@ -166,12 +174,8 @@ class HostileHeap : public ::testing::Test {
 
 TEST_F(HostileHeap, PristineImageIsClean) {
   write_image(image_);
-  char buf[8192];
-  TextSink out(buf, sizeof buf);
-  free_range();
-  FsckResult r = persist_fsck(path_.c_str(), out);
-  hold_range();
-  EXPECT_EQ(r.status, 0) << std::string(out.data(), out.size());
+  std::string text;
+  EXPECT_EQ(fsck_file(&text).status, 0) << text;
 }
 
 TEST_F(HostileHeap, RamSizeOfZeroIsRefused) {
@@ -272,12 +276,8 @@ TEST_F(HostileHeap, RouteObserverFromTheFileIsNeverCalled) {
   EXPECT_TRUE(k->check_invariants(&why)) << std::string(why.data(), why.size());
   k->shutdown();
   hold_range();
-  char fsck_buf[8192];
-  TextSink out(fsck_buf, sizeof fsck_buf);
-  free_range();
-  FsckResult r = persist_fsck(path_.c_str(), out);
-  hold_range();
-  EXPECT_EQ(r.status, 0) << std::string(out.data(), out.size());
+  std::string text;
+  EXPECT_EQ(fsck_file(&text).status, 0) << text;
   EXPECT_EQ(g_stale_observer_calls, 0) << "fsck called the file's observer";
 }
 
