@@ -57,6 +57,31 @@ __attribute__((noinline)) void free_slow(void* p, const void* ra, const char* na
   if (p != nullptr) release_general(p, free_action(ra, name));
 }
 
+// A free onto another thread's slab (do_free's remote branch): the remote list's
+// compare-and-swap, else the whole path. Apart, and called last, so that do_free's fast path
+// saves no registers (with the call returning into it, free pushed and popped three).
+__attribute__((noinline)) void free_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj,
+                                           const void* ra, const char* name) {
+  FreeFastResult r = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED)->slab().free_fast_remote(tc, head, state_off, obj);
+  if (r == kFreeFastNo) return free_slow(obj, ra, name);
+  if (r == kFreeFastTick) purge_tick_fast_free();
+}
+
+// The free family's whole entry: the fast path inline, every other case in one call in tail
+// position (free_remote, purge_tick_fast_free, free_slow). Always inline, so that its
+// __builtin_return_address(0) is the exported function's caller; read only in those branches
+// (a value computed at entry and passed in was loaded at entry and kept live, which cost free
+// two register saves).
+__attribute__((always_inline)) inline void do_free(void* p, const char* name) {
+  FreeFastResult r = release_fast_with(p, [name](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
+    free_remote(tc, head, state_off, obj, __builtin_return_address(0), name);
+    return kFreeFastDone;
+  });
+  if (__builtin_expect(r == kFreeFastDone, 1)) return;
+  if (r == kFreeFastTick) return purge_tick_fast_free();
+  free_slow(p, __builtin_return_address(0), name);
+}
+
 // The fast path apart from the rest (a tail call), so the common case saves no registers.
 __attribute__((always_inline)) inline void* do_malloc(std::size_t n, const void* ra) {
   if (void* p = alloc_fast(n, ra)) return p;
@@ -181,13 +206,11 @@ KMM_EXPORT void* malloc(std::size_t n) {
 }
 
 KMM_EXPORT void free(void* p) {
-  if (__builtin_expect(release_fast(p), 1)) return;
-  free_slow(p, __builtin_return_address(0), "free");
+  do_free(p, "free");
 }
 
 KMM_EXPORT void cfree(void* p) {
-  if (__builtin_expect(release_fast(p), 1)) return;
-  free_slow(p, __builtin_return_address(0), "free");
+  do_free(p, "free");
 }
 
 KMM_EXPORT void* calloc(std::size_t n, std::size_t size) {
@@ -275,8 +298,7 @@ KMM_EXPORT void* __libc_malloc(std::size_t n) {
   return do_malloc(n, __builtin_return_address(0));
 }
 KMM_EXPORT void __libc_free(void* p) {
-  if (__builtin_expect(release_fast(p), 1)) return;
-  free_slow(p, __builtin_return_address(0), "__libc_free");
+  do_free(p, "__libc_free");
 }
 KMM_EXPORT void* __libc_calloc(std::size_t n, std::size_t size) {
   std::size_t bytes;
@@ -339,9 +361,7 @@ KMM_CXX_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std
   return do_new_nothrow(n, static_cast<std::size_t>(a), true, __builtin_return_address(0));
 }
 
-#define KMM_DELETE_BODY                             \
-  if (__builtin_expect(release_fast(p), 1)) return; \
-  free_slow(p, __builtin_return_address(0), "operator delete")
+#define KMM_DELETE_BODY do_free(p, "operator delete")
 
 KMM_CXX_EXPORT void operator delete(void* p) noexcept {
   KMM_DELETE_BODY;

@@ -220,10 +220,11 @@ TEST_F(HostileHeap, BoolThatIsNotABoolIsRefused) {
 // The copy of a cache's geometry beside a thread-owned slab's head (the free fast path reads
 // it instead of the cache) is derived again at attach, as the cache's reciprocal is, never
 // trusted from the file: a file whose copy says the slab holds 2^32 - 1 objects with their
-// owner bytes 2 GiB away attaches, checks clean, and frees its object.
+// owner bytes 64 KiB away and never has room again once full attaches, checks clean, and frees
+// its object.
 TEST_F(HostileHeap, SlabGeometryCopyFromTheFileIsNotTrusted) {
   std::vector<char> img = image_;
-  const OwnedSlabGeometry lie{1u, 0xFFFFFFFFu, 0x7FFFFFFFu, 0x5A5A5A5Au};
+  const OwnedSlabGeometry lie{1u, 0xFFFFFFFFu, 0xFFFFu, 0xFFFFu, 0x5A5A5A5Au};
   std::memcpy(img.data() + geometry_at_, &lie, sizeof lie);
   write_image(img);
   free_range();

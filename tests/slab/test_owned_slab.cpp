@@ -2,9 +2,9 @@
 // paths in slab.h): frees by other threads reach the owner through the slab's remote list and
 // are allocated again without new slabs; a full slab that remote frees reach is found through
 // the owner's hint; a thread that exits gives its slabs back with their remote frees merged;
-// the collector's free of an object on a thread's slab goes onto the remote list; a fresh
-// slab's free list is threaded a frame at a time; emptied slabs stay with their thread up to
-// kKeptEmptySlabs.
+// a full slab takes fast frees until a quarter of it is free; the collector's free of an
+// object on a thread's slab goes onto the remote list; a fresh slab's free list is threaded a
+// frame at a time; emptied slabs stay with their thread up to kKeptEmptySlabs.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -305,6 +305,58 @@ TEST(OwnedSlab, AFullSlabReachedByRemoteFreesIsUsedAgain) {
   m.slab.drain_current_thread();
   EXPECT_TRUE(m.check());
   EXPECT_EQ(c->active_objects(), 2u * c->objects + 1 - (c->objects + 1) / 2 + want + 1);
+  m.shutdown_slab();
+}
+
+// The fast free's room test (one compare against a threshold made from the full bit, with no
+// branch on it): a slab set aside as full takes its thread's frees on the fast path until it
+// is freed down to unfull_inuse + 1 in use; that free goes to the general path, which moves
+// the slab back among those with room. The last object of a slab that is not cur goes there
+// too (the slab is given back); cur's last object is freed fast.
+TEST(OwnedSlab, AFullSlabTakesFastFreesUntilAQuarterOfItIsFree) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m.slab.owned_by_mask());
+  KmemCache* c = owned_cache(m, "own-room-128", 128);
+  ASSERT_NE(c, nullptr);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < 2u * c->objects + 1; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  auto head_of = [&](void* p) {
+    auto base = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+    return m.phys.virt_to_page(reinterpret_cast<void*>(base));
+  };
+  auto full = [](const Page* head) {
+    return (__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) & kSlabFull) != 0;
+  };
+  Page* first = head_of(objs[0]);
+  ASSERT_EQ(head_of(objs[c->objects - 1]), first);
+  ASSERT_TRUE(full(first)) << "a slab allocated to its end is set aside as full";
+  ASSERT_GT(c->unfull_inuse, 1u);
+  owner_t freed = kOwnerFree;
+  unsigned i = 0;
+  for (; first->lru.inuse > c->unfull_inuse + 1u; ++i) {
+    ASSERT_NE(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "free " << i << " onto the full slab";
+    EXPECT_EQ(freed, kOwnerKernel);
+    ASSERT_TRUE(full(first)) << "still set aside after free " << i;
+  }
+  EXPECT_EQ(i, c->objects - c->unfull_inuse - 1u);
+  EXPECT_EQ(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "the free that gives it room again";
+  EXPECT_TRUE(full(first)) << "a refused fast free changes nothing";
+  EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
+  EXPECT_FALSE(full(first)) << "the general path moved it back among the slabs with room";
+  EXPECT_TRUE(m.check());
+  for (++i; first->lru.inuse > 1; ++i)
+    ASSERT_NE(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "free " << i << " onto a slab with room";
+  ASSERT_EQ(i, c->objects - 1);
+  EXPECT_EQ(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "the last object of a slab that is not cur";
+  EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
+  // The third slab's one object: cur's last, freed fast.
+  void* last = objs[2u * c->objects];
+  ASSERT_EQ(head_of(last)->lru.inuse, 1u);
+  EXPECT_NE(m.slab.free_fast_masked(c, last, &freed), kFreeFastNo);
+  for (unsigned j = c->objects; j < 2u * c->objects; ++j)
+    EXPECT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
+  drain_check_destroy(m, c);
   m.shutdown_slab();
 }
 
