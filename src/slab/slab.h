@@ -244,6 +244,9 @@ struct ThreadCache {
   // back other threads' slabs of its cache (disown_slot) while they use their other caches.
   std::uint32_t kept_empty;
   Page no_slab;      // lru.freelist kNoObject: the cur of a slot with no slab yet
+  // no_slab's "second frame", where a slab's geometry copy would be (alloc_fast_owned reads
+  // cur's): all zero, so it holds no objects and every pop from no_slab fails its slot test.
+  Page no_slab_geometry;
   OwnedSlabs own[kMaxTcSlots + 1];  // own[kNoTcSlot] is no cache's: its cur stays no_slab
 };
 
@@ -431,10 +434,11 @@ class SlabAllocator {
   static void set_owned_link(const KmemCache* c, void* slot, std::uint32_t next) {
     store_owned_link(c->fl_key, slot, next);
   }
-  static std::uint32_t get_owned_link(const KmemCache* c, const void* slot) {
+  static std::uint32_t get_owned_link(const KmemCache* c, const void* slot) { return load_owned_link(c->fl_key, slot); }
+  static std::uint32_t load_owned_link(std::uint32_t fl_key, const void* slot) {
     std::uint32_t v;
     std::memcpy(&v, slot, sizeof v);
-    return v ^ link_mask(c, slot);
+    return v ^ link_mask_of(fl_key, slot);
   }
   // Debug caches: the size a live object was asked for (its object size when not kept), and
   // resizing it in place (krealloc within the slot): false when new_size does not fit.

@@ -39,18 +39,21 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned(Thre
   OwnedSlabs& o = tc->own[slot];
   Page* head = o.cur;
   std::uint32_t off = head->lru.freelist;
+  // The geometry from cur's copy beside its head, the line the free list's head was read
+  // from, not from c: malloc waits for no load of c (and no_slab's copy is zero: objects 0).
   // kNoObject and a lazy link (kLazyLink: bit 31) give an index far beyond `objects`, so
   // one compare covers them (owned_slot_start).
-  std::uint64_t q = std::uint64_t{off} * c->reciprocal;
+  std::uint64_t q = std::uint64_t{off} * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
   auto idx = static_cast<std::uint32_t>(q >> 32);
-  if (__builtin_expect(idx < c->objects32 && owned_slot_start(q), 1)) {
+  if (__builtin_expect(idx < owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) && owned_slot_start(q), 1)) {
     // Everything read before the stores (they might alias it, for all the compiler knows).
     char* base = o.base;
     char* p = base + off;
     if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
     // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-    owner_t* os = reinterpret_cast<owner_t*>(base + c->owners_offset) + idx;
-    std::uint32_t next = get_owned_link(c, p);
+    owner_t* os =
+        reinterpret_cast<owner_t*>(base + owned_geometry16(head, offsetof(OwnedSlabGeometry, owners_offset))) + idx;
+    std::uint32_t next = load_owned_link(owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key)), p);
     head->lru.freelist = next;
     head->lru.inuse++;
     // The next allocation of this class pops `next` and waits for its link: start the load
