@@ -172,22 +172,22 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
     if constexpr (kCountTick) return free_fast_done(tc);
     return kFreeFastDone;
   };
+  // The room test first, for every owner: once a module's owner byte is cleared the free
+  // must finish here; and the threshold need not stay in a register past it (kfree saved two
+  // for it).
+  if (__builtin_expect(!room_for_local_free(head->lru.inuse), 0)) return kFreeFastNo;
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner != kOwnerKernel, 0)) {
     // A module's object (or a free slot: the general path reports the double free). Its owner
     // byte goes by the protector's plain free, which refuses — changing nothing — when the
     // module is gone (the collector may be claiming it: the general path exchanges) or the
-    // process has no barrier for the fence. The room tests come first: once the byte is
-    // cleared, the free must finish here.
+    // process has no barrier for the fence.
     // (Through tc->heap, this allocator, as the room test's cache: `this` is not kept in a
     // register past the thread-cache test, which spared free two register saves.)
-    if (owner == kOwnerFree || !room_for_local_free(head->lru.inuse) ||
-        !tc->heap->free_module_object_plain(tc, slot, owner))
-      return kFreeFastNo;
+    if (owner == kOwnerFree || !tc->heap->free_module_object_plain(tc, slot, owner)) return kFreeFastNo;
     *freed = owner;
     return push();
   }
-  if (__builtin_expect(!room_for_local_free(head->lru.inuse), 0)) return kFreeFastNo;
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
   *freed = kOwnerKernel;
