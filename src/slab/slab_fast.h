@@ -157,10 +157,11 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   std::uint32_t key = owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key));
   // Below the threshold: a full slab's free goes to the general path; so does the last object
   // of a slab that is not cur (it gives the slab back), the one rare case that reads the cache.
-  // The full bit is read again: only this thread, the owner, changes it.
+  // A threshold above 1 is a full slab's (unfull_inuse is at least 6: an owned slab holds at
+  // least 8 objects; and were it 0, a full slab is never cur, so the test below refuses it).
   auto room_for_local_free = [&](unsigned inuse) {
     if (__builtin_expect(inuse > room_threshold, 1)) return true;
-    if (__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) & kSlabFull) return false;
+    if (room_threshold != 1) return false;
     // The cache through tc (tc->heap is this allocator): no register is kept for `this`.
     const KmemCache* sc = &tc->heap->caches_[head->get_cache_id()];
     return head == tc->own[sc->tc_slot].cur;  // inuse 1 (an object in use: inuse >= 1)
