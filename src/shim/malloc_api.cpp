@@ -73,10 +73,13 @@ __attribute__((noinline)) void free_remote(ThreadCache* tc, Page* head, std::uin
 // (a value computed at entry and passed in was loaded at entry and kept live, which cost free
 // two register saves).
 __attribute__((always_inline)) inline void do_free(void* p, const char* name) {
-  FreeFastResult r = release_fast_with(p, [name](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
-    free_remote(tc, head, state_off, obj, __builtin_return_address(0), name);
-    return kFreeFastDone;
-  });
+  // The lambda is always inline too: its __builtin_return_address(0) must be free's.
+  auto remote = [name](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj)
+                    __attribute__((always_inline)) {
+                      free_remote(tc, head, state_off, obj, __builtin_return_address(0), name);
+                      return kFreeFastDone;
+                    };
+  FreeFastResult r = release_fast_with(p, remote);
   if (__builtin_expect(r == kFreeFastDone, 1)) return;
   if (r == kFreeFastTick) return purge_tick_fast_free();
   free_slow(p, __builtin_return_address(0), name);

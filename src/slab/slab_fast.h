@@ -136,9 +136,6 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
     *freed = kOwnerKernel;  // the only owner free_fast_remote takes
     return remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
   }
-  // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
-  // read from the line of the head descriptor, which only this thread changes while it owns
-  // the slab (the copy is written before the slab is published, and never after).
   // Room for a local free: a slab not set aside as full has it unless this is its last object
   // (inuse 1); one set aside as full (kSlabFull: bit 31) until it is freed down to
   // unfull_inuse + 1, when the general path moves it back. One compare against a threshold
@@ -147,6 +144,9 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // the state word need not stay in a register (free saves none for it).
   std::uint32_t full_mask = static_cast<std::uint32_t>(static_cast<std::int32_t>(state) >> 31);
   std::uint32_t room_threshold = (owned_geometry16(head, offsetof(OwnedSlabGeometry, unfull_inuse)) & full_mask) + 1u;
+  // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
+  // read from the line of the head descriptor, which only this thread changes while it owns
+  // the slab (the copy is written before the slab is published, and never after).
   std::uint64_t q = off * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
   auto idx = static_cast<std::uint32_t>(q >> 32);
   if (__builtin_expect(idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) || !owned_slot_start(q), 0))

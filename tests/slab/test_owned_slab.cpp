@@ -55,6 +55,12 @@ void drain_check_destroy(Machine& m, KmemCache* c) {
   EXPECT_TRUE(m.slab.destroy(c));
 }
 
+// The head descriptor of the thread-owned slab that holds p (found by masking, as free_fast_masked does).
+Page* owned_slab_head(Machine& m, const void* p) {
+  auto base = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
+  return m.phys.virt_to_page(reinterpret_cast<void*>(base));
+}
+
 // A free that must be refused and reported as kind, changing nothing.
 void expect_refused_free(Machine& m, KmemCache* c, const void* p, ErrorKind kind) {
   ReportCapture cap;
@@ -175,8 +181,7 @@ TEST(OwnedSlab, AnOwnedSlabsGeometryLiesBesideItsHeadAndTheFastFreeReadsIt) {
   ASSERT_NE(c, nullptr);
   void* keep = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
   void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
-  auto base = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
-  Page* head = m.phys.virt_to_page(reinterpret_cast<void*>(base));
+  Page* head = owned_slab_head(m, p);
   ASSERT_TRUE(head->is(PG_slab) && head->is(PG_head));
   EXPECT_TRUE(SlabAllocator::owned_geometry_ok(c, head));
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(head) >> 6,
@@ -321,15 +326,11 @@ TEST(OwnedSlab, AFullSlabTakesFastFreesUntilAQuarterOfItIsFree) {
   ASSERT_NE(c, nullptr);
   std::vector<void*> objs;
   for (unsigned i = 0; i < 2u * c->objects + 1; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
-  auto head_of = [&](void* p) {
-    auto base = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{kMaxOwnedSlabBytes - 1};
-    return m.phys.virt_to_page(reinterpret_cast<void*>(base));
-  };
   auto full = [](const Page* head) {
     return (__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) & kSlabFull) != 0;
   };
-  Page* first = head_of(objs[0]);
-  ASSERT_EQ(head_of(objs[c->objects - 1]), first);
+  Page* first = owned_slab_head(m, objs[0]);
+  ASSERT_EQ(owned_slab_head(m, objs[c->objects - 1]), first);
   ASSERT_TRUE(full(first)) << "a slab allocated to its end is set aside as full";
   ASSERT_GT(c->unfull_inuse, 1u);
   owner_t freed = kOwnerFree;
@@ -352,7 +353,7 @@ TEST(OwnedSlab, AFullSlabTakesFastFreesUntilAQuarterOfItIsFree) {
   EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
   // The third slab's one object: cur's last, freed fast.
   void* last = objs[2u * c->objects];
-  ASSERT_EQ(head_of(last)->lru.inuse, 1u);
+  ASSERT_EQ(owned_slab_head(m, last)->lru.inuse, 1u);
   EXPECT_NE(m.slab.free_fast_masked(c, last, &freed), kFreeFastNo);
   for (unsigned j = c->objects; j < 2u * c->objects; ++j)
     EXPECT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
