@@ -62,35 +62,40 @@ __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owne
   return alloc_general(size, owner);
 }
 
+// Whether p lies in a booted kernel's RAM (false for null, glibc's and the bootstrap arena's
+// pointers, and before boot). Inside the RAM means booted: the range is empty until g_kernel
+// is published (alloc.cpp), and the acquire load of its size pairs with the release that
+// publishes it after g_kernel, so g_kernel can then be loaded with no test. The range is
+// published only when the kernel's owned slabs are found by masking (alloc.cpp), so a caller
+// may take the masked fast free.
+__attribute__((always_inline)) inline bool in_booted_ram(const void* p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  return a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) < __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE);
+}
+
 // free's common case (a slab object of a booted kernel, freed onto a thread's slab), with the
 // remote branch — another thread's slab — handed to remote(tc, head, state_off, obj), as
 // free_fast_masked_with says: kFreeFastDone or kFreeFastTick when done, kFreeFastNo when
-// nothing was changed and the general path must run (null included). A remote that finishes
-// the free whatever happens leaves the caller a path that calls nothing returning into it, so
-// it saves no registers (the exported free family: malloc_api.cpp do_free).
+// nothing was changed and the general path must run (null included). Counted towards the
+// tick: every kFreeTickInterval-th of the thread's fast frees is kFreeFastTick, and the caller
+// runs purge_tick_fast_free (the general path's frees count in purge_tick's own countdown). A
+// remote that finishes the free whatever happens leaves the caller a path that calls nothing
+// returning into it, so it saves no registers (the exported free family: malloc_api.cpp do_free).
 template <typename Remote>
 __attribute__((always_inline)) inline FreeFastResult release_fast_with(void* p, Remote&& remote) {
-  // Inside the RAM means booted: the range is empty until g_kernel is published (alloc.cpp),
-  // and the acquire load of its size pairs with the release that publishes it after g_kernel.
-  auto a = reinterpret_cast<std::uintptr_t>(p);
-  if (__builtin_expect(
-          a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) >= __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE), 0))
-    return kFreeFastNo;
+  if (__builtin_expect(!in_booted_ram(p), 0)) return kFreeFastNo;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
-  // The range is published only when the kernel's owned slabs are found by masking (alloc.cpp).
   owner_t freed;  // the shim keeps no per-owner count of its own (the kernel's stats read owner bytes)
-  // Counted towards the tick: every kFreeTickInterval-th of the thread's fast frees is
-  // kFreeFastTick, and the caller runs purge_tick_fast_free (the general path's frees count in
-  // purge_tick's own countdown).
   return k->slab().free_fast_masked_with<true>(p, &freed, remote);
 }
 
-// The same with the remote branch's compare-and-swap called here: true when done, false when
-// nothing was changed (for callers that run the general path themselves).
+// The same with the remote branch's compare-and-swap called here (free_fast_masked): true when
+// done, false when nothing was changed (for callers that run the general path themselves).
 __attribute__((always_inline)) inline bool release_fast(void* p) {
-  FreeFastResult r = release_fast_with(p, [](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
-    return __atomic_load_n(&g_kernel, __ATOMIC_RELAXED)->slab().free_fast_remote(tc, head, state_off, obj);
-  });
+  if (__builtin_expect(!in_booted_ram(p), 0)) return false;
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
+  owner_t freed;
+  FreeFastResult r = k->slab().free_fast_masked(nullptr, p, &freed);
   if (__builtin_expect(r == kFreeFastNo, 0)) return false;
   if (__builtin_expect(r == kFreeFastTick, 0)) purge_tick_fast_free();
   return true;

@@ -249,6 +249,7 @@ struct ThreadCache {
   Page no_slab_geometry;
   OwnedSlabs own[kMaxTcSlots + 1];  // own[kNoTcSlot] is no cache's: its cur stays no_slab
 };
+static_assert(offsetof(ThreadCache, no_slab_geometry) == offsetof(ThreadCache, no_slab) + sizeof(Page));
 
 #if KMM_HAVE_THREADS
 // This thread's cache of each allocator, checked against the allocator's generation so a
@@ -621,13 +622,10 @@ class SlabAllocator {
     OwnedSlabGeometry g = owned_geometry_of(c);
     std::memcpy(head[1].tail.owners, &g, sizeof g);
   }
-  static std::uint32_t owned_geometry(const Page* head, std::size_t field) {
-    std::uint32_t v;
-    std::memcpy(&v, head[1].tail.owners + field, sizeof v);
-    return v;
-  }
-  static std::uint16_t owned_geometry16(const Page* head, std::size_t field) {
-    std::uint16_t v;
+  // T: the field's type (owners_offset and unfull_inuse are 16 bits, the rest 32).
+  template <typename T = std::uint32_t>
+  static T owned_geometry(const Page* head, std::size_t field) {
+    T v;
     std::memcpy(&v, head[1].tail.owners + field, sizeof v);
     return v;
   }

@@ -51,8 +51,9 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned(Thre
     char* p = base + off;
     if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
     // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-    owner_t* os =
-        reinterpret_cast<owner_t*>(base + owned_geometry16(head, offsetof(OwnedSlabGeometry, owners_offset))) + idx;
+    owner_t* os = reinterpret_cast<owner_t*>(
+                      base + owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, owners_offset))) +
+                  idx;
     std::uint32_t next = load_owned_link(owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key)), p);
     head->lru.freelist = next;
     head->lru.inuse++;
@@ -143,7 +144,8 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // that branch mispredicted on 45 % of frees (callgrind --branch-sim). Made here, so that
   // the state word need not stay in a register (free saves none for it).
   std::uint32_t full_mask = static_cast<std::uint32_t>(static_cast<std::int32_t>(state) >> 31);
-  std::uint32_t room_threshold = (owned_geometry16(head, offsetof(OwnedSlabGeometry, unfull_inuse)) & full_mask) + 1u;
+  std::uint32_t room_threshold =
+      (owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, unfull_inuse)) & full_mask) + 1u;
   // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
   // read from the line of the head descriptor, which only this thread changes while it owns
   // the slab (the copy is written before the slab is published, and never after).
@@ -151,8 +153,9 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   auto idx = static_cast<std::uint32_t>(q >> 32);
   if (__builtin_expect(idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) || !owned_slot_start(q), 0))
     return kFreeFastNo;
-  owner_t* slot =
-      reinterpret_cast<owner_t*>(base + owned_geometry16(head, offsetof(OwnedSlabGeometry, owners_offset))) + idx;
+  owner_t* slot = reinterpret_cast<owner_t*>(
+                      base + owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, owners_offset))) +
+                  idx;
   // Read before the stores below (which might alias it, for all the compiler knows).
   std::uint32_t key = owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key));
   // Below the threshold: a full slab's free goes to the general path; so does the last object

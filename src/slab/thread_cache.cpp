@@ -135,7 +135,6 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   __atomic_store_n(&remote_hint_[id], 0u, __ATOMIC_RELAXED);  // a previous owner's hints
   tc->no_slab.lru.freelist = kNoObject;
   std::memset(&tc->no_slab_geometry, 0, sizeof tc->no_slab_geometry);  // objects 0: no pop passes
-  static_assert(offsetof(ThreadCache, no_slab_geometry) == offsetof(ThreadCache, no_slab) + sizeof(Page));
   for (OwnedSlabs& o : tc->own) {
     o.cur = &tc->no_slab;
     o.base = nullptr;
