@@ -77,9 +77,10 @@ class BuddyZone final : public PageAllocator {
   // enclosing power of two and gives the excess frames back. Null when impossible.
   Page* alloc_pages_exact(std::uint64_t count, gfp_t gfp = GFP_KERNEL) override;
   void free_pages_exact(Page* page, std::uint64_t count) override;
-  // The free blocks holding [pfn, pfn + count) leave the lists; the parts of them outside the
+  // The free blocks holding [pfn, pfn + n) leave the lists; the parts of them outside the
   // range go back, as reported as they were (see PageAllocator).
-  bool take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp = GFP_KERNEL) override;
+  std::uint64_t take_free_frames(pfn_t pfn, std::uint64_t least, std::uint64_t most, gfp_t gfp) override;
+  using PageAllocator::take_free_range;
 
   std::uint64_t free_pages() const override { return free_pages_.load(std::memory_order_relaxed); }
   std::uint64_t managed_pages() const override { return managed_pages_; }

@@ -57,16 +57,23 @@ class PageAllocator {
   // multiple of 2^k, as buddy blocks do: the slab allocator then finds a slab's start by
   // masking an object's address (SlabAllocator::owner_slot_of). A run allocator need not.
   virtual bool aligned_blocks() const { return false; }
-  // Takes the free frames [pfn, pfn + count) for the caller, who appends them to a run it
-  // holds that ends at pfn (krealloc growing a page run in place); the run is then freed with
-  // free_pages_exact of its whole length. False, and nothing changed, when a frame of the
-  // range is not free or the watermarks (gfp) refuse `count` frames. The range allocator's
-  // runs are not grown (false).
-  virtual bool take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp) {
+  // Takes the free frames [pfn, pfn + n) for the caller, who appends them to a run it holds
+  // that ends at pfn (krealloc growing a page run in place); the run is then freed with
+  // free_pages_exact of its whole length. n is the most frames in [least, most] that are free
+  // right after pfn (a caller that grows by small steps asks for room beyond what it needs
+  // now, so that its next steps need no call); 0, and nothing changed, when fewer than
+  // `least` are free or the watermarks (gfp) refuse them. The range allocator's runs are not
+  // grown (0).
+  virtual std::uint64_t take_free_frames(pfn_t pfn, std::uint64_t least, std::uint64_t most, gfp_t gfp) {
     (void)pfn;
-    (void)count;
+    (void)least;
+    (void)most;
     (void)gfp;
-    return false;
+    return 0;
+  }
+  // Exactly [pfn, pfn + count), or false and nothing changed.
+  bool take_free_range(pfn_t pfn, std::uint64_t count, gfp_t gfp) {
+    return count != 0 && take_free_frames(pfn, count, count, gfp) == count;
   }
 
  protected:

@@ -399,12 +399,15 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   }
   std::size_t want = size;
   // Growing a page run: in place when the frames after it are free (no copy, and the pages
-  // already touched stay where they are), else moved with room for the next growth (repeated
-  // small growth stays linear).
+  // already touched stay where they are), else moved; either way with room for the next
+  // growth (repeated small growth stays linear, and a run grown in place by steps of an
+  // eighth takes the zone lock for every other step, not every one: `realloc 2 4`, two
+  // threads growing strings, spent a quarter of its time waiting for that lock).
   if (in_ram && size > have && have > kKmallocMaxCacheSize && size < kMaxBuddyBytes) {
-    if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL)) return p;
     std::size_t roomy = have + have / 4;
-    if (roomy > size) want = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
+    roomy = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
+    if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL, roomy)) return p;
+    if (roomy > size) want = roomy;
   }
   void* q = alloc(want, keep != kOwnerFree ? keep : owner);
   if (q == nullptr) return nullptr;

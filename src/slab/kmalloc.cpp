@@ -358,7 +358,7 @@ bool Kmalloc::set_owner(const void* p, owner_t owner) {
   return false;
 }
 
-bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp) {
+bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std::size_t room) {
   if (zero_or_null(p) || new_size > max_size_ || !phys_->owns(p)) return false;
   Page* head = phys_->virt_to_page(p);
   // A kmalloc block: alloc_pages blocks (PG_pages) are freed by order, guarded ones keep their
@@ -367,10 +367,13 @@ bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp) {
       phys_->page_address(head) != p || head->get_owner() == kOwnerFree)
     return false;
   const std::uint64_t have = head->get_nr_pages();
-  const std::uint64_t want = pages_for(new_size);
-  if (want <= have) return false;  // it fits: nothing to grow (ksize says so)
-  if (!slab_->zone()->take_free_range(phys_->page_to_pfn(head) + static_cast<pfn_t>(have), want - have, gfp))
-    return false;
+  const std::uint64_t need = pages_for(new_size);
+  if (need <= have) return false;  // it fits: nothing to grow (ksize says so)
+  const std::uint64_t most = pages_for(room > new_size ? (room < max_size_ ? room : max_size_) : new_size);
+  const std::uint64_t got = slab_->zone()->take_free_frames(phys_->page_to_pfn(head) + static_cast<pfn_t>(have),
+                                                            need - have, most - have, gfp);
+  if (got == 0) return false;
+  const std::uint64_t want = have + got;
   publish_large_tails(head, have, want);  // free frames: their owner is kOwnerFree already (page.h)
   __atomic_store_n(&head->lru.nr_pages, static_cast<std::uint32_t>(want), __ATOMIC_RELEASE);  // after the tails
   large_pages_.fetch_add(want - have, std::memory_order_relaxed);

@@ -131,8 +131,10 @@ class Kmalloc {
   // moving it, when the frames right after it are free (PageAllocator::take_free_range): its
   // new frames become its tails, then its length changes (persistent RAM: a crash between
   // leaves tails no head counts, which attach gives back). The new bytes are not zeroed.
-  // False, and nothing changed, for any other pointer or when the frames are not free.
-  bool grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp);
+  // False, and nothing changed, for any other pointer or when the frames are not free. With
+  // `room` above new_size, the block grows to as many free frames as follow it up to room's
+  // (realloc's headroom for the next steps: ksize says how far it went).
+  bool grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std::size_t room = 0);
   // Gives the parked guarded runs back to the page allocator (all of them, or only those
   // that were already parked at the previous call when `aged_only`); returns the frames given.
   std::uint64_t drain_guard_cache(bool aged_only = false);

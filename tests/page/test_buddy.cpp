@@ -411,6 +411,43 @@ TEST(Buddy, TakeFreeRange) {
   EXPECT_EQ(z.free_pages(), free0);
 }
 
+// take_free_frames (realloc's headroom): as many free frames as follow, between least and
+// most; fewer free than least is refused with nothing changed; the watermark that refuses
+// the headroom still grants least.
+TEST(Buddy, TakeFreeFramesTakesWhatFollowsUpToMost) {
+  Machine m(pages_only(16u << 20));
+  ASSERT_TRUE(m.ok());
+  BuddyZone& z = m.zone;
+  const Counts start = counts(z);
+  const std::uint64_t free0 = z.free_pages();
+  Page* p = z.alloc_pages_exact(33);  // frames 64 .. 96
+  ASSERT_NE(p, nullptr);
+  const pfn_t end = z.phys()->page_to_pfn(p) + 33;
+  // A wall eight frames after the run: frame end + 8 taken alone.
+  const std::uint64_t gap = 8;
+  const pfn_t wall_pfn = end + gap;
+  ASSERT_TRUE(z.take_free_range(wall_pfn, 1, GFP_KERNEL));
+  Page* wall = z.phys()->pfn_to_page(wall_pfn);
+  // Up to most when most are free.
+  EXPECT_EQ(z.take_free_frames(end, 1, 3, GFP_KERNEL), 3u);
+  for (pfn_t f = end; f < end + 3; ++f) EXPECT_FALSE(z.frame_is_free(f)) << f;
+  EXPECT_TRUE(z.frame_is_free(end + 3));
+  // Up to the wall when it comes first; refused when fewer than least are free.
+  const Counts before = counts(z);
+  EXPECT_EQ(z.take_free_frames(end + 3, gap - 3 + 1, gap + 10, GFP_KERNEL), 0u) << "least reaches the wall";
+  EXPECT_EQ(z.take_free_frames(wall_pfn, 1, 1, GFP_KERNEL), 0u) << "an allocated frame";
+  EXPECT_EQ(counts(z), before);
+  EXPECT_EQ(z.take_free_frames(end + 3, 1, gap + 10, GFP_KERNEL), gap - 3);
+  EXPECT_TRUE(zone_ok(z));
+  EXPECT_EQ(z.free_pages(), free0 - 33 - gap - 1);
+  // The run, grown to the wall, goes back whole.
+  z.free_pages_exact(p, 33 + gap);
+  z.free_pages_exact(wall, 1);
+  EXPECT_TRUE(zone_ok(z));
+  EXPECT_EQ(counts(z), start);
+  EXPECT_EQ(z.free_pages(), free0);
+}
+
 TEST(Buddy, AllocZeroes) {
   Machine m(pages_only(2u << 20));
   ASSERT_TRUE(m.ok());

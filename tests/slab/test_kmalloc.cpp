@@ -292,6 +292,38 @@ TEST(KmallocPolicies, KreallocGrowsAPageRunInPlace) {
   }
 }
 
+// grow_large_in_place with room (the preload's realloc): the run takes the free frames after
+// it up to room's, at least what new_size needs; with fewer free than room it stops at the
+// first allocated frame; with fewer than new_size needs it does not grow at all.
+TEST(Kmalloc, GrowInPlaceTakesRoomUpToTheNextAllocatedFrame) {
+  Machine m(with_policy(KmallocPolicy::kKmalloc2));
+  ASSERT_TRUE(m.ok());
+  const std::uint64_t boot = m.zone.free_pages();
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(4 * kPageSize, GFP_KERNEL, 3));
+  ASSERT_NE(p, nullptr);
+  const pfn_t head_pfn = m.phys.page_to_pfn(m.phys.virt_to_page(p));
+  // A wall 12 frames after the run's start: at most 8 frames of room.
+  ASSERT_TRUE(m.zone.take_free_range(head_pfn + 12, 1, GFP_KERNEL));
+  // 5 pages needed, 7 of room asked: 7 taken.
+  ASSERT_TRUE(m.km.grow_large_in_place(p, 5 * kPageSize, GFP_KERNEL, 7 * kPageSize));
+  EXPECT_EQ(m.km.ksize(p), 7 * kPageSize);
+  EXPECT_EQ(m.km.large_pages(), 7u);
+  // 8 needed, 20 of room asked: up to the wall, 12 frames.
+  ASSERT_TRUE(m.km.grow_large_in_place(p, 8 * kPageSize, GFP_KERNEL, 20 * kPageSize));
+  EXPECT_EQ(m.km.ksize(p), 12 * kPageSize);
+  const Page* head = m.phys.virt_to_page(p);
+  for (unsigned i = 1; i < 12; ++i) ASSERT_TRUE(head[i].is(PG_large) && head[i].is(PG_tail)) << i;
+  EXPECT_TRUE(m.check());
+  // 13 needed: the wall is in the way, nothing changes.
+  EXPECT_FALSE(m.km.grow_large_in_place(p, 13 * kPageSize, GFP_KERNEL, 20 * kPageSize));
+  EXPECT_EQ(m.km.ksize(p), 12 * kPageSize);
+  EXPECT_EQ(m.km.kfree(p), 3);
+  m.zone.free_pages_exact(m.phys.pfn_to_page(head_pfn + 12), 1);
+  EXPECT_EQ(m.km.large_pages(), 0u);
+  EXPECT_EQ(m.zone.free_pages(), boot);
+  EXPECT_TRUE(m.check());
+}
+
 TEST(KmallocPolicies, Kmalloc2SavesWhatPow2Wastes) {
   // The seed's 130 KB program: 124 KB saved.
   Machine a(with_policy(KmallocPolicy::kPow2));
