@@ -329,7 +329,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
     // A slab threads will own: its free list is threaded a page at a time as it is used
     // (extend_lazy), so the frames a thread never reaches are never touched (mimalloc's free
     // list extension): a 64 KiB slab of a thread that allocates three objects costs two frames.
-    head->lru.freelist = kLazyLink;
+    head->lru.freelist = lazy_link(0, c->size);
   } else {
     // Thread the free list in address order.
     for (unsigned i = 0; i < c->objects; ++i) {
@@ -358,7 +358,7 @@ void SlabAllocator::discard_slab(KmemCache* c, Page* head) {
 }
 
 void SlabAllocator::extend_lazy(const KmemCache* c, Page* head) {
-  std::uint32_t frontier = head->lru.freelist & ~kLazyLink;
+  std::uint32_t frontier = lazy_frontier(head->lru.freelist, c->size);
   const std::uint32_t end = std::uint32_t{c->objects} * c->size;
   if (frontier >= end || frontier % c->size != 0) {
     report({ErrorKind::kCorruption, "kmalloc", slab_base(head), c->name, c->size,
@@ -378,7 +378,7 @@ void SlabAllocator::extend_lazy(const KmemCache* c, Page* head) {
       break;
     }
     if (next >= stop) {
-      set_link(c, base + off, kLazyLink | next);
+      set_link(c, base + off, lazy_link(next, c->size));
       break;
     }
     set_link(c, base + off, next);
@@ -805,7 +805,7 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
       unsigned nfree = 0;
       for (std::uint32_t off = head->lru.freelist; off != kNoObject;) {
         if (off & kLazyLink) {  // the unthreaded tail: every slot from there on is free
-          off &= ~kLazyLink;
+          off = lazy_frontier(off, c->size);
           if (off % c->size != 0 || off / c->size >= c->objects) {
             if (why) why->str(c->name).str(": slab ").u(pfn).str(" unthreaded tail at bad offset ").u(off);
             return false;
