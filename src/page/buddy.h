@@ -80,7 +80,6 @@ class BuddyZone final : public PageAllocator {
   // The free blocks holding [pfn, pfn + n) leave the lists; the parts of them outside the
   // range go back, as reported as they were (see PageAllocator).
   std::uint64_t take_free_frames(pfn_t pfn, std::uint64_t least, std::uint64_t most, gfp_t gfp) override;
-  using PageAllocator::take_free_range;
 
   std::uint64_t free_pages() const override { return free_pages_.load(std::memory_order_relaxed); }
   std::uint64_t managed_pages() const override { return managed_pages_; }

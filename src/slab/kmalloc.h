@@ -128,7 +128,7 @@ class Kmalloc {
   // nothing changed, for any other pointer or a size that does not fit.
   bool resize_guarded(void* p, std::size_t new_size, const char* action);
   // Grows a live unguarded page-level block (kmalloc's, not alloc_pages') to new_size without
-  // moving it, when the frames right after it are free (PageAllocator::take_free_range): its
+  // moving it, when the frames right after it are free (PageAllocator::take_free_frames): its
   // new frames become its tails, then its length changes (persistent RAM: a crash between
   // leaves tails no head counts, which attach gives back). The new bytes are not zeroed.
   // False, and nothing changed, for any other pointer or when the frames are not free. With

@@ -412,8 +412,7 @@ TEST(Buddy, TakeFreeRange) {
 }
 
 // take_free_frames (realloc's headroom): as many free frames as follow, between least and
-// most; fewer free than least is refused with nothing changed; the watermark that refuses
-// the headroom still grants least.
+// most; fewer free than least is refused with nothing changed.
 TEST(Buddy, TakeFreeFramesTakesWhatFollowsUpToMost) {
   Machine m(pages_only(16u << 20));
   ASSERT_TRUE(m.ok());
@@ -446,6 +445,38 @@ TEST(Buddy, TakeFreeFramesTakesWhatFollowsUpToMost) {
   EXPECT_TRUE(zone_ok(z));
   EXPECT_EQ(counts(z), start);
   EXPECT_EQ(z.free_pages(), free0);
+}
+
+// take_free_frames under Linux's watermarks: when taking up to `most` would go below the min
+// watermark, it takes `least` if that alone does not; when even least would, nothing.
+TEST(Buddy, TakeFreeFramesGivesUpTheHeadroomBeforeTheWatermark) {
+  Machine m(pages_only(16u << 20, 0, test::kWatermarksLinux));
+  ASSERT_TRUE(m.ok());
+  BuddyZone& z = m.zone;
+  ASSERT_EQ(z.watermarks().min, 127u);
+  Page* p = z.alloc_pages_exact(33);
+  ASSERT_NE(p, nullptr);
+  const pfn_t end = z.phys()->page_to_pfn(p) + 33;
+  // The 31 frames after the run set aside, every other frame taken, then 98 of them back:
+  // with the 31 back too, 129 frames are free, 2 above the watermark.
+  ASSERT_TRUE(z.take_free_range(end, 31, __GFP_NOWMARK));
+  std::vector<Page*> taken;
+  while (Page* q = z.alloc_pages(0, __GFP_NOWMARK)) taken.push_back(q);
+  ASSERT_GE(taken.size(), 98u);
+  for (std::size_t i = 0; i < 98; ++i) z.free_pages(taken[i], 0);
+  z.free_pages_exact(z.phys()->pfn_to_page(end), 31);
+  ASSERT_EQ(z.free_pages(), 129u);
+  const Counts before = counts(z);
+  EXPECT_EQ(z.take_free_frames(end, 3, 31, GFP_KERNEL), 0u) << "least itself goes below the watermark";
+  EXPECT_EQ(counts(z), before);
+  EXPECT_EQ(z.take_free_frames(end, 1, 31, GFP_KERNEL), 1u) << "the headroom given up, least taken";
+  EXPECT_EQ(z.free_pages(), 128u);
+  EXPECT_EQ(z.take_free_frames(end + 1, 1, 30, __GFP_NOWMARK), 30u) << "no watermark: all the room";
+  EXPECT_TRUE(zone_ok(z));
+  z.free_pages_exact(p, 33 + 31);
+  for (std::size_t i = 98; i < taken.size(); ++i) z.free_pages(taken[i], 0);
+  EXPECT_EQ(z.free_pages(), z.managed_pages());
+  EXPECT_TRUE(zone_ok(z));
 }
 
 TEST(Buddy, AllocZeroes) {
