@@ -90,7 +90,7 @@ bool BuddyZone::list_del(unsigned order, pfn_t pfn) {
 }
 
 void BuddyZone::free_locked(pfn_t pfn, unsigned order, bool reported) {
-  free_pages_.fetch_add(std::uint64_t{1} << order, std::memory_order_relaxed);
+  add_free_pages(std::uint64_t{1} << order);
   while (order < kMaxOrder) {
     pfn_t buddy = phys_->base_pfn() + (index(pfn) ^ (pfn_t{1} << order));
     if (buddy < start_ || buddy + (pfn_t{1} << order) > end_) break;
@@ -175,7 +175,7 @@ std::uint64_t BuddyZone::take_free_frames(pfn_t pfn, std::uint64_t least, std::u
   for (pfn_t at = pfn; at < end;) {
     free_block_holding(at, &h, &k);  // found above; what the frees below give back is outside the range
     bool reported = list_del(k, h);
-    free_pages_.fetch_sub(std::uint64_t{1} << k, std::memory_order_relaxed);
+    sub_free_pages(std::uint64_t{1} << k);
     pfn_t bend = h + (pfn_t{1} << k);
     if (h < pfn) free_run_locked(h, pfn, reported);
     if (bend > end) free_run_locked(end, bend, reported);
@@ -197,7 +197,7 @@ Page* BuddyZone::alloc_locked(unsigned order, gfp_t gfp, bool* reported) {
     list_add(k, pfn + (pfn_t{1} << k), was_reported);
   }
   if (reported != nullptr) *reported = was_reported;
-  free_pages_.fetch_sub(std::uint64_t{1} << order, std::memory_order_relaxed);
+  sub_free_pages(std::uint64_t{1} << order);
   Page* p = phys_->pfn_to_page(pfn);
   p->set_refcount(1);
   return p;
@@ -457,7 +457,7 @@ std::uint64_t BuddyZone::report_free(unsigned min_order, std::uint32_t min_age_m
         }
         if (pick == kNoPfn) break;
         list_del(k, pick);  // isolated: no allocation takes it, no free merges with it
-        free_pages_.fetch_sub(std::uint64_t{1} << k, std::memory_order_relaxed);
+        sub_free_pages(std::uint64_t{1} << k);
         isolated_pages_.fetch_add(std::uint64_t{1} << k, std::memory_order_relaxed);
       }
       bool ok = sink(arg, phys_->pfn_to_virt(pick), std::size_t{kPageSize} << k);
