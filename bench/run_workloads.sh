@@ -2,8 +2,8 @@
 # bench/run_workloads.sh — the workload suite (bench/workloads) under glibc, mimalloc,
 # jemalloc, tcmalloc and kmm, side by side: wall time, CPU time (user+system) and minor page
 # faults (getrusage), peak RSS (the process's VmHWM: workloads.cpp, peak_rss_kb), each as a
-# ratio to glibc, with the geometric mean per
-# allocator, at each thread count. Best (lowest wall time) of REPS runs; the rest from it.
+# ratio to glibc, with the geometric mean per allocator, at each thread count. Best (lowest
+# wall time) of REPS runs; the rest from it. To judge one change, bench/pair_workloads.py.
 #
 #   bench/run_workloads.sh [BUILD_DIR] [THREADS...]     (defaults: build, 1 2)
 #   env: REPS=3 SCALE=1 WORKLOADS="larson xmalloc small realloc fragment tight bigchurn pool threads"
