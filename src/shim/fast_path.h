@@ -55,6 +55,29 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
 #endif
 }
 
+// malloc's next case, for its slow path: alloc_fast refused because this thread's slab of
+// the class is spent (once in some dozens of a program's allocations): the refill and the
+// pop, with no walk down the general path (SlabAllocator::alloc_refilled). Null when any
+// other test refused, or the refill could not: the general path then decides.
+inline void* alloc_refill(std::size_t size, const void* ra) {
+#if KMM_HAVE_THREADS
+  auto a = reinterpret_cast<std::uintptr_t>(ra);
+  if (size > kMaxClassBytes ||
+      (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) && a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)))
+    return nullptr;
+  // The generation matches: booted, this thread's cache is g_kernel's heap's, failslab is off.
+  if (kmm_tc_last.gen != __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED)) return nullptr;
+  std::size_t cls = (size + 15) >> 4;
+  if (g_class_slot[cls] == kNoTcSlot) return nullptr;
+  Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
+  return k->slab().alloc_refilled(kmm_tc_last.tc, g_class[cls], current_owner());
+#else
+  (void)size;
+  (void)ra;
+  return nullptr;
+#endif
+}
+
 __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owner) {
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE);
   if (__builtin_expect(k != nullptr && size <= kMaxClassBytes, 1))
@@ -99,6 +122,14 @@ __attribute__((always_inline)) inline bool release_fast(void* p) {
   if (__builtin_expect(r == kFreeFastNo, 0)) return false;
   if (__builtin_expect(r == kFreeFastTick, 0)) purge_tick_fast_free();
   return true;
+}
+
+// free's next case, for its slow path: the fast path refused a kernel-owned object of this
+// thread's own slab because the slab's lists must change (SlabAllocator::free_owned_refused):
+// done here, not down the general path. kFreeFastNo when it is anything else.
+inline FreeFastResult release_refused(void* p) {
+  if (!in_booted_ram(p)) return kFreeFastNo;
+  return __atomic_load_n(&g_kernel, __ATOMIC_RELAXED)->slab().free_owned_refused(p);
 }
 
 // Every free: the common case inline, the rest in release_general. Callers that name the

@@ -47,6 +47,7 @@ inline void* fail_enomem() {
 }
 
 __attribute__((noinline)) void* do_malloc_slow(std::size_t n, const void* ra) {
+  if (void* p = alloc_refill(n, ra)) return p;
   void* p = alloc(n, owner_for(ra));
   return __builtin_expect(p != nullptr, 1) ? p : fail_enomem();
 }
@@ -54,6 +55,9 @@ __attribute__((noinline)) void* do_malloc_slow(std::size_t n, const void* ra) {
 // free's everything but the fast path (a tail call, as malloc's), so the fast path calls
 // nothing and saves no registers. The action is named by the caller's address only here.
 __attribute__((noinline)) void free_slow(void* p, const void* ra, const char* name) {
+  FreeFastResult r = release_refused(p);
+  if (r == kFreeFastDone) return;
+  if (r == kFreeFastTick) return purge_tick_fast_free();
   if (p != nullptr) release_general(p, free_action(ra, name));
 }
 

@@ -263,6 +263,8 @@ owner_t Kmalloc::kfree_remote(ThreadCache* tc, Page* head, std::uint64_t state_o
 
 owner_t Kmalloc::kfree_after_fast(const void* p, const char* action) {
   if (phys_->owns(p)) {
+    // A slab of this thread's whose lists must change: without the general path's lookups.
+    if (slab_->owned_by_mask() && slab_->free_owned_refused(p) != kFreeFastNo) return kOwnerKernel;
     Page* page = phys_->virt_to_page(p);
     // Where the fast path has refused (it changed nothing): straight to the rest.
     if (__builtin_expect(page->is(PG_slab), 1))

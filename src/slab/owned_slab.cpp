@@ -203,6 +203,36 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
   }
 }
 
+void* SlabAllocator::alloc_refilled(ThreadCache* tc, KmemCache* c, owner_t owner) {
+  if (!owned_refill(c, tc, GFP_KERNEL)) return nullptr;
+  // cur now has a free slot whose offset owned_refill checked (and no lazy link first).
+  return alloc_fast_owned(tc, c, c->tc_slot, GFP_KERNEL, owner);
+}
+
+FreeFastResult SlabAllocator::free_owned_refused(const void* p) {
+  char* base = owned_slab_base(p);
+  Page* head = owned_head_at(base);
+  if ((head->get_flags() & (PG_slab | PG_head)) != (PG_slab | PG_head)) return kFreeFastNo;
+  ThreadCache* tc = thread_cache_if_ready();
+  if (tc == nullptr) return kFreeFastNo;
+  std::uint32_t state = __atomic_load_n(slab_state_word(head), __ATOMIC_RELAXED);
+  // Only this thread changes the owner field of a slab it owns (or the kSlabFull bit), so what
+  // is read here holds until free_local; remote frees change only the remote list's bits.
+  if ((state & kSlabStateOwnerMask) != tc->owner_bits) return kFreeFastNo;
+  // A slab a thread owns is of a cache with a tc_slot (only take_slab tags an owner).
+  KmemCache* c = &caches_[head->get_cache_id()];
+  auto off = static_cast<std::uint32_t>(static_cast<const char*>(p) - base);
+  auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
+  if (idx >= c->objects || idx * c->size != off) return kFreeFastNo;  // not a slot's start
+  owner_t* slot = owner_slot(c, head, idx);
+  // A module's object (the protector's fence and the collector's race) and a free slot (a
+  // double free) are the general path's.
+  if (__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel) return kFreeFastNo;
+  __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);  // the collector never takes the kernel's
+  free_local(c, tc, head, off, state);
+  return free_fast_done(tc);
+}
+
 void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::uint32_t off, std::uint32_t state) {
   OwnedSlabs& o = tc->own[c->tc_slot];
   char* base = static_cast<char*>(phys_->page_address(head));

@@ -335,6 +335,13 @@ class SlabAllocator {
   // alloc_slow itself while failslab is on (route_faults' observer: the shim's malloc).
   static inline void* alloc_fast_owned(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
+  // alloc_fast_owned's refusal when this thread's slab of c is spent: the refill, then the pop
+  // again, without alloc_slow's path (owned_slab.cpp). For a caller that has checked what
+  // alloc_fast_owned's callers check — tc is this thread's ready cache, c has a tc_slot,
+  // failslab is off — and asks for GFP_KERNEL, unzeroed (the shim's malloc). Null when the
+  // refill could not (out of memory, a corrupted free list): nothing was popped, and the
+  // caller's general path decides and reports.
+  __attribute__((noinline)) void* alloc_refilled(ThreadCache* tc, KmemCache* c, owner_t owner);
   // Frees p back to c (the cache is taken from p's slab when c is null). `action` names the
   // caller for reports. Returns the owner the object had, or kOwnerFree when refused.
   owner_t free(KmemCache* c, const void* p, const char* action);
@@ -361,6 +368,14 @@ class SlabAllocator {
   // The remote branch's fast part (slab_fast.h): for free_fast_masked_with's remote functions.
   FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj);
   static inline FreeFastResult free_fast_done(ThreadCache* tc);
+  // free_fast's refusals on a slab this thread owns that need the thread's slab lists: a
+  // slab set aside as full, freed down to its threshold (back to partial), and the last object
+  // of a slab that is not cur (kept empty, or given back). For a kernel-owned object of a slab
+  // found by masking (owned_by_mask(), p inside this machine's memory): the fast path's checks
+  // again, then free_local, without the general path's second lookup through p's descriptor
+  // (owned_slab.cpp). kFreeFastDone / kFreeFastTick (counted as free_fast counts) when done,
+  // kFreeFastNo — nothing changed — for everything else, which the general path decides.
+  __attribute__((noinline)) FreeFastResult free_owned_refused(const void* p);
   // Every case of it (slab.cpp): module objects and the collector's race, remote frees, slabs
   // owned by no thread, a slab emptied, caches without tc_slot, and the bad frees (free_slow
   // names them).

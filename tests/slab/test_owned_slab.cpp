@@ -2,7 +2,8 @@
 // paths in slab.h): frees by other threads reach the owner through the slab's remote list and
 // are allocated again without new slabs; a full slab that remote frees reach is found through
 // the owner's hint; a thread that exits gives its slabs back with their remote frees merged;
-// a full slab takes fast frees until a quarter of it is free; the collector's free of an
+// a full slab takes fast frees until a quarter of it is free, and the frees that change the
+// thread's slab lists (and its refills) are finished apart from the general path; the collector's free of an
 // object on a thread's slab goes onto the remote list; a fresh slab's free list is threaded a
 // frame at a time; emptied slabs stay with their thread up to kKeptEmptySlabs.
 #include <gtest/gtest.h>
@@ -361,6 +362,121 @@ TEST(OwnedSlab, AFullSlabTakesFastFreesUntilAQuarterOfItIsFree) {
   EXPECT_NE(m.slab.free_fast_masked(c, last, &freed), kFreeFastNo);
   for (unsigned j = c->objects; j < 2u * c->objects; ++j)
     EXPECT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
+  drain_check_destroy(m, c);
+  m.shutdown_slab();
+}
+
+// The frees the fast path refuses on a slab this thread owns because its lists must change
+// (a full slab freed down to its threshold, the last object of a slab that is not cur) are
+// finished by free_owned_refused, as the general path would finish them; everything else it
+// refuses in turn, changing nothing: a module's object, a free slot, a pointer inside an
+// object, another thread's slab, a block that is no slab.
+TEST(OwnedSlab, TheListChangingFreesOfOwnSlabsAreFinishedApart) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m.slab.owned_by_mask());
+  KmemCache* c = owned_cache(m, "own-refused-128", 128);
+  ASSERT_NE(c, nullptr);
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < 2u * c->objects + 1; ++i) objs.push_back(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+  auto full = [](const Page* head) {
+    return (__atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED) & kSlabFull) != 0;
+  };
+  auto owner_of = [&](const void* p) {
+    SlabAllocator::ObjectInfo info;
+    EXPECT_TRUE(m.slab.lookup(p, &info));
+    return info.owner;
+  };
+  Page* first = owned_slab_head(m, objs[0]);
+  ASSERT_TRUE(full(first));
+  owner_t freed = kOwnerFree;
+  unsigned i = 0;
+  for (; first->lru.inuse > c->unfull_inuse + 1u; ++i)
+    ASSERT_NE(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "free " << i;
+  // What it refuses, with the slab at its threshold: nothing changes.
+  {
+    ReportCapture cap;
+    EXPECT_EQ(m.slab.free_owned_refused(objs[0]), kFreeFastNo) << "a free slot (a double free)";
+    EXPECT_EQ(m.slab.free_owned_refused(static_cast<char*>(objs[i]) + 8), kFreeFastNo) << "inside an object";
+    std::uint16_t inuse = first->lru.inuse;
+    on_other_thread([&] {
+      void* theirs = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);  // a thread cache of its own
+      EXPECT_EQ(m.slab.free_owned_refused(objs[i]), kFreeFastNo) << "another thread's slab";
+      EXPECT_EQ(m.slab.free(c, theirs, "kmem_cache_free"), kOwnerKernel);
+    });
+    EXPECT_EQ(first->lru.inuse, inuse);
+    EXPECT_EQ(owner_of(objs[i]), kOwnerKernel);
+    EXPECT_TRUE(full(first));
+    EXPECT_EQ(cap.count(), 0u) << "it reports nothing: the general path does";
+  }
+  EXPECT_EQ(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "the free that gives it room again";
+  EXPECT_NE(m.slab.free_owned_refused(objs[i]), kFreeFastNo);
+  EXPECT_EQ(owner_of(objs[i]), kOwnerFree);
+  EXPECT_FALSE(full(first)) << "moved back among the slabs with room";
+  EXPECT_TRUE(m.check());
+  expect_refused_free(m, c, objs[i], ErrorKind::kDoubleFree);
+  for (++i; first->lru.inuse > 1; ++i) ASSERT_NE(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo);
+  ASSERT_EQ(i, c->objects - 1);
+  EXPECT_EQ(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "the last object of a slab that is not cur";
+  EXPECT_NE(m.slab.free_owned_refused(objs[i]), kFreeFastNo);
+  EXPECT_EQ(first->lru.inuse, 0u);
+  EXPECT_TRUE(m.check());
+  // A module's object on a full slab: the general path's (the protector's fence).
+  constexpr owner_t kModule = 9;
+  Page* second = owned_slab_head(m, objs[c->objects]);
+  ASSERT_TRUE(full(second));
+  m.slab.set_owner(objs[c->objects], kModule);
+  for (unsigned j = c->objects + 1; second->lru.inuse > c->unfull_inuse + 1u; ++j)
+    ASSERT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
+  EXPECT_EQ(m.slab.free_owned_refused(objs[c->objects]), kFreeFastNo) << "a module's object";
+  EXPECT_EQ(owner_of(objs[c->objects]), kModule);
+  EXPECT_EQ(m.slab.free(c, objs[c->objects], "kmem_cache_free"), kModule);
+  EXPECT_FALSE(full(second));
+  for (unsigned j = c->objects + 1; j <= 2u * c->objects; ++j)
+    if (owner_of(objs[j]) == kOwnerKernel) {
+      EXPECT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
+    }
+  // A page run is no slab.
+  Page* run = m.zone.alloc_pages(kOwnedSlabOrder, GFP_KERNEL);
+  ASSERT_NE(run, nullptr);
+  EXPECT_EQ(m.slab.free_owned_refused(m.phys.page_address(run)), kFreeFastNo);
+  m.zone.free_pages(run, kOwnedSlabOrder);
+  drain_check_destroy(m, c);
+  m.shutdown_slab();
+}
+
+// When this thread's slab of a cache is spent, alloc_refilled takes the next one and pops from
+// it, as alloc_slow would: every object a new one, owned as asked, none handed out twice.
+TEST(OwnedSlab, ASpentSlabIsRefilledAndPoppedApart) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = owned_cache(m, "own-refill-256", 256);
+  ASSERT_NE(c, nullptr);
+  constexpr owner_t kModule = 5;
+  std::set<void*> seen;
+  void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);  // the thread's cache, and its first slab
+  ASSERT_NE(p, nullptr);
+  seen.insert(p);
+  ThreadCache* tc = m.slab.thread_cache_if_ready();
+  ASSERT_NE(tc, nullptr);
+  unsigned refills = 0;
+  while (seen.size() < 3u * c->objects + 2) {
+    void* q = SlabAllocator::alloc_fast_owned(tc, c, c->tc_slot, GFP_KERNEL, kModule);
+    if (q == nullptr) {
+      ++refills;
+      q = m.slab.alloc_refilled(tc, c, kModule);
+      ASSERT_NE(q, nullptr) << "refill " << refills;
+    }
+    ASSERT_TRUE(seen.insert(q).second) << "handed out twice";
+    SlabAllocator::ObjectInfo info;
+    ASSERT_TRUE(m.slab.lookup(q, &info));
+    EXPECT_EQ(info.owner, kModule);
+    EXPECT_TRUE(info.exact);
+  }
+  EXPECT_GE(refills, 3u) << "one a slab after the first at least (a fresh slab's frames are threaded one by one)";
+  EXPECT_EQ(c->nr_owned, 4u);
+  EXPECT_TRUE(m.check());
+  for (void* q : seen) EXPECT_NE(m.slab.free(c, q, "kmem_cache_free"), kOwnerFree);
   drain_check_destroy(m, c);
   m.shutdown_slab();
 }
