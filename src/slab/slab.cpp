@@ -276,24 +276,6 @@ std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except, bool try_only
   return pages;
 }
 
-void SlabAllocator::list_add(pfn_t* list, Page* head) {
-  pfn_t pfn = phys_->page_to_pfn(head);
-  head->lru.prev = kNoPfn;
-  head->lru.next = *list;
-  if (*list != kNoPfn) phys_->pfn_to_page(*list)->lru.prev = pfn;
-  *list = pfn;
-}
-
-void SlabAllocator::list_del(pfn_t* list, Page* head) {
-  if (head->lru.prev != kNoPfn) {
-    phys_->pfn_to_page(head->lru.prev)->lru.next = head->lru.next;
-  } else {
-    *list = head->lru.next;
-  }
-  if (head->lru.next != kNoPfn) phys_->pfn_to_page(head->lru.next)->lru.prev = head->lru.prev;
-  head->lru.next = head->lru.prev = kNoPfn;
-}
-
 void SlabAllocator::set_owner_mask_orders() {
   owner_mask_orders_ = 0;
   if (zone_ == nullptr || !zone_->aligned_blocks()) return;
