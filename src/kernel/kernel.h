@@ -169,6 +169,7 @@ class Kernel {
   bool transfer(const void* p, owner_t to);
   bool transfer_vmalloc(std::uint64_t addr, owner_t to);
   owner_t owner_of(const void* p) const { return kmalloc_.owner_of(p); }
+  std::size_t ksize_owner(const void* p, owner_t* owner) const { return kmalloc_.ksize_owner(p, owner); }
   // What a block costs the free pool (slot or pages, records included).
   std::size_t footprint(const void* p) const { return kmalloc_.footprint(p); }
 

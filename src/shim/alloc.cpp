@@ -373,7 +373,7 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   owner_t keep;
   bool in_ram = k != nullptr && k->phys().owns(p);
   if (in_ram) {
-    have = k->ksize(p);
+    have = k->ksize_owner(p, &keep);  // one lookup for the size and the owner
     if (have == 0) {
       k->kmalloc_layer().kfree(p, action);  // names the problem (double or invalid free)
       return nullptr;
@@ -383,7 +383,6 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     bool shrink_far = size < have / 2 && have > 16;
     if (!shrink_far && k->kmalloc_layer().resize_guarded(p, size, action)) return p;
     if (size <= have && !shrink_far) return p;
-    keep = k->owner_of(p);
   } else if (std::size_t hs = huge_size(p)) {
     if (size > kMaxBuddyBytes) {
       if (void* q = huge_resize(p, size, action)) return q;  // mremap; over-aligned blocks copy below

@@ -328,6 +328,23 @@ std::size_t Kmalloc::ksize(const void* p) const {
   return 0;
 }
 
+std::size_t Kmalloc::ksize_owner(const void* p, owner_t* owner) const {
+  *owner = kOwnerFree;
+  if (zero_or_null(p) || !phys_->owns(p)) return 0;
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info)) {
+    if (info.owner == kOwnerFree || !info.exact) return 0;
+    *owner = info.owner;
+    return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
+  }
+  Page* page = phys_->virt_to_page(p);
+  if (!page->is(PG_large) || !page->is(PG_head) || phys_->page_address(page) != p) return 0;
+  owner_t o = page->get_owner();
+  if (o == kOwnerFree) return 0;
+  *owner = o;
+  return page->is(PG_guarded) ? std::size_t{page->lru.freelist} : std::size_t{page->lru.nr_pages} << kPageShift;
+}
+
 std::size_t Kmalloc::footprint(const void* p) const {
   if (zero_or_null(p)) return 0;
   SlabAllocator::ObjectInfo info;

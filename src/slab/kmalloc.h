@@ -94,6 +94,9 @@ class Kmalloc {
   // blocks (0 for a pointer that is not a live block).
   std::size_t footprint(const void* p) const;
   owner_t owner_of(const void* p) const;
+  // ksize and owner_of with one lookup (realloc wants both): the block's usable size, its
+  // owner in *owner; 0 and kOwnerFree for a pointer that is not a live block's start.
+  std::size_t ksize_owner(const void* p, owner_t* owner) const;
   bool set_owner(const void* p, owner_t owner);
 
   // The kmalloc-N cache for 1 <= size <= 8192.

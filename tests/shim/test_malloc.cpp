@@ -321,6 +321,35 @@ TEST(Shim, ModulesScopesAndTransfer) {
   free(host);
 }
 
+// realloc finds a block's size and owner in one lookup: the block keeps its module's
+// ownership when it moves, slab object and page run alike.
+TEST(Shim, ReallocKeepsTheOwnerOfWhatItMoves) {
+  ASSERT_GE(kmm_module_load("realloc_mod"), 2);
+  void* small;
+  void* run;
+  {
+    kmm::ModuleScope scope("realloc_mod");
+    ASSERT_TRUE(scope.entered());
+    small = keep(malloc(opaque(100)));
+    run = keep(malloc(opaque(20000)));
+  }
+  std::memset(small, 7, 100);
+  small = realloc(small, opaque(3000));  // outside the scope: the host's call
+  run = realloc(run, opaque(200000));
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(run, nullptr);
+  EXPECT_EQ(static_cast<unsigned char*>(small)[99], 7);
+  kmm_usage u{};
+  ASSERT_EQ(kmm_module_usage("realloc_mod", &u), 0);
+  EXPECT_EQ(u.objects, 2u) << "both moved blocks are still the module's";
+  EXPECT_GE(u.bytes, 203000u);
+  free(small);
+  free(run);
+  ASSERT_EQ(kmm_module_usage("realloc_mod", &u), 0);
+  EXPECT_EQ(u.objects, 0u);
+  EXPECT_EQ(kmm_module_unload("realloc_mod"), 0);
+}
+
 // glibc's internal names are kmm's: what they return, free() takes, and the other way round.
 // The symbol a program finds by name (dlsym, as wrappers reach "the real malloc") is kmm's.
 TEST(Shim, LibcNamesAreKmms) {
@@ -449,6 +478,27 @@ TEST(ShimDeathTest, DoubleFreeAbortsByDefault) {
         free(alias);
       },
       "double free in free");
+}
+
+// realloc of a block already freed, or of a pointer inside a page run, is reported before
+// anything is copied from it.
+TEST(ShimDeathTest, ReallocOfAFreedBlockAborts) {
+  EXPECT_DEATH(
+      {
+        void* volatile alias = keep(malloc(opaque(40)));
+        free(alias);
+        keep(realloc(alias, opaque(100)));
+      },
+      "double free in realloc");
+}
+
+TEST(ShimDeathTest, ReallocInsideAPageRunAborts) {
+  EXPECT_DEATH(
+      {
+        auto* run = static_cast<char*>(keep(malloc(opaque(20000))));
+        keep(realloc(run + 64, opaque(40000)));
+      },
+      "invalid free \\(not the start of a live object\\) in realloc");
 }
 
 TEST(ShimDeathTest, ForeignFreeAborts) {
