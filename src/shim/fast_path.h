@@ -27,26 +27,34 @@ extern std::uint8_t g_class_slot[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
 void* alloc_general(std::size_t size, owner_t owner);
 void release_general(void* p, const char* action);
 
+#if KMM_HAVE_THREADS
+// What malloc's fast path and its refill both ask first: a small request, from outside the
+// plug-ins' address hull, of a thread that has its cache of g_kernel's heap (booted; g_class
+// was filled before g_kernel was published, and g_heap_gen after it; failslab off: while it
+// is on, g_heap_gen matches no thread). False: the general path decides.
+__attribute__((always_inline)) inline bool thread_heap_takes(std::size_t size, const void* ra) {
+  auto a = reinterpret_cast<std::uintptr_t>(ra);
+  if (__builtin_expect(size > kMaxClassBytes || (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
+                                                 a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
+                       0))
+    return false;
+  return __builtin_expect(kmm_tc_last.gen == __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED), 1);
+}
+#endif
+
 // malloc's common case alone: a small request of a booted kernel from outside the plug-ins'
 // address hull, popped from this thread's slab; null when anything else must decide (the
 // caller then runs the whole path). It calls nothing, so malloc saves no registers for it.
 __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const void* ra) {
 #if KMM_HAVE_THREADS
-  auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (__builtin_expect(size > kMaxClassBytes || (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) &&
-                                                 a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
-                       0))
-    return nullptr;
-  // Booted, and this thread has its cache of g_kernel's heap (else the whole path makes it);
-  // g_class was filled before g_kernel was published, and g_heap_gen after it.
-  if (__builtin_expect(kmm_tc_last.gen != __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED), 0)) return nullptr;
+  if (!thread_heap_takes(size, ra)) return nullptr;
   owner_t owner = current_owner();
   // The thread's owner is never kOwnerFree (kernel.cpp: OwnerScope), so alloc_fast's mapping
   // of kOwnerFree to the kernel folds away.
   if (owner == kOwnerFree) __builtin_unreachable();
   std::size_t cls = (size + 15) >> 4;
-  // alloc_fast_owned: no test of alloc_tc_slot. While failslab is on g_heap_gen matches no
-  // thread (above), and a class with no tc_slot has kNoTcSlot, whose pop always fails.
+  // alloc_fast_owned: no test of alloc_tc_slot (failslab moves g_heap_gen instead), and a
+  // class with no tc_slot has kNoTcSlot, whose pop always fails.
   return SlabAllocator::alloc_fast_owned(kmm_tc_last.tc, g_class[cls], g_class_slot[cls], GFP_KERNEL, owner);
 #else
   (void)size;
@@ -61,12 +69,7 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
 // other test refused, or the refill could not: the general path then decides.
 inline void* alloc_refill(std::size_t size, const void* ra) {
 #if KMM_HAVE_THREADS
-  auto a = reinterpret_cast<std::uintptr_t>(ra);
-  if (size > kMaxClassBytes ||
-      (a >= __atomic_load_n(&g_plugin_lo, __ATOMIC_RELAXED) && a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)))
-    return nullptr;
-  // The generation matches: booted, this thread's cache is g_kernel's heap's, failslab is off.
-  if (kmm_tc_last.gen != __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED)) return nullptr;
+  if (!thread_heap_takes(size, ra)) return nullptr;
   std::size_t cls = (size + 15) >> 4;
   if (g_class_slot[cls] == kNoTcSlot) return nullptr;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);

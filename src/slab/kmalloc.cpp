@@ -312,6 +312,15 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
   return kOwnerFree;
 }
 
+// What ksize answers for a live slab object and for a live page run's head: the size asked
+// of a debug cache (it red-zones the rest), the slot's; a guarded run's asked size, the frames'.
+std::size_t Kmalloc::slab_object_size(const SlabAllocator::ObjectInfo& info, const void* p) const {
+  return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
+}
+std::size_t Kmalloc::large_block_size(const Page* head) {
+  return head->is(PG_guarded) ? std::size_t{head->lru.freelist} : std::size_t{head->lru.nr_pages} << kPageShift;
+}
+
 std::size_t Kmalloc::ksize(const void* p) const {
   if (zero_or_null(p)) return 0;
   PhysMem* phys = slab_->phys();
@@ -319,12 +328,10 @@ std::size_t Kmalloc::ksize(const void* p) const {
   SlabAllocator::ObjectInfo info;
   if (slab_->lookup(p, &info)) {
     if (info.owner == kOwnerFree || !info.exact) return 0;
-    return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
+    return slab_object_size(info, p);
   }
   Page* page = phys->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head) && page->get_owner() != kOwnerFree) {
-    return page->is(PG_guarded) ? std::size_t{page->lru.freelist} : std::size_t{page->lru.nr_pages} << kPageShift;
-  }
+  if (page->is(PG_large) && page->is(PG_head) && page->get_owner() != kOwnerFree) return large_block_size(page);
   return 0;
 }
 
@@ -335,14 +342,14 @@ std::size_t Kmalloc::ksize_owner(const void* p, owner_t* owner) const {
   if (slab_->lookup(p, &info)) {
     if (info.owner == kOwnerFree || !info.exact) return 0;
     *owner = info.owner;
-    return info.cache->debug ? slab_->asked_size(info.cache, p) : info.cache->size;
+    return slab_object_size(info, p);
   }
   Page* page = phys_->virt_to_page(p);
   if (!page->is(PG_large) || !page->is(PG_head) || phys_->page_address(page) != p) return 0;
   owner_t o = page->get_owner();
   if (o == kOwnerFree) return 0;
   *owner = o;
-  return page->is(PG_guarded) ? std::size_t{page->lru.freelist} : std::size_t{page->lru.nr_pages} << kPageShift;
+  return large_block_size(page);
 }
 
 std::size_t Kmalloc::footprint(const void* p) const {
@@ -357,12 +364,9 @@ std::size_t Kmalloc::footprint(const void* p) const {
 }
 
 owner_t Kmalloc::owner_of(const void* p) const {
-  if (zero_or_null(p) || !slab_->phys()->owns(p)) return kOwnerFree;
-  SlabAllocator::ObjectInfo info;
-  if (slab_->lookup(p, &info)) return info.exact ? info.owner : kOwnerFree;
-  Page* page = slab_->phys()->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) return page->get_owner();
-  return kOwnerFree;
+  owner_t owner;
+  ksize_owner(p, &owner);
+  return owner;
 }
 
 bool Kmalloc::set_owner(const void* p, owner_t owner) {

@@ -93,9 +93,11 @@ class Kmalloc {
   // What the block costs the free pool: slot size for slab objects, every page for large
   // blocks (0 for a pointer that is not a live block).
   std::size_t footprint(const void* p) const;
+  // The owner of a live block's start; kOwnerFree for anything else (ksize_owner's owner).
   owner_t owner_of(const void* p) const;
-  // ksize and owner_of with one lookup (realloc wants both): the block's usable size, its
-  // owner in *owner; 0 and kOwnerFree for a pointer that is not a live block's start.
+  // The block's usable size and, in *owner, its owner, from one lookup (realloc wants both);
+  // 0 and kOwnerFree for a pointer that is not a live block's start. (ksize alone also
+  // answers for a pointer inside a page run's first frame.)
   std::size_t ksize_owner(const void* p, owner_t* owner) const;
   bool set_owner(const void* p, owner_t owner);
 
@@ -156,6 +158,9 @@ class Kmalloc {
   std::uint64_t large_footprint(std::size_t size) const;
 
  private:
+  // ksize's answers for a live slab object and a live page run's head (kmalloc.cpp).
+  std::size_t slab_object_size(const SlabAllocator::ObjectInfo& info, const void* p) const;
+  static std::size_t large_block_size(const Page* head);
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
   // Frames [from, to) of a page-level block become its tails (kmalloc_large, grow_large_in_place).
   void publish_large_tails(Page* head, std::uint64_t from, std::uint64_t to) const;

@@ -222,8 +222,9 @@ FreeFastResult SlabAllocator::free_owned_refused(const void* p) {
   // A slab a thread owns is of a cache with a tc_slot (only take_slab tags an owner).
   KmemCache* c = &caches_[head->get_cache_id()];
   auto off = static_cast<std::uint32_t>(static_cast<const char*>(p) - base);
-  auto idx = static_cast<std::uint32_t>((std::uint64_t{off} * c->reciprocal) >> 32);
-  if (idx >= c->objects || idx * c->size != off) return kFreeFastNo;  // not a slot's start
+  std::uint64_t q = std::uint64_t{off} * c->reciprocal;  // the fast path's slot test
+  auto idx = static_cast<std::uint32_t>(q >> 32);
+  if (idx >= c->objects || !owned_slot_start(q)) return kFreeFastNo;  // not a slot's start
   owner_t* slot = owner_slot(c, head, idx);
   // A module's object (the protector's fence and the collector's race) and a free slot (a
   // double free) are the general path's.
