@@ -310,8 +310,9 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
     set_owned_geometry(c, head);  // the free fast path's copy, beside the head (slab.h)
     // A slab threads will own: its free list is threaded a page at a time as it is used
     // (extend_lazy), so the frames a thread never reaches are never touched (mimalloc's free
-    // list extension): a 64 KiB slab of a thread that allocates three objects costs two frames.
-    head->lru.freelist = lazy_link(0, c->size);
+    // list extension), from the top, where the owner bytes are (slab.h, kLazyLink): a 64 KiB
+    // slab of a thread that allocates three objects costs one frame.
+    head->lru.freelist = lazy_link(std::uint32_t{c->objects} * c->size);
   } else {
     // Thread the free list in address order.
     for (unsigned i = 0; i < c->objects; ++i) {
@@ -340,33 +341,34 @@ void SlabAllocator::discard_slab(KmemCache* c, Page* head) {
 }
 
 void SlabAllocator::extend_lazy(const KmemCache* c, Page* head) {
-  std::uint32_t frontier = lazy_frontier(head->lru.freelist, c->size);
+  std::uint32_t frontier = lazy_frontier(head->lru.freelist);
   const std::uint32_t end = std::uint32_t{c->objects} * c->size;
-  if (frontier >= end || frontier % c->size != 0) {
+  if (frontier == 0 || frontier > end || frontier % c->size != 0) {
     report({ErrorKind::kCorruption, "kmalloc", slab_base(head), c->name, c->size,
             "slab free list points outside its slab (use after free?)"});
     head->lru.freelist = kNoObject;  // (report stops the process on corruption)
     return;
   }
   char* base = static_cast<char*>(slab_base(head));
-  // At least one object, and the objects that start in the frontier's frame.
-  std::uint32_t stop = (frontier | (kPageSize - 1)) + 1;
-  if (stop > end) stop = end;
-  std::uint32_t off = frontier;
+  // At least one object (the highest unthreaded), and the others that start in its frame,
+  // from the top down: the frame is touched, the ones below it are not.
+  std::uint32_t top = frontier - c->size;
+  std::uint32_t stop = top & ~static_cast<std::uint32_t>(kPageSize - 1);
+  std::uint32_t off = top;
   for (;;) {
-    std::uint32_t next = off + c->size;
-    if (next >= end) {
+    if (off == 0) {
       set_link(c, base + off, kNoObject);
       break;
     }
-    if (next >= stop) {
-      set_link(c, base + off, lazy_link(next, c->size));
+    std::uint32_t next = off - c->size;
+    if (next < stop) {
+      set_link(c, base + off, lazy_link(off));
       break;
     }
     set_link(c, base + off, next);
     off = next;
   }
-  head->lru.freelist = frontier;
+  head->lru.freelist = top;
 }
 
 // The partial list's first slab gives one object (a new slab when there is none). The link
@@ -786,13 +788,13 @@ bool SlabAllocator::check_cache(KmemCache* c, TextSink* why) {
       char* base = static_cast<char*>(phys_->page_address(head));
       unsigned nfree = 0;
       for (std::uint32_t off = head->lru.freelist; off != kNoObject;) {
-        if (off & kLazyLink) {  // the unthreaded tail: every slot from there on is free
-          off = lazy_frontier(off, c->size);
-          if (off % c->size != 0 || off / c->size >= c->objects) {
-            if (why) why->str(c->name).str(": slab ").u(pfn).str(" unthreaded tail at bad offset ").u(off);
+        if (off & kLazyLink) {  // the unthreaded run: every slot below the frontier is free
+          off = lazy_frontier(off);
+          if (off == 0 || off % c->size != 0 || off / c->size > c->objects) {
+            if (why) why->str(c->name).str(": slab ").u(pfn).str(" unthreaded run below bad offset ").u(off);
             return false;
           }
-          for (std::uint32_t i = off / c->size; i < c->objects; ++i, ++nfree) {
+          for (std::uint32_t i = 0; i < off / c->size; ++i, ++nfree) {
             if (load_owner(owner_slot(c, head, i)) != kOwnerFree) {
               if (why) why->str(c->name).str(": unthreaded slot ").u(i).str(" of slab ").u(pfn).str(" has an owner");
               return false;

@@ -155,26 +155,29 @@ inline constexpr unsigned kMaxTcIds = 4096;
 inline constexpr std::uint32_t kRemoteNone = 0xFFFF;
 inline constexpr std::uint32_t kSlabFull = 1u << 31;
 inline constexpr std::uint32_t kSlabUnowned = kRemoteNone;  // owner 0, no remote frees
-// A free-list link (or head) with this bit set: "every slot from the frontier to the slab's end
-// is free and not threaded yet" (owned slabs start so; extend_lazy threads a page). Its other
-// bits hold the frontier less one slot — the offset of the slot whose link it was written
-// into — not the frontier itself: malloc prefetches the next pop's line at the low 16 bits of
-// the link it pops (alloc_fast_owned), and the frontier is the first slot of a frame nothing
-// has touched yet, where a prefetch walks the page tables to a missing page on every call (a
-// hot pair of 4 KiB objects, each the last of its frame's threaded list, took 41-47 ns a
-// pair instead of ~10). The slot before it is the one the link was read from, in the cache.
+// A free-list link (or head) with this bit set: "every slot below the frontier is free and
+// not threaded yet" (owned slabs start so; extend_lazy threads a frame at a time, from the top
+// of the slab down). Its other bits hold the frontier: the offset of the lowest slot threaded,
+// the one whose link it is, so that malloc's prefetch of the next pop's line at the low 16
+// bits of the link it pops (alloc_fast_owned) lands on the slot it was read from, in the
+// cache, and never on an untouched frame (there a prefetch walks the page tables to a
+// missing page on every call: a hot pair of 4 KiB objects, each the last of its frame's
+// threaded list, took 41-47 ns a pair instead of ~10). A fresh slab's head names the end of
+// its slots. Why downwards: an owned slab's owner bytes lie after its slots (size_cache), so
+// its first objects share the owner bytes' frame, and a slab a thread takes for a few
+// objects costs one frame, not two (one per size class each thread uses).
 inline constexpr std::uint32_t kLazyLink = 1u << 31;
-// The lazy link of an unthreaded tail from `frontier` on, in a cache of `size`-byte slots
-// (frontier 0, a fresh slab's head, wraps: a head is never prefetched).
-constexpr std::uint32_t lazy_link(std::uint32_t frontier, std::uint32_t size) {
-  return kLazyLink | ((frontier - size) & ~kLazyLink);
+// The lazy link of the unthreaded slots below `frontier` (a multiple of the slot size, above
+// 0: with nothing below, the link is kNoObject).
+constexpr std::uint32_t lazy_link(std::uint32_t frontier) {
+  return kLazyLink | frontier;
 }
 // The frontier a lazy link names.
-constexpr std::uint32_t lazy_frontier(std::uint32_t link, std::uint32_t size) {
-  return ((link & ~kLazyLink) + size) & ~kLazyLink;
+constexpr std::uint32_t lazy_frontier(std::uint32_t link) {
+  return link & ~kLazyLink;
 }
-static_assert(lazy_frontier(lazy_link(0, 64), 64) == 0 && lazy_frontier(lazy_link(4096, 64), 64) == 4096);
-static_assert((lazy_link(8192, 4096) & 0xFFFF) == 4096, "a popped lazy link prefetches the slot it was read from");
+static_assert(lazy_frontier(lazy_link(4096)) == 4096);
+static_assert((lazy_link(8192) & 0xFFFF) == 8192, "a popped lazy link prefetches the slot it was read from");
 inline constexpr unsigned kSlabStateOwnerShift = 16;
 inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerShift;
 // The largest slab whose offsets fit the state's 16 bits: a cache of larger slabs gets no tc_slot.
@@ -613,8 +616,9 @@ class SlabAllocator {
   // The partial list's first slab, a new one put there when it is empty; null: out of memory.
   // Under c->lock.
   Page* partial_slab_locked(KmemCache* c, gfp_t gfp);
-  // head's free list is an unthreaded tail (kLazyLink): the slots of its first frame are
-  // threaded (at least one), their last link the rest's tail. Checked: a bad tail is corruption.
+  // head's free list is an unthreaded run (kLazyLink): the slots that start in the frame of its
+  // highest slot are threaded (at least one), downwards, their last link the rest's lazy link.
+  // Checked: a bad frontier is corruption.
   void extend_lazy(const KmemCache* c, Page* head);
   // --- thread-owned slabs (owned_slab.cpp) ---
   // tc's slab of c to allocate from with its free list not empty (remote frees taken back,

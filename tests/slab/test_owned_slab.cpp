@@ -142,7 +142,8 @@ TEST(OwnedSlab, TheSlotTestIsExactForEveryOwnedGeometry) {
     for (std::uint32_t off = 0; off < kMaxOwnedSlabBytes; ++off)
       ASSERT_TRUE(agrees(off)) << "size " << size << " offset " << off;
     for (std::uint64_t off : {std::uint64_t{kNoObject}, std::uint64_t{kLazyLink}, std::uint64_t{kLazyLink | 4096},
-                              std::uint64_t{kMaxOwnedSlabBytes} * size, std::uint64_t{1} << 31})
+                              std::uint64_t{kLazyLink | kMaxOwnedSlabBytes}, std::uint64_t{kMaxOwnedSlabBytes} * size,
+                              std::uint64_t{1} << 31})
       ASSERT_TRUE(agrees(off)) << "size " << size << " offset " << off;
   }
 }
@@ -251,30 +252,37 @@ TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
   m.shutdown_slab();
 }
 
-// A fresh owned slab's free list is threaded one frame at a time (extend_lazy): the frames a
-// thread never reaches are never written.
-TEST(OwnedSlab, AFreshSlabIsThreadedAFrameAtATime) {
+// A fresh owned slab's free list is threaded one frame at a time (extend_lazy), from the top
+// down: the frames a thread never reaches are never written, and the first objects share
+// their frame with the slab's owner bytes.
+TEST(OwnedSlab, AFreshSlabIsThreadedAFrameAtATimeFromTheTop) {
   Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
   KmemCache* c = m.slab.create("own-lazy-64", 64, 0, 0);
   auto* first = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
   SlabAllocator::ObjectInfo info{};
   ASSERT_TRUE(m.slab.lookup(first, &info));
-  ASSERT_EQ(info.index, 0u);
-  // The rest of the first frame is threaded, in address order; its last link is the lazy tail.
+  ASSERT_EQ(info.index, c->objects - 1u) << "the highest slot first";
+  char* base = first - std::size_t{info.index} * c->size;
+  const std::uint32_t top = info.index * c->size;
+  const std::uint32_t frame = top & ~static_cast<std::uint32_t>(kPageSize - 1);
+  EXPECT_EQ(c->owners_offset / kPageSize, top / kPageSize) << "the first object is in the owner bytes' frame";
+  // The rest of the top slot's frame is threaded, downwards; its last link is the lazy link.
   unsigned threaded = 0;
   std::uint32_t off = info.slab->lru.freelist;
   while (off != kNoObject && !(off & kLazyLink)) {
-    EXPECT_EQ(off, (threaded + 1) * c->size);
+    EXPECT_EQ(off, top - (threaded + 1) * c->size);
     ++threaded;
-    off = m.slab.get_link(c, first + off);
+    off = m.slab.get_link(c, base + off);
   }
-  EXPECT_EQ(threaded, kPageSize / c->size - 1);
+  EXPECT_EQ(threaded, (top - frame) / c->size);
   ASSERT_NE(off, kNoObject);
-  EXPECT_EQ(lazy_frontier(off, c->size), kPageSize) << "the second frame is not threaded yet";
-  // The lazy link's low 16 bits, where malloc prefetches, name the slot it was read from (in
-  // the threaded first frame), not the untouched frontier.
-  EXPECT_EQ(off & 0xFFFF, kPageSize - c->size);
+  const std::uint32_t lowest = top - threaded * c->size;
+  EXPECT_EQ(lowest, frame);
+  EXPECT_EQ(lazy_frontier(off), lowest) << "the frames below are not threaded yet";
+  // The lazy link's low 16 bits, where malloc prefetches, name the slot it was read from (the
+  // lowest threaded), not a slot of the untouched frame below.
+  EXPECT_EQ(off & 0xFFFF, lowest);
   // Given back to the cache with its tail unthreaded, the slab still checks out (check_cache
   // counts the tail's slots as free), and the next allocation takes it again.
   m.slab.drain_current_thread();

@@ -585,18 +585,18 @@ TEST_F(Slab, OwnerBytesFoundByMaskMatchTheDescriptors) {
   k.shutdown_slab();
 }
 
-TEST_F(Slab, RefillHandsOutASlabsObjectsInAddressOrder) {
+TEST_F(Slab, RefillHandsOutASlabsObjectsInDescendingAddressOrder) {
   Machine k(slab_only(std::size_t{8} << 20,
                       SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
   ASSERT_TRUE(k.ok());
   KmemCache* c = k.slab.create("order-64", 64, 0, 0);
   ASSERT_NE(c->tc_slot, 0xFF);
-  // Several slabs, each owned by this thread in turn: within a slab every object follows the
-  // one before it.
+  // Several slabs, each owned by this thread in turn: within a slab every object lies just
+  // below the one before it (the free list is threaded from the top, slab.h: kLazyLink).
   std::vector<char*> objs;
   for (unsigned i = 0; i < 4u * c->objects; ++i) objs.push_back(static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, 2)));
   unsigned adjacent = 0;
-  for (std::size_t i = 1; i < objs.size(); ++i) adjacent += objs[i] == objs[i - 1] + c->size;
+  for (std::size_t i = 1; i < objs.size(); ++i) adjacent += objs[i] == objs[i - 1] - c->size;
   EXPECT_EQ(adjacent, objs.size() - 4) << "only the first object of each new slab jumps";
   for (char* p : objs) k.slab.free(c, p, "kmem_cache_free");
   k.slab.drain_current_thread();
@@ -703,13 +703,13 @@ TEST_F(SlabDeathTest, RefillFollowsNoLinkOutOfItsSlab) {
   KmemCache* c = k.slab.create("uaf-64", 64, 0, 0);
   auto* first = static_cast<char*>(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(first, nullptr);
-  // The slab this thread owns hands out its objects in address order; its free list now
-  // starts at the next slot. A use after free overwrites that slot's link.
-  std::uint32_t forged = 0x7ff0;  // beyond the 4 KiB slab
-  std::memcpy(first + c->size, &forged, sizeof forged);
+  // The slab this thread owns hands out its objects in descending address order; its free
+  // list now starts at the slot below. A use after free overwrites that slot's link.
+  std::uint32_t forged = 0x7ff0;  // the start of no slot of the slab
+  std::memcpy(first - c->size, &forged, sizeof forged);
   // The next allocation takes that slot and its forged link becomes the free list's head;
   // the one after must not follow it.
-  ASSERT_EQ(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel), first + c->size);
+  ASSERT_EQ(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel), first - c->size);
   EXPECT_DEATH(k.slab.alloc(c, GFP_KERNEL, kOwnerKernel),
                "corruption in kmalloc.*uaf-64.*slab free list points outside its slab");
 }
