@@ -75,6 +75,7 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // set_owner_mask_orders then): a call through its stored vtable jumped into another
   // process's text (a segfault at every attach of a file made by another process).
   owner_mask_orders_ = 0;
+  masked_ram_bytes_ = 0;
   // The routing observer is a function of the process that stored it (the shim's malloc):
   // rebuild_begin's route_faults would call the file's pointer, one a crafted file chooses
   // (a SEGV calling through a pointer the heap-image fuzzer wrote). This process sets its own.

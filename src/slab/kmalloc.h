@@ -78,7 +78,7 @@ class Kmalloc {
     // in one call in tail position — a remote free in kfree_remote, the rest in
     // kfree_after_fast, which runs every check again — so no call returns here and this path
     // saves no registers (it had four pushes and four pops, an eighth of a hot pair).
-    if (__builtin_expect(phys_->owns(p) && slab_->owned_by_mask(), 1)) {
+    if (__builtin_expect(slab_->in_masked_ram(p), 1)) {
       owner_t freed;
       auto remote = [this, action, &freed](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
         freed = kfree_remote(tc, head, state_off, obj, action);

@@ -278,12 +278,17 @@ std::uint64_t SlabAllocator::shrink_empty(const KmemCache* except, bool try_only
 
 void SlabAllocator::set_owner_mask_orders() {
   owner_mask_orders_ = 0;
+  masked_ram_bytes_ = 0;
   if (zone_ == nullptr || !zone_->aligned_blocks()) return;
   auto base = reinterpret_cast<std::uintptr_t>(phys_->base());
   unsigned orders = 0;
   while (orders <= kMaxOrder && (base & ((std::uintptr_t{kPageSize} << orders) - 1)) == 0) ++orders;
   owner_mask_orders_ = static_cast<std::uint8_t>(orders);
   owned_head_bias_ = reinterpret_cast<std::uintptr_t>(phys_->mem_map()) - (base >> kPageToDescShift);
+  if (owned_by_mask()) {
+    masked_ram_lo_ = base;
+    masked_ram_bytes_ = phys_->size();
+  }
 }
 
 Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {

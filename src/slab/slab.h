@@ -714,6 +714,11 @@ class SlabAllocator {
   bool owned_by_mask() const {
     return kOwnedSlabOrder < owner_mask_orders_;
   }
+  // p lies in this machine's RAM and owned_by_mask() holds: one compare for both (kfree's
+  // first test), from the line free's fast path reads next (heap_gen_'s).
+  bool in_masked_ram(const void* p) const {
+    return reinterpret_cast<std::uintptr_t>(p) - masked_ram_lo_ < masked_ram_bytes_;
+  }
 
  private:
   // A slab of c became empty on its partial list, or stopped being (taken, or discarded):
@@ -823,6 +828,10 @@ class SlabAllocator {
   // Runtime state like fence_ok_: slabs of order < this start at an address that is a multiple
   // of their size (the zone's blocks are aligned, and so is the RAM); 0: none is known to.
   std::uint8_t owner_mask_orders_ = 0;
+  // in_masked_ram's range: the RAM when owned_by_mask(), else empty (set_owner_mask_orders
+  // writes the three together).
+  std::uintptr_t masked_ram_lo_ = 0;
+  std::uintptr_t masked_ram_bytes_ = 0;
   alignas(64) std::uint8_t owner_gone_[kMaxOwners];  // 1: the collector may reclaim this owner's objects
   // Quarantine: a ring of freed debug-cache objects, oldest at q_head_ (under q_lock_; a
   // cache lock is never taken while q_lock_ is held).

@@ -252,6 +252,35 @@ TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
   m.shutdown_slab();
 }
 
+// kfree's first test, one range for two conditions (slab.h, in_masked_ram): an address of
+// the machine's RAM whose slabs are found by masking. False outside the RAM, and for every
+// address of a machine whose RAM is not aligned for masking (the general path then decides).
+TEST(OwnedSlab, InMaskedRamIsInRamAndOwnedByMask) {
+  for (bool aligned : {true, false}) {
+    Machine m(with_thread_caches(aligned));
+    ASSERT_TRUE(m.ok());
+    if (aligned) {
+      ASSERT_TRUE(m.slab.owned_by_mask());
+    }
+    const auto lo = reinterpret_cast<std::uintptr_t>(m.phys.base());
+    const std::uintptr_t size = m.phys.size();
+    int local = 0;
+    for (std::uintptr_t a : {lo, lo + size / 2, lo + size - 1, lo - 1, lo + size, std::uintptr_t{0},
+                             reinterpret_cast<std::uintptr_t>(&local)}) {
+      const void* p = reinterpret_cast<const void*>(a);
+      EXPECT_EQ(m.slab.in_masked_ram(p), m.slab.owned_by_mask() && m.phys.owns(p))
+          << (aligned ? "aligned" : "unaligned") << " RAM, address " << a - lo << " from its start";
+    }
+    KmemCache* c = owned_cache(m, "own-masked-64", 64);
+    void* obj = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    ASSERT_NE(obj, nullptr);
+    EXPECT_EQ(m.slab.in_masked_ram(obj), aligned || m.slab.owned_by_mask());
+    EXPECT_EQ(m.slab.free(c, obj, "kmem_cache_free"), kOwnerKernel);
+    drain_check_destroy(m, c);
+    m.shutdown_slab();
+  }
+}
+
 // A fresh owned slab's free list is threaded one frame at a time (extend_lazy), from the top
 // down: the frames a thread never reaches are never written, and the first objects share
 // their frame with the slab's owner bytes.
