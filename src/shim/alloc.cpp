@@ -231,13 +231,11 @@ Kernel* boot_kernel() {
     // g_heap_gen after g_kernel (shim.h), and from now on by failslab's routing (at once: the
     // observer is called with failslab's state when set).
     k->slab().set_route_observer(route_malloc_fast_path);
-    // free's fast path finds a slab's head by masking (SlabAllocator::free_fast_masked): with
-    // RAM that is not aligned for it (never, for the shim's own reservation) the range stays
-    // empty and every free takes the general path.
-    if (k->slab().owned_by_mask()) {
-      __atomic_store_n(&g_ram_lo, reinterpret_cast<std::uintptr_t>(k->phys().base()), __ATOMIC_RELAXED);
-      __atomic_store_n(&g_ram_bytes, k->phys().size(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
-    }
+    // free's fast path finds a slab's head by masking (SlabAllocator::free_fast_masked): the
+    // slab allocator's range for it (in_masked_ram), empty with RAM that is not aligned for it
+    // (never, for the shim's own reservation), when every free takes the general path.
+    __atomic_store_n(&g_ram_lo, k->slab().masked_ram_lo(), __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ram_bytes, k->slab().masked_ram_bytes(), __ATOMIC_RELEASE);  // after g_kernel (shim.h)
     // Armed only now: boot and the class caches are not what fail_* means to fail.
     for (unsigned i = 0; i < kNrFaultPoints; ++i)
       if (g_opts.fault_on[i]) fault_configure(static_cast<FaultPoint>(i), g_opts.fault[i]);

@@ -60,7 +60,8 @@ extern std::uintptr_t g_plugin_lo KMM_SHIM_HIDDEN,
 extern std::uint64_t g_heap_gen KMM_SHIM_HIDDEN;
 // The kernel's RAM, [g_ram_lo, g_ram_lo + g_ram_bytes): 0 bytes until boot publishes g_kernel
 // (then g_ram_bytes, with release), so a pointer inside it is a booted kernel's (free's fast path).
-// It stays empty when the RAM is not aligned for finding slabs by masking (owned_by_mask).
+// A copy of the slab allocator's in_masked_ram range: empty when the RAM is not aligned for
+// finding slabs by masking (owned_by_mask).
 extern std::uintptr_t g_ram_lo KMM_SHIM_HIDDEN;
 extern std::size_t g_ram_bytes KMM_SHIM_HIDDEN;
 owner_t plugin_owner_slow(std::uintptr_t ra);

@@ -719,6 +719,14 @@ class SlabAllocator {
   bool in_masked_ram(const void* p) const {
     return reinterpret_cast<std::uintptr_t>(p) - masked_ram_lo_ < masked_ram_bytes_;
   }
+  // That range, for a caller that keeps a copy it reads without this object (the shim's free:
+  // g_ram_lo, g_ram_bytes). 0 bytes when !owned_by_mask().
+  std::uintptr_t masked_ram_lo() const {
+    return masked_ram_lo_;
+  }
+  std::uintptr_t masked_ram_bytes() const {
+    return masked_ram_bytes_;
+  }
 
  private:
   // A slab of c became empty on its partial list, or stopped being (taken, or discarded):
