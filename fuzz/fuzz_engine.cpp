@@ -127,7 +127,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!vm_areas[slot])
           vm_areas[slot] = k->vmalloc(1 + in.u32() % 200000, who);
         else {
-          if (k->vmalloc_space().find(vm_areas[slot]) != nullptr) k->vfree(vm_areas[slot]);
+          // Still a live area's start (as owner_of says of a block): the collector may have
+          // reclaimed it, and a newer area may now cover its address (reclaimed-vmalloc-reused).
+          const VmArea* a = k->vmalloc_space().find(vm_areas[slot]);
+          if (a != nullptr && a->addr == vm_areas[slot]) k->vfree(vm_areas[slot]);
           vm_areas[slot] = 0;
         }
         break;
