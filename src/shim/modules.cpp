@@ -189,6 +189,7 @@ void run_idle(Kernel* k, std::uint64_t dt) {
 }
 
 void* pass_runner_main(void*) {
+  roots_own_thread(__builtin_frame_address(0));  // it never returns
   pthread_mutex_lock(&g_pass_mu);
   for (;;) {
     while (g_pass_done == g_pass_asked) pthread_cond_wait(&g_pass_cv, &g_pass_mu);
@@ -213,6 +214,7 @@ void run_idle_at_host_priority(std::uint64_t dt) {
 }
 
 void* collector_main(void*) {
+  roots_own_thread(__builtin_frame_address(0));  // it never returns
   struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
   bool delegate = __atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE);
@@ -487,6 +489,7 @@ void modules_fork_child() {
   pthread_cond_init(&g_pass_cv, nullptr);
   g_pass_asked = g_pass_done = 0;
   roots_exempt_thread(0);
+  roots_own_threads_fork_child();
 }
 void collector_poke() {
   g_poked = true;

@@ -174,6 +174,15 @@ bool roots_install(Kernel* k);
 // A kmm thread the world stop leaves running (the idle collector thread, which holds nothing
 // of the program's and only waits for the pass runner); 0: none.
 void roots_exempt_thread(int tid);
+// A kmm thread's start function says so, with its own frame (__builtin_frame_address(0)):
+// the scan then leaves that thread's stack below the frame out of the roots (it holds kmm's
+// frames only). Returns the slot that roots_own_thread_exit(slot) clears before the thread
+// returns (glibc may reuse its stack for a thread of the program's); -1: none (then it is
+// scanned as any thread's). roots_own_threads_fork_child forgets them all (a fork's child
+// has none of the threads).
+int roots_own_thread(const void* entry_frame);
+void roots_own_thread_exit(int slot);
+void roots_own_threads_fork_child();
 std::uint64_t roots_longest_pause_ns();  // the longest world stop so far
 std::uint64_t roots_last_pause_ns();
 std::uint64_t roots_last_pause_cpu_ns();  // CPU time the collector spent in it

@@ -218,10 +218,14 @@ void serve_one(int c) {
 }
 
 void* server_main(void*) {
+  int own = roots_own_thread(__builtin_frame_address(0));
   for (;;) {
     int c = ::accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) {
-      if (g_listen_fd < 0) return nullptr;
+      if (g_listen_fd < 0) {
+        roots_own_thread_exit(own);
+        return nullptr;
+      }
       continue;
     }
     serve_one(c);
