@@ -639,7 +639,15 @@ KMM_EXPORT int kmm_hardening_options(struct kmm_hardening* out) {
 KMM_EXPORT void kmm_collect(void) {
   Kernel* k = kernel();
   if (k == nullptr) return;
-  LockGuard g(g_idle_lock);
   k->collector().kick();
+  // On the pass runner when there is one (reclaim-unreachable): the calling thread is then
+  // parked like the others and its stack scanned from its stack pointer up. Run here, the
+  // pass's own frames would lie above it, and a word they never write keeps what this
+  // thread's previous pass left there: a block's address, spared by every later call.
+  if (__atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE)) {
+    run_idle_at_host_priority(1);
+    return;
+  }
+  LockGuard g(g_idle_lock);
   k->idle(1);
 }

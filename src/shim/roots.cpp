@@ -73,6 +73,7 @@
 #include "base/report.h"
 #include "base/text.h"
 #include "shim/shim.h"
+#include "shim/thread_context.h"
 
 namespace kmm::shim {
 namespace {
@@ -81,7 +82,12 @@ constexpr int kStopSignal = SIGPWR;  // as Boehm GC on Linux; rarely a program's
 constexpr unsigned kMaxThreads = 4096;
 constexpr unsigned kMaxMaps = 32768;
 constexpr std::size_t kMaxExcl = 65536 + 2 * kMaxThreads + 64;
-constexpr std::size_t kRegBytes = 512;  // the start of mcontext_t: the general registers
+// A parked thread's registers (thread_context.h; where its signal frame is not understood,
+// the start of mcontext_t: the general registers).
+constexpr std::size_t kRegBytes = kThreadContextBytes;
+// The most a signal frame and the stop handler's frames take below the interrupted stack
+// pointer (x86-64 with AMX state: about 11 KiB).
+constexpr std::uintptr_t kMaxSignalFrameBytes = 64 * 1024;
 constexpr std::size_t kCopyBytes = 256 * 1024;
 constexpr std::size_t kMapsTextBytes = 8u << 20;
 constexpr std::uint64_t kStopTimeoutNs = 1'000'000'000ull;
@@ -90,7 +96,8 @@ constexpr std::uint64_t kCopyTimeoutNs = 60'000'000'000ull;  // a snapshot's cop
 struct ThreadSlot {
   pid_t tid;
   int state;  // 0 signalled, 1 parked, 2 gone
-  std::uintptr_t sp;
+  std::uintptr_t sp;  // the lowest address of its stack that the scan reads
+  std::size_t reg_bytes;
   alignas(16) unsigned char regs[kRegBytes];
 };
 
@@ -184,13 +191,25 @@ void stop_handler(int, siginfo_t*, void* ctx) {
     errno = saved_errno;
     return;
   }
-  // Everything the interrupted code had lies above this frame: its stack, its red zone, and
-  // the signal frame the kernel pushed (registers, vector state included).
+  // The interrupted code's registers, and its stack from its stack pointer (less the red
+  // zone) up; not the signal frame between that and this frame, whose gaps the kernel never
+  // writes (thread_context.h). The handler runs on the interrupted stack: a stack pointer
+  // that is not just above this frame is no stack pointer (code using the register for
+  // something else), and, as for a frame not understood, everything above this frame is
+  // kept, the signal frame included.
   volatile char here = 0;
-  me->sp = reinterpret_cast<std::uintptr_t>(&here) & ~std::uintptr_t{sizeof(void*) - 1};
-  const auto* uc = static_cast<const ucontext_t*>(ctx);
-  std::size_t n_regs = sizeof uc->uc_mcontext < kRegBytes ? sizeof uc->uc_mcontext : kRegBytes;
-  __builtin_memcpy(me->regs, &uc->uc_mcontext, n_regs);
+  auto here_at = reinterpret_cast<std::uintptr_t>(&here) & ~std::uintptr_t{sizeof(void*) - 1};
+  std::uintptr_t from = 0;
+  std::size_t n_regs = capture_interrupted_context(ctx, me->regs, kRegBytes, &from);
+  if (n_regs != 0 && from > here_at && from - here_at < kMaxSignalFrameBytes) {
+    me->sp = from;
+  } else {
+    const auto* uc = static_cast<const ucontext_t*>(ctx);
+    n_regs = sizeof uc->uc_mcontext < kRegBytes ? sizeof uc->uc_mcontext : kRegBytes;
+    __builtin_memcpy(me->regs, &uc->uc_mcontext, n_regs);
+    me->sp = here_at;
+  }
+  me->reg_bytes = n_regs;
   __atomic_store_n(&me->state, 1, __ATOMIC_RELEASE);
   __atomic_add_fetch(&g_parked, 1, __ATOMIC_ACQ_REL);
   futex(&g_parked, FUTEX_WAKE_PRIVATE, 1, nullptr);
@@ -627,7 +646,7 @@ class ProcessRoots final : public RootProvider {
     }
     if (part_ == RootsPart::kShared) return true;  // the registers: in the copy
     for (unsigned i = 0; i < nt; ++i)
-      if (g_s->threads[i].state == 1) c->scan_root(g_s->threads[i].regs, kRegBytes);
+      if (g_s->threads[i].state == 1) c->scan_root(g_s->threads[i].regs, g_s->threads[i].reg_bytes);
     return true;
   }
 
@@ -798,6 +817,7 @@ bool roots_install(Kernel* k) {
     return false;
   }
   g_s = static_cast<Scratch*>(m);
+  thread_context_init();
   struct sigaction sa {};
   sa.sa_sigaction = stop_handler;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;

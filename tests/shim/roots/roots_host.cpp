@@ -5,7 +5,8 @@
 // The plug-in leaks 2,000 small blocks and a huge one, and hands the host blocks it never
 // transfers (they stay the plug-in's). The host keeps each in one kind of root only: a global,
 // a local of main, another thread's stack (that thread blocked in read), the main thread's
-// TLS and another thread's TLS, an mmapped buffer, a register of a spinning thread, a static
+// TLS and another thread's TLS, an mmapped buffer, a register of a spinning thread (on x86-64
+// also an SSE register of another and the upper half of a third's AVX register), a static
 // of another shared object (libroots-holder.so), a chain of ten blocks reachable only from
 // the first, and a huge block in a global. After dlclose and a pass, every kept block must
 // still hold its bytes (after the host has allocated and dirtied as much again, so that a
@@ -46,6 +47,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "kmm/kmm.h"
 #include "roots_pattern.h"
 
@@ -75,10 +80,12 @@ enum Tag : int {
   kRegister = 9,
   kWipeOnFork = 10,  // --fork-hidden only
   kDontFork = 11,
-  kChain = 20,  // 20 .. 29
+  kXmm = 12,      // x86-64: in an SSE register of a spinning thread
+  kYmmHigh = 13,  // x86-64 with AVX: in the upper half of an AVX register
+  kChain = 20,    // 20 .. 29
 };
 constexpr int kChainLength = 10;
-constexpr int kKept = 9 + kChainLength;
+constexpr int kKept = 9 + kChainLength;  // and, on x86-64, the vector registers' (main)
 constexpr int kLeaks = 2000;
 
 void* g_global;
@@ -136,6 +143,48 @@ void* spin_thread(void*) {
   while (!g_stop_spin.load(std::memory_order_relaxed)) asm volatile("" : "+r"(p));
   return reinterpret_cast<void*>(check_block("a register of a spinning thread", p, kRegister));
 }
+
+#if defined(__x86_64__)
+// Every general register but the stack and frame pointers zeroed: the copies of a pointer
+// moved into a vector register that they still held are gone.
+#define ZERO_GENERAL_REGISTERS()                                                                                 \
+  asm volatile(                                                                                                  \
+      "xor %%eax, %%eax\n\txor %%ebx, %%ebx\n\txor %%ecx, %%ecx\n\txor %%edx, %%edx\n\txor %%esi, %%esi\n\t"     \
+      "xor %%edi, %%edi\n\txor %%r8d, %%r8d\n\txor %%r9d, %%r9d\n\txor %%r10d, %%r10d\n\txor %%r11d, %%r11d\n\t" \
+      "xor %%r12d, %%r12d\n\txor %%r13d, %%r13d\n\txor %%r14d, %%r14d\n\txor %%r15d, %%r15d" ::                  \
+          : "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "memory")
+
+// The only pointer to a block in a vector register of a spinning thread: the scan must read
+// the vector state of the stop's signal frame (XMM0-15, and the upper halves of the AVX
+// registers, which the frame keeps apart from their lower halves). Each fails when kmm
+// leaves the vector state out.
+void* xmm_thread(void*) {
+  void* p = give(kXmm, nullptr);
+  __m128i x = _mm_cvtsi64_si128(reinterpret_cast<long long>(p));
+  p = nullptr;
+  ZERO_GENERAL_REGISTERS();
+  g_ready.fetch_add(1);
+  while (!g_stop_spin.load(std::memory_order_relaxed)) asm volatile("" : "+x"(x));
+  p = reinterpret_cast<void*>(_mm_cvtsi128_si64(x));
+  return reinterpret_cast<void*>(check_block("an SSE register of a spinning thread", p, kXmm));
+}
+
+__attribute__((target("avx"))) void* ymm_high_thread(void*) {
+  void* p = give(kYmmHigh, nullptr);
+  // Loaded from memory straight into lane 3, the upper half: no register's lower half (which
+  // the frame keeps with XMM0-15) ever holds it; then the memory is cleared.
+  alignas(32) long long lanes[4] = {0, 0, 0, reinterpret_cast<long long>(p)};
+  __m256i y;
+  asm volatile("vmovdqa %1, %0" : "=x"(y) : "m"(lanes));
+  for (long long& l : lanes) *static_cast<volatile long long*>(&l) = 0;
+  p = nullptr;
+  ZERO_GENERAL_REGISTERS();
+  g_ready.fetch_add(1);
+  while (!g_stop_spin.load(std::memory_order_relaxed)) asm volatile("" : "+x"(y));
+  p = reinterpret_cast<void*>(_mm256_extract_epi64(y, 3));
+  return reinterpret_cast<void*>(check_block("the upper half of an AVX register of a spinning thread", p, kYmmHigh));
+}
+#endif
 
 // Gives the blocks kept in globals, TLS, the mapping and the other object; its frame (and any
 // copy it left there) is below main's stack pointer when the pass runs.
@@ -258,12 +307,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   void* volatile main_local = give_for_main();
-  pthread_t threads[4];
-  int nthreads = blocked ? 4 : 3;
-  pthread_create(&threads[0], nullptr, stack_thread, nullptr);
-  pthread_create(&threads[1], nullptr, tls_thread, nullptr);
-  pthread_create(&threads[2], nullptr, spin_thread, nullptr);
-  if (blocked) pthread_create(&threads[3], nullptr, blocked_thread, nullptr);
+  pthread_t threads[6];
+  int nthreads = 0;
+  pthread_create(&threads[nthreads++], nullptr, stack_thread, nullptr);
+  pthread_create(&threads[nthreads++], nullptr, tls_thread, nullptr);
+  pthread_create(&threads[nthreads++], nullptr, spin_thread, nullptr);
+  if (blocked) pthread_create(&threads[nthreads++], nullptr, blocked_thread, nullptr);
+  int vector_kept = 0;
+#if defined(__x86_64__)
+  pthread_create(&threads[nthreads++], nullptr, xmm_thread, nullptr);
+  ++vector_kept;
+  if (__builtin_cpu_supports("avx")) {
+    pthread_create(&threads[nthreads++], nullptr, ymm_high_thread, nullptr);
+    ++vector_kept;
+  }
+#endif
   while (g_ready.load() != nthreads) usleep(1000);
   kmm_usage before{};
   usage(name, &before);
@@ -344,7 +402,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", ok ? "roots: OK" : "roots: FAILED");
     return ok ? 0 : 1;
   }
-  int kept = kKept + (fork_hidden ? 1 : 0);
+  int kept = kKept + vector_kept + (fork_hidden ? 1 : 0);
   if (ls.referenced_objects < static_cast<std::uint64_t>(kept)) {
     std::printf("FAIL: the scan spared %llu blocks, the host keeps %d\n",
                 static_cast<unsigned long long>(ls.referenced_objects), kept);

@@ -12,6 +12,14 @@
 // fails), unloads the plug-in, and wants every leak reclaimed: no thread of the program
 // references them. It failed before kmm left its own threads' stacks out of the roots.
 //
+// With --sigframe a thread of the host's leaves the addresses where the stop's signal frame
+// will be pushed on its stack (see sleeper below).
+//
+// With --collect (run it with a gc-delay no pass reaches by itself) the passes are the host's
+// own kmm_collect() calls, after it has left the addresses below its own stack pointer too:
+// a pass run on the calling thread would have its frames there. The library before ran it
+// there and spared all 65, every run, even with kmm's threads left out.
+//
 // The host does not link kmm: it finds the kmm_* API with dlsym.
 #include <dirent.h>
 #include <dlfcn.h>
@@ -20,6 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -122,6 +131,40 @@ bool wipe_cached_stacks() {
   return true;
 }
 
+// --collect: the leaks' addresses in this thread's own stack, 6 to 14 KiB below this frame:
+// where a pass run on this thread has its deep frames (the mark's and the sweep's), and
+// below what kmm_collect's wait for the runner uses (its frames and, when the thread is
+// parked, the signal frame of the stop, whose XSAVE area the kernel does not write whole).
+// What lies in a parked thread's live frames is the program's to keep, as in any conservative
+// scan: planted there, it would be spared rightly.
+// The leaks' addresses from skip to end bytes below top.
+__attribute__((noinline)) void plant_below(volatile std::uintptr_t* top, std::size_t skip, std::size_t end) {
+  volatile std::uintptr_t* at = top - skip / sizeof(std::uintptr_t);
+  for (std::size_t i = 0; i < (end - skip) / sizeof(std::uintptr_t); ++i)
+    at[-static_cast<std::ptrdiff_t>(i)] = ~g_hidden[i % kLeaks];
+}
+
+__attribute__((noinline)) void plant_below_me() {
+  volatile std::uintptr_t here = 0;
+  plant_below(&here, 6u << 10, 14u << 10);
+}
+
+// --sigframe: a thread of the host's with the leaks' addresses 1 to 15 KiB below its frame,
+// blocked in read while the passes run: the stop's signal frame is pushed there, and its
+// gaps (alignment padding, fields the kernel does not write) keep the addresses. The scan
+// must read the registers that frame holds, not the frame (the library before: it read the
+// frame, and the handler's own frames below it, and spared the leaks).
+int g_sleeper_pipe[2];
+
+void* sleeper(void*) {
+  volatile std::uintptr_t here = 0;
+  plant_below(&here, 1u << 10, 15u << 10);
+  char c;
+  while (read(g_sleeper_pipe[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  return nullptr;
+}
+
 // Threads of this process other than the main one: kmm's (the host's wipers are gone).
 int other_threads(long* out, int cap) {
   DIR* d = opendir("/proc/self/task");
@@ -140,18 +183,22 @@ int other_threads(long* out, int cap) {
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IONBF, 0);
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]);
+  bool collect = argc == 3 && std::strcmp(argv[1], "--collect") == 0;
+  bool sigframe = argc == 3 && std::strcmp(argv[1], "--sigframe") == 0;
+  if (argc != 2 && !collect && !sigframe) {
+    std::fprintf(stderr, "usage: %s [--collect | --sigframe] PLUGIN.so\n", argv[0]);
     return 2;
   }
   auto leaks = reinterpret_cast<int (*)(kmm_leak_stats*)>(dlsym(RTLD_DEFAULT, "kmm_leaks"));
   auto usage = reinterpret_cast<int (*)(const char*, kmm_usage*)>(dlsym(RTLD_DEFAULT, "kmm_module_usage"));
-  if (leaks == nullptr || usage == nullptr) {
+  auto collect_now = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "kmm_collect"));
+  if (leaks == nullptr || usage == nullptr || collect_now == nullptr) {
     std::fprintf(stderr, "stale-host: not running on kmm (run it under kmm exec)\n");
     return 2;
   }
-  const char* name = std::strrchr(argv[1], '/') != nullptr ? std::strrchr(argv[1], '/') + 1 : argv[1];
-  void* plugin = dlopen(argv[1], RTLD_NOW);
+  const char* path = argv[argc - 1];
+  const char* name = std::strrchr(path, '/') != nullptr ? std::strrchr(path, '/') + 1 : path;
+  void* plugin = dlopen(path, RTLD_NOW);
   if (plugin == nullptr) {
     std::fprintf(stderr, "stale-host: dlopen: %s\n", dlerror());
     return 2;
@@ -192,19 +239,34 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  pthread_t sleeper_thread;
+  if (sigframe && (pipe(g_sleeper_pipe) != 0 || pthread_create(&sleeper_thread, nullptr, sleeper, nullptr) != 0)) {
+    std::printf("FAIL: cannot start the sleeping thread\n");
+    return 1;
+  }
   dlclose(plugin);
   kmm_leak_stats ls{};
   kmm_usage after{};
   for (int i = 0; i < 400; ++i) {
-    usleep(50 * 1000);
+    if (collect) {
+      plant_below_me();
+      collect_now();
+    } else {
+      usleep(50 * 1000);
+    }
     leaks(&ls);
     usage(name, &after);
     if (ls.passes >= 1 && after.objects == 0) break;
+    if (collect && i == 9) break;  // ten passes of the host's own
   }
   std::printf("collector: %llu passes, reclaimed %llu blocks, spared %llu referenced; %s owns %llu blocks\n",
               static_cast<unsigned long long>(ls.passes), static_cast<unsigned long long>(ls.reclaimed_objects),
               static_cast<unsigned long long>(ls.referenced_objects), name,
               static_cast<unsigned long long>(after.objects));
+  if (sigframe) {
+    (void)!write(g_sleeper_pipe[1], "x", 1);
+    pthread_join(sleeper_thread, nullptr);
+  }
   bool ok = ls.passes >= 1 && after.objects == 0 && ls.reclaimed_objects >= kLeaks;
   std::printf("%s\n", ok ? "kmm stacks: OK" : "kmm stacks: FAILED");
   return ok ? 0 : 1;
