@@ -78,8 +78,8 @@ std::uintptr_t mapping_start(std::uintptr_t addr) {
   if (!read_text("/proc/self/maps", text, sizeof text)) return 0;
   for (char* line = text; *line != '\0';) {
     char* end;
-    std::uintptr_t lo = std::strtoull(line, &end, 16);
-    std::uintptr_t hi = std::strtoull(end + 1, nullptr, 16);
+    auto lo = static_cast<std::uintptr_t>(std::strtoull(line, &end, 16));
+    auto hi = static_cast<std::uintptr_t>(std::strtoull(end + 1, nullptr, 16));
     if (addr >= lo && addr < hi) return lo;
     char* nl = std::strchr(line, '\n');
     if (nl == nullptr) break;
