@@ -127,11 +127,12 @@ int g_exempt_tid = 0;  // atomic: a kmm thread not to stop (roots_exempt_thread)
 
 // kmm's own threads (the collector's idle thread, the pass runner, the stats server) and the
 // frame of each one's start function (roots_own_thread). Below that frame their stacks hold
-// kmm's frames only, never a root of the program: the scan leaves it out. Scanned, it spared
-// leaks at random, for ever: a slot a frame never writes (a StackText buffer, padding) still
-// held the address of the last block the previous pass's sweep had visited, and every pass
-// ran the same frames at the same depths (the shim.roots flake: 2 runs in 150 kept the huge
-// leak through 95 passes). A slot is written once, by its thread; tid 0: not (yet) written.
+// kmm's frames only, never a root of the program: the scan leaves it out. Scanned, it could
+// spare a leak for ever: a slot a frame never writes (a StackText buffer, padding) still held
+// the address of the last block the previous pass's sweep had visited, and every pass ran the
+// same frames at the same depths (a debug build of the shim.roots flake's hunt found a huge
+// block's address there; shim.roots.kmm_stacks plants leaks' addresses there). A slot is
+// written once, by its thread; tid 0: not (yet) written.
 struct OwnThread {
   int tid;
   std::uintptr_t entry;

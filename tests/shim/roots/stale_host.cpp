@@ -2,8 +2,8 @@
 // stacks are not roots. The collector's pass runs on kmm's threads; a slot that its frames
 // never write (a text buffer, padding) keeps whatever an earlier call left there, and the
 // scan read those stacks like the program's: a leak whose address lay there was spared in
-// every pass, for ever (the shim.roots flake: the huge leak kept through 95 passes, where
-// the previous pass's sweep had left its address).
+// every pass, for ever (one of the places of the shim.roots flake, where the huge leak was
+// kept through 95 passes; --sigframe tests the other).
 //
 // Run under `kmm exec --protect=reclaim-unreachable --gc-delay=200ms -- stale-host PLUGIN.so`.
 // The plug-in (stale_plugin.cpp) leaks 64 small blocks and a huge one in its constructor and
