@@ -103,7 +103,7 @@ class Kmalloc {
 
   // The kmalloc-N cache for 1 <= size <= 8192.
   KmemCache* cache_for(std::size_t size) const {
-    if (size <= 192) return classes_[small_index_[(size + 7) / 8]];
+    if (__builtin_expect(size <= 192, 1)) return classes_[small_index_[(size + 7) / 8]];  // kmalloc falls through
     if (size > kKmallocMaxCacheSize) return nullptr;
     unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)); size >= 193 so lg >= 8
     return classes_[7 + (lg - 8)];

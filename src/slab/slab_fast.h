@@ -19,7 +19,11 @@ namespace kmm {
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner) {
   ThreadCache* tc = thread_cache_if_ready();  // a thread's first allocation: alloc_slow
   if (__builtin_expect(tc == nullptr, 0)) return nullptr;
-  return alloc_fast_tc_slot(tc, c, c->tc_slot, gfp, owner);
+  // alloc_tc_slot is tc_slot or 0xFF (failslab; no tc_slot): read from c either way, it is
+  // both the test and the index (one load of c, not two).
+  std::uint8_t slot = __atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED);
+  if (__builtin_expect(slot == 0xFF, 0)) return nullptr;
+  return alloc_fast_owned(tc, c, slot, gfp, owner);
 }
 
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
