@@ -28,8 +28,8 @@
 //                frames only: OwnThread). Device mappings and shared file mappings are not
 //                read. Every read goes through process_vm_readv on the process itself (a
 //                pipe when that is refused): an unreadable page gives an error, never a
-//                fault. Then the saved
-//                registers of every parked thread. The calling thread's own stack is scanned
+//                fault. Then the saved registers of every parked thread (thread_context.h:
+//                copied out of its signal frame). The calling thread's own stack is scanned
 //                from the current frame up, with its callee-saved registers spilled first.
 //   start_world  releases the parked threads (a futex on the stop epoch).
 //   mark_in_snapshot (gc_snapshot=on, the default) shortens the stop to the making of a copy:
@@ -85,6 +85,7 @@ constexpr std::size_t kMaxExcl = 65536 + 2 * kMaxThreads + 64;
 // A parked thread's registers (thread_context.h; where its signal frame is not understood,
 // the start of mcontext_t: the general registers).
 constexpr std::size_t kRegBytes = kThreadContextBytes;
+static_assert(kRegBytes >= sizeof(mcontext_t));
 // The most a signal frame and the stop handler's frames take below the interrupted stack
 // pointer (x86-64 with AMX state: about 11 KiB).
 constexpr std::uintptr_t kMaxSignalFrameBytes = 64 * 1024;
@@ -200,17 +201,9 @@ void stop_handler(int, siginfo_t*, void* ctx) {
   // kept, the signal frame included.
   volatile char here = 0;
   auto here_at = reinterpret_cast<std::uintptr_t>(&here) & ~std::uintptr_t{sizeof(void*) - 1};
-  std::uintptr_t from = 0;
-  std::size_t n_regs = capture_interrupted_context(ctx, me->regs, kRegBytes, &from);
-  if (n_regs != 0 && from > here_at && from - here_at < kMaxSignalFrameBytes) {
-    me->sp = from;
-  } else {
-    const auto* uc = static_cast<const ucontext_t*>(ctx);
-    n_regs = sizeof uc->uc_mcontext < kRegBytes ? sizeof uc->uc_mcontext : kRegBytes;
-    __builtin_memcpy(me->regs, &uc->uc_mcontext, n_regs);
-    me->sp = here_at;
-  }
-  me->reg_bytes = n_regs;
+  std::uintptr_t from;
+  me->reg_bytes = capture_interrupted_context(ctx, me->regs, kRegBytes, &from);
+  me->sp = from > here_at && from - here_at < kMaxSignalFrameBytes ? from : here_at;
   __atomic_store_n(&me->state, 1, __ATOMIC_RELEASE);
   __atomic_add_fetch(&g_parked, 1, __ATOMIC_ACQ_REL);
   futex(&g_parked, FUTEX_WAKE_PRIVATE, 1, nullptr);

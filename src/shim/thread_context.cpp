@@ -1,5 +1,6 @@
 // kmm/shim/thread_context.cpp — a parked thread's registers out of its signal frame (see
-// thread_context.h). x86-64 only; elsewhere capture_interrupted_context answers 0.
+// thread_context.h). x86-64 only; elsewhere, and for a frame not understood, the start of
+// mcontext_t as before.
 //
 // The x86-64 frame (arch/x86/kernel/signal.c): below the interrupted stack pointer the red
 // zone (128 bytes, left alone), then the vector state, 64-byte aligned, in XSAVE's standard
@@ -51,10 +52,19 @@ void thread_context_init() {
 #endif
 }
 
-std::size_t capture_interrupted_context(const void* ucontext, unsigned char* out, std::size_t cap,
-                                        std::uintptr_t* stack_from) {
+namespace {
+// The frame as the stop read it before this file: the start of mcontext_t, and no stack
+// pointer (the caller keeps the whole frame).
+std::size_t capture_mcontext(const ucontext_t* uc, unsigned char* out, std::size_t cap, std::uintptr_t* stack_from) {
+  std::size_t n = sizeof uc->uc_mcontext < cap ? sizeof uc->uc_mcontext : cap;
+  __builtin_memcpy(out, &uc->uc_mcontext, n);
+  *stack_from = 0;
+  return n;
+}
+
 #if defined(__x86_64__)
-  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+// The x86-64 capture; 0 when the frame is not understood (out may then hold a part of it).
+std::size_t capture_x86_64(const ucontext_t* uc, unsigned char* out, std::size_t cap, std::uintptr_t* stack_from) {
   std::size_t n = 0;
   auto put = [&](const void* from, std::size_t bytes) {
     if (n + bytes > cap) return false;
@@ -88,13 +98,17 @@ std::size_t capture_interrupted_context(const void* ucontext, unsigned char* out
   }
   *stack_from = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - kRedZone;
   return n;
-#else
-  (void)ucontext;
-  (void)out;
-  (void)cap;
-  (void)stack_from;
-  return 0;
+}
 #endif
+}  // namespace
+
+std::size_t capture_interrupted_context(const void* ucontext, unsigned char* out, std::size_t cap,
+                                        std::uintptr_t* stack_from) {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  if (std::size_t n = capture_x86_64(uc, out, cap, stack_from)) return n;
+#endif
+  return capture_mcontext(uc, out, cap, stack_from);
 }
 
 }  // namespace kmm::shim

@@ -26,10 +26,11 @@ inline constexpr std::size_t kThreadContextBytes = 3072;
 void thread_context_init();
 
 // In the stop handler, with its ucontext: the interrupted code's registers into out (at
-// most cap bytes), and *stack_from, the lowest address of its stack (its stack pointer less
-// the ABI's red zone). Returns the bytes written, or 0 when the frame is not understood here
-// (another architecture, vector state that does not fit): the caller then keeps the whole
-// signal frame as the thread's stack, as before.
+// most cap bytes; cap holds at least mcontext_t), and *stack_from, the lowest address of its
+// stack (its stack pointer less the ABI's red zone). Returns the bytes written. Where the
+// frame is not understood here (another architecture, vector state that does not fit) out
+// gets the start of mcontext_t (the general registers) and *stack_from is 0: the caller then
+// keeps the whole signal frame as the thread's stack, vector state included, as before.
 std::size_t capture_interrupted_context(const void* ucontext, unsigned char* out, std::size_t cap,
                                         std::uintptr_t* stack_from);
 
