@@ -213,15 +213,26 @@ void run_idle_at_host_priority(std::uint64_t dt) {
   pthread_mutex_unlock(&g_pass_mu);
 }
 
+// The idle work (collector passes) on the pass runner when there is one, else on this thread.
+// A pass run on a program's thread would have its frames above that thread's stack pointer,
+// where the next call's frames keep what this one left (kmm_collect); the idle thread holds
+// nothing of the program's either way.
+void run_idle_on_runner(Kernel* k, std::uint64_t dt) {
+  if (__atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE))
+    run_idle_at_host_priority(dt);
+  else
+    run_idle(k, dt);
+}
+
 void* collector_main(void*) {
   roots_own_thread(__builtin_frame_address(0));  // it never returns
   struct sched_param sp {};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) setpriority(PRIO_PROCESS, 0, 19);
-  bool delegate = __atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE);
   // An idle-priority thread takes long to be scheduled for the stop signal on a busy machine
   // (the whole world waits meanwhile); while the runner runs a pass it only waits for it,
-  // holding nothing of the program's: the stop leaves it running.
-  if (delegate) roots_exempt_thread(static_cast<int>(syscall(SYS_gettid)));
+  // holding nothing of the program's: the stop leaves it running. (The runner is started
+  // before this thread, and only a fork's child, which has neither, loses it.)
+  if (__atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE)) roots_exempt_thread(static_cast<int>(syscall(SYS_gettid)));
   std::uint64_t last = mono_ns();
   for (;;) {
     struct timespec ts {
@@ -234,10 +245,7 @@ void* collector_main(void*) {
     last = now;
     if (k == nullptr) continue;
     if (k->modules().nr_gone() == 0 && !k->collector().in_pass()) continue;
-    if (delegate)
-      run_idle_at_host_priority(dt);
-    else
-      run_idle(k, dt);
+    run_idle_on_runner(k, dt);
   }
   return nullptr;
 }
@@ -640,14 +648,7 @@ KMM_EXPORT void kmm_collect(void) {
   Kernel* k = kernel();
   if (k == nullptr) return;
   k->collector().kick();
-  // On the pass runner when there is one (reclaim-unreachable): the calling thread is then
-  // parked like the others and its stack scanned from its stack pointer up. Run here, the
-  // pass's own frames would lie above it, and a word they never write keeps what this
-  // thread's previous pass left there: a block's address, spared by every later call.
-  if (__atomic_load_n(&g_runner_started, __ATOMIC_ACQUIRE)) {
-    run_idle_at_host_priority(1);
-    return;
-  }
-  LockGuard g(g_idle_lock);
-  k->idle(1);
+  // On the pass runner (reclaim-unreachable): this thread is then parked like the others and
+  // its stack scanned from its stack pointer up, with no frame of the pass above it.
+  run_idle_on_runner(k, 1);
 }
