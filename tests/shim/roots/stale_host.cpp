@@ -36,6 +36,7 @@
 #include <cstring>
 
 #include "kmm/kmm.h"
+#include "stale_words.h"
 
 namespace {
 
@@ -110,14 +111,9 @@ __attribute__((noinline)) long count_planted(std::uintptr_t sp) {
 constexpr int kWipers = 8;
 pthread_barrier_t g_all_wiped;
 
-__attribute__((noinline)) void wipe_below(volatile std::uintptr_t* top) {
-  volatile std::uintptr_t* at = top - 256 / sizeof(std::uintptr_t);
-  for (std::size_t i = 0; i < (16u << 10) / sizeof(std::uintptr_t); ++i) at[-static_cast<std::ptrdiff_t>(i)] = 0;
-}
-
 void* wiper(void*) {
   volatile std::uintptr_t here = 0;
-  wipe_below(&here);
+  fill_stack_below(&here, 256, 256 + (16u << 10), nullptr, 0);
   pthread_barrier_wait(&g_all_wiped);
   return nullptr;
 }
@@ -137,16 +133,9 @@ bool wipe_cached_stacks() {
 // parked, the signal frame of the stop, whose XSAVE area the kernel does not write whole).
 // What lies in a parked thread's live frames is the program's to keep, as in any conservative
 // scan: planted there, it would be spared rightly.
-// The leaks' addresses from skip to end bytes below top.
-__attribute__((noinline)) void plant_below(volatile std::uintptr_t* top, std::size_t skip, std::size_t end) {
-  volatile std::uintptr_t* at = top - skip / sizeof(std::uintptr_t);
-  for (std::size_t i = 0; i < (end - skip) / sizeof(std::uintptr_t); ++i)
-    at[-static_cast<std::ptrdiff_t>(i)] = ~g_hidden[i % kLeaks];
-}
-
 __attribute__((noinline)) void plant_below_me() {
   volatile std::uintptr_t here = 0;
-  plant_below(&here, 6u << 10, 14u << 10);
+  fill_stack_below(&here, 6u << 10, 14u << 10, g_hidden, kLeaks);
 }
 
 // --sigframe: a thread of the host's with the leaks' addresses 1 to 15 KiB below its frame,
@@ -158,7 +147,7 @@ int g_sleeper_pipe[2];
 
 void* sleeper(void*) {
   volatile std::uintptr_t here = 0;
-  plant_below(&here, 1u << 10, 15u << 10);
+  fill_stack_below(&here, 1u << 10, 15u << 10, g_hidden, kLeaks);
   char c;
   while (read(g_sleeper_pipe[0], &c, 1) < 0 && errno == EINTR) {
   }

@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "stale_words.h"
+
 namespace {
 constexpr int kSmallLeaks = 64;
 constexpr std::size_t kHugeLeakBytes = 6u << 20;  // over 4 MiB: one of kmm's huge blocks
@@ -27,16 +29,10 @@ constexpr int kPlanters = 4;
 std::uintptr_t g_hidden[kSmallLeaks + 1];  // ~address of each leak, the huge one last
 pthread_barrier_t g_all_planted;
 
-__attribute__((noinline)) void plant_below(volatile std::uintptr_t* top) {
-  // From 512 bytes below this frame down: dead stack, which this thread never uses again.
-  volatile std::uintptr_t* at = top - 512 / sizeof(std::uintptr_t);
-  for (std::size_t i = 0; i < kPlantBytes / sizeof(std::uintptr_t); ++i)
-    at[-static_cast<std::ptrdiff_t>(i)] = ~g_hidden[i % (kSmallLeaks + 1)];
-}
-
 void* planter(void*) {
   volatile std::uintptr_t here = 0;
-  plant_below(&here);
+  // From 512 bytes below this frame down: dead stack, which this thread never uses again.
+  fill_stack_below(&here, 512, 512 + kPlantBytes, g_hidden, kSmallLeaks + 1);
   // Every planter alive at once: each has its own stack, so glibc caches four.
   pthread_barrier_wait(&g_all_planted);
   return nullptr;
