@@ -66,7 +66,6 @@ unsigned g_seq = 0;  // odd while a writer edits the table
 
 SpinLock g_idle_lock;  // one Kernel::idle at a time
 bool g_collector_started = false;
-volatile bool g_poked = false;
 
 using DlopenFn = void* (*)(const char*, int);
 using DlcloseFn = int (*)(void*);
@@ -185,7 +184,6 @@ bool g_runner_started = false;
 void run_idle(Kernel* k, std::uint64_t dt) {
   LockGuard g(g_idle_lock);
   k->idle(dt);
-  g_poked = false;
 }
 
 void* pass_runner_main(void*) {
@@ -238,7 +236,7 @@ void* collector_main(void*) {
     struct timespec ts {
       0, 100'000'000
     };
-    nanosleep(&ts, nullptr);
+    nanosleep(&ts, nullptr);  // a poll: an unloaded module waits at most this for its first pass
     Kernel* k = g_kernel;
     std::uint64_t now = mono_ns();
     std::uint64_t dt = now - last;
@@ -358,7 +356,8 @@ owner_t preregister_caller(std::uintptr_t ra) {
 }
 
 // The entry whose range starts at lo leaves the table (under the sequence counter) and its
-// module is rmmod'ed; the collector is poked. False when no entry starts there (any more).
+// module is rmmod'ed; the collector thread finds it gone at its next poll (every 100 ms). False when no entry starts
+// there (any more).
 bool unload_plugin_at(Kernel* k, std::uintptr_t lo) {
   char name[kModuleNameLen];
   {
@@ -374,7 +373,6 @@ bool unload_plugin_at(Kernel* k, std::uintptr_t lo) {
     write_end();
   }
   k->rmmod(name);
-  g_poked = true;
   return true;
 }
 
@@ -499,10 +497,6 @@ void modules_fork_child() {
   roots_exempt_thread(0);
   roots_own_threads_fork_child();
 }
-void collector_poke() {
-  g_poked = true;
-}
-
 }  // namespace kmm::shim
 
 using namespace kmm;
@@ -570,8 +564,7 @@ KMM_EXPORT int kmm_module_unload(const char* name) {
   Kernel* k = kernel();
   if (k == nullptr || name == nullptr) return -1;
   if (k->rmmod(name) != ModuleError::kOk) return -1;
-  collector_poke();
-  return 0;
+  return 0;  // the collector thread finds the gone module at its next poll (collector_main)
 }
 
 KMM_EXPORT int kmm_module_scope_enter(const char* name) {

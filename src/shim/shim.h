@@ -165,7 +165,6 @@ std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap);  // under huge_cac
 void modules_fork_lock();
 void modules_fork_unlock();
 void modules_fork_child();
-void collector_poke();  // wakes the collector thread (a plug-in was unloaded)
 
 // The process's roots and the world stop for reclaim-unreachable (roots.cpp): installs the
 // stop signal's handler and sets the collector's RootProvider. Called when the collector
