@@ -35,8 +35,9 @@ inline constexpr char kHeapMagic[8] = {'K', 'M', 'M', 'H', 'E', 'A', 'P', '1'};
 // 2: thread-owned slabs (slab state words); 3: KmemCache's hot line first; 4: a lazy free-list
 // link holds the frontier less one slot (slab.h, lazy_link); 5: the buddy zone's lock, free
 // page count and free lists share their cache lines (page/buddy.h); 6: a lazy link names the
-// unthreaded slots below it, an owned slab being threaded from its top down (slab.h).
-inline constexpr std::uint32_t kHeapVersion = 6;
+// unthreaded slots below it, an owned slab being threaded from its top down (slab.h); 7: a
+// slab's owner vector is shifted by its colour (slab.h, owner colouring).
+inline constexpr std::uint32_t kHeapVersion = 7;
 inline constexpr std::size_t kHeapHeaderBytes = 4096;
 inline constexpr std::size_t kSuperblockSlotBytes = 2048;
 

@@ -114,7 +114,7 @@ bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   std::uint64_t best_waste_num = ~std::uint64_t{0}, best_waste_den = 1;
   if (owned) {  // threads will own its slabs: kOwnedSlabOrder, owner bytes inside (slab.h)
     best_order = kOwnedSlabOrder;
-    best_objects = static_cast<unsigned>(kMaxOwnedSlabBytes / (c->size + 1u));
+    best_objects = owned_objects_for(c->size);  // room for the owner colours (slab.h)
   }
   unsigned max_order = kMaxSlabOrder;
   while ((kPageSize << max_order) < c->size && max_order < kMaxOrder) ++max_order;
@@ -149,6 +149,8 @@ bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   c->unfull_inuse = unfull_inuse_for(c->objects);
   c->offslab_owners = best_off;
   c->owners_offset = best_off ? 0 : best_objects * c->size;
+  c->owner_colour_mask =
+      owner_colour_mask_for(best_off, (std::uint64_t{kPageSize} << best_order) - c->owners_offset - best_objects);
   c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
   return true;
 }
@@ -310,7 +312,7 @@ Page* SlabAllocator::new_slab(KmemCache* c, gfp_t gfp) {
   char* base = static_cast<char*>(phys_->page_address(head));
   if (slab_found_by_mask(c) && (reinterpret_cast<std::uintptr_t>(base) & slab_mask(c)) != 0)
     fatal("slab: a block of the page allocator is not aligned to its size (owner_slot_of would miss its start)");
-  if (!c->offslab_owners) std::memset(base + c->owners_offset, 0, c->objects);
+  if (!c->offslab_owners) std::memset(base + owners_offset_at(c, base), 0, c->objects);
   if (c->tc_slot != 0xFF) {
     set_owned_geometry(c, head);  // the free fast path's copy, beside the head (slab.h)
     // A slab threads will own: its free list is threaded a page at a time as it is used

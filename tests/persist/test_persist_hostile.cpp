@@ -236,7 +236,7 @@ TEST_F(HostileHeap, SlabGeometryCopyFromTheFileIsNotTrusted) {
   TextSink why(buf, sizeof buf);
   EXPECT_TRUE(k->check_invariants(&why)) << std::string(why.data(), why.size());
   auto* mine = reinterpret_cast<KmemCache*>(base_ + mine_at_);
-  EXPECT_TRUE(SlabAllocator::owned_geometry_ok(mine, reinterpret_cast<const Page*>(base_ + head_at_)));
+  EXPECT_TRUE(k->slab().owned_geometry_ok(mine, reinterpret_cast<const Page*>(base_ + head_at_)));
   EXPECT_TRUE(k->kmem_cache_free(mine, base_ + obj_at_));
   k->shutdown();
   hold_range();

@@ -131,7 +131,7 @@ TEST(OwnedSlab, RemoteFreesComeBackWhenHeadsAreFoundThroughDescriptors) {
 // (kNoObject, lazy links).
 TEST(OwnedSlab, TheSlotTestIsExactForEveryOwnedGeometry) {
   for (std::uint32_t size = 8; size <= kKmallocMaxCacheSize; size += size < 1024 ? 1 : 8) {
-    const auto objects = static_cast<std::uint32_t>(kMaxOwnedSlabBytes / (size + 1u));  // size_cache, owned
+    const std::uint32_t objects = owned_objects_for(size);  // size_cache, owned
     const auto reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + size - 1) / size);
     auto agrees = [&](std::uint64_t off) {
       std::uint64_t q = off * reciprocal;
@@ -156,7 +156,7 @@ TEST(OwnedSlab, AFreeInsideAnObjectIsReportedNotTaken) {
   for (std::size_t size : {8u, 24u, 40u, 100u, 1000u, 4000u, 8000u}) {
     KmemCache* c = owned_cache(m, "own-odd", size);
     ASSERT_NE(c, nullptr);
-    EXPECT_EQ(c->objects, kMaxOwnedSlabBytes / (c->size + 1u)) << "the geometry the test above checks";
+    EXPECT_EQ(c->objects, owned_objects_for(c->size)) << "the geometry the test above checks";
     auto* p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
     auto* q = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
     ASSERT_NE(p, nullptr);
@@ -185,7 +185,7 @@ TEST(OwnedSlab, AnOwnedSlabsGeometryLiesBesideItsHeadAndTheFastFreeReadsIt) {
   void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
   Page* head = owned_slab_head(m, p);
   ASSERT_TRUE(head->is(PG_slab) && head->is(PG_head));
-  EXPECT_TRUE(SlabAllocator::owned_geometry_ok(c, head));
+  EXPECT_TRUE(m.slab.owned_geometry_ok(c, head));
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(head) >> 6,
             reinterpret_cast<std::uintptr_t>(&head[1].tail.owners[kTailOwnerBytes - 1]) >> 6)
       << "the copy and the head descriptor share a cache line";
@@ -221,6 +221,61 @@ TEST(OwnedSlab, AnOwnedSlabsGeometryLiesBesideItsHeadAndTheFastFreeReadsIt) {
 // module's (kfree's callers count by it), the slot is free again, and a second free is a
 // double free; a gone module's object (the collector may be claiming it) is freed as well,
 // through the exchange of the general path.
+// Owner colouring (slab.h): the slabs of a class keep their owner vectors in kOwnerColours
+// places in turn, each after the slots and inside the slab; the descriptor path, the geometry
+// copy beside each head and every free path agree on each object's owner byte: a free by this
+// thread (the fast path reads the copy), by another (free_fast_remote reads the copy too), and
+// a second free of one of them, still found a double free.
+TEST(OwnedSlab, OwnerVectorsAreColouredSlabBySlab) {
+  Machine m(with_thread_caches());
+  ASSERT_TRUE(m.ok());
+  KmemCache* c = owned_cache(m, "own-colour", 1000);
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->owner_colour_mask, kOwnerColours - 1);
+  std::vector<void*> objs;
+  std::set<Page*> heads;
+  while (heads.size() < 2 * kOwnerColours) {
+    void* p = m.slab.alloc(c, GFP_KERNEL, kOwnerKernel);
+    ASSERT_NE(p, nullptr);
+    objs.push_back(p);
+    heads.insert(owned_slab_head(m, p));
+  }
+  std::set<std::uint32_t> offsets;
+  for (Page* head : heads) {
+    char* base = static_cast<char*>(m.phys.page_address(head));
+    std::uint32_t off = m.slab.owners_offset_at(c, base);
+    EXPECT_GE(off, std::uint64_t{c->objects} * c->size) << "after the slots";
+    EXPECT_EQ((off - c->owners_offset) % kOwnerColourBytes, 0u);
+    EXPECT_LE(off + c->objects, kMaxOwnedSlabBytes) << "inside the slab";
+    EXPECT_EQ(reinterpret_cast<char*>(m.slab.owner_slot(c, head, 0)), base + off);
+    EXPECT_TRUE(m.slab.owned_geometry_ok(c, head));
+    offsets.insert(off);
+  }
+  EXPECT_EQ(offsets.size(), std::size_t{kOwnerColours}) << "every colour in use";
+  for (void* p : objs) {
+    Page* head = owned_slab_head(m, p);
+    auto idx = static_cast<unsigned>((static_cast<char*>(p) - static_cast<char*>(m.phys.page_address(head))) / c->size);
+    ASSERT_EQ(*m.slab.owner_slot(c, head, idx), kOwnerKernel) << "the allocation wrote its own slot's byte";
+  }
+  on_other_thread([&] {
+    for (std::size_t i = 0; i < objs.size(); i += 2)
+      EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
+  });
+  for (std::size_t i = 1; i < objs.size(); i += 2) EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
+  void* still_in_a_slab = nullptr;
+  for (void* p : objs) {
+    Page* head = owned_slab_head(m, p);
+    if (!head->is(PG_slab)) continue;  // emptied and given back
+    auto idx = static_cast<unsigned>((static_cast<char*>(p) - static_cast<char*>(m.phys.page_address(head))) / c->size);
+    EXPECT_EQ(*m.slab.owner_slot(c, head, idx), kOwnerFree);
+    still_in_a_slab = p;
+  }
+  ASSERT_NE(still_in_a_slab, nullptr) << "this thread keeps its emptied slabs (kKeptEmptySlabs)";
+  expect_refused_free(m, c, still_in_a_slab, ErrorKind::kDoubleFree);
+  drain_check_destroy(m, c);
+  m.shutdown_slab();
+}
+
 TEST(OwnedSlab, AModulesObjectIsFreedWithItsOwnerLiveOrGone) {
   Machine m(with_thread_caches());
   ASSERT_TRUE(m.ok());
