@@ -221,11 +221,10 @@ __attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(
   std::uint64_t q = std::uint64_t{off32} * sc->reciprocal;
   auto idx = static_cast<std::uint32_t>(q >> 32);
   if (idx >= sc->objects32 || !owned_slot_start(q)) return kFreeFastNo;
-  // The slab's own owners offset (its colour: slab.h) from the copy beside its head, in the
-  // line whose state word the compare-and-swap below takes anyway.
-  auto* slot = reinterpret_cast<owner_t*>(
-                   obj - off32 + owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, owners_offset))) +
-               idx;
+  // The slab's owner vector where its colour puts it (slab.h), from the cache, as the rest of
+  // this slab's geometry: not from the copy beside its head, which a free of a stale pointer
+  // could read while the slab's frames are made into something else (plain bytes then).
+  auto* slot = reinterpret_cast<owner_t*>(obj - off32 + owners_offset_at(sc, obj - off32)) + idx;
   std::uint32_t key = sc->fl_key;
   if (__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel) return kFreeFastNo;
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
