@@ -3,9 +3,10 @@
 //
 //   kmm-workloads WORKLOAD THREADS [SCALE]
 //
-// Prints one line: "workload=W threads=T seconds=S cpu=C maxrss_kb=R minflt=F majflt=M checksum=X"
-// (wall time; user+system CPU and faults from getrusage at the end, peak RSS from VmHWM (see
-// peak_rss_kb); the checksum keeps the work observable). Workloads:
+// Prints one line: "workload=W threads=T seconds=S cpu=C maxrss_kb=R minflt=F majflt=M checksum=X
+// ops=N" (wall time; user+system CPU and faults from getrusage at the end, peak RSS from VmHWM
+// (see peak_rss_kb); the checksum keeps the work observable; N: the calls of malloc, free and
+// realloc made, for throughput). Workloads:
 //   larson     server churn in the spirit of larson: each thread owns a table of 4096 slots,
 //              frees a random slot and allocates a random size (16..1024) in it; every round
 //              the threads pass their tables on, so blocks are freed by other threads.
@@ -66,6 +67,9 @@ struct Rng {
 };
 
 std::atomic<std::uint64_t> g_sum{0};
+// Calls of malloc, free and realloc made (free(nullptr) included): ops= in the output, for
+// throughput (bench/run_scaling.py). Each thread adds its own count once, at its end.
+std::atomic<std::uint64_t> g_ops{0};
 
 inline void touch(void* p, std::size_t n) {
   auto* c = static_cast<unsigned char*>(p);
@@ -96,12 +100,14 @@ void larson(int threads, int scale, std::size_t slots) {
           sum += reinterpret_cast<std::uintptr_t>(table[k]) & 0xff;
         }
         g_sum += sum;
+        g_ops += 2 * static_cast<std::uint64_t>(per_round);
       });
     }
     for (auto& th : ts) th.join();
   }
   for (auto& tb : tables)
     for (void* p : tb) std::free(p);
+  g_ops += static_cast<std::uint64_t>(threads) * slots;
 }
 
 // --- xmalloc ----------------------------------------------------------------------------------
@@ -137,6 +143,7 @@ void xmalloc(int threads, int scale) {
           batch.reserve(kBatch);
         }
       }
+      g_ops += static_cast<std::uint64_t>(per_producer);
       std::lock_guard<std::mutex> l(q.m);
       if (!batch.empty()) q.batches.push_back(std::move(batch));
       q.done = true;
@@ -159,6 +166,7 @@ void xmalloc(int threads, int scale) {
           sum += *static_cast<unsigned char*>(p);
           std::free(p);
         }
+        g_ops += batch.size();
       }
       g_sum += sum;
     });
@@ -207,6 +215,7 @@ void small(int threads, int scale) {
           std::free(head);
           head = n;
         }
+        g_ops += 4 * 50000;  // per node: its malloc and free, the temporary's malloc and free
       }
       g_sum += sum;
     });
@@ -222,6 +231,7 @@ void realloc_mix(int threads, int scale) {
       Rng rng(static_cast<std::uint64_t>(t + 21));
       std::uint64_t sum = 0;
       std::vector<void*> pool(512, nullptr);
+      std::uint64_t ops = 0;
       const int iters = 6000 * scale / threads;
       for (int it = 0; it < iters; ++it) {
         // A string builder: grows by 16..256 bytes a step up to 1..64 KiB.
@@ -233,6 +243,7 @@ void realloc_mix(int threads, int scale) {
           if (len + add > cap) {
             cap = (len + add) + (len + add) / 8;
             s = static_cast<char*>(std::realloc(s, cap));
+            ++ops;
           }
           std::memset(s + len, 'a' + static_cast<int>(len % 26), add);
           len += add;
@@ -243,6 +254,7 @@ void realloc_mix(int threads, int scale) {
         std::size_t k = rng.next() % pool.size();
         std::free(pool[k]);
         pool[k] = s;
+        ops += 2 + 2 * 20;  // the shrink and the free; each mixed block's free and malloc
         // Mixed sizes alongside.
         for (int j = 0; j < 20; ++j) {
           std::size_t kk = rng.next() % pool.size();
@@ -254,6 +266,7 @@ void realloc_mix(int threads, int scale) {
       }
       for (void* p : pool) std::free(p);
       g_sum += sum;
+      g_ops += ops + pool.size();
     });
   }
   for (auto& th : ts) th.join();
@@ -268,7 +281,7 @@ void fragment(int threads, int scale) {
       const std::size_t live = 200000 / static_cast<std::size_t>(threads);
       std::vector<void*> objs(live, nullptr);
       std::vector<std::size_t> sizes(live, 0);
-      std::uint64_t sum = 0;
+      std::uint64_t sum = 0, ops = 0;
       const int phases = 12 * scale;
       for (int ph = 0; ph < phases; ++ph) {
         // Each phase favours another size band, so freed holes do not fit the new requests.
@@ -279,6 +292,7 @@ void fragment(int threads, int scale) {
           std::free(objs[i]);
           std::size_t n = rng.range(lo, hi);
           objs[i] = std::malloc(n);
+          ops += 2;
           sizes[i] = n;
           touch(objs[i], n);
         }
@@ -286,6 +300,7 @@ void fragment(int threads, int scale) {
       }
       for (void* p : objs) std::free(p);
       g_sum += sum;
+      g_ops += ops + objs.size();
     });
   }
   for (auto& th : ts) th.join();
@@ -305,13 +320,14 @@ void huge(int threads, int scale) {
       Rng rng(static_cast<std::uint64_t>(t + 41));
       void* pool[4] = {};
       std::size_t sizes[4] = {};
-      std::uint64_t sum = 0;
+      std::uint64_t sum = 0, ops = 0;
       const int iters = 1000 * scale / threads;
       for (int it = 0; it < iters; ++it) {
         std::size_t k = rng.next() % 4;
         if (pool[k] != nullptr && rng.next() % 4 == 0) {
           std::size_t n = sizes[k] + sizes[k] / 2;
           void* q = std::realloc(pool[k], n);
+          ++ops;
           if (q == nullptr) continue;
           pool[k] = q;
           sizes[k] = n;
@@ -319,6 +335,7 @@ void huge(int threads, int scale) {
           std::free(pool[k]);
           sizes[k] = rng.range(std::size_t{4} << 20, std::size_t{32} << 20) | 1;
           pool[k] = std::malloc(sizes[k]);
+          ops += 2;
           if (pool[k] == nullptr) continue;
         }
         touch_spread(pool[k], sizes[k]);
@@ -326,6 +343,7 @@ void huge(int threads, int scale) {
       }
       for (void* p : pool) std::free(p);
       g_sum += sum;
+      g_ops += ops + 4;
     });
   }
   for (auto& th : ts) th.join();
@@ -348,6 +366,7 @@ void tight(int threads, int scale) {
         }
       }
       g_sum += sum;
+      g_ops += 2 * 5 * static_cast<std::uint64_t>(per_size);
     });
   }
   for (auto& th : ts) th.join();
@@ -376,6 +395,7 @@ void bigchurn(int threads, int scale) {
       }
       for (void* p : pool) std::free(p);
       g_sum += sum;
+      g_ops += 2 * static_cast<std::uint64_t>(steps) + 8;
     });
   }
   for (auto& th : ts) th.join();
@@ -446,6 +466,7 @@ void pool(int threads, int scale) {
   }
   for (auto& th : ts) th.join();
   for (Task* task : queue) std::free(task);
+  g_ops += 2 * static_cast<std::uint64_t>(submitted);
 }
 
 // --- threads ---------------------------------------------------------------------------------
@@ -468,6 +489,7 @@ void many_threads(int threads, int scale) {
         }
         for (void* p : live) std::free(p);
         g_sum += sum;
+        g_ops += 2 * 60000 + live.size();
       });
     }
     for (auto& th : ts) th.join();
@@ -544,8 +566,9 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-  std::printf("workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu\n",
-              w.c_str(), threads, secs, cpu, peak_rss_kb(ru.ru_maxrss), ru.ru_minflt, ru.ru_majflt,
-              static_cast<unsigned long long>(g_sum.load()));
+  std::printf(
+      "workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu ops=%llu\n",
+      w.c_str(), threads, secs, cpu, peak_rss_kb(ru.ru_maxrss), ru.ru_minflt, ru.ru_majflt,
+      static_cast<unsigned long long>(g_sum.load()), static_cast<unsigned long long>(g_ops.load()));
   return 0;
 }
