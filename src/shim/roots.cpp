@@ -45,7 +45,8 @@
 // and the bootstrap arena, which is program data. The one kmm structure that points at live
 // blocks, the huge table, is its own mapping and is skipped.
 //
-// Depends on: shim.h, protect/collector.h, Linux (/proc, tgkill, futex, process_vm_readv).
+// Depends on: shim.h, proc_maps.h (the maps, parsed), thread_context.h (a parked thread's
+// registers), protect/collector.h, Linux (/proc, tgkill, futex, process_vm_readv).
 // Nothing here allocates or takes a lock a parked thread could hold: while the world is
 // stopped only system calls and this file's static scratch mapping are used.
 // Invariants: g_stop_epoch is odd exactly while a stop is under way; a slot's state goes
@@ -72,6 +73,7 @@
 
 #include "base/report.h"
 #include "base/text.h"
+#include "shim/proc_maps.h"
 #include "shim/shim.h"
 #include "shim/thread_context.h"
 
@@ -100,12 +102,6 @@ struct ThreadSlot {
   std::uintptr_t sp;  // the lowest address of its stack that the scan reads
   std::size_t reg_bytes;
   alignas(16) unsigned char regs[kRegBytes];
-};
-
-constexpr std::uint32_t kMapScan = 1, kMapNoAccess = 2, kMapStackVma = 4, kMapShared = 8;
-struct MapRange {
-  std::uintptr_t lo, hi;
-  std::uint32_t flags;
 };
 
 struct Scratch {
@@ -354,110 +350,19 @@ void scan_foreign(Collector* c, std::uintptr_t lo, std::uintptr_t hi) {
   }
 }
 
-std::uintptr_t parse_hex(const char*& p, const char* end) {
-  std::uintptr_t v = 0;
-  for (; p < end; ++p) {
-    char c = *p;
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = static_cast<unsigned>(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = static_cast<unsigned>(c - 'a' + 10);
-    else
-      break;
-    v = v * 16 + d;
-  }
-  return v;
-}
-
-bool starts(const char* s, const char* end, const char* prefix) {
-  for (; *prefix != '\0'; ++s, ++prefix)
-    if (s >= end || *s != *prefix) return false;
-  return true;
-}
-
-// A /proc file of this process, whole, into g_s->maps_text; its length, or -1 when it cannot
-// be read or does not fit.
+// A /proc file of this process, whole, into g_s->maps_text (proc_maps.h).
 long read_proc_text(const char* path) {
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return -1;
-  std::size_t len = 0;
-  for (;;) {
-    if (len == kMapsTextBytes) {
-      syscall(SYS_close, fd);
-      return -1;
-    }
-    long got = syscall(SYS_read, fd, g_s->maps_text + len, kMapsTextBytes - len);
-    if (got < 0) {
-      syscall(SYS_close, fd);
-      return -1;
-    }
-    if (got == 0) break;
-    len += static_cast<std::size_t>(got);
-  }
-  syscall(SYS_close, fd);
-  return static_cast<long>(len);
+  return shim::read_proc_text(path, g_s->maps_text, kMapsTextBytes);
 }
 
 // /proc/self/maps into g_s->maps; false when it cannot be read whole.
 bool read_maps(unsigned* count) {
   long len = read_proc_text("/proc/self/maps");
-  if (len < 0) return false;
-  unsigned n = 0;
-  const char* p = g_s->maps_text;
-  const char* end = p + len;
-  while (p < end) {
-    const char* eol = p;
-    while (eol < end && *eol != '\n') ++eol;
-    // lo-hi perms offset dev inode [path]
-    const char* q = p;
-    std::uintptr_t lo = parse_hex(q, eol);
-    if (q < eol && *q == '-') ++q;
-    std::uintptr_t hi = parse_hex(q, eol);
-    if (q < eol) ++q;
-    char perms[4] = {'-', '-', '-', '-'};
-    for (int i = 0; i < 4 && q < eol; ++i) perms[i] = *q++;
-    for (int field = 0; field < 3; ++field) {  // offset, dev, inode
-      while (q < eol && *q == ' ') ++q;
-      while (q < eol && *q != ' ') ++q;
-    }
-    while (q < eol && *q == ' ') ++q;
-    const char* path = q;
-    bool anon = path == eol || *path == '[';
-    bool shared = perms[3] == 's';
-    bool scan = perms[0] == 'r' && perms[1] == 'w';
-    if (scan && !anon) {
-      bool dev_zero = starts(path, eol, "/dev/zero");
-      bool shm =
-          starts(path, eol, "/memfd:") || starts(path, eol, "/SYSV") || starts(path, eol, "/dev/shm/") || dev_zero;
-      if (starts(path, eol, "/dev/") && !shm) scan = false;  // device memory: reading may have effects
-      if (shared && !shm) scan = false;                      // a file shared with other processes
-    }
-    if (scan && anon && (starts(path, eol, "[vvar") || starts(path, eol, "[vsyscall"))) scan = false;
-    if (n == kMaxMaps) return false;
-    std::uint32_t flags = scan ? kMapScan : 0;
-    if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') flags |= kMapNoAccess;
-    if (starts(path, eol, "[stack")) flags |= kMapStackVma;
-    if (shared) flags |= kMapShared;
-    g_s->maps[n++] = MapRange{lo, hi, flags};
-    p = eol + 1;
-  }
-  *count = n;
-  return true;
+  return len >= 0 && parse_maps(g_s->maps_text, static_cast<std::size_t>(len), g_s->maps, kMaxMaps, count);
 }
 
 const MapRange* map_containing(unsigned n, std::uintptr_t a) {
-  unsigned lo = 0, hi = n;
-  while (lo < hi) {
-    unsigned mid = (lo + hi) / 2;
-    if (a < g_s->maps[mid].lo)
-      hi = mid;
-    else if (a >= g_s->maps[mid].hi)
-      lo = mid + 1;
-    else
-      return &g_s->maps[mid];
-  }
-  return nullptr;
+  return shim::map_containing(g_s->maps, n, a);
 }
 
 // --- the snapshot's copy ----------------------------------------------------------------------
@@ -468,55 +373,17 @@ const MapRange* map_containing(unsigned n, std::uintptr_t a) {
 // trusted. Runs in the copy: one thread, nothing shared but the fd table and the results.
 bool copy_complete(unsigned parent_n) {
   unsigned n = 0;
-  if (!read_maps(&n)) return false;
-  for (unsigned i = 0; i < parent_n; ++i) {
-    const MapRange& pm = g_s->parent_maps[i];
-    if ((pm.flags & kMapScan) == 0) continue;
-    for (std::uintptr_t at = pm.lo; at < pm.hi;) {
-      const MapRange* m = map_containing(n, at);
-      if (m == nullptr || (m->flags & kMapScan) == 0) return false;
-      at = m->hi;
-    }
-  }
+  if (!read_maps(&n) || !maps_cover(g_s->parent_maps, parent_n, g_s->maps, n)) return false;
   long len = read_proc_text("/proc/self/smaps");
-  if (len < 0) return false;  // unreadable, or too many mappings to check: not trusted
-  const char* p = g_s->maps_text;
-  const char* end = p + len;
-  bool writable = false;  // of the mapping whose lines these are
-  while (p < end) {
-    const char* eol = p;
-    while (eol < end && *eol != '\n') ++eol;
-    if (starts(p, eol, "VmFlags:")) {
-      for (const char* q = p + 8; q + 2 <= eol; ++q)
-        if (q[-1] == ' ' && q[0] == 'w' && q[1] == 'f' && (q + 2 == eol || q[2] == ' ') && writable) return false;
-    } else if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
-      const char* q = p;
-      while (q < eol && *q != ' ') ++q;  // lo-hi
-      writable = q + 2 < eol && q[1] == 'r' && q[2] == 'w';
-    }
-    p = eol + 1;
-  }
-  return true;
+  // Unreadable, or too many mappings to check: not trusted.
+  return len >= 0 && !smaps_wipes_writable(g_s->maps_text, static_cast<std::size_t>(len));
 }
 
 // The calling thread (the one that would fork) runs under a seccomp filter ("Seccomp: 2" in
 // /proc/thread-self/status), or its status cannot be read (then: assume so).
 bool seccomp_filtered() {
   long len = read_proc_text("/proc/thread-self/status");
-  if (len < 0) return true;
-  const char* p = g_s->maps_text;
-  const char* end = p + len;
-  while (p < end) {
-    const char* eol = p;
-    while (eol < end && *eol != '\n') ++eol;
-    if (starts(p, eol, "Seccomp:")) {
-      const char* q = p + 8;
-      while (q < eol && (*q == ' ' || *q == '\t')) ++q;
-      return q == eol || *q != '0';
-    }
-    p = eol + 1;
-  }
-  return false;  // a kernel without seccomp
+  return len < 0 || status_seccomp_filtered(g_s->maps_text, static_cast<std::size_t>(len));
 }
 
 [[noreturn]] void snapshot_child(bool (*mark)(Collector*), Collector* c, pid_t parent, unsigned parent_n) {
