@@ -109,7 +109,7 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
     c.reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c.size - 1) / c.size);
     c.unfull_inuse = unfull_inuse_for(c.objects);  // derived, as the reciprocal is: not trusted from the file
     c.objects32 = c.objects;
-    c.owner_colour_mask = owner_colour_mask_for(c.offslab_owners, owner_room - c.objects);  // as size_cache
+    c.owner_colour_mask = owner_colour_mask_for(&c);  // derived, as in size_cache
   }
   return nullptr;
 }

@@ -149,8 +149,7 @@ bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
   c->unfull_inuse = unfull_inuse_for(c->objects);
   c->offslab_owners = best_off;
   c->owners_offset = best_off ? 0 : best_objects * c->size;
-  c->owner_colour_mask =
-      owner_colour_mask_for(best_off, (std::uint64_t{kPageSize} << best_order) - c->owners_offset - best_objects);
+  c->owner_colour_mask = owner_colour_mask_for(c);
   c->reciprocal = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + c->size - 1) / c->size);
   return true;
 }

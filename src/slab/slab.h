@@ -166,10 +166,12 @@ inline std::uint16_t unfull_inuse_for(unsigned objects) {
 // of its 64 KiB slab: owned_objects_for); any other cache colours within what its slabs leave.
 inline constexpr unsigned kOwnerColours = 8;
 inline constexpr unsigned kOwnerColourBytes = 64;
-// The colour mask of a cache whose slabs leave `leftover` bytes after their slots and owner
-// vector: the most colours, a power of two up to kOwnerColours, that fit (0 for off-slab owners).
-inline std::uint8_t owner_colour_mask_for(bool offslab_owners, std::uint64_t leftover) {
-  if (offslab_owners) return 0;
+// The colour mask of cache c from its geometry (order, objects, owners_offset): the most
+// colours, a power of two up to kOwnerColours, that fit in what its slabs leave after their
+// slots and owner vector (0 for off-slab owners). size_cache and reattach both derive it here.
+inline std::uint8_t owner_colour_mask_for(const KmemCache* c) {
+  if (c->offslab_owners) return 0;
+  std::uint64_t leftover = (std::uint64_t{kPageSize} << c->order) - c->owners_offset - c->objects;
   unsigned n = 1;
   while (n < kOwnerColours && std::uint64_t{2 * n - 1} * kOwnerColourBytes <= leftover) n *= 2;
   return static_cast<std::uint8_t>(n - 1);
