@@ -350,19 +350,20 @@ void scan_foreign(Collector* c, std::uintptr_t lo, std::uintptr_t hi) {
   }
 }
 
-// A /proc file of this process, whole, into g_s->maps_text (proc_maps.h).
-long read_proc_text(const char* path) {
-  return shim::read_proc_text(path, g_s->maps_text, kMapsTextBytes);
+// A /proc file of this process, whole, into g_s->maps_text (proc_maps.h); its length or -1.
+long read_proc_scratch(const char* path) {
+  return read_proc_text(path, g_s->maps_text, kMapsTextBytes);
 }
 
 // /proc/self/maps into g_s->maps; false when it cannot be read whole.
 bool read_maps(unsigned* count) {
-  long len = read_proc_text("/proc/self/maps");
+  long len = read_proc_scratch("/proc/self/maps");
   return len >= 0 && parse_maps(g_s->maps_text, static_cast<std::size_t>(len), g_s->maps, kMaxMaps, count);
 }
 
-const MapRange* map_containing(unsigned n, std::uintptr_t a) {
-  return shim::map_containing(g_s->maps, n, a);
+// The mapping of g_s->maps[0 .. n) that holds a, or null.
+const MapRange* scratch_map_containing(unsigned n, std::uintptr_t a) {
+  return map_containing(g_s->maps, n, a);
 }
 
 // --- the snapshot's copy ----------------------------------------------------------------------
@@ -374,7 +375,7 @@ const MapRange* map_containing(unsigned n, std::uintptr_t a) {
 bool copy_complete(unsigned parent_n) {
   unsigned n = 0;
   if (!read_maps(&n) || !maps_cover(g_s->parent_maps, parent_n, g_s->maps, n)) return false;
-  long len = read_proc_text("/proc/self/smaps");
+  long len = read_proc_scratch("/proc/self/smaps");
   // Unreadable, or too many mappings to check: not trusted.
   return len >= 0 && !smaps_wipes_writable(g_s->maps_text, static_cast<std::size_t>(len));
 }
@@ -382,7 +383,7 @@ bool copy_complete(unsigned parent_n) {
 // The calling thread (the one that would fork) runs under a seccomp filter ("Seccomp: 2" in
 // /proc/thread-self/status), or its status cannot be read (then: assume so).
 bool seccomp_filtered() {
-  long len = read_proc_text("/proc/thread-self/status");
+  long len = read_proc_scratch("/proc/thread-self/status");
   return len < 0 || status_seccomp_filtered(g_s->maps_text, static_cast<std::size_t>(len));
 }
 
@@ -473,7 +474,7 @@ class ProcessRoots final : public RootProvider {
     // a stack alone ([stack], or a mapping right above a guard): a stack the program placed
     // in the middle of other memory is scanned whole rather than risk hiding that memory.
     auto below_sp = [&](std::uintptr_t sp) {
-      const MapRange* m = map_containing(nmaps, sp);
+      const MapRange* m = scratch_map_containing(nmaps, sp);
       if (m == nullptr || (m->flags & kMapScan) == 0) return;
       bool guarded =
           (m->flags & kMapStackVma) != 0 || (m > g_s->maps && m[-1].hi == m->lo && (m[-1].flags & kMapNoAccess) != 0);
