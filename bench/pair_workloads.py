@@ -22,18 +22,10 @@ faults (a first touch costs ~13 us here) and peak RSS. Standard library only.
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
 
-LIBDIR = "/usr/lib/x86_64-linux-gnu"
-PEERS = {
-    "mimalloc": "libmimalloc.so.2",
-    "jemalloc": "libjemalloc.so.2",
-    "tcmalloc": "libtcmalloc_minimal.so.4",
-}
-LINE = re.compile(r"seconds=([0-9.]+) cpu=([0-9.]+) maxrss_kb=(\d+) minflt=(\d+)")
+from workload_runs import PEERS, peer_libdir, run_workload
 
 
 def library(name, build):
@@ -43,7 +35,7 @@ def library(name, build):
     if name == "kmm":
         path = os.path.join(build, "lib", "libkmm-preload.so")
     elif name in PEERS:
-        path = os.path.join(LIBDIR, PEERS[name])
+        path = os.path.join(peer_libdir(), PEERS[name])
     else:
         path = name
     if not os.path.isfile(path):
@@ -52,16 +44,10 @@ def library(name, build):
 
 
 def run_once(binary, lib, args):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if lib:
-        env["LD_PRELOAD"] = lib
-    out = subprocess.run([binary] + args, env=env, capture_output=True, text=True, check=False)
-    m = LINE.search(out.stdout)
-    if out.returncode != 0 or m is None:
-        sys.exit(f"pair_workloads: {' '.join(args)} under {lib or 'glibc'} failed (rc {out.returncode}): "
-                 f"{out.stderr.strip()[-400:]}")
-    return float(m.group(1)), float(m.group(2)), int(m.group(3)), int(m.group(4))
+    f, why = run_workload(binary, lib, args)
+    if f is None or "minflt" not in f:
+        sys.exit(f"pair_workloads: {' '.join(args)} under {lib or 'glibc'} failed ({why or 'no minflt='})")
+    return float(f["seconds"]), float(f["cpu"]), int(f["maxrss_kb"]), int(f["minflt"])
 
 
 def quartiles(xs):

@@ -38,11 +38,7 @@ import subprocess
 import sys
 import time
 
-PEER_FILES = {
-    "mimalloc": "libmimalloc.so.2",
-    "jemalloc": "libjemalloc.so.2",
-    "tcmalloc": "libtcmalloc_minimal.so.4",
-}
+from workload_runs import PEERS, peer_libdir, run_workload
 # Workloads whose total work is split among their threads: given SCALE x THREADS.
 SPLIT = {"larson", "xmalloc", "pool", "small", "realloc", "fragment", "huge"}
 # One thread's work, as kmm-workloads' SCALE, for a run of 0.1-0.3 s under mimalloc on one
@@ -54,14 +50,6 @@ WORK = {"larson": 8, "xmalloc": 1, "pool": 4, "threads": 8, "tight": 1, "small":
 SYSTEM_LIBS = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux", "linux-vdso")
 
 
-def multiarch_libdir():
-    try:
-        arch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        arch = ""
-    return "/usr/lib/" + (arch or "x86_64-linux-gnu")
-
-
 def locate(args):
     """The workload binary, the library directory for LD_LIBRARY_PATH (or None), and each
     allocator's preload path ('' for glibc); allocators not found are left out, with a note."""
@@ -69,15 +57,15 @@ def locate(args):
         kit = os.path.abspath(args.kit)
         binary = os.path.join(kit, "bin", "kmm-workloads")
         libs = {"glibc": "", "kmm": os.path.join(kit, "lib", "libkmm-preload.so")}
-        for name, f in PEER_FILES.items():
+        for name, f in PEERS.items():
             libs[name] = os.path.join(kit, "peers", f)
         runtime = os.path.join(kit, "runtime")
     else:
         build = os.path.abspath(args.build)
         binary = os.path.join(build, "bin", "kmm-workloads")
         libs = {"glibc": "", "kmm": os.path.join(build, "lib", "libkmm-preload.so")}
-        libdir = multiarch_libdir()
-        for name, f in PEER_FILES.items():
+        libdir = peer_libdir()
+        for name, f in PEERS.items():
             libs[name] = os.path.join(libdir, f)
         runtime = None
     if not os.access(binary, os.X_OK):
@@ -121,8 +109,8 @@ def make_kit(args):
     shutil.copy2(binary, os.path.join(kit, "bin"))
     shutil.copy2(preload, os.path.join(kit, "lib"))
     sources = [binary, preload]
-    libdir = multiarch_libdir()
-    for name, f in PEER_FILES.items():
+    libdir = peer_libdir()
+    for name, f in PEERS.items():
         src = os.path.join(libdir, f)
         if os.access(src, os.R_OK):
             shutil.copy(os.path.realpath(src), os.path.join(kit, "peers", f))
@@ -140,33 +128,12 @@ def make_kit(args):
     print(f"kit {kit}: {size / 1e6:.1f} MB; runtime: {', '.join(sorted(copied)) or 'none'}")
 
 
-def parse(line):
-    fields = {}
-    for kv in line.split():
-        if "=" in kv:
-            k, v = kv.split("=", 1)
-            fields[k] = v
-    return fields
-
-
 def run_one(binary, runtime, preload, workload, threads, scale):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = preload
-    if runtime:
-        env["LD_LIBRARY_PATH"] = runtime + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     arg_scale = scale * WORK.get(workload, 1) * (threads if workload in SPLIT else 1)
-    p = subprocess.run([binary, workload, str(threads), str(arg_scale)], capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        return None, (p.stderr.strip() or f"exit {p.returncode}")[-300:]
-    lines = [l for l in p.stdout.splitlines() if l.startswith("workload=")]
-    if not lines:
-        return None, "no result line"
-    f = parse(lines[-1])
-    if "ops" not in f:
+    f, why = run_workload(binary, preload, [workload, str(threads), str(arg_scale)], runtime)
+    if f is not None and "ops" not in f:
         return None, "no ops= field (an older kmm-workloads)"
-    return f, None
+    return f, why
 
 
 def machine():
