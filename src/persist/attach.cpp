@@ -132,11 +132,7 @@ const char* Kmalloc::reattach(SlabAllocator* slab, PhysMem* phys) {
   for (unsigned i = 0; i < kNrKmallocClasses; ++i)
     if (!slab->is_cache(classes_[i]) || classes_[i]->object_size < Kmalloc::class_size(i))
       return "a kmalloc size class is not a cache in use of its size";
-  for (unsigned n = 0; n < sizeof small_index_; ++n) {
-    unsigned c = 0;
-    while (Kmalloc::class_size(c) < n * 8) ++c;
-    small_index_[n] = static_cast<std::uint8_t>(c);
-  }
+  fill_class_tables();
   return nullptr;
 }
 

@@ -31,13 +31,19 @@ bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
     classes_[i] = slab->create(kClassNames[i], kClassSizes[i], 8, SLAB_KMALLOC);
     if (classes_[i] == nullptr) return false;
   }
-  for (unsigned n = 0; n < 25; ++n) {
-    std::size_t size = n * 8;
-    unsigned c = 0;
-    while (kClassSizes[c] < size) ++c;
-    small_index_[n] = static_cast<std::uint8_t>(c);
-  }
+  fill_class_tables();
   return true;
+}
+
+void Kmalloc::fill_class_tables() {
+  for (unsigned i = 0; i < kNrKmallocClasses; ++i)
+    class_slot_[i] = static_cast<std::uint8_t>(classes_[i]->tc_slot != 0xFF ? classes_[i]->tc_slot : kNoTcSlot);
+  for (unsigned n = 0; n <= kSmallClassBytes / 8; ++n) {
+    unsigned c = 0;
+    while (kClassSizes[c] < n * 8) ++c;
+    small_class_[n] = classes_[c];
+    small_slot_[n] = class_slot_[c];
+  }
 }
 
 std::uint64_t Kmalloc::large_footprint(std::size_t size) const {

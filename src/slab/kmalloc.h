@@ -64,8 +64,17 @@ class Kmalloc {
   const char* reattach(SlabAllocator* slab, PhysMem* phys);
 
   void* kmalloc(std::size_t size, gfp_t gfp, owner_t owner) {
-    if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr)
-      return slab_->alloc(c, gfp, owner, size);
+    // The class's cache and its tc_slot from two tables of ours, read at once: the pop finds
+    // this thread's slab without first waiting for the cache's line (a hot pair's malloc had
+    // four dependent loads before the free list's head: class index, cache, tc_slot, slab).
+    if (__builtin_expect(size - 1 < kSmallClassBytes, 1)) {
+      std::size_t n = (size + 7) / 8;
+      return slab_->alloc_slotted(small_class_[n], small_slot_[n], gfp, owner, size);
+    }
+    if (size - 1 < kKmallocMaxCacheSize) {
+      unsigned i = large_class_index(size);
+      return slab_->alloc_slotted(classes_[i], class_slot_[i], gfp, owner, size);
+    }
     return kmalloc_slow(size, gfp, owner);
   }
   void* kzalloc(std::size_t size, gfp_t gfp, owner_t owner) { return kmalloc(size, gfp | __GFP_ZERO, owner); }
@@ -103,10 +112,9 @@ class Kmalloc {
 
   // The kmalloc-N cache for 1 <= size <= 8192.
   KmemCache* cache_for(std::size_t size) const {
-    if (__builtin_expect(size <= 192, 1)) return classes_[small_index_[(size + 7) / 8]];  // kmalloc falls through
+    if (__builtin_expect(size <= kSmallClassBytes, 1)) return small_class_[(size + 7) / 8];  // 0 falls through
     if (size > kKmallocMaxCacheSize) return nullptr;
-    unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)); size >= 193 so lg >= 8
-    return classes_[7 + (lg - 8)];
+    return classes_[large_class_index(size)];
   }
   KmemCache* class_cache(unsigned i) const { return classes_[i]; }
   static std::size_t class_size(unsigned i);
@@ -169,6 +177,17 @@ class Kmalloc {
   void unprotect_guard(Page* head);
   bool park_guarded(Page* head, std::uint64_t npages);
   Page* take_guarded(std::uint64_t npages);
+  // Sizes up to this have their class in small_class_ (kmalloc-192 is the last class of a
+  // multiple of 8 apart; from 256 on the classes are powers of two).
+  static constexpr std::size_t kSmallClassBytes = 192;
+  // The class index of 193 <= size <= kKmallocMaxCacheSize: kmalloc-256 is index 7.
+  static unsigned large_class_index(std::size_t size) {
+    unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)); size >= 193 so lg >= 8
+    return 7 + (lg - 8);
+  }
+  // small_class_, small_slot_ and class_slot_ from classes_ (init, and reattach: the caches
+  // keep their tc_slot in the file).
+  void fill_class_tables();
   void* kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner);
   owner_t kfree_slow(const void* p, const char* action);
   // kfree's cases beyond its fast path: obj of a slab another thread owns (free_fast_remote,
@@ -183,7 +202,12 @@ class Kmalloc {
   KmallocConfig cfg_;
   std::uint64_t max_size_ = 0;
   KmemCache* classes_[kNrKmallocClasses] = {};
-  std::uint8_t small_index_[25] = {};  // (size + 7) / 8 -> class, for size <= 192
+  // (size + 7) / 8 -> the class of size, for size <= kSmallClassBytes, and its cache's tc_slot
+  // (kNoTcSlot for a cache threads own no slab of: its pop always fails); class_slot_[i] is
+  // classes_[i]'s tc_slot so.
+  KmemCache* small_class_[kSmallClassBytes / 8 + 1] = {};
+  std::uint8_t small_slot_[kSmallClassBytes / 8 + 1] = {};
+  std::uint8_t class_slot_[kNrKmallocClasses] = {};
   std::atomic<std::uint64_t> large_pages_{0};
 
   struct ParkedRun {

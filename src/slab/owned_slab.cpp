@@ -135,7 +135,11 @@ void SlabAllocator::disown_locked(KmemCache* c, Page* head) {
 }
 
 namespace {
+// The slab o allocates from becomes head (null: none); the in-use counts' kInuseCur bit moves
+// with it (slab.h), so that no other slab of this thread's holds the bit.
 void set_cur(OwnedSlabs& o, ThreadCache* tc, Page* head, void* base) {
+  if (o.cur != &tc->no_slab) o.cur->lru.inuse = static_cast<std::uint16_t>(o.cur->lru.inuse & ~kInuseCur);
+  if (head != nullptr) head->lru.inuse = static_cast<std::uint16_t>(head->lru.inuse | kInuseCur);
   o.cur = head != nullptr ? head : &tc->no_slab;
   o.base = static_cast<char*>(base);
 }
@@ -302,17 +306,19 @@ bool SlabAllocator::free_owned_slot(KmemCache* c, Page* head, std::uint32_t off,
 void SlabAllocator::disown_slot(KmemCache* c, ThreadCache* tc) {
   OwnedSlabs& o = tc->own[c->tc_slot];
   if (o.partial == kNoPfn && o.full == kNoPfn) return;
+  // No cur first: its in-use count loses kInuseCur before disown_locked reads it.
+  const Page* cur = o.cur;
+  set_cur(o, tc, nullptr, nullptr);
   LockGuard g(c->lock);
   for (pfn_t* list : {&o.partial, &o.full}) {
     while (*list != kNoPfn) {
       Page* head = phys_->pfn_to_page(*list);
       list_del(list, head);
       // A kept empty slab (free_local): on partial, not cur; a full slab is never empty.
-      if (list == &o.partial && head->lru.inuse == 0 && head != o.cur) kept_empty_add(tc, -1);
+      if (list == &o.partial && head->lru.inuse == 0 && head != cur) kept_empty_add(tc, -1);
       disown_locked(c, head);
     }
   }
-  set_cur(o, tc, nullptr, nullptr);
 }
 
 void SlabAllocator::release_kept_empty_slabs() {

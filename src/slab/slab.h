@@ -209,10 +209,24 @@ constexpr std::uint32_t lazy_frontier(std::uint32_t link) {
 }
 static_assert(lazy_frontier(lazy_link(4096)) == 4096);
 static_assert((lazy_link(8192) & 0xFFFF) == 8192, "a popped lazy link prefetches the slot it was read from");
+// The in-use count (lru.inuse) of the slab a thread allocates from (its cur) carries this bit
+// while it is cur (set_cur, owned_slab.cpp), so that the free fast path's room test is one
+// compare: a slab that is not cur must go to the general path for its last object (it may
+// give the slab back), cur keeps its last object's free on the fast path, and telling the two
+// apart had cost the free a walk from the slab's cache to the thread's cur (four loads and ten
+// instructions on every free of a slab's only object: a hot malloc/free pair). Owned slabs hold
+// fewer than 2^13 objects (64 KiB of slots of at least 8 bytes: create aligns to 8), so the
+// count never reaches the bit; a slab owned by none never has it, and owned_inuse gives the
+// count without it.
+inline constexpr std::uint16_t kInuseCur = 1u << 15;
+inline unsigned owned_inuse(const Page* head) {
+  return head->lru.inuse & ~unsigned{kInuseCur};
+}
 inline constexpr unsigned kSlabStateOwnerShift = 16;
 inline constexpr std::uint32_t kSlabStateOwnerMask = 0x7FFFu << kSlabStateOwnerShift;
 // The largest slab whose offsets fit the state's 16 bits: a cache of larger slabs gets no tc_slot.
 inline constexpr std::uint32_t kMaxOwnedSlabBytes = 64u << 10;
+static_assert(kMaxOwnedSlabBytes / 8 < kInuseCur, "an owned slab's object count stays below kInuseCur");
 // Every cache with a tc_slot has slabs of this order (64 KiB, kMaxOwnedSlabBytes) with their
 // owner bytes inside: a free finds the slab's head descriptor by masking the address when the
 // RAM is aligned to it (owned_by_mask()), and the owner byte with no branch.
@@ -374,6 +388,9 @@ class SlabAllocator {
   // the shim's own test of the same generation) and c's tc_slot (the shim keeps a copy beside
   // its pointer to c).
   static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
+  // alloc with the caller's copy of c's tc_slot (kNoTcSlot for a cache with none): the pop
+  // indexes the thread's slabs without waiting for c's line (Kmalloc keeps the copies).
+  inline void* alloc_slotted(KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner, std::size_t asked);
   // Its pop alone, with no test of alloc_tc_slot: for a caller whose slot is c's tc_slot or,
   // for a cache with none, kNoTcSlot (whose pop always fails), and which routes its calls to
   // alloc_slow itself while failslab is on (route_faults' observer: the shim's malloc).

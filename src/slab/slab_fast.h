@@ -78,6 +78,13 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
   return alloc_slow(c, gfp, owner, asked);
 }
 
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_slotted(KmemCache* c, std::size_t slot, gfp_t gfp,
+                                                                         owner_t owner, std::size_t asked) {
+  if (ThreadCache* tc = thread_cache_if_ready())
+    if (void* p = alloc_fast_tc_slot(tc, c, slot, gfp, owner)) return p;
+  return alloc_slow(c, gfp, owner, asked);
+}
+
 // The free fast path, the common cases only: an object of a slab this thread owns, which stays
 // in use after it — the kernel's, or a live module's (the protector's plain free, below) — or
 // a kernel-owned object of a slab another thread owns (its remote list). The checks
@@ -142,7 +149,7 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
     return remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
   }
   // Room for a local free: a slab not set aside as full has it unless this is its last object
-  // (inuse 1); one set aside as full (kSlabFull: bit 31) until it is freed down to
+  // (inuse 1) and it is not cur; one set aside as full (kSlabFull: bit 31) until it is freed down to
   // unfull_inuse + 1, when the general path moves it back. One compare against a threshold
   // made without a branch on the full bit: in larson half the frees land on full slabs, and
   // that branch mispredicted on 45 % of frees (callgrind --branch-sim). Made here, so that
@@ -163,16 +170,9 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // Read before the stores below (which might alias it, for all the compiler knows).
   std::uint32_t key = owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key));
   // Below the threshold: a full slab's free goes to the general path; so does the last object
-  // of a slab that is not cur (it gives the slab back), the one rare case that reads the cache.
-  // A threshold above 1 is a full slab's (unfull_inuse is at least 6: an owned slab holds at
-  // least 8 objects; and were it 0, a full slab is never cur, so the test below refuses it).
-  auto room_for_local_free = [&](unsigned inuse) {
-    if (__builtin_expect(inuse > room_threshold, 1)) return true;
-    if (room_threshold != 1) return false;
-    // The cache through tc (tc->heap is this allocator): no register is kept for `this`.
-    const KmemCache* sc = &tc->heap->caches_[head->get_cache_id()];
-    return head == tc->own[sc->tc_slot].cur;  // inuse 1 (an object in use: inuse >= 1)
-  };
+  // of a slab that is not cur (it gives the slab back). cur's count carries kInuseCur (slab.h),
+  // which is above every threshold: its last object stays on this path, with no lookup of
+  // which slab is cur. (A threshold above 1 is a full slab's, and a full slab is never cur.)
   auto push = [&] {
     store_owned_link(key, base + off, head->lru.freelist);
     head->lru.freelist = static_cast<std::uint32_t>(off);
@@ -183,15 +183,15 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   // The room test first, for every owner: once a module's owner byte is cleared the free
   // must finish here; and the threshold need not stay in a register past it (kfree saved two
   // for it).
-  if (__builtin_expect(!room_for_local_free(head->lru.inuse), 0)) return kFreeFastNo;
+  if (__builtin_expect(head->lru.inuse <= room_threshold, 0)) return kFreeFastNo;
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner != kOwnerKernel, 0)) {
     // A module's object (or a free slot: the general path reports the double free). Its owner
     // byte goes by the protector's plain free, which refuses — changing nothing — when the
     // module is gone (the collector may be claiming it: the general path exchanges) or the
     // process has no barrier for the fence.
-    // (Through tc->heap, this allocator, as the room test's cache: `this` is not kept in a
-    // register past the thread-cache test, which spared free two register saves.)
+    // (Through tc->heap, this allocator: `this` is not kept in a register past the
+    // thread-cache test, which spared free two register saves.)
     if (owner == kOwnerFree || !tc->heap->free_module_object_plain(tc, slot, owner)) return kFreeFastNo;
     *freed = owner;
     return push();

@@ -448,10 +448,16 @@ TEST(OwnedSlab, AFullSlabTakesFastFreesUntilAQuarterOfItIsFree) {
   ASSERT_EQ(i, c->objects - 1);
   EXPECT_EQ(m.slab.free_fast_masked(c, objs[i], &freed), kFreeFastNo) << "the last object of a slab that is not cur";
   EXPECT_EQ(m.slab.free(c, objs[i], "kmem_cache_free"), kOwnerKernel);
-  // The third slab's one object: cur's last, freed fast.
+  // The third slab's one object: cur's last, freed fast. cur's count carries kInuseCur (the
+  // room test's mark of cur); the slabs that were cur before no longer do.
   void* last = objs[2u * c->objects];
-  ASSERT_EQ(owned_slab_head(m, last)->lru.inuse, 1u);
+  Page* cur = owned_slab_head(m, last);
+  ASSERT_EQ(owned_inuse(cur), 1u);
+  EXPECT_EQ(cur->lru.inuse & kInuseCur, kInuseCur);
+  EXPECT_EQ(first->lru.inuse & kInuseCur, 0u);
+  EXPECT_EQ(owned_slab_head(m, objs[c->objects])->lru.inuse & kInuseCur, 0u);
   EXPECT_NE(m.slab.free_fast_masked(c, last, &freed), kFreeFastNo);
+  EXPECT_EQ(cur->lru.inuse, kInuseCur) << "cur, empty, stays cur";
   for (unsigned j = c->objects; j < 2u * c->objects; ++j)
     EXPECT_EQ(m.slab.free(c, objs[j], "kmem_cache_free"), kOwnerKernel);
   drain_check_destroy(m, c);
