@@ -107,6 +107,12 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   return p;
 }
 
+void* Kmalloc::kmalloc_after_fast(std::size_t size, gfp_t gfp, owner_t owner) {
+  if (KmemCache* c = size - 1 < kKmallocMaxCacheSize ? cache_for(size) : nullptr)
+    return slab_->alloc_slow(c, gfp, owner, size);
+  return kmalloc_slow(size, gfp, owner);
+}
+
 void* Kmalloc::kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size == 0) return ZERO_SIZE_PTR;
   if (size > max_size_) {

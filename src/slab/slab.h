@@ -385,12 +385,10 @@ class SlabAllocator {
   // save no registers.
   inline void* alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner);
   // The same with this thread's cache of this allocator in hand (thread_cache_if_ready()'s, or
-  // the shim's own test of the same generation) and c's tc_slot (the shim keeps a copy beside
-  // its pointer to c).
+  // the shim's own test of the same generation) and c's tc_slot (Kmalloc keeps a copy beside
+  // its pointer to c, kNoTcSlot for a cache with none: the pop indexes the thread's slabs
+  // without waiting for c's line).
   static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
-  // alloc with the caller's copy of c's tc_slot (kNoTcSlot for a cache with none): the pop
-  // indexes the thread's slabs without waiting for c's line (Kmalloc keeps the copies).
-  inline void* alloc_slotted(KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner, std::size_t asked);
   // Its pop alone, with no test of alloc_tc_slot: for a caller whose slot is c's tc_slot or,
   // for a cache with none, kNoTcSlot (whose pop always fails), and which routes its calls to
   // alloc_slow itself while failslab is on (route_faults' observer: the shim's malloc).

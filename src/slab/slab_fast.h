@@ -78,13 +78,6 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc(KmemCache* c, g
   return alloc_slow(c, gfp, owner, asked);
 }
 
-__attribute__((always_inline)) inline void* SlabAllocator::alloc_slotted(KmemCache* c, std::size_t slot, gfp_t gfp,
-                                                                         owner_t owner, std::size_t asked) {
-  if (ThreadCache* tc = thread_cache_if_ready())
-    if (void* p = alloc_fast_tc_slot(tc, c, slot, gfp, owner)) return p;
-  return alloc_slow(c, gfp, owner, asked);
-}
-
 // The free fast path, the common cases only: an object of a slab this thread owns, which stays
 // in use after it — the kernel's, or a live module's (the protector's plain free, below) — or
 // a kernel-owned object of a slab another thread owns (its remote list). The checks
