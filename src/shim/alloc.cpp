@@ -283,7 +283,7 @@ void build_classes(Kernel* k) {
     g_class[idx] = best;
     // A cache threads own no slab of (no tc_slot left, a debug cache): the slot whose pop always
     // fails, so malloc's fast path sends it to the general path with no test of its own.
-    g_class_slot[idx] = static_cast<std::uint8_t>(best->tc_slot != 0xFF ? best->tc_slot : kNoTcSlot);
+    g_class_slot[idx] = pop_slot_of(best);
   }
 }
 

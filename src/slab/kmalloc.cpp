@@ -36,8 +36,7 @@ bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
 }
 
 void Kmalloc::fill_class_tables() {
-  for (unsigned i = 0; i < kNrKmallocClasses; ++i)
-    class_slot_[i] = static_cast<std::uint8_t>(classes_[i]->tc_slot != 0xFF ? classes_[i]->tc_slot : kNoTcSlot);
+  for (unsigned i = 0; i < kNrKmallocClasses; ++i) class_slot_[i] = pop_slot_of(classes_[i]);
   for (unsigned n = 0; n <= kSmallClassBytes / 8; ++n) {
     unsigned c = 0;
     while (kClassSizes[c] < n * 8) ++c;

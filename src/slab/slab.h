@@ -78,8 +78,8 @@ inline constexpr unsigned kMaxCaches = 96;
 inline constexpr unsigned kCacheNameLen = 32;
 inline constexpr unsigned kMaxTcSlots = 32;   // caches whose slabs threads own (remote_hint_ bits)
 // An index of ThreadCache::own that no cache is given: its cur is the thread's no_slab for
-// ever, so a pop from it always fails. The shim's class table points the classes whose cache
-// has no tc_slot at it, so that its allocation fast path needs no test for them.
+// ever, so a pop from it always fails. The shim's and Kmalloc's class tables point the classes
+// whose cache has no tc_slot at it (pop_slot_of), so that their fast paths need no test for them.
 inline constexpr unsigned kNoTcSlot = kMaxTcSlots;
 inline constexpr unsigned kMaxSlabOrder = 3;  // slub_max_order
 
@@ -142,6 +142,11 @@ struct alignas(64) KmemCache {
   std::uint64_t total_objects() const { return nr_slabs.load(std::memory_order_relaxed) * objects; }
   std::uint64_t active_objects() const { return total_objects() - free_in_slabs.load(std::memory_order_relaxed); }
 };
+
+// The index of ThreadCache::own that a class table keeps for c: its tc_slot, or kNoTcSlot.
+inline std::uint8_t pop_slot_of(const KmemCache* c) {
+  return static_cast<std::uint8_t>(c->tc_slot != 0xFF ? c->tc_slot : kNoTcSlot);
+}
 
 // --- thread-owned slabs (owned_slab.cpp; thread_cache.cpp has the registry) ------------
 // A thread's full slab of `objects` slots goes back to its partial list once a quarter of it
