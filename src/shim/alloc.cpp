@@ -397,11 +397,14 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   std::size_t want = size;
   // Growing a page run: in place when the frames after it are free (no copy, and the pages
   // already touched stay where they are), else moved; either way with room for the next
-  // growth (repeated small growth stays linear, and a run grown in place by steps of an
-  // eighth takes the zone lock for every other step, not every one: `realloc 2 4`, two
-  // threads growing strings, spent a quarter of its time waiting for that lock).
+  // growth, up to twice what it had, as a vector doubles: repeated small growth stays linear
+  // and takes the zone lock a logarithmic number of times. (`realloc 2 4`, two threads growing
+  // strings by eighths, spent a quarter of its time waiting for that lock with no room; with
+  // a quarter more it took it 73 K times in 24 K strings to grow in place, with double 27 K,
+  // and ran 7 % faster, its faults and peak RSS the same: frames of headroom that are never
+  // written are never faulted in.)
   if (in_ram && size > have && have > kKmallocMaxCacheSize && size < kMaxBuddyBytes) {
-    std::size_t roomy = have + have / 4;
+    std::size_t roomy = have * 2;
     roomy = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
     if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL, roomy)) return p;
     if (roomy > size) want = roomy;
