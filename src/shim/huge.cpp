@@ -62,7 +62,9 @@ Entry** g_sorted = nullptr;
 std::size_t g_nsorted = 0;
 bool g_walker_locked = false;  // read and written by the thread holding g_lock only
 std::size_t g_count = 0;
-OwnerTally g_usage[kMaxOwners];
+// Its own lines: a huge block's malloc and free write the kernel's tally, which had shared a line
+// with g_kernel, g_ram_lo and g_ram_bytes, read by every malloc and free of every thread.
+alignas(64) OwnerTally g_usage[kMaxOwners];
 
 std::size_t slot_of(std::uintptr_t key) {
   return static_cast<std::size_t>((key >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (kSlots - 1);
