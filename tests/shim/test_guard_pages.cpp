@@ -108,7 +108,8 @@ TEST(PageRunGuard, ReallocKeepsTheSizeAskedAndGrowsInPlaceWithinTheFrames) {
   EXPECT_EQ(malloc_usable_size(q), 13000u);
   for (std::size_t i = 0; i < 9000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
   std::memset(q + 12000, 4, 1000);
-  // The room left (15000 bytes asked of the page allocator: 4 frames) takes the next growth.
+  // The room left (24000 bytes asked of the page allocator, twice the 12000 it had: 6 frames)
+  // takes the next growth.
   auto* r = static_cast<unsigned char*>(realloc(q, opaque(16000)));
   EXPECT_EQ(r, q);
   EXPECT_EQ(malloc_usable_size(r), 16000u);

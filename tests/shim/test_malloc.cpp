@@ -128,6 +128,33 @@ TEST(Shim, ReallocGrowsAPageRunInPlace) {
   free(q);
 }
 
+// A page run grown by realloc takes room for up to twice what it had (alloc.cpp, resize), as a
+// vector doubles: a buffer grown a kilobyte at a time from 16 KiB to 1 MiB changes its block
+// (grows it, or moves it) about log2(64) times, not once every few steps (a quarter more of
+// room each time took 19). Its bytes survive every step.
+TEST(Shim, ReallocGrowthOfAPageRunDoublesItsRoom) {
+  std::size_t n = 16 * 1024;
+  auto* p = static_cast<unsigned char*>(malloc(opaque(n)));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0x5A, n);
+  std::size_t usable = malloc_usable_size(p);
+  unsigned changes = 0;
+  while (n < (std::size_t{1} << 20)) {
+    n += 1024;
+    p = static_cast<unsigned char*>(realloc(p, opaque(n)));
+    ASSERT_NE(p, nullptr) << n;
+    std::memset(p + n - 1024, 0x5A, 1024);
+    if (malloc_usable_size(p) != usable) {
+      ++changes;
+      usable = malloc_usable_size(p);
+      EXPECT_GE(usable, n);
+    }
+  }
+  EXPECT_LE(changes, 8u) << "the block changed " << changes << " times on its way to 1 MiB";
+  for (std::size_t i = 0; i < n; i += 4096) ASSERT_EQ(p[i], 0x5A) << i;
+  free(p);
+}
+
 TEST(Shim, AlignedFamily) {
   for (std::size_t a = 8; a <= (64u << 20); a <<= 1) {
     for (std::size_t n : {std::size_t{1}, std::size_t{100}, a, a + 1, std::size_t{5} << 20}) {
