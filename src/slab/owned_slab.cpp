@@ -6,7 +6,8 @@
 //     the cache lock's holder while none does;
 //   - the state word: anyone, atomically. Remote frees replace its low 16 bits (the remote
 //     list's head) with a compare-and-swap; the owner takes the list back the same way and
-//     sets or clears kSlabFull; the owner field changes only under the cache lock;
+//     sets or clears kSlabFull (and the slab's room_floor with it: set_room_floor); the owner
+//     field changes only under the cache lock;
 //   - a ThreadCache's lists (OwnedSlabs): its thread alone (or a drain, other threads quiet);
 //   - remote_hint_[id]: bits set by remote frees, taken by the owner with an atomic and.
 // Remote lists are push-only stacks emptied whole by one thread, so a push is ABA-safe: a
@@ -112,6 +113,7 @@ void SlabAllocator::adopt_locked(KmemCache* c, ThreadCache* tc, Page* head) {
   OwnedSlabs& o = tc->own[c->tc_slot];
   if (full) {  // the free about to be made gives it room: free_local moves it to partial
     __atomic_fetch_or(slab_state_word(head), kSlabFull, __ATOMIC_RELAXED);
+    set_room_floor(c, head, true);
     list_add(&o.full, head);
   } else {
     list_add(&o.partial, head);
@@ -121,6 +123,7 @@ void SlabAllocator::adopt_locked(KmemCache* c, ThreadCache* tc, Page* head) {
 void SlabAllocator::disown_locked(KmemCache* c, Page* head) {
   // After the exchange a remote free finds owner 0 and waits for the lock we hold.
   std::uint32_t s = __atomic_exchange_n(slab_state_word(head), kSlabUnowned, __ATOMIC_ACQ_REL);
+  set_room_floor(c, head, false);  // kSlabFull went with the owner
   merge_remote(this, c, head, remote_of_state(s));
   c->nr_owned--;
   unsigned nfree = c->objects - head->lru.inuse;
@@ -173,6 +176,7 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
       if (!__atomic_compare_exchange_n(slab_state_word(head), &expect, expect | kSlabFull, false, __ATOMIC_ACQ_REL,
                                        __ATOMIC_RELAXED))
         continue;
+      set_room_floor(c, head, true);
       list_del(&o.partial, head);
       list_add(&o.full, head);
       set_cur(o, tc, nullptr, nullptr);
@@ -194,6 +198,7 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
         pfn = h->lru.next;
         if (remote_of_state(slab_state(h)) == kRemoteNone) continue;
         __atomic_fetch_and(slab_state_word(h), ~kSlabFull, __ATOMIC_RELAXED);
+        set_room_floor(c, h, false);
         list_del(&o.full, h);
         list_add(&o.partial, h);
         moved = true;
@@ -247,6 +252,7 @@ void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::u
   if ((state & kSlabFull) && head->lru.inuse <= c->unfull_inuse) {
     // Set aside by us, on our full list, and a quarter free now: back to partial.
     __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
+    set_room_floor(c, head, false);
     list_del(&o.full, head);
     list_add(&o.partial, head);
   }

@@ -265,20 +265,26 @@ inline std::uint32_t owned_objects_for(std::uint32_t size) {
 // A thread-owned slab's copy of its cache's geometry, in the descriptor of the slab's second
 // frame (its tail.owners bytes: a slab whose owner bytes are inside it never uses them),
 // written when the slab is made (new_slab) or adopted from persistent RAM (adopt_slab), never
-// changed while the slab lives. mem_map puts a 64 KiB slab's head descriptor at a multiple of
-// 512 bytes (set_owner_mask_orders), so the two descriptors share one cache line: the free
-// fast path reads its slab's state, free list and geometry from that line and then the owner
-// byte, and never the cache, whose line a program with many size classes keeps losing (larson
-// at 1 thread: 277 K cache-line misses on it in 2 M frees, cachegrind), and whose address it
-// would have to wait for before the owner byte's.
-// unfull_inuse is there too: in a program that frees at random, half its frees land on a
-// slab set aside as full (larson), so the free's room test, which depends on it, is taken
-// without a branch on the full bit (that branch missed 915 K times in 2 M frees).
+// changed while the slab lives but for room_floor (below). mem_map puts a 64 KiB slab's head
+// descriptor at a multiple of 512 bytes (set_owner_mask_orders), so the two descriptors share
+// one cache line: the free fast path reads its slab's state, free list and geometry from that
+// line and then the owner byte, and never the cache, whose line a program with many size
+// classes keeps losing (larson at 1 thread: 277 K cache-line misses on it in 2 M frees,
+// cachegrind), and whose address it would have to wait for before the owner byte's.
+// room_floor is the free fast path's room test, kept by the slab's owner: a free with the
+// slab's in-use count at or below it takes the general path. 1 while the slab is not set aside
+// as full (its last object may give the slab back), KmemCache::unfull_inuse + 1 while it is
+// (kSlabFull: the general path moves it back to partial). Only the owning thread writes it
+// (set_room_floor, wherever it sets or clears kSlabFull on a slab of its own; disown and own
+// put it back to 1) and only the owner's fast path reads it, after the state word said the
+// slab is its: in a program that frees at random half the frees land on a slab set aside as
+// full (larson), and the test is one load and one compare, with no branch on the full bit
+// (that branch missed 915 K times in 2 M frees) and no arithmetic on the state word.
 struct OwnedSlabGeometry {
   std::uint32_t reciprocal;     // KmemCache::reciprocal
   std::uint32_t objects;        // KmemCache::objects
   std::uint16_t owners_offset;  // KmemCache::owners_offset (inside a 64 KiB slab: below 2^16)
-  std::uint16_t unfull_inuse;   // KmemCache::unfull_inuse
+  std::uint16_t room_floor;     // 1, or KmemCache::unfull_inuse + 1 while set aside as full
   std::uint32_t fl_key;         // KmemCache::fl_key
 };
 static_assert(sizeof(OwnedSlabGeometry) == kTailOwnerBytes);
@@ -727,14 +733,19 @@ class SlabAllocator {
   // owners_offset is this slab's own (owners_offset_at: its colour included).
   OwnedSlabGeometry owned_geometry_of(const KmemCache* c, const Page* head) const {
     return OwnedSlabGeometry{c->reciprocal, c->objects,
-                             static_cast<std::uint16_t>(owners_offset_at(c, phys_->page_address(head))),
-                             c->unfull_inuse, c->fl_key};
+                             static_cast<std::uint16_t>(owners_offset_at(c, phys_->page_address(head))), 1,
+                             c->fl_key};  // room_floor: not set aside as full
   }
   void set_owned_geometry(const KmemCache* c, Page* head) const {
     OwnedSlabGeometry g = owned_geometry_of(c, head);
     std::memcpy(head[1].tail.owners, &g, sizeof g);
   }
-  // T: the field's type (owners_offset and unfull_inuse are 16 bits, the rest 32).
+  // The owner's room test for a slab of c it sets aside as full (full) or takes back.
+  static void set_room_floor(const KmemCache* c, Page* head, bool full) {
+    std::uint16_t floor = full ? static_cast<std::uint16_t>(c->unfull_inuse + 1) : std::uint16_t{1};
+    std::memcpy(head[1].tail.owners + offsetof(OwnedSlabGeometry, room_floor), &floor, sizeof floor);
+  }
+  // T: the field's type (owners_offset and room_floor are 16 bits, the rest 32).
   template <typename T = std::uint32_t>
   static T owned_geometry(const Page* head, std::size_t field) {
     T v;
@@ -777,9 +788,12 @@ class SlabAllocator {
 
  public:
   unsigned owner_mask_orders() const { return owner_mask_orders_; }  // tests
-  // True when head's copy says what c says (check_cache; tests).
+  // True when head's copy says what c says, its room_floor what its state says (check_cache;
+  // tests).
   bool owned_geometry_ok(const KmemCache* c, const Page* head) const {
     OwnedSlabGeometry g = owned_geometry_of(c, head);  // no padding: the bytes are the fields
+    std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
+    if ((state & kSlabStateOwnerMask) != 0 && (state & kSlabFull)) g.room_floor = c->unfull_inuse + 1;
     return std::memcmp(head[1].tail.owners, &g, sizeof g) == 0;
   }
   // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
