@@ -150,7 +150,8 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   std::uint32_t room_threshold = owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, room_floor));
   // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
   // read from the line of the head descriptor, which only this thread changes while it owns
-  // the slab (the copy is written before the slab is published, and never after).
+  // the slab (the copy is written before the slab is published; after, only its room_floor
+  // changes, and only by its owner).
   std::uint64_t q = off * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
   auto idx = static_cast<std::uint32_t>(q >> 32);
   if (__builtin_expect(idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) || !owned_slot_start(q), 0))

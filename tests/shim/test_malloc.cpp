@@ -131,7 +131,7 @@ TEST(Shim, ReallocGrowsAPageRunInPlace) {
 // A page run grown by realloc takes room for up to twice what it had (alloc.cpp, resize), as a
 // vector doubles: a buffer grown a kilobyte at a time from 16 KiB to 1 MiB changes its block
 // (grows it, or moves it) about log2(64) times, not once every few steps (a quarter more of
-// room each time took 19). Its bytes survive every step.
+// room each time took 18). Its bytes survive every step.
 TEST(Shim, ReallocGrowthOfAPageRunDoublesItsRoom) {
   std::size_t n = 16 * 1024;
   auto* p = static_cast<unsigned char*>(malloc(opaque(n)));
