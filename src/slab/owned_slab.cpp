@@ -6,8 +6,8 @@
 //     the cache lock's holder while none does;
 //   - the state word: anyone, atomically. Remote frees replace its low 16 bits (the remote
 //     list's head) with a compare-and-swap; the owner takes the list back the same way and
-//     sets or clears kSlabFull (and the slab's room_floor with it: set_room_floor); the owner
-//     field changes only under the cache lock;
+//     sets or clears kSlabFull (and the slab's room_floor with it: set_room_floor,
+//     clear_full); the owner field changes only under the cache lock;
 //   - a ThreadCache's lists (OwnedSlabs): its thread alone (or a drain, other threads quiet);
 //   - remote_hint_[id]: bits set by remote frees, taken by the owner with an atomic and.
 // Remote lists are push-only stacks emptied whole by one thread, so a push is ABA-safe: a
@@ -197,8 +197,7 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
         Page* h = phys_->pfn_to_page(pfn);
         pfn = h->lru.next;
         if (remote_of_state(slab_state(h)) == kRemoteNone) continue;
-        __atomic_fetch_and(slab_state_word(h), ~kSlabFull, __ATOMIC_RELAXED);
-        set_room_floor(c, h, false);
+        clear_full(c, h);
         list_del(&o.full, h);
         list_add(&o.partial, h);
         moved = true;
@@ -251,8 +250,7 @@ void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::u
   head->lru.inuse--;
   if ((state & kSlabFull) && head->lru.inuse <= c->unfull_inuse) {
     // Set aside by us, on our full list, and a quarter free now: back to partial.
-    __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
-    set_room_floor(c, head, false);
+    clear_full(c, head);
     list_del(&o.full, head);
     list_add(&o.partial, head);
   }

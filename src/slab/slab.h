@@ -733,17 +733,26 @@ class SlabAllocator {
   // owners_offset is this slab's own (owners_offset_at: its colour included).
   OwnedSlabGeometry owned_geometry_of(const KmemCache* c, const Page* head) const {
     return OwnedSlabGeometry{c->reciprocal, c->objects,
-                             static_cast<std::uint16_t>(owners_offset_at(c, phys_->page_address(head))), 1,
-                             c->fl_key};  // room_floor: not set aside as full
+                             static_cast<std::uint16_t>(owners_offset_at(c, phys_->page_address(head))),
+                             room_floor_for(c, false), c->fl_key};
   }
   void set_owned_geometry(const KmemCache* c, Page* head) const {
     OwnedSlabGeometry g = owned_geometry_of(c, head);
     std::memcpy(head[1].tail.owners, &g, sizeof g);
   }
+  // The room floor of a slab of c set aside as full (full) or not (OwnedSlabGeometry).
+  static std::uint16_t room_floor_for(const KmemCache* c, bool full) {
+    return full ? static_cast<std::uint16_t>(c->unfull_inuse + 1) : std::uint16_t{1};
+  }
   // The owner's room test for a slab of c it sets aside as full (full) or takes back.
   static void set_room_floor(const KmemCache* c, Page* head, bool full) {
-    std::uint16_t floor = full ? static_cast<std::uint16_t>(c->unfull_inuse + 1) : std::uint16_t{1};
+    std::uint16_t floor = room_floor_for(c, full);
     std::memcpy(head[1].tail.owners + offsetof(OwnedSlabGeometry, room_floor), &floor, sizeof floor);
+  }
+  // A slab of c its owner had set aside as full, taken back: kSlabFull cleared, and the floor.
+  static void clear_full(const KmemCache* c, Page* head) {
+    __atomic_fetch_and(slab_state_word(head), ~kSlabFull, __ATOMIC_RELAXED);
+    set_room_floor(c, head, false);
   }
   // T: the field's type (owners_offset and room_floor are 16 bits, the rest 32).
   template <typename T = std::uint32_t>
@@ -793,7 +802,7 @@ class SlabAllocator {
   bool owned_geometry_ok(const KmemCache* c, const Page* head) const {
     OwnedSlabGeometry g = owned_geometry_of(c, head);  // no padding: the bytes are the fields
     std::uint32_t state = __atomic_load_n(&head->lru.nr_pages, __ATOMIC_RELAXED);
-    if ((state & kSlabStateOwnerMask) != 0 && (state & kSlabFull)) g.room_floor = c->unfull_inuse + 1;
+    g.room_floor = room_floor_for(c, (state & kSlabStateOwnerMask) != 0 && (state & kSlabFull));
     return std::memcmp(head[1].tail.owners, &g, sizeof g) == 0;
   }
   // Owned slabs (kOwnedSlabOrder, every cache with a tc_slot) start at addresses that are
