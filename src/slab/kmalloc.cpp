@@ -400,6 +400,16 @@ bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std:
   if ((head->get_flags() & (PG_large | PG_head | PG_pages | PG_guarded)) != (PG_large | PG_head) ||
       phys_->page_address(head) != p || head->get_owner() == kOwnerFree)
     return false;
+  // Not a module's block: once its module is gone a collector pass may claim and free it at
+  // any moment (its owner's exchange, as kfree claims), and growing takes no claim. A pass that
+  // freed the run between the length read below and the new length's store would leave the
+  // new tails pointing at a freed head: frames lost, the length written into a free block's
+  // descriptor (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule lost 3-18 frames a
+  // round). Such a block is moved instead (krealloc and realloc: kmalloc, copy, kfree), and
+  // kfree's claim decides the race. A loaded module's block too: the module could go, and a
+  // pass sweep the block, while the grow runs. The kernel's own blocks (and, in the preload,
+  // the host program's) are never swept: they still grow in place.
+  if (head->get_owner() >= kOwnerFirstModule) return false;
   const std::uint64_t have = head->get_nr_pages();
   const std::uint64_t need = pages_for(new_size);
   if (need <= have) return false;  // it fits: nothing to grow (ksize says so)

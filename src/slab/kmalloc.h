@@ -155,7 +155,8 @@ class Kmalloc {
   // leaves tails no head counts, which attach gives back). The new bytes are not zeroed.
   // False, and nothing changed, for any other pointer or when the frames are not free. With
   // `room` above new_size, the block grows to as many free frames as follow it up to room's
-  // (realloc's headroom for the next steps: ksize says how far it went).
+  // (realloc's headroom for the next steps: ksize says how far it went). A module's block is
+  // never grown (false): see the function.
   bool grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std::size_t room = 0);
   // Gives the parked guarded runs back to the page allocator (all of them, or only those
   // that were already parked at the previous call when `aged_only`); returns the frames given.

@@ -258,8 +258,9 @@ void snapshot_hook(void* arg) {
       sh->op = kOpLarge;
       if ((s = free_slot()) == nullptr) continue;
       std::uint32_t size = static_cast<std::uint32_t>((3 + rnd(60)) << 12);
-      owner_t ow = live_owner();
-      void* p = k->kmalloc(size, GFP_KERNEL, ow == kOwnerKernel ? live_owner() : ow);
+      // Half of them the kernel's: only those grow in place (kOpGrow; a module's run is moved,
+      // never grown: Kmalloc::grow_large_in_place), the others are the modules' to leak.
+      void* p = k->kmalloc(size, GFP_KERNEL, rnd(2) == 0 ? kOwnerKernel : live_owner());
       if (p != nullptr) publish(s, p, 0, size, kKmalloc);
     } else if (dice < 60) {
       sh->op = kOpGrow;

@@ -377,6 +377,32 @@ TEST(Shim, ReallocKeepsTheOwnerOfWhatItMoves) {
   EXPECT_EQ(kmm_module_unload("realloc_mod"), 0);
 }
 
+// A plug-in's page run is moved by realloc, never grown in place, even where a host's run of
+// the same size grows where it is (ReallocGrowsAPageRunInPlace): once its module is gone a
+// collector pass may reclaim it at any moment, and only the move's free claims it against the
+// pass (Kmalloc::grow_large_in_place; tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule).
+TEST(Shim, ReallocMovesAModulesPageRun) {
+  ASSERT_GE(kmm_module_load("grow_mod"), 2);
+  unsigned char* p;
+  {
+    kmm::ModuleScope scope("grow_mod");
+    ASSERT_TRUE(scope.entered());
+    p = static_cast<unsigned char*>(keep(malloc(opaque(20000))));
+  }
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 20000; ++i) p[i] = static_cast<unsigned char>(i * 13);
+  auto* q = static_cast<unsigned char*>(realloc(p, opaque(32000)));
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, p) << "a module's run moves";
+  for (std::size_t i = 0; i < 20000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 13)) << i;
+  kmm_usage u{};
+  ASSERT_EQ(kmm_module_usage("grow_mod", &u), 0);
+  EXPECT_EQ(u.objects, 1u) << "still the module's";
+  EXPECT_GE(u.bytes, 32000u);
+  free(q);
+  EXPECT_EQ(kmm_module_unload("grow_mod"), 0);
+}
+
 // glibc's internal names are kmm's: what they return, free() takes, and the other way round.
 // The symbol a program finds by name (dlsym, as wrappers reach "the real malloc") is kmm's.
 TEST(Shim, LibcNamesAreKmms) {

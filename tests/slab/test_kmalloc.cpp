@@ -257,7 +257,7 @@ TEST(KmallocPolicies, KreallocGrowsAPageRunInPlace) {
     Machine m(with_policy(policy));
     ASSERT_TRUE(m.ok());
     const std::uint64_t boot = m.zone.free_pages();
-    auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, 6));
+    auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, kOwnerKernel));
     ASSERT_NE(p, nullptr);
     for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 7);
     const std::uint64_t pages = m.km.ksize(p) / kPageSize;
@@ -267,7 +267,7 @@ TEST(KmallocPolicies, KreallocGrowsAPageRunInPlace) {
     EXPECT_EQ(m.km.ksize(q), 41 * kPageSize);
     EXPECT_EQ(m.zone.free_pages(), free_before - (41 - pages)) << "exactly the new frames leave the pool";
     EXPECT_EQ(m.km.large_pages(), 41u);
-    EXPECT_EQ(m.km.owner_of(q), 6);
+    EXPECT_EQ(m.km.owner_of(q), kOwnerKernel);
     for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 7)) << i;
     const Page* head = m.phys.virt_to_page(q);
     for (unsigned i = 1; i < 41; ++i) {
@@ -284,7 +284,7 @@ TEST(KmallocPolicies, KreallocGrowsAPageRunInPlace) {
     ASSERT_NE(r, nullptr);
     EXPECT_NE(r, q) << "its next frame is allocated";
     for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i * 7)) << i;
-    EXPECT_EQ(m.km.kfree(r), 6);
+    EXPECT_EQ(m.km.kfree(r), kOwnerKernel);
     m.zone.free_pages_exact(m.phys.pfn_to_page(next), 1);
     EXPECT_EQ(m.km.large_pages(), 0u);
     EXPECT_EQ(m.zone.free_pages(), boot) << "every frame back, the grown run's too";
@@ -299,7 +299,7 @@ TEST(Kmalloc, GrowInPlaceTakesRoomUpToTheNextAllocatedFrame) {
   Machine m(with_policy(KmallocPolicy::kKmalloc2));
   ASSERT_TRUE(m.ok());
   const std::uint64_t boot = m.zone.free_pages();
-  auto* p = static_cast<unsigned char*>(m.km.kmalloc(4 * kPageSize, GFP_KERNEL, 3));
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(4 * kPageSize, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(p, nullptr);
   const pfn_t head_pfn = m.phys.page_to_pfn(m.phys.virt_to_page(p));
   // A wall 12 frames after the run's start: at most 8 frames of room.
@@ -317,8 +317,34 @@ TEST(Kmalloc, GrowInPlaceTakesRoomUpToTheNextAllocatedFrame) {
   // 13 needed: the wall is in the way, nothing changes.
   EXPECT_FALSE(m.km.grow_large_in_place(p, 13 * kPageSize, GFP_KERNEL, 20 * kPageSize));
   EXPECT_EQ(m.km.ksize(p), 12 * kPageSize);
-  EXPECT_EQ(m.km.kfree(p), 3);
+  EXPECT_EQ(m.km.kfree(p), kOwnerKernel);
   m.zone.free_pages_exact(m.phys.pfn_to_page(head_pfn + 12), 1);
+  EXPECT_EQ(m.km.large_pages(), 0u);
+  EXPECT_EQ(m.zone.free_pages(), boot);
+  EXPECT_TRUE(m.check());
+}
+
+// A module's page run is moved, never grown in place, even with free frames after it: a
+// collector pass may sweep it once the module is gone, and only a move's kfree claims it
+// against the pass (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule).
+TEST(Kmalloc, AModulesPageRunIsMovedNotGrownInPlace) {
+  Machine m(with_policy(KmallocPolicy::kKmalloc2));
+  ASSERT_TRUE(m.ok());
+  const std::uint64_t boot = m.zone.free_pages();
+  constexpr owner_t kModule = kOwnerFirstModule + 4;
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, kModule));
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 3);
+  const pfn_t next = m.phys.page_to_pfn(m.phys.virt_to_page(p)) + 5;
+  ASSERT_TRUE(m.zone.frame_is_free(next)) << "room to grow in place";
+  EXPECT_FALSE(m.km.grow_large_in_place(p, 8 * kPageSize, GFP_KERNEL, 16 * kPageSize));
+  EXPECT_EQ(m.km.ksize(p), 5 * kPageSize) << "refused: nothing changed";
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 8 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, p) << "moved";
+  EXPECT_EQ(m.km.owner_of(q), kModule) << "still the module's";
+  for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 3)) << i;
+  EXPECT_EQ(m.km.kfree(q), kModule);
   EXPECT_EQ(m.km.large_pages(), 0u);
   EXPECT_EQ(m.zone.free_pages(), boot);
   EXPECT_TRUE(m.check());
