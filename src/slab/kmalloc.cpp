@@ -259,6 +259,10 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   if (!head->is(PG_large) || !head->is(PG_head) || !head->is(PG_guarded) || phys_->page_address(head) != p)
     return false;
   if (head->get_owner() == kOwnerFree || new_size > large_usable_bytes(head)) return false;
+  // Not a module's block (grow_large_in_place says why): a pass sweeping it would check its
+  // slack against a size being changed (a false corruption report stops the process) and the
+  // new size would land in a freed head.
+  if (head->get_owner() >= kOwnerFirstModule) return false;
   // The old slack is checked before part of it becomes the block (a grow would hide damage).
   check_slack(head, action);
   std::size_t asked = head->lru.freelist;

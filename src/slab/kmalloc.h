@@ -147,7 +147,8 @@ class Kmalloc {
   // Resizes a live guarded page-level block without moving it when `new_size` fits its
   // frames (the guard frame excluded): the old slack is checked (damage is reported as
   // corruption in `action`), the new slack patterned, ksize becomes new_size. False, and
-  // nothing changed, for any other pointer or a size that does not fit.
+  // nothing changed, for any other pointer or a size that does not fit, and for a module's
+  // block (as grow_large_in_place: a pass may sweep it meanwhile).
   bool resize_guarded(void* p, std::size_t new_size, const char* action);
   // Grows a live unguarded page-level block (kmalloc's, not alloc_pages') to new_size without
   // moving it, when the frames right after it are free (PageAllocator::take_free_frames): its

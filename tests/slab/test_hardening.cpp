@@ -458,6 +458,26 @@ TEST(GuardPages, KreallocWithinTheFramesStaysInPlaceAndTheSlackFollows) {
   EXPECT_TRUE(m.check());
 }
 
+// A module's guarded run is not resized in place: a collector pass sweeping it (its module
+// gone) would check its slack against a size being changed. krealloc moves it instead.
+TEST(GuardPages, AModulesRunIsMovedNotResizedInPlace) {
+  Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
+  ASSERT_TRUE(m.ok());
+  constexpr owner_t kModule = kOwnerFirstModule + 1;
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(9000, GFP_KERNEL, kModule));  // 3 frames + guard
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 9000; ++i) p[i] = static_cast<unsigned char>(i);
+  EXPECT_FALSE(m.km.resize_guarded(p, 3 * kPageSize, "test"));
+  EXPECT_EQ(m.km.ksize(p), 9000u) << "refused: nothing changed";
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 3 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, p) << "moved, though it fits its frames";
+  EXPECT_EQ(m.km.owner_of(q), kModule);
+  for (std::size_t i = 0; i < 9000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
+  EXPECT_EQ(m.km.kfree(q), kModule);
+  EXPECT_TRUE(m.check());
+}
+
 TEST(GuardPagesDeathTest, SlackDamageIsReportedWhenKreallocGrowsOverIt) {
   // Growing in place would make the damaged byte part of the block: the check comes first.
   EXPECT_DEATH(
