@@ -45,7 +45,9 @@ int kmm_module_unload(const char* name);
 int kmm_module_scope_enter(const char* name);
 void kmm_module_scope_leave(int token);
 
-/* Hands block p to `owner` (a live module's name; "kernel" or NULL: the host). */
+/* Hands block p to `owner` (a live module's name; "kernel" or NULL: the host). 0 on success;
+ * -1 when p is not a live block — also when its module is gone and a collector pass reclaimed
+ * it first (a block is either rescued or reclaimed, never both). */
 int kmm_transfer(void* p, const char* owner);
 
 struct kmm_usage {

@@ -106,6 +106,11 @@ struct Page {
     return __atomic_compare_exchange_n(&owner, &expected, static_cast<owner_t>(0), false, __ATOMIC_ACQ_REL,
                                        __ATOMIC_RELAXED);
   }
+  // The owner goes from *expected to `to` unless it changed (a claim, a transfer): then false,
+  // with what it is now in *expected (ownership transfer against a racing claim).
+  bool replace_owner(owner_t* expected, owner_t to) {
+    return __atomic_compare_exchange_n(&owner, expected, to, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  }
   std::uint16_t get_cache_id() const { return __atomic_load_n(&cache_id, __ATOMIC_RELAXED); }
   void set_cache_id(std::uint16_t id) { __atomic_store_n(&cache_id, id, __ATOMIC_RELAXED); }
   // refcount: written by the page allocators under their lock, read unlocked by kfree's

@@ -388,10 +388,12 @@ bool Kmalloc::set_owner(const void* p, owner_t owner) {
   if (zero_or_null(p) || !slab_->phys()->owns(p)) return false;
   if (slab_->set_owner(p, owner)) return true;
   Page* page = slab_->phys()->virt_to_page(p);
-  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p &&
-      page->get_owner() != kOwnerFree) {  // a freed (or parked) block is not revived
-    page->set_owner(owner);
-    return true;
+  if (page->is(PG_large) && page->is(PG_head) && slab_->phys()->page_address(page) == p) {
+    // From the owner read to the new one by compare-and-swap (SlabAllocator::set_owner says
+    // why): a freed (or parked, or reclaimed) block is not revived.
+    owner_t seen = page->get_owner();
+    while (seen != kOwnerFree)
+      if (page->replace_owner(&seen, owner)) return true;
   }
   return false;
 }

@@ -759,7 +759,14 @@ owner_t SlabAllocator::free_slow(KmemCache* c, Page* page, const void* p, const 
 bool SlabAllocator::set_owner(const void* p, owner_t owner) {
   ObjectInfo info;
   if (!lookup(p, &info) || !info.exact || info.owner == kOwnerFree) return false;
-  store_owner(owner_slot(info.cache, info.slab, info.index), owner);
+  // A compare-and-swap from the owner read, never a plain store: a pass may claim a gone
+  // module's object (claim_slot) and free it between the read and the store, and the store
+  // would then make a free slot live again, for a later kfree to free twice. Of the two
+  // exactly one wins: the pass's claim finds another owner, or the swap finds the slot free.
+  owner_t* slot = owner_slot(info.cache, info.slab, info.index);
+  owner_t seen = info.owner;
+  while (!__atomic_compare_exchange_n(slot, &seen, owner, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    if (seen == kOwnerFree) return false;  // claimed (freed or reclaimed) meanwhile
   return true;
 }
 

@@ -298,6 +298,89 @@ TEST(CollectorStress, GrowInPlaceRacingTheReclaimOfAGoneModule) {
   set_on_error(OnError::kAbort);
 }
 
+// A host rescuing a gone module's blocks (kmm_transfer to itself) while a pass reclaims
+// them: each block is either transferred or reclaimed, never both. The transfer replaces the
+// owner with a compare-and-swap from the owner it read, against the pass's claim; a plain
+// store after the pass had claimed and freed the block made a free slot (or a free run's
+// head) the kernel's, and the host's later kfree freed it a second time.
+TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
+  BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
+  cfg.protector = ProtectorMode::kReclaim;
+  cfg.kmalloc = KmallocPolicy::kKmalloc2;
+  cfg.thread_caches = true;
+  cfg.gc_delay_ns = 0;
+  cfg.gc_slice_pages = 16;
+  cfg.min_partial = 100000;  // no slab goes back under a transfer that lost (see above)
+  set_on_error(OnError::kReport);
+  set_report_writer(&silent);
+  g_lost_races = 0;
+  set_report_hook(&count_double_frees, nullptr);
+  std::uint64_t total_moved = 0, total_reclaimed = 0;
+  for (int round = 0; round < 12 || (round < 40 && (total_moved == 0 || total_reclaimed == 0)); ++round) {
+    KernelPtr k = boot_kernel(cfg);
+    ASSERT_TRUE(k);
+    owner_t m;
+    ASSERT_EQ(k->insmod("departing", 16384, &m), ModuleError::kOk);
+    constexpr int kThreads = 2, kPerThread = 3000;
+    std::vector<std::vector<void*>> objs(kThreads);
+    std::mt19937 rng(static_cast<unsigned>(round));
+    for (auto& v : objs) {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::size_t size = i % 50 == 0 ? (2 + rng() % 4) * kPageSize : 16 + rng() % 700;
+        void* p = k->kmalloc(size, GFP_KERNEL, m);
+        ASSERT_NE(p, nullptr);
+        v.push_back(p);
+      }
+    }
+    std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
+    std::atomic<int> go{0};
+    std::vector<std::vector<void*>> moved(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        while (go.load() == 0) {
+        }
+        for (void* p : objs[t])
+          if (k->transfer(p, kOwnerFree)) moved[t].push_back(p);
+      });
+    }
+    ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
+    go = 1;
+    for (int pass = 0; pass < 100; ++pass) {
+      k->collector().kick();
+      k->idle(1'000'000);
+    }
+    for (auto& th : threads) th.join();
+    k->collector().kick();
+    k->idle(1'000'000);
+    std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
+    std::uint64_t n_moved = 0;
+    for (auto& v : moved) n_moved += v.size();
+    EXPECT_EQ(n_moved + reclaimed, std::uint64_t{kThreads} * kPerThread) << "round " << round;
+    std::uint64_t lost0 = g_lost_races.load();
+    for (auto& v : moved) {
+      for (void* p : v) {
+        EXPECT_EQ(k->owner_of(p), kOwnerKernel) << "round " << round;
+        k->kfree(p);
+      }
+    }
+    EXPECT_EQ(g_lost_races.load(), lost0) << "round " << round << ": a transferred block was already free";
+    k->slab().drain_thread_caches();
+    EXPECT_TRUE(invariants(*k)) << "round " << round;
+    std::vector<OwnerTally> tally(kMaxOwners);
+    k->usage(tally.data());
+    EXPECT_EQ(tally[m].objects, 0u) << "round " << round;
+    EXPECT_EQ(tally[kOwnerKernel].objects, 0u) << "round " << round;
+    total_moved += n_moved;
+    total_reclaimed += reclaimed;
+  }
+  set_report_hook(nullptr, nullptr);
+  set_report_writer(nullptr);
+  set_on_error(OnError::kAbort);
+  EXPECT_GT(total_moved, 0u);
+  EXPECT_GT(total_reclaimed, 0u);
+}
+
 TEST(CollectorStress, ReclaimWhileModuleAllocates) {
   stress(ProtectorMode::kReclaim);
 }
