@@ -457,7 +457,11 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     return p;
   }
   owner_t keep = owner_of(p);
-  void* q = kmalloc(new_size, gfp & ~__GFP_ZERO, keep != kOwnerFree ? keep : owner);
+  void* q;
+  {
+    MovedBlockOwner moved(*slab_, keep != kOwnerFree ? keep : owner, owner);  // a gone module's: the caller's
+    q = kmalloc(new_size, gfp & ~__GFP_ZERO, moved.owner());
+  }
   if (q == nullptr) return nullptr;  // the old block stays valid, as in Linux
   std::memcpy(q, p, have);
   if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(q) + have, 0, ksize(q) - have);

@@ -583,6 +583,34 @@ class SlabAllocator {
     __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
     return true;
   }
+  // The owner of a block that realloc moves (krealloc, the preload's realloc): the old
+  // block's, `keep`, as a move keeps its owner; but `caller`'s when keep is a module that a
+  // pass may be reclaiming (its gone flag is set). reclaim-unreachable marks what is reachable
+  // at one moment, then sweeps every unmarked block of a dead owner: a block that took a dead
+  // owner after that moment would be swept while the caller holds it (realloc's result, a use
+  // after free by the protector itself). The choice and the allocation run inside the window
+  // fence_module_frees waits out, as a free's do (free_module_object_plain): a move that read
+  // "live" has allocated before the pass marks, so its block is seen where the thread holds
+  // it. begin_moved_owner opens the window (a null return: none was opened), the allocation
+  // follows, end_moved_owner closes it; MovedBlockOwner does both. Nothing in the window may
+  // free a module's object (it would close the window early); an allocation does not.
+  ThreadCache* begin_moved_owner(owner_t keep, owner_t caller, owner_t* chosen) {
+    *chosen = keep;
+    if (keep < kOwnerFirstModule) return nullptr;
+    ThreadCache* tc = thread_cache();
+    const bool fenced = tc != nullptr && __atomic_load_n(&fence_ok_, __ATOMIC_RELAXED);
+    if (fenced) {
+      __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the fence's barrier orders this for the CPU
+    }
+    // Without the window (no thread cache, no barrier call) the gone flag alone decides: a
+    // pass that begins during this very move may still sweep its block.
+    if (__atomic_load_n(&owner_gone_[keep], __ATOMIC_RELAXED) != 0) *chosen = caller;
+    return fenced ? tc : nullptr;
+  }
+  static void end_moved_owner(ThreadCache* tc) {
+    if (tc != nullptr) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+  }
   void mark_owners_gone(const bool* dead);  // dead[kMaxOwners]
   void set_owner_live(owner_t o) { __atomic_store_n(&owner_gone_[o], std::uint8_t{0}, __ATOMIC_RELAXED); }
   void fence_module_frees();
@@ -964,6 +992,21 @@ void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
     }
   }
 }
+
+// The owner for a block realloc moves, chosen and held for the allocation's length
+// (SlabAllocator::begin_moved_owner): construct, allocate with owner(), let it go.
+class MovedBlockOwner {
+ public:
+  MovedBlockOwner(SlabAllocator& a, owner_t keep, owner_t caller) { tc_ = a.begin_moved_owner(keep, caller, &owner_); }
+  ~MovedBlockOwner() { SlabAllocator::end_moved_owner(tc_); }
+  MovedBlockOwner(const MovedBlockOwner&) = delete;
+  MovedBlockOwner& operator=(const MovedBlockOwner&) = delete;
+  owner_t owner() const { return owner_; }
+
+ private:
+  owner_t owner_ = kOwnerFree;
+  ThreadCache* tc_ = nullptr;
+};
 
 }  // namespace kmm
 

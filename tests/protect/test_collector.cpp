@@ -268,6 +268,48 @@ TEST(CollectorUnreachable, ReferencedBlocksSparedUntilReferenceCleared) {
   EXPECT_TRUE(invariants(*k));
 }
 
+// A gone module's block that the kernel still holds, moved by krealloc while a pass runs:
+// after the pass has marked what the kernel's table pointed to, a new block of the dead
+// owner would be swept at once, the table left pointing at freed memory. A block moved once
+// its owner is gone is the caller's (SlabAllocator::begin_moved_owner): spared, and no longer
+// the module's to count. (Before, the table's block came out of the pass free.)
+TEST(CollectorUnreachable, ABlockMovedDuringAPassIsTheCallers) {
+  BootConfig cfg = test::small_config();
+  cfg.protector = ProtectorMode::kReclaimUnreachable;
+  cfg.gc_delay_ns = kSecond;
+  cfg.gc_slice_pages = 8;  // many slices: the move lands after the table's frame is marked
+  KernelPtr k = boot_kernel(cfg);
+  ASSERT_TRUE(k);
+  owner_t m;
+  auto* table = static_cast<void**>(k->kzalloc(64, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(table, nullptr);
+  ASSERT_EQ(k->insmod("leaky", 16384, &m), ModuleError::kOk);
+  auto* b = static_cast<unsigned char*>(k->kmalloc(24, GFP_KERNEL, m));
+  ASSERT_NE(b, nullptr);
+  std::memset(b, 7, 24);
+  table[0] = b;
+  void* moved_before = k->krealloc(k->kmalloc(40, GFP_KERNEL, m), 2000, GFP_KERNEL, kOwnerKernel);
+  EXPECT_EQ(k->owner_of(moved_before), m) << "a live module's block keeps its owner when it moves";
+  table[1] = moved_before;
+  ASSERT_EQ(k->rmmod("leaky"), ModuleError::kOk);
+  k->collector().kick();
+  int slices = 0;
+  while (!k->collector().slice(k->now_ns())) {
+    if (++slices != 20) continue;
+    auto* q = static_cast<unsigned char*>(k->krealloc(table[0], 3000, GFP_KERNEL, kOwnerKernel));
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(k->owner_of(q), kOwnerKernel) << "moved after its owner went: the caller's";
+    table[0] = q;
+  }
+  ASSERT_GT(slices, 20);
+  EXPECT_EQ(k->owner_of(table[0]), kOwnerKernel) << "the block the kernel holds was reclaimed";
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(static_cast<unsigned char*>(table[0])[i], 7) << i;
+  EXPECT_EQ(k->owner_of(table[1]), m) << "moved before the module went: its, and referenced";
+  EXPECT_TRUE(invariants(*k));
+  k->kfree(table[0]);
+  k->kfree(table);
+}
+
 TEST(CollectorUnreachable, DeadToDeadCycleIsFreed) {
   KernelPtr k = boot_mode(ProtectorMode::kReclaimUnreachable);
   ASSERT_TRUE(k);

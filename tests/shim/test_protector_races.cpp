@@ -85,4 +85,64 @@ TEST(ProtectorRaces, TransfersRacingTheReclaimOfAnUnloadedPlugin) {
   EXPECT_GT(reclaimed_total, 0u);
 }
 
+// The host keeps growing an unloaded plug-in's buffers with realloc (each grow moves them)
+// while passes of reclaim-unreachable run: every buffer is referenced (the host's table, the
+// thread's registers) and must survive, its bytes intact. A pass marks what is reachable at
+// one moment (a fork's snapshot); a buffer moved after that moment into a new block of the
+// dead owner was swept while the host held it. A buffer moved once its owner is gone is the
+// host's (SlabAllocator::begin_moved_owner).
+TEST(ProtectorRacesUnreachable, ReallocOfAnUnloadedPluginsBuffersDuringPasses) {
+  ASSERT_EQ(kmm_active(), 1);
+  constexpr int kBuffers = 64, kPasses = 8;
+  std::vector<unsigned char*> buffers(kBuffers);
+  std::vector<std::size_t> sizes(kBuffers, 32);
+  ASSERT_GE(kmm_module_load("plugin"), 2);
+  {
+    int token = kmm_module_scope_enter("plugin");
+    ASSERT_GE(token, 0);
+    for (int i = 0; i < kBuffers; ++i) {
+      buffers[i] = static_cast<unsigned char*>(malloc(opaque(32)));
+      std::memset(buffers[i], i, 32);
+    }
+    kmm_module_scope_leave(token);
+  }
+  ASSERT_EQ(kmm_module_unload("plugin"), 0);
+  std::atomic<int> stop{0};
+  std::atomic<int> bad{0};
+  std::thread grower([&] {
+    while (stop.load() == 0) {
+      for (int i = 0; i < kBuffers; ++i) {
+        // Grown (moved) step by step; past 6000 bytes cut back to 40 (moved too: far shrink).
+        std::size_t n = sizes[i] > 6000 ? 40 : sizes[i] + 48;
+        std::size_t kept = n < sizes[i] ? n : sizes[i];
+        auto* q = static_cast<unsigned char*>(realloc(buffers[i], opaque(n)));
+        if (q == nullptr) {
+          bad++;
+          continue;
+        }
+        for (std::size_t j = 0; j < kept; ++j)
+          if (q[j] != static_cast<unsigned char>(i)) {
+            bad++;
+            break;
+          }
+        std::memset(q + kept, i, n - kept);
+        buffers[i] = q;
+        sizes[i] = n;
+      }
+    }
+  });
+  for (int pass = 0; pass < kPasses; ++pass) kmm_collect();
+  stop = 1;
+  grower.join();
+  kmm_collect();
+  EXPECT_EQ(bad.load(), 0) << "a buffer's bytes changed under the host";
+  for (int i = 0; i < kBuffers; ++i) {
+    for (std::size_t j = 0; j < sizes[i]; ++j) ASSERT_EQ(buffers[i][j], static_cast<unsigned char>(i)) << i;
+    free(buffers[i]);  // a buffer swept under the host: a double free stops the process here
+  }
+  kmm_leak_stats s{};
+  ASSERT_EQ(kmm_leaks(&s), 0);
+  EXPECT_EQ(s.reclaimed_objects, 0u) << "everything the plug-in left was the host's to keep";
+}
+
 }  // namespace
