@@ -152,12 +152,47 @@ void count_double_frees(const ErrorReport& r, void*) {
 }
 void silent(const char*, std::size_t) {}
 
-TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
+// The races below: protect=reclaim, thread caches, passes due at once and in short slices.
+BootConfig race_config() {
   BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
   cfg.protector = ProtectorMode::kReclaim;
   cfg.thread_caches = true;
   cfg.gc_delay_ns = 0;
   cfg.gc_slice_pages = 16;
+  return cfg;
+}
+
+// Module "departing" loaded on k, and `lists.size()` lists of `per_list` of its blocks, the
+// i-th of size_of(i, rng).
+using SizeOf = std::size_t (*)(int i, std::mt19937& rng);
+::testing::AssertionResult departing_blocks(Kernel& k, int round, int per_list, SizeOf size_of, owner_t* m,
+                                            std::vector<std::vector<void*>>& lists) {
+  if (k.insmod("departing", 16384, m) != ModuleError::kOk) return ::testing::AssertionFailure() << "insmod";
+  std::mt19937 rng(static_cast<unsigned>(round));
+  for (auto& v : lists) {
+    for (int i = 0; i < per_list; ++i) {
+      void* p = k.kmalloc(size_of(i, rng), GFP_KERNEL, *m);
+      if (p == nullptr) return ::testing::AssertionFailure() << "kmalloc " << i;
+      v.push_back(p);
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// `passes` passes, each kicked (gc_delay is 0, but a pass starts only when one is due), then
+// the threads racing them are joined and a last pass finishes what they left.
+void passes_then_join(Kernel& k, std::vector<std::thread>& threads, int passes = 100) {
+  for (int pass = 0; pass < passes; ++pass) {
+    k.collector().kick();
+    k.idle(1'000'000);
+  }
+  for (auto& th : threads) th.join();
+  k.collector().kick();
+  k.idle(1'000'000);
+}
+
+TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
+  BootConfig cfg = race_config();
   // Empty slabs are kept: a kfree that loses the race then only meets the owner byte, not a
   // slab being given back under it (that would be a use after free by the caller, which no
   // allocator can make race-free).
@@ -172,18 +207,11 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
     KernelPtr k = boot_kernel(cfg);
     ASSERT_TRUE(k);
     owner_t m;
-    ASSERT_EQ(k->insmod("departing", 16384, &m), ModuleError::kOk);
     constexpr int kThreads = 3, kPerThread = 6000;
     std::vector<std::vector<void*>> objs(kThreads);
-    std::mt19937 rng(static_cast<unsigned>(round));
-    for (auto& v : objs) {
-      for (int i = 0; i < kPerThread; ++i) {
-        std::size_t size = 16 + rng() % (i % 100 == 0 ? 12000 : 700);
-        void* p = k->kmalloc(size, GFP_KERNEL, m);
-        ASSERT_NE(p, nullptr);
-        v.push_back(p);
-      }
-    }
+    ASSERT_TRUE(departing_blocks(
+        *k, round, kPerThread,
+        [](int i, std::mt19937& rng) -> std::size_t { return 16 + rng() % (i % 100 == 0 ? 12000 : 700); }, &m, objs));
     g_lost_races = 0;
     std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
     std::atomic<int> go{0};
@@ -204,13 +232,7 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
     while (freed.load() < std::uint64_t{kThreads} * kPerThread / 8) {
     }
     ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
-    for (int pass = 0; pass < 200; ++pass) {
-      k->collector().kick();
-      k->idle(1'000'000);
-    }
-    for (auto& th : threads) th.join();
-    k->collector().kick();
-    k->idle(1'000'000);
+    passes_then_join(*k, threads, 200);
     std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
     EXPECT_EQ(freed.load() + reclaimed, std::uint64_t{kThreads} * kPerThread) << "round " << round;
     EXPECT_EQ(g_lost_races.load(), std::uint64_t{kThreads} * kPerThread - freed.load()) << "round " << round;
@@ -241,12 +263,8 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
 // descriptor. So a module's run is never grown in place (Kmalloc::grow_large_in_place):
 // every frame comes back, and the zone's invariants hold, whichever side each block loses.
 TEST(CollectorStress, GrowInPlaceRacingTheReclaimOfAGoneModule) {
-  BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
-  cfg.protector = ProtectorMode::kReclaim;
+  BootConfig cfg = race_config();
   cfg.kmalloc = KmallocPolicy::kKmalloc2;  // exact page runs: the frame after each is free
-  cfg.thread_caches = true;
-  cfg.gc_delay_ns = 0;
-  cfg.gc_slice_pages = 16;
   set_on_error(OnError::kReport);
   set_report_writer(&silent);
   // 20 rounds: with growth in place allowed, 2 of 3 runs of 6 rounds lost frames.
@@ -255,16 +273,10 @@ TEST(CollectorStress, GrowInPlaceRacingTheReclaimOfAGoneModule) {
     ASSERT_TRUE(k);
     const std::uint64_t free0 = k->buddy().free_pages();
     owner_t m;
-    ASSERT_EQ(k->insmod("departing", 16384, &m), ModuleError::kOk);
     constexpr int kThreads = 2, kPerThread = 400;
     std::vector<std::vector<void*>> objs(kThreads);
-    for (auto& v : objs) {
-      for (int i = 0; i < kPerThread; ++i) {
-        void* p = k->kmalloc(3 * kPageSize, GFP_KERNEL, m);
-        ASSERT_NE(p, nullptr);
-        v.push_back(p);
-      }
-    }
+    ASSERT_TRUE(departing_blocks(
+        *k, round, kPerThread, [](int, std::mt19937&) -> std::size_t { return 3 * kPageSize; }, &m, objs));
     std::atomic<int> go{0};
     std::atomic<int> grown{0};
     std::vector<std::thread> threads;
@@ -278,13 +290,7 @@ TEST(CollectorStress, GrowInPlaceRacingTheReclaimOfAGoneModule) {
     }
     ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
     go = 1;
-    for (int pass = 0; pass < 100; ++pass) {
-      k->collector().kick();
-      k->idle(1'000'000);
-    }
-    for (auto& th : threads) th.join();
-    k->collector().kick();
-    k->idle(1'000'000);
+    passes_then_join(*k, threads);
     EXPECT_EQ(grown.load(), 0) << "round " << round;
     k->slab().drain_thread_caches();
     EXPECT_TRUE(invariants(*k)) << "round " << round;
@@ -304,12 +310,8 @@ TEST(CollectorStress, GrowInPlaceRacingTheReclaimOfAGoneModule) {
 // store after the pass had claimed and freed the block made a free slot (or a free run's
 // head) the kernel's, and the host's later kfree freed it a second time.
 TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
-  BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
-  cfg.protector = ProtectorMode::kReclaim;
+  BootConfig cfg = race_config();
   cfg.kmalloc = KmallocPolicy::kKmalloc2;
-  cfg.thread_caches = true;
-  cfg.gc_delay_ns = 0;
-  cfg.gc_slice_pages = 16;
   cfg.min_partial = 100000;  // no slab goes back under a transfer that lost (see above)
   set_on_error(OnError::kReport);
   set_report_writer(&silent);
@@ -320,18 +322,14 @@ TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
     KernelPtr k = boot_kernel(cfg);
     ASSERT_TRUE(k);
     owner_t m;
-    ASSERT_EQ(k->insmod("departing", 16384, &m), ModuleError::kOk);
     constexpr int kThreads = 2, kPerThread = 3000;
     std::vector<std::vector<void*>> objs(kThreads);
-    std::mt19937 rng(static_cast<unsigned>(round));
-    for (auto& v : objs) {
-      for (int i = 0; i < kPerThread; ++i) {
-        std::size_t size = i % 50 == 0 ? (2 + rng() % 4) * kPageSize : 16 + rng() % 700;
-        void* p = k->kmalloc(size, GFP_KERNEL, m);
-        ASSERT_NE(p, nullptr);
-        v.push_back(p);
-      }
-    }
+    ASSERT_TRUE(departing_blocks(
+        *k, round, kPerThread,
+        [](int i, std::mt19937& rng) -> std::size_t {
+          return i % 50 == 0 ? (2 + rng() % 4) * kPageSize : 16 + rng() % 700;
+        },
+        &m, objs));
     std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
     std::atomic<int> go{0};
     std::vector<std::vector<void*>> moved(kThreads);
@@ -346,13 +344,7 @@ TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
     }
     ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
     go = 1;
-    for (int pass = 0; pass < 100; ++pass) {
-      k->collector().kick();
-      k->idle(1'000'000);
-    }
-    for (auto& th : threads) th.join();
-    k->collector().kick();
-    k->idle(1'000'000);
+    passes_then_join(*k, threads);
     std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
     std::uint64_t n_moved = 0;
     for (auto& v : moved) n_moved += v.size();
