@@ -409,14 +409,15 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL, roomy)) return p;
     if (roomy > size) want = roomy;
   }
+  if (keep == kOwnerFree) keep = owner;
   void* q;
   if (k != nullptr) {
-    // A gone plug-in's block becomes the caller's (SlabAllocator::begin_moved_owner): a pass
-    // marking before this move would sweep a new block of the dead owner that the host holds.
-    MovedBlockOwner moved(k->slab(), keep != kOwnerFree ? keep : owner, owner);
-    q = alloc(want, moved.owner());
+    // A gone plug-in's block becomes the caller's (ModuleWindow::gone): a pass that marked
+    // before this move would sweep a new block of the dead owner while the host holds it.
+    ModuleWindow window(k->slab(), keep);
+    q = alloc(want, window.gone() ? owner : keep);
   } else {
-    q = alloc(want, keep != kOwnerFree ? keep : owner);
+    q = alloc(want, keep);
   }
   if (q == nullptr) return nullptr;
   // A guarded run's size is what was asked, not the room left for growth: an overrun past

@@ -259,10 +259,11 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   if (!head->is(PG_large) || !head->is(PG_head) || !head->is(PG_guarded) || phys_->page_address(head) != p)
     return false;
   if (head->get_owner() == kOwnerFree || new_size > large_usable_bytes(head)) return false;
-  // Not a module's block (grow_large_in_place says why): a pass sweeping it would check its
-  // slack against a size being changed (a false corruption report stops the process) and the
-  // new size would land in a freed head.
-  if (head->get_owner() >= kOwnerFirstModule) return false;
+  // A module's block only while no pass may sweep it (grow_large_in_place says why): a sweep
+  // would check the slack against a size being changed (a false corruption report stops the
+  // process), and the new size would land in a freed head.
+  ModuleWindow window(*slab_, head->get_owner());
+  if (!window.ok()) return false;
   // The old slack is checked before part of it becomes the block (a grow would hide damage).
   check_slack(head, action);
   std::size_t asked = head->lru.freelist;
@@ -406,16 +407,17 @@ bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std:
   if ((head->get_flags() & (PG_large | PG_head | PG_pages | PG_guarded)) != (PG_large | PG_head) ||
       phys_->page_address(head) != p || head->get_owner() == kOwnerFree)
     return false;
-  // Not a module's block: once its module is gone a collector pass may claim and free it at
-  // any moment (its owner's exchange, as kfree claims), and growing takes no claim. A pass that
-  // freed the run between the length read below and the new length's store would leave the
-  // new tails pointing at a freed head: frames lost, the length written into a free block's
-  // descriptor (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule lost 3-18 frames a
-  // round). Such a block is moved instead (krealloc and realloc: kmalloc, copy, kfree), and
-  // kfree's claim decides the race. A loaded module's block too: the module could go, and a
-  // pass sweep the block, while the grow runs. The kernel's own blocks (and, in the preload,
-  // the host program's) are never swept: they still grow in place.
-  if (head->get_owner() >= kOwnerFirstModule) return false;
+  // A module's block only while no pass may sweep it. Once its module is gone a pass claims
+  // and frees its blocks (the owner's exchange, as kfree claims), and growing takes no claim:
+  // a pass that freed the run between the length read below and the new length's store left
+  // the new tails pointing at a freed head, the frames lost, the length written into a free
+  // block's descriptor (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule lost 3-18
+  // frames a round). Inside the fence's window (ModuleWindow) a pass that begins now waits
+  // until the run is grown, and one that began before has flagged the owner gone: then, or
+  // with no window to open, the block is moved instead (krealloc and realloc: kmalloc, copy,
+  // kfree), and kfree's claim decides the race.
+  ModuleWindow window(*slab_, head->get_owner());
+  if (!window.ok()) return false;
   const std::uint64_t have = head->get_nr_pages();
   const std::uint64_t need = pages_for(new_size);
   if (need <= have) return false;  // it fits: nothing to grow (ksize says so)
@@ -457,10 +459,13 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     return p;
   }
   owner_t keep = owner_of(p);
+  if (keep == kOwnerFree) keep = owner;
   void* q;
   {
-    MovedBlockOwner moved(*slab_, keep != kOwnerFree ? keep : owner, owner);  // a gone module's: the caller's
-    q = kmalloc(new_size, gfp & ~__GFP_ZERO, moved.owner());
+    // A gone module's block becomes the caller's: a pass that marked before this move would
+    // sweep a new block of the dead owner while the caller holds it (ModuleWindow::gone).
+    ModuleWindow window(*slab_, keep);
+    q = kmalloc(new_size, gfp & ~__GFP_ZERO, window.gone() ? owner : keep);
   }
   if (q == nullptr) return nullptr;  // the old block stays valid, as in Linux
   std::memcpy(q, p, have);

@@ -148,7 +148,7 @@ class Kmalloc {
   // frames (the guard frame excluded): the old slack is checked (damage is reported as
   // corruption in `action`), the new slack patterned, ksize becomes new_size. False, and
   // nothing changed, for any other pointer or a size that does not fit, and for a module's
-  // block (as grow_large_in_place: a pass may sweep it meanwhile).
+  // block that a pass may sweep meanwhile (as grow_large_in_place: ModuleWindow::ok).
   bool resize_guarded(void* p, std::size_t new_size, const char* action);
   // Grows a live unguarded page-level block (kmalloc's, not alloc_pages') to new_size without
   // moving it, when the frames right after it are free (PageAllocator::take_free_frames): its
@@ -156,8 +156,8 @@ class Kmalloc {
   // leaves tails no head counts, which attach gives back). The new bytes are not zeroed.
   // False, and nothing changed, for any other pointer or when the frames are not free. With
   // `room` above new_size, the block grows to as many free frames as follow it up to room's
-  // (realloc's headroom for the next steps: ksize says how far it went). A module's block is
-  // never grown (false): see the function.
+  // (realloc's headroom for the next steps: ksize says how far it went). A module's block
+  // grows only while no pass may sweep it (ModuleWindow::ok): see the function.
   bool grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std::size_t room = 0);
   // Gives the parked guarded runs back to the page allocator (all of them, or only those
   // that were already parked at the previous call when `aged_only`); returns the frames given.

@@ -583,32 +583,25 @@ class SlabAllocator {
     __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
     return true;
   }
-  // The owner of a block that realloc moves (krealloc, the preload's realloc): the old
-  // block's, `keep`, as a move keeps its owner; but `caller`'s when keep is a module that a
-  // pass may be reclaiming (its gone flag is set). reclaim-unreachable marks what is reachable
-  // at one moment, then sweeps every unmarked block of a dead owner: a block that took a dead
-  // owner after that moment would be swept while the caller holds it (realloc's result, a use
-  // after free by the protector itself). The choice and the allocation run inside the window
-  // fence_module_frees waits out, as a free's do (free_module_object_plain): a move that read
-  // "live" has allocated before the pass marks, so its block is seen where the thread holds
-  // it. begin_moved_owner opens the window (a null return: none was opened), the allocation
-  // follows, end_moved_owner closes it; MovedBlockOwner does both. Nothing in the window may
-  // free a module's object (it would close the window early); an allocation does not.
-  ThreadCache* begin_moved_owner(owner_t keep, owner_t caller, owner_t* chosen) {
-    *chosen = keep;
-    if (keep < kOwnerFirstModule) return nullptr;
+  // The window fence_module_frees waits out (the one free_module_object_plain opens), opened
+  // for other work on a block of module `owner` that a pass must not meet halfway: growing a
+  // page run in place, choosing the owner of a block realloc moves. Raises this thread's
+  // in_free, then reads the owner's gone flag into *gone: a pass that begins later waits at its
+  // fence until close_module_window; one that began before has set the flag. Returns the
+  // thread cache whose window is open, null when none could be (no thread cache, no barrier
+  // call: *gone is then the flag read without one). Nothing in the window may free a module's
+  // object (its own window would close this one early); allocating and taking frames do not.
+  ThreadCache* open_module_window(owner_t owner, bool* gone) {
     ThreadCache* tc = thread_cache();
     const bool fenced = tc != nullptr && __atomic_load_n(&fence_ok_, __ATOMIC_RELAXED);
     if (fenced) {
       __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);
       __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the fence's barrier orders this for the CPU
     }
-    // Without the window (no thread cache, no barrier call) the gone flag alone decides: a
-    // pass that begins during this very move may still sweep its block.
-    if (__atomic_load_n(&owner_gone_[keep], __ATOMIC_RELAXED) != 0) *chosen = caller;
+    *gone = __atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0;
     return fenced ? tc : nullptr;
   }
-  static void end_moved_owner(ThreadCache* tc) {
+  static void close_module_window(ThreadCache* tc) {
     if (tc != nullptr) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
   }
   void mark_owners_gone(const bool* dead);  // dead[kMaxOwners]
@@ -993,19 +986,31 @@ void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
   }
 }
 
-// The owner for a block realloc moves, chosen and held for the allocation's length
-// (SlabAllocator::begin_moved_owner): construct, allocate with owner(), let it go.
-class MovedBlockOwner {
+// SlabAllocator::open_module_window for the length of a scope, for a block of `owner`. Not a
+// module's block (the kernel's, a host program's): nothing to open, never gone.
+//   ok():   the owner cannot be swept before the scope ends: not a module, or a module no pass
+//           has begun to reclaim, with the window open. Page runs grow in place only then
+//           (Kmalloc::grow_large_in_place, resize_guarded).
+//   gone(): a pass may be reclaiming the owner: a block realloc moves is then the caller's,
+//           not a new block of the dead owner (Kmalloc::krealloc, the preload's resize).
+class ModuleWindow {
  public:
-  MovedBlockOwner(SlabAllocator& a, owner_t keep, owner_t caller) { tc_ = a.begin_moved_owner(keep, caller, &owner_); }
-  ~MovedBlockOwner() { SlabAllocator::end_moved_owner(tc_); }
-  MovedBlockOwner(const MovedBlockOwner&) = delete;
-  MovedBlockOwner& operator=(const MovedBlockOwner&) = delete;
-  owner_t owner() const { return owner_; }
+  ModuleWindow(SlabAllocator& a, owner_t owner) {
+    if (owner >= kOwnerFirstModule) {
+      module_ = true;
+      tc_ = a.open_module_window(owner, &gone_);
+    }
+  }
+  ~ModuleWindow() { SlabAllocator::close_module_window(tc_); }
+  ModuleWindow(const ModuleWindow&) = delete;
+  ModuleWindow& operator=(const ModuleWindow&) = delete;
+  bool ok() const { return !module_ || (tc_ != nullptr && !gone_); }
+  bool gone() const { return gone_; }
 
  private:
-  owner_t owner_ = kOwnerFree;
   ThreadCache* tc_ = nullptr;
+  bool module_ = false;
+  bool gone_ = false;
 };
 
 }  // namespace kmm

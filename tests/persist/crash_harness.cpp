@@ -258,8 +258,9 @@ void snapshot_hook(void* arg) {
       sh->op = kOpLarge;
       if ((s = free_slot()) == nullptr) continue;
       std::uint32_t size = static_cast<std::uint32_t>((3 + rnd(60)) << 12);
-      // Half of them the kernel's: only those grow in place (kOpGrow; a module's run is moved,
-      // never grown: Kmalloc::grow_large_in_place), the others are the modules' to leak.
+      // Half of them the kernel's, which always grow in place when they can (kOpGrow; a
+      // module's run grows only inside the fence's window: Kmalloc::grow_large_in_place, and
+      // this machine has no thread caches to open one), the others the modules' to leak.
       void* p = k->kmalloc(size, GFP_KERNEL, rnd(2) == 0 ? kOwnerKernel : live_owner());
       if (p != nullptr) publish(s, p, 0, size, kKmalloc);
     } else if (dice < 60) {

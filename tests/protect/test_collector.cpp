@@ -271,7 +271,7 @@ TEST(CollectorUnreachable, ReferencedBlocksSparedUntilReferenceCleared) {
 // A gone module's block that the kernel still holds, moved by krealloc while a pass runs:
 // after the pass has marked what the kernel's table pointed to, a new block of the dead
 // owner would be swept at once, the table left pointing at freed memory. A block moved once
-// its owner is gone is the caller's (SlabAllocator::begin_moved_owner): spared, and no longer
+// its owner is gone is the caller's (ModuleWindow::gone, slab.h): spared, and no longer
 // the module's to count. (Before, the table's block came out of the pass free.)
 TEST(CollectorUnreachable, ABlockMovedDuringAPassIsTheCallers) {
   BootConfig cfg = test::small_config();

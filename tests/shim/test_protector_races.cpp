@@ -90,7 +90,7 @@ TEST(ProtectorRaces, TransfersRacingTheReclaimOfAnUnloadedPlugin) {
 // thread's registers) and must survive, its bytes intact. A pass marks what is reachable at
 // one moment (a fork's snapshot); a buffer moved after that moment into a new block of the
 // dead owner was swept while the host held it. A buffer moved once its owner is gone is the
-// host's (SlabAllocator::begin_moved_owner).
+// host's (ModuleWindow::gone, slab.h).
 TEST(ProtectorRacesUnreachable, ReallocOfAnUnloadedPluginsBuffersDuringPasses) {
   ASSERT_EQ(kmm_active(), 1);
   constexpr int kBuffers = 64, kPasses = 8;

@@ -458,9 +458,10 @@ TEST(GuardPages, KreallocWithinTheFramesStaysInPlaceAndTheSlackFollows) {
   EXPECT_TRUE(m.check());
 }
 
-// A module's guarded run is not resized in place: a collector pass sweeping it (its module
-// gone) would check its slack against a size being changed. krealloc moves it instead.
-TEST(GuardPages, AModulesRunIsMovedNotResizedInPlace) {
+// A module's guarded run is resized in place only while no pass may sweep it (ModuleWindow):
+// a sweep checks its slack against its size. Without a window to open (no thread cache, as
+// here) krealloc moves it, keeping its owner while the module is not flagged gone.
+TEST(GuardPages, AModulesRunIsMovedWhenNoPassCanBeHeldOff) {
   Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
   ASSERT_TRUE(m.ok());
   constexpr owner_t kModule = kOwnerFirstModule + 1;

@@ -324,30 +324,49 @@ TEST(Kmalloc, GrowInPlaceTakesRoomUpToTheNextAllocatedFrame) {
   EXPECT_TRUE(m.check());
 }
 
-// A module's page run is moved, never grown in place, even with free frames after it: a
-// collector pass may sweep it once the module is gone, and only a move's kfree claims it
-// against the pass (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule).
-TEST(Kmalloc, AModulesPageRunIsMovedNotGrownInPlace) {
-  Machine m(with_policy(KmallocPolicy::kKmalloc2));
-  ASSERT_TRUE(m.ok());
-  const std::uint64_t boot = m.zone.free_pages();
-  constexpr owner_t kModule = kOwnerFirstModule + 4;
-  auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, kModule));
-  ASSERT_NE(p, nullptr);
-  for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 3);
-  const pfn_t next = m.phys.page_to_pfn(m.phys.virt_to_page(p)) + 5;
-  ASSERT_TRUE(m.zone.frame_is_free(next)) << "room to grow in place";
-  EXPECT_FALSE(m.km.grow_large_in_place(p, 8 * kPageSize, GFP_KERNEL, 16 * kPageSize));
-  EXPECT_EQ(m.km.ksize(p), 5 * kPageSize) << "refused: nothing changed";
-  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 8 * kPageSize, GFP_KERNEL, kOwnerKernel));
-  ASSERT_NE(q, nullptr);
-  EXPECT_NE(q, p) << "moved";
-  EXPECT_EQ(m.km.owner_of(q), kModule) << "still the module's";
-  for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 3)) << i;
-  EXPECT_EQ(m.km.kfree(q), kModule);
-  EXPECT_EQ(m.km.large_pages(), 0u);
-  EXPECT_EQ(m.zone.free_pages(), boot);
-  EXPECT_TRUE(m.check());
+// A module's page run grows in place only inside the fence's window (ModuleWindow): with
+// thread caches and the barrier call, while no pass has flagged its owner gone. Once one has
+// (a pass may sweep it), or without a window to open (no thread cache), krealloc moves it,
+// and only the move's kfree claims it against the pass (tests/protect,
+// GrowInPlaceRacingTheReclaimOfAGoneModule).
+TEST(Kmalloc, AModulesPageRunGrowsInPlaceOnlyWhileNoPassMaySweepIt) {
+  for (bool thread_caches : {true, false}) {
+    SCOPED_TRACE(thread_caches ? "thread caches" : "none");
+    MachineOptions o = with_policy(KmallocPolicy::kKmalloc2);
+    o.slab_cfg.thread_caches = thread_caches;
+    Machine m(o);
+    ASSERT_TRUE(m.ok());
+    m.km.kfree(m.km.kmalloc(64, GFP_KERNEL, kOwnerKernel));  // this thread's cache: its page first
+    m.slab.drain_thread_caches();
+    const std::uint64_t boot = m.zone.free_pages();
+    constexpr owner_t kModule = kOwnerFirstModule + 4;
+    auto* p = static_cast<unsigned char*>(m.km.kmalloc(5 * kPageSize, GFP_KERNEL, kModule));
+    ASSERT_NE(p, nullptr);
+    for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 3);
+    const pfn_t next = m.phys.page_to_pfn(m.phys.virt_to_page(p)) + 5;
+    ASSERT_TRUE(m.zone.frame_is_free(next)) << "room to grow in place";
+    const bool window = thread_caches && m.slab.module_free_fence();
+    EXPECT_EQ(m.km.grow_large_in_place(p, 6 * kPageSize, GFP_KERNEL), window);
+    EXPECT_EQ(m.km.ksize(p), (window ? 6 : 5) * kPageSize);
+    // A pass flags the owner gone: no growth in place from now on.
+    bool dead[kMaxOwners] = {};
+    dead[kModule] = true;
+    m.slab.mark_owners_gone(dead);
+    const std::size_t before = m.km.ksize(p);
+    EXPECT_FALSE(m.km.grow_large_in_place(p, 8 * kPageSize, GFP_KERNEL, 16 * kPageSize));
+    EXPECT_EQ(m.km.ksize(p), before) << "refused: nothing changed";
+    auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 8 * kPageSize, GFP_KERNEL, kOwnerKernel));
+    ASSERT_NE(q, nullptr);
+    EXPECT_NE(q, p) << "moved";
+    EXPECT_EQ(m.km.owner_of(q), kOwnerKernel) << "moved once its owner is gone: the caller's";
+    for (std::size_t i = 0; i < 5 * kPageSize; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i * 3)) << i;
+    EXPECT_EQ(m.km.kfree(q), kOwnerKernel);
+    m.slab.drain_thread_caches();
+    m.slab.shrink_empty(nullptr, false);
+    EXPECT_EQ(m.km.large_pages(), 0u);
+    EXPECT_EQ(m.zone.free_pages(), boot);
+    EXPECT_TRUE(m.check());
+  }
 }
 
 TEST(KmallocPolicies, Kmalloc2SavesWhatPow2Wastes) {
