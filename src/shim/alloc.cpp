@@ -138,7 +138,10 @@ void fork_parent() {
 }
 void fork_child() {
   Kernel* k = g_kernel;
-  if (k != nullptr) k->unlock_all();
+  if (k != nullptr) {
+    k->unlock_all();
+    k->slab().close_windows_after_fork();  // the parent's other threads are not here
+  }
   huge_unlock();
   modules_fork_unlock();
   modules_fork_child();

@@ -604,6 +604,11 @@ class SlabAllocator {
   static void close_module_window(ThreadCache* tc) {
     if (tc != nullptr) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
   }
+  // In a fork's child, where only the forking thread runs: every other thread's window is
+  // closed. One open at the fork (a realloc waiting inside it for a lock fork_prepare held,
+  // a free preempted inside it) would never close there, and the child's next pass would
+  // wait at its fence forever.
+  void close_windows_after_fork();
   void mark_owners_gone(const bool* dead);  // dead[kMaxOwners]
   void set_owner_live(owner_t o) { __atomic_store_n(&owner_gone_[o], std::uint8_t{0}, __ATOMIC_RELAXED); }
   void fence_module_frees();

@@ -180,6 +180,10 @@ void SlabAllocator::fence_module_frees() {
   }
 }
 
+void SlabAllocator::close_windows_after_fork() {
+  for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+}
+
 void SlabAllocator::tc_detach(ThreadCache* tc) {
   {
     LockGuard g(tc_list_lock_);
@@ -265,6 +269,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
 }
 void SlabAllocator::tc_detach(ThreadCache*) {}
 void SlabAllocator::fence_module_frees() {}
+void SlabAllocator::close_windows_after_fork() {}
 void SlabAllocator::tc_release_all() {}
 void SlabAllocator::drain_current_thread() {}
 void SlabAllocator::drain_thread_caches() {}

@@ -394,6 +394,40 @@ TEST(SlabFence, WaitsForAFreeInsideItsWindow) {
   k.slab.drain_thread_caches();
 }
 
+// A fork's child has only the forking thread: a window another thread had open at the fork
+// (ModuleWindow, a free's) is closed by close_windows_after_fork (the preload's fork_child),
+// or the child's fence would wait for a thread that is not there.
+TEST(SlabFence, AWindowLeftOpenByAThreadGoneAtForkIsClosed) {
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  if (!k.slab.module_free_fence()) GTEST_SKIP() << "no membarrier(2) here: no window is ever opened";
+  // A thread that opens a window and stays inside it, as the threads of the parent do for the
+  // child: they never run again there.
+  ThreadCache* other_tc = nullptr;
+  std::atomic<int> stage{0};
+  std::thread t([&] {
+    bool gone = true;
+    other_tc = k.slab.open_module_window(kOwnerFirstModule, &gone);
+    EXPECT_FALSE(gone);
+    stage = 1;
+    while (stage.load() != 2) {
+    }
+    SlabAllocator::close_module_window(other_tc);
+  });
+  while (stage.load() != 1) {
+  }
+  ASSERT_NE(other_tc, nullptr);
+  EXPECT_EQ(__atomic_load_n(&other_tc->in_free, __ATOMIC_ACQUIRE), 1u);
+  k.slab.close_windows_after_fork();
+  const bool closed = __atomic_load_n(&other_tc->in_free, __ATOMIC_ACQUIRE) == 0;
+  if (closed) k.slab.fence_module_frees();  // returns at once (open, it would wait for ever)
+  stage = 2;
+  t.join();
+  EXPECT_TRUE(closed) << "the other thread's window is still open";
+  k.slab.drain_thread_caches();
+}
+
 TEST_F(Slab, ThreadCacheOnOneThread) {
   Machine k(slab_only(std::size_t{8} << 20,
                       SlabConfig{.thread_caches = true, .min_partial = 0, .hardening = {}, .random_seed = 0}));
