@@ -573,15 +573,17 @@ class SlabAllocator {
   // same way). Without the barrier call (fence_ok_ false), every module object is exchanged.
   bool free_module_object_plain(ThreadCache* tc, owner_t* slot, owner_t owner) {
     if (tc == nullptr || !__atomic_load_n(&fence_ok_, __ATOMIC_RELAXED)) return false;
+    const bool gone = enter_module_window(tc, owner);
+    if (!gone) __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
+    close_module_window(tc);
+    return !gone;
+  }
+  // The window's two ends, tc's (fence_ok_ true): entering raises tc's in_free, then reads and
+  // returns the owner's gone flag; closing lowers in_free (release: after the window's work).
+  bool enter_module_window(ThreadCache* tc, owner_t owner) {
     __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the fence's barrier orders this for the CPU
-    if (__atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0) {
-      __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELAXED);
-      return false;
-    }
-    __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
-    __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
-    return true;
+    return __atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0;
   }
   // The window fence_module_frees waits out (the one free_module_object_plain opens), opened
   // for other work on a block of module `owner` that a pass must not meet halfway: growing a
@@ -593,13 +595,12 @@ class SlabAllocator {
   // object (its own window would close this one early); allocating and taking frames do not.
   ThreadCache* open_module_window(owner_t owner, bool* gone) {
     ThreadCache* tc = thread_cache();
-    const bool fenced = tc != nullptr && __atomic_load_n(&fence_ok_, __ATOMIC_RELAXED);
-    if (fenced) {
-      __atomic_store_n(&tc->in_free, 1u, __ATOMIC_RELAXED);
-      __atomic_signal_fence(__ATOMIC_SEQ_CST);  // the fence's barrier orders this for the CPU
+    if (tc == nullptr || !__atomic_load_n(&fence_ok_, __ATOMIC_RELAXED)) {
+      *gone = __atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0;
+      return nullptr;
     }
-    *gone = __atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0;
-    return fenced ? tc : nullptr;
+    *gone = enter_module_window(tc, owner);
+    return tc;
   }
   static void close_module_window(ThreadCache* tc) {
     if (tc != nullptr) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
