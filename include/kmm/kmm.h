@@ -37,11 +37,14 @@ int kmm_active(void);
 
 /* insmod: returns the module's owner id (2..254), or -1 (already loaded, table full). */
 int kmm_module_load(const char* name);
-/* rmmod: 0, or -1 when no live module has that name. */
+/* rmmod: 0, or -1 when no live module has that name. The module's memory is the collector's
+ * once no thread is inside a scope of it (kmm_module_scope_enter). */
 int kmm_module_unload(const char* name);
 
 /* Allocations by this thread belong to module `name` until the matching leave. Returns a
- * token for leave, or -1 when no live module has that name (the scope is then not entered). */
+ * token for leave, or -1 when no live module has that name (the scope is then not entered).
+ * The scope holds the module: unloaded meanwhile, its memory is not reclaimed until every
+ * thread has left its scopes of it (or ended), as rmmod waits out a module's users. */
 int kmm_module_scope_enter(const char* name);
 void kmm_module_scope_leave(int token);
 

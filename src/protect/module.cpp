@@ -27,6 +27,7 @@ const char* module_error_text(ModuleError e) {
 
 void ModuleRegistry::init() {
   std::memset(slots_, 0, sizeof slots_);
+  std::memset(holds_, 0, sizeof holds_);
   next_address_ = 0xbf000000ull;
 }
 
@@ -96,12 +97,44 @@ unsigned ModuleRegistry::dead_owners(bool dead[kMaxOwners]) const {
   unsigned n = 0;
   for (unsigned o = 0; o < kMaxOwners; ++o) dead[o] = false;
   for (unsigned i = 0; i < kMaxModules; ++i) {
-    if (slots_[i].state == ModuleState::kGone) {
+    if (slots_[i].state == ModuleState::kGone && holds_[i] == 0) {
       dead[i + kOwnerFirstModule] = true;
       ++n;
     }
   }
   return n;
+}
+
+bool ModuleRegistry::hold(owner_t o) {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return false;
+  LockGuard g(lock_);
+  if (slots_[o - kOwnerFirstModule].state != ModuleState::kLive) return false;
+  ++holds_[o - kOwnerFirstModule];
+  return true;
+}
+
+void ModuleRegistry::unhold(owner_t o) {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return;
+  LockGuard g(lock_);
+  std::uint32_t& h = holds_[o - kOwnerFirstModule];
+  if (h != 0) --h;
+}
+
+void ModuleRegistry::reset_holds(const owner_t* owners, unsigned n) {
+  LockGuard g(lock_);
+  std::memset(holds_, 0, sizeof holds_);
+  for (unsigned i = 0; i < n; ++i) {
+    owner_t o = owners[i];
+    if (o < kOwnerFirstModule || o >= kOwnerUntracked) continue;
+    ModuleState st = slots_[o - kOwnerFirstModule].state;
+    if (st == ModuleState::kLive || st == ModuleState::kGone) ++holds_[o - kOwnerFirstModule];
+  }
+}
+
+unsigned ModuleRegistry::holds(owner_t o) const {
+  if (o < kOwnerFirstModule || o >= kOwnerUntracked) return 0;
+  LockGuard g(lock_);
+  return holds_[o - kOwnerFirstModule];
 }
 
 bool ModuleRegistry::is_live_owner(owner_t o) const {
@@ -115,7 +148,7 @@ void ModuleRegistry::release(owner_t o) {
   if (o < kOwnerFirstModule || o >= kOwnerUntracked) return;
   LockGuard g(lock_);
   Module& m = slots_[o - kOwnerFirstModule];
-  if (m.state == ModuleState::kGone) m.state = ModuleState::kFree;
+  if (m.state == ModuleState::kGone && holds_[o - kOwnerFirstModule] == 0) m.state = ModuleState::kFree;
 }
 
 void ModuleRegistry::mark_reported(owner_t o) {
@@ -148,12 +181,13 @@ unsigned ModuleRegistry::nr_live() const {
 unsigned ModuleRegistry::nr_gone() const {
   LockGuard g(lock_);
   unsigned n = 0;
-  for (const auto& m : slots_) n += m.state == ModuleState::kGone;
+  for (unsigned i = 0; i < kMaxModules; ++i) n += slots_[i].state == ModuleState::kGone && holds_[i] == 0;
   return n;
 }
 
 unsigned ModuleRegistry::suspend_live() {
   new (&lock_) SpinLock();  // a crashed process may have held it
+  std::memset(holds_, 0, sizeof holds_);  // that process's threads are not this one's
   unsigned n = 0;
   for (auto& m : slots_) {
     if (m.state == ModuleState::kLive) {

@@ -9,6 +9,11 @@
 // struct module.
 //
 // States: Free -> Live (insmod) -> Gone (rmmod) -> Free (collector found it empty).
+// Holds: a thread working for a module (the preload's kmm_module_scope_enter) holds it. A hold
+// is taken only on a Live module, so once a Gone module's last hold goes it gets no other;
+// while it has holds it is not dead to the collector (dead_owners, nr_gone leave it out): its
+// code may still run and use what it allocated, as Linux's rmmod waits out a module's users.
+// Holds belong to a process, never to a heap file (suspend_live clears them).
 // Locking: one registry lock, below the collector's in kmm's lock order (docs/ARCHITECTURE.md);
 // readers of a single state byte (the collector's dead[] table) copy it under the lock.
 // Depends on: base/.
@@ -51,7 +56,15 @@ class ModuleRegistry {
 
   // The live module of that name, or kOwnerFree.
   owner_t find_live(const char* name) const;
-  // Copies states for owners 0..255: true for owners that are Gone (dead).
+  // A hold on module o (see above): false, and no hold, unless o is Live.
+  bool hold(owner_t o);
+  void unhold(owner_t o);
+  // fork()'s child, which has one thread of the parent's: every hold dropped, then one taken
+  // again for each of owners[0..n) (that thread's), whatever the module's state now.
+  void reset_holds(const owner_t* owners, unsigned n);
+  unsigned holds(owner_t o) const;
+  // Copies states for owners 0..255: true for owners that are Gone (dead) and held by no
+  // thread: the modules the collector may take.
   unsigned dead_owners(bool dead[kMaxOwners]) const;
   bool is_live_owner(owner_t o) const;
   // Gone -> Free, once the collector has found the owner holds nothing.
@@ -62,7 +75,7 @@ class ModuleRegistry {
   const char* owner_name(owner_t o) const;
   const Module* module(owner_t o) const;
   unsigned nr_live() const;
-  unsigned nr_gone() const;
+  unsigned nr_gone() const;  // Gone and not held: dead_owners' count
   // Persistent RAM: at attach every Live module becomes Dormant (and the lock is reset);
   // at the end of the grace period every Dormant one becomes Gone. Both return how many.
   unsigned suspend_live();
@@ -77,6 +90,7 @@ class ModuleRegistry {
  private:
   mutable SpinLock lock_;
   Module slots_[kMaxModules];
+  std::uint32_t holds_[kMaxModules];            // under lock_
   std::uint64_t next_address_ = 0xbf000000ull;  // ARM's MODULES_VADDR
 };
 

@@ -413,13 +413,40 @@ void unregister_plugin(void* handle) {
   unload_plugin_at(k, lo);
 }
 
-// Per-thread stack of API scopes (kmm_module_scope_enter/leave).
+// Per-thread stack of API scopes (kmm_module_scope_enter/leave). A module's scope holds it
+// (ModuleRegistry::hold): while a thread works for a module that another thread unloads, the
+// collector leaves the module's memory alone, and takes it once the last scope is left — or
+// its thread exits (scope_key's destructor), since a thread that never leaves would keep it
+// forever. t_scope_owner[i] is scope i's owner; only modules' scopes hold.
 constexpr int kMaxScopes = 16;
 struct alignas(OwnerScope) ScopeSlot {
   char bytes[sizeof(OwnerScope)];
 };
 __attribute__((tls_model("initial-exec"))) thread_local ScopeSlot t_scopes[kMaxScopes];
+__attribute__((tls_model("initial-exec"))) thread_local owner_t t_scope_owner[kMaxScopes];
 __attribute__((tls_model("initial-exec"))) thread_local int t_depth = 0;
+
+bool holds_module(owner_t o) {
+  return o >= kOwnerFirstModule && o < kOwnerUntracked;
+}
+
+void leave_scopes_down_to(int token) {
+  Kernel* k = g_kernel;
+  while (t_depth > token && t_depth > 0) {
+    --t_depth;
+    reinterpret_cast<OwnerScope*>(t_scopes[t_depth].bytes)->~OwnerScope();
+    if (k != nullptr && holds_module(t_scope_owner[t_depth])) k->modules().unhold(t_scope_owner[t_depth]);
+  }
+}
+
+pthread_key_t g_scope_key;
+pthread_once_t g_scope_key_once = PTHREAD_ONCE_INIT;
+
+void make_scope_key() {
+  // At the thread's exit, with its scopes still open: their holds go (the owner the thread
+  // allocates for no longer matters).
+  pthread_key_create(&g_scope_key, [](void*) { leave_scopes_down_to(0); });
+}
 
 owner_t latest_owner_named(Kernel* k, const char* name) {
   owner_t live = k->module_owner(name);
@@ -494,6 +521,14 @@ void modules_fork_child() {
   pthread_mutex_init(&g_pass_mu, nullptr);
   pthread_cond_init(&g_pass_cv, nullptr);
   g_pass_asked = g_pass_done = 0;
+  // The parent's other threads, and their scopes' holds, are not here; this thread's are.
+  if (Kernel* k = g_kernel) {
+    owner_t mine[kMaxScopes];
+    unsigned n = 0;
+    for (int i = 0; i < t_depth; ++i)
+      if (holds_module(t_scope_owner[i])) mine[n++] = t_scope_owner[i];
+    k->modules().reset_holds(mine, n);
+  }
   roots_exempt_thread(0);
   roots_own_threads_fork_child();
 }
@@ -572,15 +607,20 @@ KMM_EXPORT int kmm_module_scope_enter(const char* name) {
   if (k == nullptr || t_depth >= kMaxScopes) return -1;
   owner_t o = name == nullptr || str_eq(name, "kernel") ? kOwnerKernel : k->module_owner(name);
   if (o == kOwnerFree) return -1;
+  if (holds_module(o)) {
+    // Before the hold: the key's first set may allocate (glibc's second-level key blocks),
+    // and that allocation is the host's.
+    pthread_once(&g_scope_key_once, make_scope_key);
+    if (pthread_getspecific(g_scope_key) == nullptr) pthread_setspecific(g_scope_key, &t_depth);
+    if (!k->modules().hold(o)) return -1;  // unloaded since module_owner: not entered
+  }
+  t_scope_owner[t_depth] = o;
   new (t_scopes[t_depth].bytes) OwnerScope(o);
   return t_depth++;
 }
 
 KMM_EXPORT void kmm_module_scope_leave(int token) {
-  while (t_depth > token && t_depth > 0) {
-    --t_depth;
-    reinterpret_cast<OwnerScope*>(t_scopes[t_depth].bytes)->~OwnerScope();
-  }
+  leave_scopes_down_to(token);
 }
 
 KMM_EXPORT int kmm_transfer(void* p, const char* owner) {

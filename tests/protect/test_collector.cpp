@@ -441,6 +441,38 @@ TEST(CollectorTransfer, TransferredBlocksSurviveUnload) {
   EXPECT_FALSE(k->transfer(to_kernel, kOwnerKernel)) << "not a live block any more";
 }
 
+// A thread still working for an unloaded module (the preload's kmm_module_scope_enter holds
+// it) uses what the module allocated: no pass takes the module's blocks until the hold goes,
+// in either reclaiming mode; then they are reclaimed as any leak.
+class CollectorHeld : public ::testing::TestWithParam<ProtectorMode> {};
+
+TEST_P(CollectorHeld, AHeldModulesBlocksWaitForItsLastHold) {
+  KernelPtr k = boot_mode(GetParam());
+  ASSERT_TRUE(k);
+  owner_t m;
+  ASSERT_EQ(k->insmod("worker", 16384, &m), ModuleError::kOk);
+  ASSERT_TRUE(k->modules().hold(m));
+  void* before = k->kmalloc(100, GFP_KERNEL, m);
+  ASSERT_EQ(k->rmmod("worker"), ModuleError::kOk);
+  void* after = k->kmalloc(3000, GFP_KERNEL, m);  // the thread still allocates as the module
+  ASSERT_NE(before, nullptr);
+  ASSERT_NE(after, nullptr);
+  k->idle(5 * kSecond);
+  EXPECT_EQ(k->collector().stats().reclaimed_objects, 0u);
+  EXPECT_EQ(k->owner_of(before), m);
+  EXPECT_EQ(k->owner_of(after), m);
+  EXPECT_EQ(usage_of(*k, m).objects, 2u);
+  k->modules().unhold(m);
+  k->idle(2 * kSecond);
+  EXPECT_EQ(k->collector().stats().reclaimed_objects, 2u);
+  EXPECT_EQ(k->owner_of(before), kOwnerFree);
+  EXPECT_EQ(k->owner_of(after), kOwnerFree);
+  EXPECT_TRUE(invariants(*k));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CollectorHeld,
+                         ::testing::Values(ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable));
+
 TEST(CollectorModes, ChangeModeAtRunTime) {
   KernelPtr k = boot_mode(ProtectorMode::kOff);
   ASSERT_TRUE(k);

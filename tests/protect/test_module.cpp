@@ -70,6 +70,48 @@ TEST_F(ModuleTest, UnloadMakesGoneNotFree) {
   EXPECT_NE(other, o);
 }
 
+TEST_F(ModuleTest, AHeldGoneModuleIsNotDeadUntilItsLastHoldGoes) {
+  owner_t o, u;
+  ASSERT_EQ(reg->load("worker", 0, 0, &o), ModuleError::kOk);
+  ASSERT_TRUE(reg->hold(o));
+  ASSERT_TRUE(reg->hold(o));
+  EXPECT_EQ(reg->holds(o), 2u);
+  ASSERT_EQ(reg->unload("worker", 10, &u), ModuleError::kOk);
+  EXPECT_FALSE(reg->hold(o)) << "a Gone module takes no new hold";
+  EXPECT_EQ(reg->module(o)->state, ModuleState::kGone);
+  bool dead[kMaxOwners];
+  EXPECT_EQ(reg->dead_owners(dead), 0u);
+  EXPECT_FALSE(dead[o]);
+  EXPECT_EQ(reg->nr_gone(), 0u) << "nothing for the collector while a thread works for it";
+  reg->release(o);
+  EXPECT_EQ(reg->module(o)->state, ModuleState::kGone) << "a held slot is never reused";
+  reg->unhold(o);
+  EXPECT_EQ(reg->dead_owners(dead), 0u);
+  reg->unhold(o);
+  EXPECT_EQ(reg->dead_owners(dead), 1u);
+  EXPECT_TRUE(dead[o]);
+  EXPECT_EQ(reg->nr_gone(), 1u);
+  reg->unhold(o);  // one too many: ignored
+  EXPECT_EQ(reg->holds(o), 0u);
+  EXPECT_FALSE(reg->hold(kOwnerKernel));
+  EXPECT_FALSE(reg->hold(kOwnerUntracked));
+}
+
+TEST_F(ModuleTest, AForksChildKeepsOnlyItsOwnThreadsHolds) {
+  owner_t a, b, u;
+  ASSERT_EQ(reg->load("a", 0, 0, &a), ModuleError::kOk);
+  ASSERT_EQ(reg->load("b", 0, 0, &b), ModuleError::kOk);
+  ASSERT_TRUE(reg->hold(a));  // another thread's
+  ASSERT_TRUE(reg->hold(b));  // the forking thread's
+  ASSERT_EQ(reg->unload("b", 0, &u), ModuleError::kOk);
+  const owner_t mine[] = {b, kOwnerKernel};
+  reg->reset_holds(mine, 2);
+  EXPECT_EQ(reg->holds(a), 0u);
+  EXPECT_EQ(reg->holds(b), 1u) << "kept though b is Gone now";
+  bool dead[kMaxOwners];
+  EXPECT_EQ(reg->dead_owners(dead), 0u);
+}
+
 TEST_F(ModuleTest, ReleaseOnlyFreesGoneSlots) {
   owner_t o;
   ASSERT_EQ(reg->load("m", 0, 0, &o), ModuleError::kOk);

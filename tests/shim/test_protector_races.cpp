@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <kmm/kmm.h>
 #include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -143,6 +145,178 @@ TEST(ProtectorRacesUnreachable, ReallocOfAnUnloadedPluginsBuffersDuringPasses) {
   kmm_leak_stats s{};
   ASSERT_EQ(kmm_leaks(&s), 0);
   EXPECT_EQ(s.reclaimed_objects, 0u) << "everything the plug-in left was the host's to keep";
+}
+
+// A plug-in's worker thread, inside the plug-in's scope (kmm_module_scope_enter), still
+// building and walking a list of its blocks while the host unloads the plug-in and passes run:
+// the scope holds the module (ModuleRegistry::hold), so no pass takes its blocks — not those
+// from before the unload, nor those allocated after a reclaim-unreachable pass has marked —
+// until the worker leaves the scope. Then they are leaks like any other and are reclaimed.
+// Run under protect=reclaim (ProtectorRaces) and protect=reclaim-unreachable.
+struct Node {
+  Node* next;
+  std::uint64_t magic;
+  std::size_t bytes;
+};
+
+Node* new_node(Node* next, std::size_t bytes) {
+  auto* n = static_cast<Node*>(malloc(opaque(bytes)));
+  if (n == nullptr) return next;
+  n->next = next;
+  n->magic = 0x6b6d6d2d6e6f6465ull ^ bytes;
+  n->bytes = bytes;
+  std::memset(n + 1, 0x3C, bytes - sizeof(Node));
+  return n;
+}
+
+// Walks the list, checking every node; the count, or -1 at the first damaged node.
+long check_list(const Node* n) {
+  long count = 0;
+  for (; n != nullptr; n = n->next, ++count) {
+    if (n->magic != (0x6b6d6d2d6e6f6465ull ^ n->bytes)) return -1;
+    const auto* tail = reinterpret_cast<const unsigned char*>(n + 1);
+    for (std::size_t j = 0; j < n->bytes - sizeof(Node); j += 61)
+      if (tail[j] != 0x3C) return -1;
+  }
+  return count;
+}
+
+std::uint64_t objects_of(const char* module) {
+  kmm_usage u{};
+  // -1: no module of that name holds anything (a gone one is forgotten once emptied).
+  return kmm_module_usage(module, &u) == 0 ? u.objects : 0;
+}
+
+// `all_reclaimed`: under protect=reclaim every block left behind is reclaimed once the worker
+// is gone; reclaim-unreachable spares any that a stale word still points to (a conservative
+// scan), so there they are at most reclaimed.
+void worker_in_scope_across_the_unload(const char* module, bool all_reclaimed) {
+  ASSERT_EQ(kmm_active(), 1);
+  ASSERT_GE(kmm_module_load(module), 2);
+  // 1: list built; 2: unloaded, passes run; 3: passes done; 4: worker stopped; 5: free half
+  std::atomic<int> phase{0};
+  std::atomic<long> bad{0}, built{0}, left_behind{0}, progress{0};
+  std::thread worker([&] {
+    kmm::ModuleScope scope(module);
+    ASSERT_TRUE(scope.entered());
+    Node* list = nullptr;
+    for (int i = 0; i < 400; ++i) list = new_node(list, sizeof(Node) + 8 + (i * 37) % 3000);
+    phase = 1;
+    while (phase.load() < 2) {
+    }
+    // Unloaded: the worker keeps allocating as the module, and walking, while passes run.
+    long n = 400;
+    while (phase.load() < 3) {
+      list = new_node(list, sizeof(Node) + 8 + (n * 53) % 5000);
+      progress = ++n;
+      if (n % 64 == 0 && check_list(list) < 0) bad++;
+    }
+    if (check_list(list) != n) bad++;
+    built = n;
+    phase = 4;
+    while (phase.load() < 5) {
+    }
+    // Free every other node (its own blocks: a block swept under it would be a double free,
+    // which stops the process); the rest is left behind as the plug-in's leak.
+    long kept = 0;
+    Node** link = &list;
+    for (long i = 0; *link != nullptr; ++i) {
+      Node* cur = *link;
+      if (i % 2 == 0) {
+        *link = cur->next;
+        free(cur);
+      } else {
+        link = &cur->next;
+        ++kept;
+      }
+    }
+    if (check_list(list) != kept) bad++;
+    left_behind = kept;
+    // The scope is left here, as the thread ends.
+  });
+  while (phase.load() < 1) {
+  }
+  ASSERT_EQ(kmm_module_unload(module), 0);
+  phase = 2;
+  for (int pass = 0; pass < 6 || progress.load() < 2000; ++pass) kmm_collect();
+  phase = 3;
+  while (phase.load() < 4) {
+  }
+  kmm_collect();
+  EXPECT_EQ(objects_of(module), static_cast<std::uint64_t>(built.load()))
+      << "a pass took blocks of a module whose thread still works for it";
+  const std::uint64_t reclaimed0 = reclaimed_objects();
+  phase = 5;
+  worker.join();
+  EXPECT_EQ(bad.load(), 0) << "a node changed under the worker";
+  EXPECT_GT(built.load(), 400);
+  kmm_collect();
+  const std::uint64_t left = static_cast<std::uint64_t>(left_behind.load());
+  if (all_reclaimed) {
+    EXPECT_EQ(reclaimed_objects() - reclaimed0, left);
+    EXPECT_EQ(objects_of(module), 0u);
+  } else {
+    EXPECT_LE(objects_of(module), left);
+  }
+}
+
+TEST(ProtectorRaces, AWorkerInsideAnUnloadedPluginsScopeKeepsItsMemory) {
+  worker_in_scope_across_the_unload("worker-r", true);
+}
+
+TEST(ProtectorRacesUnreachable, AWorkerInsideAnUnloadedPluginsScopeKeepsItsMemory) {
+  worker_in_scope_across_the_unload("worker-u", false);
+}
+
+// A thread that ends inside a plug-in's scope (never leaves it) does not keep the plug-in's
+// memory from the collector forever: its scopes' holds go at its exit.
+TEST(ProtectorRaces, AThreadEndingInsideAScopeReleasesItsHold) {
+  ASSERT_EQ(kmm_active(), 1);
+  ASSERT_GE(kmm_module_load("abandoned"), 2);
+  std::thread t([] {
+    ASSERT_GE(kmm_module_scope_enter("abandoned"), 0);
+    for (int i = 0; i < 50; ++i) std::memset(malloc(opaque(std::size_t{24} + i * 40)), 1, 24);
+  });
+  t.join();
+  EXPECT_EQ(objects_of("abandoned"), 50u);
+  ASSERT_EQ(kmm_module_unload("abandoned"), 0);
+  kmm_collect();
+  EXPECT_EQ(objects_of("abandoned"), 0u) << "the ended thread's scope still held the plug-in";
+}
+
+// fork() while another thread works inside an unloaded plug-in's scope: that thread is not in
+// the child, so its hold is not either (modules_fork_child), and the child's collector takes
+// the plug-in's memory; the parent still waits for the thread.
+TEST(ProtectorRaces, AForksChildDropsTheHoldsOfThreadsItDoesNotHave) {
+  ASSERT_EQ(kmm_active(), 1);
+  ASSERT_GE(kmm_module_load("forked"), 2);
+  std::atomic<int> phase{0};
+  std::thread t([&] {
+    kmm::ModuleScope scope("forked");
+    ASSERT_TRUE(scope.entered());
+    for (int i = 0; i < 30; ++i) std::memset(malloc(opaque(std::size_t{40} + i * 8)), 2, 40);
+    phase = 1;
+    while (phase.load() < 2) {
+    }
+  });
+  while (phase.load() < 1) {
+  }
+  ASSERT_EQ(kmm_module_unload("forked"), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    kmm_collect();
+    _exit(objects_of("forked") == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child kept the plug-in's memory";
+  kmm_collect();
+  EXPECT_EQ(objects_of("forked"), 30u) << "the parent's thread still works for it";
+  phase = 2;
+  t.join();
+  kmm_collect();
+  EXPECT_EQ(objects_of("forked"), 0u);
 }
 
 }  // namespace
