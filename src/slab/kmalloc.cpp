@@ -447,7 +447,11 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
   SlabAllocator::ObjectInfo info;
   if (slab_->lookup(p, &info) && info.cache->debug) {
     // A debug cache keeps the size asked for: the red zone follows it as it grows or shrinks.
-    if (slab_->resize_in_place(info.cache, p, new_size)) return p;
+    // A module's object is rewritten so only where no pass may sweep it meanwhile
+    // (ModuleWindow): a sweep checks its red zone against the size being changed, and a slot
+    // the pass reclaimed would take the writes. Else it moves, and kfree claims it.
+    ModuleWindow window(*slab_, owner_of(p));
+    if (window.ok() && slab_->resize_in_place(info.cache, p, new_size)) return p;
   } else if (resize_guarded(p, new_size, "krealloc")) {
     // So does a guarded block, up to the end of its frames (the slack follows the size).
     if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
@@ -468,8 +472,9 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     q = kmalloc(new_size, gfp & ~__GFP_ZERO, window.gone() ? owner : keep);
   }
   if (q == nullptr) return nullptr;  // the old block stays valid, as in Linux
-  std::memcpy(q, p, have);
-  if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(q) + have, 0, ksize(q) - have);
+  // A shrink moves too (a module's object no pass can be held off from): only what fits.
+  std::memcpy(q, p, have < new_size ? have : new_size);
+  if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(q) + have, 0, ksize(q) - have);
   kfree(p, "krealloc");
   return q;
 }

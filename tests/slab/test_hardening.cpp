@@ -479,6 +479,31 @@ TEST(GuardPages, AModulesRunIsMovedWhenNoPassCanBeHeldOff) {
   EXPECT_TRUE(m.check());
 }
 
+// The same for a debug cache's object (redzone): resized within its slot only inside the
+// window, as its red zone follows the size a sweep checks it against; here it moves.
+TEST(Redzone, AModulesObjectIsMovedWhenNoPassCanBeHeldOff) {
+  Machine m{hardened(only(&HardeningConfig::redzone))};
+  ASSERT_TRUE(m.ok());
+  constexpr owner_t kModule = kOwnerFirstModule + 1;
+  auto* p = static_cast<unsigned char*>(m.km.kmalloc(40, GFP_KERNEL, kModule));
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < 40; ++i) p[i] = static_cast<unsigned char>(i);
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 30, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, p) << "moved, though it fits its slot";
+  EXPECT_EQ(m.km.owner_of(q), kModule);
+  EXPECT_EQ(m.km.ksize(q), 30u);
+  for (std::size_t i = 0; i < 30; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
+  // The kernel's own object keeps resizing in place.
+  auto* k = static_cast<unsigned char*>(m.km.kmalloc(40, GFP_KERNEL, kOwnerKernel));
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(m.km.krealloc(k, 30, GFP_KERNEL, kOwnerKernel), k);
+  EXPECT_EQ(m.km.ksize(k), 30u);
+  EXPECT_EQ(m.km.kfree(q), kModule);
+  m.km.kfree(k);
+  EXPECT_TRUE(m.check());
+}
+
 TEST(GuardPagesDeathTest, SlackDamageIsReportedWhenKreallocGrowsOverIt) {
   // Growing in place would make the damaged byte part of the block: the check comes first.
   EXPECT_DEATH(
