@@ -7,7 +7,11 @@
  * @new_owner: NULL: the kernel, which frees it some day; the protector forgets the block and
  *             never reclaims it. Other owners are not supported yet (-EINVAL).
  *
- * Return: 0, or -ENOENT when the protector holds no record of @ptr (not a tracked block).
+ * A block of a module already unloaded can be rescued so until a collector pass takes it;
+ * exactly one of the two has it.
+ *
+ * Return: 0, or -ENOENT when the protector holds no record of @ptr (not a tracked block, or
+ * the collector took it first: it is freed and must not be touched).
  */
 #ifndef KMM_PROTECT_H
 #define KMM_PROTECT_H

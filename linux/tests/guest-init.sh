@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # /init of the qemu guest that scripts/linux-guest-test.sh boots (busybox, Debian's kernel).
 # kmmt=test on the kernel command line: every check of issue 17; kmmt=demo: the paper's
-# experiment only (stock, then protected); kmmt=bench: the overhead benchmark only. Prints "KMMT PASS name", "KMMT FAIL name: why",
+# experiment only (stock, then protected); kmmt=bench: the overhead benchmark only;
+# kmmt=rescue: the transfer racing the collector only. Prints "KMMT PASS name", "KMMT FAIL name: why",
 # "KMMT ROW ...", "KMMT BENCH ..." and "KMMT END failures=N", then powers off.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
@@ -167,6 +168,44 @@ patterns() {
 	rmmod kmm_protect
 }
 
+# A host module rescuing an unloaded module's blocks with kmm_protect_transfer while a
+# collector pass takes them (m_leaver hands 2000 blocks to m_rescuer, whose kthread starts
+# transferring at m_leaver's exit, a block every 200-400 us; the pass begins 100 ms after the
+# module is gone): each block is either rescued or reclaimed, never both. m_rescuer writes
+# every block it rescued and kfrees it at its rmmod: slub_debug reports a write after free or
+# a double free if the collector had taken one of them too.
+rescue() {
+	phase "rescue"
+	insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=100 || { fail "rescue: insmod kmm_protect"; return; }
+	insmod $M/m_rescuer.ko
+	insmod $M/m_leaver.ko
+	n=$(said_objects m_leaver)
+	r0=$(stat_of reclaimed_objects)
+	rmmod m_leaver
+	t=0
+	while ! dmesg | grep -q "m_rescuer: rescued" && [ $t -lt 600 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	rescued=$(dmesg | sed -n 's/.*m_rescuer: rescued \([0-9]*\) of.*/\1/p' | tail -1)
+	[ -n "$rescued" ] || rescued=0
+	wait_stat reclaimed_objects 20 $((r0 + n - rescued))
+	sleep 1
+	reclaimed=$(($(stat_of reclaimed_objects) - r0))
+	echo "KMMT LOG rescue: $rescued rescued, $reclaimed reclaimed of $n blocks"
+	check rescue-exactly-once '[ $((rescued + reclaimed)) -eq "$n" ] && [ "$(stat_of records)" -eq 0 ]' \
+		"$rescued rescued + $reclaimed reclaimed of $n blocks, $(stat_of records) records left"
+	check rescue-both-sides-won '[ "$rescued" -gt 0 ] && [ "$reclaimed" -gt 0 ]' \
+		"$rescued rescued, $reclaimed reclaimed: the race was not run"
+	check rescue-transferred '[ "$(stat_of transferred_objects)" -eq "$rescued" ]' \
+		"transferred_objects $(stat_of transferred_objects), rescued $rescued"
+	rmmod m_rescuer
+	check rescue-freed 'dmesg | grep -q "m_rescuer: freed $rescued rescued blocks"' \
+		"m_rescuer did not free its $rescued blocks"
+	dmesg_clean rescue
+	rmmod kmm_protect
+}
+
 # insmod/rmmod cycles of leaking modules while m_churn allocates on both CPUs and passes run.
 stress() {
 	phase "stress"
@@ -234,10 +273,14 @@ demo)
 bench)
 	bench 100000 3
 	;;
+rescue)
+	rescue
+	;;
 *)
 	paper off 2000
 	paper reclaim 2000
 	patterns
+	rescue
 	stress
 	bench 5000 1
 	;;
