@@ -90,22 +90,10 @@ class Kmalloc {
   void* kcalloc(std::size_t n, std::size_t size, gfp_t gfp, owner_t owner);
   void* krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner);
   // Returns the owner the block had (kOwnerFree when refused or p was null/ZERO_SIZE_PTR).
-  owner_t kfree(const void* p, const char* action = "kfree") {
-    // A slab object of a thread-owned slab: its head by masking, with no load of p's own
-    // descriptor (a line of mem_map the free would touch for nothing). Every other case ends
-    // in one call in tail position — a remote free in kfree_remote, the rest in
-    // kfree_after_fast, which runs every check again — so no call returns here and this path
-    // saves no registers (it had four pushes and four pops, an eighth of a hot pair).
-    if (__builtin_expect(slab_->in_masked_ram(p), 1)) {
-      owner_t freed;
-      auto remote = [this, action, &freed](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
-        freed = kfree_remote(tc, head, state_off, obj, action);
-        return kFreeFastDone;
-      };
-      if (__builtin_expect(slab_->free_fast_masked_with(p, &freed, remote) != kFreeFastNo, 1)) return freed;
-    }
-    return kfree_after_fast(p, action);
-  }
+  // The common call names no action: its fast path then keeps no register for one (the name
+  // is made only where a slow path is called), and saves none of its own.
+  owner_t kfree(const void* p) { return kfree_named(p, "kfree"); }
+  owner_t kfree(const void* p, const char* action) { return kfree_named(p, action); }
   std::size_t ksize(const void* p) const;
 
   // What the block costs the free pool: slot size for slab objects, every page for large
@@ -175,6 +163,23 @@ class Kmalloc {
   }
   // Bytes a large request of `size` takes under the policy (0 when it must fail).
   std::uint64_t large_footprint(std::size_t size) const;
+
+  __attribute__((always_inline)) owner_t kfree_named(const void* p, const char* action) {
+    // A slab object of a thread-owned slab: its head by masking, with no load of p's own
+    // descriptor (a line of mem_map the free would touch for nothing). Every other case ends
+    // in one call in tail position — a remote free in kfree_remote, the rest in
+    // kfree_after_fast, which runs every check again — so no call returns here and this path
+    // saves no registers (it had four pushes and four pops, an eighth of a hot pair).
+    if (__builtin_expect(slab_->in_masked_ram(p), 1)) {
+      owner_t freed;
+      auto remote = [this, action, &freed](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
+        freed = kfree_remote(tc, head, state_off, obj, action);
+        return kFreeFastDone;
+      };
+      if (__builtin_expect(slab_->free_fast_masked_with(p, &freed, remote) != kFreeFastNo, 1)) return freed;
+    }
+    return kfree_after_fast(p, action);
+  }
 
  private:
   // ksize's answers for a live slab object and a live page run's head (kmalloc.cpp).
