@@ -81,8 +81,8 @@ class Kmalloc {
         c = classes_[i];
         slot = class_slot_[i];
       }
-      if (ThreadCache* tc = slab_->thread_cache_if_ready())
-        if (void* p = SlabAllocator::alloc_fast_tc_slot(tc, c, slot, gfp, owner)) return p;
+      if (ThreadCache* tc = slab_->thread_cache_if_fast())
+        if (void* p = SlabAllocator::alloc_fast_owned(tc, c, slot, gfp, owner)) return p;
     }
     return kmalloc_after_fast(size, gfp, owner);
   }

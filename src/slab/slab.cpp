@@ -46,6 +46,7 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
   heap_id_ = 0;
   heap_gen_ = kNoHeapGen;  // matches no thread's slot: thread_cache_if_ready's tc is never null
   if (cfg_.thread_caches) tc_register_heap(this, &heap_id_, &heap_gen_);
+  set_fast_gen(fault_enabled(FaultPoint::kSlab));
   std::memset(owner_gone_, 0, sizeof owner_gone_);
   // Only threads with a ThreadCache take part in the module-free fence (free_page_object).
   fence_ok_ = cfg_.thread_caches && register_process_barrier();
@@ -101,6 +102,7 @@ void SlabAllocator::release_thread_caches() {
   tc_unregister_heap(this);
   tc_release_all();  // threads still alive never touch them again (stale generation)
   heap_gen_ = kNoHeapGen;
+  set_fast_gen(true);
 }
 
 bool SlabAllocator::size_cache(KmemCache* c, bool owned) {
@@ -770,12 +772,17 @@ bool SlabAllocator::set_owner(const void* p, owner_t owner) {
   return true;
 }
 
+void SlabAllocator::set_fast_gen(bool slow) {
+  __atomic_store_n(&fast_gen_, slow ? kNoHeapGen : heap_gen_, __ATOMIC_RELAXED);
+}
+
 void SlabAllocator::route_faults(bool slow) {
   LockGuard g(registry_lock_);
   for (auto& c : caches_) {
     if (__atomic_load_n(&c.in_use, __ATOMIC_ACQUIRE))
       __atomic_store_n(&c.alloc_tc_slot, slow ? std::uint8_t{0xFF} : c.tc_slot, __ATOMIC_RELAXED);
   }
+  set_fast_gen(slow);
   if (route_observer_ != nullptr) route_observer_(slow);
 }
 

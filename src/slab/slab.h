@@ -395,14 +395,12 @@ class SlabAllocator {
   // alloc_slow decides). It calls nothing, so callers that keep their slow path apart (malloc)
   // save no registers.
   inline void* alloc_fast(KmemCache* c, gfp_t gfp, owner_t owner);
-  // The same with this thread's cache of this allocator in hand (thread_cache_if_ready()'s, or
-  // the shim's own test of the same generation) and c's tc_slot (Kmalloc keeps a copy beside
-  // its pointer to c, kNoTcSlot for a cache with none: the pop indexes the thread's slabs
-  // without waiting for c's line).
-  static inline void* alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
-  // Its pop alone, with no test of alloc_tc_slot: for a caller whose slot is c's tc_slot or,
-  // for a cache with none, kNoTcSlot (whose pop always fails), and which routes its calls to
-  // alloc_slow itself while failslab is on (route_faults' observer: the shim's malloc).
+  // Its pop alone, with this thread's cache of this allocator in hand and no test of
+  // alloc_tc_slot: for a caller whose slot is c's tc_slot or, for a cache with none, kNoTcSlot
+  // (whose pop always fails; Kmalloc and the shim keep a copy beside their pointer to c, so
+  // the pop indexes the thread's slabs without waiting for c's line), and which routes its
+  // calls to alloc_slow itself while failslab is on: Kmalloc by thread_cache_if_fast, the
+  // shim's malloc by route_faults' observer.
   static inline void* alloc_fast_owned(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // alloc_fast_owned's refusal when this thread's slab of c is spent: the refill, then the pop
@@ -687,6 +685,22 @@ class SlabAllocator {
     return nullptr;
 #endif
   }
+  // thread_cache_if_ready for a caller that pops with alloc_fast_owned, no test of
+  // alloc_tc_slot (Kmalloc::kmalloc, whose slot tables hold kNoTcSlot for a cache with no
+  // tc_slot): null also while failslab is on (fast_gen_), so every call then takes the slow
+  // path, where the injection point is.
+  ThreadCache* thread_cache_if_fast() {
+#if KMM_HAVE_THREADS
+    if (__builtin_expect(kmm_tc_last.gen == __atomic_load_n(&fast_gen_, __ATOMIC_RELAXED), 1)) {
+      ThreadCache* tc = kmm_tc_last.tc;
+      if (tc == nullptr) __builtin_unreachable();  // fast_gen_ is heap_gen_ or kNoHeapGen
+      return tc;
+    }
+    return nullptr;
+#else
+    return nullptr;
+#endif
+  }
   // Every slab tc owns goes back to its cache (thread exit, drains); disown_slot for one cache.
   void disown_thread_slabs(ThreadCache* tc);
   void disown_slot(KmemCache* c, ThreadCache* tc);
@@ -710,6 +724,7 @@ class SlabAllocator {
 
  private:
   friend struct ThreadCacheOps;
+  void set_fast_gen(bool slow);  // fast_gen_: heap_gen_, or kNoHeapGen when slow (see there)
   // The slab order and layout of c; `owned`: threads will own its slabs (larger slabs).
   bool size_cache(KmemCache* c, bool owned);
   Page* new_slab(KmemCache* c, gfp_t gfp);
@@ -950,6 +965,9 @@ class SlabAllocator {
   // a field added above cannot split it across two, and no counter written by the slow paths
   // shares it.
   alignas(64) std::uint64_t heap_gen_ = kNoHeapGen;
+  // heap_gen_, or kNoHeapGen while failslab is on (route_faults) or with no thread caches:
+  // what thread_cache_if_fast compares, so kmalloc's pop needs no test of its own for failslab.
+  std::uint64_t fast_gen_ = kNoHeapGen;
   // With owned_by_mask(): mem_map's address less the RAM's start >> kPageToDescShift, so the
   // descriptor of a frame at address a (a multiple of the page size) is at this + (a >>
   // kPageToDescShift): free_fast's virt_to_page in two instructions (set_owner_mask_orders).

@@ -26,17 +26,6 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
   return alloc_fast_owned(tc, c, slot, gfp, owner);
 }
 
-__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_tc_slot(ThreadCache* tc, KmemCache* c,
-                                                                              std::size_t slot, gfp_t gfp,
-                                                                              owner_t owner) {
-  // alloc_tc_slot, not tc_slot: 0xFF while failslab is on (and for a cache with no tc_slot,
-  // whose slot is no index of own), so every call takes alloc_slow where the injection point
-  // is, and this path stays free of it (route_faults). Tested, not used as the index: the
-  // caller's copy of tc_slot can be read without waiting for c.
-  if (__atomic_load_n(&c->alloc_tc_slot, __ATOMIC_RELAXED) == 0xFF) return nullptr;
-  return alloc_fast_owned(tc, c, slot, gfp, owner);
-}
-
 __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned(ThreadCache* tc, KmemCache* c,
                                                                             std::size_t slot, gfp_t gfp,
                                                                             owner_t owner) {

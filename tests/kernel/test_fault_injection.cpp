@@ -387,8 +387,9 @@ TEST(FaultInjectionKernel, NofailAndTheLog) {
   EXPECT_TRUE(invariants(*k));
 }
 
-// While failslab is on, every allocation leaves the magazine fast path (alloc_tc_slot is
-// 0xFF), so every call is seen; switched off, the fast path is back.
+// While failslab is on, every allocation leaves the thread's fast path (alloc_tc_slot is
+// 0xFF for kmem_cache_alloc; kmalloc's pop, which tests no cache, finds no thread cache:
+// fast_gen_ is kNoHeapGen), so every call is seen; switched off, the fast path is back.
 TEST(FaultInjectionKernel, SlabRoutingWithMagazines) {
   BootConfig cfg = test::small_config();
   cfg.thread_caches = true;
