@@ -331,18 +331,25 @@ TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
         &m, objs));
     std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
     std::atomic<int> go{0};
+    std::atomic<std::uint64_t> tried{0};
     std::vector<std::vector<void*>> moved(kThreads);
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         while (go.load() == 0) {
         }
-        for (void* p : objs[t])
+        for (void* p : objs[t]) {
+          tried.fetch_add(1, std::memory_order_relaxed);
           if (k->transfer(p, kOwnerFree)) moved[t].push_back(p);
+        }
       });
     }
     ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
     go = 1;
+    // The passes start once the transfers are under way: on a loaded machine a pass begun
+    // first took every block before either thread ran, 40 rounds running (1 in 15 runs).
+    while (tried.load() < std::uint64_t{kThreads} * kPerThread / 16) {
+    }
     passes_then_join(*k, threads);
     std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
     std::uint64_t n_moved = 0;
