@@ -53,6 +53,7 @@ TEST(ProtectorRaces, TransfersRacingTheReclaimOfAnUnloadedPlugin) {
     const std::uint64_t reclaimed0 = reclaimed_objects();
     ASSERT_EQ(kmm_module_unload("departing"), 0);
     std::atomic<int> go{0}, done{0};
+    std::atomic<long> tried{0};
     std::vector<std::vector<void*>> rescued(kThreads);
     for (auto& v : rescued) v.reserve(kPerThread);
     std::vector<std::thread> threads;
@@ -60,12 +61,20 @@ TEST(ProtectorRaces, TransfersRacingTheReclaimOfAnUnloadedPlugin) {
       threads.emplace_back([&, t] {
         while (go.load() == 0) {
         }
-        for (void* p : blocks[t])
+        for (void* p : blocks[t]) {
+          // Now and then the CPU for the passes: on a loaded machine the rescuers otherwise
+          // took every block within one time slice, round after round.
+          if (tried.fetch_add(1, std::memory_order_relaxed) % 32 == 31) std::this_thread::yield();
           if (kmm_transfer(p, nullptr) == 0) rescued[t].push_back(p);
+        }
         done.fetch_add(1);
       });
     }
     go = 1;
+    // Passes once the rescue is under way: on a loaded machine a pass begun first took every
+    // block before either thread ran, round after round.
+    while (tried.load() < kThreads * kPerThread / 16) {
+    }
     while (done.load() < kThreads) kmm_collect();
     for (auto& th : threads) th.join();
     kmm_collect();
