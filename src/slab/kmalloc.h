@@ -164,23 +164,6 @@ class Kmalloc {
   // Bytes a large request of `size` takes under the policy (0 when it must fail).
   std::uint64_t large_footprint(std::size_t size) const;
 
-  __attribute__((always_inline)) owner_t kfree_named(const void* p, const char* action) {
-    // A slab object of a thread-owned slab: its head by masking, with no load of p's own
-    // descriptor (a line of mem_map the free would touch for nothing). Every other case ends
-    // in one call in tail position — a remote free in kfree_remote, the rest in
-    // kfree_after_fast, which runs every check again — so no call returns here and this path
-    // saves no registers (it had four pushes and four pops, an eighth of a hot pair).
-    if (__builtin_expect(slab_->in_masked_ram(p), 1)) {
-      owner_t freed;
-      auto remote = [this, action, &freed](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
-        freed = kfree_remote(tc, head, state_off, obj, action);
-        return kFreeFastDone;
-      };
-      if (__builtin_expect(slab_->free_fast_masked_with(p, &freed, remote) != kFreeFastNo, 1)) return freed;
-    }
-    return kfree_after_fast(p, action);
-  }
-
  private:
   // ksize's answers for a live slab object and a live page run's head (kmalloc.cpp).
   std::size_t slab_object_size(const SlabAllocator::ObjectInfo& info, const void* p) const;
@@ -208,6 +191,23 @@ class Kmalloc {
   // kmalloc beyond its inline pop: the pop of a class above kSmallClassBytes, a refill, a
   // page-level block, size 0 (kmalloc.cpp).
   __attribute__((noinline)) void* kmalloc_after_fast(std::size_t size, gfp_t gfp, owner_t owner);
+  __attribute__((always_inline)) owner_t kfree_named(const void* p, const char* action) {
+    // A slab object of a thread-owned slab: its head by masking, with no load of p's own
+    // descriptor (a line of mem_map the free would touch for nothing). Every other case ends
+    // in one call in tail position — a remote free in kfree_remote, the rest in
+    // kfree_after_fast, which runs every check again — so no call returns here and this path
+    // saves no registers (it had four pushes and four pops, an eighth of a hot pair), and
+    // kfree(p), whose action is a constant, keeps no register for it.
+    if (__builtin_expect(slab_->in_masked_ram(p), 1)) {
+      owner_t freed;
+      auto remote = [this, action, &freed](ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj) {
+        freed = kfree_remote(tc, head, state_off, obj, action);
+        return kFreeFastDone;
+      };
+      if (__builtin_expect(slab_->free_fast_masked_with(p, &freed, remote) != kFreeFastNo, 1)) return freed;
+    }
+    return kfree_after_fast(p, action);
+  }
   owner_t kfree_slow(const void* p, const char* action);
   // kfree's cases beyond its fast path: obj of a slab another thread owns (free_fast_remote,
   // else the general path), and everything else (a slab object: the general path; the rest:
