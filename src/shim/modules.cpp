@@ -605,14 +605,19 @@ KMM_EXPORT int kmm_module_unload(const char* name) {
 KMM_EXPORT int kmm_module_scope_enter(const char* name) {
   Kernel* k = kernel();
   if (k == nullptr || t_depth >= kMaxScopes) return -1;
-  owner_t o = name == nullptr || str_eq(name, "kernel") ? kOwnerKernel : k->module_owner(name);
+  const bool kernel_scope = name == nullptr || str_eq(name, "kernel");
+  owner_t o = kernel_scope ? kOwnerKernel : k->module_owner(name);
   if (o == kOwnerFree) return -1;
   if (holds_module(o)) {
     // Before the hold: the key's first set may allocate (glibc's second-level key blocks),
     // and that allocation is the host's.
     pthread_once(&g_scope_key_once, make_scope_key);
     if (pthread_getspecific(g_scope_key) == nullptr) pthread_setspecific(g_scope_key, &t_depth);
-    if (!k->modules().hold(o)) return -1;  // unloaded since module_owner: not entered
+    // Unloaded since module_owner (and perhaps loaded again, as another owner): look again.
+    while (!k->modules().hold(o)) {
+      o = k->module_owner(name);
+      if (o == kOwnerFree) return -1;
+    }
   }
   t_scope_owner[t_depth] = o;
   new (t_scopes[t_depth].bytes) OwnerScope(o);
