@@ -86,7 +86,9 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
       out.str("{\"owner\":");
       json_string(out, k.modules().owner_name(static_cast<owner_t>(o)));
       out.str(",\"state\":\"").str(m == nullptr ? "kernel" : m->state == ModuleState::kLive ? "live" : "gone").ch('"');
-      out.str(",\"objects\":").u(t[o].objects).str(",\"bytes\":").u(t[o].bytes).ch('}');
+      out.str(",\"objects\":").u(t[o].objects).str(",\"bytes\":").u(t[o].bytes);
+      if (m != nullptr) out.str(",\"holds\":").u(k.modules().holds(static_cast<owner_t>(o)));  // scopes' threads
+      out.ch('}');
     }
     out.str("]\n");
     return true;

@@ -31,11 +31,17 @@ void print_slabinfo(Kernel& k, TextSink& out) {
   }
 }
 
+// Linux's columns: name, size, use count, users, state, address. The use count is the
+// threads inside the module's scopes (ModuleRegistry::hold); an unloaded module that still has
+// some is "Unloading", as a module whose exit waits for its users.
 void print_modules(Kernel& k, TextSink& out) {
   for (unsigned o = kOwnerFirstModule; o < kOwnerUntracked; ++o) {
     const Module* m = k.modules().module(static_cast<owner_t>(o));
-    if (m == nullptr || m->state != ModuleState::kLive) continue;
-    out.str(m->name).ch(' ').u(m->core_size).str(" 0 - Live 0x").hex(m->address, 8).nl();
+    if (m == nullptr) continue;
+    unsigned holds = k.modules().holds(static_cast<owner_t>(o));
+    if (m->state != ModuleState::kLive && (m->state != ModuleState::kGone || holds == 0)) continue;
+    out.str(m->name).ch(' ').u(m->core_size).ch(' ').u(holds);
+    out.str(m->state == ModuleState::kLive ? " - Live 0x" : " - Unloading 0x").hex(m->address, 8).nl();
   }
 }
 

@@ -176,6 +176,23 @@ TEST(Modules, LinuxLine) {
   EXPECT_EQ(view(*k, "/proc/modules"), "second 5000 0 - Live 0xbf004000\n");
 }
 
+// The use count is the threads inside the module's scopes (the preload's
+// kmm_module_scope_enter); unloaded while some are, the module is listed as Unloading.
+TEST(Modules, UseCountIsTheThreadsInsideItsScopes) {
+  KernelPtr k = boot_kernel(test::small_config());
+  ASSERT_TRUE(k);
+  owner_t o;
+  ASSERT_EQ(k->insmod("worker", 16384, &o), ModuleError::kOk);
+  ASSERT_TRUE(k->modules().hold(o));
+  ASSERT_TRUE(k->modules().hold(o));
+  EXPECT_EQ(view(*k, "/proc/modules"), "worker 16384 2 - Live 0xbf000000\n");
+  ASSERT_EQ(k->rmmod("worker"), ModuleError::kOk);
+  EXPECT_EQ(view(*k, "/proc/modules"), "worker 16384 2 - Unloading 0xbf000000\n");
+  k->modules().unhold(o);
+  k->modules().unhold(o);
+  EXPECT_EQ(view(*k, "/proc/modules"), "");
+}
+
 TEST(Allocinfo, HeaderAndModuleLines) {
   KernelPtr k = boot_kernel(test::small_config());
   ASSERT_TRUE(k);
