@@ -379,6 +379,77 @@ TEST(CollectorStress, TransferRacingTheReclaimOfAGoneModule) {
   EXPECT_GT(total_reclaimed, 0u);
 }
 
+// Workers inside a module's scopes (ModuleRegistry::hold, the preload's
+// kmm_module_scope_enter) keep allocating, writing and freeing as the module while another
+// thread unloads it and runs passes: no block of the module is reclaimed while any worker
+// holds it, so none changes or loses its owner under its worker; each worker then leaves its
+// blocks behind and drops its hold, and the passes after the last one take every block.
+TEST(CollectorStress, HeldModuleIsNotReclaimedUnderItsWorkers) {
+  for (ProtectorMode mode : {ProtectorMode::kReclaim, ProtectorMode::kReclaimUnreachable}) {
+    BootConfig cfg = race_config();
+    cfg.protector = mode;
+    KernelPtr k = boot_kernel(cfg);
+    ASSERT_TRUE(k);
+    owner_t m;
+    ASSERT_EQ(k->insmod("worker", 16384, &m), ModuleError::kOk);
+    constexpr int kThreads = 3, kKept = 400;
+    std::atomic<int> held{0}, stop{0}, bad{0};
+    std::atomic<std::uint64_t> left{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        if (!k->modules().hold(m)) {
+          bad++;
+          return;
+        }
+        held++;
+        std::mt19937 rng(static_cast<unsigned>(t + 7));
+        std::vector<Live> live;
+        while (stop.load() == 0 || live.size() < kKept) {
+          if (live.size() < kKept || rng() % 2 == 0) {
+            std::size_t n = rng() % 100 == 0 ? 3 * kPageSize : 16 + rng() % 700;
+            auto* p = static_cast<unsigned char*>(k->kmalloc(n, GFP_KERNEL, m));
+            if (p == nullptr) continue;
+            auto tag = static_cast<unsigned char>(rng());
+            std::memset(p, tag, n);
+            live.push_back(Live{p, n, tag});
+          } else {
+            std::size_t i = rng() % live.size();
+            Live b = live[i];
+            live[i] = live.back();
+            live.pop_back();
+            if (k->owner_of(b.p) != m || b.p[0] != b.tag || b.p[b.size - 1] != b.tag) bad++;
+            if (!k->kfree(b.p)) bad++;
+          }
+        }
+        for (const Live& b : live)
+          if (k->owner_of(b.p) != m || b.p[0] != b.tag || b.p[b.size - 1] != b.tag) bad++;
+        left += live.size();  // left behind: the module's leak
+        k->modules().unhold(m);
+      });
+    }
+    while (held.load() < kThreads) {
+    }
+    ASSERT_EQ(k->rmmod("worker"), ModuleError::kOk);
+    for (int pass = 0; pass < 50; ++pass) {
+      k->collector().kick();
+      k->idle(1'000'000);
+    }
+    EXPECT_EQ(k->collector().stats().reclaimed_objects, 0u) << "a pass ran while the module was held";
+    stop = 1;
+    for (auto& th : threads) th.join();
+    k->collector().kick();
+    k->idle(1'000'000);
+    EXPECT_EQ(bad.load(), 0) << "a block changed or lost its owner under its worker";
+    EXPECT_EQ(k->collector().stats().reclaimed_objects, left.load());
+    k->slab().drain_thread_caches();
+    EXPECT_TRUE(invariants(*k));
+    std::vector<OwnerTally> tally(kMaxOwners);
+    k->usage(tally.data());
+    EXPECT_EQ(tally[m].objects, 0u);
+  }
+}
+
 TEST(CollectorStress, ReclaimWhileModuleAllocates) {
   stress(ProtectorMode::kReclaim);
 }
