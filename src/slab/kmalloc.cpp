@@ -256,18 +256,13 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   if (cfg_.guard_platform == nullptr) return false;  // guard_pages off: no guarded runs
   if (zero_or_null(p) || new_size == 0 || !phys_->owns(p)) return false;
   Page* head = phys_->virt_to_page(p);
-  auto resizable = [&](owner_t owner) {
-    return head->is(PG_large) && head->is(PG_head) && head->is(PG_guarded) && phys_->page_address(head) == p &&
-           head->get_owner() == owner && new_size <= large_usable_bytes(head);
-  };
-  // A module's block only while no pass may sweep it (grow_large_in_place says why, and why
-  // the window is opened with the owner read once): a sweep would check the slack against a
-  // size being changed (a false corruption report stops the process), and the new size would
-  // land in a freed head.
-  const owner_t owner = head->get_owner();
-  if (owner == kOwnerFree || !resizable(owner)) return false;
-  ModuleWindow window(*slab_, owner);
-  if (!window.ok() || !resizable(owner)) return false;
+  if (!head->is(PG_large) || !head->is(PG_head) || !head->is(PG_guarded) || phys_->page_address(head) != p)
+    return false;
+  // A module's block only while no pass may sweep it (grow_large_in_place says why): a sweep
+  // would check the slack against a size being changed (a false corruption report stops the
+  // process), and the new size would land in a freed head.
+  ModuleWindow window(*slab_, &head->owner);
+  if (!window.ok() || new_size > large_usable_bytes(head)) return false;
   // The old slack is checked before part of it becomes the block (a grow would hide damage).
   check_slack(head, action);
   std::size_t asked = head->lru.freelist;
@@ -408,26 +403,21 @@ bool Kmalloc::grow_large_in_place(void* p, std::size_t new_size, gfp_t gfp, std:
   Page* head = phys_->virt_to_page(p);
   // A kmalloc block: alloc_pages blocks (PG_pages) are freed by order, guarded ones keep their
   // guard frame last.
-  auto growable = [&](owner_t owner) {
-    return (head->get_flags() & (PG_large | PG_head | PG_pages | PG_guarded)) == (PG_large | PG_head) &&
-           phys_->page_address(head) == p && head->get_owner() == owner;
-  };
-  // The owner is read once, and the window opened with it. A module's block only while no
-  // pass may sweep it. Once its module is gone a pass claims and frees its blocks (the
-  // owner's exchange, as kfree claims), and growing takes no claim: a pass that freed the run
-  // between the length read below and the new length's store left the new tails pointing at
-  // a freed head, the frames lost, the length written into a free block's descriptor
-  // (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule lost 3-18 frames a round).
-  // Inside the fence's window (ModuleWindow) a pass that begins now waits until the run is
-  // grown, and one that began before has flagged the owner gone: then, or with no window to
-  // open, the block is moved instead (krealloc and realloc: kmalloc, copy, kfree), and
-  // kfree's claim decides the race. The owner had to be the one the window was opened with:
-  // a second read, after a pass had claimed the run, found kOwnerFree, no module, so the
-  // window let the grow go on over a freed block (a frame lost in 1 of 20 rounds under TSan).
-  const owner_t owner = head->get_owner();
-  if (owner == kOwnerFree || !growable(owner)) return false;
-  ModuleWindow window(*slab_, owner);
-  if (!window.ok() || !growable(owner)) return false;  // again, now that no pass can claim it
+  if ((head->get_flags() & (PG_large | PG_head | PG_pages | PG_guarded)) != (PG_large | PG_head) ||
+      phys_->page_address(head) != p)
+    return false;
+  // A module's block only while no pass may sweep it. Once its module is gone a pass claims
+  // and frees its blocks (the owner's exchange, as kfree claims), and growing takes no claim:
+  // a pass that freed the run between the length read below and the new length's store left
+  // the new tails pointing at a freed head, the frames lost, the length written into a free
+  // block's descriptor (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule lost 3-18
+  // frames a round). Inside the fence's window, opened on the run's owner (ModuleWindow: a
+  // run freed meanwhile fails ok()), a pass that begins now waits until the run is grown, and
+  // one that began before has flagged the owner gone: then, or with no window to open, the
+  // block is moved instead (krealloc and realloc: kmalloc, copy, kfree), and kfree's claim
+  // decides the race.
+  ModuleWindow window(*slab_, &head->owner);
+  if (!window.ok()) return false;
   const std::uint64_t have = head->get_nr_pages();
   const std::uint64_t need = pages_for(new_size);
   if (need <= have) return false;  // it fits: nothing to grow (ksize says so)
@@ -458,13 +448,11 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
   if (slab_->lookup(p, &info) && info.cache->debug) {
     // A debug cache keeps the size asked for: the red zone follows it as it grows or shrinks.
     // A module's object is rewritten so only where no pass may sweep it meanwhile
-    // (ModuleWindow): a sweep checks its red zone against the size being changed, and a slot
-    // the pass reclaimed would take the writes. Else it moves, and kfree claims it.
-    // The owner read once for the window, and again inside it (grow_large_in_place says why).
-    const owner_t was = owner_of(p);
-    ModuleWindow window(*slab_, was);
-    if (was != kOwnerFree && window.ok() && owner_of(p) == was && slab_->resize_in_place(info.cache, p, new_size))
-      return p;
+    // (ModuleWindow, on its owner byte): a sweep checks its red zone against the size being
+    // changed, and a slot the pass reclaimed would take the writes. Else it moves, and kfree
+    // claims it.
+    ModuleWindow window(*slab_, slab_->owner_slot(info.cache, info.slab, info.index));
+    if (window.ok() && slab_->resize_in_place(info.cache, p, new_size)) return p;
   } else if (resize_guarded(p, new_size, "krealloc")) {
     // So does a guarded block, up to the end of its frames (the slack follows the size).
     if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
