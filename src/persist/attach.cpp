@@ -70,7 +70,7 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   // (kNoHeapGen: no thread cache) until rebuild_begin registers this heap.
   heap_id_ = 0;
   heap_gen_ = kNoHeapGen;
-  fast_gen_ = kNoHeapGen;  // route_faults in rebuild_begin sets it again
+  set_fast_gen(true);  // kNoHeapGen too, until route_faults in rebuild_begin
   // Slab starts from descriptors until the zone, whose virtual aligned_blocks() decides the
   // masks, is an object of this process again (KernelImage::rebuild calls
   // set_owner_mask_orders then): a call through its stored vtable jumped into another

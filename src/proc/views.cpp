@@ -39,9 +39,10 @@ void print_modules(Kernel& k, TextSink& out) {
     const Module* m = k.modules().module(static_cast<owner_t>(o));
     if (m == nullptr) continue;
     unsigned holds = k.modules().holds(static_cast<owner_t>(o));
-    if (m->state != ModuleState::kLive && (m->state != ModuleState::kGone || holds == 0)) continue;
+    bool unloading = m->state == ModuleState::kGone && holds != 0;
+    if (m->state != ModuleState::kLive && !unloading) continue;
     out.str(m->name).ch(' ').u(m->core_size).ch(' ').u(holds);
-    out.str(m->state == ModuleState::kLive ? " - Live 0x" : " - Unloading 0x").hex(m->address, 8).nl();
+    out.str(unloading ? " - Unloading 0x" : " - Live 0x").hex(m->address, 8).nl();
   }
 }
 

@@ -60,7 +60,8 @@ class ModuleRegistry {
   bool hold(owner_t o);
   void unhold(owner_t o);
   // fork()'s child, which has one thread of the parent's: every hold dropped, then one taken
-  // again for each of owners[0..n) (that thread's), whatever the module's state now.
+  // again for each module of owners[0..n) (that thread's scopes; the kernel's are skipped),
+  // whatever the module's state now.
   void reset_holds(const owner_t* owners, unsigned n);
   unsigned holds(owner_t o) const;
   // Copies states for owners 0..255: true for owners that are Gone (dead) and held by no

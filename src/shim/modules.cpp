@@ -417,7 +417,8 @@ void unregister_plugin(void* handle) {
 // (ModuleRegistry::hold): while a thread works for a module that another thread unloads, the
 // collector leaves the module's memory alone, and takes it once the last scope is left — or
 // its thread exits (scope_key's destructor), since a thread that never leaves would keep it
-// forever. t_scope_owner[i] is scope i's owner; only modules' scopes hold.
+// forever. t_scope_owner[i] is scope i's owner; only modules' scopes hold (the registry
+// ignores the kernel's in unhold and reset_holds).
 constexpr int kMaxScopes = 16;
 struct alignas(OwnerScope) ScopeSlot {
   char bytes[sizeof(OwnerScope)];
@@ -426,16 +427,12 @@ __attribute__((tls_model("initial-exec"))) thread_local ScopeSlot t_scopes[kMaxS
 __attribute__((tls_model("initial-exec"))) thread_local owner_t t_scope_owner[kMaxScopes];
 __attribute__((tls_model("initial-exec"))) thread_local int t_depth = 0;
 
-bool holds_module(owner_t o) {
-  return o >= kOwnerFirstModule && o < kOwnerUntracked;
-}
-
 void leave_scopes_down_to(int token) {
   Kernel* k = g_kernel;
   while (t_depth > token && t_depth > 0) {
     --t_depth;
     reinterpret_cast<OwnerScope*>(t_scopes[t_depth].bytes)->~OwnerScope();
-    if (k != nullptr && holds_module(t_scope_owner[t_depth])) k->modules().unhold(t_scope_owner[t_depth]);
+    if (k != nullptr) k->modules().unhold(t_scope_owner[t_depth]);
   }
 }
 
@@ -522,13 +519,7 @@ void modules_fork_child() {
   pthread_cond_init(&g_pass_cv, nullptr);
   g_pass_asked = g_pass_done = 0;
   // The parent's other threads, and their scopes' holds, are not here; this thread's are.
-  if (Kernel* k = g_kernel) {
-    owner_t mine[kMaxScopes];
-    unsigned n = 0;
-    for (int i = 0; i < t_depth; ++i)
-      if (holds_module(t_scope_owner[i])) mine[n++] = t_scope_owner[i];
-    k->modules().reset_holds(mine, n);
-  }
+  if (Kernel* k = g_kernel) k->modules().reset_holds(t_scope_owner, static_cast<unsigned>(t_depth));
   roots_exempt_thread(0);
   roots_own_threads_fork_child();
 }
@@ -608,7 +599,7 @@ KMM_EXPORT int kmm_module_scope_enter(const char* name) {
   const bool kernel_scope = name == nullptr || str_eq(name, "kernel");
   owner_t o = kernel_scope ? kOwnerKernel : k->module_owner(name);
   if (o == kOwnerFree) return -1;
-  if (holds_module(o)) {
+  if (!kernel_scope) {
     // Before the hold: the key's first set may allocate (glibc's second-level key blocks),
     // and that allocation is the host's.
     pthread_once(&g_scope_key_once, make_scope_key);
