@@ -264,7 +264,7 @@ constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
 // 700..2048-byte block. Every class is a multiple of 16 (glibc's alignment). A class table
 // indexed by (size + 15) / 16 picks the cache with no branches (fast_path.h reads it).
 KmemCache* g_class[kMaxClassBytes / 16 + 1];
-std::uint8_t g_class_slot[kMaxClassBytes / 16 + 1];
+own_off_t g_class_own[kMaxClassBytes / 16 + 1];
 
 namespace {
 constexpr std::uint32_t kExtraClasses[] = {48,  80,  112,  160,  224,  320,  384,  448,  640,
@@ -286,7 +286,7 @@ void build_classes(Kernel* k) {
     g_class[idx] = best;
     // A cache threads own no slab of (no tc_slot left, a debug cache): the slot whose pop always
     // fails, so malloc's fast path sends it to the general path with no test of its own.
-    g_class_slot[idx] = pop_slot_of(best);
+    g_class_own[idx] = own_offset(pop_slot_of(best));
   }
 }
 

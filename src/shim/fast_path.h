@@ -20,9 +20,10 @@ constexpr std::size_t kMaxClassBytes = kKmallocMaxCacheSize;  // 8 KiB: the larg
 // The size class of every request up to 8 KiB, indexed by (size + 15) / 16 (alloc.cpp fills
 // it before g_kernel is published).
 extern KmemCache* g_class[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
-// Each class's tc_slot, beside it: malloc indexes the thread's slabs with it at once, not after
-// loading it from the cache (one dependent load less before the free list's head is read).
-extern std::uint8_t g_class_slot[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
+// Each class's place among a thread's slabs (own_offset of its tc_slot), beside it: malloc
+// finds the thread's slab with it at once, not after loading the slot from the cache (one
+// dependent load less before the free list's head is read) and scaling it.
+extern own_off_t g_class_own[kMaxClassBytes / 16 + 1] KMM_SHIM_HIDDEN;
 
 void* alloc_general(std::size_t size, owner_t owner);
 void release_general(void* p, const char* action);
@@ -55,7 +56,7 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
   std::size_t cls = (size + 15) >> 4;
   // alloc_fast_owned: no test of alloc_tc_slot (failslab moves g_heap_gen instead), and a
   // class with no tc_slot has kNoTcSlot, whose pop always fails.
-  return SlabAllocator::alloc_fast_owned(kmm_tc_last.tc, g_class[cls], g_class_slot[cls], GFP_KERNEL, owner);
+  return SlabAllocator::alloc_fast_owned_at(kmm_tc_last.tc, g_class[cls], g_class_own[cls], GFP_KERNEL, owner);
 #else
   (void)size;
   (void)ra;
@@ -71,7 +72,7 @@ inline void* alloc_refill(std::size_t size, const void* ra) {
 #if KMM_HAVE_THREADS
   if (!thread_heap_takes(size, ra)) return nullptr;
   std::size_t cls = (size + 15) >> 4;
-  if (g_class_slot[cls] == kNoTcSlot) return nullptr;
+  if (g_class_own[cls] == own_offset(kNoTcSlot)) return nullptr;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
   return k->slab().alloc_refilled(kmm_tc_last.tc, g_class[cls], current_owner());
 #else

@@ -36,12 +36,12 @@ bool Kmalloc::init(SlabAllocator* slab, const KmallocConfig& cfg) {
 }
 
 void Kmalloc::fill_class_tables() {
-  for (unsigned i = 0; i < kNrKmallocClasses; ++i) class_slot_[i] = pop_slot_of(classes_[i]);
+  for (unsigned i = 0; i < kNrKmallocClasses; ++i) class_own_[i] = own_offset(pop_slot_of(classes_[i]));
   for (unsigned n = 0; n <= kSmallClassBytes / 8; ++n) {
     unsigned c = 0;
     while (kClassSizes[c] < n * 8) ++c;
     small_class_[n] = classes_[c];
-    small_slot_[n] = class_slot_[c];
+    small_own_[n] = class_own_[c];
   }
 }
 

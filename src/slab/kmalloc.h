@@ -71,18 +71,18 @@ class Kmalloc {
     // arguments, so that this path keeps nothing alive for it (it saved three registers).
     if (__builtin_expect(size - 1 < kKmallocMaxCacheSize, 1)) {
       KmemCache* c;
-      std::size_t slot;
+      std::size_t own_off;
       if (size <= kSmallClassBytes) {
         std::size_t n = (size + 7) / 8;
         c = small_class_[n];
-        slot = small_slot_[n];
+        own_off = small_own_[n];
       } else {
         unsigned i = large_class_index(size);
         c = classes_[i];
-        slot = class_slot_[i];
+        own_off = class_own_[i];
       }
       if (ThreadCache* tc = slab_->thread_cache_if_fast())
-        if (void* p = SlabAllocator::alloc_fast_owned(tc, c, slot, gfp, owner)) return p;
+        if (void* p = SlabAllocator::alloc_fast_owned_at(tc, c, own_off, gfp, owner)) return p;
     }
     return kmalloc_after_fast(size, gfp, owner);
   }
@@ -184,7 +184,7 @@ class Kmalloc {
     unsigned lg = ilog2(size - 1) + 1;  // ceil(log2(size)); size >= 193 so lg >= 8
     return 7 + (lg - 8);
   }
-  // small_class_, small_slot_ and class_slot_ from classes_ (init, and reattach: the caches
+  // small_class_, small_own_ and class_own_ from classes_ (init, and reattach: the caches
   // keep their tc_slot in the file).
   void fill_class_tables();
   void* kmalloc_slow(std::size_t size, gfp_t gfp, owner_t owner);
@@ -221,12 +221,12 @@ class Kmalloc {
   KmallocConfig cfg_;
   std::uint64_t max_size_ = 0;
   KmemCache* classes_[kNrKmallocClasses] = {};
-  // (size + 7) / 8 -> the class of size, for size <= kSmallClassBytes, and its cache's tc_slot
-  // (kNoTcSlot for a cache threads own no slab of: its pop always fails); class_slot_[i] is
-  // classes_[i]'s tc_slot so.
+  // (size + 7) / 8 -> the class of size, for size <= kSmallClassBytes, and where its cache's
+  // slabs lie in a thread cache: own_offset of its tc_slot (of kNoTcSlot for a cache threads
+  // own no slab of: its pop always fails); class_own_[i] is classes_[i]'s so.
   KmemCache* small_class_[kSmallClassBytes / 8 + 1] = {};
-  std::uint8_t small_slot_[kSmallClassBytes / 8 + 1] = {};
-  std::uint8_t class_slot_[kNrKmallocClasses] = {};
+  own_off_t small_own_[kSmallClassBytes / 8 + 1] = {};
+  own_off_t class_own_[kNrKmallocClasses] = {};
   std::atomic<std::uint64_t> large_pages_{0};
 
   struct ParkedRun {

@@ -315,6 +315,16 @@ struct OwnedSlabs {
   pfn_t full;     // those found full (kSlabFull set)
 };
 
+// Where a cache's OwnedSlabs lie in a ThreadCache: the byte offset of own[slot] from own[0].
+// The class tables of Kmalloc and the shim keep this, not the slot, so that a pop reaches its
+// slab with one addressing mode from the thread cache's address (a slot had to be scaled by
+// OwnedSlabs' 24 bytes first: two lea, on every malloc).
+using own_off_t = std::uint16_t;
+inline constexpr own_off_t own_offset(unsigned slot) {
+  return static_cast<own_off_t>(slot * sizeof(OwnedSlabs));
+}
+static_assert((kNoTcSlot + 1) * sizeof(OwnedSlabs) <= 0xFFFF, "own_off_t holds every slot's offset");
+
 struct ThreadCache {
   SlabAllocator* heap;
   ThreadCache* next;
@@ -401,7 +411,11 @@ class SlabAllocator {
   // the pop indexes the thread's slabs without waiting for c's line), and which routes its
   // calls to alloc_slow itself while failslab is on: Kmalloc by thread_cache_if_fast, the
   // shim's malloc by route_faults' observer.
-  static inline void* alloc_fast_owned(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner);
+  static inline void* alloc_fast_owned(ThreadCache* tc, KmemCache* c, std::size_t slot, gfp_t gfp, owner_t owner) {
+    return alloc_fast_owned_at(tc, c, own_offset(static_cast<unsigned>(slot)), gfp, owner);
+  }
+  // The same pop, its slot given as own_offset(slot) (the class tables' form).
+  static inline void* alloc_fast_owned_at(ThreadCache* tc, KmemCache* c, std::size_t own_off, gfp_t gfp, owner_t owner);
   void* alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked);
   // alloc_fast_owned's refusal when this thread's slab of c is spent: the refill, then the pop
   // again, without alloc_slow's path (owned_slab.cpp). For a caller that has checked what

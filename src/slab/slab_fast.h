@@ -26,10 +26,11 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast(KmemCache*
   return alloc_fast_owned(tc, c, slot, gfp, owner);
 }
 
-__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned(ThreadCache* tc, KmemCache* c,
-                                                                            std::size_t slot, gfp_t gfp,
-                                                                            owner_t owner) {
-  OwnedSlabs& o = tc->own[slot];
+__attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned_at(ThreadCache* tc, KmemCache* c,
+                                                                               std::size_t own_off, gfp_t gfp,
+                                                                               owner_t owner) {
+  // own_off is a multiple of sizeof(OwnedSlabs) (own_offset): an element of own, aligned.
+  OwnedSlabs& o = *reinterpret_cast<OwnedSlabs*>(reinterpret_cast<std::uintptr_t>(tc->own) + own_off);
   Page* head = o.cur;
   std::uint32_t off = head->lru.freelist;
   // The geometry from cur's copy beside its head, the line the free list's head was read
