@@ -23,12 +23,8 @@
 // metal runs one thread and has no TLS runtime: no __aeabi_read_tp, no TLS segment).
 #if KMM_HAVE_THREADS
 #define KMM_THREAD_LOCAL __attribute__((tls_model("initial-exec"))) thread_local
-// The same for a variable other files read inline (declared extern in a header): __thread,
-// whose constant initialiser needs no TLS wrapper call at each use, as thread_local would.
-#define KMM_THREAD_VAR __attribute__((tls_model("initial-exec"))) __thread
 #else
 #define KMM_THREAD_LOCAL
-#define KMM_THREAD_VAR
 #endif
 
 namespace kmm {

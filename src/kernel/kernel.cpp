@@ -19,7 +19,9 @@
 
 namespace kmm {
 
-KMM_THREAD_VAR owner_t t_current_owner = kOwnerKernel;
+#if !KMM_HAVE_THREADS
+owner_t t_current_owner = kOwnerKernel;  // with threads: kmm_thread_hot.owner (slab/thread_cache.cpp)
+#endif
 
 namespace {
 
@@ -44,11 +46,11 @@ void collector_log(void* arg, const char* line, std::size_t len) {
 
 }  // namespace
 
-OwnerScope::OwnerScope(owner_t o) : saved_(t_current_owner) {
-  t_current_owner = o == kOwnerFree ? kOwnerKernel : o;
+OwnerScope::OwnerScope(owner_t o) : saved_(current_owner()) {
+  current_owner_word() = o == kOwnerFree ? kOwnerKernel : o;
 }
 OwnerScope::~OwnerScope() {
-  t_current_owner = saved_;
+  current_owner_word() = saved_;
 }
 
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
@@ -313,7 +315,7 @@ void Kernel::shutdown() {
 }
 
 owner_t Kernel::resolve(owner_t o) const {
-  return o == kOwnerFree ? t_current_owner : o;
+  return o == kOwnerFree ? current_owner() : o;
 }
 
 void Kernel::track(const void* p, owner_t owner, std::size_t size) {

@@ -325,9 +325,18 @@ class Kernel {
 
 // The calling thread's current owner (a module's code sets it while it runs). Inline: malloc
 // reads it on every call.
-extern KMM_THREAD_VAR owner_t t_current_owner;
-inline owner_t current_owner() {
+#if KMM_HAVE_THREADS
+inline owner_t& current_owner_word() {
+  return kmm_thread_hot.owner;  // beside the thread's cache slot (slab.h: ThreadHotWords)
+}
+#else
+extern owner_t t_current_owner;
+inline owner_t& current_owner_word() {
   return t_current_owner;
+}
+#endif
+inline owner_t current_owner() {
+  return current_owner_word();
 }
 class OwnerScope {
  public:

@@ -39,7 +39,7 @@ __attribute__((always_inline)) inline bool thread_heap_takes(std::size_t size, c
                                                  a < __atomic_load_n(&g_plugin_hi, __ATOMIC_RELAXED)),
                        0))
     return false;
-  return __builtin_expect(kmm_tc_last.gen == __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED), 1);
+  return __builtin_expect(kmm_thread_hot.last.gen == __atomic_load_n(&g_heap_gen, __ATOMIC_RELAXED), 1);
 }
 #endif
 
@@ -56,7 +56,7 @@ __attribute__((always_inline)) inline void* alloc_fast(std::size_t size, const v
   std::size_t cls = (size + 15) >> 4;
   // alloc_fast_owned: no test of alloc_tc_slot (failslab moves g_heap_gen instead), and a
   // class with no tc_slot has kNoTcSlot, whose pop always fails.
-  return SlabAllocator::alloc_fast_owned_at(kmm_tc_last.tc, g_class[cls], g_class_own[cls], GFP_KERNEL, owner);
+  return SlabAllocator::alloc_fast_owned_at(kmm_thread_hot.last.tc, g_class[cls], g_class_own[cls], GFP_KERNEL, owner);
 #else
   (void)size;
   (void)ra;
@@ -74,7 +74,7 @@ inline void* alloc_refill(std::size_t size, const void* ra) {
   std::size_t cls = (size + 15) >> 4;
   if (g_class_own[cls] == own_offset(kNoTcSlot)) return nullptr;
   Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
-  return k->slab().alloc_refilled(kmm_tc_last.tc, g_class[cls], current_owner());
+  return k->slab().alloc_refilled(kmm_thread_hot.last.tc, g_class[cls], current_owner());
 #else
   (void)size;
   (void)ra;

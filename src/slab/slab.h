@@ -361,10 +361,18 @@ struct TcTlsSlot {
   ThreadCache* tc;
 };
 extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
-// The slot this thread used last, of whichever heap: checked first, against the heap's
-// generation alone (generations are never reused in a process), so the common case — one
-// heap, the preload's — reads no heap id and indexes no array: 4 instructions, not 8.
-extern __thread TcTlsSlot kmm_tc_last __attribute__((tls_model("initial-exec")));
+// The thread's words that malloc reads on every call, in one TLS block: a shared object (the
+// preload) finds each TLS symbol's offset with a load from its GOT (initial-exec), so one
+// symbol for both costs malloc one load, not two.
+struct ThreadHotWords {
+  // The slot this thread used last, of whichever heap: checked first, against the heap's
+  // generation alone (generations are never reused in a process), so the common case — one
+  // heap, the preload's — reads no heap id and indexes no array: 4 instructions, not 8.
+  TcTlsSlot last;
+  // The thread's current owner (kernel/kernel.h: current_owner; OwnerScope sets it).
+  owner_t owner;
+};
+extern __thread ThreadHotWords kmm_thread_hot __attribute__((tls_model("initial-exec")));
 #endif
 
 // The slab configuration the preload runs (src/shim/alloc.cpp), which kmm-bench-kmalloc
@@ -670,10 +678,10 @@ class SlabAllocator {
   // Per-thread cache plumbing (thread_cache.cpp).
   ThreadCache* thread_cache() {
 #if KMM_HAVE_THREADS
-    if (__builtin_expect(kmm_tc_last.gen == heap_gen_, 1)) return kmm_tc_last.tc;
+    if (__builtin_expect(kmm_thread_hot.last.gen == heap_gen_, 1)) return kmm_thread_hot.last.tc;
     TcTlsSlot& s = kmm_tc_slots[heap_id_];
     if (s.gen == heap_gen_) {
-      kmm_tc_last = s;
+      kmm_thread_hot.last = s;
       return s.tc;
     }
     return thread_cache_slow();
@@ -684,13 +692,13 @@ class SlabAllocator {
   ThreadCache* thread_cache_slow();
   // This thread's cache when it has one already, else null (no call: the inline paths use it
   // and leave a thread's first use to their slow paths).
-  // Another heap's slot in kmm_tc_last counts as not ready (the general path sets it).
+  // Another heap's slot in kmm_thread_hot.last counts as not ready (the general path sets it).
   ThreadCache* thread_cache_if_ready() {
 #if KMM_HAVE_THREADS
     // Never null when the generation matches: a slot's gen is set only with its tc, and a heap
     // with no thread caches has kNoHeapGen, which no slot holds.
-    if (__builtin_expect(kmm_tc_last.gen == heap_gen_, 1)) {
-      ThreadCache* tc = kmm_tc_last.tc;
+    if (__builtin_expect(kmm_thread_hot.last.gen == heap_gen_, 1)) {
+      ThreadCache* tc = kmm_thread_hot.last.tc;
       if (tc == nullptr) __builtin_unreachable();
       return tc;
     }
@@ -705,8 +713,8 @@ class SlabAllocator {
   // path, where the injection point is.
   ThreadCache* thread_cache_if_fast() {
 #if KMM_HAVE_THREADS
-    if (__builtin_expect(kmm_tc_last.gen == __atomic_load_n(&fast_gen_, __ATOMIC_RELAXED), 1)) {
-      ThreadCache* tc = kmm_tc_last.tc;
+    if (__builtin_expect(kmm_thread_hot.last.gen == __atomic_load_n(&fast_gen_, __ATOMIC_RELAXED), 1)) {
+      ThreadCache* tc = kmm_thread_hot.last.tc;
       if (tc == nullptr) __builtin_unreachable();  // fast_gen_ is heap_gen_ or kNoHeapGen
       return tc;
     }

@@ -23,7 +23,7 @@ void SlabAllocator::mark_owners_gone(const bool* dead) {
 
 #if KMM_HAVE_THREADS
 __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
-__thread TcTlsSlot kmm_tc_last __attribute__((tls_model("initial-exec")));
+__thread ThreadHotWords kmm_thread_hot __attribute__((tls_model("initial-exec"))) = {{0, nullptr}, kOwnerKernel};
 
 namespace {
 
@@ -42,7 +42,7 @@ pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
 void on_thread_exit(void*) {
-  kmm_tc_last = TcTlsSlot{0, nullptr};  // before any ThreadCache goes: a later free finds none
+  kmm_thread_hot.last = TcTlsSlot{0, nullptr};  // before any ThreadCache goes: a later free finds none
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
     TlsSlot& s = kmm_tc_slots[i];
     if (s.tc == nullptr) continue;
@@ -101,7 +101,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   if (heap_gen_ == kNoHeapGen) return nullptr;  // no thread caches (or shut down)
   TlsSlot& s = kmm_tc_slots[heap_id_];
   if (s.gen == heap_gen_) {
-    kmm_tc_last = s;
+    kmm_thread_hot.last = s;
     return s.tc;
   }
   // First use on this thread (or a stale slot from a machine that is gone). A thread id
@@ -151,7 +151,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   }
   s.tc = tc;
   s.gen = heap_gen_;
-  kmm_tc_last = s;
+  kmm_thread_hot.last = s;
   if (!t_key_set) {
     t_key_set = true;
     pthread_setspecific(g_exit_key, reinterpret_cast<void*>(1));

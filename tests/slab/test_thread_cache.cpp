@@ -1,5 +1,5 @@
 // tests/slab/test_thread_cache.cpp — which ThreadCache a thread finds (src/slab/thread_cache.cpp
-// and SlabAllocator::thread_cache in slab.h): the one-entry kmm_tc_last in front of the per-heap
+// and SlabAllocator::thread_cache in slab.h): the one-entry kmm_thread_hot.last in front of the per-heap
 // slots, with two heaps used in turn by one thread, a heap shut down and another booted in its
 // place, and a thread that exits; and the slot no cache is given (kNoTcSlot).
 #include <gtest/gtest.h>
