@@ -54,9 +54,9 @@ extern std::uintptr_t g_plugin_lo KMM_SHIM_HIDDEN,
     g_plugin_hi KMM_SHIM_HIDDEN;  // [min, max) of all plug-in text ranges
 // g_kernel's slab heap generation (SlabAllocator::heap_gen), published after g_kernel;
 // kNoHeapGen, which no thread's slot holds, before, and while failslab is on (alloc.cpp:
-// route_malloc_fast_path). A thread whose last-used slot (kmm_thread_hot.last) carries it has its
-// thread cache of g_kernel: malloc's fast path tests this alone, with no load of g_kernel, and
-// no test of the cache's alloc_tc_slot.
+// route_malloc_fast_path). A thread whose last-used slot (kmm_thread_hot.last) carries it has
+// its thread cache of g_kernel: malloc's fast path tests this alone, with no load of g_kernel,
+// and no test of the cache's alloc_tc_slot.
 extern std::uint64_t g_heap_gen KMM_SHIM_HIDDEN;
 // The kernel's RAM, [g_ram_lo, g_ram_lo + g_ram_bytes): 0 bytes until boot publishes g_kernel
 // (then g_ram_bytes, with release), so a pointer inside it is a booted kernel's (free's fast path).
