@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../common/report_capture.h"
@@ -165,6 +166,30 @@ TEST_F(KernelTest, OwnerScopeSetsCurrentOwner) {
     EXPECT_EQ(current_owner(), kOwnerKernel);
   }
   for (void* p : {kp, ap, bp, after_inner, explicit_b}) EXPECT_TRUE(k->kfree(p));
+}
+
+// The current owner is per thread (slab.h: ThreadHotWords, beside the thread's cache slot): a
+// thread started inside another thread's scope starts as the kernel, its own scope does not
+// leak into the starting thread, and its allocations are owned as its own scope says.
+TEST_F(KernelTest, ANewThreadStartsAsTheKernelWhateverItsStartersScope) {
+  OwnerScope sa(a);
+  owner_t seen_at_start = kOwnerFree, seen_in_scope = kOwnerFree;
+  void *plain = nullptr, *scoped = nullptr;
+  std::thread t([&] {
+    seen_at_start = current_owner();
+    plain = k->kmalloc(40);
+    OwnerScope sb(b);
+    seen_in_scope = current_owner();
+    scoped = k->kmalloc(40);
+  });
+  t.join();
+  EXPECT_EQ(seen_at_start, kOwnerKernel);
+  EXPECT_EQ(seen_in_scope, b);
+  EXPECT_EQ(current_owner(), a);
+  EXPECT_EQ(k->owner_of(plain), kOwnerKernel);
+  EXPECT_EQ(k->owner_of(scoped), b);
+  EXPECT_TRUE(k->kfree(plain));
+  EXPECT_TRUE(k->kfree(scoped));
 }
 
 TEST_F(KernelTest, KmemCacheAndPagesAreOwned) {
