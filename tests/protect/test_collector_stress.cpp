@@ -31,6 +31,21 @@ struct Live {
   unsigned char tag;
 };
 
+// The workers' two moves: a new block filled with a random tag, and one of the live blocks
+// taken out at random (to be checked and freed).
+Live fill_tagged(unsigned char* p, std::size_t size, std::mt19937& rng) {
+  auto tag = static_cast<unsigned char>(rng());
+  std::memset(p, tag, size);
+  return Live{p, size, tag};
+}
+Live take_any(std::vector<Live>& live, std::mt19937& rng) {
+  std::size_t at = rng() % live.size();
+  Live l = live[at];
+  live[at] = live.back();
+  live.pop_back();
+  return l;
+}
+
 void stress(ProtectorMode mode, bool inject = false, unsigned verbose = 0) {
   BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
   cfg.protector = mode;
@@ -69,14 +84,9 @@ void stress(ProtectorMode mode, bool inject = false, unsigned verbose = 0) {
             (inject ? alloc_failed : failed)++;
             continue;
           }
-          auto tag = static_cast<unsigned char>(rng());
-          std::memset(p, tag, size);
-          live.push_back(Live{p, size, tag});
+          live.push_back(fill_tagged(p, size, rng));
         } else {
-          std::size_t at = rng() % live.size();
-          Live l = live[at];
-          live[at] = live.back();
-          live.pop_back();
+          Live l = take_any(live, rng);
           if (k->owner_of(l.p) != worker) wrong_owner++;
           if (l.p[0] != l.tag || l.p[l.size - 1] != l.tag || l.p[l.size / 2] != l.tag) corrupted++;
           if (!k->kfree(l.p)) failed++;
@@ -410,14 +420,9 @@ TEST(CollectorStress, HeldModuleIsNotReclaimedUnderItsWorkers) {
             std::size_t n = rng() % 100 == 0 ? 3 * kPageSize : 16 + rng() % 700;
             auto* p = static_cast<unsigned char*>(k->kmalloc(n, GFP_KERNEL, m));
             if (p == nullptr) continue;
-            auto tag = static_cast<unsigned char>(rng());
-            std::memset(p, tag, n);
-            live.push_back(Live{p, n, tag});
+            live.push_back(fill_tagged(p, n, rng));
           } else {
-            std::size_t i = rng() % live.size();
-            Live b = live[i];
-            live[i] = live.back();
-            live.pop_back();
+            Live b = take_any(live, rng);
             if (k->owner_of(b.p) != m || b.p[0] != b.tag || b.p[b.size - 1] != b.tag) bad++;
             if (!k->kfree(b.p)) bad++;
           }
