@@ -38,7 +38,7 @@ inline constexpr char kHeapMagic[8] = {'K', 'M', 'M', 'H', 'E', 'A', 'P', '1'};
 // unthreaded slots below it, an owned slab being threaded from its top down (slab.h); 7: a
 // slab's owner vector is shifted by its colour (slab.h, owner colouring); 8: Kmalloc's class
 // tables keep own_offset, 16 bits (the fields after them moved).
-inline constexpr std::uint32_t kHeapVersion = 8;
+inline constexpr std::uint32_t kHeapVersion = 9;
 inline constexpr std::size_t kHeapHeaderBytes = 4096;
 inline constexpr std::size_t kSuperblockSlotBytes = 2048;
 

@@ -239,7 +239,7 @@ FreeFastResult SlabAllocator::free_owned_refused(const void* p) {
   if (__atomic_load_n(slot, __ATOMIC_RELAXED) != kOwnerKernel) return kFreeFastNo;
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);  // the collector never takes the kernel's
   free_local(c, tc, head, off, state);
-  return free_fast_done(tc);
+  return free_fast_done();
 }
 
 void SlabAllocator::free_local(KmemCache* c, ThreadCache* tc, Page* head, std::uint32_t off, std::uint32_t state) {

@@ -289,6 +289,20 @@ struct OwnedSlabGeometry {
 };
 static_assert(sizeof(OwnedSlabGeometry) == kTailOwnerBytes);
 
+// OwnedSlabGeometry's last three fields as the one 64-bit word they make in memory (little
+// endian, as every target kmm builds for): owners_offset in bits 0-15, room_floor in 16-31,
+// fl_key in 32-63 (SlabAllocator::owned_layout_word reads it).
+struct OwnedSlabLayoutWord {
+  std::uint64_t bits;
+  std::uint16_t owners_offset() const { return static_cast<std::uint16_t>(bits); }
+  std::uint16_t room_floor() const { return static_cast<std::uint16_t>(bits >> 16); }
+  std::uint32_t fl_key() const { return static_cast<std::uint32_t>(bits >> 32); }
+};
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "OwnedSlabLayoutWord reads the fields little endian");
+static_assert(offsetof(OwnedSlabGeometry, room_floor) == offsetof(OwnedSlabGeometry, owners_offset) + 2 &&
+              offsetof(OwnedSlabGeometry, fl_key) == offsetof(OwnedSlabGeometry, owners_offset) + 4 &&
+              offsetof(OwnedSlabGeometry, fl_key) + 4 == sizeof(OwnedSlabGeometry));
+
 // The fast paths' slot test. For a byte offset off in a slab of a cache c, q = off *
 // c->reciprocal (ceil(2^32 / size)) holds off / size in its high half, and its low half says
 // whether off is a multiple of size, with no second multiply: off = k * size + r gives a low
@@ -302,7 +316,7 @@ inline bool owned_slot_start(std::uint64_t q) {
 static_assert(kMaxOwnedSlabBytes <= (1u << 16));
 
 // What free_fast did: nothing (the general path decides), the free, or the free and the
-// thread's kFreeTickInterval-th fast free since the last tick (ThreadCache::free_countdown).
+// thread's kFreeTickInterval-th fast free since the last tick (ThreadHotWords::free_countdown).
 enum FreeFastResult : int { kFreeFastNo = 0, kFreeFastDone = 1, kFreeFastTick = 2 };
 inline constexpr std::int32_t kFreeTickInterval = 1024;
 
@@ -335,10 +349,6 @@ struct ThreadCache {
   std::uint32_t in_free;
   std::uint32_t id;  // the owner tag in its slabs' state words
   std::uint32_t owner_bits;  // id << kSlabStateOwnerShift: the state word's owner field, as free_fast compares it
-  // free_fast's countdown to the caller's periodic work (kFreeFastTick; kFreeTickInterval
-  // frees): kept here, where free_fast already has the thread's cache in a register, so a
-  // free pays one decrement for it, not a TLS lookup (the shim's purge tick).
-  std::int32_t free_countdown;
   // Slabs on this thread's partial lists that are empty and not cur, kept for its next
   // allocations (at most kKeptEmptySlabs; owned_slab.cpp). Atomic: kmem_cache_destroy gives
   // back other threads' slabs of its cache (disown_slot) while they use their other caches.
@@ -359,6 +369,9 @@ static_assert(offsetof(ThreadCache, no_slab_geometry) == offsetof(ThreadCache, n
 struct TcTlsSlot {
   std::uint64_t gen;
   ThreadCache* tc;
+  // tc->owner_bits, beside it: free's owner test compares the slab's state word with this,
+  // so a local free reads no word of the ThreadCache at all (free_fast_at).
+  std::uint32_t owner_bits;
 };
 extern __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
 // The thread's words that malloc reads on every call, in one TLS block: a shared object (the
@@ -371,6 +384,10 @@ struct ThreadHotWords {
   TcTlsSlot last;
   // The thread's current owner (kernel/kernel.h: current_owner; OwnerScope sets it).
   owner_t owner;
+  // The fast frees' countdown to the caller's periodic work (kFreeFastTick, every
+  // kFreeTickInterval-th fast free of the thread, whichever heap's: free_fast_done). Here,
+  // not in the ThreadCache, so that a local free reads no word of its ThreadCache.
+  std::int32_t free_countdown;
 };
 extern __thread ThreadHotWords kmm_thread_hot __attribute__((tls_model("initial-exec")));
 #endif
@@ -457,7 +474,7 @@ class SlabAllocator {
                                                                              Remote&& remote);
   // The remote branch's fast part (slab_fast.h): for free_fast_masked_with's remote functions.
   FreeFastResult free_fast_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj);
-  static inline FreeFastResult free_fast_done(ThreadCache* tc);
+  static inline FreeFastResult free_fast_done();
   // free_fast's refusals on a slab this thread owns that need the thread's slab lists: a
   // slab set aside as full, freed down to its threshold (back to partial), and the last object
   // of a slab that is not cur (kept empty, or given back). For a kernel-owned object of a slab
@@ -707,6 +724,32 @@ class SlabAllocator {
     return nullptr;
 #endif
   }
+  // thread_cache_if_ready in two halves, for free_fast_at: whether this thread's cache of this
+  // heap is ready (the generation test alone), and then the cache and its owner bits, each
+  // read from TLS where it is used (no register holds the cache across the free).
+  bool thread_cache_ready() const {
+#if KMM_HAVE_THREADS
+    return kmm_thread_hot.last.gen == heap_gen_;
+#else
+    return false;
+#endif
+  }
+  static ThreadCache* ready_thread_cache() {
+#if KMM_HAVE_THREADS
+    ThreadCache* tc = kmm_thread_hot.last.tc;
+    if (tc == nullptr) __builtin_unreachable();  // after thread_cache_ready
+    return tc;
+#else
+    return nullptr;
+#endif
+  }
+  static std::uint32_t ready_owner_bits() {
+#if KMM_HAVE_THREADS
+    return kmm_thread_hot.last.owner_bits;
+#else
+    return 0;
+#endif
+  }
   // thread_cache_if_ready for a caller that pops with alloc_fast_owned, no test of
   // alloc_tc_slot (Kmalloc::kmalloc, whose slot tables hold kNoTcSlot for a cache with no
   // tc_slot): null also while failslab is on (fast_gen_), so every call then takes the slow
@@ -824,6 +867,15 @@ class SlabAllocator {
     T v;
     std::memcpy(&v, head[1].tail.owners + field, sizeof v);
     return v;
+  }
+  // The geometry's second 8 bytes (owners_offset, room_floor, fl_key: OwnedSlabLayoutWord) in
+  // one load: the fast paths are bound by their loads more than by their instructions (a
+  // hot kmalloc/kfree pair issues some thirty), and a shift or a zero-extension from a
+  // register costs no load.
+  static OwnedSlabLayoutWord owned_layout_word(const Page* head) {
+    OwnedSlabLayoutWord w;
+    std::memcpy(&w.bits, head[1].tail.owners + offsetof(OwnedSlabGeometry, owners_offset), sizeof w.bits);
+    return w;
   }
   // Frees into the slab under the cache lock, or through the debug checks and the quarantine.
   owner_t free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner, const char* action);

@@ -44,11 +44,13 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned_at(T
     char* base = o.base;
     char* p = base + off;
     if (p == nullptr) __builtin_unreachable();  // callers test the result: not needed here
-    // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache).
-    owner_t* os = reinterpret_cast<owner_t*>(
-                      base + owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, owners_offset))) +
-                  idx;
-    std::uint32_t next = load_owned_link(owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key)), p);
+    // A cache with a tc_slot keeps its owner bytes inside its slabs (size_cache). Their offset
+    // and the link key in one load (OwnedSlabLayoutWord); the key's test is the flags of the
+    // shift that takes it out. (reciprocal and objects stay two loads: one word split in
+    // registers needed a register more than the preload's malloc has without saves.)
+    OwnedSlabLayoutWord g = owned_layout_word(head);
+    owner_t* os = reinterpret_cast<owner_t*>(base + g.owners_offset()) + idx;
+    std::uint32_t next = load_owned_link(g.fl_key(), p);
     head->lru.freelist = next;
     head->lru.inuse++;
     // The next allocation of this class pops `next` and waits for its link: start the load
@@ -116,8 +118,10 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
                                                                                  Remote&& remote) {
   if (__builtin_expect((head_flags & (PG_slab | PG_head)) != (PG_slab | PG_head), 0)) return kFreeFastNo;
   if (__builtin_expect(c != nullptr && c->id != head->get_cache_id(), 0)) return kFreeFastNo;
-  ThreadCache* tc = thread_cache_if_ready();
-  if (__builtin_expect(tc == nullptr, 0)) return kFreeFastNo;
+  // This thread's cache of this heap, by the generation alone: the thread's cache itself is
+  // not loaded on this path (its owner bits are beside the generation in TLS, and the
+  // countdown is there too), so no register holds it and a local free reads none of its words.
+  if (__builtin_expect(!thread_cache_ready(), 0)) return kFreeFastNo;
   auto off = static_cast<std::uint64_t>(static_cast<const char*>(p) - base);
   // The owner test first: a slab whose state names this thread is a thread-owned slab (a
   // cache with a tc_slot: only take_slab of one tags an owner; new_slab writes kSlabUnowned),
@@ -127,45 +131,49 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
   std::uint32_t slab_owner = state & kSlabStateOwnerMask;  // the owner's id, shifted (owner_bits)
   // Another thread's slab (or one owned by none): apart, so that this path keeps its values in
   // registers it need not save. It reads the geometry from the cache: the slab is not ours.
-  if (__builtin_expect(slab_owner != tc->owner_bits, 0)) {
+  if (__builtin_expect(slab_owner != ready_owner_bits(), 0)) {
     *freed = kOwnerKernel;  // the only owner free_fast_remote takes
-    return remote(tc, head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
+    return remote(ready_thread_cache(), head, state | off << 32, static_cast<char*>(const_cast<void*>(p)));
   }
   // Room for a local free: a slab not set aside as full has it unless this is its last object
   // (inuse 1) and it is not cur; one set aside as full (kSlabFull: bit 31) until it is freed down to
   // unfull_inuse + 1, when the general path moves it back. Its owner keeps that threshold
-  // beside the head (OwnedSlabGeometry::room_floor): one load, no branch on the full bit (in
-  // larson half the frees land on full slabs, and that branch mispredicted on 45 % of frees,
-  // callgrind --branch-sim) and no arithmetic on the state word.
-  std::uint32_t room_threshold = owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, room_floor));
-  // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
-  // read from the line of the head descriptor, which only this thread changes while it owns
-  // the slab (the copy is written before the slab is published; after, only its room_floor
-  // changes, and only by its owner).
-  std::uint64_t q = off * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
-  auto idx = static_cast<std::uint32_t>(q >> 32);
-  if (__builtin_expect(idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)) || !owned_slot_start(q), 0))
-    return kFreeFastNo;
-  owner_t* slot = reinterpret_cast<owner_t*>(
-                      base + owned_geometry<std::uint16_t>(head, offsetof(OwnedSlabGeometry, owners_offset))) +
-                  idx;
-  // Read before the stores below (which might alias it, for all the compiler knows).
-  std::uint32_t key = owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key));
+  // beside the head (OwnedSlabGeometry::room_floor): no branch on the full bit (in larson half
+  // the frees land on full slabs, and that branch mispredicted on 45 % of frees, callgrind
+  // --branch-sim) and no arithmetic on the state word. It comes in one load with the owner
+  // vector's offset and the link key (OwnedSlabLayoutWord), and is tested first, for every
+  // owner: once a module's owner byte is cleared the free must finish here.
   // Below the threshold: a full slab's free goes to the general path; so does the last object
   // of a slab that is not cur (it gives the slab back). cur's count carries kInuseCur (slab.h),
   // which is above every threshold: its last object stays on this path, with no lookup of
   // which slab is cur. (A threshold above 1 is a full slab's, and a full slab is never cur.)
-  auto push = [&] {
-    store_owned_link(key, base + off, head->lru.freelist);
+  OwnedSlabLayoutWord g = owned_layout_word(head);
+  if (__builtin_expect(head->lru.inuse <= g.room_floor(), 0)) return kFreeFastNo;
+  // Ours: the slot test, exact for a slab threads own (owned_slot_start), with the geometry
+  // read from the line of the head descriptor, which only this thread changes while it owns
+  // the slab (the copy is written before the slab is published; after, only its room_floor
+  // changes, and only by its owner).
+  // The slot's start test before its index is compared, so the product's low half is dead by
+  // then and the index takes its register (the other order kept both, and kfree saved two
+  // registers for it). reciprocal and objects are two loads, not one word split in registers:
+  // that needed a register more than free has without saves.
+  std::uint64_t q = off * owned_geometry(head, offsetof(OwnedSlabGeometry, reciprocal));
+  auto idx = static_cast<std::uint32_t>(q >> 32);
+  if (__builtin_expect(!owned_slot_start(q) || idx >= owned_geometry(head, offsetof(OwnedSlabGeometry, objects)), 0))
+    return kFreeFastNo;
+  owner_t* slot = reinterpret_cast<owner_t*>(base + g.owners_offset()) + idx;
+  // Read before the stores below (which might alias it, for all the compiler knows).
+  std::uint32_t key = g.fl_key();
+  // The push, with the link key it is given: the module branch below reads the key again from
+  // the head's line rather than keep it in a register across the protector's window (which
+  // needs every register free has without saves).
+  auto push = [&](std::uint32_t link_key) {
+    store_owned_link(link_key, base + off, head->lru.freelist);
     head->lru.freelist = static_cast<std::uint32_t>(off);
     head->lru.inuse--;
-    if constexpr (kCountTick) return free_fast_done(tc);
+    if constexpr (kCountTick) return free_fast_done();
     return kFreeFastDone;
   };
-  // The room test first, for every owner: once a module's owner byte is cleared the free
-  // must finish here; and the threshold need not stay in a register past it (kfree saved two
-  // for it).
-  if (__builtin_expect(head->lru.inuse <= room_threshold, 0)) return kFreeFastNo;
   owner_t owner = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (__builtin_expect(owner != kOwnerKernel, 0)) {
     // A module's object (or a free slot: the general path reports the double free). Its owner
@@ -173,15 +181,16 @@ __attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_at
     // module is gone (the collector may be claiming it: the general path exchanges) or the
     // process has no barrier for the fence.
     // (Through tc->heap, this allocator: `this` is not kept in a register past the
-    // thread-cache test, which spared free two register saves.)
+    // thread-cache test, which spared free two register saves; tc is read from TLS here.)
+    ThreadCache* tc = ready_thread_cache();
     if (owner == kOwnerFree || !tc->heap->free_module_object_plain(tc, slot, owner)) return kFreeFastNo;
     *freed = owner;
-    return push();
+    return push(owned_geometry(head, offsetof(OwnedSlabGeometry, fl_key)));
   }
   // The collector never takes the kernel's objects: a plain store suffices.
   __atomic_store_n(slot, kOwnerFree, __ATOMIC_RELAXED);
   *freed = kOwnerKernel;
-  return push();
+  return push(key);
 }
 
 // free_fast_at's object obj of a slab another thread owns, or of one owned by none (state_off:
@@ -215,7 +224,7 @@ __attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(
     store_owned_link(key, obj, first == kRemoteNone ? kNoObject : first);
     if (__atomic_compare_exchange_n(&head->lru.nr_pages, &state, (state & ~kRemoteNone) | off32, true, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED))
-      return free_fast_done(tc);
+      return free_fast_done();
     slab_owner = state & kSlabStateOwnerMask;
     if (__builtin_expect(slab_owner == 0 || slab_owner == tc->owner_bits || (state & kFirstOntoFull) == kFirstOntoFull,
                          0)) {
@@ -228,10 +237,14 @@ __attribute__((noinline)) inline FreeFastResult SlabAllocator::free_fast_remote(
 }
 
 // A fast free done: the countdown to the caller's periodic work.
-__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_done(ThreadCache* tc) {
-  if (__builtin_expect(--tc->free_countdown != 0, 1)) return kFreeFastDone;  // it starts at kFreeTickInterval
-  tc->free_countdown = kFreeTickInterval;
+__attribute__((always_inline)) inline FreeFastResult SlabAllocator::free_fast_done() {
+#if KMM_HAVE_THREADS
+  if (__builtin_expect(--kmm_thread_hot.free_countdown != 0, 1)) return kFreeFastDone;  // from kFreeTickInterval
+  kmm_thread_hot.free_countdown = kFreeTickInterval;
   return kFreeFastTick;
+#else
+  return kFreeFastDone;  // no thread caches: no fast free reaches here
+#endif
 }
 
 inline owner_t SlabAllocator::free_page_object(KmemCache* c, Page* page, const void* p, const char* action) {

@@ -23,7 +23,8 @@ void SlabAllocator::mark_owners_gone(const bool* dead) {
 
 #if KMM_HAVE_THREADS
 __thread TcTlsSlot kmm_tc_slots[kMaxHeaps] __attribute__((tls_model("initial-exec")));
-__thread ThreadHotWords kmm_thread_hot __attribute__((tls_model("initial-exec"))) = {{0, nullptr}, kOwnerKernel};
+__thread ThreadHotWords kmm_thread_hot
+    __attribute__((tls_model("initial-exec"))) = {{0, nullptr, 0}, kOwnerKernel, kFreeTickInterval};
 
 namespace {
 
@@ -42,7 +43,7 @@ pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
 void on_thread_exit(void*) {
-  kmm_thread_hot.last = TcTlsSlot{0, nullptr};  // before any ThreadCache goes: a later free finds none
+  kmm_thread_hot.last = TcTlsSlot{0, nullptr, 0};  // before any ThreadCache goes: a later free finds none
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
     TlsSlot& s = kmm_tc_slots[i];
     if (s.tc == nullptr) continue;
@@ -130,7 +131,6 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
   tc->pages = pages;
   tc->id = id;
   tc->owner_bits = id << kSlabStateOwnerShift;
-  tc->free_countdown = kFreeTickInterval;
   tc->kept_empty = 0;
   __atomic_store_n(&remote_hint_[id], 0u, __ATOMIC_RELAXED);  // a previous owner's hints
   tc->no_slab.lru.freelist = kNoObject;
@@ -150,6 +150,7 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
     tc_list_ = tc;
   }
   s.tc = tc;
+  s.owner_bits = tc->owner_bits;
   s.gen = heap_gen_;
   kmm_thread_hot.last = s;
   if (!t_key_set) {

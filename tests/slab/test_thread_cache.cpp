@@ -1,7 +1,8 @@
 // tests/slab/test_thread_cache.cpp — which ThreadCache a thread finds (src/slab/thread_cache.cpp
 // and SlabAllocator::thread_cache in slab.h): the one-entry kmm_thread_hot.last in front of the per-heap
-// slots, with two heaps used in turn by one thread, a heap shut down and another booted in its
-// place, and a thread that exits; and the slot no cache is given (kNoTcSlot).
+// slots, with two heaps used in turn by one thread (each finds its own cache, and a free onto
+// the thread's own slab stays local), a heap shut down and another booted in its place, and a
+// thread that exits; and the slot no cache is given (kNoTcSlot).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -51,6 +52,51 @@ TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
   EXPECT_NE(a.slab.thread_cache(), b.slab.thread_cache());
   for (void* p : pa) a.slab.free(ca, p, "kmem_cache_free");
   for (void* p : pb) b.slab.free(cb, p, "kmem_cache_free");
+  a.slab.drain_current_thread();
+  b.slab.drain_current_thread();
+  EXPECT_EQ(ca->active_objects(), 0u);
+  EXPECT_EQ(cb->active_objects(), 0u);
+  EXPECT_TRUE(a.check());
+  EXPECT_TRUE(b.check());
+  a.shutdown_slab();
+  b.shutdown_slab();
+}
+
+// Each heap gives this thread's cache an id of its own, so two heaps' slabs can carry the same
+// owner field: the fast free compares the slab's with the owner bits of the thread's last slot
+// (kmm_thread_hot), whose generation says which heap they are of. A free onto the thread's own
+// slab goes onto the slab's local list, whichever heap the thread used last, and the next
+// allocation pops it (LIFO); one pushed onto the remote list instead would not come back next.
+TEST(ThreadCache, AFreeOntoTheThreadsOwnSlabIsItsNextAllocationWithTwoHeapsInTurn) {
+  Machine a(with_thread_caches()), b(with_thread_caches());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  KmemCache* ca = a.slab.create("tla-64", 64, 0, 0);
+  KmemCache* cb = b.slab.create("tlb-64", 64, 0, 0);
+  std::vector<void*> keep_a, keep_b;  // so that no free below empties a slab
+  for (int i = 0; i < 8; ++i) {
+    keep_a.push_back(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel));
+    keep_b.push_back(b.slab.alloc(cb, GFP_KERNEL, kOwnerKernel));
+  }
+  ASSERT_EQ(a.slab.thread_cache()->owner_bits, b.slab.thread_cache()->owner_bits)
+      << "each heap's first thread id is 1: the owner fields alone do not tell the heaps apart";
+  for (int round = 0; round < 64; ++round) {
+    void* qa = a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel);
+    void* qb = b.slab.alloc(cb, GFP_KERNEL, kOwnerKernel);  // b's slot is the thread's last
+    ASSERT_NE(qa, nullptr);
+    ASSERT_NE(qb, nullptr);
+    b.slab.free(cb, qb, "kmem_cache_free");  // the fast free, b's slot last
+    EXPECT_EQ(b.slab.alloc(cb, GFP_KERNEL, kOwnerKernel), qb) << "round " << round;
+    a.slab.free(ca, qa, "kmem_cache_free");  // b's slot last: a's general path, then a's fast ones
+    EXPECT_EQ(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel), qa) << "round " << round;
+    a.slab.free(ca, qa, "kmem_cache_free");  // a's slot last now: the fast free
+    EXPECT_EQ(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel), qa) << "round " << round;
+    a.slab.free(ca, qa, "kmem_cache_free");
+    b.slab.free(cb, qb, "kmem_cache_free");
+    ASSERT_TRUE(a.ok());
+  }
+  for (void* p : keep_a) a.slab.free(ca, p, "kmem_cache_free");
+  for (void* p : keep_b) b.slab.free(cb, p, "kmem_cache_free");
   a.slab.drain_current_thread();
   b.slab.drain_current_thread();
   EXPECT_EQ(ca->active_objects(), 0u);
