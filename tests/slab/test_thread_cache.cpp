@@ -34,6 +34,16 @@ bool in_ram(Machine& m, const void* p) {
   return m.phys.owns(p);
 }
 
+// The objects of c freed, the thread's slabs given back: c holds none in use and m checks
+// whole; then m's slab allocator shuts down.
+void free_all_and_shut_down(Machine& m, KmemCache* c, const std::vector<void*>& objects) {
+  for (void* p : objects) m.slab.free(c, p, "kmem_cache_free");
+  m.slab.drain_current_thread();
+  EXPECT_EQ(c->active_objects(), 0u);
+  EXPECT_TRUE(m.check());
+  m.shutdown_slab();
+}
+
 TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
   Machine a(with_thread_caches()), b(with_thread_caches());
   ASSERT_TRUE(a.ok());
@@ -50,16 +60,8 @@ TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
     ASSERT_TRUE(in_ram(b, pb.back()));
   }
   EXPECT_NE(a.slab.thread_cache(), b.slab.thread_cache());
-  for (void* p : pa) a.slab.free(ca, p, "kmem_cache_free");
-  for (void* p : pb) b.slab.free(cb, p, "kmem_cache_free");
-  a.slab.drain_current_thread();
-  b.slab.drain_current_thread();
-  EXPECT_EQ(ca->active_objects(), 0u);
-  EXPECT_EQ(cb->active_objects(), 0u);
-  EXPECT_TRUE(a.check());
-  EXPECT_TRUE(b.check());
-  a.shutdown_slab();
-  b.shutdown_slab();
+  free_all_and_shut_down(a, ca, pa);
+  free_all_and_shut_down(b, cb, pb);
 }
 
 // Each heap gives this thread's cache an id of its own, so two heaps' slabs can carry the same
@@ -95,16 +97,8 @@ TEST(ThreadCache, AFreeOntoTheThreadsOwnSlabIsItsNextAllocationWithTwoHeapsInTur
     b.slab.free(cb, qb, "kmem_cache_free");
     ASSERT_TRUE(a.ok());
   }
-  for (void* p : keep_a) a.slab.free(ca, p, "kmem_cache_free");
-  for (void* p : keep_b) b.slab.free(cb, p, "kmem_cache_free");
-  a.slab.drain_current_thread();
-  b.slab.drain_current_thread();
-  EXPECT_EQ(ca->active_objects(), 0u);
-  EXPECT_EQ(cb->active_objects(), 0u);
-  EXPECT_TRUE(a.check());
-  EXPECT_TRUE(b.check());
-  a.shutdown_slab();
-  b.shutdown_slab();
+  free_all_and_shut_down(a, ca, keep_a);
+  free_all_and_shut_down(b, cb, keep_b);
 }
 
 TEST(ThreadCache, AHeapBootedAfterAnotherShutDownGetsAFreshCache) {
