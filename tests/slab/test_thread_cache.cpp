@@ -44,12 +44,25 @@ void free_all_and_shut_down(Machine& m, KmemCache* c, const std::vector<void*>& 
   m.shutdown_slab();
 }
 
-TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
-  Machine a(with_thread_caches()), b(with_thread_caches());
-  ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(b.ok());
-  KmemCache* ca = a.slab.create("tca-64", 64, 0, 0);
-  KmemCache* cb = b.slab.create("tcb-64", 64, 0, 0);
+// Two machines with thread caches, each with a cache of 64-byte objects, for one thread to
+// use in turn.
+class TwoHeapsInTurn : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(b.ok());
+    ca = a.slab.create("tca-64", 64, 0, 0);
+    cb = b.slab.create("tcb-64", 64, 0, 0);
+    ASSERT_NE(ca, nullptr);
+    ASSERT_NE(cb, nullptr);
+  }
+  Machine a{with_thread_caches()};
+  Machine b{with_thread_caches()};
+  KmemCache* ca = nullptr;
+  KmemCache* cb = nullptr;
+};
+
+TEST_F(TwoHeapsInTurn, EachFindTheirOwn) {
   std::vector<void*> pa, pb;
   for (int i = 0; i < 300; ++i) {
     pa.push_back(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel));
@@ -69,12 +82,7 @@ TEST(ThreadCache, TwoHeapsInTurnEachFindTheirOwn) {
 // (kmm_thread_hot), whose generation says which heap they are of. A free onto the thread's own
 // slab goes onto the slab's local list, whichever heap the thread used last, and the next
 // allocation pops it (LIFO); one pushed onto the remote list instead would not come back next.
-TEST(ThreadCache, AFreeOntoTheThreadsOwnSlabIsItsNextAllocationWithTwoHeapsInTurn) {
-  Machine a(with_thread_caches()), b(with_thread_caches());
-  ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(b.ok());
-  KmemCache* ca = a.slab.create("tla-64", 64, 0, 0);
-  KmemCache* cb = b.slab.create("tlb-64", 64, 0, 0);
+TEST_F(TwoHeapsInTurn, AFreeOntoTheThreadsOwnSlabIsItsNextAllocation) {
   std::vector<void*> keep_a, keep_b;  // so that no free below empties a slab
   for (int i = 0; i < 8; ++i) {
     keep_a.push_back(a.slab.alloc(ca, GFP_KERNEL, kOwnerKernel));
