@@ -37,7 +37,8 @@ inline constexpr char kHeapMagic[8] = {'K', 'M', 'M', 'H', 'E', 'A', 'P', '1'};
 // page count and free lists share their cache lines (page/buddy.h); 6: a lazy link names the
 // unthreaded slots below it, an owned slab being threaded from its top down (slab.h); 7: a
 // slab's owner vector is shifted by its colour (slab.h, owner colouring); 8: Kmalloc's class
-// tables keep own_offset, 16 bits (the fields after them moved).
+// tables keep own_offset, 16 bits (the fields after them moved); 9: the fast frees' countdown
+// left the ThreadCache for the thread's TLS (the fields after it moved).
 inline constexpr std::uint32_t kHeapVersion = 9;
 inline constexpr std::size_t kHeapHeaderBytes = 4096;
 inline constexpr std::size_t kSuperblockSlotBytes = 2048;
