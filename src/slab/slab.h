@@ -707,26 +707,12 @@ class SlabAllocator {
 #endif
   }
   ThreadCache* thread_cache_slow();
-  // This thread's cache when it has one already, else null (no call: the inline paths use it
-  // and leave a thread's first use to their slow paths).
-  // Another heap's slot in kmm_thread_hot.last counts as not ready (the general path sets it).
-  ThreadCache* thread_cache_if_ready() {
-#if KMM_HAVE_THREADS
-    // Never null when the generation matches: a slot's gen is set only with its tc, and a heap
-    // with no thread caches has kNoHeapGen, which no slot holds.
-    if (__builtin_expect(kmm_thread_hot.last.gen == heap_gen_, 1)) {
-      ThreadCache* tc = kmm_thread_hot.last.tc;
-      if (tc == nullptr) __builtin_unreachable();
-      return tc;
-    }
-    return nullptr;
-#else
-    return nullptr;
-#endif
-  }
-  // thread_cache_if_ready in two halves, for free_fast_at: whether this thread's cache of this
-  // heap is ready (the generation test alone), and then the cache and its owner bits, each
-  // read from TLS where it is used (no register holds the cache across the free).
+  // Whether this thread's cache of this heap is ready (the generation test alone), and after
+  // that the cache and its owner bits, each read from TLS where it is used: free_fast_at holds
+  // no register for the cache across the free. Never null when the generation matches: a
+  // slot's gen is set only with its tc, and a heap with no thread caches has kNoHeapGen, which
+  // no slot holds. Another heap's slot in kmm_thread_hot.last counts as not ready (the general
+  // path sets it).
   bool thread_cache_ready() const {
 #if KMM_HAVE_THREADS
     return kmm_thread_hot.last.gen == heap_gen_;
@@ -737,7 +723,7 @@ class SlabAllocator {
   static ThreadCache* ready_thread_cache() {
 #if KMM_HAVE_THREADS
     ThreadCache* tc = kmm_thread_hot.last.tc;
-    if (tc == nullptr) __builtin_unreachable();  // after thread_cache_ready
+    if (tc == nullptr) __builtin_unreachable();  // after thread_cache_ready (above)
     return tc;
 #else
     return nullptr;
@@ -749,6 +735,11 @@ class SlabAllocator {
 #else
     return 0;
 #endif
+  }
+  // This thread's cache when it has one already, else null (no call: the inline paths use it
+  // and leave a thread's first use to their slow paths).
+  ThreadCache* thread_cache_if_ready() {
+    return __builtin_expect(thread_cache_ready(), 1) ? ready_thread_cache() : nullptr;
   }
   // thread_cache_if_ready for a caller that pops with alloc_fast_owned, no test of
   // alloc_tc_slot (Kmalloc::kmalloc, whose slot tables hold kNoTcSlot for a cache with no
@@ -873,9 +864,7 @@ class SlabAllocator {
   // hot kmalloc/kfree pair issues some thirty), and a shift or a zero-extension from a
   // register costs no load.
   static OwnedSlabLayoutWord owned_layout_word(const Page* head) {
-    OwnedSlabLayoutWord w;
-    std::memcpy(&w.bits, head[1].tail.owners + offsetof(OwnedSlabGeometry, owners_offset), sizeof w.bits);
-    return w;
+    return OwnedSlabLayoutWord{owned_geometry<std::uint64_t>(head, offsetof(OwnedSlabGeometry, owners_offset))};
   }
   // Frees into the slab under the cache lock, or through the debug checks and the quarantine.
   owner_t free_unbuffered(KmemCache* c, Page* head, unsigned idx, const void* p, owner_t owner, const char* action);
