@@ -8,10 +8,16 @@ follow kmm-bench-kmalloc's WORKLOAD/ALLOCATOR/SIZE/threads:N, it also prints kmm
 per binary from the lowest times. On a shared VM whose speed drifts 10-50 % over minutes, the
 lowest of interleaved runs compares builds; one run of each does not (docs/BENCHMARKS.md).
 
+With --spread it also prints how far each row's rounds lie apart: max / min, and the largest
+deviation of one round from the rounds' mean, in per cent, against --tolerance (issue 16's
+"2-thread rows stable to +-20 % across three runs" is one binary, --rounds 3 --spread).
+
 Depends on: Python 3's standard library, and the binaries' --benchmark_format=json.
 
     python3 bench/interleave_gbench.py --rounds 4 \\
         --filter '(hot|batch)/(kmm|mimalloc)/[0-9]+/threads:1$' /tmp/bench-old build/bin/kmm-bench-kmalloc
+    python3 bench/interleave_gbench.py --rounds 3 --spread \
+        --filter '(hot|batch)/(kmm|mimalloc)/[0-9]+/threads:2$' build/bin/kmm-bench-kmalloc
 """
 import argparse
 import collections
@@ -32,6 +38,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--filter", default=".")
     ap.add_argument("--min-time", default="0.2")
+    ap.add_argument("--spread", action="store_true", help="print each row's spread over the rounds")
+    ap.add_argument("--tolerance", type=float, default=20.0, help="--spread's bound, per cent of the mean")
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
     times = collections.defaultdict(list)  # (benchmark, binary) -> CPU times
@@ -54,6 +62,23 @@ def main():
     if ratios:
         print("\n| kmm / mimalloc (lowest) | binary | ratio |\n|---|---|---|")
         print("\n".join(ratios))
+    if args.spread:
+        print_spread(times, args.tolerance)
+
+
+def print_spread(times, tolerance):
+    """Each row's rounds: max / min and the largest deviation from their mean, per cent."""
+    print(f"\n| benchmark | binary | rounds | max / min | largest deviation from the mean | within +-{tolerance:g} % |")
+    print("|---|---|---|---|---|---|")
+    outside = 0
+    for (name, b), v in sorted(times.items()):
+        mean = statistics.fmean(v)
+        dev = max(abs(x - mean) for x in v) / mean * 100.0
+        ok = dev <= tolerance
+        outside += not ok
+        rounds = " / ".join(f"{x:.2f}" for x in v)
+        print(f"| {name} | {b} | {rounds} | {max(v) / min(v):.2f} | {dev:.1f} % | {'yes' if ok else '**no**'} |")
+    print(f"\n{len(times) - outside} of {len(times)} rows within +-{tolerance:g} % of their mean")
 
 
 if __name__ == "__main__":
