@@ -30,6 +30,12 @@ namespace {
 
 using TlsSlot = TcTlsSlot;
 __attribute__((tls_model("initial-exec"))) thread_local bool t_key_set;
+// Set by this thread's exit hook. glibc runs key destructors in key order, so another
+// library's destructor may free or allocate after ours: from then on the thread gets no
+// cache (thread_cache_slow), and works under the cache locks, as a thread beyond kMaxTcIds
+// does. A cache made then would never be given back: the hook has run and is not run again
+// (t_key_set), so its page, its thread id and every slab it adopted would be lost.
+__attribute__((tls_model("initial-exec"))) thread_local bool t_exited;
 
 struct HeapEntry {
   SlabAllocator* heap;
@@ -43,6 +49,7 @@ pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
 void on_thread_exit(void*) {
+  t_exited = true;                                 // before the caches go: no later call on this thread makes another
   kmm_thread_hot.last = TcTlsSlot{0, nullptr, 0};  // before any ThreadCache goes: a later free finds none
   for (unsigned i = 0; i < kMaxHeaps; ++i) {
     TlsSlot& s = kmm_tc_slots[i];
@@ -105,8 +112,10 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
     kmm_thread_hot.last = s;
     return s.tc;
   }
-  // First use on this thread (or a stale slot from a machine that is gone). A thread id
-  // first: a thread beyond kMaxTcIds gets no ThreadCache and works under the cache locks.
+  // First use on this thread (or a stale slot from a machine that is gone), unless the
+  // thread is past its exit hook (t_exited). A thread id first: a thread beyond kMaxTcIds
+  // gets no ThreadCache and works under the cache locks.
+  if (t_exited) return nullptr;
   std::uint32_t id = 0;
   {
     LockGuard g(tc_list_lock_);

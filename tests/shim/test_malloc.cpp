@@ -511,6 +511,48 @@ TEST(Shim, MalloptAcceptsWhatGlibcAccepts) {
 // A block from glibc's own malloc (a library that reached it through dlopen("libc.so.6"),
 // or memory allocated before the preload took over) freed with free(): handed back to glibc,
 // not an abort. Small blocks come from glibc's brk heap, large ones are its mmapped chunks.
+// Another library's pthread key, made after kmm's (kmm makes its key at its first malloc),
+// has its destructor run after kmm's exit hook: glibc runs key destructors in key order. A
+// free or a malloc there must not build the exiting thread a new cache that no exit hook
+// will ever give back: its page, its thread id and every slab it adopted would be lost, one
+// set per thread (a program whose threads free their last blocks from a key destructor grew
+// ~130 KB a thread, and after ~4095 threads every new thread ran without a cache).
+pthread_key_t g_late_key;
+
+void late_key_destructor(void* p) {
+  free(p);                       // the exiting thread's own block, on its own (disowned) slab
+  void* q = malloc(opaque(48));  // and a late allocation
+  keep(q);
+  free(q);
+}
+
+std::size_t heap_bytes_in_use() {
+  malloc_trim(0);  // the calling thread's slabs and every cache's empty slabs back to the pages
+  struct mallinfo2 mi = mallinfo2();
+  return mi.arena - mi.fordblks;  // frames kmm holds: slabs, thread caches, page runs
+}
+
+TEST(Shim, FreesInALaterKeyDestructorLeaveNoCacheBehind) {
+  keep(malloc(opaque(16)));  // kmm's key first
+  ASSERT_EQ(pthread_key_create(&g_late_key, late_key_destructor), 0);
+  auto thread_with_a_late_free = [] {
+    std::thread t([] {
+      auto* p = static_cast<unsigned char*>(malloc(opaque(32)));
+      std::memset(p, 0x5A, 32);
+      pthread_setspecific(g_late_key, p);
+    });
+    t.join();
+  };
+  for (int i = 0; i < 20; ++i) thread_with_a_late_free();  // the classes' first slabs
+  const std::size_t before = heap_bytes_in_use();
+  constexpr int kThreads = 300;
+  for (int i = 0; i < kThreads; ++i) thread_with_a_late_free();
+  const std::size_t after = heap_bytes_in_use();
+  EXPECT_LT(after, before + (std::size_t{1} << 20))
+      << kThreads << " threads left " << (after - before) / 1024 << " KiB behind (before: " << before / 1024 << " KiB)";
+  pthread_key_delete(g_late_key);
+}
+
 TEST(Shim, FreeOfGlibcBlockGoesBackToGlibc) {
   void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
   ASSERT_NE(libc, nullptr);
