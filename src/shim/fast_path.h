@@ -97,7 +97,12 @@ __attribute__((always_inline)) inline void* alloc(std::size_t size, owner_t owne
 // may take the masked fast free.
 __attribute__((always_inline)) inline bool in_booted_ram(const void* p) {
   auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) < __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE);
+  // The size first: its acquire orders the start's load after it, so a size that is
+  // published comes with its start (the operands of one `<` load in either order, and a
+  // start read before boot, 0, with the size read after would take a low foreign pointer
+  // for RAM).
+  std::uintptr_t bytes = __atomic_load_n(&g_ram_bytes, __ATOMIC_ACQUIRE);
+  return a - __atomic_load_n(&g_ram_lo, __ATOMIC_RELAXED) < bytes;
 }
 
 // free's common case (a slab object of a booted kernel, freed onto a thread's slab), with the
