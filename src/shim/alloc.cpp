@@ -343,6 +343,16 @@ void release_general(void* p, const char* action) {
     return;
   }
   if (in_bootstrap(p)) return;
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (huge_overlaps(a, a + 1)) {  // never glibc's, whatever its bytes say (foreign.cpp)
+    if (huge_cache_starts_at(a))
+      report({ErrorKind::kDoubleFree, action, p, nullptr, 0,
+              "a huge block freed before: its mapping waits in kmm's cache for reuse"});
+    else
+      report({ErrorKind::kInvalidFree, action, p, nullptr, 0,
+              "inside a huge block (or a freed one kmm keeps), not the start of a live block"});
+    return;
+  }
   if (glibc_free(p)) return;  // glibc's malloc made it (foreign.cpp)
   report({ErrorKind::kForeignPointer, action, p, nullptr, 0,
           "not allocated by kmm (before the preload took over, or a bad pointer)"});
@@ -352,7 +362,8 @@ std::size_t usable_size(const void* p) {
   if (p == nullptr) return 0;
   Kernel* k = g_kernel;
   if (k != nullptr && k->phys().owns(p)) return k->ksize(p);
-  return huge_size(p);
+  if (std::size_t hs = huge_size(p)) return hs;
+  return glibc_usable_size(p);
 }
 
 owner_t block_owner(const void* p) {
@@ -392,6 +403,11 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     keep = huge_owner(p);
   } else if (in_bootstrap(p)) {
     have = static_cast<std::size_t>(g_arena + sizeof g_arena - static_cast<char*>(p));
+    keep = owner;
+  } else if (std::size_t gs = glibc_usable_size(p)) {
+    // glibc's block, as free takes it: copied into one of kmm's, then given back to glibc
+    // (release -> glibc_free).
+    have = gs;
     keep = owner;
   } else {
     report({ErrorKind::kForeignPointer, action, p, nullptr, 0, "not allocated by kmm"});

@@ -9,11 +9,21 @@
 // IS_MMAPPED set, size a page multiple); then glibc's free (dlsym(RTLD_NEXT)) takes it, and
 // glibc's own checks apply. Anything else is still reported as a foreign pointer by the caller.
 //
-// Depends on: shim.h, POSIX (open/read, mincore, sbrk), dlsym. Nothing here allocates.
-// Invariant: only called for pointers kmm does not own; start_brk is read once.
+// The header is data, and a bad free can point at data that looks like one: glibc would then
+// unmap [chunk - prev_size, chunk + size). So the header is read without trusting the page to
+// be readable (process_vm_readv on this process: a PROT_NONE page is EFAULT, not SIGSEGV;
+// where the call is refused — a seccomp filter — mincore and a plain read, as before), and a
+// range that meets kmm's own memory (its RAM, its huge blocks live or cached) is never
+// glibc's: that free is reported, and nothing of kmm's is unmapped.
+//
+// Depends on: shim.h, POSIX (open/read, mincore, sbrk, process_vm_readv), dlsym. Nothing here
+// allocates. Invariants: only called for pointers kmm does not own; start_brk is read once;
+// errno is as the caller left it (free must not change it).
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -64,27 +74,72 @@ bool in_glibc_brk_heap(std::uintptr_t a) {
   return a >= lo + 2 * sizeof(std::size_t) && a < hi;
 }
 
+// The chunk header's two words (prev_size, size) at `chunk`, false where they cannot be read:
+// unmapped, or mapped with no read access (a guard page), which a plain load would fault on.
+bool read_chunk_header(std::uintptr_t chunk, std::uintptr_t page, std::size_t* header) {
+  struct iovec here = {header, 2 * sizeof(std::size_t)};
+  struct iovec there = {reinterpret_cast<void*>(chunk), 2 * sizeof(std::size_t)};
+  ssize_t n = ::process_vm_readv(::getpid(), &here, 1, &there, 1, 0);
+  if (n == static_cast<ssize_t>(2 * sizeof(std::size_t))) return true;
+  if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return false;  // EFAULT: not readable
+  // The call is refused here: mapped is all that can be known.
+  unsigned char vec;
+  if (::mincore(reinterpret_cast<void*>(chunk), page, &vec) != 0) return false;
+  header[0] = reinterpret_cast<const std::size_t*>(chunk)[0];
+  header[1] = reinterpret_cast<const std::size_t*>(chunk)[1];
+  return true;
+}
+
+// Whether [lo, hi) meets memory of kmm's own: its RAM (mem_map inside), its huge blocks.
+bool meets_kmm_memory(std::uintptr_t lo, std::uintptr_t hi) {
+  if (Kernel* k = __atomic_load_n(&g_kernel, __ATOMIC_ACQUIRE)) {
+    auto ram = reinterpret_cast<std::uintptr_t>(k->phys().base());
+    if (lo < ram + k->phys().size() && ram < hi) return true;
+  }
+  return huge_overlaps(lo, hi);
+}
+
+// a: a glibc mmapped chunk's user pointer, by its header, whose mapping glibc would unmap
+// (munmap_chunk: [chunk - prev_size, chunk + size), page aligned) holds nothing of kmm's.
 bool looks_like_glibc_mmapped_chunk(std::uintptr_t a) {
   const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   std::uintptr_t chunk = a - 2 * sizeof(std::size_t);
   if (chunk % page != 0) return false;
-  unsigned char vec;
-  if (::mincore(reinterpret_cast<void*>(chunk), page, &vec) != 0) return false;  // not mapped
-  std::size_t size = reinterpret_cast<const std::size_t*>(chunk)[1];
-  return (size & 2) != 0 && (size & ~std::size_t{7}) % page == 0 && (size & ~std::size_t{7}) >= page;
+  std::size_t header[2];
+  if (!read_chunk_header(chunk, page, header)) return false;
+  std::size_t prev = header[0], size = header[1] & ~std::size_t{7};
+  if ((header[1] & 2) == 0 || size % page != 0 || size < page || prev % page != 0 || prev > chunk) return false;
+  std::uintptr_t lo = chunk - prev, hi = chunk + size;
+  if (hi < chunk) return false;
+  return !meets_kmm_memory(lo, hi);
+}
+
+// p was made by glibc's malloc, by where it lies or by its chunk header (above).
+bool is_glibc_block(const void* p) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (a % (2 * sizeof(std::size_t)) != 0) return false;
+  int saved_errno = errno;
+  bool glibcs = in_glibc_brk_heap(a) || looks_like_glibc_mmapped_chunk(a);
+  errno = saved_errno;
+  return glibcs;
 }
 
 }  // namespace
 
 bool glibc_free(void* p) {
-  auto a = reinterpret_cast<std::uintptr_t>(p);
-  if (a % (2 * sizeof(std::size_t)) != 0) return false;
-  if (!in_glibc_brk_heap(a) && !looks_like_glibc_mmapped_chunk(a)) return false;
+  if (!is_glibc_block(p)) return false;
   using FreeFn = void (*)(void*);
   auto next_free = reinterpret_cast<FreeFn>(::dlsym(RTLD_NEXT, "free"));
   if (next_free == nullptr) return false;
   next_free(p);
   return true;
+}
+
+std::size_t glibc_usable_size(const void* p) {
+  if (!is_glibc_block(p)) return 0;
+  using UsableFn = std::size_t (*)(void*);
+  auto next_usable = reinterpret_cast<UsableFn>(::dlsym(RTLD_NEXT, "malloc_usable_size"));
+  return next_usable != nullptr ? next_usable(const_cast<void*>(p)) : 0;
 }
 
 }  // namespace kmm::shim

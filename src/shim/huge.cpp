@@ -50,16 +50,26 @@ struct Entry {
   bool guard_patterned;    // ... filled with kGuardFill, not protected (the host refused)
   std::uint8_t marks = 0;  // the collector's mark bits (1: referenced, 2: scanned)
   bool doomed = false;     // reclaimed by the collector's sweep: unmapped after its walk
+  std::uint32_t span = 0;  // its place in g_spans
+};
+
+// Every live entry's mapping, packed in g_spans[0 .. g_count) in no order (an entry knows its
+// place; erase moves the last one into the hole): huge_overlaps answers "is this range kmm's?"
+// in time of the live blocks, where the table would take all its kSlots slots.
+struct Span {
+  std::uintptr_t key, lo, hi;
 };
 
 constexpr std::size_t kSlots = std::size_t{1} << 16;
-constexpr std::size_t kTableBytes = kSlots * (sizeof(Entry) + sizeof(Entry*));  // the table, then g_sorted
+// The table, then g_sorted, then g_spans.
+constexpr std::size_t kTableBytes = kSlots * (sizeof(Entry) + sizeof(Entry*) + sizeof(Span));
 SpinLock g_lock;
 Entry* g_table = nullptr;
 // The collector's view (HugeSpace): entries sorted by key, built at the start of a mark, used
 // only while the collector holds g_lock for a stopped world (g_walker_locked).
 Entry** g_sorted = nullptr;
 std::size_t g_nsorted = 0;
+Span* g_spans = nullptr;
 bool g_walker_locked = false;  // read and written by the thread holding g_lock only
 std::size_t g_count = 0;
 // Its own lines: a huge block's malloc and free write the kernel's tally, which had shared a line
@@ -76,6 +86,7 @@ bool ensure_table() {
   if (t == MAP_FAILED) return false;
   g_table = static_cast<Entry*>(t);
   g_sorted = static_cast<Entry**>(static_cast<void*>(g_table + kSlots));  // the index follows the table
+  g_spans = static_cast<Span*>(static_cast<void*>(g_sorted + kSlots));
   return true;
 }
 
@@ -91,6 +102,13 @@ void erase_locked(Entry* e) {
   std::size_t i = static_cast<std::size_t>(e - g_table);
   g_usage[e->owner].objects--;
   g_usage[e->owner].bytes -= e->map_bytes;
+  // The last span into e's place, before the shift below moves entries (find_locked needs the
+  // probe sequences whole).
+  std::uint32_t last = static_cast<std::uint32_t>(g_count - 1);
+  if (e->span != last) {
+    g_spans[e->span] = g_spans[last];
+    find_locked(g_spans[last].key)->span = e->span;
+  }
   g_count--;
   // Backward-shift deletion keeps every probe sequence unbroken.
   for (std::size_t j = (i + 1) & (kSlots - 1);; j = (j + 1) & (kSlots - 1)) {
@@ -111,6 +129,8 @@ bool insert_locked(const Entry& e) {
   std::size_t i = slot_of(e.key);
   while (g_table[i].key != 0) i = (i + 1) & (kSlots - 1);
   g_table[i] = e;
+  g_table[i].span = static_cast<std::uint32_t>(g_count);
+  g_spans[g_count] = Span{e.key, e.map_start, e.map_start + e.map_bytes};
   g_count++;
   g_usage[e.owner].objects++;
   g_usage[e.owner].bytes += e.map_bytes;
@@ -249,6 +269,19 @@ bool huge_set_owner(const void* p, owner_t o) {
   g_usage[o].objects++;
   g_usage[o].bytes += e->map_bytes;
   return true;
+}
+
+bool huge_overlaps(std::uintptr_t lo, std::uintptr_t hi) {
+  {
+    LockGuard g(g_lock);
+    if (g_table != nullptr) {
+      auto table = reinterpret_cast<std::uintptr_t>(g_table);
+      if (lo < table + kTableBytes && table < hi) return true;
+    }
+    for (std::size_t i = 0; i < g_count; ++i)
+      if (lo < g_spans[i].hi && g_spans[i].lo < hi) return true;
+  }
+  return huge_cache_overlaps(lo, hi);  // the cache's lock after the table's, never under it here
 }
 
 void* huge_resize(void* p, std::size_t size, const char* action) {

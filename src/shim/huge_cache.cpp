@@ -231,6 +231,20 @@ void huge_cache_unlock() {
   g_cache_lock.unlock();
 }
 
+bool huge_cache_starts_at(std::uintptr_t a) {
+  LockGuard g(g_cache_lock);
+  for (const CachedMapping& m : g_cache)
+    if (m.bytes != 0 && m.start == a) return true;
+  return false;
+}
+
+bool huge_cache_overlaps(std::uintptr_t lo, std::uintptr_t hi) {
+  LockGuard g(g_cache_lock);
+  for (const CachedMapping& m : g_cache)
+    if (m.bytes != 0 && lo < m.start + m.bytes && m.start < hi) return true;
+  return false;
+}
+
 // The cached mappings (free memory: the root scan skips them); the caller holds the lock.
 std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap) {
   std::size_t n = 0;

@@ -120,6 +120,9 @@ bool huge_free(void* p, const char* action);                       // false: not
 std::size_t huge_size(const void* p);                              // 0: not a huge block
 void* huge_resize(void* p, std::size_t size, const char* action);  // in place or moved (mremap); null on failure
 owner_t huge_owner(const void* p);
+// Whether [lo, hi) meets a mapping of kmm's huge blocks: a live one, its table, or one the
+// cache keeps (huge_cache_overlaps). Takes the table's lock, then the cache's.
+bool huge_overlaps(std::uintptr_t lo, std::uintptr_t hi);
 bool huge_set_owner(const void* p, owner_t o);
 void huge_usage(OwnerTally* out);  // adds per-owner huge usage to out
 void huge_lock();                  // the table's lock, then the cache's (fork)
@@ -160,6 +163,8 @@ void huge_cache_lock();
 void huge_cache_unlock();
 struct AddrSpan;
 std::size_t huge_cache_spans(AddrSpan* out, std::size_t cap);  // under huge_cache_lock
+bool huge_cache_overlaps(std::uintptr_t lo, std::uintptr_t hi);  // takes huge_cache_lock
+bool huge_cache_starts_at(std::uintptr_t a);                     // a cached mapping starts at a
 
 // Modules (modules.cpp).
 void modules_fork_lock();
@@ -202,6 +207,9 @@ void stat_server_fork_child();
 // A block glibc's malloc made (its brk heap or one of its mmapped chunks) goes back to glibc's
 // free (foreign.cpp); false: not glibc's, the caller reports it.
 bool glibc_free(void* p);
+// Such a block's usable size, by glibc's malloc_usable_size (realloc copies it into a block of
+// kmm's; malloc_usable_size answers for it); 0: not glibc's.
+std::size_t glibc_usable_size(const void* p);
 
 // Bootstrap arena (alloc.cpp): memory handed out while the kernel boots; never freed.
 bool in_bootstrap(const void* p);

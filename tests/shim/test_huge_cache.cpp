@@ -178,7 +178,7 @@ TEST(HugeCacheDeathTest, DoubleFreeOfACachedBlockIsReported) {
         std::free(alias);
         std::free(alias);  // its mapping waits in the cache: it is no block of anyone's
       },
-      "pointer kmm does not own in free");
+      "double free in free: .*a huge block freed before");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -511,6 +512,31 @@ TEST(Shim, MalloptAcceptsWhatGlibcAccepts) {
 // A block from glibc's own malloc (a library that reached it through dlopen("libc.so.6"),
 // or memory allocated before the preload took over) freed with free(): handed back to glibc,
 // not an abort. Small blocks come from glibc's brk heap, large ones are its mmapped chunks.
+// realloc and malloc_usable_size take glibc's blocks as free does: the contents move into a
+// block of kmm's and the old one goes back to glibc (a small block of its brk heap, and one
+// over its mmap threshold).
+TEST(Shim, ReallocAndUsableSizeOfGlibcBlocks) {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(libc, nullptr);
+  using MallocFn = void* (*)(std::size_t);
+  auto glibc_malloc = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
+  ASSERT_NE(glibc_malloc, nullptr);
+  for (std::size_t n : {std::size_t{100}, std::size_t{1} << 20}) {
+    auto* p = static_cast<unsigned char*>(glibc_malloc(opaque(n)));
+    ASSERT_NE(p, nullptr);
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i * 7);
+    EXPECT_GE(malloc_usable_size(p), n) << n;
+    auto* q = static_cast<unsigned char*>(realloc(p, opaque(2 * n)));
+    ASSERT_NE(q, nullptr) << n;
+    std::size_t damaged = 0;
+    for (std::size_t i = 0; i < n; ++i) damaged += q[i] != static_cast<unsigned char>(i * 7);
+    EXPECT_EQ(damaged, 0u) << n;
+    EXPECT_GE(malloc_usable_size(q), 2 * n);
+    free(q);
+  }
+  dlclose(libc);
+}
+
 // Another library's pthread key, made after kmm's (kmm makes its key at its first malloc),
 // has its destructor run after kmm's exit hook: glibc runs key destructors in key order. A
 // free or a malloc there must not build the exiting thread a new cache that no exit hook
@@ -571,6 +597,41 @@ TEST(Shim, FreeOfGlibcBlockGoesBackToGlibc) {
     free(large);
   }
   dlclose(libc);
+}
+
+// A pointer inside a live huge block is kmm's, whatever its bytes say: here they are a glibc
+// mmapped chunk's header (prev_size 0, one page, IS_MMAPPED) at a page start, the shape
+// free() hands to glibc's free, which would unmap that page of the live block. It is
+// reported as an invalid free instead. (Blocks made and freed first, so that the table's
+// index of live mappings has moved entries.)
+TEST(ShimDeathTest, FreeInsideAHugeBlockIsReportedWhateverItsBytesSay) {
+  EXPECT_DEATH(
+      {
+        void* before[4];
+        for (void*& b : before) b = malloc(opaque(std::size_t{5} << 20));
+        free(before[0]);
+        free(before[2]);
+        auto* block = static_cast<unsigned char*>(malloc(opaque(std::size_t{40} << 20)));
+        auto* header = reinterpret_cast<std::size_t*>(block + 4096);
+        header[0] = 0;
+        header[1] = 4096 | 2;
+        void* volatile inside = block + 4096 + 2 * sizeof(std::size_t);
+        free(inside);
+      },
+      "invalid free .* in free: .*inside a huge block");
+}
+
+// free() of a pointer just past the start of a page that cannot be read (a guard page): the
+// check for a glibc chunk header reads it without faulting, and the pointer is reported as
+// foreign, not a SIGSEGV in the allocator.
+TEST(ShimDeathTest, FreeIntoAnUnreadablePageIsReportedNotACrash) {
+  EXPECT_DEATH(
+      {
+        void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void* volatile past_header = static_cast<char*>(page) + 2 * sizeof(std::size_t);
+        free(past_header);
+      },
+      "kmm does not own in free: .*not allocated by kmm");
 }
 
 TEST(ShimDeathTest, DoubleFreeAbortsByDefault) {
