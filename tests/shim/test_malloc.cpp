@@ -509,17 +509,22 @@ TEST(Shim, MalloptAcceptsWhatGlibcAccepts) {
   free(p);
 }
 
-// A block from glibc's own malloc (a library that reached it through dlopen("libc.so.6"),
-// or memory allocated before the preload took over) freed with free(): handed back to glibc,
-// not an abort. Small blocks come from glibc's brk heap, large ones are its mmapped chunks.
+// glibc's own malloc, as a library reaches it through dlopen("libc.so.6") (null when it
+// cannot be found, or is kmm's).
+using MallocFn = void* (*)(std::size_t);
+MallocFn glibc_malloc_fn() {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  if (libc == nullptr) return nullptr;
+  auto fn = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
+  dlclose(libc);  // RTLD_NOLOAD: only the reference just taken
+  return reinterpret_cast<void*>(fn) == reinterpret_cast<void*>(&malloc) ? nullptr : fn;
+}
+
 // realloc and malloc_usable_size take glibc's blocks as free does: the contents move into a
 // block of kmm's and the old one goes back to glibc (a small block of its brk heap, and one
 // over its mmap threshold).
 TEST(Shim, ReallocAndUsableSizeOfGlibcBlocks) {
-  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-  ASSERT_NE(libc, nullptr);
-  using MallocFn = void* (*)(std::size_t);
-  auto glibc_malloc = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
+  MallocFn glibc_malloc = glibc_malloc_fn();
   ASSERT_NE(glibc_malloc, nullptr);
   for (std::size_t n : {std::size_t{100}, std::size_t{1} << 20}) {
     auto* p = static_cast<unsigned char*>(glibc_malloc(opaque(n)));
@@ -534,7 +539,6 @@ TEST(Shim, ReallocAndUsableSizeOfGlibcBlocks) {
     EXPECT_GE(malloc_usable_size(q), 2 * n);
     free(q);
   }
-  dlclose(libc);
 }
 
 // Another library's pthread key, made after kmm's (kmm makes its key at its first malloc),
@@ -579,13 +583,12 @@ TEST(Shim, FreesInALaterKeyDestructorLeaveNoCacheBehind) {
   pthread_key_delete(g_late_key);
 }
 
+// A block from glibc's own malloc (a library that reached it through dlopen("libc.so.6"),
+// or memory allocated before the preload took over) freed with free(): handed back to glibc,
+// not an abort. Small blocks come from glibc's brk heap, large ones are its mmapped chunks.
 TEST(Shim, FreeOfGlibcBlockGoesBackToGlibc) {
-  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-  ASSERT_NE(libc, nullptr);
-  using MallocFn = void* (*)(std::size_t);
-  auto glibc_malloc = reinterpret_cast<MallocFn>(dlsym(libc, "malloc"));
-  ASSERT_NE(glibc_malloc, nullptr);
-  ASSERT_NE(reinterpret_cast<void*>(glibc_malloc), reinterpret_cast<void*>(&malloc));  // glibc's, not kmm's
+  MallocFn glibc_malloc = glibc_malloc_fn();
+  ASSERT_NE(glibc_malloc, nullptr);  // found, and glibc's, not kmm's
   for (int round = 0; round < 100; ++round) {
     void* small = glibc_malloc(opaque(24 + round));
     void* large = glibc_malloc(opaque(1u << 20));  // over glibc's mmap threshold
@@ -596,7 +599,6 @@ TEST(Shim, FreeOfGlibcBlockGoesBackToGlibc) {
     free(small);
     free(large);
   }
-  dlclose(libc);
 }
 
 // A pointer inside a live huge block is kmm's, whatever its bytes say: here they are a glibc
