@@ -266,6 +266,62 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
               static_cast<unsigned long long>(total_lost));
 }
 
+// The same for alloc_pages blocks freed with free_pages: it claims the block's owner as kfree
+// does (Kernel::free_pages). It had not: a pass's claim could win between its checks and its
+// plain store of the owner, and both gave the run to the buddy allocator — counted twice,
+// its free lists broken, the same frames handed out twice (about one round in eight here).
+TEST(CollectorStress, FreePagesRacingTheReclaimOfAGoneModule) {
+  BootConfig cfg = race_config();
+  std::uint64_t total_reclaimed = 0, total_freed = 0;
+  set_on_error(OnError::kReport);
+  set_report_writer(&silent);
+  set_report_hook(&count_double_frees, nullptr);
+  for (int round = 0; round < 40 || (round < 80 && (total_reclaimed == 0 || total_freed == 0)); ++round) {
+    KernelPtr k = boot_kernel(cfg);
+    ASSERT_TRUE(k);
+    const std::uint64_t free_at_boot = k->buddy().free_pages();
+    owner_t m;
+    ASSERT_EQ(k->insmod("departing", 16384, &m), ModuleError::kOk);
+    constexpr int kThreads = 2, kPerThread = 1500;
+    std::vector<std::vector<void*>> blocks(kThreads);
+    for (auto& v : blocks)
+      for (int i = 0; i < kPerThread; ++i) {
+        void* p = k->alloc_pages(0, GFP_KERNEL, m);
+        ASSERT_NE(p, nullptr);
+        v.push_back(p);
+      }
+    g_lost_races = 0;
+    const std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
+    ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
+    std::atomic<int> go{0};
+    std::atomic<std::uint64_t> freed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        while (go.load() == 0) {
+        }
+        for (void* p : blocks[t])
+          if (k->free_pages(p, kOwnerKernel)) freed.fetch_add(1, std::memory_order_relaxed);
+      });
+    }
+    go = 1;
+    passes_then_join(*k, threads, 50);
+    const std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
+    constexpr std::uint64_t kTotal = std::uint64_t{kThreads} * kPerThread;
+    EXPECT_EQ(freed.load() + reclaimed, kTotal) << "round " << round;
+    EXPECT_EQ(g_lost_races.load(), kTotal - freed.load()) << "round " << round;
+    EXPECT_TRUE(invariants(*k)) << "round " << round;
+    EXPECT_EQ(k->buddy().free_pages(), free_at_boot) << "round " << round;
+    total_reclaimed += reclaimed;
+    total_freed += freed.load();
+  }
+  set_report_hook(nullptr, nullptr);
+  set_report_writer(nullptr);
+  set_on_error(OnError::kAbort);
+  EXPECT_GT(total_freed, 0u);  // both sides won blocks, or the race was not run
+  EXPECT_GT(total_reclaimed, 0u);
+}
+
 // A gone module's page runs grown in place (krealloc, the shim's realloc) while a pass
 // reclaims them. Growing reads the run's length, takes the free frames after it and stores
 // the new length; a pass that claimed and freed the run in between would leave the new tails
