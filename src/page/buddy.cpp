@@ -43,7 +43,7 @@ void BuddyZone::list_add(unsigned order, pfn_t pfn, bool reported) {
   FreeArea& a = area_[order];
   p->set_flags(reported ? PG_buddy | PG_reported : PG_buddy);
   p->set_order(static_cast<std::uint8_t>(order));
-  p->lru.freelist = clock_ms_;  // freed at (report_free's age)
+  p->lru.freelist = __atomic_load_n(&clock_ms_, __ATOMIC_RELAXED);  // freed at (report_free's age); set_clock_ms needs no lock
   if (reported) {
     // The tail: reported blocks are taken last (their frames must be faulted in again).
     p->lru.next = kNoPfn;
@@ -444,7 +444,7 @@ std::uint64_t BuddyZone::report_free(unsigned min_order, std::uint32_t min_age_m
       pfn_t pick = kNoPfn;
       {
         LockGuard g(lock_);
-        std::uint32_t now = clock_ms_;
+        std::uint32_t now = __atomic_load_n(&clock_ms_, __ATOMIC_RELAXED);  // set_clock_ms writes it with no lock
         unsigned skipped = 0;
         for (pfn_t pfn = area_[k].head; pfn != kNoPfn && skipped < kMaxSkips; ++skipped) {
           const Page* p = phys_->pfn_to_page(pfn);
