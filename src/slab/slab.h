@@ -626,22 +626,36 @@ class SlabAllocator {
   // for other work on a block of module `owner` that a pass must not meet halfway: growing a
   // page run in place, choosing the owner of a block realloc moves. Raises this thread's
   // in_free, then reads the owner's gone flag into *gone: a pass that begins later waits at its
-  // fence until close_module_window; one that began before has set the flag. Returns the
-  // thread cache whose window is open, null when none could be (no thread cache, no barrier
-  // call: *gone is then the flag read without one). Nothing in the window may free a module's
-  // object (its own window would close this one early); allocating and taking frames do not.
+  // fence until close_module_window; one that began before has set the flag. Returns what
+  // close_module_window takes: the thread cache whose window is open or, for a thread with no
+  // cache (past its exit hook, beyond kMaxTcIds, a heap without thread caches) or a process
+  // with no barrier call, unfenced_window(): a count of such windows raised by a locked
+  // read-modify-write before the flag is read (seq_cst on both sides, so the fence, which
+  // stores the flags first, sees the count or the window sees the flag). Nothing in the
+  // window may free a module's object (its own window would close this one early);
+  // allocating and taking frames do not.
   ThreadCache* open_module_window(owner_t owner, bool* gone) {
     ThreadCache* tc = thread_cache();
     if (tc == nullptr || !__atomic_load_n(&fence_ok_, __ATOMIC_RELAXED)) {
-      *gone = __atomic_load_n(&owner_gone_[owner], __ATOMIC_RELAXED) != 0;
-      return nullptr;
+      __atomic_fetch_add(&unfenced_windows_, 1u, __ATOMIC_SEQ_CST);
+      *gone = __atomic_load_n(&owner_gone_[owner], __ATOMIC_SEQ_CST) != 0;
+      return unfenced_window();
     }
     *gone = enter_module_window(tc, owner);
     return tc;
   }
   static void close_module_window(ThreadCache* tc) {
-    if (tc != nullptr) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+    if (tc == unfenced_window())
+      __atomic_fetch_sub(&unfenced_windows_, 1u, __ATOMIC_RELEASE);
+    else if (tc != nullptr)
+      __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
   }
+  // open_module_window's window of a thread with no cache or no barrier call: no cache's
+  // address (a function, not a pointer constant: reinterpret_cast makes no constant
+  // initializer, and the preload's malloc runs before static constructors do).
+  static ThreadCache* unfenced_window() { return reinterpret_cast<ThreadCache*>(std::uintptr_t{16}); }
+  // Such windows open now, in every heap (fence_module_frees waits for none to be).
+  static inline std::uint32_t unfenced_windows_ = 0;
   // In a fork's child, where only the forking thread runs: every other thread's window is
   // closed. One open at the fork (a realloc waiting inside it for a lock fork_prepare held,
   // a free preempted inside it) would never close there, and the child's next pass would
@@ -1077,8 +1091,9 @@ void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
 // module's block (the kernel's, a host program's): nothing to open, never gone.
 //   ok():   the owner cannot be swept before the scope ends: not a module, or a module no pass
 //           has begun to reclaim, with the window open.
-//   gone(): a pass may be reclaiming the owner: a block realloc moves is then the caller's,
-//           not a new block of the dead owner (Kmalloc::krealloc, the preload's resize).
+//   gone(): a pass may be reclaiming the owner (or, with no window open, may begin to): a
+//           block realloc moves is then the caller's, not a new block of the dead owner
+//           (Kmalloc::krealloc, the preload's resize).
 // For work in place on one live block (a page run grown or resized, a debug object's size
 // rewritten: Kmalloc::grow_large_in_place, resize_guarded, krealloc), open it on the block's
 // owner byte instead: the owner is read once, the window opened with it, and ok() also needs

@@ -174,6 +174,10 @@ ThreadCache* SlabAllocator::thread_cache_slow() {
 // with a plain store; wait until it has (the window is a handful of instructions, unless the
 // thread was preempted inside it). Takes no cache lock: callers may hold none.
 void SlabAllocator::fence_module_frees() {
+  // The windows of threads with no cache or no barrier call (open_module_window): the flags'
+  // seq_cst stores came first, so a window opened after this read sees them.
+  for (unsigned spins = 0; __atomic_load_n(&unfenced_windows_, __ATOMIC_SEQ_CST) != 0;)
+    if (++spins % 64 == 0) sched_yield();
   if (!fence_ok_) return;
   // mark_owners_gone's seq_cst stores come first; the barrier call is a full barrier too.
   if (!process_barrier()) {
@@ -192,6 +196,7 @@ void SlabAllocator::fence_module_frees() {
 
 void SlabAllocator::close_windows_after_fork() {
   for (ThreadCache* tc = tc_list_; tc != nullptr; tc = tc->next) __atomic_store_n(&tc->in_free, 0u, __ATOMIC_RELEASE);
+  __atomic_store_n(&unfenced_windows_, 0u, __ATOMIC_RELEASE);  // only the forking thread runs here
 }
 
 void SlabAllocator::tc_detach(ThreadCache* tc) {

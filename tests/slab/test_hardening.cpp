@@ -459,47 +459,60 @@ TEST(GuardPages, KreallocWithinTheFramesStaysInPlaceAndTheSlackFollows) {
 }
 
 // A module's guarded run is resized in place only while no pass may sweep it (ModuleWindow):
-// a sweep checks its slack against its size. Without a window to open (no thread cache, as
-// here) krealloc moves it, keeping its owner while the module is not flagged gone.
-TEST(GuardPages, AModulesRunIsMovedWhenNoPassCanBeHeldOff) {
+// a sweep checks its slack against its size. A thread with no cache (as here: this machine
+// has no thread caches) opens its window through the count of unfenced windows, which a
+// pass's fence waits out: resized in place while the module is live; once a pass has flagged
+// it gone, krealloc moves it, and the moved block is the caller's.
+TEST(GuardPages, AModulesRunIsResizedInPlaceUntilItsOwnerIsGone) {
   Machine m{hardened(only(&HardeningConfig::guard_pages), &mmap_platform())};
   ASSERT_TRUE(m.ok());
   constexpr owner_t kModule = kOwnerFirstModule + 1;
   auto* p = static_cast<unsigned char*>(m.km.kmalloc(9000, GFP_KERNEL, kModule));  // 3 frames + guard
   ASSERT_NE(p, nullptr);
   for (std::size_t i = 0; i < 9000; ++i) p[i] = static_cast<unsigned char>(i);
-  EXPECT_FALSE(m.km.resize_guarded(p, 3 * kPageSize, "test"));
-  EXPECT_EQ(m.km.ksize(p), 9000u) << "refused: nothing changed";
-  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 3 * kPageSize, GFP_KERNEL, kOwnerKernel));
+  EXPECT_TRUE(m.km.resize_guarded(p, 3 * kPageSize, "test"));
+  EXPECT_EQ(m.km.ksize(p), 3 * kPageSize) << "in place, within its frames";
+  bool dead[kMaxOwners] = {};
+  dead[kModule] = true;
+  m.slab.mark_owners_gone(dead);
+  EXPECT_FALSE(m.km.resize_guarded(p, 9000, "test"));
+  EXPECT_EQ(m.km.ksize(p), 3 * kPageSize) << "refused: nothing changed";
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 3 * kPageSize + 1, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(q, nullptr);
-  EXPECT_NE(q, p) << "moved, though it fits its frames";
-  EXPECT_EQ(m.km.owner_of(q), kModule);
+  EXPECT_NE(q, p) << "moved";
+  EXPECT_EQ(m.km.owner_of(q), kOwnerKernel) << "moved once its owner is gone: the caller's";
   for (std::size_t i = 0; i < 9000; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
-  EXPECT_EQ(m.km.kfree(q), kModule);
+  EXPECT_EQ(m.km.kfree(q), kOwnerKernel);
   EXPECT_TRUE(m.check());
 }
 
 // The same for a debug cache's object (redzone): resized within its slot only inside the
-// window, as its red zone follows the size a sweep checks it against; here it moves.
-TEST(Redzone, AModulesObjectIsMovedWhenNoPassCanBeHeldOff) {
+// window, as its red zone follows the size a sweep checks it against.
+TEST(Redzone, AModulesObjectIsResizedInPlaceUntilItsOwnerIsGone) {
   Machine m{hardened(only(&HardeningConfig::redzone))};
   ASSERT_TRUE(m.ok());
   constexpr owner_t kModule = kOwnerFirstModule + 1;
   auto* p = static_cast<unsigned char*>(m.km.kmalloc(40, GFP_KERNEL, kModule));
   ASSERT_NE(p, nullptr);
   for (std::size_t i = 0; i < 40; ++i) p[i] = static_cast<unsigned char>(i);
-  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 30, GFP_KERNEL, kOwnerKernel));
+  EXPECT_EQ(m.km.krealloc(p, 30, GFP_KERNEL, kOwnerKernel), p) << "in place, within its slot";
+  EXPECT_EQ(m.km.owner_of(p), kModule);
+  EXPECT_EQ(m.km.ksize(p), 30u);
+  bool dead[kMaxOwners] = {};
+  dead[kModule] = true;
+  m.slab.mark_owners_gone(dead);
+  auto* q = static_cast<unsigned char*>(m.km.krealloc(p, 20, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(q, nullptr);
   EXPECT_NE(q, p) << "moved, though it fits its slot";
-  EXPECT_EQ(m.km.owner_of(q), kModule);
-  EXPECT_EQ(m.km.ksize(q), 30u);
-  for (std::size_t i = 0; i < 30; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
+  EXPECT_EQ(m.km.owner_of(q), kOwnerKernel) << "moved once its owner is gone: the caller's";
+  EXPECT_EQ(m.km.ksize(q), 20u);
+  for (std::size_t i = 0; i < 20; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
   // The kernel's own object keeps resizing in place.
   auto* k = static_cast<unsigned char*>(m.km.kmalloc(40, GFP_KERNEL, kOwnerKernel));
   ASSERT_NE(k, nullptr);
   EXPECT_EQ(m.km.krealloc(k, 30, GFP_KERNEL, kOwnerKernel), k);
   EXPECT_EQ(m.km.ksize(k), 30u);
-  EXPECT_EQ(m.km.kfree(q), kModule);
+  EXPECT_EQ(m.km.kfree(q), kOwnerKernel);
   m.km.kfree(k);
   EXPECT_TRUE(m.check());
 }

@@ -324,11 +324,11 @@ TEST(Kmalloc, GrowInPlaceTakesRoomUpToTheNextAllocatedFrame) {
   EXPECT_TRUE(m.check());
 }
 
-// A module's page run grows in place only inside the fence's window (ModuleWindow): with
-// thread caches and the barrier call, while no pass has flagged its owner gone. Once one has
-// (a pass may sweep it), or without a window to open (no thread cache), krealloc moves it,
-// and only the move's kfree claims it against the pass (tests/protect,
-// GrowInPlaceRacingTheReclaimOfAGoneModule).
+// A module's page run grows in place only inside the fence's window (ModuleWindow), while no
+// pass has flagged its owner gone: a thread's window with thread caches and the barrier call,
+// else the count of unfenced windows, which the fence waits out as well. Once a pass has
+// flagged the owner (it may sweep the run), krealloc moves it, and only the move's kfree
+// claims it against the pass (tests/protect, GrowInPlaceRacingTheReclaimOfAGoneModule).
 TEST(Kmalloc, AModulesPageRunGrowsInPlaceOnlyWhileNoPassMaySweepIt) {
   for (bool thread_caches : {true, false}) {
     SCOPED_TRACE(thread_caches ? "thread caches" : "none");
@@ -345,9 +345,8 @@ TEST(Kmalloc, AModulesPageRunGrowsInPlaceOnlyWhileNoPassMaySweepIt) {
     for (std::size_t i = 0; i < 5 * kPageSize; ++i) p[i] = static_cast<unsigned char>(i * 3);
     const pfn_t next = m.phys.page_to_pfn(m.phys.virt_to_page(p)) + 5;
     ASSERT_TRUE(m.zone.frame_is_free(next)) << "room to grow in place";
-    const bool window = thread_caches && m.slab.module_free_fence();
-    EXPECT_EQ(m.km.grow_large_in_place(p, 6 * kPageSize, GFP_KERNEL), window);
-    EXPECT_EQ(m.km.ksize(p), (window ? 6 : 5) * kPageSize);
+    EXPECT_TRUE(m.km.grow_large_in_place(p, 6 * kPageSize, GFP_KERNEL));
+    EXPECT_EQ(m.km.ksize(p), 6 * kPageSize);
     // A pass flags the owner gone: no growth in place from now on.
     bool dead[kMaxOwners] = {};
     dead[kModule] = true;

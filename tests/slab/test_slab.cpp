@@ -394,6 +394,45 @@ TEST(SlabFence, WaitsForAFreeInsideItsWindow) {
   k.slab.drain_thread_caches();
 }
 
+// A thread with no cache (a heap without thread caches, as here; in the preload a thread past
+// its exit hook or beyond kMaxTcIds) opens its window through the count of unfenced windows
+// (open_module_window): the fence waits it out too, and a window opened after a pass flagged
+// the owner sees it gone. It had opened none: a realloc choosing the owner of a moved block
+// read "live" while a pass began, and gave the dead owner a block the pass could sweep.
+TEST(SlabFence, WaitsForTheWindowOfAThreadWithNoCache) {
+  Machine k(slab_only(std::size_t{4} << 20,
+                      SlabConfig{.thread_caches = false, .min_partial = 0, .hardening = {}, .random_seed = 0}));
+  ASSERT_TRUE(k.ok());
+  constexpr owner_t kModule = kOwnerFirstModule + 2;
+  std::atomic<int> stage{0};
+  std::atomic<bool> left_window{false};
+  std::thread reallocer([&] {
+    bool gone = true;
+    ThreadCache* window = k.slab.open_module_window(kModule, &gone);
+    EXPECT_FALSE(gone);
+    EXPECT_NE(window, nullptr) << "a window is open";
+    stage = 1;
+    while (stage.load() != 2) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    left_window = true;
+    SlabAllocator::close_module_window(window);
+  });
+  while (stage.load() != 1) {
+  }
+  bool dead[kMaxOwners] = {};
+  dead[kModule] = true;
+  k.slab.mark_owners_gone(dead);
+  stage = 2;
+  k.slab.fence_module_frees();
+  EXPECT_TRUE(left_window.load()) << "the fence returned while a window was open";
+  reallocer.join();
+  bool gone = false;
+  ThreadCache* after = k.slab.open_module_window(kModule, &gone);
+  EXPECT_TRUE(gone) << "a window opened after the pass flagged the owner";
+  SlabAllocator::close_module_window(after);
+}
+
 // A fork's child has only the forking thread: a window another thread had open at the fork
 // (ModuleWindow, a free's) is closed by close_windows_after_fork (the preload's fork_child),
 // or the child's fence would wait for a thread that is not there.
