@@ -331,16 +331,24 @@ std::uint32_t Collector::walk(std::uint32_t budget) {
     // Acquire: a head's other fields are valid once its flags are (Page::publish_flags). A
     // block that changes under us is at worst stepped over; the next pass sees it.
     std::uint32_t f = page->get_flags_acquire();
+    auto order_step = [page] {
+      unsigned order = page->get_order();
+      return order <= kMaxOrder ? 1u << order : 0u;
+    };
     if ((f & PG_slab) && (f & PG_head)) {
-      step = 1u << page->get_order();
+      step = order_step();
       visit_slab(page);
     } else if ((f & PG_large) && (f & PG_head)) {
       step = page->get_nr_pages();
       visit_large(page);
     } else if (f & PG_buddy) {
-      step = 1u << page->get_order();
+      step = order_step();
     }
-    if (step == 0) step = 1;
+    // The length is read after the flags: a frame freed and reused in between holds another
+    // block's words there (a slab's state word, owner bytes), and a step past the largest
+    // block would skip the rest of memory. Such a step, or flags that changed meanwhile, is a
+    // step of one frame: the walk goes on, and the next pass sees what changed.
+    if (step == 0 || step > (1u << kMaxOrder) || page->get_flags_acquire() != f) step = 1;
     cursor_ += step;
     done += step;
   }
