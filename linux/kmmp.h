@@ -53,7 +53,9 @@ struct kmmp_rec {
 	unsigned long call_site;
 	size_t size;			/* bytes the module asked for */
 	struct kmmp_rec *victim_next;	/* collector's private list once out of the table */
+	unsigned long misses;		/* kmmp_free_probes_missed() when it was made */
 	u8 kind;
+	bool unsafe_kept;		/* counted in unsafe_kept: a free may have gone unseen */
 };
 
 struct kmmp_stats {
@@ -64,6 +66,7 @@ struct kmmp_stats {
 	atomic_long_t transferred_objects;
 	atomic_long_t dropped_objects;	/* cache destroyed under them: not freed */
 	atomic_long_t stale_records;	/* replaced: the block was freed by an untraced path */
+	atomic_long_t unsafe_kept;	/* a gone module's, left: a free probe missed since it was made */
 	atomic_long_t untracked;	/* no record could be allocated */
 };
 
@@ -79,7 +82,9 @@ void kmmp_table_exit(void);
 void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 		struct kmem_cache *cache, size_t size, unsigned long call_site);
 void kmmp_untrack(const void *ptr);
-bool kmmp_take(const void *ptr);
+/* kmmp_remove_if's taker for every record (a free probe's). */
+#define KMMP_ANY_TAKER ((const struct kmmp_mod *)1)
+int kmmp_take(const void *ptr, const struct kmmp_mod *taker);
 void kmmp_drop_cache(const struct kmem_cache *cache);
 long kmmp_records(void);
 unsigned long kmmp_table_size(void);
@@ -94,6 +99,7 @@ int kmmp_probes_init(void);
 void kmmp_probes_exit(void);
 struct kmmp_mod *kmmp_owner(unsigned long addr);
 unsigned long kmmp_probes_missed(void);
+unsigned long kmmp_free_probes_missed(void);
 
 /* gc.c */
 void kmmp_gc_kick(void);

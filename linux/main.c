@@ -69,9 +69,15 @@ MODULE_PARM_DESC(table_bits, "log2 of the record hash's bucket count, 8..24 (14)
 
 int kmm_protect_transfer(const void *ptr, struct module *new_owner)
 {
+	int ret;
+
 	if (new_owner)
 		return -EINVAL;
-	return kmmp_take(ptr) ? 0 : -ENOENT;
+	/* The caller's own blocks, and gone modules' (a rescue): kmmp_take. */
+	rcu_read_lock();
+	ret = kmmp_take(ptr, kmmp_owner(_RET_IP_));
+	rcu_read_unlock();
+	return ret;
 }
 EXPORT_SYMBOL_GPL(kmm_protect_transfer);
 

@@ -16,6 +16,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/hash.h>
+#include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -115,6 +116,9 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 	r->size = size;
 	r->kind = kind;
 	r->victim_next = NULL;
+	r->unsafe_kept = false;
+	/* Before the block is anyone's: a free of it missed later counts past this. */
+	r->misses = kmmp_free_probes_missed();
 	/* Counted before it is visible, so a racing free never drives a count negative. */
 	atomic_long_add(size, &mod->bytes);
 	atomic_long_inc(&mod->objects);
@@ -140,8 +144,12 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 	}
 }
 
-/* Takes the record of @ptr out of the table; NULL when there is none. */
-static struct kmmp_rec *kmmp_remove(const void *ptr)
+/*
+ * Takes the record of @ptr out of the table; NULL when there is none. With @taker not
+ * KMMP_ANY_TAKER, only a record of @taker's own or of a gone module is taken; another's is
+ * left, and *@refused set.
+ */
+static struct kmmp_rec *kmmp_remove_if(const void *ptr, const struct kmmp_mod *taker, bool *refused)
 {
 	struct hlist_bl_head *head;
 	struct kmmp_rec *r;
@@ -160,11 +168,20 @@ static struct kmmp_rec *kmmp_remove(const void *ptr)
 	local_irq_save(flags);
 	hlist_bl_lock(head);
 	r = kmmp_find(head, ptr);
+	if (r && taker != KMMP_ANY_TAKER && r->mod != taker && !READ_ONCE(r->mod->gone)) {
+		*refused = true;
+		r = NULL;
+	}
 	if (r)
 		hlist_bl_del(&r->node);
 	hlist_bl_unlock(head);
 	local_irq_restore(flags);
 	return r;
+}
+
+static struct kmmp_rec *kmmp_remove(const void *ptr)
+{
+	return kmmp_remove_if(ptr, KMMP_ANY_TAKER, NULL);
 }
 
 /* A free probe saw @ptr being freed (the block is still allocated until it returns). */
@@ -176,16 +193,22 @@ void kmmp_untrack(const void *ptr)
 		kmmp_rec_release(r);
 }
 
-/* kmm_protect_transfer(): the block is the kernel's now. */
-bool kmmp_take(const void *ptr)
+/*
+ * kmm_protect_transfer() by @taker (the caller's module, NULL for the kernel proper): the
+ * block is the kernel's now, if it is @taker's own or its module is gone (a rescue). Any
+ * other record of @ptr is a live module's block at an address freed and handed out again
+ * since: not the caller's to take (-EPERM).
+ */
+int kmmp_take(const void *ptr, const struct kmmp_mod *taker)
 {
-	struct kmmp_rec *r = kmmp_remove(ptr);
+	bool refused = false;
+	struct kmmp_rec *r = kmmp_remove_if(ptr, taker, &refused);
 
 	if (!r)
-		return false;
+		return refused ? -EPERM : -ENOENT;
 	atomic_long_inc(&kmmp_stats.transferred_objects);
 	kmmp_rec_release(r);
-	return true;
+	return 0;
 }
 
 /*
@@ -226,30 +249,57 @@ void kmmp_drop_cache(const struct kmem_cache *cache)
 	}
 }
 
-/* kmemleak's wording, with where in the (now unloaded) module the call was. */
-static void kmmp_report_leak(const struct kmmp_rec *r)
+/*
+ * A leak to list, copied out of its record under the bucket lock and printed after it is
+ * dropped: printk writes to the console in the caller, too long for interrupts off and a
+ * bucket other CPUs' frees spin on (and a console driver that is itself a tracked module
+ * would free into that bucket from inside the print).
+ */
+struct kmmp_leak_line {
+	const void *ptr;
+	size_t size;
+	unsigned long offset;
+	bool in_init;
+	char name[MODULE_NAME_LEN];
+};
+
+#define KMMP_LEAK_LINES_PER_BUCKET 4
+
+static void kmmp_copy_leak(const struct kmmp_rec *r, struct kmmp_leak_line *l)
 {
 	const struct kmmp_mod *m = r->mod;
-	bool in_init = r->call_site - m->init_base < m->init_size;
 
-	pr_info("unreferenced object 0x%px (size %zu):\n", r->ptr, r->size);
-	pr_info("  module %s (gone), allocated at %s+0x%lx [%s]\n", m->name, m->name,
-		r->call_site - (in_init ? m->init_base : m->core_base),
-		in_init ? "init" : "core");
+	l->in_init = r->call_site - m->init_base < m->init_size;
+	l->ptr = r->ptr;
+	l->size = r->size;
+	l->offset = r->call_site - (l->in_init ? m->init_base : m->core_base);
+	strscpy(l->name, m->name, sizeof(l->name));
+}
+
+/* kmemleak's wording, with where in the (now unloaded) module the call was. */
+static void kmmp_report_leak(const struct kmmp_leak_line *l)
+{
+	pr_info("unreferenced object 0x%px (size %zu):\n", l->ptr, l->size);
+	pr_info("  module %s (gone), allocated at %s+0x%lx [%s]\n", l->name, l->name, l->offset,
+		l->in_init ? "init" : "core");
 }
 
 /*
  * The collector's walk of buckets [@first, @last): records whose module is in @pass are
  * taken out of the table (@take, reclaim mode) and returned as a list, or listed in
- * kmemleak's style and left in place (report mode; *@reported counts them).
+ * kmemleak's style and left in place (report mode; *@reported counts them). A record made
+ * before a free probe last missed is never taken: the missed free may have been its block's,
+ * which would be freed a second time. It stays, counted once in unsafe_kept.
  */
 struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
 				      unsigned long pass, bool take,
 				      unsigned int *reported)
 {
+	struct kmmp_leak_line lines[KMMP_LEAK_LINES_PER_BUCKET];
 	struct hlist_bl_node *pos, *tmp;
 	struct kmmp_rec *r, *victims = NULL;
-	unsigned long i, flags;
+	unsigned long i, flags, misses = kmmp_free_probes_missed();
+	unsigned int n, j;
 
 	last = min(last, 1UL << kmmp_bits);
 	for (i = first; i < last; i++) {
@@ -257,22 +307,32 @@ struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
 
 		if (hlist_bl_empty(head))
 			continue;
+		n = 0;
 		local_irq_save(flags);
 		hlist_bl_lock(head);
 		hlist_bl_for_each_entry_safe(r, pos, tmp, head, node) {
 			if (READ_ONCE(r->mod->pass) != pass)
 				continue;
+			if (take && r->misses != misses) {
+				if (!r->unsafe_kept) {
+					r->unsafe_kept = true;
+					atomic_long_inc(&kmmp_stats.unsafe_kept);
+				}
+				continue;
+			}
 			if (take) {
 				hlist_bl_del(&r->node);
 				r->victim_next = victims;
 				victims = r;
 				continue;
 			}
-			if ((*reported)++ < 100)
-				kmmp_report_leak(r);
+			if ((*reported)++ < 100 && n < KMMP_LEAK_LINES_PER_BUCKET)
+				kmmp_copy_leak(r, &lines[n++]);
 		}
 		hlist_bl_unlock(head);
 		local_irq_restore(flags);
+		for (j = 0; j < n; j++)
+			kmmp_report_leak(&lines[j]);
 	}
 	return victims;
 }

@@ -10,8 +10,10 @@
  * A block of a module already unloaded can be rescued so until a collector pass takes it;
  * exactly one of the two has it.
  *
- * Return: 0, or -ENOENT when the protector holds no record of @ptr (not a tracked block, or
- * the collector took it first: it is freed and must not be touched).
+ * Return: 0, -ENOENT when the protector holds no record of @ptr (not a tracked block, or
+ * the collector took it first: it is freed and must not be touched), or -EPERM when @ptr is
+ * another live module's block (the collector took the rescued block and the address was
+ * handed out again since: it is not the caller's).
  */
 #ifndef KMM_PROTECT_H
 #define KMM_PROTECT_H

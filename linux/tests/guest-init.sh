@@ -50,6 +50,14 @@ wait_stat() {
 		t=$((t + 1))
 	done
 }
+# wait_stat_sum A B SECONDS N: until stats A + B reach N, at most SECONDS.
+wait_stat_sum() {
+	t=0
+	while [ $(($(stat_of "$1") + $(stat_of "$2"))) -lt "$4" ] && [ $t -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+}
 settle() { sleep 1; }
 phase() { echo "KMMT LOG phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }
 
@@ -179,6 +187,8 @@ rescue() {
 	insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=100 || { fail "rescue: insmod kmm_protect"; return; }
 	insmod $M/m_rescuer.ko
 	insmod $M/m_leaver.ko
+	check rescue-live-refused 'dmesg | grep -q "m_rescuer: transfer of a live module.s block: -1$"' \
+		"kmm_protect_transfer of live m_leaver's block was not refused with -EPERM"
 	n=$(said_objects m_leaver)
 	r0=$(stat_of reclaimed_objects)
 	rmmod m_leaver
@@ -229,10 +239,14 @@ stress() {
 	echo "KMMT LOG stress: $i insmod/rmmod cycles in $((end - start)) s, $passes passes during them"
 	sleep 1
 	leaked=$(stat_of leaked_objects)
-	wait_stat reclaimed_objects 30 "$leaked"
+	# Reclaimed, or kept because a free probe missed since the record was made (kprobes
+	# skip a handler that nests in another: the missed free may have been that block's).
+	wait_stat_sum reclaimed_objects unsafe_kept 30 "$leaked"
 	sleep 1
-	check stress-all-reclaimed '[ "$(stat_of reclaimed_objects)" -eq "$(stat_of leaked_objects)" ] && [ "$(stat_of records)" -eq 0 ]' \
-		"leaked $(stat_of leaked_objects), reclaimed $(stat_of reclaimed_objects), records left $(stat_of records)"
+	check stress-all-reclaimed '[ $(($(stat_of reclaimed_objects) + $(stat_of unsafe_kept))) -eq "$(stat_of leaked_objects)" ] && [ "$(stat_of records)" -le "$(stat_of unsafe_kept)" ]' \
+		"leaked $(stat_of leaked_objects), reclaimed $(stat_of reclaimed_objects), kept (a free probe missed) $(stat_of unsafe_kept), records left $(stat_of records)"
+	check stress-reclaims-despite-misses '[ "$(stat_of reclaimed_objects)" -gt 0 ]' \
+		"reclaimed none of $leaked (free probe misses $(stat_of free_probe_misses))"
 	check stress-passes-ran '[ "$passes" -ge 2 ]' "only $passes passes ran during the cycles"
 	check stress-churn-ran 'dmesg | grep -q "m_churn: [1-9][0-9]* kmalloc+kfree pairs"' "m_churn made no pairs"
 	cat /proc/kmm_protect/stats | sed 's/^/KMMT LOG stats: /'

@@ -30,6 +30,9 @@ int m_rescuer_adopt(void **blocks, const size_t *sizes, int n)
 {
 	if (n < 0 || n > M_RESCUER_MAX - nadopted)
 		return -ENOSPC;
+	/* Its module is live: not ours to take (-EPERM), and it stays its owner's. */
+	if (n > 0)
+		pr_info("transfer of a live module's block: %d\n", kmm_protect_transfer(blocks[0], NULL));
 	memcpy(&adopted[nadopted], blocks, n * sizeof(*blocks));
 	memcpy(&adopted_size[nadopted], sizes, n * sizeof(*sizes));
 	nadopted += n;
