@@ -120,29 +120,21 @@ static bool kmmp_gc_begin(void)
 	return true;
 }
 
-static void kmmp_free_block(const struct kmmp_rec *r)
+/* Frees the blocks of the victims' list (a cache's are freed as they are taken from it). */
+static void kmmp_reclaim(void)
 {
-	switch (r->kind) {
-	case KMMP_KMALLOC:
-		kfree(r->ptr);
-		break;
-	case KMMP_CACHE:
-		kmem_cache_free(r->cache, (void *)r->ptr);
-		break;
-	case KMMP_VMALLOC:
-		vfree(r->ptr);
-		break;
-	}
-}
+	struct kmmp_rec *r;
 
-/* Frees the blocks of records already out of the table (no lock held). */
-static void kmmp_reclaim(struct kmmp_rec *victims)
-{
-	while (victims) {
-		struct kmmp_rec *r = victims;
-
-		victims = r->victim_next;
-		kmmp_free_block(r);
+	while ((r = kmmp_next_victim())) {
+		if (r->kind == KMMP_DROPPED) {	/* its cache is being destroyed: not freed */
+			atomic_long_inc(&kmmp_stats.dropped_objects);
+			kmmp_rec_release(r);
+			continue;
+		}
+		if (r->kind == KMMP_KMALLOC)
+			kfree(r->ptr);
+		else if (r->kind == KMMP_VMALLOC)
+			vfree(r->ptr);
 		r->mod->pass_objects++;
 		r->mod->pass_bytes += r->size;
 		atomic_long_inc(&kmmp_stats.reclaimed_objects);
@@ -215,15 +207,14 @@ static void kmmp_gc_end(void)
 
 static void kmmp_gc_fn(struct work_struct *work)
 {
-	struct kmmp_rec *victims;
 	unsigned long first;
 
 	if (!kmmp_gc.pass && !kmmp_gc_begin())
 		return;
 	first = kmmp_gc.next_bucket;
-	victims = kmmp_collect_buckets(first, first + KMMP_SLICE_BUCKETS, kmmp_gc.pass,
-				       kmmp_gc.take, &kmmp_gc.reported);
-	kmmp_reclaim(victims);
+	kmmp_collect_buckets(first, first + KMMP_SLICE_BUCKETS, kmmp_gc.pass, kmmp_gc.take,
+			     &kmmp_gc.reported);
+	kmmp_reclaim();
 	kmmp_gc.next_bucket = first + KMMP_SLICE_BUCKETS;
 	if (kmmp_gc.next_bucket < kmmp_table_size()) {
 		queue_delayed_work(system_unbound_wq, &kmmp_gc_work, 1);

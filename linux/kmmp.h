@@ -23,7 +23,8 @@
 enum kmmp_mode { KMMP_OFF, KMMP_REPORT, KMMP_RECLAIM };
 
 /* How a block was allocated, so the collector frees it the same way. */
-enum kmmp_kind { KMMP_KMALLOC, KMMP_CACHE, KMMP_VMALLOC };
+enum kmmp_kind { KMMP_KMALLOC, KMMP_CACHE, KMMP_VMALLOC,
+		 KMMP_DROPPED };	/* a collector's victim whose cache is being destroyed */
 
 /* One load of one module: a module loaded again gets a new kmmp_mod. */
 struct kmmp_mod {
@@ -89,9 +90,9 @@ void kmmp_drop_cache(const struct kmem_cache *cache);
 long kmmp_records(void);
 unsigned long kmmp_table_size(void);
 /* Collector walk of buckets [first, last): see gc.c. */
-struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
-				      unsigned long pass, bool take,
-				      unsigned int *reported);
+void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long pass,
+			  bool take, unsigned int *reported);
+struct kmmp_rec *kmmp_next_victim(void);
 void kmmp_rec_release(struct kmmp_rec *r);
 
 /* probes.c */

@@ -97,6 +97,16 @@ void kmmp_rec_release(struct kmmp_rec *r)
 	kmem_cache_free(kmmp_rec_cache, r);
 }
 
+/*
+ * The collector's victims: records taken out of the table (kmmp_collect_buckets) and not yet
+ * freed (kmmp_next_victim). One list under one lock, taken inside a bucket lock when a record
+ * moves here, so that kmmp_drop_cache finds a destroyed cache's records either in the table
+ * or here; and a victim of a cache is freed under it, so that once kmmp_drop_cache has marked
+ * this list no free into that cache is running or can begin.
+ */
+static DEFINE_SPINLOCK(kmmp_victims_lock);
+static struct kmmp_rec *kmmp_victims;
+
 void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 		struct kmem_cache *cache, size_t size, unsigned long call_site)
 {
@@ -222,7 +232,7 @@ void kmmp_drop_cache(const struct kmem_cache *cache)
 	struct kmmp_rec *r, *dropped = NULL;
 	unsigned long i, flags;
 
-	if (!atomic_long_read(&kmmp_nr_records))
+	if (!atomic_long_read(&kmmp_nr_records) && !READ_ONCE(kmmp_victims))
 		return;
 	for (i = 0; i < (1UL << kmmp_bits); i++) {
 		struct hlist_bl_head *head = &kmmp_buckets[i];
@@ -241,6 +251,12 @@ void kmmp_drop_cache(const struct kmem_cache *cache)
 		hlist_bl_unlock(head);
 		local_irq_restore(flags);
 	}
+	/* The cache's records the collector took before the walk came to their buckets. */
+	spin_lock_irqsave(&kmmp_victims_lock, flags);
+	for (r = kmmp_victims; r; r = r->victim_next)
+		if (r->kind == KMMP_CACHE && r->cache == cache)
+			r->kind = KMMP_DROPPED;
+	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
 	while (dropped) {
 		r = dropped;
 		dropped = r->victim_next;
@@ -286,18 +302,17 @@ static void kmmp_report_leak(const struct kmmp_leak_line *l)
 
 /*
  * The collector's walk of buckets [@first, @last): records whose module is in @pass are
- * taken out of the table (@take, reclaim mode) and returned as a list, or listed in
+ * taken out of the table (@take, reclaim mode) onto the victims' list, or listed in
  * kmemleak's style and left in place (report mode; *@reported counts them). A record made
  * before a free probe last missed is never taken: the missed free may have been its block's,
  * which would be freed a second time. It stays, counted once in unsafe_kept.
  */
-struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
-				      unsigned long pass, bool take,
-				      unsigned int *reported)
+void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long pass,
+			  bool take, unsigned int *reported)
 {
 	struct kmmp_leak_line lines[KMMP_LEAK_LINES_PER_BUCKET];
 	struct hlist_bl_node *pos, *tmp;
-	struct kmmp_rec *r, *victims = NULL;
+	struct kmmp_rec *r;
 	unsigned long i, flags, misses = kmmp_free_probes_missed();
 	unsigned int n, j;
 
@@ -322,8 +337,10 @@ struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
 			}
 			if (take) {
 				hlist_bl_del(&r->node);
-				r->victim_next = victims;
-				victims = r;
+				spin_lock(&kmmp_victims_lock);
+				r->victim_next = kmmp_victims;
+				kmmp_victims = r;
+				spin_unlock(&kmmp_victims_lock);
 				continue;
 			}
 			if ((*reported)++ < 100 && n < KMMP_LEAK_LINES_PER_BUCKET)
@@ -334,5 +351,24 @@ struct kmmp_rec *kmmp_collect_buckets(unsigned long first, unsigned long last,
 		for (j = 0; j < n; j++)
 			kmmp_report_leak(&lines[j]);
 	}
-	return victims;
+}
+
+/*
+ * The next victim, out of the list; a KMMP_CACHE one is freed here, under the list's lock
+ * (see kmmp_victims), the others by the caller. NULL when none is left.
+ */
+struct kmmp_rec *kmmp_next_victim(void)
+{
+	struct kmmp_rec *r;
+	unsigned long flags;
+
+	spin_lock_irqsave(&kmmp_victims_lock, flags);
+	r = kmmp_victims;
+	if (r) {
+		kmmp_victims = r->victim_next;
+		if (r->kind == KMMP_CACHE)
+			kmem_cache_free(r->cache, (void *)r->ptr);
+	}
+	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
+	return r;
 }
