@@ -162,6 +162,39 @@ void count_double_frees(const ErrorReport& r, void*) {
 }
 void silent(const char*, std::size_t) {}
 
+// One thread a list: each waits for `go`, frees its list's blocks with free_one (true: freed,
+// counted in `freed`), then calls after().
+template <typename FreeOne, typename After>
+std::vector<std::thread> start_freeing(std::vector<std::vector<void*>>& lists, const std::atomic<int>& go,
+                                       std::atomic<std::uint64_t>& freed, FreeOne free_one, After after) {
+  std::vector<std::thread> threads;
+  for (auto& list : lists) {
+    threads.emplace_back([&list, &go, &freed, free_one, after] {
+      while (go.load() == 0) {
+      }
+      for (void* p : list)
+        if (free_one(p)) freed.fetch_add(1, std::memory_order_relaxed);
+      after();
+    });
+  }
+  return threads;
+}
+
+// For a test's length: reports counted as lost races (count_double_frees), not printed, and
+// survived; the defaults again after.
+struct LostRacesCounted {
+  LostRacesCounted() {
+    set_on_error(OnError::kReport);
+    set_report_writer(&silent);
+    set_report_hook(&count_double_frees, nullptr);
+  }
+  ~LostRacesCounted() {
+    set_report_hook(nullptr, nullptr);
+    set_report_writer(nullptr);
+    set_on_error(OnError::kAbort);
+  }
+};
+
 // The races below: protect=reclaim, thread caches, passes due at once and in short slices.
 BootConfig race_config() {
   BootConfig cfg = test::small_config(std::uint64_t{64} << 20);
@@ -208,9 +241,7 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
   // allocator can make race-free).
   cfg.min_partial = 100000;
   std::uint64_t total_reclaimed = 0, total_freed = 0, total_lost = 0;
-  set_on_error(OnError::kReport);
-  set_report_writer(&silent);
-  set_report_hook(&count_double_frees, nullptr);
+  LostRacesCounted counted;
   // Six rounds, and more (up to 40) while one side has not won an object yet: on a loaded
   // machine the freeing threads can finish before the first pass in several rounds running.
   for (int round = 0; round < 6 || (round < 40 && (total_reclaimed == 0 || total_freed == 0)); ++round) {
@@ -226,17 +257,9 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
     std::uint64_t reclaimed0 = k->collector().stats().reclaimed_objects;
     std::atomic<int> go{0};
     std::atomic<std::uint64_t> freed{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        while (go.load() == 0) {
-        }
-        for (void* p : objs[t]) {
-          if (k->kfree(p)) freed.fetch_add(1, std::memory_order_relaxed);
-        }
-        k->slab().drain_current_thread();
-      });
-    }
+    std::vector<std::thread> threads = start_freeing(
+        objs, go, freed, [&k](void* p) { return k->kfree(p); },
+        [&k] { k->slab().drain_current_thread(); });
     go = 1;
     // Unload once the threads are under way: frees before, during and after the passes.
     while (freed.load() < std::uint64_t{kThreads} * kPerThread / 8) {
@@ -255,9 +278,6 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
     total_freed += freed.load();
     total_lost += g_lost_races.load();
   }
-  set_report_hook(nullptr, nullptr);
-  set_report_writer(nullptr);
-  set_on_error(OnError::kAbort);
   // Both sides must have won some objects, or the race was not exercised.
   EXPECT_GT(total_freed, 0u);
   EXPECT_GT(total_reclaimed, 0u);
@@ -273,9 +293,7 @@ TEST(CollectorStress, FreesRacingTheReclaimOfAGoneModule) {
 TEST(CollectorStress, FreePagesRacingTheReclaimOfAGoneModule) {
   BootConfig cfg = race_config();
   std::uint64_t total_reclaimed = 0, total_freed = 0;
-  set_on_error(OnError::kReport);
-  set_report_writer(&silent);
-  set_report_hook(&count_double_frees, nullptr);
+  LostRacesCounted counted;
   for (int round = 0; round < 40 || (round < 80 && (total_reclaimed == 0 || total_freed == 0)); ++round) {
     KernelPtr k = boot_kernel(cfg);
     ASSERT_TRUE(k);
@@ -295,15 +313,8 @@ TEST(CollectorStress, FreePagesRacingTheReclaimOfAGoneModule) {
     ASSERT_EQ(k->rmmod("departing"), ModuleError::kOk);
     std::atomic<int> go{0};
     std::atomic<std::uint64_t> freed{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        while (go.load() == 0) {
-        }
-        for (void* p : blocks[t])
-          if (k->free_pages(p, kOwnerKernel)) freed.fetch_add(1, std::memory_order_relaxed);
-      });
-    }
+    std::vector<std::thread> threads = start_freeing(
+        blocks, go, freed, [&k](void* p) { return k->free_pages(p, kOwnerKernel); }, [] {});
     go = 1;
     passes_then_join(*k, threads, 50);
     const std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
@@ -315,9 +326,6 @@ TEST(CollectorStress, FreePagesRacingTheReclaimOfAGoneModule) {
     total_reclaimed += reclaimed;
     total_freed += freed.load();
   }
-  set_report_hook(nullptr, nullptr);
-  set_report_writer(nullptr);
-  set_on_error(OnError::kAbort);
   EXPECT_GT(total_freed, 0u);  // both sides won blocks, or the race was not run
   EXPECT_GT(total_reclaimed, 0u);
 }
