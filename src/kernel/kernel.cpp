@@ -443,17 +443,10 @@ bool Kernel::free_pages(const void* p, owner_t by) {
     return false;
   }
   if (!check_free(p, by, "free_pages")) return false;
-  // Claim the block first, as kfree does: a collector pass reclaiming a gone module's block
-  // (claim_owner_if) or a second free_pages finds it already free and leaves it. Without the
-  // claim both could pass the checks above and give the run to the buddy allocator twice.
-  if (page->claim_owner() == kOwnerFree) {
-    report({ErrorKind::kDoubleFree, "free_pages", p, nullptr, std::size_t{page->get_nr_pages()} << kPageShift,
-            "the block is already free"});
-    return false;
-  }
+  // Claimed before it is freed, as kfree's blocks are: without the claim a pass reclaiming a
+  // gone module's block and this free could both pass their checks and free the run twice.
   untrack(p);
-  kmalloc_.free_large(page);
-  return true;
+  return kmalloc_.claim_and_free_large(page, p, "free_pages") != kOwnerFree;
 }
 
 std::uint64_t Kernel::vmalloc(std::size_t size, owner_t owner) {

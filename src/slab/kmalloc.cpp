@@ -154,6 +154,17 @@ void Kmalloc::free_large(Page* head, const char* action) {
   }
 }
 
+owner_t Kmalloc::claim_and_free_large(Page* head, const void* p, const char* action) {
+  owner_t owner = head->claim_owner();
+  if (owner == kOwnerFree) {
+    report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift,
+            "the block is already free"});
+    return kOwnerFree;
+  }
+  free_large(head, action);
+  return owner;
+}
+
 namespace {
 // "<what>BYTE of a block of ASKED bytes was written<where>", reported as heap corruption.
 void report_overrun(const char* action, void* p, std::size_t asked, const char* what, std::size_t byte,
@@ -304,16 +315,7 @@ owner_t Kmalloc::kfree_slow(const void* p, const char* action) {
               "pointer is inside a large block, not its start"});
       return kOwnerFree;
     }
-    // Claim the block first: a collector pass racing to reclaim it (or a second kfree) finds
-    // it already free and leaves it.
-    owner_t owner = head->claim_owner();
-    if (owner == kOwnerFree) {
-      report({ErrorKind::kDoubleFree, action, p, nullptr, std::size_t{head->get_nr_pages()} << kPageShift,
-              "the block is already free"});
-      return kOwnerFree;
-    }
-    free_large(head, action);
-    return owner;
+    return claim_and_free_large(head, p, action);
   }
   // Atomic reads: the page may be given back at this very moment (a late free racing the
   // collector's reclaim of a gone module's slab), and this is only the diagnosis.

@@ -126,6 +126,10 @@ class Kmalloc {
   // Frees a page-level block (the collector's path; no report). Page must be a PG_large head.
   // A guarded block's slack and guard are checked first (damage is reported as corruption).
   void free_large(Page* head, const char* action = "gc_process");
+  // A caller's free of a page-level block: its owner claimed first, so that of a collector
+  // pass reclaiming it (claim_owner_if) and a second free exactly one frees it; the loser's
+  // is reported as a double free. The owner it had, or kOwnerFree when refused.
+  owner_t claim_and_free_large(Page* head, const void* p, const char* action);
   // Bytes of a page-level block the caller may use (its frames without the guard frame).
   static std::size_t large_usable_bytes(const Page* head) {
     std::size_t n = head->get_nr_pages();

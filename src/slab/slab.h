@@ -1091,9 +1091,8 @@ void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
 // module's block (the kernel's, a host program's): nothing to open, never gone.
 //   ok():   the owner cannot be swept before the scope ends: not a module, or a module no pass
 //           has begun to reclaim, with the window open.
-//   gone(): a pass may be reclaiming the owner (or, with no window open, may begin to): a
-//           block realloc moves is then the caller's, not a new block of the dead owner
-//           (Kmalloc::krealloc, the preload's resize).
+//   gone(): a pass may be reclaiming the owner: a block realloc moves is then the caller's,
+//           not a new block of the dead owner (Kmalloc::krealloc, the preload's resize).
 // For work in place on one live block (a page run grown or resized, a debug object's size
 // rewritten: Kmalloc::grow_large_in_place, resize_guarded, krealloc), open it on the block's
 // owner byte instead: the owner is read once, the window opened with it, and ok() also needs
@@ -1103,10 +1102,7 @@ void SlabAllocator::for_each_slab(KmemCache* c, Fn&& fn) {
 class ModuleWindow {
  public:
   ModuleWindow(SlabAllocator& a, owner_t owner) : owner_(owner) {
-    if (owner >= kOwnerFirstModule) {
-      module_ = true;
-      tc_ = a.open_module_window(owner, &gone_);
-    }
+    if (owner >= kOwnerFirstModule) tc_ = a.open_module_window(owner, &gone_);
   }
   ModuleWindow(SlabAllocator& a, const owner_t* owner_byte)
       : ModuleWindow(a, __atomic_load_n(owner_byte, __ATOMIC_ACQUIRE)) {
@@ -1116,13 +1112,13 @@ class ModuleWindow {
   ~ModuleWindow() { SlabAllocator::close_module_window(tc_); }
   ModuleWindow(const ModuleWindow&) = delete;
   ModuleWindow& operator=(const ModuleWindow&) = delete;
-  bool ok() const { return live_ && (!module_ || (tc_ != nullptr && !gone_)); }
+  // A module's window is always open (open_module_window), and only a module can be gone.
+  bool ok() const { return live_ && !gone_; }
   bool gone() const { return gone_; }
 
  private:
   ThreadCache* tc_ = nullptr;
   owner_t owner_;
-  bool module_ = false;
   bool gone_ = false;
   bool live_ = true;  // opened on an owner byte: it still held owner_, not kOwnerFree
 };
