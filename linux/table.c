@@ -232,7 +232,7 @@ void kmmp_drop_cache(const struct kmem_cache *cache)
 	struct kmmp_rec *r, *dropped = NULL;
 	unsigned long i, flags;
 
-	if (!atomic_long_read(&kmmp_nr_records) && !READ_ONCE(kmmp_victims))
+	if (!atomic_long_read(&kmmp_nr_records))	/* counts the victims too, until released */
 		return;
 	for (i = 0; i < (1UL << kmmp_bits); i++) {
 		struct hlist_bl_head *head = &kmmp_buckets[i];
