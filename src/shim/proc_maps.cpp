@@ -83,15 +83,21 @@ bool parse_maps(const char* text, std::size_t len, MapRange* out, unsigned cap, 
     const char* path = q;
     bool anon = path == eol || *path == '[';
     bool shared = perms[3] == 's';
-    bool scan = perms[0] == 'r' && perms[1] == 'w';
-    if (scan && !anon) {
+    // Anonymous memory is read whatever else its permissions say: a program may seal a page
+    // of pointers read-only (mprotect PROT_READ) or keep them as a JIT's immediates (r-x).
+    // A private file mapping only when writable: read-only ones are the file's contents
+    // (text, rodata, the loader's RELRO, a data file mapped to be read).
+    bool scan = perms[0] == 'r' && (perms[1] == 'w' || anon);
+    if (perms[0] == 'r' && !anon) {
       bool dev_zero = starts(path, eol, "/dev/zero");
-      bool shm =
-          starts(path, eol, "/memfd:") || starts(path, eol, "/SYSV") || starts(path, eol, "/dev/shm/") || dev_zero;
+      bool shm = starts(path, eol, "/memfd:") || starts(path, eol, "/SYSV") || starts(path, eol, "/dev/shm/") ||
+                 starts(path, eol, "/anon_hugepage") || dev_zero;
+      if (shm) scan = true;                                  // shared anonymous memory, sealed or not
       if (starts(path, eol, "/dev/") && !shm) scan = false;  // device memory: reading may have effects
       if (shared && !shm) scan = false;                      // a file shared with other processes
     }
-    if (scan && anon && (starts(path, eol, "[vvar") || starts(path, eol, "[vsyscall"))) scan = false;
+    if (scan && anon && (starts(path, eol, "[vvar") || starts(path, eol, "[vsyscall") || starts(path, eol, "[vdso")))
+      scan = false;  // the kernel's pages: no pointer of the program's
     if (n == cap) return false;
     std::uint32_t flags = scan ? kMapScan : 0;
     if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') flags |= kMapNoAccess;

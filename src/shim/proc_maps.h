@@ -4,10 +4,14 @@
 // makes on the process it runs in (its copy holds every mapping, with its contents; the
 // thread that would fork runs under no seccomp filter).
 //
-// Which mappings are roots (kMapScan): readable and writable private memory (data and bss,
-// stacks, heaps, anonymous mappings), and shared memory that only programs share
-// (memfd, SysV, /dev/shm, /dev/zero). Never: device files other than /dev/zero (reading may
-// have effects), file mappings shared with other processes, [vvar] and [vsyscall].
+// Which mappings are roots (kMapScan): readable anonymous memory whatever else its permissions
+// (stacks, heaps, anonymous mappings, read-only or executable ones too: a page of pointers a
+// program sealed with mprotect, a JIT's code), readable and writable private file mappings
+// (data and bss), and shared memory that only programs share (memfd, SysV, /dev/shm,
+// /dev/zero, hugetlbfs's anonymous pages), sealed read-only or not. Never: device files other
+// than /dev/zero (reading may have effects), file mappings shared with other processes,
+// private file mappings that are not writable (a file's contents: text, rodata, RELRO),
+// memory with no read access (PROT_NONE), [vvar] and [vsyscall].
 //
 // Depends on: base/config.h, Linux system calls (read_proc_text). Invariants: nothing here
 // allocates, takes a lock or keeps state: it runs while every other thread is parked and in

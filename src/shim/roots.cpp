@@ -23,8 +23,9 @@
 //                itself. Left out: kmm's RAM (its live blocks are scanned as blocks, by the
 //                collector's walk), the huge blocks' mappings and their table (the same, by
 //                the huge space), this file's scratch mapping (copies of scanned memory), and,
-//                in each stack, what lies below the thread's stack pointer (stale frames are
-//                not roots), and kmm's own threads' stacks below their first frames (kmm's
+//                in each stack mapping, what lies below the lowest stack pointer of the
+//                threads in it (stale frames are not roots; a mapping may hold two threads'
+//                stacks), and kmm's own threads' stacks below their first frames (kmm's
 //                frames only: OwnThread). Device mappings and shared file mappings are not
 //                read. Every read goes through process_vm_readv on the process itself (a
 //                pipe when that is refused): an unreadable page gives an error, never a
@@ -109,6 +110,7 @@ struct Scratch {
   MapRange maps[kMaxMaps];
   MapRange parent_maps[kMaxMaps];  // a snapshot mark: the process's maps at the stop
   AddrSpan excl[kMaxExcl];
+  std::uintptr_t stack_points[kMaxThreads + 1];  // scan_roots: where stale frames start
   alignas(64) unsigned char copy[kCopyBytes];
   char maps_text[kMapsTextBytes];
 };
@@ -471,21 +473,38 @@ class ProcessRoots final : public RootProvider {
     auto shared = reinterpret_cast<std::uintptr_t>(shared_at_);  // the snapshot's bitmap
     exclude(shared, shared + shared_bytes_);
     // Below each stack pointer: stale frames. Only where the stack's mapping is known to be
-    // a stack alone ([stack], or a mapping right above a guard): a stack the program placed
-    // in the middle of other memory is scanned whole rather than risk hiding that memory.
-    auto below_sp = [&](std::uintptr_t sp) {
-      const MapRange* m = scratch_map_containing(nmaps, sp);
-      if (m == nullptr || (m->flags & kMapScan) == 0) return;
-      bool guarded =
-          (m->flags & kMapStackVma) != 0 || (m > g_s->maps && m[-1].hi == m->lo && (m[-1].flags & kMapNoAccess) != 0);
-      if (guarded) exclude(m->lo, sp);
-    };
-    below_sp(self_sp);
-    for (const OwnThread& t : g_own_threads)
-      if (__atomic_load_n(&t.tid, __ATOMIC_ACQUIRE) != 0) below_sp(t.entry);
+    // a stack ([stack], or a mapping right above a guard): a stack the program placed in the
+    // middle of other memory is scanned whole rather than risk hiding that memory. And only
+    // below the LOWEST stack pointer in that mapping: two threads' stacks can share one
+    // mapping (a thread made with guardsize 0 above another's stack, which the kernel merges
+    // with it; stacks a program carved out of one guarded mapping with pthread_attr_setstack),
+    // and below the upper thread's stack pointer lie the lower thread's live frames.
+    std::size_t np = 0;
+    g_s->stack_points[np++] = self_sp;
     unsigned nt = g_nthreads;
     for (unsigned i = 0; i < nt; ++i)
-      if (g_s->threads[i].state == 1) below_sp(g_s->threads[i].sp);
+      if (g_s->threads[i].state == 1) g_s->stack_points[np++] = g_s->threads[i].sp;
+    std::sort(g_s->stack_points, g_s->stack_points + np);
+    const MapRange* done = nullptr;  // the mapping of the last point: its lowest point was taken
+    for (std::size_t i = 0; i < np; ++i) {
+      const MapRange* m = scratch_map_containing(nmaps, g_s->stack_points[i]);
+      if (m == nullptr || m == done) continue;
+      done = m;
+      if ((m->flags & kMapScan) == 0) continue;
+      bool guarded =
+          (m->flags & kMapStackVma) != 0 || (m > g_s->maps && m[-1].hi == m->lo && (m[-1].flags & kMapNoAccess) != 0);
+      if (guarded) exclude(m->lo, g_s->stack_points[i]);
+    }
+    // kmm's own threads: below their first frame (OwnThread), whatever their stack pointers.
+    // Their stacks are made with a guard page (default attributes), so no other thread's
+    // stack lies below one in its mapping.
+    for (const OwnThread& t : g_own_threads) {
+      if (__atomic_load_n(&t.tid, __ATOMIC_ACQUIRE) == 0) continue;
+      const MapRange* m = scratch_map_containing(nmaps, t.entry);
+      if (m != nullptr && (m->flags & kMapScan) != 0 && m > g_s->maps && m[-1].hi == m->lo &&
+          (m[-1].flags & kMapNoAccess) != 0)
+        exclude(m->lo, t.entry);
+    }
     std::sort(g_s->excl, g_s->excl + ne, [](const AddrSpan& a, const AddrSpan& b) { return a.lo < b.lo; });
     std::size_t first = 0;
     for (unsigned i = 0; i < nmaps; ++i) {

@@ -59,6 +59,26 @@ TEST(ProcMaps, EveryMappingIsClassifiedAsTheScanNeeds) {
   for (unsigned i : {1u, 2u, 4u, 10u, 13u}) EXPECT_EQ(m[i].flags & kMapShared, 0u) << "line " << i;
 }
 
+// Pointers the program keeps in memory it made read-only (or executable) are roots when that
+// memory is anonymous or shared anonymous; a file's own read-only contents are not read. Stop
+// 48: a block whose only pointer lay in a page sealed with mprotect(PROT_READ) was freed.
+TEST(ProcMaps, AnonymousMemoryIsReadWhateverItsPermissions) {
+  std::vector<MapRange> m = parse(
+      "10000000-10001000 r--p 00000000 00:00 0 \n"                              // 0 sealed page
+      "10001000-10002000 r-xp 00000000 00:00 0 \n"                              // 1 a JIT's code
+      "10002000-10003000 r--p 00000000 00:00 0     [anon:config]\n"             // 2 named anonymous
+      "10003000-10004000 r--s 00000000 00:01 90    /memfd:sealed (deleted)\n"   // 3 sealed memfd
+      "10004000-10005000 rw-s 00000000 00:0f 91    /anon_hugepage (deleted)\n"  // 4 hugetlb anonymous
+      "10005000-10006000 r--p 00001000 fe:00 92    /usr/lib/libx.so\n"          // 5 rodata, RELRO
+      "10006000-10007000 r-xp 00002000 fe:00 92    /usr/lib/libx.so\n"          // 6 text
+      "10007000-10008000 r--s 00000000 fe:00 93    /home/u/data.bin\n"          // 7 shared file
+      "10008000-10009000 ---p 00000000 00:00 0 \n");                            // 8 no access
+  ASSERT_EQ(m.size(), 9u);
+  auto scanned = [&](unsigned i) { return (m[i].flags & kMapScan) != 0; };
+  for (unsigned i : {0u, 1u, 2u, 3u, 4u}) EXPECT_TRUE(scanned(i)) << "line " << i;
+  for (unsigned i : {5u, 6u, 7u, 8u}) EXPECT_FALSE(scanned(i)) << "line " << i;
+}
+
 TEST(ProcMaps, MoreMappingsThanRoomIsAFailureNotAPart) {
   std::vector<MapRange> out(4);
   unsigned n = 99;

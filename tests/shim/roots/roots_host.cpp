@@ -8,10 +8,14 @@
 // TLS and another thread's TLS, an mmapped buffer, a register of a spinning thread (on x86-64
 // also an SSE register of another and the upper half of a third's AVX register), a static
 // of another shared object (libroots-holder.so), a chain of ten blocks reachable only from
-// the first, and a huge block in a global. After dlclose and a pass, every kept block must
-// still hold its bytes (after the host has allocated and dirtied as much again, so that a
-// wrongly freed block would have been reused), the scan must have spared them, and at least
-// 90 % of the leak must be reclaimed, the huge leak included. Exit status 0 when all holds.
+// the first, a huge block in a global, an anonymous page the host sealed read-only (mprotect),
+// and the stack of a thread that shares one guarded mapping with a second thread's stack
+// above it (pthread_attr_setstack: both stacks carved out of one mapping, as a thread made
+// with guardsize 0 shares one with the stack below it; before stop 48 the upper thread's
+// stack pointer hid the lower thread's live frames, and both of these blocks were freed). After dlclose and a pass,
+// every kept block must still hold its bytes (after the host has allocated and dirtied as much again, so that a wrongly
+// freed block would have been reused), the scan must have spared them, and at least 90 % of the leak must be reclaimed,
+// the huge leak included. Exit status 0 when all holds.
 //
 // With --sigpwr-blocked one more thread blocks SIGPWR, kmm's stop signal: the world cannot
 // stop, and the pass must then only report (nothing reclaimed, every kept block intact).
@@ -80,12 +84,14 @@ enum Tag : int {
   kRegister = 9,
   kWipeOnFork = 10,  // --fork-hidden only
   kDontFork = 11,
-  kXmm = 12,      // x86-64: in an SSE register of a spinning thread
-  kYmmHigh = 13,  // x86-64 with AVX: in the upper half of an AVX register
-  kChain = 20,    // 20 .. 29
+  kXmm = 12,          // x86-64: in an SSE register of a spinning thread
+  kYmmHigh = 13,      // x86-64 with AVX: in the upper half of an AVX register
+  kSealed = 14,       // in an anonymous page made read-only
+  kSharedStack = 15,  // on a thread's stack, below another thread's in the same mapping
+  kChain = 20,        // 20 .. 29
 };
 constexpr int kChainLength = 10;
-constexpr int kKept = 9 + kChainLength;  // and, on x86-64, the vector registers' (main)
+constexpr int kKept = 11 + kChainLength;  // and, on x86-64, the vector registers' (main)
 constexpr int kLeaks = 2000;
 
 void* g_global;
@@ -97,7 +103,10 @@ constexpr std::size_t kMappedAt = 700000;
 
 std::atomic<int> g_ready{0};
 std::atomic<bool> g_stop_spin{false};
-int g_pipe_stack[2], g_pipe_tls[2], g_pipe_blocked[2];
+int g_pipe_stack[2], g_pipe_tls[2], g_pipe_blocked[2], g_pipe_shared[2];
+char* g_sealed;         // an anonymous page of the host's, read-only once the pointer is in it
+char* g_shared_stacks;  // one mapping: a guard page, then the lower and the upper thread's stacks
+constexpr std::size_t kSharedStackBytes = 256 * 1024;
 
 bool check_block(const char* what, const void* p, int tag) {
   bool ok = p != nullptr && check_pattern(p, kBlockBytes, tag);
@@ -116,6 +125,35 @@ void* stack_thread(void*) {
   g_ready.fetch_add(1);
   wait_pipe(g_pipe_stack[0]);  // blocked in a system call while the pass runs
   return reinterpret_cast<void*>(check_block("another thread's stack", mine, kThreadStack));
+}
+
+// Two threads whose stacks lie in one mapping, the upper one's right above the lower one's:
+// the lower one keeps a block on its stack only, and both block in read while the pass runs.
+// The block comes through a global that the thread clears: main's frames and registers and
+// the plug-in's keep no copy of its address.
+void* volatile g_handoff;
+
+void* shared_stack_lower(void*) {
+  void* volatile mine = g_handoff;
+  g_handoff = nullptr;
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_shared[0]);
+  return reinterpret_cast<void*>(check_block("a stack below another thread's in one mapping", mine, kSharedStack));
+}
+
+void* shared_stack_upper(void*) {
+  g_ready.fetch_add(1);
+  wait_pipe(g_pipe_shared[0]);
+  return reinterpret_cast<void*>(1);
+}
+
+bool start_on_shared_stack(pthread_t* t, void* (*fn)(void*), std::size_t index) {
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  bool ok = pthread_attr_setstack(&a, g_shared_stacks + 4096 + index * kSharedStackBytes, kSharedStackBytes) == 0 &&
+            pthread_create(t, &a, fn, nullptr) == 0;
+  pthread_attr_destroy(&a);
+  return ok;
 }
 
 void* tls_thread(void*) {
@@ -197,6 +235,14 @@ __attribute__((noinline)) bool setup_roots() {
   if (g_mapped == MAP_FAILED) return false;
   void* m = give(kMmap, nullptr);
   std::memcpy(g_mapped + kMappedAt, &m, sizeof m);
+  g_sealed = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (g_sealed == MAP_FAILED) return false;
+  void* sealed = give(kSealed, nullptr);
+  std::memcpy(g_sealed + 128, &sealed, sizeof sealed);
+  if (mprotect(g_sealed, 4096, PROT_READ) != 0) return false;
+  g_shared_stacks = static_cast<char*>(
+      mmap(nullptr, 4096 + 2 * kSharedStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (g_shared_stacks == MAP_FAILED || mprotect(g_shared_stacks, 4096, PROT_NONE) != 0) return false;
   g_huge = give_huge(kHuge);
   // The chain hangs off the global block's `next` word: its ten blocks are reachable only
   // through blocks of the unloaded plug-in (the scan must follow them).
@@ -236,6 +282,10 @@ bool kill_on_process_clone() {
          syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
 }
 char* g_dontfork_map;
+
+__attribute__((noinline)) void* give_shared_stack_block() {
+  return give(kSharedStack, nullptr);
+}
 
 __attribute__((noinline)) void* give_for_main() {
   return give(kMainLocal, nullptr);
@@ -288,7 +338,8 @@ int main(int argc, char** argv) {
   give_huge = reinterpret_cast<GiveHugeFn>(dlsym(plugin, "plugin_give_huge"));
   auto leak = reinterpret_cast<LeakFn>(dlsym(plugin, "plugin_leak"));
   if (give == nullptr || give_chain == nullptr || give_huge == nullptr || leak == nullptr) return 2;
-  if (pipe(g_pipe_stack) != 0 || pipe(g_pipe_tls) != 0 || pipe(g_pipe_blocked) != 0) return 2;
+  if (pipe(g_pipe_stack) != 0 || pipe(g_pipe_tls) != 0 || pipe(g_pipe_blocked) != 0 || pipe(g_pipe_shared) != 0)
+    return 2;
 
   if (leak(kLeaks) != kLeaks + 1 || !setup_roots()) {
     std::printf("FAIL: the plug-in could not allocate\n");
@@ -307,8 +358,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   void* volatile main_local = give_for_main();
-  pthread_t threads[6];
+  pthread_t threads[8];
   int nthreads = 0;
+  g_handoff = give_shared_stack_block();
+  if (!start_on_shared_stack(&threads[nthreads++], shared_stack_lower, 0) ||
+      !start_on_shared_stack(&threads[nthreads++], shared_stack_upper, 1)) {
+    std::printf("FAIL: threads on program-placed stacks refused\n");
+    return 1;
+  }
   pthread_create(&threads[nthreads++], nullptr, stack_thread, nullptr);
   pthread_create(&threads[nthreads++], nullptr, tls_thread, nullptr);
   pthread_create(&threads[nthreads++], nullptr, spin_thread, nullptr);
@@ -361,6 +418,8 @@ int main(int argc, char** argv) {
   void* m;
   std::memcpy(&m, g_mapped + kMappedAt, sizeof m);
   ok = check_block("an mmapped buffer", m, kMmap) && ok;
+  std::memcpy(&m, g_sealed + 128, sizeof m);
+  ok = check_block("an anonymous page made read-only", m, kSealed) && ok;
   if (!check_pattern(g_huge, kHugeBytes, kHuge)) {
     std::printf("FAIL: the huge block kept in a global lost its bytes\n");
     ok = false;
@@ -386,6 +445,7 @@ int main(int argc, char** argv) {
   (void)!write(g_pipe_stack[1], "x", 1);
   (void)!write(g_pipe_tls[1], "x", 1);
   (void)!write(g_pipe_blocked[1], "x", 1);
+  (void)!write(g_pipe_shared[1], "xx", 2);
   for (int i = 0; i < nthreads; ++i) {
     void* r = nullptr;
     pthread_join(threads[i], &r);
