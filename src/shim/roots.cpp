@@ -10,8 +10,10 @@
 //                Threads are listed from /proc/self/task and the list is read again until a
 //                listing finds no thread that is not parked yet (a parked thread cannot create
 //                threads, so this ends; a thread created meanwhile is found by the next
-//                listing). A thread that does not park within kStopTimeoutNs (the signal
-//                blocked, say) fails the stop: the world restarts and the pass only reports.
+//                listing). A thread whose mask blocks the signal (read from /proc before
+//                any thread is signalled) refuses the stop; one that does not park within
+//                kStopTimeoutNs all the same fails it: the world restarts, the pass only
+//                reports, and the next few passes (1, 2, 4 .. 16) do not try.
 //                fork cannot happen meanwhile: the fork handlers take the idle lock that the
 //                collector holds during a pass (alloc.cpp, modules.cpp).
 //   scan_roots   reads /proc/self/maps and scans every readable and writable private mapping
@@ -212,10 +214,10 @@ void stop_handler(int, siginfo_t*, void* ctx) {
 
 // --- the collector's side --------------------------------------------------------------------
 
-// Signals every thread of /proc/self/task not yet in the table; *added: any new one. False
-// when the listing cannot be read or the table is full.
-bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
-  *added = false;
+// Calls visit(tid) for every thread of /proc/self/task until it returns false; false when the
+// listing cannot be read or a visit said stop.
+template <typename Visit>
+bool for_each_task(Visit visit) {
   int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd < 0) return false;
   alignas(8) char buf[4096];
@@ -224,7 +226,7 @@ bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
     long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
     if (got < 0) ok = false;
     if (got <= 0) break;
-    for (long at = 0; at < got;) {
+    for (long at = 0; at < got && ok;) {
       struct Dirent {
         std::uint64_t ino;
         std::int64_t off;
@@ -237,26 +239,76 @@ bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
       if (d->name[0] < '0' || d->name[0] > '9') continue;
       pid_t tid = 0;
       for (const char* c = d->name; *c >= '0' && *c <= '9'; ++c) tid = tid * 10 + (*c - '0');
-      if (tid == self || tid == __atomic_load_n(&g_exempt_tid, __ATOMIC_RELAXED)) continue;
-      bool known = false;
-      for (unsigned i = 0; i < g_nthreads && !known; ++i) known = g_s->threads[i].tid == tid;
-      if (known) continue;
-      if (g_nthreads == kMaxThreads) {
-        ok = false;
-        break;
-      }
-      ThreadSlot& s = g_s->threads[g_nthreads];
-      s.tid = tid;
-      s.state = 0;
-      s.sp = 0;
-      __atomic_store_n(&g_nthreads, g_nthreads + 1, __ATOMIC_RELEASE);  // before the signal
-      *added = true;
-      if (syscall(SYS_tgkill, pid, tid, kStopSignal) != 0) __atomic_store_n(&s.state, 2, __ATOMIC_RELEASE);
+      ok = visit(tid);
     }
     if (!ok) break;
   }
   syscall(SYS_close, fd);
   return ok;
+}
+
+// Signals every thread of /proc/self/task not yet in the table; *added: any new one. False
+// when the listing cannot be read or the table is full.
+bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
+  *added = false;
+  return for_each_task([&](pid_t tid) {
+    if (tid == self || tid == __atomic_load_n(&g_exempt_tid, __ATOMIC_RELAXED)) return true;
+    for (unsigned i = 0; i < g_nthreads; ++i)
+      if (g_s->threads[i].tid == tid) return true;
+    if (g_nthreads == kMaxThreads) return false;
+    ThreadSlot& s = g_s->threads[g_nthreads];
+    s.tid = tid;
+    s.state = 0;
+    s.sp = 0;
+    __atomic_store_n(&g_nthreads, g_nthreads + 1, __ATOMIC_RELEASE);  // before the signal
+    *added = true;
+    if (syscall(SYS_tgkill, pid, tid, kStopSignal) != 0) __atomic_store_n(&s.state, 2, __ATOMIC_RELEASE);
+    return true;
+  });
+}
+
+// The thread's signal mask (the SigBlk line of /proc/self/task/TID/status) holds the stop
+// signal. False when it cannot be read (the thread is gone: nothing to wait for).
+bool blocks_stop_signal(pid_t tid) {
+  StackText<64> path;
+  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).str("/status");
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path.data(), O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  char buf[2048];
+  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "\nSigBlk:");
+  if (line == nullptr) return false;
+  std::uint64_t mask = 0;
+  for (const char* c = line + 8; *c != '\n' && *c != '\0'; ++c) {
+    if (*c >= '0' && *c <= '9') mask = mask << 4 | static_cast<std::uint64_t>(*c - '0');
+    if (*c >= 'a' && *c <= 'f') mask = mask << 4 | static_cast<std::uint64_t>(*c - 'a' + 10);
+  }
+  return (mask >> (kStopSignal - 1) & 1) != 0;
+}
+
+// The first thread but self (and the exempt one) whose mask blocks the stop signal for 20 ms
+// on end, or 0. glibc blocks every signal for a moment in a thread being created and in one
+// that exits: a signal sent then waits, and the stop gets its thread a moment later.
+pid_t thread_blocking_stop_signal(pid_t self) {
+  pid_t found = 0;
+  for_each_task([&](pid_t tid) {
+    if (tid == self || tid == __atomic_load_n(&g_exempt_tid, __ATOMIC_RELAXED)) return true;
+    for (int look = 0; look < 20 && blocks_stop_signal(tid); ++look) {
+      if (look == 19) {
+        found = tid;
+        break;
+      }
+      struct timespec ms {
+        0, 1'000'000
+      };
+      syscall(SYS_nanosleep, &ms, nullptr);
+    }
+    return found == 0;
+  });
+  return found;
 }
 
 // A thread that exited (or is a zombie: a main thread after pthread_exit) will never park.
@@ -417,9 +469,30 @@ class ProcessRoots final : public RootProvider {
       warn("the program took over SIGPWR, kmm's stop signal");
       return false;
     }
+    // After a stop that timed out, the next ones wait a few passes (1, 2, 4 .. 16): a thread
+    // that cannot take a signal (stuck in an uninterruptible sleep) would freeze the program
+    // for kStopTimeoutNs in every pass.
+    if (passes_to_skip_ > 0) {
+      --passes_to_skip_;
+      return false;
+    }
+    pid_t self = my_tid();
+    // A thread that blocks the stop signal (a sigwait-style signal thread, a section that
+    // masks every signal) would never park: the stop would freeze every other thread for
+    // kStopTimeoutNs and then fail; and a sigwait would take kmm's signal as the program's.
+    // Asked first, and then no thread is signalled.
+    if (pid_t blocker = thread_blocking_stop_signal(self)) {
+      if (blocker != warned_blocker_) {
+        warned_blocker_ = blocker;
+        StackText<160> line;
+        line.str("kmm-gc: thread ").u(static_cast<std::uint64_t>(blocker));
+        line.str(" blocks SIGPWR, kmm's stop signal; the world cannot stop: passes only report").nl();
+        write_report_text(line.data(), line.size());
+      }
+      return false;
+    }
     // A parked thread must not hold the huge table: the collector takes it first.
     huge_collector_lock();
-    pid_t self = my_tid();
     pid_t pid = getpid();
     g_stop_begin_ns = mono_ns();
     g_stop_begin_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
@@ -443,8 +516,11 @@ class ProcessRoots final : public RootProvider {
     if (!ok) {
       release();
       warn_stop_failed();
+      skip_after_timeout_ = skip_after_timeout_ == 0 ? 1 : skip_after_timeout_ < 16 ? skip_after_timeout_ * 2 : 16;
+      passes_to_skip_ = skip_after_timeout_;
       return false;
     }
+    skip_after_timeout_ = 0;
     std::uint64_t park = mono_ns() - g_stop_begin_ns;
     last_park_ns = park;
     if (park > longest_park_ns) longest_park_ns = park;
@@ -668,6 +744,10 @@ class ProcessRoots final : public RootProvider {
   std::uint64_t last_copy_cpu_ns = 0;  // the copy's CPU time (its whole mark)
 
  private:
+  unsigned passes_to_skip_ = 0;      // stops refused before the next try (after a timeout)
+  unsigned skip_after_timeout_ = 0;  // how many the last timeout set: doubles, up to 16
+  pid_t warned_blocker_ = 0;         // the last thread named for blocking the stop signal
+
   Kernel* k_ = nullptr;
 };
 
