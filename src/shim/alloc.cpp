@@ -126,6 +126,9 @@ void read_options_text(char* buf, std::size_t cap) {
 // --- fork -----------------------------------------------------------------------------------
 void fork_prepare() {
   Kernel* k = g_kernel;
+  stats_fork_lock();
+  mallinfo_fork_lock();
+  module_usage_fork_lock();
   modules_fork_lock();
   huge_lock();
   if (k != nullptr) k->lock_all();
@@ -135,6 +138,9 @@ void fork_parent() {
   if (k != nullptr) k->unlock_all();
   huge_unlock();
   modules_fork_unlock();
+  module_usage_fork_unlock();
+  mallinfo_fork_unlock();
+  stats_fork_unlock();
 }
 void fork_child() {
   Kernel* k = g_kernel;
@@ -144,6 +150,9 @@ void fork_child() {
   }
   huge_unlock();
   modules_fork_unlock();
+  module_usage_fork_unlock();
+  mallinfo_fork_unlock();
+  stats_fork_unlock();
   modules_fork_child();
   stat_server_fork_child();
 }

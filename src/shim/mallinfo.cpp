@@ -42,6 +42,16 @@ struct HeapFigures {
   std::uint64_t huge_blocks = 0;
 };
 
+}  // namespace
+
+void mallinfo_fork_lock() {
+  g_info_lock.lock();
+}
+void mallinfo_fork_unlock() {
+  g_info_lock.unlock();
+}
+
+namespace {
 HeapFigures figures() {
   HeapFigures f;
   Kernel* k = kernel();

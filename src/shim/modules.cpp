@@ -59,7 +59,21 @@ struct Plugin {
 };
 
 constexpr unsigned kMaxPlugins = 128;
-SpinLock g_mod_lock;  // writers of the table; outermost shim lock
+SpinLock g_mod_lock;          // writers of the table; outermost shim lock but the report calls' (shim.h)
+SpinLock g_usage_tally_lock;  // kmm_module_usage's tally
+
+// dlopen and dlclose, each with its table update, one at a time (recursive: a constructor's
+// dlopen, a destructor's dlclose). Else a dlopen on another thread could map its object over
+// the range of one just closed, before that entry left the table: its constructors'
+// allocations were charged to the gone plug-in (and reclaimed with it), and its own entry
+// took the old one's owner. The loader serializes the calls themselves the same way.
+pthread_mutex_t g_dl_serial = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+struct DlSerial {
+  DlSerial() { pthread_mutex_lock(&g_dl_serial); }
+  ~DlSerial() { pthread_mutex_unlock(&g_dl_serial); }
+  DlSerial(const DlSerial&) = delete;
+  DlSerial& operator=(const DlSerial&) = delete;
+};
 Plugin g_plugins[kMaxPlugins];
 unsigned g_nr_plugins = 0;
 unsigned g_seq = 0;  // odd while a writer edits the table
@@ -142,11 +156,15 @@ int find_object(struct dl_phdr_info* info, std::size_t, void* arg) {
   return 1;
 }
 
-bool range_still_mapped(std::uintptr_t lo) {
+// mapped[i]: some loaded object's executable segment holds los[i] (the entry's object, or one
+// that took its place: an entry is only known by its range).
+void mark_mapped(const std::uintptr_t* los, unsigned n, bool* mapped) {
   struct Q {
-    std::uintptr_t lo;
-    bool found;
-  } q{lo, false};
+    const std::uintptr_t* los;
+    unsigned n;
+    bool* mapped;
+  } q{los, n, mapped};
+  for (unsigned i = 0; i < n; ++i) mapped[i] = false;
   dl_iterate_phdr(
       [](struct dl_phdr_info* info, std::size_t, void* arg) -> int {
         auto* qq = static_cast<Q*>(arg);
@@ -154,15 +172,12 @@ bool range_still_mapped(std::uintptr_t lo) {
           const auto& ph = info->dlpi_phdr[i];
           if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
           std::uintptr_t a = info->dlpi_addr + ph.p_vaddr;
-          if (qq->lo >= a && qq->lo < a + ph.p_memsz) {
-            qq->found = true;
-            return 1;
-          }
+          for (unsigned j = 0; j < qq->n; ++j)
+            if (qq->los[j] >= a && qq->los[j] < a + ph.p_memsz) qq->mapped[j] = true;
         }
         return 0;
       },
       &q);
-  return q.found;
 }
 
 std::uint64_t mono_ns() {
@@ -376,41 +391,26 @@ bool unload_plugin_at(Kernel* k, std::uintptr_t lo) {
   return true;
 }
 
-// After a failed dlopen: entries registered by constructors whose object is gone again.
-void drop_orphan_preregistrations() {
+// Every entry whose object is no longer mapped leaves the table and its module is unloaded:
+// after each dlclose, and after a failed dlopen (entries its constructors registered). Not
+// only the handle dlclose was given: a dlclose from a destructor that another dlclose runs
+// only drops a reference, and the outer one unmaps both objects (before stop 48 the inner
+// one's plug-in stayed loaded for ever, its leaks never reclaimed). An object still mapped
+// (another reference, RTLD_NODELETE, a dlopen still running its constructors) stays.
+void drop_unmapped_plugins() {
   Kernel* k = g_kernel;
   if (k == nullptr) return;
-  for (;;) {
-    std::uintptr_t lo = 0;
-    bool found = false;
-    {
-      LockGuard g(g_mod_lock);
-      for (unsigned i = 0; i < g_nr_plugins && !found; ++i) {
-        if (g_plugins[i].handle == nullptr) {
-          lo = g_plugins[i].lo;
-          found = true;
-        }
-      }
-    }
-    if (!found || range_still_mapped(lo)) return;
-    if (!unload_plugin_at(k, lo)) return;
-  }
-}
-
-void unregister_plugin(void* handle) {
-  Kernel* k = g_kernel;
-  if (k == nullptr) return;
-  std::uintptr_t lo = 0;
+  std::uintptr_t los[kMaxPlugins];
+  bool mapped[kMaxPlugins];
+  unsigned n = 0;
   {
     LockGuard g(g_mod_lock);
-    unsigned i = 0;
-    while (i < g_nr_plugins && g_plugins[i].handle != handle) ++i;
-    if (i == g_nr_plugins) return;
-    lo = g_plugins[i].lo;
+    for (unsigned i = 0; i < g_nr_plugins; ++i) los[n++] = g_plugins[i].lo;
   }
-  // Still loaded (another reference, RTLD_NODELETE): not an unload.
-  if (range_still_mapped(lo)) return;
-  unload_plugin_at(k, lo);
+  if (n == 0) return;
+  mark_mapped(los, n, mapped);  // the loader's lock: never under g_mod_lock
+  for (unsigned i = 0; i < n; ++i)
+    if (!mapped[i]) unload_plugin_at(k, los[i]);
 }
 
 // Per-thread stack of API scopes (kmm_module_scope_enter/leave). A module's scope holds it
@@ -503,6 +503,13 @@ const char* plugin_free_action(std::uintptr_t a, const char* base) {
   return base;
 }
 
+void module_usage_fork_lock() {
+  g_usage_tally_lock.lock();
+}
+void module_usage_fork_unlock() {
+  g_usage_tally_lock.unlock();
+}
+
 void modules_fork_lock() {
   g_mod_lock.lock();
   g_idle_lock.lock();
@@ -512,6 +519,9 @@ void modules_fork_unlock() {
   g_mod_lock.unlock();
 }
 void modules_fork_child() {
+  // A thread of the parent's may have been in dlopen or dlclose: the child has only this one.
+  pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  g_dl_serial = fresh;
   g_collector_started = false;
   // The child has neither thread; a runner mid-request may have held the mutex.
   g_runner_started = false;
@@ -532,6 +542,7 @@ KMM_EXPORT void* dlopen(const char* file, int mode) {
   resolve_real();
   if (g_real_dlopen == nullptr) return nullptr;
   bool opening = file != nullptr && (mode & RTLD_NOLOAD) == 0 && kernel() != nullptr;
+  DlSerial serial;
   const char* saved = t_dlopen_base;
   if (opening) {
     // The constructors run inside the real dlopen: their allocations are the object's
@@ -553,15 +564,16 @@ KMM_EXPORT void* dlopen(const char* file, int mode) {
     write_end();
   }
   if (h != nullptr && opening) register_plugin(h);
-  if (h == nullptr && opening) drop_orphan_preregistrations();
+  if (h == nullptr && opening) drop_unmapped_plugins();
   return h;
 }
 
 KMM_EXPORT int dlclose(void* handle) {
   resolve_real();
   if (g_real_dlclose == nullptr) return -1;
+  DlSerial serial;
   int rc = g_real_dlclose(handle);
-  if (rc == 0) unregister_plugin(handle);
+  if (rc == 0) drop_unmapped_plugins();
   return rc;
 }
 
@@ -636,8 +648,7 @@ KMM_EXPORT int kmm_module_usage(const char* name, struct kmm_usage* out) {
     return -1;
   }
   static OwnerTally tally[kMaxOwners];
-  static SpinLock tally_lock;
-  LockGuard g(tally_lock);
+  LockGuard g(g_usage_tally_lock);
   k->usage(tally);
   huge_usage(tally);
   out->objects = tally[o].objects;

@@ -170,6 +170,16 @@ bool huge_cache_starts_at(std::uintptr_t a);                     // a cached map
 void modules_fork_lock();
 void modules_fork_unlock();
 void modules_fork_child();
+// The report calls' locks (kmm_module_usage's tally here; mallinfo.cpp's and stats.cpp's
+// below): outermost of the fork handlers' (alloc.cpp), since each is held over walks that
+// take the huge table's and the kernel's locks. A fork while another thread held one left it
+// held for ever in the child: its first mallinfo2, malloc_stats or exit stats spun (stop 48).
+void module_usage_fork_lock();
+void module_usage_fork_unlock();
+void mallinfo_fork_lock();  // mallinfo.cpp
+void mallinfo_fork_unlock();
+void stats_fork_lock();  // stats.cpp
+void stats_fork_unlock();
 
 // The process's roots and the world stop for reclaim-unreachable (roots.cpp): installs the
 // stop signal's handler and sets the collector's RootProvider. Called when the collector

@@ -280,6 +280,13 @@ HardeningConfig heap_hardening(const Kernel& k) {
   return h;
 }
 
+void stats_fork_lock() {
+  g_print_lock.lock();
+}
+void stats_fork_unlock() {
+  g_print_lock.unlock();
+}
+
 void print_stats(int fd) {
   Kernel* k = g_kernel;
   if (k == nullptr) return;

@@ -247,9 +247,11 @@ void SlabAllocator::lock_all() {
   tc_list_lock_.lock();
   registry_lock_.lock();
   for (auto& c : caches_) c.lock.lock();
+  q_lock_.lock();  // a leaf: quarantine_push and _flush take no lock under it
 }
 
 void SlabAllocator::unlock_all() {
+  q_lock_.unlock();
   for (unsigned i = kMaxCaches; i-- > 0;) caches_[i].lock.unlock();
   registry_lock_.unlock();
   tc_list_lock_.unlock();
@@ -291,8 +293,10 @@ void SlabAllocator::drain_thread_caches() {}
 void SlabAllocator::lock_all() {
   registry_lock_.lock();
   for (auto& c : caches_) c.lock.lock();
+  q_lock_.lock();  // a leaf: quarantine_push and _flush take no lock under it
 }
 void SlabAllocator::unlock_all() {
+  q_lock_.unlock();
   for (unsigned i = kMaxCaches; i-- > 0;) caches_[i].lock.unlock();
   registry_lock_.unlock();
 }

@@ -2,14 +2,19 @@
 // process's malloc: mallinfo/mallinfo2 follow live blocks, malloc_info writes glibc's XML
 // layout, malloc_stats prints kmm's stats to stderr.
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "../common/opaque.h"
 #include "kmm/kmm.h"
@@ -79,6 +84,46 @@ TEST(Mallinfo, MallocStatsPrintsKmmStats) {
   std::string out = testing::internal::GetCapturedStderr();
   EXPECT_NE(out.find("=== kmm stats: pid "), std::string::npos) << out;
   EXPECT_NE(out.find("MemFree"), std::string::npos) << out;
+}
+
+// A fork while another thread is inside a report call (which holds its lock across a walk of
+// the whole heap): the child's own reports must not wait for a thread it does not have. Before
+// stop 48 the fork handlers left the report calls' locks out, and the child's first
+// mallinfo2 spun for ever (this test: the child killed by its alarm in round 0).
+TEST(Mallinfo, AForkedChildReportsWhileAnotherThreadWasReporting) {
+  ASSERT_GE(kmm_module_load("fork_report_mod"), 2);
+  std::atomic<bool> stop{false};
+  std::thread reporter([&stop] {
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+      struct mallinfo2 mi = mallinfo2();
+      opaque(mi.uordblks);
+      kmm_usage u{};
+      kmm_module_usage("fork_report_mod", &u);
+      if (i % 8 == 0) kmm_stats_print(null);
+    }
+    close(null);
+  });
+  for (int round = 0; round < 20; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      alarm(20);  // a child that hangs dies of SIGALRM
+      struct mallinfo2 mi = mallinfo2();
+      kmm_usage u{};
+      kmm_module_usage("fork_report_mod", &u);
+      int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+      kmm_stats_print(null);
+      _exit(mi.arena > 0 ? 0 : 3);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "round " << round << ": child " << (WIFSIGNALED(status) ? "killed by signal " : "exit status ")
+        << (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  }
+  stop = true;
+  reporter.join();
 }
 
 }  // namespace
