@@ -66,28 +66,30 @@ void* arena_alloc(std::size_t size, std::size_t align) {
 
 // KMM_OPTIONS's value, copied into buf (empty when unset, and in secure-execution mode: the
 // environment of a setuid program is its unprivileged caller's, and stats=PATH would write
-// where the caller cannot — see docs/SECURITY.md).
-void read_options_text(char* buf, std::size_t cap) {
+// where the caller cannot — see docs/SECURITY.md). True when it did not fit: buf then holds
+// its first cap - 1 bytes.
+bool read_options_text(char* buf, std::size_t cap) {
   buf[0] = '\0';
-  if (getauxval(AT_SECURE) != 0) return;
+  if (getauxval(AT_SECURE) != 0) return false;
   static const char kKey[] = "KMM_OPTIONS=";
   constexpr std::size_t kKeyLen = sizeof kKey - 1;
   if (__environ != nullptr) {
     for (char** e = __environ; *e != nullptr; ++e) {
       if (std::strncmp(*e, kKey, kKeyLen) == 0) {
         str_copy(buf, cap, *e + kKeyLen);
-        return;
+        return std::strlen(*e + kKeyLen) >= cap;
       }
     }
-    return;
+    return false;
   }
   // Before libc has set __environ: the kernel's copy of the environment.
   int fd = ::open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) return false;
   static char chunk[4096];
   std::size_t match = 0;  // bytes of kKey matched at the start of the current entry
   bool at_start = true, copying = false, skipping = false;
   std::size_t out = 0;
+  bool cut = false;
   for (;;) {
     ssize_t n = ::read(fd, chunk, sizeof chunk);
     if (n <= 0) break;
@@ -97,7 +99,7 @@ void read_options_text(char* buf, std::size_t cap) {
         if (copying) {
           buf[out < cap ? out : cap - 1] = '\0';
           ::close(fd);
-          return;
+          return cut;
         }
         at_start = true;
         match = 0;
@@ -105,7 +107,10 @@ void read_options_text(char* buf, std::size_t cap) {
         continue;
       }
       if (copying) {
-        if (out + 1 < cap) buf[out++] = c;
+        if (out + 1 < cap)
+          buf[out++] = c;
+        else
+          cut = true;
         continue;
       }
       if (skipping) continue;
@@ -121,6 +126,7 @@ void read_options_text(char* buf, std::size_t cap) {
   }
   if (copying) buf[out < cap ? out : cap - 1] = '\0';
   ::close(fd);
+  return cut;
 }
 
 // --- fork -----------------------------------------------------------------------------------
@@ -223,8 +229,18 @@ Kernel* boot_kernel() {
     if (g_kernel != nullptr) return g_kernel;
     if (g_boot_failed) return nullptr;
     t_booting = true;
-    static char text[1024];
-    read_options_text(text, sizeof text);
+    static char text[8192];
+    if (read_options_text(text, sizeof text)) {
+      // Too long: the option that was cut is dropped whole (a cut value is one nobody gave).
+      char* last = std::strrchr(text, ':');
+      static const char kMsg[] =
+          "kmm: warning: KMM_OPTIONS is longer than 8191 bytes; the option cut there and any after it are ignored\n";
+      write_report_text(kMsg, sizeof kMsg - 1);
+      if (last != nullptr)
+        *last = '\0';
+      else
+        text[0] = '\0';
+    }
     parse_options(text, visit_option, &g_opts);
     if (g_opts.on_error_report) set_on_error(OnError::kReport);
     Kernel* k = boot_with(g_opts);

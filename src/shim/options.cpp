@@ -66,8 +66,10 @@ bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
     }
     case OptionKey::kStats:
       if (!parse_switch(o.value, o.value_len, &opts->stats)) {
-        // stats=PATH
-        std::size_t n = o.value_len < sizeof opts->stats_path - 1 ? o.value_len : sizeof opts->stats_path - 1;
+        // stats=PATH; one too long for the buffer is refused (a bad value, reported), never
+        // cut to a path the user did not name
+        if (o.value_len >= sizeof opts->stats_path) return false;
+        std::size_t n = o.value_len;
         std::memcpy(opts->stats_path, o.value, n);
         opts->stats_path[n] = '\0';
         opts->stats = n != 0;

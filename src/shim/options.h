@@ -30,7 +30,7 @@ struct Options {
   std::uint64_t gc_delay_ns = kDefaultGcDelayNs;    // protect/protector_mode.h
   std::uint64_t purge_delay_ns = 1'000'000'000ull;  // purge.cpp; 0: never purge on a timer
   bool stats = false;
-  char stats_path[256] = {};  // stats=PATH: write the exit stats there instead of stderr
+  char stats_path[4096] = {};  // stats=PATH: write the exit stats there instead of stderr (PATH_MAX)
   bool on_error_report = false;
   bool thread_cache = true;
   bool gc_snapshot = true;    // reclaim-unreachable: mark in a forked copy (roots.cpp)

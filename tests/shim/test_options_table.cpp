@@ -184,6 +184,19 @@ TEST(OptionsTable, ValuesLandInTheirFields) {
   EXPECT_EQ(o.purge_delay_ns, 0u);  // as the off above left it: a bad value changes nothing
 }
 
+// A stats path longer than the field is refused, not cut to a path the user never named
+// (before stop 48 a 300-character path wrote a file named by its first 255).
+TEST(OptionsTable, AStatsPathTooLongIsABadValueNotACutPath) {
+  Options o;
+  std::string path = "/tmp/" + std::string(sizeof o.stats_path, 'd') + "/x.stats";
+  EXPECT_EQ(apply_option(&o, view("stats", path.c_str())), OptionApply::kBadValue);
+  EXPECT_FALSE(o.stats);
+  EXPECT_STREQ(o.stats_path, "");
+  std::string longest = "/" + std::string(sizeof o.stats_path - 2, 'e');
+  EXPECT_EQ(apply_option(&o, view("stats", longest.c_str())), OptionApply::kApplied);
+  EXPECT_EQ(std::string(o.stats_path), longest);
+}
+
 // KMM_OPTIONS reads sizes and durations with the scenario language's parser (base/units.h):
 // what a scenario's boot line takes, KMM_OPTIONS takes too. gc_delay=1min was warned about
 // ("bad value") and ignored before; now it sets the delay, with no warning.
