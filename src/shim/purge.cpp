@@ -37,13 +37,14 @@ constexpr std::uint64_t kPurgeRoundPages = 2048;  // 8 MiB a round
 std::uint32_t g_last_round_ms = 0;  // atomic: the clock at the last round (0: none yet)
 std::uint64_t g_purged_pages = 0;   // atomic: pages given back since start (statistics)
 
+}  // namespace
+
 std::uint32_t coarse_ms() {
   struct timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   auto ms = static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000u;
   return static_cast<std::uint32_t>(ms) | 1u;  // never 0, the "no round yet" mark
 }
-}  // namespace
 
 void purge_boot(Kernel* k) {
   std::uint32_t now = coarse_ms();

@@ -102,6 +102,7 @@ bool set_block_owner(const void* p, owner_t owner);
 // was given back), and the pages given back since start.
 void purge_boot(Kernel* k);      // starts the zone's clock: the first round waits one delay
 void purge_tick_now(Kernel* k);  // the slow part at once (a huge free)
+std::uint32_t coarse_ms();       // the purge's clock: CLOCK_MONOTONIC_COARSE in ms, never 0
 // The same for free's fast path, which keeps no kernel pointer for it (booted: g_kernel).
 __attribute__((noinline)) void purge_tick_fast_free();
 extern __thread int t_purge_countdown __attribute__((tls_model("initial-exec")));
