@@ -355,6 +355,23 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
   return huge_alloc(size, align, owner);
 }
 
+namespace {
+// A pointer inside a huge block's mapping, or one kmm keeps cached, that no live block starts
+// at: reported (at a cached mapping's start, as a double free) and true. Never glibc's,
+// whatever its bytes say (foreign.cpp).
+bool reported_as_huge_leftover(void* p, const char* action) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (!huge_overlaps(a, a + 1)) return false;
+  if (huge_cache_starts_at(a))
+    report({ErrorKind::kDoubleFree, action, p, nullptr, 0,
+            "a huge block freed before: its mapping waits in kmm's cache for reuse"});
+  else
+    report({ErrorKind::kInvalidFree, action, p, nullptr, 0,
+            "inside a huge block (or a freed one kmm keeps), not the start of a live block"});
+  return true;
+}
+}  // namespace
+
 void release_general(void* p, const char* action) {
   if (p == nullptr) return;
   Kernel* k = g_kernel;
@@ -368,16 +385,7 @@ void release_general(void* p, const char* action) {
     return;
   }
   if (in_bootstrap(p)) return;
-  auto a = reinterpret_cast<std::uintptr_t>(p);
-  if (huge_overlaps(a, a + 1)) {  // never glibc's, whatever its bytes say (foreign.cpp)
-    if (huge_cache_starts_at(a))
-      report({ErrorKind::kDoubleFree, action, p, nullptr, 0,
-              "a huge block freed before: its mapping waits in kmm's cache for reuse"});
-    else
-      report({ErrorKind::kInvalidFree, action, p, nullptr, 0,
-              "inside a huge block (or a freed one kmm keeps), not the start of a live block"});
-    return;
-  }
+  if (reported_as_huge_leftover(p, action)) return;
   if (glibc_free(p)) return;  // glibc's malloc made it (foreign.cpp)
   report({ErrorKind::kForeignPointer, action, p, nullptr, 0,
           "not allocated by kmm (before the preload took over, or a bad pointer)"});
@@ -422,13 +430,17 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     if (size <= have && !shrink_far) return p;
   } else if (std::size_t hs = huge_size(p)) {
     if (size > kMaxBuddyBytes) {
-      if (void* q = huge_resize(p, size, action)) return q;  // mremap; over-aligned blocks copy below
+      // mremap; an over-aligned block may move to where it has malloc's alignment only, as
+      // glibc's realloc does (C and POSIX promise no more)
+      if (void* q = huge_resize(p, size, action)) return q;
     }
     have = hs;
     keep = huge_owner(p);
   } else if (in_bootstrap(p)) {
     have = static_cast<std::size_t>(g_arena + sizeof g_arena - static_cast<char*>(p));
     keep = owner;
+  } else if (reported_as_huge_leftover(p, action)) {
+    return nullptr;  // a freed huge block's realloc: a double free, as free says
   } else if (std::size_t gs = glibc_usable_size(p)) {
     // glibc's block, as free takes it: copied into one of kmm's, then given back to glibc
     // (release -> glibc_free).

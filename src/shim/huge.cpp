@@ -42,7 +42,7 @@ namespace {
 
 struct Entry {
   std::uintptr_t key;        // user pointer; 0 = empty
-  std::uintptr_t map_start;  // mapping start (may precede key when over-aligned)
+  std::uintptr_t map_start;  // mapping start: key (an over-aligned block's mapping is trimmed to it)
   std::size_t map_bytes;
   std::size_t usable;  // bytes from key to the end of the mapping (guarded: the size asked for)
   owner_t owner;
@@ -239,7 +239,7 @@ bool huge_free(void* p, const char* action) {
   // munmap takes a range of mixed protections: only the check needs the guard disarmed.
   if (gone.guarded) disarm_guard(gone, action);
   // Cached only while the purge delay can give it back (purge_delay=off: unmapped at once).
-  if (!gone.guarded && gone.map_start == gone.key && g_opts.purge_delay_ns != 0)
+  if (!gone.guarded && g_opts.purge_delay_ns != 0)
     huge_cache_put(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
   else
     ::munmap(reinterpret_cast<void*>(gone.map_start), gone.map_bytes);
@@ -290,10 +290,6 @@ void* huge_resize(void* p, std::size_t size, const char* action) {
   LockGuard g(g_lock);
   Entry* e = find_locked(reinterpret_cast<std::uintptr_t>(p));
   if (e == nullptr) return nullptr;
-  if (e->map_start != e->key) {
-    // Over-aligned: keep the alignment by copying into a fresh block (rare).
-    return nullptr;
-  }
   std::size_t bytes = block + (e->guarded ? kPageSize : 0);
   if (bytes < block) return nullptr;
   if (fault_should_fail(FaultPoint::kPlatform, bytes, "mremap")) return nullptr;

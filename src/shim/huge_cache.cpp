@@ -14,7 +14,8 @@
 // At most kEntries mappings and kMaxBytes bytes wait; a put beyond either evicts the oldest.
 // Memory must still go back to the OS when the program stops asking: entries older than the
 // purge delay are unmapped by the purge tick (purge.cpp), and malloc_trim unmaps them all.
-// Guarded and over-aligned blocks never come here (huge.cpp unmaps them as before).
+// Guarded blocks never come here (huge.cpp unmaps them at once); an over-aligned block's
+// mapping is trimmed to the block at allocation, so it comes here as any other.
 //
 // Depends on: shim.h, base/spinlock.h, POSIX mmap/munmap/mremap. Locking: one spinlock, a
 // leaf: never held while huge.cpp's table lock is taken (huge_lock takes both for fork, the

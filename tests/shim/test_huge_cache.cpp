@@ -202,4 +202,15 @@ TEST(HugeCacheDeathTest, DoubleFreeOfACachedBlockIsReported) {
       "double free in free: .*a huge block freed before");
 }
 
+// realloc of a freed huge block says what free says (before stop 48: "not allocated by kmm").
+TEST(HugeCacheDeathTest, ReallocOfACachedBlockIsADoubleFree) {
+  EXPECT_DEATH(
+      {
+        void* volatile alias = keep(std::malloc(opaque(8 * kMiB)));
+        std::free(alias);
+        keep(std::realloc(alias, opaque(9 * kMiB)));
+      },
+      "double free in realloc: .*a huge block freed before");
+}
+
 }  // namespace
