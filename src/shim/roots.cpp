@@ -37,7 +37,7 @@
 //   start_world  releases the parked threads (a futex on the stop epoch).
 //   mark_in_snapshot (gc_snapshot=on, the default) shortens the stop to the making of a copy:
 //                with every other thread parked, the process is forked (a raw clone: no
-//                atfork handler, no exit signal, the fd table shared), the world restarts at
+//                atfork handler, no exit signal, its own fd table closed), the world restarts at
 //                once, and the copy — memory frozen at the stop, the parked threads' stacks
 //                and registers in it — scans the roots and marks into a shared bitmap, then
 //                exits. The copy is trusted only when it holds every mapping the process had
@@ -425,7 +425,7 @@ const MapRange* scratch_map_containing(unsigned n, std::uintptr_t a) {
 // True when the copy holds every scannable mapping the process had at the stop (parent_maps),
 // with its contents: MADV_DONTFORK leaves a mapping out of a fork, MADV_WIPEONFORK leaves it
 // empty (its VmFlags in smaps say "wf"); a root there would be missed, so such a copy is not
-// trusted. Runs in the copy: one thread, nothing shared but the fd table and the results.
+// trusted. Runs in the copy: one thread, nothing shared but the results.
 bool copy_complete(unsigned parent_n) {
   unsigned n = 0;
   if (!read_maps(&n) || !maps_cover(g_s->parent_maps, parent_n, g_s->maps, n)) return false;
@@ -445,6 +445,15 @@ bool seccomp_filtered() {
   // The copy must not outlive the process, nor run the program's signal handlers: every
   // signal stays blocked (the mask the clone inherited), and the process's death kills it.
   syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Its table of descriptors is a copy of the program's: closed whole at once, so that it
+  // holds none of the program's files (the pipe of read_self is made again if needed).
+  if (syscall(SYS_close_range, 0u, ~0u, 0u) != 0) {
+    struct rlimit rl {};
+    syscall(SYS_getrlimit, RLIMIT_NOFILE, &rl);
+    rlim_t top = rl.rlim_cur < 65536 ? rl.rlim_cur : 65536;
+    for (rlim_t fd = 0; fd < top; ++fd) syscall(SYS_close, static_cast<int>(fd));
+  }
+  g_pipe[0] = g_pipe[1] = -1;
   int code = 3;
   if (static_cast<pid_t>(syscall(SYS_getppid)) == parent) code = !copy_complete(parent_n) ? 2 : mark(c) ? 0 : 1;
   syscall(SYS_exit_group, code);
@@ -613,8 +622,12 @@ class ProcessRoots final : public RootProvider {
   // other thread parked, so its memory is the instant of the stop. It is made by a raw clone
   // (no atfork handler runs: the program's could wait on a lock a parked thread holds), with
   // no exit signal (the program's wait(-1) and SIGCHLD handler never see it: a "clone child",
-  // reaped here with __WALL), sharing the fd table (CLONE_FILES: it holds no extra reference
-  // to the program's files, so a pipe the program closes sees its EOF, a socket its close).
+  // reaped here with __WALL), with a table of descriptors of its own that it closes whole
+  // first (snapshot_child): it holds no reference to the program's files beyond that moment
+  // (a pipe the program closes sees its EOF, a socket its close), and the program's threads,
+  // which run on, cannot dup2 onto a descriptor the copy reads /proc through. Until stop 48 it
+  // shared the program's table (CLONE_FILES), where a dup2 onto the number of its maps file
+  // would have fed it the program's file as the maps, and its close closed the program's.
   void* map_shared(std::size_t bytes) override {
     if (!usable || !g_opts.gc_snapshot || !snapshot_ok_) return nullptr;
     if (seccomp_filtered()) {
@@ -652,7 +665,7 @@ class ProcessRoots final : public RootProvider {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t parent = getpid();
-    long pid = syscall(SYS_clone, CLONE_FILES, nullptr, nullptr, nullptr, nullptr);
+    long pid = syscall(SYS_clone, 0, nullptr, nullptr, nullptr, nullptr);
     if (pid == 0) {
       part_ = RootsPart::kPrivate;
       snapshot_child(mark, c, parent, parent_n);
