@@ -257,6 +257,26 @@ void Kernel::unlock_all() {
   collector_.fork_lock().unlock();
 }
 
+std::size_t Kernel::release_zero_pages() {
+  if (platform_ == nullptr) return 0;
+  auto first = round_up(reinterpret_cast<std::uintptr_t>(this), kPageSize);
+  auto end = (reinterpret_cast<std::uintptr_t>(this) + sizeof(Kernel)) & ~std::uintptr_t{kPageSize - 1};
+  std::size_t released = 0;
+  for (std::uintptr_t page = first; page < end; page += kPageSize) {
+    const auto* word = reinterpret_cast<const unsigned char*>(page);
+    bool zero = true;
+    for (std::size_t i = 0; i < kPageSize && zero; i += sizeof(std::uint64_t)) {
+      std::uint64_t w;
+      std::memcpy(&w, word + i, sizeof w);
+      zero = w == 0;
+    }
+    if (!zero) continue;
+    if (!platform_->purge(reinterpret_cast<void*>(page), kPageSize)) break;  // cannot: none will
+    ++released;
+  }
+  return released;
+}
+
 std::uint64_t Kernel::purge_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages) {
   if (pages_ != &zone_ || platform_ == nullptr) return 0;
   auto sink = [](void* pal, void* addr, std::size_t bytes) { return static_cast<Platform*>(pal)->purge(addr, bytes); };

@@ -236,6 +236,14 @@ class Kernel {
   // range allocator, on a platform that cannot (a file, a static buffer), or while another
   // call is running. The machine's figures do not change: the frames stay free in the model.
   std::uint64_t purge_free(unsigned min_order, std::uint32_t min_age_ms, std::uint64_t max_pages);
+  // The whole pages of this object that hold only zeros go back to the host through the
+  // platform's purge (they read as zero when next touched); returns how many. The object is
+  // 19 pages, most of them tables a program rarely fills (96 cache slots, 253 modules, 4096
+  // threads' remote hints, the collector's tallies), all written by the constructor: the
+  // preload calls this once it has made its caches, and about half go back. 0 on a platform
+  // that cannot purge (a file, a static buffer). Call it before other threads can see the
+  // machine: a page is read, then purged.
+  std::size_t release_zero_pages();
 
   // --- persistent RAM (booted, attached and rebuilt by src/persist) ---
   bool persistent() const { return backing_ != nullptr; }

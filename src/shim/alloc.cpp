@@ -252,6 +252,10 @@ Kernel* boot_kernel() {
       return nullptr;
     }
     build_classes(k);
+    // About half of the Kernel object's pages (tables most programs never fill) were written
+    // only with the constructor's zeros: back to the OS (10 of 19 pages: 40 KB of every
+    // process's RSS). Here, before g_kernel is published: nothing else reads them yet.
+    k->release_zero_pages();
     purge_boot(k);
     // Huge blocks are the collector's too: reclaimed with an unloaded plug-in's other blocks.
     k->collector().add_space(huge_space());

@@ -2,6 +2,8 @@
 // ownership through OwnerScope and explicit owners, cross_free allow/report/refuse, bad frees
 // (reported, and death tests under the default abort policy), usage(), vmalloc, alloc_pages,
 // kva round trips, and check_invariants after a seeded random operation sequence.
+#include <sys/mman.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -107,6 +109,62 @@ TEST(KernelBoot, OverStaticPlatformBuffer) {
     BootConfig big = test::small_config(kBuf * 2);
     big.platform = &plat;
     EXPECT_NE(boot_error(big).find("could not reserve"), std::string::npos) << boot_error(big);
+  }
+  std::free(buf);
+}
+
+// release_zero_pages (the preload calls it once booted): the object's pages that hold only
+// zeros go back to the host and read as zero after; the machine works on, writing into them
+// again (the module table, the caches' slots); on a static buffer nothing can go back.
+TEST(KernelBoot, ZeroPagesOfTheKernelObjectGoBackAndReadAsZero) {
+  KernelPtr k = boot_kernel(test::small_config(std::uint64_t{16} << 20));  // the mmap platform
+  ASSERT_TRUE(k);
+  auto first = round_up(reinterpret_cast<std::uintptr_t>(k.get()), kPageSize);
+  auto end = (reinterpret_cast<std::uintptr_t>(k.get()) + sizeof(Kernel)) & ~std::uintptr_t{kPageSize - 1};
+  std::size_t pages = (end - first) / kPageSize;
+  std::vector<unsigned char> vec(pages);
+  auto resident = [&] {
+    EXPECT_EQ(mincore(reinterpret_cast<void*>(first), end - first, vec.data()), 0);
+    std::size_t n = 0;
+    for (unsigned char v : vec) n += v & 1;
+    return n;
+  };
+  std::size_t before = resident();
+  std::size_t released = k->release_zero_pages();
+  EXPECT_GE(released, pages / 4) << "of " << pages << " pages, most of them tables still empty";
+  EXPECT_LE(resident() + released, before);
+  // The machine works on: many modules and caches written where pages went back.
+  for (int i = 0; i < 200; ++i) {
+    std::string name = "zmod" + std::to_string(i);
+    ASSERT_EQ(k->insmod(name.c_str()), ModuleError::kOk) << name;
+  }
+  std::vector<KmemCache*> caches;
+  for (int i = 0; i < 40; ++i) {
+    std::string name = "zcache" + std::to_string(i);
+    KmemCache* c = k->kmem_cache_create(name.c_str(), 64 + 16 * static_cast<std::size_t>(i), 16, 0);
+    ASSERT_NE(c, nullptr);
+    void* p = k->kmem_cache_alloc(c);
+    ASSERT_NE(p, nullptr);
+    k->kmem_cache_free(c, p);
+    caches.push_back(c);
+  }
+  void* p = k->kmalloc(100000);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(k->kfree(p));
+  EXPECT_TRUE(invariants(*k));
+  for (KmemCache* c : caches) k->kmem_cache_destroy(c);
+  EXPECT_TRUE(invariants(*k));
+
+  constexpr std::size_t kBuf = std::size_t{8} << 20;
+  void* buf = std::aligned_alloc(kPageSize, kBuf);
+  ASSERT_NE(buf, nullptr);
+  {
+    StaticPlatform plat(buf, kBuf);
+    BootConfig cfg = test::small_config(kBuf);
+    cfg.platform = &plat;
+    KernelPtr s = boot_kernel(cfg);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->release_zero_pages(), 0u) << "a static buffer cannot give pages back";
   }
   std::free(buf);
 }
