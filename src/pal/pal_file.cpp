@@ -44,6 +44,23 @@ bool superblock_valid(const Superblock& sb) {
 
 namespace {
 
+// The directory that holds path, fsynced: a file just created is in it after a power loss.
+void sync_directory(const char* path) {
+  char dir[4096];
+  std::snprintf(dir, sizeof dir, "%s", path);
+  char* slash = std::strrchr(dir, '/');
+  if (slash == nullptr)
+    std::snprintf(dir, sizeof dir, ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
 // kmm's "formatting" superblock: a file that holds it is kmm's own, unfinished, and may be
 // formatted again. map_addr is 0 until reserve() has placed the mapping.
 Superblock formatting_superblock(std::uint64_t ram_bytes, std::uint64_t map_addr) {
@@ -102,11 +119,21 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
   valid_slots_ = 0;
   current_slot_ = 0;
   std::memset(&sb_, 0, sizeof sb_);
-  fd_ = ::open(path, read_only ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // A heap is its creator's alone: made 0600 (it holds the program's data, and host addresses),
+  // never through a symbolic link (a link planted to a file of the user's would be formatted
+  // over it), and an existing one is taken only when this user owns it and no one else may
+  // write it (another user's writes would reach a live heap's metadata).
+  fd_ = read_only ? -1 : ::open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ >= 0) {
+    sync_directory(path);  // the new entry survives a power loss with the heap's first flush
+  } else if (read_only || errno == EEXIST) {
+    fd_ = ::open(path, (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC);
+  }
   if (fd_ < 0) {
-    fail(std::strerror(errno));
+    fail(errno == ELOOP ? "a symbolic link (a heap file is never opened through one)" : std::strerror(errno));
     return FileOpenResult::kError;
   }
+  owner_pid_ = ::getpid();
   if (::flock(fd_, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     fail(errno == EWOULDBLOCK ? "attached by another live process (the file is locked)" : std::strerror(errno));
     return FileOpenResult::kError;
@@ -114,6 +141,14 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
   struct stat st;
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     fail("not a regular file");
+    return FileOpenResult::kError;
+  }
+  if (!read_only && st.st_uid != ::geteuid()) {
+    fail("owned by another user (a heap file is attached only by its owner)");
+    return FileOpenResult::kError;
+  }
+  if (!read_only && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    fail("writable by other users (chmod go-w it: their writes would reach the heap's metadata)");
     return FileOpenResult::kError;
   }
   file_bytes_ = static_cast<std::uint64_t>(st.st_size);
@@ -204,6 +239,18 @@ FileOpenResult FilePlatform::start_format(std::uint64_t ram_bytes) {
   }
   if (::ftruncate(fd_, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_)) != 0) {
     fail(std::strerror(errno));
+    return FileOpenResult::kError;
+  }
+  // The file system's blocks for the whole heap now: a sparse file on a full disk gave the
+  // first store to a page it had no block for a SIGBUS, which killed the program with no
+  // message (a full tmpfs: "Bus error", stdout lost). Refused here instead, the file left
+  // "formatting" (taken again by the next open).
+  int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(kHeapHeaderBytes + ram_bytes_));
+  if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+    char what[160];
+    std::snprintf(what, sizeof what, "the file system has no room for the heap's %llu bytes (%s)",
+                  static_cast<unsigned long long>(kHeapHeaderBytes + ram_bytes_), std::strerror(err));
+    fail(what);
     return FileOpenResult::kError;
   }
   file_bytes_ = kHeapHeaderBytes + ram_bytes_;
@@ -311,8 +358,13 @@ bool FilePlatform::flush() {
 
 void FilePlatform::close(bool clean) {
   if (fd_ < 0) return;
+  // A fork's child shares the parent's open file and its lock (a flock belongs to the open file,
+  // not the process): its close must neither mark the heap clean nor drop the lock, which the
+  // parent, still attached, holds. Before stop 48 it did both, and another process attached the
+  // live heap and handed the parent's blocks out again.
+  bool attacher = ::getpid() == owner_pid_;
   if (header_ != nullptr) {
-    if (!read_only_ && clean && sb_.state == static_cast<std::uint32_t>(HeapState::kReady)) {
+    if (attacher && !read_only_ && clean && sb_.state == static_cast<std::uint32_t>(HeapState::kReady)) {
       flush();
       Superblock sb = sb_;
       sb.clean = 1;
@@ -322,7 +374,7 @@ void FilePlatform::close(bool clean) {
   }
   header_ = ram_ = nullptr;
   handed_out_ = false;
-  ::flock(fd_, LOCK_UN);
+  if (attacher) ::flock(fd_, LOCK_UN);
   ::close(fd_);
   fd_ = -1;
 }

@@ -126,6 +126,7 @@ class FilePlatform final : public Platform {
   FileOpenResult start_format(std::uint64_t ram_bytes);
   FileOpenResult check_and_map();
   int fd_ = -1;
+  int owner_pid_ = 0;  // the process that opened it (a fork's child does not own the lock)
   bool read_only_ = false;
   bool handed_out_ = false;
   char* header_ = nullptr;  // mapping start (header page), ram_ = header_ + 4096

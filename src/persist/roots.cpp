@@ -8,13 +8,21 @@
 //
 // Depends on: kernel/kernel.h, persist/attach.h. Never allocates. Invariant: an entry is in
 // use exactly when its name's first byte is non-zero, and that byte is written last (a crash
-// leaves a whole entry or none).
+// leaves a whole entry or none). Calls are serialized by one lock of the process (not of the
+// heap file: a lock stored there would be held for ever by a process that died holding it):
+// two threads setting roots at once picked the same free entry, and a name was read while
+// another thread wrote it (79 roots lost or wrong in 2,000 boots before stop 48).
 #include <cstring>
 
+#include "base/spinlock.h"
 #include "base/text.h"
 #include "persist/attach.h"
 
 namespace kmm {
+
+namespace {
+SpinLock g_roots_lock;
+}  // namespace
 
 void KernelImage::register_roots(Kernel& k) {
   k.collector_.add_root(k.roots_, sizeof k.roots_);
@@ -23,6 +31,7 @@ void KernelImage::register_roots(Kernel& k) {
 bool Kernel::root_set(const char* name, const void* p) {
   std::size_t len = str_len(name);
   if (len == 0 || len >= kPersistRootNameLen) return false;
+  LockGuard g(g_roots_lock);
   PersistRoot* free_entry = nullptr;
   for (auto& r : roots_) {
     if (r.name[0] != 0 && str_eq(r.name, name)) {
@@ -44,6 +53,7 @@ bool Kernel::root_set(const char* name, const void* p) {
 }
 
 void* Kernel::root_get(const char* name) const {
+  LockGuard g(g_roots_lock);
   for (const auto& r : roots_)
     if (r.name[0] != 0 && str_eq(r.name, name)) return reinterpret_cast<void*>(r.value);
   return nullptr;

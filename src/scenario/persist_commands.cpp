@@ -6,7 +6,10 @@
 // and the run goes on; a wrong line is a script error.
 #include "scenario/persist_commands.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -25,16 +28,27 @@ const char* persist_intern_path(const std::string& path) {
 }
 
 bool persist_discard(const char* path, std::string* error) {
-  FILE* f = std::fopen(path, "rb");
-  if (f == nullptr) return true;  // nothing there
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // nothing there
   unsigned char hdr[sizeof(Superblock)] = {};
-  std::size_t n = std::fread(hdr, 1, sizeof hdr, f);
-  std::fclose(f);
-  if (n != 0 && (n < sizeof kHeapMagic || std::memcmp(hdr, kHeapMagic, sizeof kHeapMagic) != 0)) {
+  ssize_t n = ::pread(fd, hdr, sizeof hdr, 0);
+  if (n != 0 && (n < static_cast<ssize_t>(sizeof kHeapMagic) || std::memcmp(hdr, kHeapMagic, sizeof kHeapMagic) != 0)) {
+    ::close(fd);
     *error = fmt::format("format=yes: {} is not a kmm heap; not removing it", path);
     return false;
   }
-  if (std::remove(path) != 0) {
+  // A heap another process has attached holds its lock (pal_file.cpp): removing it would leave
+  // that process writing into a deleted file, everything lost at its exit (before stop 48 it
+  // was removed all the same).
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    *error =
+        fmt::format("format=yes: {} is attached by another live process (the file is locked); not removing it", path);
+    return false;
+  }
+  bool removed = std::remove(path) == 0;
+  ::close(fd);  // the lock held until the name is gone
+  if (!removed) {
     *error = fmt::format("format=yes: cannot remove {}", path);
     return false;
   }

@@ -8,10 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "../kernel/kernel_fixture.h"
 #include "persist/heap_file.h"
@@ -81,6 +84,35 @@ TEST(PersistBoot, AttachInANewProcess) {
   std::remove(path.c_str());
   ASSERT_TRUE(WIFEXITED(status)) << "the attaching process died (signal " << WTERMSIG(status) << ")";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the attaching process failed its checks";
+}
+
+// Named roots set from two threads at once: every one is there, with its own value. Before
+// stop 48 root_set took no lock: two callers picked the same free entry, and a name was read
+// while another was written (79 roots lost or wrong in 2,000 rounds).
+TEST(PersistRoots, TwoThreadsSettingRootsAtOnceLoseNone) {
+  for (int round = 0; round < 2000; ++round) {
+    test::KernelPtr k = test::boot_kernel(test::small_config());
+    ASSERT_TRUE(k);
+    std::atomic<int> ready{0};
+    auto set_many = [&k, &ready](int t) {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }  // both at once
+      for (int i = 0; i < 16; ++i) {
+        std::string name = "t" + std::to_string(t) + "-root" + std::to_string(i);
+        EXPECT_TRUE(k->root_set(name.c_str(), reinterpret_cast<void*>(std::uintptr_t{0x1000} * (t * 100 + i + 1))));
+      }
+    };
+    std::thread a(set_many, 1), b(set_many, 2);
+    a.join();
+    b.join();
+    for (int t = 1; t <= 2; ++t)
+      for (int i = 0; i < 16; ++i) {
+        std::string name = "t" + std::to_string(t) + "-root" + std::to_string(i);
+        ASSERT_EQ(k->root_get(name.c_str()), reinterpret_cast<void*>(std::uintptr_t{0x1000} * (t * 100 + i + 1)))
+            << "round " << round << ": " << name;
+      }
+  }
 }
 
 // The second process of AttachInANewProcess (skipped when run on its own).

@@ -210,6 +210,25 @@ TEST_F(HostileHeap, CacheWhoseSlabCannotHoldItsObjectsIsRefused) {
   expect_refused("a cache descriptor does not describe slabs create() could make");
 }
 
+// Thread-cache slots: create() hands out the slab allocator's count of them, one a cache. A
+// file whose count was lowered (one byte) attached and checked clean before stop 48, and the
+// next cache created took kmalloc-8's slot: its 1000-byte objects came out of kmalloc-8's
+// slabs. Now a cache whose slot lies at or beyond the count, or two caches sharing a slot, is
+// refused (a lowered count leaves the caches above it beyond it).
+TEST_F(HostileHeap, ThreadCacheSlotsHandedOutAgainAreRefused) {
+  std::vector<char> img = image_;
+  img[mine_at_ + offsetof(KmemCache, tc_slot)] = static_cast<char>(kMaxTcSlots - 1);
+  img[mine_at_ + offsetof(KmemCache, alloc_tc_slot)] = static_cast<char>(kMaxTcSlots - 1);
+  write_image(img);
+  expect_refused("thread-cache slot");
+  img = image_;
+  const auto* k8 = reinterpret_cast<const KmemCache*>(image_.data() + (k8_ - reinterpret_cast<std::uintptr_t>(base_)));
+  img[mine_at_ + offsetof(KmemCache, tc_slot)] = static_cast<char>(k8->tc_slot);
+  img[mine_at_ + offsetof(KmemCache, alloc_tc_slot)] = static_cast<char>(k8->tc_slot);
+  write_image(img);
+  expect_refused("thread-cache slot");
+}
+
 TEST_F(HostileHeap, BoolThatIsNotABoolIsRefused) {
   std::vector<char> img = image_;
   img[mine_at_ + offsetof(KmemCache, in_use)] = static_cast<char>(0xFF);

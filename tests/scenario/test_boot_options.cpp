@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -15,7 +17,9 @@
 #include <string>
 
 #include "kernel/boot_settings.h"
+#include "pal/pal_file.h"
 #include "protect/protector_mode.h"
+#include "scenario/persist_commands.h"
 #include "shim/options_table.h"
 
 namespace kmm::scenario {
@@ -257,4 +261,22 @@ TEST(BootOptions, ScenarioDocListsExactlyTheTable) {
 }
 
 }  // namespace
+// boot ... format=yes removes the heap file first (persist_discard): never one that another
+// live process has attached (its lock is held), which would go on writing into a deleted file
+// and lose everything at its exit (before stop 48 it was removed all the same).
+TEST(BootOptions, FormatYesLeavesAHeapAnotherProcessHasAttached) {
+  std::string path = "/tmp/kmm-format-yes-" + std::to_string(::getpid()) + ".heap";
+  ::unlink(path.c_str());
+  FilePlatform attached;  // another open file: to flock, another process
+  ASSERT_EQ(attached.open(path.c_str(), std::uint64_t{4} << 20), FileOpenResult::kFormat) << attached.error();
+  std::string error;
+  EXPECT_FALSE(persist_discard(path.c_str(), &error));
+  EXPECT_NE(error.find("attached by another live process"), std::string::npos) << error;
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "removed";
+  attached.close(false);
+  error.clear();
+  EXPECT_TRUE(persist_discard(path.c_str(), &error)) << error;
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "a heap no one holds is removed";
+}
+
 }  // namespace kmm::scenario
