@@ -160,6 +160,9 @@ const char* Kernel::init_parts() {
                 cfg.range_direction == RangeDirection::kSource ? 2 : 1);
     pages_ = &range_;
   } else {
+    // The preload's RAM (a fresh anonymous mapping, purged with MADV_DONTNEED): its free
+    // frames that were never touched or were purged read as zero (calloc skips their clear).
+    zone_.set_reported_reads_zero(phys_.fresh_zero());
     zone_.init(&phys_, phys_.first_free_pfn(), phys_.online_end_pfn(), cfg.min_free_kbytes);
     if (phys_.online_end_pfn() < phys_.end_pfn()) {
       zone_.set_grow([](void* arg, unsigned order,

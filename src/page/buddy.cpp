@@ -32,7 +32,7 @@ void BuddyZone::init(PhysMem* phys, pfn_t start, pfn_t end, std::uint64_t min_fr
       q->set_refcount(0);
       q->set_owner(kOwnerFree);
     }
-    free_locked(pfn, order);
+    free_locked(pfn, order, reported_zero_);  // fresh frames: not resident (set_reported_reads_zero)
     pfn += pfn_t{1} << order;
   }
   wmark_ = linux_watermarks(managed_pages_, min_free_kbytes);
@@ -216,7 +216,7 @@ void BuddyZone::add_frames(pfn_t new_end) {
     // (flags 0, refcount 0, kOwnerFree), as a free frame's are, and in the preload they lie
     // in a fresh mapping: storing the zeros again would fault in a page of mem_map for every
     // 128 frames the heap grows by, whether they are ever used or not.
-    free_locked(pfn, order);
+    free_locked(pfn, order, reported_zero_);  // fresh frames: not resident
     pfn += pfn_t{1} << order;
   }
 }
@@ -248,7 +248,7 @@ Page* BuddyZone::alloc_pages(unsigned order, gfp_t gfp) {
     return nullptr;
   }
   if (reported && grow_ != nullptr) grow_(grow_arg_, order, GrowStep::kReclaim);
-  if (gfp & __GFP_ZERO) std::memset(phys_->page_address(p), 0, kPageSize << order);
+  if ((gfp & __GFP_ZERO) && !(reported && reported_zero_)) std::memset(phys_->page_address(p), 0, kPageSize << order);
   return p;
 }
 
@@ -295,6 +295,7 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     }
   }
   if (p != nullptr && reported && grow_ != nullptr) grow_(grow_arg_, order, GrowStep::kReclaim);
+  if (p != nullptr && reported && reported_zero_) gfp &= ~__GFP_ZERO;  // fresh or purged: zero already
   return finish_exact_alloc(phys_, p, count, gfp, &failures_);
 }
 

@@ -58,6 +58,15 @@ class BuddyZone final : public PageAllocator {
   // online by phys.online_more(), which leaves their descriptors zero: only each new free
   // block's head is written.
   void add_frames(pfn_t new_end);
+  // Free frames known to read as zero: the zone's RAM is a fresh anonymous mapping whose purge
+  // zero-fills (the preload's machine: PhysMem::fresh_zero). Then the frames init and
+  // add_frames free are PG_reported from the start (never touched: not resident, taken after
+  // frames that are), and an allocation with __GFP_ZERO that takes a reported block skips its
+  // clear: calloc of a page run of fresh or purged frames faults in only what the program
+  // touches (glibc's calloc of fresh heap or mmap memory does the same). Off (every modelled
+  // machine), reported only means purged and every __GFP_ZERO clears. Set before init.
+  void set_reported_reads_zero(bool on) { reported_zero_ = on; }
+  bool reported_reads_zero() const { return reported_zero_; }
   // Called (without the zone lock) when an allocation of `order` finds nothing, first with
   // kReclaim: give back memory the machine holds resident (Kernel::grow: the empty slabs
   // caches keep), true when some came back; then, if the retry still finds nothing, with
@@ -185,6 +194,7 @@ class BuddyZone final : public PageAllocator {
   void* grow_arg_ = nullptr;
   std::uint32_t clock_ms_ = 0;                    // set_clock_ms; stamped on free blocks
   std::atomic<std::uint64_t> reported_pages_{0};  // free and reported now
+  bool reported_zero_ = false;                    // set_reported_reads_zero
   std::atomic<std::uint64_t> reported_total_{0};
   std::atomic<std::uint64_t> isolated_pages_{0};  // off the lists while report_free's sink runs
   SpinLock report_lock_;                          // one report_free at a time

@@ -44,6 +44,7 @@ class PhysMem {
   // frame, or kNoPfn when everything is online already. *got receives the count.
   pfn_t online_more(pfn_t pages, pfn_t* got);
   pfn_t online_end_pfn() const { return base_pfn_ + online_pages_; }
+  bool fresh_zero() const { return fresh_zero_; }  // init's: frames never written read as zero
 
   // Boot-time allocation (memblock): page-aligned, zeroed, marked PG_reserved; only before the
   // page allocator takes the free frames. Null when RAM is exhausted.

@@ -339,6 +339,9 @@ void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
   if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner, /*zero=*/true);  // cleared if reused
+  // A page run: kmalloc clears it, or not when its frames are fresh or purged (they read as
+  // zero: Kmalloc::kmalloc_large, BuddyZone::set_reported_reads_zero).
+  if (bytes > kMaxClassBytes) return k->kmalloc_layer().kmalloc(bytes, GFP_KERNEL | __GFP_ZERO, owner);
   void* p = ram_alloc(k, bytes, owner);
   if (p != nullptr) std::memset(p, 0, bytes);
   return p;

@@ -68,6 +68,7 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   // A block of the largest buddy size has no room for a guard frame: it goes unguarded.
   bool guarded = cfg_.guard_platform != nullptr && pages_for(size) < (std::uint64_t{1} << kMaxOrder);
   bool reused = false;  // a parked run: its guard frame is still protected
+  bool zeroed = false;  // the zone cleared it, or knew its frames read as zero (buddy.h)
   if (guarded) {
     npages = pages_for(size) + 1;
     head = take_guarded(npages);
@@ -81,7 +82,10 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
     npages = std::uint64_t{1} << order;
   } else {
     npages = pages_for(size);
-    head = zone->alloc_pages_exact(npages, gfp & ~__GFP_ZERO);
+    // __GFP_ZERO goes down: the zone skips the clear of frames it knows read as zero (fresh
+    // or purged: set_reported_reads_zero), so a calloc of 1 MiB no longer faults in 256 pages.
+    head = zone->alloc_pages_exact(npages, gfp);
+    zeroed = true;
   }
   if (head == nullptr) return nullptr;
   // Owner, size and tails before the head's flags (persistent RAM: a crash never leaves a
@@ -102,7 +106,7 @@ void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   }
   head->publish_flags(PG_large | PG_head | (guarded ? std::uint32_t{PG_guarded} : 0u));
   large_pages_.fetch_add(npages, std::memory_order_relaxed);
-  if (gfp & __GFP_ZERO) std::memset(p, 0, size);
+  if ((gfp & __GFP_ZERO) && !zeroed) std::memset(p, 0, size);
   return p;
 }
 

@@ -492,6 +492,45 @@ TEST(Buddy, AllocZeroes) {
   m.zone.free_pages(q, 2);
 }
 
+// set_reported_reads_zero (the preload's zone): fresh frames start reported (not resident,
+// reading as zero), and __GFP_ZERO skips the clear of a reported block: calloc of fresh or
+// purged frames touches none of them. The frames here are filled with 0xAA first, against the
+// contract, so that a skipped clear shows; a block freed after use is dirty and is cleared.
+TEST(Buddy, AZoneThatKnowsFreshFramesReadZeroSkipsTheirClear) {
+  Machine m(pages_only(2u << 20));
+  ASSERT_TRUE(m.ok());
+  Page* chunk = m.zone.alloc_pages(4);
+  ASSERT_NE(chunk, nullptr);
+  pfn_t start = m.phys.page_to_pfn(chunk);
+  std::memset(m.phys.page_address(chunk), 0xAA, 16 * kPageSize);
+  BuddyZone z;
+  z.set_reported_reads_zero(true);
+  z.init(&m.phys, start, start + 16, test::kWatermarksOff);
+  EXPECT_EQ(z.reported_pages(), 16u) << "fresh frames: not resident";
+  EXPECT_TRUE(zone_ok(z));
+  Page* p = z.alloc_pages(2, __GFP_ZERO);
+  ASSERT_NE(p, nullptr);
+  const auto* bytes = static_cast<const unsigned char*>(m.phys.page_address(p));
+  EXPECT_EQ(bytes[0], 0xAA) << "a reported block is not cleared again";
+  EXPECT_EQ(z.reported_pages(), 12u);
+  std::memset(m.phys.page_address(p), 0xFF, 4 * kPageSize);  // the caller used it
+  z.free_pages(p, 2);
+  EXPECT_TRUE(zone_ok(z));
+  Page* q = z.alloc_pages_exact(3, __GFP_ZERO);  // the dirty block comes first (the head)
+  ASSERT_EQ(q, p);
+  for (std::size_t i = 0; i < 3 * kPageSize; ++i) ASSERT_EQ(bytes[i], 0) << "a dirty block is cleared";
+  z.free_pages_exact(q, 3);
+  EXPECT_TRUE(zone_ok(z));
+
+  BuddyZone plain;  // a modelled machine's zone: reported means purged only, and every clear runs
+  std::memset(m.phys.page_address(chunk), 0xAA, 16 * kPageSize);
+  plain.init(&m.phys, start, start + 16, test::kWatermarksOff);
+  EXPECT_EQ(plain.reported_pages(), 0u);
+  Page* r = plain.alloc_pages(2, __GFP_ZERO);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(static_cast<const unsigned char*>(m.phys.page_address(r))[0], 0);
+}
+
 // A 16-frame zone on a bigger machine, for fragmentation states small enough to work by hand.
 class SmallZone : public ::testing::Test {
  protected:
