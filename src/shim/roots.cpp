@@ -267,18 +267,25 @@ bool signal_new_threads(pid_t self, pid_t pid, bool* added) {
   });
 }
 
-// The thread's signal mask (the SigBlk line of /proc/self/task/TID/status) holds the stop
-// signal. False when it cannot be read (the thread is gone: nothing to wait for).
-bool blocks_stop_signal(pid_t tid) {
+// /proc/self/task/TID/FILE's first cap - 1 bytes into buf, NUL-terminated; false when it
+// cannot be read (the thread is gone). System calls only.
+bool read_task_file(pid_t tid, const char* file, char* buf, std::size_t cap) {
   StackText<64> path;
-  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).str("/status");
+  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).str("/").str(file);
   int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path.data(), O_RDONLY | O_CLOEXEC));
   if (fd < 0) return false;
-  char buf[2048];
-  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+  long n = syscall(SYS_read, fd, buf, cap - 1);
   syscall(SYS_close, fd);
   if (n <= 0) return false;
   buf[n] = '\0';
+  return true;
+}
+
+// The thread's signal mask (the SigBlk line of /proc/self/task/TID/status) holds the stop
+// signal. False when it cannot be read (the thread is gone: nothing to wait for).
+bool blocks_stop_signal(pid_t tid) {
+  char buf[2048];
+  if (!read_task_file(tid, "status", buf, sizeof buf)) return false;
   const char* line = std::strstr(buf, "\nSigBlk:");
   if (line == nullptr) return false;
   std::uint64_t mask = 0;
@@ -314,18 +321,11 @@ pid_t thread_blocking_stop_signal(pid_t self) {
 // A thread that exited (or is a zombie: a main thread after pthread_exit) will never park.
 bool thread_gone(pid_t pid, pid_t tid) {
   if (syscall(SYS_tgkill, pid, tid, 0) != 0) return true;
-  StackText<64> path;
-  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).str("/stat");
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path.data(), O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return true;
   char buf[512];
-  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
+  if (!read_task_file(tid, "stat", buf, sizeof buf)) return true;
   const char* paren = nullptr;  // the state follows the last ')' (the name may hold one)
-  for (long i = 0; i < n; ++i)
-    if (buf[i] == ')') paren = buf + i;
+  for (const char* c = buf; *c != '\0'; ++c)
+    if (*c == ')') paren = c;
   return paren != nullptr && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
