@@ -90,21 +90,6 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
   q_pages_ = nullptr;
   q_cap_ = q_head_ = 0;
   q_count_ = q_bytes_ = 0;
-  // The thread-cache slots: create() hands out tc_slots_used_++, so every cache's slot lies
-  // below it and no two caches share one. A file whose count was lowered attached clean, and
-  // the next cache created took a slot in use: its 1000-byte objects came out of kmalloc-8's
-  // slabs (a crafted byte, stop 48's review).
-  if (tc_slots_used_ > kMaxTcSlots) return "the slab allocator's thread-cache slot count is out of range";
-  std::uint32_t slots_seen = 0;  // kMaxTcSlots bits
-  static_assert(kMaxTcSlots <= 32, "slots_seen is 32 bits");
-  for (unsigned i = 0; i < kMaxCaches; ++i) {
-    const KmemCache& c = caches_[i];
-    if (!c.in_use || c.tc_slot == 0xFF) continue;
-    if (c.tc_slot >= tc_slots_used_ || (slots_seen >> c.tc_slot & 1) != 0 ||
-        (c.alloc_tc_slot != c.tc_slot && c.alloc_tc_slot != 0xFF))
-      return "two caches share a thread-cache slot, or one lies beyond the slots handed out";
-    slots_seen |= std::uint32_t{1} << c.tc_slot;
-  }
   for (unsigned i = 0; i < kMaxCaches; ++i) {
     KmemCache& c = caches_[i];
     if (!stored_bools_ok({&c.in_use, &c.offslab_owners})) return "a cache descriptor holds a byte that is no bool";
@@ -126,6 +111,22 @@ const char* SlabAllocator::reattach(PhysMem* phys, PageAllocator* zone) {
     c.unfull_inuse = unfull_inuse_for(c.objects);  // derived, as the reciprocal is: not trusted from the file
     c.objects32 = c.objects;
     c.owner_colour_mask = owner_colour_mask_for(&c);  // derived, as in size_cache
+  }
+  // The thread-cache slots (after the loop above, which checked that every in_use is a bool):
+  // create() hands out tc_slots_used_++, so every cache's slot lies below it and no two caches
+  // share one. A file whose count was lowered attached clean, and the next cache created took
+  // a slot in use: its 1000-byte objects came out of kmalloc-8's slabs (a crafted byte, stop
+  // 48's review).
+  if (tc_slots_used_ > kMaxTcSlots) return "the slab allocator's thread-cache slot count is out of range";
+  std::uint32_t slots_seen = 0;  // kMaxTcSlots bits
+  static_assert(kMaxTcSlots <= 32, "slots_seen is 32 bits");
+  for (unsigned i = 0; i < kMaxCaches; ++i) {
+    const KmemCache& c = caches_[i];
+    if (!c.in_use || c.tc_slot == 0xFF) continue;
+    if (c.tc_slot >= tc_slots_used_ || (slots_seen >> c.tc_slot & 1) != 0 ||
+        (c.alloc_tc_slot != c.tc_slot && c.alloc_tc_slot != 0xFF))
+      return "two caches share a thread-cache slot, or one lies beyond the slots handed out";
+    slots_seen |= std::uint32_t{1} << c.tc_slot;
   }
   return nullptr;
 }
