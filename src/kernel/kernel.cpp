@@ -262,7 +262,7 @@ void Kernel::unlock_all() {
 
 std::size_t Kernel::release_zero_pages() {
   if (platform_ == nullptr) return 0;
-  auto first = round_up(reinterpret_cast<std::uintptr_t>(this), kPageSize);
+  auto first = static_cast<std::uintptr_t>(round_up(reinterpret_cast<std::uintptr_t>(this), kPageSize));
   auto end = (reinterpret_cast<std::uintptr_t>(this) + sizeof(Kernel)) & ~std::uintptr_t{kPageSize - 1};
   std::size_t released = 0;
   for (std::uintptr_t page = first; page < end; page += kPageSize) {

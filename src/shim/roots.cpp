@@ -449,7 +449,7 @@ bool seccomp_filtered() {
   // holds none of the program's files (the pipe of read_self is made again if needed).
   if (syscall(SYS_close_range, 0u, ~0u, 0u) != 0) {
     struct rlimit rl {};
-    syscall(SYS_getrlimit, RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);  // a plain system call in libc (armhf has no SYS_getrlimit)
     rlim_t top = rl.rlim_cur < 65536 ? rl.rlim_cur : 65536;
     for (rlim_t fd = 0; fd < top; ++fd) syscall(SYS_close, static_cast<int>(fd));
   }

@@ -120,7 +120,7 @@ TEST(KernelBoot, OverStaticPlatformBuffer) {
 TEST(KernelBoot, ZeroPagesOfTheKernelObjectGoBackAndReadAsZero) {
   KernelPtr k = boot_kernel(test::small_config(std::uint64_t{16} << 20));  // the mmap platform
   ASSERT_TRUE(k);
-  auto first = round_up(reinterpret_cast<std::uintptr_t>(k.get()), kPageSize);
+  auto first = static_cast<std::uintptr_t>(round_up(reinterpret_cast<std::uintptr_t>(k.get()), kPageSize));
   auto end = (reinterpret_cast<std::uintptr_t>(k.get()) + sizeof(Kernel)) & ~std::uintptr_t{kPageSize - 1};
   std::size_t pages = (end - first) / kPageSize;
   std::vector<unsigned char> vec(pages);
