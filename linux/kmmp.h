@@ -82,9 +82,7 @@ int kmmp_table_init(unsigned int bits);
 void kmmp_table_exit(void);
 void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 		struct kmem_cache *cache, size_t size, unsigned long call_site);
-void kmmp_untrack(const void *ptr);
-/* kmmp_remove_if's taker for every record (a free probe's). */
-#define KMMP_ANY_TAKER ((const struct kmmp_mod *)1)
+void kmmp_untrack(const void* ptr);
 int kmmp_take(const void *ptr, const struct kmmp_mod *taker);
 void kmmp_drop_cache(const struct kmem_cache *cache);
 long kmmp_records(void);

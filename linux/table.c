@@ -154,6 +154,9 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 	}
 }
 
+/* kmmp_remove_if's taker for every record (a free probe's). */
+#define KMMP_ANY_TAKER ((const struct kmmp_mod*)1)
+
 /*
  * Takes the record of @ptr out of the table; NULL when there is none. With @taker not
  * KMMP_ANY_TAKER, only a record of @taker's own or of a gone module is taken; another's is

@@ -319,10 +319,11 @@ void build_classes(Kernel* k) {
   }
 }
 
-inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner) {
-  if (__builtin_expect(size <= kMaxClassBytes, 1))
-    return k->slab().alloc(g_class[(size + 15) >> 4], GFP_KERNEL, owner, size);
-  return k->kmalloc_layer().kmalloc(size, GFP_KERNEL, owner);
+// gfp: GFP_KERNEL, or with __GFP_ZERO for calloc (a slab object is cleared; a page run is
+// not when its frames read as zero already: Kmalloc::kmalloc_large, buddy.h).
+inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner, gfp_t gfp = GFP_KERNEL) {
+  if (__builtin_expect(size <= kMaxClassBytes, 1)) return k->slab().alloc(g_class[(size + 15) >> 4], gfp, owner, size);
+  return k->kmalloc_layer().kmalloc(size, gfp, owner);
 }
 }  // namespace
 
@@ -339,12 +340,7 @@ void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
   if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner, /*zero=*/true);  // cleared if reused
-  // A page run: kmalloc clears it, or not when its frames are fresh or purged (they read as
-  // zero: Kmalloc::kmalloc_large, BuddyZone::set_reported_reads_zero).
-  if (bytes > kMaxClassBytes) return k->kmalloc_layer().kmalloc(bytes, GFP_KERNEL | __GFP_ZERO, owner);
-  void* p = ram_alloc(k, bytes, owner);
-  if (p != nullptr) std::memset(p, 0, bytes);
-  return p;
+  return ram_alloc(k, bytes, owner, GFP_KERNEL | __GFP_ZERO);
 }
 
 void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {

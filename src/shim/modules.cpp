@@ -49,10 +49,10 @@ std::uintptr_t g_plugin_hi = 0;
 
 namespace {
 
+// An object's entry: known by its executable range alone (dlclose unloads what is no longer
+// mapped, drop_unmapped_plugins), so neither its handle nor a count of dlopens is kept.
 struct Plugin {
   std::uintptr_t lo, hi;
-  void* handle;
-  unsigned refs;
   owner_t owner;
   char name[kModuleNameLen];
   char free_action[kModuleNameLen + 16];
@@ -300,10 +300,10 @@ const char* base_name(const char* path) {
   return b;
 }
 
-// Registers the object of link map lm as a plug-in (insmod) and returns its owner. handle is
-// dlopen's answer, or null for a registration made while dlopen runs the object's
-// constructors (preregister_caller): dlopen's return then completes that entry.
-owner_t register_map(struct link_map* lm, void* handle) {
+// Registers the object of link map lm as a plug-in (insmod) and returns its owner: at
+// dlopen's return, or while dlopen runs the object's constructors (preregister_caller), whose
+// entry dlopen's return then finds.
+owner_t register_map(struct link_map* lm) {
   if (lm == nullptr || lm->l_name == nullptr || *lm->l_name == '\0') return kOwnerFree;
   RangeQuery q{static_cast<std::uintptr_t>(lm->l_addr), lm->l_name, 0, 0, false};
   dl_iterate_phdr(find_object, &q);
@@ -314,13 +314,7 @@ owner_t register_map(struct link_map* lm, void* handle) {
   if (k == nullptr) return kOwnerFree;
   LockGuard g(g_mod_lock);
   for (unsigned i = 0; i < g_nr_plugins; ++i) {
-    if (g_plugins[i].lo == lo) {
-      if (handle != nullptr) {
-        if (g_plugins[i].handle == nullptr) g_plugins[i].handle = handle;  // preregistered
-        g_plugins[i].refs++;
-      }
-      return g_plugins[i].owner;
-    }
+    if (g_plugins[i].lo == lo) return g_plugins[i].owner;
   }
   if (g_nr_plugins == kMaxPlugins) return kOwnerFree;
   owner_t owner = kOwnerFree;
@@ -334,8 +328,6 @@ owner_t register_map(struct link_map* lm, void* handle) {
   Plugin& p = g_plugins[at];
   p.lo = lo;
   p.hi = hi;
-  p.handle = handle;
-  p.refs = handle != nullptr ? 1 : 0;
   p.owner = owner;
   str_copy(p.name, sizeof p.name, name);
   TextSink act(p.free_action, sizeof p.free_action);
@@ -349,7 +341,7 @@ owner_t register_map(struct link_map* lm, void* handle) {
 void register_plugin(void* handle) {
   struct link_map* lm = nullptr;
   if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == nullptr) return;
-  if (register_map(lm, handle) != kOwnerFree) start_collector();
+  if (register_map(lm) != kOwnerFree) start_collector();
 }
 
 // An allocation while this thread is in dlopen, from code outside every registered plug-in:
@@ -364,7 +356,7 @@ owner_t preregister_caller(std::uintptr_t ra) {
   // dladdr takes the loader's lock, which this thread holds (it is recursive).
   if (dladdr1(reinterpret_cast<void*>(ra), &info, reinterpret_cast<void**>(&lm), RTLD_DL_LINKMAP) != 0 &&
       lm != nullptr && lm->l_name != nullptr && str_eq(base_name(lm->l_name), t_dlopen_base)) {
-    o = register_map(lm, nullptr);
+    o = register_map(lm);
   }
   t_preregistering = false;
   return o;
