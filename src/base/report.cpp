@@ -84,7 +84,8 @@ void report(const ErrorReport& r) {
   bool refused_request =
       r.kind == ErrorKind::kSizeOverflow || r.kind == ErrorKind::kCacheNotEmpty || r.kind == ErrorKind::kBadArgument;
   if (refused_request) return;
-  if (r.kind == ErrorKind::kCorruption || g_on_error.load(std::memory_order_relaxed) == OnError::kAbort) {
+  if (r.kind == ErrorKind::kCorruption) fatal("stopping on the error above (heap corruption always stops the process)");
+  if (g_on_error.load(std::memory_order_relaxed) == OnError::kAbort) {
     fatal("stopping on the error above (set on_error=report to go on where safe)");
   }
 }

@@ -205,6 +205,15 @@ namespace {
 void build_classes(Kernel* k);  // below, with the allocation core
 }  // namespace
 
+namespace {
+constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
+// The largest block kmm's RAM serves; larger ones are mappings of their own (huge.cpp). With
+// guard_pages, a run needs a frame more than its pages for its guard, which the largest buddy
+// block has no room for: blocks within a page of 4 MiB go to a guarded mapping instead of an
+// unguarded run (set at boot, before g_kernel is published; read only after it is).
+std::size_t g_ram_max_bytes = kMaxBuddyBytes;
+}  // namespace
+
 bool in_bootstrap(const void* p) {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   auto b = reinterpret_cast<std::uintptr_t>(g_arena);
@@ -252,6 +261,15 @@ Kernel* boot_kernel() {
       return nullptr;
     }
     build_classes(k);
+    if (k->kmalloc_layer().config().guard_platform != nullptr) g_ram_max_bytes = kMaxBuddyBytes - kPageSize;
+    if (const std::uint64_t held = k->slab().config().hardening.quarantine_bytes;
+        held != g_opts.hardening.quarantine_bytes) {
+      // SlabAllocator::init: at most a quarter of ram waits in the quarantine.
+      StackText<192> line;
+      line.str("kmm: warning: quarantine=").u(g_opts.hardening.quarantine_bytes);
+      line.str(" is more than a quarter of ram; the quarantine holds at most ").u(held).str(" bytes").nl();
+      write_report_text(line.data(), line.size());
+    }
     // About half of the Kernel object's pages (tables most programs never fill) were written
     // only with the constructor's zeros: back to the OS (10 of 19 pages: 40 KB of every
     // process's RSS). Here, before g_kernel is published: nothing else reads them yet.
@@ -283,10 +301,6 @@ Kernel* boot_kernel() {
 
 // --- allocation core --------------------------------------------------------------------------
 
-namespace {
-constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
-}  // namespace
-
 // Size classes of malloc: Linux's kmalloc classes (16 .. 8k, pow2 plus 96 and 192) and, in
 // between, caches of the shim's own ("malloc-48" ...) so that the step between classes is at
 // most 1/4 of the size (16 bytes up to 128): kmalloc's coarse classes waste up to half of a
@@ -310,7 +324,9 @@ void build_classes(Kernel* k) {
     std::size_t n = idx == 0 ? 16 : idx * 16;
     KmemCache* best = k->kmalloc_layer().cache_for(n);
     for (unsigned i = 0; i < sizeof kExtraClasses / sizeof kExtraClasses[0]; ++i) {
-      if (extra[i] != nullptr && kExtraClasses[i] >= n && kExtraClasses[i] < best->size) best = extra[i];
+      // Object sizes, not strides: a red zone widens every slot, and malloc(128) belongs in
+      // kmalloc-128, not in malloc-160 because kmalloc-128's slots are 144 bytes apart.
+      if (extra[i] != nullptr && kExtraClasses[i] >= n && kExtraClasses[i] < best->object_size) best = extra[i];
     }
     g_class[idx] = best;
     // A cache threads own no slab of (no tc_slot left, a debug cache): the slot whose pop always
@@ -330,7 +346,7 @@ inline void* ram_alloc(Kernel* k, std::size_t size, owner_t owner, gfp_t gfp = G
 void* alloc_general(std::size_t size, owner_t owner) {
   Kernel* k = kernel();
   if (__builtin_expect(k == nullptr, 0)) return t_booting ? arena_alloc(size, 16) : nullptr;
-  if (size <= kMaxBuddyBytes) return ram_alloc(k, size, owner);
+  if (size <= g_ram_max_bytes) return ram_alloc(k, size, owner);
   return huge_alloc(size, 0, owner);
 }
 
@@ -339,7 +355,7 @@ void* alloc_zeroed(std::size_t n, std::size_t size, owner_t owner) {
   if (__builtin_mul_overflow(n, size, &bytes)) return nullptr;
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(bytes, 16) : nullptr;  // the arena is zero
-  if (bytes > kMaxBuddyBytes) return huge_alloc(bytes, 0, owner, /*zero=*/true);  // cleared if reused
+  if (bytes > g_ram_max_bytes) return huge_alloc(bytes, 0, owner, /*zero=*/true);  // cleared if reused
   return ram_alloc(k, bytes, owner, GFP_KERNEL | __GFP_ZERO);
 }
 
@@ -348,12 +364,17 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
   Kernel* k = kernel();
   if (k == nullptr) return t_booting ? arena_alloc(size, align) : nullptr;
   std::size_t need = size > align ? size : align;
-  if (need <= kMaxBuddyBytes) {
-    // Slots of a power-of-two class lie at multiples of their size in slabs aligned to their
-    // size; power-of-two page runs are buddy blocks aligned to their size.
-    std::size_t p2 = std::size_t{1} << (ilog2(need - 1) + 1);
+  // Slots of a power-of-two class lie at multiples of their size in slabs aligned to their
+  // size; power-of-two page runs are buddy blocks aligned to their size.
+  std::size_t p2 = need <= kMaxBuddyBytes ? std::size_t{1} << (ilog2(need - 1) + 1) : 0;
+  if (p2 != 0 && p2 <= g_ram_max_bytes) {
     if (p2 < 32) p2 = 32;
-    return k->kmalloc_layer().kmalloc(p2, GFP_KERNEL, owner);
+    Kmalloc& km = k->kmalloc_layer();
+    void* p = km.kmalloc(p2, GFP_KERNEL, owner);
+    // A block that keeps the size asked for (red zone, guarded run) keeps `size`, not the
+    // power of two: an overflow past what was asked for is caught.
+    if (p != nullptr && size != 0 && size < p2 && km.keeps_asked_sizes()) km.resize_asked(p, size, "memalign");
+    return p;
   }
   return huge_alloc(size, align, owner);
 }
@@ -427,12 +448,14 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
       return nullptr;
     }
     // Shrinking by less than half (or within the 16-byte minimum) stays in place; so does a
-    // guarded page run (guard_pages) resized within its frames, its slack following the size.
+    // block that keeps the size asked for (a debug cache's object, a guarded page run) resized
+    // within its slot or frames, its red zone or slack following the size.
     bool shrink_far = size < have / 2 && have > 16;
-    if (!shrink_far && k->kmalloc_layer().resize_guarded(p, size, action)) return p;
+    Kmalloc& km = k->kmalloc_layer();
+    if (!shrink_far && km.keeps_asked_sizes() && km.resize_asked(p, size, action)) return p;
     if (size <= have && !shrink_far) return p;
   } else if (std::size_t hs = huge_size(p)) {
-    if (size > kMaxBuddyBytes) {
+    if (size > g_ram_max_bytes) {
       // mremap; an over-aligned block may move to where it has malloc's alignment only, as
       // glibc's realloc does (C and POSIX promise no more)
       if (void* q = huge_resize(p, size, action)) return q;
@@ -462,9 +485,9 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   // a quarter more it took it 73 K times in 24 K strings to grow in place, with double 27 K,
   // and ran 7 % faster, its faults and peak RSS the same: frames of headroom that are never
   // written are never faulted in.)
-  if (in_ram && size > have && have > kKmallocMaxCacheSize && size < kMaxBuddyBytes) {
+  if (in_ram && size > have && have > kKmallocMaxCacheSize && size < g_ram_max_bytes) {
     std::size_t roomy = have * 2;
-    roomy = roomy < kMaxBuddyBytes ? roomy : kMaxBuddyBytes;
+    roomy = roomy < g_ram_max_bytes ? roomy : g_ram_max_bytes;
     if (k->kmalloc_layer().grow_large_in_place(p, size, GFP_KERNEL, roomy)) return p;
     if (roomy > size) want = roomy;
   }
@@ -481,7 +504,7 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   if (q == nullptr) return nullptr;
   // A guarded run's size is what was asked, not the room left for growth: an overrun past
   // `size` is caught, and the next growth within the frames stays in place.
-  if (want != size) k->kmalloc_layer().resize_guarded(q, size, action);
+  if (want != size) k->kmalloc_layer().resize_asked(q, size, action);
   std::memcpy(q, p, have < size ? have : size);
   release(p, action);
   return q;

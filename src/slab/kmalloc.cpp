@@ -61,6 +61,17 @@ void Kmalloc::publish_large_tails(Page* head, std::uint64_t from, std::uint64_t 
 
 void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size > max_size_) return nullptr;
+  void* p = kmalloc_large_once(size, gfp, owner);
+  // Objects waiting in the quarantine hold slabs that are free memory once they go back: a
+  // correct program must not fail for what it freed (SlabAllocator::alloc_slow does the same).
+  if (p == nullptr && slab_->quarantine_objects() != 0) {
+    slab_->quarantine_flush();
+    p = kmalloc_large_once(size, gfp, owner);
+  }
+  return p;
+}
+
+void* Kmalloc::kmalloc_large_once(std::size_t size, gfp_t gfp, owner_t owner) {
   PageAllocator* zone = slab_->zone();
   PhysMem* phys = slab_->phys();
   Page* head;
@@ -286,6 +297,19 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   return true;
 }
 
+bool Kmalloc::resize_asked(void* p, std::size_t new_size, const char* action) {
+  SlabAllocator::ObjectInfo info;
+  if (slab_->lookup(p, &info)) {
+    if (!info.cache->debug) return false;
+    // A module's object is rewritten so only where no pass may sweep it meanwhile
+    // (ModuleWindow, on its owner byte): a sweep checks its red zone against the size being
+    // changed, and a slot the pass reclaimed would take the writes.
+    ModuleWindow window(*slab_, slab_->owner_slot(info.cache, info.slab, info.index));
+    return window.ok() && slab_->resize_in_place(info.cache, p, new_size);
+  }
+  return resize_guarded(p, new_size, action);
+}
+
 owner_t Kmalloc::kfree_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj, const char* action) {
   if (slab_->free_fast_remote(tc, head, state_off, obj) != kFreeFastNo) return kOwnerKernel;
   return kfree_after_fast(obj, action);
@@ -450,22 +474,17 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     kfree(p, "krealloc");
     return nullptr;
   }
-  SlabAllocator::ObjectInfo info;
-  if (slab_->lookup(p, &info) && info.cache->debug) {
-    // A debug cache keeps the size asked for: the red zone follows it as it grows or shrinks.
-    // A module's object is rewritten so only where no pass may sweep it meanwhile
-    // (ModuleWindow, on its owner byte): a sweep checks its red zone against the size being
-    // changed, and a slot the pass reclaimed would take the writes. Else it moves, and kfree
-    // claims it.
-    ModuleWindow window(*slab_, slab_->owner_slot(info.cache, info.slab, info.index));
-    if (window.ok() && slab_->resize_in_place(info.cache, p, new_size)) return p;
-  } else if (resize_guarded(p, new_size, "krealloc")) {
-    // So does a guarded block, up to the end of its frames (the slack follows the size).
+  if (keeps_asked_sizes() && resize_asked(p, new_size, "krealloc")) {
+    // The red zone or the slack follows the size, up to the end of the slot or the frames.
     if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
     return p;
-  } else if (new_size <= have) {
-    return p;
-  } else if (grow_large_in_place(p, new_size, gfp & ~__GFP_ZERO)) {
+  }
+  // A debug cache's object that did not fit its slot (or may be swept meanwhile) moves, and
+  // kfree claims it; so does any block that neither fits nor grows in place.
+  SlabAllocator::ObjectInfo info;
+  const bool debug_object = slab_->lookup(p, &info) && info.cache->debug;
+  if (!debug_object && new_size <= have) return p;
+  if (!debug_object && grow_large_in_place(p, new_size, gfp & ~__GFP_ZERO)) {
     if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(p) + have, 0, ksize(p) - have);
     return p;
   }

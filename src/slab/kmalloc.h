@@ -142,6 +142,16 @@ class Kmalloc {
   // nothing changed, for any other pointer or a size that does not fit, and for a module's
   // block that a pass may sweep meanwhile (as grow_large_in_place: ModuleWindow::ok).
   bool resize_guarded(void* p, std::size_t new_size, const char* action);
+  // The size a live block answers for (ksize) becomes new_size in place, where the block keeps
+  // the size asked for: an object of a debug cache (its red zone follows, SlabAllocator::
+  // resize_in_place) or a guarded run (resize_guarded). So memalign's power-of-two block and a
+  // realloc that shrinks in place are checked against the size asked for, not the room. False,
+  // and nothing changed, for any other block, a size that does not fit, or a module's block
+  // that a pass may sweep meanwhile (ModuleWindow).
+  bool resize_asked(void* p, std::size_t new_size, const char* action);
+  // True while some block keeps its size asked for (debug caches or guard_pages): callers skip
+  // resize_asked's lookup otherwise.
+  bool keeps_asked_sizes() const { return cfg_.guard_platform != nullptr || slab_->config().hardening.debug_caches(); }
   // Grows a live unguarded page-level block (kmalloc's, not alloc_pages') to new_size without
   // moving it, when the frames right after it are free (PageAllocator::take_free_frames): its
   // new frames become its tails, then its length changes (persistent RAM: a crash between
@@ -173,6 +183,7 @@ class Kmalloc {
   std::size_t slab_object_size(const SlabAllocator::ObjectInfo& info, const void* p) const;
   static std::size_t large_block_size(const Page* head);
   void* kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner);
+  void* kmalloc_large_once(std::size_t size, gfp_t gfp, owner_t owner);
   // Frames [from, to) of a page-level block become its tails (kmalloc_large, grow_large_in_place).
   void publish_large_tails(Page* head, std::uint64_t from, std::uint64_t to) const;
   void check_guard(Page* head, const char* action);

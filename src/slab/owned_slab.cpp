@@ -168,6 +168,12 @@ bool SlabAllocator::owned_refill(KmemCache* c, ThreadCache* tc, gfp_t gfp) {
           head->lru.freelist = kNoObject;  // (report stops the process on corruption)
           continue;
         }
+        if (__builtin_expect(!slot_free(c, head, idx), 0)) {
+          report({ErrorKind::kCorruption, "kmalloc", o.base + off, c->name, c->size,
+                  "slab free list points at an object in use (use after free?)"});
+          head->lru.freelist = kNoObject;  // (report stops the process on corruption)
+          continue;
+        }
         return true;
       }
       if (collect_remote(c, head)) continue;

@@ -55,6 +55,12 @@ void SlabAllocator::init(PageAllocator* zone, const SlabConfig& cfg) {
   q_pages_ = nullptr;
   q_cap_ = q_head_ = 0;
   q_count_ = q_bytes_ = 0;
+  // Freed memory that waits must never be what makes a correct program run out: at most a
+  // quarter of the zone waits (kmm_hardening_options reports the size in force), and an
+  // allocation that finds no memory empties the quarantine and tries again (alloc_slow).
+  // (Of the RAM's whole span: memory that comes online as the heap grows counts.)
+  const std::uint64_t quarantine_cap = std::uint64_t{phys_->size()} / 4;
+  if (cfg_.hardening.quarantine_bytes > quarantine_cap) cfg_.hardening.quarantine_bytes = quarantine_cap;
   if (cfg_.hardening.quarantine_bytes != 0) {
     // One ring slot per 32 bytes of quarantine (the mean object is larger), within what one
     // buddy block holds; the ring caps the objects, quarantine_bytes the bytes.
@@ -411,6 +417,9 @@ void* SlabAllocator::alloc_central_locked(KmemCache* c, gfp_t gfp) {
   if (__builtin_expect(off >= slab_bytes || idx * c->size != off, 0)) {
     report({ErrorKind::kCorruption, "kmalloc", base + (off == kNoObject ? 0 : off), c->name, c->size,
             "slab free list points outside its slab (use after free?)"});
+  } else if (__builtin_expect(!slot_free(c, head, idx), 0)) {
+    report({ErrorKind::kCorruption, "kmalloc", base + off, c->name, c->size,
+            "slab free list points at an object in use (use after free?)"});
   }
   head->lru.freelist = get_link(c, base + off);
   head->lru.inuse++;
@@ -539,13 +548,29 @@ void SlabAllocator::debug_on_alloc(const KmemCache* c, char* obj, std::size_t as
     if (asked == 0 || asked > c->object_size || (c->debug & kDebugOrigSize) == 0) asked = c->object_size;
     std::memset(obj + asked, kRedActive, c->fp_offset - asked);
   }
-  if (c->debug & kDebugOrigSize) {
-    auto a = static_cast<std::uint32_t>(asked);
-    std::memcpy(obj + c->fp_offset + 4, &a, sizeof a);
-  }
+  if (c->debug & kDebugOrigSize) keep_asked(c, obj, asked);
+}
+
+// The size asked for, after the red zone, and its complement in the link word (unused while
+// the slot is allocated): an overflow past the red zone that rewrites the size — with its
+// own fill byte, or zeros — no longer passes as a smaller block (debug_on_free checks both).
+void SlabAllocator::keep_asked(const KmemCache* c, char* obj, std::size_t asked) {
+  auto a = static_cast<std::uint32_t>(asked);
+  std::uint32_t check = ~a;
+  std::memcpy(obj + c->fp_offset + 4, &a, sizeof a);
+  std::memcpy(obj + c->fp_offset, &check, sizeof check);
 }
 
 void SlabAllocator::debug_on_free(const KmemCache* c, char* obj, const char* action) {
+  if (c->debug & kDebugOrigSize) {
+    std::uint32_t asked, check;
+    std::memcpy(&asked, obj + c->fp_offset + 4, sizeof asked);
+    std::memcpy(&check, obj + c->fp_offset, sizeof check);
+    if (check != ~asked || asked > c->object_size) {
+      report({ErrorKind::kCorruption, action, obj, c->name, c->object_size,
+              "the size kept after the red zone was overwritten (buffer overflow past the red zone)"});
+    }
+  }
   if (c->debug & kDebugRedzone) {
     std::size_t asked = asked_size(c, obj);
     std::size_t rz = c->fp_offset - asked;
@@ -567,8 +592,7 @@ bool SlabAllocator::resize_in_place(KmemCache* c, void* p, std::size_t new_size)
   std::size_t old = asked_size(c, obj);
   // The bytes between the old and the new size become object (grow) or red zone (shrink).
   if (new_size < old) std::memset(obj + new_size, kRedActive, old - new_size);
-  auto a = static_cast<std::uint32_t>(new_size);
-  std::memcpy(obj + c->fp_offset + 4, &a, sizeof a);
+  keep_asked(c, obj, new_size);
   return true;
 }
 
@@ -637,6 +661,23 @@ void SlabAllocator::quarantine_flush() {
   }
 }
 
+// One object of c by the general paths (no locks held on entry or return): this thread's slab
+// refilled, or the cache's partial list under its lock. Null: no memory.
+void* SlabAllocator::take_slow(KmemCache* c, gfp_t gfp) {
+  ThreadCache* tc = c->tc_slot != 0xFF ? thread_cache() : nullptr;
+  if (tc == nullptr) {
+    LockGuard g(c->lock);
+    return alloc_central_locked(c, gfp);
+  }
+  if (!owned_refill(c, tc, gfp)) return nullptr;
+  OwnedSlabs& o = tc->own[c->tc_slot];
+  Page* head = o.cur;
+  char* p = o.base + head->lru.freelist;
+  head->lru.freelist = get_link(c, p);
+  head->lru.inuse++;
+  return p;
+}
+
 // The allocation slow path: this thread's slab of c has no free object (refill), the link
 // it holds is bad (reported), this is the thread's first allocation, or c has no tc_slot.
 void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::size_t asked) {
@@ -644,21 +685,14 @@ void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::siz
   // fast path reads alloc_tc_slot, 0xFF then), so every kmem_cache_alloc/kmalloc is a call.
   if (__builtin_expect(!(gfp & __GFP_NOFAIL) && fault_should_fail(FaultPoint::kSlab, c->object_size, c->name), 0))
     return nullptr;
-  void* p = nullptr;
-  ThreadCache* tc = c->tc_slot != 0xFF ? thread_cache() : nullptr;
-  if (tc != nullptr) {
-    if (!owned_refill(c, tc, gfp)) return nullptr;
-    OwnedSlabs& o = tc->own[c->tc_slot];
-    Page* head = o.cur;
-    std::uint32_t off = head->lru.freelist;
-    p = o.base + off;
-    head->lru.freelist = get_link(c, p);
-    head->lru.inuse++;
-  } else {
-    LockGuard g(c->lock);
-    p = alloc_central_locked(c, gfp);
-    if (p == nullptr) return nullptr;
+  void* p = take_slow(c, gfp);
+  // Out of memory while freed objects wait in the quarantine: they are free memory (their
+  // slabs may go back whole), and a correct program must not fail for what it freed.
+  if (p == nullptr && quarantine_objects() != 0) {
+    quarantine_flush();
+    p = take_slow(c, gfp);
   }
+  if (p == nullptr) return nullptr;
   if (c->debug) debug_on_alloc(c, static_cast<char*>(p), asked);
   mark_allocated(c, p, owner);
   // Zero what was asked for: in a red-zoned cache the bytes after it are red zone (the

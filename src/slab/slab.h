@@ -529,6 +529,11 @@ class SlabAllocator {
   // The visitor runs with the cache lock held and may free objects with free_locked().
   template <typename Fn>
   void for_each_slab(KmemCache* c, Fn&& fn);
+  // A slot that a free list may name: its owner byte says free (a pop that finds one in use
+  // follows a link a write after free forged).
+  bool slot_free(const KmemCache* c, Page* head, unsigned idx) const {
+    return __atomic_load_n(owner_slot(c, head, idx), __ATOMIC_RELAXED) == kOwnerFree;
+  }
   owner_t* owner_slot(const KmemCache* c, Page* head, unsigned idx) const {
     if (c->offslab_owners) return &head[1 + idx / kTailOwnerBytes].tail.owners[idx % kTailOwnerBytes];
     char* base = static_cast<char*>(phys_->page_address(head));
@@ -887,6 +892,8 @@ class SlabAllocator {
   void debug_on_alloc(const KmemCache* c, char* obj, std::size_t asked);
   void debug_on_free(const KmemCache* c, char* obj, const char* action);
   void quarantine_push(KmemCache* c, void* p);
+  void* take_slow(KmemCache* c, gfp_t gfp);
+  static void keep_asked(const KmemCache* c, char* obj, std::size_t asked);
   owner_t free_slow(KmemCache* c, Page* page, const void* p, const char* action);
   // The owner byte of p, a slot of a slab of c. When the slab's start follows from p's address
   // (owner_mask_orders_) and its owner vector is inside the slab, the byte is found by masking,

@@ -50,6 +50,10 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned_at(T
     // registers needed a register more than the preload's malloc has without saves.)
     OwnedSlabLayoutWord g = owned_layout_word(head);
     owner_t* os = reinterpret_cast<owner_t*>(base + g.owners_offset()) + idx;
+    // freelist_hardened: a link forged by one who read a freed slot's link (and so knows the
+    // key) still names only a slot of this slab; one that is in use is refused here, and
+    // owned_refill reports it. Off (key 0), the test is one not-taken branch.
+    if (__builtin_expect(g.fl_key() != 0, 0) && __atomic_load_n(os, __ATOMIC_RELAXED) != kOwnerFree) return nullptr;
     std::uint32_t next = load_owned_link(g.fl_key(), p);
     head->lru.freelist = next;
     head->lru.inuse++;

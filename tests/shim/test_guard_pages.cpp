@@ -128,6 +128,54 @@ TEST(PageRunGuardDeathTest, AnOverrunPastTheSizeAReallocAskedForIsReported) {
       "heap corruption in free.*large block overrun: byte 13000 of a block of 13000 bytes");
 }
 
+// A run within a page of 4 MiB would need a frame past the largest buddy block for its guard:
+// such blocks are guarded mappings instead (the reviewer's malloc(4194000) was an unguarded
+// run whose usable size was 4 MiB, and a write past it reached the next block).
+TEST(PageRunGuard, BlocksWithinAPageOf4MiBAreGuardedToo) {
+  for (std::size_t n : {std::size_t{4194000}, std::size_t{4} << 20, (std::size_t{4} << 20) - kPage + 1}) {
+    auto* p = static_cast<char*>(malloc(opaque(n)));
+    ASSERT_NE(p, nullptr) << n;
+    EXPECT_EQ(malloc_usable_size(p), n);
+    std::memset(p, 7, n);
+    free(p);
+  }
+}
+
+TEST(PageRunGuardDeathTest, AWritePastABlockOf4MiBFaults) {
+  EXPECT_EXIT(
+      {
+        const std::size_t n = std::size_t{4} << 20;
+        auto* p = keep(static_cast<char*>(malloc(opaque(n))));
+        if (p == nullptr) kmm::test::allocation_failed("malloc(4 MiB)");
+        kmm::test::expect_fault_at(p + n);
+        poke(p, n);
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGSEGV), kmm::test::kFaultAtExpectedAddress);
+}
+
+// memalign's block is a power of two (its alignment comes from that); the size asked for is
+// what it answers for, and what a write past is measured against.
+TEST(PageRunGuard, AnAlignedRunKeepsTheSizeAskedFor) {
+  void* a = nullptr;
+  ASSERT_EQ(posix_memalign(&a, 16384, opaque(10000)), 0);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 16384, 0u);
+  EXPECT_EQ(malloc_usable_size(a), 10000u);
+  std::memset(a, 1, 10000);
+  free(a);
+}
+
+TEST(PageRunGuardDeathTest, AWritePastTheSizeAnAlignedRunWasAskedForIsReported) {
+  EXPECT_DEATH(
+      {
+        void* a = nullptr;
+        if (posix_memalign(&a, 16384, opaque(10000)) != 0) kmm::test::allocation_failed("posix_memalign");
+        poke(keep(static_cast<char*>(a)), 10000);
+        free(a);
+      },
+      "heap corruption in free.*large block overrun: byte 10000 of a block of 10000 bytes");
+}
+
 TEST(HugeGuardDeathTest, WriteOnePagePastTheBlockFaults) {
   EXPECT_EXIT(
       {

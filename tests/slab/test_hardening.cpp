@@ -101,8 +101,9 @@ TEST(FreelistHardened, LinksAreStoredEncoded) {
 
 TEST(FreelistHardenedDeathTest, AForgedLinkIsCaughtNotFollowed) {
   // A use-after-free write of a plausible offset (0: the slab's first slot, still live) into
-  // a free object's link. Plain links would hand out the live object a second time; encoded
-  // ones decode the forgery to garbage, which the allocation reports as corruption.
+  // a free object's link. Plain links name a live slot, which the pop refuses by its owner byte; encoded
+  // ones decode the forgery to garbage, which the allocation reports as corruption before
+  // it looks at the slot.
   auto forge_and_allocate = [](bool harden) {
     Machine m{hardened(harden ? only(&HardeningConfig::freelist_hardened) : HardeningConfig{})};
     KmemCache* c = m.slab.create("victim-64", 64, 0, 0);
@@ -114,7 +115,9 @@ TEST(FreelistHardenedDeathTest, AForgedLinkIsCaughtNotFollowed) {
     EXPECT_EQ(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel), freed);
     return m.slab.alloc(c, GFP_KERNEL, kOwnerKernel) == live;  // steered onto a live object
   };
-  EXPECT_TRUE(forge_and_allocate(false)) << "without hardening the forged link is followed";
+  // Plain links: the forged offset is a slot of the slab, which the cache's own path (no
+  // thread caches here) pops only after its owner byte says free: caught, as in use.
+  EXPECT_DEATH(forge_and_allocate(false), "corruption in kmalloc.*free list points at an object in use");
   EXPECT_DEATH(forge_and_allocate(true), "corruption in kmalloc.*free list points outside its slab");
 }
 
@@ -174,6 +177,23 @@ TEST(RedzoneDeathTest, OverflowByOneByteIsReportedAtFree) {
         m.slab.free(c, p, "kmem_cache_free");
       },
       "red zone overwritten.*byte 40 of a block of 40");
+}
+
+TEST(RedzoneDeathTest, AnOverflowThatRewritesTheKeptSizeIsReported) {
+  // Past the red zone into the size kept after it: with the red zone's own fill (0xcc) the
+  // size read 0xcccccccc (taken as the whole object: no report at all), with zeros 0 (a
+  // report naming byte 0 of a block of 0 bytes). The size's complement beside it tells.
+  for (char fill : {static_cast<char>(kRedActive), char{0}}) {
+    EXPECT_DEATH(
+        {
+          Machine m{hardened(only(&HardeningConfig::redzone))};
+          KmemCache* c = m.slab.create("rz-96", 96, 0, 0);
+          auto* p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+          std::memset(p + 96, fill, c->fp_offset + 8 - 96);
+          m.slab.free(c, p, "kmem_cache_free");
+        },
+        "corruption in kmem_cache_free.*the size kept after the red zone was overwritten");
+  }
 }
 
 TEST(RedzoneDeathTest, OverflowIntoAFreeNeighbourIsReportedWhenItIsTaken) {
@@ -300,6 +320,109 @@ TEST(Quarantine, DestroyFlushesItAndObjectsLargerThanItPassStraightThrough) {
   m.km.kfree(big);
   EXPECT_EQ(m.slab.quarantine_objects(), 0u);
   EXPECT_TRUE(m.check());
+}
+
+TEST(Quarantine, HoldsAtMostAQuarterOfRam) {
+  HardeningConfig h;
+  h.quarantine_bytes = std::uint64_t{64} << 20;  // more than the machine's 16 MiB
+  Machine m{hardened(h)};
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m.slab.config().hardening.quarantine_bytes, std::uint64_t{m.phys.size()} / 4);
+  EXPECT_GT(m.slab.config().hardening.quarantine_bytes, 0u);
+}
+
+TEST(Quarantine, AnAllocationThatFindsNoMemoryEmptiesItFirst) {
+  // Live blocks fill the machine; half are freed (most of them wait in the quarantine); as
+  // many are asked for again. The memory is free: a correct program must get it, the slabs
+  // held by quarantined objects too (the reviewer's churn with quarantine=512M:ram=64M got
+  // NULL with 59 MB waiting).
+  for (std::size_t size : {std::size_t{1000}, std::size_t{3000}}) {
+    HardeningConfig h;
+    h.quarantine_bytes = std::uint64_t{4} << 20;
+    Machine m{hardened(h)};
+    ASSERT_TRUE(m.ok());
+    std::vector<void*> live;
+    while (void* p = m.km.kmalloc(size, GFP_KERNEL, kOwnerKernel)) live.push_back(p);
+    ASSERT_GT(live.size(), 8u) << size;
+    const std::size_t half = live.size() / 2;
+    for (std::size_t i = 0; i < half; ++i) m.km.kfree(live[i]);
+    EXPECT_GT(m.slab.quarantine_objects(), 0u) << size;
+    for (std::size_t i = 0; i < half; ++i) {
+      live[i] = m.km.kmalloc(size, GFP_KERNEL, kOwnerKernel);
+      ASSERT_NE(live[i], nullptr) << size << " B: allocation " << i << " of " << half << " with "
+                                  << m.slab.quarantine_objects() << " objects quarantined";
+    }
+    for (void* p : live) m.km.kfree(p);
+    EXPECT_TRUE(m.check());
+  }
+  // Page runs too: every small object freed, most of them quarantined, their slabs held; the
+  // runs asked for next need those frames.
+  HardeningConfig h;
+  h.quarantine_bytes = std::uint64_t{4} << 20;
+  Machine m{hardened(h)};
+  ASSERT_TRUE(m.ok());
+  const std::uint64_t free0 = m.zone.free_pages();
+  std::vector<void*> small;
+  while (void* p = m.km.kmalloc(1000, GFP_KERNEL, kOwnerKernel)) small.push_back(p);
+  for (void* p : small) m.km.kfree(p);
+  EXPECT_GT(m.slab.quarantine_objects(), 0u);
+  std::vector<void*> runs;
+  while (void* p = m.km.kmalloc(std::size_t{64} << 10, GFP_KERNEL, kOwnerKernel)) runs.push_back(p);
+  EXPECT_GE(runs.size() * 16, free0 * 9 / 10) << "runs of 64 KiB for 90 % of the free frames";
+  for (void* p : runs) m.km.kfree(p);
+  EXPECT_TRUE(m.check());
+}
+
+// One who can read a freed slot's link (and knows the next free offset) learns the mask and
+// can forge a link to any slot of the slab: here to a live one. Freed a[2]'s link is made to
+// name live a[5]; a[2] is taken again, and the next pop would hand out a[5] a second time.
+struct ForgedLink {
+  explicit ForgedLink(bool harden, bool owned) : m{options(harden, owned)} {
+    c = m.slab.create("forge-64", 64, 0, 0);
+    for (auto& p : a) p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+    m.slab.free(c, a[2], "kmem_cache_free");
+    SlabAllocator::ObjectInfo info{};
+    EXPECT_TRUE(m.slab.lookup(a[5], &info));
+    const auto target = static_cast<std::uint32_t>(info.index * c->size);  // a[5]'s offset
+    std::uint32_t raw;
+    std::memcpy(&raw, a[2], sizeof raw);
+    const std::uint32_t forged = target ^ raw ^ m.slab.get_link(c, a[2]);  // raw ^ link: the mask
+    std::memcpy(a[2], &forged, sizeof forged);
+    EXPECT_EQ(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel), a[2]);
+  }
+  static MachineOptions options(bool harden, bool owned) {
+    MachineOptions o = hardened(harden ? only(&HardeningConfig::freelist_hardened) : HardeningConfig{});
+    o.slab_cfg.thread_caches = owned;
+    return o;
+  }
+  Machine m;
+  KmemCache* c = nullptr;
+  char* a[8] = {};
+};
+
+TEST(FreelistHardened, TheFastPopOfAForgedLinkToALiveObjectRefuses) {
+  // A thread's own slab: the fast path pops without the general path's checks. Plain links
+  // it follows (it looks at no owner byte: the common case pays nothing); with the option on
+  // it reads the owner byte it is about to write and refuses a slot in use.
+  ForgedLink plain(false, true);
+  ASSERT_EQ(plain.c->tc_slot == 0xFF, false);
+  EXPECT_EQ(plain.m.slab.alloc_fast(plain.c, GFP_KERNEL, kOwnerKernel), plain.a[5]);
+  ForgedLink hard(true, true);
+  EXPECT_EQ(hard.m.slab.alloc_fast(hard.c, GFP_KERNEL, kOwnerKernel), nullptr);
+}
+
+TEST(FreelistHardenedDeathTest, ALinkForgedWithTheLeakedKeyStillHandsOutNoLiveObject) {
+  // The general path, which the fast path's refusal leads to, names it; so does the cache's
+  // own path (no thread caches), with or without the option.
+  for (bool owned : {true, false}) {
+    EXPECT_DEATH(
+        {
+          ForgedLink f(true, owned);
+          f.m.slab.alloc(f.c, GFP_KERNEL, kOwnerKernel);
+        },
+        "corruption in kmalloc.*free list points at an object in use")
+        << (owned ? "thread-owned slab" : "cache's own slabs");
+  }
 }
 
 // --- guard pages --------------------------------------------------------------------------
