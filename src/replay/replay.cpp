@@ -526,7 +526,8 @@ void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cf
     arr.push_back(o);
   }
   j["policies"] = arr;
-  out << j.dump(2) << "\n";
+  // Names come from the trace and its file name, which need not be UTF-8: replaced, not thrown.
+  out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 void write_timeline_csv(std::ostream& out, const std::vector<ReplayResult>& rs) {

@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <istream>
 #include <iterator>
@@ -342,9 +344,23 @@ std::optional<Trace> read_trace_file(const std::string& path, const TraceReadOpt
     if (error != nullptr) *error = path + ": cannot open";
     return std::nullopt;
   }
+  // A gzip file's text is bounded by its own size: 64 times it (traces compress 5-15x), and
+  // never less than opt.min_text_limit (256 MiB). A 1.5 MB file that inflates to 1.5 GB is refused at the bound,
+  // before the host's memory goes (memory follows the input, as the reader's does).
+  std::uint64_t limit = opt.min_text_limit;
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && st.st_size > 0 && std::uint64_t(st.st_size) * 64 > limit)
+    limit = std::uint64_t(st.st_size) * 64;
   std::string text;
   char buf[1 << 16];
   for (;;) {
+    if (text.size() > limit) {
+      if (error != nullptr)
+        *error = fmt::format(
+            "{}: its text is more than {} bytes, over 64 times the file's size (a gzip bomb?): not read", path, limit);
+      gzclose(f);
+      return std::nullopt;
+    }
     int n = gzread(f, buf, sizeof buf);
     if (n < 0) {
       int code = 0;

@@ -66,6 +66,9 @@ struct Trace {
 struct TraceReadOptions {
   bool lenient = false;
   std::uint64_t max_size = kMaxTraceSize;
+  // read_trace_file: the text of a file is refused beyond 64 times the file's size, and never
+  // below this (a gzip bomb inflates past any memory; a plain file's text is its size).
+  std::uint64_t min_text_limit = std::uint64_t{256} << 20;
 };
 
 // Reads a trace from a stream; `name` is used in messages. On a strict error returns

@@ -139,14 +139,29 @@ class Parser {
         if (__builtin_mul_overflow(*v, r, v)) return fail("integer overflow");
       } else {
         if (r == 0) return fail("division by zero");
-        *v = op == '/' ? *v / r : *v % r;
+        // INT64_MIN / -1 has no value (and traps, as INT64_MIN % -1 does, on x86); x % -1 is 0.
+        if (r == -1 && op == '/') {
+          if (__builtin_sub_overflow(0, *v, v)) return fail("integer overflow");
+        } else {
+          *v = r == -1 ? 0 : op == '/' ? *v / r : *v % r;
+        }
       }
     }
   }
+  // Every level of nesting — a parenthesis, a '-' or a '!' — passes through here: the depth is
+  // bounded, so a hostile line cannot run the evaluator off its stack.
   bool unary(std::int64_t* v) {
+    if (depth_ >= kMaxDepth)
+      return fail("expression nested too deeply (more than " + std::to_string(kMaxDepth) + " levels)");
+    ++depth_;
+    bool ok = unary_operand(v);
+    --depth_;
+    return ok;
+  }
+  bool unary_operand(std::int64_t* v) {
     if (eat("-")) {
       if (!unary(v)) return false;
-      *v = -*v;
+      if (__builtin_sub_overflow(0, *v, v)) return fail("integer overflow");
       return true;
     }
     if (eat("!")) {
@@ -217,6 +232,8 @@ class Parser {
   const std::map<std::string, std::int64_t>& vars_;
   const Resolver& resolve_;
   std::size_t pos_ = 0;
+  static constexpr int kMaxDepth = 200;
+  int depth_ = 0;
   std::string error_;
   std::string trace_;
 };

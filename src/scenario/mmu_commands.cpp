@@ -165,6 +165,7 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
 }
 
 void Scenario::reset_models() {
+  ++models_gen_;
   mmu_.reset();
   nommu_.reset();
   if (kernel_ == nullptr) return;

@@ -5,6 +5,7 @@
 namespace kmm::scenario {
 
 void Scenario::drop_models() {
+  ++models_gen_;
   mmu_.reset();
   nommu_.reset();
 }

@@ -355,6 +355,9 @@ LineStatus Scenario::nommu_repeat(const CommandCall& c) {
   if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
     return script_error(where, command_usage("repeat"));
   std::string body = c.line.substr(c.line.find(a[1], c.line.find("repeat") + 6) + a[1].size());
+  // Nested, the counts multiply past any cap (10^7 * 10^7 lines).
+  if (a[2] == "repeat") return script_error(where, "repeat cannot repeat a repeat");
+  const std::uint64_t gen = models_gen_;
   bool was_quiet = st.quiet;
   st.quiet = true;
   std::int64_t failures = 0;
@@ -364,6 +367,9 @@ LineStatus Scenario::nommu_repeat(const CommandCall& c) {
     Args args = split_words(text);
     last_failed_ = false;
     LineStatus s = dispatch(args, text, where);
+    // A boot or reboot destroyed st with the machine it described: nothing of it is touched.
+    if (models_gen_ != gen)
+      return script_error(where, "repeat: '" + a[2] + "' booted a new machine; repeat cannot run boot or reboot");
     if (s == LineStatus::kScriptError) {
       st.quiet = was_quiet;
       return s;
@@ -384,16 +390,24 @@ LineStatus Scenario::nommu_churn(const CommandCall& c) {
   std::map<std::string, std::int64_t> p = {
       {"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
       {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
+  // Each option's range: what the loop below computes with them (lifetimes times 4, counts
+  // that size vectors) stays far from overflow, and a run stays bounded in time and memory.
+  const std::map<std::string, std::pair<std::int64_t, std::int64_t>> range = {
+      {"steps", {0, 10'000'000}},       {"seed", {0, INT64_MAX}},     {"every", {1, 10'000'000}},
+      {"buf_min", {1, 1LL << 32}},      {"buf_max", {1, 1LL << 32}},  {"bufs", {0, 100'000}},
+      {"buf_life", {1, 1'000'000'000}}, {"keep", {0, 1000}},          {"programs", {0, 10'000}},
+      {"prog_min", {1, 1LL << 32}},     {"prog_max", {1, 1LL << 32}}, {"prog_life", {1, 1'000'000'000}}};
   for (auto& [key, v] : o) {
     if (p.count(key) == 0) return script_error(where, "unknown churn option '" + key + "'");
-    if (!parse_number(v, &p[key]) || p[key] < 0) return script_error(where, "bad churn " + key + " '" + v + "'");
+    auto [lo, hi] = range.at(key);
+    if (!parse_number(v, &p[key]) || p[key] < lo || p[key] > hi)
+      return script_error(where, fmt::format("bad churn {} '{}' (want {}..{})", key, v, lo, hi));
   }
-  if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"] || p["every"] == 0 || p["buf_min"] == 0 ||
-      p["prog_min"] == 0)
-    return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max, every > 0");
+  if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"])
+    return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max");
   std::mt19937_64 rng(static_cast<std::uint64_t>(p["seed"]));
   auto uniform = [&](std::int64_t lo, std::int64_t hi) {
-    return lo + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
+    return lo + static_cast<std::int64_t>(rng() % (static_cast<std::uint64_t>(hi - lo) + 1));  // lo <= hi
   };
   NommuError e;
   int net = n.find("netd");

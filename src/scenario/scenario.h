@@ -183,6 +183,9 @@ class Scenario {
   std::uint64_t injected_mark_[3] = {};  // failures each fault point injected before the current line ran
   std::unique_ptr<MmuState, ModelDeleter> mmu_;
   std::unique_ptr<NommuState, ModelDeleter> nommu_;
+  // Counts reset_models and drop_models: a command that runs others (repeat) holds a model's
+  // state by reference, which a boot or reboot among them destroys.
+  std::uint64_t models_gen_ = 0;
 };
 
 // MMU machines: completes a boot configuration before Kernel::boot (pt=aarch64 without

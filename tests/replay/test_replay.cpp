@@ -229,6 +229,20 @@ TEST(Replay, UnknownPolicyAndOutputs) {
   EXPECT_EQ(rs[0].map.front(), '|');
 }
 
+TEST(Replay, JsonOfNamesThatAreNotUtf8IsWrittenNotThrown) {
+  // A trace's file name and its lenient problems (which quote the bad line) are bytes, not
+  // UTF-8: nlohmann's dump threw type_error 316, and kmm aborted.
+  Trace t = parse(kTiny);
+  t.name = "bad-\xff\xfe.rep";
+  t.problems.push_back("line 6: bad op '\xff\xfe'");
+  std::vector<ReplayResult> rs = {run("buddy", t)};
+  std::ostringstream json;
+  ReplayConfig cfg;
+  EXPECT_NO_THROW(print_replay_json(json, t, cfg, rs));
+  EXPECT_NE(json.str().find("\"peak_footprint\""), std::string::npos) << json.str();
+  EXPECT_NE(json.str().find("bad-\xef\xbf\xbd"), std::string::npos) << "U+FFFD in place of the bad bytes";
+}
+
 // ---- the shipped traces through every policy ----
 class ShippedTrace : public testing::TestWithParam<std::tuple<std::string, std::string>> {};
 

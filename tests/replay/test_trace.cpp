@@ -232,3 +232,26 @@ TEST(Trace, ReadsFilesPlainAndGzip) {
   std::remove(plain.c_str());
   std::remove(gz.c_str());
 }
+
+TEST(Trace, AGzipFileThatInflatesFarPastItsSizeIsRefused) {
+  // 8 MiB of comment lines compress to a few KiB: the text is bounded by 64 times the file
+  // (here with a floor of 1 MiB instead of 256 MiB), not read into memory whole (a 1.5 MB
+  // file of 1.5 GB took 2.1 GB of RSS, then std::bad_alloc under a ulimit).
+  std::string gz = testing::TempDir() + "kmm_trace_bomb.rep.gz";
+  {
+    gzFile g = gzopen(gz.c_str(), "wb9");
+    ASSERT_NE(g, nullptr);
+    const std::string head = "0\n1\n1\n1\n";
+    gzwrite(g, head.data(), static_cast<unsigned>(head.size()));
+    const std::string comments(std::size_t{1} << 20, '#');
+    for (int i = 0; i < 8; ++i) gzwrite(g, comments.data(), static_cast<unsigned>(comments.size()));
+    gzwrite(g, "\na 0 8\n", 7);
+    gzclose(g);
+  }
+  TraceReadOptions opt;
+  opt.min_text_limit = std::uint64_t{1} << 20;
+  std::string err;
+  EXPECT_FALSE(read_trace_file(gz, opt, &err));
+  EXPECT_NE(err.find("gzip bomb"), std::string::npos) << err;
+  std::remove(gz.c_str());
+}

@@ -3,6 +3,7 @@
 // $var, unknown value, division by zero, bad syntax), and durations.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -190,6 +191,29 @@ TEST(Expr, Errors) {
   EXPECT_EQ(eval_error("9223372036854775807 + 1"), "integer overflow");
   EXPECT_EQ(eval_error("4G * 4G * 4G"), "integer overflow");
   EXPECT_EQ(eval_error(""), "expression ends too early");
+}
+
+TEST(Expr, TheSmallestValueOverflowsWhereItHasNoAnswer) {
+  // INT64_MIN is reached by arithmetic only (a literal of 2^63 is a bad number). Dividing it
+  // by -1 trapped the process (SIGFPE), % -1 too; negating it was undefined.
+  const std::map<std::string, std::int64_t> m{{"m", INT64_MIN}};
+  EXPECT_EQ(eval_ok("0 - 9223372036854775807 - 1"), INT64_MIN);
+  EXPECT_EQ(eval_error("$m / (0 - 1)", m), "integer overflow");
+  EXPECT_EQ(eval_ok("$m % (0 - 1)", m), 0);
+  EXPECT_EQ(eval_error("-$m", m), "integer overflow");
+  EXPECT_EQ(eval_error("0 - $m", m), "integer overflow");
+  EXPECT_EQ(eval_ok("7 / (0 - 1)"), -7);
+  EXPECT_EQ(eval_ok("-7 % 3"), -1);
+  EXPECT_EQ(eval_ok("--7"), 7);
+}
+
+TEST(Expr, NestingIsBoundedNotAStackOverflow) {
+  // 20,000 parentheses (or 3,000,000 '!') ran the evaluator off its stack (SIGSEGV).
+  EXPECT_EQ(eval_ok(std::string(150, '(') + "1" + std::string(150, ')')), 1);
+  EXPECT_EQ(eval_ok(std::string(150, '-') + "1"), 1);
+  const std::string deep = std::string(20000, '(') + "1" + std::string(20000, ')');
+  EXPECT_NE(eval_error(deep).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(eval_error(std::string(3000000, '!') + "0").find("nested too deeply"), std::string::npos);
 }
 
 }  // namespace

@@ -53,6 +53,32 @@ TEST(NommuCommands, RefusalsGoOn) {
   EXPECT_NE(r.out.find("belongs to another process"), std::string::npos);
 }
 
+TEST(NommuCommands, RepeatRefusesABootAndANestedRepeat) {
+  // A boot inside repeat destroyed the state repeat held (a use after free under ASan); a
+  // nested repeat multiplied the counts past any cap (10^14 lines).
+  for (const char* body : {"boot mmu=off ram=8M", "reboot"}) {
+    Result r = run(std::string("boot mmu=off ram=8M\nrepeat 2 ") + body + "\n");
+    EXPECT_EQ(r.code, 2) << body;
+    EXPECT_NE(r.err.find("repeat cannot run boot or reboot"), std::string::npos) << body << ": " << r.err;
+  }
+  Result n = run("boot mmu=off ram=8M\nrepeat 10000000 repeat 10000000 ps\n");
+  EXPECT_EQ(n.code, 2);
+  EXPECT_NE(n.err.find("repeat cannot repeat a repeat"), std::string::npos) << n.err;
+}
+
+TEST(NommuCommands, ChurnOptionsOutOfRangeAreScriptErrors) {
+  // Each of these divided by zero (buf_life=0), overflowed (the lifetimes times 3 or 4, bufs
+  // times 2) or asked for a vector of 10^11 programs (std::bad_alloc).
+  for (const char* opt : {"buf_life=0", "prog_life=9223372036854775807", "bufs=9223372036854775807",
+                          "programs=100000000000", "steps=100000000000", "every=0", "keep=1001", "buf_min=0"}) {
+    Result r = run(std::string("boot mmu=off ram=8M\nchurn steps=10 ") + opt + "\n");
+    EXPECT_EQ(r.code, 2) << opt << ": " << r.out;
+    EXPECT_NE(r.err.find("bad churn"), std::string::npos) << opt << ": " << r.err;
+  }
+  Result ok = run("boot mmu=off ram=8M\nchurn steps=50 buf_life=1 prog_life=1 every=50\n");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
 TEST(NommuCommands, MapOfTheSeed) {
   std::string s = "boot ram=1000K mmu=off page_alloc=range kmalloc=kmalloc2 reserved=200K min_free_kbytes=0\n";
   const int sizes[] = {60, 40, 40, 20, 60, 20, 60, 40, 80, 20, 80, 40, 60, 20, 60, 96};
