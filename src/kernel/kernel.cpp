@@ -80,6 +80,13 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     err->what = "phys_offset must be a multiple of 4K";
     return nullptr;
   }
+  // Frames are numbered in 32 bits (pfn_t), their end too: RAM ends below 2^44 (16 TiB)
+  // physical, or the numbers of its frames, and every address derived from them, are cut.
+  constexpr std::uint64_t kPhysEnd = std::uint64_t{1} << (32 + kPageShift);
+  if (cfg.phys_offset >= kPhysEnd || size >= kPhysEnd - cfg.phys_offset) {
+    err->what = "phys_offset + ram reaches 2^44 (16 TiB): frame numbers are 32 bits";
+    return nullptr;
+  }
   if (cfg.page_offset < (std::uint64_t{1} << 32)) {
     if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
       err->what =

@@ -10,6 +10,11 @@
 //   - an allocation returning a pointer that is still live (its free went around the
 //     recorder): the old id is freed first;
 //   - failed calls (null results) are dropped.
+// A raw file is input like any other (a crashed recorder, another user's planted file): what
+// the trace reader would refuse is mended and counted, never written — a size beyond
+// kMaxTraceSize drops its event, an alignment beyond 2^30 or a module never declared is
+// cleared, a module name is made one printable word, the clock is kept increasing and within
+// 2^62, and a partial record at the end is counted.
 //
 // Depends on: replay/trace.h, replay/raw_event.h, fmt, zlib, POSIX (opendir).
 // Invariants: every op of a converted trace names an id below num_ids, freed ids are live.
@@ -58,16 +63,32 @@ bool write_file(const std::string& path, const std::string& text, std::string* e
 
 struct ConvertStats {
   std::uint64_t events = 0, unknown_frees = 0, unknown_reallocs = 0, implicit_frees = 0, failed = 0;
+  std::uint64_t mended = 0;          // events with a field the reader would refuse (cleared or dropped)
+  std::uint64_t trailing_bytes = 0;  // a partial record at the end of the file
   bool forked = false;
 };
+
+constexpr unsigned kMaxAlignLog2 = 30;  // the reader's bound (trace.cpp: align <= 2^30)
+constexpr std::uint64_t kMaxClockNs = std::uint64_t{1} << 62;
 
 // One raw file's conversion: the live pointers and their ids, the trace so far.
 class RawConverter {
  public:
   explicit RawConverter(ConvertStats* st) : st_(st) { t_.modules.push_back("?"); }
 
-  void event(const kmm_raw_event& e, std::istream& in) {
+  void event(const kmm_raw_event& raw, std::istream& in) {
     ++st_->events;
+    kmm_raw_event e = raw;
+    if (e.op == KMM_RAW_ALLOC || e.op == KMM_RAW_REALLOC) {
+      if (e.size > kMaxTraceSize) {
+        ++st_->mended;  // no program asked for a terabyte and got it: a damaged record
+        return;
+      }
+      bool bad_align = e.align_log2 > kMaxAlignLog2, bad_module = e.module >= t_.modules.size();
+      if (bad_align) e.align_log2 = 0;
+      if (bad_module) e.module = 0;
+      if (bad_align || bad_module) ++st_->mended;
+    }
     switch (e.op) {
       case KMM_RAW_MODULE:
         module(e, in);
@@ -129,7 +150,12 @@ class RawConverter {
       t0_ = e.time_ns;
       have_t0_ = true;
     }
-    if (t_.ops.size() % 1024 == 0) t_.clock.emplace_back(t_.ops.size(), e.time_ns - std::min(t0_, e.time_ns));
+    if (t_.ops.size() % 1024 == 0) {
+      // Increasing and within the reader's bound, whatever the recorded clock did.
+      std::uint64_t ns = std::min(e.time_ns - std::min(t0_, e.time_ns), kMaxClockNs);
+      if (!t_.clock.empty()) ns = std::max(ns, t_.clock.back().second);
+      t_.clock.emplace_back(t_.ops.size(), ns);
+    }
     t_.ops.push_back(op);
   }
 
@@ -155,8 +181,10 @@ class RawConverter {
     std::string raw(chunks * sizeof e, '\0');
     in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
     name.assign(raw.data(), name.size());
+    // One printable word, as the reader's `module INDEX NAME` wants.
     for (char& c : name)
-      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
+      if (c <= ' ' || c >= 0x7f) c = '_';
+    if (name.empty()) name = "_";
     if (t_.modules.size() <= e.module) t_.modules.resize(e.module + 1u, "?");
     t_.modules[e.module] = name;
   }
@@ -210,6 +238,7 @@ Trace convert_raw(const std::string& path, ConvertStats* st) {
   RawConverter conv(st);
   kmm_raw_event e;
   while (in.read(reinterpret_cast<char*>(&e), sizeof e)) conv.event(e, in);
+  st->trailing_bytes = static_cast<std::uint64_t>(in.gcount());
   return conv.finish();
 }
 
@@ -286,6 +315,9 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
           return peak;
         }(),
         st.unknown_frees != 0 ? fmt::format(", {} unknown frees dropped", st.unknown_frees) : "");
+    if (st.mended != 0 || st.trailing_bytes != 0)
+      *summary += fmt::format("{}: {} damaged records mended or dropped, {} bytes of a partial record at the end\n",
+                              name, st.mended, st.trailing_bytes);
   }
   if (shown > 8) *summary += fmt::format("... and {} more trace files\n", shown - 8);
   if (empty != 0) *summary += fmt::format("({} process images allocated nothing: no file)\n", empty);

@@ -353,8 +353,13 @@ LineStatus Scenario::cmd_krealloc(const CommandCall& c) {
     return LineStatus::kOk;
   }
   it->second.host = q;
-  it->second.va = k.kva(q);
   it->second.size = static_cast<std::size_t>(size);
+  if (q == ZERO_SIZE_PTR) {  // krealloc(p, 0) freed p (as kmalloc(0) names it: cmd_alloc)
+    it->second.va = 16;
+    out_ << fmt::format("{} = ZERO_SIZE_PTR (krealloc to 0 bytes freed the block)\n", a[1]);
+    return LineStatus::kOk;
+  }
+  it->second.va = k.kva(q);
   out_ << fmt::format("{} = 0x{:08x} ({} bytes usable)\n", a[1], it->second.va, k.ksize(q));
   return LineStatus::kOk;
 }

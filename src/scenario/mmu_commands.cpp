@@ -150,6 +150,11 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
                          vm::kAarch64PageOffset, cfg->page_offset);
     if (cfg->phys_offset + cfg->ram_bytes > (std::uint64_t{1} << 48))
       return "pt=aarch64: RAM above 48-bit physical addresses";
+    if (cfg->page_offset + cfg->ram_bytes < cfg->page_offset)
+      return fmt::format(
+          "pt=aarch64: a direct map of {} bytes from page_offset 0x{:x} wraps past the top of the "
+          "address space",
+          cfg->ram_bytes, cfg->page_offset);
   } else {
     if (cfg->page_offset >= (std::uint64_t{1} << 32))
       return fmt::format("pt=armv7 is a 32-bit MMU: page_offset 0x{:x} is above 4G", cfg->page_offset);
@@ -622,10 +627,19 @@ LineStatus Scenario::mmu_touch(const CommandCall& c) {
     else
       return script_error(where, usage);
   }
+  // The range's last byte is an address too: one past the top of the address space (2^64,
+  // or 2^32 on ARMv7) is no range, and was walked from the top as if it wrapped to 0.
+  const bool armv7 = m.ks.config().format == vm::Format::kArmv7Short;
+  const std::uint64_t top = armv7 ? std::uint64_t{1} << 32 : 0;  // 0: 2^64
+  const std::uint64_t last = va + (len != 0 ? len - 1 : 0);
+  if (last < va || (top != 0 && last >= top)) {
+    failed(fmt::format("touch {}: {}..+{} is not a range of {} addresses", a[1], m.hx(va), len,
+                       armv7 ? "32-bit (ARMv7)" : "64-bit"));
+    return LineStatus::kOk;
+  }
   if (len != 0) {
     std::uint64_t pages = 0, faults = 0, hits = m.tlb.stats().hits;
-    std::uint64_t end = va + len;
-    for (std::uint64_t x = va; x < end; x = (x & ~(k4K - 1)) + k4K) {
+    for (std::uint64_t x = va;; x = (x & ~(k4K - 1)) + k4K) {
       vm::AccessResult r = p->as->access(x, acc, priv, m.tlb);
       if (r.outcome != vm::AccessOutcome::kOk && r.outcome != vm::AccessOutcome::kDemandPaged) {
         failed(fmt::format("touch {}: {} at {} after {} pages: {}", a[1],
@@ -635,9 +649,10 @@ LineStatus Scenario::mmu_touch(const CommandCall& c) {
       }
       ++pages;
       if (r.outcome == vm::AccessOutcome::kDemandPaged) ++faults;
+      if ((x | (k4K - 1)) >= last) break;  // x's page holds the last byte (the top page too)
     }
     out_ << fmt::format("{}: {} {} pages {}..{}: {} page faults (zeroed frames), {} TLB hits\n", a[1], access_word(acc),
-                        pages, m.hx(va), m.hx(end - 1), faults, m.tlb.stats().hits - hits);
+                        pages, m.hx(va), m.hx(last), faults, m.tlb.stats().hits - hits);
     return LineStatus::kOk;
   }
   vm::AccessResult r = p->as->access(va, acc, priv, m.tlb);
@@ -926,7 +941,8 @@ std::optional<std::int64_t> Scenario::value_mmu(const std::string& path, std::st
   if (head == "phys_to_pfn") return as_int(x >> 12);
   if (head == "pfn_to_phys") return as_int(x << 12);
   if (head == "pfn_to_virt" || head == "pfn_to_page") {
-    if (!phys.pfn_valid(static_cast<pfn_t>(x))) return bad("no such frame in RAM");
+    // (A PFN is 32 bits: 0x100000001 must not be taken for frame 1.)
+    if (x > 0xffffffffu || !phys.pfn_valid(static_cast<pfn_t>(x))) return bad("no such frame in RAM");
     if (head == "pfn_to_page") return as_int(k.kva(phys.pfn_to_page(static_cast<pfn_t>(x))));
     m.ks.phys_to_virt(x << 12, &va);
     return as_int(va);

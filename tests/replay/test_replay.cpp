@@ -405,4 +405,14 @@ TEST(TraceEndToEnd, BinTrue) {
   EXPECT_EQ(WEXITSTATUS(st), 1);
   std::remove(out.c_str());
 }
+
+TEST(TraceEndToEnd, ReplayFailsWhenAPolicyCannotRun) {
+  // A machine that cannot boot (100G of RAM in a 32-bit kernel space) is no result: exit 1,
+  // not 0 beside an "n/a" row.
+  const std::string trace = std::string(KMM_TRACES_DIR) + "/sqlite3-script.rep.gz";
+  std::string cmd = std::string(KMM_BIN) + " replay --policy buddy --ram 4M " + trace + " >/dev/null 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0);
+  cmd = std::string(KMM_BIN) + " replay --policy buddy --ram 100G " + trace + " >/dev/null 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+}
 #endif

@@ -187,5 +187,33 @@ TEST(MmuCommands, MallocStrategies) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
 
+TEST(MmuCommands, AddressesAndFramesBeyondWhatTheModelNumbersAreRefused) {
+  // phys_offset=2^44 booted with frame numbers cut to 32 bits (chain showed PHYS_OFFSET 0x0);
+  // pfn_to_page.0x100000001 was frame 1; a direct map that wraps booted; touch's range wrapped
+  // past 2^64 and read "0 pages" as a success.
+  Result big = run("boot pt=aarch64 phys_offset=0x100000000000 ram=8M\n");
+  EXPECT_EQ(big.code, 2);
+  EXPECT_NE(big.err.find("frame numbers are 32 bits"), std::string::npos) << big.err;
+  Result wrap = run("boot pt=aarch64 page_offset=0xffffffffffe00000 ram=8M\n");
+  EXPECT_EQ(wrap.code, 2);
+  EXPECT_NE(wrap.err.find("wraps past the top"), std::string::npos) << wrap.err;
+  Result r =
+      run("boot pt=aarch64 ram=16M\n"
+          "let q = pfn_to_page.0x100000001\n");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.err.find("no such frame in RAM"), std::string::npos) << r.err;
+  Result t =
+      run("boot pt=aarch64 ram=16M\nspawn p\n"
+          "touch p 0xfffffffffffff000 len=0x2000\nexpect last.failed == 1\n");
+  EXPECT_EQ(t.code, 0) << t.out << t.err;
+  EXPECT_NE(t.out.find("is not a range of 64-bit addresses"), std::string::npos) << t.out;
+  Result v7 =
+      run("boot pt=armv7 ram=16M\nspawn p\n"
+          "touch p 0xfffff000 len=0x2000\nexpect last.failed == 1\n"
+          "touch p 0x100000000\nexpect last.failed == 1\n");
+  EXPECT_EQ(v7.code, 0) << v7.out << v7.err;
+  EXPECT_NE(v7.out.find("is not a range of 32-bit (ARMv7) addresses"), std::string::npos) << v7.out;
+}
+
 }  // namespace
 }  // namespace kmm::scenario

@@ -78,6 +78,19 @@ TEST(Scenario, ScriptErrors) {
 // Bug (issue 18): on pt=aarch64 any explicit page_offset= was refused, "bad page_offset
 // '0xffff000000000000'", even arm64's PAGE_OFFSET the docs name: the boot line read it as
 // an expression's signed number, which stops at INT64_MAX. page_offset is a 64-bit address.
+TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
+  // krealloc to 0 frees the block and returns ZERO_SIZE_PTR: printed as such (it printed the
+  // "direct-map address" of pointer 16), and the label then frees nothing.
+  Result r =
+      run("boot ram=8M\n"
+          "kmalloc kernel 100 as a\n"
+          "krealloc a 3000\nexpect ksize.a == 4096\n"
+          "krealloc a 0\n"
+          "kfree a\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "a = ZERO_SIZE_PTR (krealloc to 0 bytes freed the block)")) << r.out;
+}
+
 TEST(Scenario, Aarch64TakesAnExplicitPageOffset) {
   struct Case {
     const char* page_offset;

@@ -280,7 +280,15 @@ int run_replay(const ReplayArgs& a) {
       return 2;
     }
   }
-  return 0;
+  // A policy that could not run (its machine did not boot: --ram 100G) or broke an invariant
+  // (--check) is no result: the exit status says so (a trace that runs out of memory is one).
+  int rc = 0;
+  for (const scenario::ReplayResult& r : results) {
+    if (r.error.empty()) continue;
+    std::cerr << "kmm replay: " << r.policy << ": " << r.error << "\n";
+    rc = 1;
+  }
+  return rc;
 }
 
 }  // namespace kmm::tools

@@ -1,0 +1,99 @@
+// tests/replay/test_convert.cpp — `kmm trace`'s conversion of raw recordings into traces
+// (replay/convert.h): a raw file is input like any other (a crashed recorder, a file another
+// user planted in the recording directory), and what it writes must read back. Each case is
+// a raw record the trace reader refused after convert wrote it: a size of 2^50, alignments of
+// 2^40 and 2^70 (a shift of 70: undefined), a module never declared, an empty module name or
+// one with a vertical tab, a clock that jumps by 2^63; and a partial record at the end.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "replay/convert.h"
+#include "replay/raw_event.h"
+#include "replay/trace.h"
+
+namespace kmm::scenario {
+namespace {
+
+kmm_raw_event ev(std::uint8_t op, std::uint64_t ptr, std::uint64_t size, std::uint64_t t, std::uint8_t align = 0,
+                 std::uint16_t module = 0) {
+  kmm_raw_event e{};
+  e.op = op;
+  e.align_log2 = align;
+  e.module = module;
+  e.tid = 7;
+  e.ptr = ptr;
+  e.size = size;
+  e.result = op == KMM_RAW_REALLOC ? ptr + 0x1000 : 0;
+  e.time_ns = t;
+  return e;
+}
+
+void put(std::string* raw, const kmm_raw_event& e) {
+  raw->append(reinterpret_cast<const char*>(&e), sizeof e);
+}
+
+// A MODULE record and its name in 40-byte chunks after it.
+void put_module(std::string* raw, std::uint16_t index, const std::string& name) {
+  kmm_raw_event e{};
+  e.op = KMM_RAW_MODULE;
+  e.module = index;
+  e.size = name.size();
+  put(raw, e);
+  std::string chunk = name;
+  chunk.resize((name.size() + sizeof e - 1) / sizeof e * sizeof e, '\0');
+  raw->append(chunk);
+}
+
+TEST(Convert, DamagedRecordsAreMendedAndTheTraceReadsBack) {
+  char tmpl[] = "/tmp/kmm-convert-test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::string raw;
+  put_module(&raw, 1, "");           // empty name
+  put_module(&raw, 2, "bad\vname");  // a vertical tab: one word to the writer, two to the reader
+  put(&raw, ev(KMM_RAW_ALLOC, 0x1000, 64, 100));
+  put(&raw, ev(KMM_RAW_ALLOC, 0x2000, 64, 200, 0, 3));                        // module 3: never declared
+  put(&raw, ev(KMM_RAW_ALLOC, 0x3000, 64, 300, 40));                          // alignment 2^40
+  put(&raw, ev(KMM_RAW_ALLOC, 0x4000, 64, 400, 70));                          // alignment 2^70
+  put(&raw, ev(KMM_RAW_ALLOC, 0x5000, std::uint64_t{1} << 50, 500));          // 1 PiB
+  put(&raw, ev(KMM_RAW_REALLOC, 0x1000, 128, std::uint64_t{1} << 63, 0, 1));  // a clock jump
+  for (std::uint64_t i = 0; i < 2100; ++i)  // past two clock ticks (one every 1024 ops)
+    put(&raw, ev(i % 2 == 0 ? KMM_RAW_ALLOC : KMM_RAW_FREE, 0x100000 + (i / 2) * 64, 32, 1000 - i, 0, 2));
+  raw.append(20, '\x01');  // a partial record: the recorder died mid-write
+  const std::string raw_path = dir + "/raw.100.0";
+  FILE* f = std::fopen(raw_path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(raw.data(), 1, raw.size(), f);
+  std::fclose(f);
+
+  const std::string out = dir + "/out.rep";
+  std::string error, summary;
+  std::vector<std::string> files = convert_raw_dir(dir, out, 100, &error, &summary);
+  ASSERT_EQ(files.size(), 1u) << error;
+  EXPECT_NE(summary.find("4 damaged records mended or dropped, 20 bytes of a partial record"), std::string::npos)
+      << summary;
+  std::string read_error;
+  auto t = read_trace_file(out, {}, &read_error);
+  ASSERT_TRUE(t) << "convert wrote a trace its reader refuses: " << read_error;
+  EXPECT_EQ(t->modules.size(), 3u);
+  EXPECT_EQ(t->modules[1], "_");
+  EXPECT_EQ(t->modules[2], "bad_name");
+  for (const TraceOp& op : t->ops) {
+    EXPECT_LE(op.size, kMaxTraceSize);
+    EXPECT_LE(op.align_log2, 30u);
+  }
+  for (std::size_t i = 1; i < t->clock.size(); ++i) EXPECT_LE(t->clock[i - 1].second, t->clock[i].second) << i;
+  std::remove(raw_path.c_str());
+  std::remove(out.c_str());
+  rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace kmm::scenario
