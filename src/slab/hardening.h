@@ -8,8 +8,11 @@
 //                      free slot is stored XORed with a per-cache random key and the slot's
 //                      own address, so a use-after-free write cannot steer the allocator to
 //                      an address of the attacker's choice — the decoded link is checked to
-//                      lie inside its slab, and garbage fails that check. Costs an XOR and
-//                      a byte swap on every pop and push of a free list.
+//                      lie inside its slab, and garbage fails that check; and the slot it
+//                      names must be free (its owner byte), so a link forged by one who read
+//                      a freed slot's link, and so learned the key, still reaches only free
+//                      slots of its own slab. Costs an XOR and a byte swap on every pop and
+//                      push of a free list, and a load of the owner byte the pop writes.
 //   redzone            slub_debug=Z: each slot grows by a red zone after the object, filled
 //                      with 0xbb while the slot is free and 0xcc while it is allocated, and
 //                      for kmalloc caches also the bytes between the size asked for and the
@@ -22,7 +25,10 @@
 //   quarantine         (ASan's and Scudo's): freed slab objects wait in a FIFO of at most
 //                      this many bytes before a slot can be reused, so a dangling pointer
 //                      does not alias a new object at once (and, with poison, its writes are
-//                      caught when the object leaves quarantine).
+//                      caught when the object leaves quarantine). The bound is on the objects'
+//                      bytes: each one also keeps its slab from going back to the page
+//                      allocator, at most a quarter of ram waits, and an allocation that finds
+//                      no memory empties the quarantine first.
 //   guard_pages        each page-level block (large kmalloc) gets one more frame after it,
 //                      made inaccessible through the platform (mprotect), so a linear overrun
 //                      faults at its first byte past the block's pages; where the platform

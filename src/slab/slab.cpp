@@ -525,16 +525,20 @@ std::size_t SlabAllocator::asked_size(const KmemCache* c, const void* p) const {
   return asked <= c->object_size ? asked : c->object_size;
 }
 
-void SlabAllocator::debug_on_alloc(const KmemCache* c, char* obj, std::size_t asked) {
-  if (c->debug & kDebugPoison) {
-    std::size_t bad = first_not(obj, c->object_size - 1, kPoisonFree);
-    if (bad == c->object_size - 1 && static_cast<std::uint8_t>(obj[bad]) == kPoisonEnd) bad = c->object_size;
-    if (bad != c->object_size) {
-      StackText<128> why;
-      why.str("object written after it was freed (use after free): poison changed at byte ").u(bad);
-      report({ErrorKind::kCorruption, "kmalloc", obj, c->name, c->object_size, why.data()});
-    }
+// A freed object's poison, checked where it is taken again and where it leaves the quarantine
+// (a slab given back whole would otherwise lose the evidence of a write after free).
+void SlabAllocator::check_poison(const KmemCache* c, const char* obj, const char* action) {
+  std::size_t bad = first_not(obj, c->object_size - 1, kPoisonFree);
+  if (bad == c->object_size - 1 && static_cast<std::uint8_t>(obj[bad]) == kPoisonEnd) bad = c->object_size;
+  if (bad != c->object_size) {
+    StackText<128> why;
+    why.str("object written after it was freed (use after free): poison changed at byte ").u(bad);
+    report({ErrorKind::kCorruption, action, obj, c->name, c->object_size, why.data()});
   }
+}
+
+void SlabAllocator::debug_on_alloc(const KmemCache* c, char* obj, std::size_t asked) {
+  if (c->debug & kDebugPoison) check_poison(c, obj, "kmalloc");
   if (c->debug & kDebugRedzone) {
     std::size_t rz = c->fp_offset - c->object_size;
     std::size_t bad = first_not(obj + c->object_size, rz, kRedInactive);
@@ -597,6 +601,7 @@ bool SlabAllocator::resize_in_place(KmemCache* c, void* p, std::size_t new_size)
 }
 
 void SlabAllocator::quarantine_push(KmemCache* c, void* p) {
+  void* const p_in = p;  // poisoned just now (debug_on_free): no time for a write after free
   // Evicted objects are freed after q_lock_ is dropped: no cache lock nests inside it.
   void* evicted[16];
   unsigned n_evicted = 0;
@@ -627,6 +632,7 @@ void SlabAllocator::quarantine_push(KmemCache* c, void* p) {
     for (unsigned i = 0; i < n_evicted; ++i) {
       Page* head = phys_->compound_head(phys_->virt_to_page(evicted[i]));
       KmemCache* oc = &caches_[head->cache_id];
+      if ((oc->debug & kDebugPoison) && evicted[i] != p_in) check_poison(oc, static_cast<char*>(evicted[i]), "kfree");
       LockGuard g(oc->lock);
       free_central_locked(oc, head, slot_index(oc, head, evicted[i]));
     }
@@ -655,6 +661,7 @@ void SlabAllocator::quarantine_flush() {
     for (unsigned i = 0; i < n; ++i) {
       Page* head = phys_->compound_head(phys_->virt_to_page(batch[i]));
       KmemCache* oc = &caches_[head->cache_id];
+      if (oc->debug & kDebugPoison) check_poison(oc, static_cast<char*>(batch[i]), "kfree");
       LockGuard g(oc->lock);
       free_central_locked(oc, head, slot_index(oc, head, batch[i]));
     }

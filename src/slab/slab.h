@@ -894,6 +894,7 @@ class SlabAllocator {
   void quarantine_push(KmemCache* c, void* p);
   void* take_slow(KmemCache* c, gfp_t gfp);
   static void keep_asked(const KmemCache* c, char* obj, std::size_t asked);
+  static void check_poison(const KmemCache* c, const char* obj, const char* action);
   owner_t free_slow(KmemCache* c, Page* page, const void* p, const char* action);
   // The owner byte of p, a slot of a slab of c. When the slab's start follows from p's address
   // (owner_mask_orders_) and its owner vector is inside the slab, the byte is found by masking,

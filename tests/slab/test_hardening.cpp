@@ -322,6 +322,24 @@ TEST(Quarantine, DestroyFlushesItAndObjectsLargerThanItPassStraightThrough) {
   EXPECT_TRUE(m.check());
 }
 
+TEST(QuarantineDeathTest, AWriteAfterFreeIsCaughtWhenTheObjectLeavesIt) {
+  // poison + quarantine: the object is checked as it leaves the quarantine, not only if its
+  // slot is taken again (a slab given back whole would lose the evidence).
+  EXPECT_DEATH(
+      {
+        HardeningConfig h;
+        h.poison = true;
+        h.quarantine_bytes = 4096;
+        Machine m{hardened(h)};
+        KmemCache* c = m.slab.create("uaf-200", 200, 0, 0);
+        auto* p = static_cast<char*>(m.slab.alloc(c, GFP_KERNEL, kOwnerKernel));
+        m.slab.free(c, p, "kmem_cache_free");
+        p[17] = 1;  // the write after free
+        for (int i = 0; i < 64; ++i) m.slab.free(c, m.slab.alloc(c, GFP_KERNEL, kOwnerKernel), "kmem_cache_free");
+      },
+      "corruption in kfree.*written after it was freed \\(use after free\\): poison changed at byte 17");
+}
+
 TEST(Quarantine, HoldsAtMostAQuarterOfRam) {
   HardeningConfig h;
   h.quarantine_bytes = std::uint64_t{64} << 20;  // more than the machine's 16 MiB
