@@ -21,7 +21,10 @@
 #include "replay/convert.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -66,6 +69,7 @@ struct ConvertStats {
   std::uint64_t mended = 0;          // events with a field the reader would refuse (cleared or dropped)
   std::uint64_t trailing_bytes = 0;  // a partial record at the end of the file
   bool forked = false;
+  bool refused = false;  // not a regular file (a symbolic link, a fifo, a device): not read
 };
 
 constexpr unsigned kMaxAlignLog2 = 30;  // the reader's bound (trace.cpp: align <= 2^30)
@@ -79,7 +83,9 @@ class RawConverter {
   void event(const kmm_raw_event& raw, std::istream& in) {
     ++st_->events;
     kmm_raw_event e = raw;
-    if (e.op == KMM_RAW_ALLOC || e.op == KMM_RAW_REALLOC) {
+    // (A call that failed is dropped as such below, whatever size it asked for.)
+    const bool failed_call = (e.op == KMM_RAW_ALLOC && e.ptr == 0) || (e.op == KMM_RAW_REALLOC && e.result == 0);
+    if ((e.op == KMM_RAW_ALLOC || e.op == KMM_RAW_REALLOC) && !failed_call) {
       if (e.size > kMaxTraceSize) {
         ++st_->mended;  // no program asked for a terabyte and got it: a damaged record
         return;
@@ -234,7 +240,19 @@ class RawConverter {
 };
 
 Trace convert_raw(const std::string& path, ConvertStats* st) {
-  std::ifstream in(path, std::ios::binary);
+  // The recording directory is writable by every user (daemons drop privileges): a file in
+  // it is read only if it is a regular file, not through a symbolic link and not a fifo or a
+  // device (a link to /dev/zero kept the conversion reading forever). Read through the
+  // descriptor checked, not the name again.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat sb;
+  if (fd < 0 || ::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    st->refused = true;
+    return Trace{};
+  }
+  std::ifstream in("/proc/self/fd/" + std::to_string(fd), std::ios::binary);
+  ::close(fd);  // the stream holds its own open file description
   RawConverter conv(st);
   kmm_raw_event e;
   while (in.read(reinterpret_cast<char*>(&e), sizeof e)) conv.event(e, in);
@@ -277,6 +295,10 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     const Raw& r = raws[i];
     ConvertStats st;
     Trace t = convert_raw(r.path, &st);
+    if (st.refused) {
+      *summary += fmt::format("{}: not a regular file (a symbolic link, a fifo, a device?): not read\n", r.path);
+      continue;
+    }
     std::string name = i == 0 ? output
                               : stem + "." + std::to_string(r.pid) + (r.seq != 0 ? "." + std::to_string(r.seq) : "") +
                                     (gz ? ".gz" : "");

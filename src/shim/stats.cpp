@@ -26,6 +26,7 @@
 // sends.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,6 +51,8 @@ char g_buf[512 * 1024];
 char g_server_buf[512 * 1024];  // the server's copy: it sends without g_print_lock
 OwnerTally g_tally[kMaxOwners];
 int g_listen_fd = -1;
+dev_t g_listen_dev = 0;  // the listening socket's identity (listen_fd_is_ours)
+ino_t g_listen_ino = 0;
 bool g_server_started = false;
 
 void write_all(int fd, const char* p, std::size_t n) {
@@ -217,20 +220,38 @@ void serve_one(int c) {
   if (truncated) send_all(c, "... (truncated)\n", 16);
 }
 
+// The listening socket is an fd number of the program's: a program that closes every fd
+// (daemons do) closes it, and may get the number back for a socket of its own. So the fd is
+// the server's only while it is the socket made here (its inode): else the server stops
+// rather than spin on a closed fd or accept the program's connections.
+bool listen_fd_is_ours(int fd) {
+  struct stat st;
+  return fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == g_listen_dev &&
+         st.st_ino == g_listen_ino;
+}
+
 void* server_main(void*) {
   int own = roots_own_thread(__builtin_frame_address(0));
+  const int fd = g_listen_fd;
   for (;;) {
-    int c = ::accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) {
-      if (g_listen_fd < 0) {
-        roots_own_thread_exit(own);
-        return nullptr;
-      }
-      continue;
-    }
+    struct pollfd p = {fd, POLLIN, 0};
+    // A timeout, so that a socket closed under a waiting poll (which holds the old file) is
+    // noticed within a second.
+    int r = ::poll(&p, 1, 1000);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (p.revents & POLLNVAL) != 0 || !listen_fd_is_ours(fd)) break;
+    if (r == 0) continue;
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);  // fd is non-blocking: never waits
+    if (c < 0) continue;
     serve_one(c);
     ::close(c);
   }
+  StackText<160> line;
+  line.str("kmm: warning: the program closed the live stats socket (fd ").u(static_cast<std::uint64_t>(fd));
+  line.str("); live stats stopped").nl();
+  write_report_text(line.data(), line.size());
+  roots_own_thread_exit(own);
+  return nullptr;
 }
 
 void warn_stats_file(const char* path, const char* why) {
@@ -312,7 +333,7 @@ void stats_at_exit() {
 void start_stat_server() {
   if (!g_opts.live || g_server_started) return;
   g_server_started = true;
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return;
   struct sockaddr_un addr;
   std::memset(&addr, 0, sizeof addr);
@@ -332,6 +353,13 @@ void start_stat_server() {
     ::close(fd);
     return;
   }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return;
+  }
+  g_listen_dev = st.st_dev;
+  g_listen_ino = st.st_ino;
   g_listen_fd = fd;
   pthread_t t;
   pthread_attr_t attr;
@@ -346,7 +374,8 @@ void start_stat_server() {
 
 void stat_server_fork_child() {
   // The listening thread did not come along; the child serves nothing under its own pid.
-  if (g_listen_fd >= 0) ::close(g_listen_fd);
+  // (Closed only if still ours: the number may be one of the program's by now.)
+  if (listen_fd_is_ours(g_listen_fd)) ::close(g_listen_fd);
   g_listen_fd = -1;
   g_server_started = false;
 }

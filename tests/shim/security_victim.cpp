@@ -6,10 +6,14 @@
  *              (the live stat server, when live=1 took effect); exits 0.
  *   serve N    loads N modules with long names (so its stats are larger than a socket
  *              buffer), prints "ready", then waits until its stdin closes and exits 0.
+ *   closeall   closes every fd above stderr, then listens on a socket of its own and serves
+ *              three clients of its own: "served=3 of 3" and exit 0 when all reached it.
  * Depends on: the kmm_* API (include/kmm/kmm.h), POSIX. */
+#include <poll.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -57,6 +61,44 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  fprintf(stderr, "usage: %s probe | serve N\n", argv[0]);
+  if (argc >= 2 && strcmp(argv[1], "closeall") == 0) {
+    // A daemon's start: every fd above stderr closed (the live stats socket with them), then
+    // a listening socket of its own, which takes the lowest number (the stats socket's, most
+    // likely), and a client of its own. The client must reach the program, not kmm.
+    void* volatile p = malloc(100);
+    free(p);
+    usleep(100 * 1000);  // the stat server is waiting in poll on its socket
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    int n = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "victim-own-%d", static_cast<int>(getpid()));
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<std::size_t>(n));
+    if (ls < 0 || bind(ls, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(ls, 4) != 0) return 3;
+    int got = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (fork() == 0) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char buf[64] = {};
+        if (connect(c, reinterpret_cast<sockaddr*>(&addr), len) != 0) _exit(4);
+        ssize_t r = read(c, buf, sizeof buf - 1);
+        _exit(r == 5 && memcmp(buf, "hello", 5) == 0 ? 0 : 5);
+      }
+      pollfd pf = {ls, POLLIN, 0};
+      if (poll(&pf, 1, 5000) == 1) {
+        int c = accept(ls, nullptr, nullptr);
+        if (c >= 0) {
+          if (write(c, "hello", 5) == 5) ++got;
+          close(c);
+        }
+      }
+      int st = 0;
+      wait(&st);
+    }
+    usleep(1500 * 1000);  // past the stat server's poll timeout: it sees the socket is not its own
+    printf("fd=%d served=%d of 3\n", ls, got);
+    return got == 3 ? 0 : 1;
+  }
+  fprintf(stderr, "usage: %s probe | serve N | closeall\n", argv[0]);
   return 2;
 }

@@ -315,6 +315,16 @@ TEST_F(SecurityTest, StatServerAnswersOnlyItsUserOrRoot) {
   EXPECT_TRUE(exited_zero(s.finish()));
 }
 
+TEST_F(SecurityTest, AProgramThatClosesEveryFdKeepsItsOwnSocketsConnections) {
+  // live=1: the stat server's socket is an fd of the program's. A daemon closes every fd and
+  // listens on a socket of its own, which gets the number back: the server spun on accept's
+  // EBADF (a core's worth of CPU) and then accepted the program's clients (2 of 4 runs).
+  RunResult r = run({KMM_SECURITY_VICTIM, "closeall"}, env_with("live=1"));
+  EXPECT_TRUE(exited_zero(r.status)) << r.output;
+  EXPECT_NE(r.output.find("served=3 of 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("live stats stopped"), std::string::npos) << r.output;
+}
+
 TEST_F(SecurityTest, StatClientDetectsASquatterAndTheProcessRunsOn) {
   SKIP_UNLESS_ROOT();
   int gate[2], ready[2];

@@ -65,6 +65,9 @@ std::string lib_path(const char* argv0) {
   return dir + "/../lib/libkmm-trace.so";
 }
 
+// The program `kmm trace` runs, for the handler that passes SIGTERM and SIGHUP on to it.
+volatile pid_t g_traced_child = 0;
+
 }  // namespace
 
 CLI::App* add_trace(CLI::App& app, TraceArgs* a) {
@@ -114,9 +117,29 @@ int run_trace(const TraceArgs& a, const char* argv0) {
     std::fprintf(stderr, "kmm trace: cannot run %s: %s\n", args[0], std::strerror(errno));
     _exit(127);
   }
+  // While the program runs, a Ctrl-C or Ctrl-\ is the program's (it gets the terminal's
+  // signal too) and kmm waits for it to end, then converts; a SIGTERM or SIGHUP sent to kmm
+  // alone is passed on. Either way the trace is written and the raw files are removed, and
+  // no program is left running without its recorder's reader.
+  g_traced_child = pid;
+  struct sigaction forward {};
+  forward.sa_handler = [](int sig) { kill(g_traced_child, sig); };
+  sigemptyset(&forward.sa_mask);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  struct sigaction old_int, old_quit, old_term, old_hup;
+  sigaction(SIGINT, &ignore, &old_int);
+  sigaction(SIGQUIT, &ignore, &old_quit);
+  sigaction(SIGTERM, &forward, &old_term);
+  sigaction(SIGHUP, &forward, &old_hup);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGQUIT, &old_quit, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  sigaction(SIGHUP, &old_hup, nullptr);
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string error, summary;
   std::vector<std::string> files = scenario::convert_raw_dir(dir, a.output, pid, &error, &summary);

@@ -10,8 +10,8 @@
 // Rules it keeps so that it can run inside any program:
 //   - it never allocates through the traced malloc: records go into one static buffer and
 //     out with write(2); paths are built by hand (no snprintf); no libstdc++ (the C++
-//     operators are defined here and need none of it: a failing throwing new aborts with a
-//     message instead of throwing bad_alloc);
+//     operators are defined here and need none of it: a throwing new that finds no memory
+//     calls the next operator new, libstdc++'s, which throws bad_alloc);
 //   - one spinlock orders every record: a free is recorded before the block goes back to
 //     glibc and a malloc after it comes out, and realloc runs under the lock, so a block
 //     another thread gets back is always recorded after the call that released it;
@@ -27,16 +27,22 @@
 //     ours (and only with a try-lock, so a thread inside dlopen never waits on us); a miss
 //     rebuilds the table at most once per 256 events (new dlopen); misses count as module 0.
 // Lost events: records still in the buffer when the program leaves through _exit() or dies
-// of a signal. Everything up to the last flush (every 2048 records, at exit, at fork) is
-// kept.
+// of a signal, or replaces itself with execl/execlp/execle. Everything up to the last flush
+// (every 2048 records, at exit, at fork, before execve/execv/execvp/execvpe/fexecve) is kept.
+// Calls made by a signal handler while its thread records are forwarded, not recorded (the
+// record lock is not re-entrant); they, and records a write could not store (a full disk, a
+// file-size limit: SIGXFSZ is held off around the write), are counted and said at exit on
+// stderr. errno is left as the program's own call would leave it.
 //
 // Depends on: glibc (>= 2.34: __libc_* entry points, pthread_atfork in libc), raw_event.h.
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,13 +108,32 @@ std::atomic_flag g_rebuild = ATOMIC_FLAG_INIT;
 std::atomic<unsigned> g_since_rebuild{1u << 30};
 
 __thread int t_tid __attribute__((tls_model("initial-exec"))) = 0;
+// This thread holds g_lock: a signal handler that allocates while it does must not wait for
+// the lock its own thread holds (a deadlock): its calls are forwarded, not recorded.
+__thread bool t_locked __attribute__((tls_model("initial-exec"))) = false;
+std::atomic<std::uint64_t> g_reentered{0};  // calls of signal handlers while their thread recorded
+std::atomic<std::uint64_t> g_unwritten{0};  // records a write could not store
 
+// t_locked is raised before the lock is tried and lowered after it is released (a signal
+// fence orders them against a handler on this thread): a handler that runs anywhere in
+// between finds it raised.
 void lock() {
+  t_locked = true;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   while (g_lock.test_and_set(std::memory_order_acquire)) sched_yield();
 }
 void unlock() {
   g_lock.clear(std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_locked = false;
 }
+
+// errno as the program left it: a hook sets it only where the call it stands for would
+// (the forwarded allocation's ENOMEM), never through the recorder's own fstat, open or write.
+struct KeepErrno {
+  int saved = errno;
+  ~KeepErrno() { errno = saved; }
+};
 
 int tid() {
   if (t_tid == 0) t_tid = static_cast<int>(syscall(SYS_gettid));
@@ -139,15 +164,30 @@ std::size_t append_u(char* dst, std::size_t len, std::size_t cap, unsigned long 
   return len;
 }
 
-void write_all(const void* data, std::size_t len) {
+// Writes the buffer; false when part of it could not be written (a full disk, a file-size
+// limit). SIGXFSZ is held off meanwhile: the program's RLIMIT_FSIZE limits the program, and
+// a write of ours past it must not kill it (one it raised is taken back, not delivered).
+bool write_all(const void* data, std::size_t len) {
+  sigset_t xfsz, old, pending;
+  sigemptyset(&xfsz);
+  sigaddset(&xfsz, SIGXFSZ);
+  pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGXFSZ) == 1;
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     ssize_t w = write(g_fd, p, len);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
+    if (w <= 0) break;
     p += w;
     len -= static_cast<std::size_t>(w);
   }
+  if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&xfsz, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return len == 0;
 }
 
 // Is g_fd still our file? Reopens it for appending when the program closed or reused it.
@@ -171,8 +211,29 @@ void ensure_fd() {
 void flush_locked() {
   if (g_n == 0) return;
   ensure_fd();
-  if (g_fd >= 0) write_all(g_buf, g_n * sizeof(kmm_raw_event));
+  if (g_fd < 0 || !write_all(g_buf, g_n * sizeof(kmm_raw_event))) g_unwritten.fetch_add(g_n, std::memory_order_relaxed);
   g_n = 0;
+}
+
+// At exit: what was lost is said once, on stderr (the trace alone would not show it).
+void report_lost() {
+  const std::uint64_t reentered = g_reentered.load(std::memory_order_relaxed);
+  const std::uint64_t unwritten = g_unwritten.load(std::memory_order_relaxed);
+  char line[256];
+  std::size_t n = 0;
+  if (reentered != 0) {
+    n = append(line, n, sizeof line, "kmm-trace: ");
+    n = append_u(line, n, sizeof line, static_cast<unsigned long>(reentered));
+    n = append(line, n, sizeof line, " calls from signal handlers were not recorded (their thread was recording)\n");
+  }
+  if (unwritten != 0) {
+    n = append(line, n, sizeof line, "kmm-trace: ");
+    n = append_u(line, n, sizeof line, static_cast<unsigned long>(unwritten));
+    n = append(line, n, sizeof line, " events were lost: a write failed (a full disk, a file-size limit?)\n");
+  }
+  if (n == 0) return;
+  ssize_t w = write(2, line, n);
+  (void)w;
 }
 
 // Opens DIR/raw.PID.SEQ for this process image (first free SEQ).
@@ -336,6 +397,11 @@ unsigned align_log2(std::size_t a) {
 
 void record(std::uint8_t op, const void* ptr, std::size_t size, const void* result, std::size_t align,
             const void* caller) {
+  if (t_locked) {  // a signal handler's call while this thread records: forwarded only
+    g_reentered.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  KeepErrno keep;
   if (!ready()) return;
   kmm_raw_event e{};
   e.op = op;
@@ -364,8 +430,17 @@ void free_event(void* p, const void* caller) {
 
 void* realloc_event(void* p, std::size_t size, const void* caller) {
   if (p == nullptr) return alloc_event(__libc_malloc(size), size, 0, caller);
-  if (!ready()) return __libc_realloc(p, size);
+  if (t_locked) {
+    g_reentered.fetch_add(1, std::memory_order_relaxed);
+    return __libc_realloc(p, size);
+  }
+  int saved = errno;
+  if (!ready()) {
+    errno = saved;
+    return __libc_realloc(p, size);
+  }
   std::uint16_t mod = module_of(caller);
+  errno = saved;  // realloc's own errno (ENOMEM) is the one the program sees
   kmm_raw_event e{};
   e.op = KMM_RAW_REALLOC;
   e.module = mod;
@@ -374,6 +449,7 @@ void* realloc_event(void* p, std::size_t size, const void* caller) {
   e.size = size;
   lock();  // the old block must not be handed out again before this record is in
   void* q = __libc_realloc(p, size);
+  KeepErrno keep;
   e.result = reinterpret_cast<std::uintptr_t>(q);
   e.time_ns = now_ns();
   push_locked(e);
@@ -381,9 +457,18 @@ void* realloc_event(void* p, std::size_t size, const void* caller) {
   return q;
 }
 
-void* new_failed(std::size_t size) {
-  static const char msg[] = "kmm-trace: operator new: out of memory (the recorder cannot throw bad_alloc)\n";
-  (void)size;
+// A throwing new that found no memory and no new_handler: the next definition of the same
+// operator (libstdc++'s, after this preloaded one) is called, which throws std::bad_alloc
+// (its malloc, ours, fails again and is recorded as failed). Without one, a message and abort.
+using OperatorNew = void* (*)(std::size_t);
+using OperatorNewAligned = void* (*)(std::size_t, std::align_val_t);
+void* new_failed(std::size_t size, std::size_t al, bool array) {
+  const char* name = al == 0 ? (array ? "_Znam" : "_Znwm") : (array ? "_ZnamSt11align_val_t" : "_ZnwmSt11align_val_t");
+  if (void* next = dlsym(RTLD_NEXT, name)) {
+    if (al == 0) return reinterpret_cast<OperatorNew>(next)(size);
+    return reinterpret_cast<OperatorNewAligned>(next)(size, static_cast<std::align_val_t>(al));
+  }
+  static const char msg[] = "kmm-trace: operator new: out of memory (no operator new after the recorder's to throw)\n";
   ssize_t w = write(2, msg, sizeof msg - 1);
   (void)w;
   abort();
@@ -398,6 +483,7 @@ void atfork_parent() {
   unlock();
 }
 void atfork_child() {
+  KeepErrno keep;
   t_tid = 0;
   g_n = 0;
   if (g_state.load() == kReady) {
@@ -420,14 +506,25 @@ void atfork_child() {
 }
 
 __attribute__((constructor)) void recorder_start() {
+  KeepErrno keep;  // main starts with errno 0, not open's EEXIST or fcntl's EINVAL
   ready();
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 __attribute__((destructor)) void recorder_stop() {
+  KeepErrno keep;
   lock();
   if (g_state.load() == kReady) flush_locked();
   g_write_through = true;  // allocations in later destructors go straight out
+  unlock();
+  report_lost();
+}
+
+// Before the image is replaced: what the buffer holds would be lost with it.
+void flush_before_exec() {
+  KeepErrno keep;
+  lock();
+  if (g_state.load() == kReady) flush_locked();
   unlock();
 }
 
@@ -481,20 +578,67 @@ KMM_EXPORT void* pvalloc(size_t size) {
   return alloc_event(__libc_pvalloc(size), (size + pg - 1) & ~(pg - 1), 4096, __builtin_return_address(0));
 }
 
+// ---- exec: the buffer goes out first (the new image cannot flush it) ----
+// The calls glibc's exec family and posix_spawn's child make internally do not come through
+// here; these are the entry points a program calls. (execl, execlp and execle, which take
+// their arguments as varargs, are not interposed: records since the last flush are lost when
+// a program replaces itself with one of them.)
+namespace {
+template <typename Fn>
+Fn next_exec(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+}  // namespace
+KMM_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  flush_before_exec();
+  using Fn = int (*)(const char*, char* const[], char* const[]);
+  Fn next = next_exec<Fn>("execve");
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(path, argv, envp);
+}
+KMM_EXPORT int execv(const char* path, char* const argv[]) {
+  flush_before_exec();
+  using Fn = int (*)(const char*, char* const[]);
+  Fn next = next_exec<Fn>("execv");
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(path, argv);
+}
+KMM_EXPORT int execvp(const char* file, char* const argv[]) {
+  flush_before_exec();
+  using Fn = int (*)(const char*, char* const[]);
+  Fn next = next_exec<Fn>("execvp");
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(file, argv);
+}
+KMM_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  flush_before_exec();
+  using Fn = int (*)(const char*, char* const[], char* const[]);
+  Fn next = next_exec<Fn>("execvpe");
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(file, argv, envp);
+}
+KMM_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  flush_before_exec();
+  using Fn = int (*)(int, char* const[], char* const[]);
+  Fn next = next_exec<Fn>("fexecve");
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(fd, argv, envp);
+}
+
 // ---- C++ ----
 // std::get_new_handler lives in libstdc++, which a C program does not load: a weak reference
 // under its mangled name, null unless the program loaded libstdc++.
 extern "C" std::new_handler kmm_get_new_handler() noexcept __asm__("_ZSt15get_new_handlerv") __attribute__((weak));
 
 namespace {
-void* new_throwing(std::size_t size, std::size_t al, const void* caller) {
+void* new_throwing(std::size_t size, std::size_t al, bool array, const void* caller) {
   for (;;) {
     void* p = al > 16 ? __libc_memalign(al, size) : __libc_malloc(size);
     if (p != nullptr) return alloc_event(p, size, al > 16 ? al : 0, caller);
     // Read through a volatile: the compiler may not assume the weak symbol is there.
     std::new_handler (*volatile get)() noexcept = &kmm_get_new_handler;
     std::new_handler h = get != nullptr ? get() : nullptr;
-    if (h == nullptr) return new_failed(size);
+    if (h == nullptr) return new_failed(size, al, array);
     h();
   }
 }
@@ -510,16 +654,16 @@ std::size_t A(std::align_val_t a) {
 
 #define RA __builtin_return_address(0)
 KMM_EXPORT_CXX void* operator new(std::size_t size) {
-  return new_throwing(size, 0, RA);
+  return new_throwing(size, 0, false, RA);
 }
 KMM_EXPORT_CXX void* operator new[](std::size_t size) {
-  return new_throwing(size, 0, RA);
+  return new_throwing(size, 0, true, RA);
 }
 KMM_EXPORT_CXX void* operator new(std::size_t size, std::align_val_t a) {
-  return new_throwing(size, A(a), RA);
+  return new_throwing(size, A(a), false, RA);
 }
 KMM_EXPORT_CXX void* operator new[](std::size_t size, std::align_val_t a) {
-  return new_throwing(size, A(a), RA);
+  return new_throwing(size, A(a), true, RA);
 }
 KMM_EXPORT_CXX void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
   return new_nothrow(size, 0, RA);

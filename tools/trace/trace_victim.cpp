@@ -4,13 +4,19 @@
 // new int[10] (40 bytes), an over-aligned new, four threads each allocating 333-byte blocks,
 // and a fork whose child allocates 777 bytes and frees a block its parent allocated.
 // Distinct sizes let the test find each event. Depends on: libc, libstdc++, pthreads.
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <new>
+#include <string>
 
 namespace {
 
@@ -35,7 +41,83 @@ struct alignas(64) Wide {
 
 }  // namespace
 
-int main() {
+// The recorder's manners inside a program (tests/replay/test_replay.cpp runs each mode):
+//   errno      errno is 0 at main and kept across malloc/free after every fd is closed;
+//   signals    a SIGALRM handler allocates while the main thread does (every millisecond);
+//   fsize      RLIMIT_FSIZE below what the recording writes: the program is not killed;
+//   badalloc   new of an impossible size throws std::bad_alloc, as without the recorder;
+//   exec       4242-byte blocks, then execv of itself (mode exec2): they are recorded.
+int special(int argc, char** argv, int errno_at_main) {
+  const std::string mode = argv[1];
+  if (mode == "errno") {
+    if (errno_at_main != 0) return std::printf("errno %d at main\n", errno_at_main), 5;
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    for (int i = 0; i < 5000; ++i) {
+      void* volatile p = malloc(32);
+      errno = 12345;
+      free(p);
+      if (errno != 12345) return std::printf("free changed errno to %d at %d\n", errno, i), 5;
+      errno = 12345;
+      p = malloc(48);
+      if (errno != 12345) return std::printf("malloc changed errno to %d at %d\n", errno, i), 5;
+      free(p);
+    }
+    return std::printf("errno kept\n"), 0;
+  }
+  if (mode == "signals") {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+      void* volatile p = malloc(24);
+      free(p);
+    };
+    sigaction(SIGALRM, &sa, nullptr);
+    struct itimerval it {};
+    it.it_interval.tv_usec = 1000;
+    it.it_value.tv_usec = 1000;
+    setitimer(ITIMER_REAL, &it, nullptr);
+    for (int i = 0; i < 300000; ++i) {
+      void* volatile p = malloc(40);
+      free(p);
+    }
+    it = {};
+    setitimer(ITIMER_REAL, &it, nullptr);
+    return std::printf("signals done\n"), 0;
+  }
+  if (mode == "fsize") {
+    struct rlimit rl = {100000, 100000};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    for (int i = 0; i < 200000; ++i) {
+      void* volatile p = malloc(40);
+      free(p);
+    }
+    return std::printf("fsize done\n"), 0;
+  }
+  if (mode == "badalloc") {
+    try {
+      volatile std::size_t huge = SIZE_MAX / 4;
+      char* p = new char[huge];
+      delete[] p;
+    } catch (const std::bad_alloc&) {
+      return std::printf("caught bad_alloc\n"), 0;
+    }
+    return 5;
+  }
+  if (mode == "exec") {
+    for (int i = 0; i < 100; ++i) free(malloc(4242));
+    char self[] = "/proc/self/exe";
+    char arg1[] = "exec2";
+    char* args[] = {self, arg1, nullptr};
+    execv(self, args);
+    return 5;
+  }
+  if (mode == "exec2") return std::printf("exec done\n"), 0;
+  (void)argc;
+  return 2;
+}
+
+int main(int argc, char** argv) {
+  const int errno_at_main = errno;
+  if (argc >= 2) return special(argc, argv, errno_at_main);
   void* a = malloc(1001);
   void* b = calloc(10, 20);
   void* c = malloc(17);
