@@ -33,7 +33,10 @@ std::uint32_t arena_limit(std::size_t cap) {
   return static_cast<std::uint32_t>(kArenaStart + ((cap - 8) / 8) * 8);
 }
 
+// A block's bytes with its header, rounded to 8. An arena is at most 4 GiB (32-bit offsets):
+// a request beyond that needs "more than any arena", not a sum that wraps to a few bytes.
 std::uint64_t block_need(std::size_t n) {
+  if (n > std::uint64_t{UINT32_MAX}) return ~std::uint64_t{7};
   return (static_cast<std::uint64_t>(n) + 4 + 7) & ~std::uint64_t{7};
 }
 
@@ -267,7 +270,10 @@ std::size_t Nommu::bucket(const void* data) const {
 }
 
 void Nommu::index_grow() {
-  std::size_t n = nr_buckets_ == 0 ? 64 : nr_buckets_ * 2;
+  index_resize(nr_buckets_ == 0 ? 64 : nr_buckets_ * 2);
+}
+
+void Nommu::index_resize(std::size_t n) {
   auto** nb = static_cast<VmRegion**>(k_->kzalloc(n * sizeof(VmRegion*), GFP_KERNEL, kOwnerKernel));
   if (nb == nullptr) return;  // keep the old table: longer chains, still correct
   if (buckets_ != nullptr) k_->kfree(buckets_, kOwnerKernel);
@@ -325,6 +331,9 @@ void Nommu::index_del(VmRegion* r) {
     --indexed_;
   }
   r->hnext = nullptr;
+  // Emptied (every process that filled it has exited): back to the first size, so the
+  // kernel memory a burst of regions took comes back with them.
+  if (indexed_ == 0 && nr_buckets_ > 64) index_resize(64);
 }
 
 // --- regions: the mmap/munmap of uClinux ---
@@ -335,7 +344,9 @@ VmRegion* Nommu::new_region(int pid, std::size_t len, RegionKind kind, NommuErro
     return nullptr;
   }
   if (len == 0) len = 1;
-  void* data = k_->kmalloc(len, GFP_KERNEL, kOwnerKernel);
+  // Beyond kmalloc's largest block: the process's request is refused (classify says why),
+  // not passed on for kmalloc to report as a caller's size overflow.
+  void* data = len <= k_->kmalloc_layer().max_size() ? k_->kmalloc(len, GFP_KERNEL, kOwnerKernel) : nullptr;
   if (data == nullptr) {
     classify_pool_failure(len);
     *err = failure_.error;
@@ -375,12 +386,13 @@ void* Nommu::map_region(int pid, std::size_t len, RegionKind kind, NommuError* e
 
 void Nommu::drop_region(VmRegion* r) {
   NommuProcess* p = &procs_[r->pid - 1];
-  if (r->kind == RegionKind::kData) index_del(r);
   if (r->prev != nullptr)
     r->prev->next = r->next;
   else
     p->regions = r->next;
   if (r->next != nullptr) r->next->prev = r->prev;
+  // Off its list first: an index emptied by this removal is rebuilt from the lists.
+  if (r->kind == RegionKind::kData) index_del(r);
   p->nr_regions--;
   total_regions_--;
   p->bytes -= region_cost(r);

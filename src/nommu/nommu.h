@@ -171,6 +171,7 @@ class Nommu {
   void index_add(VmRegion* r);
   void index_del(VmRegion* r);
   void index_grow();
+  void index_resize(std::size_t buckets);  // a new table of `buckets`, rebuilt from the lists
 
   void* small_alloc(int pid, NommuProcess* p, std::size_t size, NommuError* err);
   NommuError small_free(NommuProcess* p, VmRegion* r, void* ptr);

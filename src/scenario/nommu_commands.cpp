@@ -50,6 +50,9 @@ struct NommuLabel {
   int pid = 0;
   void* ptr = nullptr;
   std::size_t size = 0;
+  // Freed through this label (free, realloc to 0): a second free or a realloc of it is
+  // refused as such, never passed on to whatever block has the address now.
+  bool freed = false;
 };
 
 struct ChurnResult {
@@ -243,6 +246,10 @@ LineStatus Scenario::nommu_free(const CommandCall& c) {
     return script_error(where, command_usage("free", CommandFamily::kNommu));
   auto it = st.labels.find(a[1]);
   if (it == st.labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
+  if (it->second.freed) {
+    nommu_fail(st, fmt::format("free {}: refused: double free (the block was freed before)", a[1]));
+    return LineStatus::kOk;
+  }
   int by = it->second.pid;
   if (a.size() == 4) {
     by = n.find(a[3].c_str());
@@ -261,7 +268,7 @@ LineStatus Scenario::nommu_free(const CommandCall& c) {
                            e == NommuError::kNotYours && owner ? std::string(", it is ") + owner->name + "'s" : ""));
     return LineStatus::kOk;
   }
-  st.labels.erase(it);
+  it->second.freed = true;
   return LineStatus::kOk;
 }
 
@@ -272,8 +279,16 @@ LineStatus Scenario::nommu_realloc(const CommandCall& c) {
   if (it == st.labels.end()) return script_error(where, "no process block labelled '" + a[1] + "'");
   std::int64_t size;
   if (!parse_number(a[2], &size) || size < 0) return script_error(where, "bad size '" + a[2] + "'");
-  NommuError e;
+  if (it->second.freed) {
+    nommu_fail(st, fmt::format("realloc {}: refused: the block was freed (use after free)", a[1]));
+    return LineStatus::kOk;
+  }
+  NommuError e = NommuError::kOk;
   void* q = n.realloc(it->second.pid, it->second.ptr, static_cast<std::size_t>(size), &e);
+  if (size == 0 && e != NommuError::kOk) {  // realloc(p, 0) frees p: refused as free is
+    nommu_fail(st, fmt::format("realloc {} 0: refused: {}", a[1], nommu_error_text(e)));
+    return LineStatus::kOk;
+  }
   if (q == nullptr && size != 0) {
     nommu_fail(
         st, fmt::format("realloc {}: failed: {} (the old block stays)", a[1],
@@ -282,7 +297,7 @@ LineStatus Scenario::nommu_realloc(const CommandCall& c) {
     return LineStatus::kOk;
   }
   if (size == 0) {
-    st.labels.erase(it);
+    it->second.freed = true;
     return LineStatus::kOk;
   }
   bool moved = q != it->second.ptr;
@@ -382,14 +397,11 @@ LineStatus Scenario::nommu_repeat(const CommandCall& c) {
   return LineStatus::kOk;
 }
 
-LineStatus Scenario::nommu_churn(const CommandCall& c) {
-  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
-  std::map<std::string, std::int64_t> p = {
-      {"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
-      {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
+namespace {
+// churn's options over their defaults; the error, or "" when every one is in its range.
+std::string churn_options(const std::map<std::string, std::string>& o, std::map<std::string, std::int64_t>* p) {
+  *p = {{"steps", 2000},  {"seed", 1},  {"every", 200},  {"buf_min", 64},     {"buf_max", 2048},    {"bufs", 3},
+        {"buf_life", 20}, {"keep", 20}, {"programs", 6}, {"prog_min", 40960}, {"prog_max", 307200}, {"prog_life", 400}};
   // Each option's range: what the loop below computes with them (lifetimes times 4, counts
   // that size vectors) stays far from overflow, and a run stays bounded in time and memory.
   const std::map<std::string, std::pair<std::int64_t, std::int64_t>> range = {
@@ -398,21 +410,35 @@ LineStatus Scenario::nommu_churn(const CommandCall& c) {
       {"buf_life", {1, 1'000'000'000}}, {"keep", {0, 1000}},          {"programs", {0, 10'000}},
       {"prog_min", {1, 1LL << 32}},     {"prog_max", {1, 1LL << 32}}, {"prog_life", {1, 1'000'000'000}}};
   for (auto& [key, v] : o) {
-    if (p.count(key) == 0) return script_error(where, "unknown churn option '" + key + "'");
+    if (p->count(key) == 0) return "unknown churn option '" + key + "'";
     auto [lo, hi] = range.at(key);
-    if (!parse_number(v, &p[key]) || p[key] < lo || p[key] > hi)
-      return script_error(where, fmt::format("bad churn {} '{}' (want {}..{})", key, v, lo, hi));
+    if (!parse_number(v, &(*p)[key]) || (*p)[key] < lo || (*p)[key] > hi)
+      return fmt::format("bad churn {} '{}' (want {}..{})", key, v, lo, hi);
   }
-  if (p["buf_min"] > p["buf_max"] || p["prog_min"] > p["prog_max"])
-    return script_error(where, "churn: want buf_min <= buf_max, prog_min <= prog_max");
+  if ((*p)["buf_min"] > (*p)["buf_max"] || (*p)["prog_min"] > (*p)["prog_max"])
+    return "churn: want buf_min <= buf_max, prog_min <= prog_max";
+  return "";
+}
+}  // namespace
+
+LineStatus Scenario::nommu_churn(const CommandCall& c) {
+  auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(a, 1, &o, &bad)) return script_error(where, "bad churn option '" + bad + "'");
+  std::map<std::string, std::int64_t> p;
+  if (std::string why = churn_options(o, &p); !why.empty()) return script_error(where, why);
   std::mt19937_64 rng(static_cast<std::uint64_t>(p["seed"]));
   auto uniform = [&](std::int64_t lo, std::int64_t hi) {
     return lo + static_cast<std::int64_t>(rng() % (static_cast<std::uint64_t>(hi - lo) + 1));  // lo <= hi
   };
   NommuError e;
-  int net = n.find("netd");
-  if (net == 0) net = n.spawn("netd", MallocKind::kSimple, 0, &e);
-  if (net == 0) return script_error(where, "churn: cannot spawn netd");
+  // Its own daemon: a process of the user's named netd is left alone (churn exits what it
+  // spawned, and exiting the user's would leave labels naming blocks of a pid used again).
+  std::string net_name = "netd";
+  for (int i = 1; n.find(net_name.c_str()) != 0; ++i) net_name = fmt::format("netd.{}", i);
+  int net = n.spawn(net_name.c_str(), MallocKind::kSimple, 0, &e);
+  if (net == 0) return script_error(where, "churn: cannot spawn " + net_name);
   struct Buf {
     void* p;
     std::int64_t dies;
@@ -561,7 +587,7 @@ std::optional<std::int64_t> Scenario::value_nommu(const std::string& path, std::
   auto as_int = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
   if (head == "ksize" || head == "footprint") {
     auto it = st->labels.find(rest);
-    if (it == st->labels.end()) return std::nullopt;  // Scenario::value names the label
+    if (it == st->labels.end() || it->second.freed) return std::nullopt;  // Scenario::value names the label
     return as_int(head == "ksize" ? n.usable(it->second.pid, it->second.ptr)
                                   : n.footprint(it->second.pid, it->second.ptr));
   }

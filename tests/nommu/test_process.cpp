@@ -191,6 +191,44 @@ TEST(Nommu, SmallocSuballocatesChunks) {
   EXPECT_TRUE(t.check());
 }
 
+TEST(Nommu, SizesNearTheTopOfSize_tAreRefusedNotWrapped) {
+  // block_need(SIZE_MAX - 7) wrapped to 0: smalloc and the fixed heap handed out a block of
+  // no size, whose header broke the arena, and the next malloc looped forever.
+  Proc t(nommu_cfg());
+  ASSERT_TRUE(t.ok);
+  NommuError e;
+  int s = t.n.spawn("s", MallocKind::kSmalloc, 0, &e);
+  int h = t.n.spawn("h", MallocKind::kHeap, 16 * 1024, &e);
+  int p = t.n.spawn("p", MallocKind::kSimple, 0, &e);
+  ASSERT_TRUE(s != 0 && h != 0 && p != 0);
+  for (int pid : {s, h, p}) {
+    for (std::size_t size : {SIZE_MAX, SIZE_MAX - 7, std::size_t{1} << 40}) {
+      e = NommuError::kOk;
+      EXPECT_EQ(t.n.malloc(pid, size, &e), nullptr) << pid << " " << size;
+      EXPECT_NE(e, NommuError::kOk) << pid << " " << size;
+    }
+    void* q = t.n.malloc(pid, 10, &e);
+    EXPECT_NE(q, nullptr) << pid;
+    EXPECT_EQ(t.n.free(pid, q), NommuError::kOk);
+  }
+  EXPECT_TRUE(t.check());
+}
+
+TEST(Nommu, AnEmptiedIndexGivesItsMemoryBack) {
+  // lookup=indexed grew its table to 64 K buckets for 100 K regions and kept it after they
+  // were gone: 504 kB of the kernel's memory held by no process.
+  Proc t(nommu_cfg(64u << 20, KmallocPolicy::kKmalloc2, true));
+  ASSERT_TRUE(t.ok);
+  t.n.set_indexed(true);
+  const std::uint64_t free0 = t.k->zone().free_pages();
+  NommuError e;
+  int z = t.n.spawn("z", MallocKind::kSimple, 0, &e);
+  for (int i = 0; i < 100000; ++i) ASSERT_NE(t.n.malloc(z, 10, &e), nullptr) << i;
+  EXPECT_EQ(t.n.exit(z), NommuError::kOk);
+  EXPECT_EQ(t.k->zone().free_pages(), free0);
+  EXPECT_TRUE(t.check());
+}
+
 TEST(Nommu, FixedHeapWithBrkInside) {
   Proc t(nommu_cfg());
   NommuError e;
