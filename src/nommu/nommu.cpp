@@ -36,8 +36,9 @@ std::uint32_t arena_limit(std::size_t cap) {
 // A block's bytes with its header, rounded to 8. An arena is at most 4 GiB (32-bit offsets):
 // a request beyond that needs "more than any arena", not a sum that wraps to a few bytes.
 std::uint64_t block_need(std::size_t n) {
-  if (n > std::uint64_t{UINT32_MAX}) return ~std::uint64_t{7};
-  return (static_cast<std::uint64_t>(n) + 4 + 7) & ~std::uint64_t{7};
+  const std::uint64_t n64 = n;  // (a shift, not a compare with 2^32: size_t is 32 bits on ARM)
+  if ((n64 >> 32) != 0) return ~std::uint64_t{7};
+  return (n64 + 4 + 7) & ~std::uint64_t{7};
 }
 
 // First fit; grows `end` towards `limit` when nothing fits. Returns the block's offset, or 0.
