@@ -50,11 +50,16 @@ __attribute__((always_inline)) inline void* SlabAllocator::alloc_fast_owned_at(T
     // registers needed a register more than the preload's malloc has without saves.)
     OwnedSlabLayoutWord g = owned_layout_word(head);
     owner_t* os = reinterpret_cast<owner_t*>(base + g.owners_offset()) + idx;
-    // freelist_hardened: a link forged by one who read a freed slot's link (and so knows the
-    // key) still names only a slot of this slab; one that is in use is refused here, and
-    // owned_refill reports it. Off (key 0), the test is one not-taken branch.
-    if (__builtin_expect(g.fl_key() != 0, 0) && __atomic_load_n(os, __ATOMIC_RELAXED) != kOwnerFree) return nullptr;
-    std::uint32_t next = load_owned_link(g.fl_key(), p);
+    // The link, decoded under freelist_hardened (load_owned_link's work, written out so that
+    // the option's two steps share the one branch on the key). A link forged by one who read
+    // a freed slot's link (and so knows the key) still names only a slot of this slab; one in
+    // use is refused here, and owned_refill reports it.
+    std::uint32_t next;
+    std::memcpy(&next, p, sizeof next);
+    if (__builtin_expect(g.fl_key() != 0, 0)) {
+      if (__atomic_load_n(os, __ATOMIC_RELAXED) != kOwnerFree) return nullptr;
+      next ^= link_mask_of(g.fl_key(), p);
+    }
     head->lru.freelist = next;
     head->lru.inuse++;
     // The next allocation of this class pops `next` and waits for its link: start the load
