@@ -442,6 +442,7 @@ void* Kernel::alloc_pages(unsigned order, gfp_t gfp, owner_t owner) {
     return nullptr;
   }
   Page* head = pages_->alloc_pages(order, gfp);
+  if (head == nullptr && slab_.reclaim_quarantine()) head = pages_->alloc_pages(order, gfp);
   if (head == nullptr) {
     count_failure();
     return nullptr;

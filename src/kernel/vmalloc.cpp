@@ -33,6 +33,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   PageAllocator* zone = kmalloc_->slab()->zone();
   for (; got < nr_pages; ++got) {
     Page* p = zone->alloc_pages(0, GFP_KERNEL);
+    if (p == nullptr && kmalloc_->slab()->reclaim_quarantine()) p = zone->alloc_pages(0, GFP_KERNEL);
     if (p == nullptr) break;
     p->set_flags(PG_vmalloc);
     pages[got] = phys_->page_to_pfn(p);

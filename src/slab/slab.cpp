@@ -693,12 +693,7 @@ void* SlabAllocator::alloc_slow(KmemCache* c, gfp_t gfp, owner_t owner, std::siz
   if (__builtin_expect(!(gfp & __GFP_NOFAIL) && fault_should_fail(FaultPoint::kSlab, c->object_size, c->name), 0))
     return nullptr;
   void* p = take_slow(c, gfp);
-  // Out of memory while freed objects wait in the quarantine: they are free memory (their
-  // slabs may go back whole), and a correct program must not fail for what it freed.
-  if (p == nullptr && quarantine_objects() != 0) {
-    quarantine_flush();
-    p = take_slow(c, gfp);
-  }
+  if (p == nullptr && reclaim_quarantine()) p = take_slow(c, gfp);
   if (p == nullptr) return nullptr;
   if (c->debug) debug_on_alloc(c, static_cast<char*>(p), asked);
   mark_allocated(c, p, owner);

@@ -675,6 +675,16 @@ class SlabAllocator {
   std::uint64_t quarantine_objects() const { return __atomic_load_n(&q_count_, __ATOMIC_RELAXED); }
   std::uint64_t quarantine_bytes() const { return __atomic_load_n(&q_bytes_, __ATOMIC_RELAXED); }
   void quarantine_flush();
+  // An allocation that found no memory calls this once, then tries once more when it returns
+  // true: the quarantine's objects are free memory (their slabs may go back whole), and a
+  // correct program must not fail for what it freed. Callers hold no cache lock (flushing
+  // takes each object's cache lock), which is why this is not a hook of the page allocator:
+  // alloc_central_locked asks the zone for a slab under its cache's lock.
+  bool reclaim_quarantine() {
+    if (quarantine_objects() == 0) return false;
+    quarantine_flush();
+    return true;
+  }
 
   // A cache is published by its in_use flag (release in create, acquire here): any thread may
   // look caches up while another creates or destroys one.

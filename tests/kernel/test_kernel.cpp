@@ -543,6 +543,37 @@ TEST(KernelHardening, CollectorReclaimsThroughTheDebugChecks) {
   EXPECT_LE(free0 - k->zone().free_pages(), 16u) << "at most the module record and empty slabs kept";
 }
 
+TEST(KernelHardening, PagesAndVmallocFindTheQuarantinesMemoryWhenRamRunsOut) {
+  // Every small object freed, most of them quarantined, their slabs held: alloc_pages and
+  // vmalloc need those frames as kmalloc does (Quarantine.AnAllocationThatFindsNoMemory...).
+  for (bool use_vmalloc : {false, true}) {
+    BootConfig cfg = test::small_config();
+    cfg.hardening.quarantine_bytes = std::uint64_t{4} << 20;
+    KernelPtr k = boot_kernel(cfg);
+    ASSERT_NE(k, nullptr);
+    const std::uint64_t free0 = k->zone().free_pages();
+    std::vector<void*> small;
+    while (void* p = k->kmalloc(1000, GFP_KERNEL, kOwnerKernel)) small.push_back(p);
+    for (void* p : small) k->kfree(p, kOwnerKernel);
+    ASSERT_GT(k->slab().quarantine_objects(), 0u);
+    std::uint64_t pages = 0;
+    if (use_vmalloc) {
+      std::vector<std::uint64_t> areas;
+      while (std::uint64_t a = k->vmalloc(std::size_t{64} << 10, kOwnerKernel)) areas.push_back(a);
+      pages = areas.size() * 16;
+      for (std::uint64_t a : areas) k->vfree(a, kOwnerKernel);
+    } else {
+      std::vector<void*> blocks;
+      while (void* p = k->alloc_pages(4, GFP_KERNEL, kOwnerKernel)) blocks.push_back(p);
+      pages = blocks.size() * 16;
+      for (void* p : blocks) k->free_pages(p, kOwnerKernel);
+    }
+    EXPECT_GE(pages, free0 * 95 / 100) << (use_vmalloc ? "vmalloc" : "alloc_pages") << ": 95 % of the free frames ("
+                                       << free0 << ")";
+    EXPECT_TRUE(invariants(*k));
+  }
+}
+
 TEST_F(KernelTest, DmesgKeepsLog) {
   k->log("first line\n", 11);
   k->log("second\n", 7);
