@@ -62,12 +62,7 @@ void Kmalloc::publish_large_tails(Page* head, std::uint64_t from, std::uint64_t 
 void* Kmalloc::kmalloc_large(std::size_t size, gfp_t gfp, owner_t owner) {
   if (size > max_size_) return nullptr;
   void* p = kmalloc_large_once(size, gfp, owner);
-  // Objects waiting in the quarantine hold slabs that are free memory once they go back: a
-  // correct program must not fail for what it freed (SlabAllocator::alloc_slow does the same).
-  if (p == nullptr && slab_->quarantine_objects() != 0) {
-    slab_->quarantine_flush();
-    p = kmalloc_large_once(size, gfp, owner);
-  }
+  if (p == nullptr && slab_->reclaim_quarantine()) p = kmalloc_large_once(size, gfp, owner);
   return p;
 }
 
@@ -297,17 +292,18 @@ bool Kmalloc::resize_guarded(void* p, std::size_t new_size, const char* action) 
   return true;
 }
 
-bool Kmalloc::resize_asked(void* p, std::size_t new_size, const char* action) {
+Kmalloc::AskedResize Kmalloc::resize_asked_as(void* p, std::size_t new_size, const char* action) {
   SlabAllocator::ObjectInfo info;
   if (slab_->lookup(p, &info)) {
-    if (!info.cache->debug) return false;
+    if (!info.cache->debug) return AskedResize::kNotKept;
     // A module's object is rewritten so only where no pass may sweep it meanwhile
     // (ModuleWindow, on its owner byte): a sweep checks its red zone against the size being
     // changed, and a slot the pass reclaimed would take the writes.
     ModuleWindow window(*slab_, slab_->owner_slot(info.cache, info.slab, info.index));
-    return window.ok() && slab_->resize_in_place(info.cache, p, new_size);
+    return window.ok() && slab_->resize_in_place(info.cache, p, new_size) ? AskedResize::kResized
+                                                                          : AskedResize::kDebugObjectMoves;
   }
-  return resize_guarded(p, new_size, action);
+  return resize_guarded(p, new_size, action) ? AskedResize::kResized : AskedResize::kNotKept;
 }
 
 owner_t Kmalloc::kfree_remote(ThreadCache* tc, Page* head, std::uint64_t state_off, char* obj, const char* action) {
@@ -474,15 +470,16 @@ void* Kmalloc::krealloc(void* p, std::size_t new_size, gfp_t gfp, owner_t owner)
     kfree(p, "krealloc");
     return nullptr;
   }
-  if (keeps_asked_sizes() && resize_asked(p, new_size, "krealloc")) {
+  // One lookup decides, where blocks keep their asked size; none otherwise (no debug cache).
+  const AskedResize kept = keeps_asked_sizes() ? resize_asked_as(p, new_size, "krealloc") : AskedResize::kNotKept;
+  if (kept == AskedResize::kResized) {
     // The red zone or the slack follows the size, up to the end of the slot or the frames.
     if ((gfp & __GFP_ZERO) && new_size > have) std::memset(static_cast<char*>(p) + have, 0, new_size - have);
     return p;
   }
   // A debug cache's object that did not fit its slot (or may be swept meanwhile) moves, and
   // kfree claims it; so does any block that neither fits nor grows in place.
-  SlabAllocator::ObjectInfo info;
-  const bool debug_object = slab_->lookup(p, &info) && info.cache->debug;
+  const bool debug_object = kept == AskedResize::kDebugObjectMoves;
   if (!debug_object && new_size <= have) return p;
   if (!debug_object && grow_large_in_place(p, new_size, gfp & ~__GFP_ZERO)) {
     if (gfp & __GFP_ZERO) std::memset(static_cast<char*>(p) + have, 0, ksize(p) - have);

@@ -151,7 +151,13 @@ class Kmalloc {
   // realloc that shrinks in place are checked against the size asked for, not the room. False,
   // and nothing changed, for any other block, a size that does not fit, or a module's block
   // that a pass may sweep meanwhile (ModuleWindow).
-  bool resize_asked(void* p, std::size_t new_size, const char* action);
+  bool resize_asked(void* p, std::size_t new_size, const char* action) {
+    return resize_asked_as(p, new_size, action) == AskedResize::kResized;
+  }
+  // resize_asked's answer with its reason: resized; a debug cache's object that must move
+  // (it does not fit its slot, or a pass may sweep it); or a block that keeps no asked size.
+  enum class AskedResize : std::uint8_t { kResized, kDebugObjectMoves, kNotKept };
+  AskedResize resize_asked_as(void* p, std::size_t new_size, const char* action);
   // True while some block keeps its size asked for (debug caches or guard_pages): callers skip
   // resize_asked's lookup otherwise.
   bool keeps_asked_sizes() const { return cfg_.guard_platform != nullptr || slab_->config().hardening.debug_caches(); }
