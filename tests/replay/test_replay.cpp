@@ -435,22 +435,26 @@ TEST(TraceEndToEnd, BlocksAllocatedBeforeAnExecAreRecorded) {
 #ifdef KMM_SANITIZED
   GTEST_SKIP() << "the recorder cannot interpose malloc in a sanitizer-instrumented program";
 #endif
-  std::string dir = testing::TempDir() + "kmm-exec-" + std::to_string(getpid());
-  std::filesystem::create_directories(dir);
-  std::string out = dir + "/exec.rep";
-  std::string cmd = std::string(KMM_BIN) + " trace -o " + out + " -- " + KMM_VICTIM + " exec >/dev/null 2>&1";
-  ASSERT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0);
-  // The image before the exec is OUTPUT.PID; its 100 blocks of 4242 bytes were lost in the
-  // buffer the exec threw away.
-  std::size_t found = 0;
-  for (const auto& f : std::filesystem::directory_iterator(dir)) {
-    std::string err;
-    auto t = read_trace_file(f.path().string(), {}, &err);
-    if (!t) continue;
-    for (const TraceOp& op : t->ops) found += op.kind == OpKind::kAlloc && op.size == 4242 ? 1 : 0;
+  // execv, and the varargs calls execl, execlp and execle (which gather an argv and go the
+  // same way).
+  for (const char* mode : {"exec", "execl", "execlp", "execle"}) {
+    std::string dir = testing::TempDir() + "kmm-" + mode + "-" + std::to_string(getpid());
+    std::filesystem::create_directories(dir);
+    std::string out = dir + "/exec.rep";
+    std::string cmd = std::string(KMM_BIN) + " trace -o " + out + " -- " + KMM_VICTIM + " " + mode + " >/dev/null 2>&1";
+    ASSERT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0) << mode;
+    // The image before the exec is OUTPUT.PID; its 100 blocks of 4242 bytes were lost in the
+    // buffer the exec threw away.
+    std::size_t found = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir)) {
+      std::string err;
+      auto t = read_trace_file(f.path().string(), {}, &err);
+      if (!t) continue;
+      for (const TraceOp& op : t->ops) found += op.kind == OpKind::kAlloc && op.size == 4242 ? 1 : 0;
+    }
+    EXPECT_EQ(found, 100u) << mode;
+    std::filesystem::remove_all(dir);
   }
-  EXPECT_EQ(found, 100u);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(TraceEndToEnd, ReplayFailsWhenAPolicyCannotRun) {

@@ -27,8 +27,9 @@
 //     ours (and only with a try-lock, so a thread inside dlopen never waits on us); a miss
 //     rebuilds the table at most once per 256 events (new dlopen); misses count as module 0.
 // Lost events: records still in the buffer when the program leaves through _exit() or dies
-// of a signal, or replaces itself with execl/execlp/execle. Everything up to the last flush
-// (every 2048 records, at exit, at fork, before execve/execv/execvp/execvpe/fexecve) is kept.
+// of a signal. Everything up to the last flush (every 2048 records, at exit, at fork, before
+// every exec call a program makes: execve, execv, execvp, execvpe, fexecve, execl, execlp,
+// execle) is kept.
 // Calls made by a signal handler while its thread records are forwarded, not recorded (the
 // record lock is not re-entrant); they, and records a write could not store (a full disk, a
 // file-size limit: SIGXFSZ is held off around the write), are counted and said at exit on
@@ -43,6 +44,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -580,50 +582,72 @@ KMM_EXPORT void* pvalloc(size_t size) {
 
 // ---- exec: the buffer goes out first (the new image cannot flush it) ----
 // The calls glibc's exec family and posix_spawn's child make internally do not come through
-// here; these are the entry points a program calls. (execl, execlp and execle, which take
-// their arguments as varargs, are not interposed: records since the last flush are lost when
-// a program replaces itself with one of them.)
+// here; these are the entry points a program calls. execl, execlp and execle gather their
+// varargs into an argv, as glibc's do, and go through execv, execvp and execve here.
 namespace {
-template <typename Fn>
-Fn next_exec(const char* name) {
-  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+template <typename Fn, typename... Args>
+int exec_after_flush(const char* name, Args... args) {
+  flush_before_exec();
+  auto next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  if (next == nullptr) return errno = ENOSYS, -1;
+  return next(args...);
+}
+
+// The list execl's family takes is arg0, ..., a null pointer (then, for execle, envp). Its
+// argv is built on the caller's stack, as glibc's execl builds it (the recorder must not
+// malloc here): counted first, then copied.
+std::size_t count_exec_args(const char* arg0, va_list ap) {
+  std::size_t n = 1;
+  for (const char* a = arg0; a != nullptr; a = va_arg(ap, const char*)) ++n;
+  return n;  // the null pointer included
+}
+char** fill_exec_args(char** argv, const char* arg0, va_list ap, char*** envp) {
+  std::size_t n = 0;
+  argv[n++] = const_cast<char*>(arg0);
+  while (argv[n - 1] != nullptr) argv[n++] = va_arg(ap, char*);
+  if (envp != nullptr) *envp = va_arg(ap, char**);
+  return argv;
 }
 }  // namespace
 KMM_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
-  flush_before_exec();
-  using Fn = int (*)(const char*, char* const[], char* const[]);
-  Fn next = next_exec<Fn>("execve");
-  if (next == nullptr) return errno = ENOSYS, -1;
-  return next(path, argv, envp);
+  return exec_after_flush<decltype(&execve)>("execve", path, argv, envp);
 }
 KMM_EXPORT int execv(const char* path, char* const argv[]) {
-  flush_before_exec();
-  using Fn = int (*)(const char*, char* const[]);
-  Fn next = next_exec<Fn>("execv");
-  if (next == nullptr) return errno = ENOSYS, -1;
-  return next(path, argv);
+  return exec_after_flush<decltype(&execv)>("execv", path, argv);
 }
 KMM_EXPORT int execvp(const char* file, char* const argv[]) {
-  flush_before_exec();
-  using Fn = int (*)(const char*, char* const[]);
-  Fn next = next_exec<Fn>("execvp");
-  if (next == nullptr) return errno = ENOSYS, -1;
-  return next(file, argv);
+  return exec_after_flush<decltype(&execvp)>("execvp", file, argv);
 }
 KMM_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
-  flush_before_exec();
-  using Fn = int (*)(const char*, char* const[], char* const[]);
-  Fn next = next_exec<Fn>("execvpe");
-  if (next == nullptr) return errno = ENOSYS, -1;
-  return next(file, argv, envp);
+  return exec_after_flush<decltype(&execvpe)>("execvpe", file, argv, envp);
 }
 KMM_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
-  flush_before_exec();
-  using Fn = int (*)(int, char* const[], char* const[]);
-  Fn next = next_exec<Fn>("fexecve");
-  if (next == nullptr) return errno = ENOSYS, -1;
-  return next(fd, argv, envp);
+  return exec_after_flush<decltype(&fexecve)>("fexecve", fd, argv, envp);
 }
+// A macro, not a function: the argv must live in the frame of the exported call (alloca).
+#define KMM_GATHER_EXEC_ARGS(argv, arg, envp)                                                                \
+  va_list ap;                                                                                                \
+  va_start(ap, arg);                                                                                         \
+  va_list count_ap;                                                                                          \
+  va_copy(count_ap, ap);                                                                                     \
+  const std::size_t nargs = count_exec_args(arg, count_ap);                                                  \
+  va_end(count_ap);                                                                                          \
+  char** argv = fill_exec_args(static_cast<char**>(__builtin_alloca(nargs * sizeof(char*))), arg, ap, envp); \
+  va_end(ap)
+KMM_EXPORT int execl(const char* path, const char* arg, ...) {
+  KMM_GATHER_EXEC_ARGS(argv, arg, nullptr);
+  return execv(path, argv);
+}
+KMM_EXPORT int execlp(const char* file, const char* arg, ...) {
+  KMM_GATHER_EXEC_ARGS(argv, arg, nullptr);
+  return execvp(file, argv);
+}
+KMM_EXPORT int execle(const char* path, const char* arg, ...) {
+  char** envp = nullptr;
+  KMM_GATHER_EXEC_ARGS(argv, arg, &envp);
+  return execve(path, argv, envp);
+}
+#undef KMM_GATHER_EXEC_ARGS
 
 // ---- C++ ----
 // std::get_new_handler lives in libstdc++, which a C program does not load: a weak reference

@@ -102,12 +102,15 @@ int special(int argc, char** argv, int errno_at_main) {
     }
     return 5;
   }
-  if (mode == "exec") {
+  if (mode == "exec" || mode == "execl" || mode == "execlp" || mode == "execle") {
     for (int i = 0; i < 100; ++i) free(malloc(4242));
     char self[] = "/proc/self/exe";
     char arg1[] = "exec2";
     char* args[] = {self, arg1, nullptr};
-    execv(self, args);
+    if (mode == "execl") execl(self, self, arg1, static_cast<char*>(nullptr));
+    if (mode == "execlp") execlp(self, self, arg1, static_cast<char*>(nullptr));
+    if (mode == "execle") execle(self, self, arg1, static_cast<char*>(nullptr), environ);
+    if (mode == "exec") execv(self, args);
     return 5;
   }
   if (mode == "exec2") return std::printf("exec done\n"), 0;
