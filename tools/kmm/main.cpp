@@ -71,7 +71,13 @@ int main(int argc, char** argv) {
   kmm::tools::HelpArgs help_args;
   auto* help = kmm::tools::add_help(app, &help_args);  // last: it lists the others
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own codes (104-114) would read as a program's status under `kmm exec`: a
+    // wrong command line is exit 2, as a wrong script line is; --help and --version are 0.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (help->parsed()) return kmm::tools::run_help(app, help_args, std::cout, std::cerr);
   if (exec->parsed()) return kmm::tools::run_exec(exec_args, argv[0]);
   if (stat->parsed()) return kmm::tools::run_stat(stat_pid);
