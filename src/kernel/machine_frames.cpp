@@ -87,13 +87,8 @@ void KernelVmallocPages::for_each_page(PageFn fn, void* arg) const {
   }
 }
 
-std::uint64_t KernelVmallocPages::fingerprint() const {
-  std::uint64_t h = 1469598103934665603ull;
-  for (const VmArea* a = kernel_->view().vmalloc.areas(); a != nullptr; a = a->next) {
-    const std::uint64_t words[3] = {a->addr, a->nr_pages, a->nr_pages != 0 ? a->pages[0] : 0};
-    for (std::uint64_t w : words) h = (h ^ w) * 1099511628211ull;
-  }
-  return h;
+std::uint64_t KernelVmallocPages::generation() const {
+  return kernel_->view().vmalloc.changes();
 }
 
 }  // namespace kmm

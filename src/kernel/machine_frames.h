@@ -44,7 +44,7 @@ class KernelVmallocPages final : public vm::VmallocPages {
   explicit KernelVmallocPages(const Kernel* kernel) : kernel_(kernel) {}
   bool frame_at(std::uint64_t va, phys_addr_t* pa) const override;
   void for_each_page(PageFn fn, void* arg) const override;
-  std::uint64_t fingerprint() const override;
+  std::uint64_t generation() const override;
 
  private:
   const Kernel* kernel_;

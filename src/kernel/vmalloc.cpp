@@ -69,6 +69,7 @@ std::uint64_t Vmalloc::vmalloc(std::size_t size, owner_t owner) {
   area->next = *link;
   *link = area;
   used_pages_ += nr_pages;
+  __atomic_store_n(&changes_, changes_ + 1, __ATOMIC_RELEASE);
   return at;
 }
 
@@ -88,6 +89,7 @@ bool Vmalloc::vfree(std::uint64_t addr) {
         victim = *link;
         *link = victim->next;
         used_pages_ -= victim->nr_pages;
+        __atomic_store_n(&changes_, changes_ + 1, __ATOMIC_RELEASE);
         break;
       }
     }
@@ -205,6 +207,7 @@ void Vmalloc::free_block(void* handle) {
     if (*link == victim) {
       *link = victim->next;
       used_pages_ -= victim->nr_pages;
+      __atomic_store_n(&changes_, changes_ + 1, __ATOMIC_RELEASE);
       victim->next = walk_freed_;
       walk_freed_ = victim;
       return;

@@ -46,6 +46,8 @@ class Vmalloc final : public OwnedSpace {
   std::uint64_t start() const { return start_; }
   std::uint64_t end() const { return end_; }
   std::uint64_t used_bytes() const { return used_pages_ * kPageSize; }
+  // How many times an area has come or gone (VmallocPages::generation, the MMU model's sync).
+  std::uint64_t changes() const { return __atomic_load_n(&changes_, __ATOMIC_ACQUIRE); }
   std::uint64_t largest_chunk() const;
   const VmArea* areas() const { return head_; }
   // /proc/vmallocinfo, Linux's layout: "0x...-0x... size caller pages=N vmalloc".
@@ -81,6 +83,7 @@ class Vmalloc final : public OwnedSpace {
   std::uint64_t start_ = 0, end_ = 0;
   VmArea* head_ = nullptr;
   std::uint64_t used_pages_ = 0;
+  std::uint64_t changes_ = 0;  // written under lock_
   mutable SpinLock lock_;
   // While the collector walks the areas (for_each_block, lock_ held by that thread): areas its
   // visitor frees wait here to be released after the walk, and find_block does not relock.

@@ -67,7 +67,7 @@ VmError KernelSpace::init(FrameSource* frames, const KernelSpaceConfig& config) 
     return e;
   }
   generation_ = 1;
-  fingerprint_ = 0;
+  areas_generation_ = 0;
   synced_once_ = false;
   return VmError::kOk;
 }
@@ -116,8 +116,8 @@ void KernelSpace::map_one(void* arg, std::uint64_t va, phys_addr_t pa) {
 
 VmError KernelSpace::sync_vmalloc(const VmallocPages& areas, Tlb* tlb, SyncStats* stats) {
   if (!initialised()) return VmError::kNotInitialised;
-  const std::uint64_t fp = areas.fingerprint();
-  if (synced_once_ && fp == fingerprint_) return VmError::kOk;
+  const std::uint64_t gen = areas.generation();
+  if (synced_once_ && gen == areas_generation_) return VmError::kOk;
   // Pass 1: unmap every page no live area holds (or holds with another frame).
   std::uint64_t va = config_.vmalloc_start;
   while (va < config_.vmalloc_end) {
@@ -143,7 +143,7 @@ VmError KernelSpace::sync_vmalloc(const VmallocPages& areas, Tlb* tlb, SyncStats
   areas.for_each_page(map_one, this);
   sync_stats_ = nullptr;
   if (sync_error_ != VmError::kOk) return sync_error_;
-  fingerprint_ = fp;
+  areas_generation_ = gen;
   synced_once_ = true;
   return VmError::kOk;
 }

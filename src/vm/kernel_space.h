@@ -62,9 +62,11 @@ struct VmallocPages {
   // Calls fn for every page held by a live area, in any order.
   using PageFn = void (*)(void* arg, std::uint64_t va, phys_addr_t pa);
   virtual void for_each_page(PageFn fn, void* arg) const = 0;
-  // A number that changes whenever the set of areas changes (cheap to compute), so a sync
-  // can be skipped when nothing moved.
-  virtual std::uint64_t fingerprint() const = 0;
+  // A number that changes whenever an area comes or goes, so a sync can be skipped when
+  // nothing moved. Exact, a count of changes, not a hash of the areas: an area freed and
+  // another made at the same address and size, on the same first frame, must not look
+  // unchanged (its other pages would stay mapped to frames given to someone else).
+  virtual std::uint64_t generation() const = 0;
 
  protected:
   ~VmallocPages() = default;
@@ -106,7 +108,7 @@ class KernelSpace {
 
   // Makes the vmalloc area's tables agree with `areas` (see above). Flushes unmapped pages
   // from tlb (every ASID) when tlb is not null. kNoMemory when a table frame is missing
-  // (what could be mapped is mapped). Skipped when the fingerprint has not changed.
+  // (what could be mapped is mapped). Skipped when the areas' generation has not changed.
   VmError sync_vmalloc(const VmallocPages& areas, Tlb* tlb, SyncStats* stats = nullptr);
 
   bool check_invariants(TextSink* why) const;
@@ -117,7 +119,7 @@ class KernelSpace {
   PageTable pt_;
   KernelSpaceConfig config_;
   std::uint64_t generation_ = 0;
-  std::uint64_t fingerprint_ = 0;
+  std::uint64_t areas_generation_ = 0;
   bool synced_once_ = false;
   // Scratch of map_one during a sync.
   SyncStats* sync_stats_ = nullptr;

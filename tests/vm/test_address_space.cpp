@@ -28,7 +28,7 @@ struct FakeAreas final : VmallocPages {
   void for_each_page(PageFn fn, void* arg) const override {
     for (auto& [va, pa] : pages) fn(arg, va, pa);
   }
-  std::uint64_t fingerprint() const override {
+  std::uint64_t generation() const override {
     return pages.size() * 1000003 + (pages.empty() ? 0 : pages.begin()->first);
   }
 };

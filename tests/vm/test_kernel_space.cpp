@@ -50,7 +50,7 @@ struct FakeAreas final : VmallocPages {
   void for_each_page(PageFn fn, void* arg) const override {
     for (auto& [va, pa] : pages) fn(arg, va, pa);
   }
-  std::uint64_t fingerprint() const override {
+  std::uint64_t generation() const override {
     std::uint64_t h = 7;
     for (auto& [va, pa] : pages) h = h * 31 + va * 17 + pa;
     return h;
