@@ -324,6 +324,9 @@ VmError PageTable::armv7_l2_table(std::uint32_t va, const MapAttrs& a, phys_addr
   d.kind = armv7::Kind::kTable;
   d.addr = *table;
   d.domain = a.domain;
+  // Small pages have no PXN bit: a user table carries it for all of them (Linux's
+  // PMD_PXNTABLE), so the kernel never executes user memory, as sections already say.
+  d.pxn = a.user;
   std::uint32_t v = 0;
   if (!armv7::encode_l1(d, &v) || !write_desc(armv7_l1_addr(va), v)) return VmError::kCorruptTable;
   return VmError::kOk;
@@ -586,7 +589,9 @@ void PageTable::translate_armv7(Walk* w) const {
       w->why = "second-level table not in RAM";
       return;
     }
+    const bool table_pxn = leaf.pxn;  // applies to every page of the table
     leaf = armv7::decode_l2(static_cast<std::uint32_t>(s2.desc));
+    leaf.pxn = table_pxn;
     s2.kind = static_cast<std::uint8_t>(leaf.kind);
     leaf_desc = s2.desc;
     if (leaf.kind == Kind::kFault) {
@@ -863,7 +868,8 @@ void PageTable::visit(LeafVisitor fn, void* arg) const {
       for (unsigned k = 0; k < armv7::kL2Entries;) {
         std::uint64_t v2 = 0;
         if (!read_desc(d1.addr + phys_addr_t{k} * 4, &v2)) return;
-        const armv7::Desc d2 = armv7::decode_l2(static_cast<std::uint32_t>(v2));
+        armv7::Desc d2 = armv7::decode_l2(static_cast<std::uint32_t>(v2));
+        d2.pxn = d1.pxn;  // the table's PXN applies to its pages (translate_armv7)
         if (d2.kind == Kind::kFault) {
           ++k;
           continue;

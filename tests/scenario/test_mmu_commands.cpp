@@ -192,6 +192,21 @@ TEST(MmuCommands, AVmallocAreaRemadeAtTheSameAddressMapsItsOwnFrames) {
   }
 }
 
+TEST(MmuCommands, TheKernelNeverExecutesUserPages) {
+  // PXN: AArch64 pages carry it; ARMv7 small pages have no bit, so their table does.
+  for (const char* fmt : {"armv7", "aarch64"}) {
+    Result r = run(std::string("boot mmu=on pt=") + fmt +
+                   " ram=64M\n"
+                   "spawn p\n"
+                   "touch p 0x10000 exec\n"
+                   "expect last.failed == 0\n"
+                   "touch p 0x10000 exec kernel\n"
+                   "expect last.failed == 1\n");
+    EXPECT_EQ(r.code, 0) << fmt << r.out << r.err;
+    EXPECT_TRUE(has(r.out, "(kernel exec): the page is mapped but the hardware refuses this access")) << fmt << r.out;
+  }
+}
+
 TEST(MmuCommands, TlbFlushByAsid) {
   Result r =
       run("boot ram=64M tlb=4\n"

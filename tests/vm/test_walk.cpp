@@ -146,7 +146,7 @@ TEST_F(Armv7Walk, SmallPageWalk) {
   EXPECT_EQ(w.steps[0].index, 4u);
   EXPECT_EQ(w.steps[0].desc_addr, pt.root(0) + 0x10);
   const phys_addr_t l2_table = w.steps[0].desc & 0xFFFFFC00u;
-  EXPECT_EQ(w.steps[0].desc, l2_table | 0x1u);  // page table, domain 0
+  EXPECT_EQ(w.steps[0].desc, l2_table | 0x5u);  // page table, domain 0, PXN (a user table)
   EXPECT_EQ(w.steps[1].table, l2_table);
   EXPECT_EQ(w.steps[1].index, 3u);
   EXPECT_EQ(w.steps[1].desc_addr, l2_table + 0xC);
@@ -228,6 +228,20 @@ TEST_F(Armv7Walk, PermissionAndDomainFaults) {
   EXPECT_TRUE(pt.translate(0x00500000u, AccessType::kExec, Privilege::kUser).ok());
   // PXN on a user section: the kernel may not execute user code.
   EXPECT_EQ(pt.translate(0x00500000u, AccessType::kExec, Privilege::kKernel).fault, FaultKind::kPermission);
+  // Nor a user small page: its table's PXN (small pages have no bit of their own).
+  ASSERT_EQ(pt.map(0x00600000u, 0x00300000u, 4096, text), VmError::kOk);
+  EXPECT_TRUE(pt.translate(0x00600000u, AccessType::kExec, Privilege::kUser).ok());
+  w = pt.translate(0x00600000u, AccessType::kExec, Privilege::kKernel);
+  EXPECT_EQ(w.fault, FaultKind::kPermission);
+  EXPECT_EQ(w.fault_level, 2);
+  struct KernelExec {
+    static void fn(void* arg, const Leaf& leaf) {
+      if (leaf.va == 0x00600000u) *static_cast<int*>(arg) = leaf.perms.kernel_exec ? 1 : 0;
+    }
+  };
+  int kernel_exec = -1;
+  pt.visit(&KernelExec::fn, &kernel_exec);
+  EXPECT_EQ(kernel_exec, 0) << "visit applies the table's PXN to its pages too";
 
   // Domains: 00 no access -> domain fault; 11 manager -> no permission checks.
   pt.destroy();
@@ -572,7 +586,7 @@ TEST_F(Armv7Walk, PrintWalkReadsLikeATextbook) {
       .str(" (TTBCR.N=0)\n");
   want.str("  L1: table 0x").hex(pt.root(0), 8).str(" index 0x004  desc @0x").hex(pt.root(0) + 0x10, 8);
   want.str(" = 0x").hex(w.steps[0].desc, 8).str("  page table at 0x").hex(l2, 8);
-  want.str(" domain 0 PXN=0 NS=0\n");
+  want.str(" domain 0 PXN=1 NS=0\n");
   want.str("  L2: table 0x").hex(l2, 8).str(" index 0x003  desc @0x").hex(l2 + 0xC, 8);
   want.str(
       " = 0x0008247f  small page PA 0x00082000 AP=011 (PL1 RW, PL0 RW) TEX=001 C=1 B=1 "
