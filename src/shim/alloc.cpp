@@ -457,8 +457,16 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
   } else if (std::size_t hs = huge_size(p)) {
     if (size > g_ram_max_bytes) {
       // mremap; an over-aligned block may move to where it has malloc's alignment only, as
-      // glibc's realloc does (C and POSIX promise no more)
-      if (void* q = huge_resize(p, size, action)) return q;
+      // glibc's realloc does (C and POSIX promise no more). A gone plug-in's block becomes the
+      // caller's (ModuleWindow::gone, as below): a snapshot pass marks huge blocks by address,
+      // and one that moved meanwhile would be found unmarked and unmapped under the host.
+      if (k != nullptr) {
+        ModuleWindow window(k->slab(), huge_owner(p));
+        const owner_t to = !window.gone() ? kOwnerFree : owner != kOwnerFree ? owner : kOwnerKernel;
+        if (void* q = huge_resize(p, size, action, to)) return q;
+      } else if (void* q = huge_resize(p, size, action)) {
+        return q;
+      }
     }
     have = hs;
     keep = huge_owner(p);

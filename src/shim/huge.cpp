@@ -284,7 +284,7 @@ bool huge_overlaps(std::uintptr_t lo, std::uintptr_t hi) {
   return huge_cache_overlaps(lo, hi);  // the cache's lock after the table's, never under it here
 }
 
-void* huge_resize(void* p, std::size_t size, const char* action) {
+void* huge_resize(void* p, std::size_t size, const char* action, owner_t new_owner) {
   std::size_t block = static_cast<std::size_t>(round_up(size, kPageSize));
   if (block < size) return nullptr;
   LockGuard g(g_lock);
@@ -303,6 +303,7 @@ void* huge_resize(void* p, std::size_t size, const char* action) {
   Entry n = *e;
   erase_locked(e);
   n.key = n.map_start = reinterpret_cast<std::uintptr_t>(q);
+  if (new_owner != kOwnerFree) n.owner = new_owner;  // counted by erase and insert
   n.map_bytes = bytes;
   n.usable = n.guarded ? size : bytes;
   if (n.guarded) arm_guard(&n);

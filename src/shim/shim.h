@@ -119,7 +119,9 @@ void* huge_alloc(std::size_t size, std::size_t align, owner_t owner, bool zero =
 // its slack and report an overrun as heap corruption, naming `action`.
 bool huge_free(void* p, const char* action);                       // false: not a huge block
 std::size_t huge_size(const void* p);                              // 0: not a huge block
-void* huge_resize(void* p, std::size_t size, const char* action);  // in place or moved (mremap); null on failure
+// In place or moved (mremap); null on failure. new_owner (not kOwnerFree): the block becomes
+// its (a gone plug-in's block that the host resizes: ModuleWindow::gone in shim::resize).
+void* huge_resize(void* p, std::size_t size, const char* action, owner_t new_owner = kOwnerFree);
 owner_t huge_owner(const void* p);
 // Whether [lo, hi) meets a mapping of kmm's huge blocks: a live one, its table, or one the
 // cache keeps (huge_cache_overlaps). Takes the table's lock, then the cache's.
