@@ -37,8 +37,11 @@ int kmm_active(void);
 
 /* insmod: returns the module's owner id (2..254), or -1 (already loaded, table full). */
 int kmm_module_load(const char* name);
-/* rmmod: 0, or -1 when no live module has that name. The module's memory is the collector's
- * once no thread is inside a scope of it (kmm_module_scope_enter). */
+/* rmmod: 0, or -1 when no live module has that name, or when the name is a dlopened plug-in's
+ * (its dlclose unloads it). The module's memory is the collector's once no thread is inside a
+ * scope of it (kmm_module_scope_enter). A plug-in is named after its file's base name; a
+ * second plug-in of the same name (another directory, or a name cut at 55 characters) is
+ * "NAME#2", then "NAME#3", ... */
 int kmm_module_unload(const char* name);
 
 /* Allocations by this thread belong to module `name` until the matching leave. Returns a

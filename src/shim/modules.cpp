@@ -300,6 +300,25 @@ const char* base_name(const char* path) {
   return b;
 }
 
+// insmod under the object's base name or, when a live module has that name (a plug-in of the
+// same file name from another directory, or one whose name was cut to kModuleNameLen - 1),
+// under "NAME#2", "NAME#3", ...: two objects are never one module, and neither falls back to
+// the host, whose memory is never reclaimed. The name it got is written to name[].
+bool insmod_unique(Kernel* k, const char* base, std::uint64_t core_size, char (&name)[kModuleNameLen], owner_t* owner) {
+  str_copy(name, sizeof name, base);
+  ModuleError e = k->insmod(name, core_size, owner);
+  for (unsigned n = 2; e == ModuleError::kAlreadyLoaded && n <= kMaxPlugins + 1; ++n) {
+    char suffix[16];
+    TextSink s(suffix, sizeof suffix);
+    s.ch('#').u(n);
+    str_copy(name, sizeof name - s.size(), base);  // the base, cut to leave the suffix room
+    const std::size_t len = str_len(name);
+    TextSink(name + len, sizeof name - len).str(suffix);
+    e = k->insmod(name, core_size, owner);
+  }
+  return e == ModuleError::kOk;
+}
+
 // Registers the object of link map lm as a plug-in (insmod) and returns its owner: at
 // dlopen's return, or while dlopen runs the object's constructors (preregister_caller), whose
 // entry dlopen's return then finds.
@@ -319,8 +338,7 @@ owner_t register_map(struct link_map* lm) {
   if (g_nr_plugins == kMaxPlugins) return kOwnerFree;
   owner_t owner = kOwnerFree;
   char name[kModuleNameLen];
-  str_copy(name, sizeof name, base_name(path));
-  if (k->insmod(name, hi - lo, &owner) != ModuleError::kOk) return kOwnerFree;
+  if (!insmod_unique(k, base_name(path), hi - lo, name, &owner)) return kOwnerFree;
   unsigned at = 0;
   while (at < g_nr_plugins && g_plugins[at].lo < lo) ++at;
   write_begin();
@@ -593,7 +611,16 @@ KMM_EXPORT int kmm_module_load(const char* name) {
 KMM_EXPORT int kmm_module_unload(const char* name) {
   Kernel* k = kernel();
   if (k == nullptr || name == nullptr) return -1;
-  if (k->rmmod(name) != ModuleError::kOk) return -1;
+  {
+    // A dlopened plug-in is unloaded by its dlclose: gone while its code is still mapped, its
+    // table entry would charge its next allocations to whatever module takes its id after a
+    // pass empties it (and that module's unload would reclaim them).
+    LockGuard g(g_mod_lock);
+    const owner_t o = k->module_owner(name);
+    for (unsigned i = 0; i < g_nr_plugins && o != kOwnerFree; ++i)
+      if (g_plugins[i].owner == o) return -1;
+    if (k->rmmod(name) != ModuleError::kOk) return -1;
+  }
   return 0;  // the collector thread finds the gone module at its next poll (collector_main)
 }
 
