@@ -542,6 +542,57 @@ struct PaperGc {
 };
 }  // namespace
 
+// The paper's gc_process() over its table of records: frees every record of a gone module in
+// reclaim mode. The table has no reachability scan, so reclaim-unreachable frees nothing
+// here, as report does: both count and log what is left (freeing in report mode, or a block
+// still referenced, was the review's use after free). Counted in the collector's stats.
+void Kernel::paper_pass() {
+  bool dead[kMaxOwners];
+  modules_.dead_owners(dead);
+  PaperGc gc{this, 0, 0};
+  const bool reclaim = collector_.mode() == ProtectorMode::kReclaim;
+  if (reclaim) {
+    paper_.collect(
+        dead,
+        [](void* arg, const void* p, std::size_t, owner_t) {
+          auto* g = static_cast<PaperGc*>(arg);
+          g->objects++;
+          g->bytes += g->k->kmalloc_layer().footprint(p);
+          g->k->kmalloc_layer().kfree(p, "gc_process");
+        },
+        &gc);
+  } else {
+    paper_.for_each_dead(
+        dead,
+        [](void* arg, const void* p, std::size_t, owner_t) {
+          auto* g = static_cast<PaperGc*>(arg);
+          g->objects++;
+          g->bytes += g->k->kmalloc_layer().footprint(p);
+        },
+        &gc);
+  }
+  StackText<240> line;
+  line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass ");
+  line.str(reclaim ? "reclaimed " : "found ").u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)");
+  if (!reclaim) {
+    line.str(collector_.mode() == ProtectorMode::kReclaimUnreachable
+                 ? " left by unloaded modules: kept (the paper's table has no reachability scan)"
+                 : " left by unloaded modules: kept (report)");
+  }
+  line.nl();
+  if (gc.objects != 0) log(line.data(), line.size());
+  const OwnerTally found{gc.objects, gc.bytes};
+  const OwnerTally none{};
+  collector_.external_pass_done(now_ns_, reclaim ? none : found, reclaim ? found : none);
+  if (!reclaim) return;
+  // Release only owners that hold nothing now: blocks the full table never recorded
+  // still carry the id, and a reused id would charge them to the next module.
+  OwnerTally left[kMaxOwners];
+  usage(left);
+  for (unsigned o = 0; o < kMaxOwners; ++o)
+    if (dead[o] && left[o].objects == 0) modules_.release(static_cast<owner_t>(o));
+}
+
 void Kernel::idle(std::uint64_t ns) {
   std::uint64_t end = now_ns_ + ns;
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
@@ -557,29 +608,7 @@ void Kernel::idle(std::uint64_t ns) {
       std::uint64_t due = collector_.due(now_ns_) ? now_ns_ : collector_.next_due_ns();  // due() honours kick()
       if (due > end) break;
       if (due > now_ns_) set_clock(due);
-      bool dead[kMaxOwners];
-      modules_.dead_owners(dead);
-      PaperGc gc{this, 0, 0};
-      paper_.collect(
-          dead,
-          [](void* arg, const void* p, std::size_t, owner_t) {
-            auto* g = static_cast<PaperGc*>(arg);
-            g->objects++;
-            g->bytes += g->k->kmalloc_layer().footprint(p);
-            g->k->kmalloc_layer().kfree(p, "gc_process");
-          },
-          &gc);
-      StackText<200> line;
-      line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass reclaimed ");
-      line.u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)").nl();
-      if (gc.objects != 0) log(line.data(), line.size());
-      // Release only owners that hold nothing now: blocks the full table never recorded
-      // still carry the id, and a reused id would charge them to the next module.
-      OwnerTally left[kMaxOwners];
-      usage(left);
-      for (unsigned o = 0; o < kMaxOwners; ++o)
-        if (dead[o] && left[o].objects == 0) modules_.release(static_cast<owner_t>(o));
-      collector_.external_pass_done(now_ns_);
+      paper_pass();
       break;
     }
     set_clock(end);

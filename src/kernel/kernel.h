@@ -271,6 +271,8 @@ class Kernel {
  private:
   friend class KernelImage;  // src/persist: checks, re-points and rebuilds a stored Kernel
   Kernel() = default;
+  // One pass of the paper's gc_process() over its table (tracker=paper-table; idle()).
+  void paper_pass();
   // Boot, once RAM, mem_map and this object are in place: the parts over the machine's
   // frames, bottom up (page allocator, slab, kmalloc, the registry, vmalloc). null, or why
   // RAM is too small. Attach rebuilds the parts instead (persist/rebuild.cpp).

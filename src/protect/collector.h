@@ -188,6 +188,16 @@ class Collector {
     last_end_ns_ = now_ns;
     __atomic_store_n(&kicked_, false, __ATOMIC_RELAXED);
   }
+  // The same for a pass that found `leaks` still there and reclaimed `reclaimed`: counted in
+  // stats() as the collector's own passes are (gc.passes, leaks.*, reclaimed.*).
+  void external_pass_done(std::uint64_t now_ns, const OwnerTally& leaks, const OwnerTally& reclaimed) {
+    stats_.passes++;
+    stats_.leak_objects = leaks.objects;
+    stats_.leak_bytes = leaks.bytes;
+    stats_.reclaimed_objects += reclaimed.objects;
+    stats_.reclaimed_bytes += reclaimed.bytes;
+    external_pass_done(now_ns);
+  }
 
  private:
   enum class Phase : std::uint8_t { kIdle, kMarkLive, kMarkDead, kSweep };

@@ -54,4 +54,17 @@ unsigned PaperTable::collect(const bool dead[kMaxOwners], Visit fn, void* arg) {
   return n;
 }
 
+unsigned PaperTable::for_each_dead(const bool dead[kMaxOwners], Visit fn, void* arg) const {
+  LockGuard g(lock_);
+  unsigned n = 0;
+  for (unsigned i = 0; i < high_water_; ++i) {
+    const PaperRecord& r = table_[i];
+    if (r.ptr != nullptr && dead[r.module & 0xFF]) {
+      ++n;
+      fn(arg, r.ptr, r.size, static_cast<owner_t>(r.module));
+    }
+  }
+  return n;
+}
+
 }  // namespace kmm

@@ -34,6 +34,8 @@ class PaperTable {
   // whose owner is dead; returns how many.
   using Visit = void (*)(void* arg, const void* ptr, std::size_t size, owner_t owner);
   unsigned collect(const bool dead[kMaxOwners], Visit fn, void* arg);
+  // The same walk, records kept (report mode: leaks are counted, not freed).
+  unsigned for_each_dead(const bool dead[kMaxOwners], Visit fn, void* arg) const;
 
   unsigned in_use() const { return in_use_; }
   unsigned high_water() const { return high_water_; }
@@ -44,7 +46,7 @@ class PaperTable {
   unsigned in_use_ = 0;
   unsigned high_water_ = 0;  // records [0, high_water_) may be in use
   std::uint64_t untracked_ = 0;
-  SpinLock lock_;
+  mutable SpinLock lock_;
 };
 
 }  // namespace kmm

@@ -77,8 +77,9 @@ const BootOptionRow kRows[] = {
      kBootSettingProtector.help, nullptr, 0, 0,
      [](BootConfig* c, std::uint64_t, const std::string& v) { parse_protector_mode(v.c_str(), &c->protector); }},
     {"tracker", T::kChoice, "owner|paper-table", "owner",
-     "the collector's record of owners: owner bytes, or the paper's 10,000-record table", nullptr, 0, 0,
-     [](BootConfig* c, std::uint64_t i, const std::string&) { c->paper_table = i == 1; }},
+     "the collector's record of owners: owner bytes, or the paper's 10,000-record table (no "
+     "reachability scan: only protector=reclaim frees)",
+     nullptr, 0, 0, [](BootConfig* c, std::uint64_t i, const std::string&) { c->paper_table = i == 1; }},
     {"cross_free", T::kChoice, "allow|report|refuse", "allow", "a free by a module that does not own the block",
      nullptr, 0, 0,
      [](BootConfig* c, std::uint64_t i, const std::string&) {

@@ -140,6 +140,40 @@ TEST(PaperTableKernel, ReclaimsLikeThePaper) {
   EXPECT_EQ(k->zone().free_pages(), before);
 }
 
+TEST(PaperTableKernel, OnlyReclaimModeFreesAndEveryPassIsCounted) {
+  // report frees nothing; reclaim-unreachable frees nothing either (the paper's table has
+  // no reachability scan: a block still referenced would be freed); reclaim frees. Every
+  // pass is counted as the collector's own are (gc.passes, leaks.*, reclaimed.*).
+  KernelPtr k = boot_paper();
+  ASSERT_TRUE(k);
+  k->set_protector(ProtectorMode::kReport);
+  owner_t m;
+  ASSERT_EQ(k->insmod("m_kept", 16384, &m), ModuleError::kOk);
+  void* a = k->kmalloc(100, GFP_KERNEL, m);
+  ASSERT_NE(a, nullptr);
+  const std::uint64_t fp = k->footprint(a);
+  ASSERT_EQ(k->rmmod("m_kept"), ModuleError::kOk);
+  k->idle(5 * kSecond);
+  EXPECT_EQ(k->owner_of(a), m) << "report freed it";
+  EXPECT_EQ(k->collector().stats().passes, 1u);
+  EXPECT_EQ(k->collector().stats().leak_objects, 1u);
+  EXPECT_EQ(k->collector().stats().leak_bytes, fp);
+  k->set_protector(ProtectorMode::kReclaimUnreachable);
+  k->idle(5 * kSecond);
+  EXPECT_EQ(k->owner_of(a), m) << "reclaim-unreachable freed it without a scan";
+  EXPECT_EQ(k->collector().stats().passes, 2u);
+  EXPECT_EQ(k->paper_table()->in_use(), 1u);
+  k->set_protector(ProtectorMode::kReclaim);
+  k->idle(5 * kSecond);
+  EXPECT_EQ(k->owner_of(a), kOwnerFree);
+  EXPECT_EQ(k->collector().stats().passes, 3u);
+  EXPECT_EQ(k->collector().stats().leak_objects, 0u);
+  EXPECT_EQ(k->collector().stats().reclaimed_objects, 1u);
+  EXPECT_EQ(k->collector().stats().reclaimed_bytes, fp);
+  EXPECT_EQ(k->modules().nr_gone(), 0u);
+  EXPECT_TRUE(invariants(*k));
+}
+
 TEST(PaperTableKernel, AllocPagesBlocksAreReclaimedToo) {
   KernelPtr k = boot_paper();
   ASSERT_TRUE(k);
