@@ -35,6 +35,13 @@ constexpr std::uint64_t pages_for(std::uint64_t bytes) {
   return (bytes + kPageSize - 1) >> kPageShift;
 }
 
+// a + b, or UINT64_MAX where it would wrap: clocks and deadlines (a far deadline is "never",
+// not one that comes round again in the past).
+constexpr std::uint64_t add_saturating(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? ~std::uint64_t{0} : sum;
+}
+
 // Checked multiplication for kcalloc and friends: false when a*b overflows size_t.
 constexpr bool mul_overflows(std::size_t a, std::size_t b, std::size_t* out) {
   return __builtin_mul_overflow(a, b, out);

@@ -594,7 +594,8 @@ void Kernel::paper_pass() {
 }
 
 void Kernel::idle(std::uint64_t ns) {
-  std::uint64_t end = now_ns_ + ns;
+  // The clock stops at its top (585 years of ns) rather than wrap into the past.
+  std::uint64_t end = add_saturating(now_ns_, ns);
   if (grace_pending_ && grace_deadline_ns_ != 0 && end >= grace_deadline_ns_) {
     // Persistent RAM: the boot grace period ends inside this idle period.
     if (now_ns_ < grace_deadline_ns_) set_clock(grace_deadline_ns_);

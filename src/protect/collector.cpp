@@ -48,7 +48,7 @@ bool Collector::due(std::uint64_t now_ns) const {
   if (phase_ != Phase::kIdle) return true;
   if (mode_ == ProtectorMode::kOff) return false;
   if (modules_->nr_gone() == 0) return false;
-  return __atomic_load_n(&kicked_, __ATOMIC_RELAXED) || now_ns >= last_end_ns_ + delay_ns_;
+  return __atomic_load_n(&kicked_, __ATOMIC_RELAXED) || now_ns >= next_due_ns();
 }
 
 // --- reachability bitmaps -----------------------------------------------------------------

@@ -173,7 +173,7 @@ class Collector {
   // Slices until the current (or a due) pass is complete.
   void run_pass(std::uint64_t now_ns);
   bool in_pass() const { return phase_ != Phase::kIdle; }
-  std::uint64_t next_due_ns() const { return last_end_ns_ + delay_ns_; }
+  std::uint64_t next_due_ns() const { return add_saturating(last_end_ns_, delay_ns_); }
 
   const CollectorStats& stats() const { return stats_; }
   std::uint64_t longest_slice_pages() const { return longest_slice_pages_; }

@@ -78,6 +78,22 @@ TEST(Scenario, ScriptErrors) {
 // Bug (issue 18): on pt=aarch64 any explicit page_offset= was refused, "bad page_offset
 // '0xffff000000000000'", even arm64's PAGE_OFFSET the docs name: the boot line read it as
 // an expression's signed number, which stops at INT64_MAX. page_offset is a 64-bit address.
+TEST(Scenario, FarDeadlinesAndClocksStopAtTheTopInsteadOfWrapping) {
+  // gc_delay near 2^64 ns: the deadline after the first pass would wrap into the past and run
+  // a pass on every idle; two idles of 1.8e19 ns would set the clock back (review).
+  Result r =
+      run("boot ram=16M protector=report gc_delay=10000000000s\n"
+          "insmod m\nkmalloc m 100 as a\nrmmod m\n"
+          "idle 9000000000s\nidle 1000000001s\n"
+          "expect gc.passes == 1\n"
+          "idle 1s\nidle 1s\nidle 1s\n"
+          "expect gc.passes == 1\n"
+          "let t = time.ms\n"
+          "idle 18000000000s\nidle 18000000000s\n"
+          "expect time.ms >= $t\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
 TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
   // krealloc to 0 frees the block and returns ZERO_SIZE_PTR: printed as such (it printed the
   // "direct-map address" of pointer 16), and the label then frees nothing.
