@@ -6,6 +6,19 @@
 namespace kmm {
 namespace {
 
+// A persistent heap's module loaded before the reboot and not yet claimed is "dormant", not
+// "gone" (docs/PERSISTENCE.md): its memory is kept through the boot grace period.
+const char* module_state_json(ModuleState s) {
+  switch (s) {
+    case ModuleState::kLive:
+      return "live";
+    case ModuleState::kDormant:
+      return "dormant";
+    default:
+      return "gone";
+  }
+}
+
 void key(TextSink& out, const char* k, bool* first) {
   if (!*first) out.ch(',');
   *first = false;
@@ -85,7 +98,7 @@ bool proc_json(Kernel& k, const char* path, TextSink& out) {
       first = false;
       out.str("{\"owner\":");
       json_string(out, k.modules().owner_name(static_cast<owner_t>(o)));
-      out.str(",\"state\":\"").str(m == nullptr ? "kernel" : m->state == ModuleState::kLive ? "live" : "gone").ch('"');
+      out.str(",\"state\":\"").str(m == nullptr ? "kernel" : module_state_json(m->state)).ch('"');
       out.str(",\"objects\":").u(t[o].objects).str(",\"bytes\":").u(t[o].bytes);
       if (m != nullptr) out.str(",\"holds\":").u(k.modules().holds(static_cast<owner_t>(o)));  // scopes' threads
       out.ch('}');

@@ -113,8 +113,14 @@ void hex_dump(TextSink& out, const unsigned char* bytes, std::size_t n) {
 void leak_entry(Kernel& k, TextSink& out, std::uint64_t addr, std::size_t size, const unsigned char* data, owner_t o,
                 const char* site) {
   const Module* m = k.modules().module(o);
-  bool referenced = k.collector().mode() == ProtectorMode::kReclaimUnreachable;
-  out.str(referenced ? "orphaned object (still referenced) 0x" : "unreferenced object 0x").hex(addr, 8);
+  // "still referenced" only where the last pass's scan spared every block of o it left: a pass
+  // that only reported (no memory for the scan, a world that would not stop) scanned nothing.
+  const bool referenced = k.collector().last_referenced(o).objects != 0;
+  const bool kept = k.collector().last_kept(o).objects != 0;
+  out.str(!referenced ? "unreferenced object 0x"
+          : kept      ? "orphaned object (kept; some of its module's still referenced) 0x"
+                      : "orphaned object (still referenced) 0x")
+      .hex(addr, 8);
   out.str(" (size ").u(size).str("):\n");
   std::uint64_t age_ms = m != nullptr ? (k.now_ns() - m->load_ns) / 1000000 : 0;
   out.str("  comm \"").str(k.modules().owner_name(o)).str("\", pid 0, jiffies ").u(m ? m->load_ns / 10000000 : 0);

@@ -176,6 +176,10 @@ class Collector {
   std::uint64_t next_due_ns() const { return add_saturating(last_end_ns_, delay_ns_); }
 
   const CollectorStats& stats() const { return stats_; }
+  // What the last pass left of owner o's blocks: spared as still referenced (the scan), and
+  // kept for any other reason (report mode, a pass that only reported, a block unsafe to take).
+  OwnerTally last_referenced(owner_t o) const { return referenced_[o]; }
+  OwnerTally last_kept(owner_t o) const { return kept_[o]; }
   std::uint64_t longest_slice_pages() const { return longest_slice_pages_; }
   // Forgets the rate limit (a pass may start at once); tests and `gc now`.
   // Any thread may kick (rmmod, the shim's dlclose) while the collector's thread reads it.

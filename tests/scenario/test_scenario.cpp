@@ -2,7 +2,9 @@
 // exit codes 0/1/2, FILE:LINE in errors, last.failed after machine failures, bad frees
 // reported in the transcript while the machine goes on, every value kind, `map`, bad boots.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -92,6 +94,39 @@ TEST(Scenario, FarDeadlinesAndClocksStopAtTheTopInsteadOfWrapping) {
           "idle 18000000000s\nidle 18000000000s\n"
           "expect time.ms >= $t\n");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
+TEST(Scenario, KmemleakSaysStillReferencedOnlyWhereTheScanSparedTheBlock) {
+  // A reclaim-unreachable pass with no memory for its bitmap only reports: it scanned
+  // nothing, and its leak is unreferenced; a block the scan spared is "still referenced".
+  Result r =
+      run("boot ram=16M protector=reclaim-unreachable gc_delay=1s\n"
+          "insmod m\nkmalloc m 128 as a\nrmmod m\n"
+          "fail page every=1\ngc\nfail off\n"
+          "cat /sys/kernel/debug/kmemleak\n"
+          "insmod n\nkmalloc n 64 as b\nkmalloc kernel 64 as holder\nlink holder b\nrmmod n\n"
+          "gc\n"
+          "cat /sys/kernel/debug/kmemleak\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "this pass only reports")) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\nunreferenced object 0x[0-9a-f]+ \\(size 128\\)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("orphaned object \\(still referenced\\) 0x[0-9a-f]+ \\(size 64\\)")))
+      << r.out;
+  EXPECT_FALSE(std::regex_search(r.out, std::regex("still referenced\\) 0x[0-9a-f]+ \\(size 128\\)"))) << r.out;
+}
+
+TEST(Scenario, ModulesJsonNamesADormantModuleDormant) {
+  // A persistent heap's module loaded before the reboot and not loaded again yet is
+  // "dormant" (its memory kept through the grace period), not "gone".
+  const std::string heap = testing::TempDir() + "kmm-dormant-" + std::to_string(::getpid()) + ".heap";
+  Result r = run("boot ram=16M backing=" + heap +
+                 " format=yes protector=reclaim boot_grace=60s\n"
+                 "insmod m\nkmalloc m 100 as a\nreboot\n"
+                 "expect persist.dormant == 1\n"
+                 "cat /proc/modules.json\n");
+  std::remove(heap.c_str());
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "{\"owner\":\"m\",\"state\":\"dormant\"")) << r.out;
 }
 
 TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
