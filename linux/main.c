@@ -46,6 +46,10 @@ static int kmmp_mode_set(const char *val, const struct kernel_param *kp)
 		pr_err("mode=%s: loaded with mode=off, reload to protect\n", val);
 		return -EINVAL;
 	}
+	if (kmmp_probing && mode == KMMP_RECLAIM && !kmmp_free_probes_complete()) {
+		pr_err("mode=reclaim: a free kprobe is missing (see the load's log), only report\n");
+		return -EINVAL;
+	}
 	WRITE_ONCE(kmmp_mode, mode);
 	return 0;
 }
@@ -100,6 +104,10 @@ static int __init kmmp_init(void)
 		if (ret)
 			goto out_proc;
 		kmmp_probing = true;
+		if (kmmp_mode == KMMP_RECLAIM && !kmmp_free_probes_complete()) {
+			pr_warn("mode=reclaim refused: a free kprobe is missing, reporting instead\n");
+			kmmp_mode = KMMP_REPORT;
+		}
 	}
 	pr_info("loaded: mode=%s gc_delay_ms=%u buckets=%lu; modules loaded from now on are tracked\n",
 		kmmp_mode_names[kmmp_mode], kmmp_gc_delay_ms, kmmp_table_size());

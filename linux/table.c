@@ -307,16 +307,17 @@ static void kmmp_report_leak(const struct kmmp_leak_line *l)
  * The collector's walk of buckets [@first, @last): records whose module is in @pass are
  * taken out of the table (@take, reclaim mode) onto the victims' list, or listed in
  * kmemleak's style and left in place (report mode; *@reported counts them). A record made
- * before a free probe last missed is never taken: the missed free may have been its block's,
- * which would be freed a second time. It stays, counted once in unsafe_kept.
+ * before a free probe last missed (@misses: kmmp_free_probes_missed() now) is never taken: the
+ * missed free may have been its block's, which would be freed a second time. It stays,
+ * counted once in unsafe_kept, and is never taken later either.
  */
 void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long pass,
-			  bool take, unsigned int *reported)
+			  bool take, unsigned long misses, unsigned int *reported)
 {
 	struct kmmp_leak_line lines[KMMP_LEAK_LINES_PER_BUCKET];
 	struct hlist_bl_node *pos, *tmp;
 	struct kmmp_rec *r;
-	unsigned long i, flags, misses = kmmp_free_probes_missed();
+	unsigned long i, flags;
 	unsigned int n, j;
 
 	last = min(last, 1UL << kmmp_bits);
@@ -331,7 +332,7 @@ void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long
 		hlist_bl_for_each_entry_safe(r, pos, tmp, head, node) {
 			if (READ_ONCE(r->mod->pass) != pass)
 				continue;
-			if (take && r->misses != misses) {
+			if (take && (r->unsafe_kept || r->misses != misses)) {
 				if (!r->unsafe_kept) {
 					r->unsafe_kept = true;
 					atomic_long_inc(&kmmp_stats.unsafe_kept);
@@ -374,4 +375,52 @@ struct kmmp_rec *kmmp_next_victim(void)
 	}
 	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
 	return r;
+}
+
+/*
+ * Puts every victim back in the table, never to be taken (unsafe_kept): a free probe missed,
+ * or stopped firing, while they were being taken, so a free of theirs may have gone unseen.
+ * A victim whose address has a record again was freed unseen and handed out anew: stale, it
+ * goes. One marked KMMP_DROPPED (its cache destroyed) goes too. Returns how many went back.
+ */
+unsigned long kmmp_return_victims(void)
+{
+	struct kmmp_rec *list, *r, *stale;
+	struct hlist_bl_head *head;
+	unsigned long flags, back = 0;
+
+	spin_lock_irqsave(&kmmp_victims_lock, flags);
+	list = kmmp_victims;
+	kmmp_victims = NULL;
+	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
+	while (list) {
+		r = list;
+		list = r->victim_next;
+		r->victim_next = NULL;
+		if (r->kind == KMMP_DROPPED) {
+			atomic_long_inc(&kmmp_stats.dropped_objects);
+			kmmp_rec_release(r);
+			continue;
+		}
+		head = kmmp_bucket(r->ptr);
+		local_irq_save(flags);
+		hlist_bl_lock(head);
+		stale = kmmp_find(head, r->ptr);
+		if (!stale) {
+			if (!r->unsafe_kept) {
+				r->unsafe_kept = true;
+				atomic_long_inc(&kmmp_stats.unsafe_kept);
+			}
+			hlist_bl_add_head(&r->node, head);
+		}
+		hlist_bl_unlock(head);
+		local_irq_restore(flags);
+		if (stale) {
+			atomic_long_inc(&kmmp_stats.stale_records);
+			kmmp_rec_release(r);
+			continue;
+		}
+		back++;
+	}
+	return back;
 }

@@ -2,7 +2,8 @@
 # /init of the qemu guest that scripts/linux-guest-test.sh boots (busybox, Debian's kernel).
 # kmmt=test on the kernel command line: every check of issue 17; kmmt=demo: the paper's
 # experiment only (stock, then protected); kmmt=bench: the overhead benchmark only;
-# kmmt=rescue: the transfer racing the collector only. Prints "KMMT PASS name", "KMMT FAIL name: why",
+# kmmt=rescue: the transfer racing the collector only; kmmt=safety: records, identities and
+# disarmed kprobes only. Prints "KMMT PASS name", "KMMT FAIL name: why",
 # "KMMT ROW ...", "KMMT BENCH ..." and "KMMT END failures=N", then powers off.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
@@ -176,6 +177,56 @@ patterns() {
 	rmmod kmm_protect
 }
 
+# kprobes disarmed with the global switch: the free probes miss every free with no count.
+# m_rcu frees its blocks with kfree_rcu, unseen then; the collector must take none of them
+# (it used to reclaim all 64, and the RCU batch freed them again: slub_debug's double free).
+disarmed() {
+	phase "disarmed"
+	K=/sys/kernel/debug/kprobes/enabled
+	[ -e $K ] || mount -t debugfs none /sys/kernel/debug
+	echo 0 > $K
+	insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=100 || { fail "disarmed: insmod kmm_protect"; echo 1 > $K; return; }
+	insmod $M/m_rcu.ko
+	rmmod m_rcu
+	wait_stat canary_failures 10 1
+	sleep 2
+	check disarmed-nothing-reclaimed '[ "$(stat_of reclaimed_objects)" -eq 0 ] && [ "$(stat_of canary_failures)" -ge 1 ]' \
+		"reclaimed $(stat_of reclaimed_objects) with kprobes disarmed (canary_failures $(stat_of canary_failures))"
+	check disarmed-says-why 'dmesg | grep -q "kprobe did not fire (kprobes disarmed?)"' \
+		"no 'kprobe did not fire' line"
+	echo 1 > $K
+	t=0
+	while ! dmesg | grep -q "free kprobes fire again" && [ $t -lt 100 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	# Made after the probes were seen to fire again: reclaimed; m_rcu's records never.
+	insmod $M/m_test.ko count=8 size=64
+	rmmod m_test
+	wait_stat reclaimed_objects 10 8
+	sleep 1
+	check rearmed-reclaims '[ "$(stat_of reclaimed_objects)" -eq 8 ]' \
+		"reclaimed $(stat_of reclaimed_objects) after re-arming, expected m_test's 8 only"
+	# Disarmed and armed again between two passes: the probe on the switch saw it. 6.1 drains
+	# kfree_rcu batches about 5 s later: m_rcu's blocks are freed, unseen, before the re-arm,
+	# and the pass after it must take none of the 64 records left (all kept).
+	echo 10000 > $P/gc_delay_ms
+	u0=$(stat_of unsafe_kept) p0=$(stat_of passes)
+	echo 0 > $K
+	insmod $M/m_rcu.ko
+	rmmod m_rcu
+	sleep 8
+	echo 1 > $K
+	wait_stat passes 15 $((p0 + 1))
+	sleep 1
+	check disarm-between-passes '[ "$(stat_of reclaimed_objects)" -eq 8 ] && [ $(($(stat_of unsafe_kept) - u0)) -eq 64 ]' \
+		"reclaimed $(stat_of reclaimed_objects) (expected still 8), kept $(($(stat_of unsafe_kept) - u0)) of m_rcu's 64 after a disarm between passes"
+	sed 's/^/KMMT LOG stats: /' /proc/kmm_protect/stats | grep -E 'reclaimed_objects|unsafe_kept|canary|free_probe'
+	dmesg | grep -E 'kmm_protect: (the|pass|no kprobe|GCONLINUX)' | sed 's/^/KMMT LOG /'
+	dmesg_clean disarmed
+	rmmod kmm_protect
+}
+
 # A host module rescuing an unloaded module's blocks with kmm_protect_transfer while a
 # collector pass takes them (m_leaver hands 2000 blocks to m_rescuer, whose kthread starts
 # transferring at m_leaver's exit, a block every 200-400 us; the pass begins 100 ms after the
@@ -290,10 +341,14 @@ bench)
 rescue)
 	rescue
 	;;
+safety)
+	disarmed
+	;;
 *)
 	paper off 2000
 	paper reclaim 2000
 	patterns
+	disarmed
 	rescue
 	stress
 	bench 5000 1
