@@ -55,6 +55,8 @@ static struct {
 	bool canary_failing;		/* logged once until the probes fire again */
 } kmmp_gc;
 
+static bool kmmp_gc_stopped;	/* unloading: nothing queues the collector any more */
+
 static void kmmp_gc_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(kmmp_gc_work, kmmp_gc_fn);
 
@@ -66,8 +68,9 @@ void kmmp_mod_account_drop(struct kmmp_mod *mod, size_t size)
 
 void kmmp_gc_kick(void)
 {
-	queue_delayed_work(system_unbound_wq, &kmmp_gc_work,
-			   msecs_to_jiffies(READ_ONCE(kmmp_gc_delay_ms)));
+	if (!READ_ONCE(kmmp_gc_stopped))
+		queue_delayed_work(system_unbound_wq, &kmmp_gc_work,
+				   msecs_to_jiffies(READ_ONCE(kmmp_gc_delay_ms)));
 }
 
 /*
@@ -277,8 +280,10 @@ static void kmmp_gc_fn(struct work_struct *work)
 	kmmp_gc_end();
 }
 
+/* No pass runs after this, nor can one be queued again (safe to call twice). */
 void kmmp_gc_exit(void)
 {
+	WRITE_ONCE(kmmp_gc_stopped, true);
 	cancel_delayed_work_sync(&kmmp_gc_work);
 }
 
