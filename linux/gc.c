@@ -73,6 +73,13 @@ void kmmp_gc_kick(void)
 				   msecs_to_jiffies(READ_ONCE(kmmp_gc_delay_ms)));
 }
 
+/* Now, not after the delay (a check queued for later is brought forward). */
+void kmmp_gc_kick_now(void)
+{
+	if (!READ_ONCE(kmmp_gc_stopped))
+		mod_delayed_work(system_unbound_wq, &kmmp_gc_work, 0);
+}
+
 /*
  * Whether a reclaiming pass may take anything now: every free kprobe fires. If one does not,
  * the pass is tried again after the delay (at least a second) and says why, once.
@@ -214,6 +221,7 @@ static void kmmp_gc_end(void)
 	unsigned long pass = kmmp_gc.pass, objects = 0, bytes = 0;
 	char detail[192] = "";
 	size_t len = 0;
+	bool take_now = READ_ONCE(kmmp_mode) == KMMP_RECLAIM;
 	struct kmmp_mod *m;
 	bool more = false;
 
@@ -228,8 +236,9 @@ static void kmmp_gc_end(void)
 			if (!kmmp_gc.take)
 				m->reported = true;
 		}
+		/* Left to do: in reclaim mode (now), what this pass did not try to take. */
 		if (m->gone && atomic_long_read(&m->objects) &&
-		    (kmmp_gc.take ? m->pass != pass : !m->reported))
+		    (take_now ? !kmmp_gc.take || m->pass != pass : !m->reported))
 			more = true;
 	}
 	kmmp_trim_gone();

@@ -37,6 +37,7 @@ static const char * const kmmp_mode_names[] = { "off", "report", "reclaim" };
 static int kmmp_mode_set(const char *val, const struct kernel_param *kp)
 {
 	int mode = sysfs_match_string(kmmp_mode_names, val);
+	int old = READ_ONCE(kmmp_mode);
 
 	if (mode < 0) {
 		pr_err("mode=%s: expected off, report or reclaim\n", val);
@@ -56,6 +57,9 @@ static int kmmp_mode_set(const char *val, const struct kernel_param *kp)
 		return -EINVAL;
 	}
 	WRITE_ONCE(kmmp_mode, mode);
+	/* What report mode listed is reclaimed now, not at the next module's unload. */
+	if (kmmp_loaded && kmmp_probing && mode == KMMP_RECLAIM && old != KMMP_RECLAIM)
+		kmmp_gc_kick_now();
 	return 0;
 }
 

@@ -166,7 +166,12 @@ patterns() {
 		"no kmemleak-style 'unreferenced object' line"
 	dmesg | grep -A1 "unreferenced object" | head -2 | sed 's/^/KMMT LOG /'
 	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
+	# Switched to reclaim, the collector runs now: what report listed is freed without
+	# waiting for another module's unload.
 	echo reclaim > $P/mode
+	wait_stat reclaimed_objects 5 $((r0 + 50))
+	check report-switch-reclaims '[ "$(stat_of reclaimed_objects)" -eq $((r0 + 50)) ]' \
+		"5 s after mode=reclaim, reclaimed $(stat_of reclaimed_objects), expected $((r0 + 50))"
 	insmod $M/m_test.ko count=1 size=8
 	rmmod m_test
 	wait_stat reclaimed_objects 15 $((r0 + 51))
