@@ -106,11 +106,13 @@ enum kmmp_size_args { KMMP_SIZE_ARG1, KMMP_SIZE_ARG1_X_ARG2, KMMP_SIZE_ARG3 };
 struct kmmp_vmprobe {
 	struct kretprobe rp;
 	enum kmmp_size_args size_args;
+	bool resizes;		/* kvrealloc: may answer with its first argument */
 	bool registered;
 };
 
 struct kmmp_vmcall {
 	size_t size;
+	const void *old;	/* resizes: the block given */
 };
 
 static int kmmp_vm_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
@@ -137,6 +139,7 @@ static int kmmp_vm_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 		call->size = regs->dx;
 		break;
 	}
+	call->old = vp->resizes ? (const void *)regs->di : NULL;
 	return 0;
 }
 
@@ -145,6 +148,14 @@ static int kmmp_vm_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 	struct kmmp_vmcall *call = (struct kmmp_vmcall *)ri->data;
 	const void *ptr = (const void *)regs_return_value(regs);
 
+	/*
+	 * kvrealloc to a size no larger (6.1 answers the block given, as it is): the same block,
+	 * whoever allocated it; its record keeps its owner and takes the new size.
+	 */
+	if (ptr && ptr == call->old) {
+		kmmp_resize(ptr, call->size);
+		return 0;
+	}
 	/* kvmalloc_node/kvrealloc may have answered from kmalloc (whose call_site was theirs). */
 	kmmp_record(get_kretprobe_retaddr(ri), ptr,
 		    is_vmalloc_addr(ptr) ? KMMP_VMALLOC : KMMP_KMALLOC, NULL, call->size);
@@ -164,7 +175,7 @@ static struct kmmp_vmprobe kmmp_vmprobes[] = {
 	{ .rp.kp.symbol_name = "__vmalloc_array", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
 	{ .rp.kp.symbol_name = "vcalloc", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
 	{ .rp.kp.symbol_name = "kvmalloc_node", .size_args = KMMP_SIZE_ARG1 },
-	{ .rp.kp.symbol_name = "kvrealloc", .size_args = KMMP_SIZE_ARG3 },
+	{ .rp.kp.symbol_name = "kvrealloc", .size_args = KMMP_SIZE_ARG3, .resizes = true },
 };
 
 /* kmmp_kprobes[] indices, and how often each probe ran (the canaries read them). */

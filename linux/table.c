@@ -207,6 +207,31 @@ void kmmp_untrack(const void *ptr)
 }
 
 /*
+ * A block resized in place (kvrealloc to a size no larger): its record, if it has one, keeps
+ * its owner and takes the new size. A block with no record stays untracked.
+ */
+void kmmp_resize(const void *ptr, size_t size)
+{
+	struct hlist_bl_head *head;
+	struct kmmp_rec *r;
+	unsigned long flags;
+
+	if (ZERO_OR_NULL_PTR(ptr) || !atomic_long_read(&kmmp_nr_records))
+		return;
+	head = kmmp_bucket(ptr);
+	local_irq_save(flags);
+	hlist_bl_lock(head);
+	r = kmmp_find(head, ptr);
+	if (r) {
+		/* The owner's counts move with it: released later by r->size. */
+		atomic_long_add((long)size - (long)r->size, &r->mod->bytes);
+		r->size = size;
+	}
+	hlist_bl_unlock(head);
+	local_irq_restore(flags);
+}
+
+/*
  * kmm_protect_transfer() by @taker (the caller's module, NULL for the kernel proper): the
  * block is the kernel's now, if it is @taker's own or its module is gone (a rescue). Any
  * other record of @ptr is a live module's block at an address freed and handed out again

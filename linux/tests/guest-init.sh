@@ -182,6 +182,29 @@ patterns() {
 	rmmod kmm_protect
 }
 
+# Records that must come out right, identities that must not pile up, modules never tracked.
+records() {
+	phase "records"
+	insmod $M/kmm_protect.ko mode=report gc_delay_ms=100 || { fail "records: insmod kmm_protect"; return; }
+	s0=$(stat_of stale_records)
+	insmod $M/m_misc.ko
+	row=$(mod_row m_misc)
+	# kvrealloc to a smaller size answers the same block: one record, resized, not a stale one.
+	check kvrealloc-in-place '[ "$(stat_of stale_records)" -eq $s0 ] && [ "$row" = "m_misc live 1 500" ]' \
+		"stale_records $(stat_of stale_records) (was $s0), row '$row', expected 'm_misc live 1 500'"
+	rmmod m_misc
+	insmod $M/m_misc.ko devm=1
+	row=$(mod_row m_misc)
+	# devm_kmalloc's block is the module's own (call_site in it): tracked, freed at rmmod.
+	check devm-tracked '[ "$(echo "$row" | cut -d" " -f1-3)" = "m_misc live 2" ]' \
+		"row '$row' with devm=1, expected 2 objects"
+	rmmod m_misc
+	row=$(mod_row m_misc)
+	check devm-freed '[ "$row" = "m_misc gone 0 0" ]' "row '$row' after rmmod, expected 'm_misc gone 0 0'"
+	dmesg_clean records
+	rmmod kmm_protect
+}
+
 # kprobes disarmed with the global switch: the free probes miss every free with no count.
 # m_rcu frees its blocks with kfree_rcu, unseen then; the collector must take none of them
 # (it used to reclaim all 64, and the RCU batch freed them again: slub_debug's double free).
@@ -347,12 +370,14 @@ rescue)
 	rescue
 	;;
 safety)
+	records
 	disarmed
 	;;
 *)
 	paper off 2000
 	paper reclaim 2000
 	patterns
+	records
 	disarmed
 	rescue
 	stress
