@@ -195,8 +195,11 @@ static void kmmp_reclaim(void)
 	}
 }
 
-/* Frees emptied gone identities, oldest first, beyond the few kept for /proc. */
-static void kmmp_trim_gone(void)
+/*
+ * Frees emptied gone identities, oldest first, beyond the few kept for /proc; under
+ * kmmp_mods_lock (each pass's end, and each module's unload).
+ */
+void kmmp_trim_gone(void)
 {
 	struct kmmp_mod *m, *tmp;
 	unsigned int empty = 0;

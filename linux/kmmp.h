@@ -109,6 +109,7 @@ bool kmmp_free_probes_fire(const char **silent);
 void kmmp_gc_kick(void);
 void kmmp_gc_kick_now(void);
 void kmmp_gc_exit(void);
+void kmmp_trim_gone(void);
 void kmmp_mods_free_all(void);
 void kmmp_mod_account_drop(struct kmmp_mod *mod, size_t size);
 

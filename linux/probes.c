@@ -330,11 +330,14 @@ static void kmmp_mod_going(struct module *mod)
 	m->gone_at = jiffies;
 	m->module = NULL;
 	WRITE_ONCE(m->gone, true);
+	/* A leak-free unload adds an emptied identity: keep only the last few (gc.c). */
+	kmmp_trim_gone();
 	mutex_unlock(&kmmp_mods_lock);
 	atomic_long_add(objects, &kmmp_stats.leaked_objects);
 	atomic_long_add(bytes, &kmmp_stats.leaked_bytes);
+	/* m may be freed once its lock is dropped (trimmed, or emptied and trimmed later). */
 	if (objects) {
-		pr_info("module %s unloaded with %ld objects (%ld bytes) not freed\n", m->name,
+		pr_info("module %s unloaded with %ld objects (%ld bytes) not freed\n", mod->name,
 			objects, bytes);
 		kmmp_gc_kick();
 	}

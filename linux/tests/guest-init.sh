@@ -201,6 +201,14 @@ records() {
 	rmmod m_misc
 	row=$(mod_row m_misc)
 	check devm-freed '[ "$row" = "m_misc gone 0 0" ]' "row '$row' after rmmod, expected 'm_misc gone 0 0'"
+	# Leak-free loads leave emptied identities: only the last 32 stay listed.
+	i=0
+	while [ $i -lt 40 ]; do
+		insmod $M/m_misc.ko && rmmod m_misc
+		i=$((i + 1))
+	done
+	n=$(awk '$2 == "gone" && $3 == 0' /proc/kmm_protect/modules | wc -l)
+	check gone-rows-bounded '[ "$n" -le 32 ]' "$n emptied gone rows after 40 leak-free loads, expected <= 32"
 	dmesg_clean records
 	rmmod kmm_protect
 }
