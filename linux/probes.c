@@ -264,8 +264,18 @@ static bool kmmp_switch_ok;
 /* Module identities. */
 static void kmmp_mod_coming(struct module *mod)
 {
-	struct kmmp_mod *m = kzalloc(sizeof(*m), GFP_KERNEL);
+	struct kmmp_mod *m;
 
+	/*
+	 * A livepatch module's objects (klp_patch, shadow variables, replaced functions' data)
+	 * stay referenced by the kernel after the patch is disabled and the module removed:
+	 * never a leak of its own, never tracked.
+	 */
+	if (is_livepatch_module(mod)) {
+		pr_info("module %s is a livepatch: not tracked\n", mod->name);
+		return;
+	}
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
 	if (!m) {
 		pr_warn("no memory to track module %s\n", mod->name);
 		return;

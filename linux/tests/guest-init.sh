@@ -209,6 +209,13 @@ records() {
 	done
 	n=$(awk '$2 == "gone" && $3 == 0' /proc/kmm_protect/modules | wc -l)
 	check gone-rows-bounded '[ "$n" -le 32 ]' "$n emptied gone rows after 40 leak-free loads, expected <= 32"
+	# A livepatch module is never tracked: no row, nothing leaked at its rmmod.
+	l0=$(stat_of leaked_objects)
+	insmod $M/m_klp.ko
+	row=$(mod_row m_klp)
+	rmmod m_klp
+	check livepatch-untracked '[ -z "$row" ] && [ "$(stat_of leaked_objects)" -eq $l0 ]' \
+		"m_klp row '$row', leaked_objects $(stat_of leaked_objects) (was $l0)"
 	dmesg_clean records
 	rmmod kmm_protect
 }
