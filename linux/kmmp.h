@@ -83,7 +83,7 @@ int kmmp_table_init(unsigned int bits);
 void kmmp_table_exit(void);
 void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 		struct kmem_cache *cache, size_t size, unsigned long call_site);
-void kmmp_untrack(const void* ptr);
+void kmmp_untrack(const void *ptr);
 void kmmp_resize(const void *ptr, size_t size);
 int kmmp_take(const void *ptr, const struct kmmp_mod *taker);
 void kmmp_drop_cache(const struct kmem_cache *cache);

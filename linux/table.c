@@ -5,13 +5,15 @@
  * Buckets are hlist_bl heads (the bucket lock is bit 0 of the head); every lock is taken with
  * interrupts off, since kmalloc and kfree run in interrupt context too. The bucket count is
  * fixed at load (table_bits), the number of records is not: records come from a dedicated
- * kmem_cache, allocated GFP_ATOMIC | __GFP_NOWARN outside any bucket lock. The protector's own
- * allocations and frees carry a call_site inside kmm_protect, which the probes ignore, so
- * allocating or freeing a record never recurses into the table.
+ * kmem_cache, allocated GFP_NOWAIT | __GFP_NOWARN outside any bucket lock (never sleeping, as
+ * the probes must, without dipping into the atomic reserves: a record that cannot be had is
+ * counted as untracked). The protector's own allocations and frees carry a call_site inside
+ * kmm_protect, which the probes ignore, so allocating or freeing a record never recurses into
+ * the table.
  *
- * Depends on: kmmp.h. Invariant: nothing under a bucket lock allocates, frees or prints
- * through a path that can reach a probe (the collector's report printk is the exception:
- * printk takes no slab memory).
+ * Depends on: kmmp.h. Invariant: nothing under a bucket lock allocates, frees or prints (leak
+ * lines are copied out and printed after it is dropped); the one free under a lock is a
+ * cache victim's, under kmmp_victims_lock alone (see kmmp_victims).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -114,7 +116,7 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 	struct kmmp_rec *r, *stale;
 	unsigned long flags;
 
-	r = kmem_cache_alloc(kmmp_rec_cache, GFP_ATOMIC | __GFP_NOWARN);
+	r = kmem_cache_alloc(kmmp_rec_cache, GFP_NOWAIT | __GFP_NOWARN);
 	if (!r) {
 		atomic_long_inc(&kmmp_stats.untracked);
 		return;
@@ -155,7 +157,7 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 }
 
 /* kmmp_remove_if's taker for every record (a free probe's). */
-#define KMMP_ANY_TAKER ((const struct kmmp_mod*)1)
+#define KMMP_ANY_TAKER ((const struct kmmp_mod *)1)
 
 /*
  * Takes the record of @ptr out of the table; NULL when there is none. With @taker not
@@ -323,7 +325,7 @@ static void kmmp_copy_leak(const struct kmmp_rec *r, struct kmmp_leak_line *l)
 /* kmemleak's wording, with where in the (now unloaded) module the call was. */
 static void kmmp_report_leak(const struct kmmp_leak_line *l)
 {
-	pr_info("unreferenced object 0x%px (size %zu):\n", l->ptr, l->size);
+	pr_info("unreferenced object 0x%p (size %zu):\n", l->ptr, l->size);
 	pr_info("  module %s (gone), allocated at %s+0x%lx [%s]\n", l->name, l->name, l->offset,
 		l->in_init ? "init" : "core");
 }
