@@ -2,8 +2,8 @@
 # /init of the qemu guest that scripts/linux-guest-test.sh boots (busybox, Debian's kernel).
 # kmmt=test on the kernel command line: every check of issue 17; kmmt=demo: the paper's
 # experiment only (stock, then protected); kmmt=bench: the overhead benchmark only;
-# kmmt=rescue: the transfer racing the collector only; kmmt=safety: records, identities and
-# disarmed kprobes only. Prints "KMMT PASS name", "KMMT FAIL name: why",
+# kmmt=rescue: the transfer racing the collector only; kmmt=safety: records, identities,
+# disarmed kprobes and unloads mid-pass only. Prints "KMMT PASS name", "KMMT FAIL name: why",
 # "KMMT ROW ...", "KMMT BENCH ..." and "KMMT END failures=N", then powers off.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
@@ -270,6 +270,27 @@ disarmed() {
 	rmmod kmm_protect
 }
 
+# The protector unloaded while its collector has a pass queued or running (gc_delay_ms=0,
+# m_test's 200 leaks), 6 times while m_churn allocates: the exit must stop the collector
+# before the free probes go and leave nothing queued behind (a pass after the module's text
+# is gone oopses; one after the free probes could double-free).
+unload_mid_pass() {
+	phase "unload-mid-pass"
+	insmod $M/m_churn.ko
+	i=0
+	while [ $i -lt 6 ]; do
+		insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=0 || break
+		insmod $M/m_test.ko count=200 size=100
+		rmmod m_test
+		sleep 0.$((i % 3))
+		rmmod kmm_protect
+		i=$((i + 1))
+	done
+	rmmod m_churn
+	check unload-mid-pass-cycles '[ $i -eq 6 ]' "only $i of 6 load/unload cycles"
+	dmesg_clean unload-mid-pass
+}
+
 # A host module rescuing an unloaded module's blocks with kmm_protect_transfer while a
 # collector pass takes them (m_leaver hands 2000 blocks to m_rescuer, whose kthread starts
 # transferring at m_leaver's exit, a block every 200-400 us; the pass begins 100 ms after the
@@ -387,6 +408,7 @@ rescue)
 safety)
 	records
 	disarmed
+	unload_mid_pass
 	;;
 *)
 	paper off 2000
@@ -394,6 +416,7 @@ safety)
 	patterns
 	records
 	disarmed
+	unload_mid_pass
 	rescue
 	stress
 	bench 5000 1
