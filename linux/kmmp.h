@@ -56,7 +56,7 @@ struct kmmp_rec {
 	struct kmmp_rec *victim_next;	/* collector's private list once out of the table */
 	unsigned long misses;		/* kmmp_free_probes_missed() when it was made */
 	u8 kind;
-	bool unsafe_kept;		/* counted in unsafe_kept: a free may have gone unseen */
+	bool unsafe_kept;		/* counted in unsafe_kept: a free may have gone unseen; never taken */
 };
 
 struct kmmp_stats {
@@ -69,6 +69,7 @@ struct kmmp_stats {
 	atomic_long_t stale_records;	/* replaced: the block was freed by an untraced path */
 	atomic_long_t unsafe_kept;	/* a gone module's, left: a free probe missed since it was made */
 	atomic_long_t untracked;	/* no record could be allocated */
+	atomic_long_t canary_failures;	/* reclaiming slices refused: a free probe did not fire */
 };
 
 extern struct kmmp_stats kmmp_stats;
@@ -82,15 +83,17 @@ int kmmp_table_init(unsigned int bits);
 void kmmp_table_exit(void);
 void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 		struct kmem_cache *cache, size_t size, unsigned long call_site);
-void kmmp_untrack(const void* ptr);
+void kmmp_untrack(const void *ptr);
+void kmmp_resize(const void *ptr, size_t size);
 int kmmp_take(const void *ptr, const struct kmmp_mod *taker);
 void kmmp_drop_cache(const struct kmem_cache *cache);
 long kmmp_records(void);
 unsigned long kmmp_table_size(void);
 /* Collector walk of buckets [first, last): see gc.c. */
 void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long pass,
-			  bool take, unsigned int *reported);
+			  bool take, unsigned long misses, unsigned int *reported);
 struct kmmp_rec *kmmp_next_victim(void);
+unsigned long kmmp_return_victims(void);
 void kmmp_rec_release(struct kmmp_rec *r);
 
 /* probes.c */
@@ -99,10 +102,14 @@ void kmmp_probes_exit(void);
 struct kmmp_mod *kmmp_owner(unsigned long addr);
 unsigned long kmmp_probes_missed(void);
 unsigned long kmmp_free_probes_missed(void);
+bool kmmp_free_probes_complete(void);
+bool kmmp_free_probes_fire(const char **silent);
 
 /* gc.c */
 void kmmp_gc_kick(void);
+void kmmp_gc_kick_now(void);
 void kmmp_gc_exit(void);
+void kmmp_trim_gone(void);
 void kmmp_mods_free_all(void);
 void kmmp_mod_account_drop(struct kmmp_mod *mod, size_t size);
 

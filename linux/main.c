@@ -29,9 +29,15 @@ static bool kmmp_loaded;
 
 static const char * const kmmp_mode_names[] = { "off", "report", "reclaim" };
 
+/*
+ * Runs under kernel_param_lock(THIS_MODULE) once the module is in sysfs (a write to
+ * /sys/module/kmm_protect/parameters/mode); kmmp_init and kmmp_exit take that lock around
+ * kmmp_probing and kmmp_loaded, so a write during either sees them settled.
+ */
 static int kmmp_mode_set(const char *val, const struct kernel_param *kp)
 {
 	int mode = sysfs_match_string(kmmp_mode_names, val);
+	int old = READ_ONCE(kmmp_mode);
 
 	if (mode < 0) {
 		pr_err("mode=%s: expected off, report or reclaim\n", val);
@@ -46,7 +52,14 @@ static int kmmp_mode_set(const char *val, const struct kernel_param *kp)
 		pr_err("mode=%s: loaded with mode=off, reload to protect\n", val);
 		return -EINVAL;
 	}
+	if (kmmp_probing && mode == KMMP_RECLAIM && !kmmp_free_probes_complete()) {
+		pr_err("mode=reclaim: a free kprobe is missing (see the load's log), only report\n");
+		return -EINVAL;
+	}
 	WRITE_ONCE(kmmp_mode, mode);
+	/* What report mode listed is reclaimed now, not at the next module's unload. */
+	if (kmmp_loaded && kmmp_probing && mode == KMMP_RECLAIM && old != KMMP_RECLAIM)
+		kmmp_gc_kick_now();
 	return 0;
 }
 
@@ -95,19 +108,33 @@ static int __init kmmp_init(void)
 	ret = kmmp_proc_init();
 	if (ret)
 		goto out_table;
+	/* mode= is writable in sysfs already: decide with writers held off. */
+	kernel_param_lock(THIS_MODULE);
 	if (kmmp_mode != KMMP_OFF) {
 		ret = kmmp_probes_init();
-		if (ret)
-			goto out_proc;
+		if (ret) {
+			kernel_param_unlock(THIS_MODULE);
+			goto out_probes;
+		}
 		kmmp_probing = true;
+		if (kmmp_mode == KMMP_RECLAIM && !kmmp_free_probes_complete()) {
+			pr_warn("mode=reclaim refused: a free kprobe is missing, reporting instead\n");
+			kmmp_mode = KMMP_REPORT;
+		}
 	}
 	pr_info("loaded: mode=%s gc_delay_ms=%u buckets=%lu; modules loaded from now on are tracked\n",
 		kmmp_mode_names[kmmp_mode], kmmp_gc_delay_ms, kmmp_table_size());
 	kmmp_loaded = true;
+	kernel_param_unlock(THIS_MODULE);
 	return 0;
 
-out_proc:
+out_probes:
+	/* A module that came or went while the probes were half registered. */
+	kmmp_gc_exit();
 	kmmp_proc_exit();
+	kmmp_table_exit();
+	kmmp_mods_free_all();
+	return ret;
 out_table:
 	kmmp_table_exit();
 	return ret;
@@ -115,6 +142,14 @@ out_table:
 
 static void __exit kmmp_exit(void)
 {
+	/*
+	 * The collector first, while every free probe still runs: a pass after them would take
+	 * records whose frees go unseen. Under the parameter lock, so no mode= write kicks it
+	 * again; once the module notifier is gone, again, for an unload that kicked it meanwhile.
+	 */
+	kernel_param_lock(THIS_MODULE);
+	kmmp_gc_exit();
+	kernel_param_unlock(THIS_MODULE);
 	if (kmmp_probing)
 		kmmp_probes_exit();
 	kmmp_gc_exit();

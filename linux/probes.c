@@ -26,6 +26,7 @@
 #include <linux/notifier.h>
 #include <linux/slab.h>
 #include <linux/version.h>
+#include <linux/vmalloc.h>
 #include <trace/events/kmem.h>
 
 #include "kmmp.h"
@@ -105,11 +106,13 @@ enum kmmp_size_args { KMMP_SIZE_ARG1, KMMP_SIZE_ARG1_X_ARG2, KMMP_SIZE_ARG3 };
 struct kmmp_vmprobe {
 	struct kretprobe rp;
 	enum kmmp_size_args size_args;
+	bool resizes;		/* kvrealloc: may answer with its first argument */
 	bool registered;
 };
 
 struct kmmp_vmcall {
 	size_t size;
+	const void *old;	/* resizes: the block given */
 };
 
 static int kmmp_vm_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
@@ -136,6 +139,7 @@ static int kmmp_vm_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 		call->size = regs->dx;
 		break;
 	}
+	call->old = vp->resizes ? (const void *)regs->di : NULL;
 	return 0;
 }
 
@@ -144,6 +148,14 @@ static int kmmp_vm_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 	struct kmmp_vmcall *call = (struct kmmp_vmcall *)ri->data;
 	const void *ptr = (const void *)regs_return_value(regs);
 
+	/*
+	 * kvrealloc to a size no larger (6.1 answers the block given, as it is): the same block,
+	 * whoever allocated it; its record keeps its owner and takes the new size.
+	 */
+	if (ptr && ptr == call->old) {
+		kmmp_resize(ptr, call->size);
+		return 0;
+	}
 	/* kvmalloc_node/kvrealloc may have answered from kmalloc (whose call_site was theirs). */
 	kmmp_record(get_kretprobe_retaddr(ri), ptr,
 		    is_vmalloc_addr(ptr) ? KMMP_VMALLOC : KMMP_KMALLOC, NULL, call->size);
@@ -163,11 +175,16 @@ static struct kmmp_vmprobe kmmp_vmprobes[] = {
 	{ .rp.kp.symbol_name = "__vmalloc_array", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
 	{ .rp.kp.symbol_name = "vcalloc", .size_args = KMMP_SIZE_ARG1_X_ARG2 },
 	{ .rp.kp.symbol_name = "kvmalloc_node", .size_args = KMMP_SIZE_ARG1 },
-	{ .rp.kp.symbol_name = "kvrealloc", .size_args = KMMP_SIZE_ARG3 },
+	{ .rp.kp.symbol_name = "kvrealloc", .size_args = KMMP_SIZE_ARG3, .resizes = true },
 };
+
+/* kmmp_kprobes[] indices, and how often each probe ran (the canaries read them). */
+enum { KMMP_KP_VFREE, KMMP_KP_FREE_BULK, KMMP_KP_KVFREE_RCU, KMMP_KP_CACHE_DESTROY, KMMP_KP_NR };
+static atomic_long_t kmmp_kp_hits[KMMP_KP_NR];
 
 static int kmmp_vfree_pre(struct kprobe *p, struct pt_regs *regs)
 {
+	atomic_long_inc(&kmmp_kp_hits[KMMP_KP_VFREE]);
 	kmmp_untrack((const void *)regs->di);
 	return 0;
 }
@@ -178,6 +195,7 @@ static int kmmp_free_bulk_pre(struct kprobe *p, struct pt_regs *regs)
 	void **objects = (void **)regs->dx;
 	size_t i, n = regs->si;
 
+	atomic_long_inc(&kmmp_kp_hits[KMMP_KP_FREE_BULK]);
 	for (i = 0; i < n; i++)
 		kmmp_untrack(objects[i]);
 	return 0;
@@ -193,32 +211,71 @@ static int kmmp_kvfree_rcu_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	unsigned long head = regs->di, func = regs->si;
 
+	atomic_long_inc(&kmmp_kp_hits[KMMP_KP_KVFREE_RCU]);
 	kmmp_untrack((const void *)(head ? head - func : func));
 	return 0;
 }
 
 static int kmmp_cache_destroy_pre(struct kprobe *p, struct pt_regs *regs)
 {
+	atomic_long_inc(&kmmp_kp_hits[KMMP_KP_CACHE_DESTROY]);
 	if (regs->di)
 		kmmp_drop_cache((const struct kmem_cache *)regs->di);
 	return 0;
 }
 
-static struct kprobe kmmp_kprobes[] = {
-	{ .symbol_name = "vfree", .pre_handler = kmmp_vfree_pre },
-	{ .symbol_name = "kmem_cache_free_bulk", .pre_handler = kmmp_free_bulk_pre },
-	{ .symbol_name = "kvfree_call_rcu", .pre_handler = kmmp_kvfree_rcu_pre },
-	{ .symbol_name = "kmem_cache_destroy", .pre_handler = kmmp_cache_destroy_pre },
+static struct kprobe kmmp_kprobes[KMMP_KP_NR] = {
+	[KMMP_KP_VFREE] = { .symbol_name = "vfree", .pre_handler = kmmp_vfree_pre },
+	[KMMP_KP_FREE_BULK] = { .symbol_name = "kmem_cache_free_bulk",
+				.pre_handler = kmmp_free_bulk_pre },
+	[KMMP_KP_KVFREE_RCU] = { .symbol_name = "kvfree_call_rcu",
+				 .pre_handler = kmmp_kvfree_rcu_pre },
+	[KMMP_KP_CACHE_DESTROY] = { .symbol_name = "kmem_cache_destroy",
+				    .pre_handler = kmmp_cache_destroy_pre },
 };
 
-static bool kmmp_kprobe_ok[ARRAY_SIZE(kmmp_kprobes)];
-#define KMMP_KPROBE_VFREE 0	/* kmmp_kprobes[] index: vmalloc is tracked only with it */
+static bool kmmp_kprobe_ok[KMMP_KP_NR];
+
+/*
+ * The global kprobes switch (echo 0 > /sys/kernel/debug/kprobes/enabled) disarms every
+ * kprobe without counting a miss. A write to it bumps kmmp_switch_gen (counted in
+ * kmmp_free_probes_missed(), so every record made before it is never taken) and marks the
+ * probes suspect until a canary after it has seen them all fire (kmmp_free_probes_fire()).
+ * The probe on the switch fires on the write that disarms (it is still armed then); the
+ * write that arms again finds it disarmed, hence the suspect state.
+ */
+static atomic_long_t kmmp_switch_gen = ATOMIC_LONG_INIT(0);
+static bool kmmp_switch_suspect;
+
+static int kmmp_switch_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	atomic_long_inc(&kmmp_switch_gen);
+	WRITE_ONCE(kmmp_switch_suspect, true);
+	return 0;
+}
+
+static struct kprobe kmmp_switch_kprobe = {
+	.symbol_name = "write_enabled_file_bool",	/* kernel/kprobes.c, 6.1 */
+	.pre_handler = kmmp_switch_pre,
+};
+
+static bool kmmp_switch_ok;
 
 /* Module identities. */
 static void kmmp_mod_coming(struct module *mod)
 {
-	struct kmmp_mod *m = kzalloc(sizeof(*m), GFP_KERNEL);
+	struct kmmp_mod *m;
 
+	/*
+	 * A livepatch module's objects (klp_patch, shadow variables, replaced functions' data)
+	 * stay referenced by the kernel after the patch is disabled and the module removed:
+	 * never a leak of its own, never tracked.
+	 */
+	if (is_livepatch_module(mod)) {
+		pr_info("module %s is a livepatch: not tracked\n", mod->name);
+		return;
+	}
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
 	if (!m) {
 		pr_warn("no memory to track module %s\n", mod->name);
 		return;
@@ -283,11 +340,14 @@ static void kmmp_mod_going(struct module *mod)
 	m->gone_at = jiffies;
 	m->module = NULL;
 	WRITE_ONCE(m->gone, true);
+	/* A leak-free unload adds an emptied identity: keep only the last few (gc.c). */
+	kmmp_trim_gone();
 	mutex_unlock(&kmmp_mods_lock);
 	atomic_long_add(objects, &kmmp_stats.leaked_objects);
 	atomic_long_add(bytes, &kmmp_stats.leaked_bytes);
+	/* m may be freed once its lock is dropped (trimmed, or emptied and trimmed later). */
 	if (objects) {
-		pr_info("module %s unloaded with %ld objects (%ld bytes) not freed\n", m->name,
+		pr_info("module %s unloaded with %ld objects (%ld bytes) not freed\n", mod->name,
 			objects, bytes);
 		kmmp_gc_kick();
 	}
@@ -326,20 +386,27 @@ static void kmmp_unregister_tracepoints(void)
 
 int kmmp_probes_init(void)
 {
+	const char *silent;
 	int ret, i;
 
 	ret = register_module_notifier(&kmmp_module_nb);
 	if (ret)
 		return ret;
+	/* The switch first: a disarm while the rest registers is seen. */
+	ret = register_kprobe(&kmmp_switch_kprobe);
+	kmmp_switch_ok = !ret;
+	if (ret)
+		pr_warn("no kprobe on the kprobes switch (%d): a disarm between two passes goes unseen\n",
+			ret);
 	/*
 	 * Frees first, every path of them (the free kprobes too: kfree_bulk, kfree_rcu and
 	 * vfree), then allocations: a block recorded is always seen freed.
 	 */
-	for (i = 0; i < ARRAY_SIZE(kmmp_kprobes); i++) {
+	for (i = 0; i < KMMP_KP_NR; i++) {
 		ret = register_kprobe(&kmmp_kprobes[i]);
 		kmmp_kprobe_ok[i] = !ret;
 		if (ret)
-			pr_warn("no kprobe on %s (%d): its frees go unseen\n",
+			pr_warn("no kprobe on %s (%d): its frees go unseen, mode=reclaim is refused\n",
 				kmmp_kprobes[i].symbol_name, ret);
 	}
 	ret = register_trace_kfree(kmmp_on_kfree, NULL);
@@ -352,13 +419,20 @@ int kmmp_probes_init(void)
 	if (ret) {
 		pr_err("cannot register the kmem tracepoints (%d)\n", ret);
 		kmmp_unregister_tracepoints();
-		for (i = 0; i < ARRAY_SIZE(kmmp_kprobes); i++)
+		for (i = 0; i < KMMP_KP_NR; i++)
 			if (kmmp_kprobe_ok[i])
 				unregister_kprobe(&kmmp_kprobes[i]);
+		if (kmmp_switch_ok)
+			unregister_kprobe(&kmmp_switch_kprobe);
 		unregister_module_notifier(&kmmp_module_nb);
 		return ret;
 	}
-	if (!kmmp_kprobe_ok[KMMP_KPROBE_VFREE]) {
+	/* Registered while kprobes are disarmed, the probes see nothing until they are armed. */
+	WRITE_ONCE(kmmp_switch_suspect, true);
+	if (kmmp_free_probes_complete() && !kmmp_free_probes_fire(&silent))
+		pr_warn("the %s kprobe does not fire (kprobes disarmed?): nothing is reclaimed until it does\n",
+			silent);
+	if (!kmmp_kprobe_ok[KMMP_KP_VFREE]) {
 		pr_warn("vfree unseen: vmalloc blocks are not tracked\n");
 		return 0;
 	}
@@ -386,28 +460,104 @@ void kmmp_probes_exit(void)
 	for (i = 0; i < ARRAY_SIZE(kmmp_vmprobes); i++)
 		if (kmmp_vmprobes[i].registered)
 			unregister_kretprobe(&kmmp_vmprobes[i].rp);
-	for (i = 0; i < ARRAY_SIZE(kmmp_kprobes); i++)
+	for (i = 0; i < KMMP_KP_NR; i++)
 		if (kmmp_kprobe_ok[i])
 			unregister_kprobe(&kmmp_kprobes[i]);
+	if (kmmp_switch_ok)
+		unregister_kprobe(&kmmp_switch_kprobe);
 	unregister_module_notifier(&kmmp_module_nb);
 }
 
+/* Every free kprobe registered: mode=reclaim is refused without them all. */
+bool kmmp_free_probes_complete(void)
+{
+	int i;
+
+	for (i = 0; i < KMMP_KP_NR; i++)
+		if (!kmmp_kprobe_ok[i])
+			return false;
+	return true;
+}
+
 /*
- * Frees the free kprobes did not see: a kprobe's handler is skipped (nmissed) when another
- * kprobe runs on that CPU, and a probe that is not registered sees none (counted 1). The
- * block's record would outlive it, and a collector that took it would free the block again:
- * a record made before the count last grew is never taken (kmmp_collect_buckets). Shown in
- * /proc/kmm_protect/stats as free_probe_misses (the guest's stress phase misses vfree 2-3
- * times).
+ * Frees the free kprobes did not see, as a count that only grows: a kprobe's handler is
+ * skipped (nmissed) when another kprobe runs on that CPU, and the kprobes switch disarms them
+ * all without any count (kmmp_switch_gen stands for that). The block's record would outlive
+ * it, and a collector that took it would free the block again: a record made before the
+ * count last grew is never taken (kmmp_collect_buckets), nor is a block freed when the count
+ * grew while its record was being taken (gc.c). Shown in /proc/kmm_protect/stats as
+ * free_probe_misses (the guest's stress phase misses vfree 2-3 times). A free probe that is
+ * not registered is no miss: without one, mode=reclaim is refused.
  */
 unsigned long kmmp_free_probes_missed(void)
 {
-	unsigned long missed = 0;
+	unsigned long missed = atomic_long_read(&kmmp_switch_gen);
 	int i;
 
-	for (i = 0; i < ARRAY_SIZE(kmmp_kprobes); i++)
-		missed += kmmp_kprobe_ok[i] ? kmmp_kprobes[i].nmissed : 1;
+	for (i = 0; i < KMMP_KP_NR; i++)
+		if (kmmp_kprobe_ok[i])
+			missed += kmmp_kprobes[i].nmissed;
+	if (kmmp_switch_ok)
+		missed += kmmp_switch_kprobe.nmissed;
 	return missed;
+}
+
+struct kmmp_canary {
+	struct rcu_head rcu;
+};
+
+/*
+ * Calls each probed free function once, the cheapest way that still enters it (the probes
+ * sit at function entry, before any early return of 6.1's): vfree(NULL) and
+ * kmem_cache_destroy(NULL) return at once, kfree_bulk() of one block of ours and
+ * kfree_rcu() of another free them. NULL when every probe ran, or the name of one that did
+ * not (or of the canary that could not be made). Sleeps; the collector's context only.
+ */
+static const char *kmmp_canaries(void)
+{
+	long before[KMMP_KP_NR];
+	struct kmmp_canary *c;
+	void *bulk[1];
+	int i;
+
+	bulk[0] = kmalloc(sizeof(long), GFP_KERNEL);
+	c = kmalloc(sizeof(*c), GFP_KERNEL);
+	if (!bulk[0] || !c) {
+		kfree(bulk[0]);
+		kfree(c);
+		return "canary (no memory)";
+	}
+	for (i = 0; i < KMMP_KP_NR; i++)
+		before[i] = atomic_long_read(&kmmp_kp_hits[i]);
+	vfree(NULL);
+	kfree_bulk(1, bulk);
+	kfree_rcu(c, rcu);
+	kmem_cache_destroy(NULL);
+	for (i = 0; i < KMMP_KP_NR; i++)
+		if (atomic_long_read(&kmmp_kp_hits[i]) == before[i])
+			return kmmp_kprobes[i].symbol_name;
+	return NULL;
+}
+
+/*
+ * Whether every free kprobe fires now; if not, *@silent names one that did not. Either way
+ * the switch's suspicion is settled: a failure counts as a miss (records made before it are
+ * never taken) and leaves the probes suspect; a success after a suspect time counts one too,
+ * so that records made while the probes may have been disarmed are never taken.
+ */
+bool kmmp_free_probes_fire(const char **silent)
+{
+	bool suspect = xchg(&kmmp_switch_suspect, false);
+
+	*silent = kmmp_canaries();
+	if (*silent) {
+		atomic_long_inc(&kmmp_switch_gen);
+		WRITE_ONCE(kmmp_switch_suspect, true);
+		return false;
+	}
+	if (suspect)
+		atomic_long_inc(&kmmp_switch_gen);
+	return true;
 }
 
 /* Probes that could not run (kretprobe instances all busy): allocations not seen. */

@@ -49,6 +49,7 @@ static int kmmp_stats_show(struct seq_file *s, void *unused)
 		   atomic_long_read(&st->untracked) + (long)kmmp_probes_missed());
 	seq_printf(s, "free_probe_misses %lu\n", kmmp_free_probes_missed());
 	seq_printf(s, "unsafe_kept %ld\n", atomic_long_read(&st->unsafe_kept));
+	seq_printf(s, "canary_failures %ld\n", atomic_long_read(&st->canary_failures));
 	seq_printf(s, "records %ld\n", kmmp_records());
 	seq_printf(s, "buckets %lu\n", kmmp_table_size());
 	seq_printf(s, "mode %s\n", mode_names[READ_ONCE(kmmp_mode)]);

@@ -5,13 +5,15 @@
  * Buckets are hlist_bl heads (the bucket lock is bit 0 of the head); every lock is taken with
  * interrupts off, since kmalloc and kfree run in interrupt context too. The bucket count is
  * fixed at load (table_bits), the number of records is not: records come from a dedicated
- * kmem_cache, allocated GFP_ATOMIC | __GFP_NOWARN outside any bucket lock. The protector's own
- * allocations and frees carry a call_site inside kmm_protect, which the probes ignore, so
- * allocating or freeing a record never recurses into the table.
+ * kmem_cache, allocated GFP_NOWAIT | __GFP_NOWARN outside any bucket lock (never sleeping, as
+ * the probes must, without dipping into the atomic reserves: a record that cannot be had is
+ * counted as untracked). The protector's own allocations and frees carry a call_site inside
+ * kmm_protect, which the probes ignore, so allocating or freeing a record never recurses into
+ * the table.
  *
- * Depends on: kmmp.h. Invariant: nothing under a bucket lock allocates, frees or prints
- * through a path that can reach a probe (the collector's report printk is the exception:
- * printk takes no slab memory).
+ * Depends on: kmmp.h. Invariant: nothing under a bucket lock allocates, frees or prints (leak
+ * lines are copied out and printed after it is dropped); the one free under a lock is a
+ * cache victim's, under kmmp_victims_lock alone (see kmmp_victims).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -114,7 +116,7 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 	struct kmmp_rec *r, *stale;
 	unsigned long flags;
 
-	r = kmem_cache_alloc(kmmp_rec_cache, GFP_ATOMIC | __GFP_NOWARN);
+	r = kmem_cache_alloc(kmmp_rec_cache, GFP_NOWAIT | __GFP_NOWARN);
 	if (!r) {
 		atomic_long_inc(&kmmp_stats.untracked);
 		return;
@@ -155,7 +157,7 @@ void kmmp_track(const void *ptr, struct kmmp_mod *mod, enum kmmp_kind kind,
 }
 
 /* kmmp_remove_if's taker for every record (a free probe's). */
-#define KMMP_ANY_TAKER ((const struct kmmp_mod*)1)
+#define KMMP_ANY_TAKER ((const struct kmmp_mod *)1)
 
 /*
  * Takes the record of @ptr out of the table; NULL when there is none. With @taker not
@@ -204,6 +206,31 @@ void kmmp_untrack(const void *ptr)
 
 	if (r)
 		kmmp_rec_release(r);
+}
+
+/*
+ * A block resized in place (kvrealloc to a size no larger): its record, if it has one, keeps
+ * its owner and takes the new size. A block with no record stays untracked.
+ */
+void kmmp_resize(const void *ptr, size_t size)
+{
+	struct hlist_bl_head *head;
+	struct kmmp_rec *r;
+	unsigned long flags;
+
+	if (ZERO_OR_NULL_PTR(ptr) || !atomic_long_read(&kmmp_nr_records))
+		return;
+	head = kmmp_bucket(ptr);
+	local_irq_save(flags);
+	hlist_bl_lock(head);
+	r = kmmp_find(head, ptr);
+	if (r) {
+		/* The owner's counts move with it: released later by r->size. */
+		atomic_long_add((long)size - (long)r->size, &r->mod->bytes);
+		r->size = size;
+	}
+	hlist_bl_unlock(head);
+	local_irq_restore(flags);
 }
 
 /*
@@ -298,7 +325,7 @@ static void kmmp_copy_leak(const struct kmmp_rec *r, struct kmmp_leak_line *l)
 /* kmemleak's wording, with where in the (now unloaded) module the call was. */
 static void kmmp_report_leak(const struct kmmp_leak_line *l)
 {
-	pr_info("unreferenced object 0x%px (size %zu):\n", l->ptr, l->size);
+	pr_info("unreferenced object 0x%p (size %zu):\n", l->ptr, l->size);
 	pr_info("  module %s (gone), allocated at %s+0x%lx [%s]\n", l->name, l->name, l->offset,
 		l->in_init ? "init" : "core");
 }
@@ -307,16 +334,17 @@ static void kmmp_report_leak(const struct kmmp_leak_line *l)
  * The collector's walk of buckets [@first, @last): records whose module is in @pass are
  * taken out of the table (@take, reclaim mode) onto the victims' list, or listed in
  * kmemleak's style and left in place (report mode; *@reported counts them). A record made
- * before a free probe last missed is never taken: the missed free may have been its block's,
- * which would be freed a second time. It stays, counted once in unsafe_kept.
+ * before a free probe last missed (@misses: kmmp_free_probes_missed() now) is never taken: the
+ * missed free may have been its block's, which would be freed a second time. It stays,
+ * counted once in unsafe_kept, and is never taken later either.
  */
 void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long pass,
-			  bool take, unsigned int *reported)
+			  bool take, unsigned long misses, unsigned int *reported)
 {
 	struct kmmp_leak_line lines[KMMP_LEAK_LINES_PER_BUCKET];
 	struct hlist_bl_node *pos, *tmp;
 	struct kmmp_rec *r;
-	unsigned long i, flags, misses = kmmp_free_probes_missed();
+	unsigned long i, flags;
 	unsigned int n, j;
 
 	last = min(last, 1UL << kmmp_bits);
@@ -331,7 +359,7 @@ void kmmp_collect_buckets(unsigned long first, unsigned long last, unsigned long
 		hlist_bl_for_each_entry_safe(r, pos, tmp, head, node) {
 			if (READ_ONCE(r->mod->pass) != pass)
 				continue;
-			if (take && r->misses != misses) {
+			if (take && (r->unsafe_kept || r->misses != misses)) {
 				if (!r->unsafe_kept) {
 					r->unsafe_kept = true;
 					atomic_long_inc(&kmmp_stats.unsafe_kept);
@@ -374,4 +402,52 @@ struct kmmp_rec *kmmp_next_victim(void)
 	}
 	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
 	return r;
+}
+
+/*
+ * Puts every victim back in the table, never to be taken (unsafe_kept): a free probe missed,
+ * or stopped firing, while they were being taken, so a free of theirs may have gone unseen.
+ * A victim whose address has a record again was freed unseen and handed out anew: stale, it
+ * goes. One marked KMMP_DROPPED (its cache destroyed) goes too. Returns how many went back.
+ */
+unsigned long kmmp_return_victims(void)
+{
+	struct kmmp_rec *list, *r, *stale;
+	struct hlist_bl_head *head;
+	unsigned long flags, back = 0;
+
+	spin_lock_irqsave(&kmmp_victims_lock, flags);
+	list = kmmp_victims;
+	kmmp_victims = NULL;
+	spin_unlock_irqrestore(&kmmp_victims_lock, flags);
+	while (list) {
+		r = list;
+		list = r->victim_next;
+		r->victim_next = NULL;
+		if (r->kind == KMMP_DROPPED) {
+			atomic_long_inc(&kmmp_stats.dropped_objects);
+			kmmp_rec_release(r);
+			continue;
+		}
+		head = kmmp_bucket(r->ptr);
+		local_irq_save(flags);
+		hlist_bl_lock(head);
+		stale = kmmp_find(head, r->ptr);
+		if (!stale) {
+			if (!r->unsafe_kept) {
+				r->unsafe_kept = true;
+				atomic_long_inc(&kmmp_stats.unsafe_kept);
+			}
+			hlist_bl_add_head(&r->node, head);
+		}
+		hlist_bl_unlock(head);
+		local_irq_restore(flags);
+		if (stale) {
+			atomic_long_inc(&kmmp_stats.stale_records);
+			kmmp_rec_release(r);
+			continue;
+		}
+		back++;
+	}
+	return back;
 }

@@ -8,6 +8,7 @@
 #   linux-guest-test.sh bench  ns per kmalloc+kfree pair with and without the protector, in a
 #                              guest booted without slub_debug (the numbers in docs/LINUX.md)
 #   linux-guest-test.sh rescue the transfer racing the collector alone (part of test)
+#   linux-guest-test.sh safety records, identities and disarmed kprobes alone (part of test)
 # Environment: KMMT_CYCLES (stress insmod/rmmod cycles, default 200), KMMT_STRESS_S (the
 # stress stops there once 50 cycles are done, default 80), KMMT_TIMEOUT (s, 360),
 # KMMT_ACCEL (qemu -accel, default tcg: KVM was seen to hang at boot on this kind of machine),
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 what="${1:-test}"
-case "$what" in test|demo|bench|rescue) ;; *) echo "usage: $0 [test|demo|bench|rescue]" >&2; exit 2 ;; esac
+case "$what" in test|demo|bench|rescue|safety) ;; *) echo "usage: $0 [test|demo|bench|rescue|safety]" >&2; exit 2 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup-linux.sh" guest
 
@@ -105,7 +106,7 @@ if [ "$what" = bench ]; then
 fi
 
 failed=0
-grep '^KMMT \(PASS\|FAIL\|LOG\|BENCH\)' "$log.txt" | { { [ "$what" = test ] || [ "$what" = rescue ]; } && cat || grep -v '^KMMT PASS' || true; } || true
+grep '^KMMT \(PASS\|FAIL\|LOG\|BENCH\)' "$log.txt" | { { [ "$what" = test ] || [ "$what" = rescue ] || [ "$what" = safety ]; } && cat || grep -v '^KMMT PASS' || true; } || true
 grep -q '^KMMT FAIL' "$log.txt" && failed=1
 if ! grep -q '^KMMT END failures=0' "$log.txt"; then
   echo "linux-guest-test: the guest did not finish its checks (qemu rc=$rc)"

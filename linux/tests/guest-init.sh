@@ -2,7 +2,8 @@
 # /init of the qemu guest that scripts/linux-guest-test.sh boots (busybox, Debian's kernel).
 # kmmt=test on the kernel command line: every check of issue 17; kmmt=demo: the paper's
 # experiment only (stock, then protected); kmmt=bench: the overhead benchmark only;
-# kmmt=rescue: the transfer racing the collector only. Prints "KMMT PASS name", "KMMT FAIL name: why",
+# kmmt=rescue: the transfer racing the collector only; kmmt=safety: records, identities,
+# disarmed kprobes and unloads mid-pass only. Prints "KMMT PASS name", "KMMT FAIL name: why",
 # "KMMT ROW ...", "KMMT BENCH ..." and "KMMT END failures=N", then powers off.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
@@ -165,7 +166,12 @@ patterns() {
 		"no kmemleak-style 'unreferenced object' line"
 	dmesg | grep -A1 "unreferenced object" | head -2 | sed 's/^/KMMT LOG /'
 	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
+	# Switched to reclaim, the collector runs now: what report listed is freed without
+	# waiting for another module's unload.
 	echo reclaim > $P/mode
+	wait_stat reclaimed_objects 5 $((r0 + 50))
+	check report-switch-reclaims '[ "$(stat_of reclaimed_objects)" -eq $((r0 + 50)) ]' \
+		"5 s after mode=reclaim, reclaimed $(stat_of reclaimed_objects), expected $((r0 + 50))"
 	insmod $M/m_test.ko count=1 size=8
 	rmmod m_test
 	wait_stat reclaimed_objects 15 $((r0 + 51))
@@ -174,6 +180,115 @@ patterns() {
 	check bad-mode-refused '! echo sometimes > $P/mode 2>/dev/null' "mode=sometimes was accepted"
 	dmesg_clean patterns-report
 	rmmod kmm_protect
+}
+
+# Records that must come out right, identities that must not pile up, modules never tracked.
+records() {
+	phase "records"
+	insmod $M/kmm_protect.ko mode=report gc_delay_ms=100 || { fail "records: insmod kmm_protect"; return; }
+	s0=$(stat_of stale_records)
+	insmod $M/m_misc.ko
+	row=$(mod_row m_misc)
+	# kvrealloc to a smaller size answers the same block: one record, resized, not a stale one.
+	check kvrealloc-in-place '[ "$(stat_of stale_records)" -eq $s0 ] && [ "$row" = "m_misc live 1 500" ]' \
+		"stale_records $(stat_of stale_records) (was $s0), row '$row', expected 'm_misc live 1 500'"
+	rmmod m_misc
+	insmod $M/m_misc.ko devm=1
+	row=$(mod_row m_misc)
+	# devm_kmalloc's block is the module's own (call_site in it): tracked, freed at rmmod.
+	check devm-tracked '[ "$(echo "$row" | cut -d" " -f1-3)" = "m_misc live 2" ]' \
+		"row '$row' with devm=1, expected 2 objects"
+	rmmod m_misc
+	row=$(mod_row m_misc)
+	check devm-freed '[ "$row" = "m_misc gone 0 0" ]' "row '$row' after rmmod, expected 'm_misc gone 0 0'"
+	# Leak-free loads leave emptied identities: only the last 32 stay listed.
+	i=0
+	while [ $i -lt 40 ]; do
+		insmod $M/m_misc.ko && rmmod m_misc
+		i=$((i + 1))
+	done
+	n=$(awk '$2 == "gone" && $3 == 0' /proc/kmm_protect/modules | wc -l)
+	check gone-rows-bounded '[ "$n" -le 32 ]' "$n emptied gone rows after 40 leak-free loads, expected <= 32"
+	# A livepatch module is never tracked: no row, nothing leaked at its rmmod.
+	l0=$(stat_of leaked_objects)
+	insmod $M/m_klp.ko
+	row=$(mod_row m_klp)
+	rmmod m_klp
+	check livepatch-untracked '[ -z "$row" ] && [ "$(stat_of leaked_objects)" -eq $l0 ]' \
+		"m_klp row '$row', leaked_objects $(stat_of leaked_objects) (was $l0)"
+	dmesg_clean records
+	rmmod kmm_protect
+}
+
+# kprobes disarmed with the global switch: the free probes miss every free with no count.
+# m_rcu frees its blocks with kfree_rcu, unseen then; the collector must take none of them
+# (it used to reclaim all 64, and the RCU batch freed them again: slub_debug's double free).
+disarmed() {
+	phase "disarmed"
+	K=/sys/kernel/debug/kprobes/enabled
+	[ -e $K ] || mount -t debugfs none /sys/kernel/debug
+	echo 0 > $K
+	insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=100 || { fail "disarmed: insmod kmm_protect"; echo 1 > $K; return; }
+	insmod $M/m_rcu.ko
+	rmmod m_rcu
+	wait_stat canary_failures 10 1
+	sleep 2
+	check disarmed-nothing-reclaimed '[ "$(stat_of reclaimed_objects)" -eq 0 ] && [ "$(stat_of canary_failures)" -ge 1 ]' \
+		"reclaimed $(stat_of reclaimed_objects) with kprobes disarmed (canary_failures $(stat_of canary_failures))"
+	check disarmed-says-why 'dmesg | grep -q "kprobe did not fire (kprobes disarmed?)"' \
+		"no 'kprobe did not fire' line"
+	echo 1 > $K
+	t=0
+	while ! dmesg | grep -q "free kprobes fire again" && [ $t -lt 100 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	# Made after the probes were seen to fire again: reclaimed; m_rcu's records never.
+	insmod $M/m_test.ko count=8 size=64
+	rmmod m_test
+	wait_stat reclaimed_objects 10 8
+	sleep 1
+	check rearmed-reclaims '[ "$(stat_of reclaimed_objects)" -eq 8 ]' \
+		"reclaimed $(stat_of reclaimed_objects) after re-arming, expected m_test's 8 only"
+	# Disarmed and armed again between two passes: the probe on the switch saw it. 6.1 drains
+	# kfree_rcu batches about 5 s later: m_rcu's blocks are freed, unseen, before the re-arm,
+	# and the pass after it must take none of the 64 records left (all kept).
+	echo 10000 > $P/gc_delay_ms
+	u0=$(stat_of unsafe_kept) p0=$(stat_of passes)
+	echo 0 > $K
+	insmod $M/m_rcu.ko
+	rmmod m_rcu
+	sleep 8
+	echo 1 > $K
+	wait_stat passes 15 $((p0 + 1))
+	sleep 1
+	check disarm-between-passes '[ "$(stat_of reclaimed_objects)" -eq 8 ] && [ $(($(stat_of unsafe_kept) - u0)) -eq 64 ]' \
+		"reclaimed $(stat_of reclaimed_objects) (expected still 8), kept $(($(stat_of unsafe_kept) - u0)) of m_rcu's 64 after a disarm between passes"
+	sed 's/^/KMMT LOG stats: /' /proc/kmm_protect/stats | grep -E 'reclaimed_objects|unsafe_kept|canary|free_probe'
+	dmesg | grep -E 'kmm_protect: (the|pass|no kprobe|GCONLINUX)' | sed 's/^/KMMT LOG /'
+	dmesg_clean disarmed
+	rmmod kmm_protect
+}
+
+# The protector unloaded while its collector has a pass queued or running (gc_delay_ms=0,
+# m_test's 200 leaks), 6 times while m_churn allocates: the exit must stop the collector
+# before the free probes go and leave nothing queued behind (a pass after the module's text
+# is gone oopses; one after the free probes could double-free).
+unload_mid_pass() {
+	phase "unload-mid-pass"
+	insmod $M/m_churn.ko
+	i=0
+	while [ $i -lt 6 ]; do
+		insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=0 || break
+		insmod $M/m_test.ko count=200 size=100
+		rmmod m_test
+		sleep 0.$((i % 3))
+		rmmod kmm_protect
+		i=$((i + 1))
+	done
+	rmmod m_churn
+	check unload-mid-pass-cycles '[ $i -eq 6 ]' "only $i of 6 load/unload cycles"
+	dmesg_clean unload-mid-pass
 }
 
 # A host module rescuing an unloaded module's blocks with kmm_protect_transfer while a
@@ -290,10 +405,18 @@ bench)
 rescue)
 	rescue
 	;;
+safety)
+	records
+	disarmed
+	unload_mid_pass
+	;;
 *)
 	paper off 2000
 	paper reclaim 2000
 	patterns
+	records
+	disarmed
+	unload_mid_pass
 	rescue
 	stress
 	bench 5000 1
