@@ -87,6 +87,18 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     err->what = "phys_offset + ram reaches 2^44 (16 TiB): frame numbers are 32 bits";
     return nullptr;
   }
+  // The direct map, the 8M gap and the vmalloc space after it end below 2^64: their addresses
+  // would wrap to the bottom (a review booted page_offset=0xFFFFFFFFFF000000 and got a vmalloc
+  // range starting at 0).
+  std::uint64_t kernel_space_end = 0;
+  if (__builtin_add_overflow(cfg.page_offset, size, &kernel_space_end) ||
+      __builtin_add_overflow(kernel_space_end, kVmallocOffset, &kernel_space_end) ||
+      __builtin_add_overflow(kernel_space_end, cfg.vmalloc_bytes, &kernel_space_end)) {
+    err->what =
+        "the direct map and the vmalloc space above page_offset pass the top of the address space: "
+        "lower page_offset";
+    return nullptr;
+  }
   if (cfg.page_offset < (std::uint64_t{1} << 32)) {
     if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
       err->what =

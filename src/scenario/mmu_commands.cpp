@@ -158,9 +158,12 @@ std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
   } else {
     if (cfg->page_offset >= (std::uint64_t{1} << 32))
       return fmt::format("pt=armv7 is a 32-bit MMU: page_offset 0x{:x} is above 4G", cfg->page_offset);
-    if (cfg->page_offset % (16u << 20) != 0 || cfg->page_offset < (16u << 20))
+    // TASK_SIZE is page_offset - 16M, and user space needs its text, heap and the 128M below
+    // mmap_base: 256M at least (with 16M, TASK_SIZE was 0 and every spawn failed).
+    if (cfg->page_offset % (16u << 20) != 0 || cfg->page_offset < (256u << 20))
       return fmt::format(
-          "pt=armv7 wants page_offset on a 16M boundary above 16M (0xC0000000, 0x80000000, 0x40000000), not 0x{:x}",
+          "pt=armv7 wants page_offset on a 16M boundary, 0x10000000 or above (0xC0000000, 0x80000000, "
+          "0x40000000), not 0x{:x}",
           cfg->page_offset);
     if (cfg->phys_offset % (16u << 10) != 0)
       return "phys_offset must be 16K aligned for pt=armv7 (the first-level table is 16K aligned)";

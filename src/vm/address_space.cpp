@@ -214,7 +214,9 @@ MmError AddressSpace::munmap(std::uint64_t addr, std::uint64_t size, Tlb* tlb) {
 
 MmError AddressSpace::brk(std::uint64_t new_brk, Tlb* tlb) {
   if (!initialised()) return MmError::kNotInitialised;
-  if (new_brk < layout_.brk_start) return MmError::kOutOfRange;
+  // Above TASK_SIZE before rounding: page_up of a value within a page of 2^64 wraps to 0,
+  // and the shrink path then released everything below the heap (review).
+  if (new_brk < layout_.brk_start || new_brk > layout_.task_size) return MmError::kOutOfRange;
   const std::uint64_t old_end = page_up(brk_);
   const std::uint64_t new_end = page_up(new_brk);
   unsigned heap = nr_vmas_;

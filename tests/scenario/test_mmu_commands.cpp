@@ -207,6 +207,20 @@ TEST(MmuCommands, TheKernelNeverExecutesUserPages) {
   }
 }
 
+TEST(MmuCommands, PageOffsetsThatLeaveNoRoomAreRefusedAtBoot) {
+  // ARMv7: page_offset 16M left TASK_SIZE 0 (every spawn failed "size 0 or not page
+  // aligned"). AArch64: a direct map and vmalloc space past 2^64 booted with no kernel page
+  // tables. Both are boot errors now, naming the option.
+  Result r = run("boot mmu=on pt=armv7 ram=8M page_offset=0x1000000\n");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "0x10000000 or above")) << r.err;
+  r = run("boot mmu=on pt=aarch64 ram=8M page_offset=0xFFFFFFFFFF000000\n");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "pass the top of the address space")) << r.err;
+  r = run("boot mmu=on pt=armv7 ram=8M page_offset=0x10000000\nspawn p\nexpect last.failed == 0\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
 TEST(MmuCommands, TlbFlushByAsid) {
   Result r =
       run("boot ram=64M tlb=4\n"

@@ -155,6 +155,15 @@ TEST_P(AddressSpaceTest, BrkAndMunmap) {
   ASSERT_EQ(as.brk(b, &m.tlb), MmError::kOk);
   EXPECT_EQ(as.find_vma(b), nullptr);
   EXPECT_EQ(as.brk(b - 1, &m.tlb), MmError::kOutOfRange);
+  // A break within a page of 2^64 is out of range, not rounded up to 0 (which shrank the heap
+  // to nothing and released everything below it, the text included).
+  ASSERT_EQ(as.brk(b + 4096, &m.tlb), MmError::kOk);
+  as.access(b, AccessType::kWrite, Privilege::kUser, m.tlb);
+  const std::uint64_t frames = as.data_frames();
+  EXPECT_EQ(as.brk(0xFFFFFFFFFFFFF001ull, &m.tlb), MmError::kOutOfRange);
+  EXPECT_EQ(as.data_frames(), frames);
+  EXPECT_TRUE(as.check_invariants(nullptr));
+  ASSERT_EQ(as.brk(b, &m.tlb), MmError::kOk);
 
   std::uint64_t a = 0;
   ASSERT_EQ(as.mmap(5 * 4096, kProtRead | kProtWrite, VmaKind::kAnon, 0, &a), MmError::kOk);
