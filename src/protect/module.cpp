@@ -62,8 +62,16 @@ ModuleError ModuleRegistry::load(const char* name, std::uint64_t core_size, std:
   m.state = ModuleState::kLive;
   m.instance = instances;
   m.core_size = core_size;
+  // Load addresses are what /proc/modules shows (no mapping is made): they go up from
+  // MODULES_VADDR and start there again rather than wrap past 2^64 (a huge core size).
+  // One module's span is cut to 2^40 bytes, the window is 2^44.
+  constexpr std::uint64_t kModulesBase = 0xbf000000ull, kModulesSpan = std::uint64_t{1} << 44;
+  constexpr std::uint64_t kLargestSpan = std::uint64_t{1} << 40;
+  const std::uint64_t span =
+      core_size > kLargestSpan ? kLargestSpan : round_up(core_size == 0 ? kPageSize : core_size, kPageSize);
+  if (next_address_ < kModulesBase || next_address_ - kModulesBase > kModulesSpan - span) next_address_ = kModulesBase;
   m.address = next_address_;
-  next_address_ += round_up(core_size == 0 ? kPageSize : core_size, kPageSize);
+  next_address_ += span;
   m.load_ns = now_ns;
   *owner = static_cast<owner_t>(free_slot + kOwnerFirstModule);
   return ModuleError::kOk;

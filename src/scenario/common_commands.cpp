@@ -347,9 +347,14 @@ LineStatus Scenario::cmd_krealloc(const CommandCall& c) {
     return script_error(where, "no kmalloc block labelled '" + a[1] + "'");
   std::int64_t size;
   if (!parse_number(a[2], &size)) return script_error(where, "bad size '" + a[2] + "'");
+  // A block freed meanwhile (by a kfree, or reclaimed by the collector): krealloc reports it
+  // and fails, and that is the reason to print, not memory.
+  const bool live = zero_or_null(it->second.host) || k.ksize(it->second.host) != 0;
   void* q = k.krealloc(it->second.host, static_cast<std::size_t>(size), GFP_KERNEL, kOwnerKernel);
   if (q == nullptr) {
-    failed("krealloc failed: " + alloc_failure_reason(static_cast<std::uint64_t>(size)) + " (the old block stays)");
+    failed(live
+               ? "krealloc failed: " + alloc_failure_reason(static_cast<std::uint64_t>(size)) + " (the old block stays)"
+               : "krealloc failed: '" + a[1] + "' is no longer a live block (freed or reclaimed: reported above)");
     return LineStatus::kOk;
   }
   it->second.host = q;

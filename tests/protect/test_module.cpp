@@ -45,6 +45,18 @@ TEST_F(ModuleTest, LoadAddressesAdvanceByPageRoundedSize) {
   EXPECT_EQ(reg->module(c)->address, 0xbf003000ull);  // size 0 takes one page
 }
 
+TEST_F(ModuleTest, AHugeCoreSizeNeitherWrapsNorOverlapsTheNextModule) {
+  // insmod m size=0x7ffffffffffff000: the next address wrapped past 2^64 and later modules
+  // showed addresses overlapping earlier ones.
+  owner_t a, b, c;
+  ASSERT_EQ(reg->load("a", 0x7ffffffffffff000ull, 0, &a), ModuleError::kOk);
+  ASSERT_EQ(reg->load("b", 16384, 0, &b), ModuleError::kOk);
+  ASSERT_EQ(reg->load("c", 16384, 0, &c), ModuleError::kOk);
+  EXPECT_EQ(reg->module(a)->address, 0xbf000000ull);
+  EXPECT_GT(reg->module(b)->address, reg->module(a)->address);
+  EXPECT_EQ(reg->module(c)->address, reg->module(b)->address + 16384);
+}
+
 TEST_F(ModuleTest, UnloadMakesGoneNotFree) {
   owner_t o, u;
   ASSERT_EQ(reg->load("m_test", 16384, 0, &o), ModuleError::kOk);

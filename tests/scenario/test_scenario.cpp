@@ -129,6 +129,16 @@ TEST(Scenario, ModulesJsonNamesADormantModuleDormant) {
   EXPECT_TRUE(has(r.out, "{\"owner\":\"m\",\"state\":\"dormant\"")) << r.out;
 }
 
+TEST(Scenario, KreallocOfAReclaimedBlockSaysSoNotOutOfMemory) {
+  Result r =
+      run("boot ram=16M protector=reclaim gc_delay=1s\n"
+          "insmod m\nkmalloc m 100 as a\nrmmod m\nidle 2s\n"
+          "krealloc a 200\nexpect last.failed == 1\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "krealloc failed: 'a' is no longer a live block")) << r.out;
+  EXPECT_FALSE(has(r.out, "out of memory")) << r.out;
+}
+
 TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
   // krealloc to 0 frees the block and returns ZERO_SIZE_PTR: printed as such (it printed the
   // "direct-map address" of pointer 16), and the label then frees nothing.
