@@ -436,8 +436,13 @@ LineStatus Scenario::cmd_transfer(const CommandCall& c) {
 LineStatus Scenario::cmd_check(const CommandCall& c) {
   StackText<512> why;
   if (kernel_->check_invariants(&why)) {
-    out_ << "invariants hold\n";
-    return LineStatus::kOk;
+    const std::string mmu = mmu_invariants();
+    if (mmu.empty()) {
+      out_ << "invariants hold\n";
+      return LineStatus::kOk;
+    }
+    why.clear();
+    why.str(mmu.c_str());
   }
   out_ << "INVARIANT BROKEN: " << why.data() << "\n";
   err_ << c.where << ": invariant broken: " << why.data() << "\n";

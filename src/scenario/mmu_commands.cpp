@@ -142,6 +142,21 @@ void ModelDeleter::operator()(MmuState* s) const {
   delete s;
 }
 
+std::string Scenario::mmu_invariants() {
+  if (mmu_ == nullptr) return "";
+  MmuState& m = *mmu_;
+  if (!m.ks.initialised()) return "";
+  if (std::string e = m.sync(); !e.empty()) return e;
+  StackText<256> why;
+  if (!m.ks.check_invariants(&why) || !m.ks.check_vmalloc(m.vpages, &why)) return why.data();
+  for (auto& [name, p] : m.procs) {
+    why.clear();
+    if (!p.as->check_invariants(&why)) return "process " + name + ": " + why.data();
+  }
+  if (!m.tlb.check_invariants()) return "TLB: its sets, ways or entries disagree";
+  return "";
+}
+
 std::string mmu_boot_config(BootConfig* cfg, bool page_offset_given) {
   if (cfg->pt == PtFormat::kAarch64) {
     if (!page_offset_given) cfg->page_offset = vm::kAarch64PageOffset;

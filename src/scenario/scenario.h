@@ -125,6 +125,10 @@ class Scenario {
   LineStatus cmd_transfer(const CommandCall& c);  // transfer, not_leak
   LineStatus cmd_map(const CommandCall& c);
   LineStatus cmd_check(const CommandCall& c);
+  // The MMU model's invariants (mmu_commands.cpp): its tables synced, the kernel space, the
+  // vmalloc pages against the areas, every process's address space, the TLB. "" when they
+  // hold or there is no MMU model; else what is broken.
+  std::string mmu_invariants();
   std::string alloc_failure_reason(std::uint64_t asked) const;
   // family mmu (mmu_commands.cpp): dispatch calls mmu_enter first (the model there, its
   // tables synced)

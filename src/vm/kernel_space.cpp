@@ -187,4 +187,56 @@ bool KernelSpace::check_invariants(TextSink* why) const {
   return true;
 }
 
+namespace {
+struct VmallocCheck {
+  const PageTable* pt;
+  const VmallocPages* areas;
+  bool ok = true;
+  std::uint64_t bad_va = 0;
+  const char* what = nullptr;
+  void fail(std::uint64_t va, const char* why) {
+    if (ok) {
+      bad_va = va;
+      what = why;
+    }
+    ok = false;
+  }
+};
+}  // namespace
+
+bool KernelSpace::check_vmalloc(const VmallocPages& areas, TextSink* why) const {
+  if (!initialised()) return true;
+  VmallocCheck c{&pt_, &areas};
+  // Every leaf in the area: a 4K page the areas hold, on their frame.
+  pt_.visit(
+      [](void* arg, const Leaf& leaf) {
+        auto* check = static_cast<VmallocCheck*>(arg);
+        phys_addr_t want = 0;
+        if (!check->areas->frame_at(leaf.va, &want)) return;  // the direct map; stale pages: below
+        if (leaf.size_shift != 12 || leaf.pa != want) check->fail(leaf.va, "maps another frame than its area's");
+      },
+      &c);
+  // Every page the areas hold: mapped, to its frame.
+  areas.for_each_page(
+      [](void* arg, std::uint64_t va, phys_addr_t pa) {
+        auto* check = static_cast<VmallocCheck*>(arg);
+        const Walk w = check->pt->translate(va, AccessType::kRead, Privilege::kKernel);
+        if (!w.ok() || w.pa != pa) check->fail(va, "of an area is not mapped to its frame");
+      },
+      &c);
+  // Every mapped page of the vmalloc space belongs to an area (a freed one left mapped).
+  for (std::uint64_t va = config_.vmalloc_start; c.ok && va < config_.vmalloc_end;) {
+    const Walk w = pt_.translate(va, AccessType::kRead, Privilege::kKernel);
+    if (!w.ok()) {
+      va = w.fault == FaultKind::kTranslation ? next_span(config_.format, va, w.fault_level) : va + k4K;
+      continue;
+    }
+    phys_addr_t want = 0;
+    if (!areas.frame_at(va, &want)) c.fail(va, "is mapped but no area holds it");
+    va += k4K;
+  }
+  if (!c.ok && why != nullptr) why->str("kernel space: vmalloc page 0x").hex(c.bad_va).ch(' ').str(c.what);
+  return c.ok;
+}
+
 }  // namespace kmm::vm

@@ -112,6 +112,10 @@ class KernelSpace {
   VmError sync_vmalloc(const VmallocPages& areas, Tlb* tlb, SyncStats* stats = nullptr);
 
   bool check_invariants(TextSink* why) const;
+  // After a sync: every page of the vmalloc area maps exactly what `areas` holds there (the
+  // same frame, 4K), and every page the areas hold is mapped. A stale page (a frame given
+  // back and handed to someone else) fails here.
+  bool check_vmalloc(const VmallocPages& areas, TextSink* why) const;
 
  private:
   static void map_one(void* arg, std::uint64_t va, phys_addr_t pa);

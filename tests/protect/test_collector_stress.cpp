@@ -316,9 +316,13 @@ TEST(CollectorStress, FreePagesRacingTheReclaimOfAGoneModule) {
     std::vector<std::thread> threads = start_freeing(
         blocks, go, freed, [&k](void* p) { return k->free_pages(p, kOwnerKernel); }, [] {});
     go = 1;
+    constexpr std::uint64_t kTotal = std::uint64_t{kThreads} * kPerThread;
+    // The passes start once the frees are under way: on a loaded machine the first pass took
+    // every block before either thread ran, 80 rounds running (a CI-load run, stop 50).
+    while (freed.load() < kTotal / 16) {
+    }
     passes_then_join(*k, threads, 50);
     const std::uint64_t reclaimed = k->collector().stats().reclaimed_objects - reclaimed0;
-    constexpr std::uint64_t kTotal = std::uint64_t{kThreads} * kPerThread;
     EXPECT_EQ(freed.load() + reclaimed, kTotal) << "round " << round;
     EXPECT_EQ(g_lost_races.load(), kTotal - freed.load()) << "round " << round;
     EXPECT_TRUE(invariants(*k)) << "round " << round;

@@ -152,6 +152,18 @@ TEST(KernelSpace, VmallocSyncMapsUnmapsFlushes) {
     SyncStats st2;
     ASSERT_EQ(ks.sync_vmalloc(areas, &tlb, &st2), VmError::kOk);
     EXPECT_EQ(st2.mapped + st2.unmapped, 0u);
+    EXPECT_TRUE(ks.check_vmalloc(areas, nullptr));
+    // check_vmalloc finds the tables and the areas apart, each way: a page mapped to another
+    // frame than its area's, a page of an area not mapped, a mapped page of no area.
+    for (int change = 0; change < 3; ++change) {
+      FakeAreas moved = areas;
+      if (change == 0) moved.pages[c.vmalloc_start + 4096] = 0x00600000;
+      if (change == 1) moved.pages[c.vmalloc_start + 3 * 4096] = 0x00600000;
+      if (change == 2) moved.pages.erase(c.vmalloc_start + 2 * 4096);
+      StackText<160> why;
+      EXPECT_FALSE(ks.check_vmalloc(moved, &why)) << change;
+      EXPECT_NE(std::string(why.data()).find("vmalloc page 0x"), std::string::npos) << why.data();
+    }
     // vfree: every page goes, the TLB entry too, and the tables are reclaimed.
     areas.pages.clear();
     SyncStats st3;
