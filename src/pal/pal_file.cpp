@@ -151,6 +151,7 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
     fail("writable by other users (chmod go-w it: their writes would reach the heap's metadata)");
     return FileOpenResult::kError;
   }
+  readable_by_others_ = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
   file_bytes_ = static_cast<std::uint64_t>(st.st_size);
   FileOpenResult r = file_bytes_ == 0 ? FileOpenResult::kFormat : read_header();
   if (r == FileOpenResult::kFormat) return start_format(ram_bytes);

@@ -83,6 +83,9 @@ class FilePlatform final : public Platform {
   // fsck — shared lock, private copy-on-write mapping (nothing ever reaches the file).
   FileOpenResult open(const char* path, std::uint64_t ram_bytes, bool read_only = false);
   const char* error() const { return error_; }
+  // Other users may read the file (its mode has g+r or o+r): attach says so (it holds the
+  // program's data and host addresses); only their writes are refused.
+  bool readable_by_others() const { return readable_by_others_; }
 
   // Platform: reserve() hands out the file's RAM once (format), commit/decommit are no-ops
   // over a shared file mapping, release() detaches (see close()).
@@ -128,6 +131,7 @@ class FilePlatform final : public Platform {
   int fd_ = -1;
   int owner_pid_ = 0;  // the process that opened it (a fork's child does not own the lock)
   bool read_only_ = false;
+  bool readable_by_others_ = false;
   bool handed_out_ = false;
   char* header_ = nullptr;  // mapping start (header page), ram_ = header_ + 4096
   char* ram_ = nullptr;

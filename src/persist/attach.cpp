@@ -273,6 +273,12 @@ Kernel* KernelImage::attach(FilePlatform* fp, const BootConfig& cfg, BootError* 
   k->grace_pending_ = k->attach_.dormant_modules != 0;
   k->grace_deadline_ns_ = k->grace_pending_ && cfg.boot_grace_ns != 0 ? k->now_ns_ + cfg.boot_grace_ns : 0;
   k->attach_.rebuild_ns = mono_ns() - t0;
+  if (fp->readable_by_others()) {
+    static constexpr char kReadable[] =
+        "kmm-persist: the heap file is readable by other users: it holds the program's data and host "
+        "addresses (chmod go-r it; kmm makes its heaps 0600)\n";
+    k->log(kReadable, sizeof kReadable - 1);
+  }
   return k;
 }
 

@@ -92,7 +92,21 @@ TEST(FilePlatform, ANewHeapIsItsOwnersAloneAndNoLinkIsFollowed) {
     EXPECT_EQ(fp.open(path.c_str(), kRam), FileOpenResult::kError);
     EXPECT_NE(std::strstr(fp.error(), "writable by other users"), nullptr) << fp.error();
   }
+  // Readable by others: attached (attach logs that it is), and said so here.
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  {
+    FilePlatform fp;
+    EXPECT_NE(fp.open(path.c_str(), kRam), FileOpenResult::kError) << fp.error();
+    EXPECT_TRUE(fp.readable_by_others());
+    fp.close(false);
+  }
   ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  {
+    FilePlatform fp;
+    EXPECT_NE(fp.open(path.c_str(), kRam), FileOpenResult::kError) << fp.error();
+    EXPECT_FALSE(fp.readable_by_others());
+    fp.close(false);
+  }
   // A link to a file of the user's: never formatted over, whether its target is there or not.
   std::string target = temp_path("target"), link = temp_path("link");
   ::unlink(target.c_str());
