@@ -48,7 +48,9 @@ unsigned parse_options(const char* text, OptionVisitor visit, void* arg) {
       ++bad;
       StackText<256> line;
       line.str("kmm: warning: ").str(eq == end ? "malformed option (want key=value): " : "unknown option: ");
-      line.str(item, static_cast<std::size_t>(end - item)).nl();
+      // Cut to what the line holds, and ended: the program's next output starts a line of its own.
+      const auto len = static_cast<std::size_t>(end - item);
+      line.str(item, len > 160 ? 160 : len).str(len > 160 ? "..." : "").nl();
       write_report_text(line.data(), line.size());
     }
   }

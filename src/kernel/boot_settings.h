@@ -44,7 +44,7 @@ inline constexpr BootSetting kBootSettingRam = {
     .process_default = "0",
     .help =
         "RAM of the machine; in a process, the address space reserved for blocks up to 4 MiB "
-        "(0: 8G, 1G on 32-bit hosts)",
+        "(0: 8G, 1G on 32-bit hosts; else 64M or more)",
 };
 inline constexpr BootSetting kBootSettingProtector = {
     .boot_key = "protector",

@@ -89,8 +89,14 @@ bool apply_row(Options* opts, const OptionRow& row, const OptionView& o) {
       return parse_switch(o.value, o.value_len, &opts->gc_snapshot);
     case OptionKey::kLive:
       return parse_switch(o.value, o.value_len, &opts->live);
-    case OptionKey::kRam:
-      return o.value_size(&opts->ram);
+    case OptionKey::kRam: {
+      // 0 (the default) or a reservation boot_with can use: with less than 64 MiB the heap
+      // would not boot, and every allocation of the program would fail (review).
+      std::uint64_t ram = 0;
+      if (!o.value_size(&ram) || (ram != 0 && ram < kMinPreloadRam)) return false;
+      opts->ram = ram;
+      return true;
+    }
     case OptionKey::kFreelistHardened:
     case OptionKey::kRedzone:
     case OptionKey::kPoison:
@@ -128,8 +134,12 @@ bool visit_option(const OptionView& o, void* arg) {
   OptionApply r = apply_option(static_cast<Options*>(arg), o);
   if (r == OptionApply::kUnknownKey) return false;  // parse_options warns
   if (r == OptionApply::kBadValue) {
-    StackText<160> line;
-    line.str("kmm: warning: bad value for option ").str(o.key, o.key_len).str(": ").str(o.value, o.value_len).nl();
+    StackText<256> line;
+    const std::size_t value_len = o.value_len > 120 ? 120 : o.value_len;
+    line.str("kmm: warning: bad value for option ").str(o.key, o.key_len > 40 ? 40 : o.key_len).str(": ");
+    line.str(o.value, value_len).str(value_len < o.value_len ? "..." : "");
+    if (o.key_is("ram")) line.str(" (0, or 64M and more)");
+    line.nl();
     write_report_text(line.data(), line.size());
   }
   return true;

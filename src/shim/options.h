@@ -25,6 +25,10 @@
 
 namespace kmm::shim {
 
+// The smallest reservation the preload boots a heap over (boot_with halves a reservation the
+// host refuses down to it); ram= below it is a bad value.
+inline constexpr std::uint64_t kMinPreloadRam = std::uint64_t{64} << 20;
+
 struct Options {
   ProtectorMode protect = ProtectorMode::kReport;
   std::uint64_t gc_delay_ns = kDefaultGcDelayNs;    // protect/protector_mode.h
