@@ -49,6 +49,8 @@ int kmm_module_unload(const char* name);
  * The scope holds the module: unloaded meanwhile, its memory is not reclaimed until every
  * thread has left its scopes of it (or ended), as rmmod waits out a module's users. */
 int kmm_module_scope_enter(const char* name);
+/* Leaves the scopes down to token (and any entered after it); a token < 0 (a failed enter) or
+ * one not open does nothing. */
 void kmm_module_scope_leave(int token);
 
 /* Hands block p to `owner` (a live module's name; "kernel" or NULL: the host). 0 on success;

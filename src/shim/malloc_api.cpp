@@ -99,7 +99,10 @@ inline void* do_memalign(std::size_t align, std::size_t n, const void* ra) {
   if (align != 0 && !is_pow2(align)) {
     std::size_t a = 1;
     while (a < align && a != 0) a <<= 1;
-    if (a == 0) return fail_enomem();
+    if (a == 0) {
+      errno = EINVAL;  // above SIZE_MAX / 2 + 1: glibc's memalign says EINVAL
+      return nullptr;
+    }
     align = a;
   }
   void* p = alloc_aligned(align, n, owner_for(ra));

@@ -23,6 +23,7 @@
 // Invariants: table entries are sorted by lo and disjoint; g_plugin_lo/hi is their hull (or
 // lo > hi when empty); each entry's owner is a Live module.
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <sched.h>
@@ -590,7 +591,9 @@ KMM_EXPORT int dlclose(void* handle) {
 // --- the kmm_* API -------------------------------------------------------------------------
 
 KMM_EXPORT void* kmm_malloc(size_t size) {
-  return alloc(size, owner_for(__builtin_return_address(0)));
+  void* p = alloc(size, owner_for(__builtin_return_address(0)));
+  if (p == nullptr) errno = ENOMEM;  // as malloc (kmm.h)
+  return p;
 }
 KMM_EXPORT void kmm_free(void* p) {
   release(p, "kmm_free");
@@ -647,6 +650,9 @@ KMM_EXPORT int kmm_module_scope_enter(const char* name) {
 }
 
 KMM_EXPORT void kmm_module_scope_leave(int token) {
+  // -1 is a failed enter's answer: code that pairs enter and leave unconditionally must not
+  // close the scopes around it (leave_scopes_down_to(-1) closed every one).
+  if (token < 0 || token >= t_depth) return;
   leave_scopes_down_to(token);
 }
 

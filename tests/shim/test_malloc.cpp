@@ -190,6 +190,34 @@ TEST(Shim, AlignedFamily) {
   ASSERT_NE(m, nullptr);
   EXPECT_TRUE(aligned(m, 64));
   free(m);
+  // An alignment no power of two of size_t reaches: EINVAL, as glibc says (ENOMEM before).
+  for (std::size_t a : {(std::size_t{1} << 63) + 1, SIZE_MAX}) {
+    errno = 0;
+    EXPECT_EQ(keep(memalign(opaque(a), 10)), nullptr);
+    EXPECT_EQ(errno, EINVAL) << a;
+  }
+}
+
+TEST(Shim, KmmApiEdges) {
+  // kmm_malloc fails as malloc does: NULL and ENOMEM.
+  errno = 0;
+  EXPECT_EQ(keep(kmm_malloc(opaque(SIZE_MAX))), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  // Leaving with a failed enter's -1 closes nothing: the enclosing scope still owns what the
+  // thread allocates (leave(-1) closed every scope of the thread).
+  ASSERT_GE(kmm_module_load("scope-edges"), 2);
+  const int outer = kmm_module_scope_enter("scope-edges");
+  ASSERT_GE(outer, 0);
+  const int failed = kmm_module_scope_enter("no-such-module");
+  EXPECT_EQ(failed, -1);
+  kmm_module_scope_leave(failed);
+  void* p = keep(malloc(opaque(100)));
+  kmm_usage u{};
+  ASSERT_EQ(kmm_module_usage("scope-edges", &u), 0);
+  EXPECT_EQ(u.objects, 1u) << "the scope around a failed enter was closed";
+  kmm_module_scope_leave(outer);
+  free(p);
+  EXPECT_EQ(kmm_module_unload("scope-edges"), 0);
 }
 
 TEST(Shim, HugeBlocks) {
