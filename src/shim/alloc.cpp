@@ -19,6 +19,7 @@
 // base/options.h, base/report.h.
 // Invariants: every RAM block handed out is at least 16 bytes and 16-aligned; alloc never
 // returns ZERO_SIZE_PTR; a block's owner is never kOwnerFree while it is live.
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -163,6 +164,45 @@ void fork_child() {
   stat_server_fork_child();
 }
 
+// The order of the fork handlers. Prepare handlers run newest first, so kmm's, which takes
+// every lock, must be the oldest: a library's handler registered before it that allocates
+// (its prepare runs after kmm's) spun for ever on a lock its own thread held (review: a
+// constructor's pthread_atfork, then `kmm exec` or LD_PRELOAD). Every registration comes
+// through __register_atfork (pthread_atfork is libc_nonshared's call of it): kmm's handlers
+// go in first, before the first registration of anyone else's, whenever that is.
+namespace {
+using RegisterAtforkFn = int (*)(void (*)(), void (*)(), void (*)(), void*);
+RegisterAtforkFn g_real_register_atfork = nullptr;
+int g_atfork_state = 0;  // 0: not registered, 1: registering (a dlsym that boots), 2: registered
+
+RegisterAtforkFn real_register_atfork() {
+  RegisterAtforkFn fn = __atomic_load_n(&g_real_register_atfork, __ATOMIC_ACQUIRE);
+  if (fn == nullptr) {
+    fn = reinterpret_cast<RegisterAtforkFn>(dlsym(RTLD_NEXT, "__register_atfork"));
+    __atomic_store_n(&g_real_register_atfork, fn, __ATOMIC_RELEASE);
+  }
+  return fn;
+}
+}  // namespace
+
+}  // namespace
+
+extern "C" void* __dso_handle;  // this library's, for its handlers
+
+int forward_register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso_handle) {
+  RegisterAtforkFn fn = real_register_atfork();
+  return fn != nullptr ? fn(prepare, parent, child, dso_handle) : ENOMEM;
+}
+
+void register_fork_handlers() {
+  int expected = 0;
+  if (!__atomic_compare_exchange_n(&g_atfork_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+  if (RegisterAtforkFn fn = real_register_atfork()) fn(fork_prepare, fork_parent, fork_child, __dso_handle);
+  __atomic_store_n(&g_atfork_state, 2, __ATOMIC_RELEASE);
+}
+
+namespace {
+
 Kernel* boot_with(const Options& o) {
   BootConfig cfg;
   std::uint64_t ram = o.ram;
@@ -191,7 +231,7 @@ Kernel* boot_with(const Options& o) {
   cfg.cross_free = CrossFree::kAllow;
   cfg.hardening = o.hardening;
   // A smaller reservation when the address space is limited (ulimit -v, 32-bit hosts).
-  for (; ram >= (std::uint64_t{64} << 20); ram /= 4) {
+  for (; ram >= kMinPreloadRam; ram /= 4) {
     cfg.ram_bytes = ram;
     BootError err;
     if (Kernel* k = Kernel::boot(cfg, &err)) return k;
@@ -230,7 +270,21 @@ void route_malloc_fast_path(bool slow) {
 }
 }  // namespace
 
+namespace {
+Kernel* boot_kernel_once();
+}  // namespace
+
+// errno as the program left it when the heap boots (C: 0 at main): boot_with's mmap of a
+// reservation the host refuses (ulimit -v) fails with ENOMEM before a smaller one succeeds.
 Kernel* boot_kernel() {
+  const int saved = errno;
+  Kernel* k = boot_kernel_once();
+  if (k != nullptr) errno = saved;
+  return k;
+}
+
+namespace {
+Kernel* boot_kernel_once() {
   if (t_booting || g_boot_failed) return nullptr;
   bool registered = false;
   {
@@ -292,12 +346,13 @@ Kernel* boot_kernel() {
     registered = true;
   }
   if (registered) {
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    register_fork_handlers();
     // reclaim-unreachable: the root scan and its world stop are ready before any module is.
     if (g_opts.protect == ProtectorMode::kReclaimUnreachable) roots_install(g_kernel);
   }
   return g_kernel;
 }
+}  // namespace
 
 // --- allocation core --------------------------------------------------------------------------
 
@@ -506,6 +561,12 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     // before this move would sweep a new block of the dead owner while the host holds it.
     ModuleWindow window(k->slab(), keep);
     q = alloc(want, window.gone() ? owner : keep);
+    // No room for the headroom: the size asked for may still fit (realloc fails only where
+    // malloc of the new size would).
+    if (q == nullptr && want != size) {
+      want = size;
+      q = alloc(want, window.gone() ? owner : keep);
+    }
   } else {
     q = alloc(want, keep);
   }
@@ -519,3 +580,11 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
 }
 
 }  // namespace kmm::shim
+
+// glibc's registration of fork handlers (GLIBC_2.3.2; pthread_atfork calls it): kmm's own
+// handlers first (register_fork_handlers), then the caller's.
+extern "C" __attribute__((visibility("default"))) int __register_atfork(void (*prepare)(), void (*parent)(),
+                                                                        void (*child)(), void* dso_handle) {
+  kmm::shim::register_fork_handlers();
+  return kmm::shim::forward_register_atfork(prepare, parent, child, dso_handle);
+}
