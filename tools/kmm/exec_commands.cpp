@@ -69,11 +69,38 @@ CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
                   std::string(kBootSettingGcDelay.help) + ": N[ns|us|ms|s|m|min], e.g. 500ms; default " +
                       kBootSettingGcDelay.process_default);
   sub->add_flag("--no-live", a->no_live, "do not serve `kmm stat PID`");
-  sub->add_option("command", a->command, "program and arguments (after --)")->required();
+  // Everything from the program's name on is the program's, options included (`kmm exec ls
+  // -l`; `kmm exec ./prog --stats` gives --stats to prog, not to kmm): a prefix command, its
+  // words taken from what CLI11 leaves (`--` before them is optional).
+  // The words from the program's name on never reach CLI11 (take_exec_command): listed here
+  // for --help only.
+  sub->add_option("command", a->help_command, "program and arguments, passed on untouched ([--] PROGRAM ARGS...)");
   return sub;
 }
 
+int take_exec_command(int argc, char** argv, ExecArgs* a) {
+  if (argc < 2 || std::strcmp(argv[1], "exec") != 0) return argc;
+  for (int i = 2; i < argc; ++i) {
+    const char* w = argv[i];
+    if (std::strcmp(w, "--") == 0) {
+      a->command.assign(argv + i + 1, argv + argc);
+      return i;
+    }
+    if (w[0] != '-' || w[1] == '\0') {  // the program's name: it and all after it are the program's
+      a->command.assign(argv + i, argv + argc);
+      return i;
+    }
+    // kmm's own option; the two that take a value may have it in the next word.
+    if ((std::strcmp(w, "--protect") == 0 || std::strcmp(w, "--gc-delay") == 0) && i + 1 < argc) ++i;
+  }
+  return argc;
+}
+
 int run_exec(const ExecArgs& a, const char* argv0) {
+  if (a.command.empty()) {
+    std::cerr << "kmm exec: no program to run (kmm exec [OPTIONS] [--] PROGRAM [ARGS...])\n";
+    return 2;
+  }
   if (!a.gc_delay.empty() && !takes_option(kBootSettingGcDelay.options_key, a.gc_delay)) {
     std::cerr << "kmm exec: bad --gc-delay '" << a.gc_delay
               << "' (a duration: N[ns|us|ms|s|m|min], a bare N is seconds; e.g. 500ms, 5s, 1min)\n";

@@ -35,8 +35,15 @@ struct ExecArgs {
   bool no_live = false;
   std::string protect = kBootSettingProtector.process_default;  // KMM_OPTIONS's default
   std::string gc_delay;
-  std::vector<std::string> command;
+  std::vector<std::string> command;       // the program and its arguments (take_exec_command)
+  std::vector<std::string> help_command;  // never filled: the positional --help lists
 };
+
+// `kmm exec`'s words from the program's name on (after an optional `--`) are the program's,
+// options included: they go to a->command and are cut from argv before CLI11 parses it (it
+// took `kmm exec ./prog --stats`'s --stats as kmm's, and refused `kmm exec ls -l`'s -l).
+// Returns the argc CLI11 is to see (argc itself when argv is not `kmm exec ...`).
+int take_exec_command(int argc, char** argv, ExecArgs* a);
 
 CLI::App* add_exec(CLI::App& app, ExecArgs* a);
 int run_exec(const ExecArgs& a, const char* argv0);

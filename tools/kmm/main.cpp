@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   auto* help = kmm::tools::add_help(app, &help_args);  // last: it lists the others
 
   try {
-    app.parse(argc, argv);
+    app.parse(kmm::tools::take_exec_command(argc, argv, &exec_args), argv);
   } catch (const CLI::ParseError& e) {
     // CLI11's own codes (104-114) would read as a program's status under `kmm exec`: a
     // wrong command line is exit 2, as a wrong script line is; --help and --version are 0.
