@@ -252,6 +252,12 @@ constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
 // block has no room for: blocks within a page of 4 MiB go to a guarded mapping instead of an
 // unguarded run (set at boot, before g_kernel is published; read only after it is).
 std::size_t g_ram_max_bytes = kMaxBuddyBytes;
+// The alignment the RAM's base has in host addresses (at most 4 MiB): buddy blocks and the
+// slots of power-of-two classes are aligned to their size relative to the base, so in host
+// addresses only up to this. Boot asks for a 4 MiB-aligned reservation but falls back to a
+// page-aligned one when the address space is short (ulimit -v): posix_memalign(4 MiB) then
+// returned a block aligned to 2 MiB (review). Set at boot, as g_ram_max_bytes.
+std::size_t g_ram_align = kMaxBuddyBytes;
 }  // namespace
 
 bool in_bootstrap(const void* p) {
@@ -316,6 +322,10 @@ Kernel* boot_kernel_once() {
     }
     build_classes(k);
     if (k->kmalloc_layer().config().guard_platform != nullptr) g_ram_max_bytes = kMaxBuddyBytes - kPageSize;
+    const auto base = reinterpret_cast<std::uintptr_t>(k->phys().base());
+    const std::uintptr_t base_align = base & (~base + 1);  // its lowest set bit
+    g_ram_align =
+        base_align != 0 && base_align < kMaxBuddyBytes ? static_cast<std::size_t>(base_align) : kMaxBuddyBytes;
     if (const std::uint64_t held = k->slab().config().hardening.quarantine_bytes;
         held != g_opts.hardening.quarantine_bytes) {
       // SlabAllocator::init: at most a quarter of ram waits in the quarantine.
@@ -420,9 +430,10 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
   if (k == nullptr) return t_booting ? arena_alloc(size, align) : nullptr;
   std::size_t need = size > align ? size : align;
   // Slots of a power-of-two class lie at multiples of their size in slabs aligned to their
-  // size; power-of-two page runs are buddy blocks aligned to their size.
+  // size; power-of-two page runs are buddy blocks aligned to their size: in host addresses
+  // up to the RAM base's own alignment (g_ram_align); a larger one is a mapping of its own.
   std::size_t p2 = need <= kMaxBuddyBytes ? std::size_t{1} << (ilog2(need - 1) + 1) : 0;
-  if (p2 != 0 && p2 <= g_ram_max_bytes) {
+  if (p2 != 0 && p2 <= g_ram_max_bytes && (p2 <= g_ram_align || align <= g_ram_align)) {
     if (p2 < 32) p2 = 32;
     Kmalloc& km = k->kmalloc_layer();
     void* p = km.kmalloc(p2, GFP_KERNEL, owner);
