@@ -203,6 +203,20 @@ void register_fork_handlers() {
 
 namespace {
 
+// stats=PATH relative to the directory the program started in, not the one it is in at exit
+// (a program that chdir'd wrote its stats elsewhere: review). getcwd into the options' own
+// buffer, no allocation; a path that would not fit stays as given.
+void absolute_stats_path(Options* o) {
+  if (o->stats_path[0] == '\0' || o->stats_path[0] == '/') return;
+  char cwd[sizeof o->stats_path];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return;
+  const std::size_t dir = std::strlen(cwd), rel = std::strlen(o->stats_path);
+  if (dir + 1 + rel >= sizeof o->stats_path) return;
+  std::memmove(o->stats_path + dir + 1, o->stats_path, rel + 1);
+  std::memcpy(o->stats_path, cwd, dir);
+  o->stats_path[dir] = '/';
+}
+
 Kernel* boot_with(const Options& o) {
   BootConfig cfg;
   std::uint64_t ram = o.ram;
@@ -311,6 +325,7 @@ Kernel* boot_kernel_once() {
         text[0] = '\0';
     }
     parse_options(text, visit_option, &g_opts);
+    absolute_stats_path(&g_opts);
     if (g_opts.on_error_report) set_on_error(OnError::kReport);
     Kernel* k = boot_with(g_opts);
     t_booting = false;

@@ -47,6 +47,13 @@ int main(int argc, char** argv) {
            stat_socket_answers() ? "yes" : "no", kmm_active());
     return 0;
   }
+  if (argc >= 3 && strcmp(argv[1], "chdir") == 0) {
+    // A program that moves: stats=RELATIVE is where it started, not where it ends.
+    if (chdir(argv[2]) != 0) return 3;
+    void* volatile p = malloc(100);
+    free(p);
+    return 0;
+  }
   if (argc >= 3 && strcmp(argv[1], "serve") == 0) {
     int n = atoi(argv[2]);
     for (int i = 0; i < n; ++i) {

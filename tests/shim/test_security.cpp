@@ -219,6 +219,18 @@ TEST_F(SecurityTest, NewStatsFileIsPrivate) {
   EXPECT_NE(slurp(f).find("=== kmm stats"), std::string::npos);
 }
 
+TEST_F(SecurityTest, ARelativeStatsFileIsWhereTheProgramStartedNotWhereItEnds) {
+  const std::string name = "kmm-stats-rel-" + std::to_string(getpid());
+  const std::string elsewhere = path("elsewhere");
+  ASSERT_EQ(mkdir(elsewhere.c_str(), 0700), 0);
+  RunResult r = run({KMM_SECURITY_VICTIM, "chdir", elsewhere}, env_with("stats=" + name));
+  ASSERT_TRUE(exited_zero(r.status)) << r.output;
+  EXPECT_NE(slurp(name).find("=== kmm stats"), std::string::npos) << "not in the starting directory";
+  EXPECT_NE(access((elsewhere + "/" + name).c_str(), F_OK), 0) << "written where the program moved to";
+  unlink(name.c_str());
+  rmdir(elsewhere.c_str());
+}
+
 TEST_F(SecurityTest, OwnStatsFileIsAppendedNotTruncated) {
   std::string f = path("stats-own");
   put(f, "before\n", 0644);

@@ -68,7 +68,9 @@ CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
   sub->add_option("--gc-delay", a->gc_delay,
                   std::string(kBootSettingGcDelay.help) + ": N[ns|us|ms|s|m|min], e.g. 500ms; default " +
                       kBootSettingGcDelay.process_default);
-  sub->add_flag("--no-live", a->no_live, "do not serve `kmm stat PID`");
+  sub->add_flag("--no-live", a->no_live,
+                "do not serve `kmm stat PID` (its thread makes the program multithreaded from the start: "
+                "unshare -U and other user-namespace tools need --no-live)");
   // Everything from the program's name on is the program's, options included (`kmm exec ls
   // -l`; `kmm exec ./prog --stats` gives --stats to prog, not to kmm): a prefix command, its
   // words taken from what CLI11 leaves (`--` before them is optional).
