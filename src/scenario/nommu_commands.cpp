@@ -356,8 +356,17 @@ LineStatus Scenario::nommu_frag(const CommandCall& c) {
                         std::abs(fi) % 1000);
   };
   if (size > 0) {
-    line_for(
-        static_cast<unsigned>(std::min<int>(order_for(static_cast<std::uint64_t>(size)), static_cast<int>(kMaxOrder))));
+    const int order = order_for(static_cast<std::uint64_t>(size));
+    if (order > static_cast<int>(kMaxOrder)) {
+      // Linux's indices are per buddy order; a larger block was reported as order 10's line.
+      out_ << fmt::format(
+          "  {}: larger than the largest buddy block (order {}, {}): no index; it needs a run of {} "
+          "contiguous free pages\n",
+          kb(static_cast<std::uint64_t>(size)), kMaxOrder, kb(kPageSize << kMaxOrder),
+          pages_for(static_cast<std::uint64_t>(size)));
+      return LineStatus::kOk;
+    }
+    line_for(static_cast<unsigned>(order));
   } else {
     for (unsigned o = 0; o < kNrOrders; ++o) line_for(o);
   }

@@ -28,6 +28,16 @@ TEST(NommuCommands, SimpleOverheadAndLabels) {
   EXPECT_NE(r.out.find("repeated 1000 times, 0 failed"), std::string::npos);
 }
 
+TEST(NommuCommands, FragOfABlockPastTheLargestOrderSaysSo) {
+  // frag 8M printed order 10's indices, as if a 4 MiB block were what was asked for.
+  Result r = run("boot mmu=off ram=16M\nfrag 8M\nfrag 4M\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("8192 kB: larger than the largest buddy block (order 10, 4096 kB): no index"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("order 10 (4096 kB): unusable index"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("order 10 (4096 kB)"), r.out.rfind("order 10 (4096 kB)")) << "one order 10 line, for 4M";
+}
+
 TEST(NommuCommands, UnknownLabelIsAScriptError) {
   Result r = run("boot ram=4M mmu=off\nexpect ksize.nope == 1\n");
   EXPECT_EQ(r.code, 2);
