@@ -550,7 +550,14 @@ ModuleError Kernel::rmmod(const char* name) {
 namespace {
 struct PaperGc {
   Kernel* k;
+  bool reclaim;  // free each record's block, or only count it
   std::uint64_t objects, bytes;
+  static void visit(void* arg, const void* p, std::size_t, owner_t) {
+    auto* g = static_cast<PaperGc*>(arg);
+    g->objects++;
+    g->bytes += g->k->kmalloc_layer().footprint(p);
+    if (g->reclaim) g->k->kmalloc_layer().kfree(p, "gc_process");
+  }
 };
 }  // namespace
 
@@ -561,28 +568,12 @@ struct PaperGc {
 void Kernel::paper_pass() {
   bool dead[kMaxOwners];
   modules_.dead_owners(dead);
-  PaperGc gc{this, 0, 0};
   const bool reclaim = collector_.mode() == ProtectorMode::kReclaim;
-  if (reclaim) {
-    paper_.collect(
-        dead,
-        [](void* arg, const void* p, std::size_t, owner_t) {
-          auto* g = static_cast<PaperGc*>(arg);
-          g->objects++;
-          g->bytes += g->k->kmalloc_layer().footprint(p);
-          g->k->kmalloc_layer().kfree(p, "gc_process");
-        },
-        &gc);
-  } else {
-    paper_.for_each_dead(
-        dead,
-        [](void* arg, const void* p, std::size_t, owner_t) {
-          auto* g = static_cast<PaperGc*>(arg);
-          g->objects++;
-          g->bytes += g->k->kmalloc_layer().footprint(p);
-        },
-        &gc);
-  }
+  PaperGc gc{this, reclaim, 0, 0};
+  if (reclaim)
+    paper_.collect(dead, &PaperGc::visit, &gc);  // records cleared
+  else
+    paper_.for_each_dead(dead, &PaperGc::visit, &gc);  // records kept
   StackText<240> line;
   line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass ");
   line.str(reclaim ? "reclaimed " : "found ").u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)");
