@@ -170,6 +170,10 @@ void fork_child() {
 // constructor's pthread_atfork, then `kmm exec` or LD_PRELOAD). Every registration comes
 // through __register_atfork (pthread_atfork is libc_nonshared's call of it): kmm's handlers
 // go in first, before the first registration of anyone else's, whenever that is.
+}  // namespace
+
+extern "C" void* __dso_handle;  // this library's, for its handlers
+
 namespace {
 using RegisterAtforkFn = int (*)(void (*)(), void (*)(), void (*)(), void*);
 RegisterAtforkFn g_real_register_atfork = nullptr;
@@ -183,22 +187,22 @@ RegisterAtforkFn real_register_atfork() {
   }
   return fn;
 }
-}  // namespace
-
-}  // namespace
-
-extern "C" void* __dso_handle;  // this library's, for its handlers
-
-int forward_register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso_handle) {
-  RegisterAtforkFn fn = real_register_atfork();
-  return fn != nullptr ? fn(prepare, parent, child, dso_handle) : ENOMEM;
-}
 
 void register_fork_handlers() {
   int expected = 0;
   if (!__atomic_compare_exchange_n(&g_atfork_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
   if (RegisterAtforkFn fn = real_register_atfork()) fn(fork_prepare, fork_parent, fork_child, __dso_handle);
   __atomic_store_n(&g_atfork_state, 2, __ATOMIC_RELEASE);
+}
+}  // namespace
+
+// glibc's registration of fork handlers (GLIBC_2.3.2; pthread_atfork calls it): kmm's own
+// handlers first, then the caller's.
+extern "C" __attribute__((visibility("default"))) int __register_atfork(void (*prepare)(), void (*parent)(),
+                                                                        void (*child)(), void* dso_handle) {
+  register_fork_handlers();
+  RegisterAtforkFn fn = real_register_atfork();
+  return fn != nullptr ? fn(prepare, parent, child, dso_handle) : ENOMEM;
 }
 
 namespace {
@@ -266,12 +270,6 @@ constexpr std::size_t kMaxBuddyBytes = kPageSize << kMaxOrder;  // 4 MiB
 // block has no room for: blocks within a page of 4 MiB go to a guarded mapping instead of an
 // unguarded run (set at boot, before g_kernel is published; read only after it is).
 std::size_t g_ram_max_bytes = kMaxBuddyBytes;
-// The alignment the RAM's base has in host addresses (at most 4 MiB): buddy blocks and the
-// slots of power-of-two classes are aligned to their size relative to the base, so in host
-// addresses only up to this. Boot asks for a 4 MiB-aligned reservation but falls back to a
-// page-aligned one when the address space is short (ulimit -v): posix_memalign(4 MiB) then
-// returned a block aligned to 2 MiB (review). Set at boot, as g_ram_max_bytes.
-std::size_t g_ram_align = kMaxBuddyBytes;
 }  // namespace
 
 bool in_bootstrap(const void* p) {
@@ -290,22 +288,11 @@ void route_malloc_fast_path(bool slow) {
 }
 }  // namespace
 
-namespace {
-Kernel* boot_kernel_once();
-}  // namespace
-
-// errno as the program left it when the heap boots (C: 0 at main): boot_with's mmap of a
-// reservation the host refuses (ulimit -v) fails with ENOMEM before a smaller one succeeds.
 Kernel* boot_kernel() {
-  const int saved = errno;
-  Kernel* k = boot_kernel_once();
-  if (k != nullptr) errno = saved;
-  return k;
-}
-
-namespace {
-Kernel* boot_kernel_once() {
   if (t_booting || g_boot_failed) return nullptr;
+  // errno as the program left it once the heap is up (C: 0 at main): boot_with's mmap of a
+  // reservation the host refuses (ulimit -v) fails with ENOMEM before a smaller one succeeds.
+  const int saved_errno = errno;
   bool registered = false;
   {
     LockGuard g(g_boot_lock);
@@ -337,10 +324,6 @@ Kernel* boot_kernel_once() {
     }
     build_classes(k);
     if (k->kmalloc_layer().config().guard_platform != nullptr) g_ram_max_bytes = kMaxBuddyBytes - kPageSize;
-    const auto base = reinterpret_cast<std::uintptr_t>(k->phys().base());
-    const std::uintptr_t base_align = base & (~base + 1);  // its lowest set bit
-    g_ram_align =
-        base_align != 0 && base_align < kMaxBuddyBytes ? static_cast<std::size_t>(base_align) : kMaxBuddyBytes;
     if (const std::uint64_t held = k->slab().config().hardening.quarantine_bytes;
         held != g_opts.hardening.quarantine_bytes) {
       // SlabAllocator::init: at most a quarter of ram waits in the quarantine.
@@ -375,9 +358,9 @@ Kernel* boot_kernel_once() {
     // reclaim-unreachable: the root scan and its world stop are ready before any module is.
     if (g_opts.protect == ProtectorMode::kReclaimUnreachable) roots_install(g_kernel);
   }
+  errno = saved_errno;
   return g_kernel;
 }
-}  // namespace
 
 // --- allocation core --------------------------------------------------------------------------
 
@@ -445,10 +428,15 @@ void* alloc_aligned(std::size_t align, std::size_t size, owner_t owner) {
   if (k == nullptr) return t_booting ? arena_alloc(size, align) : nullptr;
   std::size_t need = size > align ? size : align;
   // Slots of a power-of-two class lie at multiples of their size in slabs aligned to their
-  // size; power-of-two page runs are buddy blocks aligned to their size: in host addresses
-  // up to the RAM base's own alignment (g_ram_align); a larger one is a mapping of its own.
+  // size; power-of-two page runs are buddy blocks aligned to their size: relative to the RAM's
+  // base, so in host addresses only up to the base's own alignment. Boot asks for a 4 MiB-
+  // aligned reservation but takes a page-aligned one when the address space is short (ulimit
+  // -v), and posix_memalign(4 MiB) then returned a block aligned to 2 MiB (review): a larger
+  // alignment than the base's is a mapping of its own.
+  const auto base = reinterpret_cast<std::uintptr_t>(k->phys().base());
+  const std::uintptr_t base_align = base & (~base + 1);  // its lowest set bit
   std::size_t p2 = need <= kMaxBuddyBytes ? std::size_t{1} << (ilog2(need - 1) + 1) : 0;
-  if (p2 != 0 && p2 <= g_ram_max_bytes && (p2 <= g_ram_align || align <= g_ram_align)) {
+  if (p2 != 0 && p2 <= g_ram_max_bytes && (p2 <= base_align || align <= base_align)) {
     if (p2 < 32) p2 = 32;
     Kmalloc& km = k->kmalloc_layer();
     void* p = km.kmalloc(p2, GFP_KERNEL, owner);
@@ -606,11 +594,3 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
 }
 
 }  // namespace kmm::shim
-
-// glibc's registration of fork handlers (GLIBC_2.3.2; pthread_atfork calls it): kmm's own
-// handlers first (register_fork_handlers), then the caller's.
-extern "C" __attribute__((visibility("default"))) int __register_atfork(void (*prepare)(), void (*parent)(),
-                                                                        void (*child)(), void* dso_handle) {
-  kmm::shim::register_fork_handlers();
-  return kmm::shim::forward_register_atfork(prepare, parent, child, dso_handle);
-}

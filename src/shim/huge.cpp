@@ -26,7 +26,6 @@
 // A guarded entry's mapping ends with its guard page: [key, key + usable) is the block, the
 // bytes up to the page end hold kGuardFill, then one guard page (PROT_NONE, or patterned when
 // `guard_patterned`).
-#include <errno.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -180,31 +179,7 @@ void huge_unlock() {
   g_lock.unlock();
 }
 
-namespace {
-void* huge_map_block(std::size_t size, std::size_t align, owner_t owner, bool zero);
-void* huge_resize_block(void* p, std::size_t size, const char* action, owner_t new_owner);
-}  // namespace
-
-// errno stays as the program left it when the call succeeds, as glibc's malloc and realloc
-// leave it: a remap that spans several kernel mappings fails with EFAULT before the fallback
-// succeeds (huge_cache.cpp), and that EFAULT reached 10,539 successful mallocs of a review's
-// loop.
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner, bool zero) {
-  const int saved = errno;
-  void* p = huge_map_block(size, align, owner, zero);
-  if (p != nullptr) errno = saved;
-  return p;
-}
-
-void* huge_resize(void* p, std::size_t size, const char* action, owner_t new_owner) {
-  const int saved = errno;
-  void* q = huge_resize_block(p, size, action, new_owner);
-  if (q != nullptr) errno = saved;
-  return q;
-}
-
-namespace {
-void* huge_map_block(std::size_t size, std::size_t align, owner_t owner, bool zero) {
   if (align < kPageSize) align = kPageSize;
   bool guarded = g_opts.hardening.guard_pages;
   std::size_t block = static_cast<std::size_t>(round_up(size, kPageSize));
@@ -251,7 +226,6 @@ void* huge_map_block(std::size_t size, std::size_t align, owner_t owner, bool ze
   }
   return reinterpret_cast<void*>(user);
 }
-}  // namespace
 
 bool huge_free(void* p, const char* action) {
   Entry gone;
@@ -310,8 +284,7 @@ bool huge_overlaps(std::uintptr_t lo, std::uintptr_t hi) {
   return huge_cache_overlaps(lo, hi);  // the cache's lock after the table's, never under it here
 }
 
-namespace {
-void* huge_resize_block(void* p, std::size_t size, const char* action, owner_t new_owner) {
+void* huge_resize(void* p, std::size_t size, const char* action, owner_t new_owner) {
   std::size_t block = static_cast<std::size_t>(round_up(size, kPageSize));
   if (block < size) return nullptr;
   LockGuard g(g_lock);
@@ -337,7 +310,6 @@ void* huge_resize_block(void* p, std::size_t size, const char* action, owner_t n
   insert_locked(n);  // cannot fail: one entry was just removed
   return q;
 }
-}  // namespace
 
 // --- the collector's view: huge blocks are an OwnedSpace (protect/collector.h) -----------------
 

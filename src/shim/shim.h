@@ -112,11 +112,6 @@ inline void purge_tick(Kernel* k) {  // inline: it is on every free's path
 bool trim_now();
 std::uint64_t purged_pages_total();
 
-// fork (alloc.cpp): kmm's fork handlers, registered before anyone else's (their prepare runs
-// last), and the forwarding of everyone else's registrations to glibc's __register_atfork.
-void register_fork_handlers();
-int forward_register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso_handle);
-
 // Huge blocks (huge.cpp): direct mappings for requests over 4 MiB.
 // zero: the block must read as zero (calloc): a fresh mapping does, a reused one is cleared.
 void* huge_alloc(std::size_t size, std::size_t align, owner_t owner, bool zero = false);
