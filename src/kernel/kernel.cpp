@@ -570,10 +570,7 @@ void Kernel::paper_pass() {
   modules_.dead_owners(dead);
   const bool reclaim = collector_.mode() == ProtectorMode::kReclaim;
   PaperGc gc{this, reclaim, 0, 0};
-  if (reclaim)
-    paper_.collect(dead, &PaperGc::visit, &gc);  // records cleared
-  else
-    paper_.for_each_dead(dead, &PaperGc::visit, &gc);  // records kept
+  paper_.collect(dead, &PaperGc::visit, &gc, /*clear=*/reclaim);
   StackText<240> line;
   line.ch('[').u(now_ns_ / 1000000000ull, 5).str(".000000] GCONLINUX activated: paper-table pass ");
   line.str(reclaim ? "reclaimed " : "found ").u(gc.objects).str(" objects (").u(gc.bytes).str(" bytes)");

@@ -38,30 +38,19 @@ bool PaperTable::erase(const void* p) {
   return false;
 }
 
-unsigned PaperTable::collect(const bool dead[kMaxOwners], Visit fn, void* arg) {
+unsigned PaperTable::collect(const bool dead[kMaxOwners], Visit fn, void* arg, bool clear) {
   LockGuard g(lock_);
   unsigned n = 0;
   for (unsigned i = 0; i < high_water_; ++i) {
     PaperRecord& r = table_[i];
     if (r.ptr != nullptr && dead[r.module & 0xFF]) {
       PaperRecord copy = r;
-      r.ptr = nullptr;
-      --in_use_;
+      if (clear) {
+        r.ptr = nullptr;
+        --in_use_;
+      }
       ++n;
       fn(arg, copy.ptr, copy.size, static_cast<owner_t>(copy.module));
-    }
-  }
-  return n;
-}
-
-unsigned PaperTable::for_each_dead(const bool dead[kMaxOwners], Visit fn, void* arg) const {
-  LockGuard g(lock_);
-  unsigned n = 0;
-  for (unsigned i = 0; i < high_water_; ++i) {
-    const PaperRecord& r = table_[i];
-    if (r.ptr != nullptr && dead[r.module & 0xFF]) {
-      ++n;
-      fn(arg, r.ptr, r.size, static_cast<owner_t>(r.module));
     }
   }
   return n;

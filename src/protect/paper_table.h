@@ -30,12 +30,11 @@ class PaperTable {
   bool record(const void* p, owner_t owner, std::size_t size);
   // Linear search and clear; false when p has no record.
   bool erase(const void* p);
-  // gc_process(): calls fn(arg, ptr, size, owner) and clears the record for every record
-  // whose owner is dead; returns how many.
+  // gc_process(): calls fn(arg, ptr, size, owner) and clears the record (unless !clear:
+  // report mode counts leaks, frees nothing) for every record whose owner is dead; returns
+  // how many.
   using Visit = void (*)(void* arg, const void* ptr, std::size_t size, owner_t owner);
-  unsigned collect(const bool dead[kMaxOwners], Visit fn, void* arg);
-  // The same walk, records kept (report mode: leaks are counted, not freed).
-  unsigned for_each_dead(const bool dead[kMaxOwners], Visit fn, void* arg) const;
+  unsigned collect(const bool dead[kMaxOwners], Visit fn, void* arg, bool clear = true);
 
   unsigned in_use() const { return in_use_; }
   unsigned high_water() const { return high_water_; }
@@ -46,7 +45,7 @@ class PaperTable {
   unsigned in_use_ = 0;
   unsigned high_water_ = 0;  // records [0, high_water_) may be in use
   std::uint64_t untracked_ = 0;
-  mutable SpinLock lock_;
+  SpinLock lock_;
 };
 
 }  // namespace kmm

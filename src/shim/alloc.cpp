@@ -574,13 +574,11 @@ void* resize(void* p, std::size_t size, owner_t owner, const char* action) {
     // A gone plug-in's block becomes the caller's (ModuleWindow::gone): a pass that marked
     // before this move would sweep a new block of the dead owner while the host holds it.
     ModuleWindow window(k->slab(), keep);
-    q = alloc(want, window.gone() ? owner : keep);
+    const owner_t to = window.gone() ? owner : keep;
+    q = alloc(want, to);
     // No room for the headroom: the size asked for may still fit (realloc fails only where
     // malloc of the new size would).
-    if (q == nullptr && want != size) {
-      want = size;
-      q = alloc(want, window.gone() ? owner : keep);
-    }
+    if (q == nullptr && want != size) q = alloc(want = size, to);
   } else {
     q = alloc(want, keep);
   }
