@@ -189,6 +189,7 @@ bool KernelSpace::check_invariants(TextSink* why) const {
 
 namespace {
 struct VmallocCheck {
+  const KernelSpace* ks;
   const PageTable* pt;
   const VmallocPages* areas;
   bool ok = true;
@@ -206,14 +207,18 @@ struct VmallocCheck {
 
 bool KernelSpace::check_vmalloc(const VmallocPages& areas, TextSink* why) const {
   if (!initialised()) return true;
-  VmallocCheck c{&pt_, &areas};
-  // Every leaf in the area: a 4K page the areas hold, on their frame.
+  VmallocCheck c{this, &pt_, &areas};
+  // Every leaf of the vmalloc space: a 4K page an area holds (not one freed and left mapped),
+  // on that area's frame.
   pt_.visit(
       [](void* arg, const Leaf& leaf) {
         auto* check = static_cast<VmallocCheck*>(arg);
+        if (!check->ks->in_vmalloc(leaf.va)) return;  // the direct map
         phys_addr_t want = 0;
-        if (!check->areas->frame_at(leaf.va, &want)) return;  // the direct map; stale pages: below
-        if (leaf.size_shift != 12 || leaf.pa != want) check->fail(leaf.va, "maps another frame than its area's");
+        if (!check->areas->frame_at(leaf.va, &want))
+          check->fail(leaf.va, "is mapped but no area holds it");
+        else if (leaf.size_shift != 12 || leaf.pa != want)
+          check->fail(leaf.va, "maps another frame than its area's");
       },
       &c);
   // Every page the areas hold: mapped, to its frame.
@@ -224,17 +229,6 @@ bool KernelSpace::check_vmalloc(const VmallocPages& areas, TextSink* why) const 
         if (!w.ok() || w.pa != pa) check->fail(va, "of an area is not mapped to its frame");
       },
       &c);
-  // Every mapped page of the vmalloc space belongs to an area (a freed one left mapped).
-  for (std::uint64_t va = config_.vmalloc_start; c.ok && va < config_.vmalloc_end;) {
-    const Walk w = pt_.translate(va, AccessType::kRead, Privilege::kKernel);
-    if (!w.ok()) {
-      va = w.fault == FaultKind::kTranslation ? next_span(config_.format, va, w.fault_level) : va + k4K;
-      continue;
-    }
-    phys_addr_t want = 0;
-    if (!areas.frame_at(va, &want)) c.fail(va, "is mapped but no area holds it");
-    va += k4K;
-  }
   if (!c.ok && why != nullptr) why->str("kernel space: vmalloc page 0x").hex(c.bad_va).ch(' ').str(c.what);
   return c.ok;
 }

@@ -72,10 +72,8 @@ CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
                 "do not serve `kmm stat PID` (its thread makes the program multithreaded from the start: "
                 "unshare -U and other user-namespace tools need --no-live)");
   // Everything from the program's name on is the program's, options included (`kmm exec ls
-  // -l`; `kmm exec ./prog --stats` gives --stats to prog, not to kmm): a prefix command, its
-  // words taken from what CLI11 leaves (`--` before them is optional).
-  // The words from the program's name on never reach CLI11 (take_exec_command): listed here
-  // for --help only.
+  // -l`; `kmm exec ./prog --stats` gives --stats to prog, not to kmm): those words never reach
+  // CLI11 (take_exec_command), and this positional is listed for --help only.
   sub->add_option("command", a->help_command, "program and arguments, passed on untouched ([--] PROGRAM ARGS...)");
   return sub;
 }
