@@ -3,7 +3,7 @@
 # kmmt=test on the kernel command line: every check of issue 17; kmmt=demo: the paper's
 # experiment only (stock, then protected); kmmt=bench: the overhead benchmark only;
 # kmmt=rescue: the transfer racing the collector only; kmmt=safety: records, identities,
-# disarmed kprobes and unloads mid-pass only. Prints "KMMT PASS name", "KMMT FAIL name: why",
+# disarmed kprobes, missed probes and unloads mid-pass only. Prints "KMMT PASS name", "KMMT FAIL name: why",
 # "KMMT ROW ...", "KMMT BENCH ..." and "KMMT END failures=N", then powers off.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin
 /bin/busybox --install -s /bin
@@ -60,6 +60,26 @@ wait_stat_sum() {
 	done
 }
 settle() { sleep 1; }
+# reclaim_check NAME R0 U0 M0 N: the N objects leaked since the stats read reclaimed_objects
+# R0, unsafe_kept U0 and free_probe_misses M0 are all reclaimed; or, when a free probe missed
+# meanwhile, each is either reclaimed or kept, never freed. (kprobes skip a handler that
+# nests in another on its CPU: an interrupt's softirq that frees while one of the allocation
+# probes' handlers runs, say. The missed free may have been a leaked block's, so every record
+# made before it stays: the stress phase's case, which the other phases meet now and then.)
+# Waits up to 20 s; leaves the counts in $got and $kept.
+reclaim_check() {
+	wait_stat_sum reclaimed_objects unsafe_kept 20 $(($2 + $3 + $5))
+	sleep 1
+	got=$(($(stat_of reclaimed_objects) - $2)) kept=$(($(stat_of unsafe_kept) - $3))
+	missed=$(($(stat_of free_probe_misses) - $4)) want=$5
+	if [ $kept -eq 0 ]; then
+		check "$1" '[ $got -eq $want ]' "reclaimed $got, expected $want (free probe misses +$missed)"
+	else
+		echo "KMMT LOG $1: free probes missed $missed times: $kept objects kept, not freed"
+		check "$1" '[ $((got + kept)) -eq $want ] && [ $missed -gt 0 ]' \
+			"reclaimed $got + kept $kept, expected $want (free probe misses +$missed)"
+	fi
+}
 phase() { echo "KMMT LOG phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }
 
 # The paper's experiment: MemFree and Slab before insmod m_test, after insmod, after rmmod,
@@ -92,17 +112,17 @@ paper() {
 		check paper-off-stays-down '[ $((f0 - f3)) -ge $((drop * 9 / 10)) ]' \
 			"MemFree came back without the protector: before $f0, after gc delay $f3 kB"
 	else
+		reclaim_check paper-reclaim-count 0 0 0 4096
 		# Tolerance: the real kernel moves (per-CPU and partial slabs kept by SLUB, other
-		# allocations): MemFree must come back to within 5 % of what insmod took.
-		tol=$((drop / 20))
+		# allocations): MemFree must come back to within 5 % of what insmod took, less
+		# what was kept (4 KiB objects).
+		tol=$((drop / 20 + kept * 4))
 		diff=$((f0 - f3))
 		[ $diff -lt 0 ] && diff=$((-diff))
 		check paper-reclaim-comes-back '[ $diff -le $tol ]' \
 			"MemFree before insmod $f0 kB, after gc delay $f3 kB: off by $diff > $tol kB"
-		check paper-reclaim-count '[ "$(stat_of reclaimed_objects)" -eq 4096 ]' \
-			"reclaimed_objects $(stat_of reclaimed_objects), expected 4096"
-		check paper-reclaim-gconlinux 'dmesg | grep -q "GCONLINUX activated: pass 1: reclaimed 4096 objects"' \
-			"no 'GCONLINUX activated: pass 1: reclaimed 4096 objects' line in dmesg"
+		check paper-reclaim-gconlinux 'dmesg | grep -q "GCONLINUX activated: pass 1: reclaimed $got objects"' \
+			"no 'GCONLINUX activated: pass 1: reclaimed $got objects' line in dmesg"
 		dmesg | grep GCONLINUX | sed 's/^/KMMT LOG /'
 	fi
 	dmesg_clean "paper-$mode"
@@ -132,13 +152,19 @@ patterns() {
 	check patterns-gone-row '[ "$row" = "m_half gone 50 12800" ]' "modules row '$row', expected 'm_half gone 50 12800'"
 	check patterns-leaked '[ "$(stat_of leaked_objects)" -eq $n ] && [ "$(stat_of leaked_bytes)" -eq $b ]' \
 		"leaked $(stat_of leaked_objects) objects $(stat_of leaked_bytes) bytes, modules said $n objects $b bytes"
-	wait_stat reclaimed_objects 20 $n
-	sleep 1
-	check patterns-reclaimed-exactly '[ "$(stat_of reclaimed_objects)" -eq $n ] && [ "$(stat_of reclaimed_bytes)" -eq $b ]' \
-		"reclaimed $(stat_of reclaimed_objects) objects $(stat_of reclaimed_bytes) bytes, expected $n objects $b bytes"
-	row=$(mod_row m_kmemleak)
+	reclaim_check patterns-reclaimed 0 0 0 $n
+	if [ $kept -eq 0 ]; then
+		check patterns-reclaimed-bytes '[ "$(stat_of reclaimed_bytes)" -eq $b ]' \
+			"reclaimed $(stat_of reclaimed_bytes) bytes, expected $b"
+		row=$(mod_row m_kmemleak)
+		check patterns-gone-empty '[ "$row" = "m_kmemleak gone 0 0" ]' "modules row '$row' after the pass"
+	else
+		# What was kept stays in its modules' rows.
+		rows=$(awk '$2 == "gone" { n += $3 } END { print n + 0 }' /proc/kmm_protect/modules)
+		check patterns-kept-in-rows '[ "$rows" -eq $kept ]' "gone rows hold $rows objects, $kept kept"
+	fi
+	kept1=$kept
 	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
-	check patterns-gone-empty '[ "$row" = "m_kmemleak gone 0 0" ]' "modules row '$row' after the pass"
 	# Blocks freed with kfree_rcu at rmmod are freed later by RCU, not leaked.
 	l0=$(stat_of leaked_objects)
 	insmod $M/m_rcu.ko
@@ -155,28 +181,28 @@ patterns() {
 	r0=$(stat_of reclaimed_objects) p0=$(stat_of reported_objects)
 	insmod $M/m_half.ko
 	# Loaded again, m_half is a new identity: the old load's row stays, emptied and gone.
+	# (With objects kept above, the old row keeps them, and report mode lists them too.)
 	rows=$(grep '^m_half ' /proc/kmm_protect/modules | tr '\n' '|')
-	check reload-new-identity '[ "$rows" = "m_half gone 0 0|m_half live 100 25600|" ]' \
+	old_row="m_half gone 0 0"
+	[ $kept1 -eq 0 ] || old_row=$(grep '^m_half gone ' /proc/kmm_protect/modules | head -1)
+	check reload-new-identity '[ "$rows" = "$old_row|m_half live 100 25600|" ]' \
 		"m_half rows after a second insmod: '$rows'"
 	rmmod m_half
-	wait_stat reported_objects 15 $((p0 + 50))
-	check report-lists '[ "$(stat_of reported_objects)" -eq $((p0 + 50)) ] && [ "$(stat_of reclaimed_objects)" -eq $r0 ]' \
-		"reported $(stat_of reported_objects) (was $p0), reclaimed $(stat_of reclaimed_objects) (was $r0)"
+	wait_stat reported_objects 15 $((p0 + 50 + kept1))
+	check report-lists '[ "$(stat_of reported_objects)" -eq $((p0 + 50 + kept1)) ] && [ "$(stat_of reclaimed_objects)" -eq $r0 ]' \
+		"reported $(stat_of reported_objects) (was $p0, $kept1 kept before), reclaimed $(stat_of reclaimed_objects) (was $r0)"
 	check report-kmemleak-style 'dmesg | grep -q "unreferenced object 0x.* (size 256)"' \
 		"no kmemleak-style 'unreferenced object' line"
 	dmesg | grep -A1 "unreferenced object" | head -2 | sed 's/^/KMMT LOG /'
 	dmesg | grep "GCONLINUX" | tail -1 | sed 's/^/KMMT LOG /'
 	# Switched to reclaim, the collector runs now: what report listed is freed without
 	# waiting for another module's unload.
+	u0=$(stat_of unsafe_kept) m0=$(stat_of free_probe_misses)
 	echo reclaim > $P/mode
-	wait_stat reclaimed_objects 5 $((r0 + 50))
-	check report-switch-reclaims '[ "$(stat_of reclaimed_objects)" -eq $((r0 + 50)) ]' \
-		"5 s after mode=reclaim, reclaimed $(stat_of reclaimed_objects), expected $((r0 + 50))"
+	reclaim_check report-switch-reclaims $r0 $u0 $m0 50
 	insmod $M/m_test.ko count=1 size=8
 	rmmod m_test
-	wait_stat reclaimed_objects 15 $((r0 + 51))
-	check report-then-reclaim '[ "$(stat_of reclaimed_objects)" -eq $((r0 + 51)) ]' \
-		"reclaimed $(stat_of reclaimed_objects), expected $((r0 + 51))"
+	reclaim_check report-then-reclaim $r0 $u0 $m0 51
 	check bad-mode-refused '! echo sometimes > $P/mode 2>/dev/null' "mode=sometimes was accepted"
 	dmesg_clean patterns-report
 	rmmod kmm_protect
@@ -270,6 +296,31 @@ disarmed() {
 	rmmod kmm_protect
 }
 
+# A free probe made to miss (m_miss frees in a kprobe handler, where kprobes skip every other
+# probe on the CPU): m_test's 8 records, made before the miss, are kept, never freed (the free
+# missed might have been one of their blocks'); records made after it are reclaimed.
+missed() {
+	phase "missed"
+	insmod $M/kmm_protect.ko mode=reclaim gc_delay_ms=100 || { fail "missed: insmod kmm_protect"; return; }
+	insmod $M/m_test.ko count=8 size=64
+	m0=$(stat_of free_probe_misses)
+	insmod $M/m_miss.ko && rmmod m_miss
+	check miss-counted '[ "$(stat_of free_probe_misses)" -gt "$m0" ]' \
+		"free_probe_misses $(stat_of free_probe_misses), was $m0, after a free nested in a kprobe handler"
+	rmmod m_test
+	wait_stat unsafe_kept 10 8
+	sleep 1
+	check miss-keeps-older-records '[ "$(stat_of reclaimed_objects)" -eq 0 ] && [ "$(stat_of unsafe_kept)" -eq 8 ]' \
+		"reclaimed $(stat_of reclaimed_objects), kept $(stat_of unsafe_kept), expected 0 and m_test's 8"
+	check miss-row-keeps-them '[ "$(mod_row m_test)" = "m_test gone 8 512" ]' "m_test row '$(mod_row m_test)'"
+	insmod $M/m_test.ko count=8 size=64
+	rmmod m_test
+	reclaim_check miss-later-records-reclaimed 0 8 "$(stat_of free_probe_misses)" 8
+	dmesg | grep -E 'm_miss|kept, not freed' | sed 's/^/KMMT LOG /'
+	dmesg_clean missed
+	rmmod kmm_protect
+}
+
 # The protector unloaded while its collector has a pass queued or running (gc_delay_ms=0,
 # m_test's 200 leaks), 6 times while m_churn allocates: the exit must stop the collector
 # before the free probes go and leave nothing queued behind (a pass after the module's text
@@ -305,7 +356,7 @@ rescue() {
 	check rescue-live-refused 'dmesg | grep -q "m_rescuer: transfer of a live module.s block: -1$"' \
 		"kmm_protect_transfer of live m_leaver's block was not refused with -EPERM"
 	n=$(said_objects m_leaver)
-	r0=$(stat_of reclaimed_objects)
+	r0=$(stat_of reclaimed_objects) u0=$(stat_of unsafe_kept)
 	rmmod m_leaver
 	t=0
 	while ! dmesg | grep -q "m_rescuer: rescued" && [ $t -lt 600 ]; do
@@ -314,12 +365,13 @@ rescue() {
 	done
 	rescued=$(dmesg | sed -n 's/.*m_rescuer: rescued \([0-9]*\) of.*/\1/p' | tail -1)
 	[ -n "$rescued" ] || rescued=0
-	wait_stat reclaimed_objects 20 $((r0 + n - rescued))
+	# Each block rescued, reclaimed, or kept because a free probe missed (reclaim_check).
+	wait_stat_sum reclaimed_objects unsafe_kept 20 $((r0 + u0 + n - rescued))
 	sleep 1
-	reclaimed=$(($(stat_of reclaimed_objects) - r0))
-	echo "KMMT LOG rescue: $rescued rescued, $reclaimed reclaimed of $n blocks"
-	check rescue-exactly-once '[ $((rescued + reclaimed)) -eq "$n" ] && [ "$(stat_of records)" -eq 0 ]' \
-		"$rescued rescued + $reclaimed reclaimed of $n blocks, $(stat_of records) records left"
+	reclaimed=$(($(stat_of reclaimed_objects) - r0)) kept=$(($(stat_of unsafe_kept) - u0))
+	echo "KMMT LOG rescue: $rescued rescued, $reclaimed reclaimed, $kept kept of $n blocks"
+	check rescue-exactly-once '[ $((rescued + reclaimed + kept)) -eq "$n" ] && [ "$(stat_of records)" -eq $kept ]' \
+		"$rescued rescued + $reclaimed reclaimed + $kept kept of $n blocks, $(stat_of records) records left"
 	check rescue-both-sides-won '[ "$rescued" -gt 0 ] && [ "$reclaimed" -gt 0 ]' \
 		"$rescued rescued, $reclaimed reclaimed: the race was not run"
 	check rescue-transferred '[ "$(stat_of transferred_objects)" -eq "$rescued" ]' \
@@ -408,6 +460,7 @@ rescue)
 safety)
 	records
 	disarmed
+	missed
 	unload_mid_pass
 	;;
 *)
@@ -416,6 +469,7 @@ safety)
 	patterns
 	records
 	disarmed
+	missed
 	unload_mid_pass
 	rescue
 	stress
