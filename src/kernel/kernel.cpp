@@ -82,9 +82,13 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   }
   // Frames are numbered in 32 bits (pfn_t), their end too: RAM ends below 2^44 (16 TiB)
   // physical, or the numbers of its frames, and every address derived from them, are cut.
-  constexpr std::uint64_t kPhysEnd = std::uint64_t{1} << (32 + kPageShift);
-  if (cfg.phys_offset >= kPhysEnd || size >= kPhysEnd - cfg.phys_offset) {
-    err->what = "phys_offset + ram reaches 2^44 (16 TiB): frame numbers are 32 bits";
+  // One largest block (4 MiB) of numbers more stays free above it, so that the page
+  // allocators' "does a block of order k fit" sums, pfn + 2^k, never wrap (a review booted RAM
+  // ending a frame below 2^44: the buddy's init freed a block past the end, then wrapped to
+  // frame 0 and wrote outside mem_map).
+  constexpr std::uint64_t kPhysEnd = (std::uint64_t{1} << (32 + kPageShift)) - (std::uint64_t{kPageSize} << kMaxOrder);
+  if (cfg.phys_offset >= kPhysEnd || size > kPhysEnd - cfg.phys_offset) {
+    err->what = "phys_offset + ram passes 2^44 - 4M (16 TiB): frame numbers are 32 bits";
     return nullptr;
   }
   // The direct map, the 8M gap and the vmalloc space after it end below 2^64: their addresses
@@ -481,8 +485,11 @@ bool Kernel::free_pages(const void* p, owner_t by) {
   }
   Page* page = phys_.virt_to_page(p);
   if (!page->is(PG_pages) || !page->is(PG_head) || phys_.page_address(page) != p) {
-    report({page->is(PG_buddy) ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, "free_pages", p, nullptr, 0,
-            "not the start of an alloc_pages block"});
+    // A free frame is a double free whether or not it heads its free block: a block freed
+    // merges with its free buddy, and only the merged block's head is PG_buddy.
+    const bool free = pages_->frame_is_free(phys_.page_to_pfn(page));
+    report({free ? ErrorKind::kDoubleFree : ErrorKind::kInvalidFree, "free_pages", p, nullptr, 0,
+            free ? "the pages are already free" : "not the start of an alloc_pages block"});
     return false;
   }
   if (!check_free(p, by, "free_pages")) return false;
@@ -689,9 +696,7 @@ void Kernel::log(const char* line, std::size_t len) {
 }
 
 void Kernel::dmesg(TextSink& out) const {
-  std::size_t n = log_head_ < log_size_ ? log_head_ : log_size_;
-  std::size_t start = log_head_ - n;
-  for (std::size_t i = 0; i < n; ++i) out.ch(log_ring_[(start + i) % log_size_]);
+  for_each_log_char([&out](char c) { out.ch(c); });
 }
 
 bool Kernel::check_invariants(TextSink* why) {

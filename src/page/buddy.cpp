@@ -271,7 +271,9 @@ Page* BuddyZone::alloc_pages_exact(std::uint64_t count, gfp_t gfp) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  unsigned order = get_order(count << kPageShift);
+  // More than the largest block is refused before the shift: count << kPageShift wraps from
+  // 2^52 frames on, and a small order would hand out fewer frames than asked.
+  unsigned order = count > (std::uint64_t{1} << kMaxOrder) ? kMaxOrder + 1 : get_order(count << kPageShift);
   if (order > kMaxOrder) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;

@@ -11,7 +11,10 @@
 // that take_free_range grew: its whole length, with free_pages_exact).
 // Returned descriptors have flags 0 and refcount 1 on the head; the caller sets roles.
 // free_blocks() describes free memory as Linux's buddyinfo would: per order, how many
-// naturally aligned free blocks of that order a buddy allocator would hold.
+// aligned free blocks of that order a buddy allocator would hold. The buddy's blocks are
+// aligned to their order in absolute frame numbers; the range allocator counts its runs'
+// blocks aligned to its zone's first frame (count_run_blocks), what it can serve, so for the
+// same free frames the two views may differ where the zone does not start at such a frame.
 // All calls are thread-safe.
 //
 // Depends on: base/, phys/, page/gfp.h.

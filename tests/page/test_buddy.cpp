@@ -369,6 +369,10 @@ TEST(Buddy, AllocPagesExact) {
   z.free_pages_exact(zp, 3);
   EXPECT_EQ(z.alloc_pages_exact(0), nullptr);
   EXPECT_EQ(z.alloc_pages_exact(1025), nullptr) << "more than an order-10 block";
+  // Counts whose bytes pass 2^64 (count << 12 wrapped: 2^52 + 1 frames read as 1).
+  for (std::uint64_t huge : {(std::uint64_t{1} << 52) + 1, std::uint64_t{1} << 52, ~std::uint64_t{0}})
+    EXPECT_EQ(z.alloc_pages_exact(huge), nullptr) << huge;
+  EXPECT_EQ(counts(z), start);
   Page* whole = z.alloc_pages_exact(1024);
   ASSERT_NE(whole, nullptr);
   z.free_pages_exact(whole, 1024);

@@ -255,6 +255,22 @@ TEST(MmuCommands, AddressesAndFramesBeyondWhatTheModelNumbersAreRefused) {
   Result big = run("boot pt=aarch64 phys_offset=0x100000000000 ram=8M\n");
   EXPECT_EQ(big.code, 2);
   EXPECT_NE(big.err.find("frame numbers are 32 bits"), std::string::npos) << big.err;
+  // RAM ending a frame below 2^44 booted, and the buddy's "block fits" sum pfn + 2^k wrapped:
+  // its init wrote outside mem_map (SIGSEGV), the range allocator's buddyinfo never ended.
+  for (const char* alloc : {"buddy", "range"}) {
+    for (const char* ram : {"ram=1004K phys_offset=0xffffff04000", "ram=1000K phys_offset=0xffffff05000",
+                            "ram=4M phys_offset=0xfffffc00000"}) {
+      Result top = run(std::string("boot mmu=off page_alloc=") + alloc + " " + ram + "\ncat /proc/buddyinfo\n");
+      EXPECT_EQ(top.code, 2) << alloc << " " << ram << top.out;
+      EXPECT_NE(top.err.find("frame numbers are 32 bits"), std::string::npos) << top.err;
+    }
+    // The highest RAM that boots: it ends one largest block (4 MiB) below 2^44, and all of it
+    // can be allocated in blocks.
+    Result highest = run(std::string("boot mmu=off page_alloc=") + alloc +
+                         " ram=4M phys_offset=0xfffff800000\ncat /proc/buddyinfo\n"
+                         "alloc_pages kernel 9 as a\nexpect last.failed == 0\nfree_pages a\ncheck\n");
+    EXPECT_EQ(highest.code, 0) << alloc << highest.out << highest.err;
+  }
   Result wrap = run("boot pt=aarch64 page_offset=0xffffffffffe00000 ram=8M\n");
   EXPECT_EQ(wrap.code, 2);
   EXPECT_NE(wrap.err.find("wraps past the top"), std::string::npos) << wrap.err;
