@@ -201,6 +201,12 @@ class Kernel {
   }
   // Copies the ring into out.
   void dmesg(TextSink& out) const;
+  // The same bytes, one at a time, oldest first (the JSON view escapes them).
+  template <typename F>
+  void for_each_log_char(F&& f) const {
+    std::size_t n = log_head_ < log_size_ ? log_head_ : log_size_;
+    for (std::size_t i = log_head_ - n; i < log_head_; ++i) f(log_ring_[i % log_size_]);
+  }
 
   bool check_invariants(TextSink* why);
 

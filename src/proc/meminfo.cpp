@@ -29,21 +29,25 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   std::uint64_t free = z.free_pages() * kPageKb;
   std::uint64_t srec, sunrec;
   slab_kb(k, &srec, &sunrec);
-  // si_mem_available(): free above the high watermark, plus the reclaimable slab that can go.
-  std::uint64_t reserve = z.watermarks().high * kPageKb;
+  // si_mem_available(): free less the high watermark, plus the reclaimable slab that can go,
+  // summed signed and only then clamped at 0, as Linux does (free below the watermark is
+  // made up by reclaimable slab before anything reads as available).
+  auto reserve = static_cast<std::int64_t>(z.watermarks().high * kPageKb);
   std::uint64_t low = z.watermarks().low * kPageKb;
-  std::uint64_t avail = free > reserve ? free - reserve : 0;
   std::uint64_t rec_half = srec / 2 < low ? srec / 2 : low;
-  avail += srec - rec_half;
+  std::int64_t avail_signed = static_cast<std::int64_t>(free) - reserve + static_cast<std::int64_t>(srec - rec_half);
   // guard_pages: parked guarded runs are given back on demand (Kmalloc::drain_guard_cache).
-  avail += k.kmalloc_layer().guard_cache_pages() * kPageKb;
+  avail_signed += static_cast<std::int64_t>(k.kmalloc_layer().guard_cache_pages() * kPageKb);
+  std::uint64_t avail = avail_signed > 0 ? static_cast<std::uint64_t>(avail_signed) : 0;
   std::uint64_t anon = 0, pagetables = 0;
   for (pfn_t pfn = k.phys().base_pfn(); pfn < k.phys().online_end_pfn(); ++pfn) {
     const Page* p = k.phys().pfn_to_page(pfn);
     if (p->is(PG_process)) ++anon;
     if (p->is(PG_pgtable)) ++pagetables;
   }
-  std::uint64_t vtotal = (k.vmalloc_space().end() - k.vmalloc_space().start()) / 1024;
+  // NOMMU Linux defines VMALLOC_TOTAL as 0: no space of its own (vmalloc takes pages the
+  // direct map already maps).
+  std::uint64_t vtotal = k.config().mmu ? (k.vmalloc_space().end() - k.vmalloc_space().start()) / 1024 : 0;
   add("MemTotal", total);
   add("MemFree", free);
   add("MemAvailable", avail);
@@ -81,6 +85,7 @@ unsigned meminfo_fields(Kernel& k, MeminfoField* f) {
   add("VmallocTotal", vtotal);
   add("VmallocUsed", k.vmalloc_space().used_bytes() / 1024);
   add("VmallocChunk", 0);
+  add("Percpu", 0);  // since 4.16; the model has no per-CPU allocator
   add("HardwareCorrupted", 0);
   add("AnonHugePages", 0);
   add("ShmemHugePages", 0);
