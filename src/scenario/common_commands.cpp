@@ -173,6 +173,19 @@ LineStatus Scenario::cmd_free(const CommandCall& c) {
     return LineStatus::kOk;
   }
   Block& b = it->second;
+  // Freed before, its memory handed out again under another label: a second free would free
+  // that block (Linux would; the model refuses, as NOMMU's labels do). Memory not handed out
+  // again still goes to the allocator, whose double-free report is what scripts show.
+  if (b.freed) {
+    for (const auto& [name, other] : blocks_) {
+      if (name == a[1] || other.freed || other.kind != b.kind || other.host != b.host || other.va != b.va) continue;
+      failed(
+          fmt::format("{} {}: {} was freed, and its memory is {}'s now: a second free would free {} (use after "
+                      "free); refused",
+                      cmd, a[1], a[1], name, name));
+      return LineStatus::kOk;
+    }
+  }
   bool ok;
   if (cmd == "vfree") {
     if (b.kind != Block::Kind::kVmalloc) return script_error(where, a[1] + " is not a vmalloc block");
@@ -188,6 +201,7 @@ LineStatus Scenario::cmd_free(const CommandCall& c) {
     last_failed_ = true;
     out_ << cmd << " " << a[1] << ": refused\n";
   }
+  b.freed = b.freed || ok;
   return LineStatus::kOk;
 }
 

@@ -64,6 +64,7 @@ struct Block {
   void* host = nullptr;  // kmalloc/pages: host address
   std::uint64_t va = 0;  // modelled kernel virtual address
   std::size_t size = 0;  // bytes asked
+  bool freed = false;    // freed through its label (kfree, vfree, free_pages)
 };
 
 class Scenario {

@@ -449,6 +449,17 @@ TEST_F(KernelTest, AllocPagesAndFreePages) {
   EXPECT_TRUE(k->free_pages(p));
   EXPECT_FALSE(k->free_pages(p));
   EXPECT_EQ(rc.last().kind, ErrorKind::kDoubleFree);
+  // Two buddies freed, each freed again: the second one's frame no longer heads a free block
+  // once the two merged, and was reported as an invalid free.
+  void* x = k->alloc_pages(0);
+  void* y = k->alloc_pages(0);
+  ASSERT_TRUE(x != nullptr && y != nullptr);
+  EXPECT_TRUE(k->free_pages(x));
+  EXPECT_TRUE(k->free_pages(y));
+  EXPECT_FALSE(k->free_pages(x));
+  EXPECT_EQ(rc.last().kind, ErrorKind::kDoubleFree);
+  EXPECT_FALSE(k->free_pages(y));
+  EXPECT_EQ(rc.last().kind, ErrorKind::kDoubleFree);
   int local = 0;
   EXPECT_FALSE(k->free_pages(&local));
   EXPECT_EQ(rc.last().kind, ErrorKind::kForeignPointer);

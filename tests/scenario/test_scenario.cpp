@@ -263,6 +263,25 @@ TEST(Scenario, DoubleKfreeReportedMachineGoesOn) {
   EXPECT_TRUE(has(r.out, "invariants hold\n")) << r.out;
 }
 
+TEST(Scenario, AFreedLabelWhoseMemoryWasHandedOutAgainIsNotFreedTwice) {
+  // a freed, b given a's slot: `kfree a` freed b's block (b was then freed under its user's
+  // feet); the same for an alloc_pages block and a vmalloc area.
+  Result r =
+      run("boot ram=16M\n"
+          "kmalloc kernel 64 as a\nkfree a\nkmalloc kernel 64 as b\n"
+          "kfree a\nexpect last.failed == 1\nkfree b\nexpect last.failed == 0\n"
+          "alloc_pages kernel 0 as p\nfree_pages p\nalloc_pages kernel 0 as q\n"
+          "free_pages p\nexpect last.failed == 1\nfree_pages q\nexpect last.failed == 0\n"
+          "vmalloc kernel 8K as v\nvfree v\nvmalloc kernel 8K as w\n"
+          "vfree v\nexpect last.failed == 1\nvfree w\nexpect last.failed == 0\n"
+          "check\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "kfree a: a was freed, and its memory is b's now")) << r.out;
+  EXPECT_TRUE(has(r.out, "free_pages p: p was freed, and its memory is q's now")) << r.out;
+  EXPECT_TRUE(has(r.out, "vfree v: v was freed, and its memory is w's now")) << r.out;
+  EXPECT_FALSE(has(r.out, "double free")) << r.out;
+}
+
 TEST(Scenario, ModuleValuesOfLoadedModulesOnlyLoadedOnceAreKnownAfterUnloadAndReboot) {
   // Known: a module loaded (live, or unloaded since), on this machine or an earlier one of
   // the script, and the kernel. Only an insmod that succeeded makes a name known.
