@@ -41,6 +41,14 @@ std::uint64_t block_need(std::size_t n) {
   return (n64 + 4 + 7) & ~std::uint64_t{7};
 }
 
+// What a request needs, for messages: block_need, or past 4 GiB (block_need's "more than any
+// arena") the size with its header, saturated, not the marker's 2^64 - 8.
+std::uint64_t block_asked(std::size_t n) {
+  const std::uint64_t n64 = n;
+  if ((n64 >> 32) == 0) return block_need(n);
+  return n64 > ~std::uint64_t{0} - 4 ? ~std::uint64_t{0} : n64 + 4;
+}
+
 // First fit; grows `end` towards `limit` when nothing fits. Returns the block's offset, or 0.
 std::uint32_t arena_alloc(char* m, std::uint32_t* end, std::uint32_t limit, std::size_t n) {
   std::uint64_t need64 = block_need(n);
@@ -495,7 +503,7 @@ void* Nommu::small_alloc(int pid, NommuProcess* p, std::size_t size, NommuError*
     if (o == 0) {
       ArenaStats st = arena_stats(static_cast<char*>(h->data), h->end, limit);
       failure_.error = NommuError::kHeapFull;
-      failure_.asked = block_need(size);
+      failure_.asked = block_asked(size);
       failure_.free = st.free;
       failure_.largest = st.largest;
       *err = NommuError::kHeapFull;

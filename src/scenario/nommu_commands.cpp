@@ -490,9 +490,14 @@ LineStatus Scenario::nommu_churn(const CommandCall& c) {
         g.pid = 0;
       }
       if (g.pid == 0 && (t == 1 || uniform(0, 9) == 0)) {
+        // A name of its own, as netd's (a user's process named progN would refuse the spawn).
         std::string name = fmt::format("prog{}", i);
+        for (int j = 1; n.find(name.c_str()) != 0; ++j) name = fmt::format("prog{}.{}", i, j);
         int pid = n.spawn(name.c_str(), MallocKind::kSimple, 0, &e);
-        if (pid == 0) continue;
+        if (pid == 0) {  // the process table is full (64, netd and the user's included)
+          r.failed_programs++;
+          continue;
+        }
         if (n.malloc(pid, static_cast<std::size_t>(uniform(p["prog_min"], p["prog_max"])), &e) == nullptr) {
           n.exit(pid);
           r.failed_programs++;

@@ -89,6 +89,40 @@ TEST(NommuCommands, ChurnOptionsOutOfRangeAreScriptErrors) {
   EXPECT_EQ(ok.code, 0) << ok.err;
 }
 
+TEST(NommuCommands, AFixedHeapFullForAHugeRequestNamesItsSize) {
+  // Past 4 GiB the message read "asked 18446744073709551608 bytes" (block_need's marker).
+  Result r =
+      run("boot ram=16M mmu=off\nspawn h malloc=heap heap=64K\nmalloc h 5G\nexpect last.failed == 1\n"
+          "malloc h 9223372036854775807\nexpect last.failed == 1\nmalloc h 100\nexpect last.failed == 0\n"
+          "check\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::string all = r.out + r.err;
+  EXPECT_NE(all.find("asked 5368709124 bytes"), std::string::npos) << all;
+  EXPECT_NE(all.find("asked 9223372036854775811 bytes"), std::string::npos) << all;
+  EXPECT_EQ(all.find("18446744073709551608"), std::string::npos) << all;
+}
+
+TEST(NommuCommands, ChurnCountsProgramsThatCannotEvenStart) {
+  // A slot whose spawn failed was skipped silently: programs=200 ran 63 and said "failed
+  // program loads 0"; a user's process named prog0 kept churn's prog0 from ever running.
+  Result full =
+      run("boot mmu=off ram=32M\nchurn steps=1 programs=200 prog_min=100 prog_max=100\n"
+          "expect churn.failed_programs == 137\ncheck\n");
+  EXPECT_EQ(full.code, 0) << full.out << full.err;
+  Result clash =
+      run("boot mmu=off ram=8M\nspawn prog0\n"
+          "churn steps=1 programs=1 prog_min=100 prog_max=100\n"
+          "expect churn.failed_programs == 0\nexpect proc.prog0.regions == 0\ncheck\n");
+  EXPECT_EQ(clash.code, 0) << clash.out << clash.err;
+  // The table's row for step 1: step, free (kB), largest (kB), buffers, programs running.
+  std::istringstream rows(clash.out.substr(clash.out.find("failed(prog/buf)")));
+  std::string header, step, free_kb, kb1, largest, kb2, buffers, running;
+  std::getline(rows, header);
+  rows >> step >> free_kb >> kb1 >> largest >> kb2 >> buffers >> running;
+  EXPECT_EQ(step, "1") << clash.out;
+  EXPECT_EQ(running, "1") << clash.out;
+}
+
 TEST(NommuCommands, ChurnLeavesTheUsersProcessesAndLabelsAlone) {
   // A process of the user's named netd was taken over and exited by churn; its pid, used
   // again, made `free x` free another process's block.
