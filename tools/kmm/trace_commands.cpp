@@ -246,10 +246,12 @@ int run_replay(const ReplayArgs& a) {
   std::string error;
   scenario::TraceReadOptions ro;
   ro.lenient = a.lenient;
-  std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error);
+  bool skippable = false;
+  std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error, &skippable);
   if (!t) {
     std::cerr << error << "\n";
-    if (!a.lenient) std::cerr << "(--lenient skips bad lines and counts them)\n";
+    // Only where it would help: a bad line, not a header, a truncation or an unreadable file.
+    if (!a.lenient && skippable) std::cerr << "(--lenient skips bad lines and counts them)\n";
     return 2;
   }
   for (const std::string& p : t->problems) std::cerr << p << " (skipped)\n";
