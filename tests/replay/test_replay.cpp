@@ -3,6 +3,7 @@
 // formats, the shipped real traces through every policy (invariants checked along the way),
 // and `kmm trace` end to end on a test program with threads, fork, allocation before main,
 // aligned and C++ allocations.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -241,6 +242,70 @@ TEST(Replay, JsonOfNamesThatAreNotUtf8IsWrittenNotThrown) {
   EXPECT_NO_THROW(print_replay_json(json, t, cfg, rs));
   EXPECT_NE(json.str().find("\"peak_footprint\""), std::string::npos) << json.str();
   EXPECT_NE(json.str().find("bad-\xef\xbf\xbd"), std::string::npos) << "U+FFFD in place of the bad bytes";
+}
+
+// ---- what a failure says ----
+TEST(Replay, LenientFirstFailureIsTheFilesOperationNumber) {
+  // The op was the index among the operations kept: 1 here, where the file's op is 2.
+  std::istringstream in("0\n3\n3\n1\nq 0 8\na 1 8\na 2 1099511627776\n");
+  TraceReadOptions lenient;
+  lenient.lenient = true;
+  std::string err;
+  auto t = read_trace(in, "lenient.rep", lenient, &err);
+  ASSERT_TRUE(t) << err;
+  ReplayResult r = run("slab", *t, 4 << 20);
+  ASSERT_TRUE(r.failed);
+  EXPECT_EQ(r.fail_op, 2u);
+}
+
+TEST(Replay, OperationsOnAFailedIdAreSkipped) {
+  // replay.h says so; a realloc of the failed id was replayed as a fresh allocation (8 bytes
+  // live that the program never had in this replay).
+  Trace t = parse("0\n1\n3\n1\na 0 1099511627776\nr 0 8\nf 0\n");
+  for (const char* policy : {"slab", "first-fit", "buddy"}) {
+    ReplayResult r = run(policy, t, 4 << 20);
+    EXPECT_EQ(r.failures, 1u) << policy;
+    EXPECT_EQ(r.allocs, 1u) << policy;
+    EXPECT_EQ(r.fail_op, 0u) << policy;
+    EXPECT_EQ(r.peak_live, 0u) << policy;
+    EXPECT_EQ(r.end_footprint, 0u) << policy;
+  }
+}
+
+TEST(Replay, FirstFailureSaysItsKindAndTheExactSize) {
+  // "1024.0K asked" for 1048577 bytes read as an out-of-memory failure; it is above pow2's
+  // 1 MiB cap. Each failure now says which of three it is.
+  Trace over_cap = parse("0\n1\n1\n1\na 0 1048577\n");
+  ReplayResult cap = run("pow2", over_cap, 16 << 20);
+  ASSERT_TRUE(cap.failed);
+  EXPECT_EQ(cap.fail_kind, FailKind::kAboveLimit);
+  std::ostringstream table;
+  print_replay_table(table, over_cap, ReplayConfig{}, {cap});
+  EXPECT_NE(table.str().find("op 0: 1048577 B asked"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("above the policy's limit"), std::string::npos) << table.str();
+
+  Trace too_big = parse("0\n1\n1\n1\na 0 3000000\n");  // under slab's 4 MiB cap, over the RAM
+  ReplayResult oom = run("slab", too_big, 1 << 20);
+  ASSERT_TRUE(oom.failed);
+  EXPECT_EQ(oom.fail_kind, FailKind::kOutOfMemory);
+  std::ostringstream csv, json;
+  print_replay_csv(csv, {oom});
+  print_replay_json(json, too_big, ReplayConfig{}, {oom});
+  EXPECT_NE(csv.str().find(",first_fail_kind\n"), std::string::npos) << csv.str();
+  EXPECT_NE(csv.str().find(",out of memory\n"), std::string::npos) << csv.str();
+  EXPECT_NE(json.str().find("\"kind\": \"out of memory\""), std::string::npos) << json.str();
+
+  // Every other page of the machine freed: half the memory is free, no two pages together.
+  std::uint64_t pages = run("buddy", parse(kTiny), 1 << 20).capacity / 4096;
+  std::string text = fmt::format("0\n{}\n{}\n1\n", pages + 1, pages + pages / 2 + 1);
+  for (std::uint64_t i = 0; i < pages; ++i) text += fmt::format("a {} 4096\n", i);
+  for (std::uint64_t i = 0; i < pages; i += 2) text += fmt::format("f {}\n", i);
+  text += fmt::format("a {} 8192\n", pages);
+  Trace holes = parse(text);
+  ReplayResult frag = run("buddy", holes, 1 << 20);
+  ASSERT_TRUE(frag.failed);
+  EXPECT_EQ(frag.fail_op, holes.ops.size() - 1);
+  EXPECT_EQ(frag.fail_kind, FailKind::kMissingMemory);
 }
 
 // ---- the shipped traces through every policy ----
