@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/fault_inject.h"
@@ -122,5 +123,9 @@ void write_timeline_csv(std::ostream& out, const std::vector<ReplayResult>& r);
 // --svg: one chart per measure (footprint, live bytes, largest free block) with a line per
 // policy, and the final maps; plain SVG 1.1, no dependencies.
 void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<ReplayResult>& r);
+// Text for SVG and HTML (the SVG here, the --report page): < > & " ' as entities, and control
+// characters and bytes that are not UTF-8 (a file name is bytes) as U+FFFD, which XML has no
+// other way to hold; the JSON output replaces bad bytes the same way.
+std::string markup_text(std::string_view s);
 
 }  // namespace kmm::scenario

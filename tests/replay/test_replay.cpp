@@ -308,6 +308,19 @@ TEST(Replay, FirstFailureSaysItsKindAndTheExactSize) {
   EXPECT_EQ(frag.fail_kind, FailKind::kMissingMemory);
 }
 
+TEST(Replay, SvgOfNamesThatAreNotUtf8OrHoldControlsIsWellFormed) {
+  // The file name went into the SVG as it was: a 0xff byte and a ^A made it unreadable XML.
+  Trace t = parse(kTiny);
+  t.name = "bad\xffname\x01<&>.rep";
+  std::vector<ReplayResult> rs = {run("buddy", t)};
+  std::ostringstream svg;
+  write_timeline_svg(svg, t, rs);
+  const std::string s = svg.str();
+  EXPECT_NE(s.find("bad\xef\xbf\xbdname\xef\xbf\xbd&lt;&amp;&gt;.rep"), std::string::npos);
+  EXPECT_EQ(markup_text("a\"b'c\xc3\xa9\xe2\x82"), "a&quot;b&#39;c\xc3\xa9\xef\xbf\xbd");
+  for (char c : s) EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 || c == '\n' || c == '\t') << int(c);
+}
+
 // ---- the shipped traces through every policy ----
 class ShippedTrace : public testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
