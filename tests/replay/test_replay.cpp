@@ -544,4 +544,37 @@ TEST(TraceEndToEnd, ReplayFailsWhenAPolicyCannotRun) {
   cmd = std::string(KMM_BIN) + " replay --policy buddy --ram 100G " + trace + " >/dev/null 2>&1";
   EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
 }
+
+TEST(TraceEndToEnd, AnOutputThatCannotBeWrittenLosesNothing) {
+  // -o in a directory that does not exist: the program ran, the conversion failed and the
+  // raw recording was deleted with it. The output is checked before the program starts;
+  // a conversion that fails still keeps the recording and says where.
+  std::string dir = testing::TempDir() + "kmm-unwritable-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  std::string marker = dir + "/ran", log = dir + "/log";
+  std::string cmd =
+      std::string(KMM_BIN) + " trace -o " + dir + "/no-such-dir/x.rep -- sh -c 'touch " + marker + "' 2>" + log;
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 2);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the program ran although its trace could not be written";
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("no-such-dir/x.rep: cannot write"), std::string::npos) << text;
+  // The output's directory goes away while the program runs.
+  std::string gone = dir + "/gone";
+  std::filesystem::create_directories(gone);
+  cmd = std::string(KMM_BIN) + " trace -o " + gone + "/x.rep -- sh -c 'rm -r " + gone + "' 2>" + log;
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 2);
+  std::ifstream in2(log);
+  text.assign((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  std::size_t at = text.find("the raw recording is kept in ");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string kept = text.substr(at + 29, text.find_first_of(" \n", at + 29) - at - 29);
+  EXPECT_TRUE(std::filesystem::is_directory(kept)) << kept;
+  bool raw = false;
+  for (const auto& e : std::filesystem::directory_iterator(kept))
+    raw |= e.path().filename().string().rfind("raw.", 0) == 0;
+  EXPECT_TRUE(raw) << kept;
+  std::filesystem::remove_all(kept);
+  std::filesystem::remove_all(dir);
+}
 #endif
