@@ -28,11 +28,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <istream>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include "replay/raw_event.h"
@@ -118,7 +121,8 @@ class RawConverter {
         realloc(e);
         break;
       default:
-        break;  // an unknown record: skip it
+        ++st_->mended;  // an unknown record (damage, or a newer recorder): skipped, and said
+        break;
     }
   }
 
@@ -181,11 +185,17 @@ class RawConverter {
     free_live(clash, e);
   }
 
+  // The name follows in ceil(size / 40) records' room: all of it is skipped, whatever its
+  // length, and its first 4096 bytes kept (the skip was once reckoned from the name cut to
+  // 4096 bytes, and the rest of a longer name was read as records).
   void module(const kmm_raw_event& e, std::istream& in) {
-    std::string name(static_cast<std::size_t>(std::min<std::uint64_t>(e.size, 4096)), '\0');
-    std::size_t chunks = (name.size() + sizeof e - 1) / sizeof e;
-    std::string raw(chunks * sizeof e, '\0');
+    constexpr std::uint64_t kMaxName = 4096;
+    const std::uint64_t room = (e.size + sizeof e - 1) / sizeof e * sizeof e;
+    std::string name(static_cast<std::size_t>(std::min(e.size, kMaxName)), '\0');
+    std::string raw(static_cast<std::size_t>(std::min(room, (kMaxName + sizeof e - 1) / sizeof e * sizeof e)), '\0');
     in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
+    if (room > raw.size())
+      in.ignore(static_cast<std::streamsize>(std::min<std::uint64_t>(room - raw.size(), PTRDIFF_MAX)));
     name.assign(raw.data(), name.size());
     // One printable word, as the reader's `module INDEX NAME` wants.
     for (char& c : name)
@@ -239,6 +249,28 @@ class RawConverter {
   bool have_t0_ = false;
 };
 
+// A number in the exact form the recorder writes: decimal digits, no sign, no leading zero,
+// within int. sscanf("%d") took raw.77.01 for raw.77.1 (two files, one output name).
+bool decimal(std::string_view s, int* out) {
+  if (s.empty() || s.size() > 10 || (s.size() > 1 && s[0] == '0')) return false;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v > INT_MAX) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+// raw.PID.SEQ exactly, nothing before or after.
+bool raw_name(std::string_view name, int* pid, int* seq) {
+  if (name.substr(0, 4) != "raw.") return false;
+  name.remove_prefix(4);
+  const std::size_t dot = name.find('.');
+  return dot != std::string_view::npos && decimal(name.substr(0, dot), pid) && decimal(name.substr(dot + 1), seq);
+}
+
 Trace convert_raw(const std::string& path, ConvertStats* st) {
   // The recording directory is writable by every user (daemons drop privileges): a file in
   // it is read only if it is a regular file, not through a symbolic link and not a fifo or a
@@ -276,7 +308,7 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
   }
   while (dirent* ent = readdir(d)) {
     int pid = 0, seq = 0;
-    if (std::sscanf(ent->d_name, "raw.%d.%d", &pid, &seq) == 2) raws.push_back({pid, seq, dir + "/" + ent->d_name});
+    if (raw_name(ent->d_name, &pid, &seq)) raws.push_back({pid, seq, dir + "/" + ent->d_name});
   }
   closedir(d);
   // The main trace is the last image of the first process: the program named on the
@@ -288,6 +320,7 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     return a.pid != b.pid ? a.pid < b.pid : a.seq < b.seq;
   });
   std::size_t shown = 0, empty = 0;
+  bool main_written = false;  // the main trace goes to the first file converted
   std::vector<std::string> written;
   bool gz = output.size() > 3 && output.compare(output.size() - 3, 3, ".gz") == 0;
   std::string stem = gz ? output.substr(0, output.size() - 3) : output;
@@ -299,10 +332,14 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
       *summary += fmt::format("{}: not a regular file (a symbolic link, a fifo, a device?): not read\n", r.path);
       continue;
     }
-    std::string name = i == 0 ? output
-                              : stem + "." + std::to_string(r.pid) + (r.seq != 0 ? "." + std::to_string(r.seq) : "") +
-                                    (gz ? ".gz" : "");
-    if (i != 0 && t.ops.empty()) {
+    // The first file read, not raws[0]: a refused file (a link planted first in order) took
+    // the main name with it, and OUTPUT was never written.
+    const bool main = !main_written;
+    main_written = true;
+    std::string name =
+        main ? output
+             : stem + "." + std::to_string(r.pid) + (r.seq != 0 ? "." + std::to_string(r.seq) : "") + (gz ? ".gz" : "");
+    if (!main && t.ops.empty()) {
       ++empty;  // a wrapper image that allocated nothing before its exec
       continue;
     }

@@ -8,7 +8,8 @@
 //
 // Depends on: kernel/, base/, replay/ (trace, arena, policies), fmt, nlohmann_json.
 // Invariants: every policy replays the same operations on a machine of its own; a failed
-// allocation leaves its id not live, and the ops on it are skipped, not errors; the per-op
+// allocation leaves its id not live, and the ops on it (realloc, free) are skipped, not
+// errors, not replayed as fresh allocations; the per-op
 // loop touches nothing but the policy and the running sums.
 #include "replay/replay.h"
 
@@ -43,6 +44,7 @@ class BuddyPolicy final : public KernelPolicy {
   void free(Handle h, std::uint64_t, std::uint64_t cost) override {
     k_->zone().free_pages(reinterpret_cast<Page*>(h), ilog2(cost >> kPageShift));
   }
+  std::uint64_t max_request() const override { return kPageSize << kMaxOrder; }
   Handle realloc(Handle h, std::uint64_t, std::uint64_t old_cost, std::uint64_t size, unsigned align_log2,
                  std::uint64_t* cost) override {
     if (size <= old_cost && get_order(size == 0 ? 1 : size) == ilog2(old_cost >> kPageShift)) {
@@ -322,10 +324,13 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
     ++r.failures;
     if (!r.failed) {
       r.failed = true;
-      r.fail_op = i;
+      r.fail_op = file_op_number(t, i);  // the file's numbering, also after lenient skips
       r.fail_size = size;
       r.fail_free = p->free_total();
       r.fail_largest = p->largest_free();
+      r.fail_kind = size > p->max_request() ? FailKind::kAboveLimit
+                    : r.fail_free >= size   ? FailKind::kMissingMemory
+                                            : FailKind::kOutOfMemory;
     }
   };
   auto sample = [&](std::size_t i) {
@@ -365,18 +370,16 @@ ReplayResult replay(const Trace& t, const std::string& policy, const ReplayConfi
         s.h = 0;
         break;
       case OpKind::kRealloc: {
+        if (s.h == 0) break;  // its allocation failed: skipped (replay.h)
         std::uint64_t cost = 0;
         ++r.allocs;
-        Handle h = s.h == 0 ? p->alloc(op.size, op.align_log2, &cost)
-                            : p->realloc(s.h, s.size, s.cost, op.size, op.align_log2, &cost);
+        Handle h = p->realloc(s.h, s.size, s.cost, op.size, op.align_log2, &cost);
         if (h == 0) {
           fail(i, op.size);
           break;
         }
-        if (s.h != 0) {
-          live -= s.size;
-          blocks -= s.cost;
-        }
+        live -= s.size;
+        blocks -= s.cost;
         s = Slot{h, op.size, cost};
         live += op.size;
         blocks += cost;
@@ -417,13 +420,28 @@ std::string bytes(std::uint64_t b) {
   return fmt::format("{}", b);
 }
 
+// The size asked in exact bytes: rounded, 1048577 read "1024.0K", as if under pow2's 1 MiB.
 std::string failure_text(const ReplayResult& r) {
   if (!r.failed) return "none";
-  return fmt::format("op {}: {} asked, {} free, largest {} ({} failed)", r.fail_op, bytes(r.fail_size),
-                     bytes(r.fail_free), bytes(r.fail_largest), r.failures);
+  return fmt::format("op {}: {} B asked, {} free, largest {}: {} ({} failed)", r.fail_op, r.fail_size,
+                     bytes(r.fail_free), bytes(r.fail_largest), failure_kind_name(r.fail_kind), r.failures);
 }
 
 }  // namespace
+
+const char* failure_kind_name(FailKind k) {
+  switch (k) {
+    case FailKind::kNone:
+      return "";
+    case FailKind::kAboveLimit:
+      return "above the policy's limit";
+    case FailKind::kMissingMemory:
+      return "missing memory";
+    case FailKind::kOutOfMemory:
+      return "out of memory";
+  }
+  return "";
+}
 
 void print_replay_table(std::ostream& out, const Trace& t, const ReplayConfig& cfg,
                         const std::vector<ReplayResult>& rs) {
@@ -462,19 +480,19 @@ void print_replay_csv(std::ostream& out, const std::vector<ReplayResult>& rs) {
   out << "policy,error,ops,allocs,failures,capacity,peak_footprint,peak_live,utilization,overhead_per_alloc,"
          "internal_frag,external_frag,end_footprint,end_free,end_largest,first_fail_op,first_fail_size,"
          "first_fail_free,first_fail_largest,events_per_s,injected_ops,failslab_calls,failslab_failures,"
-         "fail_page_alloc_calls,fail_page_alloc_failures,fail_platform_calls,fail_platform_failures\n";
+         "fail_page_alloc_calls,fail_page_alloc_failures,fail_platform_calls,fail_platform_failures,first_fail_kind\n";
   for (const ReplayResult& r : rs) {
     std::string err = r.error;
     std::replace(err.begin(), err.end(), ',', ';');
     std::replace(err.begin(), err.end(), '"', '\'');
     out << fmt::format(
-        "{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{},{}\n",
+        "{},{},{},{},{},{},{},{},{:.4f},{:.2f},{:.4f},{:.4f},{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{},{},{}\n",
         r.policy, err, r.ops, r.allocs, r.failures, r.capacity, r.peak_footprint, r.peak_live, r.utilization,
         r.overhead_per_alloc, r.internal_frag, r.external_frag, r.end_footprint, r.end_free, r.end_largest,
         r.failed ? std::to_string(r.fail_op) : "", r.failed ? std::to_string(r.fail_size) : "",
         r.failed ? std::to_string(r.fail_free) : "", r.failed ? std::to_string(r.fail_largest) : "", r.events_per_s,
         r.injected_ops, r.fault_calls[0], r.fault_failures[0], r.fault_calls[1], r.fault_failures[1], r.fault_calls[2],
-        r.fault_failures[2]);
+        r.fault_failures[2], failure_kind_name(r.fail_kind));
   }
 }
 
@@ -519,8 +537,11 @@ void print_replay_json(std::ostream& out, const Trace& t, const ReplayConfig& cf
       o["fault_injection"] = f;
     }
     if (r.failed)
-      o["first_failure"] = {
-          {"op", r.fail_op}, {"size", r.fail_size}, {"free", r.fail_free}, {"largest", r.fail_largest}};
+      o["first_failure"] = {{"op", r.fail_op},
+                            {"size", r.fail_size},
+                            {"free", r.fail_free},
+                            {"largest", r.fail_largest},
+                            {"kind", failure_kind_name(r.fail_kind)}};
     else
       o["first_failure"] = nullptr;
     arr.push_back(o);

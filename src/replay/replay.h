@@ -26,9 +26,16 @@
 //   external frag  at the peak footprint: bytes the policy holds outside any live block (free
 //                  slab slots, holes in the arena) / footprint;
 //   end state      free bytes in all and the largest free block after the last operation;
-//   first failure  the first allocation that failed: operation number (0-based, in the
-//                  trace), size asked, free bytes and the largest free block at that moment;
-//                  later operations on a failed id are skipped (counted in `failures`);
+//   first failure  the first allocation that failed: operation number (0-based, the file's
+//                  own numbering even when lenient mode skipped lines), size asked, free bytes
+//                  and the largest free block at that moment, and its kind: above the
+//                  policy's limit (no machine of this policy gives a block that large),
+//                  missing memory (enough bytes were free, not together), out of memory;
+//                  `failures` counts the failed allocations and reallocs. Later operations on
+//                  a failed id (its reallocs, its free) are skipped: the program had a block
+//                  there, the policy did not, so a realloc is not replayed as a fresh
+//                  allocation (it would hold memory the replay never gave) and is not counted
+//                  again;
 //   throughput     operations replayed per second (the replay loop alone);
 //   injected       with fault injection on (--fail-slab/--fail-page/--fail-platform, base/
 //                  fault_inject.h), armed afresh for each policy after its machine boots:
@@ -43,6 +50,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/fault_inject.h"
@@ -73,6 +81,10 @@ struct ReplaySample {
   std::uint64_t footprint = 0, live = 0, largest_free = 0;
 };
 
+// Why the first failure failed (print_replay_*: failure_kind_name's words).
+enum class FailKind : std::uint8_t { kNone, kAboveLimit, kMissingMemory, kOutOfMemory };
+const char* failure_kind_name(FailKind k);  // "above the policy's limit", "missing memory", ...
+
 struct ReplayResult {
   std::string policy;
   std::string error;  // non-empty: the policy could not run (and why)
@@ -84,6 +96,7 @@ struct ReplayResult {
   std::uint64_t end_footprint = 0, end_free = 0, end_largest = 0;
   bool failed = false;
   std::uint64_t fail_op = 0, fail_size = 0, fail_free = 0, fail_largest = 0;
+  FailKind fail_kind = FailKind::kNone;
   double seconds = 0, events_per_s = 0;
   std::vector<ReplaySample> timeline;
   std::string map;  // X used, - free, one character per map_scale bytes
@@ -110,5 +123,9 @@ void write_timeline_csv(std::ostream& out, const std::vector<ReplayResult>& r);
 // --svg: one chart per measure (footprint, live bytes, largest free block) with a line per
 // policy, and the final maps; plain SVG 1.1, no dependencies.
 void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<ReplayResult>& r);
+// Text for SVG and HTML (the SVG here, the --report page): < > & " ' as entities, and control
+// characters and bytes that are not UTF-8 (a file name is bytes) as U+FFFD, which XML has no
+// other way to hold; the JSON output replaces bad bytes the same way.
+std::string markup_text(std::string_view s);
 
 }  // namespace kmm::scenario

@@ -36,8 +36,11 @@ class NommuPolicy final : public KernelPolicy {
       *err = std::string("spawn failed: ") + nommu_error_text(e);
       return false;
     }
+    heap_bytes_ = heap_bytes;
     return true;
   }
+  // The fixed heap is all a heap process has; the others ask the kernel's kmalloc.
+  std::uint64_t max_request() const override { return heap_bytes_ != 0 ? heap_bytes_ : KernelPolicy::max_request(); }
   Handle alloc(std::uint64_t size, unsigned align_log2, std::uint64_t* cost) override {
     NommuError e = NommuError::kOk;
     void* p = nommu_.malloc(pid_, static_cast<std::size_t>(std::max<std::uint64_t>(1, padded(size, align_log2))), &e);
@@ -65,6 +68,7 @@ class NommuPolicy final : public KernelPolicy {
  private:
   Nommu nommu_;
   int pid_ = 0;
+  std::uint64_t heap_bytes_ = 0;  // the heap policy's fixed heap (0: the others)
 };
 
 }  // namespace

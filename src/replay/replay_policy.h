@@ -41,6 +41,9 @@ class Policy {
   virtual std::uint64_t free_total() const = 0;
   virtual std::uint64_t largest_free() const = 0;
   virtual std::uint64_t capacity() const = 0;
+  // The largest block the policy gives at all, whatever the RAM: a failure above it is the
+  // policy's limit (pow2's 1 MiB), not a shortage of memory (none: the arenas).
+  virtual std::uint64_t max_request() const { return ~std::uint64_t{0}; }
   virtual void used_cells(std::uint64_t cell, std::vector<bool>* out) const = 0;
   virtual bool check(std::string* why) = 0;
 };
@@ -87,6 +90,10 @@ class KernelPolicy : public Policy {
   }
   std::uint64_t capacity() const override {
     return (k_->zone().managed_pages() - base_used_) << kPageShift;
+  }
+  // A kmalloc policy's cap (the kernel's kmalloc: pow2 1 MiB, the others 4 MiB).
+  std::uint64_t max_request() const override {
+    return k_->kmalloc_layer().max_size();
   }
   void used_cells(std::uint64_t cell, std::vector<bool>* out) const override {
     const PhysMem& ph = k_->phys();

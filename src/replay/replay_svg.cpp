@@ -5,6 +5,8 @@
 // policy's final physical map as a row of cells (dark: used, light: free), the picture the
 // scenario `map` command prints as X and -. No dependencies; opens in any browser.
 //
+// Also markup_text (replay.h), the one escape of text for SVG and for the HTML report.
+//
 // Depends on: replay/replay.h, fmt.
 // Invariant: the SVG stands alone (no script, no external reference but the namespace).
 #include <fmt/format.h>
@@ -27,21 +29,77 @@ std::string human(double b) {
 }
 
 std::string escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else
-      o += c;
+  return markup_text(s);
+}
+
+// The length of the valid UTF-8 sequence at s[i], or 0; *bad = bytes of its longest valid
+// start (at least 1), which one U+FFFD replaces (as decoders do: "\xe2\x82" is one).
+std::size_t utf8_length(std::string_view s, std::size_t i, std::size_t* bad) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  std::size_t need = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    need = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    need = 3;
+    if (c == 0xe0) lo = 0xa0;  // overlong
+    if (c == 0xed) hi = 0x9f;  // surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    need = 4;
+    if (c == 0xf0) lo = 0x90;  // overlong
+    if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
   }
-  return o;
+  std::size_t j = 1;
+  while (need != 0 && j < need && i + j < s.size()) {
+    const unsigned char d = b(i + j);
+    if (j == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf)) break;
+    ++j;
+  }
+  if (need != 0 && j == need) return need;
+  *bad = j;
+  return 0;
 }
 
 }  // namespace
+
+std::string markup_text(std::string_view s) {
+  static const char kReplacement[] = "\xef\xbf\xbd";  // U+FFFD
+  std::string o;
+  o.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x80) {
+      if (c == '<')
+        o += "&lt;";
+      else if (c == '>')
+        o += "&gt;";
+      else if (c == '&')
+        o += "&amp;";
+      else if (c == '"')
+        o += "&quot;";
+      else if (c == '\'')
+        o += "&#39;";
+      else if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f)
+        o += kReplacement;  // XML 1.0 holds no control character, not even as &#1;
+      else
+        o += c;
+      ++i;
+      continue;
+    }
+    std::size_t bad = 1;
+    std::size_t n = utf8_length(s, i, &bad);
+    if (n != 0) {
+      o.append(s.substr(i, n));
+      i += n;
+    } else {
+      o += kReplacement;
+      i += bad;
+    }
+  }
+  return o;
+}
 
 void write_timeline_svg(std::ostream& out, const Trace& t, const std::vector<ReplayResult>& rs) {
   const int width = 900, left = 90, right = 170, chart_h = 180, gap = 50, top = 40;

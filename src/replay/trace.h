@@ -12,9 +12,12 @@
 // The reader checks every line and the meaning of the sequence as it goes: an id allocated
 // twice without a free, a free or realloc of an id that is not live (never allocated, or
 // already freed), a size beyond kMaxTraceSize, a truncated file (fewer operations than the
-// header says), junk on a line. Each problem is reported as "FILE:LINE: what is wrong".
-// Strict mode (the default) stops at the first; lenient mode skips the line, counts it, and
-// keeps the first few messages. Files ending in .gz are read through zlib.
+// header says, or the trailer where operations should be), junk on a line. Each problem is
+// reported as "FILE:LINE: what is wrong", quoting at most 80 bytes of the line with anything
+// unprintable escaped. Strict mode (the default) stops at the first; lenient mode skips the
+// line, counts it, and keeps the first few messages. A file that starts with the gzip magic
+// bytes is inflated, and must be one whole gzip stream: a stream cut short, or followed by
+// anything (junk, a second stream), is refused.
 //
 // Invariants of a Trace the reader returns: every op is valid in sequence (a free or realloc
 // names a live id, an alloc a dead one), ids are < num_ids, sizes <= kMaxTraceSize. The
@@ -56,6 +59,8 @@ struct Trace {
   // A coarse clock: (index in ops, ns since the recording started), increasing.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> clock;
   std::uint64_t skipped = 0;          // lenient: lines skipped
+  // lenient: the file's operation numbers (0-based) of the operation lines skipped, in order.
+  std::vector<std::uint64_t> skipped_ops;
   std::vector<std::string> problems;  // lenient: the first messages (at most 20)
   bool extended = false;              // had a #kmm-trace trailer
   // Totals, computed while reading.
@@ -72,11 +77,19 @@ struct TraceReadOptions {
 };
 
 // Reads a trace from a stream; `name` is used in messages. On a strict error returns
-// nullopt with *error = "NAME:LINE: message".
+// nullopt with *error = "NAME:LINE: message"; *skippable (when given) says whether the
+// problem is one lenient mode would have skipped (a bad line, not the header or a truncation).
 std::optional<Trace> read_trace(std::istream& in, const std::string& name, const TraceReadOptions& opt,
-                                std::string* error);
-// Reads a file (gzip-compressed when it starts with the gzip magic bytes).
-std::optional<Trace> read_trace_file(const std::string& path, const TraceReadOptions& opt, std::string* error);
+                                std::string* error, bool* skippable = nullptr);
+// Reads a file (gzip-compressed when it starts with the gzip magic bytes). A file that cannot
+// be read says why ("cannot open: No such file or directory", "a device, not a trace file",
+// "the gzip stream is truncated").
+std::optional<Trace> read_trace_file(const std::string& path, const TraceReadOptions& opt, std::string* error,
+                                     bool* skippable = nullptr);
+
+// The file's own number (0-based, counting skipped lines) of t.ops[index]: the same as index
+// unless lenient mode skipped operation lines before it.
+std::uint64_t file_op_number(const Trace& t, std::size_t index);
 
 // Writes a trace in the format above (classic header and ops, then the kmm trailer when the
 // trace has modules, threads or alignments). Header fields are recomputed from the ops when

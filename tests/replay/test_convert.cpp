@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -93,6 +94,98 @@ TEST(Convert, DamagedRecordsAreMendedAndTheTraceReadsBack) {
   std::remove(raw_path.c_str());
   std::remove(out.c_str());
   rmdir(dir.c_str());
+}
+
+namespace {
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/kmm-convert-test.XXXXXX";
+  EXPECT_NE(mkdtemp(tmpl), nullptr);
+  return tmpl;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+}
+
+void remove_dir(const std::string& dir) {
+  std::string cmd = "rm -rf '" + dir + "'";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+}  // namespace
+
+TEST(Convert, AFileNotReadDoesNotTakeTheMainTracesName) {
+  // The first file in order (the first process's last image) was refused, a link planted
+  // as raw.PID.9: the main name went with it, OUTPUT was never written and kmm said 0.
+  const std::string dir = temp_dir();
+  std::string raw;
+  put(&raw, ev(KMM_RAW_ALLOC, 0x1000, 64, 100));
+  write_bytes(dir + "/raw.100.0", raw);
+  ASSERT_EQ(symlink("/etc/hostname", (dir + "/raw.100.9").c_str()), 0);
+  std::string error, summary;
+  std::vector<std::string> files = convert_raw_dir(dir, dir + "/out.rep", 100, &error, &summary);
+  ASSERT_EQ(files.size(), 1u) << error << summary;
+  EXPECT_EQ(files[0], dir + "/out.rep");
+  std::string read_error;
+  auto t = read_trace_file(dir + "/out.rep", {}, &read_error);
+  ASSERT_TRUE(t) << read_error;
+  EXPECT_EQ(t->ops.size(), 1u);
+  remove_dir(dir);
+}
+
+TEST(Convert, OnlyExactRawFileNamesAreRead) {
+  // sscanf("raw.%d.%d") took raw.77.01 for raw.77.1 (both written to OUTPUT.77.1, one lost)
+  // and raw.77.1junk for raw.77.1.
+  const std::string dir = temp_dir();
+  std::string a, b;
+  put(&a, ev(KMM_RAW_ALLOC, 0x1000, 111, 100));
+  put(&b, ev(KMM_RAW_ALLOC, 0x1000, 222, 100));
+  write_bytes(dir + "/raw.100.0", a);
+  write_bytes(dir + "/raw.77.1", b);
+  for (const char* odd : {"raw.77.01", "raw.077.1", "raw.77.1junk", "raw.77.-1", "raw.77.", "raw.99999999999.1"})
+    write_bytes(dir + "/" + odd, a);
+  std::string error, summary;
+  std::vector<std::string> files = convert_raw_dir(dir, dir + "/out.rep", 100, &error, &summary);
+  ASSERT_EQ(files.size(), 2u) << error << summary;
+  EXPECT_EQ(files[1], dir + "/out.rep.77.1");
+  std::string read_error;
+  auto t = read_trace_file(files[1], {}, &read_error);
+  ASSERT_TRUE(t) << read_error;
+  ASSERT_EQ(t->ops.size(), 1u);
+  EXPECT_EQ(t->ops[0].size, 222u);
+  remove_dir(dir);
+}
+
+TEST(Convert, AModuleNameLongerThan4KIsSkippedWhole) {
+  // The skip was computed from the name cut to 4096 bytes: the rest of the name was read as
+  // records (a phantom 'a 0 12345').
+  const std::string dir = temp_dir();
+  std::string raw;
+  std::string name(10000, 'm');
+  kmm_raw_event fake = ev(KMM_RAW_ALLOC, 0x9000, 12345, 1);
+  std::memcpy(&name[4400], &fake, sizeof fake);  // a record's bytes inside the name
+  put_module(&raw, 1, name);
+  put(&raw, ev(KMM_RAW_ALLOC, 0x1000, 64, 100, 0, 1));
+  kmm_raw_event odd = ev(KMM_RAW_ALLOC, 0x2000, 64, 100);
+  odd.op = 200;  // no such record type
+  put(&raw, odd);
+  write_bytes(dir + "/raw.100.0", raw);
+  std::string error, summary;
+  std::vector<std::string> files = convert_raw_dir(dir, dir + "/out.rep", 100, &error, &summary);
+  ASSERT_EQ(files.size(), 1u) << error;
+  EXPECT_NE(summary.find("1 damaged records mended or dropped"), std::string::npos) << summary;
+  std::string read_error;
+  auto t = read_trace_file(files[0], {}, &read_error);
+  ASSERT_TRUE(t) << read_error;
+  ASSERT_EQ(t->ops.size(), 1u);
+  EXPECT_EQ(t->ops[0].size, 64u);
+  ASSERT_EQ(t->modules.size(), 2u);
+  EXPECT_EQ(t->modules[1], std::string(4096, 'm'));
+  remove_dir(dir);
 }
 
 }  // namespace

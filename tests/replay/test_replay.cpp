@@ -3,6 +3,7 @@
 // formats, the shipped real traces through every policy (invariants checked along the way),
 // and `kmm trace` end to end on a test program with threads, fork, allocation before main,
 // aligned and C++ allocations.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -243,6 +244,83 @@ TEST(Replay, JsonOfNamesThatAreNotUtf8IsWrittenNotThrown) {
   EXPECT_NE(json.str().find("bad-\xef\xbf\xbd"), std::string::npos) << "U+FFFD in place of the bad bytes";
 }
 
+// ---- what a failure says ----
+TEST(Replay, LenientFirstFailureIsTheFilesOperationNumber) {
+  // The op was the index among the operations kept: 1 here, where the file's op is 2.
+  std::istringstream in("0\n3\n3\n1\nq 0 8\na 1 8\na 2 1099511627776\n");
+  TraceReadOptions lenient;
+  lenient.lenient = true;
+  std::string err;
+  auto t = read_trace(in, "lenient.rep", lenient, &err);
+  ASSERT_TRUE(t) << err;
+  ReplayResult r = run("slab", *t, 4 << 20);
+  ASSERT_TRUE(r.failed);
+  EXPECT_EQ(r.fail_op, 2u);
+}
+
+TEST(Replay, OperationsOnAFailedIdAreSkipped) {
+  // replay.h says so; a realloc of the failed id was replayed as a fresh allocation (8 bytes
+  // live that the program never had in this replay).
+  Trace t = parse("0\n1\n3\n1\na 0 1099511627776\nr 0 8\nf 0\n");
+  for (const char* policy : {"slab", "first-fit", "buddy"}) {
+    ReplayResult r = run(policy, t, 4 << 20);
+    EXPECT_EQ(r.failures, 1u) << policy;
+    EXPECT_EQ(r.allocs, 1u) << policy;
+    EXPECT_EQ(r.fail_op, 0u) << policy;
+    EXPECT_EQ(r.peak_live, 0u) << policy;
+    EXPECT_EQ(r.end_footprint, 0u) << policy;
+  }
+}
+
+TEST(Replay, FirstFailureSaysItsKindAndTheExactSize) {
+  // "1024.0K asked" for 1048577 bytes read as an out-of-memory failure; it is above pow2's
+  // 1 MiB cap. Each failure now says which of three it is.
+  Trace over_cap = parse("0\n1\n1\n1\na 0 1048577\n");
+  ReplayResult cap = run("pow2", over_cap, 16 << 20);
+  ASSERT_TRUE(cap.failed);
+  EXPECT_EQ(cap.fail_kind, FailKind::kAboveLimit);
+  std::ostringstream table;
+  print_replay_table(table, over_cap, ReplayConfig{}, {cap});
+  EXPECT_NE(table.str().find("op 0: 1048577 B asked"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("above the policy's limit"), std::string::npos) << table.str();
+
+  Trace too_big = parse("0\n1\n1\n1\na 0 3000000\n");  // under slab's 4 MiB cap, over the RAM
+  ReplayResult oom = run("slab", too_big, 1 << 20);
+  ASSERT_TRUE(oom.failed);
+  EXPECT_EQ(oom.fail_kind, FailKind::kOutOfMemory);
+  std::ostringstream csv, json;
+  print_replay_csv(csv, {oom});
+  print_replay_json(json, too_big, ReplayConfig{}, {oom});
+  EXPECT_NE(csv.str().find(",first_fail_kind\n"), std::string::npos) << csv.str();
+  EXPECT_NE(csv.str().find(",out of memory\n"), std::string::npos) << csv.str();
+  EXPECT_NE(json.str().find("\"kind\": \"out of memory\""), std::string::npos) << json.str();
+
+  // Every other page of the machine freed: half the memory is free, no two pages together.
+  std::uint64_t pages = run("buddy", parse(kTiny), 1 << 20).capacity / 4096;
+  std::string text = fmt::format("0\n{}\n{}\n1\n", pages + 1, pages + pages / 2 + 1);
+  for (std::uint64_t i = 0; i < pages; ++i) text += fmt::format("a {} 4096\n", i);
+  for (std::uint64_t i = 0; i < pages; i += 2) text += fmt::format("f {}\n", i);
+  text += fmt::format("a {} 8192\n", pages);
+  Trace holes = parse(text);
+  ReplayResult frag = run("buddy", holes, 1 << 20);
+  ASSERT_TRUE(frag.failed);
+  EXPECT_EQ(frag.fail_op, holes.ops.size() - 1);
+  EXPECT_EQ(frag.fail_kind, FailKind::kMissingMemory);
+}
+
+TEST(Replay, SvgOfNamesThatAreNotUtf8OrHoldControlsIsWellFormed) {
+  // The file name went into the SVG as it was: a 0xff byte and a ^A made it unreadable XML.
+  Trace t = parse(kTiny);
+  t.name = "bad\xffname\x01<&>.rep";
+  std::vector<ReplayResult> rs = {run("buddy", t)};
+  std::ostringstream svg;
+  write_timeline_svg(svg, t, rs);
+  const std::string s = svg.str();
+  EXPECT_NE(s.find("bad\xef\xbf\xbdname\xef\xbf\xbd&lt;&amp;&gt;.rep"), std::string::npos);
+  EXPECT_EQ(markup_text("a\"b'c\xc3\xa9\xe2\x82"), "a&quot;b&#39;c\xc3\xa9\xef\xbf\xbd");
+  for (char c : s) EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 || c == '\n' || c == '\t') << int(c);
+}
+
 // ---- the shipped traces through every policy ----
 class ShippedTrace : public testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
@@ -465,5 +543,38 @@ TEST(TraceEndToEnd, ReplayFailsWhenAPolicyCannotRun) {
   EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0);
   cmd = std::string(KMM_BIN) + " replay --policy buddy --ram 100G " + trace + " >/dev/null 2>&1";
   EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+}
+
+TEST(TraceEndToEnd, AnOutputThatCannotBeWrittenLosesNothing) {
+  // -o in a directory that does not exist: the program ran, the conversion failed and the
+  // raw recording was deleted with it. The output is checked before the program starts;
+  // a conversion that fails still keeps the recording and says where.
+  std::string dir = testing::TempDir() + "kmm-unwritable-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  std::string marker = dir + "/ran", log = dir + "/log";
+  std::string cmd =
+      std::string(KMM_BIN) + " trace -o " + dir + "/no-such-dir/x.rep -- sh -c 'touch " + marker + "' 2>" + log;
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 2);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the program ran although its trace could not be written";
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("no-such-dir/x.rep: cannot write"), std::string::npos) << text;
+  // The output's directory goes away while the program runs.
+  std::string gone = dir + "/gone";
+  std::filesystem::create_directories(gone);
+  cmd = std::string(KMM_BIN) + " trace -o " + gone + "/x.rep -- sh -c 'rm -r " + gone + "' 2>" + log;
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 2);
+  std::ifstream in2(log);
+  text.assign((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  std::size_t at = text.find("the raw recording is kept in ");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string kept = text.substr(at + 29, text.find_first_of(" \n", at + 29) - at - 29);
+  EXPECT_TRUE(std::filesystem::is_directory(kept)) << kept;
+  bool raw = false;
+  for (const auto& e : std::filesystem::directory_iterator(kept))
+    raw |= e.path().filename().string().rfind("raw.", 0) == 0;
+  EXPECT_TRUE(raw) << kept;
+  std::filesystem::remove_all(kept);
+  std::filesystem::remove_all(dir);
 }
 #endif

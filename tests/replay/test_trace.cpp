@@ -6,6 +6,8 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "replay/trace.h"
@@ -254,4 +256,144 @@ TEST(Trace, AGzipFileThatInflatesFarPastItsSizeIsRefused) {
   EXPECT_FALSE(read_trace_file(gz, opt, &err));
   EXPECT_NE(err.find("gzip bomb"), std::string::npos) << err;
   std::remove(gz.c_str());
+}
+
+// ---- damaged files: a gzip stream cut short or followed by junk, a trailer where operations
+// should be, error messages that quote what they saw ----
+namespace {
+
+std::string gzip_of(const std::string& text) {
+  std::string path = testing::TempDir() + "kmm_trace_gzip_of.gz";
+  gzFile g = gzopen(path.c_str(), "wb9");
+  EXPECT_NE(g, nullptr);
+  gzwrite(g, text.data(), static_cast<unsigned>(text.size()));
+  gzclose(g);
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::remove(path.c_str());
+  return bytes;
+}
+
+std::string write_temp(const std::string& name, const std::string& bytes) {
+  std::string path = testing::TempDir() + name;
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  return path;
+}
+
+// A trace of 20000 operations whose sizes do not repeat much (its gzip is tens of KiB).
+std::string big_trace() {
+  std::string text = "0\n100\n20000\n1\n";
+  std::uint64_t x = 12345;
+  for (int i = 0; i < 10000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    text += "a " + std::to_string(i % 100) + " " + std::to_string((x >> 33) % 100000) + "\nf " +
+            std::to_string(i % 100) + "\n";
+  }
+  return text + "#kmm-trace 1\nx 0 tid=1\nx 19999 tid=2\n";
+}
+
+}  // namespace
+
+TEST(Trace, ATruncatedGzipFileIsRefused) {
+  // gzread gave the data before the cut, then 0 as at a clean end: a trace cut inside its
+  // trailer (or just its CRC) read as a whole one, and a cut inside the operations was
+  // reported as a bad line.
+  const std::string gz = gzip_of(big_trace());
+  ASSERT_GT(gz.size(), 2000u);
+  std::string err;
+  const std::string whole = write_temp("kmm_trace_whole.rep.gz", gz);
+  auto t = read_trace_file(whole, {}, &err);
+  ASSERT_TRUE(t) << err;
+  EXPECT_EQ(t->ops.size(), 20000u);
+  const std::size_t cuts[] = {gz.size() - 4, gz.size() - 8, gz.size() - 30, gz.size() / 2, 20};
+  for (std::size_t cut : cuts) {
+    const std::string path = write_temp("kmm_trace_cut.rep.gz", gz.substr(0, cut));
+    EXPECT_FALSE(read_trace_file(path, {}, &err)) << "cut at " << cut;
+    EXPECT_EQ(err, path + ": the gzip stream is truncated") << "cut at " << cut;
+    TraceReadOptions lenient;
+    lenient.lenient = true;
+    EXPECT_FALSE(read_trace_file(path, lenient, &err)) << "lenient, cut at " << cut;
+    std::remove(path.c_str());
+  }
+  std::remove(whole.c_str());
+}
+
+TEST(Trace, JunkOrASecondMemberAfterTheGzipStreamIsRefused) {
+  // zlib skips junk after a gzip member without a word, and reads a second member as more of
+  // the same text: neither is a trace kmm wrote.
+  const std::string gz = gzip_of("0\n1\n2\n1\na 0 10\nf 0\n");
+  std::string err;
+  const std::string junk = write_temp("kmm_trace_junk.rep.gz", gz + "junk after the stream\n");
+  EXPECT_FALSE(read_trace_file(junk, {}, &err));
+  EXPECT_NE(err.find(junk + ": 22 bytes of junk after the gzip stream"), std::string::npos) << err;
+  const std::string two = write_temp("kmm_trace_two.rep.gz", gz + gzip_of("a 0 10\n"));
+  EXPECT_FALSE(read_trace_file(two, {}, &err));
+  EXPECT_NE(err.find(two + ": a second gzip stream follows the first"), std::string::npos) << err;
+  std::remove(junk.c_str());
+  std::remove(two.c_str());
+}
+
+TEST(Trace, ATrailerBeforeTheLastOperationIsATruncatedTrace) {
+  // The trailer line is not a comment there: with --lenient, the x lines were skipped as bad
+  // operations and a trace with fewer operations than its header replayed.
+  const std::string text = "0\n2\n5\n1\na 0 8\na 1 8\nf 0\n#kmm-trace 1\nx 0 tid=1\nx 1 tid=2\n";
+  expect_error(text, 8, "truncated trace: the header says 5 operations, the trailer starts after 3");
+  std::string err;
+  EXPECT_FALSE(parse(text, &err, true));
+  EXPECT_NE(err.find("truncated trace: the header says 5 operations, the trailer starts after 3"), std::string::npos)
+      << err;
+}
+
+TEST(Trace, LenientKeepsTheFileOperationNumbers) {
+  std::string err;
+  auto t = parse("0\n3\n5\n1\nq 0 8\na 1 8\nzz\nzz\na 2 16\n", &err, true);
+  ASSERT_TRUE(t) << err;
+  ASSERT_EQ(t->ops.size(), 2u);
+  EXPECT_EQ(file_op_number(*t, 0), 1u);
+  EXPECT_EQ(file_op_number(*t, 1), 4u);
+  auto u = parse("0\n3\n2\n1\na 1 8\na 2 16\n", &err);
+  ASSERT_TRUE(u) << err;
+  EXPECT_EQ(file_op_number(*u, 1), 1u);
+}
+
+TEST(Trace, MessagesQuoteAShortPrintablePiece) {
+  // A 5 MB line was quoted whole (5 MB on stderr), an ELF file's bytes went to the terminal.
+  std::string err;
+  bool skippable = true;
+  const std::string elf = std::string("\x7f") + "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x3e\x00";
+  std::istringstream in(elf + "\n");
+  EXPECT_FALSE(read_trace(in, "t.rep", {}, &err, &skippable));
+  EXPECT_NE(err.find("bad header line"), std::string::npos) << err;
+  EXPECT_NE(err.find("\\x7fELF\\x02"), std::string::npos) << err;
+  EXPECT_FALSE(skippable) << "--lenient cannot skip a header";
+  for (char c : err) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "raw byte " << int(static_cast<unsigned char>(c));
+  std::istringstream lines("0\n1\n1\n1\n" + std::string(5 << 20, 'x') + "\n");
+  EXPECT_FALSE(read_trace(lines, "t.rep", {}, &err, &skippable));
+  EXPECT_LT(err.size(), 200u);
+  EXPECT_NE(err.find("xxxx...' (5242880 bytes)"), std::string::npos) << err;
+  EXPECT_TRUE(skippable);
+  expect_error("0\n1\n1\n1\na \x01\xff 8\n", 5, "bad id '\\x01\\xff'");
+}
+
+TEST(Trace, FilesThatCannotBeReadSayWhy) {
+  std::string err;
+  EXPECT_FALSE(read_trace_file(testing::TempDir() + "does-not-exist.rep", {}, &err));
+  EXPECT_NE(err.find("cannot open: No such file or directory"), std::string::npos) << err;
+  EXPECT_FALSE(read_trace_file("/dev/zero", {}, &err));
+  EXPECT_EQ(err, "/dev/zero: a device, not a trace file") << err;
+  EXPECT_FALSE(read_trace_file(testing::TempDir(), {}, &err));
+  EXPECT_NE(err.find("a directory, not a trace file"), std::string::npos) << err;
+}
+
+TEST(Trace, TheTrailerIsCheckedAsStrictlyAsTheOperations) {
+  const std::string ops = "0\n2\n3\n1\na 0 8\na 1 8\nf 0\n";
+  expect_error(ops + "#kmm-trace 1 garbage\n", 8, "junk after '#kmm-trace 1'");
+  expect_error(ops + "#kmm-trace 1\nx 0 tid=1 tid=7\n", 9, "'tid' given twice");
+  expect_error(ops + "#kmm-trace 1\nx 0 align=2\n", 9, "bad alignment 2 (a power of two above 8");
+  expect_error(ops + "#kmm-trace 1\nx 0 align=8\n", 9, "bad alignment 8 (a power of two above 8");
+  expect_error(ops + "#kmm-trace 1\nx 2 align=64\n", 9, "align= on operation 2, a free");
+  expect_error(ops + "#kmm-trace 1\nx 0 t=5\nx 1 t=3\n", 10, "time 3 is before the previous 5");
+  std::string err;
+  EXPECT_TRUE(parse(ops + "#kmm-trace 1\nx 0 t=5 align=16\nx 1 t=5 tid=2\n", &err)) << err;
 }

@@ -65,6 +65,24 @@ std::string lib_path(const char* argv0) {
   return dir + "/../lib/libkmm-trace.so";
 }
 
+// Why `path` cannot be written as the trace, or "" when it can: checked before the program
+// runs (a run can take hours, and its recording would have nowhere to go). The file is not
+// created: only its directory and, when it exists, the file itself are checked.
+std::string unwritable(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    return access(path.c_str(), W_OK) == 0 ? "" : std::strerror(errno);
+  }
+  if (errno != ENOENT) return std::strerror(errno);
+  std::size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (stat(dir.c_str(), &st) != 0) return fmt::format("its directory {}: {}", dir, std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return fmt::format("{} is not a directory", dir);
+  if (access(dir.c_str(), W_OK | X_OK) != 0) return fmt::format("its directory {}: {}", dir, std::strerror(errno));
+  return "";
+}
+
 // The program `kmm trace` runs, for the handler that passes SIGTERM and SIGHUP on to it.
 volatile pid_t g_traced_child = 0;
 
@@ -84,6 +102,10 @@ int run_trace(const TraceArgs& a, const char* argv0) {
   if (access(lib.c_str(), R_OK) != 0) {
     std::cerr << "kmm trace: the recorder " << lib
               << " is missing (build the kmm-trace target, or set KMM_TRACE_LIB)\n";
+    return 2;
+  }
+  if (std::string why = unwritable(a.output); !why.empty()) {
+    std::cerr << "kmm trace: " << a.output << ": cannot write (" << why << "): the program was not started\n";
     return 2;
   }
   char real[PATH_MAX];
@@ -119,8 +141,9 @@ int run_trace(const TraceArgs& a, const char* argv0) {
   }
   // While the program runs, a Ctrl-C or Ctrl-\ is the program's (it gets the terminal's
   // signal too) and kmm waits for it to end, then converts; a SIGTERM or SIGHUP sent to kmm
-  // alone is passed on. Either way the trace is written and the raw files are removed, and
-  // no program is left running without its recorder's reader.
+  // alone is passed on. Either way the trace is written and the raw files are removed (kept
+  // when the trace could not be written), and no program is left running without its
+  // recorder's reader.
   g_traced_child = pid;
   struct sigaction forward {};
   forward.sa_handler = [](int sig) { kill(g_traced_child, sig); };
@@ -143,6 +166,12 @@ int run_trace(const TraceArgs& a, const char* argv0) {
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string error, summary;
   std::vector<std::string> files = scenario::convert_raw_dir(dir, a.output, pid, &error, &summary);
+  if (!error.empty()) {
+    // The recording is all there is of the run: kept where it is (raw_event.h says its form).
+    std::cerr << summary << "kmm trace: " << error << "\nkmm trace: the raw recording is kept in " << dir
+              << " (raw_event.h records, one file per process image)\n";
+    return rc != 0 ? rc : 2;
+  }
   // Remove the raw files and the directory.
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* ent = readdir(d))
@@ -151,7 +180,7 @@ int run_trace(const TraceArgs& a, const char* argv0) {
   }
   rmdir(dir.c_str());
   if (files.empty()) {
-    std::cerr << "kmm trace: " << (error.empty() ? "nothing was recorded (did the program start?)" : error) << "\n";
+    std::cerr << "kmm trace: nothing was recorded (did the program start?)\n";
     return rc != 0 ? rc : 2;
   }
   std::cerr << summary;
@@ -246,10 +275,12 @@ int run_replay(const ReplayArgs& a) {
   std::string error;
   scenario::TraceReadOptions ro;
   ro.lenient = a.lenient;
-  std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error);
+  bool skippable = false;
+  std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error, &skippable);
   if (!t) {
     std::cerr << error << "\n";
-    if (!a.lenient) std::cerr << "(--lenient skips bad lines and counts them)\n";
+    // Only where it would help: a bad line, not a header, a truncation or an unreadable file.
+    if (!a.lenient && skippable) std::cerr << "(--lenient skips bad lines and counts them)\n";
     return 2;
   }
   for (const std::string& p : t->problems) std::cerr << p << " (skipped)\n";
