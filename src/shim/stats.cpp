@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -167,13 +168,17 @@ constexpr int kSendTimeoutMs = 2000;
 constexpr int kSendBufferBytes = 16 * 1024;
 
 // Whether the connected peer may read this process's stats: the same uid (real or effective)
-// or root.
+// or root, as ptrace's rule would let it read the process's memory; and root only once the
+// process is not dumpable (a daemon that dropped root's privileges to a user's uid: the kernel
+// keeps that user from its memory and /proc files, and so does this server).
 bool peer_allowed(int c, uid_t* peer_uid) {
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return false;
   *peer_uid = cred.uid;
-  return cred.uid == 0 || cred.uid == ::getuid() || cred.uid == ::geteuid();
+  if (cred.uid == 0) return true;
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) return false;
+  return cred.uid == ::getuid() || cred.uid == ::geteuid();
 }
 
 // send() until done, the peer hangs up, or the send timeout passes: never SIGPIPE.
@@ -190,12 +195,12 @@ void send_all(int fd, const char* p, std::size_t n) {
 void serve_one(int c) {
   uid_t uid = 0;
   if (!peer_allowed(c, &uid)) {
-    StackText<120> line;
+    StackText<192> line;
     line.str("kmm: refused: uid ")
         .u(uid)
         .str(" may not read the stats of pid ")
         .u(static_cast<std::uint64_t>(::getpid()));
-    line.str(" (same user or root only)").nl();
+    line.str(" (same user or root only; root only once the process is not dumpable)").nl();
     ::send(c, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     return;
   }
@@ -284,6 +289,8 @@ int open_stats_file(const char* path) {
     why = "not a regular file";
   else if (st.st_uid != ::geteuid())
     why = "owned by another user";
+  else if (st.st_nlink != 1)
+    why = "it has other hard links (one planted where the path is could be another of this user's files)";
   if (why != nullptr) {
     ::close(fd);
     warn_stats_file(path, why);

@@ -8,6 +8,11 @@
  *              buffer), prints "ready", then waits until its stdin closes and exits 0.
  *   closeall   closes every fd above stderr, then listens on a socket of its own and serves
  *              three clients of its own: "served=3 of 3" and exit 0 when all reached it.
+ *   dropserve UID  loads a module whose name holds a terminal escape sequence, then (as a
+ *              daemon does) drops its root privileges to UID, prints "ready", and waits
+ *              until its stdin closes.
+ *   flood      binds @kmm-stat-<its pid> itself (no preload server: live=0) and answers one
+ *              client with 2 MiB of escape sequences: a fake stat server; prints "ready".
  * Depends on: the kmm_* API (include/kmm/kmm.h), POSIX. */
 #include <poll.h>
 #include <sys/auxv.h>
@@ -106,6 +111,35 @@ int main(int argc, char** argv) {
     printf("fd=%d served=%d of 3\n", ls, got);
     return got == 3 ? 0 : 1;
   }
-  fprintf(stderr, "usage: %s probe | serve N | closeall\n", argv[0]);
+  if (argc >= 3 && strcmp(argv[1], "dropserve") == 0) {
+    if (kmm_module_load("title\x1b]0;owned\x07\x1b[2J") < 0) return 3;
+    auto uid = static_cast<uid_t>(atoi(argv[2]));
+    if (setgid(uid) != 0 || setuid(uid) != 0) return 4;
+    printf("ready\n");
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {
+    }
+    return 0;
+  }
+  if (argc >= 2 && strcmp(argv[1], "flood") == 0) {
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    int n = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "kmm-stat-%d", static_cast<int>(getpid()));
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<std::size_t>(n));
+    if (ls < 0 || bind(ls, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(ls, 4) != 0) return 3;
+    printf("ready\n");
+    fflush(stdout);
+    int c = accept(ls, nullptr, nullptr);
+    if (c < 0) return 4;
+    static char chunk[4096];
+    for (std::size_t i = 0; i < sizeof chunk; i += 8) memcpy(chunk + i, "\x1b[31mX\x07", 8);
+    for (int i = 0; i < 512; ++i)
+      if (send(c, chunk, sizeof chunk, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof chunk)) break;  // hung up
+    close(c);
+    return 0;
+  }
+  fprintf(stderr, "usage: %s probe | serve N | closeall | dropserve UID | flood\n", argv[0]);
   return 2;
 }

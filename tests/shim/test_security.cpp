@@ -270,6 +270,18 @@ TEST_F(SecurityTest, StatsFileOwnedByAnotherUserIsRefused) {
   EXPECT_NE(r.output.find("refused: owned by another user"), std::string::npos) << r.output;
 }
 
+TEST_F(SecurityTest, StatsFileWithAnotherHardLinkIsRefused) {
+  // A hard link planted at the stats path to another of the user's files (where
+  // protected_hardlinks is off) would have the stats appended to that file.
+  std::string own = path("own-file"), planted = path("planted-link");
+  put(own, "precious\n", 0600);
+  ASSERT_EQ(link(own.c_str(), planted.c_str()), 0);
+  RunResult r = run({KMM_SECURITY_VICTIM, "probe"}, env_with("stats=" + planted));
+  ASSERT_TRUE(exited_zero(r.status)) << r.output;
+  EXPECT_EQ(slurp(own), "precious\n");
+  EXPECT_NE(r.output.find("refused: it has other hard links"), std::string::npos) << r.output;
+}
+
 TEST_F(SecurityTest, StatsFileThatIsAFifoIsRefusedWithoutBlocking) {
   std::string f = path("fifo");
   ASSERT_EQ(mkfifo(f.c_str(), 0600), 0);
@@ -325,6 +337,44 @@ TEST_F(SecurityTest, StatServerAnswersOnlyItsUserOrRoot) {
   EXPECT_NE(other.output.find("refused: uid 65534 may not read the stats of pid " + pid), std::string::npos)
       << other.output;
   EXPECT_TRUE(exited_zero(s.finish()));
+}
+
+TEST_F(SecurityTest, ADaemonThatDroppedRootServesRootOnlyAndIsNoImpostor) {
+  // The process serves from its start as root, then drops to nobody. The client took the
+  // listener's uid (root) against the process's (nobody) for an impostor and printed nothing;
+  // the server answered nobody, whom the kernel keeps from the no longer dumpable process.
+  // A module's name that holds escape sequences reaches the terminal escaped.
+  SKIP_UNLESS_ROOT();
+  Child c = spawn({KMM_SECURITY_VICTIM, "dropserve", std::to_string(kOtherUid)}, env_with("live=1"), 0, -1);
+  ASSERT_EQ(read_line(c.from_output), "ready");
+  std::string pid = std::to_string(c.pid);
+  RunResult root = run({KMM_BINARY, "stat", pid}, {});
+  EXPECT_TRUE(exited_zero(root.status)) << root.output;
+  EXPECT_NE(root.output.find("=== kmm stats: pid " + pid), std::string::npos) << root.output;
+  EXPECT_EQ(root.output.find('\x1b'), std::string::npos) << "an escape sequence reached the terminal";
+  EXPECT_NE(root.output.find("title\\x1b]0;owned\\x07\\x1b[2J"), std::string::npos) << root.output;
+  RunResult nobody = run({KMM_BINARY, "stat", pid}, {}, kOtherUid);
+  EXPECT_TRUE(nobody.status >= 0 && WIFEXITED(nobody.status) && WEXITSTATUS(nobody.status) == 1) << nobody.output;
+  EXPECT_EQ(nobody.output.find("=== kmm stats"), std::string::npos) << "nobody read a non-dumpable process's stats";
+  EXPECT_NE(nobody.output.find("root only once the process is not dumpable"), std::string::npos) << nobody.output;
+  close(c.to_stdin);
+  EXPECT_TRUE(exited_zero(wait_bounded(c.pid)));
+  close(c.from_output);
+}
+
+TEST_F(SecurityTest, AFakeStatServerCannotFloodOrDrawOnTheTerminal) {
+  // A process serving its own name may send anything: 4 MiB with escape sequences went to the
+  // terminal whole (retitled, cleared and recoloured it), and kmm stat exited 0.
+  Child c = spawn({KMM_SECURITY_VICTIM, "flood"}, {}, 0, -1);
+  ASSERT_EQ(read_line(c.from_output), "ready");
+  RunResult r = run({KMM_BINARY, "stat", std::to_string(c.pid)}, {});
+  EXPECT_TRUE(r.status >= 0 && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1) << r.output.substr(0, 200);
+  EXPECT_EQ(r.output.find('\x1b'), std::string::npos) << "an escape sequence reached the terminal";
+  EXPECT_LT(r.output.size(), std::size_t{5} << 20) << "printed without a bound";
+  EXPECT_NE(r.output.find("not a kmm stats answer"), std::string::npos) << r.output.substr(r.output.size() - 200);
+  EXPECT_TRUE(exited_zero(wait_bounded(c.pid)));
+  close(c.to_stdin);
+  close(c.from_output);
 }
 
 TEST_F(SecurityTest, AProgramThatClosesEveryFdKeepsItsOwnSocketsConnections) {

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <string_view>
 
 #include "kernel/boot_settings.h"
 #include "shim/options.h"
@@ -32,6 +33,29 @@ std::string preload_path(const char* argv0) {
   char real[PATH_MAX];
   if (realpath(lib.c_str(), real) != nullptr) lib = real;
   return lib;
+}
+
+// A stats answer is at most the server's buffer (512 KiB); more is not a kmm server's.
+constexpr std::size_t kMaxStatAnswer = std::size_t{1} << 20;
+
+// Bytes of a stats answer as they may reach a terminal: control characters but newline and
+// tab as \xNN, so that a server (or a plug-in's file name it prints) cannot send escape
+// sequences to the terminal of whoever runs kmm stat (root, often).
+std::string printable(std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string o;
+  o.reserve(s.size());
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      o += "\\x";
+      o += kHex[c >> 4];
+      o += kHex[c & 15];
+    } else {
+      o += ch;
+    }
+  }
+  return o;
 }
 
 // The uids of process pid (/proc/PID/status "Uid:": real, effective, saved, filesystem);
@@ -156,8 +180,9 @@ int run_stat(int pid) {
     close(fd);
     return 1;
   }
-  // Abstract socket names are anyone's to bind: the server must be process pid itself, with
-  // the process's own uid (the credentials the kernel recorded when it listened).
+  // Abstract socket names are anyone's to bind: the server must be process pid itself (the
+  // pid the kernel recorded when it listened). Its uid then may differ from the process's now
+  // (a daemon that dropped privileges after it started serving): still the process itself.
   ucred cred{};
   socklen_t cred_len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
@@ -165,7 +190,7 @@ int run_stat(int pid) {
     close(fd);
     return 1;
   }
-  if (cred.pid != pid || (cred.uid != uids[0] && cred.uid != uids[1])) {
+  if (cred.pid != pid) {
     std::cerr << "kmm stat: @" << name << " is served by pid " << cred.pid << " (uid " << cred.uid
               << "), not by process " << pid << " (uid " << uids[1]
               << "): an impostor holds the name; its answer is not printed\n";
@@ -189,12 +214,18 @@ int run_stat(int pid) {
     if (n <= 0) break;
     if (total == 0 && static_cast<std::size_t>(n) >= sizeof kRefused - 1 &&
         std::memcmp(buf, kRefused, sizeof kRefused - 1) == 0) {
-      std::cerr << "kmm stat: " << std::string(buf, static_cast<std::size_t>(n));
+      std::cerr << "kmm stat: " << printable(std::string_view(buf, static_cast<std::size_t>(n)));
       close(fd);
       return 1;
     }
     total += static_cast<std::size_t>(n);
-    std::cout.write(buf, n);
+    if (total > kMaxStatAnswer) {
+      std::cerr << "\nkmm stat: process " << pid << " sent more than " << kMaxStatAnswer
+                << " bytes: not a kmm stats answer; the rest is not printed\n";
+      close(fd);
+      return 1;
+    }
+    std::cout << printable(std::string_view(buf, static_cast<std::size_t>(n)));
   }
   close(fd);
   if (total == 0) {
