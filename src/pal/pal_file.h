@@ -80,7 +80,9 @@ enum class FileOpenResult : std::uint8_t {
 class FilePlatform final : public Platform {
  public:
   // Opens (creating if missing) and locks path. ram_bytes sizes a new file. read_only:
-  // fsck — shared lock, private copy-on-write mapping (nothing ever reaches the file).
+  // fsck — shared lock, the file's contents copied into anonymous memory at the heap's
+  // address (nothing ever reaches the file, and later changes to it, or a truncation, do not
+  // reach the check).
   FileOpenResult open(const char* path, std::uint64_t ram_bytes, bool read_only = false);
   const char* error() const { return error_; }
   // Other users may read the file (its mode has g+r or o+r): attach says so (it holds the
