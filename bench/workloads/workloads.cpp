@@ -35,6 +35,11 @@
 //              that runs it, which submits the next one: almost every free is remote.
 //   threads    many threads, more than cores: 4 x THREADS threads started in waves, each
 //              churning small blocks and exiting (thread caches made and given back).
+//   idle       a burst, then idle threads: THREADS threads each allocate and write 20,000 x
+//              SCALE blocks of 16..1016 bytes and free them all, then stay alive and idle while
+//              the main thread churns a few 64-byte blocks a millisecond for 3 s; adds
+//              rss_idle_kb= (VmRSS then, before the threads exit: what idle threads keep) and
+//              rss_exit_kb= (VmRSS 2 s after they exited). Not in run_workloads.sh's default set.
 // Depends on: the C++ standard library only (it measures whichever malloc is loaded).
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -496,6 +501,54 @@ void many_threads(int threads, int scale) {
   }
 }
 
+// --- idle -------------------------------------------------------------------------------------
+long rss_now_kb();
+long g_rss_idle_kb = -1, g_rss_exit_kb = -1;
+
+// The main thread's light work while the others idle: frees keep coming (an allocator that
+// gives memory back on its own calls gets them), the burst's memory is not wanted again.
+void churn_for(std::chrono::milliseconds how_long) {
+  auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < how_long) {
+    for (int i = 0; i < 200; ++i) {
+      void* p = std::malloc(64);
+      touch(p, 64);
+      asm volatile("" : : "r"(p) : "memory");  // the pair is not elided: the pointer escapes
+      std::free(p);
+    }
+    g_ops += 400;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void idle_after_burst(int threads, int scale) {
+  std::atomic<int> done{0};
+  std::atomic<bool> quit{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([t, scale, &done, &quit] {
+      Rng rng(static_cast<std::uint64_t>(t + 71));
+      std::vector<void*> burst(static_cast<std::size_t>(20000) * static_cast<std::size_t>(scale));
+      for (void*& p : burst) {
+        std::size_t n = rng.range(16, 1016);
+        p = std::malloc(n);
+        touch(p, n);
+      }
+      for (void* p : burst) std::free(p);
+      g_ops += 2 * burst.size();
+      done.fetch_add(1);
+      while (!quit.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    });
+  }
+  while (done.load() < threads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  churn_for(std::chrono::milliseconds(3000));
+  g_rss_idle_kb = rss_now_kb();
+  quit.store(true);
+  for (auto& th : ts) th.join();
+  churn_for(std::chrono::milliseconds(2000));
+  g_rss_exit_kb = rss_now_kb();
+}
+
 // This process's peak resident set in KB: VmHWM of /proc/self/status, the high-water mark of
 // its own address space. Not getrusage's ru_maxrss, which Linux carries across execve: a run
 // inherits the resident set of the process that exec'd it when that is the larger — 0.3 MB
@@ -515,14 +568,28 @@ long peak_rss_kb(long fallback) {
   return hwm != nullptr ? std::strtol(hwm + 6, nullptr, 10) : fallback;
 }
 
+// VmRSS now, in KB (read as peak_rss_kb reads VmHWM); -1 when /proc cannot be read.
+long rss_now_kb() {
+  char buf[4096];
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* rss = std::strstr(buf, "VmRSS:");
+  return rss != nullptr ? std::strtol(rss + 6, nullptr, 10) : -1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr,
-                 "usage: %s larson[:SLOTS]|xmalloc|small|realloc|fragment|huge|tight|bigchurn|pool|threads THREADS "
-                 "[SCALE]\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s larson[:SLOTS]|xmalloc|small|realloc|fragment|huge|tight|bigchurn|pool|threads|idle THREADS "
+        "[SCALE]\n",
+        argv[0]);
     return 2;
   }
   std::string w = argv[1];
@@ -557,6 +624,8 @@ int main(int argc, char** argv) {
     pool(threads, scale);
   else if (w == "threads")
     many_threads(threads, scale);
+  else if (w == "idle")
+    idle_after_burst(threads, scale);
   else {
     std::fprintf(stderr, "unknown workload %s\n", argv[1]);
     return 2;
@@ -566,9 +635,10 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-  std::printf(
-      "workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu ops=%llu\n",
-      w.c_str(), threads, secs, cpu, peak_rss_kb(ru.ru_maxrss), ru.ru_minflt, ru.ru_majflt,
-      static_cast<unsigned long long>(g_sum.load()), static_cast<unsigned long long>(g_ops.load()));
+  std::printf("workload=%s threads=%d seconds=%.4f cpu=%.4f maxrss_kb=%ld minflt=%ld majflt=%ld checksum=%llu ops=%llu",
+              w.c_str(), threads, secs, cpu, peak_rss_kb(ru.ru_maxrss), ru.ru_minflt, ru.ru_majflt,
+              static_cast<unsigned long long>(g_sum.load()), static_cast<unsigned long long>(g_ops.load()));
+  if (g_rss_idle_kb >= 0) std::printf(" rss_idle_kb=%ld rss_exit_kb=%ld", g_rss_idle_kb, g_rss_exit_kb);
+  std::printf("\n");
   return 0;
 }
