@@ -31,6 +31,8 @@ void default_writer(const char*, std::size_t) {}
 std::atomic<WriteFn> g_writer{default_writer};
 std::atomic<OnError> g_on_error{OnError::kAbort};
 std::atomic<std::uint64_t> g_reports{0};
+std::atomic<ReportAddressFn> g_address{nullptr};
+std::atomic<void*> g_address_arg{nullptr};
 std::atomic<ReportHook> g_hook{nullptr};
 std::atomic<void*> g_hook_arg{nullptr};
 
@@ -63,7 +65,13 @@ const char* error_kind_name(ErrorKind kind) {
 void report(const ErrorReport& r) {
   StackText<512> line;
   line.str("kmm: ERROR: ").str(error_kind_name(r.kind)).str(" in ").str(r.action ? r.action : "?");
-  line.str(": pointer ").ptr(r.pointer);
+  const ReportAddressFn shown = g_address.load(std::memory_order_acquire);
+  const std::uint64_t va = shown != nullptr ? shown(r.pointer, g_address_arg.load(std::memory_order_relaxed)) : 0;
+  line.str(": pointer ");
+  if (va != 0)
+    line.str("0x").hex(va, 8);
+  else
+    line.ptr(r.pointer);
   if (r.cache != nullptr || r.size != 0) {
     line.str(" (");
     if (r.cache != nullptr) line.str("cache ").str(r.cache);
@@ -107,6 +115,10 @@ void set_report_writer(WriteFn fn) {
 }
 void write_report_text(const char* text, std::size_t len) {
   g_writer.load()(text, len);
+}
+void set_report_address(ReportAddressFn fn, void* arg) {
+  g_address_arg.store(arg, std::memory_order_relaxed);
+  g_address.store(fn, std::memory_order_release);
 }
 void set_report_hook(ReportHook hook, void* arg) {
   g_hook_arg.store(arg, std::memory_order_relaxed);

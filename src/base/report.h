@@ -65,6 +65,12 @@ void write_report_text(const char* text, std::size_t len);
 using ReportHook = void (*)(const ErrorReport& r, void* arg);
 void set_report_hook(ReportHook hook, void* arg);
 
+// Optional: the address a report shows for a pointer. The modelled machine shows its kernel's
+// virtual address for a pointer into its RAM, as its other views (vmallocinfo, kmemleak) do;
+// 0 from the function shows the pointer as it is.
+using ReportAddressFn = std::uint64_t (*)(const void* p, void* arg);
+void set_report_address(ReportAddressFn fn, void* arg);
+
 [[noreturn]] void fatal(const char* what);
 
 }  // namespace kmm

@@ -65,9 +65,17 @@ std::string kb(std::uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
+// A report's pointer into the machine's RAM is shown as the kernel address the transcript
+// uses everywhere else (0: not the machine's; shown as it is).
+std::uint64_t Scenario::report_address(const void* p, void* arg) {
+  Kernel* k = static_cast<Scenario*>(arg)->kernel_;
+  return k != nullptr && k->phys().owns(p) ? k->kva(p) : 0;
+}
+
 Scenario::Scenario(std::ostream& out, std::ostream& err) : out_(out), err_(err) {
   g_report_out = &out_;
   set_report_writer(report_to_transcript);
+  set_report_address(&Scenario::report_address, this);
   set_on_error(OnError::kReport);
 }
 
@@ -76,6 +84,7 @@ Scenario::~Scenario() {
   if (kernel_ != nullptr) kernel_->shutdown();
   fault_disable_all();  // a script's `fail` lines end with it
   set_report_writer(nullptr);
+  set_report_address(nullptr, nullptr);
   g_report_out = nullptr;
   set_on_error(OnError::kAbort);
 }

@@ -98,6 +98,7 @@ class Scenario {
   bool need_machine(const std::string& where, LineStatus* st);
   bool owner_arg(const std::string& name, owner_t* o);
   void failed(const std::string& msg);
+  static std::uint64_t report_address(const void* p, void* arg);  // base/report.h's address hook
   void print_view(const std::string& path);
 
   // The commands, one handler per row of the families' tables (scenario/command_table.h);
