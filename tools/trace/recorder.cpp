@@ -3,9 +3,11 @@
 // What it does. Interposes malloc, calloc, realloc, reallocarray, free, posix_memalign,
 // aligned_alloc, memalign, valloc, pvalloc and every form of C++ operator new and delete,
 // forwards each to glibc's own allocator (__libc_malloc & co., exported by glibc), and
-// appends one fixed record (raw_event.h) per call to DIR/raw.PID.SEQ, where DIR comes from
-// $KMM_TRACE_DIR (read once, with getenv, which does not allocate). Without that variable it
-// only forwards.
+// appends one fixed record (raw_event.h) per call to DIR/raw.PID.SEQ (mode 0600), where DIR
+// comes from $KMM_TRACE_DIR (read once, with getenv, which does not allocate). Without that
+// variable it only forwards; so it does in secure-execution mode (getauxval(AT_SECURE): a
+// setuid, setgid or file-capability program), whose environment is its unprivileged caller's
+// (a setuid-root program made root's files in a directory its caller chose).
 //
 // Rules it keeps so that it can run inside any program:
 //   - it never allocates through the traced malloc: records go into one static buffer and
@@ -21,7 +23,10 @@
 //   - exec: the new image loads the recorder again and opens raw.PID.(SEQ+1);
 //   - a program that closes or reuses our descriptor (daemons close every fd): before each
 //     write the descriptor is checked against the file's device and inode, and the file is
-//     reopened for appending when it is not ours any more;
+//     reopened for appending when it is not ours any more — never through a symbolic link,
+//     never blocking on a fifo, and kept only when it is still the file first created (the
+//     directory may be writable by others: a link swapped in for the file had records
+//     appended, as root, to the file it named); otherwise its records are counted as lost;
 //   - callers (KMM_TRACE_CALLERS=1): the return address is looked up in a fixed table of the
 //     executable ranges of loaded objects, built with dl_iterate_phdr outside every lock of
 //     ours (and only with a try-lock, so a thread inside dlopen never waits on us); a miss
@@ -47,6 +52,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -192,13 +198,18 @@ bool write_all(const void* data, std::size_t len) {
   return len == 0;
 }
 
-// Is g_fd still our file? Reopens it for appending when the program closed or reused it.
+// Is g_fd still our file? Reopens it for appending when the program closed or reused it, by
+// name but only when the name still leads to the very file open_file created (same device
+// and inode): not a symbolic link (O_NOFOLLOW), not a fifo (O_NONBLOCK), not another file
+// renamed into its place. Otherwise g_fd is -1 and the records are counted as lost.
 void ensure_fd() {
   struct stat st;
   if (g_fd >= 0 && fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino) return;
-  int fd = open(g_path, O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) {
-    g_fd = -1;
+  g_fd = -1;
+  int fd = open(g_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != g_dev || st.st_ino != g_ino) {
+    close(fd);
     return;
   }
   // Keep it out of the low numbers programs reuse.
@@ -238,7 +249,9 @@ void report_lost() {
   (void)w;
 }
 
-// Opens DIR/raw.PID.SEQ for this process image (first free SEQ).
+// Creates DIR/raw.PID.SEQ for this process image (first free SEQ), readable by its owner
+// only: the records are the program's heap addresses. O_EXCL: never an existing file or a
+// link planted under the name.
 void open_file() {
   int pid = getpid();
   for (unsigned seq = 0; seq < 10000; ++seq) {
@@ -247,7 +260,7 @@ void open_file() {
     n = append_u(g_path, n, sizeof g_path, static_cast<unsigned long>(pid));
     n = append(g_path, n, sizeof g_path, ".");
     append_u(g_path, n, sizeof g_path, seq);
-    int fd = open(g_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(g_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       int hi = fcntl(fd, F_DUPFD_CLOEXEC, 700);
       if (hi >= 0) {
@@ -255,7 +268,10 @@ void open_file() {
         fd = hi;
       }
       struct stat st;
-      fstat(fd, &st);
+      if (fstat(fd, &st) != 0) {  // no identity to check a reopen against: not recorded
+        close(fd);
+        break;
+      }
       g_fd = fd;
       g_dev = st.st_dev;
       g_ino = st.st_ino;
@@ -300,7 +316,9 @@ void init() {
     while (g_state.load() == kIniting) sched_yield();
     return;
   }
-  const char* dir = getenv(KMM_TRACE_DIR_ENV);
+  // Secure execution: the environment is the caller's, who must not choose where a privileged
+  // program creates files (the shim ignores KMM_OPTIONS the same way: docs/SECURITY.md).
+  const char* dir = getauxval(AT_SECURE) != 0 ? nullptr : getenv(KMM_TRACE_DIR_ENV);
   if (dir == nullptr || *dir == '\0') {
     g_state.store(kOff);
     return;
