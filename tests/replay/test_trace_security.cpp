@@ -1,6 +1,7 @@
 // tests/replay/test_trace_security.cpp — the recorder (tools/trace/recorder.cpp) and
 // `kmm trace` against other users (docs/SECURITY.md): a setuid program's recorder ignores
-// the caller's KMM_TRACE_DIR; a reopen never follows a link swapped in for the raw file.
+// the caller's KMM_TRACE_DIR; a reopen never follows a link swapped in for the raw file; the
+// recording directory cannot be listed and its raw files are private.
 // The setuid test needs root (it runs a setuid-root copy as uid 65534) and skips otherwise,
 // saying why; so it does on a nosuid mount or where the setuid bit has no effect.
 #include <fcntl.h>
@@ -85,6 +86,27 @@ TEST_F(TraceSecurity, AReopenDoesNotFollowALinkSwappedForTheRawFile) {
   // (Its size, not its bytes: the records appended would fill the failure message.)
   EXPECT_EQ(std::filesystem::file_size(target), 7u) << "the recorder wrote through a link swapped in for its raw file";
   EXPECT_NE(out.find("events were lost"), std::string::npos) << "records not stored must be counted:\n" << out;
+}
+
+TEST_F(TraceSecurity, ARawFileIsPrivateAndTheRecordingDirectoryCannotBeListed) {
+  // Raw files were 0644 in a 01777 directory: any user could list and read another's heap
+  // addresses. Now 0600 in 01733 (others may still add their files: daemons drop privileges).
+  auto [rc, out] = sh(std::string(KMM_BIN) + " trace -o " + path("perms.rep") + " -- " + KMM_VICTIM + " perms");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("dir=1733 raw=600"), std::string::npos) << out;
+  // Created by the recorder directly as well (a umask of 0 does not widen it).
+  const std::string rec = path("rec");
+  std::filesystem::create_directories(rec);
+  auto [rc2, out2] = sh("sh -c 'umask 0; exec env KMM_TRACE_DIR=" + rec + " LD_PRELOAD=" + KMM_TRACE_LIB + " " +
+                        KMM_VICTIM + " errno'");
+  ASSERT_EQ(rc2, 0) << out2;
+  auto files = raw_files(rec);
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files) {
+    struct stat st;
+    ASSERT_EQ(stat(f.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << f;
+  }
 }
 
 TEST_F(TraceSecurity, ASetuidProgramRecordsNothingWhereItsCallerAsks) {
