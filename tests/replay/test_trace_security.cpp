@@ -1,7 +1,8 @@
 // tests/replay/test_trace_security.cpp — the recorder (tools/trace/recorder.cpp) and
 // `kmm trace` against other users (docs/SECURITY.md): a setuid program's recorder ignores
 // the caller's KMM_TRACE_DIR; a reopen never follows a link swapped in for the raw file; the
-// recording directory cannot be listed and its raw files are private.
+// recording directory cannot be listed and its raw files are private; a file-size limit
+// keeps whole records only and counts the rest as lost exactly.
 // The setuid test needs root (it runs a setuid-root copy as uid 65534) and skips otherwise,
 // saying why; so it does on a nosuid mount or where the setuid bit has no effect.
 #include <fcntl.h>
@@ -157,6 +158,33 @@ TEST_F(TraceSecurity, ASetuidProgramRecordsNothingWhereItsCallerAsks) {
     GTEST_SKIP() << "the setuid bit had no effect here (no_new_privs?): " << other;
   EXPECT_NE(other.find("secure=1"), std::string::npos) << other;
   EXPECT_TRUE(raw_files(rec).empty()) << "a setuid-root program recorded where its caller asked";
+}
+
+TEST_F(TraceSecurity, AFileSizeLimitKeepsWholeRecordsAndCountsTheRestExactly) {
+  // A short write left part of a record (every later record misaligned) and counted all
+  // 2048 records of the flush as lost although some were stored.
+  const std::string whole = path("whole"), cut = path("cut");
+  std::filesystem::create_directories(whole);
+  std::filesystem::create_directories(cut);
+  auto [rc, out] = recorded(whole, "fsize 0");  // no limit: every record, the reference
+  ASSERT_EQ(rc, 0) << out;
+  auto files = raw_files(whole);
+  ASSERT_EQ(files.size(), 1u);
+  const std::uintmax_t all = std::filesystem::file_size(files[0]);
+  ASSERT_EQ(all % sizeof(kmm_raw_event), 0u);
+  const std::uintmax_t total = all / sizeof(kmm_raw_event);
+
+  auto [rc2, out2] = recorded(cut, "fsize 100007");  // not a multiple of 40
+  ASSERT_EQ(rc2, 0) << out2;
+  files = raw_files(cut);
+  ASSERT_EQ(files.size(), 1u);
+  const std::uintmax_t kept = std::filesystem::file_size(files[0]);
+  EXPECT_EQ(kept % sizeof(kmm_raw_event), 0u) << kept << " bytes: a partial record was left";
+  EXPECT_LE(kept, 100007u);
+  std::size_t at = out2.find("kmm-trace: ");
+  ASSERT_NE(at, std::string::npos) << out2;
+  const std::uintmax_t lost = std::strtoull(out2.c_str() + at + 11, nullptr, 10);
+  EXPECT_EQ(kept / sizeof(kmm_raw_event) + lost, total) << out2;
 }
 
 }  // namespace

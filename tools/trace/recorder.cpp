@@ -38,7 +38,8 @@
 // Calls made by a signal handler while its thread records are forwarded, not recorded (the
 // record lock is not re-entrant); they, and records a write could not store (a full disk, a
 // file-size limit: SIGXFSZ is held off around the write), are counted and said at exit on
-// stderr. errno is left as the program's own call would leave it.
+// stderr. Only whole records are stored: a write cut short inside one is cut back to the
+// last whole record. errno is left as the program's own call would leave it.
 //
 // Depends on: glibc (>= 2.34: __libc_* entry points, pthread_atfork in libc), raw_event.h.
 #include <dlfcn.h>
@@ -172,30 +173,45 @@ std::size_t append_u(char* dst, std::size_t len, std::size_t cap, unsigned long 
   return len;
 }
 
-// Writes the buffer; false when part of it could not be written (a full disk, a file-size
-// limit). SIGXFSZ is held off meanwhile: the program's RLIMIT_FSIZE limits the program, and
-// a write of ours past it must not kill it (one it raised is taken back, not delivered).
-bool write_all(const void* data, std::size_t len) {
+// Writes n records from recs; returns how many were stored whole. SIGXFSZ is held off
+// meanwhile: the program's RLIMIT_FSIZE limits the program, and a write of ours past it must
+// not kill it (one it raised is taken back, not delivered). A short write (a full disk, a
+// file-size limit) can end inside a record: those bytes are cut off again (ftruncate to the
+// end of the last whole record), so every later record still starts at a multiple of the
+// record size — a partial record misaligned all of them, and the whole buffer was counted
+// lost although most of it was stored. When the cut fails, nothing more is written
+// (g_misaligned): records after the partial one would be read as garbage.
+bool g_misaligned = false;
+std::size_t write_records(const kmm_raw_event* recs, std::size_t n) {
+  if (g_misaligned) return 0;
   sigset_t xfsz, old, pending;
   sigemptyset(&xfsz);
   sigaddset(&xfsz, SIGXFSZ);
   pthread_sigmask(SIG_BLOCK, &xfsz, &old);
   sigpending(&pending);
   const bool was_pending = sigismember(&pending, SIGXFSZ) == 1;
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t w = write(g_fd, p, len);
+  // O_APPEND: the write goes to the end, and only this process writes its file (under the
+  // record lock), so the end now is where the first record lands.
+  const off_t start = lseek(g_fd, 0, SEEK_END);
+  const char* p = reinterpret_cast<const char*>(recs);
+  const std::size_t len = n * sizeof(kmm_raw_event);
+  std::size_t done = 0;
+  while (done < len) {
+    ssize_t w = write(g_fd, p + done, len - done);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;
-    p += w;
-    len -= static_cast<std::size_t>(w);
+    done += static_cast<std::size_t>(w);
   }
+  const std::size_t whole = done / sizeof(kmm_raw_event);
+  if (done % sizeof(kmm_raw_event) != 0 &&
+      (start < 0 || ftruncate(g_fd, start + static_cast<off_t>(whole * sizeof(kmm_raw_event))) != 0))
+    g_misaligned = true;
   if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1) {
     struct timespec zero = {0, 0};
     sigtimedwait(&xfsz, nullptr, &zero);
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return len == 0;
+  return whole;
 }
 
 // Is g_fd still our file? Reopens it for appending when the program closed or reused it, by
@@ -224,7 +240,8 @@ void ensure_fd() {
 void flush_locked() {
   if (g_n == 0) return;
   ensure_fd();
-  if (g_fd < 0 || !write_all(g_buf, g_n * sizeof(kmm_raw_event))) g_unwritten.fetch_add(g_n, std::memory_order_relaxed);
+  const std::size_t stored = g_fd < 0 ? 0 : write_records(g_buf, g_n);
+  if (stored != g_n) g_unwritten.fetch_add(g_n - stored, std::memory_order_relaxed);
   g_n = 0;
 }
 

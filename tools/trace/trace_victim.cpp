@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
 
@@ -49,7 +50,8 @@ struct alignas(64) Wide {
 // The recorder's manners inside a program (tests/replay/test_replay.cpp runs each mode):
 //   errno      errno is 0 at main and kept across malloc/free after every fd is closed;
 //   signals    a SIGALRM handler allocates while the main thread does (every millisecond);
-//   fsize      RLIMIT_FSIZE below what the recording writes: the program is not killed;
+//   fsize [N]  RLIMIT_FSIZE of N bytes (default 100000; 0: none) below what the recording
+//              writes: the program is not killed;
 //   swap FILE  its raw file renamed away and a symbolic link to FILE put in its place, every
 //              fd closed, then allocations: the recorder's reopen must not follow the link;
 //   secure     prints secure=AT_SECURE, then allocates (the recorder must be off when 1);
@@ -93,8 +95,9 @@ int special(int argc, char** argv, int errno_at_main) {
     return std::printf("signals done\n"), 0;
   }
   if (mode == "fsize") {
-    struct rlimit rl = {100000, 100000};
-    setrlimit(RLIMIT_FSIZE, &rl);
+    const rlim_t limit = argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 100000;
+    struct rlimit rl = {limit, limit};
+    if (limit != 0) setrlimit(RLIMIT_FSIZE, &rl);
     for (int i = 0; i < 200000; ++i) {
       void* volatile p = malloc(40);
       free(p);
