@@ -14,7 +14,10 @@
 // the trace reader would refuse is mended and counted, never written — a size beyond
 // kMaxTraceSize drops its event, an alignment beyond 2^30 or a module never declared is
 // cleared, a module name is made one printable word, the clock is kept increasing and within
-// 2^62, and a partial record at the end is counted.
+// 2^62, and a partial record at the end is counted. A raw file owned by a user other than
+// the reader or root is not read at all (named in the summary), and outputs are written only
+// as regular files, never through a symbolic link: OUTPUT.PID names are chosen by the
+// recording, in a directory (/tmp) where others may plant links.
 //
 // Depends on: replay/trace.h, replay/raw_event.h, fmt, zlib, POSIX (opendir).
 // Invariants: every op of a converted trace names an id below num_ids, freed ids are live.
@@ -28,6 +31,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -44,10 +48,40 @@
 namespace kmm::scenario {
 namespace {
 
+// Opens an output for writing, emptied: never through a symbolic link (O_NOFOLLOW: a link
+// planted in /tmp under an output's name had the victim's file truncated and overwritten),
+// never blocking on a fifo, and only a regular file (not a device, a fifo, a socket). -1,
+// with *error set, when refused.
+int open_output(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    // ENXIO: a fifo without a reader, or a socket.
+    *error = errno == ELOOP   ? path + ": a symbolic link: not written through"
+             : errno == ENXIO ? path + ": not a regular file: not written"
+                              : path + ": cannot write";
+    return -1;
+  }
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    *error = path + ": not a regular file: not written";
+    return -1;
+  }
+  if (::ftruncate(fd, 0) != 0) {
+    *error = path + ": cannot write: " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 bool write_file(const std::string& path, const std::string& text, std::string* error) {
+  const int fd = open_output(path, error);
+  if (fd < 0) return false;
   if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
-    gzFile f = gzopen(path.c_str(), "wb9");
+    gzFile f = gzdopen(fd, "wb9");  // owns fd from here, closed by gzclose
     if (f == nullptr) {
+      ::close(fd);
       *error = path + ": cannot write";
       return false;
     }
@@ -57,14 +91,16 @@ bool write_file(const std::string& path, const std::string& text, std::string* e
     if (!ok) *error = path + ": write error";
     return ok;
   }
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) {
-    *error = path + ": cannot write";
-    return false;
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += static_cast<std::size_t>(w);
   }
-  return true;
+  const bool ok = ::close(fd) == 0 && done == text.size();
+  if (!ok) *error = path + ": write error";
+  return ok;
 }
 
 struct ConvertStats {
@@ -73,6 +109,8 @@ struct ConvertStats {
   std::uint64_t trailing_bytes = 0;  // a partial record at the end of the file
   bool forked = false;
   bool refused = false;  // not a regular file (a symbolic link, a fifo, a device): not read
+  bool foreign = false;  // owned by a user other than the reader or root: not read
+  uid_t owner = 0;
 };
 
 constexpr unsigned kMaxAlignLog2 = 30;  // the reader's bound (trace.cpp: align <= 2^30)
@@ -274,13 +312,20 @@ bool raw_name(std::string_view name, int* pid, int* seq) {
 Trace convert_raw(const std::string& path, ConvertStats* st) {
   // The recording directory is writable by every user (daemons drop privileges): a file in
   // it is read only if it is a regular file, not through a symbolic link and not a fifo or a
-  // device (a link to /dev/zero kept the conversion reading forever). Read through the
-  // descriptor checked, not the name again.
+  // device (a link to /dev/zero kept the conversion reading forever), and only if the reader
+  // or root owns it (another user's planted raw.PID.SEQ chose output names beside OUTPUT).
+  // Read through the descriptor checked, not the name again.
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   struct stat sb;
   if (fd < 0 || ::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
     if (fd >= 0) ::close(fd);
     st->refused = true;
+    return Trace{};
+  }
+  if (sb.st_uid != ::geteuid() && sb.st_uid != 0) {
+    ::close(fd);
+    st->foreign = true;
+    st->owner = sb.st_uid;
     return Trace{};
   }
   std::ifstream in("/proc/self/fd/" + std::to_string(fd), std::ios::binary);
@@ -330,6 +375,13 @@ std::vector<std::string> convert_raw_dir(const std::string& dir, const std::stri
     Trace t = convert_raw(r.path, &st);
     if (st.refused) {
       *summary += fmt::format("{}: not a regular file (a symbolic link, a fifo, a device?): not read\n", r.path);
+      continue;
+    }
+    if (st.foreign) {
+      *summary += fmt::format(
+          "kmm trace: warning: {}: owned by uid {}, neither you nor root: not read (planted by another user, or "
+          "written by a program that switched to that user: docs/TRACES.md)\n",
+          r.path, st.owner);
       continue;
     }
     // The first file read, not raws[0]: a refused file (a link planted first in order) took

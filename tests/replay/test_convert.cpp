@@ -4,6 +4,9 @@
 // a raw record the trace reader refused after convert wrote it: a size of 2^50, alignments of
 // 2^40 and 2^70 (a shift of 70: undefined), a module never declared, an empty module name or
 // one with a vertical tab, a clock that jumps by 2^63; and a partial record at the end.
+// Outputs are never written through a link or into anything but a regular file, and a raw
+// file of another user is not read (the test chowns one: it skips when not root).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,6 +188,57 @@ TEST(Convert, AModuleNameLongerThan4KIsSkippedWhole) {
   EXPECT_EQ(t->ops[0].size, 64u);
   ASSERT_EQ(t->modules.size(), 2u);
   EXPECT_EQ(t->modules[1], std::string(4096, 'm'));
+  remove_dir(dir);
+}
+
+TEST(Convert, AnOutputIsNeverWrittenThroughALinkOrIntoAFifo) {
+  // OUTPUT.PID names come from the recording: a link planted under one (in /tmp, with
+  // fs.protected_symlinks=0) had the file it named truncated and overwritten.
+  for (const char* out : {"out.rep", "out.rep.gz"}) {
+    const std::string dir = temp_dir();
+    std::string raw;
+    put(&raw, ev(KMM_RAW_ALLOC, 0x1000, 64, 100));
+    write_bytes(dir + "/raw.100.0", raw);
+    write_bytes(dir + "/victim", "precious\n");
+    ASSERT_EQ(symlink((dir + "/victim").c_str(), (dir + "/" + out).c_str()), 0);
+    std::string error, summary;
+    EXPECT_TRUE(convert_raw_dir(dir, dir + "/" + out, 100, &error, &summary).empty()) << out;
+    EXPECT_NE(error.find("a symbolic link: not written through"), std::string::npos) << error;
+    std::FILE* f = std::fopen((dir + "/victim").c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    char buf[64] = {};
+    EXPECT_EQ(std::fread(buf, 1, sizeof buf - 1, f), 9u);
+    std::fclose(f);
+    EXPECT_STREQ(buf, "precious\n") << out;
+    // A fifo: refused at once, not a conversion blocked until someone reads it.
+    ASSERT_EQ(unlink((dir + "/" + out).c_str()), 0);
+    ASSERT_EQ(mkfifo((dir + "/" + out).c_str(), 0600), 0);
+    error.clear();
+    EXPECT_TRUE(convert_raw_dir(dir, dir + "/" + out, 100, &error, &summary).empty()) << out;
+    EXPECT_NE(error.find("not a regular file"), std::string::npos) << error;
+    remove_dir(dir);
+  }
+}
+
+TEST(Convert, ARawFileOfAnotherUserIsNotReadAndIsNamed) {
+  // Another user's planted raw.PID.SEQ chose output names beside OUTPUT (and its records
+  // became the trace). Root's files and the reader's own are read.
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: makes a raw file owned by uid 65534 (nobody)";
+  const std::string dir = temp_dir();
+  std::string own, planted;
+  put(&own, ev(KMM_RAW_ALLOC, 0x1000, 111, 100));
+  put(&planted, ev(KMM_RAW_ALLOC, 0x1000, 222, 100));
+  write_bytes(dir + "/raw.100.0", own);
+  write_bytes(dir + "/raw.4242.0", planted);
+  ASSERT_EQ(chown((dir + "/raw.4242.0").c_str(), 65534, 65534), 0);
+  std::string error, summary;
+  std::vector<std::string> files = convert_raw_dir(dir, dir + "/out.rep", 100, &error, &summary);
+  ASSERT_EQ(files.size(), 1u) << error << summary;
+  EXPECT_EQ(files[0], dir + "/out.rep");
+  EXPECT_NE(summary.find(dir + "/raw.4242.0: owned by uid 65534, neither you nor root: not read"), std::string::npos)
+      << summary;
+  struct stat st;
+  EXPECT_NE(stat((dir + "/out.rep.4242").c_str(), &st), 0) << "a planted file chose an output name";
   remove_dir(dir);
 }
 

@@ -68,10 +68,14 @@ std::string lib_path(const char* argv0) {
 // Why `path` cannot be written as the trace, or "" when it can: checked before the program
 // runs (a run can take hours, and its recording would have nowhere to go). The file is not
 // created: only its directory and, when it exists, the file itself are checked.
+// A symbolic link or any other file that is not regular is refused, as the conversion
+// refuses it (replay/convert.cpp: outputs are never written through a link).
 std::string unwritable(const std::string& path) {
   struct stat st {};
-  if (stat(path.c_str(), &st) == 0) {
+  if (lstat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISLNK(st.st_mode)) return "a symbolic link: not written through";
+    if (!S_ISREG(st.st_mode)) return "not a regular file";
     return access(path.c_str(), W_OK) == 0 ? "" : std::strerror(errno);
   }
   if (errno != ENOENT) return std::strerror(errno);
@@ -116,8 +120,10 @@ int run_trace(const TraceArgs& a, const char* argv0) {
     return 2;
   }
   std::string dir = tmpl;
-  // Daemons drop privileges (zebra runs as frr): any user may add its file (sticky, as /tmp).
-  chmod(dir.c_str(), 01777);
+  // Daemons drop privileges (zebra runs as frr): any user may add its file (sticky, as
+  // /tmp), but only its owner may list it (01733, not 01777: the raw files, 0600 themselves,
+  // hold the program's heap addresses). Files of other users are skipped when converting.
+  chmod(dir.c_str(), 01733);
   pid_t pid = fork();
   if (pid < 0) {
     std::cerr << "kmm trace: fork: " << std::strerror(errno) << "\n";

@@ -3,9 +3,11 @@
 // What it does. Interposes malloc, calloc, realloc, reallocarray, free, posix_memalign,
 // aligned_alloc, memalign, valloc, pvalloc and every form of C++ operator new and delete,
 // forwards each to glibc's own allocator (__libc_malloc & co., exported by glibc), and
-// appends one fixed record (raw_event.h) per call to DIR/raw.PID.SEQ, where DIR comes from
-// $KMM_TRACE_DIR (read once, with getenv, which does not allocate). Without that variable it
-// only forwards.
+// appends one fixed record (raw_event.h) per call to DIR/raw.PID.SEQ (mode 0600), where DIR
+// comes from $KMM_TRACE_DIR (read once, with getenv, which does not allocate). Without that
+// variable it only forwards; so it does in secure-execution mode (getauxval(AT_SECURE): a
+// setuid, setgid or file-capability program), whose environment is its unprivileged caller's
+// (a setuid-root program made root's files in a directory its caller chose).
 //
 // Rules it keeps so that it can run inside any program:
 //   - it never allocates through the traced malloc: records go into one static buffer and
@@ -21,7 +23,10 @@
 //   - exec: the new image loads the recorder again and opens raw.PID.(SEQ+1);
 //   - a program that closes or reuses our descriptor (daemons close every fd): before each
 //     write the descriptor is checked against the file's device and inode, and the file is
-//     reopened for appending when it is not ours any more;
+//     reopened for appending when it is not ours any more — never through a symbolic link,
+//     never blocking on a fifo, and kept only when it is still the file first created (the
+//     directory may be writable by others: a link swapped in for the file had records
+//     appended, as root, to the file it named); otherwise its records are counted as lost;
 //   - callers (KMM_TRACE_CALLERS=1): the return address is looked up in a fixed table of the
 //     executable ranges of loaded objects, built with dl_iterate_phdr outside every lock of
 //     ours (and only with a try-lock, so a thread inside dlopen never waits on us); a miss
@@ -33,7 +38,8 @@
 // Calls made by a signal handler while its thread records are forwarded, not recorded (the
 // record lock is not re-entrant); they, and records a write could not store (a full disk, a
 // file-size limit: SIGXFSZ is held off around the write), are counted and said at exit on
-// stderr. errno is left as the program's own call would leave it.
+// stderr. Only whole records are stored: a write cut short inside one is cut back to the
+// last whole record. errno is left as the program's own call would leave it.
 //
 // Depends on: glibc (>= 2.34: __libc_* entry points, pthread_atfork in libc), raw_event.h.
 #include <dlfcn.h>
@@ -47,6 +53,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -166,39 +173,59 @@ std::size_t append_u(char* dst, std::size_t len, std::size_t cap, unsigned long 
   return len;
 }
 
-// Writes the buffer; false when part of it could not be written (a full disk, a file-size
-// limit). SIGXFSZ is held off meanwhile: the program's RLIMIT_FSIZE limits the program, and
-// a write of ours past it must not kill it (one it raised is taken back, not delivered).
-bool write_all(const void* data, std::size_t len) {
+// Writes n records from recs; returns how many were stored whole. SIGXFSZ is held off
+// meanwhile: the program's RLIMIT_FSIZE limits the program, and a write of ours past it must
+// not kill it (one it raised is taken back, not delivered). A short write (a full disk, a
+// file-size limit) can end inside a record: those bytes are cut off again (ftruncate to the
+// end of the last whole record), so every later record still starts at a multiple of the
+// record size — a partial record misaligned all of them, and the whole buffer was counted
+// lost although most of it was stored. When the cut fails, nothing more is written
+// (g_misaligned): records after the partial one would be read as garbage.
+bool g_misaligned = false;
+std::size_t write_records(const kmm_raw_event* recs, std::size_t n) {
+  if (g_misaligned) return 0;
   sigset_t xfsz, old, pending;
   sigemptyset(&xfsz);
   sigaddset(&xfsz, SIGXFSZ);
   pthread_sigmask(SIG_BLOCK, &xfsz, &old);
   sigpending(&pending);
   const bool was_pending = sigismember(&pending, SIGXFSZ) == 1;
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t w = write(g_fd, p, len);
+  // O_APPEND: the write goes to the end, and only this process writes its file (under the
+  // record lock), so the end now is where the first record lands.
+  const off_t start = lseek(g_fd, 0, SEEK_END);
+  const char* p = reinterpret_cast<const char*>(recs);
+  const std::size_t len = n * sizeof(kmm_raw_event);
+  std::size_t done = 0;
+  while (done < len) {
+    ssize_t w = write(g_fd, p + done, len - done);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;
-    p += w;
-    len -= static_cast<std::size_t>(w);
+    done += static_cast<std::size_t>(w);
   }
+  const std::size_t whole = done / sizeof(kmm_raw_event);
+  if (done % sizeof(kmm_raw_event) != 0 &&
+      (start < 0 || ftruncate(g_fd, start + static_cast<off_t>(whole * sizeof(kmm_raw_event))) != 0))
+    g_misaligned = true;
   if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1) {
     struct timespec zero = {0, 0};
     sigtimedwait(&xfsz, nullptr, &zero);
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return len == 0;
+  return whole;
 }
 
-// Is g_fd still our file? Reopens it for appending when the program closed or reused it.
+// Is g_fd still our file? Reopens it for appending when the program closed or reused it, by
+// name but only when the name still leads to the very file open_file created (same device
+// and inode): not a symbolic link (O_NOFOLLOW), not a fifo (O_NONBLOCK), not another file
+// renamed into its place. Otherwise g_fd is -1 and the records are counted as lost.
 void ensure_fd() {
   struct stat st;
   if (g_fd >= 0 && fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino) return;
-  int fd = open(g_path, O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) {
-    g_fd = -1;
+  g_fd = -1;
+  int fd = open(g_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != g_dev || st.st_ino != g_ino) {
+    close(fd);
     return;
   }
   // Keep it out of the low numbers programs reuse.
@@ -213,7 +240,8 @@ void ensure_fd() {
 void flush_locked() {
   if (g_n == 0) return;
   ensure_fd();
-  if (g_fd < 0 || !write_all(g_buf, g_n * sizeof(kmm_raw_event))) g_unwritten.fetch_add(g_n, std::memory_order_relaxed);
+  const std::size_t stored = g_fd < 0 ? 0 : write_records(g_buf, g_n);
+  if (stored != g_n) g_unwritten.fetch_add(g_n - stored, std::memory_order_relaxed);
   g_n = 0;
 }
 
@@ -238,7 +266,9 @@ void report_lost() {
   (void)w;
 }
 
-// Opens DIR/raw.PID.SEQ for this process image (first free SEQ).
+// Creates DIR/raw.PID.SEQ for this process image (first free SEQ), readable by its owner
+// only: the records are the program's heap addresses. O_EXCL: never an existing file or a
+// link planted under the name.
 void open_file() {
   int pid = getpid();
   for (unsigned seq = 0; seq < 10000; ++seq) {
@@ -247,7 +277,7 @@ void open_file() {
     n = append_u(g_path, n, sizeof g_path, static_cast<unsigned long>(pid));
     n = append(g_path, n, sizeof g_path, ".");
     append_u(g_path, n, sizeof g_path, seq);
-    int fd = open(g_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(g_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       int hi = fcntl(fd, F_DUPFD_CLOEXEC, 700);
       if (hi >= 0) {
@@ -255,7 +285,10 @@ void open_file() {
         fd = hi;
       }
       struct stat st;
-      fstat(fd, &st);
+      if (fstat(fd, &st) != 0) {  // no identity to check a reopen against: not recorded
+        close(fd);
+        break;
+      }
       g_fd = fd;
       g_dev = st.st_dev;
       g_ino = st.st_ino;
@@ -300,7 +333,9 @@ void init() {
     while (g_state.load() == kIniting) sched_yield();
     return;
   }
-  const char* dir = getenv(KMM_TRACE_DIR_ENV);
+  // Secure execution: the environment is the caller's, who must not choose where a privileged
+  // program creates files (the shim ignores KMM_OPTIONS the same way: docs/SECURITY.md).
+  const char* dir = getauxval(AT_SECURE) != 0 ? nullptr : getenv(KMM_TRACE_DIR_ENV);
   if (dir == nullptr || *dir == '\0') {
     g_state.store(kOff);
     return;

@@ -3,18 +3,24 @@
 // calloc(10, 20), realloc to 5003, posix_memalign(64, 256), aligned_alloc(128, 512),
 // new int[10] (40 bytes), an over-aligned new, four threads each allocating 333-byte blocks,
 // and a fork whose child allocates 777 bytes and frees a block its parent allocated.
-// Distinct sizes let the test find each event. Depends on: libc, libstdc++, pthreads.
+// Distinct sizes let the test find each event. Built twice: kmm-trace-victim (the recorder
+// preloaded by `kmm trace`) and kmm-trace-linked-victim (the recorder linked in, as a
+// setuid program that links it would be: a preload is ignored in secure execution).
+// Depends on: libc, libstdc++, pthreads.
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
 
@@ -44,7 +50,12 @@ struct alignas(64) Wide {
 // The recorder's manners inside a program (tests/replay/test_replay.cpp runs each mode):
 //   errno      errno is 0 at main and kept across malloc/free after every fd is closed;
 //   signals    a SIGALRM handler allocates while the main thread does (every millisecond);
-//   fsize      RLIMIT_FSIZE below what the recording writes: the program is not killed;
+//   fsize [N]  RLIMIT_FSIZE of N bytes (default 100000; 0: none) below what the recording
+//              writes: the program is not killed;
+//   swap FILE  its raw file renamed away and a symbolic link to FILE put in its place, every
+//              fd closed, then allocations: the recorder's reopen must not follow the link;
+//   secure     prints secure=AT_SECURE, then allocates (the recorder must be off when 1);
+//   perms      prints the recording directory's and its own raw file's modes (octal);
 //   badalloc   new of an impossible size throws std::bad_alloc, as without the recorder;
 //   exec       4242-byte blocks, then execv of itself (mode exec2): they are recorded.
 int special(int argc, char** argv, int errno_at_main) {
@@ -84,13 +95,41 @@ int special(int argc, char** argv, int errno_at_main) {
     return std::printf("signals done\n"), 0;
   }
   if (mode == "fsize") {
-    struct rlimit rl = {100000, 100000};
-    setrlimit(RLIMIT_FSIZE, &rl);
+    const rlim_t limit = argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 100000;
+    struct rlimit rl = {limit, limit};
+    if (limit != 0) setrlimit(RLIMIT_FSIZE, &rl);
     for (int i = 0; i < 200000; ++i) {
       void* volatile p = malloc(40);
       free(p);
     }
     return std::printf("fsize done\n"), 0;
+  }
+  const char* trace_dir = getenv("KMM_TRACE_DIR");
+  const std::string own_raw =
+      std::string(trace_dir != nullptr ? trace_dir : ".") + "/raw." + std::to_string(getpid()) + ".0";
+  if (mode == "swap" && argc >= 3) {
+    if (rename(own_raw.c_str(), (own_raw + ".moved").c_str()) != 0) return std::printf("no raw file to move\n"), 5;
+    if (symlink(argv[2], own_raw.c_str()) != 0) return std::printf("cannot plant the link\n"), 5;
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    for (int i = 0; i < 20000; ++i) {
+      void* volatile p = malloc(56);
+      free(p);
+    }
+    return std::printf("swap done\n"), 0;
+  }
+  if (mode == "secure") {
+    for (int i = 0; i < 5000; ++i) {
+      void* volatile p = malloc(56);
+      free(p);
+    }
+    return std::printf("secure=%lu euid=%u\n", getauxval(AT_SECURE), static_cast<unsigned>(geteuid())), 0;
+  }
+  if (mode == "perms") {
+    struct stat d {
+    }, f{};
+    if (trace_dir == nullptr || stat(trace_dir, &d) != 0 || stat(own_raw.c_str(), &f) != 0)
+      return std::printf("no recording\n"), 5;
+    return std::printf("dir=%o raw=%o\n", d.st_mode & 07777, f.st_mode & 07777), 0;
   }
   if (mode == "badalloc") {
     try {
