@@ -54,14 +54,9 @@ TEST(KernelHardening, PersistentRamRefusesLayoutChangingOptions) {
   EXPECT_NE(boot_error(cfg).find("not available with backing="), std::string::npos) << boot_error(cfg);
 }
 
-// A heap file is attached by a process other than the one that made it: the machine's
-// pointers out of RAM (the zone's and vmalloc's vtables, the platform) are another process's
-// and must be re-set before anything calls through them. The heap-image fuzzer found attach
-// calling the zone through its stored vtable (SlabAllocator::reattach): every `kmm run` on a
-// heap an earlier `kmm run` made crashed. The in-process tests and the crash harness (fork:
-// the same layout) could not see it.
-TEST(PersistBoot, AttachInANewProcess) {
-  std::string path = ::testing::TempDir() + "kmm-attach-" + std::to_string(::getpid()) + ".heap";
+// A heap file at path, made anew, holding one 100-byte block of 0x5a under the root "block"
+// (*block: its address, the heap's own), cleanly detached.
+void make_heap_with_a_block(const std::string& path, void** block) {
   std::remove(path.c_str());
   BootConfig cfg = test::small_config();
   cfg.backing = path.c_str();
@@ -72,7 +67,20 @@ TEST(PersistBoot, AttachInANewProcess) {
   ASSERT_NE(p, nullptr);
   std::memset(p, 0x5a, 100);
   ASSERT_TRUE(k->root_set("block", p));
+  *block = p;
   k->shutdown();
+}
+
+// A heap file is attached by a process other than the one that made it: the machine's
+// pointers out of RAM (the zone's and vmalloc's vtables, the platform) are another process's
+// and must be re-set before anything calls through them. The heap-image fuzzer found attach
+// calling the zone through its stored vtable (SlabAllocator::reattach): every `kmm run` on a
+// heap an earlier `kmm run` made crashed. The in-process tests and the crash harness (fork:
+// the same layout) could not see it.
+TEST(PersistBoot, AttachInANewProcess) {
+  std::string path = ::testing::TempDir() + "kmm-attach-" + std::to_string(::getpid()) + ".heap";
+  void* p = nullptr;
+  ASSERT_NO_FATAL_FAILURE(make_heap_with_a_block(path, &p));
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -93,18 +101,9 @@ TEST(PersistBoot, AttachInANewProcess) {
 // runs in a review), and what was validated could change before the rebuild read it again.
 TEST(PersistBoot, FsckReadsTheFileAsItWasWhenOpened) {
   std::string path = ::testing::TempDir() + "kmm-fsck-snapshot-" + std::to_string(::getpid()) + ".heap";
-  std::remove(path.c_str());
-  BootConfig cfg = test::small_config();
-  cfg.backing = path.c_str();
-  BootError err;
-  Kernel* k = persist_boot(cfg, &err);
-  ASSERT_NE(k, nullptr) << err.what;
-  void* p = k->kmalloc(100);
-  ASSERT_NE(p, nullptr);
-  std::memset(p, 0x5a, 100);
-  ASSERT_TRUE(k->root_set("block", p));
-  const std::uint64_t ram = k->phys().size();
-  k->shutdown();
+  void* p = nullptr;
+  ASSERT_NO_FATAL_FAILURE(make_heap_with_a_block(path, &p));
+  const std::uint64_t ram = test::small_config().ram_bytes;
   EXPECT_EXIT(
       {
         FilePlatform fp;

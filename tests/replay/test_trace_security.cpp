@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/temp_dir.h"
 #include "replay/raw_event.h"
 
 #if defined(KMM_BIN) && defined(KMM_VICTIM) && defined(KMM_TRACE_LIB) && defined(KMM_LINKED_VICTIM)
@@ -37,19 +38,9 @@ std::string slurp(const std::string& path) {
 }
 
 // A fresh directory under /tmp, 0755 (others may traverse it), removed after the test.
-class TraceSecurity : public ::testing::Test {
+class TraceSecurity : public kmm::test::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kmm-trace-security-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  TraceSecurity() : TempDirTest("kmm-trace-security") {}
 
   // Runs the shell command line `cmd` with stdout and stderr into a file; its exit status
   // and what it printed.
@@ -71,8 +62,6 @@ class TraceSecurity : public ::testing::Test {
       if (e.path().filename().string().rfind("raw.", 0) == 0) out.push_back(e.path());
     return out;
   }
-
-  std::string dir_;
 };
 
 TEST_F(TraceSecurity, AReopenDoesNotFollowALinkSwappedForTheRawFile) {
@@ -114,9 +103,7 @@ TEST_F(TraceSecurity, ASetuidProgramRecordsNothingWhereItsCallerAsks) {
   // A setuid-root program with the recorder linked in, run by uid 65534 with KMM_TRACE_DIR
   // naming a root-only directory: it created root's files there.
   if (geteuid() != 0) GTEST_SKIP() << "needs root: runs a setuid-root copy of the victim as uid 65534 (nobody)";
-  struct statvfs vfs;
-  ASSERT_EQ(statvfs(dir_.c_str(), &vfs), 0);
-  if (vfs.f_flag & ST_NOSUID) GTEST_SKIP() << dir_ << " is on a nosuid mount: a setuid bit cannot take effect there";
+  if (on_nosuid_mount()) GTEST_SKIP() << dir_ << " is on a nosuid mount: a setuid bit cannot take effect there";
   const std::string prog = path("victim-setuid"), rec = path("root-only");
   std::filesystem::copy_file(KMM_LINKED_VICTIM, prog);
   ASSERT_EQ(chown(prog.c_str(), 0, 0), 0);

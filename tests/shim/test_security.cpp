@@ -32,6 +32,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../common/temp_dir.h"
+
 namespace {
 
 constexpr uid_t kOtherUid = 65534;  // nobody
@@ -148,22 +150,11 @@ void put(const std::string& path, const std::string& text, mode_t mode) {
 
 // A fresh directory that uid 65534 can traverse (on the root file system, not a nosuid tmpfs
 // when /tmp is one: the build tree's folder is tried after /tmp).
-class SecurityTest : public ::testing::Test {
+class SecurityTest : public kmm::test::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kmm-security-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::string path(const char* name) const { return dir_ + "/" + name; }
+  SecurityTest() : TempDirTest("kmm-security") {}
   static bool root() { return geteuid() == 0; }
   static std::vector<std::string> env_with(const std::string& options) { return {"KMM_OPTIONS=" + options}; }
-  std::string dir_;
 };
 
 #define SKIP_UNLESS_ROOT() \
@@ -175,9 +166,7 @@ class SecurityTest : public ::testing::Test {
 
 TEST_F(SecurityTest, SetuidProgramRunByAnotherUserIgnoresKmmOptions) {
   SKIP_UNLESS_ROOT();
-  struct statvfs vfs;
-  ASSERT_EQ(statvfs(dir_.c_str(), &vfs), 0);
-  if (vfs.f_flag & ST_NOSUID) GTEST_SKIP() << dir_ << " is on a nosuid mount: a setuid bit cannot take effect there";
+  if (on_nosuid_mount()) GTEST_SKIP() << dir_ << " is on a nosuid mount: a setuid bit cannot take effect there";
   std::string prog = path("victim-setuid");
   std::filesystem::copy_file(KMM_SECURITY_VICTIM, prog);
   ASSERT_EQ(chown(prog.c_str(), 0, 0), 0);
