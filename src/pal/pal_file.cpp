@@ -121,12 +121,15 @@ bool copy_file_data(int fd, char* dst, std::size_t len) {
 bool FilePlatform::map_at(std::uint64_t addr) {
   std::size_t len = static_cast<std::size_t>(kHeapHeaderBytes + ram_bytes_);
   void* want = reinterpret_cast<void*>(static_cast<std::uintptr_t>(addr - kHeapHeaderBytes));
-  // Read-only (fsck) works on a copy taken now, not on a private mapping of the file: pages of
-  // one not yet written still show the file as it is later, so its owner (another user, when
-  // root checks a user's heap) could cut it under the check (SIGBUS: 27 of 400 runs in a
-  // review) or change what was already validated before the rebuild reads it again.
-  int flags = (read_only_ ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED) | MAP_FIXED_NOREPLACE;
-  void* got = ::mmap(want, len, PROT_READ | PROT_WRITE, flags, read_only_ ? -1 : fd_, 0);
+  // Read-only (fsck) of a file someone else can change works on a copy taken now, not on a
+  // private mapping: the pages of one not yet written still show the file as it is later, so
+  // its owner (another user, when root checks a user's heap) could cut it under the check
+  // (SIGBUS: 27 of 400 runs in a review) or change what was validated before the rebuild
+  // reads it again. The user's own file is mapped (a copy costs its data's size in memory):
+  // whoever changes it under the check is the user, and a kmm process attached to it holds
+  // the lock fsck's open waits for.
+  int flags = (copy_in_ ? MAP_PRIVATE | MAP_ANONYMOUS : read_only_ ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE;
+  void* got = ::mmap(want, len, PROT_READ | PROT_WRITE, flags, copy_in_ ? -1 : fd_, 0);
   if (got == MAP_FAILED || got != want) {
     if (got != MAP_FAILED) ::munmap(got, len);  // an old kernel took the flag as a hint
     char what[160];
@@ -135,7 +138,7 @@ bool FilePlatform::map_at(std::uint64_t addr) {
                   static_cast<unsigned long long>(addr), got == MAP_FAILED ? std::strerror(errno) : "placed elsewhere");
     return fail(what);
   }
-  if (read_only_ && !copy_file_data(fd_, static_cast<char*>(got), len)) {
+  if (copy_in_ && !copy_file_data(fd_, static_cast<char*>(got), len)) {
     int e = errno;
     ::munmap(got, len);
     return fail(std::strerror(e));
@@ -187,6 +190,7 @@ FileOpenResult FilePlatform::open(const char* path, std::uint64_t ram_bytes, boo
     return FileOpenResult::kError;
   }
   readable_by_others_ = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+  copy_in_ = read_only && (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0);
   file_bytes_ = static_cast<std::uint64_t>(st.st_size);
   FileOpenResult r = file_bytes_ == 0 ? FileOpenResult::kFormat : read_header();
   if (r == FileOpenResult::kFormat) return start_format(ram_bytes);

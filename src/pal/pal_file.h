@@ -80,9 +80,9 @@ enum class FileOpenResult : std::uint8_t {
 class FilePlatform final : public Platform {
  public:
   // Opens (creating if missing) and locks path. ram_bytes sizes a new file. read_only:
-  // fsck — shared lock, the file's contents copied into anonymous memory at the heap's
-  // address (nothing ever reaches the file, and later changes to it, or a truncation, do not
-  // reach the check).
+  // fsck — shared lock; nothing ever reaches the file. A file someone else can change is
+  // copied into anonymous memory at the heap's address (their later writes, or a truncation,
+  // do not reach the check); the user's own is mapped copy-on-write.
   FileOpenResult open(const char* path, std::uint64_t ram_bytes, bool read_only = false);
   const char* error() const { return error_; }
   // Other users may read the file (its mode has g+r or o+r): attach says so (it holds the
@@ -134,6 +134,9 @@ class FilePlatform final : public Platform {
   int owner_pid_ = 0;  // the process that opened it (a fork's child does not own the lock)
   bool read_only_ = false;
   bool readable_by_others_ = false;
+  // read_only on a file someone else can change (another user owns it, or group or others
+  // may write it): map_at copies it instead of mapping it.
+  bool copy_in_ = false;
   bool handed_out_ = false;
   char* header_ = nullptr;  // mapping start (header page), ram_ = header_ + 4096
   char* ram_ = nullptr;
