@@ -192,6 +192,8 @@ std::string apply_boot_option(const BootOptionRow& row, const std::string& v, Bo
       return std::string();
     }
     case T::kPath:
+      // An empty path named no file: persist_boot said only ": No such file or directory".
+      if (v.empty()) return std::string(row.name) + "= takes a file's path, not nothing";
       break;
   }
   row.set(cfg, n, v);

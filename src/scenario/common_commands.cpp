@@ -109,6 +109,7 @@ LineStatus Scenario::cmd_alloc(const CommandCall& c) {
   }
   Block b{};
   b.size = static_cast<std::size_t>(size);
+  b.owner = o;
   if (cmd == "vmalloc") {
     b.kind = Block::Kind::kVmalloc;
     b.va = k.vmalloc(static_cast<std::size_t>(size), o);
@@ -159,6 +160,36 @@ LineStatus Scenario::cmd_alloc(const CommandCall& c) {
   return LineStatus::kOk;
 }
 
+// Whose the memory a label names is now (kOwnerFree: nobody's, free); for a vmalloc label,
+// the owner of the area that starts at its address.
+owner_t Scenario::owner_now(const Block& b) {
+  Kernel& k = *kernel_;
+  if (b.kind == Block::Kind::kVmalloc) {
+    const VmArea* v = k.vmalloc_space().find(b.va);
+    return v != nullptr && v->addr == b.va ? v->owner : kOwnerFree;
+  }
+  return zero_or_null(b.host) ? kOwnerFree : k.owner_of(b.host);
+}
+
+// A label whose block is gone — freed through it, or reclaimed by the collector (its memory's
+// owner is not the label's) — while its memory is someone's again: a command through the label
+// would act on that other block (a script's use after free; Linux would do it). Why, or ""
+// when the label may be used: its own block, or memory that is free (the allocator then
+// reports the double free, which is what scripts that free twice show).
+std::string Scenario::stale_label(const std::string& label, const Block& b) {
+  if (b.kind == Block::Kind::kKmalloc && zero_or_null(b.host)) return "";
+  const owner_t now = owner_now(b);
+  if ((!b.freed && now == b.owner) || now == kOwnerFree) return "";
+  for (const auto& [name, other] : blocks_) {
+    const bool same_memory = b.kind == Block::Kind::kVmalloc
+                                 ? other.kind == Block::Kind::kVmalloc && other.va == b.va
+                                 : other.kind != Block::Kind::kVmalloc && other.host == b.host;
+    if (name != label && same_memory && !other.freed && owner_now(other) == other.owner)
+      return fmt::format("{} was {}, and its memory is {}'s now", label, b.freed ? "freed" : "reclaimed", name);
+  }
+  return fmt::format("{} was {}, and its memory was handed out again", label, b.freed ? "freed" : "reclaimed");
+}
+
 LineStatus Scenario::cmd_free(const CommandCall& c) {
   const Args& a = c.a;
   const std::string& where = c.where;
@@ -173,18 +204,9 @@ LineStatus Scenario::cmd_free(const CommandCall& c) {
     return LineStatus::kOk;
   }
   Block& b = it->second;
-  // Freed before, its memory handed out again under another label: a second free would free
-  // that block (Linux would; the model refuses, as NOMMU's labels do). Memory not handed out
-  // again still goes to the allocator, whose double-free report is what scripts show.
-  if (b.freed) {
-    for (const auto& [name, other] : blocks_) {
-      if (name == a[1] || other.freed || other.kind != b.kind || other.host != b.host || other.va != b.va) continue;
-      failed(
-          fmt::format("{} {}: {} was freed, and its memory is {}'s now: a second free would free {} (use after "
-                      "free); refused",
-                      cmd, a[1], a[1], name, name));
-      return LineStatus::kOk;
-    }
+  if (std::string why = stale_label(a[1], b); !why.empty()) {
+    failed(fmt::format("{} {}: {}: a free through it would free that block (use after free); refused", cmd, a[1], why));
+    return LineStatus::kOk;
   }
   bool ok;
   if (cmd == "vfree") {
@@ -221,6 +243,10 @@ LineStatus Scenario::cmd_link(const CommandCall& c) {
   if (from == blocks_.end()) return script_error(where, "no block labelled '" + a[1] + "'");
   if (from->second.kind == Block::Kind::kVmalloc)
     return script_error(where, "link FROM must be a kmalloc or page block");
+  if (std::string why = stale_label(a[1], from->second); !why.empty()) {
+    failed(fmt::format("{} {}: {}: it would write into that block; refused", a[0], a[1], why));
+    return LineStatus::kOk;
+  }
   std::uintptr_t value = 0;
   if (set) {
     auto to = blocks_.find(a[2]);
@@ -361,10 +387,21 @@ LineStatus Scenario::cmd_krealloc(const CommandCall& c) {
     return script_error(where, "no kmalloc block labelled '" + a[1] + "'");
   std::int64_t size;
   if (!parse_number(a[2], &size)) return script_error(where, "bad size '" + a[2] + "'");
+  if (std::string why = stale_label(a[1], it->second); !why.empty()) {
+    failed(fmt::format("krealloc {}: {}: it would move that block (use after free); refused", a[1], why));
+    return LineStatus::kOk;
+  }
   // A block freed meanwhile (by a kfree, or reclaimed by the collector): krealloc reports it
-  // and fails, and that is the reason to print, not memory.
+  // and fails, and that is the reason to print, not memory. A zero-size block has no owner
+  // of its own: it grows into a block of the label's owner while that module is live (asked
+  // as the kernel it became the kernel's, and the module's leak escaped the protector). A
+  // block keeps its owner otherwise; a gone module's moved block becomes the caller's, the
+  // kernel's (Kmalloc::krealloc).
   const bool live = zero_or_null(it->second.host) || k.ksize(it->second.host) != 0;
-  void* q = k.krealloc(it->second.host, static_cast<std::size_t>(size), GFP_KERNEL, kOwnerKernel);
+  const bool was_zero = it->second.host == ZERO_SIZE_PTR;
+  const Module* m = k.modules().module(it->second.owner);
+  const owner_t asker = was_zero && m != nullptr && m->state == ModuleState::kLive ? it->second.owner : kOwnerKernel;
+  void* q = k.krealloc(it->second.host, static_cast<std::size_t>(size), GFP_KERNEL, asker);
   if (q == nullptr) {
     failed(live
                ? "krealloc failed: " + alloc_failure_reason(static_cast<std::uint64_t>(size)) + " (the old block stays)"
@@ -375,9 +412,10 @@ LineStatus Scenario::cmd_krealloc(const CommandCall& c) {
   it->second.size = static_cast<std::size_t>(size);
   if (q == ZERO_SIZE_PTR) {  // krealloc(p, 0) freed p (as kmalloc(0) names it: cmd_alloc)
     it->second.va = 16;
-    out_ << fmt::format("{} = ZERO_SIZE_PTR (krealloc to 0 bytes freed the block)\n", a[1]);
+    out_ << fmt::format("{} = ZERO_SIZE_PTR{}\n", a[1], was_zero ? "" : " (krealloc to 0 bytes freed the block)");
     return LineStatus::kOk;
   }
+  it->second.owner = k.owner_of(q);  // a gone module's block moved becomes the caller's
   it->second.va = k.kva(q);
   out_ << fmt::format("{} = 0x{:08x} ({} bytes usable)\n", a[1], it->second.va, k.ksize(q));
   return LineStatus::kOk;
@@ -441,9 +479,14 @@ LineStatus Scenario::cmd_transfer(const CommandCall& c) {
     failed(fmt::format("transfer: no module {} is loaded", a[2]));
     return LineStatus::kOk;
   }
+  if (std::string why = stale_label(a[1], it->second); !why.empty()) {
+    failed(fmt::format("{} {}: {}: it would hand that block on; refused", cmd, a[1], why));
+    return LineStatus::kOk;
+  }
   bool ok = it->second.kind == Block::Kind::kVmalloc ? k.transfer_vmalloc(it->second.va, to)
                                                      : k.transfer(it->second.host, to);
   if (!ok) failed(fmt::format("{}: {} is not a live block", cmd, a[1]));
+  if (ok) it->second.owner = owner_now(it->second);
   return LineStatus::kOk;
 }
 

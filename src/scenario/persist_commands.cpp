@@ -5,6 +5,7 @@
 // Invariants: a failure of the machine (volatile RAM, no room for a root) sets last.failed
 // and the run goes on; a wrong line is a script error.
 #include "scenario/persist_commands.h"
+#include "scenario/script_args.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -115,6 +116,12 @@ LineStatus Scenario::cmd_root(const CommandCall& c) {
       if (it == blocks_.end() || it->second.host == nullptr)
         return script_error(c.where, "no kmalloc block labelled '" + a[3] + "'");
       p = it->second.host;
+      // A root names a live block (one of RAM: not ZERO_SIZE_PTR, not freed, not another's).
+      if (zero_or_null(p) || owner_now(it->second) == kOwnerFree || !stale_label(a[3], it->second).empty()) {
+        out_ << fmt::format("root set: '{}' is not a live block\n", a[3]);
+        last_failed_ = true;
+        return LineStatus::kOk;
+      }
     }
     if (!k.root_set(a[2].c_str(), p)) {
       out_ << fmt::format("root set: no room for '{}' (at most {} roots, names under {} characters)\n", a[2],
@@ -130,10 +137,19 @@ LineStatus Scenario::cmd_root(const CommandCall& c) {
       last_failed_ = true;
       return LineStatus::kOk;
     }
+    if (!label_ok(a[4])) return script_error(c.where, command_usage("root"));
+    // A root is a value the heap file chose (docs/SECURITY.md): named a live block of this RAM
+    // or refused, never turned into an address.
+    if (!k.phys().owns(p) || k.owner_of(p) == kOwnerFree) {
+      out_ << fmt::format("root get: root '{}' names no live block of this machine's RAM\n", a[2]);
+      last_failed_ = true;
+      return LineStatus::kOk;
+    }
     Block b{Block::Kind::kKmalloc};
     b.host = p;
     b.va = k.kva(p);
     b.size = k.ksize(p);
+    b.owner = k.owner_of(p);
     blocks_[a[4]] = b;
     out_ << fmt::format("{} = 0x{:08x} (root {}, {} bytes, owner {})\n", a[4], b.va, a[2], b.size,
                         k.modules().owner_name(k.owner_of(p)));

@@ -351,6 +351,7 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
   if ((head == "ksize" || head == "footprint") && blocks_.count(rest) != 0) {
     auto it = blocks_.find(rest);
     const Block& b = it->second;
+    if (!stale_label(rest, b).empty()) return 0;  // its block is gone: the memory is another's
     if (b.kind == Block::Kind::kVmalloc) {
       const VmArea* v = k.vmalloc_space().find(b.va);
       if (v == nullptr || v->addr != b.va) return 0;

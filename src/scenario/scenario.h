@@ -65,6 +65,10 @@ struct Block {
   std::uint64_t va = 0;  // modelled kernel virtual address
   std::size_t size = 0;  // bytes asked
   bool freed = false;    // freed through its label (kfree, vfree, free_pages)
+  // Whose the block is: its allocation's owner, or the one a transfer, not_leak or krealloc
+  // through the label gave it. Memory whose owner is another now was reclaimed (and maybe
+  // handed out again): Scenario::stale_label.
+  owner_t owner = kOwnerFree;
 };
 
 class Scenario {
@@ -99,6 +103,8 @@ class Scenario {
   bool owner_arg(const std::string& name, owner_t* o);
   void failed(const std::string& msg);
   static std::uint64_t report_address(const void* p, void* arg);  // base/report.h's address hook
+  owner_t owner_now(const Block& b);
+  std::string stale_label(const std::string& label, const Block& b);
   void print_view(const std::string& path);
 
   // The commands, one handler per row of the families' tables (scenario/command_table.h);

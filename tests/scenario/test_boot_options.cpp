@@ -189,6 +189,7 @@ TEST(BootOptions, NumbersDurationsAndHardening) {
   EXPECT_EQ(apply("quarantine", "64K", &c), "");
   EXPECT_EQ(c.hardening.quarantine_bytes, 64u << 10);
   EXPECT_EQ(apply("quarantine", "2G", &c), "quarantine= takes a size (0, 64K, 1M), not '2G'");
+  EXPECT_EQ(apply("backing", "", &c), "backing= takes a file's path, not nothing");  // was ": No such file"
 }
 
 // The keys the scenario `boot` line shares with KMM_OPTIONS (kernel/boot_settings.h): every

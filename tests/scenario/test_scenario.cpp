@@ -285,6 +285,40 @@ TEST(Scenario, AFreedLabelWhoseMemoryWasHandedOutAgainIsNotFreedTwice) {
   EXPECT_FALSE(has(r.out, "double free")) << r.out;
 }
 
+TEST(Scenario, ALabelWhoseBlockTheCollectorTookOrAnotherKindReusedActsOnNothingElse) {
+  // A label whose block the collector reclaimed (never freed through it), or whose memory
+  // came back as another kind of block, or used by krealloc, transfer or link after its free:
+  // each acted on the block that now sat there (b freed under its label, p's pages freed, b
+  // moved by krealloc). ksize.LABEL of such a label read the other block's.
+  Result r =
+      run("boot ram=16M protector=reclaim gc_delay=1s\n"
+          "insmod m\nkmalloc m 100 as a\nrmmod m\nidle 3s\nkmalloc kernel 100 as b\n"
+          "kfree a\nexpect last.failed == 1\nexpect ksize.b == 128 && ksize.a == 0\nkfree b\nexpect last.failed == 0\n"
+          "kmalloc kernel 64K as big\nkfree big\nalloc_pages kernel 4 as p\n"
+          "kfree big\nexpect last.failed == 1\nexpect ksize.p == 64K\nfree_pages p\nexpect last.failed == 0\n"
+          "kmalloc kernel 100 as c\nkfree c\nkmalloc kernel 100 as d\n"
+          "krealloc c 300\nexpect last.failed == 1\ntransfer c kernel\nexpect last.failed == 1\n"
+          "link c d\nexpect last.failed == 1\nexpect ksize.d == 128\nkfree d\nexpect last.failed == 0\n"
+          "check\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "kfree a: a was reclaimed, and its memory is b's now")) << r.out;
+  EXPECT_TRUE(has(r.out, "kfree big: big was freed, and its memory is p's now")) << r.out;
+  EXPECT_TRUE(has(r.out, "krealloc c: c was freed, and its memory is d's now")) << r.out;
+  EXPECT_FALSE(has(r.out, "double free")) << r.out;
+}
+
+TEST(Scenario, KreallocThroughALabelKeepsItsOwner) {
+  // A module's zero-size block grown by krealloc became the kernel's (the command asked as the
+  // kernel): the module's leak escaped the protector.
+  Result r =
+      run("boot ram=16M\ninsmod m\nkmalloc m 0 as z\nkrealloc z 100\nexpect module.m.objects == 1\n"
+          "kmalloc m 100 as a\nkrealloc a 0\nkrealloc a 0\nkrealloc a 100\nexpect module.m.objects == 2\ncheck\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "a = ZERO_SIZE_PTR (krealloc to 0 bytes freed the block)\na = ZERO_SIZE_PTR\n") ||
+              has(r.out, "(krealloc to 0 bytes freed the block)\nroot@kmm:~# krealloc a 0\na = ZERO_SIZE_PTR\n"))
+      << r.out;
+}
+
 TEST(Scenario, ModuleValuesOfLoadedModulesOnlyLoadedOnceAreKnownAfterUnloadAndReboot) {
   // Known: a module loaded (live, or unloaded since), on this machine or an earlier one of
   // the script, and the kernel. Only an insmod that succeeded makes a name known.
