@@ -516,7 +516,11 @@ bool Kernel::vfree(std::uint64_t addr, owner_t by) {
   if (cfg_.cross_free != CrossFree::kAllow && by != kOwnerKernel && a->owner != by) {
     StackText<160> why;
     why.str(modules_.owner_name(by)).str(" frees a vmalloc area owned by ").str(modules_.owner_name(a->owner));
-    if (cfg_.cross_free == CrossFree::kRefuse) {
+    if (cfg_.cross_free == CrossFree::kReport) {  // as check_free says it for the other frees
+      StackText<256> line;
+      line.str("kmm: warning: vfree: ").str(why.data()).nl();
+      log(line.data(), line.size());
+    } else {
       report({ErrorKind::kOwnerMismatch, "vfree", reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr)),
               nullptr, a->nr_pages * kPageSize, why.data()});
       return false;

@@ -20,7 +20,7 @@ const char* module_error_text(ModuleError e) {
     case ModuleError::kTableFull:
       return "module table is full";
     case ModuleError::kBadName:
-      return "bad module name";
+      return "bad module name (empty, 56 characters or more, or one kmm reserves: kernel, untracked, ?)";
   }
   return "?";
 }
@@ -33,7 +33,10 @@ void ModuleRegistry::init() {
 
 ModuleError ModuleRegistry::load(const char* name, std::uint64_t core_size, std::uint64_t now_ns, owner_t* owner) {
   std::size_t n = str_len(name);
-  if (n == 0 || n >= kModuleNameLen || str_eq(name, "kernel")) return ModuleError::kBadName;
+  // The names owner_name gives owners that are not modules are not a module's: a row of
+  // /proc/allocinfo would read like the kernel's, the untracked owner's or a free slot's.
+  if (n == 0 || n >= kModuleNameLen || str_eq(name, "kernel") || str_eq(name, "untracked") || str_eq(name, "?"))
+    return ModuleError::kBadName;
   LockGuard g(lock_);
   std::uint32_t instances = 0;
   int free_slot = -1;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <ostream>
 #include <sstream>
 
@@ -213,10 +214,17 @@ void page_tail(std::ostream& out) {
 
 }  // namespace
 
-void RunRecorder::after_line(Kernel* k, const std::string& where, const std::string& line, LineStatus) {
+void RunRecorder::after_line(Kernel* k, const std::string& where, const std::string& line, LineStatus status) {
   if (k == nullptr) return;
-  bool is_boot = line.rfind("boot", 0) == 0 && (line.size() == 4 || line[4] == ' ');
-  if (machines_.empty() || k != last_kernel_ || is_boot) {
+  // A machine begins at a boot or reboot that ran (one that failed left the old machine
+  // running: "boot ram=zzz" was a "Machine 2" holding machine 1's samples), or where the
+  // Kernel changed (a reboot may place the new one where the old one was: not enough alone).
+  auto starts = [&line](const char* word) {
+    std::size_t n = std::strlen(word);
+    return line.rfind(word, 0) == 0 && (line.size() == n || line[n] == ' ');
+  };
+  bool new_machine = (starts("boot") || starts("reboot")) && status != LineStatus::kScriptError;
+  if (machines_.empty() || k != last_kernel_ || new_machine) {
     machines_.push_back(Machine{where, line, {}, {}});
     last_kernel_ = k;
   }
@@ -286,8 +294,8 @@ void RunRecorder::write_html(std::ostream& out, const std::string& title) const 
       use_series[0].y.push_back(static_cast<double>(s.slab_kb));
       for (std::size_t j = 0; j < modules.size(); ++j) {
         double kb = 0;
-        for (const auto& mb : s.module_bytes)
-          if (mb.first == modules[j]) kb = static_cast<double>(mb.second) / 1024.0;
+        for (const auto& mb : s.module_bytes)  // every instance of the name: a gone one's leak too
+          if (mb.first == modules[j]) kb += static_cast<double>(mb.second) / 1024.0;
         use_series[1 + j].y.push_back(kb);
       }
       if (i > 0 && s.passes > m.samples[i - 1].passes) marks.push_back(i);

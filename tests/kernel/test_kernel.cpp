@@ -312,6 +312,12 @@ TEST_F(KernelTest, CrossFreeReportLogsAndFrees) {
   EXPECT_EQ(k->owner_of(p), kOwnerFree);
   EXPECT_EQ(rc.count(), 0u) << "a warning in the log, not an error report";
   EXPECT_NE(log.text().find("kfree: alpha frees a block owned by beta"), std::string::npos) << log.text();
+  // A vmalloc area too (vfree said nothing).
+  std::uint64_t va = k->vmalloc(8192, b);
+  ASSERT_NE(va, 0u);
+  EXPECT_TRUE(k->vfree(va, a));
+  EXPECT_EQ(rc.count(), 0u);
+  EXPECT_NE(log.text().find("vfree: alpha frees a vmalloc area owned by beta"), std::string::npos) << log.text();
   // The kernel may free anything; a module its own blocks: no warning.
   void* q = k->kmalloc(64, GFP_KERNEL, b);
   void* r = k->kmalloc(64, GFP_KERNEL, a);

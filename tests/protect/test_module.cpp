@@ -205,6 +205,10 @@ TEST_F(ModuleTest, BadNames) {
   owner_t o;
   EXPECT_EQ(reg->load("", 0, 0, &o), ModuleError::kBadName);
   EXPECT_EQ(reg->load("kernel", 0, 0, &o), ModuleError::kBadName);
+  // The names of owners that are not modules: their rows would pass for the untracked owner's
+  // and a free slot's.
+  EXPECT_EQ(reg->load("untracked", 0, 0, &o), ModuleError::kBadName);
+  EXPECT_EQ(reg->load("?", 0, 0, &o), ModuleError::kBadName);
   std::string longest(kModuleNameLen - 1, 'x');
   std::string too_long(kModuleNameLen, 'x');
   EXPECT_EQ(reg->load(too_long.c_str(), 0, 0, &o), ModuleError::kBadName);

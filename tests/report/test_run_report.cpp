@@ -72,6 +72,26 @@ TEST(RunReport, SamplesEveryLineOfEveryMachine) {
   EXPECT_EQ(count(page, "src="), 0u);
 }
 
+TEST(RunReport, AFailedBootIsNoMachineAndAReloadedModulesLeakStaysOnTheChart) {
+  // `boot ram=zzz` (a script error: machine 1 runs on) made a "Machine 2" holding machine
+  // 1's samples; a reboot is a machine of its own; and the chart of module m showed only the
+  // reloaded instance's 8 kB, the gone one's 64 kB leak dropped.
+  std::ostringstream out, err;
+  RunRecorder rec;
+  {
+    Scenario sc(out, err);
+    sc.set_observer(&rec);
+    run(sc, "boot ram=16M\ninsmod m\nkmalloc m 64K\nrmmod m\ninsmod m\nkmalloc m 8K\nreboot\nboot ram=zzz\n");
+  }
+  ASSERT_EQ(rec.machines().size(), 2u) << "the failed boot started a machine";
+  EXPECT_EQ(rec.machines()[1].boot_line, "reboot");
+  std::ostringstream html;
+  rec.write_html(html, "t.kms");
+  const std::string page = html.str();
+  EXPECT_NE(page.find("module m = 72 kB"), std::string::npos) << "the gone instance's 64 kB were left out";
+  EXPECT_EQ(page.find("module m = 8 kB"), std::string::npos);
+}
+
 TEST(RunReport, FailureKeepsTheMemoryMapOfItsMoment) {
   std::ostringstream out, err;
   RunRecorder rec;
