@@ -115,7 +115,7 @@ LineStatus Scenario::cmd_alloc(const CommandCall& c) {
     b.va = k.vmalloc(static_cast<std::size_t>(size), o);
     if (b.va == 0) {
       failed(fmt::format("vmalloc({}) failed: {}", size,
-                         size == 0 ? "size 0" : alloc_failure_reason(static_cast<std::uint64_t>(size))));
+                         size == 0 ? "size 0" : vmalloc_failure_reason(static_cast<std::uint64_t>(size))));
       return LineStatus::kOk;
     }
     out_ << fmt::format("{}: vmalloc({}) = 0x{:08x}\n", a[1], size, b.va);

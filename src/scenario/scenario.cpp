@@ -125,6 +125,15 @@ bool Scenario::owner_arg(const std::string& name, owner_t* o) {
   return *o != kOwnerFree;
 }
 
+// The fault points that failed an allocation during this line ("" when none did).
+std::string Scenario::injected_points() const {
+  std::string points;
+  for (unsigned i = 0; i < kNrFaultPoints; ++i)
+    if (fault_failures(static_cast<FaultPoint>(i)) > injected_mark_[i])
+      points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
+  return points;
+}
+
 std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
   std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
   std::uint64_t largest = kernel_->zone().largest_free_block() * kPageSize;
@@ -132,15 +141,26 @@ std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
                     : free_b >= asked ? "missing memory"
                                       : "out of memory";
   // An injected failure is not the machine's: say so, and which point forced it.
-  std::string points;
-  for (unsigned i = 0; i < kNrFaultPoints; ++i)
-    if (fault_failures(static_cast<FaultPoint>(i)) > injected_mark_[i])
-      points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
+  std::string points = injected_points();
   if (!points.empty()) {
     return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points,
                        kb(free_b), kb(largest), kb(asked));
   }
   return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), kb(asked));
+}
+
+// A vmalloc needs its pages, not contiguous ones, and a free range of the vmalloc space for
+// them and a guard page: "missing memory" (no contiguous block) is never its reason.
+std::string Scenario::vmalloc_failure_reason(std::uint64_t asked) const {
+  const std::uint64_t need = (asked + kPageSize - 1) / kPageSize * kPageSize;
+  if (!injected_points().empty()) return alloc_failure_reason(need);
+  const std::uint64_t range = kernel_->vmalloc_space().largest_chunk();
+  if (range < need + kPageSize)
+    return fmt::format("vmalloc space exhausted: its largest free range is {}, asked {} and a guard page", kb(range),
+                       kb(need));
+  const std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
+  return fmt::format("out of memory{}: {} free, asked {}", free_b >= need ? " (below the min watermark)" : "",
+                     kb(free_b), kb(need));
 }
 
 void Scenario::print_view(const std::string& path) {

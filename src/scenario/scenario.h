@@ -138,6 +138,8 @@ class Scenario {
   // hold or there is no MMU model; else what is broken.
   std::string mmu_invariants();
   std::string alloc_failure_reason(std::uint64_t asked) const;
+  std::string vmalloc_failure_reason(std::uint64_t asked) const;
+  std::string injected_points() const;
   // family mmu (mmu_commands.cpp): dispatch calls mmu_enter first (the model there, its
   // tables synced)
   std::optional<LineStatus> mmu_enter(const CommandCall& c);

@@ -307,6 +307,21 @@ TEST(Scenario, ALabelWhoseBlockTheCollectorTookOrAnotherKindReusedActsOnNothingE
   EXPECT_FALSE(has(r.out, "double free")) << r.out;
 }
 
+TEST(Scenario, AFailedVmallocSaysWhyAVmallocFails) {
+  // vmalloc needs pages, not contiguous ones, and a range of its 240M space: "missing memory:
+  // 520032 kB free, largest free block 4096 kB" named neither.
+  Result r =
+      run("boot ram=512M\nvmalloc kernel 300M\nexpect last.failed == 1\nvmalloc kernel 200M as a\n"
+          "vmalloc kernel 100M\nexpect last.failed == 1\nvfree a\n"
+          "boot ram=16M\nvmalloc kernel 17M\nexpect last.failed == 1\ncheck\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "vmalloc(314572800) failed: vmalloc space exhausted: its largest free range is 245760 kB"))
+      << r.out;
+  EXPECT_TRUE(has(r.out, "vmalloc(104857600) failed: vmalloc space exhausted")) << r.out;
+  EXPECT_TRUE(has(r.out, "vmalloc(17825792) failed: out of memory: ")) << r.out;
+  EXPECT_FALSE(has(r.out, "missing memory")) << r.out;
+}
+
 TEST(Scenario, KreallocThroughALabelKeepsItsOwner) {
   // A module's zero-size block grown by krealloc became the kernel's (the command asked as the
   // kernel): the module's leak escaped the protector.
