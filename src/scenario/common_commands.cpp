@@ -85,6 +85,18 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
                       cfg.ram_bytes / 1024, cfg.ram_bytes / 1024 - total_kb,
                       cfg.kmalloc == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2", protector_mode_name(cfg.protector),
                       cfg.gc_delay_ns / 1000000);
+  // SlabAllocator::init holds at most a quarter of RAM in the quarantine, and none when its
+  // ring finds no memory: said here, as the preload says it (shim/alloc.cpp), not silently.
+  if (const std::uint64_t asked = cfg.hardening.quarantine_bytes,
+      held = kernel_->slab().config().hardening.quarantine_bytes;
+      held != asked) {
+    out_ << (held != 0 ? fmt::format("warning: quarantine={} is more than a quarter of RAM; the quarantine holds at "
+                                     "most {} bytes\n",
+                                     asked, held)
+                       : fmt::format("warning: quarantine={}: no memory for its ring; the machine runs without a "
+                                     "quarantine\n",
+                                     asked));
+  }
   return LineStatus::kOk;
 }
 

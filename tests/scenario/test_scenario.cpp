@@ -202,7 +202,7 @@ TEST(Scenario, BadBootOptionsExitTwo) {
       {"boot ram=2G page_offset=0xC0000000", "boot failed: RAM does not fit"},
       {"boot ram=16M gc_delay=soon", "bad gc_delay 'soon'"},
       {"boot ram=16M redzone=maybe", "redzone= takes on or off, not 'maybe'"},
-      {"boot ram=16M quarantine=lots", "quarantine= takes a size (0, 64K, 1M), not 'lots'"},
+      {"boot ram=16M quarantine=lots", "quarantine= takes a size up to 1G (0, 64K, 1M), not 'lots'"},
   };
   for (const Case& c : cases) {
     Result r = run(std::string(c.line) + "\n");
@@ -219,6 +219,18 @@ TEST(Scenario, HardeningOptionsAtBoot) {
           "kmalloc kernel 20 as a\nkmalloc kernel 20000 as big\n"
           "expect ksize.a == 20 && ksize.big == 20000\nkfree a\nkfree big\n");
   EXPECT_EQ(r.code, 0) << r.err << r.out;
+}
+
+// More than a quarter of RAM waiting in the quarantine is cut (SlabAllocator::init): the boot
+// says so in the transcript, as the preload warns, and the run goes on (it was silent).
+TEST(Scenario, QuarantineCutAtBootIsSaid) {
+  Result r = run("boot ram=16M quarantine=8M\nboot ram=16M quarantine=4M\n");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out,
+                  "warning: quarantine=8388608 is more than a quarter of RAM; the quarantine holds at most "
+                  "4194304 bytes\n"))
+      << r.out;
+  EXPECT_EQ(r.out.find("warning: quarantine=4194304"), std::string::npos) << "a quarter exactly is not cut";
 }
 
 TEST(Scenario, LastFailedAfterFailingKmalloc) {
