@@ -420,6 +420,14 @@ LineStatus Scenario::mmu_spawn(const CommandCall& c) {
     else
       return script_error(where, "bad spawn option '" + a[i] + "'");
   }
+  // heap= sizes malloc=heap's fixed heap and nothing else here: with brk (which grows) or
+  // simple it was read and ignored. (On mmu=off it implies malloc=heap, as uClinux's
+  // fixed-heap programs: an MMU machine's default is brk, so it is not implied.)
+  if (p.heap_size != 0 && p.malloc != MallocKind::kHeap)
+    return script_error(where,
+                        fmt::format("spawn {}: heap= is the size of the fixed heap of malloc=heap; with malloc={} "
+                                    "it means nothing (give malloc=heap too)",
+                                    a[1], p.malloc == MallocKind::kBrk ? "brk (the default)" : "simple"));
   if (p.malloc == MallocKind::kHeap && p.heap_size == 0) p.heap_size = 128 * 1024;
   std::uint16_t asid = m.free_asid();
   if (asid == 0) {
