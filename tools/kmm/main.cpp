@@ -11,7 +11,8 @@
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
-//   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, a command; --man: the man page
+//   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, boot, a command; --man: the man page
+//   kmm --version            "kmm 0.1.0" (CMakeLists.txt's project version)
 // Depends on: scenario/, replay/, report/, CLI11.
 #include <CLI/CLI.hpp>
 
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
   auto* stat = kmm::tools::add_stat(app, &stat_pid);
   kmm::tools::HelpArgs help_args;
   auto* help = kmm::tools::add_help(app, &help_args);  // last: it lists the others
+  // The one version: CMakeLists.txt's project(VERSION), as the man page's header shows it.
+  app.set_version_flag("--version", std::string("kmm ") + KMM_VERSION, "print kmm's version and exit");
+  if (int rc = kmm::tools::check_command_word(app, argc, argv, std::cerr); rc >= 0) return rc;
 
   try {
     app.parse(kmm::tools::take_exec_command(argc, argv, &exec_args), argv);
