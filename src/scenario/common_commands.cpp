@@ -152,7 +152,8 @@ LineStatus Scenario::cmd_alloc(const CommandCall& c) {
               ? fmt::format("larger than kmalloc's limit of {}", kb(k.kmalloc_layer().max_size()))
               : alloc_failure_reason(static_cast<std::uint64_t>(size) <= kKmallocMaxCacheSize
                                          ? kPageSize
-                                         : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)));
+                                         : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)),
+                                     static_cast<std::uint64_t>(size));
       failed(fmt::format("{}({}) failed: {}", cmd, size, why));
       return LineStatus::kOk;
     }

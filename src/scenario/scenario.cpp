@@ -125,12 +125,17 @@ bool Scenario::owner_arg(const std::string& name, owner_t* o) {
   return *o != kOwnerFree;
 }
 
-std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
+std::string Scenario::alloc_failure_reason(std::uint64_t need, std::uint64_t asked) const {
   std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
   std::uint64_t largest = kernel_->zone().largest_free_block() * kPageSize;
-  const char* why = largest >= asked  ? "out of memory (below the min watermark)"
-                    : free_b >= asked ? "missing memory"
-                                      : "out of memory";
+  // The verdict is the pool's (a kmalloc(64) that fails needed a whole slab page); "asked" is
+  // the caller's size, with the pool's need beside it where they differ (it read "asked 4 kB"
+  // for a kmalloc(64)).
+  const char* why = largest >= need  ? "out of memory (below the min watermark)"
+                    : free_b >= need ? "missing memory"
+                                     : "out of memory";
+  std::string asked_text =
+      asked == 0 || asked == need ? kb(need) : fmt::format("{} (needs {} of pages)", kb(asked), kb(need));
   // An injected failure is not the machine's: say so, and which point forced it.
   std::string points;
   for (unsigned i = 0; i < kNrFaultPoints; ++i)
@@ -138,9 +143,9 @@ std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
       points += std::string(points.empty() ? "" : ", ") + fault_point_name(static_cast<FaultPoint>(i));
   if (!points.empty()) {
     return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points,
-                       kb(free_b), kb(largest), kb(asked));
+                       kb(free_b), kb(largest), asked_text);
   }
-  return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), kb(asked));
+  return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), asked_text);
 }
 
 void Scenario::print_view(const std::string& path) {

@@ -131,7 +131,9 @@ class Scenario {
   // vmalloc pages against the areas, every process's address space, the TLB. "" when they
   // hold or there is no MMU model; else what is broken.
   std::string mmu_invariants();
-  std::string alloc_failure_reason(std::uint64_t asked) const;
+  // Why an allocation of the machine failed: need is what the page pool was asked for (a
+  // kmalloc's slab page, a large kmalloc's footprint), asked the caller's size (0: need).
+  std::string alloc_failure_reason(std::uint64_t need, std::uint64_t asked = 0) const;
   // family mmu (mmu_commands.cpp): dispatch calls mmu_enter first (the model there, its
   // tables synced)
   std::optional<LineStatus> mmu_enter(const CommandCall& c);
