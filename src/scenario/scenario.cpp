@@ -186,6 +186,13 @@ int Scenario::run_shell(std::istream& in, bool interactive) {
     if (!std::getline(in, line)) break;
     ++lineno;
     if (strip_comment(line) == "exit" || strip_comment(line) == "quit") break;
+    // `help` is what a user types first at a prompt: a pointer, not "unknown command" (a
+    // script has no `help`: kmm run keeps it an error, and a `help` line here is no command).
+    if (strip_comment(line) == "help") {
+      out_ << "scenario commands: kmm help scenario (boot's options: kmm help boot); exit or quit (or end of input)"
+              " ends the shell: status 1 when an expect failed, else 0\n";
+      continue;
+    }
     run_line(line, fmt::format("<stdin>:{}", lineno));
     out_.flush();
   }

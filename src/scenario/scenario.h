@@ -79,7 +79,9 @@ class Scenario {
   // Runs a whole script; returns the exit status (0 all expects held, 1 one failed, 2 the
   // script is wrong).
   int run_script(std::istream& in, const std::string& file);
-  // Interactive: prompt, read, run; script errors do not end the session.
+  // Interactive: prompt, read, run; script errors do not end the session. `exit`, `quit` or
+  // the end of input ends it; `help` prints a pointer to kmm help. Returns 1 when an expect
+  // failed, else 0.
   int run_shell(std::istream& in, bool interactive);
 
   void set_echo(bool on) { echo_ = on; }

@@ -221,6 +221,26 @@ TEST(Scenario, HardeningOptionsAtBoot) {
   EXPECT_EQ(r.code, 0) << r.err << r.out;
 }
 
+// `kmm shell`: `help` is a pointer to kmm help, not a script error (it printed "no machine"
+// before a boot, "unknown command 'help'" after); exit ends it; the status is the expects'.
+// In a script `help` stays unknown (kmm run is unchanged).
+TEST(Scenario, ShellHelpAndExit) {
+  std::ostringstream out, err;
+  int code;
+  {
+    Scenario s(out, err);
+    std::istringstream in("help\nboot ram=16M\nhelp\nexpect 1 == 2\nexit\nexpect 1 == 1\n");
+    code = s.run_shell(in, false);
+  }
+  EXPECT_EQ(code, 1) << "an expect failed";
+  EXPECT_FALSE(has(err.str(), "help")) << err.str();
+  EXPECT_NE(out.str().find("kmm help scenario"), out.str().rfind("kmm help scenario")) << "once a help line";
+  EXPECT_FALSE(has(out.str(), "expect 1 == 1")) << "exit ends the shell";
+  Result r = run("boot ram=16M\nhelp\n");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(has(r.err, "unknown command 'help'")) << r.err;
+}
+
 // More than a quarter of RAM waiting in the quarantine is cut (SlabAllocator::init): the boot
 // says so in the transcript, as the preload warns, and the run goes on (it was silent).
 TEST(Scenario, QuarantineCutAtBootIsSaid) {

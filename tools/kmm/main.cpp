@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
   std::string run_report;
   run->add_option("--report", run_report, "write a self-contained HTML report of the run to FILE.html");
 
-  auto* shell = app.add_subcommand("shell", "Type scenario commands at a prompt");
+  auto* shell = app.add_subcommand(
+      "shell",
+      "Type scenario commands at a prompt (help: where the commands are; exit, quit or end of input ends it: "
+      "status 1 when an expect failed, else 0)");
 
   // kmm translate: one address walked on a freshly booted machine (the scenario command
   // `translate` from the command line).
