@@ -242,6 +242,13 @@ LineStatus Scenario::cmd_link(const CommandCall& c) {
                                                      : reinterpret_cast<std::uintptr_t>(to->second.host);
   }
   std::size_t usable = kernel_->ksize(from->second.host);
+  // A block that is gone (kfree'd, or reclaimed by the collector) has 0 usable bytes: say it
+  // is gone, not that the offset is outside it.
+  if (usable == 0 && !zero_or_null(from->second.host)) {
+    failed(fmt::format("{}: '{}' is no longer a live block ({})", a[0], a[1],
+                       from->second.freed ? "freed" : "reclaimed by the collector, or freed"));
+    return LineStatus::kOk;
+  }
   if (offset < 0 || static_cast<std::size_t>(offset) + sizeof(void*) > usable) {
     failed(fmt::format("{}: offset {} is outside {} ({} usable bytes)", a[0], offset, a[1], usable));
     return LineStatus::kOk;

@@ -139,6 +139,18 @@ TEST(Scenario, KreallocOfAReclaimedBlockSaysSoNotOutOfMemory) {
   EXPECT_FALSE(has(r.out, "out of memory")) << r.out;
 }
 
+// unlink (and link) of a block the collector took: it is gone, not "offset 0 is outside b
+// (0 usable bytes)".
+TEST(Scenario, UnlinkOfAReclaimedBlockSaysItIsGone) {
+  Result r =
+      run("boot ram=16M protector=reclaim gc_delay=1s\n"
+          "insmod m\nkmalloc m 100 as b\nrmmod m\nidle 2s\n"
+          "unlink b\nexpect last.failed == 1\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "unlink: 'b' is no longer a live block (reclaimed by the collector, or freed)")) << r.out;
+  EXPECT_FALSE(has(r.out, "usable bytes")) << r.out;
+}
+
 TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
   // krealloc to 0 frees the block and returns ZERO_SIZE_PTR: printed as such (it printed the
   // "direct-map address" of pointer 16), and the label then frees nothing.
