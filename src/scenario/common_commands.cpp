@@ -436,7 +436,12 @@ LineStatus Scenario::cmd_cat(const CommandCall& c) {
       if (auto r = mmu_view(c)) return *r;
     std::string known;
     for (const char* const* p = proc_paths(); *p; ++p) known += std::string(" ") + *p;
-    return script_error(c.where, "no such file: " + a[1] + " (kmm provides:" + known + ", and each + .json)");
+    // The MMU model's views are text only (mmu_view): listed after the .json ones.
+    std::string mmu_views = kernel_->config().mmu ? "; on this MMU machine also /proc/tlb, /proc/PROC/maps, "
+                                                    "/sys/kernel/debug/kernel_page_tables (no .json)"
+                                                  : "";
+    return script_error(c.where,
+                        "no such file: " + a[1] + " (kmm provides:" + known + ", and each + .json" + mmu_views + ")");
   }
   print_view(a[1]);
   return LineStatus::kOk;
@@ -513,8 +518,9 @@ std::span<const CommandRow> CommandTables::common() {
       {"gc", "gc", "run a collector pass now (the rate limit aside)", F::kCommon, &Scenario::cmd_gc},
       {"protector", kProtectorUsage.text, "change the protector's mode", F::kCommon, &Scenario::cmd_protector},
       {"cat", "cat PATH",
-       "a view: /proc/meminfo, buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, dmesg, "
-       "/sys/kernel/debug/kmemleak ...; PATH.json for JSON",
+       "a view: /proc/meminfo, buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, /proc/dmesg, "
+       "/sys/kernel/debug/kmemleak ...; PATH.json for JSON (not the MMU views /proc/tlb, /proc/PROC/maps, "
+       "kernel_page_tables)",
        F::kCommon, &Scenario::cmd_cat},
       {"dmesg", "dmesg", "the kernel log", F::kCommon, &Scenario::cmd_dmesg},
       {"link", "link FROM TO [offset=N]", "write block TO's address into block FROM: FROM now references TO",

@@ -863,7 +863,7 @@ std::span<const CommandRow> CommandTables::mmu() {
       {"munmap", "munmap LABEL", "unmap an mmap'd area", F::kMmu, &Scenario::mmu_free},
       {"malloc", "malloc PROC SIZE [as LABEL]", "allocate from the process's malloc", F::kMmu, &Scenario::mmu_malloc},
       {"free", "free LABEL", "free a malloc block", F::kMmu, &Scenario::mmu_free},
-      {"touch", "touch PROC ADDR [read|write|exec] [kernel] [len=SIZE]",
+      {"touch", "touch PROC ADDR [read|write|exec] [user|kernel] [len=SIZE]",
        "access memory: demand paging, protection faults, the TLB", F::kMmu, &Scenario::mmu_touch},
       {"translate", "translate PROC|kernel VADDR [read|write|exec] [user|kernel]",
        "print each level of the page-table walk, the physical address, or the fault", F::kMmu,

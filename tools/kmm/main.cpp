@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   run->add_option("files", files, "scenario files ('-' for standard input)")->required();
   run->add_flag("-q,--quiet", quiet, "do not echo commands");
   std::string run_report;
-  run->add_option("--report", run_report, "write a self-contained HTML report of the run to FILE.html");
+  run->add_option("--report", run_report,
+                  "write a self-contained HTML report of the run to this file (named as given: no .html is added)");
 
   auto* shell = app.add_subcommand(
       "shell",
@@ -55,8 +56,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("translate", "Walk a virtual address through a booted machine's kernel page tables");
   translate->add_option("vaddr", tr_addr, "virtual address, e.g. 0xC0403012")->required();
   translate->add_option("--boot", tr_boot, "boot options, as in a scenario's boot line (default: ram=192M)");
-  translate->add_option("--access", tr_access, "read, write or exec")->check(CLI::IsMember({"read", "write", "exec"}));
-  translate->add_option("--mode", tr_mode, "the CPU mode: kernel or user")->check(CLI::IsMember({"kernel", "user"}));
+  translate->add_option("--access", tr_access, "read, write or exec (default read)")
+      ->check(CLI::IsMember({"read", "write", "exec"}));
+  translate->add_option("--mode", tr_mode, "the CPU mode: kernel or user (default kernel)")
+      ->check(CLI::IsMember({"kernel", "user"}));
 
   std::string fsck_file;
   auto* fsck =
