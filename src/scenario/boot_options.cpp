@@ -22,13 +22,13 @@ constexpr std::int64_t kAny = std::numeric_limits<std::int64_t>::max();
 
 // A hardening key: set by set_hardening_option, by name (no setter of its own).
 constexpr BootOptionRow hardening_row(const BootSetting& s, BootOptionKind kind, const char* bad_value = nullptr) {
-  return {s.boot_key, kind, s.syntax, s.machine_default, s.help, bad_value, 0, 0, nullptr};
+  return {s.boot_key, kind, s.syntax, s.machine_default, s.machine_help, bad_value, 0, 0, nullptr};
 }
 
 const BootOptionRow kRows[] = {
     // Numbers (scenario/expr.h's parse_number), addresses and durations.
     {kBootSettingRam.boot_key, T::kNumber, kBootSettingRam.syntax, kBootSettingRam.machine_default,
-     kBootSettingRam.help, "bad ram size '{}'", 0, kAny,
+     kBootSettingRam.machine_help, "bad ram size '{}'", 0, kAny,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->ram_bytes = n; }},
     {"phys_offset", T::kNumber, "ADDRESS", "0", "physical address of the first byte of RAM", "bad phys_offset '{}'", 0,
      kAny, [](BootConfig* c, std::uint64_t n, const std::string&) { c->phys_offset = n; }},
@@ -52,7 +52,7 @@ const BootOptionRow kRows[] = {
      std::int64_t{1} << 30,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->gc_slice_pages = static_cast<std::uint32_t>(n); }},
     {kBootSettingGcDelay.boot_key, T::kDuration, kBootSettingGcDelay.syntax, kBootSettingGcDelay.machine_default,
-     kBootSettingGcDelay.help, "bad gc_delay '{}' (e.g. 5s, 500ms)", 0, 0,
+     kBootSettingGcDelay.machine_help, "bad gc_delay '{}' (e.g. 5s, 500ms)", 0, 0,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->gc_delay_ns = n; }},
     {"tlb", T::kNumber, "N", "64", "entries of the TLB", "tlb= takes 1..512 entries, not '{}'", 1, 512,
      [](BootConfig* c, std::uint64_t n, const std::string&) { c->tlb_entries = static_cast<unsigned>(n); }},
@@ -74,7 +74,7 @@ const BootOptionRow kRows[] = {
        c->kmalloc = i == 0 ? KmallocPolicy::kPow2 : KmallocPolicy::kKmalloc2;
      }},
     {kBootSettingProtector.boot_key, T::kChoice, kBootSettingProtector.syntax, kBootSettingProtector.machine_default,
-     kBootSettingProtector.help, nullptr, 0, 0,
+     kBootSettingProtector.machine_help, nullptr, 0, 0,
      [](BootConfig* c, std::uint64_t, const std::string& v) { parse_protector_mode(v.c_str(), &c->protector); }},
     {"tracker", T::kChoice, "owner|paper-table", "owner",
      "the collector's record of owners: owner bytes, or the paper's 10,000-record table (no "
@@ -112,7 +112,7 @@ const BootOptionRow kRows[] = {
     hardening_row(kBootSettingRedzone, T::kOnOff),
     hardening_row(kBootSettingPoison, T::kOnOff),
     hardening_row(kBootSettingGuardPages, T::kOnOff),
-    hardening_row(kBootSettingQuarantine, T::kSize, "quarantine= takes a size (0, 64K, 1M), not '{}'"),
+    hardening_row(kBootSettingQuarantine, T::kSize, "quarantine= takes a size up to 1G (0, 64K, 1M), not '{}'"),
 };
 
 constexpr std::size_t kNrRows = sizeof kRows / sizeof kRows[0];

@@ -85,6 +85,18 @@ LineStatus Scenario::cmd_boot(const CommandCall& c) {
                       cfg.ram_bytes / 1024, cfg.ram_bytes / 1024 - total_kb,
                       cfg.kmalloc == KmallocPolicy::kPow2 ? "pow2" : "kmalloc2", protector_mode_name(cfg.protector),
                       cfg.gc_delay_ns / 1000000);
+  // SlabAllocator::init holds at most a quarter of RAM in the quarantine, and none when its
+  // ring finds no memory: said here, as the preload says it (shim/alloc.cpp), not silently.
+  if (const std::uint64_t asked = cfg.hardening.quarantine_bytes,
+      held = kernel_->slab().config().hardening.quarantine_bytes;
+      held != asked) {
+    out_ << (held != 0 ? fmt::format("warning: quarantine={} is more than a quarter of RAM; the quarantine holds at "
+                                     "most {} bytes\n",
+                                     asked, held)
+                       : fmt::format("warning: quarantine={}: no memory for its ring; the machine runs without a "
+                                     "quarantine\n",
+                                     asked));
+  }
   return LineStatus::kOk;
 }
 
@@ -141,7 +153,8 @@ LineStatus Scenario::cmd_alloc(const CommandCall& c) {
               ? fmt::format("larger than kmalloc's limit of {}", kb(k.kmalloc_layer().max_size()))
               : alloc_failure_reason(static_cast<std::uint64_t>(size) <= kKmallocMaxCacheSize
                                          ? kPageSize
-                                         : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)));
+                                         : k.kmalloc_layer().large_footprint(static_cast<std::size_t>(size)),
+                                     static_cast<std::uint64_t>(size));
       failed(fmt::format("{}({}) failed: {}", cmd, size, why));
       return LineStatus::kOk;
     }
@@ -255,6 +268,13 @@ LineStatus Scenario::cmd_link(const CommandCall& c) {
                                                      : reinterpret_cast<std::uintptr_t>(to->second.host);
   }
   std::size_t usable = kernel_->ksize(from->second.host);
+  // A block that is gone (kfree'd, or reclaimed by the collector) has 0 usable bytes: say it
+  // is gone, not that the offset is outside it.
+  if (usable == 0 && !zero_or_null(from->second.host)) {
+    failed(fmt::format("{}: '{}' is no longer a live block ({})", a[0], a[1],
+                       from->second.freed ? "freed" : "reclaimed by the collector, or freed"));
+    return LineStatus::kOk;
+  }
   if (offset < 0 || static_cast<std::size_t>(offset) + sizeof(void*) > usable) {
     failed(fmt::format("{}: offset {} is outside {} ({} usable bytes)", a[0], offset, a[1], usable));
     return LineStatus::kOk;
@@ -454,7 +474,12 @@ LineStatus Scenario::cmd_cat(const CommandCall& c) {
       if (auto r = mmu_view(c)) return *r;
     std::string known;
     for (const char* const* p = proc_paths(); *p; ++p) known += std::string(" ") + *p;
-    return script_error(c.where, "no such file: " + a[1] + " (kmm provides:" + known + ", and each + .json)");
+    // The MMU model's views are text only (mmu_view): listed after the .json ones.
+    std::string mmu_views = kernel_->config().mmu ? "; on this MMU machine also /proc/tlb, /proc/PROC/maps, "
+                                                    "/sys/kernel/debug/kernel_page_tables (no .json)"
+                                                  : "";
+    return script_error(c.where,
+                        "no such file: " + a[1] + " (kmm provides:" + known + ", and each + .json" + mmu_views + ")");
   }
   print_view(a[1]);
   return LineStatus::kOk;
@@ -536,8 +561,9 @@ std::span<const CommandRow> CommandTables::common() {
       {"gc", "gc", "run a collector pass now (the rate limit aside)", F::kCommon, &Scenario::cmd_gc},
       {"protector", kProtectorUsage.text, "change the protector's mode", F::kCommon, &Scenario::cmd_protector},
       {"cat", "cat PATH",
-       "a view: /proc/meminfo, buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, dmesg, "
-       "/sys/kernel/debug/kmemleak ...; PATH.json for JSON",
+       "a view: /proc/meminfo, buddyinfo, slabinfo, modules, allocinfo, vmallocinfo, /proc/dmesg, "
+       "/sys/kernel/debug/kmemleak ...; PATH.json for JSON (not the MMU views /proc/tlb, /proc/PROC/maps, "
+       "kernel_page_tables)",
        F::kCommon, &Scenario::cmd_cat},
       {"dmesg", "dmesg", "the kernel log", F::kCommon, &Scenario::cmd_dmesg},
       {"link", "link FROM TO [offset=N]", "write block TO's address into block FROM: FROM now references TO",

@@ -420,6 +420,14 @@ LineStatus Scenario::mmu_spawn(const CommandCall& c) {
     else
       return script_error(where, "bad spawn option '" + a[i] + "'");
   }
+  // heap= sizes malloc=heap's fixed heap and nothing else here: with brk (which grows) or
+  // simple it was read and ignored. (On mmu=off it implies malloc=heap, as uClinux's
+  // fixed-heap programs: an MMU machine's default is brk, so it is not implied.)
+  if (p.heap_size != 0 && p.malloc != MallocKind::kHeap)
+    return script_error(where,
+                        fmt::format("spawn {}: heap= is the size of the fixed heap of malloc=heap; with malloc={} "
+                                    "it means nothing (give malloc=heap too)",
+                                    a[1], p.malloc == MallocKind::kBrk ? "brk (the default)" : "simple"));
   if (p.malloc == MallocKind::kHeap && p.heap_size == 0) p.heap_size = 128 * 1024;
   std::uint16_t asid = m.free_asid();
   if (asid == 0) {
@@ -855,7 +863,7 @@ std::span<const CommandRow> CommandTables::mmu() {
       {"munmap", "munmap LABEL", "unmap an mmap'd area", F::kMmu, &Scenario::mmu_free},
       {"malloc", "malloc PROC SIZE [as LABEL]", "allocate from the process's malloc", F::kMmu, &Scenario::mmu_malloc},
       {"free", "free LABEL", "free a malloc block", F::kMmu, &Scenario::mmu_free},
-      {"touch", "touch PROC ADDR [read|write|exec] [kernel] [len=SIZE]",
+      {"touch", "touch PROC ADDR [read|write|exec] [user|kernel] [len=SIZE]",
        "access memory: demand paging, protection faults, the TLB", F::kMmu, &Scenario::mmu_touch},
       {"translate", "translate PROC|kernel VADDR [read|write|exec] [user|kernel]",
        "print each level of the page-table walk, the physical address, or the fault", F::kMmu,

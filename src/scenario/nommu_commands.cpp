@@ -376,8 +376,8 @@ LineStatus Scenario::nommu_frag(const CommandCall& c) {
 LineStatus Scenario::nommu_repeat(const CommandCall& c) {
   auto [a, where, k, st, n] = nommu_call(c, *kernel_, *nommu_);
   std::int64_t times;
-  if (a.size() < 3 || !parse_number(a[1], &times) || times < 0 || times > 10'000'000)
-    return script_error(where, command_usage("repeat"));
+  if (a.size() < 3 || !parse_number(a[1], &times) || times < 0) return script_error(where, command_usage("repeat"));
+  if (times > 10'000'000) return script_error(where, fmt::format("repeat {}: N is at most 10^7 (10000000)", a[1]));
   std::string body = c.line.substr(c.line.find(a[1], c.line.find("repeat") + 6) + a[1].size());
   // Nested, the counts multiply past any cap (10^7 * 10^7 lines).
   if (a[2] == "repeat") return script_error(where, "repeat cannot repeat a repeat");
@@ -555,7 +555,8 @@ std::span<const CommandRow> CommandTables::nommu() {
       {"free", "free LABEL [by PROC]", "free a malloc block", F::kNommu, &Scenario::nommu_free},
       {"realloc", "realloc LABEL SIZE", "resize a malloc block", F::kNommu, &Scenario::nommu_realloc},
       {"ps", "ps", "the processes and their memory", F::kNommu, &Scenario::nommu_ps},
-      {"nommu", "nommu [lookup=linear|indexed] [chunk=SIZE]", "how free and realloc find a process's region", F::kNommu,
+      {"nommu", "nommu lookup=linear|indexed",
+       "how free and realloc find a process's region (the malloc-simple chunk size is fixed)", F::kNommu,
        &Scenario::nommu_lookup},
       {"frag", "frag [SIZE]", "free memory, the largest free block, Linux's fragmentation indices", F::kNommu,
        &Scenario::nommu_frag},

@@ -134,19 +134,24 @@ std::string Scenario::injected_points() const {
   return points;
 }
 
-std::string Scenario::alloc_failure_reason(std::uint64_t asked) const {
+std::string Scenario::alloc_failure_reason(std::uint64_t need, std::uint64_t asked) const {
   std::uint64_t free_b = kernel_->zone().free_pages() * kPageSize;
   std::uint64_t largest = kernel_->zone().largest_free_block() * kPageSize;
-  const char* why = largest >= asked  ? "out of memory (below the min watermark)"
-                    : free_b >= asked ? "missing memory"
-                                      : "out of memory";
+  // The verdict is the pool's (a kmalloc(64) that fails needed a whole slab page); "asked" is
+  // the caller's size, with the pool's need beside it where they differ (it read "asked 4 kB"
+  // for a kmalloc(64)).
+  const char* why = largest >= need  ? "out of memory (below the min watermark)"
+                    : free_b >= need ? "missing memory"
+                                     : "out of memory";
+  std::string asked_text =
+      asked == 0 || asked == need ? kb(need) : fmt::format("{} (needs {} of pages)", kb(asked), kb(need));
   // An injected failure is not the machine's: say so, and which point forced it.
   std::string points = injected_points();
   if (!points.empty()) {
     return fmt::format("injected failure (fault injection: {}); {} free, largest free block {}, asked {}", points,
-                       kb(free_b), kb(largest), kb(asked));
+                       kb(free_b), kb(largest), asked_text);
   }
-  return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), kb(asked));
+  return fmt::format("{}: {} free, largest free block {}, asked {}", why, kb(free_b), kb(largest), asked_text);
 }
 
 // A vmalloc needs its pages, not contiguous ones, and a free range of the vmalloc space for
@@ -201,6 +206,13 @@ int Scenario::run_shell(std::istream& in, bool interactive) {
     if (!std::getline(in, line)) break;
     ++lineno;
     if (strip_comment(line) == "exit" || strip_comment(line) == "quit") break;
+    // `help` is what a user types first at a prompt: a pointer, not "unknown command" (a
+    // script has no `help`: kmm run keeps it an error, and a `help` line here is no command).
+    if (strip_comment(line) == "help") {
+      out_ << "scenario commands: kmm help scenario (boot's options: kmm help boot); exit or quit (or end of input)"
+              " ends the shell: status 1 when an expect failed, else 0\n";
+      continue;
+    }
     run_line(line, fmt::format("<stdin>:{}", lineno));
     out_.flush();
   }

@@ -83,7 +83,9 @@ class Scenario {
   // Runs a whole script; returns the exit status (0 all expects held, 1 one failed, 2 the
   // script is wrong).
   int run_script(std::istream& in, const std::string& file);
-  // Interactive: prompt, read, run; script errors do not end the session.
+  // Interactive: prompt, read, run; script errors do not end the session. `exit`, `quit` or
+  // the end of input ends it; `help` prints a pointer to kmm help. Returns 1 when an expect
+  // failed, else 0.
   int run_shell(std::istream& in, bool interactive);
 
   void set_echo(bool on) { echo_ = on; }
@@ -137,7 +139,9 @@ class Scenario {
   // vmalloc pages against the areas, every process's address space, the TLB. "" when they
   // hold or there is no MMU model; else what is broken.
   std::string mmu_invariants();
-  std::string alloc_failure_reason(std::uint64_t asked) const;
+  // Why an allocation of the machine failed: need is what the page pool was asked for (a
+  // kmalloc's slab page, a large kmalloc's footprint), asked the caller's size (0: need).
+  std::string alloc_failure_reason(std::uint64_t need, std::uint64_t asked = 0) const;
   std::string vmalloc_failure_reason(std::uint64_t asked) const;
   std::string injected_points() const;
   // family mmu (mmu_commands.cpp): dispatch calls mmu_enter first (the model there, its

@@ -134,11 +134,19 @@ bool visit_option(const OptionView& o, void* arg) {
   OptionApply r = apply_option(static_cast<Options*>(arg), o);
   if (r == OptionApply::kUnknownKey) return false;  // parse_options warns
   if (r == OptionApply::kBadValue) {
-    StackText<256> line;
+    // What the key takes, from its row, and where the rest is: a bare "bad value" left the
+    // user guessing (quarantine's 1G cap was nowhere to be seen).
+    StackText<320> line;
     const std::size_t value_len = o.value_len > 120 ? 120 : o.value_len;
     line.str("kmm: warning: bad value for option ").str(o.key, o.key_len > 40 ? 40 : o.key_len).str(": ");
     line.str(o.value, value_len).str(value_len < o.value_len ? "..." : "");
-    if (o.key_is("ram")) line.str(" (0, or 64M and more)");
+    if (o.key_is("ram")) {
+      line.str(" (0, or 64M and more)");
+    } else if (o.key_is("quarantine")) {
+      line.str(" (a size up to 1G; kmm help options)");
+    } else if (const OptionRow* row = find_option_row(o.key, o.key_len)) {
+      line.str(" (want ").str(row->syntax).str("; kmm help options)");
+    }
     line.nl();
     write_report_text(line.data(), line.size());
   }

@@ -54,7 +54,7 @@ enum class OptionApply : std::uint8_t { kApplied, kBadValue, kUnknownKey };
 OptionApply apply_option(Options* opts, const OptionView& o);
 
 // parse_options's visitor (arg: an Options*): applies o; a bad value is warned about on
-// stderr ("kmm: warning: bad value for option KEY: VALUE"); false for an unknown key.
+// stderr ("kmm: warning: bad value for option KEY: VALUE (want SYNTAX; kmm help options)"); false for an unknown key.
 bool visit_option(const OptionView& o, void* arg);
 
 }  // namespace kmm::shim

@@ -15,7 +15,7 @@ using T = OptionKind;
 // A key the scenario `boot` line takes too: its name, syntax, default (a process's) and help
 // come from its row in kernel/boot_settings.h.
 constexpr OptionRow shared(const BootSetting& s, OptionKey key, OptionKind kind) {
-  return {s.options_key, key, kind, s.syntax, s.process_default, s.help, false};
+  return {s.options_key, key, kind, s.syntax, s.process_default, s.process_help, false};
 }
 
 constexpr OptionRow kRows[] = {

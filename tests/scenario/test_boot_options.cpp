@@ -188,7 +188,7 @@ TEST(BootOptions, NumbersDurationsAndHardening) {
   EXPECT_TRUE(c.hardening.freelist_hardened);
   EXPECT_EQ(apply("quarantine", "64K", &c), "");
   EXPECT_EQ(c.hardening.quarantine_bytes, 64u << 10);
-  EXPECT_EQ(apply("quarantine", "2G", &c), "quarantine= takes a size (0, 64K, 1M), not '2G'");
+  EXPECT_EQ(apply("quarantine", "2G", &c), "quarantine= takes a size up to 1G (0, 64K, 1M), not '2G'");
   EXPECT_EQ(apply("backing", "", &c), "backing= takes a file's path, not nothing");  // was ": No such file"
 }
 
@@ -204,8 +204,8 @@ TEST(BootOptions, KeysSharedWithKmmOptionsAgree) {
     ASSERT_NE(o, nullptr) << s->options_key << ": a shared row KMM_OPTIONS does not take";
     EXPECT_STREQ(b->syntax, s->syntax) << s->boot_key;
     EXPECT_STREQ(o->syntax, s->syntax) << s->options_key;
-    EXPECT_STREQ(b->help, s->help) << s->boot_key;
-    EXPECT_STREQ(o->meaning, s->help) << s->options_key;
+    EXPECT_STREQ(b->help, s->machine_help) << s->boot_key;
+    EXPECT_STREQ(o->meaning, s->process_help) << s->options_key;
     ASSERT_NE(b->default_value, nullptr) << s->boot_key;
     EXPECT_STREQ(b->default_value, s->machine_default) << s->boot_key;
     EXPECT_STREQ(o->default_value, s->process_default) << s->options_key;
@@ -229,6 +229,12 @@ TEST(BootOptions, KeysSharedWithKmmOptionsAgree) {
   for (const BootSetting* s : kBootSettings)
     if (std::strcmp(s->machine_default, s->process_default) != 0) differ.insert(s->boot_key);
   EXPECT_EQ(differ, (std::set<std::string>{"protector", "ram"}));
+  // And their help lines, only where the value means or takes something else: ram= (RAM, at
+  // least 256K; the reservation, 0 or 64M and more) and quarantine= (a quarter of RAM, of ram).
+  std::set<std::string> help_differs;
+  for (const BootSetting* s : kBootSettings)
+    if (std::strcmp(s->machine_help, s->process_help) != 0) help_differs.insert(s->boot_key);
+  EXPECT_EQ(help_differs, (std::set<std::string>{"quarantine", "ram"}));
 }
 
 // docs/SCENARIOS.md's "### boot options" section: every `KEY=...` it names, against the table.

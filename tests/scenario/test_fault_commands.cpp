@@ -42,6 +42,8 @@ TEST(FailCommand, EveryNthKmallocFailsAndIsReported) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("FAULT_INJECTION: forcing a failure. name failslab, interval 2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kmalloc(64) failed: injected failure (fault injection: failslab)"), std::string::npos) << r.out;
+  // "asked" is the caller's 64 bytes, the slab page beside it (it read "asked 4 kB").
+  EXPECT_NE(r.out.find("asked 64 bytes (needs 4 kB of pages)\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("failslab off: 2 calls, 1 failures injected"), std::string::npos) << r.out;
 }
 

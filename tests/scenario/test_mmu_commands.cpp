@@ -131,8 +131,15 @@ TEST(MmuCommands, ScriptErrors) {
       {"boot ram=64M\ntranslate kernel junk!\n", "t.kms:2: error: bad address"},
       {"boot ram=64M\nspawn p\nspawn p\n", "t.kms:3: error: process p exists already"},
       {"boot ram=64M\nspawn p malloc=smalloc\n", "smalloc is a NOMMU library"},
+      // heap= without malloc=heap was silently ignored (on mmu=off it implies malloc=heap).
+      {"boot ram=64M\nspawn p heap=64K\n",
+       "t.kms:2: error: spawn p: heap= is the size of the fixed heap of malloc=heap"},
+      {"boot ram=64M\nspawn p malloc=simple heap=64K\n", "with malloc=simple it means nothing"},
       {"boot ram=64M\nfree nothing\n", "t.kms:2: error: no user block labelled 'nothing'"},
       {"boot ram=64M\ncat /proc/ghost/maps\n", "no process ghost"},
+      // The list of views names the MMU ones too, and that they have no .json.
+      {"boot ram=64M\ncat /proc/nothing\n",
+       "also /proc/tlb, /proc/PROC/maps, /sys/kernel/debug/kernel_page_tables (no .json)"},
       {"boot ram=64M page_offset=0xC0100000\n", "16M boundary"},
       {"boot ram=64M pt=aarch64 page_offset=0xC0000000\n", "TTBR1 half"},
       {"boot ram=64M page_offset=0x100000000\n", "above 4G"},

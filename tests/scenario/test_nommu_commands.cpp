@@ -71,6 +71,10 @@ TEST(NommuCommands, RepeatRefusesABootAndANestedRepeat) {
     EXPECT_EQ(r.code, 2) << body;
     EXPECT_NE(r.err.find("repeat cannot run boot or reboot"), std::string::npos) << body << ": " << r.err;
   }
+  // Past the cap the error says what the cap is (it printed only the usage).
+  Result big = run("boot mmu=off ram=8M\nrepeat 10000001 ps\n");
+  EXPECT_EQ(big.code, 2);
+  EXPECT_NE(big.err.find("repeat 10000001: N is at most 10^7"), std::string::npos) << big.err;
   Result n = run("boot mmu=off ram=8M\nrepeat 10000000 repeat 10000000 ps\n");
   EXPECT_EQ(n.code, 2);
   EXPECT_NE(n.err.find("repeat cannot repeat a repeat"), std::string::npos) << n.err;

@@ -139,6 +139,18 @@ TEST(Scenario, KreallocOfAReclaimedBlockSaysSoNotOutOfMemory) {
   EXPECT_FALSE(has(r.out, "out of memory")) << r.out;
 }
 
+// unlink (and link) of a block the collector took: it is gone, not "offset 0 is outside b
+// (0 usable bytes)".
+TEST(Scenario, UnlinkOfAReclaimedBlockSaysItIsGone) {
+  Result r =
+      run("boot ram=16M protector=reclaim gc_delay=1s\n"
+          "insmod m\nkmalloc m 100 as b\nrmmod m\nidle 2s\n"
+          "unlink b\nexpect last.failed == 1\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "unlink: 'b' is no longer a live block (reclaimed by the collector, or freed)")) << r.out;
+  EXPECT_FALSE(has(r.out, "usable bytes")) << r.out;
+}
+
 TEST(Scenario, KreallocGrowsMovesAndToZeroFrees) {
   // krealloc to 0 frees the block and returns ZERO_SIZE_PTR: printed as such (it printed the
   // "direct-map address" of pointer 16), and the label then frees nothing.
@@ -202,7 +214,7 @@ TEST(Scenario, BadBootOptionsExitTwo) {
       {"boot ram=2G page_offset=0xC0000000", "boot failed: RAM does not fit"},
       {"boot ram=16M gc_delay=soon", "bad gc_delay 'soon'"},
       {"boot ram=16M redzone=maybe", "redzone= takes on or off, not 'maybe'"},
-      {"boot ram=16M quarantine=lots", "quarantine= takes a size (0, 64K, 1M), not 'lots'"},
+      {"boot ram=16M quarantine=lots", "quarantine= takes a size up to 1G (0, 64K, 1M), not 'lots'"},
   };
   for (const Case& c : cases) {
     Result r = run(std::string(c.line) + "\n");
@@ -219,6 +231,38 @@ TEST(Scenario, HardeningOptionsAtBoot) {
           "kmalloc kernel 20 as a\nkmalloc kernel 20000 as big\n"
           "expect ksize.a == 20 && ksize.big == 20000\nkfree a\nkfree big\n");
   EXPECT_EQ(r.code, 0) << r.err << r.out;
+}
+
+// `kmm shell`: `help` is a pointer to kmm help, not a script error (it printed "no machine"
+// before a boot, "unknown command 'help'" after); exit ends it; the status is the expects'.
+// In a script `help` stays unknown (kmm run is unchanged).
+TEST(Scenario, ShellHelpAndExit) {
+  std::ostringstream out, err;
+  int code;
+  {
+    Scenario s(out, err);
+    std::istringstream in("help\nboot ram=16M\nhelp\nexpect 1 == 2\nexit\nexpect 1 == 1\n");
+    code = s.run_shell(in, false);
+  }
+  EXPECT_EQ(code, 1) << "an expect failed";
+  EXPECT_FALSE(has(err.str(), "help")) << err.str();
+  EXPECT_NE(out.str().find("kmm help scenario"), out.str().rfind("kmm help scenario")) << "once a help line";
+  EXPECT_FALSE(has(out.str(), "expect 1 == 1")) << "exit ends the shell";
+  Result r = run("boot ram=16M\nhelp\n");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(has(r.err, "unknown command 'help'")) << r.err;
+}
+
+// More than a quarter of RAM waiting in the quarantine is cut (SlabAllocator::init): the boot
+// says so in the transcript, as the preload warns, and the run goes on (it was silent).
+TEST(Scenario, QuarantineCutAtBootIsSaid) {
+  Result r = run("boot ram=16M quarantine=8M\nboot ram=16M quarantine=4M\n");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out,
+                  "warning: quarantine=8388608 is more than a quarter of RAM; the quarantine holds at most "
+                  "4194304 bytes\n"))
+      << r.out;
+  EXPECT_EQ(r.out.find("warning: quarantine=4194304"), std::string::npos) << "a quarter exactly is not cut";
 }
 
 TEST(Scenario, LastFailedAfterFailingKmalloc) {

@@ -267,7 +267,7 @@ TEST(OptionsTable, UnknownKeyAndBadValueAreWarnedAboutAsBefore) {
   EXPECT_EQ(bad, 2u);  // the unknown key and the item without '='
   EXPECT_EQ(g_captured,
             "kmm: warning: unknown option: bogus=1\n"
-            "kmm: warning: bad value for option gc_delay: 5x\n"
+            "kmm: warning: bad value for option gc_delay: 5x (want DURATION; kmm help options)\n"
             "kmm: warning: malformed option (want key=value): nokey\n");
   EXPECT_EQ(o.protect, ProtectorMode::kReclaim);
   EXPECT_EQ(o.gc_delay_ns, Options{}.gc_delay_ns);

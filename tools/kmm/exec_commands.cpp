@@ -87,10 +87,12 @@ CLI::App* add_exec(CLI::App& app, ExecArgs* a) {
   auto* sub = app.add_subcommand("exec", "Run a program on kmm's allocator (LD_PRELOAD libkmm-preload.so)");
   sub->add_flag("--stats", a->stats, "print kmm's stats (modules, slabinfo, buddyinfo, meminfo) at exit");
   // The flags of settings KMM_OPTIONS has: help from their rows (kernel/boot_settings.h).
-  sub->add_option("--protect", a->protect, kBootSettingProtector.help)
+  sub->add_option(
+         "--protect", a->protect,
+         std::string(kBootSettingProtector.process_help) + "; default " + kBootSettingProtector.process_default)
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kProtectorModeNames), std::end(kProtectorModeNames))));
   sub->add_option("--gc-delay", a->gc_delay,
-                  std::string(kBootSettingGcDelay.help) + ": N[ns|us|ms|s|m|min], e.g. 500ms; default " +
+                  std::string(kBootSettingGcDelay.process_help) + ": N[ns|us|ms|s|m|min], e.g. 500ms; default " +
                       kBootSettingGcDelay.process_default);
   sub->add_flag("--no-live", a->no_live,
                 "do not serve `kmm stat PID` (its thread makes the program multithreaded from the start: "

@@ -215,6 +215,11 @@ void man_page(const CLI::App& app, std::ostream& out) {
       << "\n.RS\n";
   man_items(out, kmm_options_section().items);
   out << ".RE\n";
+  out << ".TP\n\\fBKMM_PRELOAD_LIB\\fR\n"
+      << roff("the preload library kmm exec runs the program with, instead of lib/libkmm-preload.so beside kmm")
+      << "\n.TP\n\\fBKMM_TRACE_LIB\\fR\n"
+      << roff("the recorder library kmm trace runs the program with, instead of lib/libkmm-trace.so beside kmm")
+      << "\n";
   out << ".SH SCENARIO LANGUAGE\n"
       << roff(
              "A scenario (kmm run FILE.kms, kmm shell) is one command a line; # starts a comment. Sizes take "
@@ -232,7 +237,8 @@ void man_page(const CLI::App& app, std::ostream& out) {
       << roff(
              "kmm run: 0 every expect held, 1 an expect failed, 2 the script is wrong (FILE:LINE: on stderr). "
              "kmm fsck: 0 clean, 1 inconsistent, 2 unusable. kmm exec: the program's. kmm help: 2 for an "
-             "unknown topic. A wrong command line: CLI11's status (non-zero).")
+             "unknown topic. A wrong command line (an unknown command or option, a missing argument): 2; "
+             "kmm --help and kmm --version: 0.")
       << "\n";
   out << ".SH FILES\n.TP\n\\fIlib/libkmm-preload.so\\fR\n"
       << roff("kmm's malloc, found by kmm exec in the lib directory beside the program's bin directory") << "\n"
@@ -246,6 +252,17 @@ void man_page(const CLI::App& app, std::ostream& out) {
 }
 
 }  // namespace
+
+int check_command_word(const CLI::App& app, int argc, char** argv, std::ostream& err) {
+  if (argc < 2 || argv[1][0] == '-') return -1;
+  std::string names;
+  for (const CLI::App* sub : subcommands(app)) {
+    if (sub->get_name() == argv[1]) return -1;
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  err << "kmm: unknown command '" << argv[1] << "' (commands: " << names << "; kmm help cli)\n";
+  return 2;
+}
 
 CLI::App* add_help(CLI::App& app, HelpArgs* a) {
   auto* sub =

@@ -29,5 +29,9 @@ struct HelpArgs {
 CLI::App* add_help(CLI::App& app, HelpArgs* a);
 // app: the whole program's, with every subcommand added. Returns the exit status.
 int run_help(const CLI::App& app, const HelpArgs& a, std::ostream& out, std::ostream& err);
+// argv[1] when it is a word that names no subcommand (`kmm rnu x.kms`): prints "kmm: unknown
+// command 'WORD'" and the commands on err and returns 2; else -1 (CLI11 parses the line).
+// CLI11 alone said only "A subcommand is required", which named neither.
+int check_command_word(const CLI::App& app, int argc, char** argv, std::ostream& err);
 
 }  // namespace kmm::tools

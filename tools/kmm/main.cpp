@@ -11,7 +11,8 @@
 //   kmm trace -o FILE [--with-callers] -- CMD [ARGS]   record a program's allocations
 //   kmm exec [--stats] [--protect=MODE] -- CMD [ARGS]   run a program on kmm's allocator
 //   kmm stat PID             live stats of a program running under kmm exec
-//   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, a command; --man: the man page
+//   kmm help [TOPIC] [--man]  cli, options (KMM_OPTIONS), scenario, boot, a command; --man: the man page
+//   kmm --version            "kmm 0.1.0" (CMakeLists.txt's project version)
 // Depends on: scenario/, replay/, report/, CLI11.
 #include <CLI/CLI.hpp>
 
@@ -40,9 +41,13 @@ int main(int argc, char** argv) {
   run->add_option("files", files, "scenario files ('-' for standard input)")->required();
   run->add_flag("-q,--quiet", quiet, "do not echo commands");
   std::string run_report;
-  run->add_option("--report", run_report, "write a self-contained HTML report of the run to FILE.html");
+  run->add_option("--report", run_report,
+                  "write a self-contained HTML report of the run to this file (named as given: no .html is added)");
 
-  auto* shell = app.add_subcommand("shell", "Type scenario commands at a prompt");
+  auto* shell = app.add_subcommand(
+      "shell",
+      "Type scenario commands at a prompt (help: where the commands are; exit, quit or end of input ends it: "
+      "status 1 when an expect failed, else 0)");
 
   // kmm translate: one address walked on a freshly booted machine (the scenario command
   // `translate` from the command line).
@@ -51,8 +56,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("translate", "Walk a virtual address through a booted machine's kernel page tables");
   translate->add_option("vaddr", tr_addr, "virtual address, e.g. 0xC0403012")->required();
   translate->add_option("--boot", tr_boot, "boot options, as in a scenario's boot line (default: ram=192M)");
-  translate->add_option("--access", tr_access, "read, write or exec")->check(CLI::IsMember({"read", "write", "exec"}));
-  translate->add_option("--mode", tr_mode, "the CPU mode: kernel or user")->check(CLI::IsMember({"kernel", "user"}));
+  translate->add_option("--access", tr_access, "read, write or exec (default read)")
+      ->check(CLI::IsMember({"read", "write", "exec"}));
+  translate->add_option("--mode", tr_mode, "the CPU mode: kernel or user (default kernel)")
+      ->check(CLI::IsMember({"kernel", "user"}));
 
   std::string fsck_file;
   auto* fsck =
@@ -70,6 +77,9 @@ int main(int argc, char** argv) {
   auto* stat = kmm::tools::add_stat(app, &stat_pid);
   kmm::tools::HelpArgs help_args;
   auto* help = kmm::tools::add_help(app, &help_args);  // last: it lists the others
+  // The one version: CMakeLists.txt's project(VERSION), as the man page's header shows it.
+  app.set_version_flag("--version", std::string("kmm ") + KMM_VERSION, "print kmm's version and exit");
+  if (int rc = kmm::tools::check_command_word(app, argc, argv, std::cerr); rc >= 0) return rc;
 
   try {
     app.parse(kmm::tools::take_exec_command(argc, argv, &exec_args), argv);

@@ -209,7 +209,9 @@ CLI::App* add_replay(CLI::App& app, ReplayArgs* a) {
   c->add_flag("--csv", a->csv, "print CSV");
   c->add_option("--timeline", a->timeline, "write footprint/live/largest-free samples to FILE.csv");
   c->add_option("--svg", a->svg, "write the timeline charts and final maps to FILE.svg");
-  c->add_option("--report", a->report, "write a self-contained HTML report (table and charts) to FILE.html");
+  c->add_option(
+      "--report", a->report,
+      "write a self-contained HTML report (table and charts) to this file (named as given: no .html is added)");
   c->add_flag("--lenient", a->lenient, "skip (and count) bad trace lines instead of stopping");
   c->add_flag("--check", a->check, "check the allocator's invariants at every timeline sample");
   c->add_option("--fail-slab", a->fail_slab,
@@ -284,7 +286,7 @@ int run_replay(const ReplayArgs& a) {
   bool skippable = false;
   std::optional<scenario::Trace> t = scenario::read_trace_file(a.trace, ro, &error, &skippable);
   if (!t) {
-    std::cerr << error << "\n";
+    std::cerr << "kmm replay: " << error << "\n";
     // Only where it would help: a bad line, not a header, a truncation or an unreadable file.
     if (!a.lenient && skippable) std::cerr << "(--lenient skips bad lines and counts them)\n";
     return 2;
