@@ -64,7 +64,17 @@ class TraceSecurity : public kmm::test::TempDirTest {
   }
 };
 
+// The victim is built with the sanitizer too in a sanitized build, and the sanitizer's own
+// malloc interceptors in the executable take precedence over the preloaded recorder: nothing
+// it does reaches the recorder (as tests/replay/test_replay.cpp's TraceEndToEnd says).
+#ifdef KMM_SANITIZED
+#define SKIP_WHEN_SANITIZED() GTEST_SKIP() << "the recorder cannot interpose malloc in a sanitizer-instrumented program"
+#else
+#define SKIP_WHEN_SANITIZED() static_cast<void>(0)
+#endif
+
 TEST_F(TraceSecurity, AReopenDoesNotFollowALinkSwappedForTheRawFile) {
+  SKIP_WHEN_SANITIZED();
   // The program closes every fd (a daemon) after the raw file was replaced by a link to a
   // file of the recorder's user: the reopen by name followed it and appended the records.
   const std::string rec = path("rec"), target = path("target");
@@ -148,6 +158,7 @@ TEST_F(TraceSecurity, ASetuidProgramRecordsNothingWhereItsCallerAsks) {
 }
 
 TEST_F(TraceSecurity, AFileSizeLimitKeepsWholeRecordsAndCountsTheRestExactly) {
+  SKIP_WHEN_SANITIZED();
   // A short write left part of a record (every later record misaligned) and counted all
   // 2048 records of the flush as lost although some were stored.
   const std::string whole = path("whole"), cut = path("cut");
