@@ -76,6 +76,12 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
     err->what = "RAM too small: a machine needs at least 256K";
     return nullptr;
   }
+  // The slab caches serve every size up to 8K whatever the limit: a smaller one would apply to
+  // large kmallocs only (kmalloc_max=1 let kmalloc(100) through and refused 64K "over 1 byte").
+  if (cfg.kmalloc_max != 0 && cfg.kmalloc_max < kKmallocMaxCacheSize) {
+    err->what = "kmalloc_max below 8K: the slab caches serve up to 8K (0: the policy's default)";
+    return nullptr;
+  }
   if ((cfg.phys_offset & (kPageSize - 1)) != 0) {
     err->what = "phys_offset must be a multiple of 4K";
     return nullptr;

@@ -45,6 +45,24 @@ TEST(KernelBoot, RamTooSmall) {
   EXPECT_NE(boot_error(cfg).find("RAM too small"), std::string::npos);
 }
 
+TEST(KernelBoot, KmallocMaxBelowTheSlabCachesIsRefused) {
+  // kmalloc_max=1 booted: kmalloc(100) came from a cache, kmalloc(64K) was refused as "larger
+  // than kmalloc's limit of 1 bytes".
+  BootConfig cfg = test::small_config();
+  BootError err;
+  for (std::uint64_t bad : {std::uint64_t{1}, std::uint64_t{4096}, std::uint64_t{8191}}) {
+    cfg.kmalloc_max = bad;
+    EXPECT_EQ(Kernel::boot(cfg, &err), nullptr) << bad;
+    EXPECT_NE(std::string(err.what).find("kmalloc_max below 8K"), std::string::npos) << err.what;
+  }
+  cfg.kmalloc_max = 8192;
+  Kernel* k = Kernel::boot(cfg, &err);
+  ASSERT_NE(k, nullptr) << err.what;
+  EXPECT_NE(k->kmalloc(8192), nullptr);
+  EXPECT_EQ(k->kmalloc(8193), nullptr);
+  k->shutdown();
+}
+
 TEST(KernelBoot, PhysOffsetMustBePageAligned) {
   BootConfig cfg = test::small_config();
   cfg.phys_offset = 0x80000800;
