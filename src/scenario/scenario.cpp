@@ -388,7 +388,9 @@ std::optional<std::int64_t> Scenario::value(const std::string& path, std::string
       const VmArea* v = k.vmalloc_space().find(b.va);
       if (v == nullptr || v->addr != b.va) return 0;
       std::uint64_t bytes = std::uint64_t{v->nr_pages} * kPageSize;
-      return as_int(head == "ksize" ? bytes : bytes + sizeof(VmArea) + v->nr_pages * sizeof(pfn_t));
+      // Its pages, its record's slot (vmap_area) and its page array's kmalloc slot, each with
+      // its owner byte: what the allocators took, not the structs' sizes.
+      return as_int(head == "ksize" ? bytes : bytes + k.footprint(v) + k.footprint(v->pages));
     }
     return as_int(head == "ksize" ? k.ksize(b.host) : k.footprint(b.host));
   }

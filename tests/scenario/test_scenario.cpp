@@ -366,6 +366,16 @@ TEST(Scenario, AFailedVmallocSaysWhyAVmallocFails) {
   EXPECT_FALSE(has(r.out, "missing memory")) << r.out;
 }
 
+TEST(Scenario, AVmallocAreasFootprintIsWhatTheAllocatorsTook) {
+  // Its pages, the vmap_area slot (48 bytes and an owner byte) and the page array's kmalloc
+  // slot (20 bytes in kmalloc-32, 40 in kmalloc-64, each with an owner byte): 20548 and 41048
+  // before, the structs' sizes instead of their slots.
+  Result r =
+      run("boot ram=16M\nvmalloc kernel 20K as a\nvmalloc kernel 40K as b\n"
+          "expect ksize.a == 20K && footprint.a == 20K + 49 + 33\nexpect footprint.b == 40K + 49 + 65\n");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
 TEST(Scenario, KreallocThroughALabelKeepsItsOwner) {
   // A module's zero-size block grown by krealloc became the kernel's (the command asked as the
   // kernel): the module's leak escaped the protector.
