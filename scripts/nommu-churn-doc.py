@@ -11,13 +11,13 @@
 # the mean of the runs' churn.avg_largest, the lowest churn.min_largest (both in KB, rounded),
 # the sum of churn.failed_programs. The table's rows are rewritten, and the count in the prose's
 # "the seed's wins on N of 8 seeds" (seeds where direction=seed's average is above both other
-# kmalloc2 rules'); nothing else. Depends on: Python 3.
-import argparse
-import difflib
+# kmalloc2 rules'); nothing else. Depends on: Python 3, scripts/doc_tables.py.
 import os
 import re
 import subprocess
 import sys
+
+import doc_tables
 import tempfile
 
 SEEDS = range(1, 9)
@@ -75,25 +75,5 @@ def rewrite(doc, measured):
     return "\n".join(lines[:head + 2] + rows + lines[end:])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kmm", required=True)
-    ap.add_argument("--check", action="store_true")
-    ap.add_argument("doc")
-    a = ap.parse_args()
-    with open(a.doc) as f:
-        old = f.read()
-    new = rewrite(old, measure(a.kmm))
-    if not a.check:
-        with open(a.doc, "w") as f:
-            f.write(new)
-        return 0
-    if new == old:
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), a.doc, "kmm churn"))
-    print(f"{a.doc} is stale: run scripts/nommu-churn-doc.py --kmm build/bin/kmm {a.doc}")
-    return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(doc_tables.main(lambda old, kmm: rewrite(old, measure(kmm)), "scripts/nommu-churn-doc.py", "kmm churn"))

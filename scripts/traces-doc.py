@@ -7,15 +7,16 @@
 #   scripts/traces-doc.py --kmm build/bin/kmm --check docs/TRACES.md   exit 1 and a diff if stale
 #
 # Each section "### NAME: ..." is filled from tests/data/traces/NAME.rep.gz: its line
-# "N operations; peak live payload ...", its table rows and its maps block. Depends on: Python 3.
-import argparse
+# "N operations; peak live payload ...", its table rows and its maps block. Depends on: Python 3,
+# scripts/doc_tables.py.
 import csv
-import difflib
 import io
 import os
 import re
 import subprocess
 import sys
+
+import doc_tables
 
 RAM = "4M"
 
@@ -80,26 +81,7 @@ def rewrite(doc, kmm, traces_dir):
     return "\n".join(out)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kmm", required=True)
-    ap.add_argument("--check", action="store_true")
-    ap.add_argument("doc")
-    a = ap.parse_args()
-    traces = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "traces")
-    with open(a.doc) as f:
-        old = f.read()
-    new = rewrite(old, a.kmm, traces)
-    if not a.check:
-        with open(a.doc, "w") as f:
-            f.write(new)
-        return 0
-    if new == old:
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), a.doc, "kmm replay"))
-    print(f"{a.doc} is stale: run scripts/traces-doc.py --kmm build/bin/kmm {a.doc}")
-    return 1
-
+TRACES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "traces")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(doc_tables.main(lambda old, kmm: rewrite(old, kmm, TRACES), "scripts/traces-doc.py", "kmm replay"))
