@@ -3,6 +3,7 @@
 // and the writer's round trip.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -262,8 +263,14 @@ TEST(Trace, AGzipFileThatInflatesFarPastItsSizeIsRefused) {
 // should be, error messages that quote what they saw ----
 namespace {
 
+// Temporary files carry the process id: ctest -j runs this file's tests as processes at
+// once, and a name two of them shared was removed under the other (a gzip read back empty).
+std::string temp_name(const std::string& name) {
+  return testing::TempDir() + std::to_string(::getpid()) + "_" + name;
+}
+
 std::string gzip_of(const std::string& text) {
-  std::string path = testing::TempDir() + "kmm_trace_gzip_of.gz";
+  std::string path = temp_name("kmm_trace_gzip_of.gz");
   gzFile g = gzopen(path.c_str(), "wb9");
   EXPECT_NE(g, nullptr);
   gzwrite(g, text.data(), static_cast<unsigned>(text.size()));
@@ -275,7 +282,7 @@ std::string gzip_of(const std::string& text) {
 }
 
 std::string write_temp(const std::string& name, const std::string& bytes) {
-  std::string path = testing::TempDir() + name;
+  std::string path = temp_name(name);
   std::ofstream out(path, std::ios::binary);
   out << bytes;
   return path;
