@@ -53,6 +53,54 @@ OwnerScope::~OwnerScope() {
   current_owner_word() = saved_;
 }
 
+namespace {
+// What is wrong with a machine of size bytes of RAM (whole pages) that cfg describes, before
+// anything is reserved: null when it can boot.
+const char* boot_layout_error(const BootConfig& cfg, std::uint64_t size) {
+  if (size < 64 * kPageSize) {
+    return "RAM too small: a machine needs at least 256K";
+  }
+  // The slab caches serve every size up to 8K whatever the limit: a smaller one would apply to
+  // large kmallocs only (kmalloc_max=1 let kmalloc(100) through and refused 64K "over 1 byte").
+  if (cfg.kmalloc_max != 0 && cfg.kmalloc_max < kKmallocMaxCacheSize) {
+    return "kmalloc_max below 8K: the slab caches serve up to 8K (0: the policy's default)";
+  }
+  if ((cfg.phys_offset & (kPageSize - 1)) != 0) {
+    return "phys_offset must be a multiple of 4K";
+  }
+  // Frames are numbered in 32 bits (pfn_t), their end too: RAM ends below 2^44 (16 TiB)
+  // physical, or the numbers of its frames, and every address derived from them, are cut.
+  // One largest block (4 MiB) of numbers more stays free above it, so that the page
+  // allocators' "does a block of order k fit" sums, pfn + 2^k, never wrap (a review booted RAM
+  // ending a frame below 2^44: the buddy's init freed a block past the end, then wrapped to
+  // frame 0 and wrote outside mem_map).
+  constexpr std::uint64_t kPhysEnd = (std::uint64_t{1} << (32 + kPageShift)) - (std::uint64_t{kPageSize} << kMaxOrder);
+  if (cfg.phys_offset >= kPhysEnd || size > kPhysEnd - cfg.phys_offset) {
+    return "phys_offset + ram passes 2^44 - 4M (16 TiB): frame numbers are 32 bits";
+  }
+  // The direct map, the 8M gap and the vmalloc space after it end below 2^64: their addresses
+  // would wrap to the bottom (a review booted page_offset=0xFFFFFFFFFF000000 and got a vmalloc
+  // range starting at 0).
+  std::uint64_t kernel_space_end = 0;
+  if (__builtin_add_overflow(cfg.page_offset, size, &kernel_space_end) ||
+      __builtin_add_overflow(kernel_space_end, kVmallocOffset, &kernel_space_end) ||
+      __builtin_add_overflow(kernel_space_end, cfg.vmalloc_bytes, &kernel_space_end)) {
+    return "the direct map and the vmalloc space above page_offset pass the top of the address space: "
+           "lower page_offset";
+  }
+  if (cfg.page_offset < (std::uint64_t{1} << 32)) {
+    if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
+      return "RAM does not fit in the kernel space above page_offset (no highmem in kmm): lower page_offset or ram";
+    }
+  }
+  if (size != static_cast<std::size_t>(size)) {
+    return "RAM larger than this host's address space";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   BootError dummy;
   if (err == nullptr) err = &dummy;
@@ -72,52 +120,8 @@ Kernel* Kernel::boot(const BootConfig& cfg, BootError* err) {
   Platform* pal = cfg.platform != nullptr ? cfg.platform : &mmap_platform();
 #endif
   std::uint64_t size = cfg.ram_bytes & ~std::uint64_t{kPageSize - 1};
-  if (size < 64 * kPageSize) {
-    err->what = "RAM too small: a machine needs at least 256K";
-    return nullptr;
-  }
-  // The slab caches serve every size up to 8K whatever the limit: a smaller one would apply to
-  // large kmallocs only (kmalloc_max=1 let kmalloc(100) through and refused 64K "over 1 byte").
-  if (cfg.kmalloc_max != 0 && cfg.kmalloc_max < kKmallocMaxCacheSize) {
-    err->what = "kmalloc_max below 8K: the slab caches serve up to 8K (0: the policy's default)";
-    return nullptr;
-  }
-  if ((cfg.phys_offset & (kPageSize - 1)) != 0) {
-    err->what = "phys_offset must be a multiple of 4K";
-    return nullptr;
-  }
-  // Frames are numbered in 32 bits (pfn_t), their end too: RAM ends below 2^44 (16 TiB)
-  // physical, or the numbers of its frames, and every address derived from them, are cut.
-  // One largest block (4 MiB) of numbers more stays free above it, so that the page
-  // allocators' "does a block of order k fit" sums, pfn + 2^k, never wrap (a review booted RAM
-  // ending a frame below 2^44: the buddy's init freed a block past the end, then wrapped to
-  // frame 0 and wrote outside mem_map).
-  constexpr std::uint64_t kPhysEnd = (std::uint64_t{1} << (32 + kPageShift)) - (std::uint64_t{kPageSize} << kMaxOrder);
-  if (cfg.phys_offset >= kPhysEnd || size > kPhysEnd - cfg.phys_offset) {
-    err->what = "phys_offset + ram passes 2^44 - 4M (16 TiB): frame numbers are 32 bits";
-    return nullptr;
-  }
-  // The direct map, the 8M gap and the vmalloc space after it end below 2^64: their addresses
-  // would wrap to the bottom (a review booted page_offset=0xFFFFFFFFFF000000 and got a vmalloc
-  // range starting at 0).
-  std::uint64_t kernel_space_end = 0;
-  if (__builtin_add_overflow(cfg.page_offset, size, &kernel_space_end) ||
-      __builtin_add_overflow(kernel_space_end, kVmallocOffset, &kernel_space_end) ||
-      __builtin_add_overflow(kernel_space_end, cfg.vmalloc_bytes, &kernel_space_end)) {
-    err->what =
-        "the direct map and the vmalloc space above page_offset pass the top of the address space: "
-        "lower page_offset";
-    return nullptr;
-  }
-  if (cfg.page_offset < (std::uint64_t{1} << 32)) {
-    if (cfg.page_offset + size > (std::uint64_t{1} << 32) || cfg.page_offset + size > kVmallocEnd32 - kVmallocOffset) {
-      err->what =
-          "RAM does not fit in the kernel space above page_offset (no highmem in kmm): lower page_offset or ram";
-      return nullptr;
-    }
-  }
-  if (size != static_cast<std::size_t>(size)) {
-    err->what = "RAM larger than this host's address space";
+  if (const char* why = boot_layout_error(cfg, size)) {
+    err->what = why;
     return nullptr;
   }
   // Aligned to the largest buddy block, so that buddy blocks are aligned in host addresses.
